@@ -1,0 +1,20 @@
+{
+  "targets": [
+    {
+      "target_name": "movegc",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/memory.cc",
+        "native/userfaultfd.cc",
+        "native/pin.cc",
+        "native/probe.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers"]
+    }
+  ]
+}

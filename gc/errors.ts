@@ -1,0 +1,73 @@
+/**
+ * Typed errors. Every error movegc throws is a {@link MoveGcError} with a `code`: the errno
+ * name where the kernel refused (EBUSY, EEXIST, EPERM, ...), or an ERR_* code for misuse.
+ */
+
+/** Codes for misuse that never reached the kernel. */
+export const ErrorCode = {
+  INVALID_ARG_TYPE: 'ERR_INVALID_ARG_TYPE',
+  OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
+  /** Unaligned address or zero length: the kernel would say EINVAL, we say why first. */
+  EINVAL: 'EINVAL',
+  CLOSED: 'ERR_CLOSED',
+  HEAP_FULL: 'ERR_HEAP_FULL',
+  STALE_REFERENCE: 'ERR_STALE_REFERENCE',
+  FOREIGN_REFERENCE: 'ERR_FOREIGN_REFERENCE',
+  INVALID_REFERENCE: 'ERR_INVALID_REFERENCE',
+  UNKNOWN_TYPE: 'ERR_UNKNOWN_TYPE',
+  FIELD_RANGE: 'ERR_FIELD_RANGE',
+  CYCLE_ACTIVE: 'ERR_CYCLE_ACTIVE',
+  COLLECTOR_FAILED: 'ERR_COLLECTOR_FAILED',
+  UNSUPPORTED: 'ERR_UNSUPPORTED',
+  VERIFY_FAILED: 'ERR_VERIFY_FAILED',
+} as const;
+
+export class MoveGcError extends Error {
+  readonly code: string;
+  /** The kernel's errno, where the kernel said no. */
+  readonly errno?: number;
+  /** The system call or ioctl that failed. */
+  readonly syscall?: string;
+  /** Bytes a MOVE/COPY/ZEROPAGE handled before it failed. */
+  readonly bytesDone?: number;
+
+  constructor(code: string, message: string, extra: { errno?: number; syscall?: string; bytesDone?: number; cause?: unknown } = {}) {
+    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
+    this.name = 'MoveGcError';
+    this.code = code;
+    if (extra.errno !== undefined) this.errno = extra.errno;
+    if (extra.syscall !== undefined) this.syscall = extra.syscall;
+    if (extra.bytesDone !== undefined) this.bytesDone = extra.bytesDone;
+  }
+}
+
+/** Why the kernel says each errno for userfaultfd work: appended to messages. */
+const HINTS: Record<string, string> = {
+  EBUSY: 'source page pinned (io_uring/DMA) or not exclusive to this process (shared after fork, KSM)',
+  EEXIST: 'destination page already populated (another thread installed it)',
+  ENOENT: 'source range has a hole (use allowSrcHoles)',
+  EINVAL: 'bad range: unaligned, not private anonymous, destination not registered with this userfaultfd, or ranges in different VMAs',
+  EPERM: 'not permitted: unprivileged userfaultfd disabled (vm.unprivileged_userfaultfd=0) or a seccomp filter',
+  ENOSYS: 'userfaultfd not available in this kernel or blocked by seccomp',
+  EAGAIN: 'the mapping changed during the operation: retry',
+  ESRCH: 'the target process has exited',
+};
+
+/** Turns an error from the addon into a MoveGcError, keeping errno, syscall and progress. */
+export function fromNative(e: unknown, context?: string): MoveGcError {
+  if (e instanceof MoveGcError) return e;
+  const err = e as { code?: string; errno?: number; syscall?: string; bytesDone?: number; message?: string };
+  const code = typeof err?.code === 'string' ? err.code : 'ERR_NATIVE';
+  const hint = HINTS[code];
+  let msg = err?.message ?? String(e);
+  if (hint && err?.errno !== undefined) msg += ` [${hint}]`;
+  if (context) msg = `${context}: ${msg}`;
+  return new MoveGcError(code, msg, { errno: err?.errno, syscall: err?.syscall, bytesDone: err?.bytesDone, cause: e });
+}
+
+export function invalidArg(message: string): MoveGcError {
+  return new MoveGcError(ErrorCode.INVALID_ARG_TYPE, message);
+}
+export function outOfRange(message: string): MoveGcError {
+  return new MoveGcError(ErrorCode.OUT_OF_RANGE, message);
+}

@@ -1,0 +1,7 @@
+/** movegc: a userspace compacting GC heap that relocates pages with UFFDIO_MOVE. */
+export * from './errors.js';
+export { PAGE_SIZE } from './native.js';
+export { Mapping, Advice, HUGE_PAGE_SIZE, MAX_VIEW_BYTES, remapDontUnmap, viewOf, madvise, type AdviceName, type MapOptions } from './memory.js';
+export { Userfaultfd, Feature, Ioctl, OpenHow, featureNames, ioctlNames, type FeatureName, type IoctlName, type OpenHowName, type MoveOptions } from './uffd.js';
+export { IoUringPin, ForkedChild } from './pin.js';
+export { probe, type Capabilities, type Capability, type Hideable } from './probe.js';

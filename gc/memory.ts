@@ -1,0 +1,138 @@
+/**
+ * Private anonymous mappings seen from JavaScript as ArrayBuffers over the same memory.
+ * A Mapping owns its range: close() detaches the views it handed out, then unmaps.
+ * Workers get their own view with {@link viewOf} (an ArrayBuffer cannot cross threads
+ * over foreign memory, but the address can).
+ */
+import { ErrorCode, MoveGcError, fromNative } from './errors.js';
+import { native, PAGE_SIZE } from './native.js';
+import { checkInt, checkRange } from './validate.js';
+
+export const HUGE_PAGE_SIZE = 2 * 1024 * 1024;
+/** ArrayBuffers are limited to 4 GiB in Node 20: the largest single view. */
+export const MAX_VIEW_BYTES = 2 ** 32;
+
+export const Advice = {
+  DONTNEED: native.advice.DONTNEED,
+  DONTFORK: native.advice.DONTFORK,
+  DOFORK: native.advice.DOFORK,
+  WIPEONFORK: native.advice.WIPEONFORK,
+  HUGEPAGE: native.advice.HUGEPAGE,
+  NOHUGEPAGE: native.advice.NOHUGEPAGE,
+} as const;
+export type AdviceName = keyof typeof Advice;
+
+export interface MapOptions {
+  /** Start alignment, a power of two >= the page size (2 MiB lets THP and PMD moves work). */
+  alignment?: number;
+  /** madvise advice applied right after mapping. */
+  advise?: AdviceName[];
+}
+
+export class Mapping {
+  readonly address: number;
+  readonly length: number;
+  #views: ArrayBuffer[] = [];
+  #closed = false;
+
+  private constructor(address: number, length: number) {
+    this.address = address;
+    this.length = length;
+  }
+
+  static anonymous(length: number, opts: MapOptions = {}): Mapping {
+    checkInt('length', length, 1);
+    if (length % PAGE_SIZE) throw new MoveGcError(ErrorCode.EINVAL, `length ${length} is not a multiple of the page size`);
+    const alignment = checkInt('alignment', opts.alignment ?? PAGE_SIZE, PAGE_SIZE);
+    if (alignment & (alignment - 1)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `alignment ${alignment} is not a power of two`);
+    let addr: number;
+    try {
+      addr = native.mapAnonymous(length, alignment);
+    } catch (e) {
+      throw fromNative(e, 'mmap');
+    }
+    const m = new Mapping(addr, length);
+    try {
+      for (const a of opts.advise ?? []) m.advise(a);
+    } catch (e) {
+      m.close();
+      throw e;
+    }
+    return m;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #check(): void {
+    if (this.#closed) throw new MoveGcError(ErrorCode.CLOSED, 'mapping is closed');
+  }
+
+  /** An ArrayBuffer over [address+offset, +length); detached when the mapping closes. */
+  view(offset = 0, length = this.length - offset): ArrayBuffer {
+    this.#check();
+    checkInt('offset', offset, 0, this.length);
+    checkInt('length', length, 1, Math.min(this.length - offset, MAX_VIEW_BYTES));
+    const ab = native.view(this.address + offset, length);
+    this.#views.push(ab);
+    return ab;
+  }
+
+  advise(advice: AdviceName, offset = 0, length = this.length - offset): void {
+    this.#check();
+    if (!(advice in Advice)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown advice ${String(advice)}`);
+    checkRange(`madvise(${advice})`, this.address + offset, length);
+    if (offset + length > this.length) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, 'madvise range outside the mapping');
+    try {
+      native.madvise(this.address + offset, length, Advice[advice]);
+    } catch (e) {
+      throw fromNative(e, `madvise(${advice})`);
+    }
+  }
+
+  /** Pages of [offset, +length) resident in memory (mincore). */
+  residentPages(offset = 0, length = this.length - offset): number {
+    this.#check();
+    return native.residentPages(this.address + offset, length);
+  }
+
+  /** Detaches every view this mapping handed out and unmaps it. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const ab of this.#views) native.detach(ab);
+    this.#views = [];
+    native.munmap(this.address, this.length);
+  }
+}
+
+/**
+ * mremap(MREMAP_MAYMOVE|MREMAP_FIXED|MREMAP_DONTUNMAP): moves the pages of
+ * [from, from+length) to `to`, leaving `from` mapped and empty.
+ */
+export function remapDontUnmap(from: number, length: number, to: number): void {
+  checkRange('mremap source', from, length);
+  checkRange('mremap target', to, length);
+  try {
+    native.mremapDontUnmap(from, length, to);
+  } catch (e) {
+    throw fromNative(e, 'mremap(MREMAP_DONTUNMAP)');
+  }
+}
+
+/** An ArrayBuffer over memory some other thread mapped (for Workers). Never unmaps. */
+export function viewOf(address: number, length: number): ArrayBuffer {
+  checkInt('address', address, 1);
+  checkInt('length', length, 1, MAX_VIEW_BYTES);
+  return native.view(address, length);
+}
+
+export function madvise(address: number, length: number, advice: AdviceName): void {
+  checkRange(`madvise(${advice})`, address, length);
+  try {
+    native.madvise(address, length, Advice[advice]);
+  } catch (e) {
+    throw fromNative(e, `madvise(${advice})`);
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * A typed userfaultfd. Capabilities are checked when the object is built (as userfaultfd-rs
+ * does): `open` performs the API handshake with the features asked for and fails with the
+ * kernel's errno if any is missing, instead of a crash on first use.
+ *
+ * The descriptor is a plain fd, so a Worker can serve faults on the same userfaultfd via
+ * {@link Userfaultfd.adopt} (a non-owning handle).
+ */
+import { ErrorCode, MoveGcError, fromNative } from './errors.js';
+import { native } from './native.js';
+import { checkInt, checkRange } from './validate.js';
+
+const C = native.uffd.constants;
+
+/** How to obtain the descriptor; see the probe for which work here. */
+export const OpenHow = { syscall: 0, userModeOnly: 1, device: 2 } as const;
+export type OpenHowName = keyof typeof OpenHow;
+
+/** API feature bits (UFFD_FEATURE_*), by name. */
+export const Feature = {
+  PAGEFAULT_FLAG_WP: 1 << 0,
+  EVENT_FORK: 1 << 1,
+  EVENT_REMAP: 1 << 2,
+  EVENT_REMOVE: 1 << 3,
+  MISSING_HUGETLBFS: 1 << 4,
+  MISSING_SHMEM: 1 << 5,
+  EVENT_UNMAP: 1 << 6,
+  SIGBUS: 1 << 7,
+  THREAD_ID: 1 << 8,
+  MINOR_HUGETLBFS: 1 << 9,
+  MINOR_SHMEM: 1 << 10,
+  EXACT_ADDRESS: 1 << 11,
+  WP_HUGETLBFS_SHMEM: 1 << 12,
+  WP_UNPOPULATED: 1 << 13,
+  POISON: 1 << 14,
+  WP_ASYNC: 1 << 15,
+  MOVE: 1 << 16,
+} as const;
+export type FeatureName = keyof typeof Feature;
+
+/** Ioctls a registration offers (bit = _UFFDIO_* number). */
+export const Ioctl = {
+  REGISTER: 0,
+  UNREGISTER: 1,
+  API: 0x3f,
+  WAKE: 2,
+  COPY: 3,
+  ZEROPAGE: 4,
+  MOVE: 5,
+  WRITEPROTECT: 6,
+  CONTINUE: 7,
+  POISON: 8,
+} as const;
+export type IoctlName = keyof typeof Ioctl;
+
+export function featureNames(bits: number): FeatureName[] {
+  return (Object.keys(Feature) as FeatureName[]).filter((k) => (bits & Feature[k]) !== 0);
+}
+export function ioctlNames(bits: number): IoctlName[] {
+  return (Object.keys(Ioctl) as IoctlName[]).filter((k) => Math.floor(bits / 2 ** Ioctl[k]) % 2 === 1);
+}
+
+export interface MoveOptions {
+  /** Don't wake threads waiting on the destination; a later wake() must. */
+  dontWake?: boolean;
+  /** Treat holes in the source as success (the destination stays missing there). */
+  allowSrcHoles?: boolean;
+}
+
+export class Userfaultfd {
+  readonly fd: number;
+  /** Every feature the kernel reported in the handshake (not only those requested). */
+  readonly features: number;
+  readonly #owned: boolean;
+  #closed = false;
+
+  private constructor(fd: number, features: number, owned: boolean) {
+    this.fd = fd;
+    this.features = features;
+    this.#owned = owned;
+  }
+
+  /** Opens a userfaultfd and performs the API handshake requesting `features`. */
+  static open(opts: { how?: OpenHowName; features?: FeatureName[] } = {}): Userfaultfd {
+    const how = opts.how ?? 'syscall';
+    if (!(how in OpenHow)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown open method ${String(how)}`);
+    let mask = 0;
+    for (const f of opts.features ?? []) {
+      if (!(f in Feature)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown userfaultfd feature ${String(f)}`);
+      mask |= Feature[f];
+    }
+    let fd: number;
+    try {
+      fd = native.uffd.open(OpenHow[how]);
+    } catch (e) {
+      throw fromNative(e, `userfaultfd open (${how})`);
+    }
+    try {
+      const api = native.uffd.api(fd, mask);
+      return new Userfaultfd(fd, api.features, true);
+    } catch (e) {
+      native.uffd.close(fd);
+      throw fromNative(e, `UFFDIO_API requesting [${(opts.features ?? []).join(', ')}]`);
+    }
+  }
+
+  /** A non-owning handle on a descriptor another thread opened (close() leaves it open). */
+  static adopt(fd: number, features: number): Userfaultfd {
+    checkInt('fd', fd);
+    return new Userfaultfd(fd, features, false);
+  }
+
+  has(feature: FeatureName): boolean {
+    return (this.features & Feature[feature]) !== 0;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #check(): void {
+    if (this.#closed) throw new MoveGcError(ErrorCode.CLOSED, 'userfaultfd is closed');
+  }
+
+  /** Registers a range; returns the ioctls the kernel offers on it. */
+  register(address: number, length: number, mode: { missing?: boolean; wp?: boolean } = { missing: true }): IoctlName[] {
+    this.#check();
+    checkRange('UFFDIO_REGISTER', address, length);
+    const bits = (mode.missing !== false ? C.REGISTER_MODE_MISSING : 0) | (mode.wp ? C.REGISTER_MODE_WP : 0);
+    try {
+      return ioctlNames(native.uffd.register(this.fd, address, length, bits));
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  unregister(address: number, length: number): void {
+    this.#check();
+    checkRange('UFFDIO_UNREGISTER', address, length);
+    try {
+      native.uffd.unregister(this.fd, address, length);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /**
+   * One UFFDIO_MOVE ioctl. Returns the bytes moved, which is less than `length` after a
+   * short move (EAGAIN with progress): advance by it and call again to continue.
+   */
+  moveOnce(dst: number, src: number, length: number, opts: MoveOptions = {}): number {
+    this.#check();
+    checkRange('UFFDIO_MOVE destination', dst, length);
+    checkRange('UFFDIO_MOVE source', src, length);
+    const mode = (opts.dontWake ? C.MOVE_MODE_DONTWAKE : 0) | (opts.allowSrcHoles ? C.MOVE_MODE_ALLOW_SRC_HOLES : 0);
+    try {
+      return native.uffd.move(this.fd, dst, src, length, mode);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /**
+   * Moves the whole range, continuing after short moves. A failure throws with
+   * `bytesDone` = everything moved before it, across the continued calls.
+   */
+  move(dst: number, src: number, length: number, opts: MoveOptions = {}): number {
+    let done = 0;
+    while (done < length) {
+      try {
+        done += this.moveOnce(dst + done, src + done, length - done, opts);
+      } catch (e) {
+        const err = e as MoveGcError;
+        throw new MoveGcError(err.code, err.message, { errno: err.errno, syscall: err.syscall, bytesDone: done + (err.bytesDone ?? 0), cause: e });
+      }
+    }
+    return done;
+  }
+
+  /** UFFDIO_COPY of the whole range (continuing after short copies). */
+  copy(dst: number, src: number, length: number, opts: { dontWake?: boolean } = {}): number {
+    this.#check();
+    checkRange('UFFDIO_COPY destination', dst, length);
+    checkRange('UFFDIO_COPY source', src, length);
+    const mode = opts.dontWake ? C.COPY_MODE_DONTWAKE : 0;
+    let done = 0;
+    while (done < length) {
+      try {
+        done += native.uffd.copy(this.fd, dst + done, src + done, length - done, mode);
+      } catch (e) {
+        const err = fromNative(e);
+        throw new MoveGcError(err.code, err.message, { errno: err.errno, syscall: err.syscall, bytesDone: done + (err.bytesDone ?? 0), cause: e });
+      }
+    }
+    return done;
+  }
+
+  /** Maps the shared zero page at every missing page of the range. */
+  zeropage(dst: number, length: number, opts: { dontWake?: boolean } = {}): number {
+    this.#check();
+    checkRange('UFFDIO_ZEROPAGE', dst, length);
+    try {
+      return native.uffd.zeropage(this.fd, dst, length, opts.dontWake ? C.ZEROPAGE_MODE_DONTWAKE : 0);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  wake(address: number, length: number): void {
+    this.#check();
+    checkRange('UFFDIO_WAKE', address, length);
+    try {
+      native.uffd.wake(this.fd, address, length);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /**
+   * Reads pending page-fault addresses into `out`, waiting up to `timeoutMs` (0: don't
+   * wait). Blocks the calling thread: call it from a thread that is not the one faulting.
+   */
+  readFaults(out: Float64Array, timeoutMs = 0): number {
+    this.#check();
+    if (!(out instanceof Float64Array)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'out must be a Float64Array');
+    checkInt('timeoutMs', timeoutMs, 0, 60_000);
+    try {
+      return native.uffd.readFaults(this.fd, timeoutMs, out);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** Closes the descriptor (if owned). Idempotent. Waiting faulters are woken by the kernel. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#owned) native.uffd.close(this.fd);
+  }
+}

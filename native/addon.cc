@@ -1,0 +1,13 @@
+// movegc native binding: system calls and the few pieces that must run outside JavaScript.
+// Each concern lives in its own file; the collector's algorithm lives in TypeScript (gc/).
+#include "addon.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  movegc::InitMemory(env, exports);
+  movegc::InitUserfaultfd(env, exports);
+  movegc::InitPin(env, exports);
+  movegc::InitProbe(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(movegc, Init)

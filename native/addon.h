@@ -1,0 +1,12 @@
+#pragma once
+#include <napi.h>
+
+namespace movegc {
+void InitMemory(Napi::Env env, Napi::Object exports);
+void InitUserfaultfd(Napi::Env env, Napi::Object exports);
+void InitPin(Napi::Env env, Napi::Object exports);
+void InitProbe(Napi::Env env, Napi::Object exports);
+
+// Opens a userfaultfd: 0 syscall, 1 syscall + UFFD_USER_MODE_ONLY, 2 /dev/userfaultfd. fd or -errno.
+int OpenUffd(int how);
+}  // namespace movegc

@@ -1,0 +1,116 @@
+// Memory: private anonymous mappings, ArrayBuffer views over them (from any thread),
+// madvise, mremap(MREMAP_DONTUNMAP) and munmap. Addresses cross into JS as safe integers.
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "addon.h"
+#include "errors.h"
+#include "uffd_compat.h"
+
+namespace movegc {
+namespace {
+
+// mapAnonymous(len, align): private anonymous RW mapping whose start is aligned to `align`
+// (a power of two >= the page size). Over-maps by `align` and trims both ends.
+Napi::Value MapAnonymous(const Napi::CallbackInfo& info) {
+  uint64_t len = ArgAddr(info, 0, "length");
+  uint64_t align = info.Length() > 1 ? ArgAddr(info, 1, "alignment") : 4096;
+  long ps = sysconf(_SC_PAGESIZE);
+  if (len == 0 || len % ps) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "length must be a non-zero multiple of the page size");
+  if (align < (uint64_t)ps || (align & (align - 1)))
+    ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "alignment must be a power of two >= the page size");
+  size_t total = len + align;
+  void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) ThrowErrno(info.Env(), "mmap", errno);
+  uintptr_t raw = reinterpret_cast<uintptr_t>(p);
+  uintptr_t start = (raw + align - 1) & ~(uintptr_t)(align - 1);
+  if (start > raw) munmap(p, start - raw);
+  uintptr_t end = start + len, raw_end = raw + total;
+  if (raw_end > end) munmap(reinterpret_cast<void*>(end), raw_end - end);
+  return Napi::Number::New(info.Env(), static_cast<double>(start));
+}
+
+// view(addr, len): an ArrayBuffer over existing memory. The mapping owns the memory; the
+// buffer must be detached (or its thread gone) before the mapping is unmapped.
+Napi::Value View(const Napi::CallbackInfo& info) {
+  uint64_t addr = ArgAddr(info, 0, "address");
+  uint64_t len = ArgAddr(info, 1, "length");
+  if (addr == 0) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "address must not be 0");
+  return Napi::ArrayBuffer::New(info.Env(), reinterpret_cast<void*>(addr), len);
+}
+
+Napi::Value Detach(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsArrayBuffer())
+    ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "expected an ArrayBuffer");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  if (!ab.IsDetached()) ab.Detach();
+  return info.Env().Undefined();
+}
+
+Napi::Value Madvise(const Napi::CallbackInfo& info) {
+  uint64_t addr = ArgAddr(info, 0, "address");
+  uint64_t len = ArgAddr(info, 1, "length");
+  int advice = static_cast<int>(ArgInt(info, 2, "advice"));
+  if (madvise(reinterpret_cast<void*>(addr), len, advice)) ThrowErrno(info.Env(), "madvise", errno);
+  return info.Env().Undefined();
+}
+
+// mremapDontUnmap(old, len, new): move the pages of [old, old+len) to `new` (MAYMOVE|FIXED),
+// leaving the old range mapped but empty. With the old range registered for MISSING faults
+// first, any access to it now faults instead of reading a zero page (ART's ordering).
+Napi::Value MremapDontUnmap(const Napi::CallbackInfo& info) {
+  uint64_t old_addr = ArgAddr(info, 0, "oldAddress");
+  uint64_t len = ArgAddr(info, 1, "length");
+  uint64_t new_addr = ArgAddr(info, 2, "newAddress");
+  void* r = mremap(reinterpret_cast<void*>(old_addr), len, len, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+                   reinterpret_cast<void*>(new_addr));
+  if (r == MAP_FAILED) ThrowErrno(info.Env(), "mremap", errno, "MREMAP_DONTUNMAP");
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(r)));
+}
+
+Napi::Value Munmap(const Napi::CallbackInfo& info) {
+  uint64_t addr = ArgAddr(info, 0, "address");
+  uint64_t len = ArgAddr(info, 1, "length");
+  if (munmap(reinterpret_cast<void*>(addr), len)) ThrowErrno(info.Env(), "munmap", errno);
+  return info.Env().Undefined();
+}
+
+// residentPages(addr, len): pages of the range present in memory (mincore), for RSS figures
+// of one mapping rather than the whole process.
+Napi::Value ResidentPages(const Napi::CallbackInfo& info) {
+  uint64_t addr = ArgAddr(info, 0, "address");
+  uint64_t len = ArgAddr(info, 1, "length");
+  long ps = sysconf(_SC_PAGESIZE);
+  size_t n = (len + ps - 1) / ps;
+  std::vector<unsigned char> vec(n);
+  if (mincore(reinterpret_cast<void*>(addr), len, vec.data())) ThrowErrno(info.Env(), "mincore", errno);
+  double count = 0;
+  for (unsigned char v : vec) count += v & 1;
+  return Napi::Number::New(info.Env(), count);
+}
+
+}  // namespace
+
+void InitMemory(Napi::Env env, Napi::Object exports) {
+  exports.Set("pageSize", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
+  exports.Set("mapAnonymous", Napi::Function::New(env, MapAnonymous, "mapAnonymous"));
+  exports.Set("view", Napi::Function::New(env, View, "view"));
+  exports.Set("detach", Napi::Function::New(env, Detach, "detach"));
+  exports.Set("madvise", Napi::Function::New(env, Madvise, "madvise"));
+  exports.Set("mremapDontUnmap", Napi::Function::New(env, MremapDontUnmap, "mremapDontUnmap"));
+  exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
+  exports.Set("residentPages", Napi::Function::New(env, ResidentPages, "residentPages"));
+  Napi::Object adv = Napi::Object::New(env);
+  adv.Set("DONTNEED", MADV_DONTNEED);
+  adv.Set("DONTFORK", MADV_DONTFORK);
+  adv.Set("DOFORK", MADV_DOFORK);
+  adv.Set("WIPEONFORK", MADV_WIPEONFORK);
+  adv.Set("HUGEPAGE", MADV_HUGEPAGE);
+  adv.Set("NOHUGEPAGE", MADV_NOHUGEPAGE);
+  exports.Set("advice", adv);
+}
+
+}  // namespace movegc

@@ -1,0 +1,91 @@
+// Pins and sharing: the two real ways a page becomes unmovable for UFFDIO_MOVE (EBUSY).
+//  - pinRange: io_uring IORING_REGISTER_BUFFERS long-term pins the pages (as DMA would).
+//  - forkHold: fork(2) a child that sleeps; the parent's anonymous pages are then shared
+//    (not exclusive) unless the mapping has MADV_DONTFORK.
+// Raw syscalls, no liburing: registering buffers needs no rings mapped.
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "addon.h"
+#include "errors.h"
+
+namespace movegc {
+namespace {
+
+// pinRange(addr, len) -> ring fd that holds the pin until unpin(fd).
+Napi::Value PinRange(const Napi::CallbackInfo& info) {
+  struct iovec iov = {reinterpret_cast<void*>(ArgAddr(info, 0, "address")), ArgAddr(info, 1, "length")};
+  struct io_uring_params params = {};
+  int ring = static_cast<int>(syscall(__NR_io_uring_setup, 1, &params));
+  if (ring < 0) ThrowErrno(info.Env(), "io_uring_setup", errno);
+  if (syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1) < 0) {
+    int err = errno;
+    close(ring);
+    ThrowErrno(info.Env(), "io_uring_register(IORING_REGISTER_BUFFERS)", err);
+  }
+  return Napi::Number::New(info.Env(), ring);
+}
+
+Napi::Value Unpin(const Napi::CallbackInfo& info) {
+  int ring = ArgFd(info, 0);
+  long r = syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, nullptr, 0);
+  int err = errno;
+  close(ring);
+  if (r < 0 && err != ENXIO) ThrowErrno(info.Env(), "io_uring_register(IORING_UNREGISTER_BUFFERS)", err);
+  return info.Env().Undefined();
+}
+
+// forkHold() -> { pid, fd }: a forked child blocked reading a pipe; it exits when the
+// write end (fd) is closed by release(pid, fd). Only async-signal-safe calls in the child.
+Napi::Value ForkHold(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC)) ThrowErrno(info.Env(), "pipe2", errno);
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    ThrowErrno(info.Env(), "fork", err);
+  }
+  if (pid == 0) {
+    close(fds[1]);
+    char c;
+    while (read(fds[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+  }
+  close(fds[0]);
+  Napi::Object r = Napi::Object::New(info.Env());
+  r.Set("pid", pid);
+  r.Set("fd", fds[1]);
+  return r;
+}
+
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  int pid = static_cast<int>(ArgInt(info, 0, "pid"));
+  int fd = ArgFd(info, 1);
+  close(fd);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitPin(Napi::Env env, Napi::Object exports) {
+  Napi::Object p = Napi::Object::New(env);
+  p.Set("pinRange", Napi::Function::New(env, PinRange, "pinRange"));
+  p.Set("unpin", Napi::Function::New(env, Unpin, "unpin"));
+  p.Set("forkHold", Napi::Function::New(env, ForkHold, "forkHold"));
+  p.Set("release", Napi::Function::New(env, Release, "release"));
+  exports.Set("pin", p);
+}
+
+}  // namespace movegc
