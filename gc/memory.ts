@@ -70,18 +70,21 @@ export class Mapping {
   }
 
   /** An ArrayBuffer over [address+offset, +length); detached when the mapping closes. */
-  view(offset = 0, length = this.length - offset): ArrayBuffer {
+  view(offset = 0, length?: number): ArrayBuffer {
     this.#check();
     checkInt('offset', offset, 0, this.length);
+    if (length === undefined) length = this.length - offset;
     checkInt('length', length, 1, Math.min(this.length - offset, MAX_VIEW_BYTES));
     const ab = native.view(this.address + offset, length);
     this.#views.push(ab);
     return ab;
   }
 
-  advise(advice: AdviceName, offset = 0, length = this.length - offset): void {
+  advise(advice: AdviceName, offset = 0, length?: number): void {
     this.#check();
     if (!(advice in Advice)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown advice ${String(advice)}`);
+    checkInt('offset', offset, 0, this.length);
+    if (length === undefined) length = this.length - offset;
     checkRange(`madvise(${advice})`, this.address + offset, length);
     if (offset + length > this.length) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, 'madvise range outside the mapping');
     try {
@@ -92,9 +95,17 @@ export class Mapping {
   }
 
   /** Pages of [offset, +length) resident in memory (mincore). */
-  residentPages(offset = 0, length = this.length - offset): number {
+  residentPages(offset = 0, length?: number): number {
     this.#check();
-    return native.residentPages(this.address + offset, length);
+    checkInt('offset', offset, 0, this.length);
+    if (length === undefined) length = this.length - offset;
+    checkRange('mincore', this.address + offset, length);
+    if (offset + length > this.length) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, 'mincore range outside the mapping');
+    try {
+      return native.residentPages(this.address + offset, length);
+    } catch (e) {
+      throw fromNative(e, 'mincore');
+    }
   }
 
   /** Detaches every view this mapping handed out and unmaps it. Idempotent. */

@@ -165,6 +165,9 @@ export class Userfaultfd {
    * `bytesDone` = everything moved before it, across the continued calls.
    */
   move(dst: number, src: number, length: number, opts: MoveOptions = {}): number {
+    this.#check();
+    checkRange('UFFDIO_MOVE destination', dst, length);
+    checkRange('UFFDIO_MOVE source', src, length);
     let done = 0;
     while (done < length) {
       try {

@@ -1,0 +1,91 @@
+/** Bitmap helpers over Uint32Array, one bit per heap word (bit w of word w>>>5). */
+
+export function popcount32(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return Math.imul(x, 0x01010101) >>> 24;
+}
+
+export function testBit(bits: Uint32Array, i: number): boolean {
+  return (bits[i >>> 5] & (1 << (i & 31))) !== 0;
+}
+
+export function setBit(bits: Uint32Array, i: number): void {
+  bits[i >>> 5] |= 1 << (i & 31);
+}
+
+/** Sets bits [from, to). */
+export function setRange(bits: Uint32Array, from: number, to: number): void {
+  if (from >= to) return;
+  let w = from >>> 5;
+  const last = (to - 1) >>> 5;
+  const lo = from & 31;
+  if (w === last) {
+    const hi = ((to - 1) & 31) + 1;
+    bits[w] |= (hi === 32 ? 0xffffffff : (1 << hi) - 1) & ~((1 << lo) - 1);
+    return;
+  }
+  bits[w++] |= ~((1 << lo) - 1);
+  while (w < last) bits[w++] = 0xffffffff;
+  const hi = ((to - 1) & 31) + 1;
+  bits[last] |= hi === 32 ? 0xffffffff : (1 << hi) - 1;
+}
+
+/** First set bit in [from, limit), or `limit`. */
+export function nextSet(bits: Uint32Array, from: number, limit: number): number {
+  if (from >= limit) return limit;
+  let w = from >>> 5;
+  let v = bits[w] & ~((1 << (from & 31)) - 1);
+  const lastW = (limit - 1) >>> 5;
+  while (v === 0) {
+    if (++w > lastW) return limit;
+    v = bits[w];
+  }
+  const i = (w << 5) + (31 - Math.clz32(v & -v));
+  return i < limit ? i : limit;
+}
+
+/** First clear bit in [from, limit), or `limit`. */
+export function nextClear(bits: Uint32Array, from: number, limit: number): number {
+  if (from >= limit) return limit;
+  let w = from >>> 5;
+  let v = ~bits[w] & ~((1 << (from & 31)) - 1);
+  const lastW = (limit - 1) >>> 5;
+  while (v === 0) {
+    if (++w > lastW) return limit;
+    v = ~bits[w];
+  }
+  const i = (w << 5) + (31 - Math.clz32(v & -v));
+  return i < limit ? i : limit;
+}
+
+/** Last set bit in [floor, from], or -1. */
+export function prevSet(bits: Uint32Array, from: number, floor: number): number {
+  if (from < floor) return -1;
+  let w = from >>> 5;
+  const sh = 31 - (from & 31);
+  let v = sh === 0 ? bits[w] : (bits[w] << sh) >>> sh;
+  const floorW = floor >>> 5;
+  while (v === 0) {
+    if (--w < floorW) return -1;
+    v = bits[w];
+  }
+  const i = (w << 5) + 31 - Math.clz32(v);
+  return i >= floor ? i : -1;
+}
+
+/** Set bits in [from, to). */
+export function countRange(bits: Uint32Array, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; ) {
+    const w = i >>> 5;
+    const lo = i & 31;
+    const end = Math.min(to, (w + 1) << 5);
+    const hi = end - (w << 5);
+    const mask = (hi === 32 ? 0xffffffff : (1 << hi) - 1) & ~((1 << lo) - 1);
+    n += popcount32(bits[w] & mask);
+    i = end;
+  }
+  return n;
+}

@@ -1,0 +1,139 @@
+/**
+ * Building one to-space page (ART CMC's CompactPage / DoPageCompaction): copy the live
+ * strides that land on the page from from-space, and rewrite every reference slot that lands
+ * on it with its target's new address. It reads only from-space and the shared plan and
+ * writes only the destination buffer, so any thread can build any page, in any order, and
+ * no builder can ever fault on the heap itself.
+ *
+ * Objects straddling the page edges are handled only for their part on this page.
+ */
+import { nextClear, nextSet, testBit } from './bits.js';
+import { forward } from './forward.js';
+import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
+import { NONE } from './plan.js';
+import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
+
+export class PageBuilder {
+  readonly #sh: Shared;
+  /** From-space (and scratch) as u32, indexed like the heap: word w at [2w, 2w+1]. */
+  readonly #from: Uint32Array;
+
+  constructor(sh: Shared, from: Uint32Array) {
+    this.#sh = sh;
+    this.#from = from;
+  }
+
+  /** Index into shared.segments of the segment holding to-space page q. */
+  segmentOf(q: number): number {
+    const seg = this.#sh.segments;
+    let lo = 0;
+    let hi = Atomics.load(this.#sh.ctl, Ctl.SEGMENTS) - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (seg[mid * SEG_FIELDS + Seg.FIRST_PAGE] <= q) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo * SEG_FIELDS;
+  }
+
+  /** Builds to-space page q into `dst` starting at u32 index `dstU32`. */
+  build(q: number, dst: Uint32Array, dstU32: number): void {
+    const sh = this.#sh;
+    const s = this.segmentOf(q);
+    const base = dstU32 - q * PAGE_WORDS * 2; // dst index of to-space word t is base + 2t
+    if (sh.pageKind[q] === PageKind.IDENTITY) this.#identity(q, dst, base, sh.segments[s + Seg.IDENT_END]);
+    else this.#slide(q, dst, base, s);
+  }
+
+  #copy(fromU32: number, toU32: number, dst: Uint32Array, dstIndex: number): void {
+    const src = this.#from;
+    if (dst === src) src.copyWithin(dstIndex, fromU32, toU32);
+    else dst.set(src.subarray(fromU32, toU32), dstIndex);
+  }
+
+  /** Rewrites the reference slots of from-space object o (new address to) that land on page [qw, qEnd). */
+  #refs(o: number, to: number, qw: number, qEnd: number, dst: Uint32Array, base: number): void {
+    const src = this.#from;
+    const sh = this.#sh;
+    const n = refCount(src, sh.types, o);
+    if (n === 0) return;
+    const first = to * 2 + 2;
+    const i0 = Math.max(0, qw * 2 - first);
+    const i1 = Math.min(n, qEnd * 2 - first);
+    const chunkNew = sh.chunkNew;
+    const live = sh.live;
+    for (let i = i0; i < i1; i++) {
+      const r = src[o * 2 + 2 + i];
+      dst[base + first + i] = r === 0 ? 0 : forward(chunkNew, live, r);
+    }
+  }
+
+  #slide(q: number, dst: Uint32Array, base: number, s: number): void {
+    const sh = this.#sh;
+    const src = this.#from;
+    const seg = sh.segments;
+    const live = sh.live;
+    const types = sh.types;
+    const segEnd = seg[s + Seg.END];
+    const qw = q * PAGE_WORDS;
+    const qEnd = qw + PAGE_WORDS;
+    let filled = qw;
+    let w = sh.pageFirst[q];
+    if (w !== NONE) {
+      while (w < segEnd) {
+        // A live stride [w, runEnd) lands contiguously at t: one copy, then its references.
+        const runEnd = nextClear(live, w, segEnd);
+        const t = forward(sh.chunkNew, live, w);
+        if (t >= qEnd) break;
+        const a = t > qw ? t : qw;
+        const stop = t + (runEnd - w);
+        const b = stop < qEnd ? stop : qEnd;
+        if (a > filled) dst.fill(0, base + filled * 2, base + a * 2); // the reserved null word
+        this.#copy((w + a - t) * 2, (w + b - t) * 2, dst, base + a * 2);
+        filled = b;
+        for (let o = w; o < runEnd; ) {
+          const to = t + (o - w);
+          if (to >= qEnd) break;
+          const sz = sizeWords(src, types, o);
+          if (to + sz > qw) this.#refs(o, to, qw, qEnd, dst, base);
+          o += sz;
+        }
+        if (stop >= qEnd) break;
+        w = nextSet(live, runEnd, segEnd);
+      }
+    }
+    // The segment's free tail starts on this page: a filler keeps the heap parseable.
+    const newEnd = seg[s + Seg.NEW_END];
+    if (newEnd >= qw && newEnd < qEnd) {
+      if (newEnd > filled) dst.fill(0, base + filled * 2, base + newEnd * 2);
+      const fillerEnd = seg[s + Seg.FILLER_END];
+      if (fillerEnd > newEnd) {
+        dst[base + newEnd * 2] = FILLER_TYPE;
+        dst[base + newEnd * 2 + 1] = fillerEnd - newEnd;
+      }
+    }
+  }
+
+  #identity(q: number, dst: Uint32Array, base: number, identEnd: number): void {
+    const sh = this.#sh;
+    const live = sh.live;
+    const qw = q * PAGE_WORDS;
+    const qEnd = qw + PAGE_WORDS;
+    this.#copy(qw * 2, qEnd * 2, dst, base + qw * 2);
+    // Dead objects that stay in place become fillers: their stale references must not survive.
+    for (let d = nextClear(live, Math.max(qw, HEAP_START_WORD), qEnd); d < qEnd; ) {
+      const e = nextSet(live, d, identEnd);
+      if (d > qw || testBit(live, qw - 1)) {
+        dst[base + d * 2] = FILLER_TYPE;
+        dst[base + d * 2 + 1] = e - d;
+      }
+      d = nextClear(live, e, qEnd);
+    }
+    const src = this.#from;
+    for (let o = sh.pageFirst[q]; o !== NONE && o < qEnd; ) {
+      const sz = sizeWords(src, sh.types, o);
+      this.#refs(o, o, qw, qEnd, dst, base);
+      o = nextSet(sh.starts, o + sz, qEnd);
+    }
+  }
+}

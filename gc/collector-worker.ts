@@ -1,0 +1,70 @@
+/**
+ * Entry of the collector's Worker threads. Two roles (see compact.ts and fault.ts):
+ *  - compactor: waits for a cycle, runs it, reports done;
+ *  - fault: serves userfaultfd faults for the heap's whole life, and stands by for the
+ *    compactor.
+ * Both share the heap's plan and page states through SharedArrayBuffers and reach the heap
+ * and from-space through their own views over the same mappings.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Builders, Scratch, compactCycle } from './compact.js';
+import { serveFaults } from './fault.js';
+import { Installer } from './install.js';
+import { viewOf } from './memory.js';
+import { native, PAGE_SIZE } from './native.js';
+import { Ctl, Phase, Shared, type SharedDescriptor } from './shared.js';
+import { Userfaultfd } from './uffd.js';
+
+export interface WorkerInit {
+  role: 'compactor' | 'fault';
+  shared: SharedDescriptor;
+  stallMs: number;
+}
+
+const init = workerData as WorkerInit;
+const sh = new Shared(init.shared);
+const port = parentPort!;
+const warn = (msg: string, data: Record<string, unknown>): void => port.postMessage({ type: 'warn', role: init.role, msg, data });
+const uffd = Userfaultfd.adopt(sh.d.uffdFd, sh.d.uffdFeatures);
+const from = new Uint32Array(viewOf(sh.d.fromAddress, sh.d.capacity + Scratch.PAGES * PAGE_SIZE));
+const b = new Builders(sh, from, new Installer(sh, uffd, warn));
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+if (init.role === 'fault') {
+  serveFaults(b, uffd, init.stallMs);
+} else {
+  let child: { pid: number; fd: number } | null = null;
+  const hooks = {
+    onDelay: (ms: number) => sleep(ms),
+    onDie: (): never => {
+      throw new Error('injected: compactor killed mid-cycle');
+    },
+    onFork: () => {
+      child = native.pin.forkHold();
+    },
+  };
+  let seen = 0;
+  port.postMessage({ type: 'ready' });
+  while (!Atomics.load(sh.ctl, Ctl.STOP)) {
+    Atomics.wait(sh.ctl, Ctl.CYCLE, seen, 200);
+    const c = Atomics.load(sh.ctl, Ctl.CYCLE);
+    if (c === seen) continue;
+    seen = c;
+    if (Atomics.load(sh.ctl, Ctl.PHASE) !== Phase.COMPACTING) continue;
+    Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, c);
+    try {
+      compactCycle(b, hooks);
+    } finally {
+      Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
+      if (child) {
+        const { pid, fd } = child;
+        child = null;
+        native.pin.release(pid, fd);
+      }
+    }
+    port.postMessage({ type: 'done', cycle: c });
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The fault server. A mutator that touches a heap page not yet installed blocks in the
+ * kernel; the JavaScript thread that blocked cannot serve its own fault, so this loop runs
+ * on a Worker of its own, waiting in poll(2) on the userfaultfd. For each fault it gets the
+ * page built and installed ahead of the background order, and the install wakes the mutator.
+ *
+ * Departure from ART: ART's mutators take SIGBUS and build the page themselves (it dropped
+ * handler threads for their scheduling latency); a JavaScript thread cannot run code from
+ * a signal handler, so a handler thread it is.
+ *
+ * It is also the standby: when the compactor's heartbeat goes stale mid-cycle (stalled or
+ * dead), it reclaims the compactor's claims and finishes the cycle itself, so a fault in
+ * the collector never leaves the mutator blocked.
+ */
+import { Builders, Scratch } from './compact.js';
+import { phaseOf } from './claim.js';
+import { PAGE_SIZE } from './native.js';
+import { Clk, Ctl, Hist, Owner, PagePhase, Phase, now, type Shared } from './shared.js';
+import type { Userfaultfd } from './uffd.js';
+
+/** poll(2) timeout: how often the server checks its peers while no fault arrives. */
+const POLL_MS_ACTIVE = 2;
+const POLL_MS_IDLE = 20;
+/** Pages a takeover builds between two looks at the fault queue. */
+const TAKEOVER_STEP = 4;
+
+export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number): void {
+  const sh: Shared = b.sh;
+  const heap = sh.d.heapAddress;
+  const capacityPages = b.capacityPages;
+  const scratch = b.scratchPage(Scratch.FAULT);
+  const out = new Float64Array(128);
+  const pending = new Map<number, number>(); // page -> time the fault was read
+  let cycle = -1;
+  let cursorRange = 0;
+  let cursor = -1;
+
+  const serve = (q: number, t0: number): boolean => {
+    if (q < 0 || q >= capacityPages) return true;
+    const s0 = Atomics.load(sh.pageState, q);
+    if (phaseOf(s0) === PagePhase.MAPPED) {
+      uffd.wake(heap + q * PAGE_SIZE, PAGE_SIZE); // installed meanwhile: make sure it's awake
+    } else if (!b.resolve(q, Owner.FAULT, scratch, stallMs)) {
+      return false;
+    }
+    sh.record(Hist.FAULT_US, (now() - t0) * 1000);
+    return true;
+  };
+
+  while (!Atomics.load(sh.ctl, Ctl.STOP)) {
+    const active = Atomics.load(sh.ctl, Ctl.PHASE) === Phase.COMPACTING;
+    const takeover = active && b.isStale(Owner.COMPACTOR, stallMs) && !b.allMapped();
+    const n = uffd.readFaults(out, takeover ? 0 : active ? POLL_MS_ACTIVE : POLL_MS_IDLE);
+    const t0 = now();
+    sh.clk[Clk.HB_FAULT] = t0;
+    for (let i = 0; i < n; i++) {
+      sh.count(Ctl.FAULTS);
+      const q = Math.floor((out[i] - heap) / PAGE_SIZE);
+      if (!serve(q, t0)) pending.set(q, t0);
+    }
+    for (const [q, t] of pending) if (serve(q, t)) pending.delete(q);
+    if (!active) {
+      pending.clear();
+      continue;
+    }
+    if (takeover) {
+      const c = Atomics.load(sh.ctl, Ctl.CYCLE);
+      const ranges = [...b.pageRanges()];
+      if (c !== cycle) {
+        cycle = c;
+        cursorRange = 0;
+        cursor = ranges.length ? ranges[0][0] : 0;
+      }
+      for (let done = 0; done < TAKEOVER_STEP && cursorRange < ranges.length; ) {
+        if (cursor >= ranges[cursorRange][1]) {
+          if (++cursorRange < ranges.length) cursor = ranges[cursorRange][0];
+          continue;
+        }
+        if (b.resolve(cursor, Owner.FAULT, scratch, stallMs)) cursor++;
+        else break; // owned by a live builder: look again next round
+        done++;
+      }
+    }
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * Forwarding without forwarding pointers (ART CMC): an object's new address is its chunk's
+ * new base plus the live words before it in the chunk, read from the live-words bitmap.
+ * Chunks are 64 words (512 bytes, as in ART), so the in-chunk count is two popcounts.
+ */
+import { popcount32 } from './bits.js';
+
+export const CHUNK_WORDS = 64;
+/** chunkNew value for chunks that do not move (pinned spans, the dense prefix). */
+export const IN_PLACE = 0xffffffff;
+
+/** New word index of the live object starting at word `w`. */
+export function forward(chunkNew: Uint32Array, live: Uint32Array, w: number): number {
+  const c = w >>> 6;
+  const base = chunkNew[c];
+  if (base === IN_PLACE) return w;
+  const off = w & 63;
+  const i = c << 1;
+  if (off < 32) return off === 0 ? base : base + popcount32(live[i] & ((1 << off) - 1));
+  return base + popcount32(live[i]) + (off === 32 ? 0 : popcount32(live[i + 1] & ((1 << (off - 32)) - 1)));
+}

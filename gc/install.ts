@@ -1,0 +1,130 @@
+/**
+ * Installing built pages into the heap, per mode:
+ *  MOVE   UFFDIO_MOVE the built buffer page into place: no allocation, zeroing or copy in the
+ *         kernel; runs of contiguous pages whose buffers are contiguous go in one call.
+ *  COPY   UFFDIO_COPY: the ART-before-MOVE baseline (the kernel allocates and copies).
+ *  DIRECT stop-the-world: the page was built in place; nothing to install.
+ *
+ * Kernel refusals are handled as ART handles them: EEXIST (another thread installed the page)
+ * counts as installed; ENOENT (our buffer was already moved out by a thread that took over a
+ * stalled builder's page) likewise; a short move continues from its progress; EAGAIN without
+ * progress retries; EBUSY (the buffer page is pinned, e.g. by io_uring, or shared after fork)
+ * falls back at once to copying that page, since retrying a pinned page makes compaction
+ * "really long" (ART) and I/O into the pinned page can no longer reach the heap.
+ */
+import { markMapped } from './claim.js';
+import { MoveGcError } from './errors.js';
+import { PAGE_SIZE } from './native.js';
+import { Ctl, Hist, type Shared } from './shared.js';
+import type { Userfaultfd } from './uffd.js';
+
+export const Install = { MOVE: 1, COPY: 2, DIRECT: 3 } as const;
+export type InstallKind = (typeof Install)[keyof typeof Install];
+
+const MAX_EAGAIN_RETRIES = 1000;
+
+export type Warn = (msg: string, data: Record<string, unknown>) => void;
+
+export class Installer {
+  readonly #sh: Shared;
+  readonly #uffd: Userfaultfd | null;
+  readonly #heap: number;
+  readonly #from: number;
+  readonly #warn: Warn;
+  #calls = 0;
+
+  constructor(sh: Shared, uffd: Userfaultfd | null, warn: Warn) {
+    this.#sh = sh;
+    this.#uffd = uffd;
+    this.#heap = sh.d.heapAddress;
+    this.#from = sh.d.fromAddress;
+    this.#warn = warn;
+  }
+
+  /** Installs to-space pages [q, q+n) from from-space buffer pages [buf, buf+n), then marks them mapped. */
+  install(q: number, buf: number, n: number): void {
+    const kind = Atomics.load(this.#sh.ctl, Ctl.INSTALL);
+    if (kind === Install.MOVE) this.#move(q, buf, n);
+    else if (kind === Install.COPY) this.#copyRun(q, buf, n);
+    else for (let i = 0; i < n; i++) markMapped(this.#sh, q + i);
+  }
+
+  #move(q: number, buf: number, n: number): void {
+    const sh = this.#sh;
+    const uffd = this.#uffd!;
+    let i = 0;
+    let retries = 0;
+    while (i < n) {
+      const len = (n - i) * PAGE_SIZE;
+      sh.count(Ctl.MOVE_CALLS);
+      sh.record(Hist.BATCH_PAGES, n - i);
+      try {
+        const every = Atomics.load(sh.ctl, Ctl.INJECT_EAGAIN_EVERY);
+        if (every > 0 && ++this.#calls % every === 0) throw new MoveGcError('EAGAIN', 'injected EAGAIN', { errno: 11, bytesDone: 0 });
+        const moved = uffd.moveOnce(this.#heap + (q + i) * PAGE_SIZE, this.#from + (buf + i) * PAGE_SIZE, len);
+        const k = moved / PAGE_SIZE;
+        for (let j = 0; j < k; j++) markMapped(sh, q + i + j);
+        sh.count(Ctl.PAGES_MOVED, k);
+        if (k < n - i) sh.count(Ctl.EAGAIN); // short move: continue from the progress
+        i += k;
+      } catch (e) {
+        const code = (e as MoveGcError).code;
+        if (code === 'EAGAIN') {
+          sh.count(Ctl.EAGAIN);
+          if (++retries <= MAX_EAGAIN_RETRIES) continue;
+          this.#copyOne(q + i, buf + i, 'EAGAIN');
+        } else if (code === 'EEXIST') {
+          sh.count(Ctl.EEXIST);
+          markMapped(sh, q + i);
+        } else if (code === 'ENOENT') {
+          sh.count(Ctl.ENOENT);
+          markMapped(sh, q + i);
+        } else if (code === 'EBUSY') {
+          sh.count(Ctl.EBUSY);
+          this.#copyOne(q + i, buf + i, 'EBUSY');
+        } else {
+          sh.count(Ctl.ERRORS);
+          this.#warn('MOVE failed, copying the page instead', { page: q + i, code, error: String(e) });
+          this.#copyOne(q + i, buf + i, code);
+        }
+        i++;
+      }
+    }
+  }
+
+  /** One page by UFFDIO_COPY (a fallback from MOVE); EEXIST means someone installed it. */
+  #copyOne(q: number, buf: number, why: string): void {
+    const sh = this.#sh;
+    try {
+      sh.count(Ctl.COPY_CALLS);
+      this.#uffd!.copy(this.#heap + q * PAGE_SIZE, this.#from + buf * PAGE_SIZE, PAGE_SIZE);
+      sh.count(Ctl.PAGES_COPIED);
+      if (why === 'EBUSY') {
+        sh.count(Ctl.EBUSY_COPIES);
+        this.#warn('page refused by MOVE (pinned or shared): copied instead; I/O into the old page no longer reaches the heap', { page: q });
+      }
+    } catch (e) {
+      if ((e as MoveGcError).code !== 'EEXIST') throw e;
+      sh.count(Ctl.EEXIST);
+    }
+    markMapped(sh, q);
+  }
+
+  #copyRun(q: number, buf: number, n: number): void {
+    const sh = this.#sh;
+    sh.count(Ctl.COPY_CALLS);
+    sh.record(Hist.BATCH_PAGES, n);
+    try {
+      this.#uffd!.copy(this.#heap + q * PAGE_SIZE, this.#from + buf * PAGE_SIZE, n * PAGE_SIZE);
+      sh.count(Ctl.PAGES_COPIED, n);
+      for (let i = 0; i < n; i++) markMapped(sh, q + i);
+    } catch (e) {
+      if ((e as MoveGcError).code !== 'EEXIST') throw e;
+      // Someone installed one of them: go page by page, counting what we copied.
+      const done = ((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE;
+      sh.count(Ctl.PAGES_COPIED, done);
+      for (let i = 0; i < done; i++) markMapped(sh, q + i);
+      for (let i = done; i < n; i++) this.#copyOne(q + i, buf + i, 'EEXIST');
+    }
+  }
+}

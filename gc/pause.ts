@@ -1,0 +1,98 @@
+/**
+ * The compaction pause (ART CMC's compaction pause). The mutator is stopped; afterwards it
+ * sees only to-space addresses. Its cost depends on the roots and the pinned spans, not on
+ * the heap size: page tables move in bulk, nothing is copied.
+ *
+ * Order matters:
+ *  1. Roots are forwarded: the mutator resumes holding new addresses only.
+ *  2. Pinned spans (never remapped) get their references forwarded and their dead objects
+ *     turned into fillers now, while nothing runs concurrently with them.
+ *  3. The to-space ranges are registered with userfaultfd (MISSING) BEFORE
+ *  4. mremap(MREMAP_DONTUNMAP) moves every segment's pages to from-space. Registering first
+ *     leaves no window where the mutator could read a zero page (ART learned this the hard
+ *     way); a segment's free tail is remapped too but stays unregistered, so allocation there
+ *     costs no userfault.
+ *  5. A segment whose live data ends on a page boundary below a pinned span gets its filler
+ *     written here: that page is not built by anyone.
+ */
+import { nextClear, nextSet } from './bits.js';
+import { forward } from './forward.js';
+import { FILLER_TYPE, PAGE_WORDS, refCount, sizeWords } from './layout.js';
+import { remapDontUnmap } from './memory.js';
+import { now, type Shared } from './shared.js';
+import type { Plan } from './plan.js';
+import type { Userfaultfd } from './uffd.js';
+
+export interface PauseBreakdown {
+  rootsMs: number;
+  pinnedMs: number;
+  registerMs: number;
+  remapMs: number;
+}
+
+/** Forwards every root in place. */
+export function forwardRoots(sh: Shared, roots: Uint32Array, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const r = roots[i];
+    if (r !== 0) roots[i] = forward(sh.chunkNew, sh.live, r);
+  }
+}
+
+/** Forwards references inside pinned spans and turns their dead runs into fillers. */
+export function fixPinnedSpans(heap: Uint32Array, sh: Shared, plan: Plan): void {
+  const { live, chunkNew, types } = sh;
+  for (const { start, end } of plan.pinnedSpans) {
+    for (let w = start; w < end; ) {
+      const d = nextClear(live, w, end);
+      for (let o = w; o < d; ) {
+        const n = refCount(heap, types, o);
+        for (let i = 0; i < n; i++) {
+          const r = heap[o * 2 + 2 + i];
+          if (r !== 0) heap[o * 2 + 2 + i] = forward(chunkNew, live, r);
+        }
+        o += sizeWords(heap, types, o);
+      }
+      if (d >= end) break;
+      const e = nextSet(live, d, end);
+      heap[d * 2] = FILLER_TYPE;
+      heap[d * 2 + 1] = e - d;
+      w = e;
+    }
+  }
+}
+
+export function compactionPause(
+  heap: Uint32Array,
+  sh: Shared,
+  plan: Plan,
+  roots: Uint32Array,
+  rootCount: number,
+  uffd: Userfaultfd | null,
+): PauseBreakdown {
+  const heapAddr = sh.d.heapAddress;
+  const fromAddr = sh.d.fromAddress;
+  const t0 = now();
+  forwardRoots(sh, roots, rootCount);
+  const t1 = now();
+  fixPinnedSpans(heap, sh, plan);
+  const t2 = now();
+  if (uffd) {
+    for (const s of plan.segments) {
+      if (s.endPage > s.firstPage) uffd.register(heapAddr + s.firstPage * 4096, (s.endPage - s.firstPage) * 4096, { missing: true });
+    }
+  }
+  const t3 = now();
+  for (const s of plan.segments) {
+    const builtEnd = s.endPage * PAGE_WORDS;
+    // Registered part and free tail are separate VMAs once registered: one mremap each.
+    if (builtEnd > s.start) remapDontUnmap(heapAddr + s.start * 8, (builtEnd - s.start) * 8, fromAddr + s.start * 8);
+    const tailStart = Math.max(builtEnd, s.start);
+    if (s.end > tailStart) remapDontUnmap(heapAddr + tailStart * 8, (s.end - tailStart) * 8, fromAddr + tailStart * 8);
+    if (s.newEnd % PAGE_WORDS === 0 && s.newEnd < s.fillerEnd) {
+      heap[s.newEnd * 2] = FILLER_TYPE;
+      heap[s.newEnd * 2 + 1] = s.fillerEnd - s.newEnd;
+    }
+  }
+  const t4 = now();
+  return { rootsMs: t1 - t0, pinnedMs: t2 - t1, registerMs: t3 - t2, remapMs: t4 - t3 };
+}

@@ -1,0 +1,191 @@
+/**
+ * Plan (ART CMC's "prepare for compaction"): from the mark bitmaps, without forwarding
+ * pointers, decide where everything goes.
+ *
+ *  1. Pinned spans: page-aligned ranges around user-pinned objects, widened until no live
+ *     object straddles their edges. They are never remapped: the pages stay where they are
+ *     (a pinned page must not move) and compaction flows around them.
+ *  2. Segments: the runs between pinned spans. Each slides its live objects down to its own
+ *     start, keeping their order (sliding compaction), so objects never cross a pinned span.
+ *  3. Dense prefix: the leading pages of the first segment that are at least `denseThreshold`
+ *     live stay at their addresses ("identity" pages); only their references are updated.
+ *  4. chunkNew: per 64-word chunk, the new address of its first live word (an exclusive
+ *     prefix sum of live words, reset at each segment start), or IN_PLACE.
+ *  5. pageFirst: per to-space page, the from-space object that is first to overlap it, so
+ *     any thread can build any page on its own, in any order.
+ *
+ * Departure from ART: ART has one moving space with a single black-dense prefix; pinning in
+ * ART is per region elsewhere. Here pins split the space into independently slid segments.
+ */
+import { countRange, nextSet, popcount32, prevSet, testBit } from './bits.js';
+import { CHUNK_WORDS, IN_PLACE } from './forward.js';
+import { HEAP_START_WORD, PAGE_WORDS, sizeWords } from './layout.js';
+import { MAX_SEGMENTS, PageKind, PagePhase, SEG_FIELDS, Seg, type Shared } from './shared.js';
+
+export const NONE = 0xffffffff;
+
+export interface Span {
+  start: number;
+  end: number;
+}
+
+export interface Plan {
+  /** Segments as written into shared.segments. */
+  segments: Array<{ start: number; end: number; identEnd: number; newEnd: number; fillerEnd: number; firstPage: number; endPage: number }>;
+  pinnedSpans: Span[];
+  /** To-space pages to build this cycle. */
+  pagesTotal: number;
+  identityPages: number;
+  /** Word where allocation resumes after the cycle (page aligned: the page below is being built). */
+  allocTop: number;
+  /** Old top, page aligned: everything below it is remapped or pinned. */
+  oldTopAligned: number;
+}
+
+const alignUp = (w: number): number => Math.ceil(w / PAGE_WORDS) * PAGE_WORDS;
+const alignDown = (w: number): number => Math.floor(w / PAGE_WORDS) * PAGE_WORDS;
+
+/** The live object whose extent contains word `w`, or -1. */
+function liveObjectAt(heap: Uint32Array, types: Int32Array, sh: Shared, w: number): number {
+  const s = prevSet(sh.starts, w, 0);
+  return s >= 0 && s + sizeWords(heap, types, s) > w ? s : -1;
+}
+
+/** Page-aligned spans around pinned objects, widened so no live object straddles an edge. */
+export function pinnedSpans(heap: Uint32Array, types: Int32Array, sh: Shared, pinned: Iterable<number>): Span[] {
+  let spans: Span[] = [];
+  for (const w of pinned) spans.push({ start: alignDown(w), end: alignUp(w + sizeWords(heap, types, w)) });
+  for (let changed = true; changed; ) {
+    changed = false;
+    spans.sort((a, b) => a.start - b.start);
+    const merged: Span[] = [];
+    for (const s of spans) {
+      const last = merged[merged.length - 1];
+      if (last && s.start <= last.end) last.end = Math.max(last.end, s.end);
+      else merged.push({ ...s });
+    }
+    for (const s of merged) {
+      const a = s.start > 0 ? liveObjectAt(heap, types, sh, s.start - 1) : -1;
+      if (a >= 0 && a < s.start) {
+        s.start = alignDown(a);
+        changed = true;
+      }
+      const b = liveObjectAt(heap, types, sh, s.end - 1);
+      if (b >= 0 && b + sizeWords(heap, types, b) > s.end) {
+        s.end = alignUp(b + sizeWords(heap, types, b));
+        changed = true;
+      }
+    }
+    spans = merged;
+  }
+  return spans;
+}
+
+export interface PlanOptions {
+  topWord: number;
+  pinned: Iterable<number>;
+  /** Live fraction at or above which a leading page stays in place (>1 disables). */
+  denseThreshold: number;
+}
+
+export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: PlanOptions): Plan {
+  const oldTopAligned = alignUp(opts.topWord);
+  const spans = pinnedSpans(heap, types, sh, opts.pinned);
+  const { live, starts, chunkNew, pageFirst, pageKind, pageState, pageBuf } = sh;
+  const totalPages = oldTopAligned / PAGE_WORDS;
+  pageKind.fill(PageKind.NONE, 0, totalPages);
+  pageState.fill(PagePhase.MAPPED, 0, totalPages);
+  pageFirst.fill(NONE, 0, totalPages);
+  pageBuf.fill(-1, 0, totalPages);
+
+  // Regions between pinned spans; the last one runs to the old top (possibly empty).
+  const regions: Span[] = [];
+  let at = 0;
+  for (const s of spans) {
+    regions.push({ start: at, end: s.start });
+    chunkNew.fill(IN_PLACE, s.start / CHUNK_WORDS, s.end / CHUNK_WORDS);
+    at = s.end;
+  }
+  regions.push({ start: at, end: Math.max(at, oldTopAligned) });
+  if (regions.length > MAX_SEGMENTS) throw new Error(`too many pinned spans (${spans.length})`);
+
+  // Dense prefix: leading full pages of the first region that are at least denseThreshold live.
+  let identEnd = 0;
+  const first = regions[0];
+  const fullEnd = Math.min(first.end, alignDown(opts.topWord));
+  while (identEnd < fullEnd && countRange(live, identEnd, identEnd + PAGE_WORDS) >= opts.denseThreshold * PAGE_WORDS) identEnd += PAGE_WORDS;
+  // Widen past a live object straddling the prefix end: it cannot both stay and slide.
+  for (;;) {
+    const o = identEnd > 0 && identEnd < first.end ? liveObjectAt(heap, types, sh, identEnd - 1) : -1;
+    if (o < 0 || o + sizeWords(heap, types, o) <= identEnd) break;
+    identEnd = alignUp(o + sizeWords(heap, types, o));
+  }
+
+  const segments: Plan['segments'] = [];
+  let pagesTotal = 0;
+  let identityPages = 0;
+  regions.forEach((r, i) => {
+    const segIdent = i === 0 ? identEnd : r.start;
+    const cursorStart = Math.max(segIdent, r.start === 0 ? HEAP_START_WORD : r.start);
+    chunkNew.fill(IN_PLACE, r.start / CHUNK_WORDS, segIdent / CHUNK_WORDS);
+    for (let p = r.start / PAGE_WORDS; p < segIdent / PAGE_WORDS; p++) {
+      pageKind[p] = PageKind.IDENTITY;
+      pageState[p] = PagePhase.UNPROCESSED;
+      const pw = p * PAGE_WORDS;
+      const o = testBit(live, pw) ? prevSet(starts, pw, 0) : nextSet(starts, pw, pw + PAGE_WORDS);
+      pageFirst[p] = o < pw + PAGE_WORDS ? o : NONE;
+      identityPages++;
+    }
+    // Slide: exclusive prefix sum of live words per chunk; note the object that starts each
+    // to-space page as the cursor crosses it.
+    let cursor = cursorStart;
+    let firstSlidePage = -1;
+    for (let c = segIdent / CHUNK_WORDS; c < r.end / CHUNK_WORDS; c++) {
+      chunkNew[c] = cursor;
+      const n = popcount32(live[c * 2]) + popcount32(live[c * 2 + 1]);
+      if (n === 0) continue;
+      if (firstSlidePage < 0) {
+        // The segment's first slide page starts with its first live object (leading words,
+        // if any, are the reserved null word).
+        firstSlidePage = Math.floor(cursor / PAGE_WORDS);
+        pageFirst[firstSlidePage] = nextSet(starts, c * CHUNK_WORDS, r.end);
+      }
+      // Pages whose first word lands inside this chunk's new range [cursor, cursor+n).
+      for (let pw = alignUp(cursor); pw < cursor + n; pw += PAGE_WORDS) {
+        const p = pw / PAGE_WORDS;
+        if (p === firstSlidePage) continue;
+        let k = pw - cursor; // the k-th live word of chunk c
+        let x = c * CHUNK_WORDS;
+        for (;; x++) if (testBit(live, x) && k-- === 0) break;
+        pageFirst[p] = prevSet(starts, x, r.start);
+      }
+      cursor += n;
+    }
+    const newEnd = cursor;
+    const last = i === regions.length - 1;
+    const fillerEnd = last ? alignUp(newEnd) : r.end;
+    const firstPage = r.start / PAGE_WORDS;
+    const endPage = Math.max(segIdent / PAGE_WORDS, newEnd > cursorStart ? alignUp(newEnd) / PAGE_WORDS : segIdent / PAGE_WORDS);
+    for (let p = segIdent / PAGE_WORDS; p < endPage; p++) {
+      pageKind[p] = PageKind.SLIDE;
+      pageState[p] = PagePhase.UNPROCESSED;
+    }
+    pagesTotal += endPage - firstPage;
+    const seg = { start: r.start, end: r.end, identEnd: segIdent, newEnd, fillerEnd, firstPage, endPage };
+    segments.push(seg);
+    sh.segments.set([seg.start, seg.end, seg.identEnd, seg.newEnd, seg.fillerEnd, seg.firstPage, seg.endPage], i * SEG_FIELDS);
+  });
+  const lastSeg = segments[segments.length - 1];
+  return {
+    segments,
+    pinnedSpans: spans,
+    pagesTotal,
+    identityPages,
+    // With pages to build, allocation resumes above them (the filler covers the gap below);
+    // with none, right where the live data ends.
+    allocTop: lastSeg.endPage > lastSeg.firstPage ? lastSeg.endPage * PAGE_WORDS : lastSeg.newEnd,
+    oldTopAligned,
+  };
+}
+
+export { Seg };
