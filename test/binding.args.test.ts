@@ -1,0 +1,199 @@
+/**
+ * Bad arguments get typed errors, never a crash: wrong types -> ERR_INVALID_ARG_TYPE;
+ * negative, fractional, non-finite or unsafe numbers -> ERR_OUT_OF_RANGE; both from the
+ * typed layer (MoveGcError) and from the raw addon underneath it (which must not trust its
+ * caller either). Values that are well-formed but absurd reach the kernel and come back as
+ * its errno.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd, madvise, remapDontUnmap, viewOf,
+} from '../dist/gc/index.js';
+import { native } from '../dist/gc/native.js';
+import { itKernel } from './kernel.js';
+
+const PS = PAGE_SIZE;
+type Any = any;
+
+function thrown(fn: () => unknown): { code?: string; errno?: number; message: string } & Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error & { code?: string };
+  }
+  throw new Error('expected a throw');
+}
+
+const WRONG_TYPES: unknown[] = ['4096', '0x1000', 4096n, undefined, null, {}, [4096], true];
+const OUT_OF_RANGE: unknown[] = [-4096, -1, 4096.5, 0.5, NaN, Infinity, -Infinity, 2 ** 53, 2 ** 64];
+
+function expectCode(fn: () => unknown, code: string, typed = true): void {
+  const e = thrown(fn);
+  if (typed) expect(e).toBeInstanceOf(MoveGcError);
+  expect(e.code, `${e.message}`).toBe(code);
+}
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+});
+
+describe('typed layer', () => {
+  it('Mapping.anonymous / view / advise / residentPages', () => {
+    for (const v of WRONG_TYPES) expectCode(() => Mapping.anonymous(v as Any), 'ERR_INVALID_ARG_TYPE');
+    for (const v of [...OUT_OF_RANGE, 0]) expectCode(() => Mapping.anonymous(v as Any), 'ERR_OUT_OF_RANGE');
+    expectCode(() => Mapping.anonymous(100), 'EINVAL');
+    expectCode(() => Mapping.anonymous(PS, { alignment: 3 * PS }), 'ERR_OUT_OF_RANGE');
+    expectCode(() => Mapping.anonymous(PS, { alignment: 1024 }), 'ERR_OUT_OF_RANGE');
+    expectCode(() => Mapping.anonymous(PS, { alignment: '4096' as Any }), 'ERR_INVALID_ARG_TYPE');
+    expectCode(() => Mapping.anonymous(PS, { advise: ['BOGUS' as Any] }), 'ERR_INVALID_ARG_TYPE');
+
+    const m = Mapping.anonymous(4 * PS);
+    cleanups.push(() => m.close());
+    for (const v of WRONG_TYPES.filter((x) => x !== undefined)) {
+      expectCode(() => m.view(v as Any), 'ERR_INVALID_ARG_TYPE');
+      expectCode(() => m.view(0, v as Any), 'ERR_INVALID_ARG_TYPE');
+      expectCode(() => m.residentPages(v as Any), 'ERR_INVALID_ARG_TYPE');
+      expectCode(() => m.advise('DONTNEED', v as Any), 'ERR_INVALID_ARG_TYPE');
+    }
+    for (const v of OUT_OF_RANGE) {
+      expectCode(() => m.view(v as Any), 'ERR_OUT_OF_RANGE');
+      expectCode(() => m.view(0, v as Any), 'ERR_OUT_OF_RANGE');
+      expectCode(() => m.residentPages(v as Any), 'ERR_OUT_OF_RANGE');
+      expectCode(() => m.advise('DONTNEED', v as Any), 'ERR_OUT_OF_RANGE');
+    }
+    // Ranges reaching outside the mapping.
+    expectCode(() => m.view(0, 5 * PS), 'ERR_OUT_OF_RANGE');
+    expectCode(() => m.view(4 * PS), 'ERR_OUT_OF_RANGE');
+    expectCode(() => m.view(0, 0), 'ERR_OUT_OF_RANGE');
+    expectCode(() => m.residentPages(0, 5 * PS), 'ERR_OUT_OF_RANGE');
+    expectCode(() => m.residentPages(PS, 4 * PS), 'ERR_OUT_OF_RANGE');
+    expectCode(() => m.advise('DONTNEED', 0, 8 * PS), 'ERR_OUT_OF_RANGE');
+    expectCode(() => m.advise('DONTNEED', 1, PS), 'EINVAL');
+    expectCode(() => m.advise('BOGUS' as Any), 'ERR_INVALID_ARG_TYPE');
+    // ...and nothing above touched the mapping.
+    expect(m.closed).toBe(false);
+    expect(m.residentPages()).toBe(0);
+  });
+
+  it('free functions: viewOf, madvise, remapDontUnmap, IoUringPin.pin', () => {
+    const m = Mapping.anonymous(2 * PS);
+    cleanups.push(() => m.close());
+    for (const v of WRONG_TYPES) {
+      expectCode(() => viewOf(v as Any, PS), 'ERR_INVALID_ARG_TYPE');
+      expectCode(() => madvise(v as Any, PS, 'DONTNEED'), 'ERR_INVALID_ARG_TYPE');
+      expectCode(() => remapDontUnmap(m.address, PS, v as Any), 'ERR_INVALID_ARG_TYPE');
+      expectCode(() => IoUringPin.pin(v as Any, PS), 'ERR_INVALID_ARG_TYPE');
+    }
+    for (const v of OUT_OF_RANGE) {
+      expectCode(() => viewOf(m.address, v as Any), 'ERR_OUT_OF_RANGE');
+      expectCode(() => madvise(m.address, v as Any, 'DONTNEED'), 'ERR_OUT_OF_RANGE');
+      expectCode(() => remapDontUnmap(v as Any, PS, m.address), 'ERR_OUT_OF_RANGE');
+      expectCode(() => IoUringPin.pin(m.address, v as Any), 'ERR_OUT_OF_RANGE');
+    }
+    expectCode(() => viewOf(0, PS), 'ERR_OUT_OF_RANGE');
+    expectCode(() => madvise(m.address, PS, 'BOGUS' as Any), 'ERR_INVALID_ARG_TYPE');
+    expectCode(() => IoUringPin.pin(m.address + 1, PS), 'EINVAL');
+    expectCode(() => remapDontUnmap(m.address, 0, m.address + PS), 'EINVAL');
+  });
+
+  itKernel('Userfaultfd: open, adopt, register, move, copy, zeropage, wake, readFaults', () => {
+    expectCode(() => Userfaultfd.open({ how: 'bogus' as Any }), 'ERR_INVALID_ARG_TYPE');
+    expectCode(() => Userfaultfd.open({ features: ['NOT_A_FEATURE' as Any] }), 'ERR_INVALID_ARG_TYPE');
+    expectCode(() => Userfaultfd.adopt('3' as Any, 0), 'ERR_INVALID_ARG_TYPE');
+    expectCode(() => Userfaultfd.adopt(-1, 0), 'ERR_OUT_OF_RANGE');
+
+    const u = Userfaultfd.open({ features: ['MOVE'] });
+    cleanups.push(() => u.close());
+    const m = Mapping.anonymous(4 * PS);
+    cleanups.push(() => m.close());
+    new Uint8Array(m.view(0, PS)).fill(1);
+    u.register(m.address + 2 * PS, 2 * PS);
+    const dst = m.address + 2 * PS;
+    const src = m.address;
+
+    const calls: Array<(bad: unknown) => unknown> = [
+      (b) => u.moveOnce(b as Any, src, PS),
+      (b) => u.moveOnce(dst, b as Any, PS),
+      (b) => u.moveOnce(dst, src, b as Any),
+      (b) => u.move(b as Any, src, PS),
+      (b) => u.move(dst, src, b as Any),
+      (b) => u.copy(dst, b as Any, PS),
+      (b) => u.copy(dst, src, b as Any),
+      (b) => u.zeropage(b as Any, PS),
+      (b) => u.wake(dst, b as Any),
+      (b) => u.register(b as Any, PS),
+      (b) => u.unregister(dst, b as Any),
+    ];
+    for (const call of calls) {
+      for (const v of WRONG_TYPES) expectCode(() => call(v), 'ERR_INVALID_ARG_TYPE');
+      for (const v of OUT_OF_RANGE) expectCode(() => call(v), 'ERR_OUT_OF_RANGE');
+    }
+    // readFaults' timeout is optional (undefined means 0), anything else must be a number.
+    for (const v of WRONG_TYPES.filter((x) => x !== undefined))
+      expectCode(() => u.readFaults(new Float64Array(1), v as Any), 'ERR_INVALID_ARG_TYPE');
+    for (const v of OUT_OF_RANGE) expectCode(() => u.readFaults(new Float64Array(1), v as Any), 'ERR_OUT_OF_RANGE');
+    for (const out of [[], new Float32Array(4), new Uint8Array(8), null, {}])
+      expectCode(() => u.readFaults(out as Any, 0), 'ERR_INVALID_ARG_TYPE');
+    expectCode(() => u.readFaults(new Float64Array(1), 60_001), 'ERR_OUT_OF_RANGE');
+
+    // Well-formed but absurd: the kernel says no, with its errno (no crash, no hang).
+    const far = 2 ** 52;
+    const e = thrown(() => u.moveOnce(far, src, PS));
+    expect(e).toBeInstanceOf(MoveGcError);
+    expect(e.code).toBe('EINVAL');
+    expect(e.errno).toBe(22);
+    expect(thrown(() => u.register(far, PS)).code).toBe('EINVAL');
+    expect(thrown(() => Mapping.anonymous(2 ** 50)).code).toBe('ENOMEM');
+
+    // None of it moved anything.
+    expect(m.residentPages(0, PS)).toBe(1);
+    expect(new Uint8Array(m.view(0, PS))[0]).toBe(1);
+  }, ['uffd']);
+});
+
+describe('raw addon', () => {
+  itKernel('checks its own arguments: typed TypeErrors, never a crash', () => {
+    const fd = native.uffd.open(0);
+    cleanups.push(() => native.uffd.close(fd));
+    const raw: Array<(b: unknown) => unknown> = [
+      (b) => native.mapAnonymous(b as Any, PS),
+      (b) => native.mapAnonymous(PS, b as Any),
+      (b) => native.view(b as Any, PS),
+      (b) => native.madvise(b as Any, PS, native.advice.DONTNEED),
+      (b) => native.residentPages(b as Any, PS),
+      (b) => native.munmap(b as Any, PS),
+      (b) => native.uffd.open(b as Any),
+      (b) => native.uffd.move(b as Any, 0, 0, PS, 0),
+      (b) => native.uffd.move(fd, b as Any, 0, PS, 0),
+      (b) => native.uffd.move(fd, 0, b as Any, PS, 0),
+      (b) => native.uffd.move(fd, 0, 0, b as Any, 0),
+      (b) => native.uffd.move(fd, 0, 0, PS, b as Any),
+      (b) => native.uffd.copy(fd, 0, 0, b as Any, 0),
+      (b) => native.uffd.register(fd, b as Any, PS, 1),
+      (b) => native.uffd.readFaults(fd, b as Any, new Float64Array(1)),
+      (b) => native.pin.pinRange(b as Any, PS),
+    ];
+    for (const call of raw) {
+      for (const v of WRONG_TYPES) expectCode(() => call(v), 'ERR_INVALID_ARG_TYPE', false);
+      for (const v of [4096.5, NaN, Infinity, 2 ** 64]) expectCode(() => call(v), 'ERR_OUT_OF_RANGE', false);
+    }
+    // Negative addresses and lengths, bad descriptors, missing arguments.
+    expectCode(() => native.uffd.move(fd, -4096, 0, PS, 0), 'ERR_OUT_OF_RANGE', false);
+    expectCode(() => native.uffd.move(-1, 0, 0, PS, 0), 'ERR_OUT_OF_RANGE', false);
+    expectCode(() => native.uffd.open(3 as Any), 'ERR_OUT_OF_RANGE', false);
+    expectCode(() => native.mapAnonymous(0, PS), 'ERR_OUT_OF_RANGE', false);
+    expectCode(() => native.mapAnonymous(PS, 3 * PS), 'ERR_OUT_OF_RANGE', false);
+    expectCode(() => native.view(0, PS), 'ERR_OUT_OF_RANGE', false);
+    expectCode(() => (native.uffd.move as Any)(), 'ERR_INVALID_ARG_TYPE', false);
+    expectCode(() => (native.uffd.readFaults as Any)(fd, 0), 'ERR_INVALID_ARG_TYPE', false);
+    expectCode(() => native.uffd.readFaults(fd, 0, new Int32Array(2) as Any), 'ERR_INVALID_ARG_TYPE', false);
+    expectCode(() => native.detach({} as Any), 'ERR_INVALID_ARG_TYPE', false);
+    const t = thrown(() => native.uffd.move(fd, 0, 0, PS, 'x' as Any));
+    expect(t).toBeInstanceOf(TypeError);
+    // A closed descriptor number is the kernel's EBADF, not a crash.
+    const e = thrown(() => native.uffd.move(0x7ffffff0, 0, 0, PS, 0));
+    expect(e.code).toBe('EBADF');
+    expect(e.errno).toBe(9);
+  }, ['uffd']);
+});
