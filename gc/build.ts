@@ -72,34 +72,37 @@ export class PageBuilder {
     const sh = this.#sh;
     const src = this.#from;
     const seg = sh.segments;
-    const live = sh.live;
+    const starts = sh.starts;
     const types = sh.types;
     const segEnd = seg[s + Seg.END];
     const qw = q * PAGE_WORDS;
     const qEnd = qw + PAGE_WORDS;
     let filled = qw;
-    let w = sh.pageFirst[q];
-    if (w !== NONE) {
-      while (w < segEnd) {
-        // A live stride [w, runEnd) lands contiguously at t: one copy, then its references.
-        const runEnd = nextClear(live, w, segEnd);
-        const t = forward(sh.chunkNew, live, w);
-        if (t >= qEnd) break;
+    let o = sh.pageFirst[q];
+    if (o !== NONE) {
+      // Live objects land contiguously from the first one's new address: one forward() per
+      // page, then walk the object-start bitmap.
+      let t = forward(sh.chunkNew, sh.live, o);
+      while (t < qEnd) {
+        const sz = sizeWords(src, types, o);
         const a = t > qw ? t : qw;
-        const stop = t + (runEnd - w);
-        const b = stop < qEnd ? stop : qEnd;
+        const end = t + sz;
+        const b = end < qEnd ? end : qEnd;
         if (a > filled) dst.fill(0, base + filled * 2, base + a * 2); // the reserved null word
-        this.#copy((w + a - t) * 2, (w + b - t) * 2, dst, base + a * 2);
-        filled = b;
-        for (let o = w; o < runEnd; ) {
-          const to = t + (o - w);
-          if (to >= qEnd) break;
-          const sz = sizeWords(src, types, o);
-          if (to + sz > qw) this.#refs(o, to, qw, qEnd, dst, base);
-          o += sz;
+        const from = (o + a - t) * 2;
+        const n = (b - a) * 2;
+        if (n <= 64 && dst === src) {
+          const di = base + a * 2;
+          for (let k = 0; k < n; k++) dst[di + k] = src[from + k];
+        } else {
+          this.#copy(from, from + n, dst, base + a * 2);
         }
-        if (stop >= qEnd) break;
-        w = nextSet(live, runEnd, segEnd);
+        if (end > qw) this.#refs(o, t, qw, qEnd, dst, base);
+        filled = b;
+        if (end >= qEnd) break;
+        t = end;
+        o = nextSet(starts, o + sz, segEnd);
+        if (o >= segEnd) break;
       }
     }
     // The segment's free tail starts on this page: a filler keeps the heap parseable.

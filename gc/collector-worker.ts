@@ -57,6 +57,7 @@ if (init.role === 'fault') {
     Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, c);
     try {
       compactCycle(b, hooks);
+      Atomics.store(sh.ctl, Ctl.COMPACTOR_DONE, c);
     } finally {
       Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
       if (child) {

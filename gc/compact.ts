@@ -30,7 +30,7 @@ export const MAX_BATCH = 64;
 export const Scratch = { COMPACTOR: 0, FAULT: MAX_BATCH, MUTATOR: MAX_BATCH + 1, PAGES: MAX_BATCH + 2 } as const;
 /** Consumed from-space pages kept for reuse before the surplus is released (ART: 8 MiB). */
 export const POOL_KEEP_PAGES = 2048;
-/** Consumed from-space pages released at once in copy mode. */
+/** Consumed from-space pages released at once (fewer madvise calls, longer buffer runs). */
 const RELEASE_CHUNK_PAGES = 256;
 const RSS_SAMPLE_PAGES = 1024;
 
@@ -111,6 +111,11 @@ export class Builders {
     }
   }
 
+  /** The compactor has walked the whole cycle (or is stale): other threads must finish what is left. */
+  compactorGone(stallMs: number): boolean {
+    return Atomics.load(this.sh.ctl, Ctl.COMPACTOR_DONE) === Atomics.load(this.sh.ctl, Ctl.CYCLE) || this.isStale(Owner.COMPACTOR, stallMs);
+  }
+
   /** A builder thread is stale when its heartbeat is older than stallMs (stalled or dead). */
   isStale(owner: number, stallMs: number): boolean {
     const hb = owner === Owner.COMPACTOR ? this.sh.clk[Clk.HB_COMPACTOR] : owner === Owner.FAULT ? this.sh.clk[Clk.HB_FAULT] : Infinity;
@@ -179,14 +184,15 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       low++;
     }
     const first = sh.pageFirst[low];
-    return first === NONE ? low : Math.min(low, Math.floor(first / PAGE_WORDS));
+    // Sources of `low` and every page above it start at its first object (monotone).
+    return first === NONE ? low : Math.floor(first / PAGE_WORDS);
   };
   const takeBuffer = (): number => {
     if (recycle) {
       const limit = consumedLimit();
       while (si < segs.length && reuse >= segs[si][1]) if (++si < segs.length) reuse = segs[si][0];
       // Keep a bounded pool; release the surplus so RSS falls as compaction proceeds.
-      if (si < segs.length && limit !== Infinity && limit - reuse > POOL_KEEP_PAGES) {
+      if (si < segs.length && limit !== Infinity && limit - reuse > POOL_KEEP_PAGES + RELEASE_CHUNK_PAGES) {
         const upTo = Math.min(limit - POOL_KEEP_PAGES, segs[si][1]);
         native.madvise(sh.d.fromAddress + reuse * PAGE_SIZE, (upTo - reuse) * PAGE_SIZE, native.advice.DONTNEED);
         sh.count(Ctl.RELEASED_PAGES, upTo - reuse);
@@ -249,6 +255,10 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     }
   }
   flush();
+  // Pages reclaimed from us while we stalled went back to UNPROCESSED behind our cursor.
+  for (const [first, end] of ranges)
+    for (let q = first; q < end; q++)
+      if (Atomics.load(sh.pageState, q) === PagePhase.UNPROCESSED) b.buildOne(q, Owner.COMPACTOR, scratch0);
   sampleRss(sh);
   const t1 = now();
   sh.clk[Clk.COMPACTOR_BUSY] = busy + (t1 - busySince);

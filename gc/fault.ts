@@ -49,7 +49,7 @@ export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number): vo
 
   while (!Atomics.load(sh.ctl, Ctl.STOP)) {
     const active = Atomics.load(sh.ctl, Ctl.PHASE) === Phase.COMPACTING;
-    const takeover = active && b.isStale(Owner.COMPACTOR, stallMs) && !b.allMapped();
+    const takeover = active && b.compactorGone(stallMs) && !b.allMapped();
     const n = uffd.readFaults(out, takeover ? 0 : active ? POLL_MS_ACTIVE : POLL_MS_IDLE);
     const t0 = now();
     sh.clk[Clk.HB_FAULT] = t0;

@@ -612,7 +612,7 @@ export class Heap {
     const tp = now();
     let pause;
     try {
-      pause = compactionPause(this.#u32, sh, p, this.#roots, this.#rootCount, this.#uffd);
+      pause = compactionPause(this.#u32, this.#builders.from, sh, p, this.#roots, this.#rootCount, this.#uffd);
     } catch (e) {
       throw fromNative(e, 'compaction pause');
     }
@@ -668,20 +668,24 @@ export class Heap {
     if (!this.#active) return;
     const sh = this.#sh;
     const stall = this.#opts.stallMs;
-    while (this.#active && !this.#builders.allMapped()) {
-      const mapped = Atomics.load(sh.ctl, Ctl.PAGES_MAPPED);
-      const r = Atomics.waitAsync(sh.ctl, Ctl.PAGES_MAPPED, mapped, Math.max(5, stall / 4));
-      if (r.async) await r.value;
+    for (;;) {
       if (!this.#active) return;
-      if (this.#builders.allMapped()) break;
-      const compactorGone = this.#workerDead.compactor || this.#builders.isStale(Owner.COMPACTOR, stall);
-      if (compactorGone) this.#help();
+      const mapped = Atomics.load(sh.ctl, Ctl.PAGES_MAPPED);
+      if (this.#builders.allMapped()) {
+        // The compactor may still be finishing its walk: it must be out before the next cycle.
+        if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) === 0) break;
+        if (this.#workerDead.compactor || this.#builders.isStale(Owner.COMPACTOR, stall)) {
+          await this.#replace('compactor');
+          break;
+        }
+      } else if (this.#workerDead.compactor || this.#builders.compactorGone(stall)) {
+        this.#help();
+        continue;
+      }
+      const r = Atomics.waitAsync(sh.ctl, Ctl.PAGES_MAPPED, mapped, this.#builders.allMapped() ? 1 : Math.max(5, stall / 4));
+      if (r.async) await r.value;
     }
-    // A compactor that stalled must not act in a later cycle: replace it.
-    if (this.#active && Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) !== 0 && (this.#workerDead.compactor || this.#builders.isStale(Owner.COMPACTOR, stall))) {
-      await this.#replace('compactor');
-    }
-    if (this.#workerDead.fault || this.#builders.isStale(Owner.FAULT, stall * 4)) await this.#replace('fault');
+    if (this.#workerDead.fault) await this.#replace('fault');
     if (this.#workerDead.compactor) await this.#replace('compactor');
     if (this.#active) this.#finalize();
   }
@@ -802,6 +806,19 @@ export class Heap {
       pinnedSpans: p.pinnedSpans.length,
       segments: p.segments.length,
     };
+  }
+
+  /** @internal Counters and page-state census of the active cycle, for diagnosing a stuck cycle. */
+  _debugState(): Record<string, unknown> {
+    const sh = this.#sh;
+    const census: Record<string, number> = {};
+    for (const [first, end] of this.#builders.pageRanges())
+      for (let q = first; q < end; q++) {
+        const s = sh.pageState[q];
+        const k = `owner${s >>> 2}/phase${s & 3}`;
+        census[k] = (census[k] ?? 0) + 1;
+      }
+    return { ctl: Array.from(sh.ctl), clk: Array.from(sh.clk).map((v) => (Number.isFinite(v) ? now() - v : v)), census, workersDead: this.#workerDead };
   }
 
   /** Walks the heap and checks every object and reference (see verify.ts). */

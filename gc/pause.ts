@@ -6,7 +6,9 @@
  * Order matters:
  *  1. Roots are forwarded: the mutator resumes holding new addresses only.
  *  2. Pinned spans (never remapped) get their references forwarded and their dead objects
- *     turned into fillers now, while nothing runs concurrently with them.
+ *     turned into fillers now, while nothing runs concurrently with them. First, the in-span
+ *     part of any object straddling a span edge is copied to from-space, so that builders of
+ *     the neighbouring segments read it there like everything else.
  *  3. The to-space ranges are registered with userfaultfd (MISSING) BEFORE
  *  4. mremap(MREMAP_DONTUNMAP) moves every segment's pages to from-space. Registering first
  *     leaves no window where the mutator could read a zero page (ART learned this the hard
@@ -20,7 +22,7 @@ import { forward } from './forward.js';
 import { FILLER_TYPE, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 import { remapDontUnmap } from './memory.js';
 import { now, type Shared } from './shared.js';
-import type { Plan } from './plan.js';
+import { liveObjectAt, type Plan } from './plan.js';
 import type { Userfaultfd } from './uffd.js';
 
 export interface PauseBreakdown {
@@ -38,14 +40,31 @@ export function forwardRoots(sh: Shared, roots: Uint32Array, count: number): voi
   }
 }
 
-/** Forwards references inside pinned spans and turns their dead runs into fillers. */
-export function fixPinnedSpans(heap: Uint32Array, sh: Shared, plan: Plan): void {
+/**
+ * Forwards references inside pinned spans and turns their dead runs into fillers. Objects
+ * straddling a span edge: their in-span words are first copied to from-space (same offsets,
+ * a part of from-space no segment uses); one that slides out of the span leaves a filler.
+ */
+export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared, plan: Plan): void {
   const { live, chunkNew, types } = sh;
   for (const { start, end } of plan.pinnedSpans) {
-    for (let w = start; w < end; ) {
+    let w = start;
+    const x = liveObjectAt(heap, types, sh, start);
+    if (x >= 0 && x < start) {
+      const xEnd = Math.min(end, x + sizeWords(heap, types, x));
+      from.set(heap.subarray(start * 2, xEnd * 2), start * 2);
+      if (forward(chunkNew, live, x) !== x) {
+        heap[start * 2] = FILLER_TYPE;
+        heap[start * 2 + 1] = xEnd - start;
+      }
+      w = xEnd;
+    }
+    const y = liveObjectAt(heap, types, sh, end - 1);
+    if (y >= w && y + sizeWords(heap, types, y) > end) from.set(heap.subarray(y * 2, end * 2), y * 2);
+    while (w < end) {
       const d = nextClear(live, w, end);
       for (let o = w; o < d; ) {
-        const n = refCount(heap, types, o);
+        const n = Math.min(refCount(heap, types, o), end * 2 - (o * 2 + 2));
         for (let i = 0; i < n; i++) {
           const r = heap[o * 2 + 2 + i];
           if (r !== 0) heap[o * 2 + 2 + i] = forward(chunkNew, live, r);
@@ -63,6 +82,7 @@ export function fixPinnedSpans(heap: Uint32Array, sh: Shared, plan: Plan): void 
 
 export function compactionPause(
   heap: Uint32Array,
+  from: Uint32Array,
   sh: Shared,
   plan: Plan,
   roots: Uint32Array,
@@ -74,7 +94,7 @@ export function compactionPause(
   const t0 = now();
   forwardRoots(sh, roots, rootCount);
   const t1 = now();
-  fixPinnedSpans(heap, sh, plan);
+  fixPinnedSpans(heap, from, sh, plan);
   const t2 = now();
   if (uffd) {
     for (const s of plan.segments) {

@@ -2,13 +2,17 @@
  * Plan (ART CMC's "prepare for compaction"): from the mark bitmaps, without forwarding
  * pointers, decide where everything goes.
  *
- *  1. Pinned spans: page-aligned ranges around user-pinned objects, widened until no live
- *     object straddles their edges. They are never remapped: the pages stay where they are
- *     (a pinned page must not move) and compaction flows around them.
+ *  1. Pinned spans: page-aligned ranges around user-pinned objects. They are never remapped:
+ *     the pages stay where they are (a pinned page must not move) and compaction flows around
+ *     them. Objects straddling a span's edges are not widened into it (in a heap of small
+ *     objects every page edge is straddled, and widening would cascade over the heap); the
+ *     pause copies their in-span part to from-space so builders read them like any other.
  *  2. Segments: the runs between pinned spans. Each slides its live objects down to its own
  *     start, keeping their order (sliding compaction), so objects never cross a pinned span.
  *  3. Dense prefix: the leading pages of the first segment that are at least `denseThreshold`
  *     live stay at their addresses ("identity" pages); only their references are updated.
+ *     An object straddling the prefix end stays too: sliding starts at the prefix end and
+ *     counts its tail words, so they land exactly at their own addresses (as in ART).
  *  4. chunkNew: per 64-word chunk, the new address of its first live word (an exclusive
  *     prefix sum of live words, reset at each segment start), or IN_PLACE.
  *  5. pageFirst: per to-space page, the from-space object that is first to overlap it, so
@@ -31,7 +35,7 @@ export interface Span {
 
 export interface Plan {
   /** Segments as written into shared.segments. */
-  segments: Array<{ start: number; end: number; identEnd: number; newEnd: number; fillerEnd: number; firstPage: number; endPage: number }>;
+  segments: Array<{ start: number; end: number; identEnd: number; newEnd: number; fillerEnd: number; firstPage: number; endPage: number; endExt: number }>;
   pinnedSpans: Span[];
   /** To-space pages to build this cycle. */
   pagesTotal: number;
@@ -45,40 +49,24 @@ export interface Plan {
 const alignUp = (w: number): number => Math.ceil(w / PAGE_WORDS) * PAGE_WORDS;
 const alignDown = (w: number): number => Math.floor(w / PAGE_WORDS) * PAGE_WORDS;
 
-/** The live object whose extent contains word `w`, or -1. */
-function liveObjectAt(heap: Uint32Array, types: Int32Array, sh: Shared, w: number): number {
-  const s = prevSet(sh.starts, w, 0);
-  return s >= 0 && s + sizeWords(heap, types, s) > w ? s : -1;
+/** Page-aligned spans around pinned objects, merged where they touch. */
+export function pinnedSpans(heap: Uint32Array, types: Int32Array, pinned: Iterable<number>): Span[] {
+  const spans: Span[] = [];
+  for (const w of pinned) spans.push({ start: alignDown(w), end: alignUp(w + sizeWords(heap, types, w)) });
+  spans.sort((a, b) => a.start - b.start);
+  const merged: Span[] = [];
+  for (const s of spans) {
+    const last = merged[merged.length - 1];
+    if (last && s.start <= last.end) last.end = Math.max(last.end, s.end);
+    else merged.push({ ...s });
+  }
+  return merged;
 }
 
-/** Page-aligned spans around pinned objects, widened so no live object straddles an edge. */
-export function pinnedSpans(heap: Uint32Array, types: Int32Array, sh: Shared, pinned: Iterable<number>): Span[] {
-  let spans: Span[] = [];
-  for (const w of pinned) spans.push({ start: alignDown(w), end: alignUp(w + sizeWords(heap, types, w)) });
-  for (let changed = true; changed; ) {
-    changed = false;
-    spans.sort((a, b) => a.start - b.start);
-    const merged: Span[] = [];
-    for (const s of spans) {
-      const last = merged[merged.length - 1];
-      if (last && s.start <= last.end) last.end = Math.max(last.end, s.end);
-      else merged.push({ ...s });
-    }
-    for (const s of merged) {
-      const a = s.start > 0 ? liveObjectAt(heap, types, sh, s.start - 1) : -1;
-      if (a >= 0 && a < s.start) {
-        s.start = alignDown(a);
-        changed = true;
-      }
-      const b = liveObjectAt(heap, types, sh, s.end - 1);
-      if (b >= 0 && b + sizeWords(heap, types, b) > s.end) {
-        s.end = alignUp(b + sizeWords(heap, types, b));
-        changed = true;
-      }
-    }
-    spans = merged;
-  }
-  return spans;
+/** The live object whose extent contains word `w`, or -1. */
+export function liveObjectAt(heap: Uint32Array, types: Int32Array, sh: Shared, w: number): number {
+  const s = prevSet(sh.starts, w, 0);
+  return s >= 0 && s + sizeWords(heap, types, s) > w ? s : -1;
 }
 
 export interface PlanOptions {
@@ -90,7 +78,7 @@ export interface PlanOptions {
 
 export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: PlanOptions): Plan {
   const oldTopAligned = alignUp(opts.topWord);
-  const spans = pinnedSpans(heap, types, sh, opts.pinned);
+  const spans = pinnedSpans(heap, types, opts.pinned);
   const { live, starts, chunkNew, pageFirst, pageKind, pageState, pageBuf } = sh;
   const totalPages = oldTopAligned / PAGE_WORDS;
   pageKind.fill(PageKind.NONE, 0, totalPages);
@@ -114,12 +102,6 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
   const first = regions[0];
   const fullEnd = Math.min(first.end, alignDown(opts.topWord));
   while (identEnd < fullEnd && countRange(live, identEnd, identEnd + PAGE_WORDS) >= opts.denseThreshold * PAGE_WORDS) identEnd += PAGE_WORDS;
-  // Widen past a live object straddling the prefix end: it cannot both stay and slide.
-  for (;;) {
-    const o = identEnd > 0 && identEnd < first.end ? liveObjectAt(heap, types, sh, identEnd - 1) : -1;
-    if (o < 0 || o + sizeWords(heap, types, o) <= identEnd) break;
-    identEnd = alignUp(o + sizeWords(heap, types, o));
-  }
 
   const segments: Plan['segments'] = [];
   let pagesTotal = 0;
@@ -148,7 +130,7 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
         // The segment's first slide page starts with its first live object (leading words,
         // if any, are the reserved null word).
         firstSlidePage = Math.floor(cursor / PAGE_WORDS);
-        pageFirst[firstSlidePage] = nextSet(starts, c * CHUNK_WORDS, r.end);
+        pageFirst[firstSlidePage] = prevSet(starts, nextSet(live, c * CHUNK_WORDS, r.end), 0);
       }
       // Pages whose first word lands inside this chunk's new range [cursor, cursor+n).
       for (let pw = alignUp(cursor); pw < cursor + n; pw += PAGE_WORDS) {
@@ -157,7 +139,7 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
         let k = pw - cursor; // the k-th live word of chunk c
         let x = c * CHUNK_WORDS;
         for (;; x++) if (testBit(live, x) && k-- === 0) break;
-        pageFirst[p] = prevSet(starts, x, r.start);
+        pageFirst[p] = prevSet(starts, x, 0);
       }
       cursor += n;
     }
@@ -171,9 +153,12 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
       pageState[p] = PagePhase.UNPROCESSED;
     }
     pagesTotal += endPage - firstPage;
-    const seg = { start: r.start, end: r.end, identEnd: segIdent, newEnd, fillerEnd, firstPage, endPage };
+    // A sliding object straddling the end into a pinned span: its run extends past END.
+    const x = r.end > r.start && !last ? liveObjectAt(heap, types, sh, r.end - 1) : -1;
+    const endExt = x >= 0 && chunkNew[x >>> 6] !== IN_PLACE ? Math.max(r.end, x + sizeWords(heap, types, x)) : r.end;
+    const seg = { start: r.start, end: r.end, identEnd: segIdent, newEnd, fillerEnd, firstPage, endPage, endExt };
     segments.push(seg);
-    sh.segments.set([seg.start, seg.end, seg.identEnd, seg.newEnd, seg.fillerEnd, seg.firstPage, seg.endPage], i * SEG_FIELDS);
+    sh.segments.set([seg.start, seg.end, seg.identEnd, seg.newEnd, seg.fillerEnd, seg.firstPage, seg.endPage, seg.endExt], i * SEG_FIELDS);
   });
   const lastSeg = segments[segments.length - 1];
   return {

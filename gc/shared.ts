@@ -49,6 +49,8 @@ export const Ctl = {
   RELEASED_PAGES: 30,
   /** The cycle the compactor is working on, 0 when it is outside any cycle. */
   COMPACTOR_IN: 31,
+  /** The last cycle the compactor finished walking (pages reclaimed behind it may remain). */
+  COMPACTOR_DONE: 32,
   SIZE: 40,
 } as const;
 
@@ -80,10 +82,11 @@ export const PageKind = { NONE: 0, SLIDE: 1, IDENTITY: 2 } as const;
  * Per-segment record (a segment is a run of the heap between pinned spans, compacted on its
  * own): START..END old words; IDENT_END: end of its in-place (dense prefix) part, where
  * sliding starts; NEW_END: end of its live data after compaction; FILLER_END: where the
- * filler written at NEW_END stops; FIRST_PAGE..END_PAGE: the to-space pages to build.
+ * filler written at NEW_END stops; FIRST_PAGE..END_PAGE: the to-space pages to build;
+ * END_EXT: END, or the end of a sliding object that straddles END into a pinned span.
  */
-export const Seg = { START: 0, END: 1, IDENT_END: 2, NEW_END: 3, FILLER_END: 4, FIRST_PAGE: 5, END_PAGE: 6 } as const;
-export const SEG_FIELDS = 7;
+export const Seg = { START: 0, END: 1, IDENT_END: 2, NEW_END: 3, FILLER_END: 4, FIRST_PAGE: 5, END_PAGE: 6, END_EXT: 7 } as const;
+export const SEG_FIELDS = 8;
 export const MAX_SEGMENTS = 4096;
 
 /** Histogram: log-linear buckets, 16 per power of two, of microseconds. */

@@ -131,12 +131,12 @@ Napi::Value ReadFaults(const Napi::CallbackInfo& info) {
   Napi::Float64Array out = info[2].As<Napi::Float64Array>();
   size_t cap = out.ElementLength();
   if (timeout != 0) {
+    // A signal (EINTR) ends the wait like a timeout: restarting with the full timeout would
+    // let frequent signals (a profiler's SIGPROF) stretch the wait forever.
     struct pollfd p = {fd, POLLIN, 0};
-    int r;
-    do r = poll(&p, 1, timeout < 0 ? -1 : static_cast<int>(timeout));
-    while (r < 0 && errno == EINTR);
-    if (r < 0) ThrowErrno(info.Env(), "poll", errno);
-    if (r == 0) return Napi::Number::New(info.Env(), 0);
+    int r = poll(&p, 1, timeout < 0 ? -1 : static_cast<int>(timeout));
+    if (r < 0 && errno != EINTR) ThrowErrno(info.Env(), "poll", errno);
+    if (r <= 0) return Napi::Number::New(info.Env(), 0);
     if (p.revents & (POLLERR | POLLNVAL)) ThrowErrno(info.Env(), "poll", EBADF);
   }
   struct uffd_msg msgs[64];
