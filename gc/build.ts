@@ -9,7 +9,7 @@
  */
 import { nextClear, nextSet, testBit } from './bits.js';
 import { forward } from './forward.js';
-import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
+import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 import { NONE } from './plan.js';
 import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
@@ -74,30 +74,74 @@ export class PageBuilder {
     const seg = sh.segments;
     const starts = sh.starts;
     const types = sh.types;
+    const chunkNew = sh.chunkNew;
+    const live = sh.live;
     const segEnd = seg[s + Seg.END];
     const qw = q * PAGE_WORDS;
     const qEnd = qw + PAGE_WORDS;
+    const same = dst === src;
     let filled = qw;
     let o = sh.pageFirst[q];
     if (o !== NONE) {
       // Live objects land contiguously from the first one's new address: one forward() per
-      // page, then walk the object-start bitmap.
-      let t = forward(sh.chunkNew, sh.live, o);
+      // page, then a walk of the object-start bitmap. Small objects are copied word by word
+      // with their reference slots forwarded on the way (no call per object); large ones
+      // with one block copy and a slot pass.
+      let t = forward(chunkNew, live, o);
       while (t < qEnd) {
-        const sz = sizeWords(src, types, o);
+        const h = o * 2;
+        const row = src[h] * 4;
+        const kind = types[row];
+        let sz: number;
+        let nref: number;
+        if (kind === Kind.FIXED) {
+          sz = types[row + 3];
+          nref = types[row + 1];
+        } else {
+          const len = src[h + 1];
+          if (kind === Kind.REF_ARRAY) {
+            sz = 1 + ((len + 1) >>> 1);
+            nref = len;
+          } else {
+            sz = kind === Kind.BYTE_ARRAY ? 1 + ((len + 7) >>> 3) : len;
+            nref = 0;
+          }
+        }
         const a = t > qw ? t : qw;
         const end = t + sz;
         const b = end < qEnd ? end : qEnd;
         if (a > filled) dst.fill(0, base + filled * 2, base + a * 2); // the reserved null word
-        const from = (o + a - t) * 2;
         const n = (b - a) * 2;
-        if (n <= 64 && dst === src) {
-          const di = base + a * 2;
-          for (let k = 0; k < n; k++) dst[di + k] = src[from + k];
+        const si = (o + a - t) * 2;
+        const di = base + a * 2;
+        // Slots in to-space u32 terms: [t*2+2, t*2+2+nref); on this page: [a*2, b*2).
+        const r0 = t * 2 + 2 - a * 2;
+        const r1 = r0 + nref;
+        if (n <= 64 && same && a === t && b === end) {
+          // The whole object is on this page (the common case): header, slots, raw bytes.
+          dst[di] = src[si];
+          dst[di + 1] = src[si + 1];
+          let k = 2;
+          for (const ke = 2 + nref; k < ke; k++) {
+            const v = src[si + k];
+            dst[di + k] = v === 0 ? 0 : forward(chunkNew, live, v);
+          }
+          for (; k < n; k++) dst[di + k] = src[si + k];
+        } else if (n <= 64 && same) {
+          for (let k = 0; k < n; k++) {
+            let v = src[si + k];
+            if (k >= r0 && k < r1 && v !== 0) v = forward(chunkNew, live, v);
+            dst[di + k] = v;
+          }
         } else {
-          this.#copy(from, from + n, dst, base + a * 2);
+          this.#copy(si, si + n, dst, di);
+          const k0 = r0 > 0 ? r0 : 0;
+          const k1 = r1 < n ? r1 : n;
+          for (let k = k0; k < k1; k++) {
+            const v = src[si + k];
+            if (v !== 0) dst[di + k] = forward(chunkNew, live, v);
+          }
         }
-        if (end > qw) this.#refs(o, t, qw, qEnd, dst, base);
         filled = b;
         if (end >= qEnd) break;
         t = end;

@@ -54,10 +54,11 @@ export class Installer {
     const uffd = this.#uffd!;
     let i = 0;
     let retries = 0;
+    let single = false; // after EINVAL on a run: it may cross a VMA boundary, go page by page
     while (i < n) {
-      const len = (n - i) * PAGE_SIZE;
+      const len = (single ? 1 : n - i) * PAGE_SIZE;
       sh.count(Ctl.MOVE_CALLS);
-      sh.record(Hist.BATCH_PAGES, n - i);
+      sh.record(Hist.BATCH_PAGES, len / PAGE_SIZE);
       try {
         const every = Atomics.load(sh.ctl, Ctl.INJECT_EAGAIN_EVERY);
         if (every > 0 && ++this.#calls % every === 0) throw new MoveGcError('EAGAIN', 'injected EAGAIN', { errno: 11, bytesDone: 0 });
@@ -65,7 +66,7 @@ export class Installer {
         const k = moved / PAGE_SIZE;
         for (let j = 0; j < k; j++) markMapped(sh, q + i + j);
         sh.count(Ctl.PAGES_MOVED, k);
-        if (k < n - i) sh.count(Ctl.EAGAIN); // short move: continue from the progress
+        if (k < len / PAGE_SIZE) sh.count(Ctl.EAGAIN); // short move: continue from the progress
         i += k;
       } catch (e) {
         const code = (e as MoveGcError).code;
@@ -79,6 +80,10 @@ export class Installer {
         } else if (code === 'ENOENT') {
           sh.count(Ctl.ENOENT);
           markMapped(sh, q + i);
+        } else if (code === 'EINVAL' && !single && n - i > 1) {
+          // A run whose source or destination crosses two VMAs (the kernel wants one each).
+          single = true;
+          continue;
         } else if (code === 'EBUSY') {
           sh.count(Ctl.EBUSY);
           this.#copyOne(q + i, buf + i, 'EBUSY');
