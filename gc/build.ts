@@ -126,7 +126,8 @@ export class PageBuilder {
             const v = src[si + k];
             dst[di + k] = v === 0 ? 0 : forward(chunkNew, live, v);
           }
-          for (; k < n; k++) dst[di + k] = src[si + k];
+          if (n - k > 16) src.copyWithin(di + k, si + k, si + n);
+          else for (; k < n; k++) dst[di + k] = src[si + k];
         } else if (n <= 64 && same) {
           for (let k = 0; k < n; k++) {
             let v = src[si + k];
