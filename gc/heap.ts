@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { MoveGcError, ErrorCode, fromNative, invalidArg } from './errors.js';
 import { mark } from './mark.js';
 import { plan as planCycle, type Plan } from './plan.js';
-import { compactionPause } from './pause.js';
+import { compactionPause, PauseOrder, type PauseOrderName } from './pause.js';
 import { Builders, Scratch, readRss } from './compact.js';
 import { Install, Installer } from './install.js';
 import { Mapping } from './memory.js';
@@ -54,6 +54,8 @@ export interface HeapOptions {
   denseThreshold?: number;
   /** A builder thread silent this long (ms) is considered stalled or dead and taken over. */
   stallMs?: number;
+  /** Pause order: 'remap-first' (default, O(1) in heap size) or 'register-first' (ART's); see pause.ts. */
+  pauseOrder?: PauseOrderName;
   /** MADV_DONTFORK on the heap's mappings (default true): a child then shares no heap page. */
   dontFork?: boolean;
   /** Run the verifier after every cycle and throw ERR_VERIFY_FAILED if it fails. */
@@ -147,7 +149,7 @@ export class Heap {
   readonly fallbacks: readonly string[];
   readonly capabilities: Capabilities;
   readonly log: Logger;
-  readonly #opts: Required<Pick<HeapOptions, 'denseThreshold' | 'stallMs' | 'verify'>>;
+  readonly #opts: Required<Pick<HeapOptions, 'denseThreshold' | 'stallMs' | 'verify' | 'pauseOrder'>>;
   readonly #heapMap: Mapping;
   readonly #fromMap: Mapping;
   readonly #u32: Uint32Array;
@@ -184,7 +186,7 @@ export class Heap {
     this.fallbacks = fallbacks;
     this.capabilities = caps;
     this.log = log;
-    this.#opts = { denseThreshold: opts.denseThreshold ?? 0.95, stallMs: opts.stallMs ?? 200, verify: opts.verify ?? false };
+    this.#opts = { denseThreshold: opts.denseThreshold ?? 0.95, stallMs: opts.stallMs ?? 200, verify: opts.verify ?? false, pauseOrder: opts.pauseOrder ?? PauseOrder.REMAP_FIRST };
     this.#inject = { ...opts.inject };
     this.#serial = ++heapSerial;
     const advise = opts.dontFork === false ? [] : (['DONTFORK'] as const);
@@ -612,7 +614,7 @@ export class Heap {
     const tp = now();
     let pause;
     try {
-      pause = compactionPause(this.#u32, this.#builders.from, sh, p, this.#roots, this.#rootCount, this.#uffd);
+      pause = compactionPause(this.#u32, this.#builders.from, sh, p, this.#roots, this.#rootCount, this.#uffd, this.#opts.pauseOrder);
     } catch (e) {
       throw fromNative(e, 'compaction pause');
     }

@@ -10,3 +10,4 @@ export { Mode, MODES, chooseMode, type ModeName } from './modes.js';
 export { median, summarize, type CycleStats, type LatencySummary } from './stats.js';
 export { type VerifyResult } from './verify.js';
 export { cliLogger, silentLogger, type Logger } from './log.js';
+export { PauseOrder, type PauseOrderName } from './pause.js';
