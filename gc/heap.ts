@@ -26,7 +26,7 @@ import { summarize, type CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
 import { Clk, Ctl, Hist, HIST_BUCKETS, Owner, Phase, Shared, now } from './shared.js';
 import {
-  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, PAGE_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, refCount, sizeWords,
+  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, REF_ARRAY_TYPE, TypeTable, arrayWords, refCount,
 } from './layout.js';
 import type { WorkerInit } from './collector-worker.js';
 
@@ -81,7 +81,6 @@ export class HeapType {
 export const MAX_CAPACITY = 2 ** 32 - 2 * 1024 * 1024;
 const ALIGN = 2 * 1024 * 1024;
 const TAG = 2 ** 32;
-let heapSerial = 0;
 const liveHeaps = new Set<Heap>();
 
 /** A root: keeps an object alive and tracks it across collections. */
@@ -161,7 +160,6 @@ export class Heap {
   readonly #typeByName = new Map<string, HeapType>();
   readonly #uffd: Userfaultfd | null;
   readonly #builders: Builders;
-  readonly #serial: number;
   #workers: { compactor: Worker | null; fault: Worker | null } = { compactor: null, fault: null };
   #workerDead = { compactor: false, fault: false };
   #top = HEAP_START_WORD;
@@ -188,7 +186,6 @@ export class Heap {
     this.log = log;
     this.#opts = { denseThreshold: opts.denseThreshold ?? 0.95, stallMs: opts.stallMs ?? 200, verify: opts.verify ?? false, pauseOrder: opts.pauseOrder ?? PauseOrder.REMAP_FIRST };
     this.#inject = { ...opts.inject };
-    this.#serial = ++heapSerial;
     const advise = opts.dontFork === false ? [] : (['DONTFORK'] as const);
     this.#heapMap = Mapping.anonymous(opts.capacity, { alignment: ALIGN, advise: [...advise, 'NOHUGEPAGE'] });
     try {
@@ -871,4 +868,3 @@ export class Heap {
   }
 }
 
-export { sizeWords, PAGE_WORDS };
