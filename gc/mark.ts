@@ -8,7 +8,7 @@
  * from the compaction pause.
  */
 import { setBit, setRange, testBit } from './bits.js';
-import { refCount, sizeWords } from './layout.js';
+import { PAGE_WORDS, refCount, sizeWords } from './layout.js';
 
 export interface MarkResult {
   objects: number;
@@ -16,7 +16,9 @@ export interface MarkResult {
 }
 
 export function mark(heap: Uint32Array, types: Int32Array, starts: Uint32Array, live: Uint32Array, topWord: number, roots: Iterable<number>): MarkResult {
-  const bitWords = (topWord + 31) >>> 5;
+  // Clear through the page-aligned top: the plan and the page builders scan whole pages, and
+  // bits above the top left by an earlier, larger cycle would read as phantom live objects.
+  const bitWords = (Math.ceil(topWord / PAGE_WORDS) * PAGE_WORDS + 31) >>> 5;
   starts.fill(0, 0, bitWords + 1);
   live.fill(0, 0, bitWords + 1);
   const stack: number[] = [];
