@@ -167,7 +167,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const flush = (): void => {
     if (runN > 0) b.installer.install(runQ, runB, runN);
     runN = 0;
-    scratchNext = 0; // every scratch page has been moved out (or copied from)
+    // scratchNext is NOT reset here: the caller may hold a scratch page it just built into,
+    // not yet in the run, which the next takeBuffer() would otherwise hand out again.
   };
 
   // Recycling state: the lowest page not yet built, and the next from-space page to reuse.
@@ -210,7 +211,10 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         released = limit;
       }
     }
-    if (scratchNext === MAX_BATCH) flush();
+    if (scratchNext === MAX_BATCH) {
+      flush(); // every scratch page handed out so far is now installed: reuse them
+      scratchNext = 0;
+    }
     if (recycle) sh.count(Ctl.FRESH_BUFFERS);
     return scratch0 + scratchNext++;
   };
