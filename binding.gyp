@@ -8,7 +8,8 @@
         "native/memory.cc",
         "native/userfaultfd.cc",
         "native/pin.cc",
-        "native/probe.cc"
+        "native/probe.cc",
+        "native/uring.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

@@ -56,6 +56,12 @@ export interface NativeBinding {
     forkHold(): { pid: number; fd: number };
     release(pid: number, fd: number): void;
   };
+  /** A minimal io_uring (native/uring.cc): rings mapped, one registered buffer, READ_FIXED. */
+  uring: {
+    setup(address: number, length: number): number;
+    readFixed(ring: number, fd: number, offset: number, length: number, address: number): number;
+    close(ring: number): void;
+  };
   probe(): RawProbe;
 }
 

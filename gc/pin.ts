@@ -5,26 +5,56 @@
  */
 import { ErrorCode, MoveGcError, fromNative } from './errors.js';
 import { native } from './native.js';
-import { checkRange } from './validate.js';
+import { checkInt, checkRange } from './validate.js';
+
+export interface IoUringPinOptions {
+  /** Also map the ring's queues so that {@link IoUringPin.readFixed} can submit reads into the range. */
+  io?: boolean;
+}
 
 /** A range pinned with IORING_REGISTER_BUFFERS; release() unregisters and closes the ring. */
 export class IoUringPin {
   readonly address: number;
   readonly length: number;
+  /** True if the ring can submit I/O ({@link IoUringPin.readFixed}). */
+  readonly io: boolean;
   #ring: number;
 
-  private constructor(address: number, length: number, ring: number) {
+  private constructor(address: number, length: number, ring: number, io = false) {
     this.address = address;
     this.length = length;
     this.#ring = ring;
+    this.io = io;
   }
 
-  static pin(address: number, length: number): IoUringPin {
+  static pin(address: number, length: number, opts: IoUringPinOptions = {}): IoUringPin {
     checkRange('io_uring pin', address, length);
     try {
+      if (opts.io) return new IoUringPin(address, length, native.uring.setup(address, length), true);
       return new IoUringPin(address, length, native.pin.pinRange(address, length));
     } catch (e) {
       throw fromNative(e, 'io_uring pin');
+    }
+  }
+
+  /**
+   * Reads `length` bytes of file `fd` at `offset` into the registered range at `bufferOffset`
+   * with IORING_OP_READ_FIXED; blocks until the completion and returns the bytes read.
+   * The kernel writes into the pinned physical pages, wherever they are mapped now.
+   */
+  readFixed(fd: number, offset: number, length: number, bufferOffset = 0): number {
+    if (!this.io) throw new MoveGcError(ErrorCode.UNSUPPORTED, 'readFixed needs a pin made with { io: true }');
+    if (this.#ring < 0) throw new MoveGcError(ErrorCode.CLOSED, 'io_uring pin released');
+    checkInt('fd', fd, 0, 0x7fffffff);
+    checkInt('offset', offset);
+    checkInt('length', length, 1, 0x7fffffff);
+    checkInt('bufferOffset', bufferOffset, 0, this.length);
+    if (bufferOffset + length > this.length)
+      throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `read of ${length} bytes at buffer offset ${bufferOffset} overruns the ${this.length}-byte registered range`);
+    try {
+      return native.uring.readFixed(this.#ring, fd, offset, length, this.address + bufferOffset);
+    } catch (e) {
+      throw fromNative(e, 'io_uring read');
     }
   }
 
@@ -37,7 +67,8 @@ export class IoUringPin {
     const ring = this.#ring;
     this.#ring = -1;
     try {
-      native.pin.unpin(ring);
+      if (this.io) native.uring.close(ring);
+      else native.pin.unpin(ring);
     } catch (e) {
       throw fromNative(e, 'io_uring unpin');
     }

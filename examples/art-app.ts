@@ -1,0 +1,441 @@
+/**
+ * An ART-style app on the movegc heap: a long-lived UI tree (views with children arrays, text
+ * byte arrays and styles) plus bursts of short-lived objects every frame (input events, layout
+ * temporaries, display-list ops, strings), driven by a 60 fps frame loop with a 16.7 ms budget.
+ *
+ * When heap use passes a threshold (or every --every N frames) the frame calls
+ * `await heap.collect()`: mark, plan and the compaction pause run on this thread; compaction
+ * then runs concurrently (move/copy) while the app keeps rendering frames, which fault on
+ * pages not rebuilt yet. Nothing waits for the cycle's end: a finished cycle is picked up by
+ * the event loop between frames, by the next collect(), or by idle() at the end.
+ *
+ *   node dist/examples/art-app.js [--mode move|copy|stw] [--seconds 10] [--heap 32] [--nodes 60000]
+ *   node dist/examples/art-app.js --compare [--modes move,copy,stw]     (one child process per mode)
+ */
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ErrorCode, Heap, MoveGcError, type CycleStats, type HeapType, type ModeName, type Ref, type Root } from '../gc/index.js';
+import { benchReportLine, childArgs, compareModes, emitResult, exampleLogger, mib, modeArg, ms, num, parseArgs, percentile, prng, runModes, sideBySide, writeOut, type Args } from './common.js';
+
+const BUDGET_MS = 1000 / 60;
+
+// View: refs children (RefArray), text (bytes), style, parent; raw: x y w h (f64), id, flags (u32).
+const V_CHILDREN = 0, V_TEXT = 1, V_STYLE = 2, V_PARENT = 3;
+const V_X = 0, V_Y = 8, V_W = 16, V_H = 24, V_ID = 32, V_FLAGS = 36;
+
+export interface ArtResult {
+  mode: ModeName;
+  fallbacks: string[];
+  frames: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  max: number;
+  overBudget: number;
+  cycles: number;
+  /** collect() as the app saw it: waiting for the previous cycle, mark, plan and the compaction pause. */
+  gcPauseTotalMs: number;
+  gcPauseMaxMs: number;
+  /** The compaction pause alone (CycleStats.pause.totalMs; the whole compaction in stw mode). */
+  compactionPauseMs: number;
+  markPlanMs: number;
+  /** Pause end to the compactor's last install, summed (concurrent work in move/copy). */
+  compactionMs: number;
+  faults: number;
+  faultP50Us: number;
+  faultP99Us: number;
+  pagesMoved: number;
+  pagesCopied: number;
+  reclaimedBytes: number;
+  liveBytes: number;
+  nodes: number;
+  /** Frames cut short by ERR_HEAP_FULL (the next frame collects first). */
+  heapFullFrames: number;
+  verifyOk: boolean;
+}
+
+interface Types {
+  view: HeapType;
+  style: HeapType;
+  event: HeapType;
+  layout: HeapType;
+  draw: HeapType;
+}
+
+function defineTypes(heap: Heap): Types {
+  return {
+    view: heap.defineType({ name: 'View', refs: 4, bytes: 40 }),
+    style: heap.defineType({ name: 'Style', refs: 0, bytes: 24 }),
+    event: heap.defineType({ name: 'MotionEvent', refs: 2, bytes: 16 }),
+    layout: heap.defineType({ name: 'LayoutParams', refs: 2, bytes: 32 }),
+    draw: heap.defineType({ name: 'DrawOp', refs: 2, bytes: 24 }),
+  };
+}
+
+function label(rnd: () => number, n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = 97 + ((rnd() * 26) | 0);
+  return b;
+}
+
+class App {
+  readonly heap: Heap;
+  readonly t: Types;
+  readonly rnd: () => number;
+  readonly tree: Root;
+  nodes = 0;
+  nextId = 1;
+
+  constructor(heap: Heap, t: Types, rnd: () => number, tree: Root) {
+    this.heap = heap;
+    this.t = t;
+    this.rnd = rnd;
+    this.tree = tree;
+  }
+
+  newView(parent: Ref | null, depth: number): Ref {
+    const { heap, t, rnd } = this;
+    const v = heap.alloc(t.view);
+    heap.setRef(v, V_PARENT, parent);
+    heap.setU32(v, V_ID, this.nextId++);
+    heap.setU32(v, V_FLAGS, depth);
+    heap.setF64(v, V_W, 20 + rnd() * 300);
+    heap.setF64(v, V_H, 10 + rnd() * 60);
+    const text = heap.allocBytes(8 + ((rnd() * 40) | 0));
+    heap.writeBytes(text, 0, label(rnd, heap.length(text)));
+    heap.setRef(v, V_TEXT, text);
+    if (rnd() < 0.25) {
+      const s = heap.alloc(t.style);
+      heap.setU32(s, 0, (rnd() * 0xffffff) | 0);
+      heap.setF64(s, 8, rnd() * 16);
+      heap.setRef(v, V_STYLE, s);
+    }
+    this.nodes++;
+    return v;
+  }
+
+  /** A tree of about `n` views, breadth first, 2-8 children per inner view. */
+  build(n: number): void {
+    const { heap, rnd } = this;
+    const root = this.newView(null, 0);
+    this.tree.set(root);
+    let level: Ref[] = [root];
+    let depth = 1;
+    while (this.nodes < n && level.length) {
+      const next: Ref[] = [];
+      for (const p of level) {
+        if (this.nodes >= n) break;
+        const k = 2 + ((rnd() * 7) | 0);
+        const kids = heap.allocRefArray(k);
+        heap.setRef(p, V_CHILDREN, kids);
+        for (let i = 0; i < k; i++) {
+          const c = this.newView(p, depth);
+          heap.setRef(kids, i, c);
+          next.push(c);
+        }
+      }
+      level = next;
+      depth++;
+    }
+  }
+
+  /** Whether the subtree under v has at most `limit` views. */
+  small(v: Ref, limit: { n: number }): boolean {
+    if (--limit.n < 0) return false;
+    const kids = this.heap.getRef(v, V_CHILDREN);
+    if (kids === null) return true;
+    const k = this.heap.length(kids);
+    for (let i = 0; i < k; i++) {
+      const c = this.heap.getRef(kids, i);
+      if (c !== null && !this.small(c, limit)) return false;
+    }
+    return true;
+  }
+
+  /** A copy of the subtree under v with fresh objects (an adapter rebinding a list item). */
+  rebuild(v: Ref, parent: Ref | null, depth: number): Ref {
+    const { heap } = this;
+    const c = this.newView(parent, depth);
+    heap.setF64(c, V_X, heap.getF64(v, V_X));
+    heap.setF64(c, V_Y, heap.getF64(v, V_Y));
+    const kids = heap.getRef(v, V_CHILDREN);
+    if (kids !== null) {
+      const k = heap.length(kids);
+      const nk = heap.allocRefArray(k);
+      heap.setRef(c, V_CHILDREN, nk);
+      for (let i = 0; i < k; i++) {
+        const g = heap.getRef(kids, i);
+        if (g !== null) heap.setRef(nk, i, this.rebuild(g, c, depth + 1));
+      }
+    }
+    return c;
+  }
+
+  /** One frame's work. Every ref it holds dies at its end (no collection happens inside). */
+  frame(f: number, visit: number): void {
+    const { heap, t, rnd } = this;
+    // A random part of the tree: descend a few levels, then walk breadth first.
+    let n = this.tree.get()!;
+    const depth = (rnd() * 3) | 0;
+    for (let d = 0; d < depth; d++) {
+      const kids = heap.getRef(n, V_CHILDREN);
+      if (kids === null) break;
+      n = heap.getRef(kids, (rnd() * heap.length(kids)) | 0)!;
+    }
+    const queue: Ref[] = [n];
+    let events: Ref | null = null;
+    let layouts: Ref | null = null;
+    const display = heap.allocRefArray(visit);
+    let shown = 0;
+    let rebuildAt: Ref | null = null;
+    for (let qi = 0; qi < queue.length && qi < visit; qi++) {
+      const v = queue[qi];
+      const kids = heap.getRef(v, V_CHILDREN);
+      if (kids !== null) {
+        const k = heap.length(kids);
+        for (let i = 0; i < k; i++) {
+          const c = heap.getRef(kids, i);
+          if (c !== null) queue.push(c);
+        }
+      }
+      // Input: an event targeting every other view.
+      if (qi & 1) {
+        const e = heap.alloc(t.event);
+        heap.setRef(e, 0, v);
+        heap.setRef(e, 1, events);
+        heap.setF64(e, 0, f * BUDGET_MS);
+        heap.setU32(e, 8, qi);
+        events = e;
+      }
+      // Measure and lay out: a temporary per view, then write the view's position.
+      const lp = heap.alloc(t.layout);
+      heap.setRef(lp, 0, v);
+      heap.setRef(lp, 1, layouts);
+      layouts = lp;
+      const parent = heap.getRef(v, V_PARENT);
+      const px = parent === null ? 0 : heap.getF64(parent, V_X);
+      const w = heap.getF64(v, V_W);
+      heap.setF64(lp, 0, px + (qi % 8) * w * 0.1);
+      heap.setF64(lp, 8, heap.getF64(v, V_H) * (qi & 7));
+      heap.setF64(v, V_X, heap.getF64(lp, 0));
+      heap.setF64(v, V_Y, heap.getF64(lp, 8));
+      heap.setU32(v, V_FLAGS, heap.getU32(v, V_FLAGS) ^ 0x100);
+      // Draw: an op per view, and a string for some.
+      const text = heap.getRef(v, V_TEXT);
+      const op = heap.alloc(t.draw);
+      heap.setRef(op, 0, text);
+      heap.setF64(op, 0, w);
+      heap.setRef(display, shown++, op);
+      if (text !== null && rnd() < 0.5) {
+        const len = heap.length(text);
+        const s = heap.allocBytes(len + 16);
+        heap.writeBytes(s, 0, heap.readBytes(text, 0, len));
+      }
+      // A few views get new text (the old one becomes garbage anywhere in the old generation).
+      if (rnd() < 0.08) {
+        const nt = heap.allocBytes(8 + ((rnd() * 40) | 0));
+        heap.writeBytes(nt, 0, label(rnd, heap.length(nt)));
+        heap.setRef(v, V_TEXT, nt);
+      }
+      if (qi > 0 && kids !== null && rebuildAt === null && rnd() < 0.02 && this.small(v, { n: 300 })) rebuildAt = v;
+    }
+    // Sometimes a list item is rebound: its subtree is replaced by fresh objects.
+    if (rebuildAt !== null && f % 4 === 0) {
+      const parent = heap.getRef(rebuildAt, V_PARENT)!;
+      const kids = heap.getRef(parent, V_CHILDREN)!;
+      const k = heap.length(kids);
+      for (let i = 0; i < k; i++)
+        if (heap.getRef(kids, i) === rebuildAt) {
+          const before = this.nodes;
+          heap.setRef(kids, i, this.rebuild(rebuildAt, parent, heap.getU32(rebuildAt, V_FLAGS) & 0xff));
+          this.nodes = before; // replaced one for one: the count stays the same
+          break;
+        }
+    }
+    void events;
+    void layouts;
+  }
+}
+
+async function runOne(args: Args, mode: ModeName): Promise<ArtResult> {
+  const log = exampleLogger(`art-app:${mode}`);
+  const seconds = num(args, 'seconds', 10);
+  const capacity = num(args, 'heap', 32) * (1 << 20);
+  const nodes = num(args, 'nodes', 60000);
+  const visit = num(args, 'visit', 1500);
+  const every = num(args, 'every', 0);
+  const threshold = num(args, 'threshold', 0.6);
+  const seed = num(args, 'seed', 42);
+  const heap = await Heap.create({ capacity, mode, logger: log.child({ heap: mode }, { level: process.env.MOVEGC_LOG ?? 'warn' }) });
+  const t = defineTypes(heap);
+  const rnd = prng(seed);
+  const app = new App(heap, t, rnd, heap.root(null));
+  const tb = performance.now();
+  app.build(nodes);
+  log.info({ mode: heap.mode, nodes: app.nodes, usedMiB: +mib(heap.usedBytes), buildMs: Math.round(performance.now() - tb) }, 'UI tree built');
+  // A first collection settles the tree (what is garbage from building is gone) before frames count.
+  await heap.gc();
+  const settled = heap.history.length;
+  log.info({ liveMiB: +mib(heap.usedBytes), frames: Math.round(seconds * 60) }, 'rendering');
+
+  const total = Math.round(seconds * 60);
+  const frameMs = new Float64Array(total);
+  const pauses: number[] = [];
+  const gcFrame = new Int32Array(total).fill(-1); // frame of the last collect() at or before each frame
+  let lastGc = -1;
+  let forceGc = false;
+  let heapFull = 0;
+  const start = performance.now();
+  let next = start;
+  let lastReport = start;
+  for (let f = 0; f < total; f++) {
+    const wait = next - performance.now();
+    if (wait > 1) await sleep(wait);
+    else await new Promise<void>((r) => setImmediate(r)); // let the event loop deliver cycle ends
+    const t0 = performance.now();
+    if (forceGc || (every > 0 && f > 0 && f % every === 0) || (every <= 0 && heap.usedBytes > threshold * capacity)) {
+      forceGc = false;
+      const used = heap.usedBytes;
+      await heap.collect();
+      const p = performance.now() - t0;
+      pauses.push(p);
+      lastGc = f;
+      log.debug({ frame: f, usedMiB: +mib(used), afterMiB: +mib(heap.usedBytes), pauseMs: +ms(p, 2) }, 'collect');
+    }
+    try {
+      app.frame(f, visit);
+    } catch (e) {
+      // Out of heap mid-frame: the frame's work is dropped and the next one starts with a collection.
+      if (!(e instanceof MoveGcError) || e.code !== ErrorCode.HEAP_FULL) throw e;
+      heapFull++;
+      forceGc = true;
+    }
+    const t1 = performance.now();
+    frameMs[f] = t1 - t0;
+    gcFrame[f] = lastGc;
+    next = Math.max(next + BUDGET_MS, t1 - BUDGET_MS); // a late frame is dropped, not caught up
+    if (t1 - lastReport >= 2000) {
+      lastReport = t1;
+      const done = frameMs.subarray(0, f + 1);
+      log.info({ frame: f + 1, of: total, usedMiB: +mib(heap.usedBytes), cycles: heap.history.length - settled + (heap.cycleActive ? 1 : 0), overBudget: done.filter((x) => x > BUDGET_MS).length }, 'progress');
+    }
+  }
+  const elapsed = (performance.now() - start) / 1000;
+  await heap.idle();
+  const cycles: CycleStats[] = heap.history.slice(settled);
+  const verify = heap.verify();
+  const sorted = Float64Array.from(frameMs).sort();
+  const sum = (g: (c: CycleStats) => number): number => cycles.reduce((a, c) => a + g(c), 0);
+  const faultMerged = cycles.flatMap((c) => c.faultUs.buckets).sort((a, b) => a[0] - b[0]);
+  const faultPct = (p: number): number => {
+    const count = faultMerged.reduce((a, [, n]) => a + n, 0);
+    let seen = 0;
+    for (const [v, n] of faultMerged) if ((seen += n) >= Math.ceil(p * count)) return v;
+    return 0;
+  };
+  const r: ArtResult = {
+    mode: heap.mode,
+    fallbacks: [...heap.fallbacks],
+    frames: total,
+    seconds: elapsed,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    max: sorted[sorted.length - 1] ?? 0,
+    overBudget: frameMs.filter((x) => x > BUDGET_MS).length,
+    cycles: cycles.length,
+    gcPauseTotalMs: pauses.reduce((a, b) => a + b, 0),
+    gcPauseMaxMs: Math.max(0, ...pauses),
+    compactionPauseMs: sum((c) => c.pause.totalMs),
+    markPlanMs: sum((c) => c.markMs + c.planMs),
+    compactionMs: sum((c) => c.compactionMs),
+    faults: sum((c) => c.faults),
+    faultP50Us: faultPct(0.5),
+    faultP99Us: faultPct(0.99),
+    pagesMoved: sum((c) => c.pages.moved),
+    pagesCopied: sum((c) => c.pages.copied),
+    reclaimedBytes: sum((c) => c.reclaimedBytes),
+    liveBytes: cycles.length ? cycles[cycles.length - 1].liveBytes : 0,
+    nodes: app.nodes,
+    heapFullFrames: heapFull,
+    verifyOk: verify.ok,
+  };
+  const worst = [...frameMs.keys()].sort((x, y) => frameMs[y] - frameMs[x]).slice(0, 5);
+  log.info({ worst: worst.map((f) => `#${f} ${ms(frameMs[f])}ms${gcFrame[f] === f ? ' (collect)' : gcFrame[f] >= 0 ? ` (+${f - gcFrame[f]} after collect)` : ''}`).join(', ') }, 'slowest frames');
+  if (!verify.ok) log.error({ errors: verify.errors.slice(0, 5) }, 'heap verification failed');
+  log.info({ frames: r.frames, p50: +ms(r.p50, 2), p99: +ms(r.p99, 2), overBudget: r.overBudget, cycles: r.cycles, faults: r.faults }, 'done');
+  await heap.close();
+  return r;
+}
+
+export function table(rs: ArtResult[]): string {
+  const col = (f: (r: ArtResult) => string | number) => rs.map(f);
+  const rows: Array<[string, ...Array<string | number>]> = [
+    ['frames (60 fps)', ...col((r) => r.frames)],
+    ['frame p50 ms', ...col((r) => ms(r.p50, 2))],
+    ['frame p99 ms', ...col((r) => ms(r.p99, 2))],
+    ['frame max ms', ...col((r) => ms(r.max, 1))],
+    [`frames over ${ms(BUDGET_MS)} ms`, ...col((r) => `${r.overBudget} (${ms((100 * r.overBudget) / r.frames)}%)`)],
+    ['GC cycles', ...col((r) => r.cycles)],
+    ['collect() total ms', ...col((r) => ms(r.gcPauseTotalMs))],
+    ['collect() max ms', ...col((r) => ms(r.gcPauseMaxMs))],
+    ['  of which mark+plan ms', ...col((r) => ms(r.markPlanMs))],
+    ['  of which compaction pause ms', ...col((r) => ms(r.compactionPauseMs))],
+    ['concurrent compaction ms', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactionMs)))],
+    ['mutator faults', ...col((r) => r.faults)],
+    ['fault p50 / p99 us', ...col((r) => (r.faults ? `${r.faultP50Us} / ${r.faultP99Us}` : '-'))],
+    ['pages moved / copied', ...col((r) => `${r.pagesMoved} / ${r.pagesCopied}`)],
+    ['reclaimed MiB', ...col((r) => mib(r.reclaimedBytes))],
+    ['live MiB (last cycle)', ...col((r) => mib(r.liveBytes))],
+    ...(rs.some((r) => r.heapFullFrames > 0) ? [['frames cut by ERR_HEAP_FULL', ...col((r) => r.heapFullFrames)] as [string, ...number[]]] : []),
+    ['heap verifies', ...col((r) => (r.verifyOk ? 'yes' : 'NO'))],
+  ];
+  return sideBySide('art-app: frame times and GC per mode (same seeded workload)', rs.map((r) => r.mode + (r.fallbacks.length ? '*' : '')), rows);
+}
+
+function summary(rs: ArtResult[]): string {
+  const lines: string[] = [];
+  const by = (m: string) => rs.find((r) => r.mode === m);
+  const mv = by('move');
+  const cp = by('copy');
+  const stw = by('stw');
+  const first = rs[0];
+  lines.push(
+    `Summary: ${first.frames} frames of a ${first.nodes}-view UI tree per mode; ${rs.map((r) => `${r.mode}: ${r.cycles} cycles, ${r.overBudget} frames over budget, p99 ${ms(r.p99, 1)} ms`).join('; ')}.`,
+  );
+  if (mv && cp)
+    lines.push(
+      `move vs copy: concurrent compaction ${ms(mv.compactionMs)} vs ${ms(cp.compactionMs)} ms in total (${ms((100 * (cp.compactionMs - mv.compactionMs)) / Math.max(1, cp.compactionMs), 0)}% less with MOVE), ` +
+        `${mv.faults} vs ${cp.faults} mutator faults; the pauses are the same work (mark, plan, remap).`,
+    );
+  if (stw && (mv || cp))
+    lines.push(`stw compacts inside the pause: ${ms(stw.gcPauseMaxMs)} ms worst collect() vs ${ms((mv ?? cp)!.gcPauseMaxMs)} ms for ${(mv ?? cp)!.mode}, which compacts while frames keep rendering.`);
+  if (rs.some((r) => r.fallbacks.length)) lines.push('* ran in a fallback mode: ' + rs.flatMap((r) => r.fallbacks).join('; '));
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const args = parseArgs(argv, ['compare', 'json']);
+  if (args.compare) {
+    const modes = compareModes(args, ['move', 'copy', 'stw']);
+    const rs = await runModes<ArtResult>(import.meta.url, modes, childArgs(argv));
+    console.log('\n' + table(rs) + '\n');
+    console.log(summary(rs));
+    writeOut(args, 'art-app', rs);
+    const report = benchReportLine();
+    if (report) console.log(report);
+    return;
+  }
+  const r = await runOne(args, modeArg(args));
+  if (args.json) emitResult(r);
+  else {
+    console.log('\n' + table([r]) + '\n');
+    console.log(summary([r]));
+    writeOut(args, 'art-app', [r]);
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

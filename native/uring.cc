@@ -1,0 +1,173 @@
+// A minimal io_uring for fixed-buffer reads into a registered (pinned) range, so examples and
+// tests can do real I/O through a pin: io_uring_setup + mmap of the SQ/CQ rings and the SQE
+// array, IORING_REGISTER_BUFFERS of one range, IORING_OP_READ_FIXED, and io_uring_enter with
+// IORING_ENTER_GETEVENTS. Raw syscalls, no liburing. One request in flight at a time, blocking.
+#include <errno.h>
+#include <linux/io_uring.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+
+#include "addon.h"
+#include "errors.h"
+
+namespace movegc {
+namespace {
+
+struct Ring {
+  void* sq = MAP_FAILED;
+  size_t sqLen = 0;
+  void* cq = MAP_FAILED;
+  size_t cqLen = 0;
+  io_uring_sqe* sqes = static_cast<io_uring_sqe*>(MAP_FAILED);
+  size_t sqesLen = 0;
+  io_uring_params p = {};
+  uint64_t addr = 0, len = 0;
+};
+
+// Rings by fd. The addon is loaded once per thread (context-aware), the table is process-wide.
+std::mutex mu;
+std::map<int, Ring> rings;
+
+template <typename T>
+T* At(void* base, uint32_t off) {
+  return reinterpret_cast<T*>(static_cast<char*>(base) + off);
+}
+
+void Unmap(Ring& r) {
+  if (r.sqes != MAP_FAILED) munmap(r.sqes, r.sqesLen);
+  if (r.cq != MAP_FAILED && r.cq != r.sq) munmap(r.cq, r.cqLen);
+  if (r.sq != MAP_FAILED) munmap(r.sq, r.sqLen);
+}
+
+// setup(address, length) -> ring fd: rings mapped, [address, address+length) registered as buffer 0.
+Napi::Value Setup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t addr = ArgAddr(info, 0, "address");
+  uint64_t len = ArgAddr(info, 1, "length");
+  Ring r;
+  int fd = static_cast<int>(syscall(__NR_io_uring_setup, 4, &r.p));
+  if (fd < 0) ThrowErrno(env, "io_uring_setup", errno);
+  r.addr = addr;
+  r.len = len;
+  r.sqLen = r.p.sq_off.array + r.p.sq_entries * sizeof(uint32_t);
+  r.cqLen = r.p.cq_off.cqes + r.p.cq_entries * sizeof(io_uring_cqe);
+  if (r.p.features & IORING_FEAT_SINGLE_MMAP) r.sqLen = r.cqLen = std::max(r.sqLen, r.cqLen);
+  r.sqesLen = r.p.sq_entries * sizeof(io_uring_sqe);
+  const int prot = PROT_READ | PROT_WRITE, flags = MAP_SHARED | MAP_POPULATE;
+  const char* what = nullptr;
+  r.sq = mmap(nullptr, r.sqLen, prot, flags, fd, IORING_OFF_SQ_RING);
+  if (r.sq == MAP_FAILED) what = "mmap(IORING_OFF_SQ_RING)";
+  if (!what) {
+    r.cq = (r.p.features & IORING_FEAT_SINGLE_MMAP) ? r.sq : mmap(nullptr, r.cqLen, prot, flags, fd, IORING_OFF_CQ_RING);
+    if (r.cq == MAP_FAILED) what = "mmap(IORING_OFF_CQ_RING)";
+  }
+  if (!what) {
+    r.sqes = static_cast<io_uring_sqe*>(mmap(nullptr, r.sqesLen, prot, flags, fd, IORING_OFF_SQES));
+    if (r.sqes == MAP_FAILED) what = "mmap(IORING_OFF_SQES)";
+  }
+  if (!what) {
+    struct iovec iov = {reinterpret_cast<void*>(addr), len};
+    if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_BUFFERS, &iov, 1) < 0) what = "io_uring_register(IORING_REGISTER_BUFFERS)";
+  }
+  if (what) {
+    int err = errno;
+    Unmap(r);
+    close(fd);
+    ThrowErrno(env, what, err);
+  }
+  std::lock_guard<std::mutex> g(mu);
+  rings[fd] = r;
+  return Napi::Number::New(env, fd);
+}
+
+// readFixed(ring, fd, fileOffset, length, address) -> bytes read (the CQE's result).
+Napi::Value ReadFixed(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int ring = ArgFd(info, 0);
+  int fd = ArgFd(info, 1);
+  uint64_t off = ArgAddr(info, 2, "offset");
+  uint64_t len = ArgAddr(info, 3, "length");
+  uint64_t addr = ArgAddr(info, 4, "address");
+  std::lock_guard<std::mutex> g(mu);
+  auto it = rings.find(ring);
+  if (it == rings.end()) ThrowArg(env, "ERR_INVALID_ARG_VALUE", "not a ring made by uring.setup");
+  Ring& r = it->second;
+  if (len == 0 || len > 0x7fffffff || addr < r.addr || addr + len > r.addr + r.len)
+    ThrowArg(env, "ERR_OUT_OF_RANGE", "read range outside the registered buffer");
+
+  auto* sqTail = At<std::atomic<uint32_t>>(r.sq, r.p.sq_off.tail);
+  uint32_t sqMask = *At<uint32_t>(r.sq, r.p.sq_off.ring_mask);
+  uint32_t tail = sqTail->load(std::memory_order_relaxed);
+  uint32_t idx = tail & sqMask;
+  io_uring_sqe* sqe = &r.sqes[idx];
+  *sqe = {};
+  sqe->opcode = IORING_OP_READ_FIXED;
+  sqe->fd = fd;
+  sqe->off = off;
+  sqe->addr = addr;
+  sqe->len = static_cast<uint32_t>(len);
+  sqe->buf_index = 0;
+  sqe->user_data = 0x6d6f7665;
+  At<uint32_t>(r.sq, r.p.sq_off.array)[idx] = idx;
+  sqTail->store(tail + 1, std::memory_order_release);
+
+  auto* cqHead = At<std::atomic<uint32_t>>(r.cq, r.p.cq_off.head);
+  auto* cqTail = At<std::atomic<uint32_t>>(r.cq, r.p.cq_off.tail);
+  uint32_t cqMask = *At<uint32_t>(r.cq, r.p.cq_off.ring_mask);
+  unsigned toSubmit = 1;
+  for (;;) {
+    uint32_t head = cqHead->load(std::memory_order_relaxed);
+    if (head != cqTail->load(std::memory_order_acquire)) {
+      io_uring_cqe* cqe = At<io_uring_cqe>(r.cq, r.p.cq_off.cqes) + (head & cqMask);
+      int res = cqe->res;
+      cqHead->store(head + 1, std::memory_order_release);
+      if (res < 0) ThrowErrno(env, "IORING_OP_READ_FIXED", -res);
+      return Napi::Number::New(env, res);
+    }
+    long n = syscall(__NR_io_uring_enter, ring, toSubmit, 1, IORING_ENTER_GETEVENTS, nullptr, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ThrowErrno(env, "io_uring_enter", errno);
+    }
+    if (toSubmit && n == 0) ThrowErrno(env, "io_uring_enter", EIO, "the SQE was not consumed");
+    toSubmit = 0;
+  }
+}
+
+// close(ring): unregisters the buffer (releasing the pin), unmaps the rings, closes the fd.
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  int ring = ArgFd(info, 0);
+  Ring r;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    auto it = rings.find(ring);
+    if (it == rings.end()) return info.Env().Undefined();
+    r = it->second;
+    rings.erase(it);
+  }
+  long rc = syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, nullptr, 0);
+  int err = errno;
+  Unmap(r);
+  close(ring);
+  if (rc < 0 && err != ENXIO) ThrowErrno(info.Env(), "io_uring_register(IORING_UNREGISTER_BUFFERS)", err);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitUring(Napi::Env env, Napi::Object exports) {
+  Napi::Object u = Napi::Object::New(env);
+  u.Set("setup", Napi::Function::New(env, Setup, "setup"));
+  u.Set("readFixed", Napi::Function::New(env, ReadFixed, "readFixed"));
+  u.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("uring", u);
+}
+
+}  // namespace movegc
