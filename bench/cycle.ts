@@ -1,0 +1,386 @@
+/**
+ * One repetition: a fresh heap built by the workload, one collection, and a mutator that runs
+ * on the main thread concurrently with the compaction.
+ *
+ * The mutator: as soon as collect() returns, the main thread touches random live objects
+ * (directory slot, chunk slot, the object's id: three loads, each timed with
+ * process.hrtime.bigint) until the compaction has installed every page and at least
+ * `horizonMs` have passed since collect() was called. `paced` (the default) touches one object
+ * every touchUs and sleeps in between, like an application doing other work; `busy` touches
+ * back to back (a worst case: on 2 cores it takes a whole core from the collector's two
+ * threads); `none` only samples the timeline. An access during which the
+ * collector's fault counter moved is an access that faulted on a not-yet-installed page:
+ * its duration is a mutator-side fault latency (fault to wake, as the mutator sees it). The
+ * handler-side service time (read to install, on the fault server) comes from the heap's
+ * CycleStats.faultUs. The mutator also checks every id it reads.
+ *
+ * Timeline: every `sampleMs` (between touches) the mutator records pages installed
+ * (PAGES_MAPPED), faults so far (FAULTS) and the process RSS (/proc/self/statm).
+ *
+ * Stalls for the MMU: the whole collect() call (mark, plan and the compaction pause run on the
+ * mutator's thread), every faulting access, and the final idle() call (unregister and from-space
+ * release run on the mutator's thread too).
+ *
+ * Reading the collector's counters: the heap keeps them in a SharedArrayBuffer that only
+ * heap._debugState() exposes, as a copy. The bench captures the live Int32Array view once,
+ * right after the heap is created, by intercepting the Array.from call _debugState makes on it
+ * (no cycle is active then, so the call is cheap); afterwards it reads the counters with
+ * Atomics.load, as the collector threads do. If that ever stops working, the bench falls back
+ * to calling _debugState() (slower: a census of every page).
+ */
+import fs from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { Heap, PAGE_SIZE, type CycleStats, type ModeName } from '../gc/index.js';
+import { Ctl } from '../gc/shared.js';
+import { buildHeap, rng, type Workload } from './workload.js';
+import { bucketQuantiles, quantiles, type Quantiles } from './stats.js';
+
+/** Indices into the collector's control block. */
+const CTL = { PAGES_TOTAL: Ctl.PAGES_TOTAL, PAGES_MAPPED: Ctl.PAGES_MAPPED, FAULTS: Ctl.FAULTS } as const;
+
+export interface Timeline {
+  /** ms since collect() was called. */
+  tMs: number[];
+  pagesMapped: number[];
+  faults: number[];
+  rssMiB: number[];
+  pagesTotal: number;
+  /** [ms since collect() was called, mutator-side latency in us] of every faulting access. */
+  faultEvents: Array<[number, number]>;
+  collectEndMs: number;
+  /** Start of the compaction pause (collect() end minus the pause): mark and plan come before. */
+  pauseStartMs: number;
+  cycleEndMs: number;
+  idleStartMs: number;
+  idleEndMs: number;
+}
+
+export interface RepResult {
+  rep: number;
+  mode: ModeName;
+  requestedMode: ModeName;
+  fallbacks: readonly string[];
+  heapBytes: number;
+  usedBytes: number;
+  liveBytes: number;
+  liveObjects: number;
+  pins: number;
+  buildMs: number;
+  /** Wall time of the collect() call: mark + plan + pause (+ the whole compaction in stw). */
+  collectMs: number;
+  markMs: number;
+  planMs: number;
+  pauseMs: number;
+  pause: CycleStats['pause'];
+  compactionMs: number;
+  compactorBusyMs: number;
+  concurrentMs: number;
+  /** Wall time of the final idle() call (finalization on the mutator's thread). */
+  idleMs: number;
+  /** Live MB (10^6 B) compacted per second of compactionMs. */
+  throughputMBps: number;
+  /** Faults the fault server read (handler side). */
+  faults: number;
+  /** Mutator accesses that faulted, and their latencies (us). */
+  mutatorFaults: number;
+  faultMutatorUs: Quantiles;
+  faultHandlerUs: Quantiles;
+  faultHandlerBuckets: Array<[number, number]>;
+  touches: number;
+  touchErrors: number;
+  pages: CycleStats['pages'];
+  pagesMoved: number;
+  pagesCopied: number;
+  moveCalls: number;
+  copyCalls: number;
+  batchPagesP50: number;
+  ebusyFallbacks: number;
+  eexist: number;
+  eagain: number;
+  takeovers: number;
+  errors: number;
+  rssBeforeBytes: number;
+  /** max(collector's sampled peak, the mutator's timeline samples). */
+  rssPeakBytes: number;
+  rssPeakCollectorBytes: number;
+  rssAfterBytes: number;
+  horizonMs: number;
+  verify?: { ok: boolean; objects: number; errors: string[] };
+  /** Set when the mutator had to stop before the cycle's end (the collector made no progress). */
+  stoppedEarly?: string;
+  /** The first wrong read of the mutator, if any. */
+  firstError?: string;
+  /** Not written for every rep (see run.ts): the median rep's timeline goes in the report. */
+  timeline: Timeline;
+  /** Mutator stall intervals [start, end] in ms since collect(): for the MMU. */
+  stalls: Array<[number, number]>;
+  /** The same without mark and plan (collect() counts only from the compaction pause's start). */
+  stallsCompaction: Array<[number, number]>;
+  faultSamplesUs: number[];
+}
+
+export interface RepOptions {
+  mode: ModeName;
+  workload: Workload;
+  rep: number;
+  /** The mutator runs at least this long after collect() is called. */
+  horizonMs: number;
+  sampleMs: number;
+  verify: boolean;
+  /** paced: one touch every touchUs (sleeping between); busy: back to back; none: no touches. */
+  mutator: MutatorKind;
+  touchUs: number;
+}
+
+export const MUTATORS = ['paced', 'busy', 'none'] as const;
+export type MutatorKind = (typeof MUTATORS)[number];
+
+const hr = (): number => Number(process.hrtime.bigint());
+
+/** Seconds without mutator progress after which the watchdog ends the process (see watchdog.ts). */
+export const STUCK_MS = 30_000;
+/** Seconds without an installed page after which the mutator stops and lets idle() finish the cycle. */
+const NO_PROGRESS_MS = 10_000;
+
+let watchdog: { worker: Worker; beat: Int32Array } | null = null;
+function watchdogOn(ctl: Int32Array, label: string): Int32Array {
+  if (!watchdog) {
+    const sab = new SharedArrayBuffer(16);
+    const worker = new Worker(new URL('./watchdog.js', import.meta.url), { workerData: { beat: sab, stuckMs: STUCK_MS } });
+    worker.unref();
+    watchdog = { worker, beat: new Int32Array(sab) };
+  }
+  watchdog.worker.postMessage({ ctl: ctl.buffer, label });
+  return watchdog.beat;
+}
+/** Stops the watchdog (at the end of the run). */
+export function stopWatchdog(): void {
+  if (!watchdog) return;
+  Atomics.store(watchdog.beat, 2, 1);
+  void watchdog.worker.terminate();
+  watchdog = null;
+}
+
+/** The collector's live control block (see the file comment). */
+function controlBlock(heap: Heap): () => Int32Array {
+  let ctl: Int32Array | undefined;
+  const orig = Array.from;
+  (Array as { from: unknown }).from = function (this: unknown, x: unknown, ...rest: unknown[]) {
+    if (ctl === undefined && x instanceof Int32Array && x.buffer instanceof SharedArrayBuffer) ctl = x;
+    return (orig as (...a: unknown[]) => unknown).call(this, x, ...rest);
+  };
+  try {
+    heap._debugState();
+  } finally {
+    Array.from = orig;
+  }
+  if (ctl) {
+    const c = ctl;
+    return () => c;
+  }
+  return () => Int32Array.from((heap._debugState() as { ctl: number[] }).ctl);
+}
+
+class Statm {
+  readonly #fd = fs.openSync('/proc/self/statm', 'r');
+  readonly #buf = Buffer.alloc(128);
+  rssBytes(): number {
+    const n = fs.readSync(this.#fd, this.#buf, 0, 128, 0);
+    const s = this.#buf.toString('latin1', 0, n);
+    const a = s.indexOf(' ');
+    return Number(s.slice(a + 1, s.indexOf(' ', a + 1))) * PAGE_SIZE;
+  }
+  close(): void {
+    fs.closeSync(this.#fd);
+  }
+}
+
+export async function runRep(o: RepOptions): Promise<RepResult> {
+  const w = o.workload;
+  const heap = await Heap.create({ capacity: w.heapBytes, mode: o.mode });
+  const statm = new Statm();
+  try {
+    const ctlOf = controlBlock(heap);
+    const built = buildHeap(heap, w);
+    const liveCount = built.liveCount;
+    const rnd = rng(w.seed * 31 + o.rep);
+    const tl: Timeline = { tMs: [], pagesMapped: [], faults: [], rssMiB: [], pagesTotal: 0, faultEvents: [], collectEndMs: 0, pauseStartMs: 0, cycleEndMs: 0, idleStartMs: 0, idleEndMs: 0 };
+    const stalls: Array<[number, number]> = [];
+    const faultUs: number[] = [];
+
+    const ctl0 = ctlOf();
+    const t0 = hr();
+    const ms = (t: number): number => (t - t0) / 1e6;
+    tl.tMs.push(0);
+    tl.pagesMapped.push(Atomics.load(ctl0, CTL.PAGES_MAPPED));
+    tl.faults.push(Atomics.load(ctl0, CTL.FAULTS));
+    tl.rssMiB.push(statm.rssBytes() / 2 ** 20);
+    const st0 = await heap.collect();
+    const tc = hr();
+    stalls.push([0, ms(tc)]);
+    tl.collectEndMs = ms(tc);
+    tl.pauseStartMs = Math.max(0, ms(tc) - st0.pause.totalMs);
+    let ctl = ctlOf();
+    tl.pagesTotal = ctl[CTL.PAGES_TOTAL];
+    const beat = watchdogOn(ctl, `rep ${o.rep} ${o.mode} ${w.heapBytes / 2 ** 20} MiB`);
+    Atomics.store(beat, 0, 1);
+
+    const sample = (t: number): void => {
+      tl.tMs.push(ms(t));
+      tl.pagesMapped.push(Atomics.load(ctl, CTL.PAGES_MAPPED));
+      tl.faults.push(Atomics.load(ctl, CTL.FAULTS));
+      tl.rssMiB.push(statm.rssBytes() / 2 ** 20);
+    };
+    // Pages installed as the pause ends (stw: all of them, built inside the pause).
+    tl.tMs.push(tl.pauseStartMs);
+    tl.pagesMapped.push(0);
+    tl.faults.push(0);
+    tl.rssMiB.push(tl.rssMiB[0]);
+    sample(tc);
+    // Worst-case mutator: random live objects, back to back (see the file comment).
+    const dirRef = built.dir.get()!;
+    const horizonNs = o.horizonMs * 1e6;
+    const sampleNs = o.sampleMs * 1e6;
+    let nextSample = tc + sampleNs;
+    const touchNs = o.touchUs * 1000;
+    let nextTouch = tc;
+    const sleeper = new Int32Array(new SharedArrayBuffer(4));
+    let done = false;
+    let touches = 0;
+    let touchErrors = 0;
+    let lastMapped = -1;
+    let lastMappedAt = tc;
+    let stoppedEarly: string | undefined;
+    let firstError: string | undefined;
+    const faulted = (a: number, b: number): void => {
+      const us = (b - a) / 1000;
+      faultUs.push(us);
+      stalls.push([ms(a), ms(b)]);
+      tl.faultEvents.push([ms(a), us]);
+    };
+    for (;;) {
+      const now = hr();
+      if (now >= nextSample) {
+        ctl = ctlOf();
+        sample(now);
+        nextSample = now + sampleNs;
+      }
+      const mapped = Atomics.load(ctl, CTL.PAGES_MAPPED);
+      if (!done && mapped >= Atomics.load(ctl, CTL.PAGES_TOTAL)) {
+        done = true;
+        tl.cycleEndMs = ms(now);
+      }
+      if (done && now - t0 >= horizonNs) break;
+      if (mapped !== lastMapped) {
+        lastMapped = mapped;
+        lastMappedAt = now;
+      } else if (!done && now - lastMappedAt > NO_PROGRESS_MS * 1e6) {
+        stoppedEarly = `no page installed for ${NO_PROGRESS_MS / 1000} s: the mutator stopped and idle() finished the cycle`;
+        break;
+      }
+      Atomics.store(beat, 1, touches);
+      if (o.mutator === 'none' || liveCount === 0 || (o.mutator === 'paced' && now < nextTouch)) {
+        // Think time: sleep until the next touch or sample, whichever comes first.
+        const until = o.mutator === 'paced' && liveCount > 0 ? Math.min(nextTouch, nextSample) : nextSample;
+        const waitMs = (until - now) / 1e6;
+        if (waitMs > 0.02) Atomics.wait(sleeper, 0, 0, waitMs);
+        continue;
+      }
+      nextTouch = now + touchNs;
+      const i = Math.floor(rnd() * liveCount);
+      try {
+        let f = Atomics.load(ctl, CTL.FAULTS);
+        let a = hr();
+        const c = heap.getRef(dirRef, i >>> 12);
+        let b = hr();
+        let g = Atomics.load(ctl, CTL.FAULTS);
+        if (g !== f) faulted(a, b);
+        if (c === null) throw new Error('null chunk');
+        f = g;
+        a = hr();
+        const obj = heap.getRef(c, i & 4095);
+        b = hr();
+        g = Atomics.load(ctl, CTL.FAULTS);
+        if (g !== f) faulted(a, b);
+        if (obj === null) throw new Error('null object');
+        f = g;
+        a = hr();
+        const id = heap.getU32(obj, 0);
+        b = hr();
+        g = Atomics.load(ctl, CTL.FAULTS);
+        if (g !== f) faulted(a, b);
+        if (id !== i + 1) throw new Error(`id ${id}`);
+      } catch (e) {
+        // A wrong read is a collector bug: counted and reported, never hidden.
+        if (touchErrors++ === 0) firstError = `live object ${i}: ${(e as Error).message}`;
+      }
+      touches++;
+    }
+    const ti = hr();
+    const st = (await heap.idle()) ?? st0;
+    const te = hr();
+    Atomics.store(beat, 0, 0);
+    stalls.push([ms(ti), ms(te)]);
+    tl.idleStartMs = ms(ti);
+    tl.idleEndMs = ms(te);
+    if (o.mode === 'stw' || heap.mode === 'stw') tl.cycleEndMs = tl.collectEndMs;
+    const verify = o.verify ? heap.verify() : undefined;
+    const sampledPeak = Math.max(0, ...tl.rssMiB.map((m) => m * 2 ** 20));
+    const handler = st.faultUs;
+    return {
+      rep: o.rep,
+      mode: heap.mode,
+      requestedMode: o.mode,
+      fallbacks: heap.fallbacks,
+      heapBytes: w.heapBytes,
+      usedBytes: built.usedBytes,
+      liveBytes: st.liveBytes,
+      liveObjects: st.liveObjects,
+      pins: built.pins.length,
+      buildMs: built.buildMs,
+      collectMs: ms(tc),
+      markMs: st.markMs,
+      planMs: st.planMs,
+      pauseMs: st.pause.totalMs,
+      pause: st.pause,
+      compactionMs: st.compactionMs,
+      compactorBusyMs: st.compactorBusyMs,
+      concurrentMs: st.concurrentMs,
+      idleMs: ms(te) - ms(ti),
+      throughputMBps: st.compactionMs > 0 ? st.liveBytes / 1e6 / (st.compactionMs / 1000) : 0,
+      faults: st.faults,
+      mutatorFaults: faultUs.length,
+      faultMutatorUs: quantiles(faultUs),
+      faultHandlerUs: bucketQuantiles(handler.buckets),
+      faultHandlerBuckets: handler.buckets,
+      touches,
+      touchErrors,
+      pages: st.pages,
+      pagesMoved: st.pages.moved,
+      pagesCopied: st.pages.copied,
+      moveCalls: st.moveCalls,
+      copyCalls: st.copyCalls,
+      batchPagesP50: st.batchPages.p50,
+      ebusyFallbacks: st.ebusy,
+      eexist: st.eexist,
+      eagain: st.eagain,
+      takeovers: st.takeovers,
+      errors: st.errors,
+      rssBeforeBytes: st.rss.beforeBytes,
+      rssPeakBytes: Math.max(st.rss.peakBytes, sampledPeak),
+      rssPeakCollectorBytes: st.rss.peakBytes,
+      rssAfterBytes: st.rss.afterBytes,
+      horizonMs: ms(te),
+      stoppedEarly,
+      firstError,
+      verify: verify ? { ok: verify.ok, objects: verify.objects, errors: verify.errors.slice(0, 5) } : undefined,
+      timeline: tl,
+      stalls,
+      stallsCompaction: [[tl.pauseStartMs, tl.collectEndMs], ...stalls.slice(1)],
+      faultSamplesUs: faultUs,
+    };
+  } finally {
+    statm.close();
+    await heap.close();
+  }
+}

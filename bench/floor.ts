@@ -1,0 +1,167 @@
+/**
+ * The kernel floor, measured through the binding in the benchmark's own process, so that every
+ * collector figure has its limit beside it (same machine, same moment):
+ *  - UFFDIO_MOVE per page at 1, 16 and 512 pages per call, UFFDIO_COPY per page at 1 and 512
+ *    pages per call, memcpy per page (the method of bench/binding.ts and kernel-floor.c:
+ *    fresh userfaultfd and MADV_NOHUGEPAGE mappings per pass, every source page written first,
+ *    DONTWAKE, consecutive batches; median of `reps` passes);
+ *  - the fault round trip: the main thread reads a registered, missing page and blocks in the
+ *    kernel while a Worker (floor-worker.ts) serves it with poll + read + MOVE; p50/p99 over
+ *    `faults` faults (after a warm-up), timed with process.hrtime.bigint around the access.
+ */
+import { Worker } from 'node:worker_threads';
+import { HUGE_PAGE_SIZE, Mapping, PAGE_SIZE, Userfaultfd } from '../gc/index.js';
+import { median, quantiles, type Quantiles } from './stats.js';
+import type { FloorWorkerData } from './floor-worker.js';
+
+const PS = PAGE_SIZE;
+
+export interface Floor {
+  pagesPerPass: number;
+  reps: number;
+  /** ns per page, medians over reps. */
+  movePerPageNs: { '1': number; '16': number; '512': number };
+  copyPerPageNs: { '1': number; '512': number };
+  memcpyPerPageNs: number;
+  /** Fault round trip (access to return, main thread), microseconds. */
+  faultRoundTripUs: Quantiles;
+  /** Every round-trip sample (us), for the report's distribution plot. */
+  faultRoundTripSamplesUs: number[];
+  faultRoundTripNote?: string;
+  ms: number;
+}
+
+const hr = (): number => Number(process.hrtime.bigint());
+
+function map(len: number): Mapping {
+  return Mapping.anonymous(len, { alignment: HUGE_PAGE_SIZE, advise: ['NOHUGEPAGE', 'DONTFORK'] });
+}
+
+function touch(u8: Uint8Array): void {
+  for (let i = 0; i < u8.length; i += PS) u8[i] = 1;
+}
+
+function measureBatch(pages: number, batch: number, withCopy: boolean): { move: number; copy?: number } {
+  const len = pages * PS;
+  const bytes = batch * PS;
+  const u = Userfaultfd.open({ features: ['MOVE'] });
+  const src = map(len);
+  const dst = map(len);
+  try {
+    u.register(dst.address, len);
+    const s = new Uint8Array(src.view());
+    touch(s);
+    let t = hr();
+    for (let off = 0; off < len; off += bytes) if (u.moveOnce(dst.address + off, src.address + off, bytes, { dontWake: true }) !== bytes) throw new Error('short MOVE');
+    const move = (hr() - t) / pages;
+    let copy: number | undefined;
+    if (withCopy) {
+      dst.advise('DONTNEED');
+      touch(s);
+      t = hr();
+      for (let off = 0; off < len; off += bytes) u.copy(dst.address + off, src.address + off, bytes, { dontWake: true });
+      copy = (hr() - t) / pages;
+    }
+    return { move, copy };
+  } finally {
+    src.close();
+    dst.close();
+    u.close();
+  }
+}
+
+function measureMemcpy(pages: number): number {
+  const a = map(pages * PS);
+  const b = map(pages * PS);
+  try {
+    const x = new Uint8Array(a.view());
+    const y = new Uint8Array(b.view());
+    x.fill(1);
+    y.fill(2);
+    const t = hr();
+    y.set(x);
+    return (hr() - t) / pages;
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
+/** The fault round trip: main thread faults, a Worker serves with poll + read + MOVE. */
+export async function measureFaultRoundTrip(faults: number, warmup = 50): Promise<{ samples: number[]; note?: string }> {
+  const pages = faults + warmup;
+  const len = pages * PS;
+  const u = Userfaultfd.open({ features: ['MOVE'] });
+  const src = map(len);
+  const dst = map(len);
+  let worker: Worker | undefined;
+  try {
+    u.register(dst.address, len);
+    const s = new Uint8Array(src.view());
+    for (let p = 0; p < pages; p++) s[p * PS] = (p % 251) + 1;
+    const data: FloorWorkerData = { fd: u.fd, features: u.features, dst: dst.address, src: src.address, length: len, faults: pages, timeoutMs: 30_000 };
+    worker = new Worker(new URL('./floor-worker.js', import.meta.url), { workerData: data });
+    const w = worker;
+    const done = new Promise<{ served: number; error?: string }>((resolve, reject) => {
+      w.on('message', (m: { type: string; served: number; error?: string }) => {
+        if (m.type === 'done') resolve(m);
+      });
+      w.once('error', reject);
+    });
+    await new Promise<void>((resolve, reject) => {
+      w.on('message', (m: { type: string }) => m.type === 'ready' && resolve());
+      w.once('error', reject);
+    });
+    // Let the worker reach its poll() before the first timed fault.
+    await new Promise((r) => setTimeout(r, 20));
+    const d = new Uint8Array(dst.view());
+    const samples: number[] = [];
+    let wrong = 0;
+    for (let p = 0; p < pages; p++) {
+      const t0 = process.hrtime.bigint();
+      const v = d[p * PS];
+      const t1 = process.hrtime.bigint();
+      if (v !== (p % 251) + 1) wrong++;
+      if (p >= warmup) samples.push(Number(t1 - t0) / 1000);
+    }
+    const r = await done;
+    const note = wrong ? `${wrong} pages read wrong contents (worker served ${r.served}${r.error ? `, error ${r.error}` : ''})` : undefined;
+    return { samples, note };
+  } finally {
+    if (worker) await worker.terminate();
+    src.close();
+    dst.close();
+    u.close();
+  }
+}
+
+export async function measureFloor(opts: { pages?: number; reps?: number; faults?: number } = {}): Promise<Floor> {
+  const t0 = performance.now();
+  const pages = opts.pages ?? 16384;
+  const reps = opts.reps ?? 3;
+  measureBatch(2048, 1, true); // warm-up: JIT the call paths
+  measureBatch(2048, 512, true);
+  const m1: number[] = [], m16: number[] = [], m512: number[] = [], c1: number[] = [], c512: number[] = [], mc: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const a = measureBatch(pages, 1, true);
+    m1.push(a.move);
+    c1.push(a.copy!);
+    m16.push(measureBatch(pages, 16, false).move);
+    const b = measureBatch(pages, 512, true);
+    m512.push(b.move);
+    c512.push(b.copy!);
+    mc.push(measureMemcpy(pages));
+  }
+  const rt = await measureFaultRoundTrip(opts.faults ?? 2000);
+  return {
+    pagesPerPass: pages,
+    reps,
+    movePerPageNs: { '1': median(m1), '16': median(m16), '512': median(m512) },
+    copyPerPageNs: { '1': median(c1), '512': median(c512) },
+    memcpyPerPageNs: median(mc),
+    faultRoundTripUs: quantiles(rt.samples),
+    faultRoundTripSamplesUs: rt.samples,
+    faultRoundTripNote: rt.note,
+    ms: performance.now() - t0,
+  };
+}
