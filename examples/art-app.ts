@@ -12,6 +12,7 @@
  *   node dist/examples/art-app.js [--mode move|copy|stw] [--seconds 10] [--heap 32] [--nodes 60000]
  *   node dist/examples/art-app.js --compare [--modes move,copy,stw]     (one child process per mode)
  */
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, Heap, MoveGcError, type CycleStats, type HeapType, type ModeName, type Ref, type Root } from '../gc/index.js';
@@ -41,6 +42,7 @@ export interface ArtResult {
   markPlanMs: number;
   /** Pause end to the compactor's last install, summed (concurrent work in move/copy). */
   compactionMs: number;
+  compactorBusyMs: number;
   faults: number;
   faultP50Us: number;
   faultP99Us: number;
@@ -348,6 +350,7 @@ async function runOne(args: Args, mode: ModeName): Promise<ArtResult> {
     compactionPauseMs: sum((c) => c.pause.totalMs),
     markPlanMs: sum((c) => c.markMs + c.planMs),
     compactionMs: sum((c) => c.compactionMs),
+    compactorBusyMs: sum((c) => c.compactorBusyMs),
     faults: sum((c) => c.faults),
     faultP50Us: faultPct(0.5),
     faultP99Us: faultPct(0.99),
@@ -381,6 +384,7 @@ export function table(rs: ArtResult[]): string {
     ['  of which mark+plan ms', ...col((r) => ms(r.markPlanMs))],
     ['  of which compaction pause ms', ...col((r) => ms(r.compactionPauseMs))],
     ['concurrent compaction ms', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactionMs)))],
+    ['  compactor busy ms', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactorBusyMs)))],
     ['mutator faults', ...col((r) => r.faults)],
     ['fault p50 / p99 us', ...col((r) => (r.faults ? `${r.faultP50Us} / ${r.faultP99Us}` : '-'))],
     ['pages moved / copied', ...col((r) => `${r.pagesMoved} / ${r.pagesCopied}`)],
@@ -402,13 +406,20 @@ function summary(rs: ArtResult[]): string {
   lines.push(
     `Summary: ${first.frames} frames of a ${first.nodes}-view UI tree per mode; ${rs.map((r) => `${r.mode}: ${r.cycles} cycles, ${r.overBudget} frames over budget, p99 ${ms(r.p99, 1)} ms`).join('; ')}.`,
   );
-  if (mv && cp)
+  if (mv && cp) {
+    const d = (100 * (cp.compactionMs - mv.compactionMs)) / Math.max(1, cp.compactionMs);
     lines.push(
-      `move vs copy: concurrent compaction ${ms(mv.compactionMs)} vs ${ms(cp.compactionMs)} ms in total (${ms((100 * (cp.compactionMs - mv.compactionMs)) / Math.max(1, cp.compactionMs), 0)}% less with MOVE), ` +
-        `${mv.faults} vs ${cp.faults} mutator faults; the pauses are the same work (mark, plan, remap).`,
+      `move vs copy: concurrent compaction ${ms(mv.compactionMs)} vs ${ms(cp.compactionMs)} ms in total (${ms(Math.abs(d), 0)}% ${d >= 0 ? 'less' : 'more'} with MOVE), ` +
+        `${mv.faults} vs ${cp.faults} mutator faults, compaction pauses ${ms(mv.compactionPauseMs)} vs ${ms(cp.compactionPauseMs)} ms (remap only).`,
     );
-  if (stw && (mv || cp))
-    lines.push(`stw compacts inside the pause: ${ms(stw.gcPauseMaxMs)} ms worst collect() vs ${ms((mv ?? cp)!.gcPauseMaxMs)} ms for ${(mv ?? cp)!.mode}, which compacts while frames keep rendering.`);
+  }
+  const conc = mv ?? cp;
+  if (stw && conc)
+    lines.push(
+      `stw compacts inside the pause (${ms(stw.compactionPauseMs)} ms of pauses over ${stw.cycles} cycles); ${conc.mode} pauses ${ms(conc.compactionPauseMs)} ms and compacts while frames render. ` +
+        `collect() also marks and plans on the app's thread in every mode (${rs.map((r) => `${r.mode} ${ms(r.markPlanMs)} ms`).join(', ')}).`,
+    );
+  if (os.loadavg()[0] > os.cpus().length) lines.push(`(load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs: other work competed for the CPUs; repeat before comparing small differences)`);
   if (rs.some((r) => r.fallbacks.length)) lines.push('* ran in a fallback mode: ' + rs.flatMap((r) => r.fallbacks).join('; '));
   return lines.join('\n');
 }

@@ -32,6 +32,7 @@ export interface BenchResult {
   pauseMaxMs: number;
   markPlanMs: number;
   compactionMs: number;
+  compactorBusyMs: number;
   reclaimedBytes: number;
   pagesMoved: number;
   pagesCopied: number;
@@ -192,6 +193,7 @@ async function runOne(args: Args, mode: ModeName): Promise<BenchResult> {
     pauseMaxMs: Math.max(0, ...pauses),
     markPlanMs: sum((c) => c.markMs + c.planMs),
     compactionMs: sum((c) => c.compactionMs),
+    compactorBusyMs: sum((c) => c.compactorBusyMs),
     reclaimedBytes: sum((c) => c.reclaimedBytes),
     pagesMoved: sum((c) => c.pages.moved),
     pagesCopied: sum((c) => c.pages.copied),
@@ -219,7 +221,8 @@ function table(rs: BenchResult[]): string {
     ['collect() pause total ms', ...col((r) => ms(r.pauseTotalMs))],
     ['collect() pause max ms', ...col((r) => ms(r.pauseMaxMs))],
     ['  of which mark+plan ms', ...col((r) => ms(r.markPlanMs))],
-    ['compaction ms (total)', ...col((r) => ms(r.compactionMs))],
+    ['compaction ms (pause end to last install)', ...col((r) => ms(r.compactionMs))],
+    ['  compactor busy ms', ...col((r) => ms(r.compactorBusyMs))],
     ['pages moved / copied', ...col((r) => `${r.pagesMoved} / ${r.pagesCopied}`)],
     ['mutator faults', ...col((r) => r.faults)],
     ['reclaimed MiB', ...col((r) => mib(r.reclaimedBytes))],
