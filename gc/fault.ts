@@ -21,6 +21,8 @@ import type { Userfaultfd } from './uffd.js';
 /** poll(2) timeout: how often the server checks its peers while no fault arrives. */
 const POLL_MS_ACTIVE = 2;
 const POLL_MS_IDLE = 20;
+/** How often a fault waiting on another builder's install is looked at again. */
+const PENDING_RECHECK_MS = 0.05;
 /** Pages a takeover builds between two looks at the fault queue. */
 const TAKEOVER_STEP = 4;
 
@@ -50,7 +52,10 @@ export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number): vo
   while (!Atomics.load(sh.ctl, Ctl.STOP)) {
     const active = Atomics.load(sh.ctl, Ctl.PHASE) === Phase.COMPACTING;
     const takeover = active && b.compactorGone(stallMs) && !b.allMapped();
-    const n = uffd.readFaults(out, takeover ? 0 : active ? POLL_MS_ACTIVE : POLL_MS_IDLE);
+    // A fault waiting on another builder's install: look again soon, not after a full poll
+    // timeout (its install wakes the mutator; this only times it and guards against stalls).
+    if (pending.size > 0 && !takeover) Atomics.wait(sh.ctl, Ctl.PAGES_MAPPED, Atomics.load(sh.ctl, Ctl.PAGES_MAPPED), PENDING_RECHECK_MS);
+    const n = uffd.readFaults(out, takeover || pending.size > 0 ? 0 : active ? POLL_MS_ACTIVE : POLL_MS_IDLE);
     const t0 = now();
     sh.clk[Clk.HB_FAULT] = t0;
     for (let i = 0; i < n; i++) {
