@@ -1,10 +1,11 @@
 /**
  * The kernel floor, measured through the binding in the benchmark's own process, so that every
  * collector figure has its limit beside it (same machine, same moment):
- *  - UFFDIO_MOVE per page at 1, 16 and 512 pages per call, UFFDIO_COPY per page at 1 and 512
- *    pages per call, memcpy per page (the method of bench/binding.ts and kernel-floor.c:
+ *  - UFFDIO_MOVE per page at 1, 16, 64 (the collector's largest run) and 512 pages per call,
+ *    UFFDIO_COPY per page at 1, 64 and 512 pages per call, memcpy per page (the method of bench/binding.ts and kernel-floor.c:
  *    fresh userfaultfd and MADV_NOHUGEPAGE mappings per pass, every source page written first,
- *    DONTWAKE, consecutive batches; median of `reps` passes);
+ *    DONTWAKE, consecutive batches; median of `reps` passes); MOVE and COPY at 1 and 64 pages
+ *    per call again while a sibling thread spins on the other CPU (TLB shootdowns);
  *  - the fault round trip: the main thread reads a registered, missing page and blocks in the
  *    kernel while a Worker (floor-worker.ts) serves it with poll + read + MOVE; p50/p99 over
  *    `faults` faults (after a warm-up), timed with process.hrtime.bigint around the access.
@@ -20,10 +21,21 @@ export interface Floor {
   pagesPerPass: number;
   reps: number;
   /** ns per page, medians over reps. */
-  movePerPageNs: { '1': number; '16': number; '512': number };
-  copyPerPageNs: { '1': number; '512': number };
+  movePerPageNs: { '1': number; '16': number; '64': number; '512': number };
+  copyPerPageNs: { '1': number; '64': number; '512': number };
+  /**
+   * The same while another thread of this process spins on the other CPU (as the mutator or
+   * a collector thread does during a concurrent cycle): MOVE must then shoot down that CPU's
+   * TLB (an IPI, costly on a virtual machine); COPY into an empty entry needs no flush.
+   */
+  busySibling: { movePerPageNs: { '1': number; '64': number }; copyPerPageNs: { '1': number; '64': number }; faultRoundTripUs: Quantiles; faultRoundTripSamplesUs: number[] };
   memcpyPerPageNs: number;
-  /** Fault round trip (access to return, main thread), microseconds. */
+  /**
+   * Fault round trip (access to return, main thread), microseconds. Beware: on a virtual
+   * machine an idle vCPU must be woken by the hypervisor, so this is far lower when the
+   * machine is busy (both vCPUs awake) than when it is idle; see busySibling for the round
+   * trip while another thread of the process keeps a CPU busy, as the compactor does.
+   */
   faultRoundTripUs: Quantiles;
   /** Every round-trip sample (us), for the report's distribution plot. */
   faultRoundTripSamplesUs: number[];
@@ -141,23 +153,55 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
   const reps = opts.reps ?? 3;
   measureBatch(2048, 1, true); // warm-up: JIT the call paths
   measureBatch(2048, 512, true);
-  const m1: number[] = [], m16: number[] = [], m512: number[] = [], c1: number[] = [], c512: number[] = [], mc: number[] = [];
+  const m1: number[] = [], m16: number[] = [], m64: number[] = [], m512: number[] = [], c1: number[] = [], c64: number[] = [], c512: number[] = [], mc: number[] = [];
   for (let r = 0; r < reps; r++) {
     const a = measureBatch(pages, 1, true);
     m1.push(a.move);
     c1.push(a.copy!);
     m16.push(measureBatch(pages, 16, false).move);
+    const b64 = measureBatch(pages, 64, true);
+    m64.push(b64.move);
+    c64.push(b64.copy!);
     const b = measureBatch(pages, 512, true);
     m512.push(b.move);
     c512.push(b.copy!);
     mc.push(measureMemcpy(pages));
   }
   const rt = await measureFaultRoundTrip(opts.faults ?? 2000);
+  // With a sibling thread spinning on the other CPU.
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  const spinner = new Worker(
+    `const { workerData } = require('node:worker_threads'); const f = new Int32Array(workerData); let x = 0; while (Atomics.load(f, 0) === 0) x++;`,
+    { eval: true, workerData: flag.buffer },
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  const bm1: number[] = [], bm64: number[] = [], bc1: number[] = [], bc64: number[] = [];
+  let rtBusy: { samples: number[]; note?: string } = { samples: [] };
+  try {
+    for (let r = 0; r < reps; r++) {
+      const a = measureBatch(pages / 2, 1, true);
+      bm1.push(a.move);
+      bc1.push(a.copy!);
+      const b = measureBatch(pages / 2, 64, true);
+      bm64.push(b.move);
+      bc64.push(b.copy!);
+    }
+    rtBusy = await measureFaultRoundTrip(Math.ceil((opts.faults ?? 2000) / 2));
+  } finally {
+    Atomics.store(flag, 0, 1);
+    await spinner.terminate();
+  }
   return {
     pagesPerPass: pages,
     reps,
-    movePerPageNs: { '1': median(m1), '16': median(m16), '512': median(m512) },
-    copyPerPageNs: { '1': median(c1), '512': median(c512) },
+    movePerPageNs: { '1': median(m1), '16': median(m16), '64': median(m64), '512': median(m512) },
+    copyPerPageNs: { '1': median(c1), '64': median(c64), '512': median(c512) },
+    busySibling: {
+      movePerPageNs: { '1': median(bm1), '64': median(bm64) },
+      copyPerPageNs: { '1': median(bc1), '64': median(bc64) },
+      faultRoundTripUs: quantiles(rtBusy.samples),
+      faultRoundTripSamplesUs: rtBusy.samples,
+    },
     memcpyPerPageNs: median(mc),
     faultRoundTripUs: quantiles(rt.samples),
     faultRoundTripSamplesUs: rt.samples,

@@ -48,6 +48,7 @@ function modeTable(ms: ModeSummary[]): string {
     ['mutator faults', (s) => num(s.mutatorFaults, 0)],
     ['faults read by the fault server', (s) => num(s.faults, 0)],
     ['<b>fault p50 / p99, mutator side (µs)</b>', (s) => `<b>${num(s.faultP50Us)}</b> / ${num(s.faultP99Us)}`],
+    ['fault max, mutator side (µs)', (s) => num(s.faultMaxUs, 0)],
     ['fault p50 / p99, handler side (µs)', (s) => `${num(s.handlerFaultP50Us)} / ${num(s.handlerFaultP99Us)}`],
     ['pages built by the fault server', (s) => num(s.pagesBuiltByFaults, 0)],
     ['pages moved / copied', (s) => `${num(s.pagesMoved, 0)} / ${num(s.pagesCopied, 0)}`],
@@ -124,7 +125,10 @@ if (R.main) {
     const c = d[k].faultMutatorCdf; if (c.length) { tables.push([c.map(p => p[0]), c.map(p => p[1])]); ser.push(line(k + ' mutator side', COL[k])); }
     const h = d[k].faultHandlerCdf; if (h.length) { tables.push([h.map(p => Math.max(0.5, p[0])), h.map(p => p[1])]); ser.push(line(k + ' handler side', COL[k], { dash: [5, 4] })); }
   }
-  if (R.floor) { const f = R.floor.faultRoundTripCdf; tables.push([f.map(p => p[0]), f.map(p => p[1])]); ser.push(line('kernel floor round trip', COL.floor, { width: 3 })); }
+  if (R.floor) {
+    const f = R.floor.faultRoundTripCdf; tables.push([f.map(p => p[0]), f.map(p => p[1])]); ser.push(line('floor round trip (idle machine)', COL.floor, { width: 3 }));
+    const b = R.floor.busySibling.faultRoundTripCdf; tables.push([b.map(p => p[0]), b.map(p => p[1])]); ser.push(line('floor round trip (sibling thread busy)', '#222', { width: 3, dash: [2, 3] }));
+  }
   if (tables.length) chart('faults', 'Fault latency CDF (all reps pooled)', join(tables), ser,
     { xLabel: 'µs', scales: { x: logX, y: { range: [0, 1] } }, axes: [{ label: 'latency (µs, log)' }, { label: 'fraction ≤ x' }] });
   else document.getElementById('faults').innerHTML = '<p class="note">no faults in this run</p>';
@@ -176,10 +180,15 @@ export function renderHtml(res: Results): string {
         [
           ['UFFDIO_MOVE, 1 page per call', `${num(fl.movePerPageNs['1'], 0)} ns/page`],
           ['UFFDIO_MOVE, 16 pages per call', `${num(fl.movePerPageNs['16'], 0)} ns/page`],
+          ['UFFDIO_MOVE, 64 pages per call (the collector\'s largest run)', `${num(fl.movePerPageNs['64'], 0)} ns/page`],
           ['UFFDIO_MOVE, 512 pages per call', `${num(fl.movePerPageNs['512'], 0)} ns/page (${num(4096 / fl.movePerPageNs['512'], 1)} GB/s)`],
           ['UFFDIO_COPY, 1 page per call', `${num(fl.copyPerPageNs['1'], 0)} ns/page`],
+          ['UFFDIO_COPY, 64 pages per call', `${num(fl.copyPerPageNs['64'], 0)} ns/page`],
           ['UFFDIO_COPY, 512 pages per call', `${num(fl.copyPerPageNs['512'], 0)} ns/page (${num(4096 / fl.copyPerPageNs['512'], 1)} GB/s)`],
           ['memcpy (Uint8Array.set)', `${num(fl.memcpyPerPageNs, 0)} ns/page`],
+          ['with a sibling thread running: MOVE 1 / 64 pages per call', `${num(fl.busySibling.movePerPageNs['1'], 0)} / ${num(fl.busySibling.movePerPageNs['64'], 0)} ns/page`],
+          ['with a sibling thread running: COPY 1 / 64 pages per call', `${num(fl.busySibling.copyPerPageNs['1'], 0)} / ${num(fl.busySibling.copyPerPageNs['64'], 0)} ns/page`],
+          ['with a sibling thread running: fault round trip p50 / p90 / p99', `${num(fl.busySibling.faultRoundTripUs.p50)} / ${num(fl.busySibling.faultRoundTripUs.p90)} / ${num(fl.busySibling.faultRoundTripUs.p99)} µs over ${fl.busySibling.faultRoundTripUs.count} faults`],
           ['fault round trip (poll + read + MOVE on a Worker) p50 / p90 / p99', `${num(fl.faultRoundTripUs.p50)} / ${num(fl.faultRoundTripUs.p90)} / ${num(fl.faultRoundTripUs.p99)} µs over ${fl.faultRoundTripUs.count} faults${fl.faultRoundTripNote ? ` (${esc(fl.faultRoundTripNote)})` : ''}`],
         ],
         'floor',
@@ -267,7 +276,8 @@ over the mutator's run (collect() to the end of idle()). Dashed: the same withou
 <div id="pauses" class="chart"></div>
 <div id="faults" class="chart"></div>
 <h2>One cycle</h2>
-<p class="note">Time 0 is the collect() call; mark and plan run first (no page changes), then the compaction pause, then (move, copy) concurrent compaction.</p>
+<p class="note">Time 0 is the collect() call; mark and plan run first (no page changes), then the compaction pause, then (move, copy) concurrent compaction.
+In stw every page is built inside the pause, where the mutator cannot sample: its curve is drawn as a ramp across the pause.</p>
 <div id="tl-pages" class="chart"></div>
 <div id="tl-faults" class="chart"></div>
 <div id="tl-lat" class="chart"></div>
