@@ -7,6 +7,8 @@
  *     them. Objects straddling a span's edges are not widened into it (in a heap of small
  *     objects every page edge is straddled, and widening would cascade over the heap); the
  *     pause copies their in-span part to from-space so builders read them like any other.
+ *     One exception: a sliding object straddling a span's start whose in-span tail is longer
+ *     than its region's free words cannot slide below the span, so the span grows over it.
  *  2. Segments: the runs between pinned spans. Each slides its live objects down to its own
  *     start, keeping their order (sliding compaction), so objects never cross a pinned span.
  *  3. Dense prefix: the leading pages of the first segment that are at least `denseThreshold`
@@ -118,6 +120,30 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
       pageFirst[p] = o < pw + PAGE_WORDS ? o : NONE;
       identityPages++;
     }
+    // A sliding object straddling the region's end into the next pinned span: its in-span
+    // tail is not counted by the chunk loop below (it lies past END), yet it slides with the
+    // object. It must fit below the span: if the region has fewer dead words than the tail
+    // (but some), sliding would run it into the span, so the span grows down to cover it.
+    const last = i === regions.length - 1;
+    let tailX = -1;
+    let tail = 0;
+    while (!last && r.end > segIdent) {
+      const x = liveObjectAt(heap, types, sh, r.end - 1);
+      if (x < segIdent) break; // none, or it stays in the dense prefix
+      const xEnd = x + sizeWords(heap, types, x);
+      if (xEnd <= r.end) break;
+      const gap = r.end - (cursorStart + countRange(live, segIdent, r.end));
+      if (gap === 0) break; // everything below stays in place, and so does x
+      if (gap >= xEnd - r.end) {
+        tailX = x;
+        tail = xEnd - r.end;
+        break;
+      }
+      const span = spans[i];
+      span.start = alignDown(x);
+      chunkNew.fill(IN_PLACE, span.start / CHUNK_WORDS, r.end / CHUNK_WORDS);
+      r.end = span.start;
+    }
     // Slide: exclusive prefix sum of live words per chunk; note the object that starts each
     // to-space page as the cursor crosses it.
     let cursor = cursorStart;
@@ -143,8 +169,12 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
       }
       cursor += n;
     }
+    if (tail > 0) {
+      // Pages that start inside the straddler's slid tail begin with the straddler.
+      for (let pw = alignUp(cursor); pw < cursor + tail; pw += PAGE_WORDS) pageFirst[pw / PAGE_WORDS] = tailX;
+      cursor += tail;
+    }
     const newEnd = cursor;
-    const last = i === regions.length - 1;
     const fillerEnd = last ? alignUp(newEnd) : r.end;
     const firstPage = r.start / PAGE_WORDS;
     const endPage = Math.max(segIdent / PAGE_WORDS, newEnd > cursorStart ? alignUp(newEnd) / PAGE_WORDS : segIdent / PAGE_WORDS);
