@@ -13,6 +13,9 @@ import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, refCount, sizeWords } f
 import { NONE } from './plan.js';
 import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
+/** Live strides at least this long (words) are copied in one block, then patched. */
+const STRIDE_WORDS = 32;
+
 export class PageBuilder {
   readonly #sh: Shared;
   /** From-space (and scratch) as u32, indexed like the heap: word w at [2w, 2w+1]. */
@@ -28,6 +31,7 @@ export class PageBuilder {
     const seg = this.#sh.segments;
     let lo = 0;
     let hi = Atomics.load(this.#sh.ctl, Ctl.SEGMENTS) - 1;
+    if (hi === 0) return 0;
     while (lo < hi) {
       const mid = (lo + hi + 1) >>> 1;
       if (seg[mid * SEG_FIELDS + Seg.FIRST_PAGE] <= q) lo = mid;
@@ -77,6 +81,7 @@ export class PageBuilder {
     const chunkNew = sh.chunkNew;
     const live = sh.live;
     const segEnd = seg[s + Seg.END];
+    const segEndExt = seg[s + Seg.END_EXT];
     const qw = q * PAGE_WORDS;
     const qEnd = qw + PAGE_WORDS;
     const same = dst === src;
@@ -84,11 +89,24 @@ export class PageBuilder {
     let o = sh.pageFirst[q];
     if (o !== NONE) {
       // Live objects land contiguously from the first one's new address: one forward() per
-      // page, then a walk of the object-start bitmap. Small objects are copied word by word
-      // with their reference slots forwarded on the way (no call per object); large ones
-      // with one block copy and a slot pass.
+      // page, then a walk of the object-start bitmap. A long live stride is copied in one
+      // block and only its reference slots are patched; small objects in short strides are
+      // copied word by word with their slots forwarded on the way (no call per object).
       let t = forward(chunkNew, live, o);
+      let runEnd = -1;
+      let copiedTo = qw; // to-space words below this are already copied by a stride copy
       while (t < qEnd) {
+        if (o >= runEnd) {
+          runEnd = nextClear(live, o, segEndExt);
+          if (runEnd - o >= STRIDE_WORDS) {
+            const ra = t > qw ? t : qw;
+            const re = t + (runEnd - o);
+            const rb = re < qEnd ? re : qEnd;
+            if (ra > filled) dst.fill(0, base + filled * 2, base + ra * 2);
+            this.#copy((o + ra - t) * 2, (o + rb - t) * 2, dst, base + ra * 2);
+            copiedTo = rb;
+          }
+        }
         const h = o * 2;
         const row = src[h] * 4;
         const kind = types[row];
@@ -117,7 +135,14 @@ export class PageBuilder {
         // Slots in to-space u32 terms: [t*2+2, t*2+2+nref); on this page: [a*2, b*2).
         const r0 = t * 2 + 2 - a * 2;
         const r1 = r0 + nref;
-        if (n <= 64 && same && a === t && b === end) {
+        if (a < copiedTo) {
+          const k0 = r0 > 0 ? r0 : 0;
+          const k1 = r1 < n ? r1 : n;
+          for (let k = k0; k < k1; k++) {
+            const v = src[si + k];
+            if (v !== 0) dst[di + k] = forward(chunkNew, live, v);
+          }
+        } else if (n <= 64 && same && a === t && b === end) {
           // The whole object is on this page (the common case): header, slots, raw bytes.
           dst[di] = src[si];
           dst[di + 1] = src[si + 1];

@@ -79,7 +79,8 @@ export class Builders {
     if (!markProcessed(sh, q, owner, scratch)) return false;
     if (owner === Owner.FAULT) sh.count(Ctl.FAULT_BUILDS);
     else if (owner === Owner.MUTATOR) sh.count(Ctl.MUTATOR_BUILDS);
-    this.installer.install(q, scratch, 1);
+    if (heapDirect) this.installer.install(q, scratch, 1);
+    else this.installer.installOne(q, scratch);
     return true;
   }
 
@@ -219,7 +220,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     return scratch0 + scratchNext++;
   };
 
-  const delayAt = Atomics.load(sh.ctl, Ctl.INJECT_DELAY_AT_PAGE);
+  let delayAt = Atomics.load(sh.ctl, Ctl.INJECT_DELAY_AT_PAGE);
   const dieAt = Atomics.load(sh.ctl, Ctl.INJECT_DIE_AT_PAGE);
   const forkAt = Atomics.load(sh.ctl, Ctl.INJECT_FORK_AT_PAGE);
   let built = 0;
@@ -233,6 +234,9 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         busy += now() - busySince;
         hooks.onDelay(Atomics.load(sh.ctl, Ctl.INJECT_DELAY_MS));
         busySince = now();
+        // Once: if other threads build every page from here on, `built` stays put and the
+        // delay would otherwise repeat at every page it skips (a stall of pages x delayMs).
+        delayAt = 0;
       }
       if (built === dieAt - 1 && dieAt > 0) hooks.onDie();
       if (Atomics.load(sh.ctl, Ctl.FLUSH_REQUEST)) {

@@ -15,7 +15,7 @@ import { mark } from './mark.js';
 import { plan as planCycle, type Plan } from './plan.js';
 import { compactionPause, PauseOrder, type PauseOrderName } from './pause.js';
 import { Builders, Scratch, readRss } from './compact.js';
-import { Install, Installer } from './install.js';
+import { FaultInstall, Install, Installer, type FaultInstallName } from './install.js';
 import { Mapping } from './memory.js';
 import { PAGE_SIZE } from './native.js';
 import { probe, type Capabilities, type Hideable } from './probe.js';
@@ -24,7 +24,7 @@ import { chooseMode, Mode, type ModeName } from './modes.js';
 import { silentLogger, type Logger } from './log.js';
 import { summarize, type CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
-import { Clk, Ctl, Hist, HIST_BUCKETS, Owner, Phase, Shared, now } from './shared.js';
+import { Clk, Ctl, Hist, HIST_BUCKETS, Owner, Phase, Shared, now, releaseForkedChild } from './shared.js';
 import {
   BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, REF_ARRAY_TYPE, TypeTable, arrayWords, refCount,
 } from './layout.js';
@@ -56,6 +56,8 @@ export interface HeapOptions {
   stallMs?: number;
   /** Pause order: 'remap-first' (default, O(1) in heap size) or 'register-first' (ART's); see pause.ts. */
   pauseOrder?: PauseOrderName;
+  /** Move mode: install pages built for faults with 'copy' (default: no TLB flush) or 'move'; see install.ts. */
+  faultInstall?: FaultInstallName;
   /** MADV_DONTFORK on the heap's mappings (default true): a child then shares no heap page. */
   dontFork?: boolean;
   /** Run the verifier after every cycle and throw ERR_VERIFY_FAILED if it fails. */
@@ -82,6 +84,49 @@ export const MAX_CAPACITY = 2 ** 32 - 2 * 1024 * 1024;
 const ALIGN = 2 * 1024 * 1024;
 const TAG = 2 ** 32;
 const liveHeaps = new Set<Heap>();
+
+/** A value a raw setter cannot store as given (typed arrays would coerce it silently). */
+function badValue(kind: string, v: unknown): MoveGcError {
+  if (typeof v !== 'number') return invalidArg(`${kind} value must be a number, got ${typeof v}`);
+  return new MoveGcError(ErrorCode.OUT_OF_RANGE, `${kind} value must be an integer that fits (negative values wrap), got ${v}`);
+}
+
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage'] as const;
+
+function checkInject(inj: unknown): void {
+  if (typeof inj !== 'object' || inj === null) throw invalidArg('inject options must be an object');
+  for (const [k, v] of Object.entries(inj)) {
+    if (!(INJECT_KEYS as readonly string[]).includes(k)) throw invalidArg(`unknown inject option ${k} (expected ${INJECT_KEYS.join(', ')})`);
+    if (v === undefined) continue;
+    if (typeof v !== 'number') throw invalidArg(`inject.${k} must be a number, got ${typeof v}`);
+    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `inject.${k} must be an integer in [0, 2^31), got ${v}`);
+  }
+}
+
+/** Options other than capacity and mode (checked where they are used). */
+function checkOptions(opts: HeapOptions): void {
+  const { stallMs, denseThreshold, dontFork, verify, hide, inject, logger } = opts;
+  if (stallMs !== undefined) {
+    if (typeof stallMs !== 'number') throw invalidArg(`stallMs must be a number, got ${typeof stallMs}`);
+    if (!Number.isFinite(stallMs) || stallMs < 1 || stallMs > 600_000) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `stallMs must be in [1, 600000], got ${stallMs}`);
+  }
+  if (denseThreshold !== undefined) {
+    if (typeof denseThreshold !== 'number') throw invalidArg(`denseThreshold must be a number, got ${typeof denseThreshold}`);
+    if (Number.isNaN(denseThreshold) || denseThreshold < 0) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `denseThreshold must be >= 0 (above 1 disables), got ${denseThreshold}`);
+  }
+  for (const [k, v] of [['dontFork', dontFork], ['verify', verify]] as const)
+    if (v !== undefined && typeof v !== 'boolean') throw invalidArg(`${k} must be a boolean, got ${typeof v}`);
+  if (hide !== undefined) {
+    if (!Array.isArray(hide)) throw invalidArg('hide must be an array');
+    for (const h of hide) if (h !== 'uffd' && h !== 'move') throw invalidArg(`hide: unknown capability ${String(h)} (expected uffd, move)`);
+  }
+  if (inject !== undefined) checkInject(inject);
+  if (logger !== undefined) {
+    if (typeof logger !== 'object' || logger === null) throw invalidArg('logger must be a pino-style logger object');
+    for (const m of ['debug', 'info', 'warn', 'error'] as const)
+      if (typeof (logger as unknown as Record<string, unknown>)[m] !== 'function') throw invalidArg(`logger.${m} must be a function`);
+  }
+}
 
 /** A root: keeps an object alive and tracks it across collections. */
 export class Root {
@@ -125,7 +170,8 @@ export class Pin {
   }
   /** Its virtual address: fixed while pinned (hand it to I/O). */
   get address(): number {
-    return this.#heap.address + this.#word * 8;
+    if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'pin released');
+    return this.#heap._pinAddress(this.#word);
   }
   release(): void {
     if (this.#released) return;
@@ -162,6 +208,9 @@ export class Heap {
   readonly #builders: Builders;
   #workers: { compactor: Worker | null; fault: Worker | null } = { compactor: null, fault: null };
   #workerDead = { compactor: false, fault: false };
+  readonly #reportedDead = new WeakSet<Worker>();
+  #finishing: Promise<void> | null = null;
+  #closing: Promise<void> | null = null;
   #top = HEAP_START_WORD;
   #tag = 0;
   #tagBase = 0;
@@ -215,6 +264,7 @@ export class Heap {
       types: typesSab,
     });
     Atomics.store(this.#sh.ctl, Ctl.INSTALL, mode === Mode.MOVE ? Install.MOVE : mode === Mode.COPY ? Install.COPY : Install.DIRECT);
+    Atomics.store(this.#sh.ctl, Ctl.FAULT_INSTALL, opts.faultInstall === 'move' ? FaultInstall.MOVE : FaultInstall.COPY);
     const from = new Uint32Array(this.#fromMap.view(0, opts.capacity + Scratch.PAGES * PAGE_SIZE));
     this.#builders = new Builders(this.#sh, from, new Installer(this.#sh, this.#uffd, (msg, data) => this.log.warn({ ...data, thread: 'mutator' }, msg)));
     this.#typeList.push(
@@ -235,6 +285,9 @@ export class Heap {
     if (typeof cap !== 'number') throw invalidArg('capacity must be a number');
     if (!Number.isSafeInteger(cap) || cap <= 0 || cap % ALIGN !== 0 || cap > MAX_CAPACITY)
       throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `capacity must be a positive multiple of 2 MiB up to ${MAX_CAPACITY} bytes, got ${cap}`);
+    checkOptions(opts);
+    if (opts.faultInstall !== undefined && opts.faultInstall !== 'copy' && opts.faultInstall !== 'move')
+      throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `faultInstall must be 'copy' or 'move', got ${String(opts.faultInstall)}`);
     const log = opts.logger ?? silentLogger();
     const caps = probe({ hide: opts.hide });
     const { mode, fallbacks } = chooseMode(opts.mode ?? Mode.MOVE, caps);
@@ -264,12 +317,15 @@ export class Heap {
       else if (m.type === 'done' && this.#active && !this.#closed) void this.#tryFinalize();
     });
     w.on('error', (e) => {
-      this.#workerDead[role] = true;
+      if (this.#workers[role] === w) this.#workerDead[role] = true;
+      if (this.#reportedDead.has(w)) return; // found dead through shared memory first
+      this.#reportedDead.add(w);
       this.log.error({ role, err: e }, 'collector thread died');
     });
     w.on('exit', () => {
+      if (this.#workers[role] !== w) return; // a replaced thread: its successor runs
       this.#workerDead[role] = true;
-      if (this.#workers[role] === w) this.#workers[role] = null;
+      this.#workers[role] = null;
     });
     return new Promise((resolve, reject) => {
       w.once('online', () => resolve());
@@ -299,6 +355,7 @@ export class Heap {
 
   /** @internal */
   _encode(w: number): Ref {
+    this.#check();
     return this.#tagBase + w;
   }
 
@@ -314,8 +371,9 @@ export class Heap {
   /** Word index of a reference, checked. */
   #w(ref: unknown): number {
     if (this.#closed) throw new MoveGcError(ErrorCode.CLOSED, 'heap is closed');
-    const w = (ref as number) >>> 0;
-    if (typeof ref !== 'number' || ref - w !== this.#tagBase) throw this.#refError(ref);
+    if (typeof ref !== 'number') throw this.#refError(ref); // before any arithmetic: a BigInt or Symbol throws a TypeError
+    const w = ref >>> 0;
+    if (ref - w !== this.#tagBase) throw this.#refError(ref);
     if (w < HEAP_START_WORD || w >= this.#top) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is outside the heap's objects`);
     return w;
   }
@@ -346,6 +404,7 @@ export class Heap {
   }
 
   type(name: string): HeapType {
+    this.#check();
     const t = this.#typeByName.get(name);
     if (!t) throw new MoveGcError(ErrorCode.UNKNOWN_TYPE, `unknown type ${String(name)}`);
     return t;
@@ -448,7 +507,9 @@ export class Heap {
     return this.#u8[this.#raw(obj, offset, 1)];
   }
   setU8(obj: Ref, offset: number, v: number): void {
-    this.#u8[this.#raw(obj, offset, 1)] = v;
+    const b = this.#raw(obj, offset, 1);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80 || v > 0xff) throw badValue('u8', v);
+    this.#u8[b] = v;
   }
   getU32(obj: Ref, offset: number): number {
     const b = this.#raw(obj, offset, 4);
@@ -458,6 +519,7 @@ export class Heap {
   setU32(obj: Ref, offset: number, v: number): void {
     const b = this.#raw(obj, offset, 4);
     if (b & 3) throw new MoveGcError(ErrorCode.FIELD_RANGE, `u32 at byte ${offset} is not 4-byte aligned`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80000000 || v > 0xffffffff) throw badValue('u32', v);
     this.#u32[b >>> 2] = v;
   }
   getF64(obj: Ref, offset: number): number {
@@ -468,6 +530,7 @@ export class Heap {
   setF64(obj: Ref, offset: number, v: number): void {
     const b = this.#raw(obj, offset, 8);
     if (b & 7) throw new MoveGcError(ErrorCode.FIELD_RANGE, `f64 at byte ${offset} is not 8-byte aligned`);
+    if (typeof v !== 'number') throw badValue('f64', v);
     this.#f64[b >>> 3] = v;
   }
   /** A copy of raw bytes [offset, offset+length). */
@@ -519,6 +582,7 @@ export class Heap {
   }
   /** @internal */
   _rootSet(slot: number, ref: Ref | null): void {
+    this.#check();
     this.#roots[slot] = this.#wOrNull(ref);
   }
   /** @internal */
@@ -534,6 +598,11 @@ export class Heap {
     const w = this.#w(ref);
     this.#pins.set(w, (this.#pins.get(w) ?? 0) + 1);
     return new Pin(this, w);
+  }
+  /** @internal */
+  _pinAddress(w: number): number {
+    this.#check();
+    return this.address + w * 8;
   }
   /** @internal */
   _unpin(w: number): void {
@@ -563,6 +632,8 @@ export class Heap {
 
   /** Changes fault injection for the next cycles (see InjectOptions). */
   inject(opts: InjectOptions): void {
+    this.#check();
+    checkInject(opts);
     this.#inject = { ...opts };
   }
 
@@ -573,7 +644,9 @@ export class Heap {
    */
   async collect(): Promise<CycleStats> {
     this.#check();
-    await this.#finishCycle();
+    // Loop: a concurrent collect() may have started a cycle while this one waited.
+    do await this.#finishCycle();
+    while (this.#active && !this.#closed);
     this.#check();
     const sh = this.#sh;
     const usedBefore = this.#top * 8;
@@ -646,6 +719,7 @@ export class Heap {
 
   /** Waits for the active cycle (if any) to end; returns its statistics. */
   async idle(): Promise<CycleStats | undefined> {
+    this.#check();
     if (!this.#active) return this.#history[this.#history.length - 1];
     const cycle = this.#active.stats.cycle;
     await this.#finishCycle();
@@ -663,7 +737,13 @@ export class Heap {
    * progress, it waits for them; when one is stalled or dead (heartbeat older than stallMs),
    * this thread builds the remaining pages itself, so the cycle always completes.
    */
-  async #finishCycle(): Promise<void> {
+  #finishCycle(): Promise<void> {
+    // One at a time: two concurrent runs could both replace a stalled thread (two compactors).
+    if (!this.#finishing) this.#finishing = this.#finishCycleOnce().finally(() => (this.#finishing = null));
+    return this.#finishing;
+  }
+
+  async #finishCycleOnce(): Promise<void> {
     if (!this.#active) return;
     const sh = this.#sh;
     const stall = this.#opts.stallMs;
@@ -684,6 +764,15 @@ export class Heap {
       const r = Atomics.waitAsync(sh.ctl, Ctl.PAGES_MAPPED, mapped, this.#builders.allMapped() ? 1 : Math.max(5, stall / 4));
       if (r.async) await r.value;
     }
+    // A compactor that threw this cycle is dying: replace it now, so that the next cycle does
+    // not run on the stand-in alone. (Its Worker's 'error' event may not be delivered yet:
+    // this thread may not have turned the event loop since.)
+    const cycle = Atomics.load(sh.ctl, Ctl.CYCLE);
+    if (!this.#workerDead.compactor && Atomics.load(sh.ctl, Ctl.COMPACTOR_FAILED) === cycle) {
+      this.#workerDead.compactor = true;
+      if (this.#workers.compactor) this.#reportedDead.add(this.#workers.compactor);
+      this.log.error({ role: 'compactor', cycle }, 'collector thread died');
+    }
     if (this.#workerDead.fault) await this.#replace('fault');
     if (this.#workerDead.compactor) await this.#replace('compactor');
     if (this.#active) this.#finalize();
@@ -693,7 +782,10 @@ export class Heap {
     const w = this.#workers[role];
     this.log.warn({ role }, 'replacing a stalled or dead collector thread');
     if (w) await w.terminate();
-    if (role === 'compactor') Atomics.store(this.#sh.ctl, Ctl.COMPACTOR_IN, 0);
+    if (role === 'compactor') {
+      Atomics.store(this.#sh.ctl, Ctl.COMPACTOR_IN, 0);
+      releaseForkedChild(this.#sh); // a terminated thread runs no finally: reap its child here
+    }
     if (!this.#closed) await this.#spawn(role);
   }
 
@@ -840,8 +932,12 @@ export class Heap {
    * Finishes any active cycle, stops the collector threads, and releases every mapping and
    * file descriptor. Idempotent.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (!this.#closing) this.#closing = this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     try {
       await this.#finishCycle();
     } catch (e) {
@@ -861,6 +957,7 @@ export class Heap {
         clearTimeout(timer);
       }),
     );
+    releaseForkedChild(this.#sh);
     this.#uffd?.close();
     this.#heapMap.close();
     this.#fromMap.close();

@@ -21,6 +21,17 @@ import type { Userfaultfd } from './uffd.js';
 export const Install = { MOVE: 1, COPY: 2, DIRECT: 3 } as const;
 export type InstallKind = (typeof Install)[keyof typeof Install];
 
+/**
+ * How a single page built out of order (for a fault, or by the mutator) is installed in move
+ * mode. MOVE unmaps the buffer page, and each MOVE call flushes the TLB of every CPU running
+ * the process: with the mutator running on the other CPU, a one-page MOVE cost 18-23 us on
+ * these virtual machines against ~2 us for a one-page COPY (bench/floor.ts, "busy sibling").
+ * A fault is one page, so COPY is the default there; the compactor's long runs amortise the
+ * flush and keep MOVE. (ART notes the same cost: it disables MOVE on virtual devices.)
+ */
+export const FaultInstall = { COPY: 0, MOVE: 1 } as const;
+export type FaultInstallName = 'copy' | 'move';
+
 const MAX_EAGAIN_RETRIES = 1000;
 
 export type Warn = (msg: string, data: Record<string, unknown>) => void;
@@ -47,6 +58,13 @@ export class Installer {
     if (kind === Install.MOVE) this.#move(q, buf, n);
     else if (kind === Install.COPY) this.#copyRun(q, buf, n);
     else for (let i = 0; i < n; i++) markMapped(this.#sh, q + i);
+  }
+
+  /** Installs one page built out of order (see FaultInstall). */
+  installOne(q: number, buf: number): void {
+    const sh = this.#sh;
+    if (Atomics.load(sh.ctl, Ctl.INSTALL) === Install.MOVE && Atomics.load(sh.ctl, Ctl.FAULT_INSTALL) === FaultInstall.COPY) this.#copyRun(q, buf, 1);
+    else this.install(q, buf, 1);
   }
 
   #move(q: number, buf: number, n: number): void {

@@ -4,6 +4,7 @@
  * (sized to its capacity) and reused by every cycle, so cycles allocate nothing.
  */
 import { PAGE_WORDS } from './layout.js';
+import { native } from './native.js';
 
 /** Indices into the Int32 control block. */
 export const Ctl = {
@@ -51,6 +52,13 @@ export const Ctl = {
   COMPACTOR_IN: 31,
   /** The last cycle the compactor finished walking (pages reclaimed behind it may remain). */
   COMPACTOR_DONE: 32,
+  /** A child forked by the forkAtPage injection, held until the cycle ends: pid (0: none) and pipe fd. */
+  FORK_PID: 33,
+  FORK_FD: 34,
+  /** The cycle in which the compactor threw (its Worker is dying), 0 if none. */
+  COMPACTOR_FAILED: 35,
+  /** How single pages built for a fault (or by the mutator) are installed, see FaultInstall. */
+  FAULT_INSTALL: 36,
   SIZE: 40,
 } as const;
 
@@ -178,6 +186,16 @@ export class Shared {
   record(h: number, value: number): void {
     Atomics.add(this.hist, h * HIST_BUCKETS + bucketOf(value), 1);
   }
+}
+
+/**
+ * Lets the child forked by the forkAtPage injection exit and reaps it, once (whichever thread
+ * gets there first: the compactor at the end of its cycle, or the heap after terminating a
+ * stalled compactor).
+ */
+export function releaseForkedChild(sh: Shared): void {
+  const pid = Atomics.exchange(sh.ctl, Ctl.FORK_PID, 0);
+  if (pid !== 0) native.pin.release(pid, Atomics.load(sh.ctl, Ctl.FORK_FD));
 }
 
 /** Absolute milliseconds, comparable across threads (each thread has its own timeOrigin). */
