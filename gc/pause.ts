@@ -30,7 +30,7 @@ import fs from 'node:fs';
 import { nextClear, nextSet } from './bits.js';
 import type { MoveGcError } from './errors.js';
 import { forward } from './forward.js';
-import { FILLER_TYPE, PAGE_WORDS, refCount, sizeWords } from './layout.js';
+import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 import { remapDontUnmap } from './memory.js';
 import { now, type Shared } from './shared.js';
 import { liveObjectAt, type Plan } from './plan.js';
@@ -67,7 +67,10 @@ export function forwardRoots(sh: Shared, roots: Uint32Array, count: number): voi
 export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared, plan: Plan): void {
   const { live, chunkNew, types } = sh;
   for (const { start, end } of plan.pinnedSpans) {
-    let w = start;
+    // Word 0 is the reserved null word, never an object: a span at the heap's start is
+    // walked from word 1, or its leading dead run would get its filler header at word 0,
+    // where no heap walk looks, leaving dead objects with stale references parseable.
+    let w = Math.max(start, HEAP_START_WORD);
     const x = liveObjectAt(heap, types, sh, start);
     if (x >= 0 && x < start) {
       const xEnd = Math.min(end, x + sizeWords(heap, types, x));
