@@ -38,7 +38,10 @@ export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number): vo
   let cursor = -1;
 
   const serve = (q: number, t0: number): boolean => {
-    if (q < 0 || q >= capacityPages) return true;
+    if (q < 0 || q >= capacityPages) {
+      Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 1);
+      return true;
+    }
     const s0 = Atomics.load(sh.pageState, q);
     if (phaseOf(s0) === PagePhase.MAPPED) {
       uffd.wake(heap + q * PAGE_SIZE, PAGE_SIZE); // installed meanwhile: make sure it's awake
@@ -46,6 +49,7 @@ export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number): vo
       return false;
     }
     sh.record(Hist.FAULT_US, (now() - t0) * 1000);
+    Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 1); // after the sample: the cycle may end now
     return true;
   };
 
@@ -56,6 +60,7 @@ export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number): vo
     // timeout (its install wakes the mutator; this only times it and guards against stalls).
     if (pending.size > 0 && !takeover) Atomics.wait(sh.ctl, Ctl.PAGES_MAPPED, Atomics.load(sh.ctl, Ctl.PAGES_MAPPED), PENDING_RECHECK_MS);
     const n = uffd.readFaults(out, takeover || pending.size > 0 ? 0 : active ? POLL_MS_ACTIVE : POLL_MS_IDLE);
+    if (n > 0) Atomics.add(sh.ctl, Ctl.FAULTS_IN_FLIGHT, n);
     const t0 = now();
     sh.clk[Clk.HB_FAULT] = t0;
     for (let i = 0; i < n; i++) {
@@ -64,10 +69,14 @@ export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number): vo
       if (!serve(q, t0)) pending.set(q, t0);
     }
     for (const [q, t] of pending) if (serve(q, t)) pending.delete(q);
-    if (!active) {
+    // The phase read before the poll may be stale: a cycle can begin while we wait in poll,
+    // and its first faults must stay pending (not be dropped untimed) until their pages are in.
+    if (Atomics.load(sh.ctl, Ctl.PHASE) !== Phase.COMPACTING) {
+      if (pending.size) Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, pending.size);
       pending.clear();
       continue;
     }
+    if (!active) continue;
     if (takeover) {
       const c = Atomics.load(sh.ctl, Ctl.CYCLE);
       const ranges = [...b.pageRanges()];

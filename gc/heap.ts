@@ -775,13 +775,31 @@ export class Heap {
     }
     if (this.#workerDead.fault) await this.#replace('fault');
     if (this.#workerDead.compactor) await this.#replace('compactor');
+    await this.#faultsServed();
     if (this.#active) this.#finalize();
+  }
+
+  /**
+   * Waits (bounded) for faults the fault server has read but not yet served and timed: they
+   * belong to this cycle's statistics. All pages are installed, so no new fault can come;
+   * a fault read just before its page was installed by another thread only needs a wake.
+   */
+  async #faultsServed(): Promise<void> {
+    const sh = this.#sh;
+    const deadline = now() + this.#opts.stallMs;
+    for (;;) {
+      const n = Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT);
+      if (n <= 0 || this.#workerDead.fault || now() > deadline) return;
+      const r = Atomics.waitAsync(sh.ctl, Ctl.FAULTS_IN_FLIGHT, n, 1);
+      if (r.async) await r.value;
+    }
   }
 
   async #replace(role: 'compactor' | 'fault'): Promise<void> {
     const w = this.#workers[role];
     this.log.warn({ role }, 'replacing a stalled or dead collector thread');
     if (w) await w.terminate();
+    if (role === 'fault') Atomics.store(this.#sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0); // its faults die with it
     if (role === 'compactor') {
       Atomics.store(this.#sh.ctl, Ctl.COMPACTOR_IN, 0);
       releaseForkedChild(this.#sh); // a terminated thread runs no finally: reap its child here
@@ -800,6 +818,10 @@ export class Heap {
 
   async #tryFinalize(): Promise<void> {
     if (this.#active && this.#builders.allMapped() && Atomics.load(this.#sh.ctl, Ctl.COMPACTOR_IN) === 0) {
+      if (Atomics.load(this.#sh.ctl, Ctl.FAULTS_IN_FLIGHT) > 0 && !this.#workerDead.fault && !this.#builders.isStale(Owner.FAULT, this.#opts.stallMs)) {
+        setTimeout(() => void this.#tryFinalize(), 1).unref(); // a fault is still being timed
+        return;
+      }
       try {
         this.#finalize();
       } catch (e) {

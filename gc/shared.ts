@@ -59,6 +59,12 @@ export const Ctl = {
   COMPACTOR_FAILED: 35,
   /** How single pages built for a fault (or by the mutator) are installed, see FaultInstall. */
   FAULT_INSTALL: 36,
+  /**
+   * Faults the fault server has read but not yet served and timed. The cycle's statistics
+   * wait for it to drain (a fault served after the cycle's end would be lost from them).
+   * Not reset per cycle.
+   */
+  FAULTS_IN_FLIGHT: 37,
   SIZE: 40,
 } as const;
 
