@@ -78,6 +78,15 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
       if (forward(chunkNew, live, x) !== x) {
         heap[start * 2] = FILLER_TYPE;
         heap[start * 2 + 1] = xEnd - start;
+      } else {
+        // x stays where it is (dense prefix, or its own pinned span): no builder ever writes
+        // its in-span words, so its reference slots there are forwarded here, in place.
+        const lo = Math.max(x * 2 + 2, start * 2);
+        const hi = Math.min(x * 2 + 2 + refCount(heap, types, x), xEnd * 2);
+        for (let k = lo; k < hi; k++) {
+          const r = heap[k];
+          if (r !== 0) heap[k] = forward(chunkNew, live, r);
+        }
       }
       w = xEnd;
     }
@@ -157,7 +166,11 @@ export function compactionPause(
     if (builtEnd > s.start) remapRange(heapAddr + s.start * 8, (builtEnd - s.start) * 8, fromAddr + s.start * 8);
     const tailStart = Math.max(builtEnd, s.start);
     if (s.end > tailStart) remapRange(heapAddr + tailStart * 8, (s.end - tailStart) * 8, fromAddr + tailStart * 8);
-    if (s.newEnd % PAGE_WORDS === 0 && s.newEnd < s.fillerEnd) {
+    // The free tail's filler, where no page builder will write it: at a page boundary, or in a
+    // page that is not built at all: a first segment with no live word below a pinned span
+    // (newEnd is word 1). (The last segment's tail needs none there: allocation resumes at it.)
+    const unbuilt = s.newEnd >= builtEnd && s !== plan.segments[plan.segments.length - 1];
+    if ((s.newEnd % PAGE_WORDS === 0 || unbuilt) && s.newEnd < s.fillerEnd) {
       heap[s.newEnd * 2] = FILLER_TYPE;
       heap[s.newEnd * 2 + 1] = s.fillerEnd - s.newEnd;
     }
