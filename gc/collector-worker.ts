@@ -12,7 +12,7 @@ import { serveFaults } from './fault.js';
 import { Installer } from './install.js';
 import { viewOf } from './memory.js';
 import { native, PAGE_SIZE } from './native.js';
-import { Ctl, Phase, Shared, type SharedDescriptor } from './shared.js';
+import { Ctl, Phase, Shared, releaseForkedChild, type SharedDescriptor } from './shared.js';
 import { Userfaultfd } from './uffd.js';
 
 export interface WorkerInit {
@@ -36,14 +36,16 @@ function sleep(ms: number): void {
 if (init.role === 'fault') {
   serveFaults(b, uffd, init.stallMs);
 } else {
-  let child: { pid: number; fd: number } | null = null;
   const hooks = {
     onDelay: (ms: number) => sleep(ms),
     onDie: (): never => {
       throw new Error('injected: compactor killed mid-cycle');
     },
     onFork: () => {
-      child = native.pin.forkHold();
+      // Published in shared memory: if this thread is terminated (stalled), the heap reaps it.
+      const { pid, fd } = native.pin.forkHold();
+      Atomics.store(sh.ctl, Ctl.FORK_FD, fd);
+      Atomics.store(sh.ctl, Ctl.FORK_PID, pid);
     },
   };
   let seen = 0;
@@ -58,13 +60,14 @@ if (init.role === 'fault') {
     try {
       compactCycle(b, hooks);
       Atomics.store(sh.ctl, Ctl.COMPACTOR_DONE, c);
+    } catch (e) {
+      // This thread is about to die: say so in shared memory, which the heap reads at once
+      // (the Worker's 'error' event waits for the heap thread's event loop).
+      Atomics.store(sh.ctl, Ctl.COMPACTOR_FAILED, c);
+      throw e;
     } finally {
       Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
-      if (child) {
-        const { pid, fd } = child;
-        child = null;
-        native.pin.release(pid, fd);
-      }
+      releaseForkedChild(sh);
     }
     port.postMessage({ type: 'done', cycle: c });
   }
