@@ -106,7 +106,8 @@ export class Userfaultfd {
 
   /** A non-owning handle on a descriptor another thread opened (close() leaves it open). */
   static adopt(fd: number, features: number): Userfaultfd {
-    checkInt('fd', fd);
+    checkInt('fd', fd, 0, 0x7fffffff);
+    checkInt('features', features);
     return new Userfaultfd(fd, features, false);
   }
 
