@@ -1,0 +1,124 @@
+/**
+ * Heap test plumbing: per-mode `it` (kernel-gated for move/copy), heaps closed after each
+ * test, and the per-cycle statistics consistency check every heap test applies.
+ */
+import { afterEach, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { Heap, type CycleStats, type HeapOptions, type Logger, type ModeName } from '../../dist/gc/index.js';
+import { itKernel } from '../kernel.js';
+
+export const TEST_MODES: readonly ModeName[] = ['move', 'copy', 'stw'];
+
+/** `it` for a mode: move needs userfaultfd + MOVE, copy needs userfaultfd, stw needs nothing. */
+export function itMode(mode: ModeName, name: string, fn: () => unknown | Promise<unknown>, timeout?: number): void {
+  const full = `[${mode}] ${name}`;
+  if (mode === 'stw') it(full, fn, timeout);
+  else itKernel(full, fn, mode === 'move' ? ['uffd', 'move'] : ['uffd'], timeout);
+}
+
+const open: Heap[] = [];
+/** Registers the afterEach that closes every heap a test opened (call once per file). */
+export function closeHeapsAfterEach(): void {
+  afterEach(async () => {
+    while (open.length) await open.pop()!.close();
+  });
+}
+
+/**
+ * Creates a heap in exactly the mode asked (a silent fallback would void the test). Unless
+ * the test sets it, stallMs is 5 s: on a loaded machine a collector thread can be
+ * descheduled for longer than the 200 ms default, and a takeover would then be a fact of
+ * scheduling, not of the code under test (tests of takeovers set their own stallMs).
+ */
+export async function openHeap(opts: HeapOptions): Promise<Heap> {
+  const heap = await Heap.create({ stallMs: 5000, ...opts });
+  open.push(heap);
+  expect(heap.mode, `heap fell back: ${heap.fallbacks.join('; ')}`).toBe(opts.mode ?? 'move');
+  return heap;
+}
+
+export interface StatsExpect {
+  /** The mutator allocated during the concurrent phase (usedAfter then exceeds the plan). */
+  allocatedDuring?: boolean;
+  /** EBUSY refusals are expected (pins, fork). */
+  ebusy?: boolean;
+  /** Threads were killed/stalled: claims may have been taken over, EEXIST/ENOENT tolerated. */
+  injected?: boolean;
+  /** The mutator touched the heap during the concurrent phase (faults, single-page installs). */
+  faulted?: boolean;
+}
+
+const num = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+
+/** Consistency of one cycle's statistics with each other and with the mode. */
+export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}): void {
+  const ctx = `cycle ${st.cycle} (${mode}): ${JSON.stringify({ pages: st.pages, moveCalls: st.moveCalls, copyCalls: st.copyCalls, faults: st.faults, ebusy: st.ebusy, eexist: st.eexist, enoent: st.enoent, takeovers: st.takeovers, errors: st.errors })}`;
+  expect(st.mode, ctx).toBe(mode);
+  // Pause fields are present and sane.
+  for (const k of ['totalMs', 'rootsMs', 'pinnedMs', 'registerMs', 'remapMs'] as const) expect(num(st.pause[k]), `${ctx} pause.${k}=${st.pause[k]}`).toBe(true);
+  expect(st.pause.totalMs + 1e-6, ctx).toBeGreaterThanOrEqual(st.pause.rootsMs + st.pause.pinnedMs + st.pause.registerMs + st.pause.remapMs - 1e-3);
+  for (const k of ['markMs', 'planMs', 'compactionMs', 'compactorBusyMs', 'concurrentMs'] as const) expect(num(st[k]), `${ctx} ${k}=${st[k]}`).toBe(true);
+  expect(st.rss.beforeBytes, ctx).toBeGreaterThan(0);
+  expect(st.rss.peakBytes, ctx).toBeGreaterThanOrEqual(st.rss.beforeBytes);
+  expect(st.rss.afterBytes, ctx).toBeGreaterThan(0);
+  expect(st.errors, ctx).toBe(0);
+  if (!e.ebusy) {
+    expect(st.ebusy, ctx).toBe(0);
+    expect(st.ebusyCopies, ctx).toBe(0);
+  }
+  expect(st.ebusyCopies, ctx).toBeLessThanOrEqual(st.ebusy);
+  // Live data is what the plan keeps; allocation top never exceeds the old one unless the
+  // mutator allocated during the concurrent phase.
+  expect(st.liveBytes, ctx).toBeLessThanOrEqual(st.usedBeforeBytes);
+  if (!e.allocatedDuring) {
+    expect(st.usedAfterBytes, ctx).toBe(st.usedBeforeBytes - st.reclaimedBytes);
+    expect(st.usedAfterBytes, ctx).toBeGreaterThanOrEqual(st.liveBytes);
+  }
+  const p = st.pages;
+  expect(p.identity, ctx).toBeLessThanOrEqual(p.total);
+  // Every page is built exactly once, by someone.
+  expect(p.builtByCompactor + p.builtByFaults + p.builtByMutator, ctx).toBe(p.total);
+  if (mode === 'stw') {
+    expect(p.moved + p.copied, ctx).toBe(0);
+    expect(p.builtByMutator, ctx).toBe(p.total);
+    expect(st.faults, ctx).toBe(0);
+    expect(st.moveCalls + st.copyCalls, ctx).toBe(0);
+    return;
+  }
+  // Every page installed once: by MOVE or COPY (EEXIST/ENOENT only when a builder was taken over).
+  if (e.injected) {
+    expect(p.moved + p.copied, ctx).toBeLessThanOrEqual(p.total);
+    expect(p.moved + p.copied + st.eexist + st.enoent, ctx).toBeGreaterThanOrEqual(p.total);
+  } else {
+    expect(p.moved + p.copied, ctx).toBe(p.total);
+    expect(st.eexist + st.enoent + st.takeovers, ctx).toBe(0);
+  }
+  if (mode === 'copy') {
+    expect(p.moved, ctx).toBe(0);
+    expect(st.moveCalls, ctx).toBe(0);
+    expect(p.recycledBuffers, ctx).toBe(0);
+  } else {
+    // In move mode a page is copied when MOVE refused it, or when it was built alone for a
+    // fault or by the mutator (faultInstall 'copy', the default: a one-page MOVE costs a
+    // TLB shootdown on every CPU, a one-page COPY does not).
+    const single = p.builtByFaults + p.builtByMutator;
+    if (!e.injected) expect(p.copied, ctx).toBe(st.ebusyCopies + single);
+    expect(st.copyCalls, ctx).toBe(p.copied);
+    // Batching: one MOVE call per run, not per page (a histogram sample per MOVE call and
+    // per single-page COPY).
+    if (!e.injected) expect(st.batchPages.count, ctx).toBe(st.moveCalls + single);
+    if (p.total >= 128 && !e.faulted && !e.injected) expect(st.moveCalls, ctx).toBeLessThan(p.total / 4);
+    // Buffers: the compactor's pages were built into recycled from-space or scratch pages.
+    expect(p.recycledBuffers + p.freshBuffers, ctx).toBeGreaterThanOrEqual(p.builtByCompactor);
+  }
+  // Every fault read was served and timed.
+  expect(st.faultUs.count, ctx).toBe(st.faults);
+  if (!e.faulted && !e.injected) expect(st.faults, ctx).toBe(0);
+}
+
+/** A pino logger that keeps every record (warn and above by default) for assertions. */
+export function captureLogger(level = 'warn'): { logger: Logger; records: Array<{ level: number; msg: string; [k: string]: unknown }> } {
+  const records: Array<{ level: number; msg: string }> = [];
+  const logger = pino({ level }, { write: (line: string) => void records.push(JSON.parse(line)) });
+  return { logger, records };
+}

@@ -1,0 +1,74 @@
+/** /proc/self/smaps, parsed: the VMAs of a range with their flags and resident sizes. */
+import fs from 'node:fs';
+
+export interface Vma {
+  start: number;
+  end: number;
+  flags: string[];
+  rssBytes: number;
+}
+
+export function smaps(): Vma[] {
+  const out: Vma[] = [];
+  let cur: Vma | null = null;
+  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (m) {
+      cur = { start: parseInt(m[1], 16), end: parseInt(m[2], 16), flags: [], rssBytes: 0 };
+      out.push(cur);
+    } else if (cur && line.startsWith('VmFlags:')) {
+      cur.flags = line.slice(8).trim().split(/\s+/);
+    } else if (cur && line.startsWith('Rss:')) {
+      cur.rssBytes = Number(/(\d+)/.exec(line)![1]) * 1024;
+    }
+  }
+  return out;
+}
+
+/** VMAs overlapping [address, address+length). */
+export function vmasIn(address: number, length: number): Vma[] {
+  return smaps().filter((v) => v.end > address && v.start < address + length);
+}
+
+/**
+ * Pages of [address, address+length) present in memory, from /proc/self/pagemap (bit 63 of
+ * each page's entry): exact per page, unlike smaps, which sums whole (possibly merged) VMAs.
+ */
+export function presentPages(address: number, length: number): number {
+  const pages = Math.ceil(length / 4096);
+  const buf = Buffer.alloc(pages * 8);
+  const fd = fs.openSync('/proc/self/pagemap', 'r');
+  try {
+    let done = 0;
+    while (done < buf.length) {
+      const n = fs.readSync(fd, buf, done, buf.length - done, (address / 4096) * 8 + done);
+      if (n <= 0) break;
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  let present = 0;
+  for (let i = 0; i < pages; i++) if (buf.readBigUInt64LE(i * 8) >> 63n) present++;
+  return present;
+}
+
+/** Present pages of a range as [first, end) page-index runs (for diagnostics). */
+export function presentRuns(address: number, length: number): Array<[number, number]> {
+  const pages = Math.ceil(length / 4096);
+  const buf = Buffer.alloc(pages * 8);
+  const fd = fs.openSync('/proc/self/pagemap', 'r');
+  try {
+    fs.readSync(fd, buf, 0, buf.length, (address / 4096) * 8);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const runs: Array<[number, number]> = [];
+  for (let i = 0; i < pages; i++)
+    if (buf.readBigUInt64LE(i * 8) >> 63n) {
+      const last = runs[runs.length - 1];
+      if (last && last[1] === i) last[1] = i + 1;
+      else runs.push([i, i + 1]);
+    }
+  return runs;
+}
