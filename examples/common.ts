@@ -7,30 +7,11 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { MODES, cliLogger, type Logger, type ModeName } from '../gc/index.js';
 
-const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
-
-/**
- * The examples' progress logger: pino, level from MOVEGC_LOG (default info), on stderr, as
- * one readable line per record (`12:00:01 art-app:move  rendering  frames=600`).
- * MOVEGC_LOG_FORMAT=json gives the library's cliLogger (JSON lines) instead.
- */
+/** The examples' progress logger: the library's CLI logger (readable lines on stderr). */
 export function exampleLogger(name: string): Logger {
-  if (process.env.MOVEGC_LOG_FORMAT === 'json') return cliLogger(name);
-  const stream = {
-    write(line: string): void {
-      const { level, time, name: n, msg, ...rest } = JSON.parse(line) as Record<string, unknown>;
-      const fields = Object.entries(rest)
-        .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
-        .join(' ');
-      const ts = new Date(time as number).toISOString().slice(11, 23);
-      const lv = LEVELS[level as number] ?? String(level);
-      process.stderr.write(`${ts} ${lv === 'info' ? '' : lv + ' '}${String(n)}  ${String(msg)}${fields ? '  ' + fields : ''}\n`);
-    },
-  };
-  return pino({ name, level: process.env.MOVEGC_LOG ?? 'info', base: undefined }, stream);
+  return cliLogger(name);
 }
 
 export type Args = Record<string, string | boolean>;
