@@ -77,8 +77,7 @@ export class Builders {
       throw e;
     }
     if (!markProcessed(sh, q, owner, scratch)) return false;
-    if (owner === Owner.FAULT) sh.count(Ctl.FAULT_BUILDS);
-    else if (owner === Owner.MUTATOR) sh.count(Ctl.MUTATOR_BUILDS);
+    sh.count(owner === Owner.FAULT ? Ctl.FAULT_BUILDS : owner === Owner.MUTATOR ? Ctl.MUTATOR_BUILDS : Ctl.COMPACTOR_BUILDS);
     if (heapDirect) this.installer.install(q, scratch, 1);
     else this.installer.installOne(q, scratch);
     return true;
