@@ -9,6 +9,7 @@
         "native/userfaultfd.cc",
         "native/pin.cc",
         "native/probe.cc",
+        "native/sandbox.cc",
         "native/uring.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

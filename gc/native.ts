@@ -62,6 +62,11 @@ export interface NativeBinding {
     readFixed(ring: number, fd: number, offset: number, length: number, address: number): number;
     close(ring: number): void;
   };
+  /** Restricted environments for tests (native/sandbox.cc); irreversible: child processes only. */
+  sandbox: {
+    /** seccomp filter (all threads): userfaultfd(2) and ioctl(USERFAULTFD_IOC_NEW) fail with `errno`. */
+    denyUserfaultfd(errno: number): void;
+  };
   probe(): RawProbe;
 }
 

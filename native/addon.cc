@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   movegc::InitUserfaultfd(env, exports);
   movegc::InitPin(env, exports);
   movegc::InitProbe(env, exports);
+  movegc::InitSandbox(env, exports);
   movegc::InitUring(env, exports);
   return exports;
 }

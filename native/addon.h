@@ -6,6 +6,7 @@ void InitMemory(Napi::Env env, Napi::Object exports);
 void InitUserfaultfd(Napi::Env env, Napi::Object exports);
 void InitPin(Napi::Env env, Napi::Object exports);
 void InitProbe(Napi::Env env, Napi::Object exports);
+void InitSandbox(Napi::Env env, Napi::Object exports);
 void InitUring(Napi::Env env, Napi::Object exports);
 
 // Opens a userfaultfd: 0 syscall, 1 syscall + UFFD_USER_MODE_ONLY, 2 /dev/userfaultfd. fd or -errno.
