@@ -1,0 +1,657 @@
+/**
+ * Hostile input at every public entry point of the Heap: wrong types, negative, fractional,
+ * NaN, Infinity, huge sizes, a full heap, unknown types, out-of-range slots and byte offsets,
+ * references from another heap, stale references, use after close, double close, roots and
+ * pins used after release, concurrent collections. Each call gets a MoveGcError with a
+ * `code`, and the heap verifies afterwards with its graph unchanged (checksum).
+ *
+ * Then a fuzz: random sequences of valid and invalid calls for a fixed budget, with collections
+ * interleaved (and calls made while a cycle is active), against a JavaScript model of the
+ * graph. The seed is printed; MOVEGC_FUZZ_SEED replays one, MOVEGC_FUZZ_OPS sets the budget.
+ *
+ * The binding layer underneath gets the same treatment in a child process (a crash there
+ * must not take the test runner down): test/fixtures/binding-fuzz.mjs.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode, Heap, MoveGcError, type HeapType, type ModeName, type Ref } from '../dist/gc/index.js';
+import { buildGraph, checksum, rng } from './fixtures/graph.mjs';
+import { caps, CI } from './kernel.js';
+
+type Any = any;
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function thrown(fn: () => unknown): MoveGcError {
+  let r: unknown;
+  try {
+    r = fn();
+  } catch (e) {
+    return e as MoveGcError;
+  }
+  throw new Error(`expected a throw from ${String(fn)}, got ${String(r)}`);
+}
+async function rejected(p: () => Promise<unknown>): Promise<MoveGcError> {
+  try {
+    await p();
+  } catch (e) {
+    return e as MoveGcError;
+  }
+  throw new Error('expected a rejection');
+}
+function expectCode(e: MoveGcError, code?: string): void {
+  expect(e, String(e)).toBeInstanceOf(MoveGcError);
+  expect(typeof e.code).toBe('string');
+  if (code) expect(e.code, e.message).toBe(code);
+}
+const expectThrow = (fn: () => unknown, code?: string): void => expectCode(thrown(fn), code);
+
+const WRONG_TYPES: unknown[] = ['8', '0x10', 8n, undefined, null, {}, [8], true, () => 8, Symbol('x')];
+const BAD_NUMBERS: unknown[] = [-1, -4096, 0.5, 1.5, NaN, Infinity, -Infinity, 2 ** 53, 2 ** 64, -0.5];
+
+/** The mode the suite can run here: move where the kernel has it (CI: required). */
+const MODE: ModeName = caps.move.ok || CI ? 'move' : caps.uffd.ok ? 'copy' : 'stw';
+
+function fdCount(): number {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+describe('Heap.create options', () => {
+  it('every bad option is refused with a code, leaking nothing', async () => {
+    const cap = 4 << 20;
+    const bad: Array<[unknown, string]> = [
+      [undefined, ErrorCode.INVALID_ARG_TYPE], [null, ErrorCode.INVALID_ARG_TYPE], [5, ErrorCode.INVALID_ARG_TYPE], ['x', ErrorCode.INVALID_ARG_TYPE],
+      ...['16', undefined, null, {}, 8n, true].map((c): [unknown, string] => [{ capacity: c }, ErrorCode.INVALID_ARG_TYPE]),
+      ...[-(2 << 20), 0, 1.5, NaN, Infinity, -Infinity, 3 << 20, 4096, 2 ** 32, 2 ** 53, 1e300].map((c): [unknown, string] => [{ capacity: c }, ErrorCode.OUT_OF_RANGE]),
+      [{ capacity: cap, mode: 'fast' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, mode: 5 }, ErrorCode.INVALID_ARG_TYPE],
+      [{ capacity: cap, stallMs: '100' }, ErrorCode.INVALID_ARG_TYPE],
+      ...[-1, 0, NaN, Infinity, 1e9].map((v): [unknown, string] => [{ capacity: cap, stallMs: v }, ErrorCode.OUT_OF_RANGE]),
+      [{ capacity: cap, denseThreshold: '0.9' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, denseThreshold: NaN }, ErrorCode.OUT_OF_RANGE],
+      [{ capacity: cap, denseThreshold: -0.1 }, ErrorCode.OUT_OF_RANGE],
+      [{ capacity: cap, dontFork: 'no' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, verify: 1 }, ErrorCode.INVALID_ARG_TYPE],
+      [{ capacity: cap, hide: 'move' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, hide: ['bogus'] }, ErrorCode.INVALID_ARG_TYPE],
+      [{ capacity: cap, inject: 5 }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, inject: { bogus: 1 } }, ErrorCode.INVALID_ARG_TYPE],
+      [{ capacity: cap, inject: { dieAtPage: '3' } }, ErrorCode.INVALID_ARG_TYPE],
+      ...[-1, 1.5, NaN, Infinity, 2 ** 31].map((v): [unknown, string] => [{ capacity: cap, inject: { eagainEvery: v } }, ErrorCode.OUT_OF_RANGE]),
+      [{ capacity: cap, faultInstall: 'fast' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, faultInstall: 1 }, ErrorCode.INVALID_ARG_TYPE],
+      [{ capacity: cap, logger: {} }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, logger: 'console' }, ErrorCode.INVALID_ARG_TYPE],
+    ];
+    const fds = fdCount();
+    for (const [opts, code] of bad) {
+      const e = await rejected(() => Heap.create(opts as Any));
+      expectCode(e, code);
+    }
+    expect(fdCount()).toBe(fds);
+    // Sanity: the same call with good options works.
+    const h = await Heap.create({ capacity: cap, mode: MODE, stallMs: 100 });
+    await h.close();
+  });
+});
+
+describe('Heap entry points', () => {
+  let heap: Heap;
+  let other: Heap;
+  let T: HeapType;
+  let root: ReturnType<typeof buildGraph>['root'];
+  let sum: string;
+  let foreignRef: Ref;
+  let stale: Ref;
+
+  beforeAll(async () => {
+    heap = await Heap.create({ capacity: 8 << 20, mode: MODE, stallMs: 100 });
+    other = await Heap.create({ capacity: 4 << 20, mode: 'stw' });
+    const g = buildGraph(heap, { nodes: 3000, garbage: 0.5, seed: 3 });
+    root = g.root;
+    T = g.type;
+    stale = heap.getRef(root.get()!, 0)!;
+    await heap.gc(); // `stale` is from before this collection
+    sum = checksum(heap, root.get());
+    const OT = other.defineType({ name: 'Node', refs: 2, bytes: 16 });
+    foreignRef = other.alloc(OT);
+  });
+  afterAll(async () => {
+    await heap?.close();
+    await other?.close();
+  });
+
+  /** After each group: nothing changed. */
+  function unchanged(): void {
+    const v = heap.verify();
+    expect(v.errors).toEqual([]);
+    expect(v.ok).toBe(true);
+    expect(checksum(heap, root.get())).toBe(sum);
+  }
+  const node = (): Ref => heap.getRef(root.get()!, 7)!;
+
+  it('bad references everywhere a reference is taken', () => {
+    const n = node();
+    const w = (heap.addressOf(n) - heap.address) / 8;
+    const tagBase = n - w;
+    const topWord = heap.usedBytes / 8;
+    const badRefs: Array<[unknown, string]> = [
+      ...WRONG_TYPES.filter((v) => v !== null).map((v): [unknown, string] => [v, ErrorCode.INVALID_ARG_TYPE]),
+      // (n + 0.5 is not representable when the heap's tag puts n above 2^52: it rounds to n.)
+      ...[NaN, Infinity, -Infinity, -1, 0.5, n + 0.5 !== n ? n + 0.5 : 1.5, 2 ** 60, 12345].map((v): [unknown, string] => [v, ErrorCode.INVALID_REFERENCE]),
+      [tagBase, ErrorCode.INVALID_REFERENCE], // word 0: the reserved null word
+      [tagBase + topWord, ErrorCode.INVALID_REFERENCE], // at the allocation top
+      [tagBase + topWord + 1000, ErrorCode.INVALID_REFERENCE],
+      [foreignRef, ErrorCode.FOREIGN_REFERENCE],
+      [stale, ErrorCode.STALE_REFERENCE],
+    ];
+    const takers: Array<(r: Any) => unknown> = [
+      (r) => heap.typeOf(r), (r) => heap.refCount(r), (r) => heap.length(r), (r) => heap.addressOf(r),
+      (r) => heap.getRef(r, 0), (r) => heap.setRef(r, 0, null), (r) => heap.getU32(r, 0), (r) => heap.setU32(r, 0, 1),
+      (r) => heap.getF64(r, 8), (r) => heap.setF64(r, 8, 1), (r) => heap.getU8(r, 0), (r) => heap.setU8(r, 0, 1),
+      (r) => heap.readBytes(r, 0, 4), (r) => heap.writeBytes(r, 0, new Uint8Array(4)), (r) => heap.pin(r),
+      (r) => heap.setRef(n, 0, r), (r) => (r === undefined ? heap.root('') : heap.root(r)), (r) => root.set(r),
+    ];
+    // (heap.root() without an argument is a null root; null is a valid value for the last three.)
+    takers.forEach((take, i) => {
+      for (const [r, code] of badRefs) {
+        let e: MoveGcError;
+        try {
+          e = thrown(() => take(r));
+        } catch (x) {
+          throw new Error(`taker ${i}, ${typeof r === 'symbol' ? 'Symbol' : String(r)}: ${(x as Error).message}`);
+        }
+        expect(e, `taker ${i}, ${typeof r === 'symbol' ? 'Symbol' : String(r)}`).toBeInstanceOf(MoveGcError);
+        expect(e.code, `taker ${i}, ${typeof r === 'symbol' ? 'Symbol' : String(r)}: ${e.message}`).toBe(code);
+      }
+    });
+    for (const take of takers.slice(0, 15)) expectThrow(() => take(null), ErrorCode.INVALID_ARG_TYPE);
+    unchanged();
+  });
+
+  it('slot indexes and byte offsets out of range, values that do not fit', () => {
+    const n = node();
+    const arr = root.get()!;
+    const bytes = heap.allocBytes(10);
+    for (const i of [-1, 2, 3, 0.5, NaN, Infinity, '0', null, undefined, 2 ** 32]) {
+      expectThrow(() => heap.getRef(n, i as Any), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.setRef(n, i as Any, null), ErrorCode.FIELD_RANGE);
+    }
+    expectThrow(() => heap.getRef(arr, heap.length(arr)), ErrorCode.FIELD_RANGE);
+    expectThrow(() => heap.getRef(bytes, 0), ErrorCode.FIELD_RANGE); // byte arrays have no slots
+    for (const off of [-1, -4, 16, 17, 2 ** 31, 0.5, NaN, Infinity, '0', null]) {
+      expectThrow(() => heap.getU32(n, off as Any), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.setU32(n, off as Any, 1), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.getU8(n, off as Any), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.getF64(n, off as Any), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.readBytes(n, off as Any, 1), ErrorCode.FIELD_RANGE);
+    }
+    expectThrow(() => heap.getU32(n, 2), ErrorCode.FIELD_RANGE); // unaligned
+    expectThrow(() => heap.getF64(n, 4), ErrorCode.FIELD_RANGE);
+    expectThrow(() => heap.getF64(n, 12), ErrorCode.FIELD_RANGE); // runs past the 16 bytes
+    expectThrow(() => heap.getU8(bytes, 10), ErrorCode.FIELD_RANGE);
+    expectThrow(() => heap.readBytes(bytes, 0, 11), ErrorCode.FIELD_RANGE);
+    expectThrow(() => heap.readBytes(bytes, 5, 6), ErrorCode.FIELD_RANGE);
+    for (const len of [-1, 0.5, NaN, Infinity, '1']) expectThrow(() => heap.readBytes(bytes, 0, len as Any), ErrorCode.FIELD_RANGE);
+    expectThrow(() => heap.writeBytes(bytes, 5, new Uint8Array(6)), ErrorCode.FIELD_RANGE);
+    for (const d of [[1, 2], 'ab', null, new Uint16Array(2), new ArrayBuffer(2)]) expectThrow(() => heap.writeBytes(bytes, 0, d as Any), ErrorCode.INVALID_ARG_TYPE);
+    expectThrow(() => heap.getU8(arr, 0), ErrorCode.FIELD_RANGE); // reference arrays have no raw bytes
+    // Values: wrong type, or an integer that does not fit.
+    for (const v of ['1', null, undefined, {}, 1n]) {
+      expectThrow(() => heap.setU8(bytes, 0, v as Any), ErrorCode.INVALID_ARG_TYPE);
+      expectThrow(() => heap.setU32(n, 0, v as Any), ErrorCode.INVALID_ARG_TYPE);
+      expectThrow(() => heap.setF64(n, 8, v as Any), ErrorCode.INVALID_ARG_TYPE);
+    }
+    for (const v of [256, -129, 0.5, NaN, Infinity]) expectThrow(() => heap.setU8(bytes, 0, v), ErrorCode.OUT_OF_RANGE);
+    for (const v of [2 ** 32, -(2 ** 31) - 1, 1.5, NaN, -Infinity]) expectThrow(() => heap.setU32(n, 0, v), ErrorCode.OUT_OF_RANGE);
+    // ...and none of it wrote anything.
+    expect(Array.from(heap.readBytes(bytes, 0, 10))).toEqual(new Array(10).fill(0));
+    // Values that fit are stored (negative integers wrap, as typed arrays do).
+    heap.setU8(bytes, 1, -1);
+    expect(heap.getU8(bytes, 1)).toBe(255);
+    unchanged();
+  });
+
+  it('types: bad specs, duplicates, unknown names, types of another heap or built-in kinds', () => {
+    const specs: Array<[unknown, string]> = [
+      [undefined, ErrorCode.INVALID_ARG_TYPE], [null, ErrorCode.INVALID_ARG_TYPE], ['Node', ErrorCode.INVALID_ARG_TYPE],
+      [{ name: '', refs: 0, bytes: 0 }, ErrorCode.INVALID_ARG_TYPE], [{ name: 5, refs: 0, bytes: 0 }, ErrorCode.INVALID_ARG_TYPE],
+      ...WRONG_TYPES.map((v): [unknown, string] => [{ name: 'A', refs: v, bytes: 0 }, ErrorCode.INVALID_ARG_TYPE]),
+      ...WRONG_TYPES.map((v): [unknown, string] => [{ name: 'A', refs: 0, bytes: v }, ErrorCode.INVALID_ARG_TYPE]),
+      ...BAD_NUMBERS.map((v): [unknown, string] => [{ name: 'A', refs: v, bytes: 0 }, ErrorCode.OUT_OF_RANGE]),
+      ...BAD_NUMBERS.map((v): [unknown, string] => [{ name: 'A', refs: 0, bytes: v }, ErrorCode.OUT_OF_RANGE]),
+      [{ name: 'A', refs: 2 ** 20 + 1, bytes: 0 }, ErrorCode.OUT_OF_RANGE],
+      [{ name: 'Node', refs: 2, bytes: 16 }, ErrorCode.OUT_OF_RANGE], // already defined
+    ];
+    for (const [s, code] of specs) expectThrow(() => heap.defineType(s as Any), code);
+    expect(() => heap.type('A')).toThrow(expect.objectContaining({ code: ErrorCode.UNKNOWN_TYPE }));
+    for (const name of ['Nope', 5, undefined, null, {}, 'RefArray', '(filler)']) expectThrow(() => heap.type(name as Any), ErrorCode.UNKNOWN_TYPE);
+    const foreignType = other.type('Node');
+    const builtins = [heap.typeOf(root.get()!), heap.typeOf(heap.allocBytes(1))]; // RefArray, ByteArray
+    for (const t of [undefined, null, 3, 'Node', { id: T.id, name: 'Node', refs: 2, bytes: 16, kind: 1 }, foreignType, ...builtins])
+      expectThrow(() => heap.alloc(t as Any), ErrorCode.UNKNOWN_TYPE);
+    unchanged();
+  });
+
+  it('array lengths: wrong types, negative, fractional, non-finite, huge', () => {
+    for (const alloc of [(n: Any) => heap.allocRefArray(n), (n: Any) => heap.allocBytes(n)]) {
+      for (const v of WRONG_TYPES) expectThrow(() => alloc(v), ErrorCode.INVALID_ARG_TYPE);
+      for (const v of [-1, 0.5, NaN, Infinity, -Infinity, 2 ** 31 + 1, 2 ** 53, 1e300]) expectThrow(() => alloc(v), ErrorCode.OUT_OF_RANGE);
+      expectThrow(() => alloc(2 ** 31), ErrorCode.HEAP_FULL); // well-formed, but larger than the heap
+    }
+    unchanged();
+  });
+
+  it('roots and pins used after release; double release', () => {
+    const r = heap.root(node());
+    r.release();
+    r.release(); // idempotent
+    expectThrow(() => r.get(), ErrorCode.CLOSED);
+    expectThrow(() => r.set(null), ErrorCode.CLOSED);
+    expectThrow(() => r.set(node()), ErrorCode.CLOSED);
+    const p = heap.pin(node());
+    const a = p.address;
+    expect(a).toBe(heap.addressOf(node()));
+    p.release();
+    p.release();
+    expectThrow(() => p.ref, ErrorCode.CLOSED);
+    expectThrow(() => p.address, ErrorCode.CLOSED);
+    unchanged();
+  });
+
+  it('inject(): bad options refused, the previous ones kept', async () => {
+    for (const o of [undefined, null, 5, 'x', { bogus: 1 }, { delayMs: -1 }, { delayMs: 1.5 }, { dieAtPage: NaN }, { eagainEvery: '2' }, { forkAtPage: 2 ** 31 }])
+      expectThrow(() => heap.inject(o as Any));
+    heap.inject({});
+    const st = await heap.gc();
+    expect(st.takeovers + st.eagain + st.ebusy).toBe(0);
+    sum = checksum(heap, root.get()); // the same graph, after one more collection
+    unchanged();
+  });
+
+  it('concurrent collect() / idle() / gc() calls are serialized: one cycle at a time', async () => {
+    const before = heap.history.length;
+    const results = await Promise.all([heap.collect(), heap.collect(), heap.idle(), heap.gc(), heap.collect()]);
+    await heap.idle();
+    const cycles = heap.history.slice(before).map((s) => s.cycle);
+    // Four collections (collect, collect, gc, collect), each a whole cycle of its own.
+    expect(cycles).toHaveLength(4);
+    expect(new Set(cycles).size).toBe(4);
+    for (const r of [results[0], results[1], results[3], results[4]]) expect(cycles).toContain(r!.cycle);
+    unchanged();
+  });
+
+  it('a full heap: ERR_HEAP_FULL, nothing corrupted, and collecting makes room again', async () => {
+    const h = await Heap.create({ capacity: 2 << 20, mode: MODE, stallMs: 100 });
+    try {
+      const g = buildGraph(h, { nodes: 500, garbage: 0, seed: 9 });
+      const s0 = checksum(h, g.root.get());
+      let full: MoveGcError | undefined;
+      for (const size of [1000, 64, 0]) {
+        // Fill with smaller and smaller arrays, down to one word: the heap is then really full.
+        for (let i = 0; i < 1e6; i++) {
+          try {
+            h.allocBytes(size);
+          } catch (e) {
+            full = e as MoveGcError;
+            break;
+          }
+        }
+        expectCode(full!, ErrorCode.HEAP_FULL);
+      }
+      expect(h.usedBytes).toBe(h.capacity);
+      expectThrow(() => h.alloc(g.type), ErrorCode.HEAP_FULL);
+      expectThrow(() => h.allocRefArray(100_000), ErrorCode.HEAP_FULL);
+      expect(h.usedBytes).toBeLessThanOrEqual(h.capacity);
+      expect(h.verify().ok).toBe(true);
+      expect(checksum(h, g.root.get())).toBe(s0);
+      const st = await h.gc();
+      expect(st.reclaimedBytes).toBeGreaterThan(1 << 20);
+      h.allocBytes(1000); // room again
+      expect(checksum(h, g.root.get())).toBe(s0);
+      expect(h.verify().ok).toBe(true);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('use after close, double close, concurrent close, close with a collection pending', async () => {
+    const h = await Heap.create({ capacity: 4 << 20, mode: MODE, stallMs: 100 });
+    const g = buildGraph(h, { nodes: 2000, garbage: 0.5, seed: 5 });
+    const n = h.getRef(g.root.get()!, 0)!;
+    const r = h.root(n);
+    const p = h.pin(n);
+    const pending = h.collect(); // starts a cycle (or finishes one) before close
+    await Promise.all([h.close(), h.close()]);
+    await pending;
+    await h.close(); // and once more
+    expect(h.closed).toBe(true);
+    const calls: Array<() => unknown> = [
+      () => h.defineType({ name: 'X', refs: 0, bytes: 0 }), () => h.type('Node'), () => h.alloc(g.type), () => h.allocRefArray(1), () => h.allocBytes(1),
+      () => h.typeOf(n), () => h.refCount(n), () => h.length(n), () => h.getRef(n, 0), () => h.setRef(n, 0, null), () => h.getU32(n, 0),
+      () => h.setU32(n, 0, 1), () => h.getF64(n, 8), () => h.setF64(n, 8, 1), () => h.getU8(n, 0), () => h.setU8(n, 0, 1),
+      () => h.readBytes(n, 0, 1), () => h.writeBytes(n, 0, new Uint8Array(1)), () => h.addressOf(n), () => h.root(null), () => h.root(n),
+      () => h.pin(n), () => h.verify(), () => h.inject({}), () => r.get(), () => r.set(null), () => p.ref, () => p.address,
+    ];
+    for (const c of calls) expectThrow(c, ErrorCode.CLOSED);
+    for (const c of [() => h.collect(), () => h.idle(), () => h.gc()]) expectCode(await rejected(c), ErrorCode.CLOSED);
+    r.release(); // releasing after close is harmless
+    p.release();
+    unchanged();
+  });
+});
+
+// ------------------------------------------------------------------ the fuzz
+
+interface MObj {
+  kind: 'node' | 'arr' | 'bytes';
+  refs: Array<MObj | null>;
+  u32: number;
+  f64: number;
+  bytes: Uint8Array;
+}
+
+/** One fuzz run; returns counters. Throws (with the seed in the message) on any failure. */
+async function fuzz(mode: ModeName, seed: number, ops: number) {
+  const rnd = rng(seed);
+  const int = (n: number): number => Math.floor(rnd() * n);
+  const pick = <X>(a: X[]): X => a[int(a.length)];
+  const heap = await Heap.create({ capacity: 8 << 20, mode, stallMs: 100 });
+  const other = await Heap.create({ capacity: 2 << 20, mode: 'stw' });
+  const counts = { valid: 0, invalid: 0, heapFull: 0, collections: 0, checkpoints: 0, opsDuringCycle: 0, codes: {} as Record<string, number> };
+  try {
+    const T = heap.defineType({ name: 'Node', refs: 2, bytes: 16 });
+    const OT = other.defineType({ name: 'Node', refs: 2, bytes: 16 });
+    const foreign = [other.alloc(OT), other.allocRefArray(3)];
+    // The model: roots, the refs held this epoch (with their model objects), stale refs.
+    const roots: Array<{ root: ReturnType<Heap['root']>; m: MObj | null; released: boolean }> = [];
+    let pool: Array<{ ref: Ref; m: MObj }> = [];
+    const byRef = new Map<Ref, MObj>();
+    let stale: Ref[] = [];
+    const pins: Array<{ pin: ReturnType<Heap['pin']>; released: boolean }> = [];
+    let nextId = 1;
+
+    const hold = (ref: Ref, m: MObj): void => {
+      if (byRef.has(ref)) return;
+      byRef.set(ref, m);
+      pool.push({ ref, m });
+    };
+    /** After a collection every held ref is stale: re-derive some by walking from the roots. */
+    const reacquire = (): void => {
+      stale = [...stale.slice(-200), ...pool.map((p) => p.ref).slice(-200)];
+      pool = [];
+      byRef.clear();
+      const queue: Array<[Ref, MObj]> = [];
+      for (const r of roots) if (!r.released && r.m) queue.push([r.root.get()!, r.m]);
+      while (queue.length && pool.length < 400) {
+        const [ref, m] = queue.shift()!;
+        if (byRef.has(ref)) continue;
+        hold(ref, m);
+        m.refs.forEach((c, i) => {
+          if (c) queue.push([heap.getRef(ref, i)!, c]);
+        });
+      }
+    };
+    const newObj = (kind: MObj['kind'], n: number): MObj => ({ kind, refs: kind === 'bytes' ? [] : new Array(n).fill(null), u32: 0, f64: 0, bytes: new Uint8Array(kind === 'bytes' ? n : 0) });
+    const withRefs = () => pool.filter((p) => p.m.refs.length > 0);
+
+    /** Walks every root in the heap and in the model side by side. */
+    const checkpoint = (): void => {
+      counts.checkpoints++;
+      const v = heap.verify();
+      if (!v.ok) throw new Error(`verify failed: ${v.errors.join('; ')}`);
+      const seen = new Map<MObj, number>();
+      for (const r of roots) {
+        if (r.released) continue;
+        const ref = r.root.get();
+        if ((ref === null) !== (r.m === null)) throw new Error('root null mismatch');
+        if (!ref) continue;
+        const stack: Array<[Ref, MObj]> = [[ref, r.m!]];
+        while (stack.length) {
+          const [x, m] = stack.pop()!;
+          const addr = heap.addressOf(x);
+          if (seen.has(m)) {
+            if (seen.get(m) !== addr) throw new Error('model object reached at two addresses');
+            continue;
+          }
+          seen.set(m, addr);
+          const t = heap.typeOf(x).name;
+          if (t !== { node: 'Node', arr: 'RefArray', bytes: 'ByteArray' }[m.kind]) throw new Error(`type ${t} != ${m.kind}`);
+          if (m.kind === 'node') {
+            if (heap.getU32(x, 0) !== m.u32 || !Object.is(heap.getF64(x, 8), m.f64)) throw new Error('node contents differ');
+          } else if (m.kind === 'bytes') {
+            const b = heap.readBytes(x, 0, m.bytes.length);
+            if (heap.length(x) !== m.bytes.length || b.some((v, i) => v !== m.bytes[i])) throw new Error('bytes differ');
+          }
+          if (heap.refCount(x) !== m.refs.length) throw new Error('refCount differs');
+          m.refs.forEach((c, i) => {
+            const cr = heap.getRef(x, i);
+            if ((cr === null) !== (c === null)) throw new Error(`slot ${i} null mismatch`);
+            if (cr !== null) stack.push([cr, c!]);
+          });
+        }
+      }
+    };
+
+    const valid: Array<() => unknown> = [
+      () => {
+        const m = newObj('node', 2);
+        m.u32 = nextId++;
+        const r = heap.alloc(T);
+        heap.setU32(r, 0, m.u32);
+        hold(r, m);
+      },
+      () => {
+        const n = int(9);
+        const r = heap.allocRefArray(n);
+        hold(r, newObj('arr', n));
+      },
+      () => {
+        const n = int(64);
+        const r = heap.allocBytes(n);
+        hold(r, newObj('bytes', n));
+      },
+      () => heap.allocBytes(int(256 << 10)), // garbage, fills the heap now and then
+      () => {
+        const a = withRefs();
+        if (!a.length) return;
+        const { ref, m } = pick(a);
+        const i = int(m.refs.length);
+        const b = rnd() < 0.2 || !pool.length ? null : pick(pool);
+        heap.setRef(ref, i, b ? b.ref : null);
+        m.refs[i] = b ? b.m : null;
+      },
+      () => {
+        const a = withRefs();
+        if (!a.length) return;
+        const { ref, m } = pick(a);
+        const i = int(m.refs.length);
+        const got = heap.getRef(ref, i);
+        if ((got === null) !== (m.refs[i] === null)) throw new Error('getRef null mismatch');
+        if (got !== null) {
+          const known = byRef.get(got);
+          if (known && known !== m.refs[i]) throw new Error('getRef returned another object');
+          if (!known) hold(got, m.refs[i]!);
+        }
+      },
+      () => {
+        const nodes = pool.filter((p) => p.m.kind === 'node');
+        if (!nodes.length) return;
+        const { ref, m } = pick(nodes);
+        m.u32 = (rnd() * 2 ** 32) >>> 0;
+        m.f64 = rnd() * 1e6 - 5e5;
+        heap.setU32(ref, 0, m.u32);
+        heap.setF64(ref, 8, m.f64);
+        if (heap.getU32(ref, 0) !== m.u32) throw new Error('u32 readback');
+      },
+      () => {
+        const bs = pool.filter((p) => p.m.kind === 'bytes' && p.m.bytes.length > 0);
+        if (!bs.length) return;
+        const { ref, m } = pick(bs);
+        const off = int(m.bytes.length);
+        const data = new Uint8Array(int(m.bytes.length - off) + 1).map(() => int(256));
+        heap.writeBytes(ref, off, data);
+        m.bytes.set(data, off);
+      },
+      () => {
+        const p = pool.length && rnd() < 0.9 ? pick(pool) : null;
+        roots.push({ root: heap.root(p ? p.ref : null), m: p ? p.m : null, released: false });
+      },
+      () => {
+        const live = roots.filter((r) => !r.released);
+        if (!live.length) return;
+        const r = pick(live);
+        const p = pool.length && rnd() < 0.8 ? pick(pool) : null;
+        r.root.set(p ? p.ref : null);
+        r.m = p ? p.m : null;
+      },
+      () => {
+        const live = roots.filter((r) => !r.released);
+        if (live.length < 3) return;
+        const r = pick(live);
+        r.root.release();
+        r.released = true;
+      },
+      () => {
+        if (!pool.length || pins.filter((p) => !p.released).length > 4) return;
+        const p = pick(pool);
+        const pin = heap.pin(p.ref);
+        if (pin.address !== heap.addressOf(p.ref)) throw new Error('pin address');
+        pins.push({ pin, released: false });
+        // A pinned object stays alive: keep it reachable in the model too, through a root.
+        roots.push({ root: heap.root(p.ref), m: p.m, released: false });
+      },
+      () => {
+        const live = pins.filter((p) => !p.released);
+        if (!live.length) return;
+        const p = pick(live);
+        p.pin.release();
+        p.released = true;
+      },
+    ];
+
+    const someRef = (): Ref => (pool.length ? pick(pool).ref : roots.find((r) => !r.released && r.m)?.root.get() ?? foreign[0]);
+    const invalid: Array<() => [() => unknown, string?]> = [
+      () => [() => heap.typeOf(stale.length ? pick(stale) : pick(foreign)), stale.length ? ErrorCode.STALE_REFERENCE : ErrorCode.FOREIGN_REFERENCE],
+      () => [() => heap.setRef(someRef(), 0, pick(foreign)), undefined],
+      () => [() => heap.getRef(pick(foreign), 0), ErrorCode.FOREIGN_REFERENCE],
+      () => [() => heap.getU32(pick([...WRONG_TYPES, ...BAD_NUMBERS]) as Any, 0), undefined],
+      () => [() => heap.getRef(someRef(), pick([-1, 9, 0.5, NaN, Infinity, '0', 2 ** 40]) as Any), undefined],
+      () => [() => heap.getU32(someRef(), pick([-4, 2, 3, 4096, NaN, 1e20]) as Any), undefined],
+      () => [() => heap.readBytes(someRef(), 0, pick([-1, 1e9, NaN, 0.5]) as Any), undefined],
+      () => [() => heap.writeBytes(someRef(), 0, pick([null, [1], 'x', new Uint8Array(1 << 16)]) as Any), undefined],
+      () => [() => heap.setU32(someRef(), 0, pick(['1', null, 2 ** 33, 0.25, NaN]) as Any), undefined],
+      () => [() => heap.setU8(someRef(), 0, pick([256, -200, '1', NaN]) as Any), undefined],
+      () => [() => heap.setF64(someRef(), 0, pick(['1', null, undefined, {}]) as Any), undefined],
+      () => [() => heap.alloc(pick([undefined, null, OT, 7, 'Node', {}]) as Any), ErrorCode.UNKNOWN_TYPE],
+      () => [() => heap.type(pick(['Nope', '', 'RefArray'])), ErrorCode.UNKNOWN_TYPE],
+      () => [() => heap.allocRefArray(pick([-1, 0.5, NaN, Infinity, '2', 2 ** 31 + 1]) as Any), undefined],
+      () => [() => heap.allocBytes(2 ** 31), ErrorCode.HEAP_FULL],
+      () => [() => heap.defineType(pick([{ name: 'Node', refs: 2, bytes: 16 }, { name: 'Z', refs: -1, bytes: 0 }, { name: 'Z', refs: 0, bytes: NaN }, null]) as Any), undefined],
+      () => [() => heap.inject(pick([{ delayMs: -5 }, { nope: 1 }, null, { dieAtPage: 0.5 }]) as Any), undefined],
+      () => {
+        const dead = roots.filter((r) => r.released);
+        return dead.length ? [() => pick(dead).root.get(), ErrorCode.CLOSED] : [() => heap.root('x' as Any), ErrorCode.INVALID_ARG_TYPE];
+      },
+      () => {
+        const dead = pins.filter((p) => p.released);
+        return dead.length ? [() => pick(dead).pin.address, ErrorCode.CLOSED] : [() => heap.pin(null as Any), ErrorCode.INVALID_ARG_TYPE];
+      },
+      () => [() => heap.root(pick([1.5, NaN, -3, {}]) as Any), undefined],
+      () => [() => heap.pin(stale.length ? pick(stale) : pick(foreign)), undefined],
+    ];
+
+    reacquire();
+    const verifyEach = process.env.MOVEGC_FUZZ_VERIFY_EACH === '1';
+    const trace: string[] = [];
+    for (let op = 0; op < ops; op++) {
+      const x = rnd();
+      trace.push(x < 0.012 ? 'collect' : x < 0.02 ? 'idle' : x < 0.3 ? 'invalid' : 'valid');
+      if (trace.length > 30) trace.shift();
+      if (x < 0.012) {
+        // A collection; half the time the next operations run while it compacts.
+        counts.collections++;
+        if (rnd() < 0.5) await heap.collect();
+        else await heap.gc();
+        reacquire();
+      } else if (x < 0.02) {
+        await heap.idle();
+      } else if (x < 0.3) {
+        const [call, code] = pick(invalid)();
+        let e: MoveGcError | undefined;
+        try {
+          call();
+        } catch (err) {
+          e = err as MoveGcError;
+        }
+        if (!(e instanceof MoveGcError) || typeof e.code !== 'string')
+          throw new Error(`op ${op}: an invalid call did not throw a MoveGcError with a code: ${String(e)}`);
+        if (code && e.code !== code) throw new Error(`op ${op}: expected ${code}, got ${e.code}: ${e.message}`);
+        counts.invalid++;
+        counts.codes[e.code] = (counts.codes[e.code] ?? 0) + 1;
+      } else {
+        const vi = int(valid.length);
+        trace[trace.length - 1] = `valid${vi}`;
+        try {
+          valid[vi]();
+        } catch (err) {
+          if ((err as MoveGcError).code !== ErrorCode.HEAP_FULL) throw err;
+          counts.heapFull++;
+          await heap.gc();
+          counts.collections++;
+          reacquire();
+        }
+        counts.valid++;
+      }
+      if (heap.cycleActive) counts.opsDuringCycle++;
+      if (op % 500 === 499 || verifyEach) {
+        try {
+          checkpoint();
+        } catch (e) {
+          throw new Error(`op ${op}: ${(e as Error).message}; last ops: ${trace.join(' ')}`);
+        }
+      }
+    }
+    await heap.idle();
+    checkpoint();
+    return counts;
+  } finally {
+    await heap.close();
+    await other.close();
+  }
+}
+
+describe('fuzz', () => {
+  const envSeed = process.env.MOVEGC_FUZZ_SEED;
+  const ops = Number(process.env.MOVEGC_FUZZ_OPS ?? 5000);
+  const runs: Array<[ModeName, number]> = [[MODE, ops], ['stw', Math.ceil(ops / 4)]];
+  for (const [mode, n] of runs) {
+    it(`${n} random valid and invalid calls (${mode}), collections interleaved`, async () => {
+      const seed = envSeed !== undefined ? Number(envSeed) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
+      console.log(`[movegc] fuzz ${mode}: seed ${seed} (replay with MOVEGC_FUZZ_SEED=${seed}), ${n} ops`);
+      let counts;
+      try {
+        counts = await fuzz(mode, seed, n);
+      } catch (e) {
+        throw new Error(`fuzz (${mode}) failed with seed ${seed} (MOVEGC_FUZZ_SEED=${seed}): ${(e as Error).message}`, { cause: e });
+      }
+      console.log(`[movegc] fuzz ${mode}: ${JSON.stringify(counts)}`);
+      expect(counts.invalid).toBeGreaterThan(n / 10);
+      expect(counts.valid).toBeGreaterThan(n / 2);
+      expect(counts.collections).toBeGreaterThan(5);
+      expect(counts.checkpoints).toBeGreaterThanOrEqual(Math.floor(n / 500));
+      if (mode !== 'stw') expect(counts.opsDuringCycle).toBeGreaterThan(0);
+      expect(Object.keys(counts.codes).length).toBeGreaterThan(5);
+    }, 120_000);
+  }
+});
+
+describe('binding layer (child process)', () => {
+  it('random hostile arguments to every native and typed binding function: typed errors, no crash', () => {
+    const seed = process.env.MOVEGC_FUZZ_SEED !== undefined ? Number(process.env.MOVEGC_FUZZ_SEED) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
+    console.log(`[movegc] binding fuzz: seed ${seed}`);
+    const r = spawnSync(process.execPath, [path.join(here, 'fixtures', 'binding-fuzz.mjs'), String(seed), '3000'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.signal, `seed ${seed}: killed by a signal (a crash). stderr: ${r.stderr.slice(-2000)}`).toBeNull();
+    const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(res.error ?? null, `seed ${seed}`).toBeNull();
+    expect(res.notThrown, `seed ${seed}: calls with an invalid argument that did not throw`).toEqual([]);
+    expect(res.untyped, `seed ${seed}: errors without a string code`).toEqual([]);
+    expect(res.calls).toBeGreaterThan(2000);
+    expect(r.status).toBe(0);
+  });
+});

@@ -1,0 +1,37 @@
+/**
+ * A short soak (bench/soak.ts, compiled to dist/bench/soak.js) as a test: 200 cycles over a
+ * move, a copy and a stw heap (or 30 s, whichever first), with the mutator mutating and
+ * reading the graph during every cycle against a JavaScript model, and faults injected now
+ * and then. Zero verifier failures, zero model mismatches, and the process's descriptors
+ * and threads back where they were once the heaps are closed. The long version:
+ *   node dist/bench/soak.js --seconds 600 (see bench/soak.ts for the options)
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import { itKernel } from './kernel.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+itKernel('soak: 200 cycles with a concurrent mutator and injected faults, no failure', () => {
+  const r = spawnSync(process.execPath, [path.join(root, 'dist', 'bench', 'soak.js'), '--cycles', '200', '--seconds', '30', '--heap', '16', '--ops', '300', '--seed', '7', '--json'], {
+    encoding: 'utf8',
+    timeout: 90_000,
+  });
+  expect(r.signal, r.stderr.slice(-3000)).toBeNull();
+  const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  console.log(r.stderr.trim().split('\n').filter((l) => !/^\[soak\] \d+ s: /.test(l)).join('\n'));
+  expect(res.problems).toEqual([]);
+  expect(res.verifyFailures).toBe(0);
+  expect(res.mismatches).toBe(0);
+  expect(r.status).toBe(0);
+  expect(res.cycles).toBeGreaterThanOrEqual(res.seconds < 30 ? 200 : 30);
+  for (const m of ['move', 'copy', 'stw']) expect(res.perMode[m].cycles).toBeGreaterThan(0);
+  expect(res.perMode.move.mode).toBe('move');
+  expect(res.faults).toBeGreaterThan(0); // the mutator really ran during compaction
+  expect(Object.values(res.injected as Record<string, number>).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  expect(res.resources.after.fds).toBe(res.resources.before.fds);
+  expect(res.resources.after.threads).toBe(res.resources.before.threads);
+  expect(res.resources.during.threads).toBe(res.resources.before.threads + 4); // 2 Workers per move/copy heap
+}, undefined, 120_000);
