@@ -13,6 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -53,8 +54,8 @@ interface ChildResult {
   error?: { message: string; code: string | null; stack: string };
 }
 
-function runChild(opts: Record<string, unknown>, as?: { uid: number; gid: number }): ChildResult {
-  const r = spawnSync(process.execPath, [FIXTURE, JSON.stringify(opts)], {
+function runChild(opts: Record<string, unknown>, as?: { uid: number; gid: number }, fixture = FIXTURE): ChildResult {
+  const r = spawnSync(process.execPath, [fixture, JSON.stringify(opts)], {
     encoding: 'utf8',
     timeout: 60_000,
     cwd: '/',
@@ -85,15 +86,53 @@ function expectWorked(res: ChildResult): void {
   }
 }
 
-/** Why user nobody cannot run the project from here, or undefined if it can. */
+/** Why user nobody cannot run a child here, or undefined if it can. */
 function nobodyBlocked(): string | undefined {
-  if (process.getuid?.() !== 0) return 'not root: cannot start a child as another user';
-  const root = path.resolve(here, '..');
-  for (let d = root; ; d = path.dirname(d)) {
-    if ((fs.statSync(d).mode & 0o005) !== 0o005) return `${d} is not readable and searchable by others`;
-    if (d === '/') break;
+  return process.getuid?.() === 0 ? undefined : 'not root: cannot start a child as another user';
+}
+
+/** Whether every directory from / down to `dir` lets others in. */
+function othersCanReach(dir: string): boolean {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if ((fs.statSync(d).mode & 0o005) !== 0o005) return false;
+    if (d === '/') return true;
   }
-  return undefined;
+}
+
+/**
+ * The fixture's path for user nobody: the project's own when others can read it (a checkout
+ * under /work here), else a world-readable copy of what the child needs in a fresh temporary
+ * directory (a CI clone may sit in a 0700 directory): the compiled library, the addon, the
+ * fixtures and the packages they import (MOVEGC_NOBODY_COPY=1 forces the copy). Returns
+ * [fixture, cleanup].
+ */
+function fixtureForNobody(): [string, () => void] {
+  const project = path.resolve(here, '..');
+  if (othersCanReach(project) && process.env.MOVEGC_NOBODY_COPY !== '1') return [FIXTURE, () => {}];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-nobody-'));
+  const copy = (rel: string): void => fs.cpSync(path.join(project, rel), path.join(dir, rel), { recursive: true, dereference: true });
+  for (const rel of ['package.json', 'binding.gyp', 'dist/gc', 'build/Release/movegc.node', 'test/fixtures']) copy(rel);
+  const seen = new Set<string>();
+  const addPackage = (name: string): void => {
+    if (seen.has(name) || !fs.existsSync(path.join(project, 'node_modules', name))) return;
+    seen.add(name);
+    copy(path.join('node_modules', name));
+    const pkg = JSON.parse(fs.readFileSync(path.join(project, 'node_modules', name, 'package.json'), 'utf8'));
+    for (const d of Object.keys(pkg.dependencies ?? {})) addPackage(d);
+  };
+  // The packages the library and the fixtures import, with their dependencies.
+  for (const d of ['dist/gc', 'test/fixtures'])
+    for (const f of fs.readdirSync(path.join(project, d)).filter((x) => /\.m?js$/.test(x)))
+      for (const m of fs.readFileSync(path.join(project, d, f), 'utf8').matchAll(/(?:from|import\()\s*['"]([^'"./][^'"]*)['"]/g))
+        if (!m[1].startsWith('node:')) addPackage(m[1].startsWith('@') ? m[1].split('/').slice(0, 2).join('/') : m[1].split('/')[0]);
+  const open = (p: string): void => {
+    const st = fs.statSync(p);
+    fs.chmodSync(p, st.isDirectory() ? 0o755 : st.mode | 0o444);
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) open(path.join(p, e));
+  };
+  open(dir);
+  expect(othersCanReach(dir)).toBe(true);
+  return [path.join(dir, 'test', 'fixtures', 'heap-child.mjs'), () => fs.rmSync(dir, { recursive: true, force: true })];
 }
 
 describe('unprivileged (user nobody)', () => {
@@ -104,7 +143,13 @@ describe('unprivileged (user nobody)', () => {
     if (blocked) throw new Error(`CI=true requires the unprivileged test to run: ${blocked}`);
     // A stalled compactor on the first cycle makes the mutator fault in every page it walks.
     // faultInstall 'move': pages built for faults are MOVEd too (the default copies them).
-    const res = runChild({ mode: 'move', cycles: 3, faultInstall: 'move', inject: { delayAtPage: 1, delayMs: 1500 } }, { uid: NOBODY, gid: NOBODY });
+    const [fixture, cleanup] = fixtureForNobody();
+    let res: ChildResult;
+    try {
+      res = runChild({ mode: 'move', cycles: 3, faultInstall: 'move', inject: { delayAtPage: 1, delayMs: 1500 } }, { uid: NOBODY, gid: NOBODY }, fixture);
+    } finally {
+      cleanup();
+    }
     expect(res.uid).toBe(NOBODY);
     expect(res.gid).toBe(NOBODY);
     expect(res.ways.device).toEqual({ ok: false, reason: 'EACCES' }); // /dev/userfaultfd is root-only
