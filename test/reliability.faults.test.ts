@@ -12,8 +12,10 @@
  *  - a stalled compactor (delayAtPage/delayMs > stallMs): taken over and replaced
  *  - a compactor killed mid-cycle (dieAtPage): taken over and replaced
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { afterEach, describe, expect } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type HeapOptions, type InjectOptions } from '../dist/gc/index.js';
 import { buildGraph, captureLogger, checksum, walk } from './fixtures/graph.mjs';
 import { itKernel } from './kernel.js';
@@ -230,6 +232,21 @@ describe.each(['move', 'copy'] as const)('collector thread faults (%s)', (mode) 
     expect(s.heap.closed).toBe(true);
     expect(() => s.heap.verify()).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
   }, need, T_OUT);
+});
+
+describe('a collector thread terminated inside native code', () => {
+  it('a native error thrown while a Worker is being terminated does not abort the process', () => {
+    // The heap terminates a stalled compactor; if it is inside a failing native call right
+    // then (a MOVE refused with EEXIST), the error can no longer be thrown into JavaScript.
+    // Found by the long soak: the whole process died ("terminate called after throwing an
+    // instance of 'Napi::Error'"). Run in a child process, 100 times.
+    const fixture = fileURLToPath(new URL('./fixtures/terminate-native.mjs', import.meta.url));
+    const r = spawnSync(process.execPath, [fixture, '100'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).not.toContain('terminate called');
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('survived 100');
+  }, T_OUT);
 });
 
 describe('faults combined', () => {
