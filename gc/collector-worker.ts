@@ -57,6 +57,12 @@ if (init.role === 'fault') {
     seen = c;
     if (Atomics.load(sh.ctl, Ctl.PHASE) !== Phase.COMPACTING) continue;
     Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, c);
+    if (Atomics.load(sh.ctl, Ctl.CLOSING_CYCLE) === c) {
+      // Every page was installed without us and the heap is finishing the cycle: walking it
+      // now could overlap the next cycle's plan with this one's recycling state.
+      Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
+      continue;
+    }
     try {
       compactCycle(b, hooks);
       Atomics.store(sh.ctl, Ctl.COMPACTOR_DONE, c);

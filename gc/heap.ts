@@ -751,7 +751,9 @@ export class Heap {
       if (!this.#active) return;
       const mapped = Atomics.load(sh.ctl, Ctl.PAGES_MAPPED);
       if (this.#builders.allMapped()) {
-        // The compactor may still be finishing its walk: it must be out before the next cycle.
+        // The compactor may still be finishing its walk: it must be out before the next cycle
+        // (and one that has not entered this cycle yet must not enter it: see CLOSING_CYCLE).
+        Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE));
         if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) === 0) break;
         if (this.#workerDead.compactor || this.#builders.isStale(Owner.COMPACTOR, stall)) {
           await this.#replace('compactor');
@@ -817,7 +819,10 @@ export class Heap {
   }
 
   async #tryFinalize(): Promise<void> {
-    if (this.#active && this.#builders.allMapped() && Atomics.load(this.#sh.ctl, Ctl.COMPACTOR_IN) === 0) {
+    const sh = this.#sh;
+    if (!this.#active || !this.#builders.allMapped()) return;
+    Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE)); // see CLOSING_CYCLE
+    if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) === 0) {
       if (Atomics.load(this.#sh.ctl, Ctl.FAULTS_IN_FLIGHT) > 0 && !this.#workerDead.fault && !this.#builders.isStale(Owner.FAULT, this.#opts.stallMs)) {
         setTimeout(() => void this.#tryFinalize(), 1).unref(); // a fault is still being timed
         return;

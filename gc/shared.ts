@@ -65,6 +65,12 @@ export const Ctl = {
    * Not reset per cycle.
    */
   FAULTS_IN_FLIGHT: 37,
+  /**
+   * The cycle the heap is finishing (all pages installed). A compactor that announces itself
+   * in COMPACTOR_IN for this cycle only now backs out: the heap stores this, then reads
+   * COMPACTOR_IN; the compactor stores COMPACTOR_IN, then reads this (one sees the other).
+   */
+  CLOSING_CYCLE: 38,
   SIZE: 40,
 } as const;
 
