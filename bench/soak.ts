@@ -85,13 +85,20 @@ function rng(seed: number): () => number {
 
 export interface Resources {
   fds: number;
+  /** Lines of /proc/self/maps: all mappings, V8's and glibc's pools included. */
   maps: number;
+  /** The heaps' own mappings: the only ones with MADV_DONTFORK and MADV_NOHUGEPAGE (smaps VmFlags dc, nh). */
+  heapMaps: number;
   threads: number;
 }
 export function resources(): Resources {
+  let heapMaps = 0;
+  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n'))
+    if (line.startsWith('VmFlags:') && / dc( |$)/.test(line) && / nh( |$)/.test(line)) heapMaps++;
   return {
     fds: fs.readdirSync('/proc/self/fd').length,
     maps: fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter(Boolean).length,
+    heapMaps,
     threads: fs.readdirSync('/proc/self/task').length,
   };
 }
@@ -399,7 +406,7 @@ async function main(): Promise<void> {
     `fallbacks: EBUSY ${f.ebusy} (pages copied for it ${f.ebusyCopies}), takeovers ${f.takeovers}, EAGAIN ${f.eagain}, other MOVE errors ${f.errors}, mode fallbacks ${f.modes.length ? f.modes.join('; ') : 'none'}`,
     `injected: ${Object.entries(r.injected).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
     `verifier failures: ${r.verifyFailures}; model mismatches: ${r.mismatches}`,
-    `fds ${r.resources.before.fds} -> ${r.resources.after.fds} (running: ${r.resources.during.fds}); mappings ${r.resources.before.maps} -> ${r.resources.after.maps} (running: ${r.resources.during.maps}); threads ${r.resources.before.threads} -> ${r.resources.after.threads} (running: ${r.resources.during.threads})`,
+    `fds ${r.resources.before.fds} -> ${r.resources.after.fds} (running: ${r.resources.during.fds}); heap mappings ${r.resources.before.heapMaps} -> ${r.resources.after.heapMaps} (running: ${r.resources.during.heapMaps}); all mappings ${r.resources.before.maps} -> ${r.resources.after.maps} (running: ${r.resources.during.maps}; V8 and malloc pools included); threads ${r.resources.before.threads} -> ${r.resources.after.threads} (running: ${r.resources.during.threads})`,
     ...r.problems.map((p) => `PROBLEM ${p}`),
   ];
   for (const l of lines) log(l);

@@ -32,6 +32,8 @@ itKernel('soak: 200 cycles with a concurrent mutator and injected faults, no fai
   expect(res.faults).toBeGreaterThan(0); // the mutator really ran during compaction
   expect(Object.values(res.injected as Record<string, number>).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
   expect(res.resources.after.fds).toBe(res.resources.before.fds);
+  expect(res.resources.during.heapMaps).toBeGreaterThanOrEqual(2 * 3);
+  expect(res.resources.after.heapMaps).toBe(0);
   expect(res.resources.after.threads).toBe(res.resources.before.threads);
   expect(res.resources.during.threads).toBe(res.resources.before.threads + 4); // 2 Workers per move/copy heap
 }, undefined, 120_000);
