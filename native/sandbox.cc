@@ -4,7 +4,8 @@
 // SECCOMP_FILTER_FLAG_TSYNC, for every thread in it): call it only in a child process.
 //
 // The filter (classic BPF over struct seccomp_data):
-//   arch != this build's AUDIT_ARCH         -> allow (this filter has nothing to say about it)
+//   arch != this build's AUDIT_ARCH         -> SECCOMP_RET_ERRNO | errno (no way around the
+//                                              filter through another ABI, e.g. i386's int 0x80)
 //   nr == __NR_userfaultfd (and its x32 nr) -> SECCOMP_RET_ERRNO | errno
 //   nr == __NR_ioctl && (u32)args[1] == USERFAULTFD_IOC_NEW
 //                                           -> SECCOMP_RET_ERRNO | errno  (/dev/userfaultfd too)
@@ -55,7 +56,7 @@ Napi::Value DenyUserfaultfd(const Napi::CallbackInfo& info) {
   // Jump offsets count from the next instruction: "jt/jf = target - (this + 1)".
   struct sock_filter filter[] = {
       /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-      /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MOVEGC_AUDIT_ARCH, 0, 7),  // other arch -> 9
+      /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MOVEGC_AUDIT_ARCH, 0, 6),  // other arch -> 8
       /* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
       /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr_uffd, 4, 0),      // -> 8
       /* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr_uffd_x32, 3, 0),  // -> 8
