@@ -24,6 +24,7 @@
  */
 import fs from 'node:fs';
 import { Heap, IoUringPin, MODES, PAGE_SIZE, type CycleStats, type HeapType, type InjectOptions, type ModeName, type Ref, type Root } from '../gc/index.js';
+import { rng } from './workload.js';
 
 interface Args {
   cycles: number;
@@ -71,17 +72,6 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface Resources {
   fds: number;

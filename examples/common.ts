@@ -52,17 +52,8 @@ export function compareModes(args: Args, dflt: ModeName[]): ModeName[] {
   return ms;
 }
 
-/** mulberry32: small, fast, and the same sequence for the same seed in every mode. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: the same sequence for the same seed in every mode (the benchmark's generator). */
+export { rng as prng } from '../bench/workload.js';
 
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return 0;
