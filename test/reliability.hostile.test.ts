@@ -559,12 +559,17 @@ async function fuzz(mode: ModeName, seed: number, ops: number) {
     reacquire();
     const verifyEach = process.env.MOVEGC_FUZZ_VERIFY_EACH === '1';
     const trace: string[] = [];
+    // A collection at least every COLLECT_EVERY ops, so that every seed exercises them.
+    const COLLECT_EVERY = 200;
+    let lastCollect = 0;
     for (let op = 0; op < ops; op++) {
-      const x = rnd();
+      let x = rnd();
+      if (op - lastCollect >= COLLECT_EVERY) x = 0;
       trace.push(x < 0.012 ? 'collect' : x < 0.02 ? 'idle' : x < 0.3 ? 'invalid' : 'valid');
       if (trace.length > 30) trace.shift();
       if (x < 0.012) {
         // A collection; half the time the next operations run while it compacts.
+        lastCollect = op;
         counts.collections++;
         if (rnd() < 0.5) await heap.collect();
         else await heap.gc();
