@@ -11,18 +11,11 @@ import {
 } from '../dist/gc/index.js';
 import { native } from '../dist/gc/native.js';
 import { itKernel } from './kernel.js';
+import { thrown } from './helpers/thrown.js';
 
 const PS = PAGE_SIZE;
 type Any = any;
 
-function thrown(fn: () => unknown): { code?: string; errno?: number; message: string } & Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error('expected a throw');
-}
 
 const WRONG_TYPES: unknown[] = ['4096', '0x1000', 4096n, undefined, null, {}, [4096], true];
 const OUT_OF_RANGE: unknown[] = [-4096, -1, 4096.5, 0.5, NaN, Infinity, -Infinity, 2 ** 53, 2 ** 64];

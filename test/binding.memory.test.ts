@@ -8,17 +8,10 @@ import {
   HUGE_PAGE_SIZE, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd, madvise, remapDontUnmap, viewOf,
 } from '../dist/gc/index.js';
 import { itKernel } from './kernel.js';
+import { thrown } from './helpers/thrown.js';
 
 const PS = PAGE_SIZE;
 
-function thrown(fn: () => unknown): MoveGcError {
-  try {
-    fn();
-  } catch (e) {
-    return e as MoveGcError;
-  }
-  throw new Error('expected a throw');
-}
 
 /** [start, end) of every line of /proc/self/maps. */
 function maps(): Array<[number, number]> {

@@ -7,6 +7,7 @@ import { afterEach, describe, expect } from 'vitest';
 import fs from 'node:fs';
 import { HUGE_PAGE_SIZE, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd, probe } from '../dist/gc/index.js';
 import { itKernel } from './kernel.js';
+import { thrown } from './helpers/thrown.js';
 
 const PS = PAGE_SIZE;
 const patternByte = (tag: number, page: number, i: number): number => (tag * 131 + page * 17 + i * 7 + 1) & 0xff;
@@ -27,15 +28,6 @@ function zeroRun(u8: Uint8Array, from: number, len: number): boolean {
   return true;
 }
 
-/** Catches what fn throws (failing if it returns). */
-function thrown(fn: () => unknown): MoveGcError {
-  try {
-    fn();
-  } catch (e) {
-    return e as MoveGcError;
-  }
-  throw new Error('expected a throw');
-}
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {

@@ -7,6 +7,7 @@
 import { afterEach, describe, expect } from 'vitest';
 import { ForkedChild, IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd } from '../dist/gc/index.js';
 import { itKernel } from './kernel.js';
+import { thrown } from './helpers/thrown.js';
 
 const PS = PAGE_SIZE;
 const patternByte = (tag: number, page: number, i: number): number => (tag * 131 + page * 17 + i * 7 + 1) & 0xff;
@@ -18,14 +19,6 @@ function mismatch(u8: Uint8Array, firstPage: number, pages: number, tag: number)
   for (let p = firstPage; p < firstPage + pages; p++)
     for (let i = 0; i < PS; i++) if (u8[p * PS + i] !== patternByte(tag, p, i)) return p * PS + i;
   return -1;
-}
-function thrown(fn: () => unknown): MoveGcError {
-  try {
-    fn();
-  } catch (e) {
-    return e as MoveGcError;
-  }
-  throw new Error('expected a throw');
 }
 
 const cleanups: Array<() => void> = [];

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Heap, IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd } from '../dist/gc/index.js';
 import { itKernel } from './kernel.js';
+import { thrown } from './helpers/thrown.js';
 
 const PS = PAGE_SIZE;
 const FILE_BYTES = 256 * 1024;
@@ -40,14 +41,6 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-function thrown(fn: () => unknown): MoveGcError {
-  try {
-    fn();
-  } catch (e) {
-    return e as MoveGcError;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('IoUringPin.readFixed', () => {
   it('reads a file into the registered range at the requested offsets, and nowhere else', () => {
