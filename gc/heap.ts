@@ -761,7 +761,8 @@ export class Heap {
         }
       } else if (this.#workerDead.compactor || this.#builders.compactorGone(stall)) {
         this.#help();
-        continue;
+        // What is left belongs to a live builder (the fault server): wait for it, don't spin.
+        if (this.#builders.allMapped()) continue;
       }
       const r = Atomics.waitAsync(sh.ctl, Ctl.PAGES_MAPPED, mapped, this.#builders.allMapped() ? 1 : Math.max(5, stall / 4));
       if (r.async) await r.value;
