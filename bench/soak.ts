@@ -130,6 +130,18 @@ class Subject {
     if (this.firstProblems.length < 10) this.firstProblems.push(`${this.heap.mode} cycle ${this.cycles}: ${kind}: ${msg}`);
   }
 
+  /** The verifier, then a full comparison with the model; failures are recorded, not thrown. */
+  verifyAndCompare(): void {
+    const v = this.heap.verify();
+    if (!v.ok) this.problem('verify', v.errors.slice(0, 3).join('; '));
+    try {
+      this.checkAll();
+    } catch (e) {
+      if (e instanceof Mismatch) this.problem('model', e.message);
+      else throw e;
+    }
+  }
+
   /** Allocates a node for model node m (payload included) and returns its ref. */
   #make(m: MNode): Ref {
     const h = this.heap;
@@ -322,16 +334,7 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
     s.cycles++;
     cycles++;
     if (cycles === subjects.length * 3) during = resources(); // workers up, steady state
-    if (s.cycles % args.check === 0) {
-      const v = h.verify();
-      if (!v.ok) s.problem('verify', v.errors.slice(0, 3).join('; '));
-      try {
-        s.checkAll();
-      } catch (e) {
-        if (e instanceof Mismatch) s.problem('model', e.message);
-        else throw e;
-      }
-    }
+    if (s.cycles % args.check === 0) s.verifyAndCompare();
     if (performance.now() - lastReport > 10_000) {
       lastReport = performance.now();
       const sec = (lastReport - t0) / 1000;
@@ -341,14 +344,7 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
   // Final full check, then close everything and let the Worker threads exit.
   for (const s of subjects) {
     await s.heap.idle();
-    const v = s.heap.verify();
-    if (!v.ok) s.problem('verify', v.errors.slice(0, 3).join('; '));
-    try {
-      s.checkAll();
-    } catch (e) {
-      if (e instanceof Mismatch) s.problem('model', e.message);
-      else throw e;
-    }
+    s.verifyAndCompare();
   }
   const perMode: SoakResult['perMode'] = {};
   for (const s of subjects) {
