@@ -67,6 +67,23 @@ export interface MoveOptions {
   allowSrcHoles?: boolean;
 }
 
+/**
+ * Repeats a MOVE/COPY step after short progress until `length` bytes are done. A failure is
+ * rethrown with `bytesDone` counting everything done before it, across the calls.
+ */
+function untilDone(length: number, step: (done: number) => number): number {
+  let done = 0;
+  while (done < length) {
+    try {
+      done += step(done);
+    } catch (e) {
+      const err = fromNative(e);
+      throw new MoveGcError(err.code, err.message, { errno: err.errno, syscall: err.syscall, bytesDone: done + (err.bytesDone ?? 0), cause: e });
+    }
+  }
+  return done;
+}
+
 export class Userfaultfd {
   readonly fd: number;
   /** Every feature the kernel reported in the handshake (not only those requested). */
@@ -169,16 +186,7 @@ export class Userfaultfd {
     this.#check();
     checkRange('UFFDIO_MOVE destination', dst, length);
     checkRange('UFFDIO_MOVE source', src, length);
-    let done = 0;
-    while (done < length) {
-      try {
-        done += this.moveOnce(dst + done, src + done, length - done, opts);
-      } catch (e) {
-        const err = e as MoveGcError;
-        throw new MoveGcError(err.code, err.message, { errno: err.errno, syscall: err.syscall, bytesDone: done + (err.bytesDone ?? 0), cause: e });
-      }
-    }
-    return done;
+    return untilDone(length, (done) => this.moveOnce(dst + done, src + done, length - done, opts));
   }
 
   /** UFFDIO_COPY of the whole range (continuing after short copies). */
@@ -187,16 +195,7 @@ export class Userfaultfd {
     checkRange('UFFDIO_COPY destination', dst, length);
     checkRange('UFFDIO_COPY source', src, length);
     const mode = opts.dontWake ? C.COPY_MODE_DONTWAKE : 0;
-    let done = 0;
-    while (done < length) {
-      try {
-        done += native.uffd.copy(this.fd, dst + done, src + done, length - done, mode);
-      } catch (e) {
-        const err = fromNative(e);
-        throw new MoveGcError(err.code, err.message, { errno: err.errno, syscall: err.syscall, bytesDone: done + (err.bytesDone ?? 0), cause: e });
-      }
-    }
-    return done;
+    return untilDone(length, (done) => native.uffd.copy(this.fd, dst + done, src + done, length - done, mode));
   }
 
   /** Maps the shared zero page at every missing page of the range. */
