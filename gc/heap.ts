@@ -814,9 +814,7 @@ export class Heap {
   #help(): void {
     const scratch = this.#builders.scratchPage(Scratch.MUTATOR);
     for (const [first, end] of this.#builders.pageRanges())
-      for (let q = first; q < end; q++) {
-        if (this.#builders.resolve(q, Owner.MUTATOR, scratch, this.#opts.stallMs)) continue;
-      }
+      for (let q = first; q < end; q++) this.#builders.resolve(q, Owner.MUTATOR, scratch, this.#opts.stallMs);
   }
 
   async #tryFinalize(): Promise<void> {
