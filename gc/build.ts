@@ -8,10 +8,16 @@
  * Objects straddling the page edges are handled only for their part on this page.
  */
 import { nextClear, nextSet, testBit } from './bits.js';
+import { ErrorCode, MoveGcError } from './errors.js';
 import { forward } from './forward.js';
 import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 import { NONE } from './plan.js';
 import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
+
+/** Marking checks every live header; a builder meeting a bad one anyway stops rather than loop. */
+function corrupt(o: number, sz: number): MoveGcError {
+  return new MoveGcError(ErrorCode.HEAP_CORRUPT, `page builder: object at word ${o} has size ${sz}`);
+}
 
 /** Live strides at least this long (words) are copied in one block, then patched. */
 const STRIDE_WORDS = 32;
@@ -125,6 +131,7 @@ export class PageBuilder {
             nref = 0;
           }
         }
+        if (sz < 1) throw corrupt(o, sz);
         const a = t > qw ? t : qw;
         const end = t + sz;
         const b = end < qEnd ? end : qEnd;
@@ -205,6 +212,7 @@ export class PageBuilder {
     const src = this.#from;
     for (let o = sh.pageFirst[q]; o !== NONE && o < qEnd; ) {
       const sz = sizeWords(src, sh.types, o);
+      if (sz < 1) throw corrupt(o, sz);
       this.#refs(o, o, qw, qEnd, dst, base);
       o = nextSet(sh.starts, o + sz, qEnd);
     }

@@ -20,6 +20,12 @@ export const ErrorCode = {
   COLLECTOR_FAILED: 'ERR_COLLECTOR_FAILED',
   UNSUPPORTED: 'ERR_UNSUPPORTED',
   VERIFY_FAILED: 'ERR_VERIFY_FAILED',
+  /** An object header that cannot be parsed: the walk stops instead of looping. */
+  HEAP_CORRUPT: 'ERR_HEAP_CORRUPT',
+  /** More pinned spans than the collector can plan around. */
+  PIN_LIMIT: 'ERR_PIN_LIMIT',
+  /** A bug in movegc: an error without a code of its own, wrapped so that callers still get one. */
+  INTERNAL: 'ERR_INTERNAL',
 } as const;
 
 export class MoveGcError extends Error {
@@ -63,6 +69,12 @@ export function fromNative(e: unknown, context?: string): MoveGcError {
   if (hint && err?.errno !== undefined) msg += ` [${hint}]`;
   if (context) msg = `${context}: ${msg}`;
   return new MoveGcError(code, msg, { errno: err?.errno, syscall: err?.syscall, bytesDone: err?.bytesDone, cause: e });
+}
+
+/** Errors leaving the public API always carry a code: one without is a bug, wrapped as ERR_INTERNAL. */
+export function internal(e: unknown, context: string): MoveGcError {
+  if (e instanceof MoveGcError) return e;
+  return new MoveGcError(ErrorCode.INTERNAL, `${context}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
 }
 
 export function invalidArg(message: string): MoveGcError {

@@ -10,12 +10,13 @@
  * survive collections.
  */
 import { Worker } from 'node:worker_threads';
-import { MoveGcError, ErrorCode, fromNative, invalidArg } from './errors.js';
+import { MoveGcError, ErrorCode, fromNative, internal, invalidArg } from './errors.js';
 import { mark } from './mark.js';
-import { plan as planCycle, type Plan } from './plan.js';
-import { compactionPause, PauseOrder, type PauseOrderName } from './pause.js';
+import { forwardObjectStarts, plan as planCycle, type Plan } from './plan.js';
+import { compactionPause } from './pause.js';
+import { HEAP_ALIGN, resolveInject, resolveOptions, type HeapOptions, type InjectOptions, type ResolvedOptions } from './options.js';
 import { Builders, Scratch, readRss } from './compact.js';
-import { FaultInstall, Install, Installer, type FaultInstallName } from './install.js';
+import { FaultInstall, Install, Installer } from './install.js';
 import { Mapping } from './memory.js';
 import { PAGE_SIZE } from './native.js';
 import { probe, type Capabilities, type Hideable } from './probe.js';
@@ -26,47 +27,12 @@ import { summarize, type CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
 import { Clk, Ctl, Hist, HIST_BUCKETS, Owner, Phase, Shared, now, releaseForkedChild } from './shared.js';
 import {
-  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, REF_ARRAY_TYPE, TypeTable, arrayWords, refCount,
+  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount,
 } from './layout.js';
 import type { WorkerInit } from './collector-worker.js';
 
 /** A reference to a heap object, valid until the next collection (keep it in a Root to survive). */
 export type Ref = number;
-
-export interface InjectOptions {
-  /** Fail every Nth MOVE call with EAGAIN (the installer retries). */
-  eagainEvery?: number;
-  /** Stall the compactor for delayMs after building this many pages. */
-  delayAtPage?: number;
-  delayMs?: number;
-  /** Kill the compactor (an exception ends its Worker) after building this many pages. */
-  dieAtPage?: number;
-  /** fork(2) a child after the compactor built this many pages; it lives until the cycle ends. */
-  forkAtPage?: number;
-}
-
-export interface HeapOptions {
-  /** Bytes; a multiple of 2 MiB, at most 4 GiB minus 2 MiB (the largest ArrayBuffer view). */
-  capacity: number;
-  /** Requested mode; falls back move -> copy -> stw when the kernel lacks what it needs. */
-  mode?: ModeName;
-  /** Leading pages at least this live stay in place (default 0.95; >1 disables). */
-  denseThreshold?: number;
-  /** A builder thread silent this long (ms) is considered stalled or dead and taken over. */
-  stallMs?: number;
-  /** Pause order: 'remap-first' (default, O(1) in heap size) or 'register-first' (ART's); see pause.ts. */
-  pauseOrder?: PauseOrderName;
-  /** Move mode: install pages built for faults with 'copy' (default: no TLB flush) or 'move'; see install.ts. */
-  faultInstall?: FaultInstallName;
-  /** MADV_DONTFORK on the heap's mappings (default true): a child then shares no heap page. */
-  dontFork?: boolean;
-  /** Run the verifier after every cycle and throw ERR_VERIFY_FAILED if it fails. */
-  verify?: boolean;
-  /** Hide kernel capabilities, to exercise the fallbacks. */
-  hide?: Hideable[];
-  inject?: InjectOptions;
-  logger?: Logger;
-}
 
 export interface TypeSpec {
   name: string;
@@ -80,8 +46,7 @@ export class HeapType {
   constructor(readonly id: number, readonly name: string, readonly refs: number, readonly bytes: number, readonly kind: number) {}
 }
 
-export const MAX_CAPACITY = 2 ** 32 - 2 * 1024 * 1024;
-const ALIGN = 2 * 1024 * 1024;
+const ALIGN = HEAP_ALIGN;
 const TAG = 2 ** 32;
 const liveHeaps = new Set<Heap>();
 
@@ -91,41 +56,27 @@ function badValue(kind: string, v: unknown): MoveGcError {
   return new MoveGcError(ErrorCode.OUT_OF_RANGE, `${kind} value must be an integer that fits (negative values wrap), got ${v}`);
 }
 
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage'] as const;
+const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const intrinsic = (name: PropertyKey): ((this: unknown) => unknown) => Object.getOwnPropertyDescriptor(typedArrayProto, name)!.get as (this: unknown) => unknown;
+const taBuffer = intrinsic('buffer');
+const taByteOffset = intrinsic('byteOffset');
+const taByteLength = intrinsic('byteLength');
+const taTag = intrinsic(Symbol.toStringTag);
 
-function checkInject(inj: unknown): void {
-  if (typeof inj !== 'object' || inj === null) throw invalidArg('inject options must be an object');
-  for (const [k, v] of Object.entries(inj)) {
-    if (!(INJECT_KEYS as readonly string[]).includes(k)) throw invalidArg(`unknown inject option ${k} (expected ${INJECT_KEYS.join(', ')})`);
-    if (v === undefined) continue;
-    if (typeof v !== 'number') throw invalidArg(`inject.${k} must be a number, got ${typeof v}`);
-    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `inject.${k} must be an integer in [0, 2^31), got ${v}`);
+/**
+ * A plain Uint8Array over exactly the bytes a Uint8Array argument holds, read through the
+ * built-in getters (they read the internal slots: a lying `length`, a subclass or a Proxy
+ * cannot change them).
+ */
+function ownBytes(data: unknown): Uint8Array {
+  let tag: unknown;
+  try {
+    tag = Reflect.apply(taTag, data, []);
+  } catch {
+    tag = undefined;
   }
-}
-
-/** Options other than capacity and mode (checked where they are used). */
-function checkOptions(opts: HeapOptions): void {
-  const { stallMs, denseThreshold, dontFork, verify, hide, inject, logger } = opts;
-  if (stallMs !== undefined) {
-    if (typeof stallMs !== 'number') throw invalidArg(`stallMs must be a number, got ${typeof stallMs}`);
-    if (!Number.isFinite(stallMs) || stallMs < 1 || stallMs > 600_000) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `stallMs must be in [1, 600000], got ${stallMs}`);
-  }
-  if (denseThreshold !== undefined) {
-    if (typeof denseThreshold !== 'number') throw invalidArg(`denseThreshold must be a number, got ${typeof denseThreshold}`);
-    if (Number.isNaN(denseThreshold) || denseThreshold < 0) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `denseThreshold must be >= 0 (above 1 disables), got ${denseThreshold}`);
-  }
-  for (const [k, v] of [['dontFork', dontFork], ['verify', verify]] as const)
-    if (v !== undefined && typeof v !== 'boolean') throw invalidArg(`${k} must be a boolean, got ${typeof v}`);
-  if (hide !== undefined) {
-    if (!Array.isArray(hide)) throw invalidArg('hide must be an array');
-    for (const h of hide) if (h !== 'uffd' && h !== 'move') throw invalidArg(`hide: unknown capability ${String(h)} (expected uffd, move)`);
-  }
-  if (inject !== undefined) checkInject(inject);
-  if (logger !== undefined) {
-    if (typeof logger !== 'object' || logger === null) throw invalidArg('logger must be a pino-style logger object');
-    for (const m of ['debug', 'info', 'warn', 'error'] as const)
-      if (typeof (logger as unknown as Record<string, unknown>)[m] !== 'function') throw invalidArg(`logger.${m} must be a function`);
-  }
+  if (tag !== 'Uint8Array') throw invalidArg('data must be a Uint8Array');
+  return new Uint8Array(Reflect.apply(taBuffer, data, []) as ArrayBuffer, Reflect.apply(taByteOffset, data, []) as number, Reflect.apply(taByteLength, data, []) as number);
 }
 
 /** A root: keeps an object alive and tracks it across collections. */
@@ -194,7 +145,7 @@ export class Heap {
   readonly fallbacks: readonly string[];
   readonly capabilities: Capabilities;
   readonly log: Logger;
-  readonly #opts: Required<Pick<HeapOptions, 'denseThreshold' | 'stallMs' | 'verify' | 'pauseOrder'>>;
+  readonly #opts: ResolvedOptions;
   readonly #heapMap: Mapping;
   readonly #fromMap: Mapping;
   readonly #u32: Uint32Array;
@@ -220,22 +171,27 @@ export class Heap {
   #rootCount = 0;
   #rootFree: number[] = [];
   #pins = new Map<number, number>(); // word -> pin count
+  /** Which of sh.objects holds this epoch's object starts (the other is the plan's next). */
+  #epochStarts = 0;
+  #objects: Uint32Array;
+  /** Words of the next-epoch bitmap that may hold stale bits from its last use. */
+  #nextStartsExtent = 0;
   #active: ActiveCycle | null = null;
   #closed = false;
   #cycles = 0;
   #history: CycleStats[] = [];
-  #inject: InjectOptions;
+  #inject: Readonly<InjectOptions>;
 
-  private constructor(opts: HeapOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger) {
+  private constructor(opts: ResolvedOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger) {
     this.capacity = opts.capacity;
-    this.requestedMode = opts.mode ?? Mode.MOVE;
+    this.requestedMode = opts.mode;
     this.mode = mode;
     this.fallbacks = fallbacks;
     this.capabilities = caps;
     this.log = log;
-    this.#opts = { denseThreshold: opts.denseThreshold ?? 0.95, stallMs: opts.stallMs ?? 200, verify: opts.verify ?? false, pauseOrder: opts.pauseOrder ?? PauseOrder.REMAP_FIRST };
-    this.#inject = { ...opts.inject };
-    const advise = opts.dontFork === false ? [] : (['DONTFORK'] as const);
+    this.#opts = opts;
+    this.#inject = opts.inject;
+    const advise = opts.dontFork ? (['DONTFORK'] as const) : [];
     this.#heapMap = Mapping.anonymous(opts.capacity, { alignment: ALIGN, advise: [...advise, 'NOHUGEPAGE'] });
     try {
       this.#fromMap = Mapping.anonymous(opts.capacity + ALIGN, { alignment: ALIGN, advise: [...advise, 'NOHUGEPAGE'] });
@@ -263,6 +219,7 @@ export class Heap {
       uffdFeatures: this.#uffd?.features ?? 0,
       types: typesSab,
     });
+    this.#objects = this.#sh.objects[0];
     Atomics.store(this.#sh.ctl, Ctl.INSTALL, mode === Mode.MOVE ? Install.MOVE : mode === Mode.COPY ? Install.COPY : Install.DIRECT);
     Atomics.store(this.#sh.ctl, Ctl.FAULT_INSTALL, opts.faultInstall === 'move' ? FaultInstall.MOVE : FaultInstall.COPY);
     const from = new Uint32Array(this.#fromMap.view(0, opts.capacity + Scratch.PAGES * PAGE_SIZE));
@@ -279,19 +236,13 @@ export class Heap {
    * Creates a heap. Capabilities are probed here, not discovered by a crash later: the mode
    * falls back (and logs why) if the kernel lacks what it needs.
    */
-  static async create(opts: HeapOptions): Promise<Heap> {
-    if (typeof opts !== 'object' || opts === null) throw invalidArg('options must be an object');
+  static async create(options: HeapOptions): Promise<Heap> {
+    const opts = resolveOptions(options); // read once, validated, frozen: see options.ts
     const cap = opts.capacity;
-    if (typeof cap !== 'number') throw invalidArg('capacity must be a number');
-    if (!Number.isSafeInteger(cap) || cap <= 0 || cap % ALIGN !== 0 || cap > MAX_CAPACITY)
-      throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `capacity must be a positive multiple of 2 MiB up to ${MAX_CAPACITY} bytes, got ${cap}`);
-    checkOptions(opts);
-    if (opts.faultInstall !== undefined && opts.faultInstall !== 'copy' && opts.faultInstall !== 'move')
-      throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `faultInstall must be 'copy' or 'move', got ${String(opts.faultInstall)}`);
     const log = opts.logger ?? silentLogger();
-    const caps = probe({ hide: opts.hide });
-    const { mode, fallbacks } = chooseMode(opts.mode ?? Mode.MOVE, caps);
-    for (const f of fallbacks) log.warn({ requested: opts.mode ?? Mode.MOVE, mode }, `mode fallback: ${f}`);
+    const caps = probe({ hide: [...opts.hide] });
+    const { mode, fallbacks } = chooseMode(opts.mode, caps);
+    for (const f of fallbacks) log.warn({ requested: opts.mode, mode }, `mode fallback: ${f}`);
     const heap = new Heap(opts, caps, mode, fallbacks, log);
     liveHeaps.add(heap);
     try {
@@ -309,7 +260,6 @@ export class Heap {
   #spawn(role: 'compactor' | 'fault'): Promise<void> {
     const init: WorkerInit = { role, shared: this.#sh.d, stallMs: this.#opts.stallMs };
     const w = new Worker(new URL('./collector-worker.js', import.meta.url), { workerData: init });
-    w.unref();
     this.#workers[role] = w;
     this.#workerDead[role] = false;
     w.on('message', (m: { type: string; msg?: string; data?: Record<string, unknown>; role?: string }) => {
@@ -327,8 +277,14 @@ export class Heap {
       this.#workerDead[role] = true;
       this.#workers[role] = null;
     });
+    // Referenced until it is online (the caller awaits that), then unref'd, after every
+    // listener: adding a 'message' listener refs a Worker again, and a heap the program forgot
+    // to close must not keep the process alive (at exit the kernel takes back the mappings).
     return new Promise((resolve, reject) => {
-      w.once('online', () => resolve());
+      w.once('online', () => {
+        w.unref();
+        resolve();
+      });
       w.once('error', reject);
     });
   }
@@ -375,6 +331,7 @@ export class Heap {
     const w = ref >>> 0;
     if (ref - w !== this.#tagBase) throw this.#refError(ref);
     if (w < HEAP_START_WORD || w >= this.#top) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is outside the heap's objects`);
+    if ((this.#objects[w >>> 5] & (1 << (w & 31))) === 0) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is not the start of an object (an interior or forged reference)`);
     return w;
   }
 
@@ -415,6 +372,7 @@ export class Heap {
     if (w + words > this.capacity / 8)
       throw new MoveGcError(ErrorCode.HEAP_FULL, `heap full: ${words * 8} bytes requested, ${this.capacity - w * 8} free of ${this.capacity}; collect() to reclaim`);
     this.#top = w + words;
+    this.#objects[w >>> 5] |= 1 << (w & 31);
     this.#u32[w * 2] = typeId;
     this.#u32[w * 2 + 1] = length;
     return this.#tagBase + w;
@@ -492,7 +450,7 @@ export class Heap {
     let start: number;
     let len: number;
     if (k === Kind.FIXED) {
-      start = w * 8 + 8 + this.#types.refs(t) * 4;
+      start = w * 8 + 8 + rawOffset(this.#types.refs(t));
       len = this.#types.bytes(t);
     } else if (k === Kind.BYTE_ARRAY) {
       start = w * 8 + 8;
@@ -540,8 +498,10 @@ export class Heap {
     return this.#u8.slice(b, b + length);
   }
   writeBytes(obj: Ref, offset: number, data: Uint8Array): void {
-    if (!(data instanceof Uint8Array)) throw invalidArg('data must be a Uint8Array');
-    this.#u8.set(data, this.#raw(obj, offset, data.length));
+    // Check exactly what is copied: the view's own bytes, read through the built-in getters
+    // (a subclass or Proxy can lie through `length`), copied from a fresh plain view.
+    const src = ownBytes(data);
+    this.#u8.set(src, this.#raw(obj, offset, src.length));
   }
 
   /** Virtual address of an object (stable only while pinned). */
@@ -633,8 +593,7 @@ export class Heap {
   /** Changes fault injection for the next cycles (see InjectOptions). */
   inject(opts: InjectOptions): void {
     this.#check();
-    checkInject(opts);
-    this.#inject = { ...opts };
+    this.#inject = resolveInject(opts);
   }
 
   /**
@@ -643,18 +602,32 @@ export class Heap {
    * idle() for its end. In `stw` mode the cycle is complete on return.
    */
   async collect(): Promise<CycleStats> {
-    this.#check();
-    // Loop: a concurrent collect() may have started a cycle while this one waited.
-    do await this.#finishCycle();
-    while (this.#active && !this.#closed);
-    this.#check();
+    this.#checkOpen();
+    // With no cycle active the new one starts before this call first yields. Otherwise wait:
+    // a racing collect() may start another meanwhile (loop), and close() called meanwhile
+    // means no cycle starts after it (ERR_CLOSED).
+    while (this.#active) {
+      await this.#finishCycle();
+      this.#checkOpen();
+    }
+    try {
+      return this.#startCycle();
+    } catch (e) {
+      throw internal(e, 'collect');
+    }
+  }
+
+  #startCycle(): CycleStats {
     const sh = this.#sh;
     const usedBefore = this.#top * 8;
     const rssBefore = readRss();
     const t0 = now();
-    const m = mark(this.#u32, sh.types, sh.starts, sh.live, this.#top, this.#rootWords());
+    const m = mark(this.#u32, sh.types, this.#typeList.length, sh.starts, sh.live, this.#top, this.#rootWords());
     const t1 = now();
     const p = planCycle(this.#u32, sh.types, sh, { topWord: this.#top, pinned: this.#pins.keys(), denseThreshold: this.#opts.denseThreshold });
+    const next = sh.objects[this.#epochStarts ^ 1];
+    next.fill(0, 0, this.#nextStartsExtent);
+    forwardObjectStarts(sh, next, p.oldTopAligned);
     const t2 = now();
     this.log.debug({ phase: 'mark', ms: t1 - t0, objects: m.objects, liveBytes: m.words * 8 }, 'mark');
     this.log.debug({ phase: 'plan', ms: t2 - t1, pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
@@ -689,6 +662,9 @@ export class Heap {
       throw fromNative(e, 'compaction pause');
     }
     this.#newTag();
+    this.#nextStartsExtent = (this.#top >>> 5) + 1; // the retiring bitmap's bits all lie below the old top
+    this.#epochStarts ^= 1;
+    this.#objects = sh.objects[this.#epochStarts];
     this.#top = p.allocTop;
     const pauseEnd = now();
     this.#cycles++;
@@ -726,10 +702,13 @@ export class Heap {
     return this.#history.find((s) => s.cycle === cycle);
   }
 
-  /** collect() and wait for the cycle's end. */
+  /** collect() and wait for the end of the cycle it started (not of one a racing call started). */
   async gc(): Promise<CycleStats> {
-    await this.collect();
-    return (await this.idle())!;
+    const { cycle } = await this.collect();
+    while (this.#active && this.#active.stats.cycle <= cycle) await this.#finishCycle();
+    const st = this.#history.find((s) => s.cycle === cycle);
+    if (!st) throw new MoveGcError(ErrorCode.CLOSED, `cycle ${cycle} did not finish: the heap was closed`);
+    return st;
   }
 
   /**
@@ -948,6 +927,11 @@ export class Heap {
 
   #check(): void {
     if (this.#closed) throw new MoveGcError(ErrorCode.CLOSED, 'heap is closed');
+  }
+
+  /** For calls that start work: refused once close() was called, even before it completes. */
+  #checkOpen(): void {
+    if (this.#closing || this.#closed) throw new MoveGcError(ErrorCode.CLOSED, this.#closed ? 'heap is closed' : 'heap is closing');
   }
 
   get closed(): boolean {

@@ -5,7 +5,8 @@ export { Mapping, Advice, HUGE_PAGE_SIZE, MAX_VIEW_BYTES, remapDontUnmap, viewOf
 export { Userfaultfd, Feature, Ioctl, OpenHow, featureNames, ioctlNames, type FeatureName, type IoctlName, type OpenHowName, type MoveOptions } from './uffd.js';
 export { IoUringPin, ForkedChild } from './pin.js';
 export { probe, type Capabilities, type Capability, type Hideable } from './probe.js';
-export { Heap, HeapType, Root, Pin, MAX_CAPACITY, type Ref, type HeapOptions, type TypeSpec, type InjectOptions } from './heap.js';
+export { Heap, HeapType, Root, Pin, type Ref, type TypeSpec } from './heap.js';
+export { MAX_CAPACITY, Marking, FaultInstallPolicy, type HeapOptions, type InjectOptions, type MarkingName, type FaultInstallName } from './options.js';
 export { Mode, MODES, chooseMode, type ModeName } from './modes.js';
 export { median, summarize, type CycleStats, type LatencySummary } from './stats.js';
 export { type VerifyResult } from './verify.js';

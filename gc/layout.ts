@@ -3,7 +3,8 @@
  * one-word header the collector can parse without the mutator:
  *
  *   u32[0] typeId   u32[1] length (array elements, or the filler's size in words)
- *   then reference slots (u32 word indices into the heap, 0 = null), then raw bytes.
+ *   then reference slots (u32 word indices into the heap, 0 = null), padding to 8 bytes,
+ *   then raw bytes (see rawOffset).
  *
  * References are word indices, so a 4 GiB heap (the largest ArrayBuffer Node 20 can view)
  * needs 29 bits. Word 0 is reserved so that 0 can mean null.
@@ -35,6 +36,14 @@ export const FIRST_USER_TYPE = 3;
 export const MAX_TYPES = 4096;
 const ROW = 4; // kind, refs, bytes, sizeWords
 
+/**
+ * Byte offset of a declared type's raw area after its header: the reference slots, padded to
+ * 8 bytes as a C compiler lays out a struct, so an f64 at raw offset 0 is aligned.
+ */
+export function rawOffset(refs: number): number {
+  return (refs * 4 + 7) & ~7;
+}
+
 /** The shared type table: one row of Int32 per type id. */
 export class TypeTable {
   readonly rows: Int32Array;
@@ -50,7 +59,7 @@ export class TypeTable {
     return sab;
   }
   define(id: number, refs: number, bytes: number): void {
-    const size = 1 + ((refs * 4 + bytes + 7) >>> 3);
+    const size = 1 + ((rawOffset(refs) + bytes + 7) >>> 3);
     this.rows.set([Kind.FIXED, refs, bytes, size], id * ROW);
   }
   kind(id: number): number {

@@ -34,15 +34,10 @@ import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from '.
 import { remapDontUnmap } from './memory.js';
 import { now, type Shared } from './shared.js';
 import { liveObjectAt, type Plan } from './plan.js';
+import { PauseOrder, type PauseOrderName } from './options.js';
 import type { Userfaultfd } from './uffd.js';
 
-export const PauseOrder = {
-  /** mremap, then register: page tables move in bulk (O(heap / 2 MiB)). The default. */
-  REMAP_FIRST: 'remap-first',
-  /** ART's order: register, then mremap (O(pages) on kernels that forbid bulk moves of registered VMAs). */
-  REGISTER_FIRST: 'register-first',
-} as const;
-export type PauseOrderName = (typeof PauseOrder)[keyof typeof PauseOrder];
+export { PauseOrder, type PauseOrderName };
 
 export interface PauseBreakdown {
   rootsMs: number;

@@ -23,8 +23,9 @@
  * Departure from ART: ART has one moving space with a single black-dense prefix; pinning in
  * ART is per region elsewhere. Here pins split the space into independently slid segments.
  */
+import { ErrorCode, MoveGcError } from './errors.js';
 import { countRange, nextSet, popcount32, prevSet, testBit } from './bits.js';
-import { CHUNK_WORDS, IN_PLACE } from './forward.js';
+import { CHUNK_WORDS, IN_PLACE, forward } from './forward.js';
 import { HEAP_START_WORD, PAGE_WORDS, sizeWords } from './layout.js';
 import { MAX_SEGMENTS, PageKind, PagePhase, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
@@ -97,7 +98,8 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
     at = s.end;
   }
   regions.push({ start: at, end: Math.max(at, oldTopAligned) });
-  if (regions.length > MAX_SEGMENTS) throw new Error(`too many pinned spans (${spans.length})`);
+  if (regions.length > MAX_SEGMENTS)
+    throw new MoveGcError(ErrorCode.PIN_LIMIT, `too many pinned spans (${spans.length}, at most ${MAX_SEGMENTS - 1} separate page ranges): release pins or pin objects that share pages`);
 
   // Dense prefix: leading full pages of the first region that are at least denseThreshold live.
   let identEnd = 0;
@@ -201,6 +203,25 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
     allocTop: lastSeg.endPage > lastSeg.firstPage ? lastSeg.endPage * PAGE_WORDS : lastSeg.newEnd,
     oldTopAligned,
   };
+}
+
+/**
+ * The next layout's object starts: every live object's new address (forward() of each bit of
+ * the mark bitmap) into `next`, which must be clear. Dead objects get no bit: in the dense
+ * prefix and pinned spans they become fillers.
+ */
+export function forwardObjectStarts(sh: Shared, next: Uint32Array, oldTopAligned: number): void {
+  const { starts, chunkNew, live } = sh;
+  const n = (oldTopAligned + 31) >>> 5;
+  for (let i = 0; i < n; i++) {
+    let v = starts[i];
+    while (v !== 0) {
+      const o = (i << 5) | (31 - Math.clz32(v & -v));
+      v &= v - 1;
+      const t = forward(chunkNew, live, o);
+      next[t >>> 5] |= 1 << (t & 31);
+    }
+  }
 }
 
 export { Seg };

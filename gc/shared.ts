@@ -124,6 +124,7 @@ export interface SharedDescriptor {
   clk: SharedArrayBuffer;
   live: SharedArrayBuffer;
   starts: SharedArrayBuffer;
+  objects: [SharedArrayBuffer, SharedArrayBuffer];
   chunkNew: SharedArrayBuffer;
   pageState: SharedArrayBuffer;
   pageFirst: SharedArrayBuffer;
@@ -142,6 +143,12 @@ export class Shared {
   readonly live: Uint32Array;
   /** Object-start bitmap of live objects (ART's mark bitmap). */
   readonly starts: Uint32Array;
+  /**
+   * Object-start bitmaps of the heap's layout (every object, live or not yet collected), one
+   * per epoch: the allocator sets a bit per object, references are checked against it, and
+   * the plan writes the next layout's into the other one.
+   */
+  readonly objects: [Uint32Array, Uint32Array];
   /** Per 64-word chunk: new word index of its first live word, or IN_PLACE. */
   readonly chunkNew: Uint32Array;
   readonly pageState: Int32Array;
@@ -160,6 +167,7 @@ export class Shared {
     this.clk = new Float64Array(d.clk);
     this.live = new Uint32Array(d.live);
     this.starts = new Uint32Array(d.starts);
+    this.objects = [new Uint32Array(d.objects[0]), new Uint32Array(d.objects[1])];
     this.chunkNew = new Uint32Array(d.chunkNew);
     this.pageState = new Int32Array(d.pageState);
     this.pageFirst = new Uint32Array(d.pageFirst);
@@ -170,7 +178,7 @@ export class Shared {
     this.types = new Int32Array(d.types);
   }
 
-  static allocate(base: Omit<SharedDescriptor, 'ctl' | 'clk' | 'live' | 'starts' | 'chunkNew' | 'pageState' | 'pageFirst' | 'pageKind' | 'pageBuf' | 'segments' | 'hist'>): Shared {
+  static allocate(base: Omit<SharedDescriptor, 'ctl' | 'clk' | 'live' | 'starts' | 'objects' | 'chunkNew' | 'pageState' | 'pageFirst' | 'pageKind' | 'pageBuf' | 'segments' | 'hist'>): Shared {
     const words = base.capacity / 8;
     const pages = words / PAGE_WORDS;
     const sab = (bytes: number) => new SharedArrayBuffer(Math.max(8, bytes));
@@ -179,6 +187,7 @@ export class Shared {
       ctl: sab(Ctl.SIZE * 4),
       clk: sab(Clk.SIZE * 8),
       live: sab(words / 8),
+      objects: [sab(words / 8 + 4), sab(words / 8 + 4)],
       starts: sab(words / 8),
       chunkNew: sab((words / 64) * 4),
       pageState: sab(pages * 4),

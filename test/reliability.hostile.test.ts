@@ -546,6 +546,32 @@ async function fuzz(mode: ModeName, seed: number, ops: number) {
       },
       () => [() => heap.root(pick([1.5, NaN, -3, {}]) as Any), undefined],
       () => [() => heap.pin(stale.length ? pick(stale) : pick(foreign)), undefined],
+      // Interior references: a current-tag number pointing inside a Node (4 words), at every
+      // kind of entry point.
+      () => {
+        const nodes = pool.filter((p) => p.m.kind === 'node');
+        if (!nodes.length) return [() => heap.typeOf(foreign[0]), ErrorCode.FOREIGN_REFERENCE];
+        const inner = pick(nodes).ref + 1 + int(3);
+        const target = pick(withRefs().length ? withRefs() : nodes).ref;
+        const calls: Array<() => unknown> = [
+          () => heap.setRef(target, 0, inner), () => heap.root(inner), () => heap.pin(inner), () => heap.getU32(inner, 0),
+          () => heap.typeOf(inner), () => heap.getRef(inner, 0), () => heap.writeBytes(inner, 0, new Uint8Array(1)),
+          () => (roots.find((r) => !r.released)?.root ?? heap.root(null)).set(inner),
+        ];
+        return [pick(calls), ErrorCode.INVALID_REFERENCE];
+      },
+      // Lying byte sources: a length getter that under-reports, a Proxy, a subclass.
+      () => {
+        const nodes = pool.filter((p) => p.m.kind === 'node');
+        if (!nodes.length) return [() => heap.typeOf(foreign[0]), ErrorCode.FOREIGN_REFERENCE];
+        class Liar extends Uint8Array {
+          get length(): number {
+            return 1;
+          }
+        }
+        const liar = pick([new Liar(64), new Proxy(new Uint8Array(4), {}), new Liar(17)]);
+        return [() => heap.writeBytes(pick(nodes).ref, 0, liar as Uint8Array), liar instanceof Liar ? ErrorCode.FIELD_RANGE : ErrorCode.INVALID_ARG_TYPE];
+      },
     ];
 
     reacquire();

@@ -16,7 +16,7 @@ export const PS = 4096;
 export function sizeOf(kind: 'fixed' | 'refs' | 'bytes', refs: number, bytes: number): number {
   if (kind === 'refs') return 8 + Math.ceil(refs / 2) * 8;
   if (kind === 'bytes') return 8 + Math.ceil(bytes / 8) * 8;
-  return 8 + Math.ceil((refs * 4 + bytes) / 8) * 8;
+  return 8 + Math.ceil((Math.ceil((refs * 4) / 8) * 8 + bytes) / 8) * 8;
 }
 
 /** Two-lane 32-bit hash (FNV-1a and a multiplicative lane) of bytes, as 16 hex digits. */

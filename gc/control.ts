@@ -1,0 +1,185 @@
+/**
+ * The control block: the Int32 words every collector thread shares, grouped by kind and laid
+ * out from the groups, never numbered by hand. What a cycle resets is a group, not a list of
+ * indices, so a counter added to `counters` is reset with the others.
+ *
+ *  - settings: written by the heap at creation or before a cycle; read-only for the threads;
+ *  - protocol: the handshakes between the mutator and the collector threads;
+ *  - counters: statistics of the current cycle, zeroed when a cycle begins;
+ *  - lifetime: state that outlives cycles.
+ * The clock block (Float64, absolute ms) follows the same rule.
+ */
+
+type Layout<G extends Record<string, readonly string[]>> = {
+  readonly [K in G[keyof G][number]]: number;
+} & { readonly SIZE: number };
+
+function layout<const G extends Record<string, readonly string[]>>(groups: G): { words: Layout<G>; ranges: { readonly [K in keyof G]: readonly [number, number] } } {
+  const words: Record<string, number> = {};
+  const ranges: Record<string, readonly [number, number]> = {};
+  let i = 0;
+  for (const [g, names] of Object.entries(groups)) {
+    const start = i;
+    for (const n of names) {
+      if (n in words) throw new Error(`control word ${n} defined twice`);
+      words[n] = i++;
+    }
+    ranges[g] = [start, i];
+  }
+  words.SIZE = i;
+  return { words: Object.freeze(words) as Layout<G>, ranges: Object.freeze(ranges) as { readonly [K in keyof G]: readonly [number, number] } };
+}
+
+const ctl = layout({
+  settings: [
+    /** How pages are installed this heap: see Install in install.ts. */
+    'INSTALL',
+    /** How single pages built for a fault (or by the mutator) are installed: see FaultInstall. */
+    'FAULT_INSTALL',
+    // Fault injection, off (0) by default; see options.ts InjectOptions.
+    'INJECT_EAGAIN_EVERY',
+    'INJECT_DELAY_AT_PAGE',
+    'INJECT_DELAY_MS',
+    'INJECT_DIE_AT_PAGE',
+    'INJECT_FORK_AT_PAGE',
+    'INJECT_MARK_DELAY_AT',
+    'INJECT_MARK_DELAY_MS',
+    'INJECT_MARK_DIE_AT',
+  ],
+  protocol: [
+    'CYCLE',
+    /** Phase of the current cycle, see {@link Phase}. */
+    'PHASE',
+    'SEGMENTS',
+    /** Pages to build this cycle, and how many are installed. */
+    'PAGES_TOTAL',
+    'PAGES_MAPPED',
+    /** Set by a fault server when the page it needs sits in the compactor's unflushed batch. */
+    'FLUSH_REQUEST',
+    /** Set when the heap closes: workers exit. */
+    'STOP',
+    /** The cycle the compactor is working on, 0 when it is outside any cycle. */
+    'COMPACTOR_IN',
+    /** The last cycle the compactor finished walking (pages reclaimed behind it may remain). */
+    'COMPACTOR_DONE',
+    /** A child forked by the forkAtPage injection, held until the cycle ends: pid (0: none) and pipe fd. */
+    'FORK_PID',
+    'FORK_FD',
+    /** The cycle in which the compactor threw (its Worker is dying), 0 if none. */
+    'COMPACTOR_FAILED',
+    /**
+     * Faults the fault server has read but not yet served and timed. The cycle's statistics
+     * wait for it to drain (a fault served after the cycle's end would be lost from them).
+     */
+    'FAULTS_IN_FLIGHT',
+    /**
+     * The cycle the heap is finishing (all pages installed). A compactor that announces itself
+     * in COMPACTOR_IN for this cycle only now backs out: the heap stores this, then reads
+     * COMPACTOR_IN; the compactor stores COMPACTOR_IN, then reads this (one sees the other).
+     */
+    'CLOSING_CYCLE',
+    // Marking and planning (see marker.ts): a request word the heap bumps, the marker's state.
+    /** Bumped by the heap for each job it hands the marker (see MarkJob). */
+    'MARK_REQUEST',
+    /** The job asked for: MarkJob.*. */
+    'MARK_JOB',
+    /** The last request the marker finished (or failed: MARK_FAILED). */
+    'MARK_DONE',
+    'MARK_FAILED',
+    /** Set by the heap to make the marker stop tracing (the marking pause); acked in MARK_PARKED. */
+    'MARK_STOP',
+    'MARK_PARKED',
+    /** The marker is idle with an empty stack and an empty barrier log (a remark can start). */
+    'MARK_IDLE',
+    /** Barrier log ring: entries written by the mutator [head, tail), consumed by the marker. */
+    'LOG_HEAD',
+    'LOG_TAIL',
+    /** Marking parameters: the black-allocation boundary and the trace limit (old top). */
+    'MARK_BLACK_START',
+    'MARK_ROOTS',
+    /** Planning parameters: the top the plan covers, and the pinned objects handed over. */
+    'PLAN_TOP',
+    'PLAN_PINS',
+    'PLAN_DENSE_PERMILLE',
+    'PLAN_NEXT_STARTS',
+    'PLAN_NEXT_EXTENT',
+    /** Plan results the heap reads back (see plan.ts Plan). */
+    'PLAN_ALLOC_TOP',
+    'PLAN_OLD_TOP_ALIGNED',
+    'PLAN_PAGES_TOTAL',
+    'PLAN_IDENTITY_PAGES',
+    'PLAN_PINNED_SPANS',
+    /** The slide state of the last segment where the plan stopped, to extend it in the pause. */
+    'PLAN_RESUME_CHUNK',
+    'PLAN_RESUME_CURSOR',
+    'PLAN_RESUME_FIRST_PAGE',
+    /** The error code of a failed marker job (index into MarkError). */
+    'MARK_ERROR',
+  ],
+  counters: [
+    'FAULTS',
+    'MOVE_CALLS',
+    'PAGES_MOVED',
+    'PAGES_COPIED',
+    'COPY_CALLS',
+    'EBUSY',
+    'EEXIST',
+    'EAGAIN',
+    'ENOENT',
+    /** Pages built into fresh scratch because no recycled from-space page was free. */
+    'FRESH_BUFFERS',
+    'RECYCLED_BUFFERS',
+    'TAKEOVERS',
+    'ERRORS',
+    /** Pages the fault server built ahead of the background order. */
+    'FAULT_BUILDS',
+    'MUTATOR_BUILDS',
+    'EBUSY_COPIES',
+    /** Pages the compactor itself built. */
+    'COMPACTOR_BUILDS',
+    'RELEASED_PAGES',
+    /** Marking: objects and words the marker traced, barrier entries it consumed. */
+    'MARK_OBJECTS',
+    'MARK_WORDS',
+    'MARK_LOG_ENTRIES',
+  ],
+  lifetime: [],
+});
+
+/** Indices into the Int32 control block. */
+export const Ctl = ctl.words;
+export const CtlGroup = ctl.ranges;
+
+const clk = layout({
+  heartbeats: ['HB_COMPACTOR', 'HB_FAULT', 'HB_MARKER'],
+  cycle: [
+    'COMPACT_START',
+    'COMPACT_END',
+    'RSS_PEAK',
+    /** Compactor busy time this cycle (ms), excluding waits. */
+    'COMPACTOR_BUSY',
+    'FAULT_BUSY',
+    /** Marker: wall-clock start and end of concurrent marking and of planning, and its CPU time. */
+    'MARK_START',
+    'MARK_END',
+    'MARK_CPU',
+    'PLAN_START',
+    'PLAN_END',
+    'PLAN_CPU',
+  ],
+});
+
+/** Indices into the Float64 clock block (absolute ms, see now()). */
+export const Clk = clk.words;
+export const ClkGroup = clk.ranges;
+
+/** Zeroes what a new cycle starts from: its counters and its clocks. */
+export function resetCycle(ctlWords: Int32Array, clocks: Float64Array): void {
+  ctlWords.fill(0, CtlGroup.counters[0], CtlGroup.counters[1]);
+  clocks.fill(0, ClkGroup.cycle[0], ClkGroup.cycle[1]);
+}
+
+export const Phase = { IDLE: 0, MARKING: 1, REMARKED: 2, PLANNED: 3, COMPACTING: 4 } as const;
+
+/** Jobs the heap hands the marker thread. */
+export const MarkJob = { NONE: 0, MARK: 1, PLAN: 2, CLEAR: 3 } as const;

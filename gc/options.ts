@@ -1,0 +1,182 @@
+/**
+ * Heap options, validated in one place. The caller's object is read exactly once, key by key,
+ * into a plain snapshot (a getter or Proxy cannot hand a different value after validation),
+ * unknown keys are refused (a typo such as `verbos` must not pass silently), and the result is
+ * frozen: the heap never reads the caller's object again.
+ */
+import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
+import type { Logger } from './log.js';
+import { MODES, Mode, type ModeName } from './modes.js';
+import type { Hideable } from './probe.js';
+
+/** The largest heap: Node 20 views at most 4 GiB of an external ArrayBuffer. */
+export const MAX_CAPACITY = 2 ** 32 - 2 * 1024 * 1024;
+/** Heaps are mapped 2 MiB aligned, in multiples of 2 MiB. */
+export const HEAP_ALIGN = 2 * 1024 * 1024;
+
+export const PauseOrder = {
+  /** mremap, then register: page tables move in bulk (O(heap / 2 MiB)). The default. */
+  REMAP_FIRST: 'remap-first',
+  /** ART's order: register, then mremap (O(pages) on kernels that forbid bulk moves of registered VMAs). */
+  REGISTER_FIRST: 'register-first',
+} as const;
+export type PauseOrderName = (typeof PauseOrder)[keyof typeof PauseOrder];
+
+export const FaultInstallPolicy = { COPY: 'copy', MOVE: 'move' } as const;
+export type FaultInstallName = (typeof FaultInstallPolicy)[keyof typeof FaultInstallPolicy];
+
+/** Where marking runs: in a collector thread while the mutator runs, or in the mutator's pause. */
+export const Marking = { CONCURRENT: 'concurrent', PAUSE: 'pause' } as const;
+export type MarkingName = (typeof Marking)[keyof typeof Marking];
+
+export interface InjectOptions {
+  /** Fail every Nth MOVE call with EAGAIN (the installer retries). */
+  eagainEvery?: number;
+  /** Stall the compactor for delayMs after building this many pages. */
+  delayAtPage?: number;
+  delayMs?: number;
+  /** Kill the compactor (an exception ends its Worker) after building this many pages. */
+  dieAtPage?: number;
+  /** fork(2) a child after the compactor built this many pages; it lives until the cycle ends. */
+  forkAtPage?: number;
+  /** Stall the marker for markDelayMs after tracing this many objects (concurrent marking). */
+  markDelayAtObject?: number;
+  markDelayMs?: number;
+  /** Kill the marker after tracing this many objects (concurrent marking). */
+  markDieAtObject?: number;
+}
+
+export interface HeapOptions {
+  /** Bytes; a multiple of 2 MiB, at most 4 GiB minus 2 MiB (the largest ArrayBuffer view). */
+  capacity: number;
+  /** Requested mode; falls back move -> copy -> stw when the kernel lacks what it needs. */
+  mode?: ModeName;
+  /** Marking: 'concurrent' (default in move and copy) or 'pause'; stw always marks in its pause. */
+  marking?: MarkingName;
+  /** Leading pages at least this live stay in place (default 0.95; >1 disables). */
+  denseThreshold?: number;
+  /** A collector thread silent this long (ms) is considered stalled or dead and taken over. */
+  stallMs?: number;
+  /** Pause order: 'remap-first' (default, O(1) in heap size) or 'register-first' (ART's); see pause.ts. */
+  pauseOrder?: PauseOrderName;
+  /** Move mode: install pages built for faults with 'copy' (default: no TLB flush) or 'move'; see install.ts. */
+  faultInstall?: FaultInstallName;
+  /** MADV_DONTFORK on the heap's mappings (default true): a child then shares no heap page. */
+  dontFork?: boolean;
+  /** Run the verifier after every cycle and throw ERR_VERIFY_FAILED if it fails. */
+  verify?: boolean;
+  /** Hide kernel capabilities, to exercise the fallbacks. */
+  hide?: Hideable[];
+  inject?: InjectOptions;
+  logger?: Logger;
+}
+
+/** Options after validation: every default filled in, frozen. */
+export interface ResolvedOptions {
+  readonly capacity: number;
+  readonly mode: ModeName;
+  readonly marking: MarkingName;
+  readonly denseThreshold: number;
+  readonly stallMs: number;
+  readonly pauseOrder: PauseOrderName;
+  readonly faultInstall: FaultInstallName;
+  readonly dontFork: boolean;
+  readonly verify: boolean;
+  readonly hide: readonly Hideable[];
+  readonly inject: Readonly<InjectOptions>;
+  readonly logger: Logger | undefined;
+}
+
+const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'stallMs', 'pauseOrder', 'faultInstall', 'dontFork', 'verify', 'hide', 'inject', 'logger'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject'] as const;
+
+/**
+ * Reads every own enumerable key of `input` once into a plain object, refusing keys not in
+ * `known`. A throwing getter or Proxy trap becomes a typed error.
+ */
+function snapshot(input: unknown, known: readonly string[], what: string): Record<string, unknown> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw invalidArg(`${what} must be an object`);
+  const out: Record<string, unknown> = Object.create(null);
+  try {
+    for (const k of Object.keys(input)) {
+      if (!known.includes(k)) throw invalidArg(`unknown ${what} key ${JSON.stringify(k)} (expected one of ${known.join(', ')})`);
+      out[k] = (input as Record<string, unknown>)[k];
+    }
+  } catch (e) {
+    if (e instanceof MoveGcError) throw e;
+    throw invalidArg(`${what} could not be read: ${(e as Error)?.message ?? String(e)}`);
+  }
+  return out;
+}
+
+function oneOf<T extends string>(key: string, v: unknown, allowed: readonly T[], dflt: T): T {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v))
+    throw invalidArg(`${key} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${typeof v === 'string' ? `'${v}'` : typeof v}`);
+  return v as T;
+}
+
+function bool(key: string, v: unknown, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw invalidArg(`${key} must be a boolean, got ${typeof v}`);
+  return v;
+}
+
+export function resolveInject(input: unknown): Readonly<InjectOptions> {
+  const s = snapshot(input, INJECT_KEYS, 'inject option');
+  const out: InjectOptions = {};
+  for (const k of INJECT_KEYS) {
+    const v = s[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'number') throw invalidArg(`inject.${k} must be a number, got ${typeof v}`);
+    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `inject.${k} must be an integer in [0, 2^31), got ${v}`);
+    out[k] = v;
+  }
+  return Object.freeze(out);
+}
+
+export function resolveOptions(input: unknown): ResolvedOptions {
+  const s = snapshot(input, HEAP_KEYS, 'heap option');
+  const cap = s.capacity;
+  if (typeof cap !== 'number') throw invalidArg('capacity must be a number');
+  if (!Number.isSafeInteger(cap) || cap <= 0 || cap % HEAP_ALIGN !== 0 || cap > MAX_CAPACITY)
+    throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `capacity must be a positive multiple of 2 MiB up to ${MAX_CAPACITY} bytes, got ${cap}`);
+  const mode = oneOf<ModeName>('mode', s.mode, MODES, Mode.MOVE);
+  const marking = oneOf<MarkingName>('marking', s.marking, [Marking.CONCURRENT, Marking.PAUSE], Marking.CONCURRENT);
+  const { stallMs, denseThreshold, hide, logger } = s;
+  if (stallMs !== undefined) {
+    if (typeof stallMs !== 'number') throw invalidArg(`stallMs must be a number, got ${typeof stallMs}`);
+    if (!Number.isFinite(stallMs) || stallMs < 1 || stallMs > 600_000) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `stallMs must be in [1, 600000], got ${stallMs}`);
+  }
+  if (denseThreshold !== undefined) {
+    if (typeof denseThreshold !== 'number') throw invalidArg(`denseThreshold must be a number, got ${typeof denseThreshold}`);
+    if (Number.isNaN(denseThreshold) || denseThreshold < 0) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `denseThreshold must be >= 0 (above 1 disables), got ${denseThreshold}`);
+  }
+  let hidden: Hideable[] = [];
+  if (hide !== undefined) {
+    if (!Array.isArray(hide)) throw invalidArg('hide must be an array');
+    hidden = Array.from(hide as unknown[], (h) => {
+      if (h !== 'uffd' && h !== 'move') throw invalidArg(`hide: unknown capability ${String(h)} (expected uffd, move)`);
+      return h;
+    });
+  }
+  if (logger !== undefined) {
+    if (typeof logger !== 'object' || logger === null) throw invalidArg('logger must be a pino-style logger object');
+    for (const m of ['debug', 'info', 'warn', 'error'] as const)
+      if (typeof (logger as Record<string, unknown>)[m] !== 'function') throw invalidArg(`logger.${m} must be a function`);
+  }
+  return Object.freeze({
+    capacity: cap,
+    mode,
+    marking,
+    denseThreshold: (denseThreshold as number | undefined) ?? 0.95,
+    stallMs: (stallMs as number | undefined) ?? 200,
+    pauseOrder: oneOf<PauseOrderName>('pauseOrder', s.pauseOrder, [PauseOrder.REMAP_FIRST, PauseOrder.REGISTER_FIRST], PauseOrder.REMAP_FIRST),
+    faultInstall: oneOf<FaultInstallName>('faultInstall', s.faultInstall, [FaultInstallPolicy.COPY, FaultInstallPolicy.MOVE], FaultInstallPolicy.COPY),
+    dontFork: bool('dontFork', s.dontFork, true),
+    verify: bool('verify', s.verify, false),
+    hide: Object.freeze(hidden),
+    inject: s.inject === undefined ? Object.freeze({}) : resolveInject(s.inject),
+    logger: logger as Logger | undefined,
+  });
+}

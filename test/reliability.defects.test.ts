@@ -1,0 +1,223 @@
+/**
+ * Regression tests for the defects an independent adversarial run found (issue 8), each the
+ * smallest scenario that showed it. Every one failed before its fix.
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, Heap, MoveGcError, viewOf, type ModeName } from '../dist/gc/index.js';
+import { closeHeapsAfterEach, itMode, openHeap, TEST_MODES } from './helpers/heap.js';
+import { thrown } from './helpers/thrown.js';
+import { caps, CI } from './kernel.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+closeHeapsAfterEach();
+
+async function rejected(p: () => Promise<unknown>): Promise<MoveGcError> {
+  try {
+    await p();
+  } catch (e) {
+    return e as MoveGcError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** Resolves with fn's value, or rejects after ms: a hang becomes a failure, not a stuck run. */
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(`no answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
+}
+
+describe.each(TEST_MODES)('defects (%s)', (mode: ModeName) => {
+  itMode(mode, 'interior references are refused at every entry point, and collections still end', async () => {
+    const h = await openHeap({ capacity: 4 << 20, mode });
+    const T = h.defineType({ name: 'Node', refs: 2, bytes: 16 });
+    const a = h.alloc(T);
+    const b = h.allocRefArray(16); // 9 words
+    const bytes = h.allocBytes(64);
+    const keep = h.root(a);
+    h.setRef(a, 0, b);
+    for (const inner of [b + 1, b + 8, a + 3, bytes + 2]) {
+      const calls: Array<() => unknown> = [
+        () => h.setRef(a, 1, inner), () => h.root(inner), () => keep.set(inner), () => h.pin(inner), () => h.getRef(inner, 0),
+        () => h.setRef(inner, 0, null), () => h.getU32(inner, 0), () => h.setU8(inner, 0, 1), () => h.typeOf(inner),
+        () => h.length(inner), () => h.refCount(inner), () => h.readBytes(inner, 0, 1), () => h.addressOf(inner),
+      ];
+      for (const c of calls) expect(thrown(c).code, String(c)).toBe(ErrorCode.INVALID_REFERENCE);
+    }
+    expect(h.verify().ok).toBe(true);
+    const st = await within(20_000, h.gc());
+    expect(st.liveObjects).toBe(2);
+    // New object starts after the move are the forwarded ones: still only starts pass.
+    const a2 = keep.get()!;
+    const b2 = h.getRef(a2, 0)!;
+    expect(h.length(b2)).toBe(16);
+    expect(thrown(() => h.getRef(b2 + 1, 0)).code).toBe(ErrorCode.INVALID_REFERENCE);
+    expect(h.verify().ok).toBe(true);
+  });
+
+  itMode(mode, 'a header written outside the API stops collect() with ERR_HEAP_CORRUPT; nothing moved', async () => {
+    const h = await openHeap({ capacity: 4 << 20, mode });
+    const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+    const a = h.alloc(T);
+    const b = h.alloc(T);
+    h.setRef(a, 0, b);
+    h.root(a);
+    const u32 = new Uint32Array(viewOf(h.address, 4096));
+    const w = (h.addressOf(b) - h.address) / 8;
+    const saved = [u32[w * 2], u32[w * 2 + 1]];
+    u32[w * 2] = 0; // a filler of 0 words: before, every walk over it stood still
+    u32[w * 2 + 1] = 0;
+    const e = await within(20_000, rejected(() => h.collect()));
+    expect(e.code, e.message).toBe(ErrorCode.HEAP_CORRUPT);
+    expect(h.cycleActive).toBe(false);
+    expect(h.addressOf(a)).toBe(h.address + 8); // nothing moved
+    u32[w * 2] = saved[0];
+    u32[w * 2 + 1] = saved[1];
+    const st = await within(20_000, h.gc());
+    expect(st.liveObjects).toBe(2);
+  });
+
+  itMode(mode, 'writeBytes checks what it copies: a lying length, a Proxy, a subclass', async () => {
+    const h = await openHeap({ capacity: 4 << 20, mode });
+    const a = h.allocBytes(8);
+    const next = h.allocBytes(8);
+    h.root(a);
+    h.root(next);
+    class Liar extends Uint8Array {
+      override get length(): number {
+        return 1;
+      }
+    }
+    expect(thrown(() => h.writeBytes(a, 0, new Liar(64).fill(0xff))).code).toBe(ErrorCode.FIELD_RANGE);
+    expect(thrown(() => h.writeBytes(a, 4, new Liar(8).fill(0xff))).code).toBe(ErrorCode.FIELD_RANGE);
+    expect(thrown(() => h.writeBytes(a, 0, new Proxy(new Uint8Array(64), {}))).code).toBe(ErrorCode.INVALID_ARG_TYPE);
+    expect(thrown(() => h.writeBytes(a, 0, new Uint16Array(4) as unknown as Uint8Array)).code).toBe(ErrorCode.INVALID_ARG_TYPE);
+    const fake = Object.create(Uint8Array.prototype, { length: { value: 1 } });
+    expect(thrown(() => h.writeBytes(a, 0, fake)).code).toBe(ErrorCode.INVALID_ARG_TYPE);
+    h.writeBytes(a, 0, new Liar(8).fill(7)); // a subclass that only lies harmlessly is fine
+    expect([...h.readBytes(a, 0, 8)]).toEqual([7, 7, 7, 7, 7, 7, 7, 7]);
+    expect(h.length(next)).toBe(8); // its header is intact
+    expect(h.verify().ok).toBe(true);
+  });
+
+  itMode(mode, 'gc() returns the cycle it started, when gc() and collect() race', async () => {
+    const h = await openHeap({ capacity: 4 << 20, mode });
+    const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+    const r = h.root(null);
+    for (let i = 0; i < 2000; i++) {
+      const x = h.alloc(T);
+      h.setRef(x, 0, r.get());
+      if (i % 2) r.set(x);
+    }
+    const [a, b] = await Promise.all([h.gc(), h.collect()]);
+    expect(a.cycle).not.toBe(b.cycle);
+    expect(h.history.find((s) => s.cycle === a.cycle)).toBe(a);
+    const [c, d] = await Promise.all([h.collect(), h.gc()]);
+    expect(d.cycle).not.toBe(c.cycle);
+    expect(h.history.find((s) => s.cycle === d.cycle)).toBe(d);
+  });
+
+  // stw: collect() returns with its cycle complete, so no call is ever left waiting.
+  if (mode !== 'stw') itMode(mode, 'close() with a collect() waiting: the waiting call rejects ERR_CLOSED, the active cycle ends', async () => {
+    const h = await Heap.create({ capacity: 4 << 20, mode, stallMs: 5000 });
+    const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+    const r = h.root(null);
+    for (let i = 0; i < 3000; i++) {
+      const x = h.alloc(T);
+      if (i % 3 === 0) {
+        h.setRef(x, 0, r.get());
+        r.set(x);
+      }
+    }
+    const first = await h.collect(); // cycle 1 active (move/copy)
+    const waiting = h.collect(); // waits for cycle 1
+    const closed = h.close();
+    const e = await rejected(() => waiting);
+    expect(e.code).toBe(ErrorCode.CLOSED);
+    await closed;
+    expect(h.history.map((s) => s.cycle)).toEqual([first.cycle]);
+  });
+});
+
+describe('options', () => {
+  it('unknown keys, bad enums and lying getters are refused, each read exactly once', async () => {
+    const bad: unknown[] = [{ capacity: 4 << 20, verbos: true }, { capacity: 4 << 20, pauseOrder: 'bogus' }, { capacity: 4 << 20, marking: 'lazy' }, { capacity: 4 << 20, inject: { dieAtPages: 1 } }];
+    for (const o of bad) {
+      const e = await rejected(() => Heap.create(o as never));
+      expect(e.code, e.message).toBe(ErrorCode.INVALID_ARG_TYPE);
+    }
+    const reads: Record<string, number> = {};
+    const values: Record<string, unknown[]> = { capacity: [4 << 20, 3], mode: ['stw', 'bogus'], stallMs: [100, -1], denseThreshold: [0.9, NaN] };
+    const opts = {};
+    for (const [k, v] of Object.entries(values))
+      Object.defineProperty(opts, k, { enumerable: true, get: () => v[Math.min((reads[k] = (reads[k] ?? 0) + 1) - 1, 1)] });
+    const h = await Heap.create(opts as never);
+    try {
+      expect(h.mode).toBe('stw');
+      for (const k of Object.keys(values)) expect(reads[k], k).toBe(1);
+      const st = await h.gc(); // the second values would fail here if read again
+      expect(st.mode).toBe('stw');
+    } finally {
+      await h.close();
+    }
+    const throwing = { capacity: 4 << 20, get mode(): string { throw new Error('boom'); } };
+    expect((await rejected(() => Heap.create(throwing as never))).code).toBe(ErrorCode.INVALID_ARG_TYPE);
+  });
+});
+
+describe('raw layout', () => {
+  it('a raw area starts 8-aligned after an odd number of references', async () => {
+    const h = await Heap.create({ capacity: 4 << 20, mode: 'stw' });
+    try {
+      const T = h.defineType({ name: 'S', refs: 1, bytes: 16 });
+      const before = h.usedBytes;
+      const x = h.alloc(T);
+      expect(h.usedBytes - before).toBe(8 + 8 + 16); // header, 1 slot padded to 8, two f64
+      h.setF64(x, 0, 1.5);
+      h.setF64(x, 8, -2.25);
+      expect(thrown(() => h.getF64(x, 4)).code).toBe(ErrorCode.FIELD_RANGE); // misaligned, as in C
+      h.setRef(x, 0, x);
+      const keep = h.root(x);
+      h.allocBytes(100); // garbage below nothing, above x: x stays, its raw bytes too
+      await h.gc();
+      const x2 = keep.get()!;
+      expect([h.getF64(x2, 0), h.getF64(x2, 8), h.getRef(x2, 0)]).toEqual([1.5, -2.25, x2]);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('limits', () => {
+  itMode(caps.move.ok || CI ? 'move' : 'stw', 'more pinned spans than the plan can hold: ERR_PIN_LIMIT, heap intact', async () => {
+    const h = await openHeap({ capacity: 64 << 20, mode: caps.move.ok || CI ? 'move' : 'stw' });
+    const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+    const pins = [];
+    for (let i = 0; i < 4100; i++) {
+      pins.push(h.pin(h.alloc(T)));
+      h.allocBytes(9000); // garbage: at least one unpinned page between two pins
+    }
+    const e = await rejected(() => h.collect());
+    expect(e).toBeInstanceOf(MoveGcError);
+    expect(e.code, e.message).toBe(ErrorCode.PIN_LIMIT);
+    expect(h.cycleActive).toBe(false);
+    expect(h.verify().ok).toBe(true);
+    for (const p of pins.splice(2000)) p.release();
+    const st = await h.gc();
+    expect(st.liveObjects).toBe(2000);
+  }, 120_000);
+});
+
+describe('process lifetime', () => {
+  it('a heap never closed does not keep the process alive, even mid-cycle', () => {
+    const modes: ModeName[] = caps.move.ok || CI ? ['move', 'stw'] : ['stw'];
+    for (const m of modes) {
+      const res = spawnSync(process.execPath, [path.join(here, 'fixtures/forget-close.mjs'), m], { encoding: 'utf8', timeout: 20_000 });
+      expect(res.error, `${m}: ${res.stderr}`).toBeUndefined();
+      expect(res.status, `${m}: ${res.stderr}`).toBe(0);
+      expect(res.stdout).toContain(`left ${m}`);
+    }
+  });
+});
