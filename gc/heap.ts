@@ -25,7 +25,7 @@ import { chooseMode, Mode, type ModeName } from './modes.js';
 import { silentLogger, type Logger } from './log.js';
 import { summarize, type CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
-import { Clk, Ctl, Hist, HIST_BUCKETS, Owner, Phase, Shared, now, releaseForkedChild } from './shared.js';
+import { Clk, Ctl, Hist, HIST_BUCKETS, Owner, Phase, Shared, now, releaseForkedChild, resetCycle } from './shared.js';
 import {
   BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount,
 } from './layout.js';
@@ -54,6 +54,16 @@ const liveHeaps = new Set<Heap>();
 function badValue(kind: string, v: unknown): MoveGcError {
   if (typeof v !== 'number') return invalidArg(`${kind} value must be a number, got ${typeof v}`);
   return new MoveGcError(ErrorCode.OUT_OF_RANGE, `${kind} value must be an integer that fits (negative values wrap), got ${v}`);
+}
+
+/**
+ * Holds the process open while `p` is pending. The collector threads are unref'd (a heap the
+ * program forgot to close must not keep it alive), and a pending Atomics.waitAsync does not
+ * hold the event loop either: without this, a program awaiting its heap could exit mid-await.
+ */
+function keepAlive<T>(p: Promise<T>): Promise<T> {
+  const timer = setInterval(() => {}, 1 << 30);
+  return p.finally(() => clearInterval(timer));
 }
 
 const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
@@ -627,16 +637,13 @@ export class Heap {
     const p = planCycle(this.#u32, sh.types, sh, { topWord: this.#top, pinned: this.#pins.keys(), denseThreshold: this.#opts.denseThreshold });
     const next = sh.objects[this.#epochStarts ^ 1];
     next.fill(0, 0, this.#nextStartsExtent);
-    forwardObjectStarts(sh, next, p.oldTopAligned);
+    forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned);
     const t2 = now();
     this.log.debug({ phase: 'mark', ms: t1 - t0, objects: m.objects, liveBytes: m.words * 8 }, 'mark');
     this.log.debug({ phase: 'plan', ms: t2 - t1, pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
 
     // Reset the shared counters for this cycle before anything can fault.
-    sh.ctl.fill(0, Ctl.FAULTS, Ctl.INSTALL);
-    sh.ctl.fill(0, Ctl.FAULT_BUILDS, Ctl.INJECT_EAGAIN_EVERY);
-    sh.ctl[Ctl.COMPACTOR_BUILDS] = 0;
-    sh.ctl[Ctl.RELEASED_PAGES] = 0;
+    resetCycle(sh.ctl, sh.clk);
     sh.hist.fill(0);
     const inj = this.#inject;
     sh.ctl[Ctl.INJECT_EAGAIN_EVERY] = inj.eagainEvery ?? 0;
@@ -649,9 +656,6 @@ export class Heap {
     sh.ctl[Ctl.PAGES_MAPPED] = 0;
     sh.ctl[Ctl.FLUSH_REQUEST] = 0;
     sh.clk[Clk.RSS_PEAK] = rssBefore;
-    sh.clk[Clk.COMPACT_START] = 0;
-    sh.clk[Clk.COMPACT_END] = 0;
-    sh.clk[Clk.COMPACTOR_BUSY] = 0;
 
     // The compaction pause.
     const tp = now();
@@ -718,7 +722,7 @@ export class Heap {
    */
   #finishCycle(): Promise<void> {
     // One at a time: two concurrent runs could both replace a stalled thread (two compactors).
-    if (!this.#finishing) this.#finishing = this.#finishCycleOnce().finally(() => (this.#finishing = null));
+    if (!this.#finishing) this.#finishing = keepAlive(this.#finishCycleOnce()).finally(() => (this.#finishing = null));
     return this.#finishing;
   }
 

@@ -3,9 +3,11 @@
  * object-start bitmap (which words begin a live object) and the live-words bitmap (every
  * word of a live object), from which the plan computes new addresses.
  *
- * Stop-the-world for now: ART marks concurrently behind a card-table write barrier and
- * re-scans in a short pause; this prototype keeps marking simple and measures it apart
- * from the compaction pause.
+ * One tracer serves the three places marking happens: the marker thread concurrently with
+ * the mutator (marker.ts), the marking pause that finishes it (remark.ts), and the pause of
+ * `marking: 'pause'` and `stw` heaps ({@link mark}). Objects at or above `limit` are not
+ * traced: the heap's top for a pause, the black-allocation boundary for concurrent marking
+ * (everything allocated since marking began is live and slides as a block, as in ART).
  */
 import { setBit, setRange, testBit } from './bits.js';
 import { ErrorCode, MoveGcError } from './errors.js';
@@ -13,14 +15,14 @@ import { Kind, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 
 /**
  * An object's size, checked: a header that does not parse (unknown type, a filler reached by a
- * reference, a size that is zero or runs past the top) stops the cycle with ERR_HEAP_CORRUPT
+ * reference, a size that is zero or runs past the limit) stops the cycle with ERR_HEAP_CORRUPT
  * before anything moved, instead of feeding every later walk a size that never advances.
  */
-export function checkedSize(heap: Uint32Array, types: Int32Array, typeCount: number, w: number, topWord: number): number {
+export function checkedSize(heap: Uint32Array, types: Int32Array, typeCount: number, w: number, limit: number): number {
   const t = heap[w * 2];
   const size = t < typeCount && types[t * 4] !== Kind.FILLER ? sizeWords(heap, types, w) : 0;
-  if (size < 1 || w + size > topWord)
-    throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `object at word ${w} has a malformed header (type ${t}, size ${size} words, top ${topWord}): the heap was written outside the API`);
+  if (size < 1 || w + size > limit)
+    throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `object at word ${w} has a malformed header (type ${t}, size ${size} words, limit ${limit}): the heap was written outside the API`);
   return size;
 }
 
@@ -29,33 +31,63 @@ export interface MarkResult {
   words: number;
 }
 
-export function mark(heap: Uint32Array, types: Int32Array, typeCount: number, starts: Uint32Array, live: Uint32Array, topWord: number, roots: Iterable<number>): MarkResult {
-  // Clear through the page-aligned top: the plan and the page builders scan whole pages, and
-  // bits above the top left by an earlier, larger cycle would read as phantom live objects.
-  const bitWords = (Math.ceil(topWord / PAGE_WORDS) * PAGE_WORDS + 31) >>> 5;
-  starts.fill(0, 0, bitWords + 1);
-  live.fill(0, 0, bitWords + 1);
-  const stack: number[] = [];
-  let objects = 0;
-  let words = 0;
-  const visit = (w: number): void => {
-    if (w === 0 || testBit(starts, w)) return;
-    const size = checkedSize(heap, types, typeCount, w, topWord);
-    setBit(starts, w);
-    setRange(live, w, w + size);
-    objects++;
-    words += size;
-    stack.push(w);
-  };
-  for (const r of roots) visit(r);
-  while (stack.length > 0) {
-    const w = stack.pop()!;
-    const n = refCount(heap, types, w);
-    const slot = w * 2 + 2;
-    for (let i = 0; i < n; i++) {
-      const r = heap[slot + i];
-      if (r !== 0 && !testBit(starts, r)) visit(r);
-    }
+export class Tracer {
+  readonly stack: number[] = [];
+  objects = 0;
+  words = 0;
+
+  constructor(
+    readonly heap: Uint32Array,
+    readonly types: Int32Array,
+    readonly typeCount: number,
+    readonly starts: Uint32Array,
+    readonly live: Uint32Array,
+    /** Objects at or above this word are black (or above the top): never traced. */
+    readonly limit: number,
+  ) {}
+
+  /** Greys w: marks it and queues it for scanning, unless null, black or marked already. */
+  visit(w: number): void {
+    if (w === 0 || w >= this.limit || testBit(this.starts, w)) return;
+    const size = checkedSize(this.heap, this.types, this.typeCount, w, this.limit);
+    setBit(this.starts, w);
+    setRange(this.live, w, w + size);
+    this.objects++;
+    this.words += size;
+    this.stack.push(w);
   }
-  return { objects, words };
+
+  /** Scans up to `budget` grey objects; true when the stack is empty. */
+  drain(budget = Infinity): boolean {
+    const { heap, types, stack, starts } = this;
+    for (let n = 0; n < budget; n++) {
+      const w = stack.pop();
+      if (w === undefined) return true;
+      const k = refCount(heap, types, w);
+      const slot = w * 2 + 2;
+      for (let i = 0; i < k; i++) {
+        const r = heap[slot + i];
+        if (r !== 0 && !testBit(starts, r)) this.visit(r);
+      }
+    }
+    return stack.length === 0;
+  }
+}
+
+/** Clears the mark bitmaps through the page-aligned `topWord` (or all of them). */
+export function clearMarks(starts: Uint32Array, live: Uint32Array, topWord = starts.length * 32): void {
+  // Through the page-aligned top: the plan and the page builders scan whole pages, and bits
+  // above the top left by an earlier, larger cycle would read as phantom live objects.
+  const bitWords = Math.min(starts.length, ((Math.ceil(topWord / PAGE_WORDS) * PAGE_WORDS + 31) >>> 5) + 1);
+  starts.fill(0, 0, bitWords);
+  live.fill(0, 0, bitWords);
+}
+
+/** Marking in a pause: clear, trace everything below the top from the roots. */
+export function mark(heap: Uint32Array, types: Int32Array, typeCount: number, starts: Uint32Array, live: Uint32Array, topWord: number, roots: Iterable<number>): MarkResult {
+  clearMarks(starts, live, topWord);
+  const t = new Tracer(heap, types, typeCount, starts, live, topWord);
+  for (const r of roots) t.visit(r);
+  t.drain();
+  return { objects: t.objects, words: t.words };
 }

@@ -47,6 +47,50 @@ export interface Plan {
   allocTop: number;
   /** Old top, page aligned: everything below it is remapped or pinned. */
   oldTopAligned: number;
+  /** The last segment's slide state at the chunk holding the plan's top (see extendPlan). */
+  resume: SlideState;
+}
+
+/** Where a segment's slide stands: the next chunk, its new address, the first slide page. */
+export interface SlideState {
+  chunk: number;
+  cursor: number;
+  firstSlidePage: number;
+}
+
+/**
+ * Slides chunks [st.chunk, toChunk) of a segment ending at `segEnd`: the exclusive prefix sum
+ * of live words per chunk into chunkNew, and pageFirst of every to-space page whose first
+ * word lands in them.
+ */
+function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number): void {
+  const { live, starts, chunkNew, pageFirst } = sh;
+  let cursor = st.cursor;
+  let firstSlidePage = st.firstSlidePage;
+  for (let c = st.chunk; c < toChunk; c++) {
+    chunkNew[c] = cursor;
+    const n = popcount32(live[c * 2]) + popcount32(live[c * 2 + 1]);
+    if (n === 0) continue;
+    if (firstSlidePage < 0) {
+      // The segment's first slide page starts with its first live object (leading words,
+      // if any, are the reserved null word).
+      firstSlidePage = Math.floor(cursor / PAGE_WORDS);
+      pageFirst[firstSlidePage] = prevSet(starts, nextSet(live, c * CHUNK_WORDS, segEnd), 0);
+    }
+    // Pages whose first word lands inside this chunk's new range [cursor, cursor+n).
+    for (let pw = alignUp(cursor); pw < cursor + n; pw += PAGE_WORDS) {
+      const p = pw / PAGE_WORDS;
+      if (p === firstSlidePage) continue;
+      let k = pw - cursor; // the k-th live word of chunk c
+      let x = c * CHUNK_WORDS;
+      for (;; x++) if (testBit(live, x) && k-- === 0) break;
+      pageFirst[p] = prevSet(starts, x, 0);
+    }
+    cursor += n;
+  }
+  st.chunk = Math.max(st.chunk, toChunk);
+  st.cursor = cursor;
+  st.firstSlidePage = firstSlidePage;
 }
 
 const alignUp = (w: number): number => Math.ceil(w / PAGE_WORDS) * PAGE_WORDS;
@@ -108,6 +152,7 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
   while (identEnd < fullEnd && countRange(live, identEnd, identEnd + PAGE_WORDS) >= opts.denseThreshold * PAGE_WORDS) identEnd += PAGE_WORDS;
 
   const segments: Plan['segments'] = [];
+  let resume: SlideState = { chunk: 0, cursor: 0, firstSlidePage: -1 };
   let pagesTotal = 0;
   let identityPages = 0;
   regions.forEach((r, i) => {
@@ -148,29 +193,16 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
     }
     // Slide: exclusive prefix sum of live words per chunk; note the object that starts each
     // to-space page as the cursor crosses it.
-    let cursor = cursorStart;
-    let firstSlidePage = -1;
-    for (let c = segIdent / CHUNK_WORDS; c < r.end / CHUNK_WORDS; c++) {
-      chunkNew[c] = cursor;
-      const n = popcount32(live[c * 2]) + popcount32(live[c * 2 + 1]);
-      if (n === 0) continue;
-      if (firstSlidePage < 0) {
-        // The segment's first slide page starts with its first live object (leading words,
-        // if any, are the reserved null word).
-        firstSlidePage = Math.floor(cursor / PAGE_WORDS);
-        pageFirst[firstSlidePage] = prevSet(starts, nextSet(live, c * CHUNK_WORDS, r.end), 0);
-      }
-      // Pages whose first word lands inside this chunk's new range [cursor, cursor+n).
-      for (let pw = alignUp(cursor); pw < cursor + n; pw += PAGE_WORDS) {
-        const p = pw / PAGE_WORDS;
-        if (p === firstSlidePage) continue;
-        let k = pw - cursor; // the k-th live word of chunk c
-        let x = c * CHUNK_WORDS;
-        for (;; x++) if (testBit(live, x) && k-- === 0) break;
-        pageFirst[p] = prevSet(starts, x, 0);
-      }
-      cursor += n;
+    const st: SlideState = { chunk: segIdent / CHUNK_WORDS, cursor: cursorStart, firstSlidePage: -1 };
+    if (last) {
+      // The last segment can grow in the compaction pause by what the mutator allocated
+      // after the plan's top (extendPlan): keep the slide state where that top falls.
+      const resumeChunk = Math.min(Math.max(opts.topWord >>> 6, st.chunk), r.end / CHUNK_WORDS);
+      slideChunks(sh, st, resumeChunk, r.end);
+      resume = { ...st };
     }
+    slideChunks(sh, st, r.end / CHUNK_WORDS, r.end);
+    let cursor = st.cursor;
     if (tail > 0) {
       // Pages that start inside the straddler's slid tail begin with the straddler.
       for (let pw = alignUp(cursor); pw < cursor + tail; pw += PAGE_WORDS) pageFirst[pw / PAGE_WORDS] = tailX;
@@ -202,26 +234,61 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
     // with none, right where the live data ends.
     allocTop: lastSeg.endPage > lastSeg.firstPage ? lastSeg.endPage * PAGE_WORDS : lastSeg.newEnd,
     oldTopAligned,
+    resume,
   };
 }
 
 /**
- * The next layout's object starts: every live object's new address (forward() of each bit of
- * the mark bitmap) into `next`, which must be clear. Dead objects get no bit: in the dense
- * prefix and pinned spans they become fillers.
+ * The next layout's object starts: the new address (forward()) of every object whose start bit
+ * is set in `source` within words [from, to), into `next`. With the mark bitmap as source, dead
+ * objects get no bit: in the dense prefix and pinned spans they become fillers.
  */
-export function forwardObjectStarts(sh: Shared, next: Uint32Array, oldTopAligned: number): void {
-  const { starts, chunkNew, live } = sh;
-  const n = (oldTopAligned + 31) >>> 5;
-  for (let i = 0; i < n; i++) {
-    let v = starts[i];
+export function forwardObjectStarts(sh: Shared, source: Uint32Array, next: Uint32Array, from: number, to: number): void {
+  const { chunkNew, live } = sh;
+  for (let i = from >>> 5, n = (to + 31) >>> 5; i < n; i++) {
+    let v = source[i];
     while (v !== 0) {
       const o = (i << 5) | (31 - Math.clz32(v & -v));
       v &= v - 1;
+      if (o < from || o >= to) continue;
       const t = forward(chunkNew, live, o);
       next[t >>> 5] |= 1 << (t & 31);
     }
   }
+}
+
+/**
+ * Extends the plan, in the compaction pause, over what the mutator allocated after the plan's
+ * top: objects allocated after the marking pause are live (ART's black allocations) and slide
+ * as one block at the end of the last segment. The caller has set their live and start bits.
+ * Cost: the chunks and pages of that allocation, not the heap.
+ */
+export function extendPlan(sh: Shared, p: Plan, planTop: number, newTop: number): void {
+  if (newTop <= planTop) return;
+  const i = p.segments.length - 1;
+  const seg = p.segments[i];
+  const endAligned = alignUp(newTop);
+  const { pageKind, pageState, pageFirst, pageBuf } = sh;
+  const from = p.oldTopAligned / PAGE_WORDS;
+  const to = endAligned / PAGE_WORDS;
+  pageKind.fill(PageKind.NONE, from, to);
+  pageState.fill(PagePhase.MAPPED, from, to);
+  pageFirst.fill(NONE, from, to);
+  pageBuf.fill(-1, from, to);
+  const st: SlideState = { ...p.resume };
+  slideChunks(sh, st, endAligned / CHUNK_WORDS, endAligned);
+  const cursorStart = Math.max(seg.identEnd, seg.start === 0 ? HEAP_START_WORD : seg.start);
+  const newEnd = st.cursor;
+  const endPage = Math.max(seg.identEnd / PAGE_WORDS, newEnd > cursorStart ? alignUp(newEnd) / PAGE_WORDS : seg.identEnd / PAGE_WORDS);
+  for (let q = seg.endPage; q < endPage; q++) {
+    pageKind[q] = PageKind.SLIDE;
+    pageState[q] = PagePhase.UNPROCESSED;
+  }
+  p.pagesTotal += endPage - seg.endPage;
+  Object.assign(seg, { end: endAligned, newEnd, fillerEnd: alignUp(newEnd), endPage, endExt: endAligned });
+  sh.segments.set([seg.start, seg.end, seg.identEnd, seg.newEnd, seg.fillerEnd, seg.firstPage, seg.endPage, seg.endExt], i * SEG_FIELDS);
+  p.allocTop = endPage > seg.firstPage ? endPage * PAGE_WORDS : newEnd;
+  p.oldTopAligned = endAligned;
 }
 
 export { Seg };

@@ -3,91 +3,12 @@
  * so that every thread sees the same plan and the same per-page states. Built once per heap
  * (sized to its capacity) and reused by every cycle, so cycles allocate nothing.
  */
+import { LOG_CAPACITY } from './barrier.js';
 import { PAGE_WORDS } from './layout.js';
 import { native } from './native.js';
 
-/** Indices into the Int32 control block. */
-export const Ctl = {
-  CYCLE: 0,
-  /** Phase of the current cycle, see {@link Phase}. */
-  PHASE: 1,
-  SEGMENTS: 2,
-  /** Pages to build this cycle, and how many are installed. */
-  PAGES_TOTAL: 3,
-  PAGES_MAPPED: 4,
-  /** Set by a fault server when the page it needs sits in the compactor's unflushed batch. */
-  FLUSH_REQUEST: 5,
-  /** Set when the heap closes: workers exit. */
-  STOP: 6,
-  FAULTS: 7,
-  MOVE_CALLS: 8,
-  PAGES_MOVED: 9,
-  PAGES_COPIED: 10,
-  COPY_CALLS: 11,
-  EBUSY: 12,
-  EEXIST: 13,
-  EAGAIN: 14,
-  ENOENT: 15,
-  /** Pages built into fresh scratch because no recycled from-space page was free. */
-  FRESH_BUFFERS: 16,
-  RECYCLED_BUFFERS: 17,
-  TAKEOVERS: 18,
-  ERRORS: 19,
-  /** The install method of this cycle (see Install in compact.ts). */
-  INSTALL: 20,
-  /** Pages the fault server built ahead of the background order. */
-  FAULT_BUILDS: 21,
-  MUTATOR_BUILDS: 22,
-  EBUSY_COPIES: 23,
-  // Fault injection, off (0) by default; see inject.ts.
-  INJECT_EAGAIN_EVERY: 24,
-  INJECT_DELAY_AT_PAGE: 25,
-  INJECT_DELAY_MS: 26,
-  INJECT_DIE_AT_PAGE: 27,
-  INJECT_FORK_AT_PAGE: 28,
-  /** Pages the compactor itself built. */
-  COMPACTOR_BUILDS: 29,
-  RELEASED_PAGES: 30,
-  /** The cycle the compactor is working on, 0 when it is outside any cycle. */
-  COMPACTOR_IN: 31,
-  /** The last cycle the compactor finished walking (pages reclaimed behind it may remain). */
-  COMPACTOR_DONE: 32,
-  /** A child forked by the forkAtPage injection, held until the cycle ends: pid (0: none) and pipe fd. */
-  FORK_PID: 33,
-  FORK_FD: 34,
-  /** The cycle in which the compactor threw (its Worker is dying), 0 if none. */
-  COMPACTOR_FAILED: 35,
-  /** How single pages built for a fault (or by the mutator) are installed, see FaultInstall. */
-  FAULT_INSTALL: 36,
-  /**
-   * Faults the fault server has read but not yet served and timed. The cycle's statistics
-   * wait for it to drain (a fault served after the cycle's end would be lost from them).
-   * Not reset per cycle.
-   */
-  FAULTS_IN_FLIGHT: 37,
-  /**
-   * The cycle the heap is finishing (all pages installed). A compactor that announces itself
-   * in COMPACTOR_IN for this cycle only now backs out: the heap stores this, then reads
-   * COMPACTOR_IN; the compactor stores COMPACTOR_IN, then reads this (one sees the other).
-   */
-  CLOSING_CYCLE: 38,
-  SIZE: 40,
-} as const;
-
-export const Phase = { IDLE: 0, COMPACTING: 1 } as const;
-
-/** Indices into the Float64 clock block (absolute ms, see now()). */
-export const Clk = {
-  HB_COMPACTOR: 0,
-  HB_FAULT: 1,
-  COMPACT_START: 2,
-  COMPACT_END: 3,
-  RSS_PEAK: 4,
-  /** Compactor busy time this cycle (ms), excluding waits. */
-  COMPACTOR_BUSY: 5,
-  FAULT_BUSY: 6,
-  SIZE: 8,
-} as const;
+export { Ctl, Clk, Phase, MarkJob, CtlGroup, ClkGroup, resetCycle } from './control.js';
+import { Ctl, Clk } from './control.js';
 
 /** Page phases (low 2 bits of a page state word); the owner is in the bits above. */
 export const PagePhase = { UNPROCESSED: 0, PROCESSING: 1, PROCESSED: 2, MAPPED: 3 } as const;
@@ -125,6 +46,7 @@ export interface SharedDescriptor {
   live: SharedArrayBuffer;
   starts: SharedArrayBuffer;
   objects: [SharedArrayBuffer, SharedArrayBuffer];
+  logRing: SharedArrayBuffer;
   chunkNew: SharedArrayBuffer;
   pageState: SharedArrayBuffer;
   pageFirst: SharedArrayBuffer;
@@ -149,6 +71,8 @@ export class Shared {
    * the plan writes the next layout's into the other one.
    */
   readonly objects: [Uint32Array, Uint32Array];
+  /** The write barrier's log (barrier.ts). */
+  readonly logRing: Uint32Array;
   /** Per 64-word chunk: new word index of its first live word, or IN_PLACE. */
   readonly chunkNew: Uint32Array;
   readonly pageState: Int32Array;
@@ -168,6 +92,7 @@ export class Shared {
     this.live = new Uint32Array(d.live);
     this.starts = new Uint32Array(d.starts);
     this.objects = [new Uint32Array(d.objects[0]), new Uint32Array(d.objects[1])];
+    this.logRing = new Uint32Array(d.logRing);
     this.chunkNew = new Uint32Array(d.chunkNew);
     this.pageState = new Int32Array(d.pageState);
     this.pageFirst = new Uint32Array(d.pageFirst);
@@ -178,7 +103,7 @@ export class Shared {
     this.types = new Int32Array(d.types);
   }
 
-  static allocate(base: Omit<SharedDescriptor, 'ctl' | 'clk' | 'live' | 'starts' | 'objects' | 'chunkNew' | 'pageState' | 'pageFirst' | 'pageKind' | 'pageBuf' | 'segments' | 'hist'>): Shared {
+  static allocate(base: Omit<SharedDescriptor, 'ctl' | 'clk' | 'live' | 'starts' | 'objects' | 'logRing' | 'chunkNew' | 'pageState' | 'pageFirst' | 'pageKind' | 'pageBuf' | 'segments' | 'hist'>): Shared {
     const words = base.capacity / 8;
     const pages = words / PAGE_WORDS;
     const sab = (bytes: number) => new SharedArrayBuffer(Math.max(8, bytes));
@@ -188,6 +113,7 @@ export class Shared {
       clk: sab(Clk.SIZE * 8),
       live: sab(words / 8),
       objects: [sab(words / 8 + 4), sab(words / 8 + 4)],
+      logRing: sab(LOG_CAPACITY * 4),
       starts: sab(words / 8),
       chunkNew: sab((words / 64) * 4),
       pageState: sab(pages * 4),

@@ -1,0 +1,143 @@
+/**
+ * The marker thread (ART CMC's concurrent MarkingPhase and PrepareForCompaction): a collector
+ * Worker that traces the heap while the mutator runs, then computes the plan, so that the
+ * mutator stops only for the marking pause (remark.ts) and the compaction pause (pause.ts).
+ *
+ * It takes jobs from the heap (MarkJob, payload through a MessagePort read synchronously):
+ *  - CLEAR: zero the mark bitmaps after a cycle, so the next marking starts at once;
+ *  - MARK: trace from the roots snapshot, below the black-allocation boundary, consuming the
+ *    write barrier's log (barrier.ts) as it goes; when nothing is left it says so (MARK_IDLE)
+ *    and keeps consuming the log until the heap parks it (MARK_STOP -> MARK_PARKED) for the
+ *    marking pause;
+ *  - PLAN: plan.ts over the marked heap below the plan's top, and the next layout's object
+ *    starts; the result goes back through the port.
+ * It reads the heap through its own view: below the black boundary the mutator only writes
+ * reference slots (the barrier covers those) and raw bytes; it never writes headers there.
+ */
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { drainLog } from './barrier.js';
+import { Clk, Ctl, MarkJob } from './control.js';
+import { MoveGcError } from './errors.js';
+import { Tracer, clearMarks } from './mark.js';
+import { forwardObjectStarts, plan, type Plan } from './plan.js';
+import { now, type Shared } from './shared.js';
+
+/** Grey objects scanned between two looks at the stop word, the log and the heartbeat. */
+const STEP = 512;
+/** How long an idle marker sleeps between looks at the log (the heap wakes it to stop). */
+const IDLE_POLL_MS = 1;
+
+export interface MarkPayload {
+  job: typeof MarkJob.MARK;
+  roots: Uint32Array;
+  blackStart: number;
+  typeCount: number;
+}
+export interface PlanPayload {
+  job: typeof MarkJob.PLAN;
+  topWord: number;
+  pins: number[];
+  denseThreshold: number;
+  /** Which of sh.objects receives the next layout's starts, and how much of it to clear first. */
+  next: number;
+  nextExtent: number;
+}
+export interface ClearPayload {
+  job: typeof MarkJob.CLEAR;
+}
+export type MarkerJob = MarkPayload | PlanPayload | ClearPayload;
+export type MarkerReply = { ok: true; plan?: Plan } | { ok: false; code: string; message: string };
+
+export interface MarkerHooks {
+  onDelay(ms: number): void;
+  onDie(): never;
+}
+
+export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hooks: MarkerHooks): void {
+  const ctl = sh.ctl;
+  let seen = Atomics.load(ctl, Ctl.MARK_REQUEST);
+  while (!Atomics.load(ctl, Ctl.STOP)) {
+    sh.clk[Clk.HB_MARKER] = now();
+    Atomics.wait(ctl, Ctl.MARK_REQUEST, seen, 200);
+    const req = Atomics.load(ctl, Ctl.MARK_REQUEST);
+    if (req === seen) continue;
+    seen = req;
+    const msg = receiveMessageOnPort(port)?.message as MarkerJob | undefined;
+    if (!msg) continue;
+    let reply: MarkerReply = { ok: true };
+    try {
+      if (msg.job === MarkJob.CLEAR) clearMarks(sh.starts, sh.live);
+      else if (msg.job === MarkJob.MARK) markConcurrently(sh, heap, msg, hooks);
+      else reply = { ok: true, plan: planConcurrently(sh, heap, msg) };
+    } catch (e) {
+      if ((e as Error)?.message?.startsWith('injected')) throw e; // the marker dies: the heap takes over
+      reply = { ok: false, code: (e as MoveGcError)?.code ?? 'ERR_INTERNAL', message: (e as Error)?.message ?? String(e) };
+    }
+    port.postMessage(reply);
+    Atomics.store(ctl, reply.ok ? Ctl.MARK_DONE : Ctl.MARK_FAILED, req);
+    Atomics.notify(ctl, Ctl.MARK_DONE);
+    Atomics.notify(ctl, Ctl.MARK_FAILED);
+  }
+}
+
+function markConcurrently(sh: Shared, heap: Uint32Array, job: MarkPayload, hooks: MarkerHooks): void {
+  const ctl = sh.ctl;
+  const t = new Tracer(heap, sh.types, job.typeCount, sh.starts, sh.live, job.blackStart);
+  const visit = (w: number): void => t.visit(w);
+  let delayAt = Atomics.load(ctl, Ctl.INJECT_MARK_DELAY_AT);
+  const dieAt = Atomics.load(ctl, Ctl.INJECT_MARK_DIE_AT);
+  let logged = 0;
+  let busySince = now();
+  let busy = 0;
+  sh.clk[Clk.MARK_START] = busySince;
+  for (const r of job.roots) t.visit(r);
+  for (;;) {
+    sh.clk[Clk.HB_MARKER] = now();
+    if (Atomics.load(ctl, Ctl.MARK_STOP)) break;
+    if (delayAt > 0 && t.objects >= delayAt) {
+      delayAt = 0;
+      busy += now() - busySince;
+      hooks.onDelay(Atomics.load(ctl, Ctl.INJECT_MARK_DELAY_MS));
+      busySince = now();
+    }
+    if (dieAt > 0 && t.objects >= dieAt) hooks.onDie();
+    if (!t.drain(STEP)) continue;
+    const n = drainLog(sh.logRing, ctl, visit);
+    logged += n;
+    if (n > 0) {
+      Atomics.store(ctl, Ctl.MARK_IDLE, 0);
+      continue;
+    }
+    // Nothing grey, nothing logged: the concurrent part is done until the mutator stores more.
+    if (Atomics.load(ctl, Ctl.MARK_IDLE) === 0) {
+      sh.clk[Clk.MARK_END] = now();
+      Atomics.store(ctl, Ctl.MARK_IDLE, 1);
+      Atomics.notify(ctl, Ctl.MARK_IDLE);
+    }
+    busy += now() - busySince;
+    Atomics.wait(ctl, Ctl.LOG_TAIL, Atomics.load(ctl, Ctl.LOG_TAIL), IDLE_POLL_MS);
+    busySince = now();
+  }
+  busy += now() - busySince;
+  sh.clk[Clk.MARK_CPU] = busy;
+  if (sh.clk[Clk.MARK_END] === 0) sh.clk[Clk.MARK_END] = now();
+  sh.count(Ctl.MARK_OBJECTS, t.objects);
+  sh.count(Ctl.MARK_WORDS, t.words);
+  sh.count(Ctl.MARK_LOG_ENTRIES, logged);
+  // Parked: the heap may now read and write the bitmaps itself (the marking pause).
+  Atomics.store(ctl, Ctl.MARK_PARKED, 1);
+  Atomics.notify(ctl, Ctl.MARK_PARKED);
+}
+
+function planConcurrently(sh: Shared, heap: Uint32Array, job: PlanPayload): Plan {
+  const t0 = now();
+  sh.clk[Clk.PLAN_START] = t0;
+  const p = plan(heap, sh.types, sh, { topWord: job.topWord, pinned: job.pins, denseThreshold: job.denseThreshold });
+  const next = sh.objects[job.next];
+  next.fill(0, 0, job.nextExtent);
+  forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned);
+  const t1 = now();
+  sh.clk[Clk.PLAN_END] = t1;
+  sh.clk[Clk.PLAN_CPU] = t1 - t0;
+  return p;
+}
