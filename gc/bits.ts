@@ -89,3 +89,16 @@ export function countRange(bits: Uint32Array, from: number, to: number): number 
   }
   return n;
 }
+
+/** dst |= src over bits [from, to). */
+export function copyBits(src: Uint32Array, dst: Uint32Array, from: number, to: number): void {
+  if (from >= to) return;
+  const first = from >>> 5;
+  const last = (to - 1) >>> 5;
+  for (let w = first; w <= last; w++) {
+    let mask = 0xffffffff;
+    if (w === first) mask &= ~((1 << (from & 31)) - 1);
+    if (w === last && (to & 31) !== 0) mask &= (1 << (to & 31)) - 1;
+    dst[w] |= src[w] & mask;
+  }
+}

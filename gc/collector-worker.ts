@@ -1,12 +1,15 @@
 /**
- * Entry of the collector's Worker threads. Two roles (see compact.ts and fault.ts):
- *  - compactor: waits for a cycle, runs it, reports done;
+ * Entry of the collector's Worker threads, one per role (see threads.ts):
+ *  - compactor: waits for a cycle, runs it, reports done (compact.ts);
  *  - fault: serves userfaultfd faults for the heap's whole life, and stands by for the
- *    compactor.
+ *    compactor (fault.ts);
+ *  - marker: marks concurrently and plans (marker.ts).
  * Both share the heap's plan and page states through SharedArrayBuffers and reach the heap
  * and from-space through their own views over the same mappings.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { runMarker } from './marker.js';
+import type { RoleName } from './threads.js';
 import { Builders, Scratch, compactCycle } from './compact.js';
 import { serveFaults } from './fault.js';
 import { Installer } from './install.js';
@@ -16,9 +19,11 @@ import { Ctl, Phase, Shared, releaseForkedChild, type SharedDescriptor } from '.
 import { Userfaultfd } from './uffd.js';
 
 export interface WorkerInit {
-  role: 'compactor' | 'fault';
+  role: RoleName;
   shared: SharedDescriptor;
   stallMs: number;
+  /** The marker's job port (marker.ts). */
+  port?: MessagePort;
 }
 
 const init = workerData as WorkerInit;
@@ -35,6 +40,14 @@ function sleep(ms: number): void {
 
 if (init.role === 'fault') {
   serveFaults(b, uffd, init.stallMs);
+} else if (init.role === 'marker') {
+  const heap = new Uint32Array(viewOf(sh.d.heapAddress, sh.d.capacity));
+  runMarker(sh, heap, init.port!, {
+    onDelay: (ms: number) => sleep(ms),
+    onDie: (): never => {
+      throw new Error('injected: marker killed mid-marking');
+    },
+  }, init.stallMs);
 } else {
   const hooks = {
     onDelay: (ms: number) => sleep(ms),

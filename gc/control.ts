@@ -5,7 +5,7 @@
  *
  *  - settings: written by the heap at creation or before a cycle; read-only for the threads;
  *  - protocol: the handshakes between the mutator and the collector threads;
- *  - counters: statistics of the current cycle, zeroed when a cycle begins;
+ *  - counters: statistics of the current cycle, zeroed by the phase that owns them;
  *  - lifetime: state that outlives cycles.
  * The clock block (Float64, absolute ms) follows the same rule.
  */
@@ -91,6 +91,8 @@ const ctl = layout({
     'MARK_PARKED',
     /** The marker is idle with an empty stack and an empty barrier log (a remark can start). */
     'MARK_IDLE',
+    /** The marker has cleared the mark bitmaps for this marking: the barrier may trust them. */
+    'MARK_CLEARED',
     /** Barrier log ring: entries written by the mutator [head, tail), consumed by the marker. */
     'LOG_HEAD',
     'LOG_TAIL',
@@ -116,6 +118,7 @@ const ctl = layout({
     /** The error code of a failed marker job (index into MarkError). */
     'MARK_ERROR',
   ],
+  /** Statistics of the compaction phase, zeroed at the compaction pause. */
   counters: [
     'FAULTS',
     'MOVE_CALLS',
@@ -138,11 +141,9 @@ const ctl = layout({
     /** Pages the compactor itself built. */
     'COMPACTOR_BUILDS',
     'RELEASED_PAGES',
-    /** Marking: objects and words the marker traced, barrier entries it consumed. */
-    'MARK_OBJECTS',
-    'MARK_WORDS',
-    'MARK_LOG_ENTRIES',
   ],
+  /** Statistics of marking, zeroed when a cycle begins: what the marker traced and consumed. */
+  markCounters: ['MARK_OBJECTS', 'MARK_WORDS', 'MARK_LOG_ENTRIES'],
   lifetime: [],
 });
 
@@ -152,13 +153,15 @@ export const CtlGroup = ctl.ranges;
 
 const clk = layout({
   heartbeats: ['HB_COMPACTOR', 'HB_FAULT', 'HB_MARKER'],
-  cycle: [
+  compaction: [
     'COMPACT_START',
     'COMPACT_END',
     'RSS_PEAK',
     /** Compactor busy time this cycle (ms), excluding waits. */
     'COMPACTOR_BUSY',
     'FAULT_BUSY',
+  ],
+  marking: [
     /** Marker: wall-clock start and end of concurrent marking and of planning, and its CPU time. */
     'MARK_START',
     'MARK_END',
@@ -173,13 +176,19 @@ const clk = layout({
 export const Clk = clk.words;
 export const ClkGroup = clk.ranges;
 
-/** Zeroes what a new cycle starts from: its counters and its clocks. */
-export function resetCycle(ctlWords: Int32Array, clocks: Float64Array): void {
+/** Zeroes what marking starts from (when a cycle begins). */
+export function resetMarking(ctlWords: Int32Array, clocks: Float64Array): void {
+  ctlWords.fill(0, CtlGroup.markCounters[0], CtlGroup.markCounters[1]);
+  clocks.fill(0, ClkGroup.marking[0], ClkGroup.marking[1]);
+}
+
+/** Zeroes what compaction starts from (in the compaction pause). */
+export function resetCompaction(ctlWords: Int32Array, clocks: Float64Array): void {
   ctlWords.fill(0, CtlGroup.counters[0], CtlGroup.counters[1]);
-  clocks.fill(0, ClkGroup.cycle[0], ClkGroup.cycle[1]);
+  clocks.fill(0, ClkGroup.compaction[0], ClkGroup.compaction[1]);
 }
 
 export const Phase = { IDLE: 0, MARKING: 1, REMARKED: 2, PLANNED: 3, COMPACTING: 4 } as const;
 
 /** Jobs the heap hands the marker thread. */
-export const MarkJob = { NONE: 0, MARK: 1, PLAN: 2, CLEAR: 3 } as const;
+export const MarkJob = { NONE: 0, MARK: 1, PLAN: 2 } as const;

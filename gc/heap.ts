@@ -1,44 +1,45 @@
 /**
- * The movegc heap: one mmap'd region, bump allocation, user-declared object types, roots and
- * pins, and a concurrent compacting collector after Android ART's CMC (mark, plan, pause,
- * concurrent compaction with UFFDIO_MOVE, fault handling, fallbacks). See the phase files:
- * mark.ts, plan.ts, pause.ts, compact.ts, build.ts, install.ts, fault.ts.
+ * The movegc heap, as the mutator sees it: one mmap'd region, bump allocation, user-declared
+ * object types, field accessors, roots and pins, and the calls through which the collector
+ * may pause it (collect, safepoint). The collector itself: cycle.ts (the phase driver) and
+ * the phase files it names; threads.ts (the collector's threads); options.ts; refs.ts
+ * (references and their epochs); roots.ts.
  *
- * References handed to JavaScript are numbers that carry a tag of the heap's current epoch;
- * a collection changes the epoch, so a reference held across it is rejected with
- * ERR_STALE_REFERENCE instead of silently pointing at another object. Roots (and pins)
- * survive collections.
+ * Accessors check every reference: its epoch tag (refs.ts), and that it names an object's
+ * first word (the allocator keeps an object-start bitmap), so an interior or forged number
+ * is refused before it reaches the heap. setRef carries the write barrier of concurrent
+ * marking (barrier.ts).
  */
-import { Worker } from 'node:worker_threads';
-import { MoveGcError, ErrorCode, fromNative, internal, invalidArg } from './errors.js';
-import { mark } from './mark.js';
-import { forwardObjectStarts, plan as planCycle, type Plan } from './plan.js';
-import { compactionPause } from './pause.js';
-import { HEAP_ALIGN, resolveInject, resolveOptions, type HeapOptions, type InjectOptions, type ResolvedOptions } from './options.js';
-import { Builders, Scratch, readRss } from './compact.js';
+import { MoveGcError, ErrorCode, internal, invalidArg } from './errors.js';
+import { BarrierLog } from './barrier.js';
+import { Builders, Scratch } from './compact.js';
+import { CycleDriver, keepAlive, type MutatorState } from './cycle.js';
 import { FaultInstall, Install, Installer } from './install.js';
 import { Mapping } from './memory.js';
 import { PAGE_SIZE } from './native.js';
-import { probe, type Capabilities, type Hideable } from './probe.js';
+import { probe, type Capabilities } from './probe.js';
 import { Userfaultfd } from './uffd.js';
 import { chooseMode, Mode, type ModeName } from './modes.js';
 import { silentLogger, type Logger } from './log.js';
-import { summarize, type CycleStats } from './stats.js';
+import type { CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
-import { Clk, Ctl, Hist, HIST_BUCKETS, Owner, Phase, Shared, now, releaseForkedChild, resetCycle } from './shared.js';
+import { Ctl, SEG_FIELDS, Seg, Shared } from './shared.js';
+import { HEAP_ALIGN, Marking, resolveInject, resolveOptions, type HeapOptions, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
+import { RefTags, type Ref } from './refs.js';
+import { Pin, Root, RootTable, type RootOwner } from './roots.js';
+import { CollectorThreads, Role, type RoleName } from './threads.js';
 import {
   BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount,
 } from './layout.js';
-import type { WorkerInit } from './collector-worker.js';
 
-/** A reference to a heap object, valid until the next collection (keep it in a Root to survive). */
-export type Ref = number;
+export type { Ref };
+export { Root, Pin };
 
 export interface TypeSpec {
   name: string;
   /** Reference slots. */
   refs: number;
-  /** Raw bytes after the references. */
+  /** Raw bytes after the references (their area starts 8-aligned). */
   bytes: number;
 }
 
@@ -46,24 +47,12 @@ export class HeapType {
   constructor(readonly id: number, readonly name: string, readonly refs: number, readonly bytes: number, readonly kind: number) {}
 }
 
-const ALIGN = HEAP_ALIGN;
-const TAG = 2 ** 32;
 const liveHeaps = new Set<Heap>();
 
 /** A value a raw setter cannot store as given (typed arrays would coerce it silently). */
 function badValue(kind: string, v: unknown): MoveGcError {
   if (typeof v !== 'number') return invalidArg(`${kind} value must be a number, got ${typeof v}`);
   return new MoveGcError(ErrorCode.OUT_OF_RANGE, `${kind} value must be an integer that fits (negative values wrap), got ${v}`);
-}
-
-/**
- * Holds the process open while `p` is pending. The collector threads are unref'd (a heap the
- * program forgot to close must not keep it alive), and a pending Atomics.waitAsync does not
- * hold the event loop either: without this, a program awaiting its heap could exit mid-await.
- */
-function keepAlive<T>(p: Promise<T>): Promise<T> {
-  const timer = setInterval(() => {}, 1 << 30);
-  return p.finally(() => clearInterval(timer));
 }
 
 const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
@@ -89,68 +78,12 @@ function ownBytes(data: unknown): Uint8Array {
   return new Uint8Array(Reflect.apply(taBuffer, data, []) as ArrayBuffer, Reflect.apply(taByteOffset, data, []) as number, Reflect.apply(taByteLength, data, []) as number);
 }
 
-/** A root: keeps an object alive and tracks it across collections. */
-export class Root {
-  readonly #heap: Heap;
-  readonly #slot: number;
-  #released = false;
-  /** @internal */
-  constructor(heap: Heap, slot: number) {
-    this.#heap = heap;
-    this.#slot = slot;
-  }
-  get(): Ref | null {
-    if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'root released');
-    return this.#heap._rootGet(this.#slot);
-  }
-  set(ref: Ref | null): void {
-    if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'root released');
-    this.#heap._rootSet(this.#slot, ref);
-  }
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.#heap._rootRelease(this.#slot);
-  }
-}
-
-/** A pin: the object stays alive and at its address until released; compaction flows around it. */
-export class Pin {
-  readonly #heap: Heap;
-  readonly #word: number;
-  #released = false;
-  /** @internal */
-  constructor(heap: Heap, word: number) {
-    this.#heap = heap;
-    this.#word = word;
-  }
-  /** The pinned object's current reference. */
-  get ref(): Ref {
-    if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'pin released');
-    return this.#heap._encode(this.#word);
-  }
-  /** Its virtual address: fixed while pinned (hand it to I/O). */
-  get address(): number {
-    if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'pin released');
-    return this.#heap._pinAddress(this.#word);
-  }
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.#heap._unpin(this.#word);
-  }
-}
-
-interface ActiveCycle {
-  stats: CycleStats;
-  plan: Plan;
-  pauseEnd: number;
-}
-
-export class Heap {
+export class Heap implements RootOwner {
   readonly capacity: number;
   readonly mode: ModeName;
   readonly requestedMode: ModeName;
+  /** Where marking runs: 'concurrent' (a marker thread) or 'pause'; stw always marks in its pause. */
+  readonly marking: MarkingName;
   /** Why the heap runs in a lesser mode than requested (empty if it does not). */
   readonly fallbacks: readonly string[];
   readonly capabilities: Capabilities;
@@ -166,45 +99,38 @@ export class Heap {
   readonly #typeList: HeapType[] = [];
   readonly #typeByName = new Map<string, HeapType>();
   readonly #uffd: Userfaultfd | null;
-  readonly #builders: Builders;
-  #workers: { compactor: Worker | null; fault: Worker | null } = { compactor: null, fault: null };
-  #workerDead = { compactor: false, fault: false };
-  readonly #reportedDead = new WeakSet<Worker>();
-  #finishing: Promise<void> | null = null;
+  readonly #threads: CollectorThreads;
+  readonly #cycles: CycleDriver;
+  readonly #tags = new RefTags();
+  readonly #roots = new RootTable();
   #closing: Promise<void> | null = null;
+  #closed = false;
   #top = HEAP_START_WORD;
-  #tag = 0;
-  #tagBase = 0;
-  #oldTags: number[] = [];
-  #roots = new Uint32Array(1024);
-  #rootUsed = new Uint8Array(1024);
-  #rootCount = 0;
-  #rootFree: number[] = [];
-  #pins = new Map<number, number>(); // word -> pin count
+  #inject: Readonly<InjectOptions>;
   /** Which of sh.objects holds this epoch's object starts (the other is the plan's next). */
   #epochStarts = 0;
   #objects: Uint32Array;
   /** Words of the next-epoch bitmap that may hold stale bits from its last use. */
   #nextStartsExtent = 0;
-  #active: ActiveCycle | null = null;
-  #closed = false;
-  #cycles = 0;
-  #history: CycleStats[] = [];
-  #inject: Readonly<InjectOptions>;
+  /** The write barrier (concurrent marking): on, its black boundary, its log. */
+  #barrier = false;
+  #blackStart = 0;
+  readonly #log: BarrierLog;
 
   private constructor(opts: ResolvedOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger) {
     this.capacity = opts.capacity;
     this.requestedMode = opts.mode;
     this.mode = mode;
+    this.marking = mode === Mode.STW ? Marking.PAUSE : opts.marking;
     this.fallbacks = fallbacks;
     this.capabilities = caps;
     this.log = log;
     this.#opts = opts;
     this.#inject = opts.inject;
     const advise = opts.dontFork ? (['DONTFORK'] as const) : [];
-    this.#heapMap = Mapping.anonymous(opts.capacity, { alignment: ALIGN, advise: [...advise, 'NOHUGEPAGE'] });
+    this.#heapMap = Mapping.anonymous(opts.capacity, { alignment: HEAP_ALIGN, advise: [...advise, 'NOHUGEPAGE'] });
     try {
-      this.#fromMap = Mapping.anonymous(opts.capacity + ALIGN, { alignment: ALIGN, advise: [...advise, 'NOHUGEPAGE'] });
+      this.#fromMap = Mapping.anonymous(opts.capacity + HEAP_ALIGN, { alignment: HEAP_ALIGN, advise: [...advise, 'NOHUGEPAGE'] });
     } catch (e) {
       this.#heapMap.close();
       throw e;
@@ -213,11 +139,7 @@ export class Heap {
     this.#u32 = new Uint32Array(view);
     this.#u8 = new Uint8Array(view);
     this.#f64 = new Float64Array(view);
-    if (mode !== Mode.STW) {
-      this.#uffd = Userfaultfd.open({ how: caps.uffd.how ?? 'syscall', features: mode === Mode.MOVE ? ['MOVE'] : [] });
-    } else {
-      this.#uffd = null;
-    }
+    this.#uffd = mode !== Mode.STW ? Userfaultfd.open({ how: caps.uffd.how ?? 'syscall', features: mode === Mode.MOVE ? ['MOVE'] : [] }) : null;
     const typesSab = TypeTable.allocate();
     this.#types = new TypeTable(typesSab);
     this.#sh = Shared.allocate({
@@ -230,16 +152,24 @@ export class Heap {
       types: typesSab,
     });
     this.#objects = this.#sh.objects[0];
+    this.#log = new BarrierLog(this.#sh.logRing, this.#sh.ctl);
     Atomics.store(this.#sh.ctl, Ctl.INSTALL, mode === Mode.MOVE ? Install.MOVE : mode === Mode.COPY ? Install.COPY : Install.DIRECT);
     Atomics.store(this.#sh.ctl, Ctl.FAULT_INSTALL, opts.faultInstall === 'move' ? FaultInstall.MOVE : FaultInstall.COPY);
     const from = new Uint32Array(this.#fromMap.view(0, opts.capacity + Scratch.PAGES * PAGE_SIZE));
-    this.#builders = new Builders(this.#sh, from, new Installer(this.#sh, this.#uffd, (msg, data) => this.log.warn({ ...data, thread: 'mutator' }, msg)));
+    const builders = new Builders(this.#sh, from, new Installer(this.#sh, this.#uffd, (msg, data) => this.log.warn({ ...data, thread: 'mutator' }, msg)));
+    const roles: RoleName[] = mode === Mode.STW ? [] : this.marking === Marking.CONCURRENT ? [Role.FAULT, Role.COMPACTOR, Role.MARKER] : [Role.FAULT, Role.COMPACTOR];
+    this.#threads = new CollectorThreads(this.#sh, opts.stallMs, log, roles);
+    this.#cycles = new CycleDriver({
+      sh: this.#sh, opts, mode, threads: this.#threads, builders, uffd: this.#uffd, fromMap: this.#fromMap, log,
+      mut: this.#mutatorState(), inject: () => this.#inject, verify: () => this.verify(),
+    });
     this.#typeList.push(
       new HeapType(0, '(filler)', 0, 0, Kind.FILLER),
       new HeapType(REF_ARRAY_TYPE, 'RefArray', 0, 0, Kind.REF_ARRAY),
       new HeapType(BYTE_ARRAY_TYPE, 'ByteArray', 0, 0, Kind.BYTE_ARRAY),
     );
-    this.#newTag();
+    this.#tags.retag();
+    this.#applyMarkerInject();
   }
 
   /**
@@ -248,7 +178,6 @@ export class Heap {
    */
   static async create(options: HeapOptions): Promise<Heap> {
     const opts = resolveOptions(options); // read once, validated, frozen: see options.ts
-    const cap = opts.capacity;
     const log = opts.logger ?? silentLogger();
     const caps = probe({ hide: [...opts.hide] });
     const { mode, fallbacks } = chooseMode(opts.mode, caps);
@@ -256,82 +185,57 @@ export class Heap {
     const heap = new Heap(opts, caps, mode, fallbacks, log);
     liveHeaps.add(heap);
     try {
-      if (mode !== Mode.STW) await heap.#startWorkers();
+      await heap.#threads.start();
     } catch (e) {
       await heap.close();
       throw e;
     }
-    log.info({ capacity: cap, mode, uffd: caps.uffd.how, thp: caps.thp }, 'heap created');
+    log.info({ capacity: opts.capacity, mode, marking: heap.marking, uffd: caps.uffd.how, thp: caps.thp }, 'heap created');
     return heap;
   }
 
-  // ---------------------------------------------------------------- workers
-
-  #spawn(role: 'compactor' | 'fault'): Promise<void> {
-    const init: WorkerInit = { role, shared: this.#sh.d, stallMs: this.#opts.stallMs };
-    const w = new Worker(new URL('./collector-worker.js', import.meta.url), { workerData: init });
-    this.#workers[role] = w;
-    this.#workerDead[role] = false;
-    w.on('message', (m: { type: string; msg?: string; data?: Record<string, unknown>; role?: string }) => {
-      if (m.type === 'warn') this.log.warn({ ...m.data, thread: m.role }, m.msg ?? '');
-      else if (m.type === 'done' && this.#active && !this.#closed) void this.#tryFinalize();
-    });
-    w.on('error', (e) => {
-      if (this.#workers[role] === w) this.#workerDead[role] = true;
-      if (this.#reportedDead.has(w)) return; // found dead through shared memory first
-      this.#reportedDead.add(w);
-      this.log.error({ role, err: e }, 'collector thread died');
-    });
-    w.on('exit', () => {
-      if (this.#workers[role] !== w) return; // a replaced thread: its successor runs
-      this.#workerDead[role] = true;
-      this.#workers[role] = null;
-    });
-    // Referenced until it is online (the caller awaits that), then unref'd, after every
-    // listener: adding a 'message' listener refs a Worker again, and a heap the program forgot
-    // to close must not keep the process alive (at exit the kernel takes back the mappings).
-    return new Promise((resolve, reject) => {
-      w.once('online', () => {
-        w.unref();
-        resolve();
-      });
-      w.once('error', reject);
-    });
-  }
-
-  async #startWorkers(): Promise<void> {
-    const c = this.#sh.clk;
-    c[Clk.HB_FAULT] = now();
-    await Promise.all([this.#spawn('fault'), this.#spawn('compactor')]);
+  /** The mutator's side as the cycle driver sees it (cycle.ts). */
+  #mutatorState(): MutatorState {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const heap = this;
+    return {
+      u32: this.#u32,
+      get top() { return heap.#top; },
+      set top(v: number) { heap.#top = v; },
+      get typeCount() { return heap.#typeList.length; },
+      get roots() { return heap.#roots.words; },
+      get rootCount() { return heap.#roots.count; },
+      rootWords: () => this.#roots.rootWords(),
+      pinWords: () => [...this.#roots.pins.keys()],
+      get pinsAdded() { return heap.#roots.pinsAdded; },
+      retag: () => this.#tags.retag(),
+      setBarrier: (on: boolean, blackStart: number) => {
+        this.#barrier = on;
+        this.#blackStart = blackStart;
+      },
+      barrierLog: this.#log,
+      get epochStarts() { return heap.#epochStarts; },
+      set epochStarts(v: number) {
+        heap.#epochStarts = v;
+        heap.#objects = heap.#sh.objects[v];
+      },
+      get nextStartsExtent() { return heap.#nextStartsExtent; },
+      set nextStartsExtent(v: number) { heap.#nextStartsExtent = v; },
+    };
   }
 
   // ---------------------------------------------------------------- references
 
-  #newTag(): void {
-    if (this.#tag) {
-      this.#oldTags.push(this.#tag);
-      if (this.#oldTags.length > 64) this.#oldTags.shift();
-    }
-    let t: number;
-    do t = 1 + Math.floor(Math.random() * (2 ** 21 - 2));
-    while (t === this.#tag || this.#oldTags.includes(t));
-    this.#tag = t;
-    this.#tagBase = t * TAG;
-  }
-
   /** @internal */
   _encode(w: number): Ref {
     this.#check();
-    return this.#tagBase + w;
+    return this.#tags.base + w;
   }
 
   #refError(ref: unknown): MoveGcError {
-    if (typeof ref !== 'number') return new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `expected a heap reference (number), got ${ref === null ? 'null' : typeof ref}`);
-    const tag = Math.floor(ref / TAG);
-    if (this.#oldTags.includes(tag))
-      return new MoveGcError(ErrorCode.STALE_REFERENCE, `reference ${ref} is from before a collection: objects may have moved; keep references across collections in a Root`);
-    for (const h of liveHeaps) if (h !== this && h.#tag === tag) return new MoveGcError(ErrorCode.FOREIGN_REFERENCE, `reference ${ref} belongs to another heap`);
-    return new MoveGcError(ErrorCode.INVALID_REFERENCE, `${ref} is not a reference of this heap`);
+    const others: number[] = [];
+    for (const h of liveHeaps) if (h !== this) others.push(h.#tags.tag);
+    return this.#tags.error(ref, others);
   }
 
   /** Word index of a reference, checked. */
@@ -339,7 +243,7 @@ export class Heap {
     if (this.#closed) throw new MoveGcError(ErrorCode.CLOSED, 'heap is closed');
     if (typeof ref !== 'number') throw this.#refError(ref); // before any arithmetic: a BigInt or Symbol throws a TypeError
     const w = ref >>> 0;
-    if (ref - w !== this.#tagBase) throw this.#refError(ref);
+    if (ref - w !== this.#tags.base) throw this.#refError(ref);
     if (w < HEAP_START_WORD || w >= this.#top) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is outside the heap's objects`);
     if ((this.#objects[w >>> 5] & (1 << (w & 31))) === 0) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is not the start of an object (an interior or forged reference)`);
     return w;
@@ -347,6 +251,14 @@ export class Heap {
 
   #wOrNull(ref: unknown): number {
     return ref === null ? 0 : this.#w(ref);
+  }
+
+  /** The write barrier's slow path: log a stored reference the marker may not have seen. */
+  #shade(w: number): void {
+    if (w === 0 || w >= this.#blackStart) return;
+    // Marked already: skip, but only once the marker has cleared the last cycle's bits.
+    if ((this.#sh.starts[w >>> 5] & (1 << (w & 31))) !== 0 && Atomics.load(this.#sh.ctl, Ctl.MARK_CLEARED) === 1) return;
+    this.#log.append(w);
   }
 
   // ---------------------------------------------------------------- types and allocation
@@ -382,10 +294,10 @@ export class Heap {
     if (w + words > this.capacity / 8)
       throw new MoveGcError(ErrorCode.HEAP_FULL, `heap full: ${words * 8} bytes requested, ${this.capacity - w * 8} free of ${this.capacity}; collect() to reclaim`);
     this.#top = w + words;
-    this.#objects[w >>> 5] |= 1 << (w & 31);
+    this.#objects[w >>> 5] |= 1 << (w & 31); // the allocation-start bitmap: see #w
     this.#u32[w * 2] = typeId;
     this.#u32[w * 2 + 1] = length;
-    return this.#tagBase + w;
+    return this.#tags.base + w;
   }
 
   /** Allocates an object of a declared type; its slots are null and its bytes zero. */
@@ -444,12 +356,14 @@ export class Heap {
 
   getRef(obj: Ref, i: number): Ref | null {
     const r = this.#u32[this.#slot(obj, i)];
-    return r === 0 ? null : this.#tagBase + r;
+    return r === 0 ? null : this.#tags.base + r;
   }
 
   setRef(obj: Ref, i: number, value: Ref | null): void {
     const s = this.#slot(obj, i);
-    this.#u32[s] = this.#wOrNull(value);
+    const v = this.#wOrNull(value);
+    this.#u32[s] = v;
+    if (this.#barrier) this.#shade(v); // concurrent marking only: one load and a branch otherwise
   }
 
   /** Byte index in the heap of raw byte `offset` of obj, checked for `size` bytes. */
@@ -527,46 +441,29 @@ export class Heap {
 
   root(ref: Ref | null = null): Root {
     this.#check();
-    const w = this.#wOrNull(ref);
-    let slot = this.#rootFree.pop();
-    if (slot === undefined) {
-      if (this.#rootCount === this.#roots.length) {
-        const r = new Uint32Array(this.#roots.length * 2);
-        r.set(this.#roots);
-        this.#roots = r;
-        const u = new Uint8Array(r.length);
-        u.set(this.#rootUsed);
-        this.#rootUsed = u;
-      }
-      slot = this.#rootCount++;
-    }
-    this.#roots[slot] = w;
-    this.#rootUsed[slot] = 1;
-    return new Root(this, slot);
+    return new Root(this, this.#roots.add(this.#wOrNull(ref)));
   }
   /** @internal */
   _rootGet(slot: number): Ref | null {
     this.#check();
-    const w = this.#roots[slot];
-    return w === 0 ? null : this.#tagBase + w;
+    const w = this.#roots.words[slot];
+    return w === 0 ? null : this.#tags.base + w;
   }
   /** @internal */
   _rootSet(slot: number, ref: Ref | null): void {
     this.#check();
-    this.#roots[slot] = this.#wOrNull(ref);
+    this.#roots.words[slot] = this.#wOrNull(ref);
   }
   /** @internal */
   _rootRelease(slot: number): void {
     if (this.#closed) return;
-    this.#roots[slot] = 0;
-    this.#rootUsed[slot] = 0;
-    this.#rootFree.push(slot);
+    this.#roots.release(slot);
   }
 
   /** Pins an object: it stays alive and never moves until the pin is released. */
   pin(ref: Ref): Pin {
     const w = this.#w(ref);
-    this.#pins.set(w, (this.#pins.get(w) ?? 0) + 1);
+    this.#roots.pin(w);
     return new Pin(this, w);
   }
   /** @internal */
@@ -576,14 +473,7 @@ export class Heap {
   }
   /** @internal */
   _unpin(w: number): void {
-    const n = (this.#pins.get(w) ?? 0) - 1;
-    if (n > 0) this.#pins.set(w, n);
-    else this.#pins.delete(w);
-  }
-
-  *#rootWords(): Generator<number> {
-    for (let i = 0; i < this.#rootCount; i++) if (this.#roots[i] !== 0) yield this.#roots[i];
-    yield* this.#pins.keys();
+    this.#roots.unpin(w);
   }
 
   // ---------------------------------------------------------------- collection
@@ -593,338 +483,117 @@ export class Heap {
     return this.#top * 8;
   }
   get cycleActive(): boolean {
-    return this.#active !== null;
+    return this.#cycles.active;
+  }
+  /** Where the active cycle stands: 'idle', 'marking', 'planning' or 'compacting'. */
+  get cyclePhase(): string {
+    return this.#cycles.phase;
   }
   /** Statistics of every finished cycle (most recent last, up to 1000). */
   get history(): readonly CycleStats[] {
-    return this.#history;
+    return this.#cycles.history;
   }
 
   /** Changes fault injection for the next cycles (see InjectOptions). */
   inject(opts: InjectOptions): void {
     this.#check();
     this.#inject = resolveInject(opts);
+    this.#applyMarkerInject();
+  }
+
+  /** The marker reads its injections when a marking starts (the compactor's: cycle.ts, at the flip). */
+  #applyMarkerInject(): void {
+    const c = this.#sh.ctl;
+    c[Ctl.INJECT_MARK_DELAY_AT] = this.#inject.markDelayAtObject ?? 0;
+    c[Ctl.INJECT_MARK_DELAY_MS] = this.#inject.markDelayMs ?? 0;
+    c[Ctl.INJECT_MARK_DIE_AT] = this.#inject.markDieAtObject ?? 0;
   }
 
   /**
-   * Runs a collection: finishes any active cycle, marks, plans and pauses; returns once the
-   * mutator may run again. In `move`/`copy` mode compaction continues concurrently: await
-   * idle() for its end. In `stw` mode the cycle is complete on return.
+   * Runs a collection: finishes any active cycle, then marks (concurrently, awaiting the
+   * marker), pauses to remark, plans (concurrently), and pauses to flip; returns once the
+   * mutator may run again with compaction going on concurrently (await idle() for its end).
+   * In `stw` mode the cycle is complete on return. Every Ref held across it is stale.
    */
   async collect(): Promise<CycleStats> {
     this.#checkOpen();
     // With no cycle active the new one starts before this call first yields. Otherwise wait:
     // a racing collect() may start another meanwhile (loop), and close() called meanwhile
     // means no cycle starts after it (ERR_CLOSED).
-    while (this.#active) {
-      await this.#finishCycle();
+    while (this.#cycles.active) {
+      await this.#cycles.finish();
       this.#checkOpen();
     }
     try {
-      return this.#startCycle();
+      return await keepAlive(this.#cycles.collect());
     } catch (e) {
       throw internal(e, 'collect');
     }
   }
 
-  #startCycle(): CycleStats {
-    const sh = this.#sh;
-    const usedBefore = this.#top * 8;
-    const rssBefore = readRss();
-    const t0 = now();
-    const m = mark(this.#u32, sh.types, this.#typeList.length, sh.starts, sh.live, this.#top, this.#rootWords());
-    const t1 = now();
-    const p = planCycle(this.#u32, sh.types, sh, { topWord: this.#top, pinned: this.#pins.keys(), denseThreshold: this.#opts.denseThreshold });
-    const next = sh.objects[this.#epochStarts ^ 1];
-    next.fill(0, 0, this.#nextStartsExtent);
-    forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned);
-    const t2 = now();
-    this.log.debug({ phase: 'mark', ms: t1 - t0, objects: m.objects, liveBytes: m.words * 8 }, 'mark');
-    this.log.debug({ phase: 'plan', ms: t2 - t1, pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
-
-    // Reset the shared counters for this cycle before anything can fault.
-    resetCycle(sh.ctl, sh.clk);
-    sh.hist.fill(0);
-    const inj = this.#inject;
-    sh.ctl[Ctl.INJECT_EAGAIN_EVERY] = inj.eagainEvery ?? 0;
-    sh.ctl[Ctl.INJECT_DELAY_AT_PAGE] = inj.delayAtPage ?? 0;
-    sh.ctl[Ctl.INJECT_DELAY_MS] = inj.delayMs ?? 0;
-    sh.ctl[Ctl.INJECT_DIE_AT_PAGE] = inj.dieAtPage ?? 0;
-    sh.ctl[Ctl.INJECT_FORK_AT_PAGE] = inj.forkAtPage ?? 0;
-    sh.ctl[Ctl.SEGMENTS] = p.segments.length;
-    sh.ctl[Ctl.PAGES_TOTAL] = p.pagesTotal;
-    sh.ctl[Ctl.PAGES_MAPPED] = 0;
-    sh.ctl[Ctl.FLUSH_REQUEST] = 0;
-    sh.clk[Clk.RSS_PEAK] = rssBefore;
-
-    // The compaction pause.
-    const tp = now();
-    let pause;
+  /**
+   * The non-blocking form: starts a cycle (concurrent marking begins at once) and returns;
+   * the pauses then run inside safepoint() calls. False if a cycle is already active.
+   */
+  requestCollection(): boolean {
+    this.#checkOpen();
     try {
-      pause = compactionPause(this.#u32, this.#builders.from, sh, p, this.#roots, this.#rootCount, this.#uffd, this.#opts.pauseOrder);
+      return this.#cycles.request();
     } catch (e) {
-      throw fromNative(e, 'compaction pause');
+      throw internal(e, 'requestCollection');
     }
-    this.#newTag();
-    this.#nextStartsExtent = (this.#top >>> 5) + 1; // the retiring bitmap's bits all lie below the old top
-    this.#epochStarts ^= 1;
-    this.#objects = sh.objects[this.#epochStarts];
-    this.#top = p.allocTop;
-    const pauseEnd = now();
-    this.#cycles++;
-    const stats = this.#emptyStats(usedBefore, m.objects, m.words * 8, t1 - t0, t2 - t1, rssBefore, p);
-    stats.pause = { totalMs: pauseEnd - tp, ...pause };
-    this.log.info({ phase: 'pause', cycle: stats.cycle, ...stats.pause }, 'compaction pause');
-    this.#active = { stats, plan: p, pauseEnd };
+  }
 
-    if (this.mode === Mode.STW) {
-      // Stop-the-world: the same page builder, writing straight into the emptied heap.
-      const t = now();
-      for (const [first, end] of this.#builders.pageRanges())
-        for (let q = first; q < end; q++) this.#builders.buildOne(q, Owner.MUTATOR, 0, this.#u32);
-      sh.clk[Clk.COMPACT_START] = t;
-      sh.clk[Clk.COMPACT_END] = now();
-      sh.clk[Clk.COMPACTOR_BUSY] = now() - t;
-      stats.pause.totalMs += now() - t;
-      this.#finalize();
-      return stats;
+  /**
+   * A safepoint, for a loop that must not wait (a frame loop calls it between frames): runs
+   * the pause that is due, if any (the marking pause once the marker is done, the compaction
+   * pause once the plan is ready), and never waits for a collector thread. Returns true when
+   * a pause ran: every Ref held across the call is then stale (re-read them from Roots).
+   */
+  safepoint(): boolean {
+    this.#check();
+    try {
+      return this.#cycles.safepoint();
+    } catch (e) {
+      throw internal(e, 'safepoint');
     }
-    sh.clk[Clk.HB_COMPACTOR] = now();
-    Atomics.store(sh.ctl, Ctl.PHASE, Phase.COMPACTING);
-    Atomics.add(sh.ctl, Ctl.CYCLE, 1);
-    Atomics.notify(sh.ctl, Ctl.CYCLE);
-    if (p.pagesTotal === 0) this.#finalize();
-    return stats;
   }
 
   /** Waits for the active cycle (if any) to end; returns its statistics. */
   async idle(): Promise<CycleStats | undefined> {
     this.#check();
-    if (!this.#active) return this.#history[this.#history.length - 1];
-    const cycle = this.#active.stats.cycle;
-    await this.#finishCycle();
-    return this.#history.find((s) => s.cycle === cycle);
+    const cycle = this.#cycles.activeCycle;
+    if (cycle === undefined) return this.history[this.history.length - 1];
+    await this.#cycles.finish();
+    return this.history.find((s) => s.cycle === cycle);
   }
 
   /** collect() and wait for the end of the cycle it started (not of one a racing call started). */
   async gc(): Promise<CycleStats> {
     const { cycle } = await this.collect();
-    while (this.#active && this.#active.stats.cycle <= cycle) await this.#finishCycle();
-    const st = this.#history.find((s) => s.cycle === cycle);
+    while ((this.#cycles.activeCycle ?? Infinity) <= cycle) await this.#cycles.finish();
+    const st = this.history.find((s) => s.cycle === cycle);
     if (!st) throw new MoveGcError(ErrorCode.CLOSED, `cycle ${cycle} did not finish: the heap was closed`);
     return st;
   }
 
-  /**
-   * Brings the active cycle to its end with bounded waits. While the collector threads make
-   * progress, it waits for them; when one is stalled or dead (heartbeat older than stallMs),
-   * this thread builds the remaining pages itself, so the cycle always completes.
-   */
-  #finishCycle(): Promise<void> {
-    // One at a time: two concurrent runs could both replace a stalled thread (two compactors).
-    if (!this.#finishing) this.#finishing = keepAlive(this.#finishCycleOnce()).finally(() => (this.#finishing = null));
-    return this.#finishing;
-  }
-
-  async #finishCycleOnce(): Promise<void> {
-    if (!this.#active) return;
-    const sh = this.#sh;
-    const stall = this.#opts.stallMs;
-    for (;;) {
-      if (!this.#active) return;
-      const mapped = Atomics.load(sh.ctl, Ctl.PAGES_MAPPED);
-      if (this.#builders.allMapped()) {
-        // The compactor may still be finishing its walk: it must be out before the next cycle
-        // (and one that has not entered this cycle yet must not enter it: see CLOSING_CYCLE).
-        Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE));
-        if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) === 0) break;
-        if (this.#workerDead.compactor || this.#builders.isStale(Owner.COMPACTOR, stall)) {
-          await this.#replace('compactor');
-          break;
-        }
-      } else if (this.#workerDead.compactor || this.#builders.compactorGone(stall)) {
-        this.#help();
-        // What is left belongs to a live builder (the fault server): wait for it, don't spin.
-        if (this.#builders.allMapped()) continue;
-      }
-      const r = Atomics.waitAsync(sh.ctl, Ctl.PAGES_MAPPED, mapped, this.#builders.allMapped() ? 1 : Math.max(5, stall / 4));
-      if (r.async) await r.value;
-    }
-    // A compactor that threw this cycle is dying: replace it now, so that the next cycle does
-    // not run on the stand-in alone. (Its Worker's 'error' event may not be delivered yet:
-    // this thread may not have turned the event loop since.)
-    const cycle = Atomics.load(sh.ctl, Ctl.CYCLE);
-    if (!this.#workerDead.compactor && Atomics.load(sh.ctl, Ctl.COMPACTOR_FAILED) === cycle) {
-      this.#workerDead.compactor = true;
-      if (this.#workers.compactor) this.#reportedDead.add(this.#workers.compactor);
-      this.log.error({ role: 'compactor', cycle }, 'collector thread died');
-    }
-    if (this.#workerDead.fault) await this.#replace('fault');
-    if (this.#workerDead.compactor) await this.#replace('compactor');
-    await this.#faultsServed();
-    if (this.#active) this.#finalize();
-  }
-
-  /**
-   * Waits (bounded) for faults the fault server has read but not yet served and timed: they
-   * belong to this cycle's statistics. All pages are installed, so no new fault can come;
-   * a fault read just before its page was installed by another thread only needs a wake.
-   */
-  async #faultsServed(): Promise<void> {
-    const sh = this.#sh;
-    const deadline = now() + this.#opts.stallMs;
-    for (;;) {
-      const n = Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT);
-      if (n <= 0 || this.#workerDead.fault || now() > deadline) return;
-      const r = Atomics.waitAsync(sh.ctl, Ctl.FAULTS_IN_FLIGHT, n, 1);
-      if (r.async) await r.value;
-    }
-  }
-
-  async #replace(role: 'compactor' | 'fault'): Promise<void> {
-    const w = this.#workers[role];
-    this.log.warn({ role }, 'replacing a stalled or dead collector thread');
-    if (w) await w.terminate();
-    if (role === 'fault') Atomics.store(this.#sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0); // its faults die with it
-    if (role === 'compactor') {
-      Atomics.store(this.#sh.ctl, Ctl.COMPACTOR_IN, 0);
-      releaseForkedChild(this.#sh); // a terminated thread runs no finally: reap its child here
-    }
-    if (!this.#closed) await this.#spawn(role);
-  }
-
-  /** The mutator thread builds every page still unbuilt (it reads only from-space: it cannot fault). */
-  #help(): void {
-    const scratch = this.#builders.scratchPage(Scratch.MUTATOR);
-    for (const [first, end] of this.#builders.pageRanges())
-      for (let q = first; q < end; q++) this.#builders.resolve(q, Owner.MUTATOR, scratch, this.#opts.stallMs);
-  }
-
-  async #tryFinalize(): Promise<void> {
-    const sh = this.#sh;
-    if (!this.#active || !this.#builders.allMapped()) return;
-    Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE)); // see CLOSING_CYCLE
-    if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) === 0) {
-      if (Atomics.load(this.#sh.ctl, Ctl.FAULTS_IN_FLIGHT) > 0 && !this.#workerDead.fault && !this.#builders.isStale(Owner.FAULT, this.#opts.stallMs)) {
-        setTimeout(() => void this.#tryFinalize(), 1).unref(); // a fault is still being timed
-        return;
-      }
-      try {
-        this.#finalize();
-      } catch (e) {
-        this.log.error({ err: e }, 'cycle finalization failed');
-      }
-    }
-  }
-
-  /** End of cycle: every page installed; unregister, release from-space, record statistics. */
-  #finalize(): void {
-    const a = this.#active;
-    if (!a) return;
-    this.#active = null;
-    const sh = this.#sh;
-    Atomics.store(sh.ctl, Ctl.PHASE, Phase.IDLE);
-    const end = now();
-    if (this.#uffd) {
-      for (const s of a.plan.segments)
-        if (s.endPage > s.firstPage) this.#uffd.unregister(this.address + s.firstPage * PAGE_SIZE, (s.endPage - s.firstPage) * PAGE_SIZE);
-    }
-    // From-space now holds only pages nobody reads: give them back.
-    this.#fromMap.advise('DONTNEED', 0, this.capacity + Scratch.PAGES * PAGE_SIZE);
-    const st = a.stats;
-    const c = sh.ctl;
-    st.usedAfterBytes = this.#top * 8;
-    st.compactionMs = sh.clk[Clk.COMPACT_END] > 0 ? sh.clk[Clk.COMPACT_END] - a.pauseEnd : end - a.pauseEnd;
-    if (this.mode === Mode.STW) st.compactionMs = sh.clk[Clk.COMPACT_END] - sh.clk[Clk.COMPACT_START];
-    st.compactorBusyMs = sh.clk[Clk.COMPACTOR_BUSY];
-    st.concurrentMs = this.mode === Mode.STW ? 0 : end - a.pauseEnd;
-    st.pages.moved = c[Ctl.PAGES_MOVED];
-    st.pages.copied = c[Ctl.PAGES_COPIED];
-    st.pages.builtByCompactor = c[Ctl.COMPACTOR_BUILDS];
-    st.pages.builtByFaults = c[Ctl.FAULT_BUILDS];
-    st.pages.builtByMutator = this.mode === Mode.STW ? st.pages.total : c[Ctl.MUTATOR_BUILDS];
-    st.pages.recycledBuffers = c[Ctl.RECYCLED_BUFFERS];
-    st.pages.freshBuffers = c[Ctl.FRESH_BUFFERS];
-    st.pages.released = c[Ctl.RELEASED_PAGES];
-    st.moveCalls = c[Ctl.MOVE_CALLS];
-    st.copyCalls = c[Ctl.COPY_CALLS];
-    st.ebusy = c[Ctl.EBUSY];
-    st.ebusyCopies = c[Ctl.EBUSY_COPIES];
-    st.eexist = c[Ctl.EEXIST];
-    st.eagain = c[Ctl.EAGAIN];
-    st.enoent = c[Ctl.ENOENT];
-    st.takeovers = c[Ctl.TAKEOVERS];
-    st.errors = c[Ctl.ERRORS];
-    st.faults = c[Ctl.FAULTS];
-    st.faultUs = summarize(sh.hist, Hist.FAULT_US * HIST_BUCKETS);
-    st.batchPages = summarize(sh.hist, Hist.BATCH_PAGES * HIST_BUCKETS);
-    st.rss.peakBytes = Math.max(sh.clk[Clk.RSS_PEAK], st.rss.beforeBytes);
-    st.rss.afterBytes = readRss();
-    this.#history.push(st);
-    if (this.#history.length > 1000) this.#history.shift();
-    this.log.info(
-      { phase: 'compaction', cycle: st.cycle, mode: st.mode, compactionMs: st.compactionMs, pagesMoved: st.pages.moved, pagesCopied: st.pages.copied, faults: st.faults, faultP50Us: st.faultUs.p50, ebusy: st.ebusy, reclaimedBytes: st.reclaimedBytes },
-      'cycle done',
-    );
-    if (st.ebusy > 0) this.log.warn({ cycle: st.cycle, ebusy: st.ebusy, copied: st.ebusyCopies }, 'pages refused by MOVE were copied');
-    if (this.#opts.verify) {
-      const v = this.verify();
-      if (!v.ok) throw new MoveGcError(ErrorCode.VERIFY_FAILED, `heap verification failed after cycle ${st.cycle}: ${v.errors.join('; ')}`);
-    }
-  }
-
-  #emptyStats(usedBefore: number, objects: number, liveBytes: number, markMs: number, planMs: number, rssBefore: number, p: Plan): CycleStats {
-    const empty = summarize(new Int32Array(HIST_BUCKETS), 0);
-    return {
-      cycle: this.#cycles,
-      mode: this.mode,
-      usedBeforeBytes: usedBefore,
-      usedAfterBytes: 0,
-      liveBytes,
-      liveObjects: objects,
-      reclaimedBytes: usedBefore - p.allocTop * 8,
-      markMs,
-      planMs,
-      pause: { totalMs: 0, rootsMs: 0, pinnedMs: 0, registerMs: 0, remapMs: 0 },
-      compactionMs: 0,
-      compactorBusyMs: 0,
-      concurrentMs: 0,
-      pages: { total: p.pagesTotal, identity: p.identityPages, moved: 0, copied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
-      moveCalls: 0,
-      copyCalls: 0,
-      batchPages: empty,
-      ebusy: 0,
-      ebusyCopies: 0,
-      eexist: 0,
-      eagain: 0,
-      enoent: 0,
-      takeovers: 0,
-      errors: 0,
-      faults: 0,
-      faultUs: empty,
-      rss: { beforeBytes: rssBefore, peakBytes: rssBefore, afterBytes: 0 },
-      pinnedSpans: p.pinnedSpans.length,
-      segments: p.segments.length,
-    };
-  }
-
-  /** @internal Counters and page-state census of the active cycle, for diagnosing a stuck cycle. */
+  /** @internal Control words and clocks of the active cycle, for diagnosing a stuck cycle. */
   _debugState(): Record<string, unknown> {
     const sh = this.#sh;
     const census: Record<string, number> = {};
-    for (const [first, end] of this.#builders.pageRanges())
-      for (let q = first; q < end; q++) {
-        const s = sh.pageState[q];
-        const k = `owner${s >>> 2}/phase${s & 3}`;
-        census[k] = (census[k] ?? 0) + 1;
-      }
-    return { ctl: Array.from(sh.ctl), clk: Array.from(sh.clk).map((v) => (Number.isFinite(v) ? now() - v : v)), census, workersDead: this.#workerDead };
+    if (this.#cycles.phase === 'compacting')
+      for (let i = 0, n = sh.ctl[Ctl.SEGMENTS]; i < n; i++)
+        for (let q = sh.segments[i * SEG_FIELDS + Seg.FIRST_PAGE]; q < sh.segments[i * SEG_FIELDS + Seg.END_PAGE]; q++) {
+          const k = `owner${sh.pageState[q] >>> 2}/phase${sh.pageState[q] & 3}`;
+          census[k] = (census[k] ?? 0) + 1;
+        }
+    return { ctl: Array.from(sh.ctl), phase: this.#cycles.phase, census };
   }
 
   /** Walks the heap and checks every object and reference (see verify.ts). */
   verify(): VerifyResult {
     this.#check();
-    return verifyHeap(this.#u32, this.#types.rows, this.#typeList.length, this.#top, this.#rootWords());
+    return verifyHeap(this.#u32, this.#types.rows, this.#typeList.length, this.#top, this.#roots.rootWords());
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -944,7 +613,8 @@ export class Heap {
 
   /**
    * Finishes any active cycle, stops the collector threads, and releases every mapping and
-   * file descriptor. Idempotent.
+   * file descriptor. Idempotent. (A heap never closed does not keep the process alive; at
+   * exit the kernel takes back its mappings and descriptors, mid-cycle or not.)
    */
   close(): Promise<void> {
     if (!this.#closing) this.#closing = this.#close();
@@ -953,29 +623,16 @@ export class Heap {
 
   async #close(): Promise<void> {
     try {
-      await this.#finishCycle();
+      await this.#cycles.finish();
     } catch (e) {
       this.log.error({ err: e }, 'finishing the active cycle on close failed');
     }
     this.#closed = true;
     liveHeaps.delete(this);
-    Atomics.store(this.#sh.ctl, Ctl.STOP, 1);
-    Atomics.notify(this.#sh.ctl, Ctl.CYCLE);
-    await Promise.all(
-      (['compactor', 'fault'] as const).map(async (role) => {
-        const w = this.#workers[role];
-        if (!w) return;
-        const exited = new Promise<void>((r) => w.once('exit', () => r()));
-        const timer = setTimeout(() => void w.terminate(), 2000);
-        await exited;
-        clearTimeout(timer);
-      }),
-    );
-    releaseForkedChild(this.#sh);
+    await this.#threads.close();
     this.#uffd?.close();
     this.#heapMap.close();
     this.#fromMap.close();
-    this.log.info({ cycles: this.#cycles }, 'heap closed');
+    this.log.info({ cycles: this.history.length }, 'heap closed');
   }
 }
-

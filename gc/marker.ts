@@ -4,8 +4,8 @@
  * mutator stops only for the marking pause (remark.ts) and the compaction pause (pause.ts).
  *
  * It takes jobs from the heap (MarkJob, payload through a MessagePort read synchronously):
- *  - CLEAR: zero the mark bitmaps after a cycle, so the next marking starts at once;
- *  - MARK: trace from the roots snapshot, below the black-allocation boundary, consuming the
+ *  - MARK: clear the bitmaps (then say so: until then the barrier logs every store), trace
+ *    from the roots snapshot, below the black-allocation boundary, consuming the
  *    write barrier's log (barrier.ts) as it goes; when nothing is left it says so (MARK_IDLE)
  *    and keeps consuming the log until the heap parks it (MARK_STOP -> MARK_PARKED) for the
  *    marking pause;
@@ -42,10 +42,7 @@ export interface PlanPayload {
   next: number;
   nextExtent: number;
 }
-export interface ClearPayload {
-  job: typeof MarkJob.CLEAR;
-}
-export type MarkerJob = MarkPayload | PlanPayload | ClearPayload;
+export type MarkerJob = MarkPayload | PlanPayload;
 export type MarkerReply = { ok: true; plan?: Plan } | { ok: false; code: string; message: string };
 
 export interface MarkerHooks {
@@ -53,12 +50,15 @@ export interface MarkerHooks {
   onDie(): never;
 }
 
-export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hooks: MarkerHooks): void {
+export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hooks: MarkerHooks, stallMs: number): void {
+  const idleWait = Math.max(1, Math.min(200, stallMs / 4)); // heartbeats well within stallMs
   const ctl = sh.ctl;
-  let seen = Atomics.load(ctl, Ctl.MARK_REQUEST);
+  // From 0, not the current request: the heap may hand the first job before this thread got
+  // here. A replacement finds only jobs posted to its own new port, so it redoes nothing.
+  let seen = 0;
   while (!Atomics.load(ctl, Ctl.STOP)) {
     sh.clk[Clk.HB_MARKER] = now();
-    Atomics.wait(ctl, Ctl.MARK_REQUEST, seen, 200);
+    Atomics.wait(ctl, Ctl.MARK_REQUEST, seen, idleWait);
     const req = Atomics.load(ctl, Ctl.MARK_REQUEST);
     if (req === seen) continue;
     seen = req;
@@ -66,8 +66,7 @@ export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hook
     if (!msg) continue;
     let reply: MarkerReply = { ok: true };
     try {
-      if (msg.job === MarkJob.CLEAR) clearMarks(sh.starts, sh.live);
-      else if (msg.job === MarkJob.MARK) markConcurrently(sh, heap, msg, hooks);
+      if (msg.job === MarkJob.MARK) markConcurrently(sh, heap, msg, hooks);
       else reply = { ok: true, plan: planConcurrently(sh, heap, msg) };
     } catch (e) {
       if ((e as Error)?.message?.startsWith('injected')) throw e; // the marker dies: the heap takes over
@@ -82,6 +81,8 @@ export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hook
 
 function markConcurrently(sh: Shared, heap: Uint32Array, job: MarkPayload, hooks: MarkerHooks): void {
   const ctl = sh.ctl;
+  clearMarks(sh.starts, sh.live);
+  Atomics.store(ctl, Ctl.MARK_CLEARED, 1);
   const t = new Tracer(heap, sh.types, job.typeCount, sh.starts, sh.live, job.blackStart);
   const visit = (w: number): void => t.visit(w);
   let delayAt = Atomics.load(ctl, Ctl.INJECT_MARK_DELAY_AT);

@@ -7,7 +7,7 @@ import { LOG_CAPACITY } from './barrier.js';
 import { PAGE_WORDS } from './layout.js';
 import { native } from './native.js';
 
-export { Ctl, Clk, Phase, MarkJob, CtlGroup, ClkGroup, resetCycle } from './control.js';
+export { Ctl, Clk, Phase, MarkJob, CtlGroup, ClkGroup, resetMarking, resetCompaction } from './control.js';
 import { Ctl, Clk } from './control.js';
 
 /** Page phases (low 2 bits of a page state word); the owner is in the bits above. */

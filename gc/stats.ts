@@ -58,6 +58,81 @@ export interface CycleStats {
   rss: { beforeBytes: number; peakBytes: number; afterBytes: number };
   pinnedSpans: number;
   segments: number;
+  /** Where marking ran: 'concurrent' (marker thread) or 'pause' (and stw). */
+  marking: 'concurrent' | 'pause';
+  /**
+   * Every time this cycle stopped the mutator, in order: 'initial' (root snapshot), 'remark'
+   * (marking pause), 'compaction' (the flip); with marking in the pause one 'mark-compaction';
+   * in stw mode one 'stw' (the whole collection). startMs is absolute (performance.timeOrigin based).
+   */
+  pauses: Array<{ kind: PauseKind; startMs: number; ms: number }>;
+  mark: {
+    /** Objects and words marked (the marker's and the marking pause's), black excluded. */
+    objects: number;
+    words: number;
+    /** Objects the marking pause itself traced (from the log's rest and the roots). */
+    remarkObjects: number;
+    /** Wall time of concurrent marking (begin to the marker's idle) and the marker's busy time. */
+    concurrentMs: number;
+    cpuMs: number;
+    /** References the write barrier logged, and how many the marker consumed concurrently. */
+    barrierEntries: number;
+    logConsumed: number;
+    /** Allocated since marking began (live, sliding as a block). */
+    blackObjects: number;
+    blackBytes: number;
+  };
+  plan: {
+    /** Wall and busy time of the marker's concurrent plan (0 when planned in a pause). */
+    concurrentMs: number;
+    cpuMs: number;
+    /** Planned in the compaction pause (a pin added since, or the marker lost). */
+    inPause: boolean;
+  };
+  /** When the cycle ended (absolute ms). */
+  endMs: number;
+}
+
+export type PauseKind = 'initial' | 'remark' | 'compaction' | 'mark-compaction' | 'stw';
+
+export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' | 'pause'): CycleStats {
+  const empty = summarize(new Int32Array(HIST_BUCKETS), 0);
+  return {
+    cycle,
+    mode,
+    usedBeforeBytes: 0,
+    usedAfterBytes: 0,
+    liveBytes: 0,
+    liveObjects: 0,
+    reclaimedBytes: 0,
+    markMs: 0,
+    planMs: 0,
+    pause: { totalMs: 0, rootsMs: 0, pinnedMs: 0, registerMs: 0, remapMs: 0 },
+    compactionMs: 0,
+    compactorBusyMs: 0,
+    concurrentMs: 0,
+    pages: { total: 0, identity: 0, moved: 0, copied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
+    moveCalls: 0,
+    copyCalls: 0,
+    batchPages: empty,
+    ebusy: 0,
+    ebusyCopies: 0,
+    eexist: 0,
+    eagain: 0,
+    enoent: 0,
+    takeovers: 0,
+    errors: 0,
+    faults: 0,
+    faultUs: empty,
+    rss: { beforeBytes: 0, peakBytes: 0, afterBytes: 0 },
+    pinnedSpans: 0,
+    segments: 0,
+    marking,
+    pauses: [],
+    mark: { objects: 0, words: 0, remarkObjects: 0, concurrentMs: 0, cpuMs: 0, barrierEntries: 0, logConsumed: 0, blackObjects: 0, blackBytes: 0 },
+    plan: { concurrentMs: 0, cpuMs: 0, inPause: false },
+    endMs: 0,
+  };
 }
 
 export function summarize(hist: Int32Array, offset: number): LatencySummary {

@@ -1,0 +1,666 @@
+/**
+ * The phase driver: one collection cycle as the ordered list of its phases (ART CMC's
+ * RunPhases; mmtk's Compressor schedule_collection), each with why it exists and what it
+ * must come after. A cycle with concurrent marking:
+ *
+ *  1. begin (initial mark, a pause of O(roots)): snapshot the roots, fix the black-allocation
+ *     boundary at the top, turn the write barrier on, hand the marker its job. Must come
+ *     first: the barrier must be on before the marker reads any slot.
+ *  2. mark (concurrent, marker thread): clear the bitmaps, then trace below the boundary,
+ *     consuming the barrier log (which logs every store until the bitmaps are clear).
+ *  3. remark (the marking pause, O(log + roots)): park the marker, drain the log, re-scan the
+ *     roots (root stores have no barrier), blacken what was allocated since 1, retag every
+ *     reference (a Ref from before may name an object found dead), hand over the plan.
+ *     Must come after the marker is parked: from here the bitmaps are the mutator's.
+ *  4. plan (concurrent, marker thread): new addresses and per-page sources (plan.ts).
+ *  5. flip (the compaction pause, O(roots + pins + allocation since 3)): extend the plan over
+ *     what was allocated since 3 (it slides as one block), forward roots, remap and register
+ *     (pause.ts), retag. Must come after 4: it installs the plan.
+ *  6. compact (concurrent: compactor, fault server; compact.ts, fault.ts).
+ *  7. end: every page installed; unregister, release from-space, record.
+ * With `marking: 'pause'` (and in `stw` mode) 1-5 run as one pause on the mutator's thread.
+ *
+ * Pauses run only inside calls the mutator makes: collect() (awaiting each concurrent phase)
+ * or safepoint() (runs whichever pause is due, never waits for a collector thread). JavaScript
+ * cannot update a Ref held in a local, so the collector never stops the mutator on its own.
+ */
+import { receiveMessageOnPort } from 'node:worker_threads';
+import { copyBits, countRange, setRange } from './bits.js';
+import { drainLog, type BarrierLog } from './barrier.js';
+import { Builders, Scratch, readRss } from './compact.js';
+import { Clk, Ctl, MarkJob, Phase, resetCompaction, resetMarking } from './control.js';
+import { ErrorCode, MoveGcError, fromNative } from './errors.js';
+import { Tracer, clearMarks, mark } from './mark.js';
+import type { MarkerJob, MarkerReply } from './marker.js';
+import type { Mapping } from './memory.js';
+import { Mode, type ModeName } from './modes.js';
+import { PAGE_SIZE } from './native.js';
+import { Marking, type InjectOptions, type ResolvedOptions } from './options.js';
+import { compactionPause } from './pause.js';
+import { extendPlan, forwardObjectStarts, plan as planHeap, type Plan } from './plan.js';
+import { Hist, HIST_BUCKETS, Owner, now, type Shared } from './shared.js';
+import { emptyStats, summarize, type CycleStats, type PauseKind } from './stats.js';
+import { Role, type CollectorThreads } from './threads.js';
+import type { Userfaultfd } from './uffd.js';
+import type { Logger } from './log.js';
+
+/** What the driver needs of the mutator's side of the heap (implemented by Heap). */
+export interface MutatorState {
+  readonly u32: Uint32Array;
+  top: number;
+  readonly typeCount: number;
+  readonly roots: Uint32Array;
+  readonly rootCount: number;
+  /** Root words then pinned words (non-null). */
+  rootWords(): number[];
+  pinWords(): number[];
+  /** Bumped whenever a pin is added: a plan made before cannot know its span. */
+  readonly pinsAdded: number;
+  /** A new reference tag: every Ref handed out before is stale. */
+  retag(): void;
+  /** The barrier: on with its black boundary, or off. */
+  setBarrier(on: boolean, blackStart: number): void;
+  readonly barrierLog: BarrierLog;
+  /** This epoch's object-start bitmap index in sh.objects; swapped at the flip. */
+  epochStarts: number;
+  nextStartsExtent: number;
+}
+
+/** Where the active cycle stands. */
+export const CyclePhase = { MARKING: 'marking', PLANNING: 'planning', COMPACTING: 'compacting' } as const;
+type CyclePhaseName = (typeof CyclePhase)[keyof typeof CyclePhase];
+
+interface ActiveCycle {
+  stats: CycleStats;
+  phase: CyclePhaseName;
+  /** Objects at or above this word were allocated since marking began: live (black). */
+  blackStart: number;
+  typeCount: number;
+  /** The top at the marking pause: the plan covers what lies below. */
+  planTop: number;
+  plan: Plan | null;
+  pinsAdded: number;
+  /** The marker request carrying this cycle's current job. */
+  request: number;
+  /** The marker was lost (stale, terminated and replaced) during this cycle's current job. */
+  markerLost: boolean;
+  /** Why the cycle ended before its compaction pause (nothing moved). */
+  error?: Error;
+  pauseEnd: number;
+}
+
+export interface CycleContext {
+  sh: Shared;
+  opts: ResolvedOptions;
+  mode: ModeName;
+  threads: CollectorThreads;
+  builders: Builders;
+  uffd: Userfaultfd | null;
+  fromMap: Mapping;
+  log: Logger;
+  mut: MutatorState;
+  inject: () => Readonly<InjectOptions>;
+  verify: () => { ok: boolean; errors: string[] };
+}
+
+export class CycleDriver {
+  readonly #c: CycleContext;
+  readonly concurrentMarking: boolean;
+  #active: ActiveCycle | null = null;
+  #history: CycleStats[] = [];
+  #cycles = 0;
+  #finishing: Promise<void> | null = null;
+  /** A collection asked for by request() in a pause-marking heap: runs at the next safepoint. */
+  #requested = false;
+  #replacingMarker: Promise<void> | null = null;
+
+  constructor(c: CycleContext) {
+    this.#c = c;
+    this.concurrentMarking = c.mode !== Mode.STW && c.opts.marking === Marking.CONCURRENT;
+    c.threads.onCompactorDone = () => {
+      if (this.#active?.phase === CyclePhase.COMPACTING && !c.threads.closed) void this.#tryFinalize();
+    };
+  }
+
+  get active(): boolean {
+    return this.#active !== null;
+  }
+  get activeCycle(): number | undefined {
+    return this.#active?.stats.cycle;
+  }
+  get phase(): CyclePhaseName | 'idle' {
+    return this.#active?.phase ?? 'idle';
+  }
+  get history(): readonly CycleStats[] {
+    return this.#history;
+  }
+
+  // ------------------------------------------------------------------ the mutator's calls
+
+  /**
+   * A whole cycle up to the end of the compaction pause, awaiting the concurrent phases.
+   * The caller has waited for any active cycle to end.
+   */
+  async collect(): Promise<CycleStats> {
+    this.#requested = false;
+    const a = this.#begin();
+    await this.#driveToFlip(a);
+    return a.stats;
+  }
+
+  /**
+   * Runs the cycle's phases up to the end of its compaction pause. Several callers may drive
+   * the same cycle (collect, finish, safepoint between them): each phase checks that it is
+   * still due after every wait, so each runs once.
+   */
+  async #driveToFlip(a: ActiveCycle): Promise<void> {
+    while (this.#active === a && a.phase !== CyclePhase.COMPACTING) {
+      if (a.phase === CyclePhase.MARKING && this.concurrentMarking) {
+        const parked = await this.#awaitMarking(a);
+        if (this.#active === a && a.phase === CyclePhase.MARKING) this.#remark(a, parked);
+      } else if (a.phase === CyclePhase.PLANNING) {
+        await this.#awaitPlan(a);
+        if (this.#active === a && a.phase === CyclePhase.PLANNING) this.#flip(a);
+      } else this.#flip(a); // marking in the pause
+    }
+    if (a.error) throw a.error;
+  }
+
+  /** Starts a cycle without waiting (see Heap.requestCollection). False if one is active. */
+  request(): boolean {
+    if (this.#active || this.#requested) return false;
+    if (this.concurrentMarking) this.#begin();
+    else this.#requested = true;
+    return true;
+  }
+
+  /**
+   * Runs the pause that is due, if any, and returns true if one ran that made References
+   * stale. Never waits for a collector thread: a marker still working is left to work.
+   */
+  safepoint(): boolean {
+    if (this.#requested) {
+      this.#requested = false;
+      this.#flip(this.#begin());
+      return true;
+    }
+    const a = this.#active;
+    if (!a || a.phase === CyclePhase.COMPACTING) return false;
+    const sh = this.#c.sh;
+    const failed = Atomics.load(sh.ctl, Ctl.MARK_FAILED) === a.request;
+    const lost = !failed && this.#markerLost(a);
+    if (a.phase === CyclePhase.MARKING) {
+      if (!failed && !lost && Atomics.load(sh.ctl, Ctl.MARK_PARKED) === 0) {
+        if (Atomics.load(sh.ctl, Ctl.MARK_IDLE) === 0 || !this.#park(2)) return false;
+      }
+      // Lost: its stack died with it, so marking is redone in this pause.
+      this.#remark(a, !failed && !lost);
+      return true;
+    }
+    // Planning: flip once the plan is there (or the marker failed or was lost: plan in the pause).
+    if (!failed && !lost && Atomics.load(sh.ctl, Ctl.MARK_DONE) !== a.request) return false;
+    this.#flip(a);
+    return true;
+  }
+
+  /**
+   * True once a stale marker has been terminated and replaced (its job is lost); while it
+   * is only stale, starts that replacement and says false: a thread that is merely slow must
+   * be gone before the mutator writes the bitmaps or the plan itself.
+   */
+  #markerLost(a: ActiveCycle): boolean {
+    if (a.markerLost) return true;
+    if (!this.#replacingMarker && this.#c.threads.isStale(Role.MARKER)) {
+      this.#replacingMarker = this.#c.threads.replace(Role.MARKER).then(
+        () => {
+          a.markerLost = true;
+        },
+        (e) => this.#c.log.error({ err: e }, 'replacing the marker failed'),
+      ).finally(() => (this.#replacingMarker = null));
+    }
+    return false;
+  }
+
+  /** Drives the active cycle to its end (every phase), with bounded waits. */
+  finish(): Promise<void> {
+    // One at a time: two concurrent runs could both replace a stalled thread (two compactors).
+    if (!this.#finishing) this.#finishing = keepAlive(this.#finishOnce()).finally(() => (this.#finishing = null));
+    return this.#finishing;
+  }
+
+  async #finishOnce(): Promise<void> {
+    const a = this.#active;
+    if (!a) return;
+    await this.#driveToFlip(a);
+    await this.#finishCompaction();
+  }
+
+  // ------------------------------------------------------------------ 1. begin
+
+  #begin(): ActiveCycle {
+    const { sh, mut } = this.#c;
+    const t0 = now();
+    resetMarking(sh.ctl, sh.clk);
+    this.#cycles++;
+    const stats = emptyStats(this.#cycles, this.#c.mode, this.concurrentMarking ? Marking.CONCURRENT : Marking.PAUSE);
+    stats.rss.beforeBytes = readRss();
+    const a: ActiveCycle = { stats, phase: CyclePhase.MARKING, blackStart: mut.top, typeCount: mut.typeCount, planTop: mut.top, plan: null, pinsAdded: mut.pinsAdded, request: 0, markerLost: false, pauseEnd: 0 };
+    this.#active = a;
+    if (!this.concurrentMarking) return a;
+    mut.barrierLog.reset();
+    mut.setBarrier(true, a.blackStart);
+    Atomics.store(sh.ctl, Ctl.PHASE, Phase.MARKING);
+    a.request = this.#hand({ job: MarkJob.MARK, roots: Uint32Array.from(mut.rootWords()), blackStart: a.blackStart, typeCount: a.typeCount });
+    this.#pause(a, 'initial', t0);
+    return a;
+  }
+
+  // ------------------------------------------------------------------ 2. mark (await)
+
+  /** Waits until the marker has nothing left (true) or is dead, stalled or failed (false). */
+  async #awaitMarking(a: ActiveCycle): Promise<boolean> {
+    const sh = this.#c.sh;
+    for (;;) {
+      if (this.#active !== a || a.phase !== CyclePhase.MARKING) return true; // remarked meanwhile (a safepoint)
+      if (Atomics.load(sh.ctl, Ctl.MARK_FAILED) === a.request) return false;
+      if (await this.#awaitLost(a)) return false;
+      if (Atomics.load(sh.ctl, Ctl.MARK_PARKED) === 1) return true;
+      if (Atomics.load(sh.ctl, Ctl.MARK_IDLE) === 1 && this.#park(Math.min(50, this.#c.opts.stallMs))) return true;
+      const r = Atomics.waitAsync(sh.ctl, Ctl.MARK_IDLE, 0, Math.max(1, this.#c.opts.stallMs / 4));
+      if (r.async) await r.value;
+    }
+  }
+
+  /** #markerLost, awaiting a replacement it starts. */
+  async #awaitLost(a: ActiveCycle): Promise<boolean> {
+    this.#markerLost(a);
+    if (this.#replacingMarker) await this.#replacingMarker;
+    return a.markerLost;
+  }
+
+  /** Asks the marker to stop and waits up to `ms` for it to park. */
+  #park(ms: number): boolean {
+    const ctl = this.#c.sh.ctl;
+    Atomics.store(ctl, Ctl.MARK_STOP, 1);
+    Atomics.notify(ctl, Ctl.LOG_TAIL);
+    const deadline = now() + ms;
+    while (Atomics.load(ctl, Ctl.MARK_PARKED) === 0) {
+      const left = deadline - now();
+      if (left <= 0) return false;
+      Atomics.wait(ctl, Ctl.MARK_PARKED, 0, left);
+    }
+    return true;
+  }
+
+  // ------------------------------------------------------------------ 3. remark
+
+  /**
+   * The marking pause. `parked`: the marker stopped with its work done; otherwise (it died,
+   * stalled or failed) marking is redone here from the roots. A failure that is the heap's
+   * (a corrupt header) ends the cycle with the error, nothing moved.
+   */
+  #remark(a: ActiveCycle, parked: boolean): void {
+    const { sh, mut } = this.#c;
+    const t0 = now();
+    mut.setBarrier(false, 0);
+    const failure = Atomics.load(sh.ctl, Ctl.MARK_FAILED) === a.request ? this.#reply() : null;
+    if (failure && !failure.ok && failure.code === ErrorCode.HEAP_CORRUPT) {
+      const e = new MoveGcError(failure.code, failure.message);
+      this.#abort(a, e);
+      throw e;
+    }
+    const t = new Tracer(mut.u32, sh.types, a.typeCount, sh.starts, sh.live, a.blackStart);
+    if (parked) {
+      drainLog(sh.logRing, sh.ctl, (w) => t.visit(w));
+      for (const w of mut.barrierLog.spill) t.visit(w);
+    } else {
+      clearMarks(sh.starts, sh.live); // all of it: bits above the boundary are blackened below
+      a.stats.takeovers++;
+      this.#c.log.warn({ cycle: a.stats.cycle, reason: failure && !failure.ok ? failure.message : 'marker stalled or dead' }, 'marker lost: marking redone in the marking pause');
+    }
+    try {
+      for (const w of mut.rootWords()) t.visit(w);
+      t.drain();
+    } catch (e) {
+      this.#abort(a, e);
+      throw e;
+    }
+    const st = a.stats;
+    st.mark.remarkObjects = t.objects;
+    st.mark.objects = sh.ctl[Ctl.MARK_OBJECTS] + t.objects;
+    st.mark.words = sh.ctl[Ctl.MARK_WORDS] + t.words;
+    st.mark.barrierEntries = mut.barrierLog.entries;
+    st.mark.logConsumed = sh.ctl[Ctl.MARK_LOG_ENTRIES];
+    st.mark.concurrentMs = sh.clk[Clk.MARK_END] > 0 ? sh.clk[Clk.MARK_END] - sh.clk[Clk.MARK_START] : 0;
+    st.mark.cpuMs = sh.clk[Clk.MARK_CPU];
+    // Everything allocated since marking began is live and slides as a block (ART's black
+    // allocations): its words are live, its starts are the allocator's.
+    this.#blacken(a.blackStart, mut.top);
+    a.planTop = mut.top;
+    mut.retag();
+    a.phase = CyclePhase.PLANNING;
+    Atomics.store(sh.ctl, Ctl.PHASE, Phase.REMARKED);
+    a.pinsAdded = mut.pinsAdded;
+    a.markerLost = false; // a new job: only losing this one lets the pause plan by itself
+    a.request = this.#hand({ job: MarkJob.PLAN, topWord: a.planTop, pins: mut.pinWords(), denseThreshold: this.#c.opts.denseThreshold, next: mut.epochStarts ^ 1, nextExtent: mut.nextStartsExtent });
+    this.#pause(a, 'remark', t0);
+  }
+
+  #blacken(from: number, to: number): void {
+    if (to <= from) return;
+    const { sh, mut } = this.#c;
+    setRange(sh.live, from, to);
+    copyBits(sh.objects[mut.epochStarts], sh.starts, from, to);
+    this.#active!.stats.mark.blackObjects += countRange(sh.objects[mut.epochStarts], from, to);
+    this.#active!.stats.mark.blackBytes += (to - from) * 8;
+  }
+
+  /** Ends a cycle that failed before anything moved: the heap stays as it was. */
+  #abort(a: ActiveCycle, e: unknown): void {
+    a.error = e as Error;
+    const { sh, mut } = this.#c;
+    mut.setBarrier(false, 0);
+    Atomics.store(sh.ctl, Ctl.PHASE, Phase.IDLE);
+    if (this.#active === a) this.#active = null;
+    this.#cycles--;
+  }
+
+  // ------------------------------------------------------------------ 4. plan (await)
+
+  async #awaitPlan(a: ActiveCycle): Promise<void> {
+    const sh = this.#c.sh;
+    for (;;) {
+      if (this.#active !== a || a.phase !== CyclePhase.PLANNING) return; // flipped meanwhile (a safepoint)
+      if (Atomics.load(sh.ctl, Ctl.MARK_DONE) === a.request || Atomics.load(sh.ctl, Ctl.MARK_FAILED) === a.request) return;
+      if (await this.#awaitLost(a)) return;
+      const r = Atomics.waitAsync(sh.ctl, Ctl.MARK_DONE, Atomics.load(sh.ctl, Ctl.MARK_DONE), Math.max(1, this.#c.opts.stallMs / 4));
+      if (r.async) await r.value;
+    }
+  }
+
+  // ------------------------------------------------------------------ 5. flip
+
+  /** The compaction pause (and, marking in the pause, marking and planning before it). */
+  #flip(a: ActiveCycle): void {
+    const { sh, mut, opts } = this.#c;
+    const t0 = now();
+    const st = a.stats;
+    let p: Plan;
+    try {
+      if (!this.concurrentMarking) {
+        const m = mark(mut.u32, sh.types, mut.typeCount, sh.starts, sh.live, mut.top, mut.rootWords());
+        st.mark.objects = m.objects;
+        st.mark.words = m.words;
+        a.planTop = mut.top;
+        st.markMs = now() - t0;
+      }
+      const tp = now();
+      const reply = this.concurrentMarking && Atomics.load(sh.ctl, Ctl.MARK_DONE) === a.request ? this.#reply() : null;
+      if (reply?.ok && reply.plan && mut.pinsAdded === a.pinsAdded) {
+        p = reply.plan;
+        st.planMs = sh.clk[Clk.PLAN_END] - sh.clk[Clk.PLAN_START];
+        st.plan.concurrentMs = st.planMs;
+        st.plan.cpuMs = sh.clk[Clk.PLAN_CPU];
+      } else {
+        // Marking in the pause; or a pin added since the plan (its span is unknown to it), or
+        // the marker failed or died while planning: plan here.
+        if (this.concurrentMarking) st.plan.inPause = true;
+        p = planHeap(mut.u32, sh.types, sh, { topWord: a.planTop, pinned: mut.pinWords(), denseThreshold: opts.denseThreshold });
+        const next = sh.objects[mut.epochStarts ^ 1];
+        next.fill(0, 0, mut.nextStartsExtent);
+        forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned);
+        st.planMs = now() - tp;
+      }
+      // What the mutator allocated since the marking pause slides as one block at the end.
+      const top = mut.top;
+      if (top > a.planTop) {
+        this.#blacken(a.planTop, top);
+        extendPlan(sh, p, a.planTop, top);
+        forwardObjectStarts(sh, sh.starts, sh.objects[mut.epochStarts ^ 1], a.planTop, top);
+      }
+    } catch (e) {
+      this.#abort(a, e);
+      throw e;
+    }
+    st.liveObjects = st.mark.objects + st.mark.blackObjects;
+    st.liveBytes = st.mark.words * 8 + st.mark.blackBytes;
+    st.usedBeforeBytes = mut.top * 8;
+    st.reclaimedBytes = st.usedBeforeBytes - p.allocTop * 8;
+    st.pages.total = p.pagesTotal;
+    st.pages.identity = p.identityPages;
+    st.pinnedSpans = p.pinnedSpans.length;
+    st.segments = p.segments.length;
+    this.#c.log.debug({ phase: 'plan', cycle: st.cycle, ms: round(st.planMs), pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
+
+    resetCompaction(sh.ctl, sh.clk);
+    sh.hist.fill(0);
+    const inj = this.#c.inject();
+    const c = sh.ctl;
+    c[Ctl.INJECT_EAGAIN_EVERY] = inj.eagainEvery ?? 0;
+    c[Ctl.INJECT_DELAY_AT_PAGE] = inj.delayAtPage ?? 0;
+    c[Ctl.INJECT_DELAY_MS] = inj.delayMs ?? 0;
+    c[Ctl.INJECT_DIE_AT_PAGE] = inj.dieAtPage ?? 0;
+    c[Ctl.INJECT_FORK_AT_PAGE] = inj.forkAtPage ?? 0;
+    c[Ctl.SEGMENTS] = p.segments.length;
+    c[Ctl.PAGES_TOTAL] = p.pagesTotal;
+    c[Ctl.PAGES_MAPPED] = 0;
+    c[Ctl.FLUSH_REQUEST] = 0;
+    sh.clk[Clk.RSS_PEAK] = st.rss.beforeBytes;
+
+    const tf = now();
+    try {
+      const pause = compactionPause(mut.u32, this.#c.builders.from, sh, p, mut.roots, mut.rootCount, this.#c.uffd, opts.pauseOrder);
+      st.pause = { totalMs: 0, ...pause };
+    } catch (e) {
+      throw fromNative(e, 'compaction pause');
+    }
+    mut.retag();
+    mut.nextStartsExtent = (mut.top >>> 5) + 1; // the retiring bitmap's bits all lie below the old top
+    mut.epochStarts ^= 1;
+    mut.top = p.allocTop;
+    a.plan = p;
+    a.phase = CyclePhase.COMPACTING;
+    a.pauseEnd = now();
+    st.pause.totalMs = a.pauseEnd - tf;
+    this.#c.log.info({ phase: 'pause', cycle: st.cycle, ...roundAll(st.pause) }, 'compaction pause');
+
+    if (this.#c.mode === Mode.STW) {
+      // Stop-the-world: the same page builder, writing straight into the emptied heap.
+      const b = this.#c.builders;
+      const t = now();
+      for (const [first, end] of b.pageRanges()) for (let q = first; q < end; q++) b.buildOne(q, Owner.MUTATOR, 0, mut.u32);
+      sh.clk[Clk.COMPACT_START] = t;
+      sh.clk[Clk.COMPACT_END] = now();
+      sh.clk[Clk.COMPACTOR_BUSY] = now() - t;
+      st.pause.totalMs += now() - t;
+      this.#pause(a, 'stw', t0);
+      this.#finalize();
+      return;
+    }
+    this.#pause(a, this.concurrentMarking ? 'compaction' : 'mark-compaction', t0);
+    sh.clk[Clk.HB_COMPACTOR] = now();
+    Atomics.store(sh.ctl, Ctl.PHASE, Phase.COMPACTING);
+    Atomics.add(sh.ctl, Ctl.CYCLE, 1);
+    Atomics.notify(sh.ctl, Ctl.CYCLE);
+    if (p.pagesTotal === 0) this.#finalize();
+  }
+
+  // ------------------------------------------------------------------ 6. compact (await)
+
+  /**
+   * Brings compaction to its end with bounded waits. While the collector threads make
+   * progress, it waits for them; when one is stalled or dead (heartbeat older than stallMs),
+   * this thread builds the remaining pages itself, so the cycle always completes.
+   */
+  async #finishCompaction(): Promise<void> {
+    const { sh, threads, builders: b } = this.#c;
+    for (;;) {
+      if (!this.#active) return;
+      const mapped = Atomics.load(sh.ctl, Ctl.PAGES_MAPPED);
+      if (b.allMapped()) {
+        // The compactor may still be finishing its walk: it must be out before the next cycle
+        // (and one that has not entered this cycle yet must not enter it: see CLOSING_CYCLE).
+        Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE));
+        if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) === 0) break;
+        if (threads.isStale(Role.COMPACTOR)) {
+          await threads.replace(Role.COMPACTOR);
+          break;
+        }
+      } else if (threads.isDead(Role.COMPACTOR) || b.compactorGone(this.#c.opts.stallMs)) {
+        this.#help();
+        // What is left belongs to a live builder (the fault server): wait for it, don't spin.
+        if (b.allMapped()) continue;
+      }
+      const r = Atomics.waitAsync(sh.ctl, Ctl.PAGES_MAPPED, mapped, b.allMapped() ? 1 : Math.max(5, this.#c.opts.stallMs / 4));
+      if (r.async) await r.value;
+    }
+    // A compactor that threw this cycle is dying: replace it now, so that the next cycle does
+    // not run on the stand-in alone. (Its Worker's 'error' event may not be delivered yet:
+    // this thread may not have turned the event loop since.)
+    const cycle = Atomics.load(sh.ctl, Ctl.CYCLE);
+    if (!threads.isDead(Role.COMPACTOR) && Atomics.load(sh.ctl, Ctl.COMPACTOR_FAILED) === cycle) threads.reportDead(Role.COMPACTOR, { cycle });
+    if (threads.isDead(Role.FAULT)) await threads.replace(Role.FAULT);
+    if (threads.isDead(Role.COMPACTOR)) await threads.replace(Role.COMPACTOR);
+    await this.#faultsServed();
+    if (this.#active) this.#finalize();
+  }
+
+  /**
+   * Waits (bounded) for faults the fault server has read but not yet served and timed: they
+   * belong to this cycle's statistics. All pages are installed, so no new fault can come.
+   */
+  async #faultsServed(): Promise<void> {
+    const sh = this.#c.sh;
+    const deadline = now() + this.#c.opts.stallMs;
+    for (;;) {
+      const n = Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT);
+      if (n <= 0 || this.#c.threads.isDead(Role.FAULT) || now() > deadline) return;
+      const r = Atomics.waitAsync(sh.ctl, Ctl.FAULTS_IN_FLIGHT, n, 1);
+      if (r.async) await r.value;
+    }
+  }
+
+  /** The mutator thread builds every page still unbuilt (it reads only from-space: it cannot fault). */
+  #help(): void {
+    const b = this.#c.builders;
+    const scratch = b.scratchPage(Scratch.MUTATOR);
+    for (const [first, end] of b.pageRanges()) for (let q = first; q < end; q++) b.resolve(q, Owner.MUTATOR, scratch, this.#c.opts.stallMs);
+  }
+
+  async #tryFinalize(): Promise<void> {
+    const { sh, threads, builders: b } = this.#c;
+    if (!this.#active || !b.allMapped()) return;
+    Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE)); // see CLOSING_CYCLE
+    if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) !== 0) return;
+    if (Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT) > 0 && !threads.isStale(Role.FAULT)) {
+      setTimeout(() => void this.#tryFinalize(), 1).unref(); // a fault is still being timed
+      return;
+    }
+    try {
+      this.#finalize();
+    } catch (e) {
+      this.#c.log.error({ err: e }, 'cycle finalization failed');
+    }
+  }
+
+  // ------------------------------------------------------------------ 7. end
+
+  /** Every page installed: unregister, release from-space, record statistics. */
+  #finalize(): void {
+    const a = this.#active;
+    if (!a || a.phase !== CyclePhase.COMPACTING) return;
+    this.#active = null;
+    const { sh, uffd, mut } = this.#c;
+    Atomics.store(sh.ctl, Ctl.PHASE, Phase.IDLE);
+    const end = now();
+    const base = sh.d.heapAddress;
+    if (uffd) for (const s of a.plan!.segments) if (s.endPage > s.firstPage) uffd.unregister(base + s.firstPage * PAGE_SIZE, (s.endPage - s.firstPage) * PAGE_SIZE);
+    // From-space now holds only pages nobody reads: give them back.
+    this.#c.fromMap.advise('DONTNEED', 0, this.#c.opts.capacity + Scratch.PAGES * PAGE_SIZE);
+    const st = a.stats;
+    const c = sh.ctl;
+    const stw = this.#c.mode === Mode.STW;
+    st.usedAfterBytes = mut.top * 8;
+    st.compactionMs = stw ? sh.clk[Clk.COMPACT_END] - sh.clk[Clk.COMPACT_START] : sh.clk[Clk.COMPACT_END] > 0 ? sh.clk[Clk.COMPACT_END] - a.pauseEnd : end - a.pauseEnd;
+    st.compactorBusyMs = sh.clk[Clk.COMPACTOR_BUSY];
+    st.concurrentMs = stw ? 0 : end - a.pauseEnd;
+    st.pages.moved = c[Ctl.PAGES_MOVED];
+    st.pages.copied = c[Ctl.PAGES_COPIED];
+    st.pages.builtByCompactor = c[Ctl.COMPACTOR_BUILDS];
+    st.pages.builtByFaults = c[Ctl.FAULT_BUILDS];
+    st.pages.builtByMutator = stw ? st.pages.total : c[Ctl.MUTATOR_BUILDS];
+    st.pages.recycledBuffers = c[Ctl.RECYCLED_BUFFERS];
+    st.pages.freshBuffers = c[Ctl.FRESH_BUFFERS];
+    st.pages.released = c[Ctl.RELEASED_PAGES];
+    st.moveCalls = c[Ctl.MOVE_CALLS];
+    st.copyCalls = c[Ctl.COPY_CALLS];
+    st.ebusy = c[Ctl.EBUSY];
+    st.ebusyCopies = c[Ctl.EBUSY_COPIES];
+    st.eexist = c[Ctl.EEXIST];
+    st.eagain = c[Ctl.EAGAIN];
+    st.enoent = c[Ctl.ENOENT];
+    st.takeovers += c[Ctl.TAKEOVERS];
+    st.errors = c[Ctl.ERRORS];
+    st.faults = c[Ctl.FAULTS];
+    st.faultUs = summarize(sh.hist, Hist.FAULT_US * HIST_BUCKETS);
+    st.batchPages = summarize(sh.hist, Hist.BATCH_PAGES * HIST_BUCKETS);
+    st.rss.peakBytes = Math.max(sh.clk[Clk.RSS_PEAK], st.rss.beforeBytes);
+    st.rss.afterBytes = readRss();
+    st.endMs = end;
+    this.#history.push(st);
+    if (this.#history.length > 1000) this.#history.shift();
+    this.#c.log.info(
+      { phase: 'compaction', cycle: st.cycle, mode: st.mode, compactionMs: round(st.compactionMs), pagesMoved: st.pages.moved, pagesCopied: st.pages.copied, faults: st.faults, faultP50Us: round(st.faultUs.p50), ebusy: st.ebusy, reclaimedBytes: st.reclaimedBytes },
+      'cycle done',
+    );
+    if (st.ebusy > 0) this.#c.log.warn({ cycle: st.cycle, ebusy: st.ebusy, copied: st.ebusyCopies }, 'pages refused by MOVE were copied');
+    if (this.#c.opts.verify) {
+      const v = this.#c.verify();
+      if (!v.ok) throw new MoveGcError(ErrorCode.VERIFY_FAILED, `heap verification failed after cycle ${st.cycle}: ${v.errors.join('; ')}`);
+    }
+  }
+
+  // ------------------------------------------------------------------ the marker's jobs
+
+  /** Hands the marker a job; returns its request number. */
+  #hand(job: MarkerJob): number {
+    const { sh, threads } = this.#c;
+    const ctl = sh.ctl;
+    Atomics.store(ctl, Ctl.MARK_STOP, 0);
+    Atomics.store(ctl, Ctl.MARK_PARKED, 0);
+    Atomics.store(ctl, Ctl.MARK_IDLE, 0);
+    Atomics.store(ctl, Ctl.MARK_CLEARED, 0);
+    // Drop an unread reply of an earlier job (one the heap stopped waiting for).
+    while (threads.markerPort && receiveMessageOnPort(threads.markerPort)) {}
+    threads.markerPort!.postMessage(job);
+    const req = Atomics.add(ctl, Ctl.MARK_REQUEST, 1) + 1;
+    Atomics.notify(ctl, Ctl.MARK_REQUEST);
+    return req;
+  }
+
+  #reply(): MarkerReply | null {
+    const port = this.#c.threads.markerPort;
+    return (port && (receiveMessageOnPort(port)?.message as MarkerReply | undefined)) ?? null;
+  }
+
+  #pause(a: ActiveCycle, kind: PauseKind, t0: number): void {
+    const t1 = now();
+    a.stats.pauses.push({ kind, startMs: t0, ms: t1 - t0 });
+  }
+}
+
+
+const round = (x: number): number => Math.round(x * 1000) / 1000;
+function roundAll<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'number' ? round(v) : v])) as T;
+}
+
+/**
+ * Holds the process open while `p` is pending. The collector threads are unref'd (a heap the
+ * program forgot to close must not keep it alive), and a pending Atomics.waitAsync does not
+ * hold the event loop either: without this, a program awaiting its heap could exit mid-await.
+ */
+export function keepAlive<T>(p: Promise<T>): Promise<T> {
+  const timer = setInterval(() => {}, 1 << 30);
+  return p.finally(() => clearInterval(timer));
+}

@@ -1,0 +1,44 @@
+/**
+ * References handed to JavaScript: a number, `tag * 2^32 + word`, where the tag belongs to the
+ * heap's current epoch. A pause that may invalidate what a Ref names (the marking pause: its
+ * object may have been found dead; the compaction pause: it moved) starts a new epoch, so a
+ * Ref held across it is refused with ERR_STALE_REFERENCE instead of silently naming another
+ * object. Tags are random (21 bits), so a Ref of another heap is told apart too.
+ */
+import { ErrorCode, MoveGcError } from './errors.js';
+
+/** A reference to a heap object, valid until the collector's next pause (keep it in a Root to survive). */
+export type Ref = number;
+
+export const TAG = 2 ** 32;
+const KEEP_OLD_TAGS = 64;
+
+export class RefTags {
+  tag = 0;
+  /** tag * 2^32: a Ref is base + word. */
+  base = 0;
+  readonly #old: number[] = [];
+
+  /** A new epoch: every Ref handed out before is stale. */
+  retag(): void {
+    if (this.tag) {
+      this.#old.push(this.tag);
+      if (this.#old.length > KEEP_OLD_TAGS) this.#old.shift();
+    }
+    let t: number;
+    do t = 1 + Math.floor(Math.random() * (2 ** 21 - 2));
+    while (t === this.tag || this.#old.includes(t));
+    this.tag = t;
+    this.base = t * TAG;
+  }
+
+  /** Why `ref` is not a reference of this epoch (`others`: the tags of other live heaps). */
+  error(ref: unknown, others: Iterable<number>): MoveGcError {
+    if (typeof ref !== 'number') return new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `expected a heap reference (number), got ${ref === null ? 'null' : typeof ref}`);
+    const tag = Math.floor(ref / TAG);
+    if (this.#old.includes(tag))
+      return new MoveGcError(ErrorCode.STALE_REFERENCE, `reference ${ref} is from before a collector pause: objects may have moved or died; keep references across collections in a Root`);
+    for (const t of others) if (t === tag) return new MoveGcError(ErrorCode.FOREIGN_REFERENCE, `reference ${ref} belongs to another heap`);
+    return new MoveGcError(ErrorCode.INVALID_REFERENCE, `${ref} is not a reference of this heap`);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Roots and pins: what keeps objects alive across collections. A Root is a slot in the root
+ * table, forwarded by the compaction pause; a Pin keeps its object alive and at its address
+ * (its pages are never remapped: compaction flows around them, see plan.ts).
+ */
+import { ErrorCode, MoveGcError } from './errors.js';
+import type { Ref } from './refs.js';
+
+/** What Root and Pin call back into (the Heap). */
+export interface RootOwner {
+  _rootGet(slot: number): Ref | null;
+  _rootSet(slot: number, ref: Ref | null): void;
+  _rootRelease(slot: number): void;
+  _encode(w: number): Ref;
+  _pinAddress(w: number): number;
+  _unpin(w: number): void;
+}
+
+/** A root: keeps an object alive and tracks it across collections. */
+export class Root {
+  readonly #owner: RootOwner;
+  readonly #slot: number;
+  #released = false;
+  /** @internal */
+  constructor(owner: RootOwner, slot: number) {
+    this.#owner = owner;
+    this.#slot = slot;
+  }
+  get(): Ref | null {
+    if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'root released');
+    return this.#owner._rootGet(this.#slot);
+  }
+  set(ref: Ref | null): void {
+    if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'root released');
+    this.#owner._rootSet(this.#slot, ref);
+  }
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#owner._rootRelease(this.#slot);
+  }
+}
+
+/** A pin: the object stays alive and at its address until released; compaction flows around it. */
+export class Pin {
+  readonly #owner: RootOwner;
+  readonly #word: number;
+  #released = false;
+  /** @internal */
+  constructor(owner: RootOwner, word: number) {
+    this.#owner = owner;
+    this.#word = word;
+  }
+  /** The pinned object's current reference. */
+  get ref(): Ref {
+    if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'pin released');
+    return this.#owner._encode(this.#word);
+  }
+  /** Its virtual address: fixed while pinned (hand it to I/O). */
+  get address(): number {
+    if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'pin released');
+    return this.#owner._pinAddress(this.#word);
+  }
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#owner._unpin(this.#word);
+  }
+}
+
+/** The root table (word per slot, 0 = null) and the pin counts. */
+export class RootTable {
+  words = new Uint32Array(1024);
+  count = 0;
+  readonly #free: number[] = [];
+  readonly pins = new Map<number, number>(); // word -> pin count
+  /** Bumped whenever a pin is added (a plan made before does not know its span). */
+  pinsAdded = 0;
+
+  add(w: number): number {
+    let slot = this.#free.pop();
+    if (slot === undefined) {
+      if (this.count === this.words.length) {
+        const r = new Uint32Array(this.words.length * 2);
+        r.set(this.words);
+        this.words = r;
+      }
+      slot = this.count++;
+    }
+    this.words[slot] = w;
+    return slot;
+  }
+
+  release(slot: number): void {
+    this.words[slot] = 0;
+    this.#free.push(slot);
+  }
+
+  pin(w: number): void {
+    this.pins.set(w, (this.pins.get(w) ?? 0) + 1);
+    this.pinsAdded++;
+  }
+
+  unpin(w: number): void {
+    const n = (this.pins.get(w) ?? 0) - 1;
+    if (n > 0) this.pins.set(w, n);
+    else this.pins.delete(w);
+  }
+
+  /** Every non-null root word, then every pinned word. */
+  rootWords(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.count; i++) if (this.words[i] !== 0) out.push(this.words[i]);
+    for (const w of this.pins.keys()) out.push(w);
+    return out;
+  }
+}

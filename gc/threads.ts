@@ -1,0 +1,155 @@
+/**
+ * The collector's threads, one table of roles. Each role is a Worker running
+ * collector-worker.ts; each publishes a heartbeat in the clock block, and each has a stand-in
+ * when it is stalled or dead (a heartbeat older than stallMs, or its Worker gone):
+ *
+ *  - compactor: builds and installs every page of a cycle; stand-ins: the fault server, then
+ *    the mutator finishing the cycle (cycle.ts);
+ *  - fault: serves userfaultfd faults; stand-in: none can serve a fault for a blocked thread,
+ *    so it is replaced as soon as it is found dead (and the compactor's walk still installs
+ *    every page, which wakes any faulting thread);
+ *  - marker: concurrent marking and planning; stand-in: the mutator, which marks or plans in
+ *    the pause instead.
+ * Workers are unref'd: a heap the program forgot to close does not keep the process alive.
+ */
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { Clk, Ctl } from './control.js';
+import type { Logger } from './log.js';
+import { now, releaseForkedChild, type Shared } from './shared.js';
+import type { WorkerInit } from './collector-worker.js';
+
+export const Role = { COMPACTOR: 'compactor', FAULT: 'fault', MARKER: 'marker' } as const;
+export type RoleName = (typeof Role)[keyof typeof Role];
+
+interface RoleSpec {
+  /** Its heartbeat in the clock block. */
+  heartbeat: number;
+  /** Cleans up what a terminated thread of this role leaves in shared memory. */
+  afterTerminate(sh: Shared): void;
+}
+
+export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
+  compactor: {
+    heartbeat: Clk.HB_COMPACTOR,
+    afterTerminate: (sh) => {
+      Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
+      releaseForkedChild(sh); // a terminated thread runs no finally: reap its child here
+    },
+  },
+  fault: { heartbeat: Clk.HB_FAULT, afterTerminate: (sh) => Atomics.store(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0) }, // its faults die with it
+  marker: { heartbeat: Clk.HB_MARKER, afterTerminate: () => {} },
+};
+
+export class CollectorThreads {
+  readonly #sh: Shared;
+  readonly #stallMs: number;
+  readonly #log: Logger;
+  readonly #roles: readonly RoleName[];
+  readonly #workers = new Map<RoleName, Worker>();
+  readonly #dead = new Set<RoleName>();
+  readonly #reportedDead = new WeakSet<Worker>();
+  /** The heap's end of the marker's job port (marker.ts). */
+  markerPort: MessagePort | null = null;
+  /** Called when the compactor reports a walk done (the cycle may be finalized). */
+  onCompactorDone: () => void = () => {};
+  closed = false;
+
+  constructor(sh: Shared, stallMs: number, log: Logger, roles: readonly RoleName[]) {
+    this.#sh = sh;
+    this.#stallMs = stallMs;
+    this.#log = log;
+    this.#roles = roles;
+  }
+
+  has(role: RoleName): boolean {
+    return this.#roles.includes(role);
+  }
+
+  async start(): Promise<void> {
+    for (const r of this.#roles) this.#sh.clk[ROLES[r].heartbeat] = now();
+    await Promise.all(this.#roles.map((r) => this.#spawn(r)));
+  }
+
+  /** Dead: its Worker exited or threw. */
+  isDead(role: RoleName): boolean {
+    return this.#dead.has(role);
+  }
+
+  /** Stale: silent (heartbeat older than stallMs), or dead. */
+  isStale(role: RoleName): boolean {
+    return this.#dead.has(role) || now() - this.#sh.clk[ROLES[role].heartbeat] > this.#stallMs;
+  }
+
+  /** Records a death found through shared memory before the Worker's 'error' event arrived. */
+  reportDead(role: RoleName, data: Record<string, unknown>): void {
+    this.#dead.add(role);
+    const w = this.#workers.get(role);
+    if (w) this.#reportedDead.add(w);
+    this.#log.error({ role, ...data }, 'collector thread died');
+  }
+
+  #spawn(role: RoleName): Promise<void> {
+    let port: MessagePort | undefined;
+    if (role === Role.MARKER) {
+      const ch = new MessageChannel();
+      this.markerPort?.close();
+      this.markerPort = ch.port1;
+      this.markerPort.unref();
+      port = ch.port2;
+    }
+    const init: WorkerInit = { role, shared: this.#sh.d, stallMs: this.#stallMs, port };
+    const w = new Worker(new URL('./collector-worker.js', import.meta.url), { workerData: init, transferList: port ? [port] : [] });
+    this.#workers.set(role, w);
+    this.#dead.delete(role);
+    w.on('message', (m: { type: string; msg?: string; data?: Record<string, unknown>; role?: string }) => {
+      if (m.type === 'warn') this.#log.warn({ ...m.data, thread: m.role }, m.msg ?? '');
+      else if (m.type === 'done') this.onCompactorDone();
+    });
+    w.on('error', (e) => {
+      if (this.#workers.get(role) === w) this.#dead.add(role);
+      if (this.#reportedDead.has(w)) return; // found dead through shared memory first
+      this.#reportedDead.add(w);
+      this.#log.error({ role, err: e }, 'collector thread died');
+    });
+    w.on('exit', () => {
+      if (this.#workers.get(role) !== w) return; // a replaced thread: its successor runs
+      this.#dead.add(role);
+      this.#workers.delete(role);
+    });
+    // Referenced until it is online (the caller awaits that), then unref'd, after every
+    // listener: adding a 'message' listener refs a Worker again.
+    return new Promise((resolve, reject) => {
+      w.once('online', () => {
+        w.unref();
+        resolve();
+      });
+      w.once('error', reject);
+    });
+  }
+
+  /** Terminates a stalled or dead thread and starts its successor. */
+  async replace(role: RoleName): Promise<void> {
+    const w = this.#workers.get(role);
+    this.#log.warn({ role }, 'replacing a stalled or dead collector thread');
+    if (w) await w.terminate();
+    ROLES[role].afterTerminate(this.#sh);
+    this.#sh.clk[ROLES[role].heartbeat] = now();
+    if (!this.closed) await this.#spawn(role);
+  }
+
+  /** Stops every thread (they watch Ctl.STOP), terminating any that does not exit in time. */
+  async close(): Promise<void> {
+    this.closed = true;
+    Atomics.store(this.#sh.ctl, Ctl.STOP, 1);
+    for (const i of [Ctl.CYCLE, Ctl.MARK_REQUEST, Ctl.LOG_TAIL]) Atomics.notify(this.#sh.ctl, i);
+    await Promise.all(
+      [...this.#workers.values()].map(async (w) => {
+        const exited = new Promise<void>((r) => w.once('exit', () => r()));
+        const timer = setTimeout(() => void w.terminate(), 2000);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+    this.markerPort?.close();
+  }
+}
