@@ -1,3 +1,5 @@
+import os from 'node:os';
+
 /**
  * Typed errors. Every error movegc throws is a {@link MoveGcError} with a `code`: the errno
  * name where the kernel refused (EBUSY, EEXIST, EPERM, ...), or an ERR_* code for misuse.
@@ -6,6 +8,8 @@
 /** Codes for misuse that never reached the kernel. */
 export const ErrorCode = {
   INVALID_ARG_TYPE: 'ERR_INVALID_ARG_TYPE',
+  /** An options object with a key the call does not know (a typo would otherwise be ignored). */
+  UNKNOWN_OPTION: 'ERR_UNKNOWN_OPTION',
   OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
   /** Unaligned address or zero length: the kernel would say EINVAL, we say why first. */
   EINVAL: 'EINVAL',
@@ -63,6 +67,11 @@ export function fromNative(e: unknown, context?: string): MoveGcError {
   if (hint && err?.errno !== undefined) msg += ` [${hint}]`;
   if (context) msg = `${context}: ${msg}`;
   return new MoveGcError(code, msg, { errno: err?.errno, syscall: err?.syscall, bytesDone: err?.bytesDone, cause: e });
+}
+
+/** EINVAL said by the typed layer before the kernel would: with its errno, as the kernel's. */
+export function einval(message: string, syscall?: string): MoveGcError {
+  return new MoveGcError(ErrorCode.EINVAL, message, { errno: os.constants.errno.EINVAL, syscall });
 }
 
 export function invalidArg(message: string): MoveGcError {
