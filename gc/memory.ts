@@ -27,6 +27,8 @@ export interface MapOptions {
   alignment?: number;
   /** madvise advice applied right after mapping. */
   advise?: AdviceName[];
+  /** MAP_SHARED (shmem) instead of private: for minor faults and UFFDIO_CONTINUE. MOVE needs private. */
+  shared?: boolean;
 }
 
 export class Mapping {
@@ -45,9 +47,10 @@ export class Mapping {
     if (length % PAGE_SIZE) throw einval(`length ${length} is not a multiple of the page size`, 'mmap');
     const alignment = checkInt('alignment', opts.alignment ?? PAGE_SIZE, PAGE_SIZE);
     if (alignment & (alignment - 1)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `alignment ${alignment} is not a power of two`);
+    if (opts.shared !== undefined && typeof opts.shared !== 'boolean') throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `shared must be a boolean, got ${typeof opts.shared}`);
     let addr: number;
     try {
-      addr = native.mapAnonymous(length, alignment);
+      addr = native.mapAnonymous(length, alignment, opts.shared === true);
     } catch (e) {
       throw fromNative(e, 'mmap');
     }

@@ -35,7 +35,7 @@ export interface RawProbe {
 
 export interface NativeBinding {
   pageSize: number;
-  mapAnonymous(length: number, alignment: number): number;
+  mapAnonymous(length: number, alignment: number, shared?: boolean): number;
   view(address: number, length: number): ArrayBuffer;
   detach(buffer: ArrayBuffer): void;
   madvise(address: number, length: number, advice: number): void;
