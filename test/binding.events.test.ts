@@ -77,6 +77,13 @@ function readN(u: Userfaultfd, n: number): UffdEvent[] {
   return got;
 }
 
+/** `p`, or a failure naming the worker still blocked in the kernel after 5 s. */
+function within<T>(p: Promise<T>, ms = 5000): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the worker is still blocked in the kernel after ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** Whether `p` is still pending after `ms` (the worker still blocked in the kernel). */
 async function stillPending(p: Promise<unknown>, ms: number): Promise<boolean> {
   const pending = Symbol('pending');
@@ -108,7 +115,7 @@ describe('page-fault records', () => {
     expect(ev).toEqual({ type: 'pagefault', address: m.address, flags: 1, write: true, wp: false, minor: false, tid });
     expect(tid).not.toBe(process.pid); // the worker's thread, not the main one
     u.copy(m.address, src.address, PS);
-    expect(await wrote).toBe(42);
+    expect(await within(wrote)).toBe(42);
     const u8 = new Uint8Array(m.view());
     expect([u8[99], u8[100], u8[101]]).toEqual([9, 42, 9]);
   });
@@ -122,7 +129,7 @@ describe('page-fault records', () => {
     const [ev] = readN(u, 1);
     expect(ev).toEqual({ type: 'pagefault', address: m.address, flags: 0, write: false, wp: false, minor: false });
     u.zeropage(m.address, PS);
-    expect(await read).toBe(0);
+    expect(await within(read)).toBe(0);
   });
 });
 
@@ -143,7 +150,7 @@ describe('write-protect', () => {
     expect(await stillPending(wrote, 100)).toBe(true);
     expect(u8[5]).toBe(1); // the write has not happened
     u.writeProtect(m.address, PS, false);
-    expect(await wrote).toBe(42);
+    expect(await within(wrote)).toBe(42);
     expect(u8[5]).toBe(42);
   });
 
@@ -159,7 +166,7 @@ describe('write-protect', () => {
     u.writeProtect(m.address, PS, false, { dontWake: true });
     expect(await stillPending(wrote, 200)).toBe(true);
     u.wake(m.address, PS);
-    expect(await wrote).toBe(7);
+    expect(await within(wrote)).toBe(7);
   });
 });
 
@@ -175,7 +182,7 @@ describe('minor faults and CONTINUE (shmem)', () => {
     const [ev] = readN(u, 1);
     expect(ev).toEqual({ type: 'pagefault', address: m.address, flags: 4, write: false, wp: false, minor: true });
     expect(u.continue(m.address, PS)).toBe(PS);
-    expect(await read).toBe(0x33);
+    expect(await within(read)).toBe(0x33);
   });
 });
 
@@ -188,7 +195,7 @@ describe('non-fault events', () => {
     u.register(m.address, m.length);
     const done = actor.call('madvise', { address: m.address + PS, length: 2 * PS, advice: 'DONTNEED' });
     expect(readN(u, 1)).toEqual([{ type: 'remove', start: m.address + PS, end: m.address + 3 * PS }]);
-    await done;
+    await within(done);
   });
 
   itKernel('the fast path (readFaults) keeps a non-fault event for readEvents instead of losing it', async () => {
@@ -202,7 +209,7 @@ describe('non-fault events', () => {
     let faults = 0;
     const deadline = Date.now() + 5000;
     while (u.stashedEvents === 0 && Date.now() < deadline) faults += u.readFaults(out, 50);
-    await done; // the madvise returned: the kernel handed the event over
+    await within(done); // the madvise returned: the kernel handed the event over
     expect(faults).toBe(0);
     expect(u.stashedEvents).toBe(1);
     expect(u.readEvents(0)).toEqual([{ type: 'remove', start: m.address, end: m.address + 2 * PS }]);
@@ -217,7 +224,7 @@ describe('non-fault events', () => {
     u.register(address, 3 * PS);
     const done = actor.call('unmap', { address });
     expect(readN(u, 1)).toEqual([{ type: 'unmap', start: address, end: address + 3 * PS }]);
-    await done;
+    await within(done);
   });
 
   itKernel('REMAP: mremap of a registered range is reported with from, to and length', async () => {
@@ -228,7 +235,7 @@ describe('non-fault events', () => {
     u.register(from, 2 * PS);
     const done = actor.call('remap', { from, length: 2 * PS, to: to.address });
     expect(readN(u, 1)).toEqual([{ type: 'remap', from, to: to.address, length: 2 * PS }]);
-    await done;
+    await within(done);
     expect(new Uint8Array(to.view())[0]).toBe(7); // the actor's pages, moved
   });
 
@@ -246,7 +253,7 @@ describe('non-fault events', () => {
     expect(child).toBeInstanceOf(Userfaultfd);
     expect(child.fd).not.toBe(u.fd);
     expect(fs.readlinkSync(`/proc/self/fd/${child.fd}`)).toBe('anon_inode:[userfaultfd]');
-    const pid = await forked;
+    const pid = await within(forked);
     await actor.call('release', { pid });
   });
 
@@ -264,7 +271,7 @@ describe('non-fault events', () => {
     const out = new Float64Array(8);
     const deadline = Date.now() + 5000;
     while (u.stashedEvents === 0 && Date.now() < deadline) u.readFaults(out, 50);
-    const pid = await forked;
+    const pid = await within(forked);
     const added = [...uffdFds()].filter((fd) => !before.has(fd));
     expect(added).toHaveLength(1); // the child's userfaultfd, installed by the read
     closed = true;
