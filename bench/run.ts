@@ -508,6 +508,10 @@ async function main(): Promise<void> {
     v8: process.versions.v8,
     uffd: caps.uffd.ok ? caps.uffd.how : `no (${caps.uffd.reason})`,
     move: caps.move.ok ? 'yes' : `no (${caps.move.reason})`,
+    // The probe's answers to what the kernel supports beyond MOVE itself (gc/probe.ts).
+    crossMm: caps.crossMm.ok ? 'yes' : `no (${caps.crossMm.reason})`,
+    pinsRefused: caps.pinsRefused.ok ? 'yes' : `no (${caps.pinsRefused.reason})`,
+    moveFixes: caps.moveFixes.ok ? 'yes' : `no (${caps.moveFixes.reason})`,
     hostname: os.hostname(),
   };
   process.stderr.write(`movegc bench: Linux ${machine.kernel}, ${machine.cores} cores, ${machine.cpuModel}, THP ${machine.thp}, node ${machine.node}, MOVE ${machine.move}\n`);

@@ -1,3 +1,5 @@
+import os from 'node:os';
+
 /**
  * Typed errors. Every error movegc throws is a {@link MoveGcError} with a `code`: the errno
  * name where the kernel refused (EBUSY, EEXIST, EPERM, ...), or an ERR_* code for misuse.
@@ -6,6 +8,8 @@
 /** Codes for misuse that never reached the kernel. */
 export const ErrorCode = {
   INVALID_ARG_TYPE: 'ERR_INVALID_ARG_TYPE',
+  /** An options object with a key the call does not know (a typo would otherwise be ignored). */
+  UNKNOWN_OPTION: 'ERR_UNKNOWN_OPTION',
   OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
   /** Unaligned address or zero length: the kernel would say EINVAL, we say why first. */
   EINVAL: 'EINVAL',
@@ -75,6 +79,11 @@ export function fromNative(e: unknown, context?: string): MoveGcError {
 export function internal(e: unknown, context: string): MoveGcError {
   if (e instanceof MoveGcError) return e;
   return new MoveGcError(ErrorCode.INTERNAL, `${context}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+}
+
+/** EINVAL said by the typed layer before the kernel would: with its errno, as the kernel's. */
+export function einval(message: string, syscall?: string): MoveGcError {
+  return new MoveGcError(ErrorCode.EINVAL, message, { errno: os.constants.errno.EINVAL, syscall });
 }
 
 export function invalidArg(message: string): MoveGcError {

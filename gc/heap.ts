@@ -180,7 +180,7 @@ export class Heap implements RootOwner {
     const opts = resolveOptions(options); // read once, validated, frozen: see options.ts
     const log = opts.logger ?? silentLogger();
     const caps = probe({ hide: [...opts.hide] });
-    const { mode, fallbacks } = chooseMode(opts.mode, caps);
+    const { mode, fallbacks } = chooseMode(opts.mode, caps, { allowUnfixedMove: opts.allowUnfixedMove });
     for (const f of fallbacks) log.warn({ requested: opts.mode, mode }, `mode fallback: ${f}`);
     const heap = new Heap(opts, caps, mode, fallbacks, log);
     liveHeaps.add(heap);

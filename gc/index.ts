@@ -2,12 +2,12 @@
 export * from './errors.js';
 export { PAGE_SIZE } from './native.js';
 export { Mapping, Advice, HUGE_PAGE_SIZE, MAX_VIEW_BYTES, remapDontUnmap, viewOf, madvise, type AdviceName, type MapOptions } from './memory.js';
-export { Userfaultfd, Feature, Ioctl, OpenHow, featureNames, ioctlNames, type FeatureName, type IoctlName, type OpenHowName, type MoveOptions } from './uffd.js';
+export { Userfaultfd, Feature, Ioctl, OpenHow, featureNames, ioctlNames, type FeatureName, type IoctlName, type OpenHowName, type MoveOptions, type WakeOptions, type RegisterMode, type UffdEvent } from './uffd.js';
 export { IoUringPin, ForkedChild } from './pin.js';
-export { probe, type Capabilities, type Capability, type Hideable } from './probe.js';
+export { probe, parseKernelRelease, moveFixesIn, HIDEABLE, type Capabilities, type Capability, type Hideable, type KernelVersion } from './probe.js';
 export { Heap, HeapType, Root, Pin, type Ref, type TypeSpec } from './heap.js';
 export { MAX_CAPACITY, Marking, FaultInstallPolicy, type HeapOptions, type InjectOptions, type MarkingName, type FaultInstallName } from './options.js';
-export { Mode, MODES, chooseMode, type ModeName } from './modes.js';
+export { Mode, MODES, chooseMode, type ModeName, type ModeChoice, type ModeChoiceOptions } from './modes.js';
 export { median, summarize, type CycleStats, type LatencySummary } from './stats.js';
 export { type VerifyResult } from './verify.js';
 export { cliLogger, silentLogger, type Logger } from './log.js';

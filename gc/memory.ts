@@ -4,7 +4,7 @@
  * Workers get their own view with {@link viewOf} (an ArrayBuffer cannot cross threads
  * over foreign memory, but the address can).
  */
-import { ErrorCode, MoveGcError, fromNative } from './errors.js';
+import { ErrorCode, MoveGcError, einval, fromNative } from './errors.js';
 import { native, PAGE_SIZE } from './native.js';
 import { checkInt, checkRange } from './validate.js';
 
@@ -27,6 +27,8 @@ export interface MapOptions {
   alignment?: number;
   /** madvise advice applied right after mapping. */
   advise?: AdviceName[];
+  /** MAP_SHARED (shmem) instead of private: for minor faults and UFFDIO_CONTINUE. MOVE needs private. */
+  shared?: boolean;
 }
 
 export class Mapping {
@@ -42,12 +44,13 @@ export class Mapping {
 
   static anonymous(length: number, opts: MapOptions = {}): Mapping {
     checkInt('length', length, 1);
-    if (length % PAGE_SIZE) throw new MoveGcError(ErrorCode.EINVAL, `length ${length} is not a multiple of the page size`);
+    if (length % PAGE_SIZE) throw einval(`length ${length} is not a multiple of the page size`, 'mmap');
     const alignment = checkInt('alignment', opts.alignment ?? PAGE_SIZE, PAGE_SIZE);
     if (alignment & (alignment - 1)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `alignment ${alignment} is not a power of two`);
+    if (opts.shared !== undefined && typeof opts.shared !== 'boolean') throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `shared must be a boolean, got ${typeof opts.shared}`);
     let addr: number;
     try {
-      addr = native.mapAnonymous(length, alignment);
+      addr = native.mapAnonymous(length, alignment, opts.shared === true);
     } catch (e) {
       throw fromNative(e, 'mmap');
     }

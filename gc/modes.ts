@@ -1,10 +1,11 @@
 /**
  * Compaction modes, chosen per heap. When the kernel lacks what a mode needs, the heap falls
  * back along move -> copy -> stw and records why (ART: no userfaultfd -> stop-the-world;
- * MOVE refused by its test move -> COPY).
+ * MOVE refused by its test move, or a kernel without the MOVE fixes -> COPY).
  */
-import { ErrorCode, MoveGcError } from './errors.js';
+import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
 import type { Capabilities } from './probe.js';
+import { checkOptionKeys } from './validate.js';
 
 export const Mode = {
   /** Concurrent; pages installed with UFFDIO_MOVE (zero-copy). The default. */
@@ -23,14 +24,32 @@ export interface ModeChoice {
   fallbacks: string[];
 }
 
-export function chooseMode(requested: ModeName, caps: Capabilities): ModeChoice {
+export interface ModeChoiceOptions {
+  /**
+   * Use move mode on a kernel without the MOVE fixes ART gates on (caps.moveFixes), e.g. a
+   * distribution kernel that backported them under an older version number.
+   */
+  allowUnfixedMove?: boolean;
+}
+
+export function chooseMode(requested: ModeName, caps: Capabilities, opts: ModeChoiceOptions = {}): ModeChoice {
   if (!MODES.includes(requested)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown mode ${String(requested)} (expected ${MODES.join(', ')})`);
+  checkOptionKeys('chooseMode options', opts, ['allowUnfixedMove']);
+  if (opts.allowUnfixedMove !== undefined && typeof opts.allowUnfixedMove !== 'boolean')
+    throw invalidArg(`allowUnfixedMove must be a boolean, got ${typeof opts.allowUnfixedMove}`);
   if (!caps.mremapDontUnmap.ok)
     throw new MoveGcError(ErrorCode.UNSUPPORTED, `mremap(MREMAP_DONTUNMAP) unavailable (${caps.mremapDontUnmap.reason}): Linux >= 5.13 is required for every mode`);
   const fallbacks: string[] = [];
   let mode = requested;
   if (mode === Mode.MOVE && !caps.move.ok) {
     fallbacks.push(`move -> copy: UFFDIO_MOVE unavailable (${caps.move.reason})`);
+    mode = Mode.COPY;
+  } else if (mode === Mode.MOVE && !caps.moveFixes.ok && !opts.allowUnfixedMove) {
+    fallbacks.push(`move -> copy: kernel ${caps.moveFixes.kernel} lacks the UFFDIO_MOVE fixes (${caps.moveFixes.reason}${caps.moveFixes.detail ? `: ${caps.moveFixes.detail}` : ''}); allowUnfixedMove insists on move`);
+    mode = Mode.COPY;
+  } else if (mode === Mode.MOVE && caps.pinsRefused.reason === 'MOVED_PINNED') {
+    // I/O into a pinned buffer page would land in whatever heap page MOVE put it at.
+    fallbacks.push('move -> copy: this kernel moved a page pinned by io_uring instead of refusing it (EBUSY)');
     mode = Mode.COPY;
   }
   if (mode === Mode.COPY && !(caps.uffd.ok && caps.copy.ok)) {

@@ -8,7 +8,14 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
 
-export interface RawProbeResult { ok: boolean; reason?: string }
+export interface RawProbeResult { ok: boolean; reason?: string; detail?: string }
+/** A record read from a userfaultfd (native/uffd_events.cc). */
+export type RawEvent =
+  | { type: 'pagefault'; address: number; flags: number; write: boolean; wp: boolean; minor: boolean; tid?: number }
+  | { type: 'fork'; ufd: number }
+  | { type: 'remap'; from: number; to: number; length: number }
+  | { type: 'remove' | 'unmap'; start: number; end: number }
+  | { type: 'unknown'; event: number };
 export interface RawProbe {
   pageSize: number;
   open: { syscall: RawProbeResult; userModeOnly: RawProbeResult; device: RawProbeResult };
@@ -19,13 +26,16 @@ export interface RawProbe {
   ioctls?: number;
   registerWp: RawProbeResult;
   testMove: RawProbeResult;
+  /** Made once per process (a child process; an io_uring pin). */
+  crossMm: RawProbeResult;
+  pinsRefused: RawProbeResult;
   mremapDontUnmap: RawProbeResult;
   thp: string;
 }
 
 export interface NativeBinding {
   pageSize: number;
-  mapAnonymous(length: number, alignment: number): number;
+  mapAnonymous(length: number, alignment: number, shared?: boolean): number;
   view(address: number, length: number): ArrayBuffer;
   detach(buffer: ArrayBuffer): void;
   madvise(address: number, length: number, advice: number): void;
@@ -42,10 +52,16 @@ export interface NativeBinding {
     copy(fd: number, dst: number, src: number, length: number, mode: number): number;
     zeropage(fd: number, dst: number, length: number, mode: number): number;
     wake(fd: number, address: number, length: number): void;
+    writeProtect(fd: number, address: number, length: number, mode: number): void;
+    cont(fd: number, address: number, length: number, mode: number): number;
+    poison(fd: number, address: number, length: number, mode: number): number;
     readFaults(fd: number, timeoutMs: number, out: Float64Array): number;
+    readEvents(fd: number, timeoutMs: number, max: number): RawEvent[];
+    stashedEvents(fd: number): number;
     close(fd: number): void;
     constants: {
-      FEATURE_MOVE: number; REGISTER_MODE_MISSING: number; REGISTER_MODE_WP: number;
+      FEATURE_MOVE: number; REGISTER_MODE_MISSING: number; REGISTER_MODE_WP: number; REGISTER_MODE_MINOR: number;
+      WRITEPROTECT_MODE_WP: number; WRITEPROTECT_MODE_DONTWAKE: number; CONTINUE_MODE_DONTWAKE: number; POISON_MODE_DONTWAKE: number;
       MOVE_MODE_DONTWAKE: number; MOVE_MODE_ALLOW_SRC_HOLES: number; COPY_MODE_DONTWAKE: number;
       ZEROPAGE_MODE_DONTWAKE: number; IOCTL_MOVE_BIT: number;
     };

@@ -7,7 +7,7 @@
 import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
 import type { Logger } from './log.js';
 import { MODES, Mode, type ModeName } from './modes.js';
-import type { Hideable } from './probe.js';
+import { HIDEABLE, type Hideable } from './probe.js';
 
 /** The largest heap: Node 20 views at most 4 GiB of an external ArrayBuffer. */
 export const MAX_CAPACITY = 2 ** 32 - 2 * 1024 * 1024;
@@ -67,6 +67,8 @@ export interface HeapOptions {
   verify?: boolean;
   /** Hide kernel capabilities, to exercise the fallbacks. */
   hide?: Hideable[];
+  /** Use MOVE even on a kernel without the fixes ART gates on (probe().moveFixes); default false. */
+  allowUnfixedMove?: boolean;
   inject?: InjectOptions;
   logger?: Logger;
 }
@@ -83,11 +85,12 @@ export interface ResolvedOptions {
   readonly dontFork: boolean;
   readonly verify: boolean;
   readonly hide: readonly Hideable[];
+  readonly allowUnfixedMove: boolean;
   readonly inject: Readonly<InjectOptions>;
   readonly logger: Logger | undefined;
 }
 
-const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'stallMs', 'pauseOrder', 'faultInstall', 'dontFork', 'verify', 'hide', 'inject', 'logger'] as const;
+const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'stallMs', 'pauseOrder', 'faultInstall', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
 const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject'] as const;
 
 /**
@@ -156,8 +159,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   if (hide !== undefined) {
     if (!Array.isArray(hide)) throw invalidArg('hide must be an array');
     hidden = Array.from(hide as unknown[], (h) => {
-      if (h !== 'uffd' && h !== 'move') throw invalidArg(`hide: unknown capability ${String(h)} (expected uffd, move)`);
-      return h;
+      if (!(HIDEABLE as readonly unknown[]).includes(h)) throw invalidArg(`hide: unknown capability ${String(h)} (expected ${HIDEABLE.join(', ')})`);
+      return h as Hideable;
     });
   }
   if (logger !== undefined) {
@@ -176,6 +179,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     dontFork: bool('dontFork', s.dontFork, true),
     verify: bool('verify', s.verify, false),
     hide: Object.freeze(hidden),
+    allowUnfixedMove: bool('allowUnfixedMove', s.allowUnfixedMove, false),
     inject: s.inject === undefined ? Object.freeze({}) : resolveInject(s.inject),
     logger: logger as Logger | undefined,
   });

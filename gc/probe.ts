@@ -1,16 +1,65 @@
 /**
  * The kernel capability probe, isolated here (as ART isolates its own). It opens a
  * userfaultfd every way there is, records the features and ioctls the kernel reports, and
- * performs a real MOVE and a real mremap(MREMAP_DONTUNMAP) on scratch pages. Every "no"
- * carries a reason: the errno name that said no, or HIDDEN when an option hid it.
+ * performs a real MOVE and a real mremap(MREMAP_DONTUNMAP) on scratch pages. It also answers
+ * what the UFFDIO_MOVE review left to "how an user app knows what the kernel supports":
+ * whether MOVE works across processes (crossMm), whether pinned pages are refused
+ * (pinsRefused), and whether the kernel has the MOVE fixes ART gates on (moveFixes).
+ * Every "no" carries a reason: the errno name that said no, or HIDDEN when an option hid it.
  */
+import os from 'node:os';
 import { native, type RawProbe } from './native.js';
-import { featureNames, ioctlNames, type FeatureName, type IoctlName, type OpenHowName } from './uffd.js';
+import { Feature, featureNames, ioctlNames, type FeatureName, type IoctlName, type OpenHowName } from './uffd.js';
 
 export interface Capability {
   ok: boolean;
-  /** The errno name (or CONTENT_MISMATCH, HIDDEN, NO_FEATURE, NO_IOCTL) when not ok. */
+  /**
+   * The errno name (or CONTENT_MISMATCH, HIDDEN, NO_FEATURE, NO_IOCTL, NO_MOVE, NO_IO_URING,
+   * MOVED_PINNED, UNFIXED_KERNEL, UNKNOWN_VERSION, ...) when not ok.
+   */
   reason?: string;
+  /** What was tried, where the reason alone would be ambiguous. */
+  detail?: string;
+}
+
+export interface KernelVersion {
+  major: number;
+  minor: number;
+  patch: number;
+}
+
+/** "6.12.20-android16-5-g..." -> { 6, 12, 20 }; a missing patch level is 0; null if unparseable. */
+export function parseKernelRelease(release: string): KernelVersion | null {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(String(release).trim());
+  if (!m) return null;
+  return { major: Number(m[1]), minor: Number(m[2]), patch: m[3] === undefined ? 0 : Number(m[3]) };
+}
+
+/**
+ * Whether a kernel release carries the UFFDIO_MOVE fixes ART gates on (6.12.20+, 6.13.8+,
+ * 6.14+): a large-folio deadlock (now EAGAIN), a BUG on swap-cache pages, and HIGHPTE.
+ * A version gate, as ART's: the bugs cannot be tested without risking them.
+ */
+export function moveFixesIn(release: string): Capability {
+  const v = parseKernelRelease(release);
+  if (!v) return { ok: false, reason: 'UNKNOWN_VERSION', detail: `cannot parse the kernel release "${release}"` };
+  const { major, minor, patch } = v;
+  const fixed = major > 6 || (major === 6 && (minor >= 14 || (minor === 13 && patch >= 8) || (minor === 12 && patch >= 20)));
+  return fixed
+    ? { ok: true }
+    : {
+        ok: false,
+        reason: 'UNFIXED_KERNEL',
+        detail: `Linux ${major}.${minor}.${patch} predates the UFFDIO_MOVE fixes of 6.12.20, 6.13.8 and 6.14 (large-folio deadlock, swap-cache BUG, HIGHPTE)`,
+      };
+}
+
+/** Feature bits the kernel reported that movegc has no name for (where a cross-mm bit would appear). */
+function unknownFeatureBits(bits: number): number[] {
+  const known = Object.values(Feature).reduce((a, b) => a + b, 0);
+  const out: number[] = [];
+  for (let b = 0; b < 53; b++) if (Math.floor(bits / 2 ** b) % 2 === 1 && Math.floor(known / 2 ** b) % 2 === 0) out.push(b);
+  return out;
 }
 
 export interface Capabilities {
@@ -25,16 +74,30 @@ export interface Capabilities {
   zeropage: Capability;
   writeProtect: Capability;
   mremapDontUnmap: Capability;
+  /**
+   * MOVE from a child process that holds this process's userfaultfd. No kernel so far allows
+   * it (EINVAL: no feature bit was ever added); `unknownFeatureBits` lists reported feature
+   * bits movegc has no name for, where a future cross-mm bit would show.
+   */
+  crossMm: Capability & { unknownFeatureBits: number[] };
+  /** MOVE of a page pinned by io_uring is refused with EBUSY (and the page moves once unpinned). */
+  pinsRefused: Capability;
+  /** The running kernel has the MOVE fixes ART gates on (6.12.20+, 6.13.8+ or 6.14+). */
+  moveFixes: Capability & { kernel: string };
   /** /sys/kernel/mm/transparent_hugepage/enabled: always, madvise or never. */
   thp: string;
 }
 
 /** What a caller may hide, to exercise fallbacks on a kernel that has everything. */
-export type Hideable = 'uffd' | 'move';
+export type Hideable = 'uffd' | 'move' | 'moveFixes';
+export const HIDEABLE: readonly Hideable[] = ['uffd', 'move', 'moveFixes'];
 
 let raw: RawProbe | undefined;
 
-/** Probes once per thread (cached); `hide` masks capabilities without re-probing. */
+/**
+ * Probes once per thread (cached; crossMm and pinsRefused once per process); `hide` masks
+ * capabilities without re-probing.
+ */
 export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capabilities {
   if (!raw || opts.refresh) raw = native.probe();
   const hide = new Set(opts.hide ?? []);
@@ -57,6 +120,9 @@ export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capa
   else if (!features.includes('MOVE')) move = no('NO_FEATURE');
   else if (!ioctls.includes('MOVE')) move = no('NO_IOCTL');
   else move = r.testMove.ok ? { ok: true } : no(r.testMove.reason ?? 'EINVAL');
+  const afterMove = (c: { ok: boolean; reason?: string; detail?: string }): Capability =>
+    !move.ok ? no(move.reason ?? 'NO_MOVE') : c.ok ? { ok: true } : { ok: false, reason: c.reason ?? 'EINVAL', ...(c.detail ? { detail: c.detail } : {}) };
+  const kernel = os.release();
   return {
     pageSize: r.pageSize,
     uffd,
@@ -67,6 +133,9 @@ export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capa
     zeropage: ioctlCap('ZEROPAGE'),
     writeProtect: !uffdOk ? no(uffd.reason ?? 'ENOUFFD') : r.registerWp.ok ? { ok: true } : no(r.registerWp.reason ?? 'EINVAL'),
     mremapDontUnmap: r.mremapDontUnmap,
+    crossMm: { ...afterMove(r.crossMm), unknownFeatureBits: r.features !== undefined ? unknownFeatureBits(r.features) : [] },
+    pinsRefused: afterMove(r.pinsRefused),
+    moveFixes: { ...(hide.has('moveFixes') ? no('HIDDEN') : moveFixesIn(kernel)), kernel },
     thp: r.thp,
   };
 }

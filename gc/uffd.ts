@@ -8,7 +8,7 @@
  */
 import { ErrorCode, MoveGcError, fromNative } from './errors.js';
 import { native } from './native.js';
-import { checkInt, checkRange } from './validate.js';
+import { checkFlags, checkInt, checkOptionKeys, checkRange } from './validate.js';
 
 const C = native.uffd.constants;
 
@@ -66,6 +66,47 @@ export interface MoveOptions {
   /** Treat holes in the source as success (the destination stays missing there). */
   allowSrcHoles?: boolean;
 }
+/** COPY, ZEROPAGE, WRITEPROTECT (when clearing), CONTINUE and POISON. */
+export interface WakeOptions {
+  /** Don't wake threads waiting on the range; a later wake() must. */
+  dontWake?: boolean;
+}
+export interface RegisterMode {
+  /** Missing-page faults (the default). */
+  missing?: boolean;
+  /** Write-protect faults (resolve with writeProtect(..., false)). */
+  wp?: boolean;
+  /** Minor faults on shmem/hugetlbfs (resolve with continue()). */
+  minor?: boolean;
+}
+
+/**
+ * One record read from the userfaultfd. Page faults carry the kernel's flags (write, wp,
+ * minor) and, with the THREAD_ID feature, the faulting thread's id. The other events come
+ * only when their feature (EVENT_FORK, EVENT_REMAP, EVENT_REMOVE, EVENT_UNMAP) was requested,
+ * and the thread that caused one waits in the kernel until it is read.
+ */
+export type UffdEvent =
+  | { type: 'pagefault'; address: number; flags: number; write: boolean; wp: boolean; minor: boolean; tid?: number }
+  /** A child was forked: its own userfaultfd, owned by the caller (close() it). */
+  | { type: 'fork'; uffd: Userfaultfd }
+  /** mremap: the registered range moved (from/to are the old and new starts). */
+  | { type: 'remap'; from: number; to: number; length: number }
+  /** madvise(DONTNEED/REMOVE) dropped [start, end). */
+  | { type: 'remove'; start: number; end: number }
+  /** munmap (or an mmap over it) removed [start, end). */
+  | { type: 'unmap'; start: number; end: number }
+  | { type: 'unknown'; event: number };
+
+const NO_OPTIONS = Object.freeze({});
+const MOVE_KEYS = ['dontWake', 'allowSrcHoles'] as const;
+const WAKE_KEYS = ['dontWake'] as const;
+
+function checkOpts(what: string, opts: object, keys: readonly string[]): void {
+  if (opts === NO_OPTIONS) return;
+  checkOptionKeys(`${what} options`, opts, keys);
+  checkFlags(what, opts as Record<string, unknown>, keys);
+}
 
 /**
  * Repeats a MOVE/COPY step after short progress until `length` bytes are done. A failure is
@@ -99,6 +140,7 @@ export class Userfaultfd {
 
   /** Opens a userfaultfd and performs the API handshake requesting `features`. */
   static open(opts: { how?: OpenHowName; features?: FeatureName[] } = {}): Userfaultfd {
+    checkOptionKeys('Userfaultfd.open options', opts, ['how', 'features']);
     const how = opts.how ?? 'syscall';
     if (!(how in OpenHow)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown open method ${String(how)}`);
     let mask = 0;
@@ -141,10 +183,11 @@ export class Userfaultfd {
   }
 
   /** Registers a range; returns the ioctls the kernel offers on it. */
-  register(address: number, length: number, mode: { missing?: boolean; wp?: boolean } = { missing: true }): IoctlName[] {
+  register(address: number, length: number, mode: RegisterMode = { missing: true }): IoctlName[] {
     this.#check();
     checkRange('UFFDIO_REGISTER', address, length);
-    const bits = (mode.missing !== false ? C.REGISTER_MODE_MISSING : 0) | (mode.wp ? C.REGISTER_MODE_WP : 0);
+    checkOpts('UFFDIO_REGISTER mode', mode, ['missing', 'wp', 'minor']);
+    const bits = (mode.missing !== false ? C.REGISTER_MODE_MISSING : 0) | (mode.wp ? C.REGISTER_MODE_WP : 0) | (mode.minor ? C.REGISTER_MODE_MINOR : 0);
     try {
       return ioctlNames(native.uffd.register(this.fd, address, length, bits));
     } catch (e) {
@@ -166,10 +209,11 @@ export class Userfaultfd {
    * One UFFDIO_MOVE ioctl. Returns the bytes moved, which is less than `length` after a
    * short move (EAGAIN with progress): advance by it and call again to continue.
    */
-  moveOnce(dst: number, src: number, length: number, opts: MoveOptions = {}): number {
+  moveOnce(dst: number, src: number, length: number, opts: MoveOptions = NO_OPTIONS): number {
     this.#check();
     checkRange('UFFDIO_MOVE destination', dst, length);
     checkRange('UFFDIO_MOVE source', src, length);
+    checkOpts('UFFDIO_MOVE', opts, MOVE_KEYS);
     const mode = (opts.dontWake ? C.MOVE_MODE_DONTWAKE : 0) | (opts.allowSrcHoles ? C.MOVE_MODE_ALLOW_SRC_HOLES : 0);
     try {
       return native.uffd.move(this.fd, dst, src, length, mode);
@@ -182,26 +226,29 @@ export class Userfaultfd {
    * Moves the whole range, continuing after short moves. A failure throws with
    * `bytesDone` = everything moved before it, across the continued calls.
    */
-  move(dst: number, src: number, length: number, opts: MoveOptions = {}): number {
+  move(dst: number, src: number, length: number, opts: MoveOptions = NO_OPTIONS): number {
     this.#check();
     checkRange('UFFDIO_MOVE destination', dst, length);
     checkRange('UFFDIO_MOVE source', src, length);
+    checkOpts('UFFDIO_MOVE', opts, MOVE_KEYS);
     return untilDone(length, (done) => this.moveOnce(dst + done, src + done, length - done, opts));
   }
 
   /** UFFDIO_COPY of the whole range (continuing after short copies). */
-  copy(dst: number, src: number, length: number, opts: { dontWake?: boolean } = {}): number {
+  copy(dst: number, src: number, length: number, opts: WakeOptions = NO_OPTIONS): number {
     this.#check();
     checkRange('UFFDIO_COPY destination', dst, length);
     checkRange('UFFDIO_COPY source', src, length);
+    checkOpts('UFFDIO_COPY', opts, WAKE_KEYS);
     const mode = opts.dontWake ? C.COPY_MODE_DONTWAKE : 0;
     return untilDone(length, (done) => native.uffd.copy(this.fd, dst + done, src + done, length - done, mode));
   }
 
   /** Maps the shared zero page at every missing page of the range. */
-  zeropage(dst: number, length: number, opts: { dontWake?: boolean } = {}): number {
+  zeropage(dst: number, length: number, opts: WakeOptions = NO_OPTIONS): number {
     this.#check();
     checkRange('UFFDIO_ZEROPAGE', dst, length);
+    checkOpts('UFFDIO_ZEROPAGE', opts, WAKE_KEYS);
     try {
       return native.uffd.zeropage(this.fd, dst, length, opts.dontWake ? C.ZEROPAGE_MODE_DONTWAKE : 0);
     } catch (e) {
@@ -220,8 +267,45 @@ export class Userfaultfd {
   }
 
   /**
+   * Sets (`on`) or clears write protection on a range registered with `wp`. Clearing it
+   * resolves write-protect faults: their writers are woken unless `dontWake`.
+   */
+  writeProtect(address: number, length: number, on: boolean, opts: WakeOptions = NO_OPTIONS): void {
+    this.#check();
+    checkRange('UFFDIO_WRITEPROTECT', address, length);
+    if (typeof on !== 'boolean') throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `on must be a boolean, got ${typeof on}`);
+    checkOpts('UFFDIO_WRITEPROTECT', opts, WAKE_KEYS);
+    const mode = (on ? C.WRITEPROTECT_MODE_WP : 0) | (opts.dontWake ? C.WRITEPROTECT_MODE_DONTWAKE : 0);
+    try {
+      native.uffd.writeProtect(this.fd, address, length, mode);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** UFFDIO_CONTINUE: resolves minor faults by mapping the pages already in the page cache. */
+  continue(address: number, length: number, opts: WakeOptions = NO_OPTIONS): number {
+    this.#check();
+    checkRange('UFFDIO_CONTINUE', address, length);
+    checkOpts('UFFDIO_CONTINUE', opts, WAKE_KEYS);
+    const mode = opts.dontWake ? C.CONTINUE_MODE_DONTWAKE : 0;
+    return untilDone(length, (done) => native.uffd.cont(this.fd, address + done, length - done, mode));
+  }
+
+  /** UFFDIO_POISON: missing pages of the range read as hardware-poisoned (SIGBUS) from now on. */
+  poison(address: number, length: number, opts: WakeOptions = NO_OPTIONS): number {
+    this.#check();
+    checkRange('UFFDIO_POISON', address, length);
+    checkOpts('UFFDIO_POISON', opts, WAKE_KEYS);
+    const mode = opts.dontWake ? C.POISON_MODE_DONTWAKE : 0;
+    return untilDone(length, (done) => native.uffd.poison(this.fd, address + done, length - done, mode));
+  }
+
+  /**
    * Reads pending page-fault addresses into `out`, waiting up to `timeoutMs` (0: don't
    * wait). Blocks the calling thread: call it from a thread that is not the one faulting.
+   * The fault server's fast path: a non-fault event it meets (only where an EVENT_*
+   * feature was requested) is kept for {@link readEvents}, see {@link stashedEvents}.
    */
   readFaults(out: Float64Array, timeoutMs = 0): number {
     this.#check();
@@ -232,6 +316,30 @@ export class Userfaultfd {
     } catch (e) {
       throw fromNative(e);
     }
+  }
+
+  /**
+   * Reads up to `max` full records (page faults with their flags, and non-fault events),
+   * waiting up to `timeoutMs` (0: don't wait) when none is pending. Events the fast path
+   * kept come first.
+   */
+  readEvents(timeoutMs = 0, max = 64): UffdEvent[] {
+    this.#check();
+    checkInt('timeoutMs', timeoutMs, 0, 60_000);
+    checkInt('max', max, 1, 4096);
+    let raw;
+    try {
+      raw = native.uffd.readEvents(this.fd, timeoutMs, max);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return raw.map((r): UffdEvent => (r.type === 'fork' ? { type: 'fork', uffd: new Userfaultfd(r.ufd, this.features, true) } : r));
+  }
+
+  /** Non-fault events readFaults met and kept for the next readEvents on this descriptor. */
+  get stashedEvents(): number {
+    this.#check();
+    return native.uffd.stashedEvents(this.fd);
   }
 
   /** Closes the descriptor (if owned). Idempotent. Waiting faulters are woken by the kernel. */

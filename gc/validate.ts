@@ -1,5 +1,5 @@
 /** Argument checks shared by the typed layer: fail with a code before reaching the kernel. */
-import { ErrorCode, MoveGcError, invalidArg, outOfRange } from './errors.js';
+import { ErrorCode, MoveGcError, einval, invalidArg, outOfRange } from './errors.js';
 import { PAGE_SIZE } from './native.js';
 
 export function checkInt(name: string, v: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): number {
@@ -9,13 +9,36 @@ export function checkInt(name: string, v: unknown, min = 0, max = Number.MAX_SAF
   return v;
 }
 
-/** A page-aligned address/length pair with non-zero length. */
+/**
+ * A page-aligned address/length pair with non-zero length. `what` starts with the system
+ * call the range is for (e.g. "UFFDIO_MOVE destination"): the error names it, as the kernel's would.
+ */
 export function checkRange(what: string, address: unknown, length: unknown): void {
   checkInt(`${what} address`, address);
   checkInt(`${what} length`, length);
-  if ((length as number) === 0) throw new MoveGcError(ErrorCode.EINVAL, `${what}: length must not be zero`);
-  if ((address as number) % PAGE_SIZE !== 0)
-    throw new MoveGcError(ErrorCode.EINVAL, `${what}: address 0x${(address as number).toString(16)} is not page aligned (${PAGE_SIZE})`);
-  if ((length as number) % PAGE_SIZE !== 0)
-    throw new MoveGcError(ErrorCode.EINVAL, `${what}: length ${length} is not a multiple of the page size (${PAGE_SIZE})`);
+  if ((length as number) === 0) throw rangeError(what, 'length must not be zero');
+  if ((address as number) % PAGE_SIZE !== 0) throw rangeError(what, `address 0x${(address as number).toString(16)} is not page aligned (${PAGE_SIZE})`);
+  if ((length as number) % PAGE_SIZE !== 0) throw rangeError(what, `length ${length} is not a multiple of the page size (${PAGE_SIZE})`);
+}
+
+function rangeError(what: string, why: string): MoveGcError {
+  return einval(`${what}: ${why}`, what.split(/[ (]/)[0]);
+}
+
+/**
+ * An options object: undefined, or a plain object whose keys are all in `known` (an unknown
+ * key is a typo or an option of another call: rejected, never ignored).
+ */
+export function checkOptionKeys(what: string, opts: unknown, known: readonly string[]): void {
+  if (opts === undefined) return;
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) throw invalidArg(`${what} must be an object, got ${opts === null ? 'null' : typeof opts}`);
+  for (const k in opts)
+    if (!known.includes(k))
+      throw new MoveGcError(ErrorCode.UNKNOWN_OPTION, `${what}: unknown option ${JSON.stringify(k)} (expected ${known.join(', ')})`);
+}
+
+/** Optional boolean flags of an options object. */
+export function checkFlags(what: string, opts: Record<string, unknown>, flags: readonly string[]): void {
+  for (const f of flags)
+    if (opts[f] !== undefined && typeof opts[f] !== 'boolean') throw invalidArg(`${what}.${f} must be a boolean, got ${typeof opts[f]}`);
 }

@@ -11,4 +11,8 @@ void InitUring(Napi::Env env, Napi::Object exports);
 
 // Opens a userfaultfd: 0 syscall, 1 syscall + UFFD_USER_MODE_ONLY, 2 /dev/userfaultfd. fd or -errno.
 int OpenUffd(int how);
+// Reading faults and events (uffd_events.cc): registered on the `uffd` object.
+void InitUffdEvents(Napi::Env env, Napi::Object uffd);
+// Forgets events the fast path kept for fd (closing any FORK descriptor among them).
+void DropStashedEvents(int fd);
 }  // namespace movegc

@@ -13,17 +13,19 @@
 namespace movegc {
 namespace {
 
-// mapAnonymous(len, align): private anonymous RW mapping whose start is aligned to `align`
-// (a power of two >= the page size). Over-maps by `align` and trims both ends.
+// mapAnonymous(len, align, shared): anonymous RW mapping whose start is aligned to `align`
+// (a power of two >= the page size); private unless `shared` (shmem: minor faults, CONTINUE).
+// Over-maps by `align` and trims both ends.
 Napi::Value MapAnonymous(const Napi::CallbackInfo& info) {
   uint64_t len = ArgAddr(info, 0, "length");
   uint64_t align = info.Length() > 1 ? ArgAddr(info, 1, "alignment") : 4096;
+  bool shared = info.Length() > 2 && info[2].ToBoolean().Value();
   long ps = sysconf(_SC_PAGESIZE);
   if (len == 0 || len % ps) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "length must be a non-zero multiple of the page size");
   if (align < (uint64_t)ps || (align & (align - 1)))
     ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "alignment must be a power of two >= the page size");
   size_t total = len + align;
-  void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) ThrowErrno(info.Env(), "mmap", errno);
   uintptr_t raw = reinterpret_cast<uintptr_t>(p);
   uintptr_t start = (raw + align - 1) & ~(uintptr_t)(align - 1);

@@ -1,14 +1,22 @@
 // The capability probe, in one place (as ART isolates its own): what userfaultfd offers
 // on this kernel, by trying it. Every "no" carries the errno name that said no.
 // Headers decide nothing here: a feature is present if the kernel reports it and a real
-// test operation on scratch memory succeeds.
+// test operation on scratch memory succeeds. The costlier findings (a child process, an
+// io_uring pin) are made once per process and kept.
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/io_uring.h>
+#include <spawn.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <string>
 
 #include "addon.h"
@@ -74,6 +82,134 @@ Napi::Object ProbeMove(Napi::Env env, int how, long ps) {
   return res;
 }
 
+// A finding kept for the life of the process (these spawn a child or pin memory: run once).
+struct Finding {
+  bool ok = false;
+  std::string reason, detail;
+  Napi::Object ToJs(Napi::Env env) const {
+    Napi::Object r = Result(env, ok, reason.c_str());
+    if (!detail.empty()) r.Set("detail", detail);
+    return r;
+  }
+};
+Finding Fail(const char* reason, const std::string& detail = "") { return {false, reason, detail}; }
+
+// A userfaultfd with MOVE and one registered scratch page `dst`, for the tests below.
+struct MoveSetup {
+  int fd = -1;
+  Scratch src, dst;
+  Finding error;  // set when the setup failed
+  MoveSetup(int how, long ps) : src(ps), dst(ps) {
+    fd = OpenUffd(how);
+    if (fd < 0) {
+      error = Fail(ErrnoName(-fd), "userfaultfd open");
+      return;
+    }
+    struct uffdio_api api = {UFFD_API, UFFD_FEATURE_MOVE, 0};
+    struct uffdio_register reg = {};
+    reg.range = {reinterpret_cast<uint64_t>(dst.p), static_cast<uint64_t>(ps)};
+    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    if (src.p == MAP_FAILED || dst.p == MAP_FAILED) error = Fail("ENOMEM", "scratch mmap");
+    else if (ioctl(fd, UFFDIO_API, &api)) error = Fail(ErrnoName(errno), "UFFDIO_API(MOVE)");
+    else if (ioctl(fd, UFFDIO_REGISTER, &reg)) error = Fail(ErrnoName(errno), "UFFDIO_REGISTER");
+    else memset(src.p, 0x5a, ps);
+  }
+  ~MoveSetup() {
+    if (fd >= 0) close(fd);
+  }
+  bool ready() const { return fd >= 0 && error.reason.empty(); }
+  int Move(long ps) {
+    struct uffdio_move mv = {reinterpret_cast<uint64_t>(dst.p), reinterpret_cast<uint64_t>(src.p), static_cast<uint64_t>(ps), 0, 0};
+    return ioctl(fd, UFFDIO_MOVE, &mv) ? errno : 0;
+  }
+};
+
+// The child program sits next to this addon (build/Release/movegc-cross-mm).
+std::string ChildPath() {
+  Dl_info di;
+  if (!dladdr(reinterpret_cast<void*>(&InitProbe), &di) || !di.dli_fname) return "";
+  std::string p = di.dli_fname;
+  size_t slash = p.rfind('/');
+  return (slash == std::string::npos ? std::string() : p.substr(0, slash + 1)) + "movegc-cross-mm";
+}
+
+// crossMm: a child process holding our userfaultfd (as fd 3) MOVEs a page of its own into
+// our registered page. Every kernel so far refuses (EINVAL: ctx->mm != current->mm); a
+// kernel that allowed it would have to have moved the child's bytes into our page.
+Finding ProbeCrossMm(int how, long ps) {
+  MoveSetup s(how, ps);
+  if (!s.ready()) return s.error;
+  if (int err = s.Move(ps)) return Fail("NO_MOVE", std::string("same-process UFFDIO_MOVE: ") + ErrnoName(err));
+  Scratch dst(ps);  // the control filled s.dst: the child aims at a fresh registered page
+  struct uffdio_register reg = {};
+  reg.range = {reinterpret_cast<uint64_t>(dst.p), static_cast<uint64_t>(ps)};
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  if (dst.p == MAP_FAILED) return Fail("ENOMEM", "scratch mmap");
+  if (ioctl(s.fd, UFFDIO_REGISTER, &reg)) return Fail(ErrnoName(errno), "UFFDIO_REGISTER of the child's target");
+  std::string path = ChildPath();
+  if (path.empty() || access(path.c_str(), X_OK)) return Fail("NO_HELPER", "probe child program not found: " + path);
+  // The child gets the descriptor as fd 3 (dup2 clears CLOEXEC on the copy only).
+  int high = fcntl(s.fd, F_DUPFD_CLOEXEC, 10);
+  if (high < 0) return Fail(ErrnoName(errno), "F_DUPFD_CLOEXEC");
+  char dst_hex[32], len_dec[32];
+  snprintf(dst_hex, sizeof dst_hex, "%lx", reinterpret_cast<unsigned long>(dst.p));
+  snprintf(len_dec, sizeof len_dec, "%ld", ps);
+  char* argv[] = {const_cast<char*>(path.c_str()), dst_hex, len_dec, nullptr};
+  char* envp[] = {nullptr};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, high, 3);
+  pid_t pid;
+  int err = posix_spawn(&pid, path.c_str(), &fa, nullptr, argv, envp);
+  posix_spawn_file_actions_destroy(&fa);
+  close(high);
+  if (err) return Fail(ErrnoName(err), "posix_spawn of the probe child");
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(st)) return Fail("CHILD_SIGNAL", "the probe child died by a signal");
+  int code = WEXITSTATUS(st);
+  if (code == 255) return Fail("CHILD_SETUP", "the probe child could not set up");
+  if (code != 0) return Fail(ErrnoName(code), "UFFDIO_MOVE from a child process holding this process's userfaultfd");
+  if (static_cast<unsigned char>(dst.p[0]) != 0x5a) return Fail("CONTENT_MISMATCH", "the child's MOVE succeeded but our page does not hold its bytes");
+  return {true, "", ""};
+}
+
+std::string ReadSysctl(const char* path) {
+  std::ifstream f(path);
+  std::string v;
+  return std::getline(f, v) ? v : "?";
+}
+
+// pinsRefused: a page pinned by io_uring (IORING_REGISTER_BUFFERS, a long-term pin as DMA
+// holds) must be refused by MOVE with EBUSY, and move again once unpinned (the control).
+Finding ProbePins(int how, long ps) {
+  MoveSetup s(how, ps);
+  if (!s.ready()) return s.error;
+  struct io_uring_params params = {};
+  int ring = static_cast<int>(syscall(__NR_io_uring_setup, 1, &params));
+  if (ring < 0)
+    return Fail("NO_IO_URING", std::string("io_uring_setup: ") + ErrnoName(errno) + " (kernel.io_uring_disabled=" +
+                                  ReadSysctl("/proc/sys/kernel/io_uring_disabled") + "): pins cannot be tested here");
+  struct iovec iov = {s.src.p, static_cast<size_t>(ps)};
+  if (syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1) < 0) {
+    int e = errno;
+    close(ring);
+    return Fail(ErrnoName(e), "IORING_REGISTER_BUFFERS of a scratch page");
+  }
+  int pinned = s.Move(ps);
+  syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, nullptr, 0);
+  close(ring);
+  if (pinned == 0) return Fail("MOVED_PINNED", "UFFDIO_MOVE moved a page pinned by io_uring");
+  if (pinned != EBUSY) return Fail(ErrnoName(pinned), "UFFDIO_MOVE of a pinned page failed, but not with EBUSY");
+  int unpinned = s.Move(ps);
+  if (unpinned) return Fail(ErrnoName(unpinned), "after unpinning, the page still does not move: EBUSY was not the pin's");
+  return {true, "", ""};
+}
+
+std::once_flag once;
+Finding cross_mm, pins_refused;
+
 std::string ReadThp() {
   std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
   std::string line;
@@ -132,12 +268,20 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
     }
     close(fd);
     out.Set("testMove", ProbeMove(env, how, ps));
+    std::call_once(once, [how, ps] {
+      cross_mm = ProbeCrossMm(how, ps);
+      pins_refused = ProbePins(how, ps);
+    });
+    out.Set("crossMm", cross_mm.ToJs(env));
+    out.Set("pinsRefused", pins_refused.ToJs(env));
   } else {
     Napi::Object none = Result(env, false, "ENOUFFD");
     out.Set("api", none);
     out.Set("register", none);
     out.Set("registerWp", none);
     out.Set("testMove", none);
+    out.Set("crossMm", none);
+    out.Set("pinsRefused", none);
   }
   out.Set("mremapDontUnmap", ProbeMremap(env, ps));
   out.Set("thp", ReadThp());

@@ -34,6 +34,15 @@ struct uffdio_move {
 #ifndef _UFFDIO_POISON
 #define _UFFDIO_POISON (0x08)
 #endif
+#ifndef UFFDIO_POISON
+#define UFFDIO_POISON_MODE_DONTWAKE ((__u64)1 << 0)
+struct uffdio_poison {
+  struct uffdio_range range;
+  __u64 mode;
+  __s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
 #endif

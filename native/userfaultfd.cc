@@ -1,8 +1,8 @@
-// userfaultfd: open, API handshake, register/unregister, MOVE/COPY/ZEROPAGE/WAKE, fault reads.
+// userfaultfd: open, API handshake, register/unregister, MOVE/COPY/ZEROPAGE/WAKE,
+// WRITEPROTECT/CONTINUE/POISON. Reading faults and events: uffd_events.cc.
 // Functions take the descriptor as an int so any thread (main or Worker) can use the same fd.
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -118,47 +118,49 @@ Napi::Value Wake(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// readFaults(fd, timeoutMs, out: Float64Array) -> count. Waits up to timeoutMs (0: don't
-// wait) for the fd to be readable, then reads pending messages; page-fault addresses go
-// to `out`, other events are skipped. Blocking happens here, off the JS heap lock: this
-// is meant for a Worker whose only job is to serve faults.
-Napi::Value ReadFaults(const Napi::CallbackInfo& info) {
+// writeProtect(fd, addr, len, mode): sets (MODE_WP) or clears write protection on a range
+// registered with REGISTER_MODE_WP. Clearing wakes the writers waiting on it unless DONTWAKE.
+Napi::Value WriteProtect(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
-  int64_t timeout = ArgInt(info, 1, "timeoutMs");
-  if (info.Length() < 3 || !info[2].IsTypedArray() ||
-      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "out must be a Float64Array");
-  Napi::Float64Array out = info[2].As<Napi::Float64Array>();
-  size_t cap = out.ElementLength();
-  if (timeout != 0) {
-    // A signal (EINTR) ends the wait like a timeout: restarting with the full timeout would
-    // let frequent signals (a profiler's SIGPROF) stretch the wait forever.
-    struct pollfd p = {fd, POLLIN, 0};
-    int r = poll(&p, 1, timeout < 0 ? -1 : static_cast<int>(timeout));
-    if (r < 0 && errno != EINTR) ThrowErrno(info.Env(), "poll", errno);
-    if (r <= 0) return Napi::Number::New(info.Env(), 0);
-    if (p.revents & (POLLERR | POLLNVAL)) ThrowErrno(info.Env(), "poll", EBADF);
-  }
-  struct uffd_msg msgs[64];
-  size_t n = 0;
-  while (n < cap) {
-    size_t want = cap - n < 64 ? cap - n : 64;
-    ssize_t got = read(fd, msgs, want * sizeof(struct uffd_msg));
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) break;
-      ThrowErrno(info.Env(), "read(userfaultfd)", errno);
-    }
-    size_t k = static_cast<size_t>(got) / sizeof(struct uffd_msg);
-    for (size_t i = 0; i < k; i++)
-      if (msgs[i].event == UFFD_EVENT_PAGEFAULT) out[n++] = static_cast<double>(msgs[i].arg.pagefault.address);
-    if (k < want) break;
-  }
-  return Napi::Number::New(info.Env(), static_cast<double>(n));
+  struct uffdio_writeprotect wp = {};
+  wp.range.start = ArgAddr(info, 1, "address");
+  wp.range.len = ArgAddr(info, 2, "length");
+  wp.mode = ArgAddr(info, 3, "mode");
+  if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp)) ThrowErrno(info.Env(), "UFFDIO_WRITEPROTECT", errno);
+  return info.Env().Undefined();
+}
+
+// cont(fd, addr, len, mode) -> bytes mapped: resolves minor faults (REGISTER_MODE_MINOR,
+// shmem/hugetlbfs) by mapping the page already in the page cache.
+Napi::Value Continue(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  struct uffdio_continue c = {};
+  c.range.start = ArgAddr(info, 1, "address");
+  c.range.len = ArgAddr(info, 2, "length");
+  c.mode = ArgAddr(info, 3, "mode");
+  if (ioctl(fd, UFFDIO_CONTINUE, &c) == 0) return Napi::Number::New(info.Env(), static_cast<double>(c.range.len));
+  int err = errno;
+  if (err == EAGAIN && c.mapped > 0) return Napi::Number::New(info.Env(), static_cast<double>(c.mapped));
+  ThrowErrno(info.Env(), "UFFDIO_CONTINUE", err, nullptr, c.mapped > 0 ? c.mapped : 0);
+}
+
+// poison(fd, addr, len, mode) -> bytes poisoned: missing pages of the range read as
+// hardware-poisoned (SIGBUS on access) from now on.
+Napi::Value Poison(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  struct uffdio_poison p = {};
+  p.range.start = ArgAddr(info, 1, "address");
+  p.range.len = ArgAddr(info, 2, "length");
+  p.mode = ArgAddr(info, 3, "mode");
+  if (ioctl(fd, UFFDIO_POISON, &p) == 0) return Napi::Number::New(info.Env(), static_cast<double>(p.range.len));
+  int err = errno;
+  if (err == EAGAIN && p.updated > 0) return Napi::Number::New(info.Env(), static_cast<double>(p.updated));
+  ThrowErrno(info.Env(), "UFFDIO_POISON", err, nullptr, p.updated > 0 ? p.updated : 0);
 }
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
+  DropStashedEvents(fd);
   if (close(fd)) ThrowErrno(info.Env(), "close", errno);
   return info.Env().Undefined();
 }
@@ -175,12 +177,20 @@ void InitUserfaultfd(Napi::Env env, Napi::Object exports) {
   u.Set("copy", Napi::Function::New(env, Copy, "copy"));
   u.Set("zeropage", Napi::Function::New(env, Zeropage, "zeropage"));
   u.Set("wake", Napi::Function::New(env, Wake, "wake"));
-  u.Set("readFaults", Napi::Function::New(env, ReadFaults, "readFaults"));
+  u.Set("writeProtect", Napi::Function::New(env, WriteProtect, "writeProtect"));
+  u.Set("cont", Napi::Function::New(env, Continue, "cont"));
+  u.Set("poison", Napi::Function::New(env, Poison, "poison"));
+  InitUffdEvents(env, u);
   u.Set("close", Napi::Function::New(env, Close, "close"));
   Napi::Object c = Napi::Object::New(env);
   c.Set("FEATURE_MOVE", static_cast<double>(UFFD_FEATURE_MOVE));
   c.Set("REGISTER_MODE_MISSING", static_cast<double>(UFFDIO_REGISTER_MODE_MISSING));
   c.Set("REGISTER_MODE_WP", static_cast<double>(UFFDIO_REGISTER_MODE_WP));
+  c.Set("REGISTER_MODE_MINOR", static_cast<double>(UFFDIO_REGISTER_MODE_MINOR));
+  c.Set("WRITEPROTECT_MODE_WP", static_cast<double>(UFFDIO_WRITEPROTECT_MODE_WP));
+  c.Set("WRITEPROTECT_MODE_DONTWAKE", static_cast<double>(UFFDIO_WRITEPROTECT_MODE_DONTWAKE));
+  c.Set("CONTINUE_MODE_DONTWAKE", static_cast<double>(UFFDIO_CONTINUE_MODE_DONTWAKE));
+  c.Set("POISON_MODE_DONTWAKE", static_cast<double>(UFFDIO_POISON_MODE_DONTWAKE));
   c.Set("MOVE_MODE_DONTWAKE", static_cast<double>(UFFDIO_MOVE_MODE_DONTWAKE));
   c.Set("MOVE_MODE_ALLOW_SRC_HOLES", static_cast<double>(UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES));
   c.Set("COPY_MODE_DONTWAKE", static_cast<double>(UFFDIO_COPY_MODE_DONTWAKE));

@@ -117,6 +117,12 @@ describe('typed layer', () => {
       (b) => u.wake(dst, b as Any),
       (b) => u.register(b as Any, PS),
       (b) => u.unregister(dst, b as Any),
+      (b) => u.writeProtect(b as Any, PS, true),
+      (b) => u.writeProtect(dst, b as Any, false),
+      (b) => u.continue(b as Any, PS),
+      (b) => u.poison(dst, b as Any),
+      (b) => u.readEvents(b ?? ('undefined' as Any)),
+      (b) => u.readEvents(0, b ?? ('undefined' as Any)),
     ];
     for (const call of calls) {
       for (const v of WRONG_TYPES) expectCode(() => call(v), 'ERR_INVALID_ARG_TYPE');
@@ -129,6 +135,9 @@ describe('typed layer', () => {
     for (const out of [[], new Float32Array(4), new Uint8Array(8), null, {}])
       expectCode(() => u.readFaults(out as Any, 0), 'ERR_INVALID_ARG_TYPE');
     expectCode(() => u.readFaults(new Float64Array(1), 60_001), 'ERR_OUT_OF_RANGE');
+    expectCode(() => u.readEvents(0, 0), 'ERR_OUT_OF_RANGE');
+    expectCode(() => u.readEvents(0, 4097), 'ERR_OUT_OF_RANGE');
+    expectCode(() => u.writeProtect(dst, PS, 1 as Any), 'ERR_INVALID_ARG_TYPE');
 
     // Well-formed but absurd: the kernel says no, with its errno (no crash, no hang).
     const far = 2 ** 52;
@@ -143,6 +152,73 @@ describe('typed layer', () => {
     expect(m.residentPages(0, PS)).toBe(1);
     expect(new Uint8Array(m.view(0, PS))[0]).toBe(1);
   }, ['uffd']);
+});
+
+describe('alike on both paths', () => {
+  itKernel('EINVAL said by the typed layer carries errno and syscall, as the kernel\'s does', () => {
+    const u = Userfaultfd.open({ features: ['MOVE'] });
+    cleanups.push(() => u.close());
+    const m = Mapping.anonymous(4 * PS);
+    cleanups.push(() => m.close());
+    u.register(m.address + 2 * PS, 2 * PS);
+    const kernel = thrown(() => u.moveOnce(2 ** 52, m.address, PS)); // reaches the kernel
+    expect([kernel.code, kernel.errno, kernel.syscall]).toEqual(['EINVAL', 22, 'UFFDIO_MOVE']);
+    const cases: Array<[() => unknown, string]> = [
+      [() => u.moveOnce(m.address + 2 * PS + 1, m.address, PS), 'UFFDIO_MOVE'],
+      [() => u.move(m.address + 2 * PS, m.address, 0), 'UFFDIO_MOVE'],
+      [() => u.copy(m.address + 2 * PS, m.address, PS + 1), 'UFFDIO_COPY'],
+      [() => u.zeropage(m.address + 1, PS), 'UFFDIO_ZEROPAGE'],
+      [() => u.wake(m.address, 1), 'UFFDIO_WAKE'],
+      [() => u.register(m.address + 1, PS), 'UFFDIO_REGISTER'],
+      [() => u.writeProtect(m.address + 1, PS, true), 'UFFDIO_WRITEPROTECT'],
+      [() => u.continue(m.address, 0), 'UFFDIO_CONTINUE'],
+      [() => u.poison(m.address, 100), 'UFFDIO_POISON'],
+      [() => m.advise('DONTNEED', 1, PS), 'madvise'],
+      [() => remapDontUnmap(m.address, 0, m.address + PS), 'mremap'],
+      [() => Mapping.anonymous(100), 'mmap'],
+    ];
+    for (const [fn, syscall] of cases) {
+      const e = thrown(fn);
+      expect(e, String(fn)).toBeInstanceOf(MoveGcError);
+      expect([e.code, e.errno, e.syscall], String(fn)).toEqual(['EINVAL', 22, syscall]);
+    }
+  }, ['uffd']);
+
+  itKernel('option objects: unknown keys are rejected (ERR_UNKNOWN_OPTION), flags must be booleans', () => {
+    const u = Userfaultfd.open({ features: ['MOVE'] });
+    cleanups.push(() => u.close());
+    const m = Mapping.anonymous(4 * PS);
+    cleanups.push(() => m.close());
+    new Uint8Array(m.view(0, PS)).fill(1);
+    u.register(m.address + 2 * PS, 2 * PS);
+    const dst = m.address + 2 * PS;
+    const src = m.address;
+    const withOpts: Array<[string, (o: Any) => unknown]> = [
+      ['moveOnce', (o) => u.moveOnce(dst, src, PS, o)],
+      ['move', (o) => u.move(dst, src, PS, o)],
+      ['copy', (o) => u.copy(dst, src, PS, o)],
+      ['zeropage', (o) => u.zeropage(dst, PS, o)],
+      ['writeProtect', (o) => u.writeProtect(dst, PS, false, o)],
+      ['continue', (o) => u.continue(dst, PS, o)],
+      ['poison', (o) => u.poison(dst, PS, o)],
+      ['register', (o) => u.register(dst, PS, o)],
+      ['open', (o) => Userfaultfd.open(o)],
+    ];
+    for (const [name, call] of withOpts) {
+      expectCode(() => call({ dontwake: true }), 'ERR_UNKNOWN_OPTION');
+      expectCode(() => call({ bogus: 1 }), 'ERR_UNKNOWN_OPTION');
+      expectCode(() => call(null), 'ERR_INVALID_ARG_TYPE');
+      expectCode(() => call('x'), 'ERR_INVALID_ARG_TYPE');
+      if (name !== 'open') expectCode(() => call({ [name === 'register' ? 'wp' : 'dontWake']: 1 }), 'ERR_INVALID_ARG_TYPE');
+    }
+    expectCode(() => u.move(dst, src, PS, { allowSrcHoles: 'yes' as Any }), 'ERR_INVALID_ARG_TYPE');
+    expectCode(() => u.copy(dst, src, PS, { allowSrcHoles: true } as Any), 'ERR_UNKNOWN_OPTION');
+    // None of it reached the kernel: the destination is still missing, the source still there.
+    expect(m.residentPages(2 * PS, 2 * PS)).toBe(0);
+    expect(m.residentPages(0, PS)).toBe(1);
+    // Known keys still work.
+    expect(u.move(dst, src, PS, { dontWake: false, allowSrcHoles: false })).toBe(PS);
+  }, ['uffd', 'move']);
 });
 
 describe('raw addon', () => {
@@ -165,6 +241,12 @@ describe('raw addon', () => {
       (b) => native.uffd.copy(fd, 0, 0, b as Any, 0),
       (b) => native.uffd.register(fd, b as Any, PS, 1),
       (b) => native.uffd.readFaults(fd, b as Any, new Float64Array(1)),
+      (b) => native.uffd.readEvents(fd, b as Any, 1),
+      (b) => native.uffd.readEvents(fd, 0, b as Any),
+      (b) => native.uffd.writeProtect(fd, b as Any, PS, 0),
+      (b) => native.uffd.cont(fd, 0, b as Any, 0),
+      (b) => native.uffd.poison(fd, 0, PS, b as Any),
+      (b) => native.uffd.stashedEvents(b as Any),
       (b) => native.pin.pinRange(b as Any, PS),
     ];
     for (const call of raw) {

@@ -192,7 +192,8 @@ describe('kernel refusals', () => {
         const e = thrown(op);
         expect(e).toBeInstanceOf(MoveGcError);
         expect(e.code).toBe('EINVAL');
-        expect(e.errno).toBeUndefined(); // caught by the typed layer, not the kernel
+        expect(e.errno).toBe(22); // the kernel's errno for it, as the native path gives...
+        expect(e.cause).toBeUndefined(); // ...but caught by the typed layer: no native error underneath
         expect(e.message).toMatch(msg);
       }
     }

@@ -3,15 +3,23 @@
  * doing it), and every "no" must say why.
  */
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { Mapping, PAGE_SIZE, Userfaultfd, probe, type Capabilities, type Capability } from '../dist/gc/index.js';
-import { itKernel } from './kernel.js';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import {
+  IoUringPin, Mapping, PAGE_SIZE, Userfaultfd, chooseMode, moveFixesIn, parseKernelRelease, probe,
+  type Capabilities, type Capability,
+} from '../dist/gc/index.js';
+import { CI, itKernel } from './kernel.js';
+import { thrown } from './helpers/thrown.js';
 
 /** Every Capability in the report, by path. */
 function capabilities(c: Capabilities): Array<[string, Capability]> {
   const list: Array<[string, Capability]> = [
     ['uffd', c.uffd], ['move', c.move], ['copy', c.copy], ['zeropage', c.zeropage],
     ['writeProtect', c.writeProtect], ['mremapDontUnmap', c.mremapDontUnmap],
+    ['crossMm', c.crossMm], ['pinsRefused', c.pinsRefused], ['moveFixes', c.moveFixes],
   ];
   for (const [k, v] of Object.entries(c.uffd.ways)) list.push([`uffd.ways.${k}`, v]);
   return list;
@@ -81,12 +89,181 @@ describe('probe', () => {
     expect(noUffd.uffd.ok).toBe(false);
     expect(noUffd.uffd.reason).toBe('HIDDEN');
     expect(noUffd.uffd.how).toBeNull();
-    for (const name of ['move', 'copy', 'zeropage', 'writeProtect'] as const) {
+    for (const name of ['move', 'copy', 'zeropage', 'writeProtect', 'crossMm', 'pinsRefused'] as const) {
       expect(noUffd[name].ok).toBe(false);
       expect(noUffd[name].reason).toBe('HIDDEN');
     }
     expectReasons(noUffd);
+    for (const name of ['crossMm', 'pinsRefused'] as const) expect(noMove[name]).toMatchObject({ ok: false, reason: 'HIDDEN' });
+    expect(probe({ hide: ['moveFixes'] }).moveFixes).toEqual({ ok: false, reason: 'HIDDEN', kernel: os.release() });
     // Hiding does not stick: the next plain probe reports the kernel again.
     expect(probe().uffd.ok).toBe(probe({ refresh: true }).uffd.ok);
+  });
+});
+
+describe('what the kernel supports beyond MOVE (crossMm, pinsRefused, moveFixes)', () => {
+  itKernel('on this kernel: crossMm refused with EINVAL, pinned pages refused, MOVE fixes present', () => {
+    const c = probe({ refresh: true });
+    expect(c.crossMm).toEqual({
+      ok: false, reason: 'EINVAL', detail: "UFFDIO_MOVE from a child process holding this process's userfaultfd", unknownFeatureBits: [],
+    });
+    expect(c.pinsRefused).toEqual({ ok: true });
+    expect(c.moveFixes).toEqual({ ok: true, kernel: os.release() });
+  });
+
+  itKernel('crossMm agrees with a MOVE tried by another child process holding our userfaultfd', () => {
+    const u = Userfaultfd.open({ features: ['MOVE'] });
+    const dst = Mapping.anonymous(PAGE_SIZE);
+    try {
+      u.register(dst.address, dst.length);
+      const fixture = fileURLToPath(new URL('./fixtures/cross-mm-move.mjs', import.meta.url));
+      const r = spawnSync(process.execPath, [fixture, String(dst.address)], {
+        stdio: ['ignore', 'pipe', 'pipe', u.fd], encoding: 'utf8', timeout: 20_000,
+      });
+      expect(r.stderr).toBe('');
+      const c = probe();
+      if (c.crossMm.ok) {
+        expect(r.stdout).toBe('moved');
+        expect(new Uint8Array(dst.view())[0]).toBe(0x5a);
+      } else {
+        expect(r.stdout).toBe(c.crossMm.reason);
+        expect(dst.residentPages()).toBe(0);
+      }
+    } finally {
+      dst.close();
+      u.close();
+    }
+  });
+
+  itKernel('pinsRefused agrees with a MOVE of a page pinned through the binding', () => {
+    const c = probe();
+    if (c.pinsRefused.reason === 'NO_IO_URING') {
+      if (CI) throw new Error(`CI=true requires io_uring: ${c.pinsRefused.detail}`);
+      return;
+    }
+    const u = Userfaultfd.open({ features: ['MOVE'] });
+    const src = Mapping.anonymous(PAGE_SIZE, { advise: ['NOHUGEPAGE'] });
+    const dst = Mapping.anonymous(PAGE_SIZE, { advise: ['NOHUGEPAGE'] });
+    try {
+      new Uint8Array(src.view()).fill(1);
+      u.register(dst.address, dst.length);
+      const pin = IoUringPin.pin(src.address, PAGE_SIZE);
+      let code: string | undefined;
+      try {
+        u.move(dst.address, src.address, PAGE_SIZE);
+      } catch (e) {
+        code = (e as { code: string }).code;
+      } finally {
+        pin.release();
+      }
+      expect(code === 'EBUSY').toBe(c.pinsRefused.ok);
+    } finally {
+      src.close();
+      dst.close();
+      u.close();
+    }
+  });
+
+  it('moveFixes is the version gate applied to this kernel\'s release', () => {
+    const c = probe();
+    expect(c.moveFixes.kernel).toBe(os.release());
+    const { kernel, ...cap } = c.moveFixes;
+    expect(cap).toEqual(moveFixesIn(kernel));
+  });
+
+  it('the version gate on a table of releases (6.12.20+, 6.13.8+, 6.14+)', () => {
+    const table: Array<[string, boolean | null]> = [
+      ['6.18.44-fc-v782', true],
+      ['6.12.19', false],
+      ['6.12.20', true],
+      ['6.12.20-android16-5-g1234abcd', true],
+      ['6.12.57+deb13-amd64', true],
+      ['6.12', false],
+      ['6.13.7-arch1-1', false],
+      ['6.13.8', true],
+      ['6.13.12-200.fc41.x86_64', true],
+      ['6.14', true],
+      ['6.14.0-rc1', true],
+      ['6.8.0-49-generic', false],
+      ['6.6.87.2-microsoft-standard-WSL2', false],
+      ['6.11.99', false],
+      ['5.15.0-126-generic', false],
+      ['7.0.0', true],
+      ['10.1', true],
+      ['', null],
+      ['linux', null],
+      ['v6.14', null],
+    ];
+    for (const [release, fixed] of table) {
+      const cap = moveFixesIn(release);
+      if (fixed === null) {
+        expect(parseKernelRelease(release), release).toBeNull();
+        expect(cap, release).toMatchObject({ ok: false, reason: 'UNKNOWN_VERSION' });
+      } else {
+        expect(cap.ok, release).toBe(fixed);
+        if (!fixed) expect(cap.reason, release).toBe('UNFIXED_KERNEL');
+      }
+    }
+    expect(parseKernelRelease('6.12.20-android16')).toEqual({ major: 6, minor: 12, patch: 20 });
+    expect(parseKernelRelease('6.14')).toEqual({ major: 6, minor: 14, patch: 0 });
+  });
+});
+
+describe('chooseMode over synthetic capabilities', () => {
+  const ok = { ok: true };
+  const caps = (over: Partial<Capabilities> = {}): Capabilities => ({
+    pageSize: 4096,
+    uffd: { ok: true, how: 'syscall', ways: { syscall: ok, userModeOnly: ok, device: ok } },
+    features: ['MOVE'],
+    ioctls: ['COPY', 'ZEROPAGE', 'MOVE', 'WAKE'],
+    move: ok,
+    copy: ok,
+    zeropage: ok,
+    writeProtect: ok,
+    mremapDontUnmap: ok,
+    crossMm: { ok: false, reason: 'EINVAL', unknownFeatureBits: [] },
+    pinsRefused: ok,
+    moveFixes: { ok: true, kernel: '6.18.0' },
+    thp: 'madvise',
+    ...over,
+  });
+  const unfixed = { ...moveFixesIn('6.12.19'), kernel: '6.12.19' };
+
+  it('everything there: move, whatever crossMm says', () => {
+    expect(chooseMode('move', caps())).toEqual({ mode: 'move', fallbacks: [] });
+  });
+
+  it('a kernel without the MOVE fixes: move -> copy with the reason, unless the caller insists', () => {
+    const c = caps({ moveFixes: unfixed });
+    const choice = chooseMode('move', c);
+    expect(choice.mode).toBe('copy');
+    expect(choice.fallbacks).toHaveLength(1);
+    expect(choice.fallbacks[0]).toMatch(/^move -> copy: kernel 6\.12\.19 lacks the UFFDIO_MOVE fixes \(UNFIXED_KERNEL: .*6\.12\.20.*\); allowUnfixedMove insists on move$/);
+    expect(chooseMode('move', c, { allowUnfixedMove: true })).toEqual({ mode: 'move', fallbacks: [] });
+    expect(chooseMode('move', c, { allowUnfixedMove: false }).mode).toBe('copy');
+    expect(chooseMode('copy', c)).toEqual({ mode: 'copy', fallbacks: [] });
+    expect(chooseMode('stw', c)).toEqual({ mode: 'stw', fallbacks: [] });
+  });
+
+  it('no MOVE at all: one fallback, for MOVE, not also for its fixes; no userfaultfd: on to stw', () => {
+    const noMove = caps({ move: { ok: false, reason: 'NO_FEATURE' }, moveFixes: unfixed });
+    expect(chooseMode('move', noMove)).toEqual({ mode: 'copy', fallbacks: ['move -> copy: UFFDIO_MOVE unavailable (NO_FEATURE)'] });
+    const noUffd = caps({ uffd: { ok: false, reason: 'EPERM', how: null, ways: { syscall: ok, userModeOnly: ok, device: ok } }, move: { ok: false, reason: 'EPERM' }, moveFixes: unfixed });
+    const choice = chooseMode('move', noUffd, { allowUnfixedMove: true });
+    expect(choice.mode).toBe('stw');
+    expect(choice.fallbacks).toEqual(['move -> copy: UFFDIO_MOVE unavailable (EPERM)', 'copy -> stw: userfaultfd unavailable (EPERM)']);
+  });
+
+  it('a kernel that moved a pinned page: move -> copy; pins merely untested (no io_uring): move', () => {
+    const moved = chooseMode('move', caps({ pinsRefused: { ok: false, reason: 'MOVED_PINNED' } }));
+    expect(moved.mode).toBe('copy');
+    expect(moved.fallbacks[0]).toMatch(/moved a page pinned by io_uring/);
+    expect(chooseMode('move', caps({ pinsRefused: { ok: false, reason: 'NO_IO_URING' } })).mode).toBe('move');
+  });
+
+  it('options: unknown keys and non-boolean values are rejected', () => {
+    expect(thrown(() => chooseMode('move', caps(), { allowUnfixedMOVE: true } as never)).code).toBe('ERR_UNKNOWN_OPTION');
+    expect(thrown(() => chooseMode('move', caps(), { allowUnfixedMove: 'yes' } as never)).code).toBe('ERR_INVALID_ARG_TYPE');
+    expect(thrown(() => chooseMode('move', caps(), null as never)).code).toBe('ERR_INVALID_ARG_TYPE');
   });
 });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, Heap, MoveGcError, viewOf, type ModeName } from '../dist/gc/index.js';
-import { closeHeapsAfterEach, itMode, openHeap, TEST_MODES } from './helpers/heap.js';
+import { captureLogger, closeHeapsAfterEach, itMode, openHeap, TEST_MODES } from './helpers/heap.js';
 import { thrown } from './helpers/thrown.js';
 import { caps, CI } from './kernel.js';
 
@@ -164,6 +164,26 @@ describe('options', () => {
     }
     const throwing = { capacity: 4 << 20, get mode(): string { throw new Error('boom'); } };
     expect((await rejected(() => Heap.create(throwing as never))).code).toBe(ErrorCode.INVALID_ARG_TYPE);
+  });
+});
+
+describe('kernel gates', () => {
+  itMode('move', 'a kernel without the MOVE fixes runs copy, unless allowUnfixedMove insists', async () => {
+    const { logger, records } = captureLogger();
+    const h = await Heap.create({ capacity: 4 << 20, hide: ['moveFixes'], logger });
+    try {
+      expect(h.mode).toBe('copy');
+      expect(h.fallbacks.join(' ')).toMatch(/fixes/);
+      expect(records.some((r) => /fixes/.test(r.msg))).toBe(true);
+    } finally {
+      await h.close();
+    }
+    const insist = await Heap.create({ capacity: 4 << 20, hide: ['moveFixes'], allowUnfixedMove: true });
+    try {
+      expect(insist.mode).toBe('move');
+    } finally {
+      await insist.close();
+    }
   });
 });
 
