@@ -34,7 +34,11 @@ function sleep(ms: number): void {
 }
 
 if (init.role === 'fault') {
-  serveFaults(b, uffd, init.stallMs);
+  serveFaults(b, uffd, init.stallMs, {
+    onDie: (): never => {
+      throw new Error('injected: fault server killed mid-serve');
+    },
+  });
 } else {
   const hooks = {
     onDelay: (ms: number) => sleep(ms),

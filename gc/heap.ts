@@ -29,6 +29,8 @@ import {
   BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, REF_ARRAY_TYPE, TypeTable, arrayWords, refCount,
 } from './layout.js';
 import type { WorkerInit } from './collector-worker.js';
+import { Role } from './heartbeat.js'; // [heartbeats]
+import { Watchdog } from './watchdog.js'; // [watchdog]
 
 /** A reference to a heap object, valid until the next collection (keep it in a Root to survive). */
 export type Ref = number;
@@ -43,6 +45,8 @@ export interface InjectOptions {
   dieAtPage?: number;
   /** fork(2) a child after the compactor built this many pages; it lives until the cycle ends. */
   forkAtPage?: number;
+  /** [watchdog] Kill the fault server when it reads its Nth fault of the cycle, before serving it. */
+  faultDieAtFault?: number;
 }
 
 export interface HeapOptions {
@@ -91,7 +95,7 @@ function badValue(kind: string, v: unknown): MoveGcError {
   return new MoveGcError(ErrorCode.OUT_OF_RANGE, `${kind} value must be an integer that fits (negative values wrap), got ${v}`);
 }
 
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault'] as const; // [watchdog] +faultDieAtFault
 
 function checkInject(inj: unknown): void {
   if (typeof inj !== 'object' || inj === null) throw invalidArg('inject options must be an object');
@@ -208,6 +212,7 @@ export class Heap {
   readonly #builders: Builders;
   #workers: { compactor: Worker | null; fault: Worker | null } = { compactor: null, fault: null };
   #workerDead = { compactor: false, fault: false };
+  #watchdog: Watchdog | null = null; // [watchdog]
   readonly #reportedDead = new WeakSet<Worker>();
   #finishing: Promise<void> | null = null;
   #closing: Promise<void> | null = null;
@@ -334,9 +339,9 @@ export class Heap {
   }
 
   async #startWorkers(): Promise<void> {
-    const c = this.#sh.clk;
-    c[Clk.HB_FAULT] = now();
+    this.#sh.hb.beat(Role.FAULT); // [heartbeats] tear-free, see heartbeat.ts
     await Promise.all([this.#spawn('fault'), this.#spawn('compactor')]);
+    this.#watchdog = Watchdog.start(this.#sh, this.#uffd!.fd, this.#opts.stallMs); // [watchdog]
   }
 
   // ---------------------------------------------------------------- references
@@ -671,6 +676,7 @@ export class Heap {
     sh.ctl[Ctl.INJECT_DELAY_MS] = inj.delayMs ?? 0;
     sh.ctl[Ctl.INJECT_DIE_AT_PAGE] = inj.dieAtPage ?? 0;
     sh.ctl[Ctl.INJECT_FORK_AT_PAGE] = inj.forkAtPage ?? 0;
+    sh.ctl[Ctl.INJECT_FAULT_DIE_AT_FAULT] = inj.faultDieAtFault ?? 0; // [watchdog]
     sh.ctl[Ctl.SEGMENTS] = p.segments.length;
     sh.ctl[Ctl.PAGES_TOTAL] = p.pagesTotal;
     sh.ctl[Ctl.PAGES_MAPPED] = 0;
@@ -709,7 +715,7 @@ export class Heap {
       this.#finalize();
       return stats;
     }
-    sh.clk[Clk.HB_COMPACTOR] = now();
+    sh.hb.beat(Role.COMPACTOR); // [heartbeats]
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.COMPACTING);
     Atomics.add(sh.ctl, Ctl.CYCLE, 1);
     Atomics.notify(sh.ctl, Ctl.CYCLE);
@@ -984,6 +990,7 @@ export class Heap {
       }),
     );
     releaseForkedChild(this.#sh);
+    this.#watchdog?.stop(); // [watchdog] joined before the userfaultfd it polls is closed
     this.#uffd?.close();
     this.#heapMap.close();
     this.#fromMap.close();

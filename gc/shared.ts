@@ -5,6 +5,7 @@
  */
 import { PAGE_WORDS } from './layout.js';
 import { native } from './native.js';
+import { Heartbeats } from './heartbeat.js';
 
 /** Indices into the Int32 control block. */
 export const Ctl = {
@@ -71,15 +72,15 @@ export const Ctl = {
    * COMPACTOR_IN; the compactor stores COMPACTOR_IN, then reads this (one sees the other).
    */
   CLOSING_CYCLE: 38,
+  /** [watchdog] Fault injection: the fault server dies on reading its Nth fault of the cycle. */
+  INJECT_FAULT_DIE_AT_FAULT: 39,
   SIZE: 40,
 } as const;
 
 export const Phase = { IDLE: 0, COMPACTING: 1 } as const;
 
-/** Indices into the Float64 clock block (absolute ms, see now()). */
+/** Indices into the Float64 clock block (absolute ms, see now()). Heartbeats: see heartbeat.ts. */
 export const Clk = {
-  HB_COMPACTOR: 0,
-  HB_FAULT: 1,
   COMPACT_START: 2,
   COMPACT_END: 3,
   RSS_PEAK: 4,
@@ -132,6 +133,9 @@ export interface SharedDescriptor {
   segments: SharedArrayBuffer;
   hist: SharedArrayBuffer;
   types: SharedArrayBuffer;
+  /** Heartbeats per thread role (heartbeat.ts) and the heap's epoch for them. */
+  hb: SharedArrayBuffer;
+  hbEpoch: number;
 }
 
 export class Shared {
@@ -153,6 +157,7 @@ export class Shared {
   readonly segments: Float64Array;
   readonly hist: Int32Array;
   readonly types: Int32Array;
+  readonly hb: Heartbeats;
 
   constructor(d: SharedDescriptor) {
     this.d = d;
@@ -168,10 +173,12 @@ export class Shared {
     this.segments = new Float64Array(d.segments);
     this.hist = new Int32Array(d.hist);
     this.types = new Int32Array(d.types);
+    this.hb = new Heartbeats(d.hb, d.hbEpoch);
   }
 
-  static allocate(base: Omit<SharedDescriptor, 'ctl' | 'clk' | 'live' | 'starts' | 'chunkNew' | 'pageState' | 'pageFirst' | 'pageKind' | 'pageBuf' | 'segments' | 'hist'>): Shared {
+  static allocate(base: Omit<SharedDescriptor, 'ctl' | 'clk' | 'live' | 'starts' | 'chunkNew' | 'pageState' | 'pageFirst' | 'pageKind' | 'pageBuf' | 'segments' | 'hist' | 'hb' | 'hbEpoch'>): Shared {
     const words = base.capacity / 8;
+    const hb = Heartbeats.allocate();
     const pages = words / PAGE_WORDS;
     const sab = (bytes: number) => new SharedArrayBuffer(Math.max(8, bytes));
     return new Shared({
@@ -187,6 +194,8 @@ export class Shared {
       pageBuf: sab(pages * 4),
       segments: sab(MAX_SEGMENTS * SEG_FIELDS * 8),
       hist: sab(2 * HIST_BUCKETS * 4),
+      hb: hb.sab,
+      hbEpoch: hb.epoch,
     });
   }
 
