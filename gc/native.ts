@@ -66,6 +66,8 @@ export interface NativeBinding {
   sandbox: {
     /** seccomp filter (all threads): userfaultfd(2) and ioctl(USERFAULTFD_IOC_NEW) fail with `errno`. */
     denyUserfaultfd(errno: number): void;
+    /** seccomp filter (all threads): ioctl(UFFDIO_REGISTER) fails with `errno`. */
+    denyUffdRegister(errno: number): void;
   };
   /** The heap's last resort when no collector thread can serve a fault (native/watchdog.cc). */
   watchdog: {
