@@ -10,7 +10,8 @@
  *
  * It is also the standby: when the compactor's heartbeat goes stale mid-cycle (stalled or
  * dead), it reclaims the compactor's claims and finishes the cycle itself, so a fault in
- * the collector never leaves the mutator blocked.
+ * the collector never leaves the mutator blocked. If it dies itself, it wakes the faults it
+ * read, so that they are pending again; with both threads dead, see watchdog.ts.
  */
 import { Builders, Scratch } from './compact.js';
 import { phaseOf } from './claim.js';
