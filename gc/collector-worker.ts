@@ -39,7 +39,11 @@ function sleep(ms: number): void {
 }
 
 if (init.role === 'fault') {
-  serveFaults(b, uffd, init.stallMs);
+  serveFaults(b, uffd, init.stallMs, {
+    onDie: (): never => {
+      throw new Error('injected: fault server killed mid-serve');
+    },
+  });
 } else if (init.role === 'marker') {
   const heap = new Uint32Array(viewOf(sh.d.heapAddress, sh.d.capacity));
   runMarker(sh, heap, init.port!, {

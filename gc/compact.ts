@@ -23,6 +23,7 @@ import { PAGE_WORDS } from './layout.js';
 import { native, PAGE_SIZE } from './native.js';
 import { NONE } from './plan.js';
 import { Clk, Ctl, Owner, PagePhase, SEG_FIELDS, Seg, now, type OwnerId, type Shared } from './shared.js';
+import { Role } from './heartbeat.js';
 
 /** Pages per MOVE call at most: bounds how long a built page waits for its run. */
 export const MAX_BATCH = 64;
@@ -118,8 +119,9 @@ export class Builders {
 
   /** A builder thread is stale when its heartbeat is older than stallMs (stalled or dead). */
   isStale(owner: number, stallMs: number): boolean {
-    const hb = owner === Owner.COMPACTOR ? this.sh.clk[Clk.HB_COMPACTOR] : owner === Owner.FAULT ? this.sh.clk[Clk.HB_FAULT] : Infinity;
-    return now() - hb > stallMs;
+    if (owner === Owner.COMPACTOR) return this.sh.hb.isStale(Role.COMPACTOR, stallMs);
+    if (owner === Owner.FAULT) return this.sh.hb.isStale(Role.FAULT, stallMs);
+    return false; // the mutator: it is the thread asking
   }
 
   /** Every page of the cycle, in order, as [first, end) page ranges. */
@@ -227,7 +229,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   let busy = 0;
   for (const [first, end] of ranges) {
     for (let q = first; q < end; q++) {
-      sh.clk[Clk.HB_COMPACTOR] = now();
+      sh.hb.beat(Role.COMPACTOR);
       if (Atomics.load(sh.ctl, Ctl.STOP)) return;
       if (built === delayAt - 1 && delayAt > 0) {
         busy += now() - busySince;
@@ -270,5 +272,5 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const t1 = now();
   sh.clk[Clk.COMPACTOR_BUSY] = busy + (t1 - busySince);
   sh.clk[Clk.COMPACT_END] = t1;
-  sh.clk[Clk.HB_COMPACTOR] = Infinity; // done: never stale
+  sh.hb.idle(Role.COMPACTOR); // done: holds no claim, never stale
 }

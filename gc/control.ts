@@ -7,7 +7,7 @@
  *  - protocol: the handshakes between the mutator and the collector threads;
  *  - counters: statistics of the current cycle, zeroed by the phase that owns them;
  *  - lifetime: state that outlives cycles.
- * The clock block (Float64, absolute ms) follows the same rule.
+ * The clock block (Float64, absolute ms) follows the same rule; heartbeats: heartbeat.ts.
  */
 
 type Layout<G extends Record<string, readonly string[]>> = {
@@ -42,6 +42,8 @@ const ctl = layout({
     'INJECT_DELAY_MS',
     'INJECT_DIE_AT_PAGE',
     'INJECT_FORK_AT_PAGE',
+    /** The fault server dies on reading its Nth fault of the cycle (watchdog tests). */
+    'INJECT_FAULT_DIE_AT_FAULT',
     'INJECT_MARK_DELAY_AT',
     'INJECT_MARK_DELAY_MS',
     'INJECT_MARK_DIE_AT',
@@ -152,7 +154,6 @@ export const Ctl = ctl.words;
 export const CtlGroup = ctl.ranges;
 
 const clk = layout({
-  heartbeats: ['HB_COMPACTOR', 'HB_FAULT', 'HB_MARKER'],
   compaction: [
     'COMPACT_START',
     'COMPACT_END',

@@ -41,6 +41,7 @@ import { extendPlan, forwardObjectStarts, plan as planHeap, type Plan } from './
 import { Hist, HIST_BUCKETS, Owner, now, type Shared } from './shared.js';
 import { emptyStats, summarize, type CycleStats, type PauseKind } from './stats.js';
 import { Role, type CollectorThreads } from './threads.js';
+import { Role as HbRole } from './heartbeat.js';
 import type { Userfaultfd } from './uffd.js';
 import type { Logger } from './log.js';
 
@@ -441,6 +442,7 @@ export class CycleDriver {
     c[Ctl.INJECT_DELAY_MS] = inj.delayMs ?? 0;
     c[Ctl.INJECT_DIE_AT_PAGE] = inj.dieAtPage ?? 0;
     c[Ctl.INJECT_FORK_AT_PAGE] = inj.forkAtPage ?? 0;
+    c[Ctl.INJECT_FAULT_DIE_AT_FAULT] = inj.faultDieAtFault ?? 0;
     c[Ctl.SEGMENTS] = p.segments.length;
     c[Ctl.PAGES_TOTAL] = p.pagesTotal;
     c[Ctl.PAGES_MAPPED] = 0;
@@ -478,7 +480,7 @@ export class CycleDriver {
       return;
     }
     this.#pause(a, this.concurrentMarking ? 'compaction' : 'mark-compaction', t0);
-    sh.clk[Clk.HB_COMPACTOR] = now();
+    sh.hb.beat(HbRole.COMPACTOR);
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.COMPACTING);
     Atomics.add(sh.ctl, Ctl.CYCLE, 1);
     Atomics.notify(sh.ctl, Ctl.CYCLE);

@@ -10,12 +10,14 @@
  *
  * It is also the standby: when the compactor's heartbeat goes stale mid-cycle (stalled or
  * dead), it reclaims the compactor's claims and finishes the cycle itself, so a fault in
- * the collector never leaves the mutator blocked.
+ * the collector never leaves the mutator blocked. If it dies itself, it wakes the faults it
+ * read, so that they are pending again; with both threads dead, see watchdog.ts.
  */
 import { Builders, Scratch } from './compact.js';
 import { phaseOf } from './claim.js';
 import { PAGE_SIZE } from './native.js';
-import { Clk, Ctl, Hist, Owner, PagePhase, Phase, now, type Shared } from './shared.js';
+import { Ctl, Hist, Owner, PagePhase, Phase, now, type Shared } from './shared.js';
+import { Role } from './heartbeat.js';
 import type { Userfaultfd } from './uffd.js';
 
 /** poll(2) timeout: how often the server checks its peers while no fault arrives. */
@@ -26,7 +28,30 @@ const PENDING_RECHECK_MS = 0.05;
 /** Pages a takeover builds between two looks at the fault queue. */
 const TAKEOVER_STEP = 4;
 
-export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number): void {
+/** Fault injection for the fault server (see InjectOptions.faultDieAtFault). */
+export interface FaultServerHooks {
+  onDie(): never;
+}
+
+export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: FaultServerHooks): void {
+  try {
+    serveLoop(b, uffd, stallMs, hooks);
+  } catch (e) {
+    // Dying with faults read but not served: wake their threads so that they fault again and
+    // the fault is pending, unread, for whoever serves next (a replacement, or the compactor's
+    // install); with nobody left, the native watchdog sees it (watchdog.ts). Waking a range
+    // with no waiter is harmless.
+    Atomics.store(b.sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0);
+    try {
+      uffd.wake(b.sh.d.heapAddress, b.sh.d.capacity);
+    } catch {
+      // the descriptor is closing: nobody is left to wake
+    }
+    throw e;
+  }
+}
+
+function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: FaultServerHooks): void {
   const sh: Shared = b.sh;
   const heap = sh.d.heapAddress;
   const capacityPages = b.capacityPages;
@@ -62,9 +87,10 @@ export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number): vo
     const n = uffd.readFaults(out, takeover || pending.size > 0 ? 0 : active ? POLL_MS_ACTIVE : POLL_MS_IDLE);
     if (n > 0) Atomics.add(sh.ctl, Ctl.FAULTS_IN_FLIGHT, n);
     const t0 = now();
-    sh.clk[Clk.HB_FAULT] = t0;
+    sh.hb.beat(Role.FAULT);
+    const dieAt = Atomics.load(sh.ctl, Ctl.INJECT_FAULT_DIE_AT_FAULT);
     for (let i = 0; i < n; i++) {
-      sh.count(Ctl.FAULTS);
+      if (Atomics.add(sh.ctl, Ctl.FAULTS, 1) + 1 === dieAt) hooks.onDie();
       const q = Math.floor((out[i] - heap) / PAGE_SIZE);
       if (!serve(q, t0)) pending.set(q, t0);
     }

@@ -28,6 +28,7 @@ import { HEAP_ALIGN, Marking, resolveInject, resolveOptions, type HeapOptions, t
 import { RefTags, type Ref } from './refs.js';
 import { Pin, Root, RootTable, type RootOwner } from './roots.js';
 import { CollectorThreads, Role, type RoleName } from './threads.js';
+import { Watchdog } from './watchdog.js';
 import {
   BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount,
 } from './layout.js';
@@ -116,6 +117,8 @@ export class Heap implements RootOwner {
   #barrier = false;
   #blackStart = 0;
   readonly #log: BarrierLog;
+  /** The last resort for a fault nobody can serve (watchdog.ts). */
+  #watchdog: Watchdog | null = null;
 
   private constructor(opts: ResolvedOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger) {
     this.capacity = opts.capacity;
@@ -186,6 +189,7 @@ export class Heap implements RootOwner {
     liveHeaps.add(heap);
     try {
       await heap.#threads.start();
+      if (heap.#uffd) heap.#watchdog = Watchdog.start(heap.#sh, heap.#uffd.fd, opts.stallMs);
     } catch (e) {
       await heap.close();
       throw e;
@@ -630,6 +634,7 @@ export class Heap implements RootOwner {
     this.#closed = true;
     liveHeaps.delete(this);
     await this.#threads.close();
+    this.#watchdog?.stop(); // joined before the userfaultfd it polls is closed
     this.#uffd?.close();
     this.#heapMap.close();
     this.#fromMap.close();

@@ -21,6 +21,7 @@ import { MoveGcError } from './errors.js';
 import { Tracer, clearMarks } from './mark.js';
 import { forwardObjectStarts, plan, type Plan } from './plan.js';
 import { now, type Shared } from './shared.js';
+import { Role } from './heartbeat.js';
 
 /** Grey objects scanned between two looks at the stop word, the log and the heartbeat. */
 const STEP = 512;
@@ -57,7 +58,7 @@ export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hook
   // here. A replacement finds only jobs posted to its own new port, so it redoes nothing.
   let seen = 0;
   while (!Atomics.load(ctl, Ctl.STOP)) {
-    sh.clk[Clk.HB_MARKER] = now();
+    sh.hb.beat(Role.MARKER);
     Atomics.wait(ctl, Ctl.MARK_REQUEST, seen, idleWait);
     const req = Atomics.load(ctl, Ctl.MARK_REQUEST);
     if (req === seen) continue;
@@ -93,7 +94,7 @@ function markConcurrently(sh: Shared, heap: Uint32Array, job: MarkPayload, hooks
   sh.clk[Clk.MARK_START] = busySince;
   for (const r of job.roots) t.visit(r);
   for (;;) {
-    sh.clk[Clk.HB_MARKER] = now();
+    sh.hb.beat(Role.MARKER);
     if (Atomics.load(ctl, Ctl.MARK_STOP)) break;
     if (delayAt > 0 && t.objects >= delayAt) {
       delayAt = 0;

@@ -82,6 +82,17 @@ export interface NativeBinding {
   sandbox: {
     /** seccomp filter (all threads): userfaultfd(2) and ioctl(USERFAULTFD_IOC_NEW) fail with `errno`. */
     denyUserfaultfd(errno: number): void;
+    /** seccomp filter (all threads): ioctl(UFFDIO_REGISTER) fails with `errno`. */
+    denyUffdRegister(errno: number): void;
+  };
+  /** The heap's last resort when no collector thread can serve a fault (native/watchdog.cc). */
+  watchdog: {
+    start(fd: number, heartbeats: Int32Array, epochMs: number, slots: number[], names: string[], heapAddress: number, capacity: number, periodMs: number, staleMs: number, fatalMs: number): number;
+    stop(id: number): void;
+    /** Watchdogs running in this thread's environment. */
+    running(): number;
+    /** CLOCK_MONOTONIC in ms: the clock heartbeats are written in. */
+    monotonicMs(): number;
   };
   probe(): RawProbe;
 }

@@ -39,6 +39,8 @@ export interface InjectOptions {
   dieAtPage?: number;
   /** fork(2) a child after the compactor built this many pages; it lives until the cycle ends. */
   forkAtPage?: number;
+  /** Kill the fault server when it reads its Nth fault of the cycle, before serving it (see watchdog.ts). */
+  faultDieAtFault?: number;
   /** Stall the marker for markDelayMs after tracing this many objects (concurrent marking). */
   markDelayAtObject?: number;
   markDelayMs?: number;
@@ -91,7 +93,7 @@ export interface ResolvedOptions {
 }
 
 const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'stallMs', 'pauseOrder', 'faultInstall', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in

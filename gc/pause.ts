@@ -107,10 +107,11 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
 }
 
 /**
- * mremap(DONTUNMAP) of a range that may span several VMAs. mremap cannot span VMAs (EFAULT),
- * and after a cycle the heap's mapping can stay split where a segment ended (the kernel does
- * not always merge the ranges back when they are unregistered), so a later, longer segment
- * crosses the old boundary. Then: one mremap per VMA, boundaries from /proc/self/maps.
+ * mremap(DONTUNMAP) of a range that may span several VMAs. mremap refuses that (EFAULT) before
+ * Linux 6.17, and still for VMAs registered with userfaultfd (register-first order), and after
+ * a cycle the heap's mapping can stay split where a segment ended (the kernel does not always
+ * merge the ranges back when they are unregistered), so a later, longer segment crosses the old
+ * boundary. Then: one mremap per VMA, boundaries from /proc/self/maps.
  */
 export function remapRange(from: number, length: number, to: number): void {
   try {

@@ -6,6 +6,7 @@
 import { LOG_CAPACITY } from './barrier.js';
 import { PAGE_WORDS } from './layout.js';
 import { native } from './native.js';
+import { Heartbeats } from './heartbeat.js';
 
 export { Ctl, Clk, Phase, MarkJob, CtlGroup, ClkGroup, resetMarking, resetCompaction } from './control.js';
 import { Ctl, Clk } from './control.js';
@@ -47,6 +48,9 @@ export interface SharedDescriptor {
   starts: SharedArrayBuffer;
   objects: [SharedArrayBuffer, SharedArrayBuffer];
   logRing: SharedArrayBuffer;
+  /** Heartbeats per thread role (heartbeat.ts) and the heap's epoch for them. */
+  hb: SharedArrayBuffer;
+  hbEpoch: number;
   chunkNew: SharedArrayBuffer;
   pageState: SharedArrayBuffer;
   pageFirst: SharedArrayBuffer;
@@ -73,6 +77,7 @@ export class Shared {
   readonly objects: [Uint32Array, Uint32Array];
   /** The write barrier's log (barrier.ts). */
   readonly logRing: Uint32Array;
+  readonly hb: Heartbeats;
   /** Per 64-word chunk: new word index of its first live word, or IN_PLACE. */
   readonly chunkNew: Uint32Array;
   readonly pageState: Int32Array;
@@ -93,6 +98,7 @@ export class Shared {
     this.starts = new Uint32Array(d.starts);
     this.objects = [new Uint32Array(d.objects[0]), new Uint32Array(d.objects[1])];
     this.logRing = new Uint32Array(d.logRing);
+    this.hb = new Heartbeats(d.hb, d.hbEpoch);
     this.chunkNew = new Uint32Array(d.chunkNew);
     this.pageState = new Int32Array(d.pageState);
     this.pageFirst = new Uint32Array(d.pageFirst);
@@ -103,8 +109,9 @@ export class Shared {
     this.types = new Int32Array(d.types);
   }
 
-  static allocate(base: Omit<SharedDescriptor, 'ctl' | 'clk' | 'live' | 'starts' | 'objects' | 'logRing' | 'chunkNew' | 'pageState' | 'pageFirst' | 'pageKind' | 'pageBuf' | 'segments' | 'hist'>): Shared {
+  static allocate(base: Omit<SharedDescriptor, 'ctl' | 'clk' | 'live' | 'starts' | 'objects' | 'logRing' | 'hb' | 'hbEpoch' | 'chunkNew' | 'pageState' | 'pageFirst' | 'pageKind' | 'pageBuf' | 'segments' | 'hist'>): Shared {
     const words = base.capacity / 8;
+    const hb = Heartbeats.allocate();
     const pages = words / PAGE_WORDS;
     const sab = (bytes: number) => new SharedArrayBuffer(Math.max(8, bytes));
     return new Shared({
@@ -114,6 +121,8 @@ export class Shared {
       live: sab(words / 8),
       objects: [sab(words / 8 + 4), sab(words / 8 + 4)],
       logRing: sab(LOG_CAPACITY * 4),
+      hb: hb.sab,
+      hbEpoch: hb.epoch,
       starts: sab(words / 8),
       chunkNew: sab((words / 64) * 4),
       pageState: sab(pages * 4),

@@ -13,31 +13,32 @@
  * Workers are unref'd: a heap the program forgot to close does not keep the process alive.
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { Clk, Ctl } from './control.js';
+import { Ctl } from './control.js';
+import { Role as Hb, type RoleId } from './heartbeat.js';
 import type { Logger } from './log.js';
-import { now, releaseForkedChild, type Shared } from './shared.js';
+import { releaseForkedChild, type Shared } from './shared.js';
 import type { WorkerInit } from './collector-worker.js';
 
 export const Role = { COMPACTOR: 'compactor', FAULT: 'fault', MARKER: 'marker' } as const;
 export type RoleName = (typeof Role)[keyof typeof Role];
 
 interface RoleSpec {
-  /** Its heartbeat in the clock block. */
-  heartbeat: number;
+  /** Its heartbeat word (heartbeat.ts). */
+  heartbeat: RoleId;
   /** Cleans up what a terminated thread of this role leaves in shared memory. */
   afterTerminate(sh: Shared): void;
 }
 
 export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
   compactor: {
-    heartbeat: Clk.HB_COMPACTOR,
+    heartbeat: Hb.COMPACTOR,
     afterTerminate: (sh) => {
       Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
       releaseForkedChild(sh); // a terminated thread runs no finally: reap its child here
     },
   },
-  fault: { heartbeat: Clk.HB_FAULT, afterTerminate: (sh) => Atomics.store(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0) }, // its faults die with it
-  marker: { heartbeat: Clk.HB_MARKER, afterTerminate: () => {} },
+  fault: { heartbeat: Hb.FAULT, afterTerminate: (sh) => Atomics.store(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0) }, // its faults die with it
+  marker: { heartbeat: Hb.MARKER, afterTerminate: () => {} },
 };
 
 export class CollectorThreads {
@@ -66,7 +67,7 @@ export class CollectorThreads {
   }
 
   async start(): Promise<void> {
-    for (const r of this.#roles) this.#sh.clk[ROLES[r].heartbeat] = now();
+    for (const r of this.#roles) this.#sh.hb.beat(ROLES[r].heartbeat);
     await Promise.all(this.#roles.map((r) => this.#spawn(r)));
   }
 
@@ -77,7 +78,7 @@ export class CollectorThreads {
 
   /** Stale: silent (heartbeat older than stallMs), or dead. */
   isStale(role: RoleName): boolean {
-    return this.#dead.has(role) || now() - this.#sh.clk[ROLES[role].heartbeat] > this.#stallMs;
+    return this.#dead.has(role) || this.#sh.hb.isStale(ROLES[role].heartbeat, this.#stallMs);
   }
 
   /** Records a death found through shared memory before the Worker's 'error' event arrived. */
@@ -133,7 +134,7 @@ export class CollectorThreads {
     this.#log.warn({ role }, 'replacing a stalled or dead collector thread');
     if (w) await w.terminate();
     ROLES[role].afterTerminate(this.#sh);
-    this.#sh.clk[ROLES[role].heartbeat] = now();
+    this.#sh.hb.beat(ROLES[role].heartbeat);
     if (!this.closed) await this.#spawn(role);
   }
 

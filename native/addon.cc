@@ -9,6 +9,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   movegc::InitProbe(env, exports);
   movegc::InitSandbox(env, exports);
   movegc::InitUring(env, exports);
+  movegc::InitWatchdog(env, exports);
   return exports;
 }
 

@@ -76,11 +76,43 @@ Napi::Value DenyUserfaultfd(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// denyUffdRegister(errno): a filter under which ioctl(UFFDIO_REGISTER) fails with `errno`
+// (everything else, the userfaultfd itself included, is allowed): makes the compaction pause
+// fail at its registration step, which tells the pause's two orders apart (see
+// test/reliability.mutations.test.ts). Same shape as above.
+Napi::Value DenyUffdRegister(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t err = ArgInt(info, 0, "errno");
+  if (err < 1 || err > 4095) ThrowArg(env, "ERR_OUT_OF_RANGE", "errno must be in [1, 4095], got " + std::to_string(err));
+#ifndef MOVEGC_AUDIT_ARCH
+  ThrowErrno(env, "seccomp", ENOTSUP, "no seccomp filter for this architecture");
+#else
+  const uint32_t deny = SECCOMP_RET_ERRNO | (static_cast<uint32_t>(err) & SECCOMP_RET_DATA);
+  struct sock_filter filter[] = {
+      /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MOVEGC_AUDIT_ARCH, 0, 4),  // other arch -> 6
+      /* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 3),  // not ioctl -> 7
+      /* 4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args) + sizeof(uint64_t) * 1),
+      /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(UFFDIO_REGISTER), 0, 1),  // other cmd -> 7
+      /* 6 */ BPF_STMT(BPF_RET | BPF_K, deny),
+      /* 7 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])), filter};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) ThrowErrno(env, "prctl(PR_SET_NO_NEW_PRIVS)", errno);
+  long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+  if (r < 0) ThrowErrno(env, "seccomp(SECCOMP_SET_MODE_FILTER)", errno);
+  if (r > 0) ThrowErrno(env, "seccomp(SECCOMP_FILTER_FLAG_TSYNC)", ESRCH, ("thread " + std::to_string(r) + " could not be synchronized").c_str());
+  return env.Undefined();
+#endif
+}
+
 }  // namespace
 
 void InitSandbox(Napi::Env env, Napi::Object exports) {
   Napi::Object s = Napi::Object::New(env);
   s.Set("denyUserfaultfd", Napi::Function::New(env, DenyUserfaultfd, "denyUserfaultfd"));
+  s.Set("denyUffdRegister", Napi::Function::New(env, DenyUffdRegister, "denyUffdRegister"));
   exports.Set("sandbox", s);
 }
 

@@ -1,0 +1,56 @@
+/**
+ * The last resort for a mutator blocked in a fault that nobody can serve (issue 8): if both
+ * collector threads are dead or stalled, the thread blocked in the kernel waits forever and
+ * cannot save itself, and serving it a zero page would corrupt the heap. A native thread per
+ * heap (native/watchdog.cc), which runs no JavaScript, turns that silent hang into a fatal
+ * error naming the cause: an unread fault with no fault-serving heartbeat for fatalMs.
+ *
+ * The decision's thresholds live here. They are generous: aborting is for a thread that
+ * will never be served, not for one descheduled on a loaded machine, so the silence must
+ * last many stall periods and at least FATAL_FLOOR_MS.
+ */
+import { FAULT_SERVING_ROLES, ROLE_NAMES } from './heartbeat.js';
+import { native } from './native.js';
+import type { Shared } from './shared.js';
+
+/** Silent stall periods before the fatal error... */
+export const FATAL_STALLS = 20;
+/** ...and never less than this. */
+export const FATAL_FLOOR_MS = 5000;
+
+export interface WatchdogThresholds {
+  /** How often the watchdog looks. */
+  periodMs: number;
+  /** A heartbeat older than this does not count as a thread serving faults. */
+  staleMs: number;
+  /** An unread fault with no fresh heartbeat for this long is fatal. */
+  fatalMs: number;
+}
+
+export function watchdogThresholds(stallMs: number): WatchdogThresholds {
+  const s = Math.ceil(stallMs);
+  return { periodMs: Math.min(1000, Math.max(10, s)), staleMs: s, fatalMs: Math.max(FATAL_FLOOR_MS, FATAL_STALLS * s) };
+}
+
+export class Watchdog {
+  #id: number;
+
+  private constructor(id: number) {
+    this.#id = id;
+  }
+
+  /** Starts watching the heap's userfaultfd and its collector threads' heartbeats. */
+  static start(sh: Shared, uffdFd: number, stallMs: number): Watchdog {
+    const t = watchdogThresholds(stallMs);
+    const slots = [...FAULT_SERVING_ROLES];
+    const id = native.watchdog.start(uffdFd, sh.hb.words, sh.hb.epoch, slots, slots.map((r) => ROLE_NAMES[r]), sh.d.heapAddress, sh.d.capacity, t.periodMs, t.staleMs, t.fatalMs);
+    return new Watchdog(id);
+  }
+
+  /** Stops and joins the thread (before the userfaultfd closes). Idempotent. */
+  stop(): void {
+    if (this.#id === 0) return;
+    native.watchdog.stop(this.#id);
+    this.#id = 0;
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * Issue 8, defect 8: with both collector threads dead, a mutator blocked in a fault would wait
+ * in the kernel forever. The heap's native watchdog (native/watchdog.cc, gc/watchdog.ts)
+ * turns that into a fatal error naming the cause, in bounded time, and stays silent while a
+ * collector thread is alive to serve the fault. Also: the heartbeats it reads (tear-free
+ * Int32 words per thread role, gc/heartbeat.ts), and its lifecycle (a native thread per heap,
+ * joined at close, never keeping the process alive).
+ *
+ * Abort paths run in child processes (with core dumps off).
+ */
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Heap } from '../dist/gc/index.js';
+import { native } from '../dist/gc/native.js';
+import { Heartbeats, IDLE, Role, monotonicMs } from '../dist/gc/heartbeat.js';
+import { FATAL_FLOOR_MS, watchdogThresholds } from '../dist/gc/watchdog.js';
+import { itKernel } from './kernel.js';
+
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+/** Runs a fixture with core dumps off (the abort is expected); returns the result and its wall time. */
+function runChild(name: string, arg: unknown, timeoutMs: number): { r: SpawnSyncReturns<string>; ms: number; end: number; lines: Array<Record<string, unknown>> } {
+  const t0 = Date.now();
+  const r = spawnSync('/bin/sh', ['-c', 'ulimit -c 0; exec "$0" "$@"', process.execPath, fixture(name), JSON.stringify(arg)], { encoding: 'utf8', timeout: timeoutMs });
+  const end = Date.now();
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  return { r, ms: end - t0, end, lines };
+}
+
+const watchdogThreads = (): number =>
+  fs.readdirSync('/proc/self/task').filter((t) => {
+    try {
+      return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'movegc-watchdog';
+    } catch {
+      return false; // the thread ended while we looked
+    }
+  }).length;
+
+const heaps: Heap[] = [];
+afterEach(async () => {
+  while (heaps.length) await heaps.pop()!.close();
+});
+
+describe('both collector threads dead while the mutator is blocked in a fault', () => {
+  for (const mode of ['move', 'copy'] as const) {
+    itKernel(`[${mode}] the process dies with a fatal error naming the cause, in bounded time, instead of hanging`, () => {
+      // The compactor dies before its first page; the fault server dies on reading the walk's
+      // first fault (and wakes it, so it is pending again, unread). stallMs 100: the fatal
+      // error comes after FATAL_FLOOR_MS of silence.
+      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1 } }, 40_000);
+      const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+      expect(r.error, ctx).toBeUndefined(); // not killed by the spawn timeout: no hang
+      expect(lines.length, ctx).toBe(1); // the heap's address; the walk never returned
+      const heapAddr = (lines[0].heap as number).toString(16);
+      expect(r.signal, ctx).toBe('SIGABRT');
+      expect(r.stderr, ctx).toContain('movegc watchdog: FATAL');
+      expect(r.stderr, ctx).toContain(`heap at 0x${heapAddr}`);
+      expect(r.stderr, ctx).toMatch(/blocked on an unread page fault at 0x[0-9a-f]+ \(heap page \d+\)/);
+      expect(r.stderr, ctx).toContain('both collector threads are dead or stalled');
+      expect(r.stderr, ctx).toMatch(/compactor: last heartbeat \d+ ms ago; fault server: last heartbeat \d+ ms ago/);
+      expect(ms, ctx).toBeGreaterThanOrEqual(FATAL_FLOOR_MS);
+      expect(ms, ctx).toBeLessThan(30_000);
+    }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 45_000);
+  }
+
+  itKernel('only the fault server killed mid-serve: the compactor installs the page and wakes the mutator; no fatal error, the fault server is replaced', () => {
+    const { r, ms, lines } = runChild('watchdog-child.mjs', { stallMs: 100, inject: { faultDieAtFault: 1 } }, 40_000);
+    const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+    expect(r.status, ctx).toBe(0);
+    expect(r.stderr, ctx).not.toContain('FATAL');
+    const end = lines[1] as { walked: number; same: boolean; verify: boolean; sameAfter: boolean; faults: number; pages: { total: number; builtByFaults: number } };
+    expect(end, ctx).toMatchObject({ walked: 20000, same: true, verify: true, sameAfter: true });
+    expect(end.pages.builtByFaults, ctx).toBe(0); // the fault server built nothing: it died on its first fault
+    expect(end.faults, ctx).toBeGreaterThanOrEqual(1);
+  }, undefined, 45_000);
+
+  itKernel('only the compactor killed: the fault server serves and finishes the cycle; no fatal error', () => {
+    const { r, ms, lines } = runChild('watchdog-child.mjs', { stallMs: 100, inject: { dieAtPage: 1 } }, 40_000);
+    const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+    expect(r.status, ctx).toBe(0);
+    expect(lines[1], ctx).toMatchObject({ walked: 20000, same: true, verify: true, sameAfter: true });
+  }, undefined, 45_000);
+});
+
+describe('the watchdog decision, on its own (native, small thresholds)', () => {
+  itKernel('silent with no pending fault, silent while a role beats, fatal within fatalMs + staleMs once the beats stop', () => {
+    const { r, end, lines } = runChild('watchdog-native.mjs', {}, 30_000);
+    const ctx = `status ${r.status} signal ${r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+    expect(lines.map((l) => l.phase), ctx).toEqual(['idle', 'beating', 'silent']);
+    expect(r.signal, ctx).toBe('SIGABRT');
+    expect(r.stderr, ctx).toContain('no collector thread has been alive to serve it');
+    expect(r.stderr, ctx).toMatch(/compactor: last heartbeat \d+ ms ago; fault server: last heartbeat \d+ ms ago/);
+    // Stale after 100 ms, fatal 400 ms later: well under 3 s after the beats stopped.
+    expect(end - (lines[2].t as number), ctx).toBeLessThan(3000);
+  }, ['uffd'], 35_000);
+});
+
+describe('watchdog lifecycle', () => {
+  itKernel('one native thread per heap with a userfaultfd, joined at close; none in stw mode', async () => {
+    const before = watchdogThreads();
+    const a = await Heap.create({ capacity: 4 << 20, mode: 'move' });
+    heaps.push(a);
+    expect(watchdogThreads()).toBe(before + 1);
+    expect(native.watchdog.running()).toBe(1);
+    const b = await Heap.create({ capacity: 4 << 20, mode: 'stw' });
+    heaps.push(b);
+    expect(watchdogThreads()).toBe(before + 1);
+    await a.close();
+    expect(watchdogThreads()).toBe(before);
+    expect(native.watchdog.running()).toBe(0);
+    await a.close(); // idempotent
+  });
+
+  itKernel('watchdogs never stopped (a heap never closed, in a Worker too) do not keep the process alive', () => {
+    const { r, ms } = runChild('watchdog-exit.mjs', {}, 20_000);
+    const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+    expect(r.status, ctx).toBe(0);
+    expect(r.stdout, ctx).toContain('exiting');
+    expect(r.stdout, ctx).toContain('"threads":1'); // the Worker's watchdog was joined when it ended
+  }, ['uffd'], 25_000);
+
+  it('thresholds: generous, from stallMs (a descheduled thread is not a dead one)', () => {
+    for (const stallMs of [1, 100, 200, 5000]) {
+      const t = watchdogThresholds(stallMs);
+      expect(t.staleMs).toBe(stallMs);
+      expect(t.fatalMs).toBeGreaterThanOrEqual(Math.max(FATAL_FLOOR_MS, 20 * stallMs));
+      expect(t.periodMs).toBeGreaterThanOrEqual(10);
+      expect(t.periodMs).toBeLessThanOrEqual(Math.max(10, stallMs));
+    }
+  });
+});
+
+describe('heartbeats: tear-free Int32 words per role', () => {
+  it('one Int32 word per role, written and read with Atomics; idle is never stale', () => {
+    const { sab, epoch } = Heartbeats.allocate();
+    const hb = new Heartbeats(sab, epoch);
+    expect(hb.words).toBeInstanceOf(Int32Array);
+    expect(hb.words.buffer).toBeInstanceOf(SharedArrayBuffer);
+    for (const role of [Role.COMPACTOR, Role.FAULT, Role.MARKER]) {
+      expect(hb.ageMs(role)).toBe(-1); // idle until a first beat
+      expect(hb.isStale(role, 0)).toBe(false);
+      hb.beat(role);
+      expect(Atomics.load(hb.words, role)).not.toBe(IDLE);
+      expect(hb.ageMs(role)).toBeLessThan(50);
+      hb.idle(role);
+      expect(hb.isStale(role, 0)).toBe(false);
+    }
+  });
+
+  it('ages stay right across the 2^31 ms wrap of a heap that lives for weeks', async () => {
+    // An epoch 2^31 - 20 ms ago: beats written now wrap within 20 ms.
+    const { sab } = Heartbeats.allocate();
+    const hb = new Heartbeats(sab, monotonicMs() - (2 ** 31 - 20));
+    hb.beat(Role.COMPACTOR);
+    const before = Atomics.load(hb.words, Role.COMPACTOR);
+    await new Promise((r) => setTimeout(r, 60));
+    const age = hb.ageMs(Role.COMPACTOR);
+    hb.beat(Role.FAULT);
+    expect(Atomics.load(hb.words, Role.FAULT)).toBeLessThan(before); // the stamp wrapped
+    expect(age).toBeGreaterThanOrEqual(55);
+    expect(age).toBeLessThan(1000);
+    expect(hb.isStale(Role.COMPACTOR, 30)).toBe(true);
+    expect(hb.isStale(Role.COMPACTOR, 10_000)).toBe(false);
+  });
+
+  it("each thread's heartbeat clock is the watchdog's CLOCK_MONOTONIC (main thread and a Worker)", async () => {
+    const diff = (): number => Math.abs(monotonicMs() - native.watchdog.monotonicMs());
+    expect(Math.min(diff(), diff(), diff())).toBeLessThan(2);
+    const url = new URL('../dist/gc/', import.meta.url).href;
+    const w = new Worker(
+      `const { parentPort } = await import('node:worker_threads');
+       const { monotonicMs } = await import(${JSON.stringify(url + 'heartbeat.js')});
+       const { native } = await import(${JSON.stringify(url + 'native.js')});
+       const d = () => Math.abs(monotonicMs() - native.watchdog.monotonicMs());
+       parentPort.postMessage(Math.min(d(), d(), d()));`,
+      { eval: true, type: 'module' },
+    );
+    const d = await new Promise<number>((r, j) => w.once('message', r).once('error', j));
+    await w.terminate();
+    expect(d).toBeLessThan(2);
+  });
+});
