@@ -20,6 +20,8 @@ export const ErrorCode = {
   COLLECTOR_FAILED: 'ERR_COLLECTOR_FAILED',
   UNSUPPORTED: 'ERR_UNSUPPORTED',
   VERIFY_FAILED: 'ERR_VERIFY_FAILED',
+  /** The native addon is not built or does not load (see native.ts for the hint). */
+  ADDON_UNAVAILABLE: 'ERR_ADDON_UNAVAILABLE',
 } as const;
 
 export class MoveGcError extends Error {
