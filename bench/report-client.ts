@@ -27,27 +27,39 @@ function chart(el, title, data, series, opts = {}) {
   if (!node) return;
   if (data[0].length === 0) { node.innerHTML = '<p class="note">no data</p>'; return; }
   return new uPlot({ title, width: opts.width || W(), height: opts.height || 300, scales: opts.scales || { x: { time: false } },
-    axes: opts.axes, series: [{ label: opts.xLabel || 'x' }, ...series], legend, plugins: opts.plugins || [] }, data, node);
+    axes: opts.axes, series: [{ label: opts.xLabel || 'x' }, ...series], legend, plugins: opts.plugins || [], ...(opts.padding ? { padding: opts.padding } : {}) }, data, node);
 }
 const line = (label, stroke, extra = {}) => ({ label, stroke, width: 2, spanGaps: true, points: { show: false }, ...extra });
 const dots = (label, stroke) => ({ label, stroke, fill: stroke, paths: () => null, points: { show: true, size: 4, stroke, fill: stroke } });
 // Exceedance of a CDF table [[x, F(x)], ...]: [[x, 1 - F(x)]], zero dropped (log y axis).
 const ccdf = c => { const t = c.filter(p => p[1] < 1); return [t.map(p => p[0]), t.map(p => 1 - p[1])]; };
-const fitted = (xs, ...curves) => { // x range: first window to the last where any curve has a value
-  let last = 0; curves.forEach(c => c.forEach((v, i) => { if (v !== null && v !== undefined) last = Math.max(last, i); }));
-  return { time: false, distr: 3, log: 10, range: () => [xs[0], xs[last]] };
+// x range of an MMU chart: from a little below the first window where any curve leaves 0
+// (below it every mode is at 0) to the last window with a value.
+const fitted = (xs, ...curves) => {
+  let last = 0, first = xs.length - 1;
+  curves.forEach(c => c.forEach((v, i) => { if (v !== null && v !== undefined) { last = Math.max(last, i); if (v > 0) first = Math.min(first, i); } }));
+  const lo = Math.max(0, Math.min(first, last) - 8);
+  return { time: false, distr: 3, log: 10, range: () => [Math.pow(10, Math.floor(Math.log10(xs[lo]))), xs[last]] };
 };
-// Vertical markers: [{ x, label, color }] drawn over the plot, labels staggered at the top.
-function markers(list) {
+// Phase bars: one thin bar per mode above the plot (in its top padding), a segment per phase
+// (mark, plan, pause, concurrent compaction), and dotted lines at the pause and the cycle's end.
+const PHASE = { mark: '#444', plan: '#aaa', pause: '#d62728' };
+function phases(rows) {
   return { hooks: { draw: [u => {
-    const ctx = u.ctx; ctx.save();
-    ctx.font = (10 * devicePixelRatio) + 'px system-ui, sans-serif';
-    list.forEach((m, i) => {
-      if (!(m.x >= u.scales.x.min && m.x <= u.scales.x.max)) return;
-      const x = Math.round(u.valToPos(m.x, 'x', true));
-      ctx.strokeStyle = m.color; ctx.globalAlpha = 0.7; ctx.setLineDash([3 * devicePixelRatio, 3 * devicePixelRatio]);
-      ctx.lineWidth = devicePixelRatio; ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
-      ctx.globalAlpha = 1; ctx.fillStyle = m.color; ctx.fillText(m.label, x + 3 * devicePixelRatio, u.bbox.top + (11 + 11 * (i % 4)) * devicePixelRatio);
+    const ctx = u.ctx, d = devicePixelRatio, b = u.bbox; ctx.save();
+    ctx.font = (10 * d) + 'px system-ui, sans-serif'; ctx.textBaseline = 'middle';
+    const X = v => Math.max(b.left, Math.min(b.left + b.width, u.valToPos(v, 'x', true)));
+    rows.forEach((r, i) => {
+      const y = b.top - (11 * (rows.length - i) + 1) * d, h = 7 * d;
+      ctx.setLineDash([2 * d, 3 * d]); ctx.lineWidth = d; ctx.strokeStyle = r.color; ctx.globalAlpha = 0.6;
+      for (const x of r.lines) { const px = Math.round(X(x)); ctx.beginPath(); ctx.moveTo(px, b.top); ctx.lineTo(px, b.top + b.height); ctx.stroke(); }
+      ctx.setLineDash([]); ctx.globalAlpha = 1;
+      for (const [a, z, kind] of r.segs) {
+        if (!(z > a)) continue;
+        const x0 = X(a), x1 = Math.max(X(z), x0 + d);
+        ctx.fillStyle = PHASE[kind] || r.color; ctx.globalAlpha = PHASE[kind] ? 1 : 0.55; ctx.fillRect(x0, y, x1 - x0, h); ctx.globalAlpha = 1;
+      }
+      ctx.fillStyle = r.color; ctx.textAlign = 'right'; ctx.fillText(r.mode, b.left - 4 * d, y + h / 2); ctx.textAlign = 'left';
     });
     ctx.restore();
   }] } };
@@ -84,24 +96,23 @@ if (R.main) {
 // Timelines of one cycle, with the phases marked per mode.
 if (R.main) {
   const T = R.main.timelines;
-  const phaseMarks = [];
-  for (const k of modes) {
-    const t = T[k];
-    if (t.markEndMs !== undefined) phaseMarks.push({ x: t.markEndMs, label: k + ' mark end', color: COL[k] });
-    phaseMarks.push({ x: t.pauseStartMs, label: k + ' plan end / pause', color: COL[k] });
-    phaseMarks.push({ x: t.collectEndMs, label: k + ' pause end', color: COL[k] });
-    if (k !== 'stw' && t.cycleEndMs > 0) phaseMarks.push({ x: t.cycleEndMs, label: k + ' cycle end', color: COL[k] });
-  }
-  const plug = [markers(phaseMarks)];
+  const rows = modes.map(k => {
+    const t = T[k], me = t.markEndMs ?? 0, pe = t.planEndMs ?? t.pauseStartMs;
+    const segs = [[0, me, 'mark'], [me, pe, 'plan'], [t.pauseStartMs, t.collectEndMs, 'pause']];
+    if (k !== 'stw' && t.cycleEndMs > t.collectEndMs) segs.push([t.collectEndMs, t.cycleEndMs, 'concurrent']);
+    return { mode: k, color: COL[k], segs, lines: [t.pauseStartMs, t.collectEndMs, ...(k !== 'stw' && t.cycleEndMs > 0 ? [t.cycleEndMs] : [])] };
+  });
+  const plug = [phases(rows)];
+  const padding = [14 + 11 * rows.length, null, null, null];
   const tab = (k, f) => { const t = T[k]; return [t.tMs, t[f]]; };
   const pct = k => { const t = T[k]; return [t.tMs, t.pagesMapped.map(v => t.pagesTotal ? 100 * v / t.pagesTotal : 100)]; };
   const ax = y => [{ label: 'ms since collect() was called' }, { label: y }];
-  chart('tl-pages', 'Pages installed (% of the cycle\'s pages): one cycle per mode (the median rep)', join(modes.map(pct)), modes.map(k => line(k, COL[k])), { xLabel: 'ms', axes: ax('% installed'), scales: { x: { time: false }, y: { range: [0, 100] } }, plugins: plug });
-  chart('tl-rss', 'Process RSS during the cycle (MiB)', join(modes.map(k => { const t = T[k]; return [t.tMs, t.rssMiB]; })), modes.map(k => line(k, COL[k])), { xLabel: 'ms', axes: ax('MiB'), plugins: plug });
-  chart('tl-faults', 'Faults (cumulative, fault server count)', join(modes.map(k => tab(k, 'faults'))), modes.map(k => line(k, COL[k])), { xLabel: 'ms', axes: ax('faults'), plugins: plug });
+  chart('tl-pages', 'Pages installed (% of the cycle\'s pages): one cycle per mode (the median rep)', join(modes.map(pct)), modes.map(k => line(k, COL[k])), { xLabel: 'ms', axes: ax('% installed'), scales: { x: { time: false }, y: { range: [0, 100] } }, plugins: plug, padding });
+  chart('tl-rss', 'Process RSS during the cycle (MiB)', join(modes.map(k => { const t = T[k]; return [t.tMs, t.rssMiB]; })), modes.map(k => line(k, COL[k])), { xLabel: 'ms', axes: ax('MiB'), plugins: plug, padding });
+  chart('tl-faults', 'Faults (cumulative, fault server count)', join(modes.map(k => tab(k, 'faults'))), modes.map(k => line(k, COL[k])), { xLabel: 'ms', axes: ax('faults'), plugins: plug, padding });
   const ev = modes.filter(k => T[k].faultEvents.length);
   if (ev.length) chart('tl-lat', 'Every faulting mutator access: latency over time', join(ev.map(k => [T[k].faultEvents.map(e => e[0]), T[k].faultEvents.map(e => e[1])])), ev.map(k => dots(k, COL[k])),
-    { xLabel: 'ms', axes: [{ label: 'ms since collect() was called' }, { label: 'µs (log)' }], scales: { x: { time: false }, y: { distr: 3, log: 10 } }, plugins: plug });
+    { xLabel: 'ms', axes: [{ label: 'ms since collect() was called' }, { label: 'µs (log)' }], scales: { x: { time: false }, y: { distr: 3, log: 10 } }, plugins: plug, padding });
   else document.getElementById('tl-lat').innerHTML = '<p class="note">no faults in this run</p>';
 }
 // Sweep: one series per mode (and per heap-option combination, dashed after the first).

@@ -261,7 +261,8 @@ grey: the kernel floor, a fault served by a bare thread with one MOVE.</p>
 ${faultPercentiles(res)}
 <h2>One cycle</h2>
 <p class="note">Time 0 is the collect() call; mark and plan run first (no page changes), then the compaction pause, then (move, copy) concurrent compaction
-until the cycle's end. Dotted lines mark each mode's phases (mark end, plan end = pause start, pause end, cycle end) in its colour.
+until the cycle's end. The bars at the top of each chart show each mode's phases: <span style="color:#444">■</span> mark, <span style="color:#aaa">■</span> plan,
+<span style="color:#d62728">■</span> compaction pause, then concurrent compaction in the mode's colour; dotted lines mark the pause and the cycle's end.
 In stw every page is built inside the pause, where the mutator cannot sample: its curve is drawn as a ramp across the pause.</p>
 <div id="tl-pages" class="chart"></div>
 <div id="tl-faults" class="chart"></div>

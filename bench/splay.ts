@@ -153,6 +153,8 @@ async function runVariant(variant: Variant, rep: number, v: Values, knobs: KnobV
   const keys = tree.exportKeys();
   let keysOk = keys.length === SPLAY_TREE_SIZE;
   for (let i = 0; keysOk && i < keys.length - 1; i++) if (!(keys[i] < keys[i + 1])) keysOk = false;
+  // perf_hooks delivers 'gc' entries from the event loop: let it run before counting them.
+  for (let i = 0; i < 3; i++) await new Promise((r) => setTimeout(r, 10));
   obs.disconnect();
 
   let heapStats: SplayRep['heap'] = null;

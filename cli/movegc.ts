@@ -94,13 +94,14 @@ export async function run(argv: string[]): Promise<number> {
 // Entry point when run as a program (`movegc`, `node dist/cli/movegc.js`).
 const self = fileURLToPath(import.meta.url);
 if (process.argv[1] && fs.realpathSync(process.argv[1]) === self) {
+  // A failed command may leave a heap open (its Workers keep the process alive): exit outright.
   run(process.argv.slice(2)).then(
     (code) => {
-      process.exitCode = code;
+      if (code !== 0) process.exit(code);
     },
     (e) => {
       console.error(e);
-      process.exitCode = 1;
+      process.exit(1);
     },
   );
 }
