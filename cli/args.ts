@@ -51,7 +51,10 @@ function distance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0][j] = j;
   for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1); // a swap is one typo
+    }
   return d[a.length][b.length];
 }
 
@@ -118,7 +121,12 @@ export function parse(spec: CommandSpec, argv: string[]): Values {
     }
     if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       const flag = /'(--?[\w-]+)/.exec(err.message)?.[1] ?? 'an option';
-      throw new UsageError(/argument missing/.test(err.message) ? `${flag} needs a value` : `${flag} takes no value`, spec.name);
+      const why = /argument missing/.test(err.message)
+        ? `${flag} needs a value`
+        : /ambiguous/.test(err.message)
+          ? `${flag} needs a value (a value starting with '-' is written ${flag}=-...)`
+          : `${flag} takes no value`;
+      throw new UsageError(why, spec.name);
     }
     throw new UsageError(err.message, spec.name);
   }
