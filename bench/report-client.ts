@@ -9,6 +9,8 @@ const R = JSON.parse(document.getElementById('data').textContent);
 const COL = { move: '#1f77b4', copy: '#ff7f0e', stw: '#2ca02c', v8: '#9467bd', floor: '#777' };
 const W = (f = 1) => Math.floor(Math.min(1100, document.getElementById('main').clientWidth - 10) * f) - (f < 1 ? 8 : 0);
 const logX = { time: false, distr: 3, log: 10 };
+// Tick labels for a log axis of fractions (uPlot's default prints 0.0001 as 0).
+const fracTicks = (u, vs) => vs.map(v => (v == null ? '' : v >= 1 ? v.toLocaleString() : String(+v.toPrecision(1))));
 // Joins [xs, ys] tables on the union of their xs (uPlot needs one x array); gaps are null.
 function join(tables) {
   const xs = [...new Set(tables.flatMap(t => t[0]))].sort((a, b) => a - b);
@@ -90,7 +92,7 @@ if (R.main) {
     tables.push(ccdf(R.floor.busySibling.faultRoundTripCdf)); ser.push(line('floor round trip (sibling busy)', '#222', { width: 2, dash: [2, 3] }));
   }
   if (tables.length) chart('faults', 'Fault latency: fraction of faults slower than x (all reps pooled)', join(tables), ser,
-    { xLabel: 'µs', scales: { x: logX, y: { distr: 3, log: 10 } }, axes: [{ label: 'latency (µs, log)' }, { label: 'fraction slower (log)' }] });
+    { xLabel: 'µs', scales: { x: logX, y: { distr: 3, log: 10 } }, axes: [{ label: 'latency (µs, log)' }, { label: 'fraction slower (log)', values: fracTicks }] });
   else document.getElementById('faults').innerHTML = '<p class="note">no faults in this run</p>';
 }
 // Timelines of one cycle, with the phases marked per mode.
@@ -141,6 +143,6 @@ if (R.splay) {
     return [s, s.map((_, i) => 1 - (i + 1) / s.length)].map((a, j) => j ? a.slice(0, -1) : a.slice(0, -1));
   });
   chart('splay-lat', 'Splay latency samples: fraction of samples longer than x (reps pooled)', join(tables), vs.map(v => line(v === 'v8' ? 'v8 (plain JS objects)' : v, COL[v])),
-    { xLabel: 'ms', scales: { x: logX, y: { distr: 3, log: 10 } }, axes: [{ label: 'sample (ms, log)' }, { label: 'fraction longer (log)' }] });
+    { xLabel: 'ms', scales: { x: logX, y: { distr: 3, log: 10 } }, axes: [{ label: 'sample (ms, log)' }, { label: 'fraction longer (log)', values: fracTicks }] });
 }
 `;

@@ -27,8 +27,8 @@ export function splaySection(res: SplayResults, note: string): string {
     ['tree check (8000 sorted keys; heap.verify)', (s) => (s.keysOk ? 'ok' : '<span class="bad">FAILED</span>')],
   ];
   const table = tableHtml(head, rows.map(([k, f]) => [k, ...vs.map(f)]), 'splay');
-  const strips = stripPlot('RMS latency per rep', 'ms', vs.map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).map((r) => r.rmsMs) })), 420, 240) +
-    stripPlot('Longest latency sample per rep', 'ms', vs.map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).map((r) => r.latencyMs.max) })), 420, 240);
+  const strips = stripPlot('RMS latency per rep', 'ms', vs.map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).map((r) => r.rmsMs) })), 520, 240) +
+    stripPlot('Longest latency sample per rep', 'ms', vs.map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).map((r) => r.latencyMs.max) })), 520, 240);
   const p = res.params;
   return `<p class="note">${note} ${p.reps} reps per variant, interleaved, each in a fresh process: setup (8000 inserts) then ${p.seconds} s of Octane runs
 (80 inserts and 80 removes each). Heap ${p.heapMiB} MiB, collect() when use passes ${p.trigger} of it. A latency sample is the time between two samples

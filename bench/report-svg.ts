@@ -46,7 +46,7 @@ export function stripPlot(title: string, unit: string, groups: StripGroup[], wid
     const cx = left + colW * (i + 0.5);
     const vs = g.values.filter((v) => v > 0 && Number.isFinite(v)).sort((a, b) => a - b);
     parts.push(`<text x="${cx}" y="${height - bottom + 16}" text-anchor="middle" class="a" fill="${g.color}">${esc(g.label)}</text>`);
-    parts.push(`<text x="${cx}" y="${height - bottom + 29}" text-anchor="middle" class="n">n=${vs.length}${vs.length ? `, median ${fmt(quartile(vs, 0.5))}` : ''}</text>`);
+    parts.push(`<text x="${cx}" y="${height - bottom + 29}" text-anchor="middle" class="n">${vs.length ? `median ${fmt(quartile(vs, 0.5))}, ` : ''}n=${vs.length}</text>`);
     if (!vs.length) return;
     const bw = Math.min(70, colW * 0.5);
     const q1 = y(quartile(vs, 0.25));
