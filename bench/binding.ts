@@ -4,7 +4,7 @@
  * all through the typed layer, side by side with /work/shared/tools/kernel-floor.c (the same
  * operations in plain C) when a C compiler is available.
  *
- *   npx tsc -p . && node dist/bench/binding.js [--pages N] [--reps R] [--json] [--no-floor] [--floor PATH]
+ *   movegc binding [--pages N] [--reps R] [--json] [--no-floor] [--floor PATH]
  *
  * Method, mirroring kernel-floor: for each batch size, a fresh userfaultfd and two fresh
  * 2 MiB-aligned MADV_NOHUGEPAGE mappings of N pages; the destination is registered (MISSING);
@@ -33,6 +33,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import type { Values } from '../cli/args.js';
 import { HUGE_PAGE_SIZE, Mapping, PAGE_SIZE, Userfaultfd, probe, type MoveOptions } from '../gc/index.js';
 
 const PS = PAGE_SIZE;
@@ -46,27 +47,8 @@ interface Args {
   floorBin: string;
 }
 
-function parseArgs(argv: string[]): Args {
-  const a: Args = { pages: 65536, reps: 5, json: false, floor: true, floorBin: '/tmp/kernel-floor' };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const num = (): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`${k} needs a positive integer`);
-      return v;
-    };
-    if (k === '--pages') a.pages = num();
-    else if (k === '--reps') a.reps = num();
-    else if (k === '--json') a.json = true;
-    else if (k === '--no-floor') a.floor = false;
-    else if (k === '--floor') a.floorBin = argv[++i] ?? a.floorBin;
-    else if (k === '--help' || k === '-h') {
-      console.log('usage: node dist/bench/binding.js [--pages N] [--reps R] [--json] [--no-floor] [--floor PATH]');
-      process.exit(0);
-    } else throw new Error(`unknown argument ${k}`);
-  }
-  if (a.pages % 512) throw new Error('--pages must be a multiple of 512 (the largest batch)');
-  return a;
+function toArgs(v: Values): Args {
+  return { pages: v.pages as number, reps: v.reps as number, json: v.json === true, floor: v.noFloor !== true, floorBin: v.floor as string };
 }
 
 const now = (): number => Number(process.hrtime.bigint());
@@ -205,8 +187,8 @@ interface Row {
   floor: number[];
 }
 
-function main(): void {
-  const args = parseArgs(process.argv.slice(2));
+export async function main(v: Values): Promise<void> {
+  const args = toArgs(v);
   const caps = probe();
   if (!caps.move.ok) {
     console.error(`UFFDIO_MOVE unavailable: ${caps.move.reason}`);
@@ -319,5 +301,3 @@ function main(): void {
     console.log(text);
   }
 }
-
-main();

@@ -30,9 +30,10 @@
  */
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { Heap, PAGE_SIZE, type CycleStats, type ModeName } from '../gc/index.js';
+import { Heap, PAGE_SIZE, type CycleStats, type HeapOptions, type ModeName } from '../gc/index.js';
 import { Ctl } from '../gc/shared.js';
 import { buildHeap, rng, type Workload } from './workload.js';
+import type { KnobValues, MutatorKind } from './knobs.js';
 import { bucketQuantiles, quantiles, type Quantiles } from './stats.js';
 
 /** Indices into the collector's control block. */
@@ -48,6 +49,9 @@ export interface Timeline {
   /** [ms since collect() was called, mutator-side latency in us] of every faulting access. */
   faultEvents: Array<[number, number]>;
   collectEndMs: number;
+  /** Phase ends inside collect() (CycleStats.markMs, + planMs): markers on the report's timelines. */
+  markEndMs: number;
+  planEndMs: number;
   /** Start of the compaction pause (collect() end minus the pause): mark and plan come before. */
   pauseStartMs: number;
   cycleEndMs: number;
@@ -130,10 +134,11 @@ export interface RepOptions {
   /** paced: one touch every touchUs (sleeping between); busy: back to back; none: no touches. */
   mutator: MutatorKind;
   touchUs: number;
+  /** Heap options that change results (knobs.ts), passed to Heap.create as they are. */
+  heapOptions: KnobValues;
 }
 
-export const MUTATORS = ['paced', 'busy', 'none'] as const;
-export type MutatorKind = (typeof MUTATORS)[number];
+export { MUTATORS, type MutatorKind } from './knobs.js';
 
 const hr = (): number => Number(process.hrtime.bigint());
 
@@ -197,14 +202,14 @@ class Statm {
 
 export async function runRep(o: RepOptions): Promise<RepResult> {
   const w = o.workload;
-  const heap = await Heap.create({ capacity: w.heapBytes, mode: o.mode });
+  const heap = await Heap.create({ ...(o.heapOptions as Partial<HeapOptions>), capacity: w.heapBytes, mode: o.mode });
   const statm = new Statm();
   try {
     const ctlOf = controlBlock(heap);
     const built = buildHeap(heap, w);
     const liveCount = built.liveCount;
     const rnd = rng(w.seed * 31 + o.rep);
-    const tl: Timeline = { tMs: [], pagesMapped: [], faults: [], rssMiB: [], pagesTotal: 0, faultEvents: [], collectEndMs: 0, pauseStartMs: 0, cycleEndMs: 0, idleStartMs: 0, idleEndMs: 0 };
+    const tl: Timeline = { tMs: [], pagesMapped: [], faults: [], rssMiB: [], pagesTotal: 0, faultEvents: [], collectEndMs: 0, markEndMs: 0, planEndMs: 0, pauseStartMs: 0, cycleEndMs: 0, idleStartMs: 0, idleEndMs: 0 };
     const stalls: Array<[number, number]> = [];
     const faultUs: number[] = [];
 
@@ -220,6 +225,8 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     stalls.push([0, ms(tc)]);
     tl.collectEndMs = ms(tc);
     tl.pauseStartMs = Math.max(0, ms(tc) - st0.pause.totalMs);
+    tl.markEndMs = Math.min(tl.pauseStartMs, st0.markMs);
+    tl.planEndMs = Math.min(tl.pauseStartMs, st0.markMs + st0.planMs);
     let ctl = ctlOf();
     tl.pagesTotal = ctl[CTL.PAGES_TOTAL];
     const beat = watchdogOn(ctl, `rep ${o.rep} ${o.mode} ${w.heapBytes / 2 ** 20} MiB`);

@@ -4,31 +4,19 @@
  * every other one live, hung off the same number of roots; the pause (mark and plan excluded)
  * is the median over several cycles.
  *
- *   node dist/bench/pause.js [--sizes 64,1024] [--modes move,copy] [--cycles 9] [--roots 64]
+ *   movegc pause [--sizes 64,1024] [--modes move,copy] [--cycles 9] [--roots 64] [--pause-order ...]
  */
-import { parseArgs } from 'node:util';
-import { Heap, MODES, median, type ModeName } from '../gc/index.js';
+import { Heap, median, type HeapOptions, type ModeName } from '../gc/index.js';
+import type { Values } from '../cli/args.js';
+import { KNOBS, type KnobValues } from './knobs.js';
+import { provenanceLine, startProvenance } from './provenance.js';
 
-const { values } = parseArgs({
-  options: {
-    sizes: { type: 'string', default: '64,1024' },
-    modes: { type: 'string', default: 'move,copy' },
-    cycles: { type: 'string', default: '9' },
-    roots: { type: 'string', default: '64' },
-  },
-});
-const sizes = values.sizes.split(',').map(Number);
-const modes = values.modes.split(',') as ModeName[];
-const cycles = Number(values.cycles);
-const nroots = Number(values.roots);
-for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}`);
-
-async function pauseAt(mode: ModeName, mib: number): Promise<number[]> {
-  const heap = await Heap.create({ capacity: mib << 20, mode });
+async function pauseAt(mode: ModeName, mib: number, cycles: number, nroots: number, knobs: KnobValues): Promise<number[]> {
+  const heap = await Heap.create({ ...(knobs as Partial<HeapOptions>), capacity: mib * 2 ** 20, mode });
   try {
     const Node = heap.defineType({ name: 'Node', refs: 2, bytes: 16 });
     const roots = Array.from({ length: nroots }, () => heap.root(null));
-    for (let i = 0; heap.usedBytes + 64 < (mib << 20) * 0.9; i++) {
+    for (let i = 0; heap.usedBytes + 64 < mib * 2 ** 20 * 0.9; i++) {
       const n = heap.alloc(Node);
       if (i & 1) {
         const r = roots[i % nroots];
@@ -47,15 +35,24 @@ async function pauseAt(mode: ModeName, mib: number): Promise<number[]> {
   }
 }
 
-console.log(`pause (ms, median of ${cycles} cycles, ${nroots} roots)`);
-for (const mode of modes) {
-  const med = new Map<number, number>();
-  for (const mib of sizes) {
-    const p = await pauseAt(mode, mib);
-    med.set(mib, median(p));
-    console.log(`${mode.padEnd(5)} ${String(mib).padStart(5)} MiB  median ${median(p).toFixed(3)}  min ${Math.min(...p).toFixed(3)}  max ${Math.max(...p).toFixed(3)}`);
+export async function main(v: Values): Promise<void> {
+  const sizes = v.sizes as number[];
+  const modes = v.modes as ModeName[];
+  const cycles = v.cycles as number;
+  const nroots = v.roots as number;
+  const knobs: KnobValues = Object.fromEntries(KNOBS.map((k) => [k.option, v[k.option] as string | number]));
+  const prov = startProvenance(['movegc', ...process.argv.slice(2)].join(' '), { capacityMiB: sizes, modes, ...knobs });
+  console.log(`pause (ms, median of ${cycles} cycles, ${nroots} roots)`);
+  for (const mode of modes) {
+    const med = new Map<number, number>();
+    for (const mib of sizes) {
+      const p = await pauseAt(mode, mib, cycles, nroots, knobs);
+      med.set(mib, median(p));
+      console.log(`${mode.padEnd(5)} ${String(mib).padStart(5)} MiB  median ${median(p).toFixed(3)}  min ${Math.min(...p).toFixed(3)}  max ${Math.max(...p).toFixed(3)}`);
+    }
+    const lo = med.get(sizes[0])!;
+    const hi = med.get(sizes[sizes.length - 1])!;
+    console.log(`${mode.padEnd(5)} ratio ${sizes[sizes.length - 1]} MiB / ${sizes[0]} MiB: ${(hi / lo).toFixed(2)}`);
   }
-  const lo = med.get(sizes[0])!;
-  const hi = med.get(sizes[sizes.length - 1])!;
-  console.log(`${mode.padEnd(5)} ratio ${sizes[sizes.length - 1]} MiB / ${sizes[0]} MiB: ${(hi / lo).toFixed(2)}`);
+  console.log(provenanceLine(prov.end()));
 }

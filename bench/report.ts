@@ -1,42 +1,52 @@
 /**
  * The HTML report: one self-contained file (uPlot's script and stylesheet, the results and the
- * drawing code are all inlined), readable offline in any browser. Tables are rendered here;
- * charts are drawn in the page by uPlot from the embedded results.
+ * drawing code are all inlined), readable offline in any browser. Tables and the strip plots
+ * are rendered here; the other charts are drawn in the page by uPlot (report-client.ts).
  *
- * Charts: minimum mutator utilization vs window size; pause per rep and fault-latency CDFs per
- * mode (mutator side, handler side, the kernel floor's round trip); one cycle's timeline per
- * mode (pages installed, RSS, faults, and every faulting access's latency over time); the
- * scaling sweep (compaction cost per live MiB and pause per heap size).
+ * Sections: provenance and workload; medians per mode; minimum mutator utilization per cycle
+ * and over the whole run; pauses per rep (strip and box plots); fault-latency exceedance
+ * (mutator side, handler side, the kernel floor) with a percentile table; one cycle's
+ * timeline per mode with its phases marked; the scaling sweep; the latest Octane Splay run;
+ * the project's targets in an appendix.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ModeName } from '../gc/index.js';
+import { CLIENT } from './report-client.js';
+import { splaySection } from './report-splay.js';
+import { stripPlot, STRIP_CSS } from './report-svg.js';
+import type { Provenance } from './provenance.js';
 import type { ModeSummary, Results } from './run.js';
 
 const MiB = 2 ** 20;
 
-function uplotAssets(): { js: string; css: string } {
+export function uplotAssets(): { js: string; css: string } {
   const require = createRequire(import.meta.url);
   const js = fs.readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js'), 'utf8');
   const css = fs.readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8');
   return { js, css };
 }
 
-const esc = (s: unknown): string => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-const num = (x: number | null | undefined, d = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
+export const esc = (s: unknown): string => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+export const num = (x: number | null | undefined, d = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
+export const COLORS: Record<string, string> = { move: '#1f77b4', copy: '#ff7f0e', stw: '#2ca02c', v8: '#9467bd' };
 
-function tableHtml(head: string[], rows: string[][], cls = ''): string {
+export function tableHtml(head: string[], rows: string[][], cls = ''): string {
   return `<table class="${cls}"><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows
     .map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th>${c}</th>` : `<td>${c}</td>`)).join('')}</tr>`)
     .join('')}</tbody></table>`;
 }
+
+/** Rows that only concurrent modes have: stw shows "-" there (nothing to measure), not 0. */
+const CONCURRENT_ONLY = new Set(['mutator faults', 'faults read by the fault server', 'fault p50 / p99, mutator side (µs)', 'fault max, mutator side (µs)',
+  'fault p50 / p99, handler side (µs)', 'pages built by the fault server', 'MOVE calls / COPY calls', 'batch p50 (pages per call)', 'EBUSY fallbacks', 'compactor busy (ms)', 'idle() wall (ms): finalization']);
 
 function modeTable(ms: ModeSummary[]): string {
   const rows: Array<[string, (s: ModeSummary) => string]> = [
     ['live data (MiB)', (s) => num(s.liveBytes / MiB)],
     ['heap used before (MiB)', (s) => num(s.usedBytes / MiB)],
     ['pages built', (s) => num(s.pagesTotal, 0)],
-    ['<b>compaction (ms)</b> — compaction-thread completion', (s) => `<b>${num(s.compactionMs)}</b>`],
+    ['<b>compaction (ms)</b>: compaction-thread completion', (s) => `<b>${num(s.compactionMs)}</b>`],
     ['throughput (live GB/s)', (s) => num(s.throughputMBps / 1000, 2)],
     ['cost (ms per live MiB)', (s) => num(s.msPerLiveMiB, 3)],
     ['<b>compaction pause (ms)</b>', (s) => `<b>${num(s.pauseMs, 2)}</b>`],
@@ -47,7 +57,7 @@ function modeTable(ms: ModeSummary[]): string {
     ['compactor busy (ms)', (s) => num(s.compactorBusyMs)],
     ['mutator faults', (s) => num(s.mutatorFaults, 0)],
     ['faults read by the fault server', (s) => num(s.faults, 0)],
-    ['<b>fault p50 / p99, mutator side (µs)</b>', (s) => `<b>${num(s.faultP50Us)}</b> / ${num(s.faultP99Us)}`],
+    ['fault p50 / p99, mutator side (µs)', (s) => `<b>${num(s.faultP50Us)}</b> / ${num(s.faultP99Us)}`],
     ['fault max, mutator side (µs)', (s) => num(s.faultMaxUs, 0)],
     ['fault p50 / p99, handler side (µs)', (s) => `${num(s.handlerFaultP50Us)} / ${num(s.handlerFaultP99Us)}`],
     ['pages built by the fault server', (s) => num(s.pagesBuiltByFaults, 0)],
@@ -61,105 +71,61 @@ function modeTable(ms: ModeSummary[]): string {
     ['bad reads / verify', (s) => `${s.touchErrors} / ${s.verifyOk === null ? 'not run' : s.verifyOk ? 'ok' : 'FAILED'}`],
     ['build (s)', (s) => num(s.buildMs / 1000, 1)],
   ];
-  return tableHtml(['median over reps', ...ms.map((s) => `<span class="m-${s.mode}">${s.mode}</span>${s.fallbacks.length ? ' (fallback)' : ''}`)], rows.map(([k, f]) => [k, ...ms.map(f)]), 'modes');
+  const cell = (k: string, f: (s: ModeSummary) => string, s: ModeSummary): string => (s.mode === 'stw' && CONCURRENT_ONLY.has(k) ? '-' : f(s));
+  return tableHtml(['median over reps', ...ms.map((s) => `<span class="m-${s.mode}">${s.mode}</span>${s.fallbacks.length ? ' (fallback)' : ''}`)], rows.map(([k, f]) => [k, ...ms.map((s) => cell(k, f, s))]), 'modes');
 }
 
 function rawTable(ms: ModeSummary[]): string {
   const head = ['mode', 'rep', 'compaction ms', 'pause ms', 'collect ms', 'mark ms', 'GB/s', 'faults', 'mut p50 µs', 'mut p99 µs', 'hdl p50 µs', 'moved', 'copied', 'RSS peak/before', 'build s'];
   const rows = ms.flatMap((s) =>
-    s.raw.map((r) => [
-      s.mode, String(r.rep), num(r.compactionMs), num(r.pauseMs, 2), num(r.collectMs), num(r.markMs), num(r.throughputMBps / 1000, 2), String(r.mutatorFaults),
-      num(r.faultMutatorUs.p50), num(r.faultMutatorUs.p99), num(r.faultHandlerUs.p50), String(r.pagesMoved), String(r.pagesCopied), num(r.rssPeakBytes / r.rssBeforeBytes, 3), num(r.buildMs / 1000),
-    ]),
+    s.raw.map((r) => {
+      const c = (x: string): string => (s.mode === 'stw' ? '-' : x);
+      return [
+        s.mode, String(r.rep), num(r.compactionMs), num(r.pauseMs, 2), num(r.collectMs), num(r.markMs), num(r.throughputMBps / 1000, 2), c(String(r.mutatorFaults)),
+        c(num(r.faultMutatorUs.p50)), c(num(r.faultMutatorUs.p99)), c(num(r.faultHandlerUs.p50)), String(r.pagesMoved), String(r.pagesCopied), num(r.rssPeakBytes / r.rssBeforeBytes, 3), num(r.buildMs / 1000),
+      ];
+    }),
   );
   return tableHtml(head, rows, 'raw');
 }
 
-const CLIENT = String.raw`
-const R = JSON.parse(document.getElementById('data').textContent);
-const COL = { move: '#1f77b4', copy: '#ff7f0e', stw: '#2ca02c', floor: '#777' };
-const W = () => Math.min(1100, document.getElementById('main').clientWidth - 10);
-const logX = { time: false, distr: 3, log: 10 };
-// Joins [xs, ys] tables on the union of their xs (uPlot needs one x array); gaps are null.
-function join(tables) {
-  const xs = [...new Set(tables.flatMap(t => t[0]))].sort((a, b) => a - b);
-  const idx = new Map(xs.map((x, i) => [x, i]));
-  const out = [xs];
-  for (const [tx, ty] of tables) {
-    const y = new Array(xs.length).fill(null);
-    tx.forEach((x, i) => { y[idx.get(x)] = ty[i]; });
-    out.push(y);
+/** Percentiles of the mutator-side fault latency per mode (the tail in numbers). */
+function faultPercentiles(res: Results): string {
+  const c = res.main;
+  if (!c) return '';
+  const rows = (Object.keys(c.distributions) as ModeName[])
+    .filter((k) => k !== 'stw')
+    .map((k) => {
+      const q = c.distributions[k]!.faultMutatorPooled;
+      return [`<span class="m-${k}">${k}</span> mutator side`, String(q.count), num(q.p50), num(q.p90), num(q.p99), num(q.max, 0)];
+    });
+  if (res.floor) {
+    const f = res.floor.faultRoundTripUs;
+    const b = res.floor.busySibling.faultRoundTripUs;
+    rows.push(['floor round trip (idle)', String(f.count), num(f.p50), num(f.p90), num(f.p99), num(f.max, 0)]);
+    rows.push(['floor round trip (sibling busy)', String(b.count), num(b.p50), num(b.p90), num(b.p99), num(b.max, 0)]);
   }
-  return out;
+  return tableHtml(['fault latency (µs)', 'faults', 'p50', 'p90', 'p99', 'max'], rows, 'pct');
 }
-function chart(el, title, data, series, opts = {}) {
-  const node = document.getElementById(el);
-  if (!node) return;
-  if (data[0].length === 0) { node.innerHTML = '<p class="note">no data</p>'; return; }
-  new uPlot({ title, width: W(), height: opts.height || 300, scales: opts.scales || { x: { time: false } },
-    axes: opts.axes, series: [{ label: opts.xLabel || 'x' }, ...series], legend: { live: true } }, data, node);
-}
-const line = (label, stroke, extra = {}) => ({ label, stroke, width: 2, spanGaps: true, points: { show: false }, ...extra });
-const dots = (label, stroke) => ({ label, stroke, fill: stroke, paths: () => null, points: { show: true, size: 4, stroke, fill: stroke } });
-const modes = R.main ? Object.keys(R.main.modes) : [];
 
-// MMU
-if (R.main) {
-  const m = R.main.mmu;
-  chart('mmu', 'Minimum mutator utilization vs window (median over reps): solid = every stall, dashed = without mark and plan', [m.windowsMs, ...modes.map(k => m.curves[k]), ...modes.map(k => m.compaction[k])],
-    [...modes.map(k => line(k, COL[k])), ...modes.map(k => line(k + ' (compaction only)', COL[k], { dash: [6, 4] }))], { xLabel: 'window (ms)', scales: { x: logX, y: { range: [0, 1] } },
-    axes: [{ label: 'window (ms, log)' }, { label: 'MMU' }] });
+export function provenanceTable(p: Provenance | undefined): string {
+  if (!p) return '<p class="warn">No provenance in these results (written by an older version).</p>';
+  const load = (xs: number[] | null): string => (xs ? xs.map((x) => x.toFixed(2)).join(' / ') : '–');
+  return tableHtml(
+    ['provenance', ''],
+    [
+      ['package', `${esc(p.package.name)} ${esc(p.package.version)}`],
+      ['git commit', p.gitCommit ? `<code>${esc(p.gitCommit.slice(0, 12))}</code>${p.gitDirty ? ' (with uncommitted changes)' : ''}` : 'n/a (not a git checkout)'],
+      ['command', `<code>${esc(p.command)}</code>`],
+      ['load average 1/5/15 min: start', load(p.load.start)],
+      ['load average 1/5/15 min: end', load(p.load.end) + (p.busy ? ` <span class="bad">busy: more load than ${p.cores} cores</span>` : '')],
+      ['THP', esc(p.thp)],
+      ['heap options', `<code>${esc(JSON.stringify(p.heapOptions))}</code>`],
+    ],
+    'prov',
+  );
 }
-// Pauses per rep
-if (R.main) {
-  const d = R.main.distributions;
-  const reps = Math.max(...modes.map(k => d[k].pauseMs.length));
-  const xs = Array.from({ length: reps }, (_, i) => i + 1);
-  const pad = a => xs.map((_, i) => a[i] ?? null);
-  chart('pauses', 'Compaction pause (solid) and whole collect() call (dashed) per rep', [xs, ...modes.map(k => pad(d[k].pauseMs)), ...modes.map(k => pad(d[k].collectMs))],
-    [...modes.map(k => line(k + ' pause', COL[k], { points: { show: true, size: 7 } })), ...modes.map(k => line(k + ' collect()', COL[k], { dash: [6, 4], points: { show: true, size: 5 } }))],
-    { xLabel: 'rep', scales: { x: { time: false }, y: { distr: 3, log: 10 } }, axes: [{ label: 'rep', incrs: [1, 2, 5, 10, 20, 50] }, { label: 'ms (log)' }] });
-  // Fault latency CDFs
-  const tables = [], ser = [];
-  for (const k of modes) {
-    const c = d[k].faultMutatorCdf; if (c.length) { tables.push([c.map(p => p[0]), c.map(p => p[1])]); ser.push(line(k + ' mutator side', COL[k])); }
-    const h = d[k].faultHandlerCdf; if (h.length) { tables.push([h.map(p => Math.max(0.5, p[0])), h.map(p => p[1])]); ser.push(line(k + ' handler side', COL[k], { dash: [5, 4] })); }
-  }
-  if (R.floor) {
-    const f = R.floor.faultRoundTripCdf; tables.push([f.map(p => p[0]), f.map(p => p[1])]); ser.push(line('floor round trip (idle machine)', COL.floor, { width: 3 }));
-    const b = R.floor.busySibling.faultRoundTripCdf; tables.push([b.map(p => p[0]), b.map(p => p[1])]); ser.push(line('floor round trip (sibling thread busy)', '#222', { width: 3, dash: [2, 3] }));
-  }
-  if (tables.length) chart('faults', 'Fault latency CDF (all reps pooled)', join(tables), ser,
-    { xLabel: 'µs', scales: { x: logX, y: { range: [0, 1] } }, axes: [{ label: 'latency (µs, log)' }, { label: 'fraction ≤ x' }] });
-  else document.getElementById('faults').innerHTML = '<p class="note">no faults in this run</p>';
-}
-// Timelines of one cycle
-if (R.main) {
-  const T = R.main.timelines;
-  const tab = (k, f) => { const t = T[k]; return [t.tMs, t[f]]; };
-  const pct = k => { const t = T[k]; return [t.tMs, t.pagesMapped.map(v => t.pagesTotal ? 100 * v / t.pagesTotal : 100)]; };
-  const ax = y => [{ label: 'ms since collect() was called' }, { label: y }];
-  chart('tl-pages', 'Pages installed (% of the cycle\'s pages) — one cycle per mode (the median rep)', join(modes.map(pct)), modes.map(k => line(k, COL[k])), { xLabel: 'ms', axes: ax('% installed'), scales: { x: { time: false }, y: { range: [0, 100] } } });
-  chart('tl-rss', 'Process RSS during the cycle (MiB)', join(modes.map(k => { const t = T[k]; return [t.tMs, t.rssMiB]; })), modes.map(k => line(k, COL[k])), { xLabel: 'ms', axes: ax('MiB') });
-  chart('tl-faults', 'Faults (cumulative, fault server count)', join(modes.map(k => tab(k, 'faults'))), modes.map(k => line(k, COL[k])), { xLabel: 'ms', axes: ax('faults') });
-  const ev = modes.filter(k => T[k].faultEvents.length);
-  if (ev.length) chart('tl-lat', 'Every faulting mutator access: latency over time', join(ev.map(k => [T[k].faultEvents.map(e => e[0]), T[k].faultEvents.map(e => e[1])])), ev.map(k => dots(k, COL[k])),
-    { xLabel: 'ms', axes: [{ label: 'ms since collect() was called' }, { label: 'µs (log)' }], scales: { x: { time: false }, y: { distr: 3, log: 10 } } });
-  else document.getElementById('tl-lat').innerHTML = '<p class="note">no faults in this run</p>';
-}
-// Sweep
-if (R.sweep) {
-  const pts = R.sweep.points.filter(p => !p.skipped);
-  const ms = [...new Set(pts.flatMap(p => Object.keys(p.msPerLiveMiB)))];
-  const xs = pts.map(p => p.heapMiB);
-  const lx = { time: false, distr: 3, log: 2 };
-  chart('sw-cost', 'Compaction cost per live MiB vs heap size', [xs, ...ms.map(k => pts.map(p => p.msPerLiveMiB[k] ?? null))], ms.map(k => line(k, COL[k], { points: { show: true, size: 7 } })),
-    { xLabel: 'heap MiB', scales: { x: lx }, axes: [{ label: 'heap (MiB, log)' }, { label: 'ms per live MiB' }] });
-  chart('sw-pause', 'Compaction pause (solid) and collect() call (dashed) vs heap size', [xs, ...ms.map(k => pts.map(p => p.pauseMs[k] ?? null)), ...ms.map(k => pts.map(p => p.collectMs[k] ?? null))],
-    [...ms.map(k => line(k + ' pause', COL[k], { points: { show: true, size: 7 } })), ...ms.map(k => line(k + ' collect()', COL[k], { dash: [6, 4], points: { show: true, size: 5 } }))],
-    { xLabel: 'heap MiB', scales: { x: lx, y: { distr: 3, log: 10 } }, axes: [{ label: 'heap (MiB, log)' }, { label: 'ms (log)' }] });
-}
-`;
+
 
 export function renderHtml(res: Results): string {
   const { js, css } = uplotAssets();
@@ -172,6 +138,14 @@ export function renderHtml(res: Results): string {
     res.goals.map((g) => [esc(g.text), num(g.value, 3), esc(g.target), g.met === null ? '<span class="na">n/a</span>' : g.met ? '<span class="ok">met</span>' : '<span class="bad">missed</span>']),
     'goals',
   );
+  const pauses = c
+    ? ['pauseMs', 'collectMs']
+        .map((f) =>
+          stripPlot(f === 'pauseMs' ? 'Compaction pause per rep' : 'Whole collect() call per rep (mark + plan + pause)', 'ms',
+            (Object.keys(c.distributions) as ModeName[]).map((k) => ({ label: k, color: COLORS[k], values: c.distributions[k]![f as 'pauseMs' | 'collectMs'] }))),
+        )
+        .join('')
+    : '';
   const ratios = c ? tableHtml(['ratio', 'value'], Object.entries(c.ratios).map(([k, v]) => [esc(k), num(v, 3)]), 'ratios') : '';
   const fl = res.floor;
   const floor = fl
@@ -218,17 +192,17 @@ export function renderHtml(res: Results): string {
   let sweepTable = '';
   if (res.sweep) {
     const modes = [...new Set(res.sweep.points.flatMap((p) => Object.keys(p.msPerLiveMiB)))] as ModeName[];
-    sweepNote = res.sweep.fromEarlierRun ? `<p class="warn">This sweep is from an earlier run: ${esc(res.sweep.fromEarlierRun)}. Run with --sweep to refresh it.</p>` : '';
+    sweepNote = res.sweep.fromEarlierRun ? `<p class="warn">This sweep is from an earlier run: ${esc(res.sweep.fromEarlierRun)}. Run <code>movegc sweep</code> to refresh it.</p>` : '';
     sweepTable = tableHtml(
       ['heap', ...modes.flatMap((k) => [`${k} ms/live MiB`, `${k} compaction ms`, `${k} pause ms`, `${k} collect() ms`])],
       res.sweep.points.map((p) => [
-        `${p.heapMiB} MiB`,
+        `${p.heapMiB} MiB${p.label ? ` (${esc(p.label)})` : ''}`,
         ...(p.skipped ? modes.flatMap(() => ['skipped', '', '', '']) : modes.flatMap((k) => [num(p.msPerLiveMiB[k], 3), num(p.compactionMs[k]), num(p.pauseMs[k], 2), num(p.collectMs[k])])),
       ]),
       'sweep',
     );
     const skipped = res.sweep.points.filter((p) => p.skipped);
-    if (skipped.length) sweepTable += `<p class="note">Skipped: ${skipped.map((p) => `${p.heapMiB} MiB (${esc(p.skipped)})`).join('; ')}</p>`;
+    if (skipped.length) sweepTable += `<p class="note">Skipped: ${skipped.map((p) => `${p.heapMiB} MiB${p.label ? ` ${esc(p.label)}` : ''} (${esc(p.skipped)})`).join('; ')}</p>`;
     const ps = res.sweep.pauseSmallVsLarge as Record<string, { pause64MiBMs: number | null; pause1GiBMs: number | null; ratio: number | null; roots: number }> | null;
     if (ps)
       sweepTable += tableHtml(
@@ -243,6 +217,8 @@ export function renderHtml(res: Results): string {
 <title>movegc benchmark ${esc(res.startedAt)}</title>
 <style>${css}</style>
 <style>
+${STRIP_CSS}
+.u-legend .u-marker { width: 22px; height: 0; border-width: 3px 0 0 0 !important; margin-right: 6px; vertical-align: middle; }
 body { font: 14px/1.45 system-ui, sans-serif; margin: 0; background: #fafafa; color: #222; }
 #main { max-width: 1140px; margin: 0 auto; padding: 16px 20px 60px; background: #fff; }
 h1 { font-size: 22px; margin: 6px 0; } h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 3px; }
@@ -258,8 +234,8 @@ thead th { background: #f0f0f0; text-align: center; } tbody th { text-align: lef
 <body><div id="main">
 <h1>movegc benchmark: move vs copy vs stop-the-world</h1>
 <p class="note">${esc(res.startedAt)} – ${esc(res.finishedAt)} (${num(res.elapsedS, 0)} s). Command: <code>${esc(res.command)}</code></p>
-<div class="row">${machine}${params}</div>
-<h2>Goals (measured, not asserted)</h2>${goals}
+${res.provenance?.busy ? `<p class="warn">The machine was busy during this run (load ${esc(res.provenance.load.start[0])} at the start, ${esc(res.provenance.load.end?.[0])} at the end, on ${res.provenance.cores} cores): absolute times are inflated and noisy; read the ratios.</p>` : ''}
+<div class="row">${provenanceTable(res.provenance)}${machine}${params}</div>
 <h2>Results: medians over ${res.params.reps} interleaved reps</h2>
 ${ms.length ? modeTable(ms) : '<p>no comparison in this run</p>'}
 <p class="note">Compaction = the compaction thread's completion time (pause end to its last install; in stw, the stop-the-world rebuild).
@@ -269,23 +245,41 @@ objects (paced: one every few µs, sleeping between; busy: back to back, a worst
 so most of its loads early in the cycle fault. collect() also marks and plans on the mutator's thread.</p>
 <div class="row">${ratios}${floor}</div>
 <h2>Minimum mutator utilization</h2>
-<p class="note">Stalls: the whole collect() call (mark and plan run on the mutator's thread too), every faulting load, and the final idle() call,
-over the mutator's run (collect() to the end of idle()). Dashed: the same without mark and plan, i.e. what the compaction design itself costs the mutator.</p>
-<div id="mmu" class="chart"></div>
-<h2>Pauses and fault latencies</h2>
-<div id="pauses" class="chart"></div>
+<p class="note">The least fraction of any time window of a given length that the mutator had to itself. Stalls: the whole collect() call
+(mark and plan run on the mutator's thread too), every faulting load, and the final idle() call. Left: per cycle, over one rep's mutator run
+(collect() to the end of idle()), median over reps; dashed: without mark and plan, i.e. what the compaction design itself costs the mutator.
+Right: every rep of a mode back to back, as one run: the worst window anywhere, up to the whole run.</p>
+<div class="row"><div id="mmu" class="chart"></div><div id="mmu-run" class="chart"></div></div>
+<h2>Pauses</h2>
+<p class="note">One dot per rep; the box spans the middle half of the reps, the thick line is the median. In stw the pause is the whole compaction.</p>
+<div class="row">${pauses}</div>
+<h2>Fault latencies</h2>
+<p class="note">Exceedance (1 − CDF) on log axes: each curve reads "this fraction of faults took longer than x", so the tail (p99 and beyond) is visible.
+Solid: mutator side, a faulting load's duration as the application sees it; dashed: handler side, the fault server's read-to-install time (log buckets);
+grey: the kernel floor, a fault served by a bare thread with one MOVE.</p>
 <div id="faults" class="chart"></div>
+${faultPercentiles(res)}
 <h2>One cycle</h2>
-<p class="note">Time 0 is the collect() call; mark and plan run first (no page changes), then the compaction pause, then (move, copy) concurrent compaction.
+<p class="note">Time 0 is the collect() call; mark and plan run first (no page changes), then the compaction pause, then (move, copy) concurrent compaction
+until the cycle's end. The bars at the top of each chart show each mode's phases: <span style="color:#444">■</span> mark, <span style="color:#aaa">■</span> plan,
+<span style="color:#d62728">■</span> compaction pause, then concurrent compaction in the mode's colour; dotted lines mark the pause and the cycle's end.
 In stw every page is built inside the pause, where the mutator cannot sample: its curve is drawn as a ramp across the pause.</p>
 <div id="tl-pages" class="chart"></div>
 <div id="tl-faults" class="chart"></div>
 <div id="tl-lat" class="chart"></div>
 <div id="tl-rss" class="chart"></div>
 <h2>Scaling sweep</h2>
-${res.sweep ? `${sweepNote}${sweepTable}<div id="sw-cost" class="chart"></div><div id="sw-pause" class="chart"></div>` : '<p class="note">No sweep yet: run with <code>--sweep</code>.</p>'}
+${res.sweep ? `${sweepNote}${sweepTable}<div id="sw-cost" class="chart"></div><div id="sw-pause" class="chart"></div>` : '<p class="note">No sweep yet: run <code>movegc sweep</code>.</p>'}
+<h2>Octane Splay and SplayLatency</h2>
+${res.splay ? splaySection(res.splay, `From <code>${esc(res.splay.fromFile)}</code> (${esc(res.splay.startedAt)}), a separate run: <code>movegc splay</code> refreshes it.`) : '<p class="note">No Splay run yet: run <code>movegc splay</code> (writes splay-latest.json next to this report).</p>'}
 <h2>Every rep</h2>
 <details><summary>per-rep values</summary>${ms.length ? rawTable(ms) : ''}</details>
+<h2>Appendix: the project's targets</h2>
+<details><summary>what the design aims at, measured by this run (not asserted)</summary>
+<p class="note">Targets set in the project's issues, after ART's figures: move should compact in at most half of copy's time, a fault should cost at most
+twice the kernel floor's round trip, RSS should stay within 10% during compaction, the pause should be under 5 ms at 1 GiB and flat in heap size.
+A run on a busy or virtual machine misses some of them for reasons that have nothing to do with the collector; they guide work, they are not tests.</p>
+${goals}</details>
 </div>
 <script id="data" type="application/json">${data}</script>
 <script>${js}</script>

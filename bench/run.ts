@@ -1,53 +1,32 @@
 /**
  * The movegc benchmark: the same fragmented heap compacted in move, copy and stw mode, side by
  * side, with a concurrent mutator, the kernel floor measured in the same process, a JSON
- * results file and an offline HTML report.
- *
- *   npm run build && node dist/bench/run.js [options]
- *
- *   --heap MiB        heap capacity (default 1024; a multiple of 2, at most 4094)
- *   --live F          live fraction of the objects (default 0.5)
- *   --pattern P       interleaved | blocks | random (default interleaved)
- *   --sizes S         small | mixed | large (default mixed; see workload.ts)
- *   --modes LIST      comma-separated (default move,copy,stw)
- *   --reps N          repetitions per mode (default 5; 3 with --quick or --sweep)
- *   --pinned F        fraction of live objects pinned with heap.pin (default 0; at most 2000 pins)
- *   --quick           256 MiB heap, 3 reps, shorter floor: the whole run in under a minute
- *   --sweep           scaling sweep over 64 MiB, 256 MiB, 1 GiB, 2 GiB, 4 GiB - 2 MiB
- *   --sweep-sizes L   the sweep's sizes in MiB, comma-separated
- *   --out DIR         results directory (default bench/results)
- *   --seed N          workload seed (default 1)
- *   --fill F          fraction of the capacity allocated before collecting (default 0.9)
- *   --roots N         extra roots (default 64, the same at every size)
- *   --mutator-ms MS   the mutator runs at least this long after collect() (default max(100, heap MiB / 2))
- *   --sample-ms MS    timeline sampling period (default 1)
- *   --mutator K       paced (one touch every --touch-us, sleeping between; default) | busy (back to
- *                     back, a worst case) | none (no touches)
- *   --touch-us US     paced mutator: microseconds between touches (default 100)
- *   --verify          heap.verify() after every cycle (slow; reported, never asserted)
- *   --no-floor        skip the kernel floor
+ * results file and an offline HTML report. `movegc bench` and `movegc sweep` (the options are
+ * in cli/commands.ts: `movegc bench --help`).
  *
  * Repetitions are interleaved (rep 1: move, copy, stw; rep 2: ...), each on a fresh heap built
  * the same way from the seed, so slow drifts of a noisy machine hit every mode alike. Figures
  * are medians over the repetitions; the per-rep values are in the JSON.
  *
- * Writes OUT/latest.json and OUT/latest.html and timestamped copies; a sweep run also writes
- * OUT/sweep-latest.{json,html}, and later non-sweep reports show that sweep (labelled as such).
+ * Writes OUT/latest.json and OUT/latest.html and timestamped copies (OUT relative to the current
+ * directory); a sweep also writes OUT/sweep-latest.{json,html}, and later non-sweep reports show
+ * that sweep (labelled as such), and the latest Splay results (OUT/splay-latest.json).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { MAX_CAPACITY, probe, type ModeName } from '../gc/index.js';
-import { MUTATORS, runRep, stopWatchdog, type MutatorKind, type RepResult } from './cycle.js';
+import { probe, type ModeName } from '../gc/index.js';
+import { UsageError, type Values } from '../cli/args.js';
+import { runRep, stopWatchdog, type RepResult } from './cycle.js';
 import { measureFloor, type Floor } from './floor.js';
+import { KNOBS, knobGrid, knobLabel, type KnobValues, type MutatorKind } from './knobs.js';
+import { startProvenance, provenanceLine, type Provenance } from './provenance.js';
 import { cdf, cdfOfBuckets, logSpace, median, mergeBuckets, mmu, quantiles, type Quantiles } from './stats.js';
-import { PATTERNS, SIZE_MIXES, SIZE_MIX_DOC, MAX_PINS, type Pattern, type SizeMix, type Workload } from './workload.js';
+import { SIZE_MIX_DOC, MAX_PINS, type Pattern, type SizeMix, type Workload } from './workload.js';
 import { renderHtml } from './report.js';
+import type { SplayResults } from './splay.js';
 
 const MiB = 2 ** 20;
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const SWEEP_MIB = [64, 256, 1024, 2048, 4094];
 
 export interface Args {
   heapMiB: number;
@@ -70,89 +49,42 @@ export interface Args {
   touchUs: number;
   verify: boolean;
   floor: boolean;
+  /** Heap options that change results: one set for bench, every combination for sweep. */
+  knobs: KnobValues[];
 }
 
-const USAGE = fs.existsSync(fileURLToPath(import.meta.url))
-  ? (fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').match(/\/\*\*([\s\S]*?)\*\//)?.[1] ?? '').replace(/^ \* ?/gm, '')
-  : '';
-
-function parseArgs(argv: string[]): Args {
-  const a: Args = {
-    heapMiB: 1024, live: 0.5, pattern: 'interleaved', sizes: 'mixed', modes: ['move', 'copy', 'stw'], reps: 5, pinned: 0, quick: false,
-    sweep: false, sweepMiB: SWEEP_MIB, out: path.join(ROOT, 'bench/results'), seed: 1, fill: 0.9, roots: 64, mutatorMs: null, sampleMs: 1,
-    mutator: 'paced', touchUs: 100, verify: false, floor: true,
+/** The parsed command line (cli/commands.ts) as the bench's arguments. */
+function toArgs(v: Values): Args {
+  const quick = v.quick === true;
+  const sweep = v.sweep === true;
+  const lists: Record<string, Array<string | number>> = {};
+  for (const k of KNOBS) {
+    const x = v[k.option];
+    if (x !== undefined && x !== null) lists[k.option] = Array.isArray(x) ? x : [x as string | number];
+  }
+  return {
+    heapMiB: (v.heap as number | null) ?? (quick ? 256 : 1024),
+    live: v.live as number,
+    pattern: v.pattern as Pattern,
+    sizes: v.sizes as SizeMix,
+    modes: v.modes as ModeName[],
+    reps: (v.reps as number | null) ?? (quick || sweep ? 3 : 5),
+    pinned: v.pinned as number,
+    quick,
+    sweep,
+    sweepMiB: (v.heaps as number[] | undefined) ?? [],
+    out: path.resolve(process.cwd(), v.out as string),
+    seed: v.seed as number,
+    fill: v.fill as number,
+    roots: v.roots as number,
+    mutatorMs: (v.mutatorMs as number | null) ?? null,
+    sampleMs: v.sampleMs as number,
+    mutator: v.mutator as MutatorKind,
+    touchUs: v.touchUs as number,
+    verify: v.verify === true,
+    floor: v.noFloor !== true,
+    knobs: knobGrid(lists),
   };
-  let repsSet = false;
-  let heapSet = false;
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${k} needs a value`);
-      return v;
-    };
-    const num = (lo: number, hi: number): number => {
-      const v = Number(val());
-      if (!Number.isFinite(v) || v < lo || v > hi) throw new Error(`${k} must be a number in [${lo}, ${hi}]`);
-      return v;
-    };
-    switch (k) {
-      case '--heap': a.heapMiB = num(2, MAX_CAPACITY / MiB); heapSet = true; break;
-      case '--live': a.live = num(0, 1); break;
-      case '--pattern': {
-        const p = val();
-        if (!(PATTERNS as readonly string[]).includes(p)) throw new Error(`--pattern must be one of ${PATTERNS.join(', ')}`);
-        a.pattern = p as Pattern;
-        break;
-      }
-      case '--sizes': {
-        const s = val();
-        if (!(SIZE_MIXES as readonly string[]).includes(s)) throw new Error(`--sizes must be one of ${SIZE_MIXES.join(', ')}`);
-        a.sizes = s as SizeMix;
-        break;
-      }
-      case '--modes': {
-        const m = val().split(',').map((x) => x.trim()).filter(Boolean);
-        for (const x of m) if (!['move', 'copy', 'stw'].includes(x)) throw new Error(`unknown mode ${x}`);
-        a.modes = m as ModeName[];
-        break;
-      }
-      case '--reps': a.reps = Math.round(num(1, 1000)); repsSet = true; break;
-      case '--pinned': a.pinned = num(0, 1); break;
-      case '--quick': a.quick = true; break;
-      case '--sweep': a.sweep = true; break;
-      case '--sweep-sizes': a.sweepMiB = val().split(',').map((x) => Number(x)); break;
-      case '--out': a.out = path.resolve(val()); break;
-      case '--seed': a.seed = Math.round(num(0, 2 ** 31)); break;
-      case '--fill': a.fill = num(0.05, 0.99); break;
-      case '--roots': a.roots = Math.round(num(0, 100000)); break;
-      case '--mutator-ms': a.mutatorMs = num(0, 600000); break;
-      case '--sample-ms': a.sampleMs = num(0.1, 1000); break;
-      case '--mutator': {
-        const m = val();
-        if (!(MUTATORS as readonly string[]).includes(m)) throw new Error(`--mutator must be one of ${MUTATORS.join(', ')}`);
-        a.mutator = m as MutatorKind;
-        break;
-      }
-      case '--touch-us': a.touchUs = num(0, 1e6); break;
-      case '--verify': a.verify = true; break;
-      case '--no-floor': a.floor = false; break;
-      case '-h':
-      case '--help':
-        console.log(USAGE);
-        process.exit(0);
-      // eslint-disable-next-line no-fallthrough
-      default:
-        throw new Error(`unknown argument ${k} (see --help)`);
-    }
-  }
-  if (a.quick) {
-    if (!heapSet) a.heapMiB = 256;
-    if (!repsSet) a.reps = 3;
-  }
-  if (a.sweep && !repsSet) a.reps = 3;
-  for (const m of [a.heapMiB, ...a.sweepMiB]) if (!Number.isInteger(m) || m % 2 !== 0 || m * MiB > MAX_CAPACITY) throw new Error(`heap sizes must be even MiB up to ${MAX_CAPACITY / MiB}, got ${m}`);
-  return a;
 }
 
 // ------------------------------------------------------------------ results
@@ -217,15 +149,28 @@ export interface Distributions {
 
 export interface Comparison {
   workload: Workload;
+  /** The heap options every rep of this comparison ran with (besides capacity and mode). */
+  heapOptions: KnobValues;
   horizonMs: number;
   modes: Partial<Record<ModeName, ModeSummary>>;
   ratios: Record<string, number | null>;
   /** curves: every stall (collect() whole); compaction: mark and plan left out. */
-  mmu: { windowsMs: number[]; curves: Partial<Record<ModeName, Array<number | null>>>; compaction: Partial<Record<ModeName, Array<number | null>>> };
+  mmu: {
+    windowsMs: number[];
+    curves: Partial<Record<ModeName, Array<number | null>>>;
+    compaction: Partial<Record<ModeName, Array<number | null>>>;
+    /** Every rep of a mode back to back (one run of reps x horizon): the worst window anywhere. */
+    wholeRun: { windowsMs: number[]; curves: Partial<Record<ModeName, Array<number | null>>> };
+  };
   distributions: Partial<Record<ModeName, Distributions>>;
   timelines: Partial<Record<ModeName, RepResult['timeline'] & { rep: number }>>;
 }
 
+/**
+ * The project's design targets (from its issues: ART's ratios and the pause bound), each
+ * measured by this run: kept in the JSON and the report's appendix, not printed, and never
+ * asserted (a noisy machine decides many of them).
+ */
 export interface Goal {
   id: string;
   text: string;
@@ -236,6 +181,9 @@ export interface Goal {
 
 export interface SweepPoint {
   heapMiB: number;
+  /** The heap options of this point, and the ones that differ from the defaults as a label ('' when none). */
+  knobs: KnobValues;
+  label: string;
   skipped?: string;
   comparison?: Omit<Comparison, 'timelines' | 'distributions'>;
   msPerLiveMiB: Partial<Record<ModeName, number>>;
@@ -246,7 +194,8 @@ export interface SweepPoint {
 }
 
 export interface Results {
-  schema: 'movegc-bench/1';
+  schema: 'movegc-bench/2';
+  provenance: Provenance;
   startedAt: string;
   finishedAt: string;
   elapsedS: number;
@@ -260,6 +209,8 @@ export interface Results {
   main: Comparison | null;
   goals: Goal[];
   sweep: { points: SweepPoint[]; pauseSmallVsLarge: Record<string, unknown> | null; fromEarlierRun?: string } | null;
+  /** The latest Splay run in the same results directory (movegc splay), if any. */
+  splay: (SplayResults & { fromFile: string }) | null;
 }
 
 function strip(r: RepResult): RawRep {
@@ -333,7 +284,18 @@ function downsampleTimeline(t: RepResult['timeline'], max = 2500): RepResult['ti
   };
 }
 
-function compare(workload: Workload, horizonMs: number, byMode: Map<ModeName, RepResult[]>, floor: Floor | null): Comparison {
+/** A mode's reps back to back: their stalls on one time axis, and its length. */
+function concatenated(reps: RepResult[]): { stalls: Array<[number, number]>; horizonMs: number } {
+  const stalls: Array<[number, number]> = [];
+  let t = 0;
+  for (const r of reps) {
+    for (const [a, b] of r.stalls) stalls.push([t + a, t + b]);
+    t += r.horizonMs;
+  }
+  return { stalls, horizonMs: t };
+}
+
+function compare(workload: Workload, heapOptions: KnobValues, horizonMs: number, byMode: Map<ModeName, RepResult[]>, floor: Floor | null): Comparison {
   const modes: Comparison['modes'] = {};
   const distributions: Comparison['distributions'] = {};
   const timelines: Comparison['timelines'] = {};
@@ -347,8 +309,14 @@ function compare(workload: Workload, horizonMs: number, byMode: Map<ModeName, Re
       const v = perRep.map((c) => c[i]).filter((x): x is number => x !== null);
       return v.length ? Math.round(median(v) * 1e4) / 1e4 : null;
     });
+  const runs = new Map([...byMode].map(([m, reps]) => [m, concatenated(reps)]));
+  const runMs = Math.min(...[...runs.values()].map((r) => r.horizonMs));
+  const runWindowsMs = logSpace(0.05, Math.max(0.1, runMs), 56).map((x) => Math.round(x * 1e4) / 1e4);
+  const wholeRun: Comparison['mmu']['wholeRun'] = { windowsMs: runWindowsMs, curves: {} };
   for (const [mode, reps] of byMode) {
     const s = summarizeMode(mode, reps);
+    const run = runs.get(mode)!;
+    wholeRun.curves[mode] = mmu(run.stalls, run.horizonMs, runWindowsMs).map((x) => (x === null ? null : Math.round(x * 1e4) / 1e4));
     modes[mode] = s;
     curves[mode] = medianCurve(reps.map((r) => mmu(r.stalls, r.horizonMs, windowsMs)));
     compaction[mode] = medianCurve(reps.map((r) => mmu(r.stallsCompaction, r.horizonMs, windowsMs)));
@@ -385,7 +353,7 @@ function compare(workload: Workload, horizonMs: number, byMode: Map<ModeName, Re
     moveThroughputGBps: mv ? mv.throughputMBps / 1000 : null,
     copyThroughputGBps: cp ? cp.throughputMBps / 1000 : null,
   };
-  return { workload, horizonMs, modes, ratios, mmu: { windowsMs, curves, compaction }, distributions, timelines };
+  return { workload, heapOptions, horizonMs, modes, ratios, mmu: { windowsMs, curves, compaction, wholeRun }, distributions, timelines };
 }
 
 function goalsOf(c: Comparison | null, sweep: Results['sweep']): Goal[] {
@@ -422,13 +390,13 @@ function fmtMs(x: number): string {
   return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
 
-async function runComparison(args: Args, heapMiB: number, floor: Floor | null, t0: number, label: string): Promise<Comparison> {
+async function runComparison(args: Args, heapMiB: number, knobs: KnobValues, floor: Floor | null, t0: number, label: string): Promise<Comparison> {
   const workload: Workload = { heapBytes: heapMiB * MiB, live: args.live, pattern: args.pattern, sizes: args.sizes, pinned: args.pinned, seed: args.seed, fill: args.fill, roots: args.roots };
   const horizonMs = args.mutatorMs ?? Math.max(100, heapMiB / 2);
   const byMode = new Map<ModeName, RepResult[]>(args.modes.map((m) => [m, []]));
   for (let rep = 1; rep <= args.reps; rep++) {
     for (const mode of args.modes) {
-      const r = await runRep({ mode, workload, rep, horizonMs, sampleMs: args.sampleMs, verify: args.verify, mutator: args.mutator, touchUs: args.touchUs });
+      const r = await runRep({ mode, workload, rep, horizonMs, sampleMs: args.sampleMs, verify: args.verify, mutator: args.mutator, touchUs: args.touchUs, heapOptions: knobs });
       byMode.get(mode)!.push(r);
       const el = ((performance.now() - t0) / 1000).toFixed(1);
       const fb = r.mode !== mode ? ` (FELL BACK to ${r.mode}: ${r.fallbacks.join('; ')})` : '';
@@ -440,7 +408,7 @@ async function runComparison(args: Args, heapMiB: number, floor: Floor | null, t
       );
     }
   }
-  return compare(workload, horizonMs, byMode, floor);
+  return compare(workload, knobs, horizonMs, byMode, floor);
 }
 
 function table(rows: string[][]): string {
@@ -459,11 +427,15 @@ export function textSummary(res: Results): string {
     out.push(
       table([
         ['mode', 'live MiB', 'compact ms', 'GB/s', 'pause ms', 'collect ms', 'mark ms', 'faults', 'mut p50 us', 'mut p99 us', 'hdl p50 us', 'hdl p99 us', 'moved', 'copied', 'ebusy', 'MOVE calls', 'RSS before MiB', 'peak MiB', 'peak/before'],
-        ...ms.map((s) => [
-          s.mode, f(s.liveBytes / MiB), f(s.compactionMs), f(s.throughputMBps / 1000, 2), f(s.pauseMs, 2), f(s.collectMs), f(s.markMs), f(s.mutatorFaults, 0),
-          f(s.faultP50Us), f(s.faultP99Us), f(s.handlerFaultP50Us), f(s.handlerFaultP99Us), f(s.pagesMoved, 0), f(s.pagesCopied, 0), f(s.ebusyFallbacks, 0),
-          f(s.moveCalls, 0), f(s.rssBeforeBytes / MiB), f(s.rssPeakBytes / MiB), f(s.rssPeakOverBefore, 3),
-        ]),
+        ...ms.map((s) => {
+          // stw has no faults, fault server or MOVE calls: "-", not 0.
+          const cc = (x: number | null, d = 1): string => (s.mode === 'stw' ? '-' : f(x, d));
+          return [
+            s.mode, f(s.liveBytes / MiB), f(s.compactionMs), f(s.throughputMBps / 1000, 2), f(s.pauseMs, 2), f(s.collectMs), f(s.markMs), cc(s.mutatorFaults, 0),
+            cc(s.faultP50Us), cc(s.faultP99Us), cc(s.handlerFaultP50Us), cc(s.handlerFaultP99Us), f(s.pagesMoved, 0), f(s.pagesCopied, 0), cc(s.ebusyFallbacks, 0),
+            cc(s.moveCalls, 0), f(s.rssBeforeBytes / MiB), f(s.rssPeakBytes / MiB), f(s.rssPeakOverBefore, 3),
+          ];
+        }),
       ]),
     );
     out.push('ratios: ' + Object.entries(c.ratios).map(([k, v]) => `${k} ${f(v, 3)}`).join(', '));
@@ -482,19 +454,27 @@ export function textSummary(res: Results): string {
     out.push('sweep (medians): heap MiB | ' + modes.map((m) => `${m} ms/live MiB, pause ms, collect ms`).join(' | '));
     for (const p of res.sweep.points) {
       if (p.skipped) out.push(`  ${p.heapMiB}: skipped (${p.skipped})`);
-      else out.push(`  ${p.heapMiB}: ` + modes.map((m) => `${m} ${f(p.msPerLiveMiB[m], 3)}, ${f(p.pauseMs[m], 2)}, ${f(p.collectMs[m], 0)}`).join(' | '));
+      else out.push(`  ${p.heapMiB}${p.label ? ` (${p.label})` : ''}: ` + modes.map((m) => `${m} ${f(p.msPerLiveMiB[m], 3)}, ${f(p.pauseMs[m], 2)}, ${f(p.collectMs[m], 0)}`).join(' | '));
     }
     if (res.sweep.pauseSmallVsLarge) out.push('pause 64 MiB vs 1 GiB: ' + JSON.stringify(res.sweep.pauseSmallVsLarge));
   }
-  out.push('goals (measured, not asserted):');
-  for (const g of res.goals) out.push(`  ${g.met === null ? '?  ' : g.met ? 'met' : 'MISSED'} ${g.text}: ${f(g.value, 3)} (goal ${g.target})`);
+  out.push(provenanceLine(res.provenance));
   return out.join('\n');
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+/** The heap options a comparison passes to Heap.create, by mode (capacity and mode vary). */
+function heapOptionsRecord(args: Args): Record<string, unknown> {
+  const sizes = args.sweep ? args.sweepMiB : [args.heapMiB];
+  return { capacityMiB: sizes, modes: args.modes, ...(args.knobs.length === 1 ? args.knobs[0] : { combinations: args.knobs }) };
+}
+
+export async function main(v: Values): Promise<void> {
+  const args = toArgs(v);
+  if (args.sweep && args.sweepMiB.length === 0) throw new UsageError('--heaps needs at least one size');
   const t0 = performance.now();
   const startedAt = new Date();
+  const command = ['movegc', ...process.argv.slice(2)].join(' ');
+  const prov = startProvenance(command, heapOptionsRecord(args));
   const caps = probe();
   const cpus = os.cpus();
   const machine = {
@@ -514,7 +494,7 @@ async function main(): Promise<void> {
     moveFixes: caps.moveFixes.ok ? 'yes' : `no (${caps.moveFixes.reason})`,
     hostname: os.hostname(),
   };
-  process.stderr.write(`movegc bench: Linux ${machine.kernel}, ${machine.cores} cores, ${machine.cpuModel}, THP ${machine.thp}, node ${machine.node}, MOVE ${machine.move}\n`);
+  process.stderr.write(`movegc ${args.sweep ? 'sweep' : 'bench'}: Linux ${machine.kernel}, ${machine.cores} cores, ${machine.cpuModel}, THP ${machine.thp}, node ${machine.node}, MOVE ${machine.move}, load ${prov.record.load.start[0]}\n`);
 
   let floor: Floor | null = null;
   if (args.floor) {
@@ -534,25 +514,30 @@ async function main(): Promise<void> {
   let sweep: Results['sweep'] = null;
   if (args.sweep) {
     const points: SweepPoint[] = [];
-    const comps = new Map<number, Comparison>();
-    for (const mib of args.sweepMiB) {
-      const need = 2.2 * mib * MiB + 768 * MiB;
-      const avail = memAvailable();
-      if (need > avail) {
-        const why = `needs ~${(need / MiB).toFixed(0)} MiB (heap + from-space + process), ${(avail / MiB).toFixed(0)} MiB available`;
-        process.stderr.write(`sweep: skipping ${mib} MiB: ${why}\n`);
-        points.push({ heapMiB: mib, skipped: why, msPerLiveMiB: {}, pauseMs: {}, collectMs: {}, compactionMs: {}, throughputMBps: {} });
-        continue;
+    const comps = new Map<string, Comparison>();
+    const key = (mib: number, label: string): string => `${mib}|${label}`;
+    for (const knobs of args.knobs) {
+      const label = knobLabel(knobs);
+      for (const mib of args.sweepMiB) {
+        const need = 2.2 * mib * MiB + 768 * MiB;
+        const avail = memAvailable();
+        if (need > avail) {
+          const why = `needs ~${(need / MiB).toFixed(0)} MiB (heap + from-space + process), ${(avail / MiB).toFixed(0)} MiB available`;
+          process.stderr.write(`sweep: skipping ${mib} MiB: ${why}\n`);
+          points.push({ heapMiB: mib, knobs, label, skipped: why, msPerLiveMiB: {}, pauseMs: {}, collectMs: {}, compactionMs: {}, throughputMBps: {} });
+          continue;
+        }
+        const c = await runComparison(args, mib, knobs, floor, t0, `sweep ${mib} MiB${label ? ` ${label}` : ''} `);
+        comps.set(key(mib, label), c);
+        const per = <K extends keyof ModeSummary>(k: K): Partial<Record<ModeName, number>> =>
+          Object.fromEntries(Object.entries(c.modes).map(([m, s]) => [m, s![k] as number]));
+        const { timelines: _t, distributions: _d, ...rest } = c;
+        points.push({ heapMiB: mib, knobs, label, comparison: rest, msPerLiveMiB: per('msPerLiveMiB'), pauseMs: per('pauseMs'), collectMs: per('collectMs'), compactionMs: per('compactionMs'), throughputMBps: per('throughputMBps') });
       }
-      const c = await runComparison(args, mib, floor, t0, `sweep ${mib} MiB `);
-      comps.set(mib, c);
-      const per = <K extends keyof ModeSummary>(k: K): Partial<Record<ModeName, number>> =>
-        Object.fromEntries(Object.entries(c.modes).map(([m, s]) => [m, s![k] as number]));
-      const { timelines: _t, distributions: _d, ...rest } = c;
-      points.push({ heapMiB: mib, comparison: rest, msPerLiveMiB: per('msPerLiveMiB'), pauseMs: per('pauseMs'), collectMs: per('collectMs'), compactionMs: per('compactionMs'), throughputMBps: per('throughputMBps') });
     }
-    const small = comps.get(64);
-    const large = comps.get(1024);
+    const first = knobLabel(args.knobs[0]);
+    const small = comps.get(key(64, first));
+    const large = comps.get(key(1024, first));
     let pauseSmallVsLarge: Record<string, unknown> | null = null;
     if (small && large) {
       pauseSmallVsLarge = Object.fromEntries(
@@ -564,9 +549,9 @@ async function main(): Promise<void> {
       );
     }
     sweep = { points, pauseSmallVsLarge };
-    mainCmp = comps.get(args.heapMiB) ?? [...comps.values()].pop() ?? null;
+    mainCmp = comps.get(key(args.sweepMiB.includes(1024) ? 1024 : args.sweepMiB[args.sweepMiB.length - 1], first)) ?? [...comps.values()].pop() ?? null;
   } else {
-    mainCmp = await runComparison(args, args.heapMiB, floor, t0, '');
+    mainCmp = await runComparison(args, args.heapMiB, args.knobs[0], floor, t0, '');
     // Show the latest sweep, if any, labelled as coming from an earlier run.
     const prev = path.join(args.out, 'sweep-latest.json');
     if (fs.existsSync(prev)) {
@@ -578,15 +563,26 @@ async function main(): Promise<void> {
       }
     }
   }
+  let splay: Results['splay'] = null;
+  const splayFile = path.join(args.out, 'splay-latest.json');
+  if (fs.existsSync(splayFile)) {
+    try {
+      const p = JSON.parse(fs.readFileSync(splayFile, 'utf8')) as SplayResults;
+      if (p.schema === 'movegc-splay/1') splay = { ...p, fromFile: path.basename(splayFile) };
+    } catch {
+      /* unreadable: ignore */
+    }
+  }
 
   const finishedAt = new Date();
   const { out: _o, ...params } = args;
   const res: Results = {
-    schema: 'movegc-bench/1',
+    schema: 'movegc-bench/2',
+    provenance: prov.end(),
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     elapsedS: (performance.now() - t0) / 1000,
-    command: ['node', path.relative(ROOT, fileURLToPath(import.meta.url)), ...process.argv.slice(2)].join(' '),
+    command,
     params: { ...params, sizesDoc: SIZE_MIX_DOC[args.sizes] + (args.pinned > 0 ? `; pins capped at ${MAX_PINS}` : '') },
     machine,
     floor: floor
@@ -599,6 +595,7 @@ async function main(): Promise<void> {
     main: mainCmp,
     goals: [],
     sweep,
+    splay,
   };
   res.goals = goalsOf(mainCmp, sweep && !sweep.fromEarlierRun ? sweep : null);
 
@@ -625,8 +622,3 @@ async function main(): Promise<void> {
   console.log(textSummary(res));
   console.log(`\nwrote ${files.map((f) => path.relative(process.cwd(), f)).join(', ')} (${res.elapsedS.toFixed(0)} s)`);
 }
-
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});

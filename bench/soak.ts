@@ -5,7 +5,7 @@
  * killed compactors, forks sharing pages, real io_uring pins). Not part of the test suite
  * (test/reliability.soak.test.ts runs a short one).
  *
- *   npm run build && node dist/bench/soak.js [options]
+ *   movegc soak [options]   (movegc soak --help)
  *
  *   --cycles N     stop after N cycles in all (default 2000; 0: no limit)
  *   --seconds S    stop after S seconds (default 0: no limit); whichever comes first
@@ -23,7 +23,8 @@
  * the process's file descriptors, mappings and threads before and after (all heaps closed).
  */
 import fs from 'node:fs';
-import { Heap, IoUringPin, MODES, PAGE_SIZE, type CycleStats, type HeapType, type InjectOptions, type ModeName, type Ref, type Root } from '../gc/index.js';
+import type { Values } from '../cli/args.js';
+import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type HeapType, type InjectOptions, type ModeName, type Ref, type Root } from '../gc/index.js';
 import { rng } from './workload.js';
 
 interface Args {
@@ -38,38 +39,18 @@ interface Args {
   json: boolean;
 }
 
-function parseArgs(argv: string[]): Args {
-  const a: Args = { cycles: 2000, seconds: 0, heapMiB: 32, modes: [...MODES], ops: 400, faults: 0.15, check: 25, seed: 1, json: false };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const v = (): string => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${k} needs a value`);
-      return x;
-    };
-    const num = (min: number): number => {
-      const n = Number(v());
-      if (!Number.isFinite(n) || n < min) throw new Error(`${k}: expected a number >= ${min}`);
-      return n;
-    };
-    if (k === '--cycles') a.cycles = Math.floor(num(0));
-    else if (k === '--seconds') a.seconds = num(0);
-    else if (k === '--heap') a.heapMiB = Math.floor(num(2));
-    else if (k === '--modes') {
-      a.modes = v().split(',').filter(Boolean) as ModeName[];
-      for (const m of a.modes) if (!MODES.includes(m)) throw new Error(`--modes: unknown mode ${m}`);
-    } else if (k === '--ops') a.ops = Math.floor(num(0));
-    else if (k === '--faults') a.faults = num(0);
-    else if (k === '--check') a.check = Math.max(1, Math.floor(num(1)));
-    else if (k === '--seed') a.seed = Math.floor(num(0));
-    else if (k === '--json') a.json = true;
-    else if (k === '--help' || k === '-h') {
-      process.stderr.write('usage: node dist/bench/soak.js [--cycles N] [--seconds S] [--heap MiB] [--modes move,copy,stw] [--ops N] [--faults P] [--check N] [--seed N] [--json]\n');
-      process.exit(0);
-    } else throw new Error(`unknown option ${k}`);
-  }
-  if (a.heapMiB % 2) throw new Error('--heap must be a multiple of 2');
-  return a;
+function toArgs(v: Values): Args {
+  return {
+    cycles: v.cycles as number,
+    seconds: v.seconds as number,
+    heapMiB: v.heap as number,
+    modes: v.modes as ModeName[],
+    ops: v.ops as number,
+    faults: v.faults as number,
+    check: v.check as number,
+    seed: v.seed as number,
+    json: v.json === true,
+  };
 }
 
 
@@ -381,10 +362,17 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
   };
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+export async function main(v: Values): Promise<void> {
+  const args = toArgs(v);
   const log = (s: string): void => void process.stderr.write(`[soak] ${s}\n`);
-  const r = await soak(args, log);
+  let r: SoakResult;
+  try {
+    r = await soak(args, log);
+  } catch (e) {
+    log(`failed: ${(e as Error).stack ?? String(e)}`);
+    process.exitCode = 2;
+    return;
+  }
   const f = r.fallbacks;
   const lines = [
     `${r.cycles} cycles in ${r.seconds.toFixed(1)} s (${Object.values(r.perMode).map((m) => `${m.mode} ${m.cycles}`).join(', ')})`,
@@ -398,12 +386,4 @@ async function main(): Promise<void> {
   for (const l of lines) log(l);
   if (args.json) process.stdout.write(JSON.stringify(r) + '\n');
   process.exitCode = r.verifyFailures + r.mismatches > 0 ? 1 : 0;
-}
-
-// Run when executed directly (the test imports soak() instead).
-if (process.argv[1] && import.meta.url === new URL(`file://${fs.realpathSync(process.argv[1])}`).href) {
-  main().catch((e) => {
-    process.stderr.write(`[soak] failed: ${(e as Error).stack ?? e}\n`);
-    process.exitCode = 2;
-  });
 }

@@ -9,14 +9,14 @@
  * pages not rebuilt yet. Nothing waits for the cycle's end: a finished cycle is picked up by
  * the event loop between frames, by the next collect(), or by idle() at the end.
  *
- *   node dist/examples/art-app.js [--mode move|copy|stw] [--seconds 10] [--heap 32] [--nodes 60000]
- *   node dist/examples/art-app.js --compare [--modes move,copy,stw]     (one child process per mode)
+ *   movegc example art [--mode move|copy|stw] [--seconds 10] [--heap 32] [--nodes 60000]
+ *   movegc example art --compare [--modes move,copy,stw]     (one child process per mode)
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, Heap, MoveGcError, type CycleStats, type HeapType, type ModeName, type Ref, type Root } from '../gc/index.js';
-import { benchReportLine, childArgs, compareModes, emitResult, exampleLogger, mib, modeArg, ms, num, parseArgs, percentile, prng, runModes, sideBySide, writeOut, type Args } from './common.js';
+import { benchReportLine, exampleProvenance, compareModes, emitResult, exampleLogger, mib, modeArg, ms, num, percentile, prng, runModes, sideBySide, writeOut, type Args } from './common.js';
 
 const BUDGET_MS = 1000 / 60;
 
@@ -261,13 +261,13 @@ class App {
 
 async function runOne(args: Args, mode: ModeName): Promise<ArtResult> {
   const log = exampleLogger(`art-app:${mode}`);
-  const seconds = num(args, 'seconds', 10);
-  const capacity = num(args, 'heap', 32) * (1 << 20);
-  const nodes = num(args, 'nodes', 60000);
-  const visit = num(args, 'visit', 1500);
-  const every = num(args, 'every', 0);
-  const threshold = num(args, 'threshold', 0.6);
-  const seed = num(args, 'seed', 42);
+  const seconds = num(args, 'seconds');
+  const capacity = num(args, 'heap') * (1 << 20);
+  const nodes = num(args, 'nodes');
+  const visit = num(args, 'visit');
+  const every = num(args, 'every');
+  const threshold = num(args, 'threshold');
+  const seed = num(args, 'seed');
   const heap = await Heap.create({ capacity, mode, logger: log.child({ heap: mode }, { level: process.env.MOVEGC_LOG ?? 'warn' }) });
   const t = defineTypes(heap);
   const rnd = prng(seed);
@@ -424,15 +424,15 @@ function summary(rs: ArtResult[]): string {
   return lines.join('\n');
 }
 
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const args = parseArgs(argv, ['compare', 'json']);
+export async function main(args: Args): Promise<void> {
+  // A --compare child (--json) leaves provenance to its parent.
+  const prov = args.json ? null : exampleProvenance(args, { capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode] });
   if (args.compare) {
-    const modes = compareModes(args, ['move', 'copy', 'stw']);
-    const rs = await runModes<ArtResult>(import.meta.url, modes, childArgs(argv));
+    const modes = compareModes(args);
+    const rs = await runModes<ArtResult>('art', modes, args);
     console.log('\n' + table(rs) + '\n');
     console.log(summary(rs));
-    writeOut(args, 'art-app', rs);
+    writeOut(args, 'art-app', rs, prov);
     const report = benchReportLine();
     if (report) console.log(report);
     return;
@@ -442,11 +442,6 @@ async function main(): Promise<void> {
   else {
     console.log('\n' + table([r]) + '\n');
     console.log(summary([r]));
-    writeOut(args, 'art-app', [r]);
+    writeOut(args, 'art-app', [r], prov);
   }
 }
-
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});

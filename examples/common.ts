@@ -1,5 +1,5 @@
 /**
- * Small helpers shared by the examples: argument parsing, a seeded PRNG, percentiles, an
+ * Small helpers shared by the examples: typed options, a seeded PRNG, percentiles, an
  * aligned text table, and running one child process per mode (so that every mode starts from
  * the same cold JIT and process state, and a mode's leftovers cannot slow the next one).
  */
@@ -7,49 +7,28 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MODES, cliLogger, type Logger, type ModeName } from '../gc/index.js';
+import { cliLogger, type Logger, type ModeName } from '../gc/index.js';
+import type { Values } from '../cli/args.js';
+import { COMMANDS } from '../cli/commands.js';
+import { startProvenance } from '../bench/provenance.js';
 
 /** The examples' progress logger: the library's CLI logger (readable lines on stderr). */
 export function exampleLogger(name: string): Logger {
   return cliLogger(name);
 }
 
-export type Args = Record<string, string | boolean>;
+/** The parsed command line (cli/commands.ts: `movegc example NAME --help`). */
+export type Args = Values;
 
-/** `--key value`, `--key=value` and bare `--flag`. */
-export function parseArgs(argv: string[], flags: readonly string[] = []): Args {
-  const out: Args = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
-    else if (flags.includes(a.slice(2)) || i + 1 >= argv.length || argv[i + 1].startsWith('--')) out[a.slice(2)] = true;
-    else out[a.slice(2)] = argv[++i];
-  }
-  return out;
+export const num = (args: Args, key: string): number => args[key] as number;
+
+export function modeArg(args: Args): ModeName {
+  return args.mode as ModeName;
 }
 
-export function num(args: Args, key: string, dflt: number): number {
-  const v = args[key];
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${key} must be a number, got ${String(v)}`);
-  return n;
-}
-
-export function modeArg(args: Args, dflt: ModeName = 'move'): ModeName {
-  const m = (args.mode ?? dflt) as ModeName;
-  if (!MODES.includes(m)) throw new Error(`--mode must be one of ${MODES.join('|')}, got ${String(m)}`);
-  return m;
-}
-
-/** Modes for --compare: a list given with --modes a,b, else the default. */
-export function compareModes(args: Args, dflt: ModeName[]): ModeName[] {
-  if (typeof args.modes !== 'string') return dflt;
-  const ms = args.modes.split(',') as ModeName[];
-  for (const m of ms) if (!MODES.includes(m)) throw new Error(`--modes: unknown mode ${m}`);
-  return ms;
+/** Modes for --compare. */
+export function compareModes(args: Args): ModeName[] {
+  return args.modes as ModeName[];
 }
 
 /** mulberry32: the same sequence for the same seed in every mode (the benchmark's generator). */
@@ -73,16 +52,16 @@ export function sideBySide(title: string, columns: string[], rows: Array<[string
 }
 
 /**
- * Runs `script` once per mode in a child process with `--mode M --json` and the extra
- * arguments; each child prints one JSON line (prefixed RESULT) on stdout; its stderr (the
- * progress log) passes through.
+ * Runs the example once per mode in a child process (`movegc example NAME --mode M --json` and
+ * the other options given); each child prints one JSON line (prefixed RESULT) on stdout; its
+ * stderr (the progress log) passes through.
  */
-export async function runModes<T>(scriptUrl: string, modes: ModeName[], extra: string[]): Promise<Array<T & { mode: ModeName }>> {
-  const script = fileURLToPath(scriptUrl);
+export async function runModes<T>(name: string, modes: ModeName[], args: Args): Promise<Array<T & { mode: ModeName }>> {
+  const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/movegc.js');
   const results: Array<T & { mode: ModeName }> = [];
   for (const mode of modes) {
     const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [script, '--mode', mode, '--json', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [cli, 'example', name, '--mode', mode, '--json', ...childArgs(name, args)], { stdio: ['ignore', 'pipe', 'inherit'] });
       let buf = '';
       child.stdout.on('data', (d: Buffer) => (buf += d.toString()));
       child.on('error', reject);
@@ -95,18 +74,15 @@ export async function runModes<T>(scriptUrl: string, modes: ModeName[], extra: s
   return results;
 }
 
-/** The arguments a --compare run hands on to its per-mode children. */
-export function childArgs(argv: string[]): string[] {
+/** The options a --compare run hands on to its per-mode children (all but mode, modes, compare, json, out). */
+export function childArgs(name: string, args: Args): string[] {
   const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const key = a.replace(/^--/, '').split('=')[0];
-    if (['compare', 'json'].includes(key)) continue;
-    if (['modes', 'mode', 'out'].includes(key)) {
-      if (!a.includes('=')) i++;
-      continue;
-    }
-    out.push(a);
+  for (const [flag, o] of Object.entries(COMMANDS[`example ${name}`].spec.options)) {
+    if (['compare', 'json', 'modes', 'mode', 'out'].includes(flag)) continue;
+    const v = args[flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
+    if (v === undefined || v === null || v === false) continue;
+    if (o.type === 'boolean') out.push(`--${flag}`);
+    else out.push(`--${flag}`, Array.isArray(v) ? v.join(',') : String(v));
   }
   return out;
 }
@@ -116,20 +92,24 @@ export function emitResult(r: unknown): void {
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
 }
 
-/** --out PATH: the results as JSON, for later comparison. */
-export function writeOut(args: Args, name: string, results: unknown): void {
-  if (typeof args.out !== 'string') return;
-  fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
-  fs.writeFileSync(args.out, JSON.stringify({ example: name, argv: process.argv.slice(2), at: new Date().toISOString(), results }, null, 1));
-  console.log(`Results written to ${args.out}`);
+/** Starts the provenance record of an example run (see bench/provenance.ts). */
+export function exampleProvenance(args: Args, heapOptions: Record<string, unknown>): ReturnType<typeof startProvenance> {
+  return startProvenance(['movegc', ...process.argv.slice(2)].join(' '), heapOptions);
 }
 
-/** Where the benchmark (bench/run.ts) writes its report, and a line pointing at it. */
-export function benchReportLine(): string | null {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  if (!fs.existsSync(path.join(root, 'dist', 'bench', 'run.js'))) return null;
-  const html = path.join(root, 'bench', 'results', 'latest.html');
+/** --out FILE: the results as JSON (with provenance), for later comparison. */
+export function writeOut(args: Args, name: string, results: unknown, prov: ReturnType<typeof startProvenance> | null): void {
+  if (typeof args.out !== 'string' || !prov) return;
+  const file = path.resolve(process.cwd(), args.out);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify({ schema: 'movegc-example/1', example: name, provenance: prov.end(), at: new Date().toISOString(), results }, null, 1));
+  console.log(`Results written to ${path.relative(process.cwd(), file)}`);
+}
+
+/** Where the benchmark writes its report by default (under the current directory), and a line pointing at it. */
+export function benchReportLine(): string {
+  const html = path.resolve(process.cwd(), 'bench', 'results', 'latest.html');
   return fs.existsSync(html)
     ? `Benchmark report (compaction throughput, pause and fault-latency distributions, MMU per mode): ${path.relative(process.cwd(), html)}`
-    : 'For compaction throughput, fault-latency CDFs and MMU per mode, run the benchmark: node dist/bench/run.js --quick (writes bench/results/latest.html).';
+    : 'For compaction throughput, fault-latency distributions and MMU per mode, run the benchmark: movegc bench --quick (writes bench/results/latest.html).';
 }

@@ -10,13 +10,13 @@
  * concurrently with the next trees in move/copy mode. At the end the long-lived tree and
  * array are walked and checked.
  *
- *   node dist/examples/gcbench.js [--mode move|copy|stw] [--heap 64] [--trigger 0.75]
- *                                 [--stretch 18] [--long-lived 16] [--max-depth 16] [--scale 1]
- *   node dist/examples/gcbench.js --compare [--modes move,copy,stw]
+ *   movegc example gcbench [--mode move|copy|stw] [--heap 64] [--trigger 0.75]
+ *                          [--stretch 18] [--long-lived 16] [--max-depth 16] [--scale 1]
+ *   movegc example gcbench --compare [--modes move,copy,stw]
  */
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, Heap, MoveGcError, type CycleStats, type HeapType, type ModeName, type Ref } from '../gc/index.js';
-import { childArgs, compareModes, emitResult, exampleLogger, mib, modeArg, ms, num, parseArgs, runModes, sideBySide, writeOut, type Args } from './common.js';
+import { compareModes, exampleProvenance, emitResult, exampleLogger, mib, modeArg, ms, num, runModes, sideBySide, writeOut, type Args } from './common.js';
 
 const ARRAY_SIZE = 500_000;
 const MIN_DEPTH = 4;
@@ -104,12 +104,12 @@ class Bench {
 
 async function runOne(args: Args, mode: ModeName): Promise<BenchResult> {
   const log = exampleLogger(`gcbench:${mode}`);
-  const capacity = num(args, 'heap', 64) * (1 << 20);
-  const trigger = num(args, 'trigger', 0.75);
-  const stretchDepth = num(args, 'stretch', 18);
-  const longLivedDepth = num(args, 'long-lived', 16);
-  const maxDepth = num(args, 'max-depth', 16);
-  const scale = num(args, 'scale', 1);
+  const capacity = num(args, 'heap') * (1 << 20);
+  const trigger = num(args, 'trigger');
+  const stretchDepth = num(args, 'stretch');
+  const longLivedDepth = num(args, 'longLived');
+  const maxDepth = num(args, 'maxDepth');
+  const scale = num(args, 'scale');
   const heap = await Heap.create({ capacity, mode, logger: log.child({ heap: mode }, { level: process.env.MOVEGC_LOG ?? 'warn' }) });
   const b = new Bench(heap);
   const pauses: number[] = [];
@@ -245,15 +245,15 @@ function summary(rs: BenchResult[]): string {
   return lines.join('\n');
 }
 
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const args = parseArgs(argv, ['compare', 'json']);
+export async function main(args: Args): Promise<void> {
+  // A --compare child (--json) leaves provenance to its parent.
+  const prov = args.json ? null : exampleProvenance(args, { capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode] });
   if (args.compare) {
-    const modes = compareModes(args, ['move', 'copy', 'stw']);
-    const rs = await runModes<BenchResult>(import.meta.url, modes, childArgs(argv));
+    const modes = compareModes(args);
+    const rs = await runModes<BenchResult>('gcbench', modes, args);
     console.log('\n' + table(rs) + '\n');
     console.log(summary(rs));
-    writeOut(args, 'gcbench', rs);
+    writeOut(args, 'gcbench', rs, prov);
     if (!rs.every((r) => r.longLivedOk && r.arrayOk && r.verifyOk)) process.exitCode = 1;
     return;
   }
@@ -262,12 +262,7 @@ async function main(): Promise<void> {
   else {
     console.log('\n' + table([r]) + '\n');
     console.log(summary([r]));
-    writeOut(args, 'gcbench', [r]);
+    writeOut(args, 'gcbench', [r], prov);
   }
   if (!(r.longLivedOk && r.arrayOk && r.verifyOk)) process.exitCode = 1;
 }
-
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});

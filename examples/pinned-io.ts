@@ -12,14 +12,14 @@
  *  after the compaction goes into the old pinned pages: the kernel reports success, the heap
  *  object never sees the bytes.
  *
- *   node dist/examples/pinned-io.js [--file PATH] [--heap 32] [--mode move]
+ *   movegc example pinned-io [--file PATH] [--heap 32] [--mode move]
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type ModeName, type Ref } from '../gc/index.js';
-import { exampleLogger, modeArg, num, parseArgs, sideBySide } from './common.js';
+import { exampleLogger, modeArg, num, sideBySide, type Args } from './common.js';
 
 const BUF = 64 * 1024;
 const log = exampleLogger('pinned-io');
@@ -110,10 +110,9 @@ async function run(withPin: boolean, fd: number, file: Buffer, mode: ModeName, c
   return result;
 }
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  const mode = modeArg(args, 'move');
-  const capacity = num(args, 'heap', 32) * (1 << 20);
+export async function main(args: Args): Promise<void> {
+  const mode = modeArg(args);
+  const capacity = num(args, 'heap') * (1 << 20);
   let file: string;
   let tmp: string | null = null;
   if (typeof args.file === 'string') file = args.file;
@@ -160,8 +159,3 @@ async function main(): Promise<void> {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
-
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});

@@ -38,6 +38,10 @@ function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+// Initialized (modules loaded, views made): the heap's start waits for this, so a thread
+// slow to load on a busy machine is not taken for a stalled one.
+port.postMessage({ type: 'ready' });
+
 if (init.role === 'fault') {
   serveFaults(b, uffd, init.stallMs, {
     onDie: (): never => {
@@ -66,7 +70,6 @@ if (init.role === 'fault') {
     },
   };
   let seen = 0;
-  port.postMessage({ type: 'ready' });
   while (!Atomics.load(sh.ctl, Ctl.STOP)) {
     Atomics.wait(sh.ctl, Ctl.CYCLE, seen, 200);
     const c = Atomics.load(sh.ctl, Ctl.CYCLE);

@@ -44,6 +44,7 @@ import { Role, type CollectorThreads } from './threads.js';
 import { Role as HbRole } from './heartbeat.js';
 import type { Userfaultfd } from './uffd.js';
 import type { Logger } from './log.js';
+import { formatTrace, traceFromEnv } from './trace.js';
 
 /** What the driver needs of the mutator's side of the heap (implemented by Heap). */
 export interface MutatorState {
@@ -114,6 +115,8 @@ export class CycleDriver {
   /** A collection asked for by request() in a pause-marking heap: runs at the next safepoint. */
   #requested = false;
   #replacingMarker: Promise<void> | null = null;
+  /** MOVEGC_TRACE: one line per cycle on stderr (trace.ts). */
+  readonly #trace = traceFromEnv();
 
   constructor(c: CycleContext) {
     this.#c = c;
@@ -304,7 +307,7 @@ export class CycleDriver {
     const { sh, mut } = this.#c;
     const t0 = now();
     mut.setBarrier(false, 0);
-    const failure = Atomics.load(sh.ctl, Ctl.MARK_FAILED) === a.request ? this.#reply() : null;
+    const failure = Atomics.load(sh.ctl, Ctl.MARK_FAILED) === a.request ? this.#reply(a.request) : null;
     if (failure && !failure.ok && failure.code === ErrorCode.HEAP_CORRUPT) {
       const e = new MoveGcError(failure.code, failure.message);
       this.#abort(a, e);
@@ -396,7 +399,7 @@ export class CycleDriver {
         st.markMs = now() - t0;
       }
       const tp = now();
-      const reply = this.concurrentMarking && Atomics.load(sh.ctl, Ctl.MARK_DONE) === a.request ? this.#reply() : null;
+      const reply = this.concurrentMarking && Atomics.load(sh.ctl, Ctl.MARK_DONE) === a.request ? this.#reply(a.request) : null;
       if (reply?.ok && reply.plan && mut.pinsAdded === a.pinsAdded) {
         p = reply.plan;
         st.planMs = sh.clk[Clk.PLAN_END] - sh.clk[Clk.PLAN_START];
@@ -616,6 +619,7 @@ export class CycleDriver {
       'cycle done',
     );
     if (st.ebusy > 0) this.#c.log.warn({ cycle: st.cycle, ebusy: st.ebusy, copied: st.ebusyCopies }, 'pages refused by MOVE were copied');
+    if (this.#trace) process.stderr.write(`${formatTrace(st, this.#c.opts.capacity)}\n`);
     if (this.#c.opts.verify) {
       const v = this.#c.verify();
       if (!v.ok) throw new MoveGcError(ErrorCode.VERIFY_FAILED, `heap verification failed after cycle ${st.cycle}: ${v.errors.join('; ')}`);
@@ -632,17 +636,20 @@ export class CycleDriver {
     Atomics.store(ctl, Ctl.MARK_PARKED, 0);
     Atomics.store(ctl, Ctl.MARK_IDLE, 0);
     Atomics.store(ctl, Ctl.MARK_CLEARED, 0);
-    // Drop an unread reply of an earlier job (one the heap stopped waiting for).
-    while (threads.markerPort && receiveMessageOnPort(threads.markerPort)) {}
     threads.markerPort!.postMessage(job);
     const req = Atomics.add(ctl, Ctl.MARK_REQUEST, 1) + 1;
     Atomics.notify(ctl, Ctl.MARK_REQUEST);
     return req;
   }
 
-  #reply(): MarkerReply | null {
+  /** The marker's reply to request `req` (older replies, of jobs nobody waits for, are dropped). */
+  #reply(req: number): MarkerReply | null {
     const port = this.#c.threads.markerPort;
-    return (port && (receiveMessageOnPort(port)?.message as MarkerReply | undefined)) ?? null;
+    for (;;) {
+      const r = port && (receiveMessageOnPort(port)?.message as MarkerReply | undefined);
+      if (!r) return null;
+      if (r.req === req) return r;
+    }
   }
 
   #pause(a: ActiveCycle, kind: PauseKind, t0: number): void {

@@ -12,3 +12,4 @@ export { median, summarize, type CycleStats, type LatencySummary } from './stats
 export { type VerifyResult } from './verify.js';
 export { cliLogger, silentLogger, type Logger } from './log.js';
 export { PauseOrder, type PauseOrderName } from './pause.js';
+export { formatTrace, traceFromEnv, roundMs, rounded } from './trace.js';

@@ -44,7 +44,8 @@ export interface PlanPayload {
   nextExtent: number;
 }
 export type MarkerJob = MarkPayload | PlanPayload;
-export type MarkerReply = { ok: true; plan?: Plan } | { ok: false; code: string; message: string };
+/** The marker's answer to request `req`. */
+export type MarkerReply = { req: number } & ({ ok: true; plan?: Plan } | { ok: false; code: string; message: string });
 
 export interface MarkerHooks {
   onDelay(ms: number): void;
@@ -65,13 +66,13 @@ export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hook
     seen = req;
     const msg = receiveMessageOnPort(port)?.message as MarkerJob | undefined;
     if (!msg) continue;
-    let reply: MarkerReply = { ok: true };
+    let reply: MarkerReply = { req, ok: true };
     try {
       if (msg.job === MarkJob.MARK) markConcurrently(sh, heap, msg, hooks);
-      else reply = { ok: true, plan: planConcurrently(sh, heap, msg) };
+      else reply = { req, ok: true, plan: planConcurrently(sh, heap, msg) };
     } catch (e) {
       if ((e as Error)?.message?.startsWith('injected')) throw e; // the marker dies: the heap takes over
-      reply = { ok: false, code: (e as MoveGcError)?.code ?? 'ERR_INTERNAL', message: (e as Error)?.message ?? String(e) };
+      reply = { req, ok: false, code: (e as MoveGcError)?.code ?? 'ERR_INTERNAL', message: (e as Error)?.message ?? String(e) };
     }
     port.postMessage(reply);
     Atomics.store(ctl, reply.ok ? Ctl.MARK_DONE : Ctl.MARK_FAILED, req);

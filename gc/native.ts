@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
+import { ErrorCode, MoveGcError } from './errors.js';
 
 export interface RawProbeResult { ok: boolean; reason?: string; detail?: string }
 /** A record read from a userfaultfd (native/uffd_events.cc). */
@@ -102,11 +103,23 @@ function packageRoot(): string {
   for (;;) {
     if (fs.existsSync(path.join(dir, 'binding.gyp'))) return dir;
     const up = path.dirname(dir);
-    if (up === dir) throw new Error('movegc: package root (binding.gyp) not found');
+    if (up === dir) throw new MoveGcError(ErrorCode.ADDON_UNAVAILABLE, 'movegc: package root (binding.gyp) not found beside the compiled library');
     dir = up;
   }
 }
 
-const require = createRequire(import.meta.url);
-export const native: NativeBinding = require(path.join(packageRoot(), 'build', 'Release', 'movegc.node'));
+/** What to do when the addon is missing or does not load: one line, no build log or stack. */
+export const ADDON_HINT = 'it is built at install and needs python3, make and g++; install them, then run `npm rebuild movegc`';
+
+function loadAddon(): NativeBinding {
+  const file = path.join(packageRoot(), 'build', 'Release', 'movegc.node');
+  if (!fs.existsSync(file)) throw new MoveGcError(ErrorCode.ADDON_UNAVAILABLE, `movegc: native addon not built (${file} is missing): ${ADDON_HINT}`);
+  try {
+    return createRequire(import.meta.url)(file) as NativeBinding;
+  } catch (e) {
+    throw new MoveGcError(ErrorCode.ADDON_UNAVAILABLE, `movegc: native addon did not load (${(e as Error).message.split('\n')[0]}): ${ADDON_HINT}`, { cause: e });
+  }
+}
+
+export const native: NativeBinding = loadAddon();
 export const PAGE_SIZE: number = native.pageSize;

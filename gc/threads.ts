@@ -102,9 +102,11 @@ export class CollectorThreads {
     const w = new Worker(new URL('./collector-worker.js', import.meta.url), { workerData: init, transferList: port ? [port] : [] });
     this.#workers.set(role, w);
     this.#dead.delete(role);
+    let ready: () => void = () => {};
     w.on('message', (m: { type: string; msg?: string; data?: Record<string, unknown>; role?: string }) => {
       if (m.type === 'warn') this.#log.warn({ ...m.data, thread: m.role }, m.msg ?? '');
       else if (m.type === 'done') this.onCompactorDone();
+      else if (m.type === 'ready') ready();
     });
     w.on('error', (e) => {
       if (this.#workers.get(role) === w) this.#dead.add(role);
@@ -117,13 +119,15 @@ export class CollectorThreads {
       this.#dead.add(role);
       this.#workers.delete(role);
     });
-    // Referenced until it is online (the caller awaits that), then unref'd, after every
+    // Referenced until it is ready (the caller awaits that), then unref'd, after every
     // listener: adding a 'message' listener refs a Worker again.
     return new Promise((resolve, reject) => {
-      w.once('online', () => {
+      ready = () => {
+        ready = () => {};
+        this.#sh.hb.beat(ROLES[role].heartbeat);
         w.unref();
         resolve();
-      });
+      };
       w.once('error', reject);
     });
   }

@@ -1,10 +1,10 @@
 /**
- * A short soak (bench/soak.ts, compiled to dist/bench/soak.js) as a test: 200 cycles over a
+ * A short soak (bench/soak.ts, run as `movegc soak`) as a test: 200 cycles over a
  * move, a copy and a stw heap (or 30 s, whichever first), with the mutator mutating and
  * reading the graph during every cycle against a JavaScript model, and faults injected now
  * and then. Zero verifier failures, zero model mismatches, and the process's descriptors
  * and threads back where they were once the heaps are closed. The long version:
- *   node dist/bench/soak.js --seconds 600 (see bench/soak.ts for the options)
+ *   movegc soak --seconds 600 (movegc soak --help for the options)
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -15,7 +15,7 @@ import { itKernel } from './kernel.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 itKernel('soak: 200 cycles with a concurrent mutator and injected faults, no failure', () => {
-  const r = spawnSync(process.execPath, [path.join(root, 'dist', 'bench', 'soak.js'), '--cycles', '200', '--seconds', '30', '--heap', '16', '--ops', '300', '--seed', '7', '--json'], {
+  const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli', 'movegc.js'), 'soak', '--cycles', '200', '--seconds', '30', '--heap', '16', '--ops', '300', '--seed', '7', '--json'], {
     encoding: 'utf8',
     timeout: 90_000,
   });

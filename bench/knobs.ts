@@ -1,0 +1,64 @@
+/**
+ * Heap options that change results, as benchmark flags. Each row is one HeapOptions field: the
+ * bench passes it explicitly (so the JSON records exactly what the heap ran with), `bench`
+ * takes one value, `sweep` takes a comma-separated list and runs every combination.
+ * A new heap option that changes results is one more row here, nothing else to change.
+ *
+ * No run-time import of gc/ here: the CLI reads this table for --help without loading the addon.
+ */
+import type { FaultInstallName, HeapOptions, MarkingName, PauseOrderName } from '../gc/options.js';
+
+export interface Knob {
+  /** The command-line flag (without --). */
+  flag: string;
+  /** The HeapOptions field. */
+  option: keyof HeapOptions;
+  /** The value the bench passes when the flag is not given (the heap's own default). */
+  default: string | number;
+  choices?: readonly string[];
+  min?: number;
+  help: string;
+}
+
+export const KNOBS: readonly Knob[] = [
+  {
+    flag: 'pause-order', option: 'pauseOrder', default: 'remap-first', choices: ['remap-first', 'register-first'] satisfies PauseOrderName[],
+    help: 'compaction pause: mremap then register (O(1) in heap size) or ART\'s register then mremap',
+  },
+  {
+    flag: 'fault-install', option: 'faultInstall', default: 'copy', choices: ['copy', 'move'] satisfies FaultInstallName[],
+    help: 'move mode: install single pages built for faults with UFFDIO_COPY (no TLB flush) or UFFDIO_MOVE',
+  },
+  { flag: 'dense-threshold', option: 'denseThreshold', default: 0.95, min: 0, help: 'leading pages at least this live stay in place (above 1 disables)' },
+  {
+    flag: 'marking', option: 'marking', default: 'concurrent', choices: ['concurrent', 'pause'] satisfies MarkingName[],
+    help: 'marking and planning in a marker thread while the mutator runs, or in the pause (stw always marks in its pause)',
+  },
+];
+
+/** Knob values by HeapOptions field, e.g. { pauseOrder: 'remap-first', ... }. */
+export type KnobValues = Partial<Record<keyof HeapOptions, string | number>>;
+
+export function knobDefaults(): KnobValues {
+  return Object.fromEntries(KNOBS.map((k) => [k.option, k.default]));
+}
+
+/** 'pauseOrder=register-first, faultInstall=move' for the values that differ from the defaults. */
+export function knobLabel(v: KnobValues): string {
+  return KNOBS.filter((k) => v[k.option] !== undefined && v[k.option] !== k.default).map((k) => `${k.flag}=${v[k.option]}`).join(', ');
+}
+
+/** Every combination of the given value lists (knobs not listed keep their default). */
+export function knobGrid(lists: Partial<Record<keyof HeapOptions, Array<string | number>>>): KnobValues[] {
+  let out: KnobValues[] = [knobDefaults()];
+  for (const k of KNOBS) {
+    const vs = lists[k.option];
+    if (!vs || vs.length === 0) continue;
+    out = out.flatMap((base) => vs.map((v) => ({ ...base, [k.option]: v })));
+  }
+  return out;
+}
+
+/** The benchmark's mutators (see cycle.ts). */
+export const MUTATORS = ['paced', 'busy', 'none'] as const;
+export type MutatorKind = (typeof MUTATORS)[number];

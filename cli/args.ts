@@ -1,0 +1,172 @@
+/**
+ * Declarative command-line options on top of node:util parseArgs (strict): each option has a
+ * type, a default, bounds or choices and one line of help. parse() returns typed values keyed
+ * by camelCase name, or throws a UsageError whose message names the flag; help() renders the
+ * --help text from the same table, so the two never disagree.
+ */
+import { parseArgs } from 'node:util';
+
+export type OptType = 'string' | 'boolean' | 'number' | 'int' | 'list' | 'numbers';
+
+export interface OptSpec {
+  type: OptType;
+  help: string;
+  default?: string | number | boolean | readonly string[] | readonly number[] | null;
+  /** Allowed values (string, list). */
+  choices?: readonly string[];
+  /** Bounds (number, int, numbers). */
+  min?: number;
+  max?: number;
+  /** Shown after the flag in --help (default VALUE, N, LIST ...). */
+  metavar?: string;
+  /** Checked after parsing: a message if the value is wrong. */
+  check?: (v: never) => string | undefined;
+}
+
+export interface CommandSpec {
+  /** As typed: `bench`, `example art`. */
+  name: string;
+  summary: string;
+  /** Paragraphs after the option table. */
+  notes?: string;
+  options: Record<string, OptSpec>;
+}
+
+/** A mistake on the command line: printed with a usage line, never with a stack. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export type Values = Record<string, unknown>;
+
+const camel = (s: string): string => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1); // a swap is one typo
+    }
+  return d[a.length][b.length];
+}
+
+/** The closest known flag, if it is close: for "did you mean". */
+export function closest(word: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bd = Infinity;
+  for (const k of known) {
+    const dd = distance(word, k);
+    if (dd < bd) [best, bd] = [k, dd];
+  }
+  return bd <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function convert(flag: string, o: OptSpec, raw: string | boolean): unknown {
+  if (o.type === 'boolean') return raw;
+  const s = String(raw);
+  const bounded = (n: number): number => {
+    if (!Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got '${s}'`);
+    if ((o.min !== undefined && n < o.min) || (o.max !== undefined && n > o.max))
+      throw new UsageError(`--${flag} must be in [${o.min ?? '-inf'}, ${o.max ?? 'inf'}], got ${n}`);
+    return n;
+  };
+  switch (o.type) {
+    case 'string':
+      if (o.choices && !o.choices.includes(s)) throw new UsageError(`--${flag} must be one of ${o.choices.join(', ')}, got '${s}'`);
+      return s;
+    case 'number':
+      return bounded(s.trim() === '' ? NaN : Number(s));
+    case 'int': {
+      const n = bounded(s.trim() === '' ? NaN : Number(s));
+      if (!Number.isInteger(n)) throw new UsageError(`--${flag} must be an integer, got ${s}`);
+      return n;
+    }
+    case 'list': {
+      const xs = s.split(',').map((x) => x.trim()).filter(Boolean);
+      if (xs.length === 0) throw new UsageError(`--${flag} needs at least one value`);
+      for (const x of xs) if (o.choices && !o.choices.includes(x)) throw new UsageError(`--${flag}: unknown value '${x}' (expected ${o.choices.join(', ')})`);
+      return xs;
+    }
+    case 'numbers': {
+      const xs = s.split(',').map((x) => x.trim()).filter(Boolean);
+      if (xs.length === 0) throw new UsageError(`--${flag} needs at least one number`);
+      return xs.map((x) => bounded(Number(x)));
+    }
+  }
+}
+
+/** Parses argv against the spec; `--help` is always accepted (values.help). */
+export function parse(spec: CommandSpec, argv: string[]): Values {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const [k, o] of Object.entries(spec.options)) options[k] = { type: o.type === 'boolean' ? 'boolean' : 'string' };
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true }) as typeof parsed;
+  } catch (e) {
+    const err = e as { code?: string; message: string };
+    const known = Object.keys(options);
+    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const flag = /'(-[^']*)'/.exec(err.message)?.[1] ?? '';
+      const name = flag.replace(/^-+/, '').split('=')[0];
+      const near = closest(name, known);
+      throw new UsageError(`unknown option ${flag}${near ? ` (did you mean --${near}?)` : ''}`, spec.name);
+    }
+    if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      const flag = /'(--?[\w-]+)/.exec(err.message)?.[1] ?? 'an option';
+      const why = /argument missing/.test(err.message)
+        ? `${flag} needs a value`
+        : /ambiguous/.test(err.message)
+          ? `${flag} needs a value (a value starting with '-' is written ${flag}=-...)`
+          : `${flag} takes no value`;
+      throw new UsageError(why, spec.name);
+    }
+    throw new UsageError(err.message, spec.name);
+  }
+  if (parsed.positionals.length) throw new UsageError(`unexpected argument '${parsed.positionals[0]}'`, spec.name);
+  const out: Values = { help: parsed.values.help === true };
+  for (const [k, o] of Object.entries(spec.options)) {
+    const raw = parsed.values[k];
+    let v: unknown;
+    try {
+      v = raw === undefined ? (o.type === 'boolean' ? (o.default ?? false) : o.default) : convert(k, o, raw);
+      const msg = raw !== undefined && o.check ? o.check(v as never) : undefined;
+      if (msg) throw new UsageError(`--${k} ${msg}`);
+    } catch (e) {
+      if (e instanceof UsageError) throw new UsageError(e.message, spec.name);
+      throw e;
+    }
+    out[camel(k)] = v;
+  }
+  return out;
+}
+
+const defaultText = (o: OptSpec): string => {
+  const d = o.default;
+  if (d === undefined || d === null || d === false) return '';
+  return ` (default ${Array.isArray(d) ? d.join(',') : String(d)})`;
+};
+
+/** The usage line: `usage: movegc bench [options]`. */
+export function usageLine(spec: CommandSpec): string {
+  return `usage: movegc ${spec.name} [options]   (movegc ${spec.name} --help for the options)`;
+}
+
+/** The --help text. */
+export function help(spec: CommandSpec): string {
+  const rows = Object.entries(spec.options).map(([k, o]) => {
+    const meta = o.type === 'boolean' ? '' : ` ${o.metavar ?? (o.choices ? (o.type === 'list' ? `${o.choices.join(',')}` : o.choices.join('|')) : o.type === 'int' ? 'N' : o.type === 'number' ? 'X' : o.type === 'numbers' || o.type === 'list' ? 'LIST' : 'VALUE')}`;
+    return [`  --${k}${meta}`, o.help + defaultText(o)];
+  });
+  rows.push(['  -h, --help', 'this text']);
+  const w = Math.min(34, Math.max(...rows.map((r) => r[0].length)) + 2);
+  const lines = rows.map(([a, b]) => (a.length + 1 >= w ? `${a}\n${' '.repeat(w)}${b}` : a.padEnd(w) + b));
+  return [`movegc ${spec.name}: ${spec.summary}`, '', `usage: movegc ${spec.name} [options]`, '', 'options:', ...lines, ...(spec.notes ? ['', spec.notes.trim()] : [])].join('\n');
+}

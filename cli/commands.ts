@@ -1,0 +1,210 @@
+/**
+ * Every `movegc` subcommand: its options (one table, read for parsing and for --help) and the
+ * module that runs it, loaded only when the command runs (so --help works without the addon).
+ */
+import { KNOBS } from '../bench/knobs.js';
+import { MUTATORS } from '../bench/knobs.js';
+import { PATTERNS, SIZE_MIXES } from '../bench/workload.js';
+import type { CommandSpec, OptSpec, Values } from './args.js';
+
+const MODES = ['move', 'copy', 'stw'] as const;
+const MAX_HEAP_MIB = 4094;
+const even = (v: number): string | undefined => (v % 2 === 0 ? undefined : `must be an even number of MiB, got ${v}`);
+const allEven = (vs: number[]): string | undefined => vs.map(even).find(Boolean);
+
+export interface Command {
+  spec: CommandSpec;
+  load: () => Promise<{ main: (v: Values) => Promise<void> }>;
+}
+
+/** Knob flags: one value for bench, a comma-separated list for sweep. */
+function knobOptions(list: boolean): Record<string, OptSpec> {
+  return Object.fromEntries(
+    KNOBS.map((k): [string, OptSpec] => [
+      k.flag,
+      k.choices
+        ? { type: list ? 'list' : 'string', choices: k.choices, default: k.default, help: k.help + (list ? ' (a list: each is run)' : '') }
+        : { type: list ? 'numbers' : 'number', min: k.min, default: k.default, help: k.help + (list ? ' (a list: each is run)' : '') },
+    ]),
+  );
+}
+
+const workloadOptions: Record<string, OptSpec> = {
+  live: { type: 'number', min: 0, max: 1, default: 0.5, help: 'live fraction of the objects' },
+  pattern: { type: 'string', choices: PATTERNS, default: 'interleaved', help: 'fragmentation: live and dead object by object, in 128 KiB blocks, or at random' },
+  sizes: { type: 'string', choices: SIZE_MIXES, default: 'mixed', help: 'object sizes (see bench/workload.ts)' },
+  modes: { type: 'list', choices: MODES, default: MODES, help: 'modes, run side by side' },
+  reps: { type: 'int', min: 1, max: 1000, default: null, help: 'repetitions per mode, interleaved (default 5; 3 with --quick and for sweep)' },
+  pinned: { type: 'number', min: 0, max: 1, default: 0, help: 'fraction of live objects pinned with heap.pin (at most 2000 pins)' },
+  seed: { type: 'int', min: 0, max: 2 ** 31, default: 1, help: 'workload seed' },
+  fill: { type: 'number', min: 0.05, max: 0.99, default: 0.9, help: 'fraction of the capacity allocated before collecting' },
+  roots: { type: 'int', min: 0, max: 100000, default: 64, help: 'extra roots (the same at every size)' },
+  'mutator-ms': { type: 'number', min: 0, max: 600000, default: null, metavar: 'MS', help: 'the mutator runs at least this long after collect() (default max(100, heap MiB / 2))' },
+  'sample-ms': { type: 'number', min: 0.1, max: 1000, default: 1, metavar: 'MS', help: 'timeline sampling period' },
+  mutator: { type: 'string', choices: MUTATORS, default: 'paced', help: 'paced: one touch every --touch-us; busy: back to back (worst case); none' },
+  'touch-us': { type: 'number', min: 0, max: 1e6, default: 100, metavar: 'US', help: 'paced mutator: microseconds between touches' },
+  verify: { type: 'boolean', help: 'heap.verify() after every cycle (slow; reported, never asserted)' },
+  'no-floor': { type: 'boolean', help: 'skip the kernel floor (MOVE/COPY per page, fault round trip)' },
+  out: { type: 'string', default: 'bench/results', metavar: 'DIR', help: 'results directory, relative to the current directory' },
+};
+
+const exampleCommon = (heap: number): Record<string, OptSpec> => ({
+  mode: { type: 'string', choices: MODES, default: 'move', help: 'the heap\'s mode' },
+  compare: { type: 'boolean', help: 'run every mode of --modes, each in its own child process, side by side' },
+  modes: { type: 'list', choices: MODES, default: MODES, help: 'modes for --compare' },
+  heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: heap, metavar: 'MiB', check: even, help: 'heap capacity' },
+  out: { type: 'string', metavar: 'FILE', help: 'write the results (with provenance) as JSON to FILE' },
+  json: { type: 'boolean', help: 'print one RESULT line of JSON on stdout (what --compare reads from its children)' },
+});
+
+export const COMMANDS: Record<string, Command> = {
+  bench: {
+    spec: {
+      name: 'bench',
+      summary: 'the same fragmented heap compacted in each mode side by side, with a concurrent mutator; writes JSON and an HTML report',
+      options: {
+        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: null, metavar: 'MiB', check: even, help: 'heap capacity (default 1024; 256 with --quick)' },
+        quick: { type: 'boolean', help: '256 MiB heap, 3 reps, shorter floor: the whole run in under a minute' },
+        ...workloadOptions,
+        ...knobOptions(false),
+      },
+      notes:
+        'Reps are interleaved (rep 1: move, copy, stw; rep 2: ...), each on a fresh heap built the same way from the seed;\n' +
+        'figures are medians. Writes OUT/latest.{json,html} and timestamped copies. The JSON records the package version, git\n' +
+        'commit, load average at start and end, THP and every heap option; a warning is printed when the load exceeds the cores.',
+    },
+    load: () => import('../bench/run.js'),
+  },
+  sweep: {
+    spec: {
+      name: 'sweep',
+      summary: 'the bench over heap sizes (and over lists of heap options): cost per live MiB and pause per heap size',
+      options: {
+        heaps: { type: 'numbers', min: 2, max: MAX_HEAP_MIB, default: [64, 256, 1024, 2048, 4094], metavar: 'LIST', check: allEven, help: 'heap sizes in MiB' },
+        ...workloadOptions,
+        ...knobOptions(true),
+      },
+      notes: 'Every combination of the listed heap options is run at every size, e.g. movegc sweep --heaps 64,1024 --fault-install copy,move.\nWrites OUT/sweep-latest.{json,html}; later bench reports show that sweep, labelled as such.',
+    },
+    load: () => import('../bench/run.js').then((m) => ({ main: (v: Values) => m.main({ ...v, sweep: true }) })),
+  },
+  pause: {
+    spec: {
+      name: 'pause',
+      summary: 'the compaction pause against heap size with the same roots (median over cycles)',
+      options: {
+        sizes: { type: 'numbers', min: 2, max: MAX_HEAP_MIB, default: [64, 1024], metavar: 'LIST', check: allEven, help: 'heap sizes in MiB' },
+        modes: { type: 'list', choices: MODES, default: ['move', 'copy'], help: 'modes' },
+        cycles: { type: 'int', min: 1, max: 10000, default: 9, help: 'cycles per size' },
+        roots: { type: 'int', min: 1, max: 100000, default: 64, help: 'roots the live nodes hang from' },
+        ...knobOptions(false),
+      },
+    },
+    load: () => import('../bench/pause.js'),
+  },
+  soak: {
+    spec: {
+      name: 'soak',
+      summary: 'thousands of cycles with a concurrent mutator checked against a model, with injected faults',
+      options: {
+        cycles: { type: 'int', min: 0, default: 2000, help: 'stop after N cycles in all (0: no limit)' },
+        seconds: { type: 'number', min: 0, default: 0, help: 'stop after S seconds (0: no limit); whichever comes first' },
+        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 32, metavar: 'MiB', check: even, help: 'capacity of each heap' },
+        modes: { type: 'list', choices: MODES, default: MODES, help: 'heaps run side by side, one cycle each in turn' },
+        ops: { type: 'int', min: 0, default: 400, help: 'mutator operations during each cycle' },
+        faults: { type: 'number', min: 0, max: 1, default: 0.15, metavar: 'P', help: 'probability that a cycle gets an injected fault' },
+        check: { type: 'int', min: 1, default: 25, help: 'full model comparison and heap.verify() every N cycles of a heap' },
+        seed: { type: 'int', min: 0, default: 1, help: 'PRNG seed' },
+        json: { type: 'boolean', help: 'the summary as one JSON line on stdout (progress on stderr)' },
+      },
+      notes: 'Exit status 1 when a verifier failure or a model mismatch occurred, 2 on an error.',
+    },
+    load: () => import('../bench/soak.js'),
+  },
+  binding: {
+    spec: {
+      name: 'binding',
+      summary: 'per-page cost of UFFDIO_MOVE, UFFDIO_COPY and memcpy through the binding, against kernel-floor in C',
+      options: {
+        pages: { type: 'int', min: 512, default: 65536, check: (v: number) => (v % 512 ? `must be a multiple of 512 (the largest batch), got ${v}` : undefined), help: 'pages per pass' },
+        reps: { type: 'int', min: 1, max: 1000, default: 5, help: 'passes; figures are medians' },
+        json: { type: 'boolean', help: 'table on stderr, JSON report on stdout' },
+        'no-floor': { type: 'boolean', help: 'do not build and run kernel-floor' },
+        floor: { type: 'string', default: '/tmp/kernel-floor', metavar: 'PATH', help: 'where kernel-floor is built' },
+      },
+    },
+    load: () => import('../bench/binding.js'),
+  },
+  probe: {
+    spec: {
+      name: 'probe',
+      summary: 'what this kernel offers: userfaultfd (and how it opens), MOVE, COPY, mremap(MREMAP_DONTUNMAP), THP; the mode a heap would get',
+      options: { json: { type: 'boolean', help: 'the capabilities as JSON' } },
+    },
+    load: () => import('./probe.js'),
+  },
+  splay: {
+    spec: {
+      name: 'splay',
+      summary: "Octane's Splay and SplayLatency on the movegc heap in each mode, and on plain JavaScript objects (V8's collector)",
+      options: {
+        variants: { type: 'list', choices: ['move', 'copy', 'stw', 'v8'], default: ['move', 'copy', 'stw', 'v8'], help: 'heap modes, and v8 for plain objects' },
+        reps: { type: 'int', min: 1, max: 100, default: 3, help: 'repetitions per variant, interleaved, each in a fresh process' },
+        seconds: { type: 'number', min: 0.1, max: 3600, default: 3, help: 'benchmark runs (80 insert/remove pairs each) for this long after setup' },
+        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 64, metavar: 'MiB', check: even, help: 'movegc heap capacity (the tree holds about 33 MiB)' },
+        trigger: { type: 'number', min: 0.1, max: 1, default: 0.9, help: 'collect when heap use passes this fraction of the capacity' },
+        seed: { type: 'int', min: 0, default: 49734321, help: 'key generator seed (the same keys in every variant)' },
+        out: { type: 'string', default: 'bench/results', metavar: 'DIR', help: 'results directory, relative to the current directory' },
+        variant: { type: 'string', choices: ['move', 'copy', 'stw', 'v8'], help: 'run one variant in this process and print one RESULT line (what the parent runs)' },
+        ...knobOptions(false),
+      },
+      notes: 'Writes OUT/splay-latest.json and .html; the bench report shows the latest Splay results too.',
+    },
+    load: () => import('../bench/splay.js'),
+  },
+  'example art': {
+    spec: {
+      name: 'example art',
+      summary: "an ART-style app's 60 fps frames while the heap compacts (npm start runs it with --compare)",
+      options: {
+        ...exampleCommon(32),
+        seconds: { type: 'number', min: 0.1, max: 3600, default: 10, help: 'seconds of frames' },
+        nodes: { type: 'int', min: 1, default: 60000, help: 'views in the UI tree' },
+        visit: { type: 'int', min: 1, default: 1500, help: 'views touched per frame' },
+        threshold: { type: 'number', min: 0.01, max: 1, default: 0.6, help: 'collect when heap use passes this fraction' },
+        every: { type: 'int', min: 0, default: 0, help: 'collect every N frames instead (0: by threshold)' },
+        seed: { type: 'int', min: 0, default: 42, help: 'PRNG seed' },
+      },
+    },
+    load: () => import('../examples/art-app.js'),
+  },
+  'example gcbench': {
+    spec: {
+      name: 'example gcbench',
+      summary: "Boehm's GCBench (binary trees) on the heap, the long-lived data checked at the end",
+      options: {
+        ...exampleCommon(64),
+        trigger: { type: 'number', min: 0.01, max: 1, default: 0.75, help: 'collect between trees when heap use passes this fraction' },
+        stretch: { type: 'int', min: 1, max: 24, default: 18, help: 'stretch tree depth' },
+        'long-lived': { type: 'int', min: 1, max: 24, default: 16, help: 'long-lived tree depth' },
+        'max-depth': { type: 'int', min: 4, max: 24, default: 16, help: 'deepest short-lived trees' },
+        scale: { type: 'number', min: 0.001, max: 100, default: 1, help: 'iterations multiplier' },
+      },
+    },
+    load: () => import('../examples/gcbench.js'),
+  },
+  'example pinned-io': {
+    spec: {
+      name: 'example pinned-io',
+      summary: 'io_uring READ_FIXED into a heap object during compaction, with and without heap.pin',
+      options: {
+        mode: { type: 'string', choices: ['move', 'copy'], default: 'move', help: "the heap's mode" },
+        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 32, metavar: 'MiB', check: even, help: 'heap capacity' },
+        file: { type: 'string', metavar: 'PATH', help: 'file to read (default: 1 MiB of random bytes in a temporary file)' },
+      },
+    },
+    load: () => import('../examples/pinned-io.js'),
+  },
+};
+
+export const EXAMPLES = ['art', 'gcbench', 'pinned-io'] as const;

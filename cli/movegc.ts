@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+/**
+ * The `movegc` command: benchmarks, the soak, the capability probe and the examples, one
+ * subcommand each. A mistake on the command line prints the reason and a usage line (exit 2),
+ * never a stack; a missing addon prints its one-line hint (exit 1).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { closest, help, parse, usageLine, UsageError } from './args.js';
+import { COMMANDS, EXAMPLES, type Command } from './commands.js';
+
+function version(): string {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  return (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+function topHelp(): string {
+  const names = Object.keys(COMMANDS);
+  const w = Math.max(...names.map((n) => n.length)) + 4;
+  return [
+    `movegc ${version()}: a compacting GC heap that relocates pages with UFFDIO_MOVE, and its workbench`,
+    '',
+    'usage: movegc <command> [options]      movegc <command> --help',
+    '',
+    'commands:',
+    ...names.map((n) => `  ${n.padEnd(w)}${COMMANDS[n].spec.summary}`),
+    '',
+    'Output files go under the current directory. MOVEGC_TRACE=1 prints one line per GC cycle;',
+    'MOVEGC_LOG=debug|info|warn sets the log level, MOVEGC_LOG_FORMAT=json for JSON lines.',
+  ].join('\n');
+}
+
+/** Runs the command line; resolves to the exit status. */
+export async function run(argv: string[]): Promise<number> {
+  let name = '';
+  try {
+    const [first, ...rest] = argv;
+    if (first === undefined) {
+      process.stderr.write(topHelp() + '\n');
+      return 2;
+    }
+    if (first === '--help' || first === '-h' || first === 'help') {
+      console.log(topHelp());
+      return 0;
+    }
+    if (first === '--version' || first === '-v') {
+      console.log(version());
+      return 0;
+    }
+    let args = rest;
+    name = first;
+    if (first === 'example') {
+      const sub = rest[0];
+      if (sub === undefined || sub.startsWith('-')) {
+        const list = `examples: ${EXAMPLES.join(', ')} (movegc example <name> --help)`;
+        if (sub === '--help' || sub === '-h') {
+          console.log(`usage: movegc example <name> [options]\n${list}`);
+          return 0;
+        }
+        throw new UsageError(`which example? ${list}`);
+      }
+      name = `example ${sub}`;
+      args = rest.slice(1);
+    }
+    const cmd: Command | undefined = COMMANDS[name];
+    if (!cmd) {
+      const near = closest(name, Object.keys(COMMANDS));
+      throw new UsageError(`unknown command '${name}'${near ? ` (did you mean '${near}'?)` : ''}; movegc --help lists them`);
+    }
+    const values = parse(cmd.spec, args);
+    if (values.help) {
+      console.log(help(cmd.spec));
+      return 0;
+    }
+    const mod = await cmd.load();
+    await mod.main(values);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (e instanceof UsageError) {
+      const spec = COMMANDS[name]?.spec;
+      process.stderr.write(`movegc${name ? ` ${name}` : ''}: ${err.message}\n${spec ? usageLine(spec) : 'usage: movegc <command> [options]   (movegc --help for the commands)'}\n`);
+      return 2;
+    }
+    if (err?.code === 'ERR_ADDON_UNAVAILABLE') {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+// Entry point when run as a program (`movegc`, `node dist/cli/movegc.js`).
+const self = fileURLToPath(import.meta.url);
+if (process.argv[1] && fs.realpathSync(process.argv[1]) === self) {
+  // A failed command may leave a heap open (its Workers keep the process alive): exit outright.
+  run(process.argv.slice(2)).then(
+    (code) => {
+      if (code !== 0) process.exit(code);
+    },
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,62 @@
+/**
+ * One line per collection cycle, like Go's GODEBUG=gctrace=1, V8's --trace-gc or Java's
+ * -Xlog:gc: enough to follow a program's collections from the terminal without a profiler.
+ *
+ *   gc 3 move: stops initial 0.12 + remark 0.57 + compaction 0.3 ms; mark 420 ms concurrent (cpu 380 ms),
+ *   plan 95 ms concurrent, flip 0.291 ms (roots 0.012, pins 0, register 0.051, remap 0.201),
+ *   compaction 1028 ms (busy 905 ms); heap 921M->461M (live 460M) / 1024M; pages 57344 moved, 12 copied, 0 EBUSY;
+ *   faults 1234 p50 36 us p99 1995 us
+ *
+ * (one line; wrapped here). Times are rounded to three significant digits, sizes to MiB (M)
+ * or KiB (K); the heap's capacity is shown when given. Enabled by MOVEGC_TRACE=1; the heap
+ * prints the line on stderr at each cycle's end.
+ */
+import type { CycleStats } from './stats.js';
+
+/** A duration in ms, to three significant digits (0 stays 0). */
+export function roundMs(ms: number): number {
+  if (!Number.isFinite(ms) || ms === 0) return ms;
+  const a = Math.abs(ms);
+  const digits = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3;
+  return Number(ms.toFixed(digits));
+}
+
+/** Every non-integer number of a log record rounded (roundMs), nested objects too: for pino lines. */
+export function rounded<T>(data: T): T {
+  if (typeof data === 'number') return (Number.isInteger(data) ? data : roundMs(data)) as T;
+  if (Array.isArray(data)) return data.map(rounded) as T;
+  if (data !== null && typeof data === 'object' && Object.getPrototypeOf(data) === Object.prototype)
+    return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, rounded(v)])) as T;
+  return data;
+}
+
+const ms = (x: number): string => String(roundMs(x));
+
+function size(bytes: number): string {
+  const mib = bytes / 2 ** 20;
+  if (mib >= 1) return `${mib >= 100 ? Math.round(mib) : Number(mib.toFixed(1))}M`;
+  return `${Number((bytes / 1024).toFixed(1))}K`;
+}
+
+/** The cycle's trace line (no newline). Pure: the same stats give the same line. */
+export function formatTrace(s: CycleStats, capacityBytes?: number): string {
+  const p = s.pause;
+  const parts: string[] = [];
+  // Every stop of the mutator, in order (initial, remark, compaction; one for pause marking).
+  const stops = (s.pauses ?? []).map((x) => `${x.kind} ${ms(x.ms)}`).join(' + ');
+  const mark = s.marking === 'concurrent' ? `mark ${ms(s.mark.concurrentMs)} ms concurrent (cpu ${ms(s.mark.cpuMs)} ms), plan ${ms(s.planMs)} ms${s.plan.inPause ? ' in the pause' : ' concurrent'}` : `mark ${ms(s.markMs)} ms, plan ${ms(s.planMs)} ms`;
+  parts.push(
+    `gc ${s.cycle} ${s.mode}: ${stops ? `stops ${stops} ms; ` : ''}${mark}, flip ${ms(p.totalMs)} ms ` +
+      `(roots ${ms(p.rootsMs)}, pins ${ms(p.pinnedMs)}, register ${ms(p.registerMs)}, remap ${ms(p.remapMs)}), ` +
+      (s.mode === 'stw' ? `compaction ${ms(s.compactionMs)} ms in the pause` : `compaction ${ms(s.compactionMs)} ms (busy ${ms(s.compactorBusyMs)} ms)`),
+  );
+  parts.push(`heap ${size(s.usedBeforeBytes)}->${size(s.usedAfterBytes)} (live ${size(s.liveBytes)})${capacityBytes ? ` / ${size(capacityBytes)}` : ''}`);
+  parts.push(`pages ${s.pages.moved} moved, ${s.pages.copied} copied, ${s.ebusy} EBUSY`);
+  parts.push(s.faults > 0 ? `faults ${s.faults} p50 ${s.faultUs.p50} us p99 ${s.faultUs.p99} us` : 'faults 0');
+  return parts.join('; ');
+}
+
+/** Whether MOVEGC_TRACE asks for trace lines (1, true, yes, on; anything else is off). */
+export function traceFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  return /^(1|true|yes|on)$/i.test((env.MOVEGC_TRACE ?? '').trim());
+}

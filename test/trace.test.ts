@@ -1,0 +1,121 @@
+/**
+ * The per-cycle trace line (gc/trace.ts): a pure formatter over CycleStats, checked on a
+ * fixed record (every field it shows, rounded) and on a real cycle; MOVEGC_TRACE parsing;
+ * and rounded(), which keeps log records free of values like 12.929931640625.
+ */
+import { describe, expect, it } from 'vitest';
+import { Heap, formatTrace, rounded, roundMs, traceFromEnv, type CycleStats } from '../dist/gc/index.js';
+import { itKernel } from './kernel.js';
+
+const lat = (p50: number, p99: number, count: number): CycleStats['faultUs'] => ({ count, p50, p90: p99, p99, max: p99, buckets: [] });
+
+function stats(over: Partial<CycleStats> = {}): CycleStats {
+  return {
+    cycle: 3,
+    mode: 'move',
+    usedBeforeBytes: 921.4 * 2 ** 20,
+    usedAfterBytes: 460.7 * 2 ** 20,
+    liveBytes: 460.2 * 2 ** 20,
+    liveObjects: 100,
+    reclaimedBytes: 0,
+    markMs: 12.929931640625,
+    planMs: 1.23456,
+    pause: { totalMs: 0.29131, rootsMs: 0.01234, pinnedMs: 0, registerMs: 0.05111, remapMs: 0.20111 },
+    compactionMs: 1028.4321,
+    compactorBusyMs: 905.04,
+    concurrentMs: 1040,
+    pages: { total: 60000, identity: 0, moved: 57344, copied: 12, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
+    moveCalls: 0,
+    copyCalls: 0,
+    batchPages: lat(0, 0, 0),
+    ebusy: 2,
+    ebusyCopies: 2,
+    eexist: 0,
+    eagain: 0,
+    enoent: 0,
+    takeovers: 0,
+    errors: 0,
+    faults: 1234,
+    faultUs: lat(36, 1995, 1234),
+    rss: { beforeBytes: 0, peakBytes: 0, afterBytes: 0 },
+    pinnedSpans: 0,
+    segments: 1,
+    marking: 'pause',
+    pauses: [{ kind: 'mark-compaction', startMs: 0, ms: 14.4567 }],
+    mark: { objects: 100, words: 400, remarkObjects: 0, concurrentMs: 0, cpuMs: 0, barrierEntries: 0, logConsumed: 0, blackObjects: 0, blackBytes: 0 },
+    plan: { concurrentMs: 0, cpuMs: 0, inPause: false },
+    endMs: 0,
+    ...over,
+  };
+}
+
+describe('formatTrace', () => {
+  it('prints every figure of the cycle on one line, times to three significant digits', () => {
+    expect(formatTrace(stats(), 1024 * 2 ** 20)).toBe(
+      'gc 3 move: stops mark-compaction 14.5 ms; mark 12.9 ms, plan 1.23 ms, flip 0.291 ms (roots 0.012, pins 0, register 0.051, remap 0.201), compaction 1028 ms (busy 905 ms); ' +
+        'heap 921M->461M (live 460M) / 1024M; pages 57344 moved, 12 copied, 2 EBUSY; faults 1234 p50 36 us p99 1995 us',
+    );
+  });
+
+  it('with concurrent marking: every stop of the mutator, and the marker\'s concurrent time', () => {
+    const line = formatTrace(
+      stats({
+        marking: 'concurrent',
+        pauses: [{ kind: 'initial', startMs: 0, ms: 0.1234 }, { kind: 'remark', startMs: 1, ms: 0.5678 }, { kind: 'compaction', startMs: 2, ms: 0.3 }],
+        mark: { objects: 100, words: 400, remarkObjects: 3, concurrentMs: 420.4, cpuMs: 380.2, barrierEntries: 9, logConsumed: 9, blackObjects: 0, blackBytes: 0 },
+      }),
+    );
+    expect(line).toMatch(/^gc 3 move: stops initial 0\.123 \+ remark 0\.568 \+ compaction 0\.3 ms; mark 420 ms concurrent \(cpu 380 ms\), plan 1\.23 ms concurrent, flip 0\.291 ms/);
+  });
+
+  it('says where stw compacts, shows KiB below 1 MiB, and "faults 0" without faults', () => {
+    const line = formatTrace(stats({ mode: 'stw', usedBeforeBytes: 512 * 1024, usedAfterBytes: 200 * 1024, liveBytes: 199.5 * 1024, faults: 0, faultUs: lat(0, 0, 0), ebusy: 0 }));
+    expect(line).toContain('compaction 1028 ms in the pause');
+    expect(line).toContain('heap 512K->200K (live 199.5K);');
+    expect(line).toMatch(/faults 0$/);
+    expect(line).not.toContain('\n');
+  });
+
+  it('roundMs and rounded() round log values, integers untouched', () => {
+    expect(roundMs(12.929931640625)).toBe(12.9);
+    expect(roundMs(0.000123456)).toBe(0);
+    expect(roundMs(0.0123456)).toBe(0.012);
+    expect(roundMs(1028.6)).toBe(1029);
+    expect(rounded({ phase: 'mark', ms: 12.929931640625, objects: 1234567, nested: { remapMs: 0.20111, list: [1.23456] } })).toEqual({
+      phase: 'mark', ms: 12.9, objects: 1234567, nested: { remapMs: 0.201, list: [1.23] },
+    });
+  });
+});
+
+describe('traceFromEnv', () => {
+  it('reads MOVEGC_TRACE', () => {
+    for (const v of ['1', 'true', 'yes', 'on', ' TRUE ']) expect(traceFromEnv({ MOVEGC_TRACE: v })).toBe(true);
+    for (const v of ['0', '', 'no', 'off', 'false']) expect(traceFromEnv({ MOVEGC_TRACE: v })).toBe(false);
+    expect(traceFromEnv({})).toBe(false);
+  });
+});
+
+describe('formatTrace on a real cycle', () => {
+  itKernel('matches the cycle the heap recorded', async () => {
+    const heap = await Heap.create({ capacity: 4 * 2 ** 20, mode: 'move' });
+    try {
+      const T = heap.defineType({ name: 'T', refs: 1, bytes: 8 });
+      const keep = heap.root(null);
+      for (let i = 0; i < 20000; i++) {
+        const o = heap.alloc(T);
+        if (i % 2) {
+          heap.setRef(o, 0, keep.get());
+          keep.set(o);
+        }
+      }
+      await heap.collect();
+      const st = (await heap.idle())!;
+      const line = formatTrace(st, heap.capacity);
+      expect(line).toMatch(/^gc 1 move: stops initial [\d.]+ \+ remark [\d.]+ \+ compaction [\d.]+ ms; mark [\d.]+ ms concurrent \(cpu [\d.]+ ms\), plan [\d.]+ ms concurrent, flip [\d.]+ ms \(roots [\d.]+, pins [\d.]+, register [\d.]+, remap [\d.]+\), compaction [\d.]+ ms \(busy [\d.]+ ms\); heap [\d.]+[KM]->[\d.]+[KM] \(live [\d.]+[KM]\) \/ 4M; /);
+      expect(line).toContain(`pages ${st.pages.moved} moved, ${st.pages.copied} copied, ${st.ebusy} EBUSY`);
+      expect(st.pages.moved + st.pages.copied).toBeGreaterThan(0);
+    } finally {
+      await heap.close();
+    }
+  });
+});
