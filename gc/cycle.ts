@@ -233,6 +233,12 @@ export class CycleDriver {
   }
 
   async #finishOnce(): Promise<void> {
+    // A collection requested of a heap marking in the pause runs now (finish is a call the
+    // mutator made, awaiting the end of every collection it asked for).
+    if (this.#requested && !this.#active) {
+      this.#requested = false;
+      this.#flip(this.#begin());
+    }
     const a = this.#active;
     if (!a) return;
     await this.#driveToFlip(a);

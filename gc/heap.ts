@@ -563,13 +563,11 @@ export class Heap implements RootOwner {
     }
   }
 
-  /** Waits for the active cycle (if any) to end; returns its statistics. */
+  /** Waits for the active (or requested) cycle to end; returns the last cycle's statistics. */
   async idle(): Promise<CycleStats | undefined> {
     this.#check();
-    const cycle = this.#cycles.activeCycle;
-    if (cycle === undefined) return this.history[this.history.length - 1];
     await this.#cycles.finish();
-    return this.history.find((s) => s.cycle === cycle);
+    return this.history[this.history.length - 1];
   }
 
   /** collect() and wait for the end of the cycle it started (not of one a racing call started). */
