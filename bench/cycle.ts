@@ -17,9 +17,11 @@
  * Timeline: every `sampleMs` (between touches) the mutator records pages installed
  * (PAGES_MAPPED), faults so far (FAULTS) and the process RSS (/proc/self/statm).
  *
- * Stalls for the MMU: the whole collect() call (mark, plan and the compaction pause run on the
- * mutator's thread), every faulting access, and the final idle() call (unregister and from-space
- * release run on the mutator's thread too).
+ * The cycle is requested (heap.requestCollection) and its pauses run inside safepoint() calls
+ * the mutator makes between touches, as a frame loop would; marking and planning run
+ * concurrently unless the heap marks in the pause. Stalls for the MMU: each safepoint() call
+ * that ran a pause, every faulting access, and the final idle() call (unregister and
+ * from-space release run on the mutator's thread).
  *
  * Reading the collector's counters: the heap keeps them in a SharedArrayBuffer that only
  * heap._debugState() exposes, as a copy. The bench captures the live Int32Array view once,
@@ -70,8 +72,14 @@ export interface RepResult {
   liveObjects: number;
   pins: number;
   buildMs: number;
-  /** Wall time of the collect() call: mark + plan + pause (+ the whole compaction in stw). */
+  /** From the request to the end of the compaction pause (marking and planning, concurrent or not, included). */
   collectMs: number;
+  marking: CycleStats['marking'];
+  /** Every stop of the mutator by the cycle, in order. */
+  pauses: Array<{ kind: string; ms: number }>;
+  /** The longest single stop of the mutator (a pause, a faulting access, the final idle()) and their sum. */
+  stwMaxMs: number;
+  stwTotalMs: number;
   markMs: number;
   planMs: number;
   pauseMs: number;
@@ -215,22 +223,47 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
 
     const ctl0 = ctlOf();
     const t0 = hr();
+    const perf0 = performance.timeOrigin + performance.now();
     const ms = (t: number): number => (t - t0) / 1e6;
     tl.tMs.push(0);
     tl.pagesMapped.push(Atomics.load(ctl0, CTL.PAGES_MAPPED));
     tl.faults.push(Atomics.load(ctl0, CTL.FAULTS));
     tl.rssMiB.push(statm.rssBytes() / 2 ** 20);
-    const st0 = await heap.collect();
-    const tc = hr();
-    stalls.push([0, ms(tc)]);
-    tl.collectEndMs = ms(tc);
-    tl.pauseStartMs = Math.max(0, ms(tc) - st0.pause.totalMs);
-    tl.markEndMs = Math.min(tl.pauseStartMs, st0.markMs);
-    tl.planEndMs = Math.min(tl.pauseStartMs, st0.markMs + st0.planMs);
+    // The cycle is driven the way a frame loop drives it (see Heap.safepoint): requested, then
+    // every pause runs inside a safepoint() call the mutator makes between touches. Each
+    // call that ran a pause (or took long) is a stall; marking and planning run meanwhile.
+    // (stw: the first safepoint is the whole collection.)
+    const ta = hr();
+    heap.requestCollection();
+    const tb = hr();
+    stalls.push([ms(ta), ms(tb)]);
     let ctl = ctlOf();
-    tl.pagesTotal = ctl[CTL.PAGES_TOTAL];
     const beat = watchdogOn(ctl, `rep ${o.rep} ${o.mode} ${w.heapBytes / 2 ** 20} MiB`);
     Atomics.store(beat, 0, 1);
+    let flipped = false;
+    let tc = tb;
+    let dirRef = built.dir.get()!;
+    const safepoint = (): void => {
+      const a = hr();
+      const paused = heap.safepoint();
+      const b = hr();
+      if (paused || b - a > 50_000) stalls.push([ms(a), ms(b)]);
+      if (!paused) return;
+      dirRef = built.dir.get()!; // a pause made every Ref stale: re-read from the root
+      if (!flipped && (heap.cyclePhase === 'compacting' || !heap.cycleActive)) {
+        flipped = true;
+        tc = b;
+        tl.collectEndMs = ms(b);
+        tl.pauseStartMs = ms(a);
+        ctl = ctlOf();
+        tl.pagesTotal = ctl[CTL.PAGES_TOTAL];
+        // Pages installed as the pause ends (stw: all of them, built inside the pause).
+        tl.tMs.push(tl.pauseStartMs);
+        tl.pagesMapped.push(0);
+        tl.faults.push(0);
+        tl.rssMiB.push(tl.rssMiB[0]);
+      }
+    };
 
     const sample = (t: number): void => {
       tl.tMs.push(ms(t));
@@ -238,19 +271,11 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       tl.faults.push(Atomics.load(ctl, CTL.FAULTS));
       tl.rssMiB.push(statm.rssBytes() / 2 ** 20);
     };
-    // Pages installed as the pause ends (stw: all of them, built inside the pause).
-    tl.tMs.push(tl.pauseStartMs);
-    tl.pagesMapped.push(0);
-    tl.faults.push(0);
-    tl.rssMiB.push(tl.rssMiB[0]);
-    sample(tc);
-    // Worst-case mutator: random live objects, back to back (see the file comment).
-    const dirRef = built.dir.get()!;
     const horizonNs = o.horizonMs * 1e6;
     const sampleNs = o.sampleMs * 1e6;
-    let nextSample = tc + sampleNs;
+    let nextSample = tb + sampleNs;
     const touchNs = o.touchUs * 1000;
-    let nextTouch = tc;
+    let nextTouch = tb;
     const sleeper = new Int32Array(new SharedArrayBuffer(4));
     let done = false;
     let touches = 0;
@@ -266,6 +291,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       tl.faultEvents.push([ms(a), us]);
     };
     for (;;) {
+      if (!flipped) safepoint();
       const now = hr();
       if (now >= nextSample) {
         ctl = ctlOf();
@@ -273,7 +299,9 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
         nextSample = now + sampleNs;
       }
       const mapped = Atomics.load(ctl, CTL.PAGES_MAPPED);
-      if (!done && mapped >= Atomics.load(ctl, CTL.PAGES_TOTAL)) {
+      if (!flipped) {
+        lastMappedAt = now; // marking and planning: no page is due yet
+      } else if (!done && mapped >= Atomics.load(ctl, CTL.PAGES_TOTAL)) {
         done = true;
         tl.cycleEndMs = ms(now);
       }
@@ -324,8 +352,18 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       touches++;
     }
     const ti = hr();
-    const st = (await heap.idle()) ?? st0;
+    const st = (await heap.idle())!;
     const te = hr();
+    if (!flipped) {
+      tc = ti;
+      tl.collectEndMs = ms(ti);
+    }
+    // Phase ends from the cycle's own record of its pauses (absolute ms, performance.timeOrigin based).
+    const abs0 = perf0;
+    const remark = st.pauses.find((p) => p.kind === 'remark');
+    const flip = st.pauses.find((p) => p.kind === 'compaction' || p.kind === 'mark-compaction' || p.kind === 'stw');
+    tl.markEndMs = remark ? remark.startMs - abs0 : flip ? flip.startMs - abs0 + st.markMs : 0;
+    tl.planEndMs = flip ? flip.startMs - abs0 + (remark ? 0 : st.markMs + st.planMs) : 0;
     Atomics.store(beat, 0, 0);
     stalls.push([ms(ti), ms(te)]);
     tl.idleStartMs = ms(ti);
@@ -346,6 +384,10 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       pins: built.pins.length,
       buildMs: built.buildMs,
       collectMs: ms(tc),
+      marking: st.marking,
+      pauses: st.pauses.map((p) => ({ kind: p.kind, ms: p.ms })),
+      stwMaxMs: Math.max(0, ...stalls.map(([a, b]) => b - a)),
+      stwTotalMs: stalls.reduce((t, [a, b]) => t + (b - a), 0),
       markMs: st.markMs,
       planMs: st.planMs,
       pauseMs: st.pause.totalMs,
@@ -383,7 +425,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       verify: verify ? { ok: verify.ok, objects: verify.objects, errors: verify.errors.slice(0, 5) } : undefined,
       timeline: tl,
       stalls,
-      stallsCompaction: [[tl.pauseStartMs, tl.collectEndMs], ...stalls.slice(1)],
+      stallsCompaction: stalls.filter(([a]) => a >= tl.pauseStartMs),
       faultSamplesUs: faultUs,
     };
   } finally {

@@ -102,6 +102,17 @@ export interface ModeSummary {
   buildMs: number;
   compactionMs: number;
   pauseMs: number;
+  /** The longest single stop of the mutator in any rep (a pause, a faulting access, idle()). */
+  stwMaxMs: number;
+  /** Per rep, the sum of every stop; the median. */
+  stwTotalMs: number;
+  /** Minimum mutator utilization at 1, 10 and 100 ms windows (the median rep's curve). */
+  mmu1ms: number | null;
+  mmu10ms: number | null;
+  mmu100ms: number | null;
+  /** Median per pause kind (initial, remark, compaction, ...), ms. */
+  pausesMs: Record<string, number>;
+  marking: string;
   collectMs: number;
   markMs: number;
   planMs: number;
@@ -232,6 +243,13 @@ function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
     buildMs: m((r) => r.buildMs),
     compactionMs: m((r) => r.compactionMs),
     pauseMs: m((r) => r.pauseMs),
+    stwMaxMs: Math.max(...reps.map((r) => r.stwMaxMs)),
+    stwTotalMs: m((r) => r.stwTotalMs),
+    mmu1ms: null,
+    mmu10ms: null,
+    mmu100ms: null,
+    pausesMs: Object.fromEntries([...new Set(reps.flatMap((r) => r.pauses.map((p) => p.kind)))].map((k) => [k, m((r) => r.pauses.filter((p) => p.kind === k).reduce((t, p) => t + p.ms, 0))])),
+    marking: reps[0].marking,
     collectMs: m((r) => r.collectMs),
     markMs: m((r) => r.markMs),
     planMs: m((r) => r.planMs),
@@ -319,6 +337,13 @@ function compare(workload: Workload, heapOptions: KnobValues, horizonMs: number,
     wholeRun.curves[mode] = mmu(run.stalls, run.horizonMs, runWindowsMs).map((x) => (x === null ? null : Math.round(x * 1e4) / 1e4));
     modes[mode] = s;
     curves[mode] = medianCurve(reps.map((r) => mmu(r.stalls, r.horizonMs, windowsMs)));
+    const at = (w: number): number | null => {
+      const v = reps.map((r) => mmu(r.stalls, r.horizonMs, [w])[0]).filter((x): x is number => x !== null);
+      return v.length ? Math.round(median(v) * 1e4) / 1e4 : null;
+    };
+    s.mmu1ms = at(1);
+    s.mmu10ms = at(10);
+    s.mmu100ms = at(100);
     compaction[mode] = medianCurve(reps.map((r) => mmu(r.stallsCompaction, r.horizonMs, windowsMs)));
     const pooled = reps.flatMap((r) => r.faultSamplesUs);
     distributions[mode] = {
@@ -426,12 +451,12 @@ export function textSummary(res: Results): string {
     const ms = Object.values(c.modes) as ModeSummary[];
     out.push(
       table([
-        ['mode', 'live MiB', 'compact ms', 'GB/s', 'pause ms', 'collect ms', 'mark ms', 'faults', 'mut p50 us', 'mut p99 us', 'hdl p50 us', 'hdl p99 us', 'moved', 'copied', 'ebusy', 'MOVE calls', 'RSS before MiB', 'peak MiB', 'peak/before'],
+        ['mode', 'live MiB', 'compact ms', 'GB/s', 'pause ms', 'stw max ms', 'stw total ms', 'mmu 10ms', 'collect ms', 'mark ms', 'faults', 'mut p50 us', 'mut p99 us', 'hdl p50 us', 'hdl p99 us', 'moved', 'copied', 'ebusy', 'MOVE calls', 'RSS before MiB', 'peak MiB', 'peak/before'],
         ...ms.map((s) => {
           // stw has no faults, fault server or MOVE calls: "-", not 0.
           const cc = (x: number | null, d = 1): string => (s.mode === 'stw' ? '-' : f(x, d));
           return [
-            s.mode, f(s.liveBytes / MiB), f(s.compactionMs), f(s.throughputMBps / 1000, 2), f(s.pauseMs, 2), f(s.collectMs), f(s.markMs), cc(s.mutatorFaults, 0),
+            s.mode, f(s.liveBytes / MiB), f(s.compactionMs), f(s.throughputMBps / 1000, 2), f(s.pauseMs, 2), f(s.stwMaxMs, 2), f(s.stwTotalMs, 1), f(s.mmu10ms, 2), f(s.collectMs), f(s.markMs), cc(s.mutatorFaults, 0),
             cc(s.faultP50Us), cc(s.faultP99Us), cc(s.handlerFaultP50Us), cc(s.handlerFaultP99Us), f(s.pagesMoved, 0), f(s.pagesCopied, 0), cc(s.ebusyFallbacks, 0),
             cc(s.moveCalls, 0), f(s.rssBeforeBytes / MiB), f(s.rssPeakBytes / MiB), f(s.rssPeakOverBefore, 3),
           ];
