@@ -17,7 +17,8 @@
  */
 import fs from 'node:fs';
 import { claim, markProcessed, ownerOf, phaseOf, reclaim, unclaim } from './claim.js';
-import { PageBuilder } from './build.js';
+import { Builder, PageBuilder, type RunBuilder } from './build.js';
+import { NativePageBuilder } from './build-native.js';
 import { Install, type Installer } from './install.js';
 import { PAGE_WORDS } from './layout.js';
 import { native, PAGE_SIZE } from './native.js';
@@ -47,7 +48,9 @@ function sampleRss(sh: Shared): void {
 /** The builders' shared machinery, one per thread. */
 export class Builders {
   readonly sh: Shared;
-  readonly builder: PageBuilder;
+  /** The readable reference builder and its compiled twin; Ctl.BUILDER picks one. */
+  readonly jsBuilder: PageBuilder;
+  readonly nativeBuilder: NativePageBuilder;
   readonly installer: Installer;
   /** From-space plus scratch, as u32. */
   readonly from: Uint32Array;
@@ -56,9 +59,14 @@ export class Builders {
   constructor(sh: Shared, from: Uint32Array, installer: Installer) {
     this.sh = sh;
     this.from = from;
-    this.builder = new PageBuilder(sh, from);
+    this.jsBuilder = new PageBuilder(sh, from);
+    this.nativeBuilder = new NativePageBuilder(sh, from);
     this.installer = installer;
     this.capacityPages = sh.d.capacity / PAGE_SIZE;
+  }
+
+  get builder(): RunBuilder {
+    return Atomics.load(this.sh.ctl, Ctl.BUILDER) === Builder.NATIVE ? this.nativeBuilder : this.jsBuilder;
   }
 
   scratchPage(which: number): number {
@@ -70,8 +78,8 @@ export class Builders {
     const sh = this.sh;
     if (!claim(sh, q, owner)) return false;
     try {
-      if (heapDirect) this.builder.build(q, heapDirect, q * PAGE_WORDS * 2);
-      else this.builder.build(q, this.from, scratch * PAGE_WORDS * 2);
+      if (heapDirect) this.builder.buildRun(q, 1, heapDirect, q * PAGE_WORDS * 2);
+      else this.builder.buildRun(q, 1, this.from, scratch * PAGE_WORDS * 2);
     } catch (e) {
       unclaim(sh, q, owner);
       throw e;
@@ -247,7 +255,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         continue;
       }
       const buf = takeBuffer();
-      b.builder.build(q, b.from, buf * PAGE_WORDS * 2);
+      b.builder.buildRun(q, 1, b.from, buf * PAGE_WORDS * 2);
       if (built === forkAt - 1 && forkAt > 0) hooks.onFork();
       built++;
       if (built % RSS_SAMPLE_PAGES === 0) sampleRss(sh);

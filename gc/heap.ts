@@ -16,6 +16,7 @@ import { plan as planCycle, type Plan } from './plan.js';
 import { compactionPause, PauseOrder, type PauseOrderName } from './pause.js';
 import { Builders, Scratch, readRss } from './compact.js';
 import { FaultInstall, Install, Installer, type FaultInstallName } from './install.js';
+import { Builder, type BuilderName } from './build.js'; // builder option (issue 10)
 import { Mapping } from './memory.js';
 import { PAGE_SIZE } from './native.js';
 import { probe, type Capabilities, type Hideable } from './probe.js';
@@ -58,6 +59,8 @@ export interface HeapOptions {
   pauseOrder?: PauseOrderName;
   /** Move mode: install pages built for faults with 'copy' (default: no TLB flush) or 'move'; see install.ts. */
   faultInstall?: FaultInstallName;
+  /** Page builder: 'native' (default, native/build.cc) or 'js' (gc/build.ts, the reference). Issue 10. */
+  builder?: BuilderName;
   /** MADV_DONTFORK on the heap's mappings (default true): a child then shares no heap page. */
   dontFork?: boolean;
   /** Run the verifier after every cycle and throw ERR_VERIFY_FAILED if it fails. */
@@ -265,6 +268,7 @@ export class Heap {
     });
     Atomics.store(this.#sh.ctl, Ctl.INSTALL, mode === Mode.MOVE ? Install.MOVE : mode === Mode.COPY ? Install.COPY : Install.DIRECT);
     Atomics.store(this.#sh.ctl, Ctl.FAULT_INSTALL, opts.faultInstall === 'move' ? FaultInstall.MOVE : FaultInstall.COPY);
+    Atomics.store(this.#sh.ctl, Ctl.BUILDER, opts.builder === 'js' ? Builder.JS : Builder.NATIVE); // builder option (issue 10)
     const from = new Uint32Array(this.#fromMap.view(0, opts.capacity + Scratch.PAGES * PAGE_SIZE));
     this.#builders = new Builders(this.#sh, from, new Installer(this.#sh, this.#uffd, (msg, data) => this.log.warn({ ...data, thread: 'mutator' }, msg)));
     this.#typeList.push(
@@ -288,6 +292,8 @@ export class Heap {
     checkOptions(opts);
     if (opts.faultInstall !== undefined && opts.faultInstall !== 'copy' && opts.faultInstall !== 'move')
       throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `faultInstall must be 'copy' or 'move', got ${String(opts.faultInstall)}`);
+    if (opts.builder !== undefined && opts.builder !== 'js' && opts.builder !== 'native') // builder option (issue 10)
+      throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `builder must be 'js' or 'native', got ${String(opts.builder)}`);
     const log = opts.logger ?? silentLogger();
     const caps = probe({ hide: opts.hide });
     const { mode, fallbacks } = chooseMode(opts.mode ?? Mode.MOVE, caps);

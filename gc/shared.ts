@@ -71,6 +71,8 @@ export const Ctl = {
    * COMPACTOR_IN; the compactor stores COMPACTOR_IN, then reads this (one sees the other).
    */
   CLOSING_CYCLE: 38,
+  /** Which page builder every thread uses: Builder.JS or Builder.NATIVE (build.ts). Set by the heap at create. */
+  BUILDER: 39,
   SIZE: 40,
 } as const;
 
