@@ -31,6 +31,7 @@
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Heap, PAGE_SIZE, type CycleStats, type ModeName } from '../gc/index.js';
+import type { BuilderName } from '../gc/build.js';
 import { Ctl } from '../gc/shared.js';
 import { buildHeap, rng, type Workload } from './workload.js';
 import { bucketQuantiles, quantiles, type Quantiles } from './stats.js';
@@ -58,6 +59,7 @@ export interface Timeline {
 export interface RepResult {
   rep: number;
   mode: ModeName;
+  builder: BuilderName;
   requestedMode: ModeName;
   fallbacks: readonly string[];
   heapBytes: number;
@@ -74,6 +76,8 @@ export interface RepResult {
   pause: CycleStats['pause'];
   compactionMs: number;
   compactorBusyMs: number;
+  /** The compactor thread's time split (move and copy). */
+  compactor: CycleStats['compactor'];
   concurrentMs: number;
   /** Wall time of the final idle() call (finalization on the mutator's thread). */
   idleMs: number;
@@ -130,6 +134,7 @@ export interface RepOptions {
   /** paced: one touch every touchUs (sleeping between); busy: back to back; none: no touches. */
   mutator: MutatorKind;
   touchUs: number;
+  builder: BuilderName;
 }
 
 export const MUTATORS = ['paced', 'busy', 'none'] as const;
@@ -197,7 +202,7 @@ class Statm {
 
 export async function runRep(o: RepOptions): Promise<RepResult> {
   const w = o.workload;
-  const heap = await Heap.create({ capacity: w.heapBytes, mode: o.mode });
+  const heap = await Heap.create({ capacity: w.heapBytes, mode: o.mode, builder: o.builder });
   const statm = new Statm();
   try {
     const ctlOf = controlBlock(heap);
@@ -330,6 +335,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     return {
       rep: o.rep,
       mode: heap.mode,
+      builder: o.builder,
       requestedMode: o.mode,
       fallbacks: heap.fallbacks,
       heapBytes: w.heapBytes,
@@ -345,6 +351,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       pause: st.pause,
       compactionMs: st.compactionMs,
       compactorBusyMs: st.compactorBusyMs,
+      compactor: st.compactor,
       concurrentMs: st.concurrentMs,
       idleMs: ms(te) - ms(ti),
       throughputMBps: st.compactionMs > 0 ? st.liveBytes / 1e6 / (st.compactionMs / 1000) : 0,

@@ -12,6 +12,10 @@
  *   --modes LIST      comma-separated (default move,copy,stw)
  *   --reps N          repetitions per mode (default 5; 3 with --quick or --sweep)
  *   --pinned F        fraction of live objects pinned with heap.pin (default 0; at most 2000 pins)
+ *   --builder LIST    page builders, comma-separated: native | js (default: the heap's default,
+ *                     native). With several, every (builder, mode) pair runs in each rep; the
+ *                     first builder's comparison is the main one (report, goals), and each
+ *                     other builder's table and its compaction ratio to the first are printed.
  *   --quick           256 MiB heap, 3 reps, shorter floor: the whole run in under a minute
  *   --sweep           scaling sweep over 64 MiB, 256 MiB, 1 GiB, 2 GiB, 4 GiB - 2 MiB
  *   --sweep-sizes L   the sweep's sizes in MiB, comma-separated
@@ -39,6 +43,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MAX_CAPACITY, probe, type ModeName } from '../gc/index.js';
+import type { BuilderName } from '../gc/build.js';
 import { MUTATORS, runRep, stopWatchdog, type MutatorKind, type RepResult } from './cycle.js';
 import { measureFloor, type Floor } from './floor.js';
 import { cdf, cdfOfBuckets, logSpace, median, mergeBuckets, mmu, quantiles, type Quantiles } from './stats.js';
@@ -55,6 +60,7 @@ export interface Args {
   pattern: Pattern;
   sizes: SizeMix;
   modes: ModeName[];
+  builders: BuilderName[];
   reps: number;
   pinned: number;
   quick: boolean;
@@ -78,7 +84,7 @@ const USAGE = fs.existsSync(fileURLToPath(import.meta.url))
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
-    heapMiB: 1024, live: 0.5, pattern: 'interleaved', sizes: 'mixed', modes: ['move', 'copy', 'stw'], reps: 5, pinned: 0, quick: false,
+    heapMiB: 1024, live: 0.5, pattern: 'interleaved', sizes: 'mixed', modes: ['move', 'copy', 'stw'], builders: ['native'], reps: 5, pinned: 0, quick: false,
     sweep: false, sweepMiB: SWEEP_MIB, out: path.join(ROOT, 'bench/results'), seed: 1, fill: 0.9, roots: 64, mutatorMs: null, sampleMs: 1,
     mutator: 'paced', touchUs: 100, verify: false, floor: true,
   };
@@ -115,6 +121,13 @@ function parseArgs(argv: string[]): Args {
         const m = val().split(',').map((x) => x.trim()).filter(Boolean);
         for (const x of m) if (!['move', 'copy', 'stw'].includes(x)) throw new Error(`unknown mode ${x}`);
         a.modes = m as ModeName[];
+        break;
+      }
+      case '--builder': {
+        const b = val().split(',').map((x) => x.trim()).filter(Boolean);
+        for (const x of b) if (x !== 'js' && x !== 'native') throw new Error(`unknown builder ${x} (expected js, native)`);
+        if (b.length === 0) throw new Error('--builder needs at least one builder');
+        a.builders = [...new Set(b)] as BuilderName[];
         break;
       }
       case '--reps': a.reps = Math.round(num(1, 1000)); repsSet = true; break;
@@ -161,6 +174,7 @@ type RawRep = Omit<RepResult, 'timeline' | 'stalls' | 'stallsCompaction' | 'faul
 
 export interface ModeSummary {
   mode: ModeName;
+  builder: BuilderName;
   reps: number;
   heapBytes: number;
   usedBytes: number;
@@ -175,6 +189,12 @@ export interface ModeSummary {
   planMs: number;
   concurrentMs: number;
   compactorBusyMs: number;
+  /** The compactor thread's time split (ms, medians; move and copy only). */
+  compactorBuildMs: number;
+  compactorInstallMs: number;
+  compactorReleaseMs: number;
+  compactorOtherMs: number;
+  compactorWaitMs: number;
   idleMs: number;
   throughputMBps: number;
   msPerLiveMiB: number;
@@ -216,6 +236,7 @@ export interface Distributions {
 }
 
 export interface Comparison {
+  builder: BuilderName;
   workload: Workload;
   horizonMs: number;
   modes: Partial<Record<ModeName, ModeSummary>>;
@@ -258,6 +279,8 @@ export interface Results {
     busySibling: Omit<Floor['busySibling'], 'faultRoundTripSamplesUs'> & { faultRoundTripCdf: Array<[number, number]> };
   }) | null;
   main: Comparison | null;
+  /** With --builder listing several: every builder's comparison (main is the first's). */
+  builders?: Partial<Record<BuilderName, Comparison>>;
   goals: Goal[];
   sweep: { points: SweepPoint[]; pauseSmallVsLarge: Record<string, unknown> | null; fromEarlierRun?: string } | null;
 }
@@ -272,6 +295,7 @@ function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
   const allVerified = reps.every((r) => r.verify === undefined) ? null : reps.every((r) => r.verify?.ok === true);
   return {
     mode,
+    builder: reps[0].builder,
     reps: reps.length,
     heapBytes: reps[0].heapBytes,
     usedBytes: m((r) => r.usedBytes),
@@ -286,6 +310,11 @@ function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
     planMs: m((r) => r.planMs),
     concurrentMs: m((r) => r.concurrentMs),
     compactorBusyMs: m((r) => r.compactorBusyMs),
+    compactorBuildMs: m((r) => r.compactor.buildMs),
+    compactorInstallMs: m((r) => r.compactor.installMs),
+    compactorReleaseMs: m((r) => r.compactor.releaseMs),
+    compactorOtherMs: m((r) => r.compactor.otherMs),
+    compactorWaitMs: m((r) => r.compactor.waitMs),
     idleMs: m((r) => r.idleMs),
     throughputMBps: m((r) => r.throughputMBps),
     msPerLiveMiB: m((r) => r.compactionMs / (r.liveBytes / MiB)),
@@ -333,7 +362,7 @@ function downsampleTimeline(t: RepResult['timeline'], max = 2500): RepResult['ti
   };
 }
 
-function compare(workload: Workload, horizonMs: number, byMode: Map<ModeName, RepResult[]>, floor: Floor | null): Comparison {
+function compare(builder: BuilderName, workload: Workload, horizonMs: number, byMode: Map<ModeName, RepResult[]>, floor: Floor | null): Comparison {
   const modes: Comparison['modes'] = {};
   const distributions: Comparison['distributions'] = {};
   const timelines: Comparison['timelines'] = {};
@@ -385,7 +414,7 @@ function compare(workload: Workload, horizonMs: number, byMode: Map<ModeName, Re
     moveThroughputGBps: mv ? mv.throughputMBps / 1000 : null,
     copyThroughputGBps: cp ? cp.throughputMBps / 1000 : null,
   };
-  return { workload, horizonMs, modes, ratios, mmu: { windowsMs, curves, compaction }, distributions, timelines };
+  return { builder, workload, horizonMs, modes, ratios, mmu: { windowsMs, curves, compaction }, distributions, timelines };
 }
 
 function goalsOf(c: Comparison | null, sweep: Results['sweep']): Goal[] {
@@ -422,25 +451,30 @@ function fmtMs(x: number): string {
   return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
 
-async function runComparison(args: Args, heapMiB: number, floor: Floor | null, t0: number, label: string): Promise<Comparison> {
+/** One comparison per builder (args.builders order), reps interleaved over every (builder, mode). */
+async function runComparison(args: Args, heapMiB: number, floor: Floor | null, t0: number, label: string): Promise<Comparison[]> {
   const workload: Workload = { heapBytes: heapMiB * MiB, live: args.live, pattern: args.pattern, sizes: args.sizes, pinned: args.pinned, seed: args.seed, fill: args.fill, roots: args.roots };
   const horizonMs = args.mutatorMs ?? Math.max(100, heapMiB / 2);
-  const byMode = new Map<ModeName, RepResult[]>(args.modes.map((m) => [m, []]));
+  const byBuilder = new Map(args.builders.map((b) => [b, new Map<ModeName, RepResult[]>(args.modes.map((m) => [m, []]))]));
+  const named = args.builders.length > 1;
   for (let rep = 1; rep <= args.reps; rep++) {
-    for (const mode of args.modes) {
-      const r = await runRep({ mode, workload, rep, horizonMs, sampleMs: args.sampleMs, verify: args.verify, mutator: args.mutator, touchUs: args.touchUs });
-      byMode.get(mode)!.push(r);
+    for (const builder of args.builders) for (const mode of args.modes) {
+      const r = await runRep({ mode, workload, rep, horizonMs, sampleMs: args.sampleMs, verify: args.verify, mutator: args.mutator, touchUs: args.touchUs, builder });
+      byBuilder.get(builder)!.get(mode)!.push(r);
       const el = ((performance.now() - t0) / 1000).toFixed(1);
       const fb = r.mode !== mode ? ` (FELL BACK to ${r.mode}: ${r.fallbacks.join('; ')})` : '';
+      const c = r.compactor;
       process.stderr.write(
-        `[${el.padStart(6)} s] ${label}rep ${rep}/${args.reps} ${mode.padEnd(4)}${fb} ${heapMiB} MiB: build ${(r.buildMs / 1000).toFixed(1)} s, ` +
+        `[${el.padStart(6)} s] ${label}rep ${rep}/${args.reps} ${named ? `${builder.padEnd(6)} ` : ''}${mode.padEnd(4)}${fb} ${heapMiB} MiB: build ${(r.buildMs / 1000).toFixed(1)} s, ` +
           `collect ${fmtMs(r.collectMs)} ms (pause ${fmtMs(r.pauseMs)}), compaction ${fmtMs(r.compactionMs)} ms, ` +
           `${(r.throughputMBps / 1000).toFixed(2)} GB/s, faults ${r.mutatorFaults} (p50 ${r.faultMutatorUs.p50.toFixed(0)} us), ` +
-          `rss x${(r.rssPeakBytes / r.rssBeforeBytes).toFixed(3)}${r.touchErrors ? `, ${r.touchErrors} BAD READS (first: ${r.firstError})` : ''}${r.stoppedEarly ? `, ${r.stoppedEarly}` : ''}${r.verify && !r.verify.ok ? ', VERIFY FAILED' : ''}\n`,
+          `rss x${(r.rssPeakBytes / r.rssBeforeBytes).toFixed(3)}` +
+          (r.mode === 'stw' ? '' : `, compactor build/install/release/other/wait ${fmtMs(c.buildMs)}/${fmtMs(c.installMs)}/${fmtMs(c.releaseMs)}/${fmtMs(c.otherMs)}/${fmtMs(c.waitMs)} ms`) +
+          `${r.touchErrors ? `, ${r.touchErrors} BAD READS (first: ${r.firstError})` : ''}${r.stoppedEarly ? `, ${r.stoppedEarly}` : ''}${r.verify && !r.verify.ok ? ', VERIFY FAILED' : ''}\n`,
       );
     }
   }
-  return compare(workload, horizonMs, byMode, floor);
+  return args.builders.map((b) => compare(b, workload, horizonMs, byBuilder.get(b)!, floor));
 }
 
 function table(rows: string[][]): string {
@@ -451,10 +485,10 @@ function table(rows: string[][]): string {
 export function textSummary(res: Results): string {
   const out: string[] = [];
   const f = (x: number | null | undefined, d = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
-  const c = res.main;
-  if (c) {
+  const all = res.builders ? (Object.values(res.builders) as Comparison[]) : res.main ? [res.main] : [];
+  for (const c of all) {
     const w = c.workload;
-    out.push(`workload: ${w.heapBytes / MiB} MiB heap, live ${w.live}, pattern ${w.pattern}, sizes ${w.sizes}, pinned ${w.pinned}, seed ${w.seed}; mutator ${res.params.mutator}${res.params.mutator === 'paced' ? ` (${res.params.touchUs} us)` : ''}; medians of ${res.params.reps} reps`);
+    out.push(`${all.length > 1 ? `builder ${c.builder}: ` : ''}workload: ${w.heapBytes / MiB} MiB heap, live ${w.live}, pattern ${w.pattern}, sizes ${w.sizes}, pinned ${w.pinned}, seed ${w.seed}; mutator ${res.params.mutator}${res.params.mutator === 'paced' ? ` (${res.params.touchUs} us)` : ''}; builder ${c.builder}; medians of ${res.params.reps} reps`);
     const ms = Object.values(c.modes) as ModeSummary[];
     out.push(
       table([
@@ -466,7 +500,21 @@ export function textSummary(res: Results): string {
         ]),
       ]),
     );
+    const cm = ms.filter((s) => s.mode !== 'stw');
+    if (cm.length)
+      out.push(
+        'compactor thread (ms): ' +
+          cm.map((s) => `${s.mode} busy ${f(s.compactorBusyMs)} = build ${f(s.compactorBuildMs)} + install ${f(s.compactorInstallMs)} + release ${f(s.compactorReleaseMs)} + other ${f(s.compactorOtherMs)}; wait ${f(s.compactorWaitMs)}`).join(' | '),
+      );
     out.push('ratios: ' + Object.entries(c.ratios).map(([k, v]) => `${k} ${f(v, 3)}`).join(', '));
+  }
+  if (all.length > 1) {
+    const [first, ...rest] = all;
+    for (const c of rest)
+      out.push(
+        `builder ${c.builder} / ${first.builder}, compaction ms: ` +
+          Object.keys(first.modes).map((m) => `${m} ${f((c.modes[m as ModeName]?.compactionMs ?? NaN) / (first.modes[m as ModeName]?.compactionMs ?? NaN), 3)}`).join(', '),
+      );
   }
   if (res.floor) {
     const fl = res.floor;
@@ -527,6 +575,7 @@ async function main(): Promise<void> {
   }
 
   let mainCmp: Comparison | null = null;
+  let byBuilder: Results['builders'];
   let sweep: Results['sweep'] = null;
   if (args.sweep) {
     const points: SweepPoint[] = [];
@@ -540,7 +589,7 @@ async function main(): Promise<void> {
         points.push({ heapMiB: mib, skipped: why, msPerLiveMiB: {}, pauseMs: {}, collectMs: {}, compactionMs: {}, throughputMBps: {} });
         continue;
       }
-      const c = await runComparison(args, mib, floor, t0, `sweep ${mib} MiB `);
+      const c = (await runComparison({ ...args, builders: args.builders.slice(0, 1) }, mib, floor, t0, `sweep ${mib} MiB `))[0];
       comps.set(mib, c);
       const per = <K extends keyof ModeSummary>(k: K): Partial<Record<ModeName, number>> =>
         Object.fromEntries(Object.entries(c.modes).map(([m, s]) => [m, s![k] as number]));
@@ -562,7 +611,9 @@ async function main(): Promise<void> {
     sweep = { points, pauseSmallVsLarge };
     mainCmp = comps.get(args.heapMiB) ?? [...comps.values()].pop() ?? null;
   } else {
-    mainCmp = await runComparison(args, args.heapMiB, floor, t0, '');
+    const cs = await runComparison(args, args.heapMiB, floor, t0, '');
+    mainCmp = cs[0];
+    if (cs.length > 1) byBuilder = Object.fromEntries(cs.map((c) => [c.builder, c]));
     // Show the latest sweep, if any, labelled as coming from an earlier run.
     const prev = path.join(args.out, 'sweep-latest.json');
     if (fs.existsSync(prev)) {
@@ -593,6 +644,7 @@ async function main(): Promise<void> {
         }))(floor)
       : null,
     main: mainCmp,
+    builders: byBuilder,
     goals: [],
     sweep,
   };

@@ -14,7 +14,7 @@ import { MoveGcError, ErrorCode, fromNative, invalidArg } from './errors.js';
 import { mark } from './mark.js';
 import { plan as planCycle, type Plan } from './plan.js';
 import { compactionPause, PauseOrder, type PauseOrderName } from './pause.js';
-import { Builders, Scratch, readRss } from './compact.js';
+import { Builders, Scratch, compactorSplit, readRss } from './compact.js';
 import { FaultInstall, Install, Installer, type FaultInstallName } from './install.js';
 import { Builder, type BuilderName } from './build.js'; // builder option (issue 10)
 import { Mapping } from './memory.js';
@@ -685,6 +685,7 @@ export class Heap {
     sh.clk[Clk.COMPACT_START] = 0;
     sh.clk[Clk.COMPACT_END] = 0;
     sh.clk[Clk.COMPACTOR_BUSY] = 0;
+    sh.clk.fill(0, Clk.COMPACTOR_BUILD, Clk.COMPACTOR_WAIT + 1); // compactor time split (issue 10)
 
     // The compaction pause.
     const tp = now();
@@ -860,6 +861,7 @@ export class Heap {
     st.compactionMs = sh.clk[Clk.COMPACT_END] > 0 ? sh.clk[Clk.COMPACT_END] - a.pauseEnd : end - a.pauseEnd;
     if (this.mode === Mode.STW) st.compactionMs = sh.clk[Clk.COMPACT_END] - sh.clk[Clk.COMPACT_START];
     st.compactorBusyMs = sh.clk[Clk.COMPACTOR_BUSY];
+    st.compactor = compactorSplit(sh.clk); // compactor time split (issue 10)
     st.concurrentMs = this.mode === Mode.STW ? 0 : end - a.pauseEnd;
     st.pages.moved = c[Ctl.PAGES_MOVED];
     st.pages.copied = c[Ctl.PAGES_COPIED];
@@ -911,6 +913,7 @@ export class Heap {
       pause: { totalMs: 0, rootsMs: 0, pinnedMs: 0, registerMs: 0, remapMs: 0 },
       compactionMs: 0,
       compactorBusyMs: 0,
+      compactor: { buildMs: 0, installMs: 0, releaseMs: 0, otherMs: 0, waitMs: 0 }, // compactor time split (issue 10)
       concurrentMs: 0,
       pages: { total: p.pagesTotal, identity: p.identityPages, moved: 0, copied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
       moveCalls: 0,

@@ -88,7 +88,13 @@ export const Clk = {
   /** Compactor busy time this cycle (ms), excluding waits. */
   COMPACTOR_BUSY: 5,
   FAULT_BUSY: 6,
-  SIZE: 8,
+  /** The compactor's time split this cycle (ms, see CycleStats.compactor): written at its end. */
+  COMPACTOR_BUILD: 7,
+  COMPACTOR_INSTALL: 8,
+  COMPACTOR_RELEASE: 9,
+  COMPACTOR_OTHER: 10,
+  COMPACTOR_WAIT: 11,
+  SIZE: 12,
 } as const;
 
 /** Page phases (low 2 bits of a page state word); the owner is in the bits above. */

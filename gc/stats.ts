@@ -28,6 +28,13 @@ export interface CycleStats {
   /** Compaction-thread completion time: pause end to the compactor's last install. */
   compactionMs: number;
   compactorBusyMs: number;
+  /**
+   * The compactor thread's busy time split (move and copy; zeros in stw and when the
+   * compactor did not run the cycle): building pages, installing runs (MOVE/COPY ioctls and
+   * page states), releasing consumed from-space (madvise), and the rest (claims, buffers,
+   * heartbeats, RSS samples). waitMs (injected stalls) is outside busy time.
+   */
+  compactor: CompactorSplit;
   /** Pause end to the cycle's end (every page installed, heap unregistered). */
   concurrentMs: number;
   pages: {
@@ -58,6 +65,14 @@ export interface CycleStats {
   rss: { beforeBytes: number; peakBytes: number; afterBytes: number };
   pinnedSpans: number;
   segments: number;
+}
+
+export interface CompactorSplit {
+  buildMs: number;
+  installMs: number;
+  releaseMs: number;
+  otherMs: number;
+  waitMs: number;
 }
 
 export function summarize(hist: Int32Array, offset: number): LatencySummary {
