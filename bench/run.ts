@@ -195,6 +195,8 @@ export interface ModeSummary {
   compactorReleaseMs: number;
   compactorOtherMs: number;
   compactorWaitMs: number;
+  compactorCpuMs: number;
+  compactorQueuedMs: number;
   idleMs: number;
   throughputMBps: number;
   msPerLiveMiB: number;
@@ -315,6 +317,8 @@ function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
     compactorReleaseMs: m((r) => r.compactor.releaseMs),
     compactorOtherMs: m((r) => r.compactor.otherMs),
     compactorWaitMs: m((r) => r.compactor.waitMs),
+    compactorCpuMs: m((r) => r.compactor.cpuMs),
+    compactorQueuedMs: m((r) => r.compactor.queuedMs),
     idleMs: m((r) => r.idleMs),
     throughputMBps: m((r) => r.throughputMBps),
     msPerLiveMiB: m((r) => r.compactionMs / (r.liveBytes / MiB)),
@@ -401,6 +405,7 @@ function compare(builder: BuilderName, workload: Workload, horizonMs: number, by
   const sw = modes.stw;
   const ratios: Record<string, number | null> = {
     moveOverCopyCompaction: ratio(mv?.compactionMs, cp?.compactionMs),
+    moveOverCopyCompactorCpu: ratio(mv?.compactorCpuMs, cp?.compactorCpuMs),
     moveOverStwCompaction: ratio(mv?.compactionMs, sw?.compactionMs),
     copyOverStwCompaction: ratio(cp?.compactionMs, sw?.compactionMs),
     moveOverCopyPause: ratio(mv?.pauseMs, cp?.pauseMs),
@@ -469,7 +474,7 @@ async function runComparison(args: Args, heapMiB: number, floor: Floor | null, t
           `collect ${fmtMs(r.collectMs)} ms (pause ${fmtMs(r.pauseMs)}), compaction ${fmtMs(r.compactionMs)} ms, ` +
           `${(r.throughputMBps / 1000).toFixed(2)} GB/s, faults ${r.mutatorFaults} (p50 ${r.faultMutatorUs.p50.toFixed(0)} us), ` +
           `rss x${(r.rssPeakBytes / r.rssBeforeBytes).toFixed(3)}` +
-          (r.mode === 'stw' ? '' : `, compactor build/install/release/other/wait ${fmtMs(c.buildMs)}/${fmtMs(c.installMs)}/${fmtMs(c.releaseMs)}/${fmtMs(c.otherMs)}/${fmtMs(c.waitMs)} ms`) +
+          (r.mode === 'stw' ? '' : `, compactor build/install/release/other/wait ${fmtMs(c.buildMs)}/${fmtMs(c.installMs)}/${fmtMs(c.releaseMs)}/${fmtMs(c.otherMs)}/${fmtMs(c.waitMs)} ms, cpu ${fmtMs(c.cpuMs)} queued ${fmtMs(c.queuedMs)}`) +
           `${r.touchErrors ? `, ${r.touchErrors} BAD READS (first: ${r.firstError})` : ''}${r.stoppedEarly ? `, ${r.stoppedEarly}` : ''}${r.verify && !r.verify.ok ? ', VERIFY FAILED' : ''}\n`,
       );
     }
@@ -504,7 +509,7 @@ export function textSummary(res: Results): string {
     if (cm.length)
       out.push(
         'compactor thread (ms): ' +
-          cm.map((s) => `${s.mode} busy ${f(s.compactorBusyMs)} = build ${f(s.compactorBuildMs)} + install ${f(s.compactorInstallMs)} + release ${f(s.compactorReleaseMs)} + other ${f(s.compactorOtherMs)}; wait ${f(s.compactorWaitMs)}`).join(' | '),
+          cm.map((s) => `${s.mode} busy ${f(s.compactorBusyMs)} = build ${f(s.compactorBuildMs)} + install ${f(s.compactorInstallMs)} + release ${f(s.compactorReleaseMs)} + other ${f(s.compactorOtherMs)}; wait ${f(s.compactorWaitMs)}; on CPU ${f(s.compactorCpuMs)}, runnable but off CPU ${f(s.compactorQueuedMs)}`).join(' | '),
       );
     out.push('ratios: ' + Object.entries(c.ratios).map(([k, v]) => `${k} ${f(v, 3)}`).join(', '));
   }

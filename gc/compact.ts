@@ -161,7 +161,19 @@ export function compactorSplit(clk: Float64Array): CompactorSplit {
     releaseMs: clk[Clk.COMPACTOR_RELEASE],
     otherMs: clk[Clk.COMPACTOR_OTHER],
     waitMs: clk[Clk.COMPACTOR_WAIT],
+    cpuMs: clk[Clk.COMPACTOR_CPU],
+    queuedMs: clk[Clk.COMPACTOR_QUEUED],
   };
+}
+
+/** This thread's [ns on a CPU, ns runnable waiting for a CPU] so far, or zeros (see CompactorSplit). */
+export function schedstat(): [number, number] {
+  try {
+    const f = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ');
+    return [Number(f[0]), Number(f[1])];
+  } catch {
+    return [0, 0];
+  }
 }
 
 /**
@@ -180,6 +192,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const ranges = [...b.pageRanges()];
   const segs = ranges.map((_, i) => [sh.segments[i * SEG_FIELDS + Seg.START] / PAGE_WORDS, sh.segments[i * SEG_FIELDS + Seg.END] / PAGE_WORDS]);
   const scratch0 = b.scratchPage(Scratch.COMPACTOR);
+  const sched0 = schedstat();
   const t0 = now();
   sh.clk[Clk.COMPACT_START] = t0;
   sampleRss(sh);
@@ -354,6 +367,9 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   sh.clk[Clk.COMPACTOR_RELEASE] = releaseMs;
   sh.clk[Clk.COMPACTOR_OTHER] = Math.max(0, busy - buildMs - installMs - releaseMs);
   sh.clk[Clk.COMPACTOR_WAIT] = waitMs;
+  const sched1 = schedstat();
+  sh.clk[Clk.COMPACTOR_CPU] = (sched1[0] - sched0[0]) / 1e6;
+  sh.clk[Clk.COMPACTOR_QUEUED] = (sched1[1] - sched0[1]) / 1e6;
   sh.clk[Clk.COMPACT_END] = t1;
   sh.clk[Clk.HB_COMPACTOR] = Infinity; // done: never stale
 }

@@ -685,7 +685,7 @@ export class Heap {
     sh.clk[Clk.COMPACT_START] = 0;
     sh.clk[Clk.COMPACT_END] = 0;
     sh.clk[Clk.COMPACTOR_BUSY] = 0;
-    sh.clk.fill(0, Clk.COMPACTOR_BUILD, Clk.COMPACTOR_WAIT + 1); // compactor time split (issue 10)
+    sh.clk.fill(0, Clk.COMPACTOR_BUILD, Clk.COMPACTOR_QUEUED + 1); // compactor time split (issue 10)
 
     // The compaction pause.
     const tp = now();
@@ -913,7 +913,7 @@ export class Heap {
       pause: { totalMs: 0, rootsMs: 0, pinnedMs: 0, registerMs: 0, remapMs: 0 },
       compactionMs: 0,
       compactorBusyMs: 0,
-      compactor: { buildMs: 0, installMs: 0, releaseMs: 0, otherMs: 0, waitMs: 0 }, // compactor time split (issue 10)
+      compactor: { buildMs: 0, installMs: 0, releaseMs: 0, otherMs: 0, waitMs: 0, cpuMs: 0, queuedMs: 0 }, // compactor time split (issue 10)
       concurrentMs: 0,
       pages: { total: p.pagesTotal, identity: p.identityPages, moved: 0, copied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
       moveCalls: 0,

@@ -94,7 +94,10 @@ export const Clk = {
   COMPACTOR_RELEASE: 9,
   COMPACTOR_OTHER: 10,
   COMPACTOR_WAIT: 11,
-  SIZE: 12,
+  /** The compactor thread's time on a CPU and runnable but waiting for one (schedstat). */
+  COMPACTOR_CPU: 12,
+  COMPACTOR_QUEUED: 13,
+  SIZE: 14,
 } as const;
 
 /** Page phases (low 2 bits of a page state word); the owner is in the bits above. */

@@ -32,7 +32,10 @@ export interface CycleStats {
    * The compactor thread's busy time split (move and copy; zeros in stw and when the
    * compactor did not run the cycle): building pages, installing runs (MOVE/COPY ioctls and
    * page states), releasing consumed from-space (madvise), and the rest (claims, buffers,
-   * heartbeats, RSS samples). waitMs (injected stalls) is outside busy time.
+   * heartbeats, RSS samples). waitMs (injected stalls) is outside busy time. cpuMs and
+   * queuedMs: the thread's time on a CPU and runnable but waiting for one over its cycle
+   * (/proc/thread-self/schedstat; 0 where the kernel lacks it): on a shared machine the
+   * wall-clock split includes time the thread was not running.
    */
   compactor: CompactorSplit;
   /** Pause end to the cycle's end (every page installed, heap unregistered). */
@@ -73,6 +76,8 @@ export interface CompactorSplit {
   releaseMs: number;
   otherMs: number;
   waitMs: number;
+  cpuMs: number;
+  queuedMs: number;
 }
 
 export function summarize(hist: Int32Array, offset: number): LatencySummary {

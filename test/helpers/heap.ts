@@ -2,6 +2,7 @@
  * Heap test plumbing: per-mode `it` (kernel-gated for move/copy), heaps closed after each
  * test, and the per-cycle statistics consistency check every heap test applies.
  */
+import fs from 'node:fs';
 import { afterEach, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Heap, type CycleStats, type HeapOptions, type Logger, type ModeName } from '../../dist/gc/index.js';
@@ -48,6 +49,7 @@ export interface StatsExpect {
   faulted?: boolean;
 }
 
+const SCHEDSTAT = fs.existsSync('/proc/thread-self/schedstat');
 const num = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x >= 0;
 
 /** Consistency of one cycle's statistics with each other and with the mode. */
@@ -60,11 +62,13 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
   for (const k of ['markMs', 'planMs', 'compactionMs', 'compactorBusyMs', 'concurrentMs'] as const) expect(num(st[k]), `${ctx} ${k}=${st[k]}`).toBe(true);
   // The compactor's time split: parts of its busy time (waits outside it), zeros in stw.
   const cs = st.compactor;
-  for (const k of ['buildMs', 'installMs', 'releaseMs', 'otherMs', 'waitMs'] as const) expect(num(cs[k]), `${ctx} compactor.${k}=${cs[k]}`).toBe(true);
+  for (const k of ['buildMs', 'installMs', 'releaseMs', 'otherMs', 'waitMs', 'cpuMs', 'queuedMs'] as const) expect(num(cs[k]), `${ctx} compactor.${k}=${cs[k]}`).toBe(true);
   expect(cs.buildMs + cs.installMs + cs.releaseMs + cs.otherMs, `${ctx} ${JSON.stringify(cs)}`).toBeCloseTo(mode === 'stw' ? 0 : st.compactorBusyMs, 3);
   if (mode !== 'stw' && st.pages.builtByCompactor > 0) {
     expect(cs.buildMs, `${ctx} ${JSON.stringify(cs)}`).toBeGreaterThan(0);
     expect(cs.installMs, `${ctx} ${JSON.stringify(cs)}`).toBeGreaterThan(0);
+    if (SCHEDSTAT) expect(cs.cpuMs, `${ctx} ${JSON.stringify(cs)}`).toBeGreaterThan(0);
+    expect(cs.cpuMs, `${ctx} ${JSON.stringify(cs)}`).toBeLessThanOrEqual(st.compactionMs + 1);
   }
   expect(st.rss.beforeBytes, ctx).toBeGreaterThan(0);
   expect(st.rss.peakBytes, ctx).toBeGreaterThanOrEqual(st.rss.beforeBytes);
