@@ -81,6 +81,21 @@ inline int64_t NextClear(const Table<uint32_t>& bits, int64_t from, int64_t limi
 
 inline bool TestBit(const Table<uint32_t>& bits, int64_t i) { return (BitWord(bits, i >> 5) >> (i & 31)) & 1u; }
 
+// One instruction where the CPU has POPCNT: Kernel::Run is compiled twice (target_clones)
+// with the whole kernel flattened into it, and the loader picks the clone; elsewhere a
+// libgcc call.
+inline uint32_t Popcount(uint32_t x) { return static_cast<uint32_t>(__builtin_popcount(x)); }
+
+// Copies n u32 words. Objects are small: a libc call per object cost more than the copy.
+// Forward order, as build.ts copies small objects (source and destination never overlap).
+inline void CopyWords(uint32_t* d, const uint32_t* s, int64_t n) {
+  if (n > 32) {
+    memmove(d, s, n * 4);
+    return;
+  }
+  for (int64_t i = 0; i < n; i++) d[i] = s[i];
+}
+
 class Kernel {
  public:
   Table<uint32_t> live, starts, chunkNew, pageFirst;
@@ -90,6 +105,9 @@ class Kernel {
   int ctlSegments = 0;
 
   // Builds to-space pages [q0, q0+n) into dst pages starting at dst (1024 u32 each).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  __attribute__((target_clones("popcnt", "default"), flatten))
+#endif
   void Run(int64_t q0, int64_t n, const Table<uint32_t>& from, uint32_t* dst) {
     src_ = from;
     for (int64_t i = 0; i < n; i++) Build(q0 + i, dst + i * PAGE_WORDS * 2);
@@ -106,8 +124,8 @@ class Kernel {
     if (base == IN_PLACE) return w;
     const uint32_t off = w & 63;
     const uint32_t* l = live.p + (static_cast<size_t>(c) << 1);
-    if (off < 32) return off == 0 ? base : base + __builtin_popcount(l[0] & ((1u << off) - 1u));
-    return base + __builtin_popcount(l[0]) + (off == 32 ? 0 : __builtin_popcount(l[1] & ((1u << (off - 32)) - 1u)));
+    if (off < 32) return off == 0 ? base : base + Popcount(l[0] & ((1u << off) - 1u));
+    return base + Popcount(l[0]) + (off == 32 ? 0 : Popcount(l[1] & ((1u << (off - 32)) - 1u)));
   }
 
   inline uint32_t Src(int64_t i) const {
@@ -202,7 +220,7 @@ class Kernel {
         const uint32_t* sp = src_.p + si;
         // Every branch of build.ts writes the same words: the object's part on this page,
         // its reference slots forwarded (null stays null).
-        if (a >= copiedTo && n > 0) memmove(d, sp, n * 4);
+        if (a >= copiedTo) CopyWords(d, sp, n);
         const int64_t r0 = t * 2 + 2 - a * 2;
         const int64_t r1 = r0 + nref;
         const int64_t k1 = r1 < n ? r1 : n;
