@@ -81,10 +81,13 @@ inline int64_t NextClear(const Table<uint32_t>& bits, int64_t from, int64_t limi
 
 inline bool TestBit(const Table<uint32_t>& bits, int64_t i) { return (BitWord(bits, i >> 5) >> (i & 31)) & 1u; }
 
-// One instruction where the CPU has POPCNT: Kernel::Run is compiled twice (target_clones)
-// with the whole kernel flattened into it, and the loader picks the clone; elsewhere a
-// libgcc call.
-inline uint32_t Popcount(uint32_t x) { return static_cast<uint32_t>(__builtin_popcount(x)); }
+// Without -mpopcnt, __builtin_popcount is a libgcc call; this is a few inline ALU operations.
+inline uint32_t Popcount(uint32_t x) {
+  x = x - ((x >> 1) & 0x55555555u);
+  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+  x = (x + (x >> 4)) & 0x0f0f0f0fu;
+  return (x * 0x01010101u) >> 24;
+}
 
 // Copies n u32 words. Objects are small: a libc call per object cost more than the copy.
 // Forward order, as build.ts copies small objects (source and destination never overlap).
@@ -105,9 +108,6 @@ class Kernel {
   int ctlSegments = 0;
 
   // Builds to-space pages [q0, q0+n) into dst pages starting at dst (1024 u32 each).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-  __attribute__((target_clones("popcnt", "default"), flatten))
-#endif
   void Run(int64_t q0, int64_t n, const Table<uint32_t>& from, uint32_t* dst) {
     src_ = from;
     for (int64_t i = 0; i < n; i++) Build(q0 + i, dst + i * PAGE_WORDS * 2);
