@@ -34,8 +34,9 @@ export interface CycleStats {
    * page states), releasing consumed from-space (madvise), and the rest (claims, buffers,
    * heartbeats, RSS samples). waitMs (injected stalls) is outside busy time. cpuMs and
    * queuedMs: the thread's time on a CPU and runnable but waiting for one over its cycle
-   * (/proc/thread-self/schedstat; 0 where the kernel lacks it): on a shared machine the
-   * wall-clock split includes time the thread was not running.
+   * (/proc/thread-self/schedstat, updated at scheduler ticks: coarse for a short cycle; 0
+   * where the kernel lacks it): on a shared machine the wall-clock split includes time the
+   * thread was not running.
    */
   compactor: CompactorSplit;
   /** Pause end to the cycle's end (every page installed, heap unregistered). */

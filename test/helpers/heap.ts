@@ -2,7 +2,6 @@
  * Heap test plumbing: per-mode `it` (kernel-gated for move/copy), heaps closed after each
  * test, and the per-cycle statistics consistency check every heap test applies.
  */
-import fs from 'node:fs';
 import { afterEach, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Heap, type CycleStats, type HeapOptions, type Logger, type ModeName } from '../../dist/gc/index.js';
@@ -49,7 +48,8 @@ export interface StatsExpect {
   faulted?: boolean;
 }
 
-const SCHEDSTAT = fs.existsSync('/proc/thread-self/schedstat');
+/** Granularity of /proc/thread-self/schedstat's run time (a scheduler tick, at most 10 ms). */
+const SCHED_TICK_MS = 10;
 const num = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x >= 0;
 
 /** Consistency of one cycle's statistics with each other and with the mode. */
@@ -64,11 +64,12 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
   const cs = st.compactor;
   for (const k of ['buildMs', 'installMs', 'releaseMs', 'otherMs', 'waitMs', 'cpuMs', 'queuedMs'] as const) expect(num(cs[k]), `${ctx} compactor.${k}=${cs[k]}`).toBe(true);
   expect(cs.buildMs + cs.installMs + cs.releaseMs + cs.otherMs, `${ctx} ${JSON.stringify(cs)}`).toBeCloseTo(mode === 'stw' ? 0 : st.compactorBusyMs, 3);
-  if (mode !== 'stw' && st.pages.builtByCompactor > 0) {
+  // (A compactor that died or was replaced mid-cycle reports nothing: busy time 0.)
+  if (mode !== 'stw' && st.pages.builtByCompactor > 0 && st.compactorBusyMs > 0) {
     expect(cs.buildMs, `${ctx} ${JSON.stringify(cs)}`).toBeGreaterThan(0);
     expect(cs.installMs, `${ctx} ${JSON.stringify(cs)}`).toBeGreaterThan(0);
-    if (SCHEDSTAT) expect(cs.cpuMs, `${ctx} ${JSON.stringify(cs)}`).toBeGreaterThan(0);
-    expect(cs.cpuMs, `${ctx} ${JSON.stringify(cs)}`).toBeLessThanOrEqual(st.compactionMs + 1);
+    // schedstat is updated at scheduler ticks: a short cycle may read 0, any cycle one tick more.
+    expect(cs.cpuMs, `${ctx} ${JSON.stringify(cs)}`).toBeLessThanOrEqual(st.compactionMs + SCHED_TICK_MS);
   }
   expect(st.rss.beforeBytes, ctx).toBeGreaterThan(0);
   expect(st.rss.peakBytes, ctx).toBeGreaterThanOrEqual(st.rss.beforeBytes);
