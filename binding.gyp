@@ -12,7 +12,8 @@
         "native/probe.cc",
         "native/sandbox.cc",
         "native/uring.cc",
-        "native/watchdog.cc"
+        "native/watchdog.cc",
+        "native/build.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

@@ -31,6 +31,10 @@ export const KNOBS: readonly Knob[] = [
   },
   { flag: 'dense-threshold', option: 'denseThreshold', default: 0.95, min: 0, help: 'leading pages at least this live stay in place (above 1 disables)' },
   {
+    flag: 'builder', option: 'builder', default: 'native', choices: ['native', 'js'],
+    help: 'page builder: compiled (native/build.cc) or the TypeScript reference (gc/build.ts)',
+  },
+  {
     flag: 'marking', option: 'marking', default: 'concurrent', choices: ['concurrent', 'pause'] satisfies MarkingName[],
     help: 'marking and planning in a marker thread while the mutator runs, or in the pause (stw always marks in its pause)',
   },

@@ -6,6 +6,9 @@
  * no builder can ever fault on the heap itself.
  *
  * Objects straddling the page edges are handled only for their part on this page.
+ *
+ * This is the readable reference; native/build.cc is its compiled twin (build-native.ts),
+ * and test/build.differential.test.ts holds them to byte-identical output.
  */
 import { nextClear, nextSet, testBit } from './bits.js';
 import { ErrorCode, MoveGcError } from './errors.js';
@@ -20,9 +23,19 @@ function corrupt(o: number, sz: number): MoveGcError {
 }
 
 /** Live strides at least this long (words) are copied in one block, then patched. */
-const STRIDE_WORDS = 32;
+export const STRIDE_WORDS = 32;
 
-export class PageBuilder {
+/** Which page builder the heap's threads use (Ctl.BUILDER). */
+export const Builder = { JS: 0, NATIVE: 1 } as const;
+export type BuilderName = 'js' | 'native';
+
+/** Builds runs of contiguous to-space pages into contiguous destination pages. */
+export interface RunBuilder {
+  /** To-space pages [q, q+n) into `dst`, page after page from u32 index `dstU32`. */
+  buildRun(q: number, n: number, dst: Uint32Array, dstU32: number): void;
+}
+
+export class PageBuilder implements RunBuilder {
   readonly #sh: Shared;
   /** From-space (and scratch) as u32, indexed like the heap: word w at [2w, 2w+1]. */
   readonly #from: Uint32Array;
@@ -53,6 +66,10 @@ export class PageBuilder {
     const base = dstU32 - q * PAGE_WORDS * 2; // dst index of to-space word t is base + 2t
     if (sh.pageKind[q] === PageKind.IDENTITY) this.#identity(q, dst, base, sh.segments[s + Seg.IDENT_END]);
     else this.#slide(q, dst, base, s);
+  }
+
+  buildRun(q: number, n: number, dst: Uint32Array, dstU32: number): void {
+    for (let i = 0; i < n; i++) this.build(q + i, dst, dstU32 + i * PAGE_WORDS * 2);
   }
 
   #copy(fromU32: number, toU32: number, dst: Uint32Array, dstIndex: number): void {

@@ -45,6 +45,29 @@ export function markMapped(sh: Shared, q: number): boolean {
 }
 
 /**
+ * markMapped for the pages [q, q+n) of one install: one counter update (and at most one
+ * wake) per run instead of per page. Returns how many it marked.
+ */
+export function markMappedRun(sh: Shared, q: number, n: number): number {
+  let k = 0;
+  for (let i = q; i < q + n; i++) {
+    for (;;) {
+      const s = Atomics.load(sh.pageState, i);
+      if (phaseOf(s) === PagePhase.MAPPED) break;
+      if (Atomics.compareExchange(sh.pageState, i, s, PagePhase.MAPPED) === s) {
+        k++;
+        break;
+      }
+    }
+  }
+  if (k > 0) {
+    const mapped = Atomics.add(sh.ctl, Ctl.PAGES_MAPPED, k) + k;
+    if (mapped >= Atomics.load(sh.ctl, Ctl.PAGES_TOTAL)) Atomics.notify(sh.ctl, Ctl.PAGES_MAPPED);
+  }
+  return k;
+}
+
+/**
  * Takes a stale owner's claim: PROCESSING goes back to UNPROCESSED (its sources were not
  * recycled, so any thread can rebuild it); PROCESSED becomes PROCESSING(by), and the caller
  * installs the already built buffer at pageBuf[q]. Returns the phase taken, or -1.

@@ -17,13 +17,15 @@
  */
 import fs from 'node:fs';
 import { claim, markProcessed, ownerOf, phaseOf, reclaim, unclaim } from './claim.js';
-import { PageBuilder } from './build.js';
+import { Builder, PageBuilder, type RunBuilder } from './build.js';
+import { NativePageBuilder } from './build-native.js';
 import { Install, type Installer } from './install.js';
 import { PAGE_WORDS } from './layout.js';
 import { native, PAGE_SIZE } from './native.js';
 import { NONE } from './plan.js';
 import { Clk, Ctl, Owner, PagePhase, SEG_FIELDS, Seg, now, type OwnerId, type Shared } from './shared.js';
 import { Role } from './heartbeat.js';
+import type { CompactorSplit } from './stats.js';
 
 /** Pages per MOVE call at most: bounds how long a built page waits for its run. */
 export const MAX_BATCH = 64;
@@ -48,7 +50,9 @@ function sampleRss(sh: Shared): void {
 /** The builders' shared machinery, one per thread. */
 export class Builders {
   readonly sh: Shared;
-  readonly builder: PageBuilder;
+  /** The readable reference builder and its compiled twin; Ctl.BUILDER picks one. */
+  readonly jsBuilder: PageBuilder;
+  readonly nativeBuilder: NativePageBuilder;
   readonly installer: Installer;
   /** From-space plus scratch, as u32. */
   readonly from: Uint32Array;
@@ -57,9 +61,14 @@ export class Builders {
   constructor(sh: Shared, from: Uint32Array, installer: Installer) {
     this.sh = sh;
     this.from = from;
-    this.builder = new PageBuilder(sh, from);
+    this.jsBuilder = new PageBuilder(sh, from);
+    this.nativeBuilder = new NativePageBuilder(sh, from);
     this.installer = installer;
     this.capacityPages = sh.d.capacity / PAGE_SIZE;
+  }
+
+  get builder(): RunBuilder {
+    return Atomics.load(this.sh.ctl, Ctl.BUILDER) === Builder.NATIVE ? this.nativeBuilder : this.jsBuilder;
   }
 
   scratchPage(which: number): number {
@@ -71,8 +80,8 @@ export class Builders {
     const sh = this.sh;
     if (!claim(sh, q, owner)) return false;
     try {
-      if (heapDirect) this.builder.build(q, heapDirect, q * PAGE_WORDS * 2);
-      else this.builder.build(q, this.from, scratch * PAGE_WORDS * 2);
+      if (heapDirect) this.builder.buildRun(q, 1, heapDirect, q * PAGE_WORDS * 2);
+      else this.builder.buildRun(q, 1, this.from, scratch * PAGE_WORDS * 2);
     } catch (e) {
       unclaim(sh, q, owner);
       throw e;
@@ -146,20 +155,54 @@ export interface CompactorHooks {
   onFork(): void;
 }
 
+/** The compactor's time split of one cycle (ms), as CycleStats reports it (Clk entries). */
+export function compactorSplit(clk: Float64Array): CompactorSplit {
+  return {
+    buildMs: clk[Clk.COMPACTOR_BUILD],
+    installMs: clk[Clk.COMPACTOR_INSTALL],
+    releaseMs: clk[Clk.COMPACTOR_RELEASE],
+    otherMs: clk[Clk.COMPACTOR_OTHER],
+    waitMs: clk[Clk.COMPACTOR_WAIT],
+    cpuMs: clk[Clk.COMPACTOR_CPU],
+    queuedMs: clk[Clk.COMPACTOR_QUEUED],
+  };
+}
+
+/** This thread's [ns on a CPU, ns runnable waiting for a CPU] so far, or zeros (see CompactorSplit). */
+export function schedstat(): [number, number] {
+  try {
+    const f = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ');
+    return [Number(f[0]), Number(f[1])];
+  } catch {
+    return [0, 0];
+  }
+}
+
 /**
- * The compactor's cycle: every page in address order, built into recycled from-space pages
- * and installed in runs. Pages other threads claimed are skipped (they break a run).
+ * The compactor's cycle: every page in address order, in steps of up to MAX_BATCH pages.
+ * A step finds contiguous buffers (recycled from-space pages, or scratch), claims the run of
+ * pages that fits, builds it with one builder call, and appends it to the pending install
+ * run (one MOVE per run). Per-page work is only what must be per page (the claim and the
+ * state change); heartbeats, counters, buffer bookkeeping and RSS samples are per step.
+ * Pages other threads claimed are skipped (they break a run).
  */
 export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const sh = b.sh;
   const install = Atomics.load(sh.ctl, Ctl.INSTALL);
   const recycle = install === Install.MOVE;
+  const builder = b.builder;
   const ranges = [...b.pageRanges()];
   const segs = ranges.map((_, i) => [sh.segments[i * SEG_FIELDS + Seg.START] / PAGE_WORDS, sh.segments[i * SEG_FIELDS + Seg.END] / PAGE_WORDS]);
   const scratch0 = b.scratchPage(Scratch.COMPACTOR);
+  const sched0 = schedstat();
   const t0 = now();
   sh.clk[Clk.COMPACT_START] = t0;
   sampleRss(sh);
+  // Time split (ms): build, install, release; the rest of the busy time is bookkeeping.
+  let buildMs = 0;
+  let installMs = 0;
+  let releaseMs = 0;
+  let waitMs = 0;
 
   // The pending run: to-space pages [runQ, runQ+runN) built into buffers [runB, runB+runN).
   let runQ = 0;
@@ -167,10 +210,20 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   let runN = 0;
   let scratchNext = 0;
   const flush = (): void => {
-    if (runN > 0) b.installer.install(runQ, runB, runN);
+    if (runN > 0) {
+      const t = now();
+      b.installer.install(runQ, runB, runN);
+      installMs += now() - t;
+    }
     runN = 0;
-    // scratchNext is NOT reset here: the caller may hold a scratch page it just built into,
-    // not yet in the run, which the next takeBuffer() would otherwise hand out again.
+    // scratchNext is NOT reset here: scratch pages are handed out in order and only reused
+    // after every one of them has been installed (see buffers()).
+  };
+  const release = (fromPage: number, toPage: number): void => {
+    const t = now();
+    native.madvise(sh.d.fromAddress + fromPage * PAGE_SIZE, (toPage - fromPage) * PAGE_SIZE, native.advice.DONTNEED);
+    sh.count(Ctl.RELEASED_PAGES, toPage - fromPage);
+    releaseMs += now() - t;
   };
 
   // Recycling state: the lowest page not yet built, and the next from-space page to reuse.
@@ -190,26 +243,30 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     // Sources of `low` and every page above it start at its first object (monotone).
     return first === NONE ? low : Math.floor(first / PAGE_WORDS);
   };
-  const takeBuffer = (): number => {
+  // Contiguous buffers for the next step: sets bufAt and returns how many (>= 1) there are.
+  // Recycled from-space pages lie below every source of the pages not yet built, so a whole
+  // run can be built into them in one call; otherwise the scratch pages.
+  let bufAt = 0;
+  let bufRecycled = false;
+  const buffers = (): number => {
     if (recycle) {
       const limit = consumedLimit();
       while (si < segs.length && reuse >= segs[si][1]) if (++si < segs.length) reuse = segs[si][0];
       // Keep a bounded pool; release the surplus so RSS falls as compaction proceeds.
       if (si < segs.length && limit !== Infinity && limit - reuse > POOL_KEEP_PAGES + RELEASE_CHUNK_PAGES) {
         const upTo = Math.min(limit - POOL_KEEP_PAGES, segs[si][1]);
-        native.madvise(sh.d.fromAddress + reuse * PAGE_SIZE, (upTo - reuse) * PAGE_SIZE, native.advice.DONTNEED);
-        sh.count(Ctl.RELEASED_PAGES, upTo - reuse);
+        release(reuse, upTo);
         reuse = upTo;
       }
       if (si < segs.length && reuse < limit) {
-        sh.count(Ctl.RECYCLED_BUFFERS);
-        return reuse++;
+        bufAt = reuse;
+        bufRecycled = true;
+        return Math.min(limit, segs[si][1]) - reuse;
       }
     } else {
       const limit = Math.min(consumedLimit(), segs.length ? segs[segs.length - 1][1] : 0);
       if (limit - released >= RELEASE_CHUNK_PAGES) {
-        native.madvise(sh.d.fromAddress + released * PAGE_SIZE, (limit - released) * PAGE_SIZE, native.advice.DONTNEED);
-        sh.count(Ctl.RELEASED_PAGES, limit - released);
+        release(released, limit);
         released = limit;
       }
     }
@@ -217,24 +274,35 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       flush(); // every scratch page handed out so far is now installed: reuse them
       scratchNext = 0;
     }
-    if (recycle) sh.count(Ctl.FRESH_BUFFERS);
-    return scratch0 + scratchNext++;
+    bufAt = scratch0 + scratchNext;
+    bufRecycled = false;
+    return MAX_BATCH - scratchNext;
   };
 
   let delayAt = Atomics.load(sh.ctl, Ctl.INJECT_DELAY_AT_PAGE);
   const dieAt = Atomics.load(sh.ctl, Ctl.INJECT_DIE_AT_PAGE);
   const forkAt = Atomics.load(sh.ctl, Ctl.INJECT_FORK_AT_PAGE);
+  // A step stops at an injection point, so each fires exactly where it did page by page.
+  const stepCap = (built: number): number => {
+    let cap = MAX_BATCH;
+    if (delayAt > 0 && built < delayAt - 1) cap = Math.min(cap, delayAt - 1 - built);
+    if (dieAt > 0 && built < dieAt - 1) cap = Math.min(cap, dieAt - 1 - built);
+    if (forkAt > 0 && built < forkAt) cap = Math.min(cap, forkAt - built);
+    return cap;
+  };
   let built = 0;
   let busySince = now();
   let busy = 0;
   for (const [first, end] of ranges) {
-    for (let q = first; q < end; q++) {
+    for (let q = first; q < end; ) {
       sh.hb.beat(Role.COMPACTOR);
       if (Atomics.load(sh.ctl, Ctl.STOP)) return;
       if (built === delayAt - 1 && delayAt > 0) {
-        busy += now() - busySince;
+        const t = now();
+        busy += t - busySince;
         hooks.onDelay(Atomics.load(sh.ctl, Ctl.INJECT_DELAY_MS));
         busySince = now();
+        waitMs += busySince - t;
         // Once: if other threads build every page from here on, `built` stays put and the
         // delay would otherwise repeat at every page it skips (a stall of pages x delayMs).
         delayAt = 0;
@@ -244,23 +312,47 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         Atomics.store(sh.ctl, Ctl.FLUSH_REQUEST, 0);
         flush();
       }
-      if (!claim(sh, q, Owner.COMPACTOR)) {
-        flush();
+      const avail = buffers();
+      // The step extends the pending run when both its pages and its buffers follow on.
+      if (runN > 0 && (q !== runQ + runN || bufAt !== runB + runN || runN >= MAX_BATCH)) flush();
+      const cap = Math.min(MAX_BATCH - runN, avail, end - q, stepCap(built));
+      let n = 0;
+      while (n < cap && claim(sh, q + n, Owner.COMPACTOR)) n++;
+      if (n === 0) {
+        flush(); // q belongs to another thread
+        q++;
         continue;
       }
-      const buf = takeBuffer();
-      b.builder.build(q, b.from, buf * PAGE_WORDS * 2);
-      if (built === forkAt - 1 && forkAt > 0) hooks.onFork();
-      built++;
-      if (built % RSS_SAMPLE_PAGES === 0) sampleRss(sh);
-      if (!markProcessed(sh, q, Owner.COMPACTOR, buf)) continue; // taken over while we stalled
-      sh.count(Ctl.COMPACTOR_BUILDS);
-      if (runN > 0 && (q !== runQ + runN || buf !== runB + runN || runN >= MAX_BATCH)) flush();
-      if (runN === 0) {
-        runQ = q;
-        runB = buf;
+      const t = now();
+      builder.buildRun(q, n, b.from, bufAt * PAGE_WORDS * 2);
+      buildMs += now() - t;
+      if (bufRecycled) {
+        reuse += n;
+        sh.count(Ctl.RECYCLED_BUFFERS, n);
+      } else {
+        scratchNext += n;
+        if (recycle) sh.count(Ctl.FRESH_BUFFERS, n);
       }
-      runN++;
+      if (forkAt > 0 && built < forkAt && built + n >= forkAt) hooks.onFork();
+      if (Math.floor((built + n) / RSS_SAMPLE_PAGES) !== Math.floor(built / RSS_SAMPLE_PAGES)) sampleRss(sh);
+      built += n;
+      let mine = 0;
+      for (let i = 0; i < n; i++) {
+        if (!markProcessed(sh, q + i, Owner.COMPACTOR, bufAt + i)) {
+          flush(); // taken over while we stalled: the run breaks here
+          continue;
+        }
+        mine++;
+        if (runN > 0 && (q + i !== runQ + runN || bufAt + i !== runB + runN)) flush();
+        if (runN === 0) {
+          runQ = q + i;
+          runB = bufAt + i;
+        }
+        runN++;
+      }
+      sh.count(Ctl.COMPACTOR_BUILDS, mine);
+      if (runN >= MAX_BATCH) flush();
+      q += n;
     }
   }
   flush();
@@ -270,7 +362,16 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       if (Atomics.load(sh.pageState, q) === PagePhase.UNPROCESSED) b.buildOne(q, Owner.COMPACTOR, scratch0);
   sampleRss(sh);
   const t1 = now();
-  sh.clk[Clk.COMPACTOR_BUSY] = busy + (t1 - busySince);
+  busy += t1 - busySince;
+  sh.clk[Clk.COMPACTOR_BUSY] = busy;
+  sh.clk[Clk.COMPACTOR_BUILD] = buildMs;
+  sh.clk[Clk.COMPACTOR_INSTALL] = installMs;
+  sh.clk[Clk.COMPACTOR_RELEASE] = releaseMs;
+  sh.clk[Clk.COMPACTOR_OTHER] = Math.max(0, busy - buildMs - installMs - releaseMs);
+  sh.clk[Clk.COMPACTOR_WAIT] = waitMs;
+  const sched1 = schedstat();
+  sh.clk[Clk.COMPACTOR_CPU] = (sched1[0] - sched0[0]) / 1e6;
+  sh.clk[Clk.COMPACTOR_QUEUED] = (sched1[1] - sched0[1]) / 1e6;
   sh.clk[Clk.COMPACT_END] = t1;
   sh.hb.idle(Role.COMPACTOR); // done: holds no claim, never stale
 }

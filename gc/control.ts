@@ -36,6 +36,8 @@ const ctl = layout({
     'INSTALL',
     /** How single pages built for a fault (or by the mutator) are installed: see FaultInstall. */
     'FAULT_INSTALL',
+    /** Which page builder every thread uses: Builder.JS or Builder.NATIVE (build.ts). */
+    'BUILDER',
     // Fault injection, off (0) by default; see options.ts InjectOptions.
     'INJECT_EAGAIN_EVERY',
     'INJECT_DELAY_AT_PAGE',
@@ -161,6 +163,15 @@ const clk = layout({
     /** Compactor busy time this cycle (ms), excluding waits. */
     'COMPACTOR_BUSY',
     'FAULT_BUSY',
+    /** The compactor's time split this cycle (ms, see CycleStats.compactor): written at its end. */
+    'COMPACTOR_BUILD',
+    'COMPACTOR_INSTALL',
+    'COMPACTOR_RELEASE',
+    'COMPACTOR_OTHER',
+    'COMPACTOR_WAIT',
+    /** The compactor thread's time on a CPU and runnable but waiting for one (schedstat). */
+    'COMPACTOR_CPU',
+    'COMPACTOR_QUEUED',
   ],
   marking: [
     /** Marker: wall-clock start and end of concurrent marking and of planning, and its CPU time. */

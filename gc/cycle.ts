@@ -27,7 +27,7 @@
 import { receiveMessageOnPort } from 'node:worker_threads';
 import { copyBits, countRange, setRange } from './bits.js';
 import { drainLog, type BarrierLog } from './barrier.js';
-import { Builders, Scratch, readRss } from './compact.js';
+import { Builders, Scratch, compactorSplit, readRss } from './compact.js';
 import { Clk, Ctl, MarkJob, Phase, resetCompaction, resetMarking } from './control.js';
 import { ErrorCode, MoveGcError, fromNative } from './errors.js';
 import { Tracer, clearMarks, mark } from './mark.js';
@@ -594,6 +594,7 @@ export class CycleDriver {
     st.usedAfterBytes = mut.top * 8;
     st.compactionMs = stw ? sh.clk[Clk.COMPACT_END] - sh.clk[Clk.COMPACT_START] : sh.clk[Clk.COMPACT_END] > 0 ? sh.clk[Clk.COMPACT_END] - a.pauseEnd : end - a.pauseEnd;
     st.compactorBusyMs = sh.clk[Clk.COMPACTOR_BUSY];
+    st.compactor = compactorSplit(sh.clk);
     st.concurrentMs = stw ? 0 : end - a.pauseEnd;
     st.pages.moved = c[Ctl.PAGES_MOVED];
     st.pages.copied = c[Ctl.PAGES_COPIED];

@@ -13,6 +13,7 @@
 import { MoveGcError, ErrorCode, internal, invalidArg } from './errors.js';
 import { BarrierLog } from './barrier.js';
 import { Builders, Scratch } from './compact.js';
+import { Builder } from './build.js';
 import { CycleDriver, keepAlive, type MutatorState } from './cycle.js';
 import { FaultInstall, Install, Installer } from './install.js';
 import { Mapping } from './memory.js';
@@ -158,6 +159,7 @@ export class Heap implements RootOwner {
     this.#log = new BarrierLog(this.#sh.logRing, this.#sh.ctl);
     Atomics.store(this.#sh.ctl, Ctl.INSTALL, mode === Mode.MOVE ? Install.MOVE : mode === Mode.COPY ? Install.COPY : Install.DIRECT);
     Atomics.store(this.#sh.ctl, Ctl.FAULT_INSTALL, opts.faultInstall === 'move' ? FaultInstall.MOVE : FaultInstall.COPY);
+    Atomics.store(this.#sh.ctl, Ctl.BUILDER, opts.builder === 'js' ? Builder.JS : Builder.NATIVE);
     const from = new Uint32Array(this.#fromMap.view(0, opts.capacity + Scratch.PAGES * PAGE_SIZE));
     const builders = new Builders(this.#sh, from, new Installer(this.#sh, this.#uffd, (msg, data) => this.log.warn({ ...data, thread: 'mutator' }, msg)));
     const roles: RoleName[] = mode === Mode.STW ? [] : this.marking === Marking.CONCURRENT ? [Role.FAULT, Role.COMPACTOR, Role.MARKER] : [Role.FAULT, Role.COMPACTOR];

@@ -12,7 +12,7 @@
  * falls back at once to copying that page, since retrying a pinned page makes compaction
  * "really long" (ART) and I/O into the pinned page can no longer reach the heap.
  */
-import { markMapped } from './claim.js';
+import { markMapped, markMappedRun } from './claim.js';
 import { MoveGcError } from './errors.js';
 import { PAGE_SIZE } from './native.js';
 import { Ctl, Hist, type Shared } from './shared.js';
@@ -57,7 +57,7 @@ export class Installer {
     const kind = Atomics.load(this.#sh.ctl, Ctl.INSTALL);
     if (kind === Install.MOVE) this.#move(q, buf, n);
     else if (kind === Install.COPY) this.#copyRun(q, buf, n);
-    else for (let i = 0; i < n; i++) markMapped(this.#sh, q + i);
+    else markMappedRun(this.#sh, q, n);
   }
 
   /** Installs one page built out of order (see FaultInstall). */
@@ -82,7 +82,7 @@ export class Installer {
         if (every > 0 && ++this.#calls % every === 0) throw new MoveGcError('EAGAIN', 'injected EAGAIN', { errno: 11, bytesDone: 0 });
         const moved = uffd.moveOnce(this.#heap + (q + i) * PAGE_SIZE, this.#from + (buf + i) * PAGE_SIZE, len);
         const k = moved / PAGE_SIZE;
-        for (let j = 0; j < k; j++) markMapped(sh, q + i + j);
+        markMappedRun(sh, q + i, k);
         sh.count(Ctl.PAGES_MOVED, k);
         if (k < len / PAGE_SIZE) sh.count(Ctl.EAGAIN); // short move: continue from the progress
         i += k;
@@ -140,13 +140,13 @@ export class Installer {
     try {
       this.#uffd!.copy(this.#heap + q * PAGE_SIZE, this.#from + buf * PAGE_SIZE, n * PAGE_SIZE);
       sh.count(Ctl.PAGES_COPIED, n);
-      for (let i = 0; i < n; i++) markMapped(sh, q + i);
+      markMappedRun(sh, q, n);
     } catch (e) {
       if ((e as MoveGcError).code !== 'EEXIST') throw e;
       // Someone installed one of them: go page by page, counting what we copied.
       const done = ((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE;
       sh.count(Ctl.PAGES_COPIED, done);
-      for (let i = 0; i < done; i++) markMapped(sh, q + i);
+      markMappedRun(sh, q, done);
       for (let i = done; i < n; i++) this.#copyOne(q + i, buf + i, 'EEXIST');
     }
   }

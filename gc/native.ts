@@ -34,6 +34,23 @@ export interface RawProbe {
   thp: string;
 }
 
+/** The compiled page builder (native/build.cc); see build-native.ts. */
+export interface NativePageBuilder {
+  build(q: number, n: number, from: Uint32Array, dst: Uint32Array, dstU32: number): void;
+}
+export interface NativePageBuilderTables {
+  live: Uint32Array;
+  starts: Uint32Array;
+  chunkNew: Uint32Array;
+  pageFirst: Uint32Array;
+  pageKind: Uint8Array;
+  segments: Float64Array;
+  types: Int32Array;
+  ctl: Int32Array;
+  ctlSegments: number;
+  layout: { pageWords: number; segFields: number; strideWords: number };
+}
+
 export interface NativeBinding {
   pageSize: number;
   mapAnonymous(length: number, alignment: number, shared?: boolean): number;
@@ -96,6 +113,7 @@ export interface NativeBinding {
     monotonicMs(): number;
   };
   probe(): RawProbe;
+  PageBuilder: new (tables: NativePageBuilderTables) => NativePageBuilder;
 }
 
 function packageRoot(): string {

@@ -6,6 +6,7 @@
  */
 import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
 import type { Logger } from './log.js';
+import type { BuilderName } from './build.js';
 import { MODES, Mode, type ModeName } from './modes.js';
 import { HIDEABLE, type Hideable } from './probe.js';
 
@@ -61,6 +62,8 @@ export interface HeapOptions {
   stallMs?: number;
   /** Pause order: 'remap-first' (default, O(1) in heap size) or 'register-first' (ART's); see pause.ts. */
   pauseOrder?: PauseOrderName;
+  /** Page builder: 'native' (default, native/build.cc) or 'js' (gc/build.ts, the readable reference). */
+  builder?: BuilderName;
   /** Move mode: install pages built for faults with 'copy' (default: no TLB flush) or 'move'; see install.ts. */
   faultInstall?: FaultInstallName;
   /** MADV_DONTFORK on the heap's mappings (default true): a child then shares no heap page. */
@@ -84,6 +87,7 @@ export interface ResolvedOptions {
   readonly stallMs: number;
   readonly pauseOrder: PauseOrderName;
   readonly faultInstall: FaultInstallName;
+  readonly builder: BuilderName;
   readonly dontFork: boolean;
   readonly verify: boolean;
   readonly hide: readonly Hideable[];
@@ -92,7 +96,7 @@ export interface ResolvedOptions {
   readonly logger: Logger | undefined;
 }
 
-const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'stallMs', 'pauseOrder', 'faultInstall', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
+const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'stallMs', 'pauseOrder', 'faultInstall', 'builder', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
 const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject'] as const;
 
 /**
@@ -178,6 +182,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     stallMs: (stallMs as number | undefined) ?? 200,
     pauseOrder: oneOf<PauseOrderName>('pauseOrder', s.pauseOrder, [PauseOrder.REMAP_FIRST, PauseOrder.REGISTER_FIRST], PauseOrder.REMAP_FIRST),
     faultInstall: oneOf<FaultInstallName>('faultInstall', s.faultInstall, [FaultInstallPolicy.COPY, FaultInstallPolicy.MOVE], FaultInstallPolicy.COPY),
+    builder: oneOf<BuilderName>('builder', s.builder, ['native', 'js'], 'native'),
     dontFork: bool('dontFork', s.dontFork, true),
     verify: bool('verify', s.verify, false),
     hide: Object.freeze(hidden),

@@ -28,6 +28,17 @@ export interface CycleStats {
   /** Compaction-thread completion time: pause end to the compactor's last install. */
   compactionMs: number;
   compactorBusyMs: number;
+  /**
+   * The compactor thread's busy time split (move and copy; zeros in stw and when the
+   * compactor did not run the cycle): building pages, installing runs (MOVE/COPY ioctls and
+   * page states), releasing consumed from-space (madvise), and the rest (claims, buffers,
+   * heartbeats, RSS samples). waitMs (injected stalls) is outside busy time. cpuMs and
+   * queuedMs: the thread's time on a CPU and runnable but waiting for one over its cycle
+   * (/proc/thread-self/schedstat, updated at scheduler ticks: coarse for a short cycle; 0
+   * where the kernel lacks it): on a shared machine the wall-clock split includes time the
+   * thread was not running.
+   */
+  compactor: CompactorSplit;
   /** Pause end to the cycle's end (every page installed, heap unregistered). */
   concurrentMs: number;
   pages: {
@@ -131,8 +142,19 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     pauses: [],
     mark: { objects: 0, words: 0, remarkObjects: 0, concurrentMs: 0, cpuMs: 0, barrierEntries: 0, logConsumed: 0, blackObjects: 0, blackBytes: 0 },
     plan: { concurrentMs: 0, cpuMs: 0, inPause: false },
+    compactor: { buildMs: 0, installMs: 0, releaseMs: 0, otherMs: 0, waitMs: 0, cpuMs: 0, queuedMs: 0 },
     endMs: 0,
   };
+}
+
+export interface CompactorSplit {
+  buildMs: number;
+  installMs: number;
+  releaseMs: number;
+  otherMs: number;
+  waitMs: number;
+  cpuMs: number;
+  queuedMs: number;
 }
 
 export function summarize(hist: Int32Array, offset: number): LatencySummary {

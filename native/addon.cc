@@ -1,5 +1,6 @@
 // movegc native binding: system calls and the few pieces that must run outside JavaScript.
-// Each concern lives in its own file; the collector's algorithm lives in TypeScript (gc/).
+// Each concern lives in its own file; the collector's algorithm lives in TypeScript (gc/),
+// except the page-build kernel (build.cc), a compiled twin of gc/build.ts.
 #include "addon.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -10,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   movegc::InitSandbox(env, exports);
   movegc::InitUring(env, exports);
   movegc::InitWatchdog(env, exports);
+  movegc::InitBuild(env, exports);
   return exports;
 }
 

@@ -196,6 +196,9 @@ describe.each(['move', 'copy'] as const)('collector thread faults (%s)', (mode) 
     const st = await faultyCycle(s, { delayAtPage: 3, delayMs: 50 });
     allInstalled(st);
     expect(st.takeovers).toBe(0);
+    // The stall is the compactor's waiting time, outside its busy time, after 2 pages built.
+    expect(st.compactor.waitMs).toBeGreaterThanOrEqual(49);
+    expect(st.compactor.buildMs).toBeGreaterThan(0);
     expect(s.messages).not.toContain('replacing a stalled or dead collector thread');
   }, need, T_OUT);
 

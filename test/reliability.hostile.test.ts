@@ -68,6 +68,7 @@ describe('Heap.create options', () => {
       [{ capacity: cap, inject: { dieAtPage: '3' } }, ErrorCode.INVALID_ARG_TYPE],
       ...[-1, 1.5, NaN, Infinity, 2 ** 31].map((v): [unknown, string] => [{ capacity: cap, inject: { eagainEvery: v } }, ErrorCode.OUT_OF_RANGE]),
       [{ capacity: cap, faultInstall: 'fast' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, faultInstall: 1 }, ErrorCode.INVALID_ARG_TYPE],
+      [{ capacity: cap, builder: 'fast' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, builder: 1 }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, logger: {} }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, logger: 'console' }, ErrorCode.INVALID_ARG_TYPE],
     ];
     const fds = fdCount();

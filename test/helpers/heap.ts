@@ -48,6 +48,8 @@ export interface StatsExpect {
   faulted?: boolean;
 }
 
+/** Granularity of /proc/thread-self/schedstat's run time (a scheduler tick, at most 10 ms). */
+const SCHED_TICK_MS = 10;
 const num = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x >= 0;
 
 /** Consistency of one cycle's statistics with each other and with the mode. */
@@ -58,6 +60,17 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
   for (const k of ['totalMs', 'rootsMs', 'pinnedMs', 'registerMs', 'remapMs'] as const) expect(num(st.pause[k]), `${ctx} pause.${k}=${st.pause[k]}`).toBe(true);
   expect(st.pause.totalMs + 1e-6, ctx).toBeGreaterThanOrEqual(st.pause.rootsMs + st.pause.pinnedMs + st.pause.registerMs + st.pause.remapMs - 1e-3);
   for (const k of ['markMs', 'planMs', 'compactionMs', 'compactorBusyMs', 'concurrentMs'] as const) expect(num(st[k]), `${ctx} ${k}=${st[k]}`).toBe(true);
+  // The compactor's time split: parts of its busy time (waits outside it), zeros in stw.
+  const cs = st.compactor;
+  for (const k of ['buildMs', 'installMs', 'releaseMs', 'otherMs', 'waitMs', 'cpuMs', 'queuedMs'] as const) expect(num(cs[k]), `${ctx} compactor.${k}=${cs[k]}`).toBe(true);
+  expect(cs.buildMs + cs.installMs + cs.releaseMs + cs.otherMs, `${ctx} ${JSON.stringify(cs)}`).toBeCloseTo(mode === 'stw' ? 0 : st.compactorBusyMs, 3);
+  // (A compactor that died or was replaced mid-cycle reports nothing: busy time 0.)
+  if (mode !== 'stw' && st.pages.builtByCompactor > 0 && st.compactorBusyMs > 0) {
+    expect(cs.buildMs, `${ctx} ${JSON.stringify(cs)}`).toBeGreaterThan(0);
+    expect(cs.installMs, `${ctx} ${JSON.stringify(cs)}`).toBeGreaterThan(0);
+    // schedstat is updated at scheduler ticks: a short cycle may read 0, any cycle one tick more.
+    expect(cs.cpuMs, `${ctx} ${JSON.stringify(cs)}`).toBeLessThanOrEqual(st.compactionMs + SCHED_TICK_MS);
+  }
   expect(st.rss.beforeBytes, ctx).toBeGreaterThan(0);
   expect(st.rss.peakBytes, ctx).toBeGreaterThanOrEqual(st.rss.beforeBytes);
   expect(st.rss.afterBytes, ctx).toBeGreaterThan(0);

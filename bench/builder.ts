@@ -1,0 +1,132 @@
+/**
+ * The page builders alone: every to-space page of a benchmark-like heap built by the
+ * TypeScript builder (gc/build.ts) and by the compiled one (native/build.cc), one thread, no
+ * kernel, into the same pre-touched destination (runs of 64 pages, as the compactor builds),
+ * alternated rep by rep. Reports on-CPU ns per page (process CPU time: this thread is the only
+ * busy one; wall time on a shared machine includes other tenants) as medians, the ratio, and
+ * checks that both wrote the same bytes.
+ *
+ *   node dist/bench/builder.js [--heap MiB] [--sizes small|mixed|large] [--live F] [--reps N]
+ *
+ * The heap is laid out directly in memory like bench/workload.ts lays it out through the Heap
+ * (interleaved live and dead objects; Nodes of 32-64 B with 2 references, byte arrays of
+ * 1-16 KiB for `mixed`, 4-64 KiB for `large`), then marked and planned by the collector.
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { PageBuilder, type RunBuilder } from '../gc/build.js';
+import { NativePageBuilder } from '../gc/build-native.js';
+import { BYTE_ARRAY_TYPE, FIRST_USER_TYPE, PAGE_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, Kind } from '../gc/layout.js';
+import { mark } from '../gc/mark.js';
+import { plan } from '../gc/plan.js';
+import { Ctl, Shared } from '../gc/shared.js';
+import { median } from '../gc/stats.js';
+import { rng } from './workload.js';
+
+const { values } = parseArgs({
+  options: {
+    heap: { type: 'string', default: '256' },
+    sizes: { type: 'string', default: 'mixed' },
+    live: { type: 'string', default: '0.5' },
+    reps: { type: 'string', default: '5' },
+    only: { type: 'string' }, // js | native: one builder (for profiling)
+  },
+});
+const capacity = Number(values.heap) * 2 ** 20;
+const sizes = values.sizes;
+const liveFraction = Number(values.live);
+const reps = Number(values.reps);
+if (!['small', 'mixed', 'large'].includes(sizes)) throw new Error('--sizes must be small, mixed or large');
+
+const words = capacity / 8;
+const typesSab = TypeTable.allocate();
+const types = new TypeTable(typesSab);
+const NODE_BYTES = [32, 40, 48, 56, 64];
+NODE_BYTES.forEach((b, i) => types.define(FIRST_USER_TYPE + i, 2, b - 16));
+const sh = Shared.allocate({ heapAddress: 0, fromAddress: 0, capacity, scratchPages: 64, uffdFd: -1, uffdFeatures: 0, types: typesSab });
+const heap = new Uint32Array(words * 2);
+const rnd = rng(1);
+
+// Directory and chunk arrays as in workload.ts, so every live object is reachable.
+const CHUNK = 4096;
+let top = 1;
+const alloc = (typeId: number, len: number): number => {
+  const kind = types.kind(typeId);
+  const size = kind === Kind.FIXED ? types.rows[typeId * 4 + 3] : arrayWords(kind, len);
+  const w = top;
+  top += size;
+  heap[w * 2] = typeId;
+  heap[w * 2 + 1] = len;
+  return w;
+};
+const target = Math.floor(words * 0.9);
+const dir = alloc(REF_ARRAY_TYPE, Math.ceil(target / 4 / CHUNK) + 1);
+let chunk = 0;
+let live = 0;
+let objects = 0;
+const RING = 65536;
+const ring = new Float64Array(RING);
+while (top + 16 * 1024 < target) {
+  let typeId = FIRST_USER_TYPE + Math.floor(rnd() * NODE_BYTES.length);
+  let len = 0;
+  const r = rnd();
+  if ((sizes === 'mixed' && r < 0.005) || (sizes === 'large' && r < 0.9)) {
+    typeId = BYTE_ARRAY_TYPE;
+    len = sizes === 'mixed' ? 1024 + Math.floor(rnd() * 15 * 1024) : 4096 + Math.floor(rnd() * 60 * 1024);
+  }
+  const isLive = Math.floor((objects + 1) * liveFraction) > Math.floor(objects * liveFraction);
+  objects++;
+  if (isLive && live % CHUNK === 0) {
+    chunk = alloc(REF_ARRAY_TYPE, CHUNK);
+    heap[dir * 2 + 2 + live / CHUNK] = chunk;
+  }
+  const o = alloc(typeId, len);
+  for (let i = o * 2 + 2; i < top * 2; i++) heap[i] = i * 2654435761;
+  if (!isLive) continue;
+  if (typeId !== BYTE_ARRAY_TYPE) {
+    heap[o * 2 + 2] = live > 0 ? ring[(live - 1) % RING] : 0;
+    heap[o * 2 + 3] = live > 0 ? ring[(live - 1 - Math.floor(rnd() * Math.min(live, RING))) % RING] : 0;
+  }
+  heap[chunk * 2 + 2 + (live % CHUNK)] = o;
+  ring[live % RING] = o;
+  live++;
+}
+const m = mark(heap, sh.types, 4, sh.starts, sh.live, top, [dir]);
+const p = plan(heap, sh.types, sh, { topWord: top, pinned: [], denseThreshold: 0.95 });
+sh.ctl[Ctl.SEGMENTS] = p.segments.length;
+const from = new Uint32Array((words + 64 * PAGE_WORDS) * 2);
+from.set(heap);
+const scratch = words * 2;
+
+const builders: Array<[string, RunBuilder]> = [
+  ['js', new PageBuilder(sh, from)],
+  ['native', new NativePageBuilder(sh, from)],
+];
+const ns: Record<string, number[]> = { js: [], native: [] };
+const sums: Record<string, number> = {};
+for (let rep = 0; rep <= reps; rep++) {
+  for (const [name, b] of rep % 2 ? builders : [...builders].reverse()) {
+    if (values.only && values.only !== name) continue;
+    let sum = 0;
+    const c0 = process.cpuUsage();
+    for (const s of p.segments)
+      for (let q = s.firstPage; q < s.endPage; q += 64) {
+        const n = Math.min(64, s.endPage - q);
+        b.buildRun(q, n, from, scratch);
+        sum = (sum + from[scratch + 7] + from[scratch + n * 1024 - 1]) >>> 0;
+      }
+    const c = process.cpuUsage(c0);
+    const t = (c.user + c.system) * 1000; // on-CPU ns: the machine is shared
+    if (rep > 0) ns[name].push(t / p.pagesTotal); // rep 0 warms up
+    sums[name] = sum;
+  }
+}
+const js = median(ns.js);
+const nat = median(ns.native);
+console.log(
+  `builders alone: ${values.heap} MiB, sizes ${sizes}, live ${liveFraction}, ${p.pagesTotal} pages (${p.identityPages} in place), ${m.objects} live objects, ${(m.words * 8 / 2 ** 20).toFixed(1)} MiB live; load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+);
+console.log(`  js     ${js.toFixed(0)} ns/page (reps ${ns.js.map((x) => x.toFixed(0)).join(' ')})`);
+console.log(`  native ${nat.toFixed(0)} ns/page (reps ${ns.native.map((x) => x.toFixed(0)).join(' ')})`);
+console.log(`  native / js ${(nat / js).toFixed(3)}; live data built at ${((m.words * 8) / (nat * p.pagesTotal)).toFixed(2)} GB/s native, ${((m.words * 8) / (js * p.pagesTotal)).toFixed(2)} GB/s js (on-CPU)`);
+if (!values.only && sums.js !== sums.native) throw new Error('the builders wrote different bytes');

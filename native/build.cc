@@ -1,0 +1,349 @@
+// The page builder compiled: a line-by-line twin of gc/build.ts (PageBuilder), which stays
+// the readable reference. It reads the same shared tables (live-words and object-start
+// bitmaps, chunkNew, pageFirst, pageKind, segments, types) and from-space, and writes only
+// the destination pages. It decides nothing: claims, buffers and installs stay in
+// TypeScript; one call builds a run of contiguous to-space pages into contiguous buffers.
+//
+// Tables are SharedArrayBuffers: Node-API has no SharedArrayBuffer type in Node 20, but
+// napi_get_typedarray_info on a typed array over one gives its data pointer. The builder
+// keeps references to those typed arrays (so the memory outlives it) and caches pointers.
+// From-space and the destination are views over mappings that can be detached when the
+// heap closes: they are looked up at every call, never cached.
+//
+// Every read is bounds-checked where a corrupt header could send it astray; writes stay
+// inside the destination pages by construction (as in build.ts) and the run is checked once.
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "addon.h"
+#include "errors.h"
+
+namespace movegc {
+namespace {
+
+// Layout constants shared with gc/layout.ts, gc/shared.ts, gc/plan.ts and gc/forward.ts.
+// The TypeScript side passes its values at construction and they are checked against these.
+constexpr int64_t PAGE_WORDS = 512;
+constexpr int64_t HEAP_START_WORD = 1;
+constexpr uint32_t NONE = 0xffffffffu;
+constexpr uint32_t IN_PLACE = 0xffffffffu;
+constexpr int64_t STRIDE_WORDS = 32;  // build.ts: runs this long are copied in one block
+constexpr int SEG_FIELDS = 8;
+constexpr int TYPE_ROW = 4;
+enum Kind : int32_t { FILLER = 0, FIXED = 1, REF_ARRAY = 2, BYTE_ARRAY = 3 };
+enum PageKind : uint8_t { IDENTITY = 2 };
+enum Seg { END = 1, IDENT_END = 2, NEW_END = 3, FILLER_END = 4, FIRST_PAGE = 5, END_EXT = 7 };
+constexpr uint32_t FILLER_TYPE = 0;
+
+struct BuildError {
+  std::string message;
+};
+
+[[noreturn]] void Fail(const char* what, int64_t at) { throw BuildError{std::string(what) + " (at " + std::to_string(at) + ")"}; }
+
+template <typename T>
+struct Table {
+  const T* p = nullptr;
+  size_t n = 0;
+};
+
+// One bitmap word; words past the table read as 0, as an out-of-range typed array read does.
+inline uint32_t BitWord(const Table<uint32_t>& b, int64_t i) { return static_cast<size_t>(i) < b.n ? b.p[i] : 0; }
+
+// First set bit in [from, limit), or limit (bits.ts nextSet).
+inline int64_t NextSet(const Table<uint32_t>& bits, int64_t from, int64_t limit) {
+  if (from >= limit) return limit;
+  int64_t w = from >> 5;
+  uint32_t v = BitWord(bits, w) & ~((1u << (from & 31)) - 1u);
+  const int64_t last = (limit - 1) >> 5;
+  while (v == 0) {
+    if (++w > last) return limit;
+    v = BitWord(bits, w);
+  }
+  const int64_t i = (w << 5) + __builtin_ctz(v);
+  return i < limit ? i : limit;
+}
+
+// First clear bit in [from, limit), or limit (bits.ts nextClear).
+inline int64_t NextClear(const Table<uint32_t>& bits, int64_t from, int64_t limit) {
+  if (from >= limit) return limit;
+  int64_t w = from >> 5;
+  uint32_t v = ~BitWord(bits, w) & ~((1u << (from & 31)) - 1u);
+  const int64_t last = (limit - 1) >> 5;
+  while (v == 0) {
+    if (++w > last) return limit;
+    v = ~BitWord(bits, w);
+  }
+  const int64_t i = (w << 5) + __builtin_ctz(v);
+  return i < limit ? i : limit;
+}
+
+inline bool TestBit(const Table<uint32_t>& bits, int64_t i) { return (BitWord(bits, i >> 5) >> (i & 31)) & 1u; }
+
+// Without -mpopcnt, __builtin_popcount is a libgcc call; this is a few inline ALU operations.
+inline uint32_t Popcount(uint32_t x) {
+  x = x - ((x >> 1) & 0x55555555u);
+  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+  x = (x + (x >> 4)) & 0x0f0f0f0fu;
+  return (x * 0x01010101u) >> 24;
+}
+
+// Copies n u32 words. Objects are small: a libc call per object cost more than the copy.
+// Forward order, as build.ts copies small objects (source and destination never overlap).
+inline void CopyWords(uint32_t* d, const uint32_t* s, int64_t n) {
+  if (n > 32) {
+    memmove(d, s, n * 4);
+    return;
+  }
+  for (int64_t i = 0; i < n; i++) d[i] = s[i];
+}
+
+class Kernel {
+ public:
+  Table<uint32_t> live, starts, chunkNew, pageFirst;
+  Table<uint8_t> pageKind;
+  Table<double> segments;
+  Table<int32_t> types, ctl;
+  int ctlSegments = 0;
+
+  // Builds to-space pages [q0, q0+n) into dst pages starting at dst (1024 u32 each).
+  void Run(int64_t q0, int64_t n, const Table<uint32_t>& from, uint32_t* dst) {
+    src_ = from;
+    for (int64_t i = 0; i < n; i++) Build(q0 + i, dst + i * PAGE_WORDS * 2);
+  }
+
+ private:
+  Table<uint32_t> src_;
+
+  // New word index of the live object at w (forward.ts).
+  inline uint32_t Forward(uint32_t w) const {
+    const uint32_t c = w >> 6;
+    if (c >= chunkNew.n) Fail("reference outside the heap", w);
+    const uint32_t base = chunkNew.p[c];
+    if (base == IN_PLACE) return w;
+    const uint32_t off = w & 63;
+    const uint32_t* l = live.p + (static_cast<size_t>(c) << 1);
+    if (off < 32) return off == 0 ? base : base + Popcount(l[0] & ((1u << off) - 1u));
+    return base + Popcount(l[0]) + (off == 32 ? 0 : Popcount(l[1] & ((1u << (off - 32)) - 1u)));
+  }
+
+  inline uint32_t Src(int64_t i) const {
+    if (static_cast<uint64_t>(i) >= src_.n) Fail("read outside from-space", i);
+    return src_.p[i];
+  }
+  inline void CheckSrc(int64_t from, int64_t to) const {
+    if (from < 0 || to < from || static_cast<uint64_t>(to) > src_.n) Fail("read outside from-space", from);
+  }
+  inline const int32_t* Row(uint32_t type) const {
+    if (static_cast<size_t>(type) * TYPE_ROW + TYPE_ROW > types.n) Fail("unknown type id in an object header", type);
+    return types.p + static_cast<size_t>(type) * TYPE_ROW;
+  }
+
+  int64_t SegmentOf(int64_t q) const {
+    int64_t lo = 0;
+    int64_t hi = static_cast<int64_t>(__atomic_load_n(ctl.p + ctlSegments, __ATOMIC_SEQ_CST)) - 1;
+    if (hi == 0) return 0;
+    if (static_cast<uint64_t>(hi + 1) * SEG_FIELDS > segments.n) Fail("segment count out of range", hi + 1);
+    while (lo < hi) {
+      const int64_t mid = (lo + hi + 1) >> 1;
+      if (segments.p[mid * SEG_FIELDS + FIRST_PAGE] <= q) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo * SEG_FIELDS;
+  }
+
+  void Build(int64_t q, uint32_t* page) {
+    if (static_cast<uint64_t>(q) >= pageKind.n || static_cast<uint64_t>(q) >= pageFirst.n) Fail("page outside the heap", q);
+    const int64_t s = SegmentOf(q);
+    if (pageKind.p[q] == IDENTITY) Identity(q, page, static_cast<int64_t>(segments.p[s + IDENT_END]));
+    else Slide(q, page, s);
+  }
+
+  // Object size in words and reference slots, from its header (layout.ts sizeWords/refCount).
+  // Array lengths wrap at 2^32 exactly as the u32 arithmetic of build.ts does.
+  inline void Shape(int64_t o, int64_t* sz, int64_t* nref) const {
+    const int32_t* row = Row(Src(o * 2));
+    const int32_t kind = row[0];
+    if (kind == FIXED) {
+      *sz = row[3];
+      *nref = row[1];
+      return;
+    }
+    const uint32_t len = Src(o * 2 + 1);
+    if (kind == REF_ARRAY) {
+      *sz = 1 + static_cast<int64_t>(static_cast<uint32_t>(len + 1u) >> 1);
+      *nref = len;
+    } else {
+      *sz = kind == BYTE_ARRAY ? 1 + static_cast<int64_t>(static_cast<uint32_t>(len + 7u) >> 3) : static_cast<int64_t>(len);
+      *nref = 0;
+    }
+  }
+
+  void Slide(int64_t q, uint32_t* page, int64_t s) {
+    const double* seg = segments.p;
+    const int64_t segEnd = static_cast<int64_t>(seg[s + END]);
+    const int64_t segEndExt = static_cast<int64_t>(seg[s + END_EXT]);
+    const int64_t qw = q * PAGE_WORDS;
+    const int64_t qEnd = qw + PAGE_WORDS;
+    // to-space word t lives at page[(t - qw) * 2]
+    auto at = [&](int64_t t) { return page + (t - qw) * 2; };
+    int64_t filled = qw;
+    int64_t o = pageFirst.p[q];
+    if (static_cast<uint32_t>(o) != NONE) {
+      int64_t t = Forward(static_cast<uint32_t>(o));
+      int64_t runEnd = -1;
+      int64_t copiedTo = qw;  // to-space words below this are already copied by a stride copy
+      while (t < qEnd) {
+        if (o >= runEnd) {
+          runEnd = NextClear(live, o, segEndExt);
+          if (runEnd - o >= STRIDE_WORDS) {
+            const int64_t ra = t > qw ? t : qw;
+            const int64_t re = t + (runEnd - o);
+            const int64_t rb = re < qEnd ? re : qEnd;
+            if (ra > filled) memset(at(filled), 0, (ra - filled) * 8);
+            CheckSrc((o + ra - t) * 2, (o + rb - t) * 2);
+            memmove(at(ra), src_.p + (o + ra - t) * 2, (rb - ra) * 8);
+            copiedTo = rb;
+          }
+        }
+        int64_t sz, nref;
+        Shape(o, &sz, &nref);
+        const int64_t a = t > qw ? t : qw;
+        const int64_t end = t + sz;
+        const int64_t b = end < qEnd ? end : qEnd;
+        if (a > filled) memset(at(filled), 0, (a - filled) * 8);  // the reserved null word
+        const int64_t n = (b - a) * 2;
+        const int64_t si = (o + a - t) * 2;
+        uint32_t* d = at(a);
+        CheckSrc(si, si + n);
+        const uint32_t* sp = src_.p + si;
+        // Every branch of build.ts writes the same words: the object's part on this page,
+        // its reference slots forwarded (null stays null).
+        if (a >= copiedTo) CopyWords(d, sp, n);
+        const int64_t r0 = t * 2 + 2 - a * 2;
+        const int64_t r1 = r0 + nref;
+        const int64_t k1 = r1 < n ? r1 : n;
+        for (int64_t k = r0 > 0 ? r0 : 0; k < k1; k++) {
+          const uint32_t v = sp[k];
+          if (v != 0) d[k] = Forward(v);
+        }
+        filled = b;
+        if (end >= qEnd) break;
+        t = end;
+        o = NextSet(starts, o + sz, segEnd);
+        if (o >= segEnd) break;
+      }
+    }
+    // The segment's free tail starts on this page: a filler keeps the heap parseable.
+    const int64_t newEnd = static_cast<int64_t>(seg[s + NEW_END]);
+    if (newEnd >= qw && newEnd < qEnd) {
+      if (newEnd > filled) memset(at(filled), 0, (newEnd - filled) * 8);
+      const int64_t fillerEnd = static_cast<int64_t>(seg[s + FILLER_END]);
+      if (fillerEnd > newEnd) {
+        at(newEnd)[0] = FILLER_TYPE;
+        at(newEnd)[1] = static_cast<uint32_t>(fillerEnd - newEnd);
+      }
+    }
+  }
+
+  void Identity(int64_t q, uint32_t* page, int64_t identEnd) {
+    const int64_t qw = q * PAGE_WORDS;
+    const int64_t qEnd = qw + PAGE_WORDS;
+    CheckSrc(qw * 2, qEnd * 2);
+    memmove(page, src_.p + qw * 2, PAGE_WORDS * 8);
+    // Dead objects that stay in place become fillers: their stale references must not survive.
+    for (int64_t d = NextClear(live, qw > HEAP_START_WORD ? qw : HEAP_START_WORD, qEnd); d < qEnd;) {
+      const int64_t e = NextSet(live, d, identEnd);
+      if (d > qw || TestBit(live, qw - 1)) {
+        page[(d - qw) * 2] = FILLER_TYPE;
+        page[(d - qw) * 2 + 1] = static_cast<uint32_t>(e - d);
+      }
+      d = NextClear(live, e, qEnd);
+    }
+    for (int64_t o = pageFirst.p[q]; static_cast<uint32_t>(o) != NONE && o < qEnd;) {
+      int64_t sz, nref;
+      Shape(o, &sz, &nref);
+      if (nref > 0) {
+        // build.ts #refs(o, o, ...): the slots of o that lie on this page, forwarded.
+        const int64_t first = o * 2 + 2;
+        const int64_t i0 = qw * 2 - first > 0 ? qw * 2 - first : 0;
+        const int64_t i1 = nref < qEnd * 2 - first ? nref : qEnd * 2 - first;
+        for (int64_t i = i0; i < i1; i++) {
+          const uint32_t r = Src(first + i);
+          page[first + i - qw * 2] = r == 0 ? 0 : Forward(r);
+        }
+      }
+      o = NextSet(starts, o + sz, qEnd);
+    }
+  }
+};
+
+template <typename T>
+Table<T> TableOf(Napi::Env env, Napi::Value v, napi_typedarray_type type, const char* name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    ThrowArg(env, "ERR_INVALID_ARG_TYPE", std::string(name) + " has the wrong typed-array type");
+  Napi::TypedArrayOf<T> a = v.As<Napi::TypedArrayOf<T>>();
+  return Table<T>{a.Data(), a.ElementLength()};
+}
+
+class NativePageBuilder : public Napi::ObjectWrap<NativePageBuilder> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "PageBuilder", {InstanceMethod<&NativePageBuilder::BuildRun>("build")});
+  }
+
+  // new PageBuilder({ live, starts, chunkNew, pageFirst, pageKind, segments, types, ctl,
+  //                   ctlSegments, layout: { pageWords, segFields, strideWords } })
+  explicit NativePageBuilder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativePageBuilder>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) ThrowArg(env, "ERR_INVALID_ARG_TYPE", "expected the shared tables");
+    Napi::Object t = info[0].As<Napi::Object>();
+    Napi::Object layout = t.Get("layout").IsObject() ? t.Get("layout").As<Napi::Object>() : Napi::Object::New(env);
+    auto num = [&](Napi::Object o, const char* k) { return o.Get(k).IsNumber() ? o.Get(k).As<Napi::Number>().Int64Value() : -1; };
+    if (num(layout, "pageWords") != PAGE_WORDS || num(layout, "segFields") != SEG_FIELDS || num(layout, "strideWords") != STRIDE_WORDS)
+      ThrowArg(env, "ERR_OUT_OF_RANGE", "native page builder: layout constants differ from the TypeScript ones (rebuild the addon)");
+    k_.live = TableOf<uint32_t>(env, t.Get("live"), napi_uint32_array, "live");
+    k_.starts = TableOf<uint32_t>(env, t.Get("starts"), napi_uint32_array, "starts");
+    k_.chunkNew = TableOf<uint32_t>(env, t.Get("chunkNew"), napi_uint32_array, "chunkNew");
+    k_.pageFirst = TableOf<uint32_t>(env, t.Get("pageFirst"), napi_uint32_array, "pageFirst");
+    k_.pageKind = TableOf<uint8_t>(env, t.Get("pageKind"), napi_uint8_array, "pageKind");
+    k_.segments = TableOf<double>(env, t.Get("segments"), napi_float64_array, "segments");
+    k_.types = TableOf<int32_t>(env, t.Get("types"), napi_int32_array, "types");
+    k_.ctl = TableOf<int32_t>(env, t.Get("ctl"), napi_int32_array, "ctl");
+    k_.ctlSegments = static_cast<int>(num(t, "ctlSegments"));
+    if (k_.ctlSegments < 0 || static_cast<size_t>(k_.ctlSegments) >= k_.ctl.n) ThrowArg(env, "ERR_OUT_OF_RANGE", "ctlSegments out of range");
+    // forward() reads live[2c + 1] for every chunk c of chunkNew.
+    if (k_.live.n < k_.chunkNew.n * 2) ThrowArg(env, "ERR_OUT_OF_RANGE", "live bitmap shorter than chunkNew");
+    tables_ = Napi::Persistent(t);
+  }
+
+ private:
+  Kernel k_;
+  Napi::ObjectReference tables_;  // keeps the typed arrays (and their memory) alive
+
+  // build(q, n, from: Uint32Array, dst: Uint32Array, dstU32): pages [q, q+n) into dst from
+  // u32 index dstU32 on, one page (1024 u32) after another.
+  Napi::Value BuildRun(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int64_t q = ArgInt(info, 0, "q");
+    const int64_t n = ArgInt(info, 1, "n");
+    Table<uint32_t> from = TableOf<uint32_t>(env, info[2], napi_uint32_array, "from");
+    Table<uint32_t> dst = TableOf<uint32_t>(env, info[3], napi_uint32_array, "dst");
+    const int64_t dstU32 = ArgInt(info, 4, "dstU32");
+    if (q < 0 || n < 0 || static_cast<uint64_t>(q + n) > k_.pageKind.n) ThrowArg(env, "ERR_OUT_OF_RANGE", "pages outside the heap");
+    if (dstU32 < 0 || static_cast<uint64_t>(dstU32 + n * PAGE_WORDS * 2) > dst.n) ThrowArg(env, "ERR_OUT_OF_RANGE", "destination pages outside dst");
+    try {
+      k_.Run(q, n, from, const_cast<uint32_t*>(dst.p) + dstU32);
+    } catch (const BuildError& e) {
+      ThrowArg(env, "ERR_OUT_OF_RANGE", "native page builder: " + e.message);
+    }
+    return env.Undefined();
+  }
+};
+
+}  // namespace
+
+void InitBuild(Napi::Env env, Napi::Object exports) { exports.Set("PageBuilder", NativePageBuilder::Define(env)); }
+
+}  // namespace movegc
