@@ -35,5 +35,5 @@ itKernel('soak: 200 cycles with a concurrent mutator and injected faults, no fai
   expect(res.resources.during.heapMaps).toBeGreaterThanOrEqual(2 * 3);
   expect(res.resources.after.heapMaps).toBe(0);
   expect(res.resources.after.threads).toBe(res.resources.before.threads);
-  expect(res.resources.during.threads).toBe(res.resources.before.threads + 4); // 2 Workers per move/copy heap
+  expect(res.resources.during.threads).toBe(res.resources.before.threads + 8); // per move/copy heap: 3 Workers and the native watchdog
 }, undefined, 120_000);
