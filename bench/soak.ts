@@ -1,9 +1,10 @@
 /**
  * Soak: thousands of collection cycles with a concurrent mutator that mutates and reads the
  * graph during every cycle (while compaction runs, faulting pages in), checked against a
- * JavaScript model of the graph; with faults injected now and then (EAGAIN, stalled and
- * killed compactors, forks sharing pages, real io_uring pins). Not part of the test suite
- * (test/reliability.soak.test.ts runs a short one).
+ * JavaScript model of the graph, mutating it during marking too (the cycle is driven through
+ * safepoints); with faults injected now and then (EAGAIN, stalled and
+ * killed compactors, stalled and killed markers, forks sharing pages, real io_uring pins). Not
+ * part of the test suite (test/reliability.soak.test.ts runs a short one).
  *
  *   movegc soak [options]   (movegc soak --help)
  *
@@ -243,6 +244,8 @@ function chooseFault(rnd: () => number, p: number, mode: ModeName, stallMs: numb
   if (k < 0.4) return { name: 'stall', inject: { delayAtPage: page, delayMs: stallMs * 3 } };
   if (k < 0.55) return { name: 'shortStall', inject: { delayAtPage: page, delayMs: Math.floor(stallMs / 3) } };
   if (k < 0.7) return { name: 'die', inject: { dieAtPage: page } };
+  if (k < 0.78) return { name: 'markStall', inject: { markDelayAtObject: 1 + Math.floor(rnd() * 2000), markDelayMs: stallMs * 3 } };
+  if (k < 0.82) return { name: 'markDie', inject: { markDieAtObject: 1 + Math.floor(rnd() * 2000) } };
   if (k < 0.85 && mode === 'move') return { name: 'fork', inject: { forkAtPage: page } };
   if (mode === 'move') return { name: 'ioUringPin', inject: {}, pin: true };
   return { name: 'die', inject: { dieAtPage: page } };
@@ -301,7 +304,16 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
       }
     } else h.inject({});
     try {
-      await h.collect();
+      // The cycle is requested and driven through safepoints while the mutator keeps
+      // mutating: during marking and planning (the write barrier's case), then during
+      // compaction (faults). stw: the first safepoint is the whole collection.
+      h.requestCollection();
+      const until = performance.now() + 10_000;
+      for (let k = 0; performance.now() < until; k++) {
+        s.step(rnd);
+        if (k % 8 === 7 && h.safepoint() && (!h.cycleActive || h.cyclePhase === 'compacting')) break;
+      }
+      if (h.cycleActive && h.cyclePhase !== 'compacting') await h.idle(); // a marker too slow for the budget
       // The mutator runs during compaction: every operation may fault a page in.
       for (let k = 0; k < args.ops; k++) s.step(rnd);
     } catch (e) {

@@ -25,7 +25,7 @@
  * cannot update a Ref held in a local, so the collector never stops the mutator on its own.
  */
 import { receiveMessageOnPort } from 'node:worker_threads';
-import { copyBits, countRange, setRange } from './bits.js';
+import { copyBits, countRange, nextSet, setRange } from './bits.js';
 import { drainLog, type BarrierLog } from './barrier.js';
 import { Builders, Scratch, compactorSplit, readRss } from './compact.js';
 import { Clk, Ctl, MarkJob, Phase, resetCompaction, resetMarking } from './control.js';
@@ -330,6 +330,12 @@ export class CycleDriver {
     }
     try {
       for (const w of mut.rootWords()) t.visit(w);
+      if (!parked) {
+        // What black objects refer to reached the marker through the log, which died with it
+        // (entries it consumed are gone): their slots are roots of this re-mark.
+        const objects = sh.objects[mut.epochStarts];
+        for (let o = nextSet(objects, a.blackStart, mut.top); o < mut.top; o = nextSet(objects, o + 1, mut.top)) t.scanSlots(o);
+      }
       t.drain();
     } catch (e) {
       this.#abort(a, e);

@@ -57,6 +57,13 @@ export class Tracer {
     this.stack.push(w);
   }
 
+  /** Greys what object w refers to, without marking w (a black object, for a re-mark). */
+  scanSlots(w: number): void {
+    const k = refCount(this.heap, this.types, w);
+    const slot = w * 2 + 2;
+    for (let i = 0; i < k; i++) this.visit(this.heap[slot + i]);
+  }
+
   /** Scans up to `budget` grey objects; true when the stack is empty. */
   drain(budget = Infinity): boolean {
     const { heap, types, stack, starts } = this;
