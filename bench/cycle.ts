@@ -290,8 +290,16 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       stalls.push([ms(a), ms(b)]);
       tl.faultEvents.push([ms(a), us]);
     };
+    let lastYield = hr();
     for (;;) {
-      if (!flipped) safepoint();
+      if (!flipped) {
+        safepoint();
+        // A stalled marker is replaced by the event loop (Worker.terminate): let it turn now and then.
+        if (!flipped && hr() - lastYield > 20e6) {
+          await new Promise((r) => setImmediate(r));
+          lastYield = hr();
+        }
+      }
       const now = hr();
       if (now >= nextSample) {
         ctl = ctlOf();

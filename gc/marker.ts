@@ -84,6 +84,7 @@ export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hook
 function markConcurrently(sh: Shared, heap: Uint32Array, job: MarkPayload, hooks: MarkerHooks): void {
   const ctl = sh.ctl;
   clearMarks(sh.starts, sh.live);
+  sh.hb.beat(Role.MARKER);
   Atomics.store(ctl, Ctl.MARK_CLEARED, 1);
   const t = new Tracer(heap, sh.types, job.typeCount, sh.starts, sh.live, job.blackStart);
   const visit = (w: number): void => t.visit(w);
@@ -135,10 +136,12 @@ function markConcurrently(sh: Shared, heap: Uint32Array, job: MarkPayload, hooks
 function planConcurrently(sh: Shared, heap: Uint32Array, job: PlanPayload): Plan {
   const t0 = now();
   sh.clk[Clk.PLAN_START] = t0;
-  const p = plan(heap, sh.types, sh, { topWord: job.topWord, pinned: job.pins, denseThreshold: job.denseThreshold });
+  const beat = (): void => sh.hb.beat(Role.MARKER);
+  const p = plan(heap, sh.types, sh, { topWord: job.topWord, pinned: job.pins, denseThreshold: job.denseThreshold, beat });
   const next = sh.objects[job.next];
   next.fill(0, 0, job.nextExtent);
-  forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned);
+  beat();
+  forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned, beat);
   const t1 = now();
   sh.clk[Clk.PLAN_END] = t1;
   sh.clk[Clk.PLAN_CPU] = t1 - t0;

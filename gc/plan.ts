@@ -63,11 +63,12 @@ export interface SlideState {
  * of live words per chunk into chunkNew, and pageFirst of every to-space page whose first
  * word lands in them.
  */
-function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number): void {
+function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number, beat?: () => void): void {
   const { live, starts, chunkNew, pageFirst } = sh;
   let cursor = st.cursor;
   let firstSlidePage = st.firstSlidePage;
   for (let c = st.chunk; c < toChunk; c++) {
+    if (beat !== undefined && (c & (BEAT_CHUNKS - 1)) === 0) beat();
     chunkNew[c] = cursor;
     const n = popcount32(live[c * 2]) + popcount32(live[c * 2 + 1]);
     if (n === 0) continue;
@@ -121,7 +122,11 @@ export interface PlanOptions {
   pinned: Iterable<number>;
   /** Live fraction at or above which a leading page stays in place (>1 disables). */
   denseThreshold: number;
+  /** Called every few MiB of heap planned: the marker thread's heartbeat. */
+  beat?: () => void;
 }
+
+const BEAT_CHUNKS = 1 << 14; // 8 MiB of heap
 
 export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: PlanOptions): Plan {
   const oldTopAligned = alignUp(opts.topWord);
@@ -198,10 +203,10 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
       // The last segment can grow in the compaction pause by what the mutator allocated
       // after the plan's top (extendPlan): keep the slide state where that top falls.
       const resumeChunk = Math.min(Math.max(opts.topWord >>> 6, st.chunk), r.end / CHUNK_WORDS);
-      slideChunks(sh, st, resumeChunk, r.end);
+      slideChunks(sh, st, resumeChunk, r.end, opts.beat);
       resume = { ...st };
     }
-    slideChunks(sh, st, r.end / CHUNK_WORDS, r.end);
+    slideChunks(sh, st, r.end / CHUNK_WORDS, r.end, opts.beat);
     let cursor = st.cursor;
     if (tail > 0) {
       // Pages that start inside the straddler's slid tail begin with the straddler.
@@ -243,9 +248,10 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
  * is set in `source` within words [from, to), into `next`. With the mark bitmap as source, dead
  * objects get no bit: in the dense prefix and pinned spans they become fillers.
  */
-export function forwardObjectStarts(sh: Shared, source: Uint32Array, next: Uint32Array, from: number, to: number): void {
+export function forwardObjectStarts(sh: Shared, source: Uint32Array, next: Uint32Array, from: number, to: number, beat?: () => void): void {
   const { chunkNew, live } = sh;
   for (let i = from >>> 5, n = (to + 31) >>> 5; i < n; i++) {
+    if (beat !== undefined && (i & (BEAT_CHUNKS - 1)) === 0) beat();
     let v = source[i];
     while (v !== 0) {
       const o = (i << 5) | (31 - Math.clz32(v & -v));

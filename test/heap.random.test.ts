@@ -23,7 +23,7 @@ interface Kind {
   type: HeapType | 'RefArray' | 'ByteArray';
 }
 
-async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise<{ cycles: number; faults: number; concurrentSteps: number }> {
+async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise<{ cycles: number; faults: number; concurrentSteps: number; markingSteps: number }> {
   const rng = new Rng(seed);
   const heap: Heap = await openHeap({ capacity: 16 << 20, mode });
   const types: HeapType[] = [
@@ -41,6 +41,8 @@ async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise
   let cycles = 0;
   let faults = 0;
   let concurrentSteps = 0;
+  let markingSteps = 0;
+  let requested = false;
   const ctx = (): string => `seed ${seed} (${mode}) step ${step} [${op}]`;
 
   const check = (): void => {
@@ -164,6 +166,17 @@ async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise
     // pauses early (short of stallMs) so the mutator's next steps overlap compaction.
     const inj = rng.weighted([[6, {}], [2, { delayAtPage: rng.int(1, 4), delayMs: rng.int(5, 40) }], [mode === 'move' ? 1 : 0, { eagainEvery: rng.int(2, 5) }]] as const);
     heap.inject(inj);
+    if (rng.chance(0.5)) {
+      // The non-blocking form: the cycle is requested and the steps that follow mutate the
+      // graph while the marker marks and plans; its pauses run in safepoint() between steps.
+      if (heap.cycleActive) {
+        await finishCycle();
+        afterCycle();
+      }
+      heap.requestCollection();
+      requested = true;
+      return;
+    }
     await heap.collect();
     if (heap.history.length) afterCycle(); // the previous cycle (collect() finished it)
     // Every ref from before the pause is stale now (roots and pins are not).
@@ -214,6 +227,17 @@ async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise
         await f();
       }
       if (heap.cycleActive) concurrentSteps++;
+      if (requested && heap.cyclePhase !== 'compacting') {
+        if (heap.cyclePhase !== 'idle') markingSteps++;
+        op = 'safepoint';
+        if (heap.safepoint()) {
+          // A pause ran: every handle is stale (roots and pins are not).
+          stale = handles.map(([r]) => r);
+          refresh();
+          if (!heap.cycleActive || heap.cyclePhase === 'compacting') requested = false;
+          if (!heap.cycleActive) afterCycle(); // stw: the whole collection ran here
+        }
+      }
       check();
     }
     op = 'final collect';
@@ -230,7 +254,7 @@ async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise
     expect(st.liveObjects, ctx()).toBe(reach.size);
     for (const p of model.pins) p.pin.release();
     model.pins.length = 0;
-    return { cycles: cycles + 1, faults, concurrentSteps };
+    return { cycles: cycles + 1, faults, concurrentSteps, markingSteps };
   } catch (e) {
     const err = e as Error;
     err.message = `[replay: GC_SEED=${seed} GC_MODE=${mode}] ${err.message.includes(`seed ${seed}`) ? '' : ctx() + ': '}${err.message}`;
@@ -241,20 +265,22 @@ async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise
 }
 
 describe.each(MODES_RUN)('random differential (%s)', (mode) => {
-  const totals = { cycles: 0, faults: 0, concurrentSteps: 0, seeds: 0 };
+  const totals = { cycles: 0, faults: 0, concurrentSteps: 0, markingSteps: 0, seeds: 0 };
   for (const seed of SEEDS) {
     itMode(mode, `seed ${seed}`, async () => {
       const r = await runSeed(mode, seed);
       totals.cycles += r.cycles;
       totals.faults += r.faults;
       totals.concurrentSteps += r.concurrentSteps;
+      totals.markingSteps += r.markingSteps;
       totals.seeds++;
       expect(r.cycles).toBeGreaterThanOrEqual(5);
       if (totals.seeds === SEEDS.length && mode !== 'stw' && SEEDS.length > 1) {
         // Across all seeds some steps ran during the concurrent phase and faulted.
         expect(totals.concurrentSteps).toBeGreaterThan(0);
+        expect(totals.markingSteps, 'steps that mutated while the marker marked or planned').toBeGreaterThan(0);
         expect(totals.faults).toBeGreaterThan(0);
-        console.info(`[random ${mode}] ${totals.seeds} seeds, ${totals.cycles} cycles, ${totals.concurrentSteps} steps during compaction, ${totals.faults} faults`);
+        console.info(`[random ${mode}] ${totals.seeds} seeds, ${totals.cycles} cycles, ${totals.concurrentSteps} steps during a cycle (${totals.markingSteps} while marking or planning), ${totals.faults} faults`);
       }
     }, 60_000);
   }
