@@ -32,7 +32,13 @@ export interface MarkResult {
 }
 
 export class Tracer {
-  readonly stack: number[] = [];
+  /**
+   * The mark stack: a typed array, grown by doubling. A JavaScript array of millions of
+   * numbers makes the marker thread's own V8 collector pause it for long enough (hundreds of
+   * ms at 1 GiB) to look stalled.
+   */
+  #stack = new Uint32Array(1 << 16);
+  #sp = 0;
   objects = 0;
   words = 0;
 
@@ -54,7 +60,12 @@ export class Tracer {
     setRange(this.live, w, w + size);
     this.objects++;
     this.words += size;
-    this.stack.push(w);
+    if (this.#sp === this.#stack.length) {
+      const grown = new Uint32Array(this.#stack.length * 2);
+      grown.set(this.#stack);
+      this.#stack = grown;
+    }
+    this.#stack[this.#sp++] = w;
   }
 
   /** Greys what object w refers to, without marking w (a black object, for a re-mark). */
@@ -66,10 +77,10 @@ export class Tracer {
 
   /** Scans up to `budget` grey objects; true when the stack is empty. */
   drain(budget = Infinity): boolean {
-    const { heap, types, stack, starts } = this;
+    const { heap, types, starts } = this;
     for (let n = 0; n < budget; n++) {
-      const w = stack.pop();
-      if (w === undefined) return true;
+      if (this.#sp === 0) return true;
+      const w = this.#stack[--this.#sp];
       const k = refCount(heap, types, w);
       const slot = w * 2 + 2;
       for (let i = 0; i < k; i++) {
@@ -77,7 +88,7 @@ export class Tracer {
         if (r !== 0 && !testBit(starts, r)) this.visit(r);
       }
     }
-    return stack.length === 0;
+    return this.#sp === 0;
   }
 }
 
