@@ -8,20 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, Heap, MoveGcError, viewOf, type ModeName } from '../dist/gc/index.js';
 import { captureLogger, closeHeapsAfterEach, itMode, openHeap, TEST_MODES } from './helpers/heap.js';
-import { thrown } from './helpers/thrown.js';
+import { rejected, thrown } from './helpers/thrown.js';
 import { caps, CI } from './kernel.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 closeHeapsAfterEach();
 
-async function rejected(p: () => Promise<unknown>): Promise<MoveGcError> {
-  try {
-    await p();
-  } catch (e) {
-    return e as MoveGcError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Resolves with fn's value, or rejects after ms: a hang becomes a failure, not a stuck run. */
 function within<T>(ms: number, p: Promise<T>): Promise<T> {

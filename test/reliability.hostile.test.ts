@@ -20,19 +20,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, Heap, MoveGcError, type HeapType, type ModeName, type Ref } from '../dist/gc/index.js';
 import { buildGraph, checksum, rng } from './fixtures/graph.mjs';
 import { caps, CI } from './kernel.js';
-import { thrown } from './helpers/thrown.js';
+import { rejected, thrown } from './helpers/thrown.js';
 
 type Any = any;
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-async function rejected(p: () => Promise<unknown>): Promise<MoveGcError> {
-  try {
-    await p();
-  } catch (e) {
-    return e as MoveGcError;
-  }
-  throw new Error('expected a rejection');
-}
 function expectCode(e: MoveGcError, code?: string): void {
   expect(e, String(e)).toBeInstanceOf(MoveGcError);
   expect(typeof e.code).toBe('string');

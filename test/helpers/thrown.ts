@@ -10,3 +10,13 @@ export function thrown(fn: () => unknown): MoveGcError {
   }
   throw new Error(`expected a throw from ${String(fn)}, got ${String(r)}`);
 }
+
+/** What p's promise rejects with (fails if it resolves). */
+export async function rejected(p: () => Promise<unknown>): Promise<MoveGcError> {
+  try {
+    await p();
+  } catch (e) {
+    return e as MoveGcError;
+  }
+  throw new Error('expected a rejection');
+}
