@@ -23,23 +23,18 @@
  * that ran a pause, every faulting access, and the final idle() call (unregister and
  * from-space release run on the mutator's thread).
  *
- * Reading the collector's counters: the heap keeps them in a SharedArrayBuffer that only
- * heap._debugState() exposes, as a copy. The bench captures the live Int32Array view once,
- * right after the heap is created, by intercepting the Array.from call _debugState makes on it
- * (no cycle is active then, so the call is cheap); afterwards it reads the counters with
- * Atomics.load, as the collector threads do. If that ever stops working, the bench falls back
- * to calling _debugState() (slower: a census of every page).
+ * Reading the collector's counters: heap.progress(), the public API, at every sample and
+ * around every access.
  */
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Heap, PAGE_SIZE, type CycleStats, type HeapOptions, type ModeName } from '../gc/index.js';
-import { Ctl } from '../gc/shared.js';
 import { buildHeap, rng, type Workload } from './workload.js';
 import type { KnobValues, MutatorKind } from './knobs.js';
 import { bucketQuantiles, quantiles, type Quantiles } from './stats.js';
 
-/** Indices into the collector's control block. */
-const CTL = { PAGES_TOTAL: Ctl.PAGES_TOTAL, PAGES_MAPPED: Ctl.PAGES_MAPPED, FAULTS: Ctl.FAULTS } as const;
+/** The counters the bench follows (heap.progress()), in a small array it refreshes. */
+const CTL = { PAGES_TOTAL: 0, PAGES_MAPPED: 1, FAULTS: 2 } as const;
 
 export interface Timeline {
   /** ms since collect() was called. */
@@ -174,24 +169,16 @@ export function stopWatchdog(): void {
   watchdog = null;
 }
 
-/** The collector's live control block (see the file comment). */
+/** The collector's live counters through the public progress API, as an Int32Array-like view. */
 function controlBlock(heap: Heap): () => Int32Array {
-  let ctl: Int32Array | undefined;
-  const orig = Array.from;
-  (Array as { from: unknown }).from = function (this: unknown, x: unknown, ...rest: unknown[]) {
-    if (ctl === undefined && x instanceof Int32Array && x.buffer instanceof SharedArrayBuffer) ctl = x;
-    return (orig as (...a: unknown[]) => unknown).call(this, x, ...rest);
+  const c = new Int32Array(3);
+  return () => {
+    const p = heap.progress();
+    c[CTL.PAGES_TOTAL] = p.pagesTotal;
+    c[CTL.PAGES_MAPPED] = p.pagesMapped;
+    c[CTL.FAULTS] = p.faults;
+    return c;
   };
-  try {
-    heap._debugState();
-  } finally {
-    Array.from = orig;
-  }
-  if (ctl) {
-    const c = ctl;
-    return () => c;
-  }
-  return () => Int32Array.from((heap._debugState() as { ctl: number[] }).ctl);
 }
 
 class Statm {
@@ -226,8 +213,8 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     const perf0 = performance.timeOrigin + performance.now();
     const ms = (t: number): number => (t - t0) / 1e6;
     tl.tMs.push(0);
-    tl.pagesMapped.push(Atomics.load(ctl0, CTL.PAGES_MAPPED));
-    tl.faults.push(Atomics.load(ctl0, CTL.FAULTS));
+    tl.pagesMapped.push(ctlOf()[CTL.PAGES_MAPPED]);
+    tl.faults.push(ctlOf()[CTL.FAULTS]);
     tl.rssMiB.push(statm.rssBytes() / 2 ** 20);
     // The cycle is driven the way a frame loop drives it (see Heap.safepoint): requested, then
     // every pause runs inside a safepoint() call the mutator makes between touches. Each
@@ -267,8 +254,8 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
 
     const sample = (t: number): void => {
       tl.tMs.push(ms(t));
-      tl.pagesMapped.push(Atomics.load(ctl, CTL.PAGES_MAPPED));
-      tl.faults.push(Atomics.load(ctl, CTL.FAULTS));
+      tl.pagesMapped.push(ctlOf()[CTL.PAGES_MAPPED]);
+      tl.faults.push(ctlOf()[CTL.FAULTS]);
       tl.rssMiB.push(statm.rssBytes() / 2 ** 20);
     };
     const horizonNs = o.horizonMs * 1e6;
@@ -306,10 +293,10 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
         sample(now);
         nextSample = now + sampleNs;
       }
-      const mapped = Atomics.load(ctl, CTL.PAGES_MAPPED);
+      const mapped = ctlOf()[CTL.PAGES_MAPPED];
       if (!flipped) {
         lastMappedAt = now; // marking and planning: no page is due yet
-      } else if (!done && mapped >= Atomics.load(ctl, CTL.PAGES_TOTAL)) {
+      } else if (!done && mapped >= ctlOf()[CTL.PAGES_TOTAL]) {
         done = true;
         tl.cycleEndMs = ms(now);
       }
@@ -332,25 +319,25 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       nextTouch = now + touchNs;
       const i = Math.floor(rnd() * liveCount);
       try {
-        let f = Atomics.load(ctl, CTL.FAULTS);
+        let f = ctlOf()[CTL.FAULTS];
         let a = hr();
         const c = heap.getRef(dirRef, i >>> 12);
         let b = hr();
-        let g = Atomics.load(ctl, CTL.FAULTS);
+        let g = ctlOf()[CTL.FAULTS];
         if (g !== f) faulted(a, b);
         if (c === null) throw new Error('null chunk');
         f = g;
         a = hr();
         const obj = heap.getRef(c, i & 4095);
         b = hr();
-        g = Atomics.load(ctl, CTL.FAULTS);
+        g = ctlOf()[CTL.FAULTS];
         if (g !== f) faulted(a, b);
         if (obj === null) throw new Error('null object');
         f = g;
         a = hr();
         const id = heap.getU32(obj, 0);
         b = hr();
-        g = Atomics.load(ctl, CTL.FAULTS);
+        g = ctlOf()[CTL.FAULTS];
         if (g !== f) faulted(a, b);
         if (id !== i + 1) throw new Error(`id ${id}`);
       } catch (e) {

@@ -31,7 +31,7 @@ import { Pin, Root, RootTable, type RootOwner } from './roots.js';
 import { CollectorThreads, Role, type RoleName } from './threads.js';
 import { Watchdog } from './watchdog.js';
 import {
-  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount,
+  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, sizeWords,
 } from './layout.js';
 
 export type { Ref };
@@ -43,6 +43,26 @@ export interface TypeSpec {
   refs: number;
   /** Raw bytes after the references (their area starts 8-aligned). */
   bytes: number;
+}
+
+/** See Heap.progress(). */
+export interface Progress {
+  cycle: number;
+  phase: string;
+  pagesTotal: number;
+  pagesMapped: number;
+  faults: number;
+  markedObjects: number;
+  barrierEntries: number;
+}
+
+/** See Heap.census(). Objects include those not yet collected. */
+export interface Census {
+  types: Array<{ type: string; objects: number; bytes: number }>;
+  objects: number;
+  bytes: number;
+  fillerBytes: number;
+  usedBytes: number;
 }
 
 export class HeapType {
@@ -579,6 +599,51 @@ export class Heap implements RootOwner {
     const st = this.history.find((s) => s.cycle === cycle);
     if (!st) throw new MoveGcError(ErrorCode.CLOSED, `cycle ${cycle} did not finish: the heap was closed`);
     return st;
+  }
+
+  /**
+   * Where the collector stands, read live from its shared counters (cheap: for tools that
+   * watch a cycle, e.g. a benchmark's timeline). Counters belong to the current cycle.
+   */
+  progress(): Progress {
+    this.#check();
+    const c = this.#sh.ctl;
+    return {
+      cycle: this.#cycles.activeCycle ?? this.history[this.history.length - 1]?.cycle ?? 0,
+      phase: this.#cycles.phase,
+      pagesTotal: Atomics.load(c, Ctl.PAGES_TOTAL),
+      pagesMapped: Atomics.load(c, Ctl.PAGES_MAPPED),
+      faults: Atomics.load(c, Ctl.FAULTS),
+      markedObjects: Atomics.load(c, Ctl.MARK_OBJECTS),
+      barrierEntries: this.#log.entries,
+    };
+  }
+
+  /**
+   * A census of the heap (as ART's and MMTk's heap dumps give): objects and bytes per type,
+   * and the dead space fillers hold, by walking every object up to the top. During compaction
+   * the walk faults in the pages it reads.
+   */
+  census(): Census {
+    this.#check();
+    const types = this.#types.rows;
+    const byType = new Map<number, { objects: number; bytes: number }>();
+    let fillerBytes = 0;
+    for (let w = HEAP_START_WORD; w < this.#top; ) {
+      const t = this.#u32[w * 2];
+      const size = sizeWords(this.#u32, types, w);
+      if (size < 1) throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `census: object at word ${w} has size ${size}`);
+      if (this.#types.kind(t) === Kind.FILLER) fillerBytes += size * 8;
+      else {
+        const e = byType.get(t) ?? { objects: 0, bytes: 0 };
+        e.objects++;
+        e.bytes += size * 8;
+        byType.set(t, e);
+      }
+      w += size;
+    }
+    const rows = [...byType].map(([t, e]) => ({ type: this.#typeList[t]?.name ?? `#${t}`, ...e })).sort((a, b) => b.bytes - a.bytes);
+    return { types: rows, objects: rows.reduce((n, r) => n + r.objects, 0), bytes: rows.reduce((n, r) => n + r.bytes, 0), fillerBytes, usedBytes: this.#top * 8 };
   }
 
   /** @internal Control words and clocks of the active cycle, for diagnosing a stuck cycle. */

@@ -5,7 +5,7 @@ export { Mapping, Advice, HUGE_PAGE_SIZE, MAX_VIEW_BYTES, remapDontUnmap, viewOf
 export { Userfaultfd, Feature, Ioctl, OpenHow, featureNames, ioctlNames, type FeatureName, type IoctlName, type OpenHowName, type MoveOptions, type WakeOptions, type RegisterMode, type UffdEvent } from './uffd.js';
 export { IoUringPin, ForkedChild } from './pin.js';
 export { probe, parseKernelRelease, moveFixesIn, HIDEABLE, type Capabilities, type Capability, type Hideable, type KernelVersion } from './probe.js';
-export { Heap, HeapType, Root, Pin, type Ref, type TypeSpec } from './heap.js';
+export { Heap, HeapType, Root, Pin, type Ref, type TypeSpec, type Progress, type Census } from './heap.js';
 export { MAX_CAPACITY, Marking, FaultInstallPolicy, type HeapOptions, type InjectOptions, type MarkingName, type FaultInstallName } from './options.js';
 export { Mode, MODES, chooseMode, type ModeName, type ModeChoice, type ModeChoiceOptions } from './modes.js';
 export { median, summarize, type CycleStats, type LatencySummary } from './stats.js';

@@ -176,3 +176,29 @@ describe.each(['move', 'copy'] as const)('a failing marker (%s)', (mode) => {
     });
   }
 });
+
+describe('watching a cycle', () => {
+  itMode('move', 'progress() follows the phases and counters; census() counts objects and bytes per type', async () => {
+    const h = await openHeap({ capacity: 16 << 20, mode: 'move', stallMs: 5000, inject: { markDelayAtObject: 100, markDelayMs: 100 } });
+    const T = h.defineType({ name: 'Node', refs: 2, bytes: 8 });
+    h.root(chain(h, T, 3000));
+    for (let i = 0; i < 100; i++) h.allocBytes(1000);
+    const c0 = h.census();
+    expect(c0.types).toEqual([
+      { type: 'Node', objects: 3000, bytes: 3000 * 24 },
+      { type: 'ByteArray', objects: 100, bytes: 100 * 1008 },
+    ].sort((a, b) => b.bytes - a.bytes));
+    expect(c0.usedBytes).toBe(h.usedBytes);
+    expect(h.progress().phase).toBe('idle');
+    h.requestCollection();
+    expect(h.progress().phase).toBe('marking');
+    await h.idle();
+    const p = h.progress();
+    expect(p.phase).toBe('idle');
+    expect(p.pagesMapped).toBe(p.pagesTotal);
+    expect(p.markedObjects).toBeGreaterThanOrEqual(100);
+    const c1 = h.census();
+    expect(c1.types).toEqual([{ type: 'Node', objects: 3000, bytes: 3000 * 24 }]); // the byte arrays were garbage
+    expect(c1.fillerBytes).toBe(h.usedBytes - 3000 * 24 - 8); // what is left of the last page (word 0 is null)
+  });
+});
