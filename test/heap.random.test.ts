@@ -170,8 +170,10 @@ async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise
       // The non-blocking form: the cycle is requested and the steps that follow mutate the
       // graph while the marker marks and plans; its pauses run in safepoint() between steps.
       if (heap.cycleActive) {
-        await finishCycle();
+        await finishCycle(); // may run the pauses of a requested cycle: handles go stale
         afterCycle();
+        stale = handles.map(([r]) => r);
+        refresh();
       }
       heap.requestCollection();
       requested = true;
