@@ -151,7 +151,9 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   if (!Number.isSafeInteger(cap) || cap <= 0 || cap % HEAP_ALIGN !== 0 || cap > MAX_CAPACITY)
     throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `capacity must be a positive multiple of 2 MiB up to ${MAX_CAPACITY} bytes, got ${cap}`);
   const mode = oneOf<ModeName>('mode', s.mode, MODES, Mode.MOVE);
-  const marking = oneOf<MarkingName>('marking', s.marking, [Marking.CONCURRENT, Marking.PAUSE], (process.env.MOVEGC_MARKING as MarkingName) ?? Marking.CONCURRENT);
+  // MOVEGC_MARKING=pause changes the default (e.g. to run a test suite with marking in the pause).
+  const envMarking = process.env.MOVEGC_MARKING === Marking.PAUSE ? Marking.PAUSE : Marking.CONCURRENT;
+  const marking = oneOf<MarkingName>('marking', s.marking, [Marking.CONCURRENT, Marking.PAUSE], envMarking);
   const { stallMs, denseThreshold, hide, logger } = s;
   if (stallMs !== undefined) {
     if (typeof stallMs !== 'number') throw invalidArg(`stallMs must be a number, got ${typeof stallMs}`);
