@@ -36,7 +36,7 @@ describe.each(TEST_MODES)('concurrent marking (%s)', (mode: ModeName) => {
     // The marker stalls mid-chain (not long enough to be taken for dead): A (scanned first)
     // then receives C, whose only other referrer B (deep in the chain, not yet scanned) lets
     // go of it. Without the write barrier C is never marked and is reclaimed while reachable.
-    const h = await openHeap({ capacity: 16 << 20, mode, stallMs: 5000, inject: { markDelayAtObject: 2000, markDelayMs: 400 } });
+    const h = await openHeap({ capacity: 16 << 20, mode, marking: 'concurrent', stallMs: 5000, inject: { markDelayAtObject: 2000, markDelayMs: 400 } });
     const T = h.defineType({ name: 'Node', refs: 2, bytes: 8 });
     const chainRoot = h.root(chain(h, T, 20_000));
     const a = h.alloc(T);
@@ -63,7 +63,7 @@ describe.each(TEST_MODES)('concurrent marking (%s)', (mode: ModeName) => {
   });
 
   itMode(mode, 'objects allocated and linked during marking and planning are live (black) and slide', async () => {
-    const h = await openHeap({ capacity: 16 << 20, mode, stallMs: 5000, inject: { markDelayAtObject: 1000, markDelayMs: 100 } });
+    const h = await openHeap({ capacity: 16 << 20, mode, marking: 'concurrent', stallMs: 5000, inject: { markDelayAtObject: 1000, markDelayMs: 100 } });
     const T = h.defineType({ name: 'Node', refs: 2, bytes: 8 });
     const keep = h.root(chain(h, T, 5000));
     for (let i = 0; i < 2000; i++) h.allocBytes(200); // garbage below the black allocations
@@ -103,7 +103,7 @@ describe.each(TEST_MODES)('concurrent marking (%s)', (mode: ModeName) => {
   });
 
   itMode(mode, 'a pin and a root created during marking: the pinned object stays put, both survive', async () => {
-    const h = await openHeap({ capacity: 16 << 20, mode, stallMs: 5000, inject: { markDelayAtObject: 500, markDelayMs: 100 } });
+    const h = await openHeap({ capacity: 16 << 20, mode, marking: 'concurrent', stallMs: 5000, inject: { markDelayAtObject: 500, markDelayMs: 100 } });
     const T = h.defineType({ name: 'Node', refs: 2, bytes: 8 });
     h.root(chain(h, T, 3000));
     const loose = h.alloc(T); // held in a local only
@@ -129,7 +129,7 @@ describe.each(['move', 'copy'] as const)('a failing marker (%s)', (mode) => {
     // Found by the soak: the re-mark traced from the roots only, but what a black object (one
     // allocated during marking) refers to reached the marker through the barrier's log, which
     // the lost marker took with it.
-    const h = await openHeap({ capacity: 16 << 20, mode, stallMs: 200, inject: { markDelayAtObject: 500, markDelayMs: 1500 } });
+    const h = await openHeap({ capacity: 16 << 20, mode, marking: 'concurrent', stallMs: 200, inject: { markDelayAtObject: 500, markDelayMs: 1500 } });
     const T = h.defineType({ name: 'Node', refs: 2, bytes: 8 });
     h.root(chain(h, T, 5000));
     const w = h.alloc(T);
@@ -155,7 +155,7 @@ describe.each(['move', 'copy'] as const)('a failing marker (%s)', (mode) => {
   ]) {
     itMode(mode, `${c.name}: marking is redone in the marking pause, nothing is lost, the next cycle marks concurrently`, async () => {
       const { logger, records } = captureLogger();
-      const h = await openHeap({ capacity: 16 << 20, mode, stallMs: c.inject.markDelayMs ? 200 : 2000, inject: c.inject, logger });
+      const h = await openHeap({ capacity: 16 << 20, mode, marking: 'concurrent', stallMs: c.inject.markDelayMs ? 200 : 2000, inject: c.inject, logger });
       const T = h.defineType({ name: 'Node', refs: 2, bytes: 8 });
       const keep = h.root(chain(h, T, 10_000));
       for (let i = 0; i < 1000; i++) h.allocBytes(200);
@@ -179,7 +179,7 @@ describe.each(['move', 'copy'] as const)('a failing marker (%s)', (mode) => {
 
 describe('watching a cycle', () => {
   itMode('move', 'progress() follows the phases and counters; census() counts objects and bytes per type', async () => {
-    const h = await openHeap({ capacity: 16 << 20, mode: 'move', stallMs: 5000, inject: { markDelayAtObject: 100, markDelayMs: 100 } });
+    const h = await openHeap({ capacity: 16 << 20, mode: 'move', marking: 'concurrent', stallMs: 5000, inject: { markDelayAtObject: 100, markDelayMs: 100 } });
     const T = h.defineType({ name: 'Node', refs: 2, bytes: 8 });
     h.root(chain(h, T, 3000));
     for (let i = 0; i < 100; i++) h.allocBytes(1000);

@@ -280,7 +280,7 @@ describe.each(MODES_RUN)('random differential (%s)', (mode) => {
       if (totals.seeds === SEEDS.length && mode !== 'stw' && SEEDS.length > 1) {
         // Across all seeds some steps ran during the concurrent phase and faulted.
         expect(totals.concurrentSteps).toBeGreaterThan(0);
-        expect(totals.markingSteps, 'steps that mutated while the marker marked or planned').toBeGreaterThan(0);
+        if (process.env.MOVEGC_MARKING !== 'pause') expect(totals.markingSteps, 'steps that mutated while the marker marked or planned').toBeGreaterThan(0);
         expect(totals.faults).toBeGreaterThan(0);
         console.info(`[random ${mode}] ${totals.seeds} seeds, ${totals.cycles} cycles, ${totals.concurrentSteps} steps during a cycle (${totals.markingSteps} while marking or planning), ${totals.faults} faults`);
       }

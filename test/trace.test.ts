@@ -97,7 +97,7 @@ describe('traceFromEnv', () => {
 
 describe('formatTrace on a real cycle', () => {
   itKernel('matches the cycle the heap recorded', async () => {
-    const heap = await Heap.create({ capacity: 4 * 2 ** 20, mode: 'move' });
+    const heap = await Heap.create({ capacity: 4 * 2 ** 20, mode: 'move', marking: 'concurrent' });
     try {
       const T = heap.defineType({ name: 'T', refs: 1, bytes: 8 });
       const keep = heap.root(null);
