@@ -412,27 +412,30 @@ export class CycleDriver {
       }
       const tp = now();
       const reply = this.concurrentMarking && Atomics.load(sh.ctl, Ctl.MARK_DONE) === a.request ? this.#reply(a.request) : null;
+      const top = mut.top;
       if (reply?.ok && reply.plan && mut.pinsAdded === a.pinsAdded) {
         p = reply.plan;
         st.planMs = sh.clk[Clk.PLAN_END] - sh.clk[Clk.PLAN_START];
         st.plan.concurrentMs = st.planMs;
         st.plan.cpuMs = sh.clk[Clk.PLAN_CPU];
+        // What the mutator allocated since the marking pause slides as one block at the end.
+        if (top > a.planTop) {
+          this.#blacken(a.planTop, top);
+          extendPlan(sh, p, a.planTop, top);
+          forwardObjectStarts(sh, sh.starts, sh.objects[mut.epochStarts ^ 1], a.planTop, top);
+        }
       } else {
-        // Marking in the pause; or a pin added since the plan (its span is unknown to it), or
-        // the marker failed or died while planning: plan here.
+        // Marking in the pause; or a pin added since the plan (its span is unknown to it, and it
+        // may lie in what was allocated since, which extendPlan would slide), or the marker
+        // failed or died while planning: plan here, over everything up to the top.
         if (this.concurrentMarking) st.plan.inPause = true;
-        p = planHeap(mut.u32, sh.types, sh, { topWord: a.planTop, pinned: mut.pinWords(), denseThreshold: opts.denseThreshold });
+        if (top > a.planTop) this.#blacken(a.planTop, top);
+        a.planTop = top;
+        p = planHeap(mut.u32, sh.types, sh, { topWord: top, pinned: mut.pinWords(), denseThreshold: opts.denseThreshold });
         const next = sh.objects[mut.epochStarts ^ 1];
         next.fill(0, 0, mut.nextStartsExtent);
         forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned);
         st.planMs = now() - tp;
-      }
-      // What the mutator allocated since the marking pause slides as one block at the end.
-      const top = mut.top;
-      if (top > a.planTop) {
-        this.#blacken(a.planTop, top);
-        extendPlan(sh, p, a.planTop, top);
-        forwardObjectStarts(sh, sh.starts, sh.objects[mut.epochStarts ^ 1], a.planTop, top);
       }
     } catch (e) {
       this.#abort(a, e);
