@@ -208,7 +208,6 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     const stalls: Array<[number, number]> = [];
     const faultUs: number[] = [];
 
-    const ctl0 = ctlOf();
     const t0 = hr();
     const perf0 = performance.timeOrigin + performance.now();
     const ms = (t: number): number => (t - t0) / 1e6;

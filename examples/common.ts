@@ -93,7 +93,7 @@ export function emitResult(r: unknown): void {
 }
 
 /** Starts the provenance record of an example run (see bench/provenance.ts). */
-export function exampleProvenance(args: Args, heapOptions: Record<string, unknown>): ReturnType<typeof startProvenance> {
+export function exampleProvenance(heapOptions: Record<string, unknown>): ReturnType<typeof startProvenance> {
   return startProvenance(['movegc', ...process.argv.slice(2)].join(' '), heapOptions);
 }
 

@@ -247,7 +247,7 @@ function summary(rs: BenchResult[]): string {
 
 export async function main(args: Args): Promise<void> {
   // A --compare child (--json) leaves provenance to its parent.
-  const prov = args.json ? null : exampleProvenance(args, { capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode] });
+  const prov = args.json ? null : exampleProvenance({ capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode] });
   if (args.compare) {
     const modes = compareModes(args);
     const rs = await runModes<BenchResult>('gcbench', modes, args);

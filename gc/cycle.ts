@@ -44,7 +44,7 @@ import { Role, type CollectorThreads } from './threads.js';
 import { Role as HbRole } from './heartbeat.js';
 import type { Userfaultfd } from './uffd.js';
 import type { Logger } from './log.js';
-import { formatTrace, traceFromEnv } from './trace.js';
+import { formatTrace, rounded, roundMs, traceFromEnv } from './trace.js';
 
 /** What the driver needs of the mutator's side of the heap (implemented by Heap). */
 export interface MutatorState {
@@ -449,7 +449,7 @@ export class CycleDriver {
     st.pages.identity = p.identityPages;
     st.pinnedSpans = p.pinnedSpans.length;
     st.segments = p.segments.length;
-    this.#c.log.debug({ phase: 'plan', cycle: st.cycle, ms: round(st.planMs), pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
+    this.#c.log.debug({ phase: 'plan', cycle: st.cycle, ms: roundMs(st.planMs), pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
 
     resetCompaction(sh.ctl, sh.clk);
     sh.hist.fill(0);
@@ -482,7 +482,7 @@ export class CycleDriver {
     a.phase = CyclePhase.COMPACTING;
     a.pauseEnd = now();
     st.pause.totalMs = a.pauseEnd - tf;
-    this.#c.log.info({ phase: 'pause', cycle: st.cycle, ...roundAll(st.pause) }, 'compaction pause');
+    this.#c.log.info({ phase: 'pause', cycle: st.cycle, ...rounded(st.pause) }, 'compaction pause');
 
     if (this.#c.mode === Mode.STW) {
       // Stop-the-world: the same page builder, writing straight into the emptied heap.
@@ -631,7 +631,7 @@ export class CycleDriver {
     this.#history.push(st);
     if (this.#history.length > 1000) this.#history.shift();
     this.#c.log.info(
-      { phase: 'compaction', cycle: st.cycle, mode: st.mode, compactionMs: round(st.compactionMs), pagesMoved: st.pages.moved, pagesCopied: st.pages.copied, faults: st.faults, faultP50Us: round(st.faultUs.p50), ebusy: st.ebusy, reclaimedBytes: st.reclaimedBytes },
+      { phase: 'compaction', cycle: st.cycle, mode: st.mode, compactionMs: roundMs(st.compactionMs), pagesMoved: st.pages.moved, pagesCopied: st.pages.copied, faults: st.faults, faultP50Us: roundMs(st.faultUs.p50), ebusy: st.ebusy, reclaimedBytes: st.reclaimedBytes },
       'cycle done',
     );
     if (st.ebusy > 0) this.#c.log.warn({ cycle: st.cycle, ebusy: st.ebusy, copied: st.ebusyCopies }, 'pages refused by MOVE were copied');
@@ -675,10 +675,6 @@ export class CycleDriver {
 }
 
 
-const round = (x: number): number => Math.round(x * 1000) / 1000;
-function roundAll<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'number' ? round(v) : v])) as T;
-}
 
 /**
  * Holds the process open while `p` is pending. The collector threads are unref'd (a heap the

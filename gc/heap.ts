@@ -110,7 +110,6 @@ export class Heap implements RootOwner {
   readonly fallbacks: readonly string[];
   readonly capabilities: Capabilities;
   readonly log: Logger;
-  readonly #opts: ResolvedOptions;
   readonly #heapMap: Mapping;
   readonly #fromMap: Mapping;
   readonly #u32: Uint32Array;
@@ -149,7 +148,6 @@ export class Heap implements RootOwner {
     this.fallbacks = fallbacks;
     this.capabilities = caps;
     this.log = log;
-    this.#opts = opts;
     this.#inject = opts.inject;
     const advise = opts.dontFork ? (['DONTFORK'] as const) : [];
     this.#heapMap = Mapping.anonymous(opts.capacity, { alignment: HEAP_ALIGN, advise: [...advise, 'NOHUGEPAGE'] });

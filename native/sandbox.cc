@@ -38,6 +38,17 @@
 namespace movegc {
 namespace {
 
+#ifdef MOVEGC_AUDIT_ARCH
+// Installs a seccomp filter on every thread of the process (TSYNC), or throws with the errno.
+void InstallFilter(Napi::Env env, struct sock_filter* filter, size_t n) {
+  struct sock_fprog prog = {static_cast<unsigned short>(n), filter};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) ThrowErrno(env, "prctl(PR_SET_NO_NEW_PRIVS)", errno);
+  long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+  if (r < 0) ThrowErrno(env, "seccomp(SECCOMP_SET_MODE_FILTER)", errno);
+  if (r > 0) ThrowErrno(env, "seccomp(SECCOMP_FILTER_FLAG_TSYNC)", ESRCH, ("thread " + std::to_string(r) + " could not be synchronized").c_str());
+}
+#endif
+
 // denyUserfaultfd(errno): installs the filter; throws with the kernel's errno if it can't.
 Napi::Value DenyUserfaultfd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -67,11 +78,7 @@ Napi::Value DenyUserfaultfd(const Napi::CallbackInfo& info) {
       /* 8 */ BPF_STMT(BPF_RET | BPF_K, deny),
       /* 9 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
-  struct sock_fprog prog = {static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])), filter};
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) ThrowErrno(env, "prctl(PR_SET_NO_NEW_PRIVS)", errno);
-  long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
-  if (r < 0) ThrowErrno(env, "seccomp(SECCOMP_SET_MODE_FILTER)", errno);
-  if (r > 0) ThrowErrno(env, "seccomp(SECCOMP_FILTER_FLAG_TSYNC)", ESRCH, ("thread " + std::to_string(r) + " could not be synchronized").c_str());
+  InstallFilter(env, filter, sizeof(filter) / sizeof(filter[0]));
   return env.Undefined();
 #endif
 }
@@ -98,11 +105,7 @@ Napi::Value DenyUffdRegister(const Napi::CallbackInfo& info) {
       /* 6 */ BPF_STMT(BPF_RET | BPF_K, deny),
       /* 7 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
-  struct sock_fprog prog = {static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])), filter};
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) ThrowErrno(env, "prctl(PR_SET_NO_NEW_PRIVS)", errno);
-  long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
-  if (r < 0) ThrowErrno(env, "seccomp(SECCOMP_SET_MODE_FILTER)", errno);
-  if (r > 0) ThrowErrno(env, "seccomp(SECCOMP_FILTER_FLAG_TSYNC)", ESRCH, ("thread " + std::to_string(r) + " could not be synchronized").c_str());
+  InstallFilter(env, filter, sizeof(filter) / sizeof(filter[0]));
   return env.Undefined();
 #endif
 }
