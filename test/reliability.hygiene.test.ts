@@ -7,8 +7,9 @@
  * Mappings: the heap and its from-space are the process's only MADV_DONTFORK + NOHUGEPAGE
  * mappings (VmFlags "dc" and "nh" in smaps), so they are counted exactly; the total line
  * count of /proc/self/maps also moves with V8's and glibc's own pools when Worker isolates
- * come and go (steps of 32 x 256 KiB pages, the same with plain Workers), so it gets a loose
- * bound that a leak of even one mapping per lifecycle would break.
+ * come and go (steps of 32 x 256 KiB pages, the same with plain Workers; it rises and falls
+ * by a hundred over a run), so it gets a loose bound that a leak of one mapping per
+ * lifecycle would still break.
  *
  * Cost: ~50 ms a lifecycle here, nearly all of it the two collector Workers: ~30 ms to start
  * them (Node Worker bootstrap and module loading, in parallel) and ~20 ms to stop them (the
@@ -107,7 +108,9 @@ describe('hygiene', () => {
     expect(after.threads).toBe(before.threads);
     expect(after.children).toBe(before.children);
     expect(after.heapMaps).toBe(0);
-    // The total grows far less than one mapping per lifecycle (allocator pools only).
-    expect(after.maps - before.maps).toBeLessThan(Math.max(100, LIFECYCLES / 5));
+    // The total moves with V8's and glibc's pools, up and down: measured over 500 lifecycles
+    // here, +65 after 100 then back to +11; CI once saw +100 after 400. A leak of one mapping
+    // per lifecycle would still be +LIFECYCLES, twice this bound.
+    expect(after.maps - before.maps).toBeLessThan(Math.max(200, LIFECYCLES / 2));
   }, undefined, 300_000);
 });
