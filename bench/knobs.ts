@@ -6,7 +6,7 @@
  *
  * No run-time import of gc/ here: the CLI reads this table for --help without loading the addon.
  */
-import type { FaultInstallName, HeapOptions, MarkingName, PauseOrderName } from '../gc/options.js';
+import type { FaultInstallName, FaultPathName, HeapOptions, MarkingName, PauseOrderName } from '../gc/options.js';
 
 export interface Knob {
   /** The command-line flag (without --). */
@@ -33,6 +33,10 @@ export const KNOBS: readonly Knob[] = [
   {
     flag: 'builder', option: 'builder', default: 'native', choices: ['native', 'js'],
     help: 'page builder: compiled (native/build.cc) or the TypeScript reference (gc/build.ts)',
+  },
+  {
+    flag: 'fault-path', option: 'faultPath', default: 'self', choices: ['self', 'handler'] satisfies FaultPathName[],
+    help: 'a page the mutator touches during compaction: built by the accessor itself, or left to the kernel fault and the fault server thread',
   },
   {
     flag: 'marking', option: 'marking', default: 'concurrent', choices: ['concurrent', 'pause'] satisfies MarkingName[],

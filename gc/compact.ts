@@ -30,7 +30,10 @@ import type { CompactorSplit } from './stats.js';
 /** Pages per MOVE call at most: bounds how long a built page waits for its run. */
 export const MAX_BATCH = 64;
 /** Scratch pages (beyond the capacity in the from-space mapping) per builder. */
-export const Scratch = { COMPACTOR: 0, FAULT: MAX_BATCH, MUTATOR: MAX_BATCH + 1, PAGES: MAX_BATCH + 2 } as const;
+export const Scratch = { COMPACTOR: 0, FAULT: MAX_BATCH, MUTATOR: MAX_BATCH + 1, SELF: MAX_BATCH + 2, PAGES: MAX_BATCH + 3 } as const;
+
+/** Fault injection inside one page build: called once claimed, and once built (before install). */
+export type BuildHook = (stage: 'claimed' | 'built') => void;
 /** Consumed from-space pages kept for reuse before the surplus is released (ART: 8 MiB). */
 export const POOL_KEEP_PAGES = 2048;
 /** Consumed from-space pages released at once (fewer madvise calls, longer buffer runs). */
@@ -76,10 +79,11 @@ export class Builders {
   }
 
   /** Builds and installs page q alone, into the scratch page given. False if another thread has it. */
-  buildOne(q: number, owner: OwnerId, scratch: number, heapDirect?: Uint32Array): boolean {
+  buildOne(q: number, owner: OwnerId, scratch: number, heapDirect?: Uint32Array, hook?: BuildHook): boolean {
     const sh = this.sh;
     if (!claim(sh, q, owner)) return false;
     try {
+      hook?.('claimed');
       if (heapDirect) this.builder.buildRun(q, 1, heapDirect, q * PAGE_WORDS * 2);
       else this.builder.buildRun(q, 1, this.from, scratch * PAGE_WORDS * 2);
     } catch (e) {
@@ -88,6 +92,7 @@ export class Builders {
     }
     if (!markProcessed(sh, q, owner, scratch)) return false;
     sh.count(owner === Owner.FAULT ? Ctl.FAULT_BUILDS : owner === Owner.MUTATOR ? Ctl.MUTATOR_BUILDS : Ctl.COMPACTOR_BUILDS);
+    hook?.('built');
     if (heapDirect) this.installer.install(q, scratch, 1);
     else this.installer.installOne(q, scratch);
     return true;
@@ -97,18 +102,18 @@ export class Builders {
    * Resolves page q for a thread that needs it now. Returns true once it is mapped;
    * false if another live builder owns it (its install will wake any faulting thread).
    */
-  resolve(q: number, me: OwnerId, scratch: number, stallMs: number, heapDirect?: Uint32Array): boolean {
+  resolve(q: number, me: OwnerId, scratch: number, stallMs: number, heapDirect?: Uint32Array, hook?: BuildHook): boolean {
     const sh = this.sh;
     for (;;) {
       const s = Atomics.load(sh.pageState, q);
       const ph = phaseOf(s);
       if (ph === PagePhase.MAPPED) return true;
       if (ph === PagePhase.UNPROCESSED) {
-        if (this.buildOne(q, me, scratch, heapDirect)) return true;
+        if (this.buildOne(q, me, scratch, heapDirect, hook)) return true;
         continue;
       }
       const owner = ownerOf(s) as OwnerId;
-      if (owner === me) return false;
+      if (owner === me && !this.isStale(owner, stallMs)) return false;
       if (ph === PagePhase.PROCESSED) Atomics.store(sh.ctl, Ctl.FLUSH_REQUEST, 1);
       if (!this.isStale(owner, stallMs)) return false;
       const took = reclaim(sh, q, owner, me);
@@ -130,7 +135,10 @@ export class Builders {
   isStale(owner: number, stallMs: number): boolean {
     if (owner === Owner.COMPACTOR) return this.sh.hb.isStale(Role.COMPACTOR, stallMs);
     if (owner === Owner.FAULT) return this.sh.hb.isStale(Role.FAULT, stallMs);
-    return false; // the mutator: it is the thread asking
+    // The mutator holds a claim across no call of its own, except a page whose install failed
+    // in self-service: it then gives the cycle's claims up (selfservice.ts).
+    const abandoned = Atomics.load(this.sh.ctl, Ctl.SELF_ABANDONED);
+    return abandoned !== 0 && abandoned === Atomics.load(this.sh.ctl, Ctl.CYCLE);
   }
 
   /** Every page of the cycle, in order, as [first, end) page ranges. */

@@ -121,6 +121,11 @@ const ctl = layout({
     'PLAN_RESUME_FIRST_PAGE',
     /** The error code of a failed marker job (index into MarkError). */
     'MARK_ERROR',
+    /**
+     * The cycle in which the mutator gave up self-service after an install failed: a page it
+     * left PROCESSED is then anyone's to install (Builders.isStale), as a stale thread's is.
+     */
+    'SELF_ABANDONED',
   ],
   /** Statistics of the compaction phase, zeroed at the compaction pause. */
   counters: [
@@ -142,6 +147,10 @@ const ctl = layout({
     'FAULT_BUILDS',
     'MUTATOR_BUILDS',
     'EBUSY_COPIES',
+    /** Mutator self-service (selfservice.ts): pages it resolved itself, pages it left to the kernel (another builder had them), builds that failed. */
+    'SELF_RESOLVED',
+    'SELF_LEFT',
+    'SELF_FAILED',
     /** Pages the compactor itself built. */
     'COMPACTOR_BUILDS',
     'RELEASED_PAGES',

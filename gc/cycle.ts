@@ -62,6 +62,8 @@ export interface MutatorState {
   retag(): void;
   /** The barrier: on with its black boundary, or off. */
   setBarrier(on: boolean, blackStart: number): void;
+  /** Compaction under way: the accessors check page states (selfservice.ts). */
+  setCompacting(on: boolean): void;
   readonly barrierLog: BarrierLog;
   /** This epoch's object-start bitmap index in sh.objects; swapped at the flip. */
   epochStarts: number;
@@ -252,7 +254,7 @@ export class CycleDriver {
     const t0 = now();
     resetMarking(sh.ctl, sh.clk);
     this.#cycles++;
-    const stats = emptyStats(this.#cycles, this.#c.mode, this.concurrentMarking ? Marking.CONCURRENT : Marking.PAUSE);
+    const stats = emptyStats(this.#cycles, this.#c.mode, this.concurrentMarking ? Marking.CONCURRENT : Marking.PAUSE, this.#c.opts.faultPath);
     stats.rss.beforeBytes = readRss();
     const a: ActiveCycle = { stats, phase: CyclePhase.MARKING, blackStart: mut.top, typeCount: mut.typeCount, planTop: mut.top, plan: null, pinsAdded: mut.pinsAdded, request: 0, markerLost: false, pauseEnd: 0 };
     this.#active = a;
@@ -501,6 +503,7 @@ export class CycleDriver {
     sh.hb.beat(HbRole.COMPACTOR);
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.COMPACTING);
     Atomics.add(sh.ctl, Ctl.CYCLE, 1);
+    mut.setCompacting(true); // before the mutator resumes: its first access may be to an unbuilt page
     Atomics.notify(sh.ctl, Ctl.CYCLE);
     if (p.pagesTotal === 0) this.#finalize();
   }
@@ -591,6 +594,7 @@ export class CycleDriver {
     if (!a || a.phase !== CyclePhase.COMPACTING) return;
     this.#active = null;
     const { sh, uffd, mut } = this.#c;
+    mut.setCompacting(false);
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.IDLE);
     const end = now();
     const base = sh.d.heapAddress;
@@ -624,6 +628,8 @@ export class CycleDriver {
     st.errors = c[Ctl.ERRORS];
     st.faults = c[Ctl.FAULTS];
     st.faultUs = summarize(sh.hist, Hist.FAULT_US * HIST_BUCKETS);
+    st.pages.builtBySelf = c[Ctl.SELF_RESOLVED];
+    st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED] };
     st.batchPages = summarize(sh.hist, Hist.BATCH_PAGES * HIST_BUCKETS);
     st.rss.peakBytes = Math.max(sh.clk[Clk.RSS_PEAK], st.rss.beforeBytes);
     st.rss.afterBytes = readRss();

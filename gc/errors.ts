@@ -30,6 +30,8 @@ export const ErrorCode = {
   PIN_LIMIT: 'ERR_PIN_LIMIT',
   /** A bug in movegc: an error without a code of its own, wrapped so that callers still get one. */
   INTERNAL: 'ERR_INTERNAL',
+  /** A failure the caller asked for (HeapOptions.inject), never seen in normal use. */
+  INJECTED: 'ERR_INJECTED',
   /** The native addon is not built or does not load (see native.ts for the hint). */
   ADDON_UNAVAILABLE: 'ERR_ADDON_UNAVAILABLE',
 } as const;

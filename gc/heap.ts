@@ -24,14 +24,15 @@ import { chooseMode, Mode, type ModeName } from './modes.js';
 import { silentLogger, type Logger } from './log.js';
 import type { CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
-import { Ctl, SEG_FIELDS, Seg, Shared } from './shared.js';
-import { HEAP_ALIGN, Marking, resolveInject, resolveOptions, type HeapOptions, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
+import { Ctl, PagePhase, SEG_FIELDS, Seg, Shared } from './shared.js';
+import { SelfService } from './selfservice.js';
+import { HEAP_ALIGN, Marking, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { Pin, Root, RootTable, type RootOwner } from './roots.js';
 import { CollectorThreads, Role, type RoleName } from './threads.js';
 import { Watchdog } from './watchdog.js';
 import {
-  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, sizeWords,
+  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, PAGE_SHIFT_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, sizeWords,
 } from './layout.js';
 
 export type { Ref };
@@ -106,6 +107,8 @@ export class Heap implements RootOwner {
   readonly requestedMode: ModeName;
   /** Where marking runs: 'concurrent' (a marker thread) or 'pause'; stw always marks in its pause. */
   readonly marking: MarkingName;
+  /** Who builds a page the mutator touches during compaction: 'self' or 'handler' (selfservice.ts). */
+  readonly faultPath: FaultPathName;
   /** Why the heap runs in a lesser mode than requested (empty if it does not). */
   readonly fallbacks: readonly string[];
   readonly capabilities: Capabilities;
@@ -137,6 +140,13 @@ export class Heap implements RootOwner {
   #barrier = false;
   #blackStart = 0;
   readonly #log: BarrierLog;
+  /**
+   * Compaction is under way: every accessor looks up the state word of the page it touches and
+   * hands a page not yet installed to the fault path (selfservice.ts). Off: one load and a branch.
+   */
+  #compacting = false;
+  readonly #pageState: Int32Array;
+  readonly #faults: SelfService;
   /** The last resort for a fault nobody can serve (watchdog.ts). */
   #watchdog: Watchdog | null = null;
 
@@ -180,6 +190,9 @@ export class Heap implements RootOwner {
     Atomics.store(this.#sh.ctl, Ctl.BUILDER, opts.builder === 'js' ? Builder.JS : Builder.NATIVE);
     const from = new Uint32Array(this.#fromMap.view(0, opts.capacity + Scratch.PAGES * PAGE_SIZE));
     const builders = new Builders(this.#sh, from, new Installer(this.#sh, this.#uffd, (msg, data) => this.log.warn({ ...data, thread: 'mutator' }, msg)));
+    this.#pageState = this.#sh.pageState;
+    this.#faults = new SelfService(this.#sh, builders, this.#u32, opts.faultPath, opts.stallMs, log);
+    this.faultPath = opts.faultPath;
     const roles: RoleName[] = mode === Mode.STW ? [] : this.marking === Marking.CONCURRENT ? [Role.FAULT, Role.COMPACTOR, Role.MARKER] : [Role.FAULT, Role.COMPACTOR];
     this.#threads = new CollectorThreads(this.#sh, opts.stallMs, log, roles);
     this.#cycles = new CycleDriver({
@@ -237,6 +250,10 @@ export class Heap implements RootOwner {
         this.#barrier = on;
         this.#blackStart = blackStart;
       },
+      setCompacting: (on: boolean) => {
+        if (on) this.#faults.begin(this.#inject);
+        this.#compacting = on;
+      },
       barrierLog: this.#log,
       get epochStarts() { return heap.#epochStarts; },
       set epochStarts(v: number) {
@@ -270,7 +287,13 @@ export class Heap implements RootOwner {
     if (ref - w !== this.#tags.base) throw this.#refError(ref);
     if (w < HEAP_START_WORD || w >= this.#top) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is outside the heap's objects`);
     if ((this.#objects[w >>> 5] & (1 << (w & 31))) === 0) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is not the start of an object (an interior or forged reference)`);
+    if (this.#compacting && this.#pageState[w >>> PAGE_SHIFT_WORDS] !== PagePhase.MAPPED) this.#faults.fault(w >>> PAGE_SHIFT_WORDS);
     return w;
+  }
+
+  /** During compaction: the pages of words [lo, end) are installed before the access (selfservice.ts). */
+  #touch(lo: number, end: number): void {
+    for (let q = lo >>> PAGE_SHIFT_WORDS, last = (end - 1) >>> PAGE_SHIFT_WORDS; q <= last; q++) if (this.#pageState[q] !== PagePhase.MAPPED) this.#faults.fault(q);
   }
 
   #wOrNull(ref: unknown): number {
@@ -375,7 +398,9 @@ export class Heap implements RootOwner {
     const n = refCount(this.#u32, this.#types.rows, w);
     if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= n)
       throw new MoveGcError(ErrorCode.FIELD_RANGE, `reference slot ${String(i)} out of range [0, ${n}) for ${this.#typeList[this.#u32[w * 2]]?.name}`);
-    return w * 2 + 2 + i;
+    const s = w * 2 + 2 + i;
+    if (this.#compacting) this.#touch(s >>> 1, (s >>> 1) + 1); // a slot of a long array may lie pages past its header
+    return s;
   }
 
   getRef(obj: Ref, i: number): Ref | null {
@@ -406,6 +431,7 @@ export class Heap implements RootOwner {
     } else throw new MoveGcError(ErrorCode.FIELD_RANGE, `${this.#typeList[t]?.name} has no raw bytes`);
     if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset + size > len)
       throw new MoveGcError(ErrorCode.FIELD_RANGE, `byte range [${String(offset)}, +${size}) outside the ${len} raw bytes of ${this.#typeList[t]?.name}`);
+    if (this.#compacting && size > 0) this.#touch((start + offset) >>> 3, (start + offset + size + 7) >>> 3);
     return start + offset;
   }
 

@@ -30,6 +30,10 @@ export type FaultInstallName = (typeof FaultInstallPolicy)[keyof typeof FaultIns
 export const Marking = { CONCURRENT: 'concurrent', PAUSE: 'pause' } as const;
 export type MarkingName = (typeof Marking)[keyof typeof Marking];
 
+/** Who builds a page the mutator touches during compaction (selfservice.ts). */
+export const FaultPath = { SELF: 'self', HANDLER: 'handler' } as const;
+export type FaultPathName = (typeof FaultPath)[keyof typeof FaultPath];
+
 export interface InjectOptions {
   /** Fail every Nth MOVE call with EAGAIN (the installer retries). */
   eagainEvery?: number;
@@ -47,6 +51,10 @@ export interface InjectOptions {
   markDelayMs?: number;
   /** Kill the marker after tracing this many objects (concurrent marking). */
   markDieAtObject?: number;
+  /** The mutator's Nth self-service build of a cycle throws once it holds the page's claim. */
+  selfFailAtBuild?: number;
+  /** The mutator's Nth self-service build of a cycle throws once built, before its install. */
+  selfFailAtInstall?: number;
 }
 
 export interface HeapOptions {
@@ -66,6 +74,12 @@ export interface HeapOptions {
   builder?: BuilderName;
   /** Move mode: install pages built for faults with 'copy' (default: no TLB flush) or 'move'; see install.ts. */
   faultInstall?: FaultInstallName;
+  /**
+   * Who builds a page the mutator touches during compaction: 'self' (default: the accessor
+   * builds and installs it on the mutator's thread) or 'handler' (the kernel faults, the fault
+   * server thread serves); see selfservice.ts. MOVEGC_FAULT_PATH changes the default.
+   */
+  faultPath?: FaultPathName;
   /** MADV_DONTFORK on the heap's mappings (default true): a child then shares no heap page. */
   dontFork?: boolean;
   /** Run the verifier after every cycle and throw ERR_VERIFY_FAILED if it fails. */
@@ -88,6 +102,7 @@ export interface ResolvedOptions {
   readonly pauseOrder: PauseOrderName;
   readonly faultInstall: FaultInstallName;
   readonly builder: BuilderName;
+  readonly faultPath: FaultPathName;
   readonly dontFork: boolean;
   readonly verify: boolean;
   readonly hide: readonly Hideable[];
@@ -96,8 +111,8 @@ export interface ResolvedOptions {
   readonly logger: Logger | undefined;
 }
 
-const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'stallMs', 'pauseOrder', 'faultInstall', 'builder', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject'] as const;
+const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'stallMs', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in
@@ -154,6 +169,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   // MOVEGC_MARKING=pause changes the default (e.g. to run a test suite with marking in the pause).
   const envMarking = process.env.MOVEGC_MARKING === Marking.PAUSE ? Marking.PAUSE : Marking.CONCURRENT;
   const marking = oneOf<MarkingName>('marking', s.marking, [Marking.CONCURRENT, Marking.PAUSE], envMarking);
+  const envPath = process.env.MOVEGC_FAULT_PATH === FaultPath.HANDLER ? FaultPath.HANDLER : FaultPath.SELF;
   const { stallMs, denseThreshold, hide, logger } = s;
   if (stallMs !== undefined) {
     if (typeof stallMs !== 'number') throw invalidArg(`stallMs must be a number, got ${typeof stallMs}`);
@@ -185,6 +201,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     pauseOrder: oneOf<PauseOrderName>('pauseOrder', s.pauseOrder, [PauseOrder.REMAP_FIRST, PauseOrder.REGISTER_FIRST], PauseOrder.REMAP_FIRST),
     faultInstall: oneOf<FaultInstallName>('faultInstall', s.faultInstall, [FaultInstallPolicy.COPY, FaultInstallPolicy.MOVE], FaultInstallPolicy.COPY),
     builder: oneOf<BuilderName>('builder', s.builder, ['native', 'js'], 'native'),
+    faultPath: oneOf<FaultPathName>('faultPath', s.faultPath, [FaultPath.SELF, FaultPath.HANDLER], envPath),
     dontFork: bool('dontFork', s.dontFork, true),
     verify: bool('verify', s.verify, false),
     hide: Object.freeze(hidden),

@@ -33,7 +33,12 @@ export const MAX_SEGMENTS = 4096;
 
 /** Histogram: log-linear buckets, 16 per power of two, of microseconds. */
 export const HIST_BUCKETS = 512;
-export const Hist = { FAULT_US: 0, BATCH_PAGES: 1 } as const;
+/**
+ * FAULT_US: the fault server's read-to-install time. SELF_STALL_US / HANDLER_STALL_US: the
+ * mutator's own stall per touched unbuilt page, on each fault path (selfservice.ts).
+ */
+export const Hist = { FAULT_US: 0, BATCH_PAGES: 1, SELF_STALL_US: 2, HANDLER_STALL_US: 3 } as const;
+const HISTS = Object.keys(Hist).length;
 
 export interface SharedDescriptor {
   heapAddress: number;
@@ -130,7 +135,7 @@ export class Shared {
       pageKind: sab(pages),
       pageBuf: sab(pages * 4),
       segments: sab(MAX_SEGMENTS * SEG_FIELDS * 8),
-      hist: sab(2 * HIST_BUCKETS * 4),
+      hist: sab(HISTS * HIST_BUCKETS * 4),
     });
   }
 

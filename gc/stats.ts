@@ -49,6 +49,8 @@ export interface CycleStats {
     builtByCompactor: number;
     builtByFaults: number;
     builtByMutator: number;
+    /** Of builtByMutator: pages an accessor built on touching them (self-service). */
+    builtBySelf: number;
     recycledBuffers: number;
     freshBuffers: number;
     released: number;
@@ -66,6 +68,15 @@ export interface CycleStats {
   faults: number;
   /** Fault service latency on the handler (read to install), microseconds. */
   faultUs: LatencySummary;
+  /**
+   * The mutator's fault path this cycle (selfservice.ts) and its stall per touched unbuilt
+   * page, microseconds, measured on the mutator's thread: `self` for pages it built itself,
+   * `handler` for pages left to the kernel fault (every page with faultPath 'handler'; with
+   * 'self', pages another builder held). Accesses that bypass the accessors are not in them:
+   * `faults` counts every kernel fault, theirs included.
+   */
+  faultPath: 'self' | 'handler';
+  stalls: { self: LatencySummary; handler: LatencySummary; selfLeft: number; selfFailed: number };
   rss: { beforeBytes: number; peakBytes: number; afterBytes: number };
   pinnedSpans: number;
   segments: number;
@@ -106,7 +117,7 @@ export interface CycleStats {
 
 export type PauseKind = 'initial' | 'remark' | 'compaction' | 'mark-compaction' | 'stw';
 
-export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' | 'pause'): CycleStats {
+export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' | 'pause', faultPath: 'self' | 'handler' = 'self'): CycleStats {
   const empty = summarize(new Int32Array(HIST_BUCKETS), 0);
   return {
     cycle,
@@ -122,7 +133,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     compactionMs: 0,
     compactorBusyMs: 0,
     concurrentMs: 0,
-    pages: { total: 0, identity: 0, moved: 0, copied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
+    pages: { total: 0, identity: 0, moved: 0, copied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
     moveCalls: 0,
     copyCalls: 0,
     batchPages: empty,
@@ -135,6 +146,8 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     errors: 0,
     faults: 0,
     faultUs: empty,
+    faultPath,
+    stalls: { self: empty, handler: empty, selfLeft: 0, selfFailed: 0 },
     rss: { beforeBytes: 0, peakBytes: 0, afterBytes: 0 },
     pinnedSpans: 0,
     segments: 0,

@@ -53,6 +53,9 @@ export function formatTrace(s: CycleStats, capacityBytes?: number): string {
   parts.push(`heap ${size(s.usedBeforeBytes)}->${size(s.usedAfterBytes)} (live ${size(s.liveBytes)})${capacityBytes ? ` / ${size(capacityBytes)}` : ''}`);
   parts.push(`pages ${s.pages.moved} moved, ${s.pages.copied} copied, ${s.ebusy} EBUSY`);
   parts.push(s.faults > 0 ? `faults ${s.faults} p50 ${s.faultUs.p50} us p99 ${s.faultUs.p99} us` : 'faults 0');
+  const st = s.stalls;
+  if (st && st.self.count + st.handler.count > 0)
+    parts.push(`mutator stalls (${s.faultPath}): self ${st.self.count} p50 ${st.self.p50} us, kernel ${st.handler.count} p50 ${st.handler.p50} us`);
   return parts.join('; ');
 }
 

@@ -9,7 +9,7 @@
  * injected delay.)
  */
 import { describe, expect } from 'vitest';
-import type { Heap, Ref } from '../dist/gc/index.js';
+import type { FaultPathName, Heap, ModeName, Ref } from '../dist/gc/index.js';
 import { defineTestTypes, pattern, hashBytes, type TestTypes } from './helpers/graph.js';
 import { TEST_MODES, checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 
@@ -76,12 +76,12 @@ function walk(heap: Heap, T: TestTypes, head: Ref, phase: 'mutate' | 'check'): n
   return reads;
 }
 
-describe.each(TEST_MODES)('mutator during compaction (%s)', (mode) => {
-  itMode(mode, 'reads and writes during the concurrent phase fault, see the right values, and allocate', async () => {
+describe.each(TEST_MODES.flatMap((m) => (m === 'stw' ? [[m, 'self']] : [[m, 'handler'], [m, 'self']])) as Array<[ModeName, FaultPathName]>)('mutator during compaction (%s, %s)', (mode, faultPath) => {
+  itMode(mode, `reads and writes during the concurrent phase ${mode === 'stw' ? 'run after it' : faultPath === 'self' ? 'build the pages they touch' : 'fault'}, see the right values, and allocate`, async () => {
     // The compactor pauses for 150 ms after its first page: however the machine schedules
     // the two threads, the walk below runs into unbuilt pages (without it a descheduled
     // mutator can find every page built). stallMs is far longer, so nothing is taken over.
-    const heap = await openHeap({ capacity: 64 << 20, mode, stallMs: 10_000, inject: { delayAtPage: 2, delayMs: 150 } });
+    const heap = await openHeap({ capacity: 64 << 20, mode, faultPath, stallMs: 10_000, inject: { delayAtPage: 2, delayMs: 150 } });
     const T = defineTestTypes(heap);
     const root = heap.root(buildList(heap, T));
     const used = heap.usedBytes;
@@ -97,13 +97,23 @@ describe.each(TEST_MODES)('mutator during compaction (%s)', (mode) => {
     if (mode === 'stw') {
       expect(active).toBe(false);
       expect(st.faults).toBe(0);
-    } else {
+    } else if (faultPath === 'handler') {
       expect(active).toBe(true);
       // The walk ran into unbuilt pages: served faults, each timed, some pages built ahead of order.
       expect(st.faults).toBeGreaterThan(0);
       expect(st.faultUs.count).toBe(st.faults);
       expect(st.pages.builtByFaults).toBeGreaterThan(0);
       expect(st.faultUs.max).toBeGreaterThan(0);
+      expect(st.pages.builtBySelf).toBe(0);
+      expect(st.stalls.handler.count).toBeGreaterThan(0); // timed on the mutator's side too
+    } else {
+      expect(active).toBe(true);
+      // The walk's accessors built the unbuilt pages they touched, each timed; the compactor
+      // sleeps 150 ms after its first page and the fault server serves only kernel faults.
+      expect(st.pages.builtBySelf).toBeGreaterThan(0);
+      expect(st.stalls.self.count).toBe(st.pages.builtBySelf);
+      expect(st.pages.builtByMutator).toBeGreaterThanOrEqual(st.pages.builtBySelf);
+      expect(st.faults).toBeLessThanOrEqual(st.stalls.selfLeft); // only pages another builder held can reach the kernel
     }
     expect(st.pages.total).toBeGreaterThan(500);
     if (mode === 'stw') {

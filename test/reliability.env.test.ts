@@ -146,7 +146,7 @@ describe('unprivileged (user nobody)', () => {
     const [fixture, cleanup] = fixtureForNobody();
     let res: ChildResult;
     try {
-      res = runChild({ mode: 'move', cycles: 3, faultInstall: 'move', inject: { delayAtPage: 1, delayMs: 1500 } }, { uid: NOBODY, gid: NOBODY }, fixture);
+      res = runChild({ mode: 'move', cycles: 3, faultInstall: 'move', faultPath: 'handler', inject: { delayAtPage: 1, delayMs: 1500 } }, { uid: NOBODY, gid: NOBODY }, fixture);
     } finally {
       cleanup();
     }

@@ -44,13 +44,15 @@ afterEach(async () => {
   while (heaps.length) await heaps.pop()!.close();
 });
 
+// The mutator blocks in a kernel fault only on the handler path (faultPath 'handler'); with
+// self-service its accessors build what they touch, so the same injection is survived (last test).
 describe('both collector threads dead while the mutator is blocked in a fault', () => {
   for (const mode of ['move', 'copy'] as const) {
     itKernel(`[${mode}] the process dies with a fatal error naming the cause, in bounded time, instead of hanging`, () => {
       // The compactor dies before its first page; the fault server dies on reading the walk's
       // first fault (and wakes it, so it is pending again, unread). stallMs 100: the fatal
       // error comes after FATAL_FLOOR_MS of silence.
-      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1 } }, 40_000);
+      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, faultPath: 'handler', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1 } }, 40_000);
       const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
       expect(r.error, ctx).toBeUndefined(); // not killed by the spawn timeout: no hang
       expect(lines.length, ctx).toBe(1); // the heap's address; the walk never returned
@@ -67,7 +69,7 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
   }
 
   itKernel('only the fault server killed mid-serve: the compactor installs the page and wakes the mutator; no fatal error, the fault server is replaced', () => {
-    const { r, ms, lines } = runChild('watchdog-child.mjs', { stallMs: 100, inject: { faultDieAtFault: 1 } }, 40_000);
+    const { r, ms, lines } = runChild('watchdog-child.mjs', { faultPath: 'handler', stallMs: 100, inject: { faultDieAtFault: 1 } }, 40_000);
     const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
     expect(r.status, ctx).toBe(0);
     expect(r.stderr, ctx).not.toContain('FATAL');
@@ -77,8 +79,20 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
     expect(end.faults, ctx).toBeGreaterThanOrEqual(1);
   }, undefined, 45_000);
 
+  itKernel("both killed, faultPath 'self': the mutator builds what it walks, idle() the rest; no fault, no fatal error", () => {
+    const { r, ms, lines } = runChild('watchdog-child.mjs', { faultPath: 'self', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1 } }, 40_000);
+    const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+    expect(r.status, ctx).toBe(0);
+    expect(r.stderr, ctx).not.toContain('FATAL');
+    const end = lines[1] as { walked: number; faults: number; pages: { total: number; builtByMutator: number; builtBySelf: number } };
+    expect(end, ctx).toMatchObject({ walked: 20000, same: true, verify: true, sameAfter: true });
+    expect(end.faults, ctx).toBe(0);
+    expect(end.pages.builtBySelf, ctx).toBeGreaterThan(0);
+    expect(end.pages.builtByMutator, ctx).toBe(end.pages.total);
+  }, undefined, 45_000);
+
   itKernel('only the compactor killed: the fault server serves and finishes the cycle; no fatal error', () => {
-    const { r, ms, lines } = runChild('watchdog-child.mjs', { stallMs: 100, inject: { dieAtPage: 1 } }, 40_000);
+    const { r, ms, lines } = runChild('watchdog-child.mjs', { faultPath: 'handler', stallMs: 100, inject: { dieAtPage: 1 } }, 40_000);
     const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
     expect(r.status, ctx).toBe(0);
     expect(lines[1], ctx).toMatchObject({ walked: 20000, same: true, verify: true, sameAfter: true });

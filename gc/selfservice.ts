@@ -1,0 +1,117 @@
+/**
+ * The mutator's own fault path during compaction (ART CMC's SIGBUS handler, moved into the
+ * heap's accessors). While a cycle compacts, every accessor looks up the state word of the
+ * page it is about to touch (heap.ts, one load); a page not yet installed comes here, before
+ * the kernel is involved:
+ *
+ *  - 'self' (the default): claim the page through the same per-page state word every builder
+ *    uses (claim.ts), build it on this thread with the heap's builder, install it by the same
+ *    policy as the fault server (install.ts, FaultInstall), and go on: no kernel fault, no
+ *    wake-up of another thread, no wait for a CPU. A page another live builder holds (the
+ *    compactor's run, the fault server's fault) is left to the kernel path: the access faults
+ *    and that builder's install wakes us.
+ *  - 'handler': the kernel path only. The page is touched here, so the stall is timed here.
+ *
+ * Why: on 2 vCPUs shared by the mutator, the compactor and the fault server, a kernel fault
+ * costs the mutator the fault server's wake-up and its wait for a CPU, several times the
+ * service itself (issue 11's Splay port: ~75 us stall per fault against 13 us of service).
+ * ART dropped its handler threads for the same latency. JavaScript cannot run in a signal
+ * handler; every mutator access goes through an accessor, which can do the same work.
+ *
+ * The userfaultfd fault server stays for every access that bypasses the accessors (I/O into
+ * pinned addresses, other threads' views, the verifier), and finishes pages whose self-service
+ * build fails: a build that throws gives its claim back (the kernel path then serves that
+ * page); an install that throws leaves a built page the mutator can no longer install, so it
+ * gives up self-service for the cycle (Ctl.SELF_ABANDONED) and the page is reclaimed by the
+ * others like a stale thread's (Builders.isStale), from its own scratch page, which nothing
+ * else writes.
+ */
+import { Scratch, type BuildHook, type Builders } from './compact.js';
+import { phaseOf, ownerOf } from './claim.js';
+import { ErrorCode, MoveGcError } from './errors.js';
+import { PAGE_WORDS } from './layout.js';
+import type { Logger } from './log.js';
+import { FaultPath, type FaultPathName, type InjectOptions } from './options.js';
+import { Ctl, Hist, Owner, PagePhase, now, type Shared } from './shared.js';
+
+
+export class SelfService {
+  readonly #sh: Shared;
+  readonly #b: Builders;
+  readonly #heap: Uint32Array;
+  readonly #scratch: number;
+  readonly #stallMs: number;
+  readonly #log: Logger;
+  readonly self: boolean;
+  /** This cycle: gave up after a failed install; builds so far; injection points. */
+  #abandoned = false;
+  #builds = 0;
+  #failAtBuild = 0;
+  #failAtInstall = 0;
+  /**
+   * Pages this cycle has already seen installed (stamped with the cycle's epoch): their state
+   * word can lag the kernel (a builder is descheduled between its install, which wakes us, and
+   * its state update), and every access in that window would come here again. One stall
+   * sample per page per cycle, and the window costs one load.
+   */
+  readonly #present: Uint32Array;
+  #epoch = 0;
+  /** Keeps the handler path's touch from being optimised away. */
+  #sink = 0;
+  readonly #hook: BuildHook = (stage) => {
+    if (stage === 'claimed' && ++this.#builds === this.#failAtBuild) throw new MoveGcError(ErrorCode.INJECTED, `injected: self-service build ${this.#builds} fails`);
+    if (stage === 'built' && this.#builds === this.#failAtInstall) throw new MoveGcError(ErrorCode.INJECTED, `injected: self-service install ${this.#builds} fails`);
+  };
+
+  constructor(sh: Shared, builders: Builders, heap: Uint32Array, path: FaultPathName, stallMs: number, log: Logger) {
+    this.#sh = sh;
+    this.#b = builders;
+    this.#heap = heap;
+    this.#scratch = builders.scratchPage(Scratch.SELF);
+    this.#stallMs = stallMs;
+    this.#log = log;
+    this.self = path === FaultPath.SELF;
+    this.#present = new Uint32Array(builders.capacityPages);
+  }
+
+  /** At the compaction pause: a new cycle, its injection points. */
+  begin(inject: Readonly<InjectOptions>): void {
+    if (++this.#epoch === 0x100000000) {
+      this.#present.fill(0);
+      this.#epoch = 1;
+    }
+    this.#abandoned = false;
+    this.#builds = 0;
+    this.#failAtBuild = inject.selfFailAtBuild ?? 0;
+    this.#failAtInstall = inject.selfFailAtInstall ?? 0;
+  }
+
+  /** Page q is not installed yet (the accessor saw its state word): make it so, or fault on it. */
+  fault(q: number): void {
+    if (this.#present[q] === this.#epoch) return;
+    this.#present[q] = this.#epoch; // set before: a throw below leaves the page to the kernel path
+    const sh = this.#sh;
+    const t0 = now();
+    if (this.self && !this.#abandoned) {
+      try {
+        if (this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook)) {
+          sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
+          sh.count(Ctl.SELF_RESOLVED);
+          return;
+        }
+        sh.count(Ctl.SELF_LEFT); // another live builder has it: its install wakes our fault
+      } catch (e) {
+        sh.count(Ctl.SELF_FAILED);
+        const st = Atomics.load(sh.pageState, q);
+        if (phaseOf(st) === PagePhase.PROCESSED && ownerOf(st) === Owner.MUTATOR) {
+          // Built but not installed: only another thread can install it now (see above).
+          this.#abandoned = true;
+          Atomics.store(sh.ctl, Ctl.SELF_ABANDONED, Atomics.load(sh.ctl, Ctl.CYCLE));
+        }
+        this.#log.warn({ page: q, abandoned: this.#abandoned, error: String((e as Error)?.message ?? e) }, 'self-service failed: the fault server serves the page');
+      }
+    }
+    this.#sink ^= this.#heap[q * PAGE_WORDS * 2]; // the kernel path: fault here, timed
+    sh.record(Hist.HANDLER_STALL_US, (now() - t0) * 1000);
+  }
+}
