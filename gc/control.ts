@@ -49,6 +49,7 @@ const ctl = layout({
     'INJECT_MARK_DELAY_AT',
     'INJECT_MARK_DELAY_MS',
     'INJECT_MARK_DIE_AT',
+    'INJECT_MARK_LOG_DELAY_MS',
   ],
   protocol: [
     'CYCLE',

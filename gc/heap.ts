@@ -55,6 +55,8 @@ export interface Progress {
   faults: number;
   markedObjects: number;
   barrierEntries: number;
+  /** Concurrent marking has caught up (nothing grey, the log empty): a marking pause now is short. */
+  markerIdle: boolean;
 }
 
 /** See Heap.census(). Objects include those not yet collected. */
@@ -557,6 +559,7 @@ export class Heap implements RootOwner {
     c[Ctl.INJECT_MARK_DELAY_AT] = this.#inject.markDelayAtObject ?? 0;
     c[Ctl.INJECT_MARK_DELAY_MS] = this.#inject.markDelayMs ?? 0;
     c[Ctl.INJECT_MARK_DIE_AT] = this.#inject.markDieAtObject ?? 0;
+    c[Ctl.INJECT_MARK_LOG_DELAY_MS] = this.#inject.markLogDelayMs ?? 0;
   }
 
   /**
@@ -640,6 +643,7 @@ export class Heap implements RootOwner {
       faults: Atomics.load(c, Ctl.FAULTS),
       markedObjects: Atomics.load(c, Ctl.MARK_OBJECTS),
       barrierEntries: this.#log.entries,
+      markerIdle: this.#cycles.phase === 'marking' && Atomics.load(c, Ctl.MARK_IDLE) === 1,
     };
   }
 

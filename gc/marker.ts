@@ -90,6 +90,7 @@ function markConcurrently(sh: Shared, heap: Uint32Array, job: MarkPayload, hooks
   const visit = (w: number): void => t.visit(w);
   let delayAt = Atomics.load(ctl, Ctl.INJECT_MARK_DELAY_AT);
   const dieAt = Atomics.load(ctl, Ctl.INJECT_MARK_DIE_AT);
+  let logDelay = Atomics.load(ctl, Ctl.INJECT_MARK_LOG_DELAY_MS);
   let logged = 0;
   let busySince = now();
   let busy = 0;
@@ -97,7 +98,13 @@ function markConcurrently(sh: Shared, heap: Uint32Array, job: MarkPayload, hooks
   for (const r of job.roots) t.visit(r);
   for (;;) {
     sh.hb.beat(Role.MARKER);
-    if (Atomics.load(ctl, Ctl.MARK_STOP)) break;
+    if (Atomics.load(ctl, Ctl.MARK_STOP)) {
+      // The heap asks us to stop once it has seen us idle, but we may have taken entries out of
+      // the log since: they are grey on our stack now, where the remark (which drains only the
+      // log) cannot find them. Trace them before parking; it is what the remark would trace.
+      while (!t.drain(STEP)) sh.hb.beat(Role.MARKER);
+      break;
+    }
     if (delayAt > 0 && t.objects >= delayAt) {
       delayAt = 0;
       busy += now() - busySince;
@@ -108,6 +115,13 @@ function markConcurrently(sh: Shared, heap: Uint32Array, job: MarkPayload, hooks
     if (!t.drain(STEP)) continue;
     const n = drainLog(sh.logRing, ctl, visit);
     logged += n;
+    if (n > 0 && logDelay > 0) {
+      // Widens the window in which the heap still reads MARK_IDLE as 1 (see the stop above).
+      busy += now() - busySince;
+      hooks.onDelay(logDelay);
+      busySince = now();
+      logDelay = 0;
+    }
     if (n > 0) {
       Atomics.store(ctl, Ctl.MARK_IDLE, 0);
       continue;

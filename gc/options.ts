@@ -51,6 +51,8 @@ export interface InjectOptions {
   markDelayMs?: number;
   /** Kill the marker after tracing this many objects (concurrent marking). */
   markDieAtObject?: number;
+  /** Stall the marker this long after it first takes entries from the barrier log, before it says it is busy again. */
+  markLogDelayMs?: number;
   /** The mutator's Nth self-service build of a cycle throws once it holds the page's claim. */
   selfFailAtBuild?: number;
   /** The mutator's Nth self-service build of a cycle throws once built, before its install. */
@@ -112,7 +114,7 @@ export interface ResolvedOptions {
 }
 
 const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'stallMs', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in

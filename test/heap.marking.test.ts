@@ -154,6 +154,31 @@ describe.each(['move', 'copy'] as const)('between the two pauses (%s)', (mode) =
     expect(h.getU32(p.ref, 0)).toBe(99);
     expect(h.verify().ok).toBe(true);
   });
+
+  itMode(mode, 'a marker stopped just after it took barrier-log entries traces them before it parks', async () => {
+    // The heap reads MARK_IDLE = 1 and asks the marker to stop; meanwhile the marker has taken
+    // a logged reference (D, head of a 3000-object chain only D reaches) out of the log. Had it
+    // parked with D's chain still grey on its stack, the remark (which drains only the log)
+    // would never trace it: D's chain reclaimed while reachable. markLogDelayMs holds the marker
+    // in that window (after taking the entry, before saying busy) so the race happens every run.
+    const h = await openHeap({ capacity: 16 << 20, mode, marking: 'concurrent', stallMs: 5000, inject: { markLogDelayMs: 300 } });
+    const T = h.defineType({ name: 'Node', refs: 2, bytes: 8 });
+    h.root(chain(h, T, 1000));
+    const aRoot = h.root(h.alloc(T));
+    const d = chain(h, T, 3000); // unreachable at the snapshot: white, held only by this local
+    for (let i = 0; i < 1000; i++) h.allocBytes(300);
+    expect(h.requestCollection()).toBe(true);
+    for (let i = 0; i < 2000 && !h.progress().markerIdle; i++) await sleep(1);
+    expect(h.progress().markerIdle).toBe(true);
+    h.setRef(aRoot.get()!, 1, d); // into a black object: the barrier logs D
+    await sleep(50); // the marker takes the entry and sits in the injected stall, still "idle"
+    expect(h.safepoint()).toBe(false); // asked to stop; it does not park within the safepoint's wait
+    await h.idle();
+    const st = h.history[h.history.length - 1];
+    expect(st.mark.logConsumed).toBeGreaterThan(0); // the marker, not the remark, took D
+    expect(h.verify().ok).toBe(true);
+    expect(h.getU32(nth(h, h.getRef(aRoot.get()!, 1)!, 2999), 0)).toBe(2999);
+  });
 });
 
 describe.each(['move', 'copy'] as const)('a failing marker (%s)', (mode) => {
