@@ -83,7 +83,7 @@ export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hook
 
 function markConcurrently(sh: Shared, heap: Uint32Array, job: MarkPayload, hooks: MarkerHooks): void {
   const ctl = sh.ctl;
-  clearMarks(sh.starts, sh.live);
+  clearMarks(sh.starts, sh.live, undefined, () => sh.hb.beat(Role.MARKER));
   sh.hb.beat(Role.MARKER);
   Atomics.store(ctl, Ctl.MARK_CLEARED, 1);
   const t = new Tracer(heap, sh.types, job.typeCount, sh.starts, sh.live, job.blackStart);
