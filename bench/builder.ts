@@ -6,11 +6,13 @@
  * busy one; wall time on a shared machine includes other tenants) as medians, the ratio, and
  * checks that both wrote the same bytes.
  *
- *   node dist/bench/builder.js [--heap MiB] [--sizes small|mixed|large] [--live F] [--reps N]
+ *   node dist/bench/builder.js [--heap MiB] [--sizes small|mixed|large|huge] [--live F] [--reps N]
  *
  * The heap is laid out directly in memory like bench/workload.ts lays it out through the Heap
  * (interleaved live and dead objects; Nodes of 32-64 B with 2 references, byte arrays of
- * 1-16 KiB for `mixed`, 4-64 KiB for `large`), then marked and planned by the collector.
+ * 1-16 KiB for `mixed`, 4-64 KiB for `large`, 4-16 MiB for `huge`: ns per page there must stay
+ * that of `large`, or building a page costs O(object), as it once did), then marked and planned
+ * by the collector.
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -36,7 +38,7 @@ const capacity = Number(values.heap) * 2 ** 20;
 const sizes = values.sizes;
 const liveFraction = Number(values.live);
 const reps = Number(values.reps);
-if (!['small', 'mixed', 'large'].includes(sizes)) throw new Error('--sizes must be small, mixed or large');
+if (!['small', 'mixed', 'large', 'huge'].includes(sizes)) throw new Error('--sizes must be small, mixed, large or huge');
 
 const words = capacity / 8;
 const typesSab = TypeTable.allocate();
@@ -66,13 +68,13 @@ let live = 0;
 let objects = 0;
 const RING = 65536;
 const ring = new Float64Array(RING);
-while (top + 16 * 1024 < target) {
+while (top + (sizes === 'huge' ? 2 << 20 : 16 * 1024) < target) {
   let typeId = FIRST_USER_TYPE + Math.floor(rnd() * NODE_BYTES.length);
   let len = 0;
   const r = rnd();
-  if ((sizes === 'mixed' && r < 0.005) || (sizes === 'large' && r < 0.9)) {
+  if ((sizes === 'mixed' && r < 0.005) || (sizes === 'large' && r < 0.9) || (sizes === 'huge' && r < 0.5)) {
     typeId = BYTE_ARRAY_TYPE;
-    len = sizes === 'mixed' ? 1024 + Math.floor(rnd() * 15 * 1024) : 4096 + Math.floor(rnd() * 60 * 1024);
+    len = sizes === 'mixed' ? 1024 + Math.floor(rnd() * 15 * 1024) : sizes === 'large' ? 4096 + Math.floor(rnd() * 60 * 1024) : (4 << 20) + Math.floor(rnd() * (12 << 20));
   }
   const isLive = Math.floor((objects + 1) * liveFraction) > Math.floor(objects * liveFraction);
   objects++;
@@ -91,7 +93,7 @@ while (top + 16 * 1024 < target) {
   ring[live % RING] = o;
   live++;
 }
-const m = mark(heap, sh.types, 4, sh.starts, sh.live, top, [dir]);
+const m = mark(heap, sh.types, FIRST_USER_TYPE + NODE_BYTES.length, sh.starts, sh.live, top, [dir]);
 const p = plan(heap, sh.types, sh, { topWord: top, pinned: [], denseThreshold: 0.95 });
 sh.ctl[Ctl.SEGMENTS] = p.segments.length;
 const from = new Uint32Array((words + 64 * PAGE_WORDS) * 2);

@@ -26,7 +26,7 @@ import type { CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
 import { Ctl, PagePhase, SEG_FIELDS, Seg, Shared } from './shared.js';
 import { SelfService } from './selfservice.js';
-import { HEAP_ALIGN, Marking, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
+import { HEAP_ALIGN, Marking, mapAlignment, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { Pin, Root, RootTable, type RootOwner } from './roots.js';
 import { CollectorThreads, Role, type RoleName } from './threads.js';
@@ -162,9 +162,10 @@ export class Heap implements RootOwner {
     this.log = log;
     this.#inject = opts.inject;
     const advise = opts.dontFork ? (['DONTFORK'] as const) : [];
-    this.#heapMap = Mapping.anonymous(opts.capacity, { alignment: HEAP_ALIGN, advise: [...advise, 'NOHUGEPAGE'] });
+    const alignment = mapAlignment(opts.capacity);
+    this.#heapMap = Mapping.anonymous(opts.capacity, { alignment, advise: [...advise, 'NOHUGEPAGE'] });
     try {
-      this.#fromMap = Mapping.anonymous(opts.capacity + HEAP_ALIGN, { alignment: HEAP_ALIGN, advise: [...advise, 'NOHUGEPAGE'] });
+      this.#fromMap = Mapping.anonymous(opts.capacity + HEAP_ALIGN, { alignment, advise: [...advise, 'NOHUGEPAGE'] });
     } catch (e) {
       this.#heapMap.close();
       throw e;

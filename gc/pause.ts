@@ -156,12 +156,20 @@ export function compactionPause(
   const remapFirst = order === PauseOrder.REMAP_FIRST;
   if (!remapFirst) register();
   const t3 = now();
+  const last = plan.segments[plan.segments.length - 1];
   for (const s of plan.segments) {
     const builtEnd = s.endPage * PAGE_WORDS;
-    // Registered part and free tail are separate VMAs once registered: one mremap each.
-    if (builtEnd > s.start) remapRange(heapAddr + s.start * 8, (builtEnd - s.start) * 8, fromAddr + s.start * 8);
-    const tailStart = Math.max(builtEnd, s.start);
-    if (s.end > tailStart) remapRange(heapAddr + tailStart * 8, (s.end - tailStart) * 8, fromAddr + tailStart * 8);
+    if (remapFirst) {
+      // One mremap per segment, the last one through the heap's end (nothing lives above the
+      // top): with 1 GiB-aligned mappings, whole GiBs move as one page-table entry each.
+      const end = s === last ? sh.d.capacity / 8 : s.end;
+      if (end > s.start) remapRange(heapAddr + s.start * 8, (end - s.start) * 8, fromAddr + s.start * 8);
+    } else {
+      // Registered part and free tail are separate VMAs once registered: one mremap each.
+      if (builtEnd > s.start) remapRange(heapAddr + s.start * 8, (builtEnd - s.start) * 8, fromAddr + s.start * 8);
+      const tailStart = Math.max(builtEnd, s.start);
+      if (s.end > tailStart) remapRange(heapAddr + tailStart * 8, (s.end - tailStart) * 8, fromAddr + tailStart * 8);
+    }
     // The free tail's filler, where no page builder will write it: at a page boundary, or in a
     // page that is not built at all: a first segment with no live word below a pinned span
     // (newEnd is word 1). (The last segment's tail needs none there: allocation resumes at it.)

@@ -67,6 +67,16 @@ function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number
   const { live, starts, chunkNew, pageFirst } = sh;
   let cursor = st.cursor;
   let firstSlidePage = st.firstSlidePage;
+  // The object holding word x, for x rising through the call: the starts bitmap is scanned
+  // forward once, not back from each x (from inside an N-page object that cost O(N) per page).
+  let lastStart = -1;
+  let scanned = 0;
+  const objectAt = (x: number): number => {
+    if (lastStart < 0) lastStart = prevSet(starts, x, 0);
+    else for (let s = nextSet(starts, scanned, x + 1); s <= x; s = nextSet(starts, s + 1, x + 1)) lastStart = s;
+    scanned = x + 1;
+    return lastStart;
+  };
   for (let c = st.chunk; c < toChunk; c++) {
     if (beat !== undefined && (c & (BEAT_CHUNKS - 1)) === 0) beat();
     chunkNew[c] = cursor;
@@ -76,7 +86,7 @@ function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number
       // The segment's first slide page starts with its first live object (leading words,
       // if any, are the reserved null word).
       firstSlidePage = Math.floor(cursor / PAGE_WORDS);
-      pageFirst[firstSlidePage] = prevSet(starts, nextSet(live, c * CHUNK_WORDS, segEnd), 0);
+      pageFirst[firstSlidePage] = objectAt(nextSet(live, c * CHUNK_WORDS, segEnd));
     }
     // Pages whose first word lands inside this chunk's new range [cursor, cursor+n).
     for (let pw = alignUp(cursor); pw < cursor + n; pw += PAGE_WORDS) {
@@ -85,7 +95,7 @@ function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number
       let k = pw - cursor; // the k-th live word of chunk c
       let x = c * CHUNK_WORDS;
       for (;; x++) if (testBit(live, x) && k-- === 0) break;
-      pageFirst[p] = prevSet(starts, x, 0);
+      pageFirst[p] = objectAt(x);
     }
     cursor += n;
   }

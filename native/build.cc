@@ -196,7 +196,10 @@ class Kernel {
       int64_t copiedTo = qw;  // to-space words below this are already copied by a stride copy
       while (t < qEnd) {
         if (o >= runEnd) {
-          runEnd = NextClear(live, o, segEndExt);
+          // Only this page's part of the run is scanned (see build.ts): O(page), not O(object).
+          const int64_t from = t < qw ? o + (qw - t) : o;
+          const int64_t span = qEnd - t > STRIDE_WORDS ? qEnd - t : STRIDE_WORDS;
+          runEnd = NextClear(live, from, o + span < segEndExt ? o + span : segEndExt);
           if (runEnd - o >= STRIDE_WORDS) {
             const int64_t ra = t > qw ? t : qw;
             const int64_t re = t + (runEnd - o);
