@@ -8,6 +8,7 @@ import type { CommandSpec, OptSpec, Values } from './args.js';
 
 const MODES = ['move', 'copy', 'stw'] as const;
 const SPLAY_VARIANTS = [...HEAP_VARIANTS, 'v8'] as const;
+const FAULT_PATHS = ['self', 'handler'] as const;
 const MAX_HEAP_MIB = 4094;
 const even = (v: number): string | undefined => (v % 2 === 0 ? undefined : `must be an even number of MiB, got ${v}`);
 const allEven = (vs: number[]): string | undefined => vs.map(even).find(Boolean);
@@ -171,7 +172,9 @@ export const COMMANDS: Record<string, Command> = {
       summary: "an ART-style app's 60 fps frames while the heap compacts (npm start runs it with --compare)",
       options: {
         ...exampleCommon(32),
-        seconds: { type: 'number', min: 0.1, max: 3600, default: 10, help: 'seconds of frames' },
+        modes: { type: 'list', choices: HEAP_VARIANTS, default: ['move', 'move-handler', 'copy', 'stw'], help: 'columns for --compare: modes, and move-handler/copy-handler for the kernel fault path' },
+        'fault-path': { type: 'string', choices: FAULT_PATHS, default: 'self', help: 'a page the frames touch during compaction: built by the accessor (self) or left to the kernel fault and the fault server (handler); --compare: for move and copy' },
+        seconds: { type: 'number', min: 0.1, max: 3600, default: null, help: 'seconds of frames (default 10; 6.5 per column with --compare)' },
         nodes: { type: 'int', min: 1, default: 60000, help: 'views in the UI tree' },
         visit: { type: 'int', min: 1, default: 1500, help: 'views touched per frame' },
         threshold: { type: 'number', min: 0.01, max: 1, default: 0.6, help: 'collect when heap use passes this fraction' },
