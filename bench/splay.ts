@@ -73,7 +73,8 @@ export interface SplayRep {
   nextRunsMs: Array<number | null>;
   /**
    * Per collection whose compaction ended during the runs: the runs from the collection run to
-   * the one that ended with every page installed, and their time (collect() removed), ms.
+   * the one that ended with every page installed (or to the next collect(), which waits for
+   * it), and their time (collect() removed), ms.
    */
   compactionRuns: Array<{ runs: number; ms: number }>;
   /** movegc collections (null for v8). */
@@ -168,6 +169,7 @@ async function runVariant(variant: Variant, rep: number, v: Values, knobs: KnobV
 
   let heap: Heap | null = null;
   const collects: number[] = [];
+  const collectStarts: number[] = [];
   let tree: SplayTreeOps;
   if (variant === 'v8') tree = new JsSplayTree(nextKey);
   else {
@@ -180,6 +182,7 @@ async function runVariant(variant: Variant, rep: number, v: Values, knobs: KnobV
   const maybeCollect = async (): Promise<void> => {
     if (!h || h.usedBytes <= trigger * capacity) return;
     const t = performance.now();
+    collectStarts.push(t);
     await h.collect();
     collects.push(performance.now() - t);
   };
@@ -224,6 +227,10 @@ async function runVariant(variant: Variant, rep: number, v: Values, knobs: KnobV
     let runMs = performance.now() - r0;
     if (nextRunsMs.length < collectionRunsMs.length) nextRunsMs.push(r3(runMs));
     if (collects.length > before) {
+      if (compacting) {
+        // The last compaction outlasted the runs up to here: collect() waited for its end.
+        compactionRuns.push({ runs: compacting.runs + 1, ms: r3(compacting.ms + collectStarts[before] - r0) });
+      }
       for (let i = before; i < collects.length; i++) runMs -= collects[i];
       collectionRunsMs.push(r3(runMs));
       compacting = { runs: 0, ms: 0 };
