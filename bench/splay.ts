@@ -137,6 +137,8 @@ export type SplaySummary = Omit<SplayRep, 'rep' | 'samplesMs' | 'latencyMs' | 'h
   stallP99Us: number | null;
   stalls: number | null;
   pagesBuiltBySelf: number | null;
+  /** Self-service left to the kernel path (another builder held the page). */
+  selfLeft: number | null;
   faults: number | null;
   v8gcCount: number;
   v8gcMaxMs: number;
@@ -380,6 +382,7 @@ function summarize(reps: SplayRep[]): SplayResults['summary'] {
       stallP99Us: mh((h) => h.stallUs.p99),
       stalls: mh((h) => h.stallUs.count),
       pagesBuiltBySelf: mh((h) => h.pagesBuiltBySelf),
+      selfLeft: mh((h) => h.selfLeft),
       faults: mh((h) => h.faults),
       v8gcCount: m((r) => r.v8gc.count),
       v8gcMaxMs: m((r) => r.v8gc.maxMs),
@@ -405,7 +408,7 @@ export function yardsticks(summary: SplayResults['summary']): Yardstick[] {
 
 /** The yardsticks as lines for the terminal: the ratio, the target, met or not. */
 export function yardstickLines(ys: Yardstick[]): string[] {
-  const f = (x: number | null, target: number): string => (x === null ? 'n/a' : `${x.toFixed(2)} (target <= ${target.toFixed(2)}: ${x <= target ? 'met' : 'NOT met'})`);
+  const f = (x: number | null, target: number): string => (x === null ? 'n/a' : `${x.toFixed(3)} (target <= ${target.toFixed(3)}: ${x <= target ? 'met' : 'NOT met'})`);
   return ys.map((y) => `${y.mode}, self / handler: stall p50 per touched unbuilt page ${f(y.stallP50Ratio, TARGETS.stallP50Ratio)}; collection run ${f(y.collectionRunRatio, TARGETS.collectionRunRatio)}`);
 }
 
@@ -428,7 +431,7 @@ export function splayTable(res: SplayResults): string {
     ['runs while compacting p50: n / ms', (s) => (s.cycles === null ? '-' : `${f(s.compactionRunsP50, 0)} / ${f(s.compactionRunsP50Ms, 1)}`)],
     ['stall/page p50 / p99 us', (s) => (s.stalls ? `${f(s.stallP50Us, 0)} / ${f(s.stallP99Us, 0)}` : '-')],
     ['  touched unbuilt pages', (s) => f(s.stalls, 0)],
-    ['  built by self', (s) => f(s.pagesBuiltBySelf, 0)],
+    ['  built by self / left to the kernel', (s) => (s.cycles === null ? '-' : `${f(s.pagesBuiltBySelf, 0)} / ${f(s.selfLeft, 0)}`)],
     ['kernel faults', (s) => f(s.faults, 0)],
     ['V8 GCs (max ms)', (s) => `${f(s.v8gcCount, 0)} (${f(s.v8gcMaxMs, 1)})`],
     ['setup ms', (s) => f(s.setupMs, 0)],

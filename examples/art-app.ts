@@ -67,6 +67,8 @@ export interface ArtResult {
   stalls: number;
   stallTotalMs: number;
   pagesBuiltBySelf: number;
+  /** Self-service left to the kernel path: another builder held the page (its stall is in the handler samples). */
+  selfLeft: number;
   pagesMoved: number;
   pagesCopied: number;
   reclaimedBytes: number;
@@ -392,6 +394,7 @@ async function runOne(args: Args, mode: ModeName, faultPath: FaultPathName): Pro
     stalls: stalls.count,
     stallTotalMs: (stalls.mean * stalls.count) / 1000,
     pagesBuiltBySelf: sum((c) => c.pages.builtBySelf),
+    selfLeft: sum((c) => c.stalls.selfLeft),
     pagesMoved: sum((c) => c.pages.moved),
     pagesCopied: sum((c) => c.pages.copied),
     reclaimedBytes: sum((c) => c.reclaimedBytes),
@@ -424,7 +427,7 @@ export function table(rs: ArtResult[]): string {
     ['concurrent compaction ms', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactionMs)))],
     ['  compactor busy ms', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactorBusyMs)))],
     ['stall/page p50 / p99 us', ...col((r) => (r.stalls ? `${r.stallP50Us} / ${r.stallP99Us}` : '-'))],
-    ['  touched unbuilt pages / self-built', ...col((r) => (r.mode === 'stw' ? '-' : `${r.stalls} / ${r.pagesBuiltBySelf}`))],
+    ['  touched unbuilt pages / self-built / left', ...col((r) => (r.mode === 'stw' ? '-' : `${r.stalls} / ${r.pagesBuiltBySelf} / ${r.selfLeft}`))],
     ['  stalls total ms (at least)', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.stallTotalMs)))],
     ['kernel faults', ...col((r) => r.faults)],
     ['  fault service p50 / p99 us', ...col((r) => (r.faults ? `${r.faultP50Us} / ${r.faultP99Us}` : '-'))],

@@ -146,7 +146,11 @@ describe('fault paths side by side', () => {
       }
       expect(self.heap.cycles).toBeGreaterThan(0);
       expect(self.heap.pagesBuiltBySelf).toBeGreaterThan(0);
-      expect(self.heap.stallUs.self).toBe(self.heap.pagesBuiltBySelf);
+      // A page found installed by the time the accessor claims it counts as resolved, unbuilt by it.
+      expect(self.heap.stallUs.self).toBeGreaterThanOrEqual(self.heap.pagesBuiltBySelf);
+      // Self-service's kernel-path samples: pages another builder held, and failed builds (none injected here).
+      expect(self.heap.stallUs.handler).toBe(self.heap.selfLeft + self.heap.selfFailed);
+      expect(res.summary.move.selfLeft).toBe(self.heap.selfLeft);
       expect(handler.heap.pagesBuiltBySelf).toBe(0);
       expect(handler.heap.stallUs.self).toBe(0);
       expect(handler.heap.stallUs.handler).toBeGreaterThan(0);
@@ -162,7 +166,7 @@ describe('fault paths side by side', () => {
       expect(res.yardsticks[0].collectionRunRatio).toBeCloseTo(res.summary.move.collectionRunP50Ms / res.summary['move-handler'].collectionRunP50Ms, 2);
       expect(r.stdout).toMatch(/move \(self\)\s+move \(handler\)\s+stw\s+v8 \(plain JS\)/);
       expect(r.stdout).toMatch(/^collection run p50 \/ max ms/m);
-      expect(r.stdout).toMatch(/move, self \/ handler: stall p50 per touched unbuilt page [\d.]+ \(target <= 0.20: (met|NOT met)\); collection run [\d.]+/);
+      expect(r.stdout).toMatch(/move, self \/ handler: stall p50 per touched unbuilt page [\d.]+ \(target <= 0.200: (met|NOT met)\); collection run [\d.]+/);
       const html = fs.readFileSync(path.join(cwd, 'bench', 'results', 'splay-latest.html'), 'utf8');
       expect(html).toContain('issue 11: self / handler');
       expect(html).toContain('move (handler)');
@@ -182,13 +186,14 @@ describe('fault paths side by side', () => {
       expect([self.frames, handler.frames]).toEqual([60, 60]);
       expect(self.cycles).toBeGreaterThan(0);
       expect(self.pagesBuiltBySelf).toBeGreaterThan(0);
-      expect(self.stalls).toBeGreaterThanOrEqual(self.pagesBuiltBySelf);
-      expect(handler.pagesBuiltBySelf).toBe(0);
+      expect(self.stalls).toBeGreaterThanOrEqual(self.pagesBuiltBySelf + self.selfLeft);
+      expect([handler.pagesBuiltBySelf, handler.selfLeft]).toEqual([0, 0]);
       expect(handler.stalls).toBeGreaterThan(0);
       expect(handler.faults).toBeGreaterThan(0);
       expect(handler.stallTotalMs).toBeGreaterThan(0);
       expect(r.stdout).toMatch(/move \(self\)\s+move \(handler\)/);
       expect(r.stdout).toMatch(/^stall\/page p50 \/ p99 us\s+\d+ \/ \d+\s+\d+ \/ \d+$/m);
+      expect(r.stdout).toMatch(new RegExp(`^  touched unbuilt pages / self-built / left\\s+${self.stalls} / ${self.pagesBuiltBySelf} / ${self.selfLeft}\\s+${handler.stalls} / 0 / 0$`, 'm'));
       expect(r.stdout).toMatch(/move, self vs handler \(issue 11\): stall per touched unbuilt page p50 \d+ vs \d+ us/);
     } finally {
       fs.rmSync(cwd, { recursive: true, force: true });
