@@ -44,9 +44,9 @@ export function splaySection(res: SplayResults, note: string): string {
         [`collection run, p50 (target ≤ ${num(TARGETS.collectionRunRatio, 3)} in move mode)`, ...ys.map((y) => met(y.collectionRunRatio, TARGETS.collectionRunRatio))],
       ], 'ratios')
     : '';
-  const strips = stripPlot('RMS latency per rep', 'ms', vs.map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).map((r) => r.rmsMs) })), 560, 240) +
-    stripPlot('Longest latency sample per rep', 'ms', vs.map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).map((r) => r.latencyMs.max) })), 560, 240) +
-    stripPlot('Collection runs, collect() removed (every collection of every rep)', 'ms', vs.filter((s) => s.variant !== 'v8').map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).flatMap((r) => r.collectionRunsMs) })), 560, 240);
+  const strips = stripPlot('RMS latency per rep', 'ms', vs.map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).map((r) => r.rmsMs) })), 720, 240) +
+    stripPlot('Longest latency sample per rep', 'ms', vs.map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).map((r) => r.latencyMs.max) })), 720, 240) +
+    stripPlot('Collection runs, collect() removed (every collection of every rep)', 'ms', vs.filter((s) => s.variant !== 'v8').map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).flatMap((r) => r.collectionRunsMs) })), 720, 240);
   const p = res.params;
   return `<p class="note">${note} ${p.reps} reps per variant, interleaved, each in a fresh process: setup (8000 inserts) then ${p.seconds} s of Octane runs
 (80 inserts and 80 removes each). Heap ${p.heapMiB} MiB, collect() when use passes ${p.trigger} of it. A latency sample is the time between two samples
