@@ -70,3 +70,23 @@ export function knobGrid(lists: Partial<Record<keyof HeapOptions, Array<string |
 /** The benchmark's mutators (see cycle.ts). */
 export const MUTATORS = ['paced', 'busy', 'none'] as const;
 export type MutatorKind = (typeof MUTATORS)[number];
+
+/**
+ * Heap variants run side by side (splay, the art example): a mode, and for the concurrent
+ * modes the fault path. `move` and `copy` take the heap's fault path (--fault-path, default
+ * self: the accessors build unbuilt pages themselves); `move-handler` and `copy-handler` leave
+ * them to the kernel fault and the fault-server thread (issue 11's yardstick compares the two).
+ */
+export const HEAP_VARIANTS = ['move', 'move-handler', 'copy', 'copy-handler', 'stw'] as const;
+export type HeapVariant = (typeof HEAP_VARIANTS)[number];
+
+/** The heap's mode and fault path for a variant; `faultPath` is what the plain names run with. */
+export function heapVariant(v: HeapVariant, faultPath: FaultPathName): { mode: 'move' | 'copy' | 'stw'; faultPath: FaultPathName } {
+  const handler = v.endsWith('-handler');
+  return { mode: v.replace('-handler', '') as 'move' | 'copy' | 'stw', faultPath: handler ? 'handler' : faultPath };
+}
+
+/** A column title: 'move (self)', 'copy (handler)', 'stw' (it has no fault path). */
+export function variantTitle(mode: string, faultPath: string | null | undefined): string {
+  return mode === 'stw' || !faultPath ? mode : `${mode} (${faultPath})`;
+}

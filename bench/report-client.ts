@@ -6,7 +6,7 @@
  */
 export const CLIENT = String.raw`
 const R = JSON.parse(document.getElementById('data').textContent);
-const COL = { move: '#1f77b4', copy: '#ff7f0e', stw: '#2ca02c', v8: '#9467bd', floor: '#777' };
+const COL = { move: '#1f77b4', 'move-handler': '#17becf', copy: '#ff7f0e', 'copy-handler': '#d62728', stw: '#2ca02c', v8: '#9467bd', floor: '#777' };
 const W = (f = 1) => Math.floor(Math.min(1100, document.getElementById('main').clientWidth - 10) * f) - (f < 1 ? 8 : 0);
 const logX = { time: false, distr: 3, log: 10 };
 // Tick labels for a log axis of fractions (uPlot's default prints 0.0001 as 0).

@@ -29,7 +29,7 @@ export function uplotAssets(): { js: string; css: string } {
 
 export const esc = (s: unknown): string => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 export const num = (x: number | null | undefined, d = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
-export const COLORS: Record<string, string> = { move: '#1f77b4', copy: '#ff7f0e', stw: '#2ca02c', v8: '#9467bd' };
+export const COLORS: Record<string, string> = { move: '#1f77b4', 'move-handler': '#17becf', copy: '#ff7f0e', 'copy-handler': '#d62728', stw: '#2ca02c', v8: '#9467bd' };
 
 export function tableHtml(head: string[], rows: string[][], cls = ''): string {
   return `<table class="${cls}"><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows

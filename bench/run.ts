@@ -24,7 +24,7 @@ import { startProvenance, provenanceLine, type Provenance } from './provenance.j
 import { cdf, cdfOfBuckets, logSpace, median, mergeBuckets, mmu, quantiles, type Quantiles } from './stats.js';
 import { SIZE_MIX_DOC, MAX_PINS, type Pattern, type SizeMix, type Workload } from './workload.js';
 import { renderHtml } from './report.js';
-import type { SplayResults } from './splay.js';
+import { SCHEMA as SPLAY_SCHEMA, type SplayResults } from './splay.js';
 
 const MiB = 2 ** 20;
 
@@ -593,7 +593,7 @@ export async function main(v: Values): Promise<void> {
   if (fs.existsSync(splayFile)) {
     try {
       const p = JSON.parse(fs.readFileSync(splayFile, 'utf8')) as SplayResults;
-      if (p.schema === 'movegc-splay/1') splay = { ...p, fromFile: path.basename(splayFile) };
+      if (p.schema === SPLAY_SCHEMA) splay = { ...p, fromFile: path.basename(splayFile) }; // an older shape is not rendered
     } catch {
       /* unreadable: ignore */
     }

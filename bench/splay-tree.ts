@@ -9,7 +9,8 @@
  * greatest key below each new one): about 320 KiB of fresh payload per run, the same amount
  * dying. splay_() allocates a header node per call, as Octane's does.
  *
- * On the heap: Node {left, right, value; 4 bytes padding, key f64}, Inner {left, right}, Leaf {array, string};
+ * On the heap: Node {left, right, value; key f64 (raw areas start 8-aligned: 4 bytes of padding before it)},
+ * Inner {left, right}, Leaf {array, string};
  * the array is a 40-byte byte array holding 10 u32 (V8 keeps [0..9] as 10 tagged 32-bit
  * elements), the string a byte array of its Latin-1 characters. References are valid until
  * the next collection, so the driver collects only between inserts (the tree is in a Root).
@@ -163,8 +164,8 @@ export class JsSplayTree implements SplayTreeOps {
 
 // ------------------------------------------------------------------ the movegc heap
 
-const L = 0, R = 1, V = 2; // Node reference slots; key: raw f64 at byte 4 (8-aligned after 3 slots)
-const KEY = 4;
+const L = 0, R = 1, V = 2; // Node reference slots; key: the raw area's f64 (it starts 8-aligned after the 3 slots)
+const KEY = 0;
 const ARRAY_BYTES = new Uint8Array(new Uint32Array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]).buffer);
 
 export class HeapSplayTree implements SplayTreeOps {
@@ -177,7 +178,7 @@ export class HeapSplayTree implements SplayTreeOps {
   constructor(heap: Heap, readonly nextKey: () => number) {
     this.#heap = heap;
     this.#root = heap.root(null);
-    this.#node = heap.defineType({ name: 'SplayNode', refs: 3, bytes: 12 });
+    this.#node = heap.defineType({ name: 'SplayNode', refs: 3, bytes: 8 });
     this.#inner = heap.defineType({ name: 'PayloadNode', refs: 2, bytes: 0 });
     this.#leaf = heap.defineType({ name: 'PayloadLeaf', refs: 2, bytes: 0 });
   }

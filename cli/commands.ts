@@ -2,12 +2,13 @@
  * Every `movegc` subcommand: its options (one table, read for parsing and for --help) and the
  * module that runs it, loaded only when the command runs (so --help works without the addon).
  */
-import { KNOBS } from '../bench/knobs.js';
-import { MUTATORS } from '../bench/knobs.js';
+import { HEAP_VARIANTS, KNOBS, MUTATORS } from '../bench/knobs.js';
 import { PATTERNS, SIZE_MIXES } from '../bench/workload.js';
 import type { CommandSpec, OptSpec, Values } from './args.js';
 
 const MODES = ['move', 'copy', 'stw'] as const;
+const SPLAY_VARIANTS = [...HEAP_VARIANTS, 'v8'] as const;
+const FAULT_PATHS = ['self', 'handler'] as const;
 const MAX_HEAP_MIB = 4094;
 const even = (v: number): string | undefined => (v % 2 === 0 ? undefined : `must be an even number of MiB, got ${v}`);
 const allEven = (vs: number[]): string | undefined => vs.map(even).find(Boolean);
@@ -148,17 +149,20 @@ export const COMMANDS: Record<string, Command> = {
       name: 'splay',
       summary: "Octane's Splay and SplayLatency on the movegc heap in each mode, and on plain JavaScript objects (V8's collector)",
       options: {
-        variants: { type: 'list', choices: ['move', 'copy', 'stw', 'v8'], default: ['move', 'copy', 'stw', 'v8'], help: 'heap modes, and v8 for plain objects' },
+        variants: { type: 'list', choices: SPLAY_VARIANTS, default: SPLAY_VARIANTS, help: 'heap modes (move/copy: with --fault-path; move-handler/copy-handler: the kernel fault path), and v8 for plain objects' },
         reps: { type: 'int', min: 1, max: 100, default: 3, help: 'repetitions per variant, interleaved, each in a fresh process' },
         seconds: { type: 'number', min: 0.1, max: 3600, default: 3, help: 'benchmark runs (80 insert/remove pairs each) for this long after setup' },
         heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 64, metavar: 'MiB', check: even, help: 'movegc heap capacity (the tree holds about 33 MiB)' },
         trigger: { type: 'number', min: 0.1, max: 1, default: 0.9, help: 'collect when heap use passes this fraction of the capacity' },
         seed: { type: 'int', min: 0, default: 49734321, help: 'key generator seed (the same keys in every variant)' },
         out: { type: 'string', default: 'bench/results', metavar: 'DIR', help: 'results directory, relative to the current directory' },
-        variant: { type: 'string', choices: ['move', 'copy', 'stw', 'v8'], help: 'run one variant in this process and print one RESULT line (what the parent runs)' },
+        variant: { type: 'string', choices: SPLAY_VARIANTS, help: 'run one variant in this process and print one RESULT line (what the parent runs)' },
         ...knobOptions(false),
       },
-      notes: 'Writes OUT/splay-latest.json and .html; the bench report shows the latest Splay results too.',
+      notes:
+        'Writes OUT/splay-latest.json and .html; the bench report shows the latest Splay results too.\n' +
+        'Per variant also: the collection run (the run during which collect() returned, its time removed), the stall per\n' +
+        'touched unbuilt page, pages built by self-service, kernel faults; and self / handler ratios against issue 11\'s targets.',
     },
     load: () => import('../bench/splay.js'),
   },
@@ -168,7 +172,9 @@ export const COMMANDS: Record<string, Command> = {
       summary: "an ART-style app's 60 fps frames while the heap compacts (npm start runs it with --compare)",
       options: {
         ...exampleCommon(32),
-        seconds: { type: 'number', min: 0.1, max: 3600, default: 10, help: 'seconds of frames' },
+        modes: { type: 'list', choices: HEAP_VARIANTS, default: ['move', 'move-handler', 'copy', 'stw'], help: 'columns for --compare: modes, and move-handler/copy-handler for the kernel fault path' },
+        'fault-path': { type: 'string', choices: FAULT_PATHS, default: 'self', help: 'a page the frames touch during compaction: built by the accessor (self) or left to the kernel fault and the fault server (handler); --compare: for move and copy' },
+        seconds: { type: 'number', min: 0.1, max: 3600, default: null, help: 'seconds of frames (default 10; 6.5 per column with --compare)' },
         nodes: { type: 'int', min: 1, default: 60000, help: 'views in the UI tree' },
         visit: { type: 'int', min: 1, default: 1500, help: 'views touched per frame' },
         threshold: { type: 'number', min: 0.01, max: 1, default: 0.6, help: 'collect when heap use passes this fraction' },

@@ -10,14 +10,21 @@
  * pages not rebuilt yet. In stw mode the first safepoint is the whole collection. Nothing
  * waits for a cycle's end: it is picked up by the event loop between frames, or by idle().
  *
- *   movegc example art [--mode move|copy|stw] [--seconds 10] [--heap 32] [--nodes 60000]
- *   movegc example art --compare [--modes move,copy,stw]     (one child process per mode)
+ * A frame touching a page not rebuilt yet stalls: with --fault-path self (the default) the
+ * heap's accessor builds that page on the frame's thread; with handler the access faults and
+ * waits for the fault-server thread. --compare puts both side by side (issue 11): per column
+ * the stall per touched unbuilt page, kernel faults, frames over budget and frame p99.
+ *
+ *   movegc example art [--mode move|copy|stw] [--fault-path self|handler] [--seconds 10] [--heap 32]
+ *   movegc example art --compare [--modes move,move-handler,copy,stw]     (one child process per column)
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ErrorCode, Heap, MoveGcError, type CycleStats, type HeapType, type ModeName, type Ref, type Root } from '../gc/index.js';
-import { benchReportLine, exampleProvenance, compareModes, emitResult, exampleLogger, mib, modeArg, ms, num, percentile, prng, runModes, sideBySide, writeOut, type Args } from './common.js';
+import { ErrorCode, Heap, MoveGcError, type CycleStats, type FaultPathName, type HeapType, type ModeName, type Ref, type Root } from '../gc/index.js';
+import { heapVariant, variantTitle, type HeapVariant } from '../bench/knobs.js';
+import { bucketQuantiles, mergeBuckets } from '../bench/stats.js';
+import { benchReportLine, exampleProvenance, emitResult, exampleLogger, mib, modeArg, ms, num, percentile, prng, runModes, sideBySide, writeOut, type Args } from './common.js';
 
 const BUDGET_MS = 1000 / 60;
 
@@ -27,6 +34,8 @@ const V_X = 0, V_Y = 8, V_W = 16, V_H = 24, V_ID = 32, V_FLAGS = 36;
 
 export interface ArtResult {
   mode: ModeName;
+  /** The heap's fault path (stw has none to take). */
+  faultPath: FaultPathName;
   fallbacks: string[];
   frames: number;
   seconds: number;
@@ -44,9 +53,22 @@ export interface ArtResult {
   /** Pause end to the compactor's last install, summed (concurrent work in move/copy). */
   compactionMs: number;
   compactorBusyMs: number;
+  /** Kernel faults served by the fault server, and its service time (read to install). */
   faults: number;
   faultP50Us: number;
   faultP99Us: number;
+  /**
+   * The frames' stall per touched unbuilt page (µs, CycleStats.stalls: self-service and kernel
+   * fault samples merged, log-bucket lower bounds): p50, p99, pages, their sum (ms, so a lower
+   * bound), and the pages the accessors built themselves.
+   */
+  stallP50Us: number;
+  stallP99Us: number;
+  stalls: number;
+  stallTotalMs: number;
+  pagesBuiltBySelf: number;
+  /** Self-service left to the kernel path: another builder held the page (its stall is in the handler samples). */
+  selfLeft: number;
   pagesMoved: number;
   pagesCopied: number;
   reclaimedBytes: number;
@@ -260,16 +282,21 @@ class App {
   }
 }
 
-async function runOne(args: Args, mode: ModeName): Promise<ArtResult> {
-  const log = exampleLogger(`art-app:${mode}`);
-  const seconds = num(args, 'seconds');
+/** Seconds of frames: --seconds, else 10 (6.5 per column with --compare: four columns in about the time three took at 10). */
+function seconds(args: Args): number {
+  return (args.seconds as number | null) ?? (args.compare ? 6.5 : 10);
+}
+
+async function runOne(args: Args, mode: ModeName, faultPath: FaultPathName): Promise<ArtResult> {
+  const log = exampleLogger(`art-app:${variantTitle(mode, faultPath).replace(' (', ':').replace(')', '')}`);
+  const secs = seconds(args);
   const capacity = num(args, 'heap') * (1 << 20);
   const nodes = num(args, 'nodes');
   const visit = num(args, 'visit');
   const every = num(args, 'every');
   const threshold = num(args, 'threshold');
   const seed = num(args, 'seed');
-  const heap = await Heap.create({ capacity, mode, logger: log.child({ heap: mode }, { level: process.env.MOVEGC_LOG ?? 'warn' }) });
+  const heap = await Heap.create({ capacity, mode, faultPath, logger: log.child({ heap: mode }, { level: process.env.MOVEGC_LOG ?? 'warn' }) });
   const t = defineTypes(heap);
   const rnd = prng(seed);
   const app = new App(heap, t, rnd, heap.root(null));
@@ -279,9 +306,9 @@ async function runOne(args: Args, mode: ModeName): Promise<ArtResult> {
   // A first collection settles the tree (what is garbage from building is gone) before frames count.
   await heap.gc();
   const settled = heap.history.length;
-  log.info({ liveMiB: +mib(heap.usedBytes), frames: Math.round(seconds * 60) }, 'rendering');
+  log.info({ liveMiB: +mib(heap.usedBytes), frames: Math.round(secs * 60) }, 'rendering');
 
-  const total = Math.round(seconds * 60);
+  const total = Math.round(secs * 60);
   const frameMs = new Float64Array(total);
   const pauses: number[] = [];
   const gcFrame = new Int32Array(total).fill(-1); // frame of the last collect() at or before each frame
@@ -340,8 +367,11 @@ async function runOne(args: Args, mode: ModeName): Promise<ArtResult> {
     for (const [v, n] of faultMerged) if ((seen += n) >= Math.ceil(p * count)) return v;
     return 0;
   };
+  const stallBuckets = mergeBuckets(cycles.flatMap((c) => [c.stalls.self.buckets, c.stalls.handler.buckets]));
+  const stalls = bucketQuantiles(stallBuckets);
   const r: ArtResult = {
     mode: heap.mode,
+    faultPath: heap.faultPath,
     fallbacks: [...heap.fallbacks],
     frames: total,
     seconds: elapsed,
@@ -359,6 +389,12 @@ async function runOne(args: Args, mode: ModeName): Promise<ArtResult> {
     faults: sum((c) => c.faults),
     faultP50Us: faultPct(0.5),
     faultP99Us: faultPct(0.99),
+    stallP50Us: stalls.p50,
+    stallP99Us: stalls.p99,
+    stalls: stalls.count,
+    stallTotalMs: (stalls.mean * stalls.count) / 1000,
+    pagesBuiltBySelf: sum((c) => c.pages.builtBySelf),
+    selfLeft: sum((c) => c.stalls.selfLeft),
     pagesMoved: sum((c) => c.pages.moved),
     pagesCopied: sum((c) => c.pages.copied),
     reclaimedBytes: sum((c) => c.reclaimedBytes),
@@ -390,39 +426,54 @@ export function table(rs: ArtResult[]): string {
     ['  of which compaction pause ms', ...col((r) => ms(r.compactionPauseMs))],
     ['concurrent compaction ms', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactionMs)))],
     ['  compactor busy ms', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactorBusyMs)))],
-    ['mutator faults', ...col((r) => r.faults)],
-    ['fault p50 / p99 us', ...col((r) => (r.faults ? `${r.faultP50Us} / ${r.faultP99Us}` : '-'))],
+    ['stall/page p50 / p99 us', ...col((r) => (r.stalls ? `${r.stallP50Us} / ${r.stallP99Us}` : '-'))],
+    ['  touched unbuilt pages / self-built / left', ...col((r) => (r.mode === 'stw' ? '-' : `${r.stalls} / ${r.pagesBuiltBySelf} / ${r.selfLeft}`))],
+    ['  stalls total ms (at least)', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.stallTotalMs)))],
+    ['kernel faults', ...col((r) => r.faults)],
+    ['  fault service p50 / p99 us', ...col((r) => (r.faults ? `${r.faultP50Us} / ${r.faultP99Us}` : '-'))],
     ['pages moved / copied', ...col((r) => `${r.pagesMoved} / ${r.pagesCopied}`)],
     ['reclaimed MiB', ...col((r) => mib(r.reclaimedBytes))],
     ['live MiB (last cycle)', ...col((r) => mib(r.liveBytes))],
     ...(rs.some((r) => r.heapFullFrames > 0) ? [['frames cut by ERR_HEAP_FULL', ...col((r) => r.heapFullFrames)] as [string, ...number[]]] : []),
     ['heap verifies', ...col((r) => (r.verifyOk ? 'yes' : 'NO'))],
   ];
-  return sideBySide('art-app: frame times and GC per mode (same seeded workload)', rs.map((r) => r.mode + (r.fallbacks.length ? '*' : '')), rows);
+  return sideBySide('art-app: frame times and GC per mode and fault path (same seeded workload)', rs.map((r) => variantTitle(r.mode, r.faultPath) + (r.fallbacks.length ? '*' : '')), rows);
 }
 
 function summary(rs: ArtResult[]): string {
   const lines: string[] = [];
-  const by = (m: string) => rs.find((r) => r.mode === m);
-  const mv = by('move');
-  const cp = by('copy');
+  const by = (m: string, p?: FaultPathName) => rs.find((r) => r.mode === m && (p === undefined || r.faultPath === p));
+  const mv = by('move', 'self') ?? by('move');
+  const cp = by('copy', 'self') ?? by('copy');
   const stw = by('stw');
   const first = rs[0];
+  const title = (r: ArtResult): string => variantTitle(r.mode, r.faultPath);
   lines.push(
-    `Summary: ${first.frames} frames of a ${first.nodes}-view UI tree per mode; ${rs.map((r) => `${r.mode}: ${r.cycles} cycles, ${r.overBudget} frames over budget, p99 ${ms(r.p99, 1)} ms`).join('; ')}.`,
+    `Summary: ${first.frames} frames of a ${first.nodes}-view UI tree per column; ${rs.map((r) => `${title(r)}: ${r.cycles} cycles, ${r.overBudget} frames over budget, p99 ${ms(r.p99, 1)} ms`).join('; ')}.`,
   );
-  if (mv && cp) {
+  if (mv && cp && mv.faultPath === cp.faultPath) {
     const d = (100 * (cp.compactionMs - mv.compactionMs)) / Math.max(1, cp.compactionMs);
     lines.push(
-      `move vs copy: concurrent compaction ${ms(mv.compactionMs)} vs ${ms(cp.compactionMs)} ms in total (${ms(Math.abs(d), 0)}% ${d >= 0 ? 'less' : 'more'} with MOVE), ` +
-        `${mv.faults} vs ${cp.faults} mutator faults, compaction pauses ${ms(mv.compactionPauseMs)} vs ${ms(cp.compactionPauseMs)} ms (remap only).`,
+      `move vs copy (${mv.faultPath}): concurrent compaction ${ms(mv.compactionMs)} vs ${ms(cp.compactionMs)} ms in total (${ms(Math.abs(d), 0)}% ${d >= 0 ? 'less' : 'more'} with MOVE), ` +
+        `${mv.faults} vs ${cp.faults} kernel faults, compaction pauses ${ms(mv.compactionPauseMs)} vs ${ms(cp.compactionPauseMs)} ms (remap only).`,
+    );
+  }
+  for (const m of ['move', 'copy'] as const) {
+    const s = by(m, 'self');
+    const h = by(m, 'handler');
+    if (!s || !h || s.mode !== m || h.mode !== m) continue;
+    const drop = (a: number, b: number): string => (a < b ? 'drop' : 'do not drop');
+    lines.push(
+      `${m}, self vs handler (issue 11): stall per touched unbuilt page p50 ${s.stallP50Us} vs ${h.stallP50Us} us, p99 ${s.stallP99Us} vs ${h.stallP99Us} us, ` +
+        `stalls ${ms(s.stallTotalMs)} vs ${ms(h.stallTotalMs)} ms in total (${drop(s.stallTotalMs, h.stallTotalMs)}), ${s.faults} vs ${h.faults} kernel faults; ` +
+        `frames over budget ${s.overBudget} vs ${h.overBudget} (${drop(s.overBudget, h.overBudget)}), frame p99 ${ms(s.p99, 1)} vs ${ms(h.p99, 1)} ms.`,
     );
   }
   const conc = mv ?? cp;
   if (stw && conc)
     lines.push(
       `stw compacts inside the pause (${ms(stw.compactionPauseMs)} ms of pauses over ${stw.cycles} cycles); ${conc.mode} pauses ${ms(conc.compactionPauseMs)} ms and compacts while frames render. ` +
-        `Marking and planning: ${rs.map((r) => `${r.mode} ${ms(r.markPlanMs)} ms ${r.mode === 'stw' ? 'in its pauses' : 'concurrent (marker thread)'}`).join(', ')}.`,
+        `Marking and planning: ${rs.map((r) => `${title(r)} ${ms(r.markPlanMs)} ms ${r.mode === 'stw' ? 'in its pauses' : 'concurrent (marker thread)'}`).join(', ')}.`,
     );
   if (os.loadavg()[0] > os.cpus().length) lines.push(`(load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs: other work competed for the CPUs; repeat before comparing small differences)`);
   if (rs.some((r) => r.fallbacks.length)) lines.push('* ran in a fallback mode: ' + rs.flatMap((r) => r.fallbacks).join('; '));
@@ -431,10 +482,15 @@ function summary(rs: ArtResult[]): string {
 
 export async function main(args: Args): Promise<void> {
   // A --compare child (--json) leaves provenance to its parent.
-  const prov = args.json ? null : exampleProvenance({ capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode] });
+  const prov = args.json ? null : exampleProvenance({ capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode], faultPath: args.faultPath });
+  const faultPath = args.faultPath as FaultPathName;
   if (args.compare) {
-    const modes = compareModes(args);
-    const rs = await runModes<ArtResult>('art', modes, args);
+    // One column per variant: its mode, its fault path, and the seconds every column runs.
+    const runs = (args.modes as HeapVariant[]).map((v) => {
+      const h = heapVariant(v, faultPath);
+      return { mode: h.mode, extra: ['--fault-path', h.faultPath, '--seconds', String(seconds(args))] };
+    });
+    const rs = await runModes<ArtResult>('art', runs, args);
     console.log('\n' + table(rs) + '\n');
     console.log(summary(rs));
     writeOut(args, 'art-app', rs, prov);
@@ -442,7 +498,7 @@ export async function main(args: Args): Promise<void> {
     if (report) console.log(report);
     return;
   }
-  const r = await runOne(args, modeArg(args));
+  const r = await runOne(args, modeArg(args), faultPath);
   if (args.json) emitResult(r);
   else {
     console.log('\n' + table([r]) + '\n');

@@ -51,34 +51,43 @@ export function sideBySide(title: string, columns: string[], rows: Array<[string
   return out.join('\n');
 }
 
+/** One column of a --compare run: the heap's mode, and options of that child alone (`--fault-path handler`). */
+export interface CompareRun {
+  mode: ModeName;
+  /** Flags and values, e.g. ['--fault-path', 'handler']; these flags are not handed on from the parent. */
+  extra?: string[];
+}
+
 /**
- * Runs the example once per mode in a child process (`movegc example NAME --mode M --json` and
- * the other options given); each child prints one JSON line (prefixed RESULT) on stdout; its
- * stderr (the progress log) passes through.
+ * Runs the example once per mode (or per CompareRun) in a child process (`movegc example NAME
+ * --mode M --json`, the run's own options and the other options given); each child prints one
+ * JSON line (prefixed RESULT) on stdout; its stderr (the progress log) passes through.
  */
-export async function runModes<T>(name: string, modes: ModeName[], args: Args): Promise<Array<T & { mode: ModeName }>> {
+export async function runModes<T>(name: string, runs: ReadonlyArray<ModeName | CompareRun>, args: Args): Promise<Array<T & { mode: ModeName }>> {
   const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/movegc.js');
   const results: Array<T & { mode: ModeName }> = [];
-  for (const mode of modes) {
+  for (const run of runs) {
+    const { mode, extra = [] } = typeof run === 'string' ? { mode: run } : run;
+    const own = extra.filter((x) => x.startsWith('--')).map((x) => x.slice(2));
     const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [cli, 'example', name, '--mode', mode, '--json', ...childArgs(name, args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, [cli, 'example', name, '--mode', mode, '--json', ...extra, ...childArgs(name, args, own)], { stdio: ['ignore', 'pipe', 'inherit'] });
       let buf = '';
       child.stdout.on('data', (d: Buffer) => (buf += d.toString()));
       child.on('error', reject);
-      child.on('exit', (code, sig) => (code === 0 ? resolve(buf) : reject(new Error(`${mode} run failed (exit ${code ?? sig})`))));
+      child.on('exit', (code, sig) => (code === 0 ? resolve(buf) : reject(new Error(`${[mode, ...extra].join(' ')} run failed (exit ${code ?? sig})`))));
     });
     const line = out.split('\n').find((l) => l.startsWith('RESULT '));
-    if (!line) throw new Error(`${mode} run printed no result`);
+    if (!line) throw new Error(`${[mode, ...extra].join(' ')} run printed no result`);
     results.push(JSON.parse(line.slice(7)));
   }
   return results;
 }
 
-/** The options a --compare run hands on to its per-mode children (all but mode, modes, compare, json, out). */
-export function childArgs(name: string, args: Args): string[] {
+/** The options a --compare run hands on to its per-mode children (all but mode, modes, compare, json, out, and `skip`). */
+export function childArgs(name: string, args: Args, skip: readonly string[] = []): string[] {
   const out: string[] = [];
   for (const [flag, o] of Object.entries(COMMANDS[`example ${name}`].spec.options)) {
-    if (['compare', 'json', 'modes', 'mode', 'out'].includes(flag)) continue;
+    if (['compare', 'json', 'modes', 'mode', 'out', ...skip].includes(flag)) continue;
     const v = args[flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
     if (v === undefined || v === null || v === false) continue;
     if (o.type === 'boolean') out.push(`--${flag}`);

@@ -54,6 +54,9 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     [['example', 'gcbench', 'extra'], /unexpected argument 'extra'/],
     [['example'], /which example\? examples: art, gcbench, pinned-io/],
     [['benhc'], /unknown command 'benhc' \(did you mean 'bench'\?\)/],
+    [['splay', '--variants', 'move,move-self'], /--variants: unknown value 'move-self' \(expected move, move-handler, copy, copy-handler, stw, v8\)/],
+    [['example', 'art', '--fault-path', 'kernel'], /--fault-path must be one of self, handler/],
+    [['example', 'art', '--modes', 'move,stw-handler'], /--modes: unknown value 'stw-handler'/],
   ];
   it.each(cases)('%j', (args, msg) => {
     const r = movegc(args);
@@ -114,4 +117,92 @@ describe('results', () => {
       fs.rmSync(cwd, { recursive: true, force: true });
     }
   }, 150_000);
+});
+
+/**
+ * Issue 11's yardsticks: the self-service and the kernel fault path side by side. Quick
+ * settings; only what each column ran and counted is checked here (speed targets are the
+ * benchmark's business, as ratios).
+ */
+describe('fault paths side by side', () => {
+  itKernel('splay runs move and move-handler with their own fault paths and reports the collection run and stalls', () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
+    try {
+      const r = movegc(['splay', '--reps', '1', '--seconds', '1', '--trigger', '0.6', '--variants', 'move,move-handler,stw,v8'], cwd, 120_000);
+      expect(r.status, r.stderr.slice(-2000)).toBe(0);
+      const res = JSON.parse(fs.readFileSync(path.join(cwd, 'bench', 'results', 'splay-latest.json'), 'utf8'));
+      expect(res.schema).toBe('movegc-splay/2');
+      const rep = (v: string) => res.reps.find((x: { variant: string }) => x.variant === v);
+      const self = rep('move');
+      const handler = rep('move-handler');
+      expect([self.mode, self.faultPath, handler.mode, handler.faultPath]).toEqual(['move', 'self', 'move', 'handler']);
+      for (const x of [self, handler, rep('stw')]) {
+        // Every collection during the runs (none during setup at this trigger) has its run, and a run after it or null.
+        expect(x.collectionRunsMs.length, x.variant).toBe(x.heap.cycles);
+        expect(x.nextRunsMs).toHaveLength(x.collectionRunsMs.length);
+        for (const ms of x.collectionRunsMs) expect(ms).toBeGreaterThan(0);
+        const s = x.heap.stallUs;
+        expect(s.count, x.variant).toBe(s.self + s.handler);
+      }
+      expect(self.heap.cycles).toBeGreaterThan(0);
+      expect(self.heap.pagesBuiltBySelf).toBeGreaterThan(0);
+      // A page found installed by the time the accessor claims it counts as resolved, unbuilt by it.
+      expect(self.heap.stallUs.self).toBeGreaterThanOrEqual(self.heap.pagesBuiltBySelf);
+      // Self-service's kernel-path samples: pages another builder held, and failed builds (none injected here).
+      expect(self.heap.stallUs.handler).toBe(self.heap.selfLeft + self.heap.selfFailed);
+      expect(res.summary.move.selfLeft).toBe(self.heap.selfLeft);
+      expect(handler.heap.pagesBuiltBySelf).toBe(0);
+      expect(handler.heap.stallUs.self).toBe(0);
+      expect(handler.heap.stallUs.handler).toBeGreaterThan(0);
+      expect(handler.heap.faults).toBeGreaterThan(0);
+      expect(rep('stw').heap.stallUs.count).toBe(0);
+      expect(rep('v8').collectionRunsMs).toEqual([]);
+      expect(res.summary['move-handler']).toMatchObject({ faultPath: 'handler', pagesBuiltBySelf: 0 });
+      expect(res.summary.move.stalls).toBe(self.heap.stallUs.count);
+      expect(res.summary.move.collectionRunP50Ms).toBeGreaterThan(0);
+      expect(res.yardsticks).toHaveLength(1);
+      expect(res.yardsticks[0].mode).toBe('move');
+      expect(res.yardsticks[0].stallP50Ratio).toBeCloseTo(res.summary.move.stallP50Us / res.summary['move-handler'].stallP50Us, 2);
+      expect(res.yardsticks[0].collectionRunRatio).toBeCloseTo(res.summary.move.collectionRunP50Ms / res.summary['move-handler'].collectionRunP50Ms, 2);
+      expect(r.stdout).toMatch(/move \(self\)\s+move \(handler\)\s+stw\s+v8 \(plain JS\)/);
+      expect(r.stdout).toMatch(/^collection run p50 \/ max ms/m);
+      expect(r.stdout).toMatch(/move, self \/ handler: stall p50 per touched unbuilt page [\d.]+ \(target <= 0.200: (met|NOT met)\); collection run [\d.]+/);
+      const html = fs.readFileSync(path.join(cwd, 'bench', 'results', 'splay-latest.html'), 'utf8');
+      expect(html).toContain('issue 11: self / handler');
+      expect(html).toContain('move (handler)');
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  }, undefined, 150_000);
+
+  itKernel('art --compare puts move (self) and move (handler) side by side', () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
+    try {
+      const r = movegc(['example', 'art', '--compare', '--modes', 'move,move-handler', '--seconds', '1', '--heap', '16', '--nodes', '20000', '--visit', '500', '--every', '12', '--out', 'r/art.json'], cwd, 120_000);
+      expect(r.status, r.stderr.slice(-2000)).toBe(0);
+      const out = JSON.parse(fs.readFileSync(path.join(cwd, 'r', 'art.json'), 'utf8'));
+      const [self, handler] = out.results;
+      expect([self.mode, self.faultPath, handler.mode, handler.faultPath]).toEqual(['move', 'self', 'move', 'handler']);
+      expect([self.frames, handler.frames]).toEqual([60, 60]);
+      expect(self.cycles).toBeGreaterThan(0);
+      expect(self.pagesBuiltBySelf).toBeGreaterThan(0);
+      expect(self.stalls).toBeGreaterThanOrEqual(self.pagesBuiltBySelf + self.selfLeft);
+      expect([handler.pagesBuiltBySelf, handler.selfLeft]).toEqual([0, 0]);
+      expect(handler.stalls).toBeGreaterThan(0);
+      expect(handler.faults).toBeGreaterThan(0);
+      expect(handler.stallTotalMs).toBeGreaterThan(0);
+      expect(r.stdout).toMatch(/move \(self\)\s+move \(handler\)/);
+      expect(r.stdout).toMatch(/^stall\/page p50 \/ p99 us\s+\d+ \/ \d+\s+\d+ \/ \d+$/m);
+      expect(r.stdout).toMatch(new RegExp(`^  touched unbuilt pages / self-built / left\\s+${self.stalls} / ${self.pagesBuiltBySelf} / ${self.selfLeft}\\s+${handler.stalls} / 0 / 0$`, 'm'));
+      expect(r.stdout).toMatch(/move, self vs handler \(issue 11\): stall per touched unbuilt page p50 \d+ vs \d+ us/);
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  }, undefined, 150_000);
+
+  it('art --compare runs 6.5 s of frames per column unless --seconds is given', () => {
+    const r = movegc(['example', 'art', '--compare', '--modes', 'stw', '--heap', '8', '--nodes', '2000', '--visit', '50'], root, 60_000);
+    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    expect(r.stdout).toMatch(/^frames \(60 fps\)\s+390$/m);
+  }, 90_000);
 });
