@@ -49,7 +49,7 @@ export interface CycleStats {
     builtByCompactor: number;
     builtByFaults: number;
     builtByMutator: number;
-    /** Of builtByMutator: pages an accessor built on touching them (self-service). */
+    /** Pages an accessor resolved on touching them (self-service): built, or taken over from a stalled builder and installed. */
     builtBySelf: number;
     recycledBuffers: number;
     freshBuffers: number;

@@ -124,8 +124,11 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
     // Buffers: the compactor's pages were built into recycled from-space or scratch pages.
     expect(p.recycledBuffers + p.freshBuffers, ctx).toBeGreaterThanOrEqual(p.builtByCompactor);
   }
-  // Every fault read was served and timed.
+  // Every fault read was served and timed; every page the accessors built was timed.
   expect(st.faultUs.count, ctx).toBe(st.faults);
+  expect(st.stalls.self.count, ctx).toBe(st.pages.builtBySelf);
+  if (st.faultPath === 'handler') expect(st.pages.builtBySelf, ctx).toBe(0);
+  if (mode !== 'stw') expect(st.pages.builtByMutator + st.takeovers, ctx).toBeGreaterThanOrEqual(st.pages.builtBySelf);
   if (!e.faulted && !e.injected) expect(st.faults, ctx).toBe(0);
 }
 
