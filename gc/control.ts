@@ -152,6 +152,8 @@ const ctl = layout({
     'SELF_RESOLVED',
     'SELF_LEFT',
     'SELF_FAILED',
+    /** Of SELF_RESOLVED: pages another builder had built, installed by the mutator from its buffer. */
+    'SELF_HELPED',
     /** Pages the compactor itself built. */
     'COMPACTOR_BUILDS',
     'RELEASED_PAGES',

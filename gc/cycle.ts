@@ -629,7 +629,7 @@ export class CycleDriver {
     st.faults = c[Ctl.FAULTS];
     st.faultUs = summarize(sh.hist, Hist.FAULT_US * HIST_BUCKETS);
     st.pages.builtBySelf = c[Ctl.SELF_RESOLVED];
-    st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED] };
+    st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED], selfHelped: c[Ctl.SELF_HELPED] };
     st.batchPages = summarize(sh.hist, Hist.BATCH_PAGES * HIST_BUCKETS);
     st.rss.peakBytes = Math.max(sh.clk[Clk.RSS_PEAK], st.rss.beforeBytes);
     st.rss.afterBytes = readRss();

@@ -115,6 +115,16 @@ export class Installer {
     }
   }
 
+  /**
+   * Installs a page another builder has built (PROCESSED) but not installed yet, by copying
+   * its buffer (the mutator's self-service, selfservice.ts). Safe against that builder's own
+   * install: whichever lands second gets EEXIST (handled by both), and a buffer moved away or
+   * reused meanwhile can only be read once the page is in, so it is never installed.
+   */
+  installCopy(q: number, buf: number): void {
+    this.#copyOne(q, buf, 'help');
+  }
+
   /** One page by UFFDIO_COPY (a fallback from MOVE); EEXIST means someone installed it. */
   #copyOne(q: number, buf: number, why: string): void {
     const sh = this.#sh;

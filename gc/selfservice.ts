@@ -35,6 +35,10 @@ import { FaultPath, type FaultPathName, type InjectOptions } from './options.js'
 import { Ctl, Hist, Owner, PagePhase, now, type Shared } from './shared.js';
 
 
+/** Looks at a page another builder is building before sleeping between looks, and the sleep. */
+const HELP_SPINS = 200;
+const HELP_SLEEP_MS = 0.05;
+
 export class SelfService {
   readonly #sh: Shared;
   readonly #b: Builders;
@@ -86,6 +90,34 @@ export class SelfService {
     this.#failAtInstall = inject.selfFailAtInstall ?? 0;
   }
 
+  /**
+   * Page q belongs to another live builder. Built (PROCESSED): install it from that builder's
+   * buffer now rather than wait for its install (the compactor installs a run of up to 64
+   * pages at once; that wait was the self path's tail, 1-8 ms). Being built (PROCESSING):
+   * watch it until it is built, then do the same; a kernel fault would wait for the same
+   * build plus the install and a wake-up. Bounded by stallMs: past it resolve() takes the
+   * page from a stalled owner, or the kernel path serves it.
+   */
+  #help(q: number, t0: number): boolean {
+    const sh = this.#sh;
+    for (let i = 0; ; i++) {
+      const s = Atomics.load(sh.pageState, q);
+      const ph = phaseOf(s);
+      if (ph === PagePhase.MAPPED) return true;
+      if (ph === PagePhase.PROCESSED && ownerOf(s) !== Owner.MUTATOR) {
+        this.#b.installer.installCopy(q, sh.pageBuf[q]);
+        sh.count(Ctl.SELF_HELPED);
+        return true;
+      }
+      // Unclaimed again (reclaimed from a stalled owner), or its owner stalled: build it.
+      if ((ph === PagePhase.UNPROCESSED || i % 64 === 63) && this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook)) return true;
+      if (now() - t0 > this.#stallMs) return false;
+      // Spin a little (a run builds in ~0.2 ms), then sleep in short steps: the builder may
+      // need this CPU.
+      if (i >= HELP_SPINS) Atomics.wait(sh.pageState, q, s, HELP_SLEEP_MS);
+    }
+  }
+
   /** Page q is not installed yet (the accessor saw its state word): make it so, or fault on it. */
   fault(q: number): void {
     if (this.#present[q] === this.#epoch) return;
@@ -95,12 +127,12 @@ export class SelfService {
     const t0 = now();
     if (this.self && !this.#abandoned) {
       try {
-        if (this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook)) {
+        if (this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook) || this.#help(q, t0)) {
           sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
           sh.count(Ctl.SELF_RESOLVED);
           return;
         }
-        sh.count(Ctl.SELF_LEFT); // another live builder has it: its install wakes our fault
+        sh.count(Ctl.SELF_LEFT); // another live builder still has it: its install wakes our fault
       } catch (e) {
         sh.count(Ctl.SELF_FAILED);
         const st = Atomics.load(sh.pageState, q);

@@ -76,7 +76,7 @@ export interface CycleStats {
    * `faults` counts every kernel fault, theirs included.
    */
   faultPath: 'self' | 'handler';
-  stalls: { self: LatencySummary; handler: LatencySummary; selfLeft: number; selfFailed: number };
+  stalls: { self: LatencySummary; handler: LatencySummary; selfLeft: number; selfFailed: number; selfHelped: number };
   rss: { beforeBytes: number; peakBytes: number; afterBytes: number };
   pinnedSpans: number;
   segments: number;
@@ -147,7 +147,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     faults: 0,
     faultUs: empty,
     faultPath,
-    stalls: { self: empty, handler: empty, selfLeft: 0, selfFailed: 0 },
+    stalls: { self: empty, handler: empty, selfLeft: 0, selfFailed: 0, selfHelped: 0 },
     rss: { beforeBytes: 0, peakBytes: 0, afterBytes: 0 },
     pinnedSpans: 0,
     segments: 0,

@@ -204,6 +204,20 @@ describe.each(['move', 'copy'] as const)('collector thread faults (%s)', (mode) 
     expect(s.messages).not.toContain('replacing a stalled or dead collector thread');
   }, need, T_OUT);
 
+  itKernel(`[${mode}] self path: pages the stalled compactor built but has not installed are installed by the mutator from its buffers`, async () => {
+    // The compactor sleeps after 20 pages with its run of built pages not yet installed (it
+    // installs a run at once); stallMs is far longer, so nobody takes them over. The walk
+    // copies them in itself (and builds the rest): no kernel fault, nothing lost.
+    const s = await setup({ mode, stallMs: 10_000, faultPath: 'self' });
+    const st = await faultyCycle(s, { delayAtPage: 20, delayMs: 400 });
+    allInstalled(st);
+    expect(st.takeovers).toBe(0);
+    expect(st.pages.builtByCompactor).toBeGreaterThanOrEqual(19);
+    expect(st.stalls.selfHelped).toBeGreaterThan(0);
+    expect(st.faults).toBe(0);
+    expect(st.eexist).toBeGreaterThan(0); // the compactor's own install of those pages, after waking
+  }, need, T_OUT);
+
   for (const faultPath of ['handler', 'self'] as const)
     itKernel(`[${mode}] a short stall while the mutator faults in every page (${faultPath}): the delay happens once, not at every page`, async () => {
       // The compactor stalls before its first page for 1 s (less than stallMs: no takeover);
