@@ -88,6 +88,15 @@ export class Installer {
         i += k;
       } catch (e) {
         const code = (e as MoveGcError).code;
+        // Pages moved before the refusal are in: count them, and retry from the refused page
+        // (re-moving them would only meet their holes: ENOENT, miscounted).
+        const done = Math.floor(((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE);
+        if (done > 0 && code !== 'EAGAIN') {
+          markMappedRun(sh, q + i, done);
+          sh.count(Ctl.PAGES_MOVED, done);
+          i += done;
+          continue;
+        }
         if (code === 'EAGAIN') {
           sh.count(Ctl.EAGAIN);
           if (++retries <= MAX_EAGAIN_RETRIES) continue;

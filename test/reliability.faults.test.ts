@@ -29,9 +29,11 @@ afterEach(async () => {
   while (heaps.length) await heaps.pop()!.close();
 });
 
+// The handler path unless a test says otherwise: these tests are about the collector threads'
+// installs and takeovers, which a self-servicing mutator would do in their place.
 async function setup(opts: Partial<HeapOptions> = {}) {
   const { logger, messages } = await captureLogger('warn');
-  const heap = await Heap.create({ capacity: 16 << 20, mode: 'move', stallMs: 100, logger, ...opts });
+  const heap = await Heap.create({ capacity: 16 << 20, mode: 'move', stallMs: 100, faultPath: 'handler', logger, ...opts });
   heaps.push(heap);
   const { root, type } = buildGraph(heap, { nodes: NODES, garbage: 0.6, seed: 42 });
   const sum = checksum(heap, root.get());
