@@ -12,6 +12,9 @@
  *  - a mutator and a raw-address reader (a Worker's loads, and write(2) from the address: the
  *    kernel reading it) racing on the same unbuilt pages, in lockstep: both read the right
  *    bytes and every page is built and installed once.
+ *  - regressions: two raw-address readers faulting on one page another builder holds (both
+ *    faults served and timed, none left in flight); objects allocated during compaction above
+ *    every earlier top (not the cycle's pages: the fault path leaves them alone).
  *  - a self-service build that fails (injected) at its claim, or after it built the page and
  *    before its install: the page reaches the heap through the other builders with nothing
  *    lost, and the next cycle is clean. In a child process: a page stranded by the failure
@@ -26,6 +29,7 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, Heap, MoveGcError, type CycleStats, type FaultPathName, type HeapType, type Ref } from '../dist/gc/index.js';
 import { captureLogger, checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
+import { itKernel } from './kernel.js';
 import { rejected } from './helpers/thrown.js';
 
 closeHeapsAfterEach();
@@ -297,6 +301,49 @@ describe.each(MODES.flatMap((m) => PATHS.map((p) => [m, p] as const)))('a mutato
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe('raw-address readers faulting on one page another builder holds', () => {
+  itKernel('both faults are served and timed, and the next cycle ends by itself', async () => {
+    // The compactor builds page 0 and then sleeps 300 ms before installing it (delayAtPage 2):
+    // two threads reading page 0 through its address both fault on a page the fault server
+    // cannot build, so both faults wait in its queue for the same page. Regression: they were
+    // kept per page, so one of them was never timed nor counted off as in flight, and every
+    // later cycle's end waited on it (idle() for stallMs; without idle(), never).
+    const heap = await openHeap({ capacity: 16 << 20, mode: 'move', stallMs: 10_000, inject: { delayAtPage: 2, delayMs: 300 } });
+    const { roots, value } = buildTargets(heap, 40);
+    const sync = new Int32Array(new SharedArrayBuffer(12));
+    const readers = [0, 1].map(() => new Worker(new URL('./workers/raw-reader.mjs', import.meta.url), {
+      workerData: { distUrl: DIST_URL, heapAddress: heap.address, capacity: heap.capacity, kernelEvery: 0, fd: -1, sync, lockstep: false },
+    }));
+    try {
+      await Promise.all(readers.map((w) => new Promise<void>((resolve) => w.once('message', () => resolve()))));
+      const results = readers.map((w) => new Promise<{ values: number[] }>((resolve, reject) => {
+        w.on('message', (m) => !m.ready && resolve(m));
+        w.on('error', reject);
+      }));
+      await heap.collect();
+      const first = wordOf(roots[0].get()!) + 1; // the first target's first data word, on page 0
+      expect(pageOf(first)).toBe(0);
+      for (const w of readers) w.postMessage({ words: [first * 2] });
+      Atomics.store(sync, 0, 1);
+      Atomics.notify(sync, 0);
+      const values = await Promise.all(results);
+      const st = (await heap.idle())!;
+      expect(values.map((v) => v.values[0])).toEqual([value(0), value(0)]);
+      expect(st.faults, JSON.stringify(st.faultUs)).toBe(2);
+      expect(st.faultUs.count).toBe(2);
+      checkStats(st, 'move', { faulted: true });
+    } finally {
+      await Promise.all(readers.map((w) => Promise.race([w.terminate(), new Promise((resolve) => setTimeout(resolve, 2000).unref())])));
+    }
+    heap.inject({});
+    await heap.collect();
+    const deadline = Date.now() + 3000;
+    while (heap.cycleActive && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(heap.cycleActive, 'the cycle after ended by itself (no fault left in flight)').toBe(false);
+    expect(heap.verify().ok).toBe(true);
+  });
 });
 
 describe.each(PATHS)('pages outside the cycle (%s)', (faultPath) => {
