@@ -87,6 +87,7 @@ interface Graph {
   nodes: Array<{ get(): Ref | null }>;
   arr: { get(): Ref | null };
   big: { get(): Ref | null };
+  spacers: Array<{ get(): Ref | null }>;
 }
 
 const NODES = 12;
@@ -94,14 +95,22 @@ const NODE_BYTES = 4100; // every node spans two pages or more
 const ARR_SLOTS = 3000; // a reference array over three pages
 const BIG_BYTES = 6 * 4096;
 
-/** Live objects with garbage between them (so every page slides), each held by a root. */
+/**
+ * Live objects with garbage before each (so every page slides), each held by a root, and a
+ * live spacer after each that nothing touches: no two accessed objects share a page, so each
+ * access below reaches pages of its own.
+ */
 function buildGraph(heap: Heap): Graph {
   const T = heap.defineType({ name: 'Wide', refs: 2, bytes: NODE_BYTES });
+  const spacers: Array<{ get(): Ref | null }> = [];
   const garbage = (): void => void heap.allocBytes(3000);
+  const spacer = (): void => void spacers.push(heap.root(heap.allocBytes(5000)));
   garbage();
   const arr = heap.root(heap.allocRefArray(ARR_SLOTS));
+  spacer();
   garbage();
   const big = heap.root(heap.allocBytes(BIG_BYTES));
+  spacer();
   for (let i = 0; i < BIG_BYTES; i += 4) heap.setU32(big.get()!, i, (i * 2654435761) >>> 0);
   const nodes = [];
   for (let i = 0; i < NODES; i++) {
@@ -111,32 +120,38 @@ function buildGraph(heap: Heap): Graph {
     heap.setU32(n, NODE_BYTES - 4, 2000 + i);
     heap.setRef(arr.get()!, ARR_SLOTS - 1 - i, n);
     nodes.push(heap.root(n));
+    spacer();
   }
   garbage();
-  return { T, nodes, arr, big };
+  return { T, nodes, arr, big, spacers };
 }
 
 /**
  * During compaction: one kind of access per object, each reaching pages no other access
- * reaches, and the set of pages each touches by the object model: a header (typeOf), a
+ * reaches (checked), and the set of pages each touches by the object model: a header (typeOf), a
  * reference slot three pages past its header (getRef), a byte range over three pages
  * (readBytes), a raw field on a node's second page (getU32), and a reference store whose
  * target's header page nothing else touches (setRef).
  */
 function accessAll(heap: Heap, g: Graph): Set<number> {
   const pages = new Set<number>();
+  let count = 0; // pages added, with repeats: equal to the set's size when no two accesses share one
+  const add = (...ps: number[]): void => {
+    count += new Set(ps).size;
+    for (const p of ps) pages.add(p);
+  };
   const n = g.nodes.map((r) => r.get()!);
   const nw = n.map(wordOf);
   // Headers only: nodes 0-3.
   for (let i = 0; i < 4; i++) {
     expect(heap.typeOf(n[i]).name).toBe('Wide');
-    pages.add(pageOf(nw[i]));
+    add(pageOf(nw[i]));
   }
   // A reference slot far past the array's header: the slot holding node 0 (the last slots).
   const a = g.arr.get()!;
   const aw = wordOf(a);
   expect(heap.getRef(a, ARR_SLOTS - 1)).toBe(n[0]);
-  pages.add(pageOf(aw)).add(pageOf(aw + 1 + ((ARR_SLOTS - 1) >>> 1)));
+  add(pageOf(aw), pageOf(aw + 1 + ((ARR_SLOTS - 1) >>> 1)));
   expect(pageOf(aw + 1 + ((ARR_SLOTS - 1) >>> 1)) - pageOf(aw)).toBeGreaterThanOrEqual(2);
   // A byte range of the big array across three pages (from byte 2 * 4096 + 100 on).
   const b = g.big.get()!;
@@ -146,16 +161,18 @@ function accessAll(heap: Heap, g: Graph): Set<number> {
   const got = heap.readBytes(b, off, len);
   const dv = new DataView(got.buffer, got.byteOffset);
   for (let i = (4 - (off % 4)) % 4; i + 4 <= len; i += 4) if (dv.getUint32(i, true) !== ((off + i) * 2654435761) >>> 0) throw new Error(`big array byte ${off + i}`);
-  pages.add(pageOf(bw));
-  for (let p = pageOf(bw + 1 + Math.floor(off / 8)); p <= pageOf(bw + 1 + Math.floor((off + len - 1) / 8)); p++) pages.add(p);
+  const range: number[] = [pageOf(bw)];
+  for (let p = pageOf(bw + 1 + Math.floor(off / 8)); p <= pageOf(bw + 1 + Math.floor((off + len - 1) / 8)); p++) range.push(p);
+  add(...range);
   // A raw field at the end of node 4 (its last page) and its header.
   const rawStart = (w: number): number => w + 1 + 1; // header, two 4-byte slots padded to a word
   expect(heap.getU32(n[4], NODE_BYTES - 4)).toBe(2004);
-  pages.add(pageOf(nw[4])).add(pageOf(rawStart(nw[4]) + Math.floor((NODE_BYTES - 4) / 8)));
+  add(pageOf(nw[4]), pageOf(rawStart(nw[4]) + Math.floor((NODE_BYTES - 4) / 8)));
   // A reference store into node 5's slot 0 of node 6: node 6's header page is the target's.
   heap.setRef(n[5], 0, n[6]);
-  pages.add(pageOf(nw[5])).add(pageOf(nw[6]));
+  add(pageOf(nw[5]), pageOf(nw[5] + 1), pageOf(nw[6]));
   heap.setRef(n[5], 0, null);
+  expect(count, 'no two accesses share a page').toBe(pages.size);
   return pages;
 }
 
@@ -305,12 +322,12 @@ describe.each(MODES.flatMap((m) => PATHS.map((p) => [m, p] as const)))('a mutato
 
 describe('raw-address readers faulting on one page another builder holds', () => {
   itKernel('both faults are served and timed, and the next cycle ends by itself', async () => {
-    // The compactor builds page 0 and then sleeps 300 ms before installing it (delayAtPage 2):
+    // The compactor builds page 0 and then sleeps 1 s before installing it (delayAtPage 2):
     // two threads reading page 0 through its address both fault on a page the fault server
     // cannot build, so both faults wait in its queue for the same page. Regression: they were
     // kept per page, so one of them was never timed nor counted off as in flight, and every
     // later cycle's end waited on it (idle() for stallMs; without idle(), never).
-    const heap = await openHeap({ capacity: 16 << 20, mode: 'move', stallMs: 10_000, inject: { delayAtPage: 2, delayMs: 300 } });
+    const heap = await openHeap({ capacity: 16 << 20, mode: 'move', stallMs: 10_000, inject: { delayAtPage: 2, delayMs: 1000 } });
     const { roots, value } = buildTargets(heap, 40);
     const sync = new Int32Array(new SharedArrayBuffer(12));
     const readers = [0, 1].map(() => new Worker(new URL('./workers/raw-reader.mjs', import.meta.url), {
