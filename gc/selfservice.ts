@@ -94,9 +94,14 @@ export class SelfService {
     const t0 = now();
     if (this.self && !this.#abandoned) {
       try {
+        const builds = Atomics.load(sh.ctl, Ctl.MUTATOR_BUILDS);
         if (this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook)) {
-          sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
-          sh.count(Ctl.SELF_RESOLVED);
+          // Counted only if we built it: another thread may have installed it since the
+          // accessor looked (resolve then finds it mapped), which is no build and no stall of ours.
+          if (Atomics.load(sh.ctl, Ctl.MUTATOR_BUILDS) !== builds) {
+            sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
+            sh.count(Ctl.SELF_RESOLVED);
+          }
           return;
         }
         sh.count(Ctl.SELF_LEFT); // another live builder has it: its install wakes our fault
