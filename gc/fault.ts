@@ -57,14 +57,17 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
   const capacityPages = b.capacityPages;
   const scratch = b.scratchPage(Scratch.FAULT);
   const out = new Float64Array(128);
-  const pending = new Map<number, number>(); // page -> time the fault was read
+  // page -> the read times of its faults: several threads can fault on one page (the mutator,
+  // threads reading through views, the kernel), and each fault is timed and counted off once.
+  const pending = new Map<number, number[]>();
   let cycle = -1;
   let cursorRange = 0;
   let cursor = -1;
 
-  const serve = (q: number, t0: number): boolean => {
+  /** Serves the faults read at times t0s on page q; false if another live builder has the page. */
+  const serve = (q: number, t0s: number[]): boolean => {
     if (q < 0 || q >= capacityPages) {
-      Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 1);
+      Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, t0s.length);
       return true;
     }
     const s0 = Atomics.load(sh.pageState, q);
@@ -73,8 +76,9 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
     } else if (!b.resolve(q, Owner.FAULT, scratch, stallMs)) {
       return false;
     }
-    sh.record(Hist.FAULT_US, (now() - t0) * 1000);
-    Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 1); // after the sample: the cycle may end now
+    const t = now();
+    for (const t0 of t0s) sh.record(Hist.FAULT_US, (t - t0) * 1000);
+    Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, t0s.length); // after the samples: the cycle may end now
     return true;
   };
 
@@ -92,13 +96,17 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
     for (let i = 0; i < n; i++) {
       if (Atomics.add(sh.ctl, Ctl.FAULTS, 1) + 1 === dieAt) hooks.onDie();
       const q = Math.floor((out[i] - heap) / PAGE_SIZE);
-      if (!serve(q, t0)) pending.set(q, t0);
+      const waiting = pending.get(q);
+      if (waiting) waiting.push(t0); // served with the fault already waiting on q, just below
+      else if (!serve(q, [t0])) pending.set(q, [t0]);
     }
-    for (const [q, t] of pending) if (serve(q, t)) pending.delete(q);
+    for (const [q, t0s] of pending) if (serve(q, t0s)) pending.delete(q);
     // The phase read before the poll may be stale: a cycle can begin while we wait in poll,
     // and its first faults must stay pending (not be dropped untimed) until their pages are in.
     if (Atomics.load(sh.ctl, Ctl.PHASE) !== Phase.COMPACTING) {
-      if (pending.size) Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, pending.size);
+      let k = 0;
+      for (const t0s of pending.values()) k += t0s.length;
+      if (k) Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, k);
       pending.clear();
       continue;
     }

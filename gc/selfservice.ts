@@ -127,9 +127,16 @@ export class SelfService {
     const t0 = now();
     if (this.self && !this.#abandoned) {
       try {
+        // Counted only if we did the work (built it, installed another builder's build, or
+        // took it from a stalled one): another thread may have installed it since the accessor
+        // looked (resolve then finds it mapped), which is no build and no stall of ours.
+        const work = (): number => Atomics.load(sh.ctl, Ctl.MUTATOR_BUILDS) + Atomics.load(sh.ctl, Ctl.SELF_HELPED) + Atomics.load(sh.ctl, Ctl.TAKEOVERS);
+        const before = work();
         if (this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook) || this.#help(q, t0)) {
-          sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
-          sh.count(Ctl.SELF_RESOLVED);
+          if (work() !== before) {
+            sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
+            sh.count(Ctl.SELF_RESOLVED);
+          }
           return;
         }
         sh.count(Ctl.SELF_LEFT); // another live builder still has it: its install wakes our fault

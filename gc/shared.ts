@@ -119,7 +119,7 @@ export class Shared {
     const hb = Heartbeats.allocate();
     const pages = words / PAGE_WORDS;
     const sab = (bytes: number) => new SharedArrayBuffer(Math.max(8, bytes));
-    return new Shared({
+    const sh = new Shared({
       ...base,
       ctl: sab(Ctl.SIZE * 4),
       clk: sab(Clk.SIZE * 8),
@@ -137,6 +137,10 @@ export class Shared {
       segments: sab(MAX_SEGMENTS * SEG_FIELDS * 8),
       hist: sab(HISTS * HIST_BUCKETS * 4),
     });
+    // Issue 11: a page no cycle has planned reads as installed, so that the accessors' check
+    // (selfservice.ts) leaves memory above every earlier top alone; plan() sets the pages it plans.
+    sh.pageState.fill(PagePhase.MAPPED);
+    return sh;
   }
 
   count(i: number, n = 1): void {

@@ -3,11 +3,15 @@
  * sizes, setRef, raw data writes, roots added, retargeted and dropped, pins taken and
  * released) interleaved with collections, sometimes mutating during the concurrent phase,
  * with the heap compared after EVERY step against a plain JavaScript model of the same graph
- * (helpers/model.ts). Many seeds, all three modes; a failure names its seed and step, and
- * `GC_SEED=<n> GC_MODE=<mode> npx vitest run test/heap.random.test.ts` replays it alone.
+ * (helpers/model.ts). Many seeds, all three modes, and in move and copy both fault paths
+ * (faultPath 'self': the accessors build the unbuilt pages they touch; 'handler': the kernel
+ * faults and the fault server builds them). On the self path some cycles also make one of the
+ * mutator's own page builds fail (selfFailAtBuild / selfFailAtInstall): the page must reach the
+ * heap through the fault server with nothing lost. A failure names its seed, mode and path, and
+ * `GC_SEED=<n> GC_MODE=<mode> GC_PATH=<path> npx vitest run test/heap.random.test.ts` replays it alone.
  */
 import { describe, expect } from 'vitest';
-import { ErrorCode, type Heap, type HeapType, type Ref } from '../dist/gc/index.js';
+import { ErrorCode, type FaultPathName, type Heap, type HeapType, type ModeName, type Ref } from '../dist/gc/index.js';
 import { sizeOf, type ObjKind } from './helpers/graph.js';
 import { TEST_MODES, checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { Model, compareGraph, compareObject, type MObj } from './helpers/model.js';
@@ -17,15 +21,30 @@ closeHeapsAfterEach();
 
 const SEEDS = process.env.GC_SEED ? [Number(process.env.GC_SEED)] : Array.from({ length: 20 }, (_, i) => 1000 + i * 7919);
 const MODES_RUN = process.env.GC_MODE ? TEST_MODES.filter((m) => m === process.env.GC_MODE) : TEST_MODES;
+/** stw never compacts concurrently: its fault path is moot, one run. */
+const RUNS = MODES_RUN.flatMap((m): Array<[ModeName, FaultPathName]> => (m === 'stw' ? [[m, 'self']] : [[m, 'self'], [m, 'handler']])).filter(
+  ([, p]) => !process.env.GC_PATH || p === process.env.GC_PATH,
+);
 const OPS = 300;
+
+interface Totals {
+  cycles: number;
+  faults: number;
+  concurrentSteps: number;
+  markingSteps: number;
+  builtBySelf: number;
+  selfStalls: number;
+  handlerStalls: number;
+  selfFailed: number;
+}
 
 interface Kind {
   type: HeapType | 'RefArray' | 'ByteArray';
 }
 
-async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise<{ cycles: number; faults: number; concurrentSteps: number; markingSteps: number }> {
+async function runSeed(mode: ModeName, faultPath: FaultPathName, seed: number): Promise<Totals> {
   const rng = new Rng(seed);
-  const heap: Heap = await openHeap({ capacity: 16 << 20, mode });
+  const heap: Heap = await openHeap({ capacity: 16 << 20, mode, faultPath });
   const types: HeapType[] = [
     heap.defineType({ name: 'R0', refs: 0, bytes: 0 }),
     heap.defineType({ name: 'R1', refs: 1, bytes: 4 }),
@@ -43,7 +62,8 @@ async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise
   let concurrentSteps = 0;
   let markingSteps = 0;
   let requested = false;
-  const ctx = (): string => `seed ${seed} (${mode}) step ${step} [${op}]`;
+  const path = { builtBySelf: 0, selfStalls: 0, handlerStalls: 0, selfFailed: 0 };
+  const ctx = (): string => `seed ${seed} (${mode}, ${faultPath}) step ${step} [${op}]`;
 
   const check = (): void => {
     const m2r = compareGraph(heap, model, ctx());
@@ -65,6 +85,20 @@ async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise
     const st = heap.history[heap.history.length - 1];
     checkStats(st, mode, { faulted: true, allocatedDuring: true, injected: true });
     faults += st.faults;
+    // The fault path's own statistics (selfservice.ts): one stall sample per page it resolved.
+    expect(st.faultPath, ctx()).toBe(faultPath);
+    expect(st.stalls.self.count, ctx()).toBe(st.pages.builtBySelf);
+    // Nothing but the accessors touches the heap during compaction here, and an accessor
+    // reaches the kernel only through the fault path's timed touch: every kernel fault is one.
+    expect(st.faults, ctx()).toBeLessThanOrEqual(st.stalls.handler.count);
+    if (faultPath === 'handler' || mode === 'stw') {
+      expect(st.pages.builtBySelf, ctx()).toBe(0);
+      expect(st.stalls.selfLeft + st.stalls.selfFailed, ctx()).toBe(0);
+    }
+    path.builtBySelf += st.pages.builtBySelf;
+    path.selfStalls += st.stalls.self.count;
+    path.handlerStalls += st.stalls.handler.count;
+    path.selfFailed += st.stalls.selfFailed;
     const v = heap.verify();
     if (!v.ok && process.env.GC_DEBUG) console.log(JSON.stringify({ st, pins: model.pins.map((p) => (p.address - heap.address) / 8), used: heap.usedBytes / 8 }));
     if (!v.ok) throw new Error(`${ctx()}: verify failed: ${v.errors.join('; ')}`);
@@ -165,7 +199,11 @@ async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise
     // Now and then a cycle with injected trouble: EAGAIN from MOVE, or a compactor that
     // pauses early (short of stallMs) so the mutator's next steps overlap compaction.
     const inj = rng.weighted([[6, {}], [2, { delayAtPage: rng.int(1, 4), delayMs: rng.int(5, 40) }], [mode === 'move' ? 1 : 0, { eagainEvery: rng.int(2, 5) }]] as const);
-    heap.inject(inj);
+    // Self path: every third cycle one of the mutator's own builds fails, at its claim or
+    // before its install (then it gives up self-service for the cycle). Derived from the
+    // cycle count, not drawn: the seeds' graphs stay what they are on the handler path.
+    const selfFail = faultPath === 'self' && cycles % 3 === 2 ? (cycles % 2 ? { selfFailAtBuild: 1 + (cycles % 4) } : { selfFailAtInstall: 1 + (cycles % 3) }) : {};
+    heap.inject({ ...inj, ...selfFail });
     if (rng.chance(0.5)) {
       // The non-blocking form: the cycle is requested and the steps that follow mutate the
       // graph while the marker marks and plans; its pauses run in safepoint() between steps.
@@ -256,33 +294,39 @@ async function runSeed(mode: (typeof TEST_MODES)[number], seed: number): Promise
     expect(st.liveObjects, ctx()).toBe(reach.size);
     for (const p of model.pins) p.pin.release();
     model.pins.length = 0;
-    return { cycles: cycles + 1, faults, concurrentSteps, markingSteps };
+    return { cycles: cycles + 1, faults, concurrentSteps, markingSteps, ...path };
   } catch (e) {
     const err = e as Error;
-    err.message = `[replay: GC_SEED=${seed} GC_MODE=${mode}] ${err.message.includes(`seed ${seed}`) ? '' : ctx() + ': '}${err.message}`;
+    err.message = `[replay: GC_SEED=${seed} GC_MODE=${mode} GC_PATH=${faultPath}] ${err.message.includes(`seed ${seed}`) ? '' : ctx() + ': '}${err.message}`;
     throw err;
   } finally {
     await heap.close();
   }
 }
 
-describe.each(MODES_RUN)('random differential (%s)', (mode) => {
-  const totals = { cycles: 0, faults: 0, concurrentSteps: 0, markingSteps: 0, seeds: 0 };
+describe.each(RUNS)('random differential (%s, %s)', (mode, faultPath) => {
+  const totals: Totals & { seeds: number } = { cycles: 0, faults: 0, concurrentSteps: 0, markingSteps: 0, builtBySelf: 0, selfStalls: 0, handlerStalls: 0, selfFailed: 0, seeds: 0 };
   for (const seed of SEEDS) {
-    itMode(mode, `seed ${seed}`, async () => {
-      const r = await runSeed(mode, seed);
-      totals.cycles += r.cycles;
-      totals.faults += r.faults;
-      totals.concurrentSteps += r.concurrentSteps;
-      totals.markingSteps += r.markingSteps;
+    itMode(mode, `seed ${seed} (${faultPath})`, async () => {
+      const r = await runSeed(mode, faultPath, seed);
+      for (const k of Object.keys(r) as Array<keyof Totals>) totals[k] += r[k];
       totals.seeds++;
       expect(r.cycles).toBeGreaterThanOrEqual(5);
       if (totals.seeds === SEEDS.length && mode !== 'stw' && SEEDS.length > 1) {
-        // Across all seeds some steps ran during the concurrent phase and faulted.
+        // Across all seeds some steps ran during the concurrent phase and touched unbuilt pages.
         expect(totals.concurrentSteps).toBeGreaterThan(0);
         if (process.env.MOVEGC_MARKING !== 'pause') expect(totals.markingSteps, 'steps that mutated while the marker marked or planned').toBeGreaterThan(0);
-        expect(totals.faults).toBeGreaterThan(0);
-        console.info(`[random ${mode}] ${totals.seeds} seeds, ${totals.cycles} cycles, ${totals.concurrentSteps} steps during a cycle (${totals.markingSteps} while marking or planning), ${totals.faults} faults`);
+        if (faultPath === 'self') {
+          expect(totals.builtBySelf, 'pages the accessors built themselves').toBeGreaterThan(0);
+          expect(totals.selfFailed, 'injected self-service failures').toBeGreaterThan(0);
+        } else {
+          expect(totals.faults).toBeGreaterThan(0);
+          expect(totals.handlerStalls, 'accessor stalls on the kernel path').toBeGreaterThan(0);
+        }
+        console.info(
+          `[random ${mode} ${faultPath}] ${totals.seeds} seeds, ${totals.cycles} cycles, ${totals.concurrentSteps} steps during a cycle (${totals.markingSteps} while marking or planning), ` +
+            `${totals.faults} faults, ${totals.builtBySelf} pages built by the accessors, ${totals.handlerStalls} stalls on the kernel path, ${totals.selfFailed} self-service failures`,
+        );
       }
     }, 60_000);
   }
