@@ -16,8 +16,12 @@ import { sizeOf, type ObjKind } from './helpers/graph.js';
 import { TEST_MODES, checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { Model, compareGraph, compareObject, type MObj } from './helpers/model.js';
 import { Rng } from './helpers/prng.js';
+import { hangGuard } from './helpers/hang.js';
 
 closeHeapsAfterEach();
+// A failing self-service build that strands its page would block the mutator in the kernel for
+// good (the fault server alive, the watchdog silent): fail the file then, don't hang the run.
+const guard = hangGuard(30);
 
 const SEEDS = process.env.GC_SEED ? [Number(process.env.GC_SEED)] : Array.from({ length: 20 }, (_, i) => 1000 + i * 7919);
 const MODES_RUN = process.env.GC_MODE ? TEST_MODES.filter((m) => m === process.env.GC_MODE) : TEST_MODES;
@@ -88,6 +92,9 @@ async function runSeed(mode: ModeName, faultPath: FaultPathName, seed: number): 
     // The fault path's own statistics (selfservice.ts): one stall sample per page it resolved.
     expect(st.faultPath, ctx()).toBe(faultPath);
     expect(st.stalls.self.count, ctx()).toBe(st.pages.builtBySelf);
+    expect(st.pages.builtBySelf, ctx()).toBeLessThanOrEqual(st.pages.builtByMutator + st.stalls.selfHelped + st.takeovers);
+    // (Kernel faults also come from heap.verify(), which reads the heap directly: afterCycle
+    // runs it while the next cycle compacts when collect() finished the last one.)
     if (faultPath === 'handler' || mode === 'stw') {
       expect(st.pages.builtBySelf, ctx()).toBe(0);
       expect(st.stalls.selfLeft + st.stalls.selfFailed, ctx()).toBe(0);
@@ -197,10 +204,13 @@ async function runSeed(mode: ModeName, faultPath: FaultPathName, seed: number): 
     // pauses early (short of stallMs) so the mutator's next steps overlap compaction.
     const inj = rng.weighted([[6, {}], [2, { delayAtPage: rng.int(1, 4), delayMs: rng.int(5, 40) }], [mode === 'move' ? 1 : 0, { eagainEvery: rng.int(2, 5) }]] as const);
     // Self path: every third cycle one of the mutator's own builds fails, at its claim or
-    // before its install (then it gives up self-service for the cycle). Derived from the
-    // cycle count, not drawn: the seeds' graphs stay what they are on the handler path.
-    const selfFail = faultPath === 'self' && cycles % 3 === 2 ? (cycles % 2 ? { selfFailAtBuild: 1 + (cycles % 4) } : { selfFailAtInstall: 1 + (cycles % 3) }) : {};
-    heap.inject({ ...inj, ...selfFail });
+    // before its install (then it gives up self-service for the cycle), and the compactor
+    // waits 20 ms before its first page (unless drawn otherwise) so that the steps after the
+    // pause meet unbuilt pages. Derived from the cycle count, not drawn: the seeds' graphs
+    // stay what they are on the handler path.
+    const fail = cycles % 2 ? { selfFailAtBuild: 1 + (cycles % 4) } : { selfFailAtInstall: 1 + (cycles % 3) };
+    const selfFail = faultPath === 'self' && cycles % 3 === 2 ? { delayAtPage: 1, delayMs: 20, ...fail } : {};
+    heap.inject({ ...selfFail, ...inj });
     if (rng.chance(0.5)) {
       // The non-blocking form: the cycle is requested and the steps that follow mutate the
       // graph while the marker marks and plans; its pauses run in safepoint() between steps.
@@ -215,7 +225,6 @@ async function runSeed(mode: ModeName, faultPath: FaultPathName, seed: number): 
       return;
     }
     await heap.collect();
-    if (heap.history.length) afterCycle(); // the previous cycle (collect() finished it)
     // Every ref from before the pause is stale now (roots and pins are not).
     stale = handles.map(([r]) => r);
     if (stale.length && rng.chance(0.5)) {
@@ -228,7 +237,10 @@ async function runSeed(mode: ModeName, faultPath: FaultPathName, seed: number): 
       }
       if (code !== ErrorCode.STALE_REFERENCE) throw new Error(`${ctx()}: stale ref gave ${code ?? 'no error'}`);
     }
-    refresh(); // walks the heap: during the concurrent phase this faults on unbuilt pages
+    refresh(); // walks the heap: during the concurrent phase this meets unbuilt pages
+    // The previous cycle (collect() finished it). After the walk: its verify() reads the whole
+    // heap directly, kernel faults and all, and would leave no unbuilt page for the accessors.
+    if (heap.history.length) afterCycle();
     if (rng.chance(0.5)) {
       await finishCycle();
       afterCycle();
@@ -254,6 +266,7 @@ async function runSeed(mode: ModeName, faultPath: FaultPathName, seed: number): 
     check();
     let nextCollect = rng.int(30, 70);
     for (step = 1; step <= OPS; step++) {
+      guard.beat(ctx());
       if (step === nextCollect) {
         op = 'collect';
         await collect();
@@ -297,6 +310,7 @@ async function runSeed(mode: ModeName, faultPath: FaultPathName, seed: number): 
     err.message = `[replay: GC_SEED=${seed} GC_MODE=${mode} GC_PATH=${faultPath}] ${err.message.includes(`seed ${seed}`) ? '' : ctx() + ': '}${err.message}`;
     throw err;
   } finally {
+    guard.pause();
     await heap.close();
   }
 }
@@ -309,9 +323,6 @@ describe.each(RUNS)('random differential (%s, %s)', (mode, faultPath) => {
       for (const k of Object.keys(r) as Array<keyof Totals>) totals[k] += r[k];
       totals.seeds++;
       expect(r.cycles).toBeGreaterThanOrEqual(5);
-      // Not asserted: kernel faults <= the fault path's touches. It does not hold (self path,
-      // 20 seeds: 25 kernel faults against 2 touches; most are read while the mutator is not in
-      // its touch). Unexplained so far: see the closing note of issue 11.
       if (totals.seeds === SEEDS.length && mode !== 'stw' && SEEDS.length > 1) {
         // Across all seeds some steps ran during the concurrent phase and touched unbuilt pages.
         expect(totals.concurrentSteps).toBeGreaterThan(0);
