@@ -125,13 +125,17 @@ export class Installer {
   }
 
   /**
-   * Installs a page another builder has built (PROCESSED) but not installed yet, by copying
-   * its buffer (the mutator's self-service, selfservice.ts). Safe against that builder's own
-   * install: whichever lands second gets EEXIST (handled by both), and a buffer moved away or
-   * reused meanwhile can only be read once the page is in, so it is never installed.
+   * Installs a page another builder has built (PROCESSED) but not installed yet, from its
+   * buffer (the mutator's self-service, selfservice.ts), by the single-page policy. Safe
+   * against that builder's own install: a COPY landing second gets EEXIST, a MOVE second finds
+   * its source gone (ENOENT) or its destination full (EEXIST), all handled as installed; and a
+   * buffer moved away or reused meanwhile can only be read once the page is in, so it is
+   * never installed.
    */
-  installCopy(q: number, buf: number): void {
-    this.#copyOne(q, buf, 'help');
+  installBuilt(q: number, buf: number): void {
+    const sh = this.#sh;
+    if (Atomics.load(sh.ctl, Ctl.INSTALL) === Install.MOVE && Atomics.load(sh.ctl, Ctl.FAULT_INSTALL) === FaultInstall.MOVE) this.#move(q, buf, 1);
+    else this.#copyOne(q, buf, 'help');
   }
 
   /** One page by UFFDIO_COPY (a fallback from MOVE); EEXIST means someone installed it. */

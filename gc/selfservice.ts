@@ -105,7 +105,7 @@ export class SelfService {
       const ph = phaseOf(s);
       if (ph === PagePhase.MAPPED) return true;
       if (ph === PagePhase.PROCESSED && ownerOf(s) !== Owner.MUTATOR) {
-        this.#b.installer.installCopy(q, sh.pageBuf[q]);
+        this.#b.installer.installBuilt(q, sh.pageBuf[q]);
         sh.count(Ctl.SELF_HELPED);
         return true;
       }

@@ -185,8 +185,9 @@ describe('from-space is released: the surplus during compaction, the rest at the
 describe("pauseOrder 'register-first' (ART's order)", () => {
   itKernel('registers the heap: a cycle with the mutator faulting pages in, contents intact', async () => {
     // The compactor pauses after its first page, so that the walk below must fault (with the
-    // compiled builder it could otherwise install every page before the walk starts).
-    const heap = await openHeap({ capacity: 16 * MiB, mode: 'move', pauseOrder: 'register-first', inject: { delayAtPage: 2, delayMs: 400 } });
+    // compiled builder it could otherwise install every page before the walk starts); the
+    // handler path, so that the walk's accesses reach the registered range as kernel faults.
+    const heap = await openHeap({ capacity: 16 * MiB, mode: 'move', faultPath: 'handler', pauseOrder: 'register-first', inject: { delayAtPage: 2, delayMs: 400 } });
     const { root, type } = buildGraph(heap, { nodes: 20000, garbage: 0.6, seed: 5 });
     const sum = checksum(heap, root.get());
     for (let i = 0; i < 5000; i++) heap.alloc(type);
