@@ -94,7 +94,7 @@ class Subject {
   readonly slots: Array<MNode | null>;
   cycles = 0;
   nextId = 1;
-  readonly stats = { faults: 0, ebusy: 0, ebusyCopies: 0, takeovers: 0, eagain: 0, errors: 0, pagesMoved: 0, pagesCopied: 0, injected: {} as Record<string, number>, heapFull: 0, pins: 0 };
+  readonly stats = { faults: 0, selfBuilt: 0, ebusy: 0, ebusyCopies: 0, takeovers: 0, eagain: 0, errors: 0, pagesMoved: 0, pagesCopied: 0, injected: {} as Record<string, number>, heapFull: 0, pins: 0 };
   verifyFailures = 0;
   mismatches = 0;
   readonly firstProblems: string[] = [];
@@ -225,6 +225,7 @@ class Subject {
   record(st: CycleStats): void {
     const s = this.stats;
     s.faults += st.faults;
+    s.selfBuilt += st.pages.builtBySelf;
     s.ebusy += st.ebusy;
     s.ebusyCopies += st.ebusyCopies;
     s.takeovers += st.takeovers;
@@ -257,6 +258,8 @@ export interface SoakResult {
   cycles: number;
   perMode: Record<string, { mode: string; fallbacks: readonly string[]; cycles: number } & Subject['stats'] & { verifyFailures: number; mismatches: number }>;
   faults: number;
+  /** Pages the mutator's accessors built or installed themselves (self-service). */
+  selfBuilt: number;
   fallbacks: { ebusy: number; ebusyCopies: number; takeovers: number; eagain: number; errors: number; modes: string[] };
   injected: Record<string, number>;
   verifyFailures: number;
@@ -358,6 +361,7 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
     cycles,
     perMode,
     faults: sum((s) => s.stats.faults),
+    selfBuilt: sum((s) => s.stats.selfBuilt),
     fallbacks: {
       ebusy: sum((s) => s.stats.ebusy),
       ebusyCopies: sum((s) => s.stats.ebusyCopies),
@@ -388,7 +392,7 @@ export async function main(v: Values): Promise<void> {
   const f = r.fallbacks;
   const lines = [
     `${r.cycles} cycles in ${r.seconds.toFixed(1)} s (${Object.values(r.perMode).map((m) => `${m.mode} ${m.cycles}`).join(', ')})`,
-    `page faults served: ${r.faults}; pages moved ${Object.values(r.perMode).reduce((n, m) => n + m.pagesMoved, 0)}, copied ${Object.values(r.perMode).reduce((n, m) => n + m.pagesCopied, 0)}`,
+    `page faults served: ${r.faults}; pages built by the mutator's accessors: ${r.selfBuilt}; pages moved ${Object.values(r.perMode).reduce((n, m) => n + m.pagesMoved, 0)}, copied ${Object.values(r.perMode).reduce((n, m) => n + m.pagesCopied, 0)}`,
     `fallbacks: EBUSY ${f.ebusy} (pages copied for it ${f.ebusyCopies}), takeovers ${f.takeovers}, EAGAIN ${f.eagain}, other MOVE errors ${f.errors}, mode fallbacks ${f.modes.length ? f.modes.join('; ') : 'none'}`,
     `injected: ${Object.entries(r.injected).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
     `verifier failures: ${r.verifyFailures}; model mismatches: ${r.mismatches}`,
