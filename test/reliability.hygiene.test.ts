@@ -1,5 +1,5 @@
 /**
- * Hygiene: 400 (by default) create / collect / close lifecycles of small heaps (4 MiB, mode move), some
+ * Hygiene: 300 (by default) create / collect / close lifecycles of small heaps (4 MiB, mode move), some
  * closed with a cycle still active, some with a stalled compactor or a forked child at close,
  * leave nothing behind: file descriptors (/proc/self/fd), mappings (/proc/self/maps and
  * smaps), threads (/proc/self/task, after a short settle for Worker threads), child processes.
@@ -20,9 +20,9 @@ import { describe, expect } from 'vitest';
 import { Heap, type ModeName } from '../dist/gc/index.js';
 import { caps, CI, itKernel } from './kernel.js';
 
-// 400 by default (each lifecycle starts three Workers): a leak of one descriptor, thread or
-// mapping per lifecycle still shows 400 times over. MOVEGC_HYGIENE_LIFECYCLES=1000 for the long run.
-const LIFECYCLES = Number(process.env.MOVEGC_HYGIENE_LIFECYCLES ?? 400);
+// 300 by default (each lifecycle starts three Workers): a leak of one descriptor, thread or
+// mapping per lifecycle still shows 300 times over. MOVEGC_HYGIENE_LIFECYCLES=1000 for the long run.
+const LIFECYCLES = Number(process.env.MOVEGC_HYGIENE_LIFECYCLES ?? 300);
 const MODE: ModeName = caps.move.ok || CI ? 'move' : 'copy';
 
 function fds(): number {
