@@ -53,7 +53,10 @@ describe.each(['move', 'copy'] as const)('a failing compactor (%s)', (mode) => {
   for (const c of CASES) {
     itMode(mode, `${c.name}: the mutator's walk completes, the cycle ends, the next cycle works`, async () => {
       const { logger, records } = captureLogger();
-      const heap = await openHeap({ capacity: 32 << 20, mode, stallMs: c.stallMs, inject: c.inject, logger });
+      // The walk's accesses must reach the kernel (faults > 0 below): the handler path. With
+      // 'self' the accessors build what they touch and fault only on pages the stalled or dead
+      // compactor still holds, if they get there before it counts as stale: a matter of timing.
+      const heap = await openHeap({ capacity: 32 << 20, mode, faultPath: 'handler', stallMs: c.stallMs, inject: c.inject, logger });
       const T = defineTestTypes(heap);
       const root = heap.root(buildList(heap, T));
       await heap.collect();
