@@ -79,16 +79,19 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
     expect(end.faults, ctx).toBeGreaterThanOrEqual(1);
   }, undefined, 45_000);
 
-  itKernel("both killed, faultPath 'self': the mutator builds what it walks, idle() the rest; no fault, no fatal error", () => {
+  itKernel("both killed, faultPath 'self': the mutator builds what it walks, the rest is built without the dead compactor; no fault, no fatal error", () => {
     const { r, ms, lines } = runChild('watchdog-child.mjs', { faultPath: 'self', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1 } }, 40_000);
     const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
     expect(r.status, ctx).toBe(0);
     expect(r.stderr, ctx).not.toContain('FATAL');
-    const end = lines[1] as { walked: number; faults: number; pages: { total: number; builtByMutator: number; builtBySelf: number } };
+    const end = lines[1] as { walked: number; faults: number; pages: { total: number; builtByCompactor: number; builtByMutator: number; builtBySelf: number } };
     expect(end, ctx).toMatchObject({ walked: 20000, same: true, verify: true, sameAfter: true });
     expect(end.faults, ctx).toBe(0);
     expect(end.pages.builtBySelf, ctx).toBeGreaterThan(0);
-    expect(end.pages.builtByMutator, ctx).toBe(end.pages.total);
+    // No fault reaches the fault server, so it does not die here: once the dead compactor
+    // counts as stale (100 ms) it takes over what the walk has not built yet, if the walk is
+    // still going; idle() builds the rest. Which of the two built what is a matter of timing.
+    expect(end.pages.builtByCompactor, ctx).toBe(0);
   }, undefined, 45_000);
 
   itKernel('only the compactor killed: the fault server serves and finishes the cycle; no fatal error', () => {
