@@ -122,7 +122,8 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
     if (!e.injected) expect(p.copied - st.ebusyCopies - single, ctx).toBeGreaterThanOrEqual(0);
     if (!e.injected) expect(p.copied - st.ebusyCopies - single, ctx).toBeLessThanOrEqual(helped);
     expect(st.copyCalls, ctx).toBeGreaterThanOrEqual(p.copied);
-    expect(st.copyCalls, ctx).toBeLessThanOrEqual(p.copied + helped + (e.injected ? st.eexist : 0));
+    // A lost race costs up to two COPY calls (a one-page run meeting EEXIST is retried page by page).
+    expect(st.copyCalls, ctx).toBeLessThanOrEqual(p.copied + 2 * helped + (e.injected ? 2 * st.eexist : 0));
     // Batching: one MOVE call per run, not per page (a histogram sample per MOVE call and
     // per single-page COPY).
     if (!e.injected) expect(st.batchPages.count, ctx).toBe(st.moveCalls + single);
