@@ -34,7 +34,6 @@ import type { Logger } from './log.js';
 import { FaultPath, type FaultPathName, type InjectOptions } from './options.js';
 import { Ctl, Hist, Owner, PagePhase, now, type Shared } from './shared.js';
 
-
 /** Looks at a page another builder is building before sleeping between looks, and the sleep. */
 const HELP_SPINS = 200;
 const HELP_SLEEP_MS = 0.05;
@@ -118,6 +117,16 @@ export class SelfService {
     }
   }
 
+  /**
+   * Pages built, helped in and taken over so far. A resolved page counts as self-service only
+   * if this moved: another thread may have installed it since the accessor looked (resolve
+   * then finds it mapped), which is no build and no stall of ours.
+   */
+  #work(): number {
+    const c = this.#sh.ctl;
+    return Atomics.load(c, Ctl.MUTATOR_BUILDS) + Atomics.load(c, Ctl.SELF_HELPED) + Atomics.load(c, Ctl.TAKEOVERS);
+  }
+
   /** Page q is not installed yet (the accessor saw its state word): make it so, or fault on it. */
   fault(q: number): void {
     if (this.#present[q] === this.#epoch) return;
@@ -127,13 +136,9 @@ export class SelfService {
     const t0 = now();
     if (this.self && !this.#abandoned) {
       try {
-        // Counted only if we did the work (built it, installed another builder's build, or
-        // took it from a stalled one): another thread may have installed it since the accessor
-        // looked (resolve then finds it mapped), which is no build and no stall of ours.
-        const work = (): number => Atomics.load(sh.ctl, Ctl.MUTATOR_BUILDS) + Atomics.load(sh.ctl, Ctl.SELF_HELPED) + Atomics.load(sh.ctl, Ctl.TAKEOVERS);
-        const before = work();
+        const before = this.#work();
         if (this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook) || this.#help(q, t0)) {
-          if (work() !== before) {
+          if (this.#work() !== before) {
             sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
             sh.count(Ctl.SELF_RESOLVED);
           }
