@@ -19,9 +19,11 @@
  *
  * The cycle is requested (heap.requestCollection) and its pauses run inside safepoint() calls
  * the mutator makes between touches, as a frame loop would; marking and planning run
- * concurrently unless the heap marks in the pause. Stalls for the MMU: each safepoint() call
- * that ran a pause, every faulting access, and the final idle() call (unregister and
- * from-space release run on the mutator's thread).
+ * concurrently unless the heap marks in the pause. The loop goes on calling safepoint() after
+ * the flip: the end of the cycle (unregister, statistics) runs in one once every page is
+ * installed, as in a frame loop. Stalls for the MMU: each safepoint() call that ran a pause or
+ * took over 50 us, every access that stalled on an unbuilt page (it faulted, or self-service
+ * built or installed the page inline), and the final idle() call.
  *
  * Reading the collector's counters: heap.progress(), the public API, at every sample and
  * around every access.
@@ -34,7 +36,7 @@ import type { KnobValues, MutatorKind } from './knobs.js';
 import { bucketQuantiles, quantiles, type Quantiles } from './stats.js';
 
 /** The counters the bench follows (heap.progress()), in a small array it refreshes. */
-const CTL = { PAGES_TOTAL: 0, PAGES_MAPPED: 1, FAULTS: 2 } as const;
+const CTL = { PAGES_TOTAL: 0, PAGES_MAPPED: 1, FAULTS: 2, STALLS: 3 } as const;
 
 export interface Timeline {
   /** ms since collect() was called. */
@@ -88,7 +90,10 @@ export interface RepResult {
   throughputMBps: number;
   /** Faults the fault server read (handler side). */
   faults: number;
-  /** Mutator accesses that faulted, and their latencies (us). */
+  /**
+   * Mutator accesses that stalled on an unbuilt page, and their latencies (us): a kernel fault
+   * (handler path) or a page the accessor served itself (self-service); both are collector time.
+   */
   mutatorFaults: number;
   faultMutatorUs: Quantiles;
   faultHandlerUs: Quantiles;
@@ -171,12 +176,14 @@ export function stopWatchdog(): void {
 
 /** The collector's live counters through the public progress API, as an Int32Array-like view. */
 function controlBlock(heap: Heap): () => Int32Array {
-  const c = new Int32Array(3);
+  const c = new Int32Array(4);
   return () => {
     const p = heap.progress();
     c[CTL.PAGES_TOTAL] = p.pagesTotal;
     c[CTL.PAGES_MAPPED] = p.pagesMapped;
     c[CTL.FAULTS] = p.faults;
+    // An access stalled if it faulted or met an unbuilt page (self-service builds it inline).
+    c[CTL.STALLS] = p.faults + p.unbuiltTouches;
     return c;
   };
 }
@@ -278,8 +285,8 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     };
     let lastYield = hr();
     for (;;) {
+      safepoint(); // the end of the cycle, too, comes at a safepoint once every page is installed
       if (!flipped) {
-        safepoint();
         // A stalled marker is replaced by the event loop (Worker.terminate): let it turn now and then.
         if (!flipped && hr() - lastYield > 20e6) {
           await new Promise((r) => setImmediate(r));
@@ -299,7 +306,11 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
         done = true;
         tl.cycleEndMs = ms(now);
       }
-      if (done && now - t0 >= horizonNs) break;
+      if (done && !heap.cycleActive && now - t0 >= horizonNs) break;
+      if (done && heap.cycleActive && now - t0 >= horizonNs && ms(now) - tl.cycleEndMs > NO_PROGRESS_MS) {
+        stoppedEarly = `the cycle did not end ${NO_PROGRESS_MS / 1000} s after its last page: idle() finished it`;
+        break;
+      }
       if (mapped !== lastMapped) {
         lastMapped = mapped;
         lastMappedAt = now;
@@ -318,25 +329,25 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       nextTouch = now + touchNs;
       const i = Math.floor(rnd() * liveCount);
       try {
-        let f = ctlOf()[CTL.FAULTS];
+        let f = ctlOf()[CTL.STALLS];
         let a = hr();
         const c = heap.getRef(dirRef, i >>> 12);
         let b = hr();
-        let g = ctlOf()[CTL.FAULTS];
+        let g = ctlOf()[CTL.STALLS];
         if (g !== f) faulted(a, b);
         if (c === null) throw new Error('null chunk');
         f = g;
         a = hr();
         const obj = heap.getRef(c, i & 4095);
         b = hr();
-        g = ctlOf()[CTL.FAULTS];
+        g = ctlOf()[CTL.STALLS];
         if (g !== f) faulted(a, b);
         if (obj === null) throw new Error('null object');
         f = g;
         a = hr();
         const id = heap.getU32(obj, 0);
         b = hr();
-        g = ctlOf()[CTL.FAULTS];
+        g = ctlOf()[CTL.STALLS];
         if (g !== f) faulted(a, b);
         if (id !== i + 1) throw new Error(`id ${id}`);
       } catch (e) {

@@ -122,8 +122,9 @@ export interface ModeSummary {
   throughputMBps: number;
   msPerLiveMiB: number;
   faults: number;
+  /** Accesses that stalled on an unbuilt page (kernel fault or self-service), see RepResult. */
   mutatorFaults: number;
-  /** Mutator side (fault to wake as the faulting access sees it), us. */
+  /** Mutator side (the stalled access as the mutator sees it), us. */
   faultP50Us: number;
   faultP99Us: number;
   faultMaxUs: number;

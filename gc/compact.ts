@@ -369,6 +369,14 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     for (let q = first; q < end; q++)
       if (Atomics.load(sh.pageState, q) === PagePhase.UNPROCESSED) b.buildOne(q, Owner.COMPACTOR, scratch0);
   sampleRss(sh);
+  // Every page installed (usually: the compactor walks them all, and is last): nobody reads
+  // from-space again this cycle, so it is given back here, off the mutator's thread.
+  if (b.allMapped()) {
+    const t = now();
+    native.madvise(sh.d.fromAddress, sh.d.capacity + Scratch.PAGES * PAGE_SIZE, native.advice.DONTNEED);
+    releaseMs += now() - t;
+    Atomics.store(sh.ctl, Ctl.FROM_RELEASED, Atomics.load(sh.ctl, Ctl.CYCLE));
+  }
   const t1 = now();
   busy += t1 - busySince;
   sh.clk[Clk.COMPACTOR_BUSY] = busy;

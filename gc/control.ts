@@ -83,6 +83,11 @@ const ctl = layout({
      * COMPACTOR_IN; the compactor stores COMPACTOR_IN, then reads this (one sees the other).
      */
     'CLOSING_CYCLE',
+    /**
+     * The cycle whose from-space the compactor released as it left (every page was installed):
+     * the end of the cycle, on the mutator's thread, then has none of that madvise to do.
+     */
+    'FROM_RELEASED',
     // Marking and planning (see marker.ts): a request word the heap bumps, the marker's state.
     /** Bumped by the heap for each job it hands the marker (see MarkJob). */
     'MARK_REQUEST',
@@ -154,6 +159,8 @@ const ctl = layout({
     'SELF_FAILED',
     /** Of SELF_RESOLVED: pages another builder had built, installed by the mutator from its buffer. */
     'SELF_HELPED',
+    /** Unbuilt pages the accessors met, on either fault path (each a stall of the mutator). */
+    'UNBUILT_TOUCHES',
     /** Pages the compactor itself built. */
     'COMPACTOR_BUILDS',
     'RELEASED_PAGES',

@@ -124,7 +124,7 @@ export class CycleDriver {
     this.#c = c;
     this.concurrentMarking = c.mode !== Mode.STW && c.opts.marking === Marking.CONCURRENT;
     c.threads.onCompactorDone = () => {
-      if (this.#active?.phase === CyclePhase.COMPACTING && !c.threads.closed) void this.#tryFinalize();
+      if (this.#active?.phase === CyclePhase.COMPACTING && !c.threads.closed) this.#tryFinalize();
     };
   }
 
@@ -182,7 +182,8 @@ export class CycleDriver {
 
   /**
    * Runs the pause that is due, if any, and returns true if one ran that made References
-   * stale. Never waits for a collector thread: a marker still working is left to work.
+   * stale; ends a compacting cycle whose pages are all installed. Never waits for a collector
+   * thread: a marker or compactor still working is left to work.
    */
   safepoint(): boolean {
     if (this.#requested) {
@@ -191,7 +192,12 @@ export class CycleDriver {
       return true;
     }
     const a = this.#active;
-    if (!a || a.phase === CyclePhase.COMPACTING) return false;
+    if (!a) return false;
+    if (a.phase === CyclePhase.COMPACTING) {
+      // The end of the cycle, if it is due: stale References are not made here (the flip did).
+      this.#finalizeIfDone();
+      return false;
+    }
     const sh = this.#c.sh;
     const failed = Atomics.load(sh.ctl, Ctl.MARK_FAILED) === a.request;
     const lost = !failed && this.#markerLost(a);
@@ -570,20 +576,28 @@ export class CycleDriver {
     for (const [first, end] of b.pageRanges()) for (let q = first; q < end; q++) b.resolve(q, Owner.MUTATOR, scratch, this.#c.opts.stallMs);
   }
 
-  async #tryFinalize(): Promise<void> {
-    const { sh, threads, builders: b } = this.#c;
-    if (!this.#active || !b.allMapped()) return;
-    Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE)); // see CLOSING_CYCLE
-    if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) !== 0) return;
-    if (Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT) > 0 && !threads.isStale(Role.FAULT)) {
-      setTimeout(() => void this.#tryFinalize(), 1).unref(); // a fault is still being timed
-      return;
-    }
+  /** The end of the cycle from the event loop (the compactor said it is done). */
+  #tryFinalize(): void {
     try {
-      this.#finalize();
+      if (this.#finalizeIfDone() === 'fault-in-flight') setTimeout(() => this.#tryFinalize(), 1).unref(); // a fault is still being timed
     } catch (e) {
       this.#c.log.error({ err: e }, 'cycle finalization failed');
     }
+  }
+
+  /**
+   * Ends the compacting cycle if nothing is left to wait for: every page installed, the
+   * compactor out of the cycle, no fault still being timed. Never waits (a safepoint's and
+   * the event loop's way to the end of a cycle; #finishCompaction is the waiting one).
+   */
+  #finalizeIfDone(): 'done' | 'busy' | 'fault-in-flight' {
+    const { sh, threads, builders: b } = this.#c;
+    if (this.#active?.phase !== CyclePhase.COMPACTING || !b.allMapped()) return 'busy';
+    Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE)); // see CLOSING_CYCLE
+    if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) !== 0) return 'busy';
+    if (Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT) > 0 && !threads.isStale(Role.FAULT)) return 'fault-in-flight';
+    this.#finalize();
+    return 'done';
   }
 
   // ------------------------------------------------------------------ 7. end
@@ -599,9 +613,10 @@ export class CycleDriver {
     const end = now();
     const base = sh.d.heapAddress;
     if (uffd) for (const s of a.plan!.segments) if (s.endPage > s.firstPage) uffd.unregister(base + s.firstPage * PAGE_SIZE, (s.endPage - s.firstPage) * PAGE_SIZE);
-    // From-space now holds only pages nobody reads: give them back.
-    this.#c.fromMap.advise('DONTNEED', 0, this.#c.opts.capacity + Scratch.PAGES * PAGE_SIZE);
+    // From-space now holds only pages nobody reads: give them back (unless the compactor did).
     const st = a.stats;
+    st.fromSpaceReleasedBy = this.#c.mode !== Mode.STW && Atomics.load(sh.ctl, Ctl.FROM_RELEASED) === Atomics.load(sh.ctl, Ctl.CYCLE) ? 'compactor' : 'mutator';
+    if (st.fromSpaceReleasedBy === 'mutator') this.#c.fromMap.advise('DONTNEED', 0, this.#c.opts.capacity + Scratch.PAGES * PAGE_SIZE);
     const c = sh.ctl;
     const stw = this.#c.mode === Mode.STW;
     st.usedAfterBytes = mut.top * 8;
@@ -629,7 +644,7 @@ export class CycleDriver {
     st.faults = c[Ctl.FAULTS];
     st.faultUs = summarize(sh.hist, Hist.FAULT_US * HIST_BUCKETS);
     st.pages.builtBySelf = c[Ctl.SELF_RESOLVED];
-    st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED], selfHelped: c[Ctl.SELF_HELPED] };
+    st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED], selfHelped: c[Ctl.SELF_HELPED], unbuiltTouches: c[Ctl.UNBUILT_TOUCHES] };
     st.batchPages = summarize(sh.hist, Hist.BATCH_PAGES * HIST_BUCKETS);
     st.rss.peakBytes = Math.max(sh.clk[Clk.RSS_PEAK], st.rss.beforeBytes);
     st.rss.afterBytes = readRss();

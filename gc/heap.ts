@@ -57,6 +57,8 @@ export interface Progress {
   barrierEntries: number;
   /** Concurrent marking has caught up (nothing grey, the log empty): a marking pause now is short. */
   markerIdle: boolean;
+  /** Unbuilt pages the mutator's accessors met this cycle, on either fault path (selfservice.ts). */
+  unbuiltTouches: number;
 }
 
 /** See Heap.census(). Objects include those not yet collected. */
@@ -601,8 +603,9 @@ export class Heap implements RootOwner {
   /**
    * A safepoint, for a loop that must not wait (a frame loop calls it between frames): runs
    * the pause that is due, if any (the marking pause once the marker is done, the compaction
-   * pause once the plan is ready), and never waits for a collector thread. Returns true when
-   * a pause ran: every Ref held across the call is then stale (re-read them from Roots).
+   * pause once the plan is ready, the end of the cycle once every page is installed), and
+   * never waits for a collector thread. Returns true when a pause ran: every Ref held across
+   * the call is then stale (re-read them from Roots). Ending a cycle makes none stale.
    */
   safepoint(): boolean {
     this.#check();
@@ -645,6 +648,7 @@ export class Heap implements RootOwner {
       markedObjects: Atomics.load(c, Ctl.MARK_OBJECTS),
       barrierEntries: this.#log.entries,
       markerIdle: this.#cycles.phase === 'marking' && Atomics.load(c, Ctl.MARK_IDLE) === 1,
+      unbuiltTouches: Atomics.load(c, Ctl.UNBUILT_TOUCHES),
     };
   }
 

@@ -133,6 +133,7 @@ export class SelfService {
     this.#present[q] = this.#epoch; // set before: a throw below leaves the page to the kernel path
     const sh = this.#sh;
     if (phaseOf(Atomics.load(sh.pageState, q)) === PagePhase.MAPPED) return; // installed since the accessor looked
+    sh.count(Ctl.UNBUILT_TOUCHES);
     const t0 = now();
     if (this.self && !this.#abandoned) {
       try {

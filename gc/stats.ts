@@ -76,8 +76,14 @@ export interface CycleStats {
    * `faults` counts every kernel fault, theirs included.
    */
   faultPath: 'self' | 'handler';
-  stalls: { self: LatencySummary; handler: LatencySummary; selfLeft: number; selfFailed: number; selfHelped: number };
+  stalls: { self: LatencySummary; handler: LatencySummary; selfLeft: number; selfFailed: number; selfHelped: number; unbuiltTouches: number };
   rss: { beforeBytes: number; peakBytes: number; afterBytes: number };
+  /**
+   * Who gave from-space back at the end of the cycle: the compactor as it left, every page
+   * installed (the usual case: off the mutator's thread), or the cycle's end on the mutator's
+   * thread (stw, or the compactor was not last: a stalled or replaced compactor, a fault).
+   */
+  fromSpaceReleasedBy: 'compactor' | 'mutator';
   pinnedSpans: number;
   segments: number;
   /** Where marking ran: 'concurrent' (marker thread) or 'pause' (and stw). */
@@ -147,8 +153,9 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     faults: 0,
     faultUs: empty,
     faultPath,
-    stalls: { self: empty, handler: empty, selfLeft: 0, selfFailed: 0, selfHelped: 0 },
+    stalls: { self: empty, handler: empty, selfLeft: 0, selfFailed: 0, selfHelped: 0, unbuiltTouches: 0 },
     rss: { beforeBytes: 0, peakBytes: 0, afterBytes: 0 },
+    fromSpaceReleasedBy: 'mutator',
     pinnedSpans: 0,
     segments: 0,
     marking,

@@ -196,6 +196,7 @@ describe.each(MODES.flatMap((m) => PATHS.map((p) => [m, p] as const)))('what the
       checkStats(st, mode, { faulted: true });
       expect(st.faultPath).toBe(faultPath);
       expect(touched.size, ctx).toBeGreaterThanOrEqual(12);
+      expect(st.stalls.unbuiltTouches, ctx).toBe(touched.size); // either path: each a stall the bench counts
       if (faultPath === 'self') {
         expect(st.pages.builtBySelf, ctx).toBe(touched.size);
         expect(st.stalls.self.count, ctx).toBe(touched.size);

@@ -1,0 +1,69 @@
+/**
+ * The end of a cycle (gc/cycle.ts #finalizeIfDone, gc/compact.ts): a frame loop that only
+ * calls safepoint() sees its cycles end there, with no idle() and no turn of the event loop
+ * (a busy loop never yields: the Worker's 'done' message would never be delivered), and the
+ * compactor, last to leave, gives from-space back itself, so the end of the cycle on the
+ * mutator's thread is short.
+ */
+import { describe, expect } from 'vitest';
+import type { Heap, HeapType, ModeName, Ref } from '../dist/gc/index.js';
+import { checkStats, closeHeapsAfterEach, itMode, openHeap, TEST_MODES } from './helpers/heap.js';
+
+closeHeapsAfterEach();
+
+/** A list of n nodes (u32 at raw 0: index) with garbage between them, under a root. */
+function list(h: Heap, T: HeapType, n: number): Ref {
+  let head: Ref | null = null;
+  for (let i = n - 1; i >= 0; i--) {
+    h.allocBytes(200); // garbage: the cycle slides the list
+    const x = h.alloc(T);
+    h.setU32(x, 0, i);
+    h.setRef(x, 0, head);
+    head = x;
+  }
+  return head!;
+}
+
+describe.each(TEST_MODES)('the end of a cycle (%s)', (mode: ModeName) => {
+  itMode(mode, 'a loop that only calls safepoint() ends its cycles there, without idle() or the event loop', async () => {
+    const h = await openHeap({ capacity: 32 << 20, mode });
+    const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+    const root = h.root(list(h, T, 20_000));
+    for (let cycle = 1; cycle <= 2; cycle++) {
+      for (let i = 0; i < 5000; i++) h.allocBytes(200); // garbage above the list
+      expect(h.requestCollection()).toBe(true);
+      // No await from here to the end of the cycle: only safepoint() can end it.
+      const deadline = Date.now() + 20_000;
+      let frames = 0;
+      let x: Ref | null = root.get();
+      // (A heap marking in the pause starts the cycle at the first safepoint: none is active yet.)
+      while ((h.cycleActive || h.history.length < cycle) && Date.now() < deadline) {
+        if (h.safepoint()) x = root.get(); // a pause made the held Ref stale
+        for (let i = 0; i < 50 && x !== null; i++) x = h.getRef(x, 0); // the frame's work
+        if (x === null) x = root.get();
+        frames++;
+      }
+      expect(h.cycleActive, `cycle ${cycle} still ${h.cyclePhase} after ${frames} frames`).toBe(false);
+      const st = h.history[h.history.length - 1];
+      expect(st.cycle).toBe(cycle);
+      checkStats(st, mode, { faulted: true });
+      expect(st.reclaimedBytes).toBeGreaterThan(0);
+    }
+    expect(h.verify().ok).toBe(true);
+    let i = 0;
+    for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(i++);
+    expect(i).toBe(20_000);
+  });
+
+  itMode(mode, 'from-space is given back by the compactor as it leaves, not by the end of the cycle', async () => {
+    const h = await openHeap({ capacity: 32 << 20, mode });
+    const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+    const root = h.root(list(h, T, 20_000));
+    const st = await h.gc();
+    checkStats(st, mode);
+    // stw has no compactor: its own pause releases from-space.
+    expect(st.fromSpaceReleasedBy).toBe(mode === 'stw' ? 'mutator' : 'compactor');
+    if (mode !== 'stw') expect(st.compactor.releaseMs).toBeGreaterThan(0);
+    expect(h.getU32(h.getRef(root.get()!, 0)!, 0)).toBe(1);
+  });
+});
