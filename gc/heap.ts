@@ -120,7 +120,13 @@ export class Heap implements RootOwner {
   readonly #heapMap: Mapping;
   readonly #fromMap: Mapping;
   readonly #u32: Uint32Array;
+  /**
+   * Bytes: a Uint8Array views at most 4 GiB (2^32 elements), so single bytes go through a
+   * DataView over all of the heap, and byte ranges through #u8 below 4 GiB, a window above.
+   */
+  readonly #bytes: DataView;
   readonly #u8: Uint8Array;
+  readonly #buffer: ArrayBuffer;
   readonly #f64: Float64Array;
   readonly #sh: Shared;
   readonly #types: TypeTable;
@@ -174,7 +180,9 @@ export class Heap implements RootOwner {
     }
     const view = this.#heapMap.view();
     this.#u32 = new Uint32Array(view);
-    this.#u8 = new Uint8Array(view);
+    this.#buffer = view;
+    this.#bytes = new DataView(view);
+    this.#u8 = new Uint8Array(view, 0, Math.min(view.byteLength, 2 ** 32));
     this.#f64 = new Float64Array(view);
     this.#uffd = mode !== Mode.STW ? Userfaultfd.open({ how: caps.uffd.how ?? 'syscall', features: mode === Mode.MOVE ? ['MOVE'] : [] }) : null;
     const typesSab = TypeTable.allocate();
@@ -436,51 +444,53 @@ export class Heap implements RootOwner {
     } else throw new MoveGcError(ErrorCode.FIELD_RANGE, `${this.#typeList[t]?.name} has no raw bytes`);
     if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset + size > len)
       throw new MoveGcError(ErrorCode.FIELD_RANGE, `byte range [${String(offset)}, +${size}) outside the ${len} raw bytes of ${this.#typeList[t]?.name}`);
-    if (this.#compacting && size > 0) this.#touch((start + offset) >>> 3, (start + offset + size + 7) >>> 3);
+    if (this.#compacting && size > 0) this.#touch(Math.floor((start + offset) / 8), Math.ceil((start + offset + size) / 8));
     return start + offset;
   }
 
   getU8(obj: Ref, offset: number): number {
-    return this.#u8[this.#raw(obj, offset, 1)];
+    return this.#bytes.getUint8(this.#raw(obj, offset, 1));
   }
   setU8(obj: Ref, offset: number, v: number): void {
     const b = this.#raw(obj, offset, 1);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80 || v > 0xff) throw badValue('u8', v);
-    this.#u8[b] = v;
+    this.#bytes.setUint8(b, v);
   }
   getU32(obj: Ref, offset: number): number {
     const b = this.#raw(obj, offset, 4);
     if (b & 3) throw new MoveGcError(ErrorCode.FIELD_RANGE, `u32 at byte ${offset} is not 4-byte aligned`);
-    return this.#u32[b >>> 2];
+    return this.#u32[b / 4]; // not b >>> 2: byte indices pass 2^32 in heaps over 4 GiB
   }
   setU32(obj: Ref, offset: number, v: number): void {
     const b = this.#raw(obj, offset, 4);
     if (b & 3) throw new MoveGcError(ErrorCode.FIELD_RANGE, `u32 at byte ${offset} is not 4-byte aligned`);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80000000 || v > 0xffffffff) throw badValue('u32', v);
-    this.#u32[b >>> 2] = v;
+    this.#u32[b / 4] = v;
   }
   getF64(obj: Ref, offset: number): number {
     const b = this.#raw(obj, offset, 8);
     if (b & 7) throw new MoveGcError(ErrorCode.FIELD_RANGE, `f64 at byte ${offset} is not 8-byte aligned`);
-    return this.#f64[b >>> 3];
+    return this.#f64[b / 8];
   }
   setF64(obj: Ref, offset: number, v: number): void {
     const b = this.#raw(obj, offset, 8);
     if (b & 7) throw new MoveGcError(ErrorCode.FIELD_RANGE, `f64 at byte ${offset} is not 8-byte aligned`);
     if (typeof v !== 'number') throw badValue('f64', v);
-    this.#f64[b >>> 3] = v;
+    this.#f64[b / 8] = v;
   }
   /** A copy of raw bytes [offset, offset+length). */
   readBytes(obj: Ref, offset: number, length: number): Uint8Array {
     if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) throw new MoveGcError(ErrorCode.FIELD_RANGE, `bad length ${String(length)}`);
     const b = this.#raw(obj, offset, length);
-    return this.#u8.slice(b, b + length);
+    return b + length <= this.#u8.length ? this.#u8.slice(b, b + length) : new Uint8Array(this.#buffer, b, length).slice();
   }
   writeBytes(obj: Ref, offset: number, data: Uint8Array): void {
     // Check exactly what is copied: the view's own bytes, read through the built-in getters
     // (a subclass or Proxy can lie through `length`), copied from a fresh plain view.
     const src = ownBytes(data);
-    this.#u8.set(src, this.#raw(obj, offset, src.length));
+    const b = this.#raw(obj, offset, src.length);
+    if (b + src.length <= this.#u8.length) this.#u8.set(src, b);
+    else new Uint8Array(this.#buffer, b, src.length).set(src);
   }
 
   /** Virtual address of an object (stable only while pinned). */

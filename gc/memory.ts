@@ -9,8 +9,12 @@ import { native, PAGE_SIZE } from './native.js';
 import { checkInt, checkRange } from './validate.js';
 
 export const HUGE_PAGE_SIZE = 2 * 1024 * 1024;
-/** ArrayBuffers are limited to 4 GiB in Node 20: the largest single view. */
-export const MAX_VIEW_BYTES = 2 ** 32;
+/**
+ * The largest view: a Uint32Array of 2^32 elements (V8's TypedArray::kMaxLength). The buffer
+ * is made through V8 (native/memory.cc: Node-API stops at 4 GiB); a Uint8Array over more than
+ * 4 GiB is refused, so the heap reads bytes through a DataView.
+ */
+export const MAX_VIEW_BYTES = 2 ** 34;
 
 export const Advice = {
   DONTNEED: native.advice.DONTNEED,

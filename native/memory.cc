@@ -4,7 +4,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <memory>
 #include <vector>
+
+#include <v8.h>
 
 #include "addon.h"
 #include "errors.h"
@@ -37,11 +41,24 @@ Napi::Value MapAnonymous(const Napi::CallbackInfo& info) {
 
 // view(addr, len): an ArrayBuffer over existing memory. The mapping owns the memory; the
 // buffer must be detached (or its thread gone) before the mapping is unmapped.
+//
+// Made through V8's own API: Node-API refuses external buffers over 4 GiB ("Cannot create a
+// Buffer larger than 0x100000000 bytes"), which V8 and typed arrays over them do not. A
+// Node-API value is a V8 handle (js_native_api_v8.h: JsValueFromV8LocalValue is a cast), so
+// the buffer crosses back as one.
 Napi::Value View(const Napi::CallbackInfo& info) {
   uint64_t addr = ArgAddr(info, 0, "address");
   uint64_t len = ArgAddr(info, 1, "length");
   if (addr == 0) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "address must not be 0");
-  return Napi::ArrayBuffer::New(info.Env(), reinterpret_cast<void*>(addr), len);
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(
+      reinterpret_cast<void*>(addr), len, [](void*, size_t, void*) {}, nullptr);  // the mapping owns the memory
+  v8::Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, std::move(store));
+  static_assert(sizeof(napi_value) == sizeof(v8::Local<v8::Value>), "a Node-API value is a V8 handle");
+  v8::Local<v8::Value> v = ab;
+  napi_value nv;
+  memcpy(&nv, &v, sizeof nv);
+  return Napi::Value(info.Env(), nv);
 }
 
 Napi::Value Detach(const Napi::CallbackInfo& info) {
