@@ -156,14 +156,14 @@ export const STUCK_MS = 30_000;
 const NO_PROGRESS_MS = 10_000;
 
 let watchdog: { worker: Worker; beat: Int32Array } | null = null;
-function watchdogOn(ctl: Int32Array, label: string): Int32Array {
+function watchdogOn(ctl: Int32Array, label: string, stuckMs: number): Int32Array {
   if (!watchdog) {
     const sab = new SharedArrayBuffer(16);
     const worker = new Worker(new URL('./watchdog.js', import.meta.url), { workerData: { beat: sab, stuckMs: STUCK_MS } });
     worker.unref();
     watchdog = { worker, beat: new Int32Array(sab) };
   }
-  watchdog.worker.postMessage({ ctl: ctl.buffer, label });
+  watchdog.worker.postMessage({ ctl: ctl.buffer, names: Object.keys(CTL), label, stuckMs });
   return watchdog.beat;
 }
 /** Stops the watchdog (at the end of the run). */
@@ -176,7 +176,7 @@ export function stopWatchdog(): void {
 
 /** The collector's live counters through the public progress API, as an Int32Array-like view. */
 function controlBlock(heap: Heap): () => Int32Array {
-  const c = new Int32Array(4);
+  const c = new Int32Array(new SharedArrayBuffer(4 * Object.keys(CTL).length)); // read by the watchdog too
   return () => {
     const p = heap.progress();
     c[CTL.PAGES_TOTAL] = p.pagesTotal;
@@ -231,7 +231,8 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     const tb = hr();
     stalls.push([ms(ta), ms(tb)]);
     let ctl = ctlOf();
-    const beat = watchdogOn(ctl, `rep ${o.rep} ${o.mode} ${w.heapBytes / 2 ** 20} MiB`);
+    // A stw collection is one safepoint call: seconds per GiB on this machine (26 s at 8 GiB).
+    const beat = watchdogOn(ctl, `rep ${o.rep} ${o.mode} ${w.heapBytes / 2 ** 20} MiB`, Math.max(STUCK_MS, (w.heapBytes / 2 ** 30) * 10_000));
     Atomics.store(beat, 0, 1);
     let flipped = false;
     let tc = tb;

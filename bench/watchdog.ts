@@ -12,26 +12,27 @@
  */
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Ctl } from '../gc/shared.js';
 
 export interface WatchdogData {
   beat: SharedArrayBuffer;
   stuckMs: number;
 }
 
-const CTL_NAMES: string[] = [];
-for (const [name, i] of Object.entries(Ctl)) if (name !== 'SIZE') CTL_NAMES[i] = name;
-
 const d = workerData as WatchdogData;
 const beat = new Int32Array(d.beat);
 let ctl: Int32Array | null = null;
+let names: string[] = [];
 let label = '';
-parentPort!.on('message', (m: { ctl?: SharedArrayBuffer; label?: string }) => {
+let stuckMs = d.stuckMs;
+/** The bench's counters (a SharedArrayBuffer it refreshes from heap.progress()) and their names. */
+parentPort!.on('message', (m: { ctl?: SharedArrayBuffer; names?: string[]; label?: string; stuckMs?: number }) => {
   ctl = m.ctl ? new Int32Array(m.ctl) : null;
+  names = m.names ?? [];
   label = m.label ?? '';
+  stuckMs = m.stuckMs ?? d.stuckMs;
 });
 
-const dump = (): string => (ctl ? CTL_NAMES.map((n, i) => (n ? `${n}=${Atomics.load(ctl!, i)}` : '')).filter(Boolean).join(' ') : '(no counters)');
+const dump = (): string => (ctl ? names.map((n, i) => (i < ctl!.length ? `${n}=${Atomics.load(ctl!, i)}` : '')).filter(Boolean).join(' ') : '(no counters)');
 
 async function watch(): Promise<void> {
   let last = -1;
@@ -44,7 +45,7 @@ async function watch(): Promise<void> {
       since = Date.now();
       continue;
     }
-    if (Date.now() - since > d.stuckMs) {
+    if (Date.now() - since > stuckMs) {
       const a = dump();
       await new Promise((r) => setTimeout(r, 1000));
       const b = dump();

@@ -200,3 +200,22 @@ describe('heartbeats: tear-free Int32 words per role', () => {
     expect(d).toBeLessThan(2);
   });
 });
+
+describe("the benchmark's watchdog (bench/watchdog.ts)", () => {
+  it('a mutator stuck past stuckMs: the watchdog names the bench counters it was given (twice) and ends the process', () => {
+    // A child whose main thread blocks, as one stuck in an unserved fault would.
+    const src = `
+      const { Worker } = require('node:worker_threads');
+      const beat = new Int32Array(new SharedArrayBuffer(16));
+      const ctl = new Int32Array(new SharedArrayBuffer(16));
+      ctl[0] = 7; ctl[1] = 3; ctl[2] = 11; ctl[3] = 12;
+      const w = new Worker(${JSON.stringify(fileURLToPath(new URL('../dist/bench/watchdog.js', import.meta.url)))}, { workerData: { beat: beat.buffer, stuckMs: 60000 } });
+      w.postMessage({ ctl: ctl.buffer, names: ['PAGES_TOTAL', 'PAGES_MAPPED', 'FAULTS', 'STALLS'], label: 'rep 1 stw 8192 MiB', stuckMs: 500 });
+      setTimeout(() => { Atomics.store(beat, 0, 1); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20000); }, 200);`;
+    const r = spawnSync(process.execPath, ['-e', src], { encoding: 'utf8', timeout: 15_000 });
+    expect(r.signal, r.stderr).toBe('SIGTERM');
+    expect(r.stderr).toContain('WATCHDOG: the mutator made no progress');
+    expect(r.stderr).toContain('during rep 1 stw 8192 MiB');
+    expect(r.stderr.match(/PAGES_TOTAL=7 PAGES_MAPPED=3 FAULTS=11 STALLS=12/g)?.length, r.stderr).toBe(2);
+  });
+});
