@@ -76,6 +76,13 @@ export interface RepResult {
   pauses: Array<{ kind: string; ms: number }>;
   /** The longest single stop of the mutator (a pause, a faulting access, the final idle()) and their sum. */
   stwMaxMs: number;
+  /**
+   * What that longest stop was: 'request' (requestCollection: the initial pause), 'pause' (a
+   * safepoint that ran the marking or compaction pause; stw: the collection), 'safepoint' (one
+   * that ran none but took over 50 us: the end of the cycle, or waiting for the marker to
+   * park), 'access' (an access that met an unbuilt page), 'idle' (the final idle()).
+   */
+  stwMaxKind: string;
   stwTotalMs: number;
   markMs: number;
   planMs: number;
@@ -213,6 +220,11 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     const rnd = rng(w.seed * 31 + o.rep);
     const tl: Timeline = { tMs: [], pagesMapped: [], faults: [], rssMiB: [], pagesTotal: 0, faultEvents: [], collectEndMs: 0, markEndMs: 0, planEndMs: 0, pauseStartMs: 0, cycleEndMs: 0, idleStartMs: 0, idleEndMs: 0 };
     const stalls: Array<[number, number]> = [];
+    const stallKinds: string[] = [];
+    const stall = (a: number, b: number, kind: string): void => {
+      stalls.push([a, b]);
+      stallKinds.push(kind);
+    };
     const faultUs: number[] = [];
 
     const t0 = hr();
@@ -229,7 +241,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     const ta = hr();
     heap.requestCollection();
     const tb = hr();
-    stalls.push([ms(ta), ms(tb)]);
+    stall(ms(ta), ms(tb), 'request');
     let ctl = ctlOf();
     // A stw collection is one safepoint call: seconds per GiB on this machine (26 s at 8 GiB).
     const beat = watchdogOn(ctl, `rep ${o.rep} ${o.mode} ${w.heapBytes / 2 ** 20} MiB`, Math.max(STUCK_MS, (w.heapBytes / 2 ** 30) * 10_000));
@@ -241,7 +253,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       const a = hr();
       const paused = heap.safepoint();
       const b = hr();
-      if (paused || b - a > 50_000) stalls.push([ms(a), ms(b)]);
+      if (paused || b - a > 50_000) stall(ms(a), ms(b), paused ? 'pause' : 'safepoint');
       if (!paused) return;
       dirRef = built.dir.get()!; // a pause made every Ref stale: re-read from the root
       if (!flipped && (heap.cyclePhase === 'compacting' || !heap.cycleActive)) {
@@ -281,7 +293,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     const faulted = (a: number, b: number): void => {
       const us = (b - a) / 1000;
       faultUs.push(us);
-      stalls.push([ms(a), ms(b)]);
+      stall(ms(a), ms(b), 'access');
       tl.faultEvents.push([ms(a), us]);
     };
     let lastYield = hr();
@@ -371,7 +383,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     tl.markEndMs = remark ? remark.startMs - abs0 : flip ? flip.startMs - abs0 + st.markMs : 0;
     tl.planEndMs = flip ? flip.startMs - abs0 + (remark ? 0 : st.markMs + st.planMs) : 0;
     Atomics.store(beat, 0, 0);
-    stalls.push([ms(ti), ms(te)]);
+    stall(ms(ti), ms(te), 'idle');
     tl.idleStartMs = ms(ti);
     tl.idleEndMs = ms(te);
     if (o.mode === 'stw' || heap.mode === 'stw') tl.cycleEndMs = tl.collectEndMs;
@@ -393,6 +405,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       marking: st.marking,
       pauses: st.pauses.map((p) => ({ kind: p.kind, ms: p.ms })),
       stwMaxMs: Math.max(0, ...stalls.map(([a, b]) => b - a)),
+      stwMaxKind: stallKinds[stalls.reduce((k, [a, b], i) => (b - a > stalls[k][1] - stalls[k][0] ? i : k), 0)] ?? '-',
       stwTotalMs: stalls.reduce((t, [a, b]) => t + (b - a), 0),
       markMs: st.markMs,
       planMs: st.planMs,

@@ -104,6 +104,8 @@ export interface ModeSummary {
   pauseMs: number;
   /** The longest single stop of the mutator in any rep (a pause, a faulting access, idle()). */
   stwMaxMs: number;
+  /** What that stop was (RepResult.stwMaxKind of the rep it happened in). */
+  stwMaxKind: string;
   /** Per rep, the sum of every stop; the median. */
   stwTotalMs: number;
   /** Minimum mutator utilization at 1, 10 and 100 ms windows (the median rep's curve). */
@@ -245,6 +247,7 @@ function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
     compactionMs: m((r) => r.compactionMs),
     pauseMs: m((r) => r.pauseMs),
     stwMaxMs: Math.max(...reps.map((r) => r.stwMaxMs)),
+    stwMaxKind: reps.reduce((x, r) => (r.stwMaxMs > x.stwMaxMs ? r : x), reps[0]).stwMaxKind,
     stwTotalMs: m((r) => r.stwTotalMs),
     mmu1ms: null,
     mmu10ms: null,
@@ -430,7 +433,7 @@ async function runComparison(args: Args, heapMiB: number, knobs: KnobValues, flo
         `[${el.padStart(6)} s] ${label}rep ${rep}/${args.reps} ${mode.padEnd(4)}${fb} ${heapMiB} MiB: build ${(r.buildMs / 1000).toFixed(1)} s, ` +
           `collect ${fmtMs(r.collectMs)} ms (pause ${fmtMs(r.pauseMs)}), compaction ${fmtMs(r.compactionMs)} ms, ` +
           `${(r.throughputMBps / 1000).toFixed(2)} GB/s, faults ${r.mutatorFaults} (p50 ${r.faultMutatorUs.p50.toFixed(0)} us), ` +
-          `rss x${(r.rssPeakBytes / r.rssBeforeBytes).toFixed(3)}${r.touchErrors ? `, ${r.touchErrors} BAD READS (first: ${r.firstError})` : ''}${r.stoppedEarly ? `, ${r.stoppedEarly}` : ''}${r.verify && !r.verify.ok ? ', VERIFY FAILED' : ''}\n`,
+          `rss x${(r.rssPeakBytes / r.rssBeforeBytes).toFixed(3)}, stw max ${fmtMs(r.stwMaxMs)} ms (${r.stwMaxKind})${r.touchErrors ? `, ${r.touchErrors} BAD READS (first: ${r.firstError})` : ''}${r.stoppedEarly ? `, ${r.stoppedEarly}` : ''}${r.verify && !r.verify.ok ? ', VERIFY FAILED' : ''}\n`,
       );
     }
   }
