@@ -10,7 +10,7 @@ const MODES = ['move', 'copy', 'stw'] as const;
 const SPLAY_VARIANTS = [...HEAP_VARIANTS, 'v8'] as const;
 const FAULT_PATHS = ['self', 'handler'] as const;
 /** gc/options.ts MAX_CAPACITY in MiB (not imported: --help must work without the addon). */
-const MAX_HEAP_MIB = 8192;
+const MAX_HEAP_MIB = 16382;
 const even = (v: number): string | undefined => (v % 2 === 0 ? undefined : `must be an even number of MiB, got ${v}`);
 const allEven = (vs: number[]): string | undefined => vs.map(even).find(Boolean);
 

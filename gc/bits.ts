@@ -102,3 +102,18 @@ export function copyBits(src: Uint32Array, dst: Uint32Array, from: number, to: n
     dst[w] |= src[w] & mask;
   }
 }
+
+/** Elements filled between two heartbeats (1 MiB of a 32-bit table). */
+const FILL_STEP = 1 << 18;
+
+/**
+ * a.fill(value, start, end) in steps with a heartbeat between. A collector thread's first
+ * cycle touches its tables for the first time (256 MiB of one bitmap at 16 GiB): on a loaded
+ * VM those page faults took longer than stallMs, and a thread that does not beat is replaced.
+ */
+export function fillBeating(a: Uint32Array | Int32Array | Uint8Array, value: number, start: number, end: number, beat?: () => void): void {
+  for (let i = start; i < end; i += FILL_STEP) {
+    a.fill(value, i, Math.min(end, i + FILL_STEP));
+    beat?.();
+  }
+}

@@ -6,8 +6,8 @@
  *   then reference slots (u32 word indices into the heap, 0 = null), padding to 8 bytes,
  *   then raw bytes (see rawOffset).
  *
- * References are word indices, so an 8 GiB heap (MAX_CAPACITY) needs 30 bits. Word 0 is
- * reserved so that 0 can mean null.
+ * References are word indices, so the largest heap (MAX_CAPACITY, 16 GiB) needs 31 bits. Word
+ * 0 is reserved so that 0 can mean null.
  *
  * Type descriptors live in a SharedArrayBuffer table so collector Workers parse objects
  * exactly as the mutator does.

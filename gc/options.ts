@@ -11,11 +11,12 @@ import { MODES, Mode, type ModeName } from './modes.js';
 import { HIDEABLE, type Hideable } from './probe.js';
 
 /**
- * The largest heap, 8 GiB: u32 indices into it stay below 2^31, so the collector's int32
- * arithmetic on them (shifts, `| 0`) holds; past it that arithmetic needs an audit first.
- * (The views would allow 16 GiB: MAX_VIEW_BYTES.) Tested at 8 GiB by bench and test/heap.large.
+ * The largest heap: 16 GiB less 2 MiB, so that from-space plus its scratch pages fits one
+ * Uint32Array (MAX_VIEW_BYTES). Word indices stay below 2^31 (they fit the Int32 control
+ * words); u32 indices reach 2^32 - 1, so code indexing the heap as u32 must not use int32
+ * arithmetic (`| 0`, `<<`) on them. Tested near the top by test/heap.large.test.ts.
  */
-export const MAX_CAPACITY = 2 ** 33;
+export const MAX_CAPACITY = 2 ** 34 - 2 * 1024 * 1024;
 /** Heaps are mapped 2 MiB aligned, in multiples of 2 MiB. */
 export const HEAP_ALIGN = 2 * 1024 * 1024;
 /**
@@ -72,7 +73,7 @@ export interface InjectOptions {
 }
 
 export interface HeapOptions {
-  /** Bytes; a multiple of 2 MiB, at most MAX_CAPACITY (8 GiB). */
+  /** Bytes; a multiple of 2 MiB, at most MAX_CAPACITY (16 GiB less 2 MiB). */
   capacity: number;
   /** Requested mode; falls back move -> copy -> stw when the kernel lacks what it needs. */
   mode?: ModeName;
