@@ -75,6 +75,8 @@ export class HeapType {
 }
 
 const liveHeaps = new Set<Heap>();
+/** The accessors' compacting paths have run once in this process (see Heap.#warmUp). */
+let warmedUp = false;
 
 /** A value a raw setter cannot store as given (typed arrays would coerce it silently). */
 function badValue(kind: string, v: unknown): MoveGcError {
@@ -240,8 +242,56 @@ export class Heap implements RootOwner {
       await heap.close();
       throw e;
     }
+    if (!warmedUp) {
+      warmedUp = true;
+      heap.#warmUp();
+    }
     log.info({ capacity: opts.capacity, mode, marking: heap.marking, uffd: caps.uffd.how, thp: caps.thp }, 'heap created');
     return heap;
+  }
+
+  /**
+   * V8 optimizes the accessors while no cycle compacts, and a branch that never ran has no type
+   * feedback: the first compaction of a process deoptimized every accessor at once at its page
+   * check (`--trace-deopt`: "insufficient type feedback"), in the frame right after the flip.
+   * (The first marking did the same at the write barrier.) So each accessor's compacting path
+   * and the barrier's run here first, a few hundred times, on two objects
+   * that are then taken back: their page reads as unbuilt, and SelfService.fault() returns at
+   * once (no cycle has begun: every page counts as present). Method feedback is per class, so
+   * once per process.
+   */
+  #warmUp(): void {
+    const top = this.#top;
+    const a = this.allocRefArray(2);
+    const b = this.allocBytes(24);
+    const q = top >>> PAGE_SHIFT_WORDS;
+    const last = (this.#top - 1) >>> PAGE_SHIFT_WORDS;
+    // The write barrier's path too (the first marking): every store shades nothing, as
+    // everything is at or above the black-allocation boundary 0.
+    this.#compacting = true;
+    this.#barrier = true;
+    this.#blackStart = 0;
+    try {
+      for (let p = q; p <= last; p++) this.#pageState[p] = PagePhase.UNPROCESSED;
+      for (let i = 0; i < 300; i++) {
+        this.setRef(a, 0, b);
+        this.setRef(a, 1, this.getRef(a, 0));
+        this.length(a);
+        this.typeOf(b);
+        this.setU8(b, 0, this.getU8(b, 1));
+        this.setU32(b, 4, this.getU32(b, 8));
+        this.setF64(b, 8, this.getF64(b, 16));
+        this.writeBytes(b, 0, this.readBytes(b, 8, 8));
+      }
+    } finally {
+      this.#compacting = false;
+      this.#barrier = false;
+      for (let p = q; p <= last; p++) this.#pageState[p] = PagePhase.MAPPED;
+      // Take the two objects back: the words they used, their start bits, the top.
+      this.#u32.fill(0, top * 2, this.#top * 2);
+      for (let w = top; w < this.#top; w++) this.#objects[w >>> 5] &= ~(1 << (w & 31));
+      this.#top = top;
+    }
   }
 
   /** The mutator's side as the cycle driver sees it (cycle.ts). */
