@@ -203,7 +203,11 @@ export class CycleDriver {
     const lost = !failed && this.#markerLost(a);
     if (a.phase === CyclePhase.MARKING) {
       if (!failed && !lost && Atomics.load(sh.ctl, Ctl.MARK_PARKED) === 0) {
-        if (Atomics.load(sh.ctl, Ctl.MARK_IDLE) === 0 || !this.#park(2)) return false;
+        // Caught up: ask it to park, without waiting (it used to wait up to 2 ms here). A
+        // later safepoint finds it parked and remarks.
+        if (Atomics.load(sh.ctl, Ctl.MARK_IDLE) === 0) return false;
+        this.#askToPark();
+        if (Atomics.load(sh.ctl, Ctl.MARK_PARKED) === 0) return false;
       }
       // Lost: its stack died with it, so marking is redone in this pause.
       this.#remark(a, !failed && !lost);
@@ -296,11 +300,17 @@ export class CycleDriver {
     return a.markerLost;
   }
 
-  /** Asks the marker to stop and waits up to `ms` for it to park. */
-  #park(ms: number): boolean {
+  /** Asks the marker to stop tracing and park (it traces what it holds first: see marker.ts). */
+  #askToPark(): void {
     const ctl = this.#c.sh.ctl;
     Atomics.store(ctl, Ctl.MARK_STOP, 1);
     Atomics.notify(ctl, Ctl.LOG_TAIL);
+  }
+
+  /** Asks the marker to stop and waits up to `ms` for it to park. */
+  #park(ms: number): boolean {
+    const ctl = this.#c.sh.ctl;
+    this.#askToPark();
     const deadline = now() + ms;
     while (Atomics.load(ctl, Ctl.MARK_PARKED) === 0) {
       const left = deadline - now();
