@@ -1,5 +1,6 @@
 /** Per-cycle statistics for researchers: every figure ART records, and the ones it lacks. */
-import { HIST_BUCKETS, bucketValue } from './shared.js';
+import { Ctl } from './control.js';
+import { HIST_BUCKETS, Hist, bucketValue, type Shared } from './shared.js';
 import type { ModeName } from './modes.js';
 
 export interface LatencySummary {
@@ -203,4 +204,31 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >>> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** The compaction's counters and histograms (control.ts `counters`, shared.ts Hist) into the cycle's statistics. */
+export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean): void {
+  const c = sh.ctl;
+  st.pages.moved = c[Ctl.PAGES_MOVED];
+  st.pages.copied = c[Ctl.PAGES_COPIED];
+  st.pages.builtByCompactor = c[Ctl.COMPACTOR_BUILDS];
+  st.pages.builtByFaults = c[Ctl.FAULT_BUILDS];
+  st.pages.builtByMutator = stw ? st.pages.total : c[Ctl.MUTATOR_BUILDS];
+  st.pages.recycledBuffers = c[Ctl.RECYCLED_BUFFERS];
+  st.pages.freshBuffers = c[Ctl.FRESH_BUFFERS];
+  st.pages.released = c[Ctl.RELEASED_PAGES];
+  st.moveCalls = c[Ctl.MOVE_CALLS];
+  st.copyCalls = c[Ctl.COPY_CALLS];
+  st.ebusy = c[Ctl.EBUSY];
+  st.ebusyCopies = c[Ctl.EBUSY_COPIES];
+  st.eexist = c[Ctl.EEXIST];
+  st.eagain = c[Ctl.EAGAIN];
+  st.enoent = c[Ctl.ENOENT];
+  st.takeovers += c[Ctl.TAKEOVERS];
+  st.errors = c[Ctl.ERRORS];
+  st.faults = c[Ctl.FAULTS];
+  st.faultUs = summarize(sh.hist, Hist.FAULT_US * HIST_BUCKETS);
+  st.pages.builtBySelf = c[Ctl.SELF_RESOLVED];
+  st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED], selfHelped: c[Ctl.SELF_HELPED], unbuiltTouches: c[Ctl.UNBUILT_TOUCHES] };
+  st.batchPages = summarize(sh.hist, Hist.BATCH_PAGES * HIST_BUCKETS);
 }
