@@ -173,10 +173,15 @@ describe.each(['move', 'copy'] as const)('between the two pauses (%s)', (mode) =
     h.setRef(aRoot.get()!, 1, d); // into a black object: the barrier logs D
     await sleep(50); // the marker takes the entry and sits in the injected stall, still "idle"
     expect(h.safepoint()).toBe(false); // asked to stop; it has not parked yet
-    // A safepoint never waits for it (it waited up to 2 ms each before): five in a row.
-    const t0 = performance.now();
-    for (let i = 0; i < 5; i++) expect(h.safepoint()).toBe(false);
-    expect(performance.now() - t0).toBeLessThan(5);
+    // A safepoint never waits for it (it waited up to 2 ms each before): the median of five
+    // (one preempted call on a loaded machine does not decide it).
+    const took: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      expect(h.safepoint()).toBe(false);
+      took.push(performance.now() - t0);
+    }
+    expect(took.sort((x, y) => x - y)[2], JSON.stringify(took)).toBeLessThan(1);
     await h.idle();
     const st = h.history[h.history.length - 1];
     expect(st.mark.logConsumed).toBeGreaterThan(0); // the marker, not the remark, took D
