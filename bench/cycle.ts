@@ -29,6 +29,7 @@
  * around every access.
  */
 import fs from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { Heap, PAGE_SIZE, type CycleStats, type HeapOptions, type ModeName } from '../gc/index.js';
 import { buildHeap, rng, type Workload } from './workload.js';
@@ -80,9 +81,12 @@ export interface RepResult {
    * What that longest stop was: 'request' (requestCollection: the initial pause), 'pause' (a
    * safepoint that ran the marking or compaction pause; stw: the collection), 'safepoint' (one
    * that ran none but took over 50 us: the end of the cycle, or waiting for the marker to
-   * park), 'access' (an access that met an unbuilt page), 'idle' (the final idle()).
+   * park), 'access' (an access that met an unbuilt page), 'idle' (the final idle()); with
+   * ' + V8 GC' when V8's own collector ran inside it (the JavaScript heap, not this one).
    */
   stwMaxKind: string;
+  /** V8's own garbage collections (node:perf_hooks 'gc' entries) inside the stops, ms in total. */
+  v8GcInStopsMs: number;
   stwTotalMs: number;
   markMs: number;
   planMs: number;
@@ -229,6 +233,13 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
 
     const t0 = hr();
     const perf0 = performance.timeOrigin + performance.now();
+    // V8's own collections, on the same clock as the stops: a stop may be one of them.
+    const p0 = performance.now();
+    const v8gc: Array<[number, number]> = [];
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) v8gc.push([e.startTime - p0, e.startTime - p0 + e.duration]);
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
     const ms = (t: number): number => (t - t0) / 1e6;
     tl.tMs.push(0);
     tl.pagesMapped.push(ctlOf()[CTL.PAGES_MAPPED]);
@@ -371,6 +382,8 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     }
     const ti = hr();
     const st = (await heap.idle())!;
+    await new Promise((r) => setImmediate(r)); // the observer's entries arrive on the event loop
+    gcObserver.disconnect();
     const te = hr();
     if (!flipped) {
       tc = ti;
@@ -405,7 +418,13 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       marking: st.marking,
       pauses: st.pauses.map((p) => ({ kind: p.kind, ms: p.ms })),
       stwMaxMs: Math.max(0, ...stalls.map(([a, b]) => b - a)),
-      stwMaxKind: stallKinds[stalls.reduce((k, [a, b], i) => (b - a > stalls[k][1] - stalls[k][0] ? i : k), 0)] ?? '-',
+      stwMaxKind: ((): string => {
+        if (stalls.length === 0) return '-';
+        const k = stalls.reduce((m, [a, b], i) => (b - a > stalls[m][1] - stalls[m][0] ? i : m), 0);
+        const [a, b] = stalls[k];
+        return stallKinds[k] + (v8gc.some(([s, e]) => s < b && e > a) ? ' + V8 GC' : '');
+      })(),
+      v8GcInStopsMs: stalls.reduce((t, [a, b]) => t + v8gc.reduce((u, [s, e]) => u + Math.max(0, Math.min(b, e) - Math.max(a, s)), 0), 0),
       stwTotalMs: stalls.reduce((t, [a, b]) => t + (b - a), 0),
       markMs: st.markMs,
       planMs: st.planMs,
