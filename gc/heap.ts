@@ -28,84 +28,24 @@ import { Ctl, PagePhase, SEG_FIELDS, Seg, Shared } from './shared.js';
 import { SelfService } from './selfservice.js';
 import { HEAP_ALIGN, Marking, mapAlignment, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
+import { census, type Census } from './census.js';
+import { HeapType, type Progress, type TypeSpec } from './heap-types.js';
+import { badValue, ownBytes } from './values.js';
 import { Pin, Root, RootTable, type RootOwner } from './roots.js';
 import { CollectorThreads, Role, type RoleName } from './threads.js';
 import { Watchdog } from './watchdog.js';
 import {
-  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, PAGE_SHIFT_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, sizeWords,
+  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, PAGE_SHIFT_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount,
 } from './layout.js';
 
 export type { Ref };
 export { Root, Pin };
-
-export interface TypeSpec {
-  name: string;
-  /** Reference slots. */
-  refs: number;
-  /** Raw bytes after the references (their area starts 8-aligned). */
-  bytes: number;
-}
-
-/** See Heap.progress(). */
-export interface Progress {
-  cycle: number;
-  phase: string;
-  pagesTotal: number;
-  pagesMapped: number;
-  faults: number;
-  markedObjects: number;
-  barrierEntries: number;
-  /** Concurrent marking has caught up (nothing grey, the log empty): a marking pause now is short. */
-  markerIdle: boolean;
-  /** Unbuilt pages the mutator's accessors met this cycle, on either fault path (selfservice.ts). */
-  unbuiltTouches: number;
-}
-
-/** See Heap.census(). Objects include those not yet collected. */
-export interface Census {
-  types: Array<{ type: string; objects: number; bytes: number }>;
-  objects: number;
-  bytes: number;
-  fillerBytes: number;
-  usedBytes: number;
-}
-
-export class HeapType {
-  constructor(readonly id: number, readonly name: string, readonly refs: number, readonly bytes: number, readonly kind: number) {}
-}
+export { HeapType, type TypeSpec, type Progress } from './heap-types.js';
+export type { Census } from './census.js';
 
 const liveHeaps = new Set<Heap>();
 /** The accessors' compacting paths have run once in this process (see Heap.#warmUp). */
 let warmedUp = false;
-
-/** A value a raw setter cannot store as given (typed arrays would coerce it silently). */
-function badValue(kind: string, v: unknown): MoveGcError {
-  if (typeof v !== 'number') return invalidArg(`${kind} value must be a number, got ${typeof v}`);
-  return new MoveGcError(ErrorCode.OUT_OF_RANGE, `${kind} value must be an integer that fits (negative values wrap), got ${v}`);
-}
-
-const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
-const intrinsic = (name: PropertyKey): ((this: unknown) => unknown) => Object.getOwnPropertyDescriptor(typedArrayProto, name)!.get as (this: unknown) => unknown;
-const taBuffer = intrinsic('buffer');
-const taByteOffset = intrinsic('byteOffset');
-const taByteLength = intrinsic('byteLength');
-const taTag = intrinsic(Symbol.toStringTag);
-
-/**
- * A plain Uint8Array over exactly the bytes a Uint8Array argument holds, read through the
- * built-in getters (they read the internal slots: a lying `length`, a subclass or a Proxy
- * cannot change them).
- */
-function ownBytes(data: unknown): Uint8Array {
-  let tag: unknown;
-  try {
-    tag = Reflect.apply(taTag, data, []);
-  } catch {
-    tag = undefined;
-  }
-  if (tag !== 'Uint8Array') throw invalidArg('data must be a Uint8Array');
-  return new Uint8Array(Reflect.apply(taBuffer, data, []) as ArrayBuffer, Reflect.apply(taByteOffset, data, []) as number, Reflect.apply(taByteLength, data, []) as number);
-}
 
 export class Heap implements RootOwner {
   readonly capacity: number;
@@ -719,24 +659,7 @@ export class Heap implements RootOwner {
    */
   census(): Census {
     this.#check();
-    const types = this.#types.rows;
-    const byType = new Map<number, { objects: number; bytes: number }>();
-    let fillerBytes = 0;
-    for (let w = HEAP_START_WORD; w < this.#top; ) {
-      const t = this.#u32[w * 2];
-      const size = sizeWords(this.#u32, types, w);
-      if (size < 1) throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `census: object at word ${w} has size ${size}`);
-      if (this.#types.kind(t) === Kind.FILLER) fillerBytes += size * 8;
-      else {
-        const e = byType.get(t) ?? { objects: 0, bytes: 0 };
-        e.objects++;
-        e.bytes += size * 8;
-        byType.set(t, e);
-      }
-      w += size;
-    }
-    const rows = [...byType].map(([t, e]) => ({ type: this.#typeList[t]?.name ?? `#${t}`, ...e })).sort((a, b) => b.bytes - a.bytes);
-    return { types: rows, objects: rows.reduce((n, r) => n + r.objects, 0), bytes: rows.reduce((n, r) => n + r.bytes, 0), fillerBytes, usedBytes: this.#top * 8 };
+    return census(this.#u32, this.#types, this.#typeList, this.#top);
   }
 
   /** @internal Control words and clocks of the active cycle, for diagnosing a stuck cycle. */

@@ -1,0 +1,35 @@
+/**
+ * The mutator's values at the heap's edge: what a raw setter cannot store as given, and the
+ * bytes a Uint8Array argument really holds (read through the built-in getters, so a lying
+ * object cannot change them).
+ */
+import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
+
+/** A value a raw setter cannot store as given (typed arrays would coerce it silently). */
+export function badValue(kind: string, v: unknown): MoveGcError {
+  if (typeof v !== 'number') return invalidArg(`${kind} value must be a number, got ${typeof v}`);
+  return new MoveGcError(ErrorCode.OUT_OF_RANGE, `${kind} value must be an integer that fits (negative values wrap), got ${v}`);
+}
+
+const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const intrinsic = (name: PropertyKey): ((this: unknown) => unknown) => Object.getOwnPropertyDescriptor(typedArrayProto, name)!.get as (this: unknown) => unknown;
+const taBuffer = intrinsic('buffer');
+const taByteOffset = intrinsic('byteOffset');
+const taByteLength = intrinsic('byteLength');
+const taTag = intrinsic(Symbol.toStringTag);
+
+/**
+ * A plain Uint8Array over exactly the bytes a Uint8Array argument holds, read through the
+ * built-in getters (they read the internal slots: a lying `length`, a subclass or a Proxy
+ * cannot change them).
+ */
+export function ownBytes(data: unknown): Uint8Array {
+  let tag: unknown;
+  try {
+    tag = Reflect.apply(taTag, data, []);
+  } catch {
+    tag = undefined;
+  }
+  if (tag !== 'Uint8Array') throw invalidArg('data must be a Uint8Array');
+  return new Uint8Array(Reflect.apply(taBuffer, data, []) as ArrayBuffer, Reflect.apply(taByteOffset, data, []) as number, Reflect.apply(taByteLength, data, []) as number);
+}
