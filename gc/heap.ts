@@ -184,7 +184,11 @@ export class Heap implements RootOwner {
     }
     if (!warmedUp) {
       warmedUp = true;
-      heap.#warmUp();
+      try {
+        heap.#warmUp();
+      } catch (e) {
+        log.warn({ err: e }, 'accessor warm-up failed (only speed is at stake)');
+      }
     }
     log.info({ capacity: opts.capacity, mode, marking: heap.marking, uffd: caps.uffd.how, thp: caps.thp }, 'heap created');
     return heap;
