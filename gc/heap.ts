@@ -178,18 +178,15 @@ export class Heap implements RootOwner {
     try {
       await heap.#threads.start();
       if (heap.#uffd) heap.#watchdog = Watchdog.start(heap.#sh, heap.#uffd.fd, opts.stallMs);
+      if (!warmedUp) {
+        warmedUp = true;
+        heap.#warmUp();
+      }
     } catch (e) {
       await heap.close();
       throw e;
     }
-    if (!warmedUp) {
-      warmedUp = true;
-      try {
-        heap.#warmUp();
-      } catch (e) {
-        log.warn({ err: e }, 'accessor warm-up failed (only speed is at stake)');
-      }
-    }
+
     log.info({ capacity: opts.capacity, mode, marking: heap.marking, uffd: caps.uffd.how, thp: caps.thp }, 'heap created');
     return heap;
   }
