@@ -45,6 +45,11 @@ export function readRss(): number {
   return Number(statm.split(' ')[1]) * PAGE_SIZE;
 }
 
+/** Gives back all of from-space and its scratch pages: every page of the cycle is installed, nobody reads them. */
+export function releaseFromSpace(sh: Shared): void {
+  native.madvise(sh.d.fromAddress, sh.d.capacity + Scratch.PAGES * PAGE_SIZE, native.advice.DONTNEED);
+}
+
 function sampleRss(sh: Shared): void {
   const rss = readRss();
   if (rss > sh.clk[Clk.RSS_PEAK]) sh.clk[Clk.RSS_PEAK] = rss;
@@ -373,7 +378,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   // from-space again this cycle, so it is given back here, off the mutator's thread.
   if (b.allMapped()) {
     const t = now();
-    native.madvise(sh.d.fromAddress, sh.d.capacity + Scratch.PAGES * PAGE_SIZE, native.advice.DONTNEED);
+    releaseFromSpace(sh);
     releaseMs += now() - t;
     Atomics.store(sh.ctl, Ctl.FROM_RELEASED, Atomics.load(sh.ctl, Ctl.CYCLE));
   }

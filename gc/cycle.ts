@@ -27,18 +27,17 @@
 import { receiveMessageOnPort } from 'node:worker_threads';
 import { copyBits, countRange, nextSet, setRange } from './bits.js';
 import { drainLog, type BarrierLog } from './barrier.js';
-import { Builders, Scratch, compactorSplit, readRss } from './compact.js';
+import { Builders, Scratch, compactorSplit, readRss, releaseFromSpace } from './compact.js';
 import { Clk, Ctl, MarkJob, Phase, resetCompaction, resetMarking } from './control.js';
 import { ErrorCode, MoveGcError, fromNative } from './errors.js';
 import { Tracer, clearMarks, mark } from './mark.js';
 import type { MarkerJob, MarkerReply } from './marker.js';
-import type { Mapping } from './memory.js';
 import { Mode, type ModeName } from './modes.js';
 import { PAGE_SIZE } from './native.js';
 import { Marking, type InjectOptions, type ResolvedOptions } from './options.js';
 import { compactionPause } from './pause.js';
 import { extendPlan, forwardObjectStarts, plan as planHeap, type Plan } from './plan.js';
-import { Hist, HIST_BUCKETS, Owner, now, type Shared } from './shared.js';
+import { Owner, now, type Shared } from './shared.js';
 import { emptyStats, readCompactionCounters, type CycleStats, type PauseKind } from './stats.js';
 import { Role, type CollectorThreads } from './threads.js';
 import { Role as HbRole } from './heartbeat.js';
@@ -100,7 +99,6 @@ export interface CycleContext {
   threads: CollectorThreads;
   builders: Builders;
   uffd: Userfaultfd | null;
-  fromMap: Mapping;
   log: Logger;
   mut: MutatorState;
   inject: () => Readonly<InjectOptions>;
@@ -626,7 +624,13 @@ export class CycleDriver {
     // From-space now holds only pages nobody reads: give them back (unless the compactor did).
     const st = a.stats;
     st.fromSpaceReleasedBy = this.#c.mode !== Mode.STW && Atomics.load(sh.ctl, Ctl.FROM_RELEASED) === Atomics.load(sh.ctl, Ctl.CYCLE) ? 'compactor' : 'mutator';
-    if (st.fromSpaceReleasedBy === 'mutator') this.#c.fromMap.advise('DONTNEED', 0, this.#c.opts.capacity + Scratch.PAGES * PAGE_SIZE);
+    if (st.fromSpaceReleasedBy === 'mutator') {
+      try {
+        releaseFromSpace(sh);
+      } catch (e) {
+        throw fromNative(e, 'madvise(DONTNEED)');
+      }
+    }
     const stw = this.#c.mode === Mode.STW;
     st.usedAfterBytes = mut.top * 8;
     st.compactionMs = stw ? sh.clk[Clk.COMPACT_END] - sh.clk[Clk.COMPACT_START] : sh.clk[Clk.COMPACT_END] > 0 ? sh.clk[Clk.COMPACT_END] - a.pauseEnd : end - a.pauseEnd;

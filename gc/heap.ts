@@ -151,7 +151,7 @@ export class Heap implements RootOwner {
     const roles: RoleName[] = mode === Mode.STW ? [] : this.marking === Marking.CONCURRENT ? [Role.FAULT, Role.COMPACTOR, Role.MARKER] : [Role.FAULT, Role.COMPACTOR];
     this.#threads = new CollectorThreads(this.#sh, opts.stallMs, log, roles);
     this.#cycles = new CycleDriver({
-      sh: this.#sh, opts, mode, threads: this.#threads, builders, uffd: this.#uffd, fromMap: this.#fromMap, log,
+      sh: this.#sh, opts, mode, threads: this.#threads, builders, uffd: this.#uffd, log,
       mut: this.#mutatorState(), inject: () => this.#inject, verify: () => this.verify(),
     });
     this.#typeList.push(
@@ -186,7 +186,6 @@ export class Heap implements RootOwner {
       await heap.close();
       throw e;
     }
-
     log.info({ capacity: opts.capacity, mode, marking: heap.marking, uffd: caps.uffd.how, thp: caps.thp }, 'heap created');
     return heap;
   }
@@ -196,10 +195,9 @@ export class Heap implements RootOwner {
    * feedback: the first compaction of a process deoptimized every accessor at once at its page
    * check (`--trace-deopt`: "insufficient type feedback"), in the frame right after the flip.
    * (The first marking did the same at the write barrier.) So each accessor's compacting path
-   * and the barrier's run here first, a few hundred times, on two objects
-   * that are then taken back: their page reads as unbuilt, and SelfService.fault() returns at
-   * once (no cycle has begun: every page counts as present). Method feedback is per class, so
-   * once per process.
+   * and the barrier's run here first, a few hundred times, on two objects that are then taken
+   * back: their page reads as unbuilt, and SelfService.fault() returns at once (no cycle has
+   * begun: every page counts as present). Method feedback is per class, so once per process.
    */
   #warmUp(): void {
     const top = this.#top;
