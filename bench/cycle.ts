@@ -330,10 +330,12 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
         done = true;
         tl.cycleEndMs = ms(now);
       }
-      if (done && !heap.cycleActive && now - t0 >= horizonNs) break;
-      if (done && heap.cycleActive && now - t0 >= horizonNs && ms(now) - tl.cycleEndMs > NO_PROGRESS_MS) {
-        stoppedEarly = `the cycle did not end ${NO_PROGRESS_MS / 1000} s after its last page: idle() finished it`;
-        break;
+      if (done && now - t0 >= horizonNs) {
+        if (!heap.cycleActive) break;
+        if (ms(now) - tl.cycleEndMs > NO_PROGRESS_MS) {
+          stoppedEarly = `the cycle did not end ${NO_PROGRESS_MS / 1000} s after its last page: idle() finished it`;
+          break;
+        }
       }
       if (mapped !== lastMapped) {
         lastMapped = mapped;
@@ -401,6 +403,9 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     tl.idleEndMs = ms(te);
     if (o.mode === 'stw' || heap.mode === 'stw') tl.cycleEndMs = tl.collectEndMs;
     const verify = o.verify ? heap.verify() : undefined;
+    // The longest stop: its length, what it was, and whether V8's own collector ran inside it.
+    const longest = stalls.reduce((m, [a, b], i) => (m < 0 || b - a > stalls[m][1] - stalls[m][0] ? i : m), -1);
+    const [la, lb] = longest < 0 ? [0, 0] : stalls[longest];
     const sampledPeak = Math.max(0, ...tl.rssMiB.map((m) => m * 2 ** 20));
     const handler = st.faultUs;
     return {
@@ -417,13 +422,8 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       collectMs: ms(tc),
       marking: st.marking,
       pauses: st.pauses.map((p) => ({ kind: p.kind, ms: p.ms })),
-      stwMaxMs: Math.max(0, ...stalls.map(([a, b]) => b - a)),
-      stwMaxKind: ((): string => {
-        if (stalls.length === 0) return '-';
-        const k = stalls.reduce((m, [a, b], i) => (b - a > stalls[m][1] - stalls[m][0] ? i : m), 0);
-        const [a, b] = stalls[k];
-        return stallKinds[k] + (v8gc.some(([s, e]) => s < b && e > a) ? ' + V8 GC' : '');
-      })(),
+      stwMaxMs: lb - la,
+      stwMaxKind: longest < 0 ? '-' : stallKinds[longest] + (v8gc.some(([s, e]) => s < lb && e > la) ? ' + V8 GC' : ''),
       v8GcInStopsMs: stalls.reduce((t, [a, b]) => t + v8gc.reduce((u, [s, e]) => u + Math.max(0, Math.min(b, e) - Math.max(a, s)), 0), 0),
       stwTotalMs: stalls.reduce((t, [a, b]) => t + (b - a), 0),
       markMs: st.markMs,
