@@ -69,7 +69,9 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
   }
 
   itKernel('only the fault server killed mid-serve: the compactor installs the page and wakes the mutator; no fatal error, the fault server is replaced', () => {
-    const { r, ms, lines } = runChild('watchdog-child.mjs', { faultPath: 'handler', stallMs: 100, inject: { faultDieAtFault: 1 } }, 40_000);
+    // The compactor sleeps 500 ms before its first page, so that the walk faults before it
+    // could install every page (it did, once, on a quick run: no fault, nothing tested).
+    const { r, ms, lines } = runChild('watchdog-child.mjs', { faultPath: 'handler', stallMs: 100, inject: { faultDieAtFault: 1, delayAtPage: 1, delayMs: 500 } }, 40_000);
     const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
     expect(r.status, ctx).toBe(0);
     expect(r.stderr, ctx).not.toContain('FATAL');
