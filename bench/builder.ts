@@ -94,7 +94,7 @@ while (top + (sizes === 'huge' ? 2 << 20 : 16 * 1024) < target) {
   live++;
 }
 const m = mark(heap, sh.types, FIRST_USER_TYPE + NODE_BYTES.length, sh.starts, sh.live, top, [dir]);
-const p = plan(heap, sh.types, sh, { topWord: top, pinned: [], denseThreshold: 0.95 });
+const p = plan(heap, sh.types, sh, { topWord: top, pinned: [], denseThreshold: 0.95, alignWords: 0 }); // back to back: the builder alone
 sh.ctl[Ctl.SEGMENTS] = p.segments.length;
 const from = new Uint32Array((words + 64 * PAGE_WORDS) * 2);
 from.set(heap);

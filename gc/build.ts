@@ -5,14 +5,16 @@
  * writes only the destination buffer, so any thread can build any page, in any order, and
  * no builder can ever fault on the heap itself.
  *
- * Objects straddling the page edges are handled only for their part on this page.
+ * Objects straddling the page edges are handled only for their part on this page. Live objects
+ * land back to back, except that a large object kept on a page (plan.ts, step 6) may land past
+ * a gap, which becomes a filler.
  *
  * This is the readable reference; native/build.cc is its compiled twin (build-native.ts),
  * and test/build.differential.test.ts holds them to byte-identical output.
  */
 import { nextClear, nextSet, testBit } from './bits.js';
 import { ErrorCode, MoveGcError } from './errors.js';
-import { forward } from './forward.js';
+import { CHUNK_WORDS, IN_PLACE, forward } from './forward.js';
 import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 import { NONE } from './plan.js';
 import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
@@ -95,6 +97,34 @@ export class PageBuilder implements RunBuilder {
     }
   }
 
+  /**
+   * Words [from, to) of the page hold no object: the reserved null word (word 0) stays zero,
+   * and the rest is the gap before a page-aligned large object, a filler to `to`.
+   */
+  #gap(dst: Uint32Array, base: number, from: number, to: number): void {
+    dst.fill(0, base + from * 2, base + to * 2);
+    const g = from > HEAP_START_WORD ? from : HEAP_START_WORD;
+    if (to > g) {
+      dst[base + g * 2] = FILLER_TYPE;
+      dst[base + g * 2 + 1] = to - g;
+    }
+  }
+
+  /**
+   * Where the live run [o, runEnd) (o lands at t) stops landing back to back: at the first
+   * chunk whose new address is not where contiguity puts it (a page-aligned large object
+   * after a gap), or runEnd. Checked once at the run's last word; scanned only on a mismatch.
+   */
+  #contiguousEnd(o: number, t: number, from: number, runEnd: number): number {
+    const { chunkNew, live } = this.#sh;
+    if (forward(chunkNew, live, runEnd - 1) === t + (runEnd - 1 - o)) return runEnd;
+    for (let c = (from >>> 6) + 1; c * CHUNK_WORDS < runEnd; c++) {
+      const n = chunkNew[c];
+      if (n !== IN_PLACE && n !== t + (c * CHUNK_WORDS - o)) return c * CHUNK_WORDS; // (IN_PLACE: a straddler's tail in a pinned span)
+    }
+    return runEnd;
+  }
+
   #slide(q: number, dst: Uint32Array, base: number, s: number): void {
     const sh = this.#sh;
     const src = this.#from;
@@ -127,11 +157,12 @@ export class PageBuilder implements RunBuilder {
           const from = t < qw ? o + (qw - t) : o;
           const span = qEnd - t > STRIDE_WORDS ? qEnd - t : STRIDE_WORDS;
           runEnd = nextClear(live, from, o + span < segEndExt ? o + span : segEndExt);
+          if (runEnd - o >= STRIDE_WORDS) runEnd = this.#contiguousEnd(o, t, from, runEnd);
           if (runEnd - o >= STRIDE_WORDS) {
             const ra = t > qw ? t : qw;
             const re = t + (runEnd - o);
             const rb = re < qEnd ? re : qEnd;
-            if (ra > filled) dst.fill(0, base + filled * 2, base + ra * 2);
+            if (ra > filled) this.#gap(dst, base, filled, ra);
             this.#copy((o + ra - t) * 2, (o + rb - t) * 2, dst, base + ra * 2);
             copiedTo = rb;
           }
@@ -158,7 +189,7 @@ export class PageBuilder implements RunBuilder {
         const a = t > qw ? t : qw;
         const end = t + sz;
         const b = end < qEnd ? end : qEnd;
-        if (a > filled) dst.fill(0, base + filled * 2, base + a * 2); // the reserved null word
+        if (a > filled) this.#gap(dst, base, filled, a);
         const n = (b - a) * 2;
         const si = (o + a - t) * 2;
         const di = base + a * 2;
@@ -203,7 +234,14 @@ export class PageBuilder implements RunBuilder {
         t = end;
         o = nextSet(starts, o + sz, segEnd);
         if (o >= segEnd) break;
+        // An object first in its chunk may be a large one landing past a gap.
+        if ((o & (CHUNK_WORDS - 1)) === 0) {
+          const at = chunkNew[o >>> 6];
+          if (at !== IN_PLACE && at > t) t = at;
+        }
       }
+      // The next object lands on a later page: the rest of this one is its gap.
+      if (t >= qEnd && filled < qEnd) this.#gap(dst, base, filled, qEnd);
     }
     // The segment's free tail starts on this page: a filler keeps the heap parseable.
     const newEnd = seg[s + Seg.NEW_END];

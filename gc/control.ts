@@ -161,8 +161,12 @@ const ctl = layout({
     'SELF_HELPED',
     /** Unbuilt pages the accessors met, on either fault path (each a stall of the mutator). */
     'UNBUILT_TOUCHES',
-    /** Pages the compactor itself built. */
+    /** Pages the compactor itself built (WHOLE pages included: it installs them unbuilt). */
     'COMPACTOR_BUILDS',
+    /** WHOLE pages the compactor installed straight from their from-space page, with no build. */
+    'WHOLE_PAGES',
+    /** Of them, pages whose from-space page was a hole (never written): the zero page went in. */
+    'ZERO_PAGES',
     'RELEASED_PAGES',
   ],
   /** Statistics of marking, zeroed when a cycle begins: what the marker traced and consumed. */

@@ -34,6 +34,7 @@ import { Tracer, clearMarks, mark } from './mark.js';
 import type { MarkerJob, MarkerReply } from './marker.js';
 import { Mode, type ModeName } from './modes.js';
 import { PAGE_SIZE } from './native.js';
+import { WORD } from './layout.js';
 import { Marking, type InjectOptions, type ResolvedOptions } from './options.js';
 import { compactionPause } from './pause.js';
 import { extendPlan, forwardObjectStarts, plan as planHeap, type Plan } from './plan.js';
@@ -66,6 +67,8 @@ export interface MutatorState {
   readonly barrierLog: BarrierLog;
   /** This epoch's object-start bitmap index in sh.objects; swapped at the flip. */
   epochStarts: number;
+  /** While a cycle runs: the filler gaps the allocator put before large objects, [start, end) pairs. */
+  allocGaps: number[] | null;
   nextStartsExtent: number;
 }
 
@@ -108,6 +111,8 @@ export interface CycleContext {
 export class CycleDriver {
   readonly #c: CycleContext;
   readonly concurrentMarking: boolean;
+  /** Large objects (options.largeObjectBytes) that start on a page keep doing so: plan.ts, step 6. */
+  readonly #alignWords: number;
   #active: ActiveCycle | null = null;
   #history: CycleStats[] = [];
   #cycles = 0;
@@ -121,6 +126,7 @@ export class CycleDriver {
   constructor(c: CycleContext) {
     this.#c = c;
     this.concurrentMarking = c.mode !== Mode.STW && c.opts.marking === Marking.CONCURRENT;
+    this.#alignWords = Math.ceil(c.opts.largeObjectBytes / WORD);
     c.threads.onCompactorDone = () => {
       if (this.#active?.phase === CyclePhase.COMPACTING && !c.threads.closed) this.#tryFinalize();
     };
@@ -266,6 +272,7 @@ export class CycleDriver {
     stats.rss.beforeBytes = readRss();
     const a: ActiveCycle = { stats, phase: CyclePhase.MARKING, blackStart: mut.top, typeCount: mut.typeCount, planTop: mut.top, plan: null, pinsAdded: mut.pinsAdded, request: 0, markerLost: false, pauseEnd: 0 };
     this.#active = a;
+    mut.allocGaps = [];
     if (!this.concurrentMarking) return a;
     mut.barrierLog.reset();
     mut.setBarrier(true, a.blackStart);
@@ -374,7 +381,7 @@ export class CycleDriver {
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.REMARKED);
     a.pinsAdded = mut.pinsAdded;
     a.markerLost = false; // a new job: only losing this one lets the pause plan by itself
-    a.request = this.#hand({ job: MarkJob.PLAN, topWord: a.planTop, pins: mut.pinWords(), denseThreshold: this.#c.opts.denseThreshold, next: mut.epochStarts ^ 1, nextExtent: mut.nextStartsExtent });
+    a.request = this.#hand({ job: MarkJob.PLAN, topWord: a.planTop, pins: mut.pinWords(), denseThreshold: this.#c.opts.denseThreshold, alignWords: this.#alignWords, next: mut.epochStarts ^ 1, nextExtent: mut.nextStartsExtent });
     this.#pause(a, 'remark', t0);
   }
 
@@ -382,9 +389,14 @@ export class CycleDriver {
     if (to <= from) return;
     const { sh, mut } = this.#c;
     setRange(sh.live, from, to);
+    // Except the fillers before large objects: live gap words would slide as data.
+    const gaps = mut.allocGaps ?? [];
+    let gapWords = 0;
+    for (let i = 0; i < gaps.length; i += 2)
+      for (let w = Math.max(gaps[i], from); w < Math.min(gaps[i + 1], to); w++, gapWords++) sh.live[w >>> 5] &= ~(1 << (w & 31));
     copyBits(sh.objects[mut.epochStarts], sh.starts, from, to);
     this.#active!.stats.mark.blackObjects += countRange(sh.objects[mut.epochStarts], from, to);
-    this.#active!.stats.mark.blackBytes += (to - from) * 8;
+    this.#active!.stats.mark.blackBytes += (to - from - gapWords) * 8;
   }
 
   /** Ends a cycle that failed before anything moved: the heap stays as it was. */
@@ -392,6 +404,7 @@ export class CycleDriver {
     a.error = e as Error;
     const { sh, mut } = this.#c;
     mut.setBarrier(false, 0);
+    mut.allocGaps = null;
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.IDLE);
     if (this.#active === a) this.#active = null;
     this.#cycles--;
@@ -437,7 +450,7 @@ export class CycleDriver {
         // What the mutator allocated since the marking pause slides as one block at the end.
         if (top > a.planTop) {
           this.#blacken(a.planTop, top);
-          extendPlan(sh, p, a.planTop, top);
+          extendPlan(sh, p, a.planTop, top, this.#alignWords > 0 ? { heap: mut.u32, types: sh.types, words: this.#alignWords } : null);
           forwardObjectStarts(sh, sh.starts, sh.objects[mut.epochStarts ^ 1], a.planTop, top);
         }
       } else {
@@ -447,7 +460,7 @@ export class CycleDriver {
         if (this.concurrentMarking) st.plan.inPause = true;
         if (top > a.planTop) this.#blacken(a.planTop, top);
         a.planTop = top;
-        p = planHeap(mut.u32, sh.types, sh, { topWord: top, pinned: mut.pinWords(), denseThreshold: opts.denseThreshold });
+        p = planHeap(mut.u32, sh.types, sh, { topWord: top, pinned: mut.pinWords(), denseThreshold: opts.denseThreshold, alignWords: this.#alignWords });
         const next = sh.objects[mut.epochStarts ^ 1];
         next.fill(0, 0, mut.nextStartsExtent);
         forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned);
@@ -463,6 +476,9 @@ export class CycleDriver {
     st.reclaimedBytes = st.usedBeforeBytes - p.allocTop * 8;
     st.pages.total = p.pagesTotal;
     st.pages.identity = p.identityPages;
+    st.plan.alignedObjects = p.aligned.objects;
+    st.plan.alignGapBytes = p.aligned.gapWords * WORD;
+    st.plan.wholePages = p.aligned.wholePages;
     st.pinnedSpans = p.pinnedSpans.length;
     st.segments = p.segments.length;
     this.#c.log.debug({ phase: 'plan', cycle: st.cycle, ms: roundMs(st.planMs), pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
@@ -494,6 +510,7 @@ export class CycleDriver {
     mut.nextStartsExtent = (mut.top >>> 5) + 1; // the retiring bitmap's bits all lie below the old top
     mut.epochStarts ^= 1;
     mut.top = p.allocTop;
+    mut.allocGaps = null;
     a.plan = p;
     a.phase = CyclePhase.COMPACTING;
     a.pauseEnd = now();

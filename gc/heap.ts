@@ -35,7 +35,7 @@ import { Pin, Root, RootTable, type RootOwner } from './roots.js';
 import { CollectorThreads, Role, type RoleName } from './threads.js';
 import { Watchdog } from './watchdog.js';
 import {
-  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, PAGE_SHIFT_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount,
+  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, PAGE_SHIFT_WORDS, PAGE_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, writeFiller,
 } from './layout.js';
 
 export type { Ref };
@@ -98,6 +98,10 @@ export class Heap implements RootOwner {
    */
   #compacting = false;
   readonly #pageState: Int32Array;
+  /** Objects at least this long start on a page (options.largeObjectBytes; 0: never). */
+  readonly #alignWords: number;
+  /** The filler gaps put before them while a cycle runs ([start, end) pairs): not live (#blacken). */
+  #allocGaps: number[] | null = null;
   readonly #faults: SelfService;
   /** The last resort for a fault nobody can serve (watchdog.ts). */
   #watchdog: Watchdog | null = null;
@@ -111,6 +115,7 @@ export class Heap implements RootOwner {
     this.capabilities = caps;
     this.log = log;
     this.#inject = opts.inject;
+    this.#alignWords = Math.ceil(opts.largeObjectBytes / 8);
     const advise = opts.dontFork ? (['DONTFORK'] as const) : [];
     const alignment = mapAlignment(opts.capacity);
     this.#heapMap = Mapping.anonymous(opts.capacity, { alignment, advise: [...advise, 'NOHUGEPAGE'] });
@@ -262,6 +267,8 @@ export class Heap implements RootOwner {
         heap.#epochStarts = v;
         heap.#objects = heap.#sh.objects[v];
       },
+      get allocGaps() { return heap.#allocGaps; },
+      set allocGaps(v: number[] | null) { heap.#allocGaps = v; },
       get nextStartsExtent() { return heap.#nextStartsExtent; },
       set nextStartsExtent(v: number) { heap.#nextStartsExtent = v; },
     };
@@ -339,9 +346,17 @@ export class Heap implements RootOwner {
   }
 
   #bump(words: number, typeId: number, length: number): Ref {
-    const w = this.#top;
-    if (w + words > this.capacity / 8)
+    let w = this.#top;
+    // A large object starts on a page, behind a filler, so that compaction can shift its full
+    // pages whole (plan.ts, step 6).
+    const gap = words >= this.#alignWords && this.#alignWords > 0 ? -w & (PAGE_WORDS - 1) : 0;
+    if (w + gap + words > this.capacity / 8)
       throw new MoveGcError(ErrorCode.HEAP_FULL, `heap full: ${words * 8} bytes requested, ${this.capacity - w * 8} free of ${this.capacity}; collect() to reclaim`);
+    if (gap > 0) {
+      writeFiller(this.#u32, w, gap);
+      this.#allocGaps?.push(w, w + gap);
+      w += gap;
+    }
     this.#top = w + words;
     this.#objects[w >>> 5] |= 1 << (w & 31); // the allocation-start bitmap: see #w
     this.#u32[w * 2] = typeId;

@@ -14,7 +14,7 @@
  */
 import { markMapped, markMappedRun } from './claim.js';
 import { MoveGcError } from './errors.js';
-import { PAGE_SIZE } from './native.js';
+import { PAGE_SIZE, native } from './native.js';
 import { Ctl, Hist, type Shared } from './shared.js';
 import type { Userfaultfd } from './uffd.js';
 
@@ -43,6 +43,8 @@ export class Installer {
   readonly #from: number;
   readonly #warn: Warn;
   #calls = 0;
+  /** mincore's answer for a WHOLE run (at most MAX_WHOLE_RUN pages; grown if asked for more). */
+  #resident = new Uint8Array(512);
 
   constructor(sh: Shared, uffd: Userfaultfd | null, warn: Warn) {
     this.#sh = sh;
@@ -65,6 +67,76 @@ export class Installer {
     const sh = this.#sh;
     if (Atomics.load(sh.ctl, Ctl.INSTALL) === Install.MOVE && Atomics.load(sh.ctl, Ctl.FAULT_INSTALL) === FaultInstall.COPY) this.#copyRun(q, buf, 1);
     else this.install(q, buf, 1);
+  }
+
+  /**
+   * Installs WHOLE pages [q, q+n) straight from their from-space pages [src, src+n)
+   * (compact.ts). A from-space page the mutator never wrote is a hole (no page at all): MOVE
+   * skips it (ALLOW_SRC_HOLES), and the zero page goes in its place before the pages count
+   * as installed (a MAPPED page with nothing behind it would fault forever). COPY reads a
+   * hole as zeros.
+   */
+  installWhole(q: number, src: number, n: number): void {
+    if (Atomics.load(this.#sh.ctl, Ctl.INSTALL) !== Install.MOVE) return this.install(q, src, n);
+    const sh = this.#sh;
+    let i = 0;
+    let retries = 0;
+    while (i < n) {
+      let k: number;
+      sh.count(Ctl.MOVE_CALLS);
+      sh.record(Hist.BATCH_PAGES, n - i);
+      try {
+        k = this.#uffd!.moveOnce(this.#heap + (q + i) * PAGE_SIZE, this.#from + (src + i) * PAGE_SIZE, (n - i) * PAGE_SIZE, { allowSrcHoles: true }) / PAGE_SIZE;
+        if (k < n - i) sh.count(Ctl.EAGAIN); // short move: continue from the progress
+      } catch (e) {
+        const err = e as MoveGcError;
+        k = Math.floor((err.bytesDone ?? 0) / PAGE_SIZE);
+        if (k === 0) {
+          if (err.code === 'EAGAIN' && ++retries <= MAX_EAGAIN_RETRIES) {
+            sh.count(Ctl.EAGAIN);
+            continue;
+          }
+          // Refused (EBUSY: pinned or shared; EEXIST: a thread that took it over installed it):
+          // this page alone by the general path, which copies it or counts it installed.
+          this.#move(q + i, src + i, 1);
+          i++;
+          continue;
+        }
+      }
+      this.#fillHoles(q + i, k);
+      markMappedRun(sh, q + i, k);
+      sh.count(Ctl.PAGES_MOVED, k);
+      i += k;
+    }
+  }
+
+  /** The zero page at every page of [q, q+n) that a MOVE with source holes left empty. */
+  #fillHoles(q: number, n: number): void {
+    if (this.#resident.length < n) this.#resident = new Uint8Array(n);
+    const r = this.#resident;
+    if (native.residency(this.#heap + q * PAGE_SIZE, n * PAGE_SIZE, r) === n) return;
+    for (let i = 0; i < n; ) {
+      if (r[i] & 1) {
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < n && !(r[j] & 1)) j++;
+      for (let at = i; at < j; ) {
+        let z: number;
+        try {
+          z = this.#uffd!.zeropage(this.#heap + (q + at) * PAGE_SIZE, (j - at) * PAGE_SIZE) / PAGE_SIZE;
+        } catch (e) {
+          // EEXIST: a page mincore could not see (e.g. swapped out, moved in as a swap entry).
+          if ((e as MoveGcError).code !== 'EEXIST') throw e;
+          z = Math.floor(((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE);
+          at++;
+        }
+        this.#sh.count(Ctl.ZERO_PAGES, z);
+        at += z;
+      }
+      i = j;
+    }
   }
 
   #move(q: number, buf: number, n: number): void {

@@ -40,6 +40,7 @@ export interface PlanPayload {
   topWord: number;
   pins: number[];
   denseThreshold: number;
+  alignWords: number;
   /** Which of sh.objects receives the next layout's starts, and how much of it to clear first. */
   next: number;
   nextExtent: number;
@@ -152,7 +153,7 @@ function planConcurrently(sh: Shared, heap: Uint32Array, job: PlanPayload): Plan
   const t0 = now();
   sh.clk[Clk.PLAN_START] = t0;
   const beat = (): void => sh.hb.beat(Role.MARKER);
-  const p = plan(heap, sh.types, sh, { topWord: job.topWord, pinned: job.pins, denseThreshold: job.denseThreshold, beat });
+  const p = plan(heap, sh.types, sh, { topWord: job.topWord, pinned: job.pins, denseThreshold: job.denseThreshold, alignWords: job.alignWords, beat });
   fillBeating(sh.objects[job.next], 0, 0, job.nextExtent, beat);
   forwardObjectStarts(sh, sh.starts, sh.objects[job.next], 0, p.oldTopAligned, beat);
   const t1 = now();

@@ -26,6 +26,8 @@ export const HEAP_ALIGN = 2 * 1024 * 1024;
  * thread of the process running (pause.ts).
  */
 export const PUD_ALIGN = 1024 * 1024 * 1024;
+/** Default largeObjectBytes: 16 pages, so that a run of WHOLE pages is long enough to install whole (compact.ts MIN_WHOLE_RUN). */
+export const LARGE_OBJECT_BYTES = 65536;
 export const mapAlignment = (capacity: number): number => (capacity >= PUD_ALIGN ? PUD_ALIGN : HEAP_ALIGN);
 
 export const PauseOrder = {
@@ -81,6 +83,11 @@ export interface HeapOptions {
   marking?: MarkingName;
   /** Leading pages at least this live stay in place (default 0.95; >1 disables). */
   denseThreshold?: number;
+  /**
+   * Objects of at least this many bytes are allocated on a page boundary and kept on one when
+   * compacted, so their full pages move whole, without a build (default 65536; 0: never).
+   */
+  largeObjectBytes?: number;
   /** A collector thread silent this long (ms) is considered stalled or dead and taken over. */
   stallMs?: number;
   /** Pause order: 'remap-first' (default, O(1) in heap size) or 'register-first' (ART's); see pause.ts. */
@@ -113,6 +120,7 @@ export interface ResolvedOptions {
   readonly mode: ModeName;
   readonly marking: MarkingName;
   readonly denseThreshold: number;
+  readonly largeObjectBytes: number;
   readonly stallMs: number;
   readonly pauseOrder: PauseOrderName;
   readonly faultInstall: FaultInstallName;
@@ -126,7 +134,7 @@ export interface ResolvedOptions {
   readonly logger: Logger | undefined;
 }
 
-const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'stallMs', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
+const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'stallMs', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
 const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
 
 /**
@@ -185,7 +193,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   const envMarking = process.env.MOVEGC_MARKING === Marking.PAUSE ? Marking.PAUSE : Marking.CONCURRENT;
   const marking = oneOf<MarkingName>('marking', s.marking, [Marking.CONCURRENT, Marking.PAUSE], envMarking);
   const envPath = process.env.MOVEGC_FAULT_PATH === FaultPath.HANDLER ? FaultPath.HANDLER : FaultPath.SELF;
-  const { stallMs, denseThreshold, hide, logger } = s;
+  const { stallMs, denseThreshold, largeObjectBytes, hide, logger } = s;
   if (stallMs !== undefined) {
     if (typeof stallMs !== 'number') throw invalidArg(`stallMs must be a number, got ${typeof stallMs}`);
     if (!Number.isFinite(stallMs) || stallMs < 1 || stallMs > 600_000) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `stallMs must be in [1, 600000], got ${stallMs}`);
@@ -193,6 +201,11 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   if (denseThreshold !== undefined) {
     if (typeof denseThreshold !== 'number') throw invalidArg(`denseThreshold must be a number, got ${typeof denseThreshold}`);
     if (Number.isNaN(denseThreshold) || denseThreshold < 0) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `denseThreshold must be >= 0 (above 1 disables), got ${denseThreshold}`);
+  }
+  if (largeObjectBytes !== undefined) {
+    if (typeof largeObjectBytes !== 'number') throw invalidArg(`largeObjectBytes must be a number, got ${typeof largeObjectBytes}`);
+    if (!Number.isSafeInteger(largeObjectBytes) || largeObjectBytes < 0 || largeObjectBytes > cap)
+      throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `largeObjectBytes must be an integer in [0, capacity] (0: never), got ${largeObjectBytes}`);
   }
   let hidden: Hideable[] = [];
   if (hide !== undefined) {
@@ -212,6 +225,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     mode,
     marking,
     denseThreshold: (denseThreshold as number | undefined) ?? 0.95,
+    largeObjectBytes: (largeObjectBytes as number | undefined) ?? LARGE_OBJECT_BYTES,
     stallMs: (stallMs as number | undefined) ?? 200,
     pauseOrder: oneOf<PauseOrderName>('pauseOrder', s.pauseOrder, [PauseOrder.REMAP_FIRST, PauseOrder.REGISTER_FIRST], PauseOrder.REMAP_FIRST),
     faultInstall: oneOf<FaultInstallName>('faultInstall', s.faultInstall, [FaultInstallPolicy.COPY, FaultInstallPolicy.MOVE], FaultInstallPolicy.COPY),

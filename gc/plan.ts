@@ -19,6 +19,11 @@
  *     prefix sum of live words, reset at each segment start), or IN_PLACE.
  *  5. pageFirst: per to-space page, the from-space object that is first to overlap it, so
  *     any thread can build any page on its own, in any order.
+ *  6. Large objects (at least `alignWords`, starting on a page in from-space, in the last
+ *     segment) land on a page too: the slide skips to the next page before them (the builders
+ *     write a filler in the gap). Their full pages past the header page hold no reference slot
+ *     are then shifted by whole pages: WHOLE pages, which the compactor installs straight from
+ *     their from-space page with no build (compact.ts), so MOVE relocates them without a copy.
  *
  * Departure from ART: ART has one moving space with a single black-dense prefix; pinning in
  * ART is per region elsewhere. Here pins split the space into independently slid segments.
@@ -26,7 +31,7 @@
 import { ErrorCode, MoveGcError } from './errors.js';
 import { countRange, fillBeating, nextSet, popcount32, prevSet, testBit } from './bits.js';
 import { CHUNK_WORDS, IN_PLACE, forward } from './forward.js';
-import { HEAP_START_WORD, PAGE_WORDS, sizeWords } from './layout.js';
+import { HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 import { MAX_SEGMENTS, PageKind, PagePhase, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
 export const NONE = 0xffffffff;
@@ -49,6 +54,8 @@ export interface Plan {
   oldTopAligned: number;
   /** The last segment's slide state at the chunk holding the plan's top (see extendPlan). */
   resume: SlideState;
+  /** Large objects kept on a page, the gap words that cost, and the pages shifted whole. */
+  aligned: { objects: number; gapWords: number; wholePages: number };
 }
 
 /** Where a segment's slide stands: the next chunk, its new address, the first slide page. */
@@ -56,6 +63,35 @@ export interface SlideState {
   chunk: number;
   cursor: number;
   firstSlidePage: number;
+  /** Large objects kept page-aligned so far, the words of gap before them, their WHOLE pages. */
+  aligned: number;
+  alignGapWords: number;
+  wholePages: number;
+}
+
+/** How the slide keeps large objects on pages (none: objects land back to back). */
+export interface Alignment {
+  heap: Uint32Array;
+  types: Int32Array;
+  /** Objects of at least this many words that start on a page keep doing so. */
+  words: number;
+}
+
+const newSlide = (chunk: number, cursor: number): SlideState => ({ chunk, cursor, firstSlidePage: -1, aligned: 0, alignGapWords: 0, wholePages: 0 });
+
+const CHUNKS_PER_PAGE = PAGE_WORDS / CHUNK_WORDS;
+
+/**
+ * The large object o (from-space, page-aligned, `sz` words) lands at page-aligned word t: its
+ * full pages past the header page (the header stays in from-space for builders of its other
+ * pages to read) that hold no reference slot are shifted whole. Returns how many.
+ */
+function markWhole(sh: Shared, heap: Uint32Array, types: Int32Array, o: number, t: number, sz: number): number {
+  const slotsEnd = t + 1 + ((refCount(heap, types, o) + 1) >>> 1);
+  const first = Math.max(t / PAGE_WORDS + 1, Math.ceil(slotsEnd / PAGE_WORDS));
+  const end = Math.floor((t + sz) / PAGE_WORDS);
+  for (let p = first; p < end; p++) sh.pageKind[p] = PageKind.WHOLE;
+  return Math.max(0, end - first);
 }
 
 /**
@@ -63,7 +99,7 @@ export interface SlideState {
  * of live words per chunk into chunkNew, and pageFirst of every to-space page whose first
  * word lands in them.
  */
-function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number, beat?: () => void): void {
+function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number, align: Alignment | null, beat?: () => void): void {
   const { live, starts, chunkNew, pageFirst } = sh;
   let cursor = st.cursor;
   let firstSlidePage = st.firstSlidePage;
@@ -79,15 +115,31 @@ function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number
   };
   for (let c = st.chunk; c < toChunk; c++) {
     if (beat !== undefined && (c & (BEAT_CHUNKS - 1)) === 0) beat();
-    chunkNew[c] = cursor;
     const n = popcount32(live[c * 2]) + popcount32(live[c * 2 + 1]);
-    if (n === 0) continue;
+    if (n === 0) {
+      chunkNew[c] = cursor;
+      continue;
+    }
     if (firstSlidePage < 0) {
       // The segment's first slide page starts with its first live object (leading words,
-      // if any, are the reserved null word).
+      // if any, are the reserved null word, or the gap before a large object).
       firstSlidePage = Math.floor(cursor / PAGE_WORDS);
       pageFirst[firstSlidePage] = objectAt(nextSet(live, c * CHUNK_WORDS, segEnd));
     }
+    // A large object starting on a page lands on one (its chunk is its first: only page
+    // starts are looked at).
+    if (align !== null && (c & (CHUNKS_PER_PAGE - 1)) === 0 && (live[c * 2] & 1) !== 0 && testBit(starts, c * CHUNK_WORDS)) {
+      const o = c * CHUNK_WORDS;
+      const sz = sizeWords(align.heap, align.types, o);
+      if (sz >= align.words) {
+        const t = alignUp(cursor);
+        st.aligned++;
+        st.alignGapWords += t - cursor;
+        st.wholePages += markWhole(sh, align.heap, align.types, o, t, sz);
+        cursor = t;
+      }
+    }
+    chunkNew[c] = cursor;
     // Pages whose first word lands inside this chunk's new range [cursor, cursor+n).
     for (let pw = alignUp(cursor); pw < cursor + n; pw += PAGE_WORDS) {
       const p = pw / PAGE_WORDS;
@@ -104,7 +156,7 @@ function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number
   st.firstSlidePage = firstSlidePage;
 }
 
-const alignUp = (w: number): number => Math.ceil(w / PAGE_WORDS) * PAGE_WORDS;
+export const alignUp = (w: number): number => Math.ceil(w / PAGE_WORDS) * PAGE_WORDS;
 const alignDown = (w: number): number => Math.floor(w / PAGE_WORDS) * PAGE_WORDS;
 
 /** Page-aligned spans around pinned objects, merged where they touch. */
@@ -134,6 +186,8 @@ export interface PlanOptions {
   denseThreshold: number;
   /** Called every few MiB of heap planned: the marker thread's heartbeat. */
   beat?: () => void;
+  /** Large objects that start on a page keep doing so from this many words (0: none). */
+  alignWords: number;
 }
 
 const BEAT_CHUNKS = 1 << 14; // 8 MiB of heap
@@ -171,7 +225,9 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
   }
 
   const segments: Plan['segments'] = [];
-  let resume: SlideState = { chunk: 0, cursor: 0, firstSlidePage: -1 };
+  let resume: SlideState = newSlide(0, 0);
+  const align: Alignment | null = opts.alignWords > 0 ? { heap, types, words: opts.alignWords } : null;
+  let aligned: Plan['aligned'] = { objects: 0, gapWords: 0, wholePages: 0 };
   let pagesTotal = 0;
   let identityPages = 0;
   regions.forEach((r, i) => {
@@ -212,15 +268,19 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
     }
     // Slide: exclusive prefix sum of live words per chunk; note the object that starts each
     // to-space page as the cursor crosses it.
-    const st: SlideState = { chunk: segIdent / CHUNK_WORDS, cursor: cursorStart, firstSlidePage: -1 };
+    const st = newSlide(segIdent / CHUNK_WORDS, cursorStart);
+    // Only the last segment keeps large objects on pages: below a pinned span the slide must
+    // fit under it, which the checks above count in live words alone.
+    const segAlign = last ? align : null;
     if (last) {
       // The last segment can grow in the compaction pause by what the mutator allocated
       // after the plan's top (extendPlan): keep the slide state where that top falls.
       const resumeChunk = Math.min(Math.max(opts.topWord >>> 6, st.chunk), r.end / CHUNK_WORDS);
-      slideChunks(sh, st, resumeChunk, r.end, opts.beat);
+      slideChunks(sh, st, resumeChunk, r.end, segAlign, opts.beat);
       resume = { ...st };
     }
-    slideChunks(sh, st, r.end / CHUNK_WORDS, r.end, opts.beat);
+    slideChunks(sh, st, r.end / CHUNK_WORDS, r.end, segAlign, opts.beat);
+    if (last) aligned = { objects: st.aligned, gapWords: st.alignGapWords, wholePages: st.wholePages };
     let cursor = st.cursor;
     if (tail > 0) {
       // Pages that start inside the straddler's slid tail begin with the straddler.
@@ -232,7 +292,7 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
     const firstPage = r.start / PAGE_WORDS;
     const endPage = Math.max(segIdent / PAGE_WORDS, newEnd > cursorStart ? alignUp(newEnd) / PAGE_WORDS : segIdent / PAGE_WORDS);
     for (let p = segIdent / PAGE_WORDS; p < endPage; p++) {
-      pageKind[p] = PageKind.SLIDE;
+      if (pageKind[p] !== PageKind.WHOLE) pageKind[p] = PageKind.SLIDE;
       pageState[p] = PagePhase.UNPROCESSED;
     }
     pagesTotal += endPage - firstPage;
@@ -254,6 +314,7 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
     allocTop: lastSeg.endPage > lastSeg.firstPage ? lastSeg.endPage * PAGE_WORDS : lastSeg.newEnd,
     oldTopAligned,
     resume,
+    aligned,
   };
 }
 
@@ -283,7 +344,7 @@ export function forwardObjectStarts(sh: Shared, source: Uint32Array, next: Uint3
  * as one block at the end of the last segment. The caller has set their live and start bits.
  * Cost: the chunks and pages of that allocation, not the heap.
  */
-export function extendPlan(sh: Shared, p: Plan, planTop: number, newTop: number): void {
+export function extendPlan(sh: Shared, p: Plan, planTop: number, newTop: number, align: Alignment | null): void {
   if (newTop <= planTop) return;
   const i = p.segments.length - 1;
   const seg = p.segments[i];
@@ -296,12 +357,13 @@ export function extendPlan(sh: Shared, p: Plan, planTop: number, newTop: number)
   pageFirst.fill(NONE, from, to);
   pageBuf.fill(-1, from, to);
   const st: SlideState = { ...p.resume };
-  slideChunks(sh, st, endAligned / CHUNK_WORDS, endAligned);
+  slideChunks(sh, st, endAligned / CHUNK_WORDS, endAligned, align);
+  p.aligned = { objects: st.aligned, gapWords: st.alignGapWords, wholePages: st.wholePages };
   const cursorStart = Math.max(seg.identEnd, seg.start === 0 ? HEAP_START_WORD : seg.start);
   const newEnd = st.cursor;
   const endPage = Math.max(seg.identEnd / PAGE_WORDS, newEnd > cursorStart ? alignUp(newEnd) / PAGE_WORDS : seg.identEnd / PAGE_WORDS);
   for (let q = seg.endPage; q < endPage; q++) {
-    pageKind[q] = PageKind.SLIDE;
+    if (pageKind[q] !== PageKind.WHOLE) pageKind[q] = PageKind.SLIDE;
     pageState[q] = PagePhase.UNPROCESSED;
   }
   p.pagesTotal += endPage - seg.endPage;

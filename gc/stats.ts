@@ -45,6 +45,10 @@ export interface CycleStats {
   pages: {
     total: number;
     identity: number;
+    /** Of builtByCompactor: WHOLE pages (plan.wholePages) it installed from their from-space page with no build, moved (or copied) as they were. */
+    whole: number;
+    /** Of whole (move mode): pages whose from-space page was never written (a hole, skipped by MOVE): the zero page was mapped instead. */
+    zero: number;
     moved: number;
     copied: number;
     builtByCompactor: number;
@@ -117,6 +121,14 @@ export interface CycleStats {
     cpuMs: number;
     /** Planned in the compaction pause (a pin added since, or the marker lost). */
     inPause: boolean;
+    /**
+     * Large objects kept on a page (options.largeObjectBytes), the gap bytes before them in
+     * to-space (the allocator's gaps are not live: they are reclaimed), and their pages
+     * planned WHOLE (shifted by whole pages: pages.whole of them needed no build).
+     */
+    alignedObjects: number;
+    alignGapBytes: number;
+    wholePages: number;
   };
   /** When the cycle ended (absolute ms). */
   endMs: number;
@@ -140,7 +152,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     compactionMs: 0,
     compactorBusyMs: 0,
     concurrentMs: 0,
-    pages: { total: 0, identity: 0, moved: 0, copied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
+    pages: { total: 0, identity: 0, whole: 0, zero: 0, moved: 0, copied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
     moveCalls: 0,
     copyCalls: 0,
     batchPages: empty,
@@ -162,7 +174,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     marking,
     pauses: [],
     mark: { objects: 0, words: 0, remarkObjects: 0, concurrentMs: 0, cpuMs: 0, barrierEntries: 0, logConsumed: 0, blackObjects: 0, blackBytes: 0 },
-    plan: { concurrentMs: 0, cpuMs: 0, inPause: false },
+    plan: { concurrentMs: 0, cpuMs: 0, inPause: false, alignedObjects: 0, alignGapBytes: 0, wholePages: 0 },
     compactor: { buildMs: 0, installMs: 0, releaseMs: 0, otherMs: 0, waitMs: 0, cpuMs: 0, queuedMs: 0 },
     endMs: 0,
   };
@@ -212,6 +224,8 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.pages.moved = c[Ctl.PAGES_MOVED];
   st.pages.copied = c[Ctl.PAGES_COPIED];
   st.pages.builtByCompactor = c[Ctl.COMPACTOR_BUILDS];
+  st.pages.whole = c[Ctl.WHOLE_PAGES];
+  st.pages.zero = c[Ctl.ZERO_PAGES];
   st.pages.builtByFaults = c[Ctl.FAULT_BUILDS];
   st.pages.builtByMutator = stw ? st.pages.total : c[Ctl.MUTATOR_BUILDS];
   st.pages.recycledBuffers = c[Ctl.RECYCLED_BUFFERS];

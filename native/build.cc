@@ -25,6 +25,7 @@ namespace {
 // Layout constants shared with gc/layout.ts, gc/shared.ts, gc/plan.ts and gc/forward.ts.
 // The TypeScript side passes its values at construction and they are checked against these.
 constexpr int64_t PAGE_WORDS = 512;
+constexpr int64_t CHUNK_WORDS = 64;
 constexpr int64_t HEAP_START_WORD = 1;
 constexpr uint32_t NONE = 0xffffffffu;
 constexpr uint32_t IN_PLACE = 0xffffffffu;
@@ -180,6 +181,32 @@ class Kernel {
     }
   }
 
+  inline uint32_t ChunkNew(int64_t c) const {
+    if (static_cast<uint64_t>(c) >= chunkNew.n) Fail("chunk outside the heap", c);
+    return chunkNew.p[c];
+  }
+
+  // Words [from, to) hold no object: the reserved null word stays zero, the rest is the gap
+  // before a page-aligned large object, a filler to `to` (build.ts #gap).
+  static void Gap(uint32_t* at_from, int64_t from, int64_t to) {
+    memset(at_from, 0, (to - from) * 8);
+    const int64_t g = from > HEAP_START_WORD ? from : HEAP_START_WORD;
+    if (to > g) {
+      at_from[(g - from) * 2] = FILLER_TYPE;
+      at_from[(g - from) * 2 + 1] = static_cast<uint32_t>(to - g);
+    }
+  }
+
+  // Where the live run [o, runEnd) landing at t stops landing back to back (build.ts #contiguousEnd).
+  int64_t ContiguousEnd(int64_t o, int64_t t, int64_t from, int64_t runEnd) const {
+    if (Forward(static_cast<uint32_t>(runEnd - 1)) == t + (runEnd - 1 - o)) return runEnd;
+    for (int64_t c = (from >> 6) + 1; c * CHUNK_WORDS < runEnd; c++) {
+      const uint32_t n = ChunkNew(c);
+      if (n != IN_PLACE && n != t + (c * CHUNK_WORDS - o)) return c * CHUNK_WORDS;
+    }
+    return runEnd;
+  }
+
   void Slide(int64_t q, uint32_t* page, int64_t s) {
     const double* seg = segments.p;
     const int64_t segEnd = static_cast<int64_t>(seg[s + END]);
@@ -200,11 +227,12 @@ class Kernel {
           const int64_t from = t < qw ? o + (qw - t) : o;
           const int64_t span = qEnd - t > STRIDE_WORDS ? qEnd - t : STRIDE_WORDS;
           runEnd = NextClear(live, from, o + span < segEndExt ? o + span : segEndExt);
+          if (runEnd - o >= STRIDE_WORDS) runEnd = ContiguousEnd(o, t, from, runEnd);
           if (runEnd - o >= STRIDE_WORDS) {
             const int64_t ra = t > qw ? t : qw;
             const int64_t re = t + (runEnd - o);
             const int64_t rb = re < qEnd ? re : qEnd;
-            if (ra > filled) memset(at(filled), 0, (ra - filled) * 8);
+            if (ra > filled) Gap(at(filled), filled, ra);
             CheckSrc((o + ra - t) * 2, (o + rb - t) * 2);
             memmove(at(ra), src_.p + (o + ra - t) * 2, (rb - ra) * 8);
             copiedTo = rb;
@@ -215,7 +243,7 @@ class Kernel {
         const int64_t a = t > qw ? t : qw;
         const int64_t end = t + sz;
         const int64_t b = end < qEnd ? end : qEnd;
-        if (a > filled) memset(at(filled), 0, (a - filled) * 8);  // the reserved null word
+        if (a > filled) Gap(at(filled), filled, a);
         const int64_t n = (b - a) * 2;
         const int64_t si = (o + a - t) * 2;
         uint32_t* d = at(a);
@@ -236,7 +264,14 @@ class Kernel {
         t = end;
         o = NextSet(starts, o + sz, segEnd);
         if (o >= segEnd) break;
+        // An object first in its chunk may be a large one landing past a gap.
+        if ((o & (CHUNK_WORDS - 1)) == 0) {
+          const uint32_t next = ChunkNew(o >> 6);
+          if (next != IN_PLACE && next > t) t = next;
+        }
       }
+      // The next object lands on a later page: the rest of this one is its gap.
+      if (t >= qEnd && filled < qEnd) Gap(at(filled), filled, qEnd);
     }
     // The segment's free tail starts on this page: a filler keeps the heap parseable.
     const int64_t newEnd = static_cast<int64_t>(seg[s + NEW_END]);

@@ -111,6 +111,23 @@ Napi::Value ResidentPages(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), count);
 }
 
+// residency(addr, len, out: Uint8Array): mincore's vector into `out` (bit 0 of a byte per
+// page: present in memory), and how many are; no allocation (the compactor calls it per run).
+Napi::Value Residency(const Napi::CallbackInfo& info) {
+  uint64_t addr = ArgAddr(info, 0, "address");
+  uint64_t len = ArgAddr(info, 1, "length");
+  if (info.Length() < 3 || !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "out must be a Uint8Array");
+  Napi::Uint8Array out = info[2].As<Napi::Uint8Array>();
+  long ps = sysconf(_SC_PAGESIZE);
+  size_t n = (len + ps - 1) / ps;
+  if (out.ElementLength() < n) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "out is shorter than the range's pages");
+  if (mincore(reinterpret_cast<void*>(addr), len, out.Data())) ThrowErrno(info.Env(), "mincore", errno);
+  double count = 0;
+  for (size_t i = 0; i < n; i++) count += out[i] & 1;
+  return Napi::Number::New(info.Env(), count);
+}
+
 }  // namespace
 
 void InitMemory(Napi::Env env, Napi::Object exports) {
@@ -122,6 +139,7 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mremapDontUnmap", Napi::Function::New(env, MremapDontUnmap, "mremapDontUnmap"));
   exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
   exports.Set("residentPages", Napi::Function::New(env, ResidentPages, "residentPages"));
+  exports.Set("residency", Napi::Function::New(env, Residency, "residency"));
   Napi::Object adv = Napi::Object::New(env);
   adv.Set("DONTNEED", MADV_DONTNEED);
   adv.Set("DONTFORK", MADV_DONTFORK);

@@ -6,7 +6,9 @@
  * does; then every to-space page is built by both builders into destinations pre-filled with
  * the same garbage (a word one builder writes and the other leaves would show), page by page
  * and in runs, into a separate array and into from-space itself (the compactor's recycled
- * buffers), and compared word for word. The builders need no kernel here; a last test runs
+ * buffers), and compared word for word. Heaps with large objects kept on pages (plan.ts, step
+ * 6) also check that every WHOLE page builds to exactly its from-space page: the compactor
+ * installs those unbuilt. The builders need no kernel here; a last test runs
  * whole collections through the kernel with each builder and compares the heaps.
  */
 import { describe, expect, it } from 'vitest';
@@ -14,6 +16,7 @@ import { PageBuilder, type RunBuilder } from '../dist/gc/build.js';
 import { NativePageBuilder } from '../dist/gc/build-native.js';
 import { Kind, PAGE_WORDS, TypeTable, BYTE_ARRAY_TYPE, REF_ARRAY_TYPE, FIRST_USER_TYPE, arrayWords, sizeWords, refCount } from '../dist/gc/layout.js';
 import { mark } from '../dist/gc/mark.js';
+import { forward } from '../dist/gc/forward.js';
 import { plan, type Plan } from '../dist/gc/plan.js';
 import { fixPinnedSpans } from '../dist/gc/pause.js';
 import { Ctl, PageKind, Shared } from '../dist/gc/shared.js';
@@ -43,6 +46,10 @@ interface Shape {
   largeP: number;
   /** Only objects of 1-3 words: object ends meet page edges often. */
   small?: boolean;
+  /** Objects of at least this many words start on a page behind a filler, as the heap allocates them (0: none). */
+  alignWords?: number;
+  /** The first object is a large byte array (with alignWords: the heap's first page is all gap). */
+  firstLarge?: boolean;
   /**
    * A long live run that slides into a pinned span's edge: an object straddling a page edge
    * and the live run before it are kept, the words before them dead, the next object pinned.
@@ -51,6 +58,7 @@ interface Shape {
 }
 
 interface TestHeap {
+  alignWords: number;
   sh: Shared;
   heap: Uint32Array;
   from: Uint32Array;
@@ -73,13 +81,18 @@ function randomHeap(rng: Rng, s: Shape): TestHeap {
   const sh = Shared.allocate({ heapAddress: 0, fromAddress: 0, capacity, scratchPages: SCRATCH_PAGES, uffdFd: -1, uffdFeatures: 0, types: typesSab });
   const heap = new Uint32Array(words * 2);
   const objs: number[] = [];
+  // With firstLarge: the first large object, objects that fill a gap and the object after them are roots.
+  const forced = new Set<number>();
   let top = 1;
   const limit = Math.min(words, Math.floor(words * s.fill));
   for (;;) {
     let typeId: number;
     let len = 0;
-    const k = rng.weighted([[6, 'fixed'], [2, 'refs'], [2, 'bytes']] as const);
-    if (k === 'fixed') typeId = s.small ? rng.pick(typeIds.slice(0, 2)) : rng.pick(typeIds);
+    const k = s.firstLarge && objs.length === 0 ? 'bytes' : rng.weighted([[6, 'fixed'], [2, 'refs'], [2, 'bytes']] as const);
+    if (s.firstLarge && objs.length === 0) {
+      typeId = BYTE_ARRAY_TYPE;
+      len = rng.int(8 * PAGE_WORDS, 20000);
+    } else if (k === 'fixed') typeId = s.small ? rng.pick(typeIds.slice(0, 2)) : rng.pick(typeIds);
     else {
       typeId = k === 'refs' ? REF_ARRAY_TYPE : BYTE_ARRAY_TYPE;
       const large = rng.chance(s.largeP);
@@ -88,6 +101,21 @@ function randomHeap(rng: Rng, s: Shape): TestHeap {
     }
     const kind = types.kind(typeId);
     const size = kind === Kind.FIXED ? types.rows[typeId * 4 + 3] : arrayWords(kind, len);
+    const gap = s.alignWords && size >= s.alignWords ? -top & (PAGE_WORDS - 1) : 0;
+    if (gap > 0 && top + gap + size <= limit) {
+      if (rng.chance(0.3)) {
+        // Sometimes an object fills the gap instead: a live run may then run into the large
+        // object, which can still land past a gap of its own (a stride must stop there).
+        heap[top * 2] = BYTE_ARRAY_TYPE;
+        heap[top * 2 + 1] = (gap - 1) * 8;
+        objs.push(top);
+        if (s.firstLarge) forced.add(top).add(top + gap);
+      } else {
+        heap[top * 2] = 0; // a filler, as Heap's allocator writes
+        heap[top * 2 + 1] = gap;
+      }
+      top += gap;
+    }
     if (top + size > limit) {
       if (s.fill >= 1 && top < words) {
         // A full heap: the last object ends exactly at the capacity.
@@ -103,6 +131,7 @@ function randomHeap(rng: Rng, s: Shape): TestHeap {
     }
     heap[top * 2] = typeId;
     heap[top * 2 + 1] = len;
+    if (s.firstLarge && objs.length === 0) forced.add(top);
     objs.push(top);
     top += size;
   }
@@ -111,24 +140,25 @@ function randomHeap(rng: Rng, s: Shape): TestHeap {
     const n = refCount(heap, types.rows, o);
     const end = (o + sizeWords(heap, types.rows, o)) * 2;
     for (let i = o * 2 + 2; i < end; i++) heap[i] = rng.u32();
-    for (let i = 0; i < n; i++) heap[o * 2 + 2 + i] = objs.length && rng.chance(0.7) ? rng.pick(objs) : 0;
+    // (With firstLarge, fewer: liveness stays close to the roots, so that dead runs are common.)
+    for (let i = 0; i < n; i++) heap[o * 2 + 2 + i] = objs.length && rng.chance(s.firstLarge ? 0.02 : 0.7) ? rng.pick(objs) : 0;
   }
   const roots = new Set<number>();
   objs.forEach((o, i) => {
-    if (i < s.densePrefix || rng.chance(s.rootP)) roots.add(o);
+    if (i < s.densePrefix || rng.chance(s.rootP) || forced.has(o)) roots.add(o);
   });
   const pinned = new Set<number>();
   for (let i = 0; i < s.pins && objs.length; i++) pinned.add(rng.pick(objs));
   if (s.straddlePin) straddlePin(rng, heap, types.rows, objs, roots, pinned);
   mark(heap, sh.types, 4096, sh.starts, sh.live, top, [...roots, ...pinned]);
-  const p = plan(heap, sh.types, sh, { topWord: top, pinned, denseThreshold: s.denseThreshold });
+  const p = plan(heap, sh.types, sh, { topWord: top, pinned, denseThreshold: s.denseThreshold, alignWords: s.alignWords ?? 0 });
   sh.ctl[Ctl.SEGMENTS] = p.segments.length;
   // From-space: the heap as it was (mremap moves it whole), plus scratch pages; then the
   // pause's fix of pinned spans (which also copies straddlers' in-span parts to from-space).
   const from = new Uint32Array((words + SCRATCH_PAGES * PAGE_WORDS) * 2);
   from.set(heap);
   fixPinnedSpans(heap, from, sh, p);
-  return { sh, heap, from, plan: p, top };
+  return { alignWords: s.alignWords ?? 0, sh, heap, from, plan: p, top };
 }
 
 /** See Shape.straddlePin: picks the liveness and pins; refs then point at roots only. */
@@ -190,6 +220,13 @@ interface Coverage {
   intoPins: number;
   /** ... at the end of a live run long enough for a block copy, and it slides. */
   intoPinsStride: number;
+  /** Large objects kept on a page; of them, landing past a gap; past a gap inside a live run (a stride must stop there). */
+  aligned: number;
+  alignedPastGap: number;
+  alignedInRun: number;
+  /** Pages planned WHOLE (each checked against its from-space page); pages that are all gap. */
+  whole: number;
+  gapPages: number;
 }
 
 /** Builds every page with both builders, every way the collector calls them, and compares. */
@@ -249,6 +286,34 @@ function compareBuilders(t: TestHeap, rng: Rng, cov: Coverage, ctx: string): voi
   expect(firstDiff(fromJs.subarray(0, scratchU32), from.subarray(0, scratchU32)), `${ctx}: js wrote into from-space`).toBe('identical');
   expect(firstDiff(fromNat.subarray(0, scratchU32), from.subarray(0, scratchU32)), `${ctx}: native wrote into from-space`).toBe('identical');
 
+  // A WHOLE page is its object's from-space page shifted by whole pages: built, it is that page.
+  pages.forEach((q, i) => {
+    if (sh.pageKind[q] !== PageKind.WHOLE) return;
+    const o = sh.pageFirst[q];
+    const src = o / PAGE_WORDS + q - sh.chunkNew[o >>> 6] / PAGE_WORDS;
+    expect(firstDiff(a.subarray(i * PAGE_U32, (i + 1) * PAGE_U32), from.subarray(src * PAGE_U32, (src + 1) * PAGE_U32)), `${ctx}: WHOLE page ${q} against from-space page ${src}`).toBe('identical');
+    cov.whole++;
+  });
+  for (const q of pages) {
+    const o = sh.pageFirst[q];
+    if (sh.pageKind[q] !== PageKind.IDENTITY && o !== 0xffffffff && forward(sh.chunkNew, sh.live, o) >= (q + 1) * PAGE_WORDS) cov.gapPages++;
+  }
+  if (t.alignWords > 0)
+    for (let c = 0; c * 64 < t.top; c += PAGE_WORDS / 64) {
+      const o = c * 64;
+      if (!(sh.starts[o >>> 5] & 1) || !(sh.live[o >>> 5] & 1) || sizeWords(from, sh.types, o) < t.alignWords || sh.chunkNew[c] === 0xffffffff || sh.chunkNew[c] % PAGE_WORDS !== 0) continue;
+      const seg = t.plan.segments[t.plan.segments.length - 1];
+      if (o < seg.identEnd || o < seg.start) continue;
+      cov.aligned++;
+      const prev = o - 1;
+      const prevLive = prev >= 0 && (sh.live[prev >>> 5] & (1 << (prev & 31))) !== 0;
+      let lastLive = prev;
+      while (lastLive >= seg.identEnd && !(sh.live[lastLive >>> 5] & (1 << (lastLive & 31)))) lastLive--;
+      if (lastLive >= seg.identEnd && forward(sh.chunkNew, sh.live, lastLive) + 1 < sh.chunkNew[c]) {
+        cov.alignedPastGap++;
+        if (prevLive) cov.alignedInRun++;
+      }
+    }
   cov.heaps++;
   cov.pages += n;
   cov.identity += pages.filter((q) => sh.pageKind[q] === PageKind.IDENTITY).length;
@@ -292,6 +357,7 @@ function shapeFor(rng: Rng, i: number): Shape {
     pins: rng.chance(0.5) ? rng.int(1, 6) : 0,
     largeP: rng.pick([0, 0.02, 0.1]),
     small: rng.chance(0.25),
+    alignWords: rng.pick([0, 0, 64, 512, 1024]),
   };
   // Fixed corners among the seeds: empty, full and fully live, and garbage only.
   if (i % 10 === 0) return { ...base, fill: 0 };
@@ -302,12 +368,14 @@ function shapeFor(rng: Rng, i: number): Shape {
   if (i % 10 === 4) return { ...base, small: true, denseThreshold: rng.pick([0, 0.5]), rootP: 0.5 };
   // Mostly live around pins: long live runs that slide into a pinned span's edge.
   if (i % 10 === 5) return { ...base, capacityPages: 64, largeP: 0, denseThreshold: 2, straddlePin: true };
+  // Large objects on pages from the first one: a first page that is all gap.
+  if (i % 10 === 6) return { ...base, capacityPages: rng.pick([16, 64]), alignWords: rng.pick([64, 512]), largeP: 0.1, small: false, densePrefix: 0, firstLarge: true, denseThreshold: 2, rootP: 0.3, pins: 0 };
   return base;
 }
 
 describe('page builders: js and native write the same bytes', () => {
   it('on random heaps (every kind, pins, straddlers, dense prefix, empty and full)', () => {
-    const cov: Coverage = { heaps: 0, pages: 0, identity: 0, pins: 0, straddlers: 0, emptyHeaps: 0, fullHeaps: 0, runs: 0, deadAtEdge: 0, strides: 0, tails: 0, intoPins: 0, intoPinsStride: 0 };
+    const cov: Coverage = { heaps: 0, pages: 0, identity: 0, pins: 0, straddlers: 0, emptyHeaps: 0, fullHeaps: 0, runs: 0, deadAtEdge: 0, strides: 0, tails: 0, intoPins: 0, intoPinsStride: 0, aligned: 0, alignedPastGap: 0, alignedInRun: 0, whole: 0, gapPages: 0 };
     SEEDS.forEach((seed, i) => {
       const rng = new Rng(seed);
       const shape = shapeFor(rng, i);
@@ -323,7 +391,7 @@ describe('page builders: js and native write the same bytes', () => {
       expect(cov.emptyHeaps, JSON.stringify(cov)).toBeGreaterThan(0);
       expect(cov.fullHeaps, JSON.stringify(cov)).toBeGreaterThan(0);
       expect(cov.runs, JSON.stringify(cov)).toBeLessThan(cov.pages);
-      for (const k of ['deadAtEdge', 'strides', 'tails', 'intoPins', 'intoPinsStride'] as const) expect(cov[k], `${k}: ${JSON.stringify(cov)}`).toBeGreaterThan(5);
+      for (const k of ['deadAtEdge', 'strides', 'tails', 'intoPins', 'intoPinsStride', 'aligned', 'alignedPastGap', 'alignedInRun', 'whole', 'gapPages'] as const) expect(cov[k], `${k}: ${JSON.stringify(cov)}`).toBeGreaterThan(5);
     }
   });
 

@@ -89,6 +89,9 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
   }
   const p = st.pages;
   expect(p.identity, ctx).toBeLessThanOrEqual(p.total);
+  // WHOLE pages: planned by the plan, installed unbuilt by the compactor alone (never in stw).
+  expect(p.whole, ctx).toBeLessThanOrEqual(Math.min(st.plan.wholePages, p.builtByCompactor));
+  if (mode === 'stw') expect(p.whole, ctx).toBe(0);
   // Every page is built exactly once, by someone.
   expect(p.builtByCompactor + p.builtByFaults + p.builtByMutator, ctx).toBe(p.total);
   if (mode === 'stw') {
@@ -128,8 +131,9 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
     // per single-page COPY).
     if (!e.injected) expect(st.batchPages.count, ctx).toBe(st.moveCalls + single);
     if (p.total >= 128 && !e.faulted && !e.injected) expect(st.moveCalls, ctx).toBeLessThan(p.total / 4);
-    // Buffers: the compactor's pages were built into recycled from-space or scratch pages.
-    expect(p.recycledBuffers + p.freshBuffers, ctx).toBeGreaterThanOrEqual(p.builtByCompactor);
+    // Buffers: the compactor's pages were built into recycled from-space or scratch pages,
+    // or were WHOLE (installed from their from-space page, unbuilt).
+    expect(p.recycledBuffers + p.freshBuffers + p.whole, ctx).toBeGreaterThanOrEqual(p.builtByCompactor);
   }
   // Every fault read was served and timed; every page the accessors built was timed.
   expect(st.faultUs.count, ctx).toBe(st.faults);
