@@ -31,6 +31,10 @@ export const KNOBS: readonly Knob[] = [
   },
   { flag: 'dense-threshold', option: 'denseThreshold', default: 0.95, min: 0, help: 'leading pages at least this live stay in place (above 1 disables)' },
   {
+    flag: 'large-object-bytes', option: 'largeObjectBytes', default: 65536, min: 0,
+    help: 'objects at least this large start on a page and keep doing so: their full pages are installed whole, unbuilt (0: never)',
+  },
+  {
     flag: 'builder', option: 'builder', default: 'native', choices: ['native', 'js'],
     help: 'page builder: compiled (native/build.cc) or the TypeScript reference (gc/build.ts)',
   },

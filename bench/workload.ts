@@ -24,13 +24,14 @@ import type { Heap, HeapType, Pin, Ref, Root } from '../gc/index.js';
 
 export const PATTERNS = ['interleaved', 'blocks', 'random'] as const;
 export type Pattern = (typeof PATTERNS)[number];
-export const SIZE_MIXES = ['small', 'mixed', 'large'] as const;
+export const SIZE_MIXES = ['small', 'mixed', 'large', 'huge'] as const;
 export type SizeMix = (typeof SIZE_MIXES)[number];
 
 export const SIZE_MIX_DOC: Record<SizeMix, string> = {
   small: 'Node objects of 32-64 B (2 references + 16-48 raw bytes)',
   mixed: 'small Nodes, plus 0.5% (by count, about half the bytes) byte arrays of 1-16 KiB',
   large: 'byte arrays of 4-64 KiB (90% by count) and small Nodes (10%)',
+  huge: 'byte arrays of 128 KiB-1 MiB (90% by count) and small Nodes (10%)',
 };
 
 export interface Workload {
@@ -92,7 +93,7 @@ export function buildHeap(heap: Heap, w: Workload): Built {
   const maxObjects = Math.ceil(target / 32);
   const dirRef = heap.allocRefArray(Math.ceil(maxObjects / CHUNK) + 1);
   const dir = heap.root(dirRef);
-  const pattern = new Uint8Array(64 * 1024);
+  const pattern = new Uint8Array(w.sizes === 'huge' ? 1024 * 1024 : 64 * 1024);
   for (let i = 0; i < pattern.length; i++) pattern[i] = (i * 131 + 7) & 0xff;
 
   const ring = new Float64Array(RING);
@@ -104,7 +105,7 @@ export function buildHeap(heap: Heap, w: Workload): Built {
   const pins: Pin[] = [];
   let pinsRequested = 0;
   const roots: Root[] = [];
-  const maxObj = 64 * 1024 + 64 + CHUNK * 4 + 16;
+  const maxObj = (w.sizes === 'huge' ? 1024 * 1024 + 4096 : 64 * 1024) + 64 + CHUNK * 4 + 16;
   const liveEvery = w.live;
 
   while (heap.usedBytes + maxObj < target) {
@@ -117,7 +118,7 @@ export function buildHeap(heap: Heap, w: Workload): Built {
       if (r < 0.005) len = 1024 + Math.floor(rnd() * (15 * 1024 + 1));
       else type = nodeTypes[Math.floor(rnd() * NODE_SIZES.length)];
     } else {
-      if (r < 0.9) len = 4096 + Math.floor(rnd() * (60 * 1024 + 1));
+      if (r < 0.9) len = w.sizes === 'huge' ? 128 * 1024 + Math.floor(rnd() * (896 * 1024 + 1)) : 4096 + Math.floor(rnd() * (60 * 1024 + 1));
       else type = nodeTypes[Math.floor(rnd() * NODE_SIZES.length)];
     }
     // Live or dead, by the pattern.

@@ -225,7 +225,8 @@ describe.each(['move', 'copy'] as const)('collector thread faults (%s)', (mode) 
       // The compactor stalls before its first page for 1 s (less than stallMs: no takeover);
       // the mutator's walk touches every page meanwhile. A delay repeated at each page the
       // compactor then skips made such a cycle last pages x delayMs (here ~6 min: the timeout).
-      const s = await setup({ mode, stallMs: 10_000, faultPath });
+      // (No object kept on a page: a page that is all gap before one holds nothing to walk.)
+      const s = await setup({ mode, stallMs: 10_000, faultPath, largeObjectBytes: 0 });
       const st = await faultyCycle(s, { delayAtPage: 1, delayMs: 1000 });
       allInstalled(st);
       expect(st.pages.builtByCompactor).toBe(0);
