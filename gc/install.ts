@@ -177,7 +177,10 @@ export class Installer {
           sh.count(Ctl.EEXIST);
           markMapped(sh, q + i);
         } else if (code === 'ENOENT') {
+          // No page at the source: moved in by a thread that took it over (the destination
+          // has it), or a WHOLE page's from-space page never written (it has none: zeros).
           sh.count(Ctl.ENOENT);
+          this.#fillHoles(q + i, 1);
           markMapped(sh, q + i);
         } else if (code === 'EINVAL' && !single && n - i > 1) {
           // A run whose source or destination crosses two VMAs (the kernel wants one each).

@@ -1,0 +1,85 @@
+/**
+ * Installing from a source with no page behind it (gc/install.ts). A large object's
+ * from-space page that the mutator never wrote is a hole; the compactor installs WHOLE pages
+ * straight from from-space, and a thread that helps or takes over installs another builder's
+ * page from the same source. In move mode a hole must end as the zero page in the heap before
+ * the page counts as installed: a page marked installed with nothing behind it would fault
+ * forever while the heap is registered. Driven here on real mappings with a real userfaultfd,
+ * nobody serving faults: every check reads residency (mincore), never the pages themselves.
+ */
+import { afterEach, describe, expect } from 'vitest';
+import { Install, Installer } from '../dist/gc/install.js';
+import { Mapping, PAGE_SIZE, Userfaultfd } from '../dist/gc/index.js';
+import { native } from '../dist/gc/native.js';
+import { Ctl, PagePhase, Shared } from '../dist/gc/shared.js';
+import { TypeTable } from '../dist/gc/layout.js';
+import { itKernel } from './kernel.js';
+
+const PS = PAGE_SIZE;
+const PAGES = 8;
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+});
+
+/** A heap of PAGES registered for missing faults, a from-space whose pages 0, 2, 3 are written (the rest are holes). */
+function setup(install: number): { sh: Shared; inst: Installer; heap: Mapping; from: Mapping; warnings: string[] } {
+  const u = Userfaultfd.open({ features: ['MOVE'] });
+  cleanups.push(() => u.close());
+  const heap = Mapping.anonymous(PAGES * PS, { advise: ['NOHUGEPAGE'] });
+  const from = Mapping.anonymous(PAGES * PS, { advise: ['NOHUGEPAGE'] });
+  cleanups.push(() => heap.close(), () => from.close());
+  const f = new Uint8Array(from.view());
+  for (const p of [0, 2, 3]) f.fill(p + 1, p * PS, (p + 1) * PS);
+  u.register(heap.address, heap.length);
+  const sh = Shared.allocate({ heapAddress: heap.address, fromAddress: from.address, capacity: PAGES * PS, scratchPages: 0, uffdFd: u.fd, uffdFeatures: u.features, types: TypeTable.allocate() });
+  sh.ctl[Ctl.INSTALL] = install;
+  sh.ctl[Ctl.PAGES_TOTAL] = PAGES;
+  sh.pageState.fill(PagePhase.PROCESSED);
+  const warnings: string[] = [];
+  return { sh, inst: new Installer(sh, u, (msg) => warnings.push(msg)), heap, from, warnings };
+}
+
+const resident = (m: Mapping, first: number, n: number): number[] => {
+  const r = new Uint8Array(n);
+  native.residency(m.address + first * PS, n * PS, r);
+  return [...r].map((v) => v & 1);
+};
+
+describe('a source page that is a hole (never written)', () => {
+  itKernel('WHOLE run (installWhole): moved where there is a page, the zero page where there is none; all installed', () => {
+    const { sh, inst, heap, warnings } = setup(Install.MOVE);
+    inst.installWhole(0, 0, 5);
+    expect(resident(heap, 0, 5)).toEqual([1, 1, 1, 1, 1]);
+    expect(sh.ctl[Ctl.ZERO_PAGES]).toBe(2); // pages 1 and 4
+    expect(sh.ctl[Ctl.PAGES_MOVED]).toBe(5);
+    expect(sh.ctl[Ctl.PAGES_MAPPED]).toBe(5);
+    expect(sh.ctl[Ctl.MOVE_CALLS]).toBe(1); // one call for the run, holes and all
+    const h = new Uint8Array(heap.view());
+    expect([h[0], h[PS], h[2 * PS], h[3 * PS + 100], h[4 * PS]]).toEqual([1, 0, 3, 4, 0]);
+    expect(warnings).toEqual([]);
+  });
+
+  itKernel("another builder's page installed by a helper or a taker (install): ENOENT at a hole is the zero page, not an empty page", () => {
+    const { sh, inst, heap } = setup(Install.MOVE);
+    inst.install(1, 1, 1); // a hole: ENOENT
+    inst.installBuilt(4, 4); // the mutator helping (faultInstall copy: a COPY reads the hole as zeros)
+    inst.install(2, 2, 1); // a page: moved
+    expect(resident(heap, 1, 4)).toEqual([1, 1, 0, 1]);
+    expect(sh.ctl[Ctl.ENOENT]).toBe(1);
+    expect(sh.ctl[Ctl.ZERO_PAGES]).toBe(1);
+    // Installing it again (the other installer, second): its source is gone, its destination full.
+    inst.install(2, 2, 1);
+    expect(sh.ctl[Ctl.ENOENT] + sh.ctl[Ctl.EEXIST]).toBe(2);
+    expect(sh.ctl[Ctl.ZERO_PAGES]).toBe(1); // the destination had its page: nothing filled
+    expect(new Uint8Array(heap.view())[2 * PS]).toBe(3);
+  });
+
+  itKernel('copy mode (installWhole is a plain COPY run): a hole reads as zeros, no fill needed', () => {
+    const { sh, inst, heap } = setup(Install.COPY);
+    inst.installWhole(0, 0, 5);
+    expect(resident(heap, 0, 5)).toEqual([1, 1, 1, 1, 1]);
+    expect(sh.ctl[Ctl.ZERO_PAGES]).toBe(0);
+    expect(sh.ctl[Ctl.PAGES_COPIED]).toBe(5);
+  });
+});
