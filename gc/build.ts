@@ -110,21 +110,6 @@ export class PageBuilder implements RunBuilder {
     }
   }
 
-  /**
-   * Where the live run [o, runEnd) (o lands at t) stops landing back to back: at the first
-   * chunk whose new address is not where contiguity puts it (a page-aligned large object
-   * after a gap), or runEnd. Checked once at the run's last word; scanned only on a mismatch.
-   */
-  #contiguousEnd(o: number, t: number, from: number, runEnd: number): number {
-    const { chunkNew, live } = this.#sh;
-    if (forward(chunkNew, live, runEnd - 1) === t + (runEnd - 1 - o)) return runEnd;
-    for (let c = (from >>> 6) + 1; c * CHUNK_WORDS < runEnd; c++) {
-      const n = chunkNew[c];
-      if (n !== IN_PLACE && n !== t + (c * CHUNK_WORDS - o)) return c * CHUNK_WORDS; // (IN_PLACE: a straddler's tail in a pinned span)
-    }
-    return runEnd;
-  }
-
   #slide(q: number, dst: Uint32Array, base: number, s: number): void {
     const sh = this.#sh;
     const src = this.#from;
@@ -156,8 +141,9 @@ export class PageBuilder implements RunBuilder {
           // run made every page of an N-page object cost O(N): a 32 MiB array took 1.7 s.
           const from = t < qw ? o + (qw - t) : o;
           const span = qEnd - t > STRIDE_WORDS ? qEnd - t : STRIDE_WORDS;
+          // A run may go on into a large object that lands past a gap, on the next page: what
+          // the copy puts past the run's last object on this page is the gap, written after.
           runEnd = nextClear(live, from, o + span < segEndExt ? o + span : segEndExt);
-          if (runEnd - o >= STRIDE_WORDS) runEnd = this.#contiguousEnd(o, t, from, runEnd);
           if (runEnd - o >= STRIDE_WORDS) {
             const ra = t > qw ? t : qw;
             const re = t + (runEnd - o);

@@ -83,12 +83,12 @@ const CHUNKS_PER_PAGE = PAGE_WORDS / CHUNK_WORDS;
 
 /**
  * The large object o (from-space, page-aligned, `sz` words) lands at page-aligned word t: its
- * full pages past the header page (the header stays in from-space for builders of its other
- * pages to read) that hold no reference slot are shifted whole. Returns how many.
+ * full pages past its header and reference slots are shifted whole. Returns how many. (The
+ * header page never is: builders of the object's other pages read its header in from-space.)
  */
 function markWhole(sh: Shared, heap: Uint32Array, types: Int32Array, o: number, t: number, sz: number): number {
-  const slotsEnd = t + 1 + ((refCount(heap, types, o) + 1) >>> 1);
-  const first = Math.max(t / PAGE_WORDS + 1, Math.ceil(slotsEnd / PAGE_WORDS));
+  const slotsEnd = t + 1 + ((refCount(heap, types, o) + 1) >>> 1); // > t
+  const first = Math.ceil(slotsEnd / PAGE_WORDS);
   const end = Math.floor((t + sz) / PAGE_WORDS);
   for (let p = first; p < end; p++) sh.pageKind[p] = PageKind.WHOLE;
   return Math.max(0, end - first);

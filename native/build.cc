@@ -197,16 +197,6 @@ class Kernel {
     }
   }
 
-  // Where the live run [o, runEnd) landing at t stops landing back to back (build.ts #contiguousEnd).
-  int64_t ContiguousEnd(int64_t o, int64_t t, int64_t from, int64_t runEnd) const {
-    if (Forward(static_cast<uint32_t>(runEnd - 1)) == t + (runEnd - 1 - o)) return runEnd;
-    for (int64_t c = (from >> 6) + 1; c * CHUNK_WORDS < runEnd; c++) {
-      const uint32_t n = ChunkNew(c);
-      if (n != IN_PLACE && n != t + (c * CHUNK_WORDS - o)) return c * CHUNK_WORDS;
-    }
-    return runEnd;
-  }
-
   void Slide(int64_t q, uint32_t* page, int64_t s) {
     const double* seg = segments.p;
     const int64_t segEnd = static_cast<int64_t>(seg[s + END]);
@@ -227,7 +217,6 @@ class Kernel {
           const int64_t from = t < qw ? o + (qw - t) : o;
           const int64_t span = qEnd - t > STRIDE_WORDS ? qEnd - t : STRIDE_WORDS;
           runEnd = NextClear(live, from, o + span < segEndExt ? o + span : segEndExt);
-          if (runEnd - o >= STRIDE_WORDS) runEnd = ContiguousEnd(o, t, from, runEnd);
           if (runEnd - o >= STRIDE_WORDS) {
             const int64_t ra = t > qw ? t : qw;
             const int64_t re = t + (runEnd - o);
