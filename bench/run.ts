@@ -136,6 +136,8 @@ export interface ModeSummary {
   pagesTotal: number;
   pagesMoved: number;
   pagesCopied: number;
+  /** Installed unbuilt (WHOLE pages of large objects kept on pages, move mode). */
+  pagesWhole: number;
   pagesBuiltByFaults: number;
   ebusyFallbacks: number;
   moveCalls: number;
@@ -272,6 +274,7 @@ function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
     pagesTotal: m((r) => r.pages.total),
     pagesMoved: m((r) => r.pagesMoved),
     pagesCopied: m((r) => r.pagesCopied),
+    pagesWhole: m((r) => r.pages.whole ?? 0),
     pagesBuiltByFaults: m((r) => r.pages.builtByFaults),
     ebusyFallbacks: m((r) => r.ebusyFallbacks),
     moveCalls: m((r) => r.moveCalls),
@@ -455,13 +458,13 @@ export function textSummary(res: Results): string {
     const ms = Object.values(c.modes) as ModeSummary[];
     out.push(
       table([
-        ['mode', 'live MiB', 'compact ms', 'GB/s', 'pause ms', 'stw max ms', 'stw total ms', 'mmu 10ms', 'collect ms', 'mark ms', 'faults', 'mut p50 us', 'mut p99 us', 'hdl p50 us', 'hdl p99 us', 'moved', 'copied', 'ebusy', 'MOVE calls', 'RSS before MiB', 'peak MiB', 'peak/before'],
+        ['mode', 'live MiB', 'compact ms', 'GB/s', 'pause ms', 'stw max ms', 'stw total ms', 'mmu 10ms', 'collect ms', 'mark ms', 'faults', 'mut p50 us', 'mut p99 us', 'hdl p50 us', 'hdl p99 us', 'moved', 'copied', 'whole', 'ebusy', 'MOVE calls', 'RSS before MiB', 'peak MiB', 'peak/before'],
         ...ms.map((s) => {
           // stw has no faults, fault server or MOVE calls: "-", not 0.
           const cc = (x: number | null, d = 1): string => (s.mode === 'stw' ? '-' : f(x, d));
           return [
             s.mode, f(s.liveBytes / MiB), f(s.compactionMs), f(s.throughputMBps / 1000, 2), f(s.pauseMs, 2), f(s.stwMaxMs, 2), f(s.stwTotalMs, 1), f(s.mmu10ms, 2), f(s.collectMs), f(s.markMs), cc(s.mutatorFaults, 0),
-            cc(s.faultP50Us), cc(s.faultP99Us), cc(s.handlerFaultP50Us), cc(s.handlerFaultP99Us), f(s.pagesMoved, 0), f(s.pagesCopied, 0), cc(s.ebusyFallbacks, 0),
+            cc(s.faultP50Us), cc(s.faultP99Us), cc(s.handlerFaultP50Us), cc(s.handlerFaultP99Us), f(s.pagesMoved, 0), f(s.pagesCopied, 0), f(s.pagesWhole, 0), cc(s.ebusyFallbacks, 0),
             cc(s.moveCalls, 0), f(s.rssBeforeBytes / MiB), f(s.rssPeakBytes / MiB), f(s.rssPeakOverBefore, 3),
           ];
         }),

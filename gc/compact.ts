@@ -9,9 +9,12 @@
  *    is built twice.
  *
  * WHOLE pages (plan.ts, step 6: full pages of a large object kept on a page) need no build:
- * the compactor installs each run of them straight from its from-space pages, so MOVE
- * relocates them without touching their bytes (COPY must copy them). Other threads build
- * them like any page: their sources stay intact until the compactor's own install.
+ * in move mode the compactor installs each long run of them straight from its from-space
+ * pages, so MOVE relocates them without touching their bytes. Copy mode builds them like any
+ * page: COPY must copy the bytes anyway, and copying from from-space pages measured twice as
+ * slow as from the scratch page they are built into (bench --sizes huge: 355 vs 173 ms, the
+ * kernel's first touch of each from-space page). Other threads build them like any page:
+ * their sources stay intact until the compactor's own install.
  *
  * Recycling: sliding compaction reads from-space at or above what it writes, so once every
  * to-space page below q is built, every from-space page below q's first source page has been
@@ -347,7 +350,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     while (n < lim && sh.pageKind[q + n] === PageKind.WHOLE && sourceOf(q + n) === src + n) n++;
     return n;
   };
-  const takeWhole = (q: number, end: number): boolean => wholeAhead(q, Math.min(MIN_WHOLE_RUN, end - q)) >= MIN_WHOLE_RUN;
+  const takeWhole = (q: number, end: number): boolean => recycle && wholeAhead(q, Math.min(MIN_WHOLE_RUN, end - q)) >= MIN_WHOLE_RUN;
   // A step of WHOLE pages from q: claims the run whose sources follow on, installs it at once
   // (its sources must not wait where the recycler will go). Returns how many pages it took.
   const wholeStep = (q: number, cap: number): number => {
