@@ -111,6 +111,8 @@ export interface RepResult {
   faultHandlerBuckets: Array<[number, number]>;
   touches: number;
   touchErrors: number;
+  /** The heap's cycle number of the measured collection (1 + warmCycles). */
+  cycle: number;
   pages: CycleStats['pages'];
   pagesMoved: number;
   pagesCopied: number;
@@ -153,6 +155,11 @@ export interface RepOptions {
   /** paced: one touch every touchUs (sleeping between); busy: back to back; none: no touches. */
   mutator: MutatorKind;
   touchUs: number;
+  /**
+   * Collections of the fresh heap before the measured one: its pages were then installed by
+   * the last cycle and not touched since (cold data), not written just before (0: the default).
+   */
+  warmCycles?: number;
   /** Heap options that change results (knobs.ts), passed to Heap.create as they are. */
   heapOptions: KnobValues;
 }
@@ -220,6 +227,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
   try {
     const ctlOf = controlBlock(heap);
     const built = buildHeap(heap, w);
+    for (let i = 0; i < (o.warmCycles ?? 0); i++) await heap.gc();
     const liveCount = built.liveCount;
     const rnd = rng(w.seed * 31 + o.rep);
     const tl: Timeline = { tMs: [], pagesMapped: [], faults: [], rssMiB: [], pagesTotal: 0, faultEvents: [], collectEndMs: 0, markEndMs: 0, planEndMs: 0, pauseStartMs: 0, cycleEndMs: 0, idleStartMs: 0, idleEndMs: 0 };
@@ -442,6 +450,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       faultHandlerBuckets: handler.buckets,
       touches,
       touchErrors,
+      cycle: st.cycle,
       pages: st.pages,
       pagesMoved: st.pages.moved,
       pagesCopied: st.pages.copied,

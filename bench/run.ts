@@ -47,6 +47,8 @@ export interface Args {
   sampleMs: number;
   mutator: MutatorKind;
   touchUs: number;
+  /** Collections of each fresh heap before the measured one. */
+  warmCycles: number;
   verify: boolean;
   floor: boolean;
   /** Heap options that change results: one set for bench, every combination for sweep. */
@@ -81,6 +83,7 @@ function toArgs(v: Values): Args {
     sampleMs: v.sampleMs as number,
     mutator: v.mutator as MutatorKind,
     touchUs: v.touchUs as number,
+    warmCycles: (v.warmCycles as number | undefined) ?? 0,
     verify: v.verify === true,
     floor: v.noFloor !== true,
     knobs: knobGrid(lists),
@@ -428,7 +431,7 @@ async function runComparison(args: Args, heapMiB: number, knobs: KnobValues, flo
   const byMode = new Map<ModeName, RepResult[]>(args.modes.map((m) => [m, []]));
   for (let rep = 1; rep <= args.reps; rep++) {
     for (const mode of args.modes) {
-      const r = await runRep({ mode, workload, rep, horizonMs, sampleMs: args.sampleMs, verify: args.verify, mutator: args.mutator, touchUs: args.touchUs, heapOptions: knobs });
+      const r = await runRep({ mode, workload, rep, horizonMs, sampleMs: args.sampleMs, verify: args.verify, mutator: args.mutator, touchUs: args.touchUs, warmCycles: args.warmCycles, heapOptions: knobs });
       byMode.get(mode)!.push(r);
       const el = ((performance.now() - t0) / 1000).toFixed(1);
       const fb = r.mode !== mode ? ` (FELL BACK to ${r.mode}: ${r.fallbacks.join('; ')})` : '';
@@ -454,7 +457,7 @@ export function textSummary(res: Results): string {
   const c = res.main;
   if (c) {
     const w = c.workload;
-    out.push(`workload: ${w.heapBytes / MiB} MiB heap, live ${w.live}, pattern ${w.pattern}, sizes ${w.sizes}, pinned ${w.pinned}, seed ${w.seed}; mutator ${res.params.mutator}${res.params.mutator === 'paced' ? ` (${res.params.touchUs} us)` : ''}; medians of ${res.params.reps} reps`);
+    out.push(`workload: ${w.heapBytes / MiB} MiB heap, live ${w.live}, pattern ${w.pattern}, sizes ${w.sizes}, pinned ${w.pinned}, seed ${w.seed}; mutator ${res.params.mutator}${res.params.mutator === 'paced' ? ` (${res.params.touchUs} us)` : ''}; ${res.params.warmCycles ? `measured after ${res.params.warmCycles} collections of each heap; ` : ''}medians of ${res.params.reps} reps`);
     const ms = Object.values(c.modes) as ModeSummary[];
     out.push(
       table([

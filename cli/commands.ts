@@ -45,6 +45,7 @@ const workloadOptions: Record<string, OptSpec> = {
   'sample-ms': { type: 'number', min: 0.1, max: 1000, default: 1, metavar: 'MS', help: 'timeline sampling period' },
   mutator: { type: 'string', choices: MUTATORS, default: 'paced', help: 'paced: one touch every --touch-us; busy: back to back (worst case); none' },
   'touch-us': { type: 'number', min: 0, max: 1e6, default: 100, metavar: 'US', help: 'paced mutator: microseconds between touches' },
+  'warm-cycles': { type: 'int', min: 0, max: 100, default: 0, metavar: 'N', help: 'collections of each fresh heap before the measured one (steady state: pages the last cycle installed, untouched since)' },
   verify: { type: 'boolean', help: 'heap.verify() after every cycle (slow; reported, never asserted)' },
   'no-floor': { type: 'boolean', help: 'skip the kernel floor (MOVE/COPY per page, fault round trip)' },
   out: { type: 'string', default: 'bench/results', metavar: 'DIR', help: 'results directory, relative to the current directory' },

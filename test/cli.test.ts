@@ -80,7 +80,7 @@ describe('results', () => {
   itKernel('bench writes under the current directory, with provenance and every heap option', () => {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
     try {
-      const r = movegc(['bench', '--heap', '4', '--reps', '1', '--modes', 'stw,move', '--no-floor', '--mutator-ms', '0', '--pause-order', 'register-first'], cwd, 120_000);
+      const r = movegc(['bench', '--heap', '4', '--reps', '1', '--modes', 'stw,move', '--no-floor', '--mutator-ms', '0', '--pause-order', 'register-first', '--warm-cycles', '1'], cwd, 120_000);
       expect(r.status, r.stderr.slice(-2000)).toBe(0);
       const file = path.join(cwd, 'bench', 'results', 'latest.json');
       expect(fs.existsSync(file)).toBe(true);
@@ -96,7 +96,11 @@ describe('results', () => {
       expect(typeof p.thp).toBe('string');
       expect(p.busy).toBe(p.load.start[0] > p.cores || p.load.end[0] > p.cores);
       if (p.busy) expect(r.stderr).toMatch(/WARNING: load average [\d.]+ at the (start|end) of the run on \d+ cores/);
-      expect(p.heapOptions).toMatchObject({ capacityMiB: [4], modes: ['stw', 'move'], pauseOrder: 'register-first', faultInstall: 'copy', denseThreshold: 0.95 });
+      expect(p.heapOptions).toMatchObject({ capacityMiB: [4], modes: ['stw', 'move'], pauseOrder: 'register-first', faultInstall: 'copy', denseThreshold: 0.95, largeObjectBytes: 65536 });
+      // The measured collection is each heap's second: its rep's cycle number says so.
+      expect(res.main.params?.warmCycles ?? res.params?.warmCycles).toBe(1);
+      for (const m of ['stw', 'move']) expect(res.main.modes[m].raw[0].cycle).toBe(2);
+      expect(r.stdout).toMatch(/measured after 1 collections of each heap/);
       expect(res.main.heapOptions.pauseOrder).toBe('register-first');
       expect(r.stdout).not.toMatch(/goals/); // the targets are in the report's appendix, not the terminal
     } finally {
