@@ -106,27 +106,6 @@ const ctl = layout({
     /** Barrier log ring: entries written by the mutator [head, tail), consumed by the marker. */
     'LOG_HEAD',
     'LOG_TAIL',
-    /** Marking parameters: the black-allocation boundary and the trace limit (old top). */
-    'MARK_BLACK_START',
-    'MARK_ROOTS',
-    /** Planning parameters: the top the plan covers, and the pinned objects handed over. */
-    'PLAN_TOP',
-    'PLAN_PINS',
-    'PLAN_DENSE_PERMILLE',
-    'PLAN_NEXT_STARTS',
-    'PLAN_NEXT_EXTENT',
-    /** Plan results the heap reads back (see plan.ts Plan). */
-    'PLAN_ALLOC_TOP',
-    'PLAN_OLD_TOP_ALIGNED',
-    'PLAN_PAGES_TOTAL',
-    'PLAN_IDENTITY_PAGES',
-    'PLAN_PINNED_SPANS',
-    /** The slide state of the last segment where the plan stopped, to extend it in the pause. */
-    'PLAN_RESUME_CHUNK',
-    'PLAN_RESUME_CURSOR',
-    'PLAN_RESUME_FIRST_PAGE',
-    /** The error code of a failed marker job (index into MarkError). */
-    'MARK_ERROR',
     /**
      * The cycle in which the mutator gave up self-service after an install failed: a page it
      * left PROCESSED is then anyone's to install (Builders.isStale), as a stale thread's is.
