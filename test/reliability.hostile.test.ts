@@ -54,6 +54,8 @@ describe('Heap.create options', () => {
       ...[-1, 0, NaN, Infinity, 1e9].map((v): [unknown, string] => [{ capacity: cap, stallMs: v }, ErrorCode.OUT_OF_RANGE]),
       [{ capacity: cap, denseThreshold: '0.9' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, denseThreshold: NaN }, ErrorCode.OUT_OF_RANGE],
       [{ capacity: cap, denseThreshold: -0.1 }, ErrorCode.OUT_OF_RANGE],
+      [{ capacity: cap, largeObjectBytes: '65536' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, largeObjectBytes: 65536n }, ErrorCode.INVALID_ARG_TYPE],
+      ...[-1, 1.5, NaN, Infinity, cap + 8].map((v): [unknown, string] => [{ capacity: cap, largeObjectBytes: v }, ErrorCode.OUT_OF_RANGE]),
       [{ capacity: cap, dontFork: 'no' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, verify: 1 }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, hide: 'move' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, hide: ['bogus'] }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, inject: 5 }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, inject: { bogus: 1 } }, ErrorCode.INVALID_ARG_TYPE],
