@@ -533,6 +533,9 @@ export class CycleDriver {
     this.#pause(a, this.concurrentMarking ? 'compaction' : 'mark-compaction', t0);
     sh.hb.beat(HbRole.COMPACTOR);
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.COMPACTING);
+    // Nothing to build: the cycle ends here, and a compactor waking for it must back out (see
+    // CLOSING_CYCLE) rather than walk it, and release from-space, while the next one begins.
+    if (p.pagesTotal === 0) Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE) + 1);
     Atomics.add(sh.ctl, Ctl.CYCLE, 1);
     mut.setCompacting(true); // before the mutator resumes: its first access may be to an unbuilt page
     Atomics.notify(sh.ctl, Ctl.CYCLE);

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import { describe, expect } from 'vitest';
 import type { Heap, HeapType, ModeName, Ref } from '../dist/gc/index.js';
+import { Ctl } from '../dist/gc/control.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap, TEST_MODES } from './helpers/heap.js';
 
 closeHeapsAfterEach();
@@ -92,5 +93,20 @@ describe.each(TEST_MODES)('the end of a cycle (%s)', (mode: ModeName) => {
     if (mode !== 'stw') expect(st.compactor.releaseMs).toBeGreaterThan(0);
     expect(fromSpaceRssKb(h)).toBe(0); // and it is really given back: nothing resident
     expect(h.getU32(h.getRef(root.get()!, 0)!, 0)).toBe(1);
+  });
+
+  itMode(mode, 'a cycle with no page to build ends in its pause; the compactor never walks it', async () => {
+    // A compactor walking such a cycle would release from-space as it left, maybe while the
+    // next cycle had already moved its pages there.
+    const h = await openHeap({ capacity: 8 << 20, mode });
+    const ctl = (): number[] => h._debugState().ctl as number[];
+    for (let i = 0; i < 3; i++) {
+      const st = await h.gc(); // an empty heap: nothing to build
+      expect(st.pages.total).toBe(0);
+      checkStats(st, mode);
+      await new Promise((r) => setTimeout(r, 250)); // the compactor wakes within 200 ms
+      if (mode !== 'stw') expect(ctl()[Ctl.FROM_RELEASED], 'the compactor released from-space for it').not.toBe(ctl()[Ctl.CYCLE]);
+      expect(st.compactorBusyMs + st.compactor.releaseMs).toBe(0);
+    }
   });
 });

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type HeapOptions, type InjectOptions } from '../dist/gc/index.js';
 import { buildGraph, captureLogger, checksum, walk } from './fixtures/graph.mjs';
+import { Ctl } from '../dist/gc/control.js';
 import { itKernel } from './kernel.js';
 
 const NODES = 40_000;
@@ -43,12 +44,18 @@ async function setup(opts: Partial<HeapOptions> = {}) {
 type Setup = Awaited<ReturnType<typeof setup>>;
 
 /** One cycle with `inject`, the mutator walking and checksumming during compaction. */
-async function faultyCycle(s: Setup, inject: InjectOptions): Promise<CycleStats> {
+async function faultyCycle(s: Setup, inject: InjectOptions, walkAfterBuilds = 0): Promise<CycleStats> {
   const { heap, root, type, sum } = s;
   heap.inject(inject);
   for (let i = 0; i < 10_000; i++) heap.alloc(type); // garbage: the cycle must move pages
   const pause = await heap.collect();
   expect(heap.cycleActive || heap.mode === 'stw' || pause.pages.total === 0).toBe(true);
+  // Optionally, the walk waits until the compactor has built this many pages (on a loaded
+  // machine the walk could otherwise build them before the compactor gets a CPU).
+  for (const t0 = Date.now(); (heap._debugState().ctl as number[])[Ctl.COMPACTOR_BUILDS] < walkAfterBuilds; ) {
+    if (Date.now() - t0 > 20_000) throw new Error(`the compactor did not build ${walkAfterBuilds} pages`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
   expect(walk(heap, root)).toBe(NODES); // the mutator reads every node while pages are unbuilt
   expect(checksum(heap, root.get())).toBe(sum);
   const st = (await heap.idle())!;
@@ -211,7 +218,7 @@ describe.each(['move', 'copy'] as const)('collector thread faults (%s)', (mode) 
     // installs a run at once); stallMs is far longer, so nobody takes them over. The walk
     // copies them in itself (and builds the rest): no kernel fault, nothing lost.
     const s = await setup({ mode, stallMs: 10_000, faultPath: 'self' });
-    const st = await faultyCycle(s, { delayAtPage: 20, delayMs: 400 });
+    const st = await faultyCycle(s, { delayAtPage: 20, delayMs: 400 }, 19);
     allInstalled(st);
     expect(st.takeovers).toBe(0);
     expect(st.pages.builtByCompactor).toBeGreaterThanOrEqual(19);

@@ -158,7 +158,10 @@ describe('from-space is released: the surplus during compaction, the rest at the
   for (const mode of ['move', 'copy'] as const) {
     itMode(mode, 'at the cycle end, from-space is released: what was never consumed (garbage above the live data) too', async () => {
       // 8 MiB live, then 24 MiB of garbage that no builder ever reads: only the end releases it.
-      const heap = await openHeap({ capacity: 64 * MiB, mode });
+      // The compactor sleeps 300 ms before its first page: it would otherwise (on a loaded
+      // machine, before this thread runs again) finish and release from-space before the
+      // first check below could see the pause's work.
+      const heap = await openHeap({ capacity: 64 * MiB, mode, inject: { delayAtPage: 1, delayMs: 300 } });
       const CHUNK = 4000;
       const n = (8 * MiB) / 4096;
       const keep = heap.root(heap.allocRefArray(n));
