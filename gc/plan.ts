@@ -21,12 +21,14 @@
  *     any thread can build any page on its own, in any order.
  *  6. Large objects (at least `alignWords`, starting on a page in from-space, in the last
  *     segment) land on a page too: the slide skips to the next page before them (the builders
- *     write a filler in the gap). Their full pages past the header page hold no reference slot
- *     are then shifted by whole pages: WHOLE pages, which the compactor installs straight from
- *     their from-space page with no build (compact.ts), so MOVE relocates them without a copy.
+ *     write a filler in the gap). Their full pages past the header and the reference slots
+ *     are then shifted by whole pages: WHOLE pages, which the compactor may install straight
+ *     from their from-space page with no build (compact.ts), so MOVE relocates them unread.
  *
  * Departure from ART: ART has one moving space with a single black-dense prefix; pinning in
- * ART is per region elsewhere. Here pins split the space into independently slid segments.
+ * ART is per region elsewhere, and large objects live in a space of their own that never
+ * moves. Here pins split the space into independently slid segments, and large objects move
+ * with the rest (step 6).
  */
 import { ErrorCode, MoveGcError } from './errors.js';
 import { countRange, fillBeating, nextSet, popcount32, prevSet, testBit } from './bits.js';
