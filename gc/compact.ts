@@ -356,8 +356,9 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const wholeStep = (q: number, cap: number): number => {
     flush();
     const src = sourceOf(q);
+    const run = wholeAhead(q, cap);
     let n = 0;
-    while (n < cap && sh.pageKind[q + n] === PageKind.WHOLE && sourceOf(q + n) === src + n && claim(sh, q + n, Owner.COMPACTOR)) n++;
+    while (n < run && claim(sh, q + n, Owner.COMPACTOR)) n++;
     let i = 0;
     while (i < n) {
       let k = 0;
@@ -368,7 +369,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         installMs += now() - t;
         sh.count(Ctl.WHOLE_PAGES, k);
         sh.count(Ctl.COMPACTOR_BUILDS, k); // resolved by the compactor; `whole` says how
-        if (recycle) holes.push(src + i, src + i + k);
+        holes.push(src + i, src + i + k); // (move mode only: see takeWhole)
       }
       i += k + 1; // past a page taken over while we stalled
     }

@@ -5,11 +5,11 @@
  * compactor, last to leave, gives from-space back itself, so the end of the cycle on the
  * mutator's thread is short.
  */
-import fs from 'node:fs';
 import { describe, expect } from 'vitest';
 import type { Heap, HeapType, ModeName, Ref } from '../dist/gc/index.js';
 import { Ctl } from '../dist/gc/control.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap, TEST_MODES } from './helpers/heap.js';
+import { fromSpaceVmas } from './helpers/procfs.js';
 
 closeHeapsAfterEach();
 
@@ -26,29 +26,11 @@ function list(h: Heap, T: HeapType, n: number): Ref {
   return head!;
 }
 
-/**
- * Resident kB of from-space: the heaps' own mappings (VmFlags dc and nh, as the hygiene test
- * finds them; the only heap open is this one) outside the heap's range. From-space may be
- * several VMAs once the pause has remapped pages into it.
- */
-function fromSpaceRssKb(h: Heap): number {
-  let start = 0;
-  let rss = 0;
-  let total = 0;
-  let vmas = 0;
-  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) start = parseInt(line, 16);
-    else if (line.startsWith('Rss:')) rss = Number(line.split(/\s+/)[1]);
-    else if (line.startsWith('VmFlags:')) {
-      const f = line.slice(8).trim().split(/\s+/);
-      if (f.includes('dc') && f.includes('nh') && !(start >= h.address && start < h.address + h.capacity)) {
-        total += rss;
-        vmas++;
-      }
-    }
-  }
-  expect(vmas, 'from-space mappings found').toBeGreaterThan(0);
-  return total;
+/** Resident bytes of from-space (the only heap open is this one); its mappings must be found. */
+function fromSpaceRss(h: Heap): number {
+  const vmas = fromSpaceVmas(h);
+  expect(vmas.length, 'from-space mappings found').toBeGreaterThan(0);
+  return vmas.reduce((sum, v) => sum + v.rssBytes, 0);
 }
 
 describe.each(TEST_MODES)('the end of a cycle (%s)', (mode: ModeName) => {
@@ -91,7 +73,7 @@ describe.each(TEST_MODES)('the end of a cycle (%s)', (mode: ModeName) => {
     // stw has no compactor: its own pause releases from-space.
     expect(st.fromSpaceReleasedBy).toBe(mode === 'stw' ? 'mutator' : 'compactor');
     if (mode !== 'stw') expect(st.compactor.releaseMs).toBeGreaterThan(0);
-    expect(fromSpaceRssKb(h)).toBe(0); // and it is really given back: nothing resident
+    expect(fromSpaceRss(h)).toBe(0); // and it is really given back: nothing resident
     expect(h.getU32(h.getRef(root.get()!, 0)!, 0)).toBe(1);
   });
 

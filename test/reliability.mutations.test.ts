@@ -20,7 +20,7 @@ import { PAGE_SIZE as PS, madvise, type Heap, type HeapOptions, type Ref } from 
 import { Ctl } from '../dist/gc/shared.js';
 import { buildGraph, checksum, walk } from './fixtures/graph.mjs';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
-import { presentPages, smaps, vmasIn } from './helpers/procfs.js';
+import { fromSpaceVmas, presentPages, vmasIn } from './helpers/procfs.js';
 import { itKernel } from './kernel.js';
 
 closeHeapsAfterEach();
@@ -110,15 +110,8 @@ describe('the dense prefix', () => {
 });
 
 describe('from-space is released: the surplus during compaction, the rest at the end', () => {
-  /**
-   * Resident bytes of the heap's from-space: its mappings are the process's only ones with
-   * MADV_DONTFORK and MADV_NOHUGEPAGE ('dc', 'nh') besides the heap itself (one heap open at
-   * a time here; V8's own DONTFORK mappings are not NOHUGEPAGE). mremap'd pieces keep them.
-   */
-  const fromSpaceRss = (heap: Heap): number =>
-    smaps()
-      .filter((v) => v.flags.includes('dc') && v.flags.includes('nh') && (v.end <= heap.address || v.start >= heap.address + heap.capacity))
-      .reduce((sum, v) => sum + v.rssBytes, 0);
+  /** Resident bytes of the heap's from-space (one heap open at a time here). */
+  const fromSpaceRss = (heap: Heap): number => fromSpaceVmas(heap).reduce((sum, v) => sum + v.rssBytes, 0);
 
   for (const mode of ['move', 'copy'] as const) {
     itMode(mode, 'consumed from-space is released while compaction runs (pages.released, and the memory really goes)', async () => {

@@ -25,6 +25,15 @@ export function smaps(): Vma[] {
   return out;
 }
 
+/**
+ * A heap's from-space mappings: the process's only ones with MADV_DONTFORK and
+ * MADV_NOHUGEPAGE ('dc', 'nh') besides the heap itself, with one heap open (V8's own DONTFORK
+ * mappings are not NOHUGEPAGE). mremap'd pieces keep the flags: there may be several.
+ */
+export function fromSpaceVmas(heap: { address: number; capacity: number }): Vma[] {
+  return smaps().filter((v) => v.flags.includes('dc') && v.flags.includes('nh') && (v.end <= heap.address || v.start >= heap.address + heap.capacity));
+}
+
 /** VMAs overlapping [address, address+length). */
 export function vmasIn(address: number, length: number): Vma[] {
   return smaps().filter((v) => v.end > address && v.start < address + length);
