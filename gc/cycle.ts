@@ -35,7 +35,7 @@ import type { MarkerJob, MarkerReply } from './marker.js';
 import { Mode, type ModeName } from './modes.js';
 import { PAGE_SIZE } from './native.js';
 import { WORD } from './layout.js';
-import { Marking, type InjectOptions, type ResolvedOptions } from './options.js';
+import { Marking, largeObjectWords, type InjectOptions, type ResolvedOptions } from './options.js';
 import { compactionPause } from './pause.js';
 import { extendPlan, forwardObjectStarts, plan as planHeap, type Plan } from './plan.js';
 import { Owner, now, type Shared } from './shared.js';
@@ -126,7 +126,7 @@ export class CycleDriver {
   constructor(c: CycleContext) {
     this.#c = c;
     this.concurrentMarking = c.mode !== Mode.STW && c.opts.marking === Marking.CONCURRENT;
-    this.#alignWords = Math.ceil(c.opts.largeObjectBytes / WORD);
+    this.#alignWords = largeObjectWords(c.opts);
     c.threads.onCompactorDone = () => {
       if (this.#active?.phase === CyclePhase.COMPACTING && !c.threads.closed) this.#tryFinalize();
     };

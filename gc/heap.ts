@@ -26,7 +26,7 @@ import type { CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
 import { Ctl, PagePhase, SEG_FIELDS, Seg, Shared } from './shared.js';
 import { SelfService } from './selfservice.js';
-import { HEAP_ALIGN, Marking, mapAlignment, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
+import { HEAP_ALIGN, Marking, largeObjectWords, mapAlignment, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { census, type Census } from './census.js';
 import { HeapType, type Progress, type TypeSpec } from './heap-types.js';
@@ -115,7 +115,7 @@ export class Heap implements RootOwner {
     this.capabilities = caps;
     this.log = log;
     this.#inject = opts.inject;
-    this.#alignWords = Math.ceil(opts.largeObjectBytes / 8);
+    this.#alignWords = largeObjectWords(opts);
     const advise = opts.dontFork ? (['DONTFORK'] as const) : [];
     const alignment = mapAlignment(opts.capacity);
     this.#heapMap = Mapping.anonymous(opts.capacity, { alignment, advise: [...advise, 'NOHUGEPAGE'] });

@@ -4,6 +4,7 @@
  * unknown keys are refused (a typo such as `verbos` must not pass silently), and the result is
  * frozen: the heap never reads the caller's object again.
  */
+import { WORD } from './layout.js';
 import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
 import type { Logger } from './log.js';
 import type { BuilderName } from './build.js';
@@ -28,6 +29,8 @@ export const HEAP_ALIGN = 2 * 1024 * 1024;
 export const PUD_ALIGN = 1024 * 1024 * 1024;
 /** Default largeObjectBytes: 16 pages, so that a run of WHOLE pages is long enough to install whole (compact.ts MIN_WHOLE_RUN). */
 export const LARGE_OBJECT_BYTES = 65536;
+/** largeObjectBytes in heap words: the allocator's and the plan's threshold (0: never). */
+export const largeObjectWords = (opts: ResolvedOptions): number => Math.ceil(opts.largeObjectBytes / WORD);
 export const mapAlignment = (capacity: number): number => (capacity >= PUD_ALIGN ? PUD_ALIGN : HEAP_ALIGN);
 
 export const PauseOrder = {
