@@ -109,7 +109,7 @@ export class Mapping {
     checkRange('mincore', this.address + offset, length);
     if (offset + length > this.length) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, 'mincore range outside the mapping');
     try {
-      return native.residentPages(this.address + offset, length);
+      return native.residency(this.address + offset, length, new Uint8Array(Math.ceil(length / PAGE_SIZE)));
     } catch (e) {
       throw fromNative(e, 'mincore');
     }

@@ -59,7 +59,6 @@ export interface NativeBinding {
   madvise(address: number, length: number, advice: number): void;
   mremapDontUnmap(oldAddress: number, length: number, newAddress: number): number;
   munmap(address: number, length: number): void;
-  residentPages(address: number, length: number): number;
   /** mincore: bit 0 of out[i] says page i of the range is present; returns how many are. */
   residency(address: number, length: number, out: Uint8Array): number;
   advice: { DONTNEED: number; DONTFORK: number; DOFORK: number; WIPEONFORK: number; HUGEPAGE: number; NOHUGEPAGE: number };

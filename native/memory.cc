@@ -6,7 +6,6 @@
 
 #include <cstring>
 #include <memory>
-#include <vector>
 
 #include <v8.h>
 
@@ -97,22 +96,9 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// residentPages(addr, len): pages of the range present in memory (mincore), for RSS figures
-// of one mapping rather than the whole process.
-Napi::Value ResidentPages(const Napi::CallbackInfo& info) {
-  uint64_t addr = ArgAddr(info, 0, "address");
-  uint64_t len = ArgAddr(info, 1, "length");
-  long ps = sysconf(_SC_PAGESIZE);
-  size_t n = (len + ps - 1) / ps;
-  std::vector<unsigned char> vec(n);
-  if (mincore(reinterpret_cast<void*>(addr), len, vec.data())) ThrowErrno(info.Env(), "mincore", errno);
-  double count = 0;
-  for (unsigned char v : vec) count += v & 1;
-  return Napi::Number::New(info.Env(), count);
-}
-
 // residency(addr, len, out: Uint8Array): mincore's vector into `out` (bit 0 of a byte per
-// page: present in memory), and how many are; no allocation (the compactor calls it per run).
+// page: present in memory), and how many are: RSS figures of one mapping rather than the
+// whole process, and the compactor's holes (it calls this per run, so `out` is the caller's).
 Napi::Value Residency(const Napi::CallbackInfo& info) {
   uint64_t addr = ArgAddr(info, 0, "address");
   uint64_t len = ArgAddr(info, 1, "length");
@@ -138,7 +124,6 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("madvise", Napi::Function::New(env, Madvise, "madvise"));
   exports.Set("mremapDontUnmap", Napi::Function::New(env, MremapDontUnmap, "mremapDontUnmap"));
   exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
-  exports.Set("residentPages", Napi::Function::New(env, ResidentPages, "residentPages"));
   exports.Set("residency", Napi::Function::New(env, Residency, "residency"));
   Napi::Object adv = Napi::Object::New(env);
   adv.Set("DONTNEED", MADV_DONTNEED);

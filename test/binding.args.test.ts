@@ -230,7 +230,7 @@ describe('raw addon', () => {
       (b) => native.mapAnonymous(PS, b as Any),
       (b) => native.view(b as Any, PS),
       (b) => native.madvise(b as Any, PS, native.advice.DONTNEED),
-      (b) => native.residentPages(b as Any, PS),
+      (b) => native.residency(b as Any, PS, new Uint8Array(1)),
       (b) => native.munmap(b as Any, PS),
       (b) => native.uffd.open(b as Any),
       (b) => native.uffd.move(b as Any, 0, 0, PS, 0),
@@ -253,6 +253,9 @@ describe('raw addon', () => {
       for (const v of WRONG_TYPES) expectCode(() => call(v), 'ERR_INVALID_ARG_TYPE', false);
       for (const v of [4096.5, NaN, Infinity, 2 ** 64]) expectCode(() => call(v), 'ERR_OUT_OF_RANGE', false);
     }
+    // residency's vector: a Uint8Array, one byte per page at least.
+    expectCode(() => native.residency(0, PS, new Uint16Array(1) as Any), 'ERR_INVALID_ARG_TYPE', false);
+    expectCode(() => native.residency(0, 2 * PS, new Uint8Array(1)), 'ERR_OUT_OF_RANGE', false);
     // Negative addresses and lengths, bad descriptors, missing arguments.
     expectCode(() => native.uffd.move(fd, -4096, 0, PS, 0), 'ERR_OUT_OF_RANGE', false);
     expectCode(() => native.uffd.move(-1, 0, 0, PS, 0), 'ERR_OUT_OF_RANGE', false);
