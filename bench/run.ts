@@ -25,6 +25,7 @@ import { cdf, cdfOfBuckets, logSpace, median, mergeBuckets, mmu, quantiles, type
 import { SIZE_MIX_DOC, MAX_PINS, type Pattern, type SizeMix, type Workload } from './workload.js';
 import { renderHtml } from './report.js';
 import { SCHEMA as SPLAY_SCHEMA, type SplayResults } from './splay.js';
+import { runWhenMain } from '../cli/main.js';
 
 const MiB = 2 ** 20;
 
@@ -657,3 +658,6 @@ export async function main(v: Values): Promise<void> {
   console.log(textSummary(res));
   console.log(`\nwrote ${files.map((f) => path.relative(process.cwd(), f)).join(', ')} (${res.elapsedS.toFixed(0)} s)`);
 }
+
+// `node dist/bench/run.js ARGS` is `movegc bench ARGS`.
+runWhenMain(import.meta.url, ['bench']);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { closest, help, parse, usageLine, UsageError } from './args.js';
 import { COMMANDS, EXAMPLES, type Command } from './commands.js';
+import { runWhenMain } from './main.js';
 
 function version(): string {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -92,16 +93,4 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 // Entry point when run as a program (`movegc`, `node dist/cli/movegc.js`).
-const self = fileURLToPath(import.meta.url);
-if (process.argv[1] && fs.realpathSync(process.argv[1]) === self) {
-  // A failed command may leave a heap open (its Workers keep the process alive): exit outright.
-  run(process.argv.slice(2)).then(
-    (code) => {
-      if (code !== 0) process.exit(code);
-    },
-    (e) => {
-      console.error(e);
-      process.exit(1);
-    },
-  );
-}
+runWhenMain(import.meta.url, []);

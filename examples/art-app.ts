@@ -25,6 +25,7 @@ import { ErrorCode, Heap, MoveGcError, type CycleStats, type FaultPathName, type
 import { heapVariant, variantTitle, type HeapVariant } from '../bench/knobs.js';
 import { bucketQuantiles, mergeBuckets } from '../bench/stats.js';
 import { benchReportLine, exampleProvenance, emitResult, exampleLogger, mib, modeArg, ms, num, percentile, prng, runModes, sideBySide, writeOut, type Args } from './common.js';
+import { runWhenMain } from '../cli/main.js';
 
 const BUDGET_MS = 1000 / 60;
 
@@ -506,3 +507,6 @@ export async function main(args: Args): Promise<void> {
     writeOut(args, 'art-app', [r], prov);
   }
 }
+
+// `node dist/examples/art-app.js ARGS` is `movegc example art ARGS`.
+runWhenMain(import.meta.url, ['example', 'art']);

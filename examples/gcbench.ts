@@ -17,6 +17,7 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, Heap, MoveGcError, type CycleStats, type HeapType, type ModeName, type Ref } from '../gc/index.js';
 import { compareModes, exampleProvenance, emitResult, exampleLogger, mib, modeArg, ms, num, runModes, sideBySide, writeOut, type Args } from './common.js';
+import { runWhenMain } from '../cli/main.js';
 
 const ARRAY_SIZE = 500_000;
 const MIN_DEPTH = 4;
@@ -266,3 +267,6 @@ export async function main(args: Args): Promise<void> {
   }
   if (!(r.longLivedOk && r.arrayOk && r.verifyOk)) process.exitCode = 1;
 }
+
+// `node dist/examples/gcbench.js ARGS` is `movegc example gcbench ARGS`.
+runWhenMain(import.meta.url, ['example', 'gcbench']);

@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type ModeName, type Ref } from '../gc/index.js';
 import { exampleLogger, modeArg, num, sideBySide, type Args } from './common.js';
+import { runWhenMain } from '../cli/main.js';
 
 const BUF = 64 * 1024;
 const log = exampleLogger('pinned-io');
@@ -159,3 +160,6 @@ export async function main(args: Args): Promise<void> {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
+
+// `node dist/examples/pinned-io.js ARGS` is `movegc example pinned-io ARGS`.
+runWhenMain(import.meta.url, ['example', 'pinned-io']);

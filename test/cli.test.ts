@@ -39,6 +39,27 @@ describe('movegc --help', () => {
   });
 });
 
+describe('modules run as programs are their commands', () => {
+  // The issues quote `node dist/bench/run.js ...` and `node dist/examples/art-app.js ...`.
+  const direct: Array<[string, string]> = [
+    ['bench/run.js', 'bench'],
+    ['examples/art-app.js', 'example art'],
+    ['examples/gcbench.js', 'example gcbench'],
+    ['examples/pinned-io.js', 'example pinned-io'],
+  ];
+  it.each(direct)('node dist/%s --help is movegc %s --help', (file, c) => {
+    const r = spawnSync(process.execPath, [path.join(root, 'dist', file), '--help'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`usage: movegc ${c} [options]`);
+  });
+
+  it('a usage error through bench/run.js exits 2 with the reason', () => {
+    const r = spawnSync(process.execPath, [path.join(root, 'dist', 'bench', 'run.js'), '--heapp', '64'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/movegc bench: unknown option --heapp/);
+  });
+});
+
 describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
   const cases: Array<[string[], RegExp]> = [
     [['bench', '--heapp', '64'], /movegc bench: unknown option --heapp \(did you mean --heap\?\)/],
