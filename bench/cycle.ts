@@ -108,6 +108,12 @@ export interface RepResult {
   mutatorFaults: number;
   faultMutatorUs: Quantiles;
   faultHandlerUs: Quantiles;
+  /** The heap's own split of the mutator's stalls per touched unbuilt page (self-service vs the kernel path). */
+  faultPathStalls: CycleStats['stalls'];
+  /** The compactor's time split (build / install / release / other / wait), ms. */
+  compactorSplit: CycleStats['compactor'];
+  /** Pages per MOVE/COPY call (every installer), with its histogram. */
+  batchPages: CycleStats['batchPages'];
   faultHandlerBuckets: Array<[number, number]>;
   touches: number;
   touchErrors: number;
@@ -448,6 +454,9 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       faultMutatorUs: quantiles(faultUs),
       faultHandlerUs: bucketQuantiles(handler.buckets),
       faultHandlerBuckets: handler.buckets,
+      faultPathStalls: st.stalls,
+      compactorSplit: st.compactor,
+      batchPages: st.batchPages,
       touches,
       touchErrors,
       cycle: st.cycle,
