@@ -33,7 +33,6 @@ import { native, PAGE_SIZE } from './native.js';
 import { NONE } from './plan.js';
 import { Clk, Ctl, Owner, PageKind, PagePhase, SEG_FIELDS, Seg, now, type OwnerId, type Shared } from './shared.js';
 import { Role } from './heartbeat.js';
-import type { CompactorSplit } from './stats.js';
 
 /** Pages per MOVE call at most: bounds how long a built page waits for its run. */
 export const MAX_BATCH = 64;
@@ -184,19 +183,6 @@ export interface CompactorHooks {
   onDelay(ms: number): void;
   onDie(): never;
   onFork(): void;
-}
-
-/** The compactor's time split of one cycle (ms), as CycleStats reports it (Clk entries). */
-export function compactorSplit(clk: Float64Array): CompactorSplit {
-  return {
-    buildMs: clk[Clk.COMPACTOR_BUILD],
-    installMs: clk[Clk.COMPACTOR_INSTALL],
-    releaseMs: clk[Clk.COMPACTOR_RELEASE],
-    otherMs: clk[Clk.COMPACTOR_OTHER],
-    waitMs: clk[Clk.COMPACTOR_WAIT],
-    cpuMs: clk[Clk.COMPACTOR_CPU],
-    queuedMs: clk[Clk.COMPACTOR_QUEUED],
-  };
 }
 
 /** This thread's [ns on a CPU, ns runnable waiting for a CPU] so far, or zeros (see CompactorSplit). */

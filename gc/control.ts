@@ -9,6 +9,7 @@
  *  - lifetime: state that outlives cycles.
  * The clock block (Float64, absolute ms) follows the same rule; heartbeats: heartbeat.ts.
  */
+import type { InjectOptions } from './options.js';
 
 type Layout<G extends Record<string, readonly string[]>> = {
   readonly [K in G[keyof G][number]]: number;
@@ -196,10 +197,25 @@ export function resetMarking(ctlWords: Int32Array, clocks: Float64Array): void {
   clocks.fill(0, ClkGroup.marking[0], ClkGroup.marking[1]);
 }
 
-/** Zeroes what compaction starts from (in the compaction pause). */
-export function resetCompaction(ctlWords: Int32Array, clocks: Float64Array): void {
+/**
+ * Sets up the words a compaction starts from (in the compaction pause): its counters and
+ * clocks zeroed, its plan's size, and the compaction threads' fault injections (read when
+ * they enter the cycle).
+ */
+export function armCompaction(ctlWords: Int32Array, clocks: Float64Array, inj: Readonly<InjectOptions>, segments: number, pagesTotal: number): void {
   ctlWords.fill(0, CtlGroup.counters[0], CtlGroup.counters[1]);
   clocks.fill(0, ClkGroup.compaction[0], ClkGroup.compaction[1]);
+  const c = ctlWords;
+  c[Ctl.INJECT_EAGAIN_EVERY] = inj.eagainEvery ?? 0;
+  c[Ctl.INJECT_DELAY_AT_PAGE] = inj.delayAtPage ?? 0;
+  c[Ctl.INJECT_DELAY_MS] = inj.delayMs ?? 0;
+  c[Ctl.INJECT_DIE_AT_PAGE] = inj.dieAtPage ?? 0;
+  c[Ctl.INJECT_FORK_AT_PAGE] = inj.forkAtPage ?? 0;
+  c[Ctl.INJECT_FAULT_DIE_AT_FAULT] = inj.faultDieAtFault ?? 0;
+  c[Ctl.SEGMENTS] = segments;
+  c[Ctl.PAGES_TOTAL] = pagesTotal;
+  c[Ctl.PAGES_MAPPED] = 0;
+  c[Ctl.FLUSH_REQUEST] = 0;
 }
 
 export const Phase = { IDLE: 0, MARKING: 1, REMARKED: 2, PLANNED: 3, COMPACTING: 4 } as const;

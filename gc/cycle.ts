@@ -24,14 +24,14 @@
  * or safepoint() (runs whichever pause is due, never waits for a collector thread). JavaScript
  * cannot update a Ref held in a local, so the collector never stops the mutator on its own.
  */
-import { receiveMessageOnPort } from 'node:worker_threads';
 import { copyBits, countRange, nextSet, setRange } from './bits.js';
 import { drainLog, type BarrierLog } from './barrier.js';
-import { Builders, Scratch, compactorSplit, readRss, releaseFromSpace } from './compact.js';
-import { Clk, Ctl, MarkJob, Phase, resetCompaction, resetMarking } from './control.js';
+import { Builders, readRss, releaseFromSpace } from './compact.js';
+import { awaitCompaction } from './compaction-end.js';
+import { Clk, Ctl, MarkJob, Phase, armCompaction, resetMarking } from './control.js';
 import { ErrorCode, MoveGcError, fromNative } from './errors.js';
 import { Tracer, clearMarks, mark } from './mark.js';
-import type { MarkerJob, MarkerReply } from './marker.js';
+import { MarkerLink } from './marker-link.js';
 import { Mode, type ModeName } from './modes.js';
 import { PAGE_SIZE } from './native.js';
 import { WORD } from './layout.js';
@@ -39,8 +39,8 @@ import { Marking, largeObjectWords, type InjectOptions, type ResolvedOptions } f
 import { compactionPause } from './pause.js';
 import { extendPlan, forwardObjectStarts, plan as planHeap, type Plan } from './plan.js';
 import { Owner, now, type Shared } from './shared.js';
-import { emptyStats, readCompactionCounters, type CycleStats, type PauseKind } from './stats.js';
-import { Role, type CollectorThreads } from './threads.js';
+import { emptyStats, recordCompaction, recordPlan, type CycleStats, type PauseKind } from './stats.js';
+import { Role, keepAlive, type CollectorThreads } from './threads.js';
 import { Role as HbRole } from './heartbeat.js';
 import type { Userfaultfd } from './uffd.js';
 import type { Logger } from './log.js';
@@ -86,10 +86,8 @@ interface ActiveCycle {
   planTop: number;
   plan: Plan | null;
   pinsAdded: number;
-  /** The marker request carrying this cycle's current job. */
+  /** The marker request carrying this cycle's current job (marker-link.ts). */
   request: number;
-  /** The marker was lost (stale, terminated and replaced) during this cycle's current job. */
-  markerLost: boolean;
   /** Why the cycle ended before its compaction pause (nothing moved). */
   error?: Error;
   pauseEnd: number;
@@ -119,14 +117,15 @@ export class CycleDriver {
   #finishing: Promise<void> | null = null;
   /** A collection asked for by request() in a pause-marking heap: runs at the next safepoint. */
   #requested = false;
-  #replacingMarker: Promise<void> | null = null;
   /** MOVEGC_TRACE: one line per cycle on stderr (trace.ts). */
   readonly #trace = traceFromEnv();
+  readonly #marker: MarkerLink;
 
   constructor(c: CycleContext) {
     this.#c = c;
     this.concurrentMarking = c.mode !== Mode.STW && c.opts.marking === Marking.CONCURRENT;
     this.#alignWords = largeObjectWords(c.opts);
+    this.#marker = new MarkerLink(c.sh, c.threads, c.log);
     c.threads.onCompactorDone = () => {
       if (this.#active?.phase === CyclePhase.COMPACTING && !c.threads.closed) this.#tryFinalize();
     };
@@ -202,43 +201,25 @@ export class CycleDriver {
       this.#finalizeIfDone();
       return false;
     }
-    const sh = this.#c.sh;
-    const failed = Atomics.load(sh.ctl, Ctl.MARK_FAILED) === a.request;
-    const lost = !failed && this.#markerLost(a);
+    const m = this.#marker;
+    const failed = m.failed(a.request);
+    const lost = !failed && m.lost(a.request);
     if (a.phase === CyclePhase.MARKING) {
-      if (!failed && !lost && Atomics.load(sh.ctl, Ctl.MARK_PARKED) === 0) {
+      if (!failed && !lost && !m.parked) {
         // Caught up: ask it to park, without waiting (it used to wait up to 2 ms here). A
         // later safepoint finds it parked and remarks.
-        if (Atomics.load(sh.ctl, Ctl.MARK_IDLE) === 0) return false;
-        this.#askToPark();
-        if (Atomics.load(sh.ctl, Ctl.MARK_PARKED) === 0) return false;
+        if (!m.idle) return false;
+        m.askToPark();
+        if (!m.parked) return false;
       }
       // Lost: its stack died with it, so marking is redone in this pause.
       this.#remark(a, !failed && !lost);
       return true;
     }
     // Planning: flip once the plan is there (or the marker failed or was lost: plan in the pause).
-    if (!failed && !lost && Atomics.load(sh.ctl, Ctl.MARK_DONE) !== a.request) return false;
+    if (!failed && !lost && !m.done(a.request)) return false;
     this.#flip(a);
     return true;
-  }
-
-  /**
-   * True once a stale marker has been terminated and replaced (its job is lost); while it
-   * is only stale, starts that replacement and says false: a thread that is merely slow must
-   * be gone before the mutator writes the bitmaps or the plan itself.
-   */
-  #markerLost(a: ActiveCycle): boolean {
-    if (a.markerLost) return true;
-    if (!this.#replacingMarker && this.#c.threads.isStale(Role.MARKER)) {
-      this.#replacingMarker = this.#c.threads.replace(Role.MARKER).then(
-        () => {
-          a.markerLost = true;
-        },
-        (e) => this.#c.log.error({ err: e }, 'replacing the marker failed'),
-      ).finally(() => (this.#replacingMarker = null));
-    }
-    return false;
   }
 
   /** Drives the active cycle to its end (every phase), with bounded waits. */
@@ -270,14 +251,14 @@ export class CycleDriver {
     this.#cycles++;
     const stats = emptyStats(this.#cycles, this.#c.mode, this.concurrentMarking ? Marking.CONCURRENT : Marking.PAUSE, this.#c.opts.faultPath);
     stats.rss.beforeBytes = readRss();
-    const a: ActiveCycle = { stats, phase: CyclePhase.MARKING, blackStart: mut.top, typeCount: mut.typeCount, planTop: mut.top, plan: null, pinsAdded: mut.pinsAdded, request: 0, markerLost: false, pauseEnd: 0 };
+    const a: ActiveCycle = { stats, phase: CyclePhase.MARKING, blackStart: mut.top, typeCount: mut.typeCount, planTop: mut.top, plan: null, pinsAdded: mut.pinsAdded, request: 0, pauseEnd: 0 };
     this.#active = a;
     mut.allocGaps = [];
     if (!this.concurrentMarking) return a;
     mut.barrierLog.reset();
     mut.setBarrier(true, a.blackStart);
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.MARKING);
-    a.request = this.#hand({ job: MarkJob.MARK, roots: Uint32Array.from(mut.rootWords()), blackStart: a.blackStart, typeCount: a.typeCount });
+    a.request = this.#marker.hand({ job: MarkJob.MARK, roots: Uint32Array.from(mut.rootWords()), blackStart: a.blackStart, typeCount: a.typeCount });
     this.#pause(a, 'initial', t0);
     return a;
   }
@@ -286,43 +267,17 @@ export class CycleDriver {
 
   /** Waits until the marker has nothing left (true) or is dead, stalled or failed (false). */
   async #awaitMarking(a: ActiveCycle): Promise<boolean> {
-    const sh = this.#c.sh;
+    const { sh } = this.#c;
+    const m = this.#marker;
     for (;;) {
       if (this.#active !== a || a.phase !== CyclePhase.MARKING) return true; // remarked meanwhile (a safepoint)
-      if (Atomics.load(sh.ctl, Ctl.MARK_FAILED) === a.request) return false;
-      if (await this.#awaitLost(a)) return false;
-      if (Atomics.load(sh.ctl, Ctl.MARK_PARKED) === 1) return true;
-      if (Atomics.load(sh.ctl, Ctl.MARK_IDLE) === 1 && this.#park(Math.min(50, this.#c.opts.stallMs))) return true;
+      if (m.failed(a.request)) return false;
+      if (await m.awaitLost(a.request)) return false;
+      if (m.parked) return true;
+      if (m.idle && m.park(Math.min(50, this.#c.opts.stallMs))) return true;
       const r = Atomics.waitAsync(sh.ctl, Ctl.MARK_IDLE, 0, Math.max(1, this.#c.opts.stallMs / 4));
       if (r.async) await r.value;
     }
-  }
-
-  /** #markerLost, awaiting a replacement it starts. */
-  async #awaitLost(a: ActiveCycle): Promise<boolean> {
-    this.#markerLost(a);
-    if (this.#replacingMarker) await this.#replacingMarker;
-    return a.markerLost;
-  }
-
-  /** Asks the marker to stop tracing and park (it traces what it holds first: see marker.ts). */
-  #askToPark(): void {
-    const ctl = this.#c.sh.ctl;
-    Atomics.store(ctl, Ctl.MARK_STOP, 1);
-    Atomics.notify(ctl, Ctl.LOG_TAIL);
-  }
-
-  /** Asks the marker to stop and waits up to `ms` for it to park. */
-  #park(ms: number): boolean {
-    const ctl = this.#c.sh.ctl;
-    this.#askToPark();
-    const deadline = now() + ms;
-    while (Atomics.load(ctl, Ctl.MARK_PARKED) === 0) {
-      const left = deadline - now();
-      if (left <= 0) return false;
-      Atomics.wait(ctl, Ctl.MARK_PARKED, 0, left);
-    }
-    return true;
   }
 
   // ------------------------------------------------------------------ 3. remark
@@ -336,7 +291,7 @@ export class CycleDriver {
     const { sh, mut } = this.#c;
     const t0 = now();
     mut.setBarrier(false, 0);
-    const failure = Atomics.load(sh.ctl, Ctl.MARK_FAILED) === a.request ? this.#reply(a.request) : null;
+    const failure = this.#marker.failed(a.request) ? this.#marker.reply(a.request) : null;
     if (failure && !failure.ok && failure.code === ErrorCode.HEAP_CORRUPT) {
       const e = new MoveGcError(failure.code, failure.message);
       this.#abort(a, e);
@@ -380,8 +335,7 @@ export class CycleDriver {
     a.phase = CyclePhase.PLANNING;
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.REMARKED);
     a.pinsAdded = mut.pinsAdded;
-    a.markerLost = false; // a new job: only losing this one lets the pause plan by itself
-    a.request = this.#hand({ job: MarkJob.PLAN, topWord: a.planTop, pins: mut.pinWords(), denseThreshold: this.#c.opts.denseThreshold, alignWords: this.#alignWords, next: mut.epochStarts ^ 1, nextExtent: mut.nextStartsExtent });
+    a.request = this.#marker.hand({ job: MarkJob.PLAN, topWord: a.planTop, pins: mut.pinWords(), denseThreshold: this.#c.opts.denseThreshold, alignWords: this.#alignWords, next: mut.epochStarts ^ 1, nextExtent: mut.nextStartsExtent });
     this.#pause(a, 'remark', t0);
   }
 
@@ -413,11 +367,12 @@ export class CycleDriver {
   // ------------------------------------------------------------------ 4. plan (await)
 
   async #awaitPlan(a: ActiveCycle): Promise<void> {
-    const sh = this.#c.sh;
+    const { sh } = this.#c;
+    const m = this.#marker;
     for (;;) {
       if (this.#active !== a || a.phase !== CyclePhase.PLANNING) return; // flipped meanwhile (a safepoint)
-      if (Atomics.load(sh.ctl, Ctl.MARK_DONE) === a.request || Atomics.load(sh.ctl, Ctl.MARK_FAILED) === a.request) return;
-      if (await this.#awaitLost(a)) return;
+      if (m.done(a.request) || m.failed(a.request)) return;
+      if (await m.awaitLost(a.request)) return; // a new job: only losing this one lets the pause plan by itself
       const r = Atomics.waitAsync(sh.ctl, Ctl.MARK_DONE, Atomics.load(sh.ctl, Ctl.MARK_DONE), Math.max(1, this.#c.opts.stallMs / 4));
       if (r.async) await r.value;
     }
@@ -440,7 +395,7 @@ export class CycleDriver {
         st.markMs = now() - t0;
       }
       const tp = now();
-      const reply = this.concurrentMarking && Atomics.load(sh.ctl, Ctl.MARK_DONE) === a.request ? this.#reply(a.request) : null;
+      const reply = this.concurrentMarking && this.#marker.done(a.request) ? this.#marker.reply(a.request) : null;
       const top = mut.top;
       if (reply?.ok && reply.plan && mut.pinsAdded === a.pinsAdded) {
         p = reply.plan;
@@ -470,33 +425,11 @@ export class CycleDriver {
       this.#abort(a, e);
       throw e;
     }
-    st.liveObjects = st.mark.objects + st.mark.blackObjects;
-    st.liveBytes = st.mark.words * 8 + st.mark.blackBytes;
-    st.usedBeforeBytes = mut.top * 8;
-    st.reclaimedBytes = st.usedBeforeBytes - p.allocTop * 8;
-    st.pages.total = p.pagesTotal;
-    st.pages.identity = p.identityPages;
-    st.plan.alignedObjects = p.aligned.objects;
-    st.plan.alignGapBytes = p.aligned.gapWords * WORD;
-    st.plan.wholePages = p.aligned.wholePages;
-    st.pinnedSpans = p.pinnedSpans.length;
-    st.segments = p.segments.length;
+    recordPlan(st, p, mut.top);
     this.#c.log.debug({ phase: 'plan', cycle: st.cycle, ms: roundMs(st.planMs), pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
 
-    resetCompaction(sh.ctl, sh.clk);
+    armCompaction(sh.ctl, sh.clk, this.#c.inject(), p.segments.length, p.pagesTotal);
     sh.hist.fill(0);
-    const inj = this.#c.inject();
-    const c = sh.ctl;
-    c[Ctl.INJECT_EAGAIN_EVERY] = inj.eagainEvery ?? 0;
-    c[Ctl.INJECT_DELAY_AT_PAGE] = inj.delayAtPage ?? 0;
-    c[Ctl.INJECT_DELAY_MS] = inj.delayMs ?? 0;
-    c[Ctl.INJECT_DIE_AT_PAGE] = inj.dieAtPage ?? 0;
-    c[Ctl.INJECT_FORK_AT_PAGE] = inj.forkAtPage ?? 0;
-    c[Ctl.INJECT_FAULT_DIE_AT_FAULT] = inj.faultDieAtFault ?? 0;
-    c[Ctl.SEGMENTS] = p.segments.length;
-    c[Ctl.PAGES_TOTAL] = p.pagesTotal;
-    c[Ctl.PAGES_MAPPED] = 0;
-    c[Ctl.FLUSH_REQUEST] = 0;
     sh.clk[Clk.RSS_PEAK] = st.rss.beforeBytes;
 
     const tf = now();
@@ -544,64 +477,11 @@ export class CycleDriver {
 
   // ------------------------------------------------------------------ 6. compact (await)
 
-  /**
-   * Brings compaction to its end with bounded waits. While the collector threads make
-   * progress, it waits for them; when one is stalled or dead (heartbeat older than stallMs),
-   * this thread builds the remaining pages itself, so the cycle always completes.
-   */
+  /** Waits (bounded, taking over from stalled threads: compaction-end.ts), then ends the cycle. */
   async #finishCompaction(): Promise<void> {
-    const { sh, threads, builders: b } = this.#c;
-    for (;;) {
-      if (!this.#active) return;
-      const mapped = Atomics.load(sh.ctl, Ctl.PAGES_MAPPED);
-      if (b.allMapped()) {
-        // The compactor may still be finishing its walk: it must be out before the next cycle
-        // (and one that has not entered this cycle yet must not enter it: see CLOSING_CYCLE).
-        Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE));
-        if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) === 0) break;
-        if (threads.isStale(Role.COMPACTOR)) {
-          await threads.replace(Role.COMPACTOR);
-          break;
-        }
-      } else if (threads.isDead(Role.COMPACTOR) || b.compactorGone(this.#c.opts.stallMs)) {
-        this.#help();
-        // What is left belongs to a live builder (the fault server): wait for it, don't spin.
-        if (b.allMapped()) continue;
-      }
-      const r = Atomics.waitAsync(sh.ctl, Ctl.PAGES_MAPPED, mapped, b.allMapped() ? 1 : Math.max(5, this.#c.opts.stallMs / 4));
-      if (r.async) await r.value;
-    }
-    // A compactor that threw this cycle is dying: replace it now, so that the next cycle does
-    // not run on the stand-in alone. (Its Worker's 'error' event may not be delivered yet:
-    // this thread may not have turned the event loop since.)
-    const cycle = Atomics.load(sh.ctl, Ctl.CYCLE);
-    if (!threads.isDead(Role.COMPACTOR) && Atomics.load(sh.ctl, Ctl.COMPACTOR_FAILED) === cycle) threads.reportDead(Role.COMPACTOR, { cycle });
-    if (threads.isDead(Role.FAULT)) await threads.replace(Role.FAULT);
-    if (threads.isDead(Role.COMPACTOR)) await threads.replace(Role.COMPACTOR);
-    await this.#faultsServed();
+    const { sh, threads, builders, opts } = this.#c;
+    await awaitCompaction({ sh, threads, builders, stallMs: opts.stallMs }, () => this.#active !== null);
     if (this.#active) this.#finalize();
-  }
-
-  /**
-   * Waits (bounded) for faults the fault server has read but not yet served and timed: they
-   * belong to this cycle's statistics. All pages are installed, so no new fault can come.
-   */
-  async #faultsServed(): Promise<void> {
-    const sh = this.#c.sh;
-    const deadline = now() + this.#c.opts.stallMs;
-    for (;;) {
-      const n = Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT);
-      if (n <= 0 || this.#c.threads.isDead(Role.FAULT) || now() > deadline) return;
-      const r = Atomics.waitAsync(sh.ctl, Ctl.FAULTS_IN_FLIGHT, n, 1);
-      if (r.async) await r.value;
-    }
-  }
-
-  /** The mutator thread builds every page still unbuilt (it reads only from-space: it cannot fault). */
-  #help(): void {
-    const b = this.#c.builders;
-    const scratch = b.scratchPage(Scratch.MUTATOR);
-    for (const [first, end] of b.pageRanges()) for (let q = first; q < end; q++) b.resolve(q, Owner.MUTATOR, scratch, this.#c.opts.stallMs);
   }
 
   /** The end of the cycle from the event loop (the compactor said it is done). */
@@ -651,16 +531,9 @@ export class CycleDriver {
         throw fromNative(e, 'madvise(DONTNEED)');
       }
     }
-    const stw = this.#c.mode === Mode.STW;
     st.usedAfterBytes = mut.top * 8;
-    st.compactionMs = stw ? sh.clk[Clk.COMPACT_END] - sh.clk[Clk.COMPACT_START] : sh.clk[Clk.COMPACT_END] > 0 ? sh.clk[Clk.COMPACT_END] - a.pauseEnd : end - a.pauseEnd;
-    st.compactorBusyMs = sh.clk[Clk.COMPACTOR_BUSY];
-    st.compactor = compactorSplit(sh.clk);
-    st.concurrentMs = stw ? 0 : end - a.pauseEnd;
-    readCompactionCounters(st, sh, stw);
-    st.rss.peakBytes = Math.max(sh.clk[Clk.RSS_PEAK], st.rss.beforeBytes);
+    recordCompaction(st, sh, this.#c.mode === Mode.STW, a.pauseEnd, end);
     st.rss.afterBytes = readRss();
-    st.endMs = end;
     this.#history.push(st);
     if (this.#history.length > 1000) this.#history.shift();
     this.#c.log.info(
@@ -675,46 +548,10 @@ export class CycleDriver {
     }
   }
 
-  // ------------------------------------------------------------------ the marker's jobs
-
-  /** Hands the marker a job; returns its request number. */
-  #hand(job: MarkerJob): number {
-    const { sh, threads } = this.#c;
-    const ctl = sh.ctl;
-    Atomics.store(ctl, Ctl.MARK_STOP, 0);
-    Atomics.store(ctl, Ctl.MARK_PARKED, 0);
-    Atomics.store(ctl, Ctl.MARK_IDLE, 0);
-    Atomics.store(ctl, Ctl.MARK_CLEARED, 0);
-    threads.markerPort!.postMessage(job);
-    const req = Atomics.add(ctl, Ctl.MARK_REQUEST, 1) + 1;
-    Atomics.notify(ctl, Ctl.MARK_REQUEST);
-    return req;
-  }
-
-  /** The marker's reply to request `req` (older replies, of jobs nobody waits for, are dropped). */
-  #reply(req: number): MarkerReply | null {
-    const port = this.#c.threads.markerPort;
-    for (;;) {
-      const r = port && (receiveMessageOnPort(port)?.message as MarkerReply | undefined);
-      if (!r) return null;
-      if (r.req === req) return r;
-    }
-  }
+  // ------------------------------------------------------------------ records
 
   #pause(a: ActiveCycle, kind: PauseKind, t0: number): void {
     const t1 = now();
     a.stats.pauses.push({ kind, startMs: t0, ms: t1 - t0 });
   }
-}
-
-
-
-/**
- * Holds the process open while `p` is pending. The collector threads are unref'd (a heap the
- * program forgot to close must not keep it alive), and a pending Atomics.waitAsync does not
- * hold the event loop either: without this, a program awaiting its heap could exit mid-await.
- */
-export function keepAlive<T>(p: Promise<T>): Promise<T> {
-  const timer = setInterval(() => {}, 1 << 30);
-  return p.finally(() => clearInterval(timer));
 }

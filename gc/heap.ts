@@ -14,7 +14,7 @@ import { MoveGcError, ErrorCode, internal, invalidArg } from './errors.js';
 import { BarrierLog } from './barrier.js';
 import { Builders, Scratch } from './compact.js';
 import { Builder } from './build.js';
-import { CycleDriver, keepAlive, type MutatorState } from './cycle.js';
+import { CycleDriver, type MutatorState } from './cycle.js';
 import { FaultInstall, Install, Installer } from './install.js';
 import { Mapping } from './memory.js';
 import { PAGE_SIZE } from './native.js';
@@ -32,7 +32,7 @@ import { census, type Census } from './census.js';
 import { HeapType, type Progress, type TypeSpec } from './heap-types.js';
 import { badValue, ownBytes } from './values.js';
 import { Pin, Root, RootTable, type RootOwner } from './roots.js';
-import { CollectorThreads, Role, type RoleName } from './threads.js';
+import { CollectorThreads, Role, keepAlive, type RoleName } from './threads.js';
 import { Watchdog } from './watchdog.js';
 import {
   BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, PAGE_SHIFT_WORDS, PAGE_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, writeFiller,

@@ -1,5 +1,7 @@
 /** Per-cycle statistics for researchers: every figure ART records, and the ones it lacks. */
-import { Ctl } from './control.js';
+import { Clk, Ctl } from './control.js';
+import { WORD } from './layout.js';
+import type { Plan } from './plan.js';
 import { HIST_BUCKETS, Hist, bucketValue, type Shared } from './shared.js';
 import type { ModeName } from './modes.js';
 
@@ -245,4 +247,44 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.pages.builtBySelf = c[Ctl.SELF_RESOLVED];
   st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED], selfHelped: c[Ctl.SELF_HELPED], unbuiltTouches: c[Ctl.UNBUILT_TOUCHES] };
   st.batchPages = summarize(sh.hist, Hist.BATCH_PAGES * HIST_BUCKETS);
+}
+
+/** What the plan decided, into the cycle's statistics (at the flip; `topWord`: the top before it). */
+export function recordPlan(st: CycleStats, p: Plan, topWord: number): void {
+  st.liveObjects = st.mark.objects + st.mark.blackObjects;
+  st.liveBytes = st.mark.words * WORD + st.mark.blackBytes;
+  st.usedBeforeBytes = topWord * WORD;
+  st.reclaimedBytes = st.usedBeforeBytes - p.allocTop * WORD;
+  st.pages.total = p.pagesTotal;
+  st.pages.identity = p.identityPages;
+  st.plan.alignedObjects = p.aligned.objects;
+  st.plan.alignGapBytes = p.aligned.gapWords * WORD;
+  st.plan.wholePages = p.aligned.wholePages;
+  st.pinnedSpans = p.pinnedSpans.length;
+  st.segments = p.segments.length;
+}
+
+/** The compaction's times and counters at the end of the cycle (`pauseEnd`, `end`: absolute ms). */
+export function recordCompaction(st: CycleStats, sh: Shared, stw: boolean, pauseEnd: number, end: number): void {
+  const clk = sh.clk;
+  st.compactionMs = stw ? clk[Clk.COMPACT_END] - clk[Clk.COMPACT_START] : clk[Clk.COMPACT_END] > 0 ? clk[Clk.COMPACT_END] - pauseEnd : end - pauseEnd;
+  st.compactorBusyMs = clk[Clk.COMPACTOR_BUSY];
+  st.compactor = compactorSplit(clk);
+  st.concurrentMs = stw ? 0 : end - pauseEnd;
+  readCompactionCounters(st, sh, stw);
+  st.rss.peakBytes = Math.max(clk[Clk.RSS_PEAK], st.rss.beforeBytes);
+  st.endMs = end;
+}
+
+/** The compactor's time split of one cycle (ms), as CycleStats reports it (Clk entries). */
+export function compactorSplit(clk: Float64Array): CompactorSplit {
+  return {
+    buildMs: clk[Clk.COMPACTOR_BUILD],
+    installMs: clk[Clk.COMPACTOR_INSTALL],
+    releaseMs: clk[Clk.COMPACTOR_RELEASE],
+    otherMs: clk[Clk.COMPACTOR_OTHER],
+    waitMs: clk[Clk.COMPACTOR_WAIT],
+    cpuMs: clk[Clk.COMPACTOR_CPU],
+    queuedMs: clk[Clk.COMPACTOR_QUEUED],
+  };
 }

@@ -158,3 +158,13 @@ export class CollectorThreads {
     this.markerPort?.close();
   }
 }
+
+/**
+ * Holds the process open while `p` is pending. The collector threads are unref'd (a heap the
+ * program forgot to close must not keep it alive), and a pending Atomics.waitAsync does not
+ * hold the event loop either: without this, a program awaiting its heap could exit mid-await.
+ */
+export function keepAlive<T>(p: Promise<T>): Promise<T> {
+  const timer = setInterval(() => {}, 1 << 30);
+  return p.finally(() => clearInterval(timer));
+}

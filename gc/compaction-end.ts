@@ -1,0 +1,78 @@
+/**
+ * The end of concurrent compaction, awaited (collect's finish, idle, close): bounded waits,
+ * with takeover. While the collector threads make progress the mutator's thread waits for
+ * them; when the compactor is stalled or dead (heartbeat older than stallMs) it builds the
+ * remaining pages itself (it reads only from-space: it cannot fault), so a cycle always
+ * completes and no mutator access waits forever. The non-waiting way to the end is the driver's (cycle.ts,
+ * #finalizeIfDone: a safepoint, or the compactor's word that it is done).
+ */
+import { Scratch, type Builders } from './compact.js';
+import { Ctl } from './control.js';
+import { Owner, now, type Shared } from './shared.js';
+import { Role, type CollectorThreads } from './threads.js';
+
+export interface CompactionEndContext {
+  sh: Shared;
+  threads: CollectorThreads;
+  builders: Builders;
+  stallMs: number;
+}
+
+/**
+ * Returns once every page is installed, the compactor is out of the cycle, dead threads are
+ * replaced and faults in flight are timed; or at once when `active()` turns false (another
+ * caller ended the cycle meanwhile).
+ */
+export async function awaitCompaction(c: CompactionEndContext, active: () => boolean): Promise<void> {
+  const { sh, threads, builders: b } = c;
+  for (;;) {
+    if (!active()) return;
+    const mapped = Atomics.load(sh.ctl, Ctl.PAGES_MAPPED);
+    if (b.allMapped()) {
+      // The compactor may still be finishing its walk: it must be out before the next cycle
+      // (and one that has not entered this cycle yet must not enter it: see CLOSING_CYCLE).
+      Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE));
+      if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) === 0) break;
+      if (threads.isStale(Role.COMPACTOR)) {
+        await threads.replace(Role.COMPACTOR);
+        break;
+      }
+    } else if (threads.isDead(Role.COMPACTOR) || b.compactorGone(c.stallMs)) {
+      buildTheRest(c);
+      // What is left belongs to a live builder (the fault server): wait for it, don't spin.
+      if (b.allMapped()) continue;
+    }
+    const r = Atomics.waitAsync(sh.ctl, Ctl.PAGES_MAPPED, mapped, b.allMapped() ? 1 : Math.max(5, c.stallMs / 4));
+    if (r.async) await r.value;
+  }
+  // A compactor that threw this cycle is dying: replace it now, so that the next cycle does
+  // not run on the stand-in alone. (Its Worker's 'error' event may not be delivered yet:
+  // this thread may not have turned the event loop since.)
+  const cycle = Atomics.load(sh.ctl, Ctl.CYCLE);
+  if (!threads.isDead(Role.COMPACTOR) && Atomics.load(sh.ctl, Ctl.COMPACTOR_FAILED) === cycle) threads.reportDead(Role.COMPACTOR, { cycle });
+  if (threads.isDead(Role.FAULT)) await threads.replace(Role.FAULT);
+  if (threads.isDead(Role.COMPACTOR)) await threads.replace(Role.COMPACTOR);
+  await faultsServed(c);
+}
+
+/**
+ * Waits (bounded) for faults the fault server has read but not yet served and timed: they
+ * belong to this cycle's statistics. All pages are installed, so no new fault can come.
+ */
+async function faultsServed(c: CompactionEndContext): Promise<void> {
+  const ctl = c.sh.ctl;
+  const deadline = now() + c.stallMs;
+  for (;;) {
+    const n = Atomics.load(ctl, Ctl.FAULTS_IN_FLIGHT);
+    if (n <= 0 || c.threads.isDead(Role.FAULT) || now() > deadline) return;
+    const r = Atomics.waitAsync(ctl, Ctl.FAULTS_IN_FLIGHT, n, 1);
+    if (r.async) await r.value;
+  }
+}
+
+/** The mutator's thread builds every page still unbuilt, taking over from stalled owners. */
+function buildTheRest(c: CompactionEndContext): void {
+  const b = c.builders;
+  const scratch = b.scratchPage(Scratch.MUTATOR);
+  for (const [first, end] of b.pageRanges()) for (let q = first; q < end; q++) b.resolve(q, Owner.MUTATOR, scratch, c.stallMs);
+}
