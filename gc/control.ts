@@ -197,6 +197,14 @@ export function resetMarking(ctlWords: Int32Array, clocks: Float64Array): void {
   clocks.fill(0, ClkGroup.marking[0], ClkGroup.marking[1]);
 }
 
+/** The marker's fault injections (it reads them when a marking starts). */
+export function armMarking(ctlWords: Int32Array, inj: Readonly<InjectOptions>): void {
+  ctlWords[Ctl.INJECT_MARK_DELAY_AT] = inj.markDelayAtObject ?? 0;
+  ctlWords[Ctl.INJECT_MARK_DELAY_MS] = inj.markDelayMs ?? 0;
+  ctlWords[Ctl.INJECT_MARK_DIE_AT] = inj.markDieAtObject ?? 0;
+  ctlWords[Ctl.INJECT_MARK_LOG_DELAY_MS] = inj.markLogDelayMs ?? 0;
+}
+
 /**
  * Sets up the words a compaction starts from (in the compaction pause): its counters and
  * clocks zeroed, its plan's size, and the compaction threads' fault injections (read when

@@ -34,7 +34,6 @@ import { Tracer, clearMarks, mark } from './mark.js';
 import { MarkerLink } from './marker-link.js';
 import { Mode, type ModeName } from './modes.js';
 import { PAGE_SIZE } from './native.js';
-import { WORD } from './layout.js';
 import { Marking, largeObjectWords, type InjectOptions, type ResolvedOptions } from './options.js';
 import { compactionPause } from './pause.js';
 import { extendPlan, forwardObjectStarts, plan as planHeap, type Plan } from './plan.js';

@@ -1,4 +1,8 @@
 /** What the heap's API hands out and takes besides references: type descriptors, progress. */
+import { Ctl } from './control.js';
+import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
+import { SEG_FIELDS, Seg, type Shared } from './shared.js';
+
 export interface TypeSpec {
   name: string;
   /** Reference slots. */
@@ -25,4 +29,44 @@ export interface Progress {
 /** A type defined by Heap.defineType (or a built-in array type): its id indexes the type table. */
 export class HeapType {
   constructor(readonly id: number, readonly name: string, readonly refs: number, readonly bytes: number, readonly kind: number) {}
+}
+
+/** A type spec, read once (a getter or Proxy is asked each field once) and checked. */
+export function readTypeSpec(spec: TypeSpec): TypeSpec {
+  if (typeof spec !== 'object' || spec === null) throw invalidArg('type spec must be an object');
+  const { name, refs, bytes } = spec;
+  if (typeof name !== 'string' || name.length === 0) throw invalidArg('type name must be a non-empty string');
+  for (const [k, v] of [['refs', refs], ['bytes', bytes]] as const) {
+    if (typeof v !== 'number') throw invalidArg(`${k} must be a number`);
+    if (!Number.isSafeInteger(v) || v < 0 || v > 1 << 20) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `${k} must be an integer in [0, 2^20], got ${v}`);
+  }
+  return { name, refs, bytes };
+}
+
+/** Heap.progress(): read live from the shared counters (they belong to the current cycle). */
+export function progressOf(sh: Shared, cycle: number, phase: string, barrierEntries: number): Progress {
+  const c = sh.ctl;
+  return {
+    cycle,
+    phase,
+    pagesTotal: Atomics.load(c, Ctl.PAGES_TOTAL),
+    pagesMapped: Atomics.load(c, Ctl.PAGES_MAPPED),
+    faults: Atomics.load(c, Ctl.FAULTS),
+    markedObjects: Atomics.load(c, Ctl.MARK_OBJECTS),
+    barrierEntries,
+    markerIdle: phase === 'marking' && Atomics.load(c, Ctl.MARK_IDLE) === 1,
+    unbuiltTouches: Atomics.load(c, Ctl.UNBUILT_TOUCHES),
+  };
+}
+
+/** Control words and, while compacting, the census of page states (owner/phase), for diagnosing a stuck cycle. */
+export function debugState(sh: Shared, phase: string): Record<string, unknown> {
+  const census: Record<string, number> = {};
+  if (phase === 'compacting')
+    for (let i = 0, n = sh.ctl[Ctl.SEGMENTS]; i < n; i++)
+      for (let q = sh.segments[i * SEG_FIELDS + Seg.FIRST_PAGE]; q < sh.segments[i * SEG_FIELDS + Seg.END_PAGE]; q++) {
+        const k = `owner${sh.pageState[q] >>> 2}/phase${sh.pageState[q] & 3}`;
+        census[k] = (census[k] ?? 0) + 1;
+      }
+  return { ctl: Array.from(sh.ctl), phase, census };
 }

@@ -13,23 +13,22 @@
 import { MoveGcError, ErrorCode, internal, invalidArg } from './errors.js';
 import { BarrierLog } from './barrier.js';
 import { Builders, Scratch } from './compact.js';
-import { Builder } from './build.js';
 import { CycleDriver, type MutatorState } from './cycle.js';
-import { FaultInstall, Install, Installer } from './install.js';
-import { Mapping } from './memory.js';
+import { Installer } from './install.js';
+import { HeapMemory } from './heap-memory.js';
 import { PAGE_SIZE } from './native.js';
 import { probe, type Capabilities } from './probe.js';
-import { Userfaultfd } from './uffd.js';
+import type { Userfaultfd } from './uffd.js';
 import { chooseMode, Mode, type ModeName } from './modes.js';
 import { silentLogger, type Logger } from './log.js';
 import type { CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
-import { Ctl, PagePhase, SEG_FIELDS, Seg, Shared } from './shared.js';
+import { Ctl, PagePhase, Shared, armMarking } from './shared.js';
 import { SelfService } from './selfservice.js';
-import { HEAP_ALIGN, Marking, largeObjectWords, mapAlignment, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
+import { Marking, largeObjectWords, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { census, type Census } from './census.js';
-import { HeapType, type Progress, type TypeSpec } from './heap-types.js';
+import { HeapType, debugState, progressOf, readTypeSpec, type Progress, type TypeSpec } from './heap-types.js';
 import { badValue, ownBytes } from './values.js';
 import { Pin, Root, RootTable, type RootOwner } from './roots.js';
 import { CollectorThreads, Role, keepAlive, type RoleName } from './threads.js';
@@ -59,8 +58,8 @@ export class Heap implements RootOwner {
   readonly fallbacks: readonly string[];
   readonly capabilities: Capabilities;
   readonly log: Logger;
-  readonly #heapMap: Mapping;
-  readonly #fromMap: Mapping;
+  /** Its mappings, userfaultfd and shared memory (heap-memory.ts). */
+  readonly #mem: HeapMemory;
   readonly #u32: Uint32Array;
   /**
    * Bytes: a Uint8Array views at most 4 GiB (2^32 elements), so single bytes go through a
@@ -106,7 +105,7 @@ export class Heap implements RootOwner {
   /** The last resort for a fault nobody can serve (watchdog.ts). */
   #watchdog: Watchdog | null = null;
 
-  private constructor(opts: ResolvedOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger) {
+  private constructor(opts: ResolvedOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger, mem: HeapMemory) {
     this.capacity = opts.capacity;
     this.requestedMode = opts.mode;
     this.mode = mode;
@@ -116,39 +115,19 @@ export class Heap implements RootOwner {
     this.log = log;
     this.#inject = opts.inject;
     this.#alignWords = largeObjectWords(opts);
-    const advise = opts.dontFork ? (['DONTFORK'] as const) : [];
-    const alignment = mapAlignment(opts.capacity);
-    this.#heapMap = Mapping.anonymous(opts.capacity, { alignment, advise: [...advise, 'NOHUGEPAGE'] });
-    try {
-      this.#fromMap = Mapping.anonymous(opts.capacity + HEAP_ALIGN, { alignment, advise: [...advise, 'NOHUGEPAGE'] });
-    } catch (e) {
-      this.#heapMap.close();
-      throw e;
-    }
-    const view = this.#heapMap.view();
+    this.#mem = mem;
+    const view = mem.heap.view();
     this.#u32 = new Uint32Array(view);
     this.#buffer = view;
     this.#bytes = new DataView(view);
     this.#u8 = new Uint8Array(view, 0, Math.min(view.byteLength, 2 ** 32));
     this.#f64 = new Float64Array(view);
-    this.#uffd = mode !== Mode.STW ? Userfaultfd.open({ how: caps.uffd.how ?? 'syscall', features: mode === Mode.MOVE ? ['MOVE'] : [] }) : null;
-    const typesSab = TypeTable.allocate();
-    this.#types = new TypeTable(typesSab);
-    this.#sh = Shared.allocate({
-      heapAddress: this.#heapMap.address,
-      fromAddress: this.#fromMap.address,
-      capacity: opts.capacity,
-      scratchPages: Scratch.PAGES,
-      uffdFd: this.#uffd?.fd ?? -1,
-      uffdFeatures: this.#uffd?.features ?? 0,
-      types: typesSab,
-    });
+    this.#uffd = mem.uffd;
+    this.#types = mem.types;
+    this.#sh = mem.sh;
     this.#objects = this.#sh.objects[0];
     this.#log = new BarrierLog(this.#sh.logRing, this.#sh.ctl);
-    Atomics.store(this.#sh.ctl, Ctl.INSTALL, mode === Mode.MOVE ? Install.MOVE : mode === Mode.COPY ? Install.COPY : Install.DIRECT);
-    Atomics.store(this.#sh.ctl, Ctl.FAULT_INSTALL, opts.faultInstall === 'move' ? FaultInstall.MOVE : FaultInstall.COPY);
-    Atomics.store(this.#sh.ctl, Ctl.BUILDER, opts.builder === 'js' ? Builder.JS : Builder.NATIVE);
-    const from = new Uint32Array(this.#fromMap.view(0, opts.capacity + Scratch.PAGES * PAGE_SIZE));
+    const from = new Uint32Array(mem.from.view(0, opts.capacity + Scratch.PAGES * PAGE_SIZE));
     const builders = new Builders(this.#sh, from, new Installer(this.#sh, this.#uffd, (msg, data) => this.log.warn({ ...data, thread: 'mutator' }, msg)));
     this.#pageState = this.#sh.pageState;
     this.#faults = new SelfService(this.#sh, builders, this.#u32, opts.faultPath, opts.stallMs, log);
@@ -165,7 +144,7 @@ export class Heap implements RootOwner {
       new HeapType(BYTE_ARRAY_TYPE, 'ByteArray', 0, 0, Kind.BYTE_ARRAY),
     );
     this.#tags.retag();
-    this.#applyMarkerInject();
+    armMarking(this.#sh.ctl, this.#inject);
   }
 
   /**
@@ -178,7 +157,14 @@ export class Heap implements RootOwner {
     const caps = probe({ hide: [...opts.hide] });
     const { mode, fallbacks } = chooseMode(opts.mode, caps, { allowUnfixedMove: opts.allowUnfixedMove });
     for (const f of fallbacks) log.warn({ requested: opts.mode, mode }, `mode fallback: ${f}`);
-    const heap = new Heap(opts, caps, mode, fallbacks, log);
+    const mem = HeapMemory.open(opts, caps, mode);
+    let heap: Heap;
+    try {
+      heap = new Heap(opts, caps, mode, fallbacks, log, mem);
+    } catch (e) {
+      mem.close();
+      throw e;
+    }
     liveHeaps.add(heap);
     try {
       await heap.#threads.start();
@@ -321,13 +307,7 @@ export class Heap implements RootOwner {
 
   defineType(spec: TypeSpec): HeapType {
     this.#check();
-    if (typeof spec !== 'object' || spec === null) throw invalidArg('type spec must be an object');
-    const { name, refs, bytes } = spec;
-    if (typeof name !== 'string' || name.length === 0) throw invalidArg('type name must be a non-empty string');
-    for (const [k, v] of [['refs', refs], ['bytes', bytes]] as const) {
-      if (typeof v !== 'number') throw invalidArg(`${k} must be a number`);
-      if (!Number.isSafeInteger(v) || v < 0 || v > 1 << 20) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `${k} must be an integer in [0, 2^20], got ${v}`);
-    }
+    const { name, refs, bytes } = readTypeSpec(spec);
     if (this.#typeByName.has(name)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `type ${name} is already defined`);
     const id = this.#typeList.length;
     if (id >= MAX_TYPES) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `at most ${MAX_TYPES - FIRST_USER_TYPE} types`);
@@ -503,7 +483,7 @@ export class Heap implements RootOwner {
   }
 
   get address(): number {
-    return this.#heapMap.address;
+    return this.#mem.heap.address;
   }
 
   // ---------------------------------------------------------------- roots and pins
@@ -567,16 +547,7 @@ export class Heap implements RootOwner {
   inject(opts: InjectOptions): void {
     this.#check();
     this.#inject = resolveInject(opts);
-    this.#applyMarkerInject();
-  }
-
-  /** The marker reads its injections when a marking starts (the compactor's: cycle.ts, at the flip). */
-  #applyMarkerInject(): void {
-    const c = this.#sh.ctl;
-    c[Ctl.INJECT_MARK_DELAY_AT] = this.#inject.markDelayAtObject ?? 0;
-    c[Ctl.INJECT_MARK_DELAY_MS] = this.#inject.markDelayMs ?? 0;
-    c[Ctl.INJECT_MARK_DIE_AT] = this.#inject.markDieAtObject ?? 0;
-    c[Ctl.INJECT_MARK_LOG_DELAY_MS] = this.#inject.markLogDelayMs ?? 0;
+    armMarking(this.#sh.ctl, this.#inject); // the marker reads them when a marking starts (the compactor's: at the flip)
   }
 
   /**
@@ -652,18 +623,7 @@ export class Heap implements RootOwner {
    */
   progress(): Progress {
     this.#check();
-    const c = this.#sh.ctl;
-    return {
-      cycle: this.#cycles.activeCycle ?? this.history[this.history.length - 1]?.cycle ?? 0,
-      phase: this.#cycles.phase,
-      pagesTotal: Atomics.load(c, Ctl.PAGES_TOTAL),
-      pagesMapped: Atomics.load(c, Ctl.PAGES_MAPPED),
-      faults: Atomics.load(c, Ctl.FAULTS),
-      markedObjects: Atomics.load(c, Ctl.MARK_OBJECTS),
-      barrierEntries: this.#log.entries,
-      markerIdle: this.#cycles.phase === 'marking' && Atomics.load(c, Ctl.MARK_IDLE) === 1,
-      unbuiltTouches: Atomics.load(c, Ctl.UNBUILT_TOUCHES),
-    };
+    return progressOf(this.#sh, this.#cycles.activeCycle ?? this.history[this.history.length - 1]?.cycle ?? 0, this.#cycles.phase, this.#log.entries);
   }
 
   /**
@@ -678,15 +638,7 @@ export class Heap implements RootOwner {
 
   /** @internal Control words and clocks of the active cycle, for diagnosing a stuck cycle. */
   _debugState(): Record<string, unknown> {
-    const sh = this.#sh;
-    const census: Record<string, number> = {};
-    if (this.#cycles.phase === 'compacting')
-      for (let i = 0, n = sh.ctl[Ctl.SEGMENTS]; i < n; i++)
-        for (let q = sh.segments[i * SEG_FIELDS + Seg.FIRST_PAGE]; q < sh.segments[i * SEG_FIELDS + Seg.END_PAGE]; q++) {
-          const k = `owner${sh.pageState[q] >>> 2}/phase${sh.pageState[q] & 3}`;
-          census[k] = (census[k] ?? 0) + 1;
-        }
-    return { ctl: Array.from(sh.ctl), phase: this.#cycles.phase, census };
+    return debugState(this.#sh, this.#cycles.phase);
   }
 
   /** Walks the heap and checks every object and reference (see verify.ts). */
@@ -730,9 +682,7 @@ export class Heap implements RootOwner {
     liveHeaps.delete(this);
     await this.#threads.close();
     this.#watchdog?.stop(); // joined before the userfaultfd it polls is closed
-    this.#uffd?.close();
-    this.#heapMap.close();
-    this.#fromMap.close();
+    this.#mem.close();
     this.log.info({ cycles: this.history.length }, 'heap closed');
   }
 }

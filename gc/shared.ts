@@ -8,7 +8,7 @@ import { PAGE_WORDS } from './layout.js';
 import { native } from './native.js';
 import { Heartbeats } from './heartbeat.js';
 
-export { Ctl, Clk, Phase, MarkJob, CtlGroup, ClkGroup, resetMarking, armCompaction } from './control.js';
+export { Ctl, Clk, Phase, MarkJob, CtlGroup, ClkGroup, resetMarking, armCompaction, armMarking } from './control.js';
 import { Ctl, Clk } from './control.js';
 
 /** Page phases (low 2 bits of a page state word); the owner is in the bits above. */

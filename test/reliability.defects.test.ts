@@ -232,4 +232,14 @@ describe('process lifetime', () => {
       expect(res.stdout).toContain(`left ${m}`);
     }
   });
+
+  it('a create that fails part way (EMFILE for the userfaultfd) says so and releases the mappings it made', () => {
+    if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
+    const res = spawnSync(process.execPath, [path.join(here, 'fixtures/emfile-create.mjs'), 'move'], { encoding: 'utf8', timeout: 30_000 });
+    expect(res.status, res.stderr).toBe(0);
+    const r = JSON.parse(res.stdout.trim().split('\n').pop()!);
+    expect(r.code).toBe('EMFILE');
+    expect(r.before).toBe(0);
+    expect(r.after).toBe(0); // both leaked before HeapMemory.open released what it had opened
+  });
 });

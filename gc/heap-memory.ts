@@ -1,0 +1,66 @@
+/**
+ * The heap's kernel resources, opened together and released together: the heap mapping
+ * (to-space, where the mutator's objects live), the from-space mapping (the old copy during a
+ * compaction, the builders' buffers and scratch pages), the userfaultfd (move and copy modes)
+ * and the shared memory every collector thread reads (shared.ts), with the settings words the
+ * heap writes once. A failure part way (ENOMEM, EMFILE, ...) releases what was already opened.
+ */
+import { Builder } from './build.js';
+import { Scratch } from './compact.js';
+import { FaultInstall, Install } from './install.js';
+import { TypeTable } from './layout.js';
+import { Mapping } from './memory.js';
+import { Mode, type ModeName } from './modes.js';
+import { HEAP_ALIGN, mapAlignment, type ResolvedOptions } from './options.js';
+import type { Capabilities } from './probe.js';
+import { Ctl, Shared } from './shared.js';
+import { Userfaultfd } from './uffd.js';
+
+export class HeapMemory {
+  private constructor(
+    readonly heap: Mapping,
+    readonly from: Mapping,
+    readonly uffd: Userfaultfd | null,
+    readonly types: TypeTable,
+    readonly sh: Shared,
+  ) {}
+
+  static open(opts: ResolvedOptions, caps: Capabilities, mode: ModeName): HeapMemory {
+    const advise = [...(opts.dontFork ? (['DONTFORK'] as const) : []), 'NOHUGEPAGE'] as const;
+    const alignment = mapAlignment(opts.capacity);
+    const opened: Array<{ close(): void }> = [];
+    try {
+      const heap = Mapping.anonymous(opts.capacity, { alignment, advise: [...advise] });
+      opened.push(heap);
+      const from = Mapping.anonymous(opts.capacity + HEAP_ALIGN, { alignment, advise: [...advise] });
+      opened.push(from);
+      const uffd = mode !== Mode.STW ? Userfaultfd.open({ how: caps.uffd.how ?? 'syscall', features: mode === Mode.MOVE ? ['MOVE'] : [] }) : null;
+      if (uffd) opened.push(uffd);
+      const typesSab = TypeTable.allocate();
+      const sh = Shared.allocate({
+        heapAddress: heap.address,
+        fromAddress: from.address,
+        capacity: opts.capacity,
+        scratchPages: Scratch.PAGES,
+        uffdFd: uffd?.fd ?? -1,
+        uffdFeatures: uffd?.features ?? 0,
+        types: typesSab,
+      });
+      const c = sh.ctl;
+      Atomics.store(c, Ctl.INSTALL, mode === Mode.MOVE ? Install.MOVE : mode === Mode.COPY ? Install.COPY : Install.DIRECT);
+      Atomics.store(c, Ctl.FAULT_INSTALL, opts.faultInstall === 'move' ? FaultInstall.MOVE : FaultInstall.COPY);
+      Atomics.store(c, Ctl.BUILDER, opts.builder === 'js' ? Builder.JS : Builder.NATIVE);
+      return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh);
+    } catch (e) {
+      for (const r of opened.reverse()) r.close();
+      throw e;
+    }
+  }
+
+  /** Closes the userfaultfd, then unmaps both mappings (detaching every view they handed out). */
+  close(): void {
+    this.uffd?.close();
+    this.heap.close();
+    this.from.close();
+  }
+}
