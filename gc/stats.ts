@@ -60,6 +60,10 @@ export interface CycleStats {
     builtBySelf: number;
     recycledBuffers: number;
     freshBuffers: number;
+    /**
+     * From-space pages the compactor gave back with madvise(DONTNEED) while compacting, counted by
+     * the length of the ranges: in move mode most of them were already moved away (no page behind).
+     */
     released: number;
   };
   moveCalls: number;
