@@ -147,6 +147,13 @@ export interface ModeSummary {
   moveCalls: number;
   copyCalls: number;
   batchPagesP50: number;
+  /** Pages the mutator's accessors served themselves (self-service). */
+  pagesBySelf: number;
+  /** The compactor's time split (ms): build, install (MOVE/COPY calls), release (madvise), the rest. */
+  compactorBuildMs: number;
+  compactorInstallMs: number;
+  compactorReleaseMs: number;
+  compactorOtherMs: number;
   rssBeforeBytes: number;
   rssPeakBytes: number;
   rssAfterBytes: number;
@@ -284,6 +291,11 @@ function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
     moveCalls: m((r) => r.moveCalls),
     copyCalls: m((r) => r.copyCalls),
     batchPagesP50: m((r) => r.batchPagesP50),
+    pagesBySelf: m((r) => r.pages.builtBySelf ?? 0),
+    compactorBuildMs: m((r) => r.compactorSplit?.buildMs ?? 0),
+    compactorInstallMs: m((r) => r.compactorSplit?.installMs ?? 0),
+    compactorReleaseMs: m((r) => r.compactorSplit?.releaseMs ?? 0),
+    compactorOtherMs: m((r) => r.compactorSplit?.otherMs ?? 0),
     rssBeforeBytes: m((r) => r.rssBeforeBytes),
     rssPeakBytes: m((r) => r.rssPeakBytes),
     rssAfterBytes: m((r) => r.rssAfterBytes),
@@ -474,6 +486,14 @@ export function textSummary(res: Results): string {
         }),
       ]),
     );
+    // Where the compactor's time went, and what split its install runs (each page the mutator
+    // served itself is a page the compactor's run must step around: another call).
+    const cm = ms.filter((s) => s.mode !== 'stw');
+    if (cm.length)
+      out.push(
+        'compactor ms build / install / release / other; pages per install call (mean); pages the mutator served: ' +
+          cm.map((s) => `${s.mode} ${f(s.compactorBuildMs, 0)} / ${f(s.compactorInstallMs, 0)} / ${f(s.compactorReleaseMs, 0)} / ${f(s.compactorOtherMs, 0)}; ${f((s.pagesMoved + s.pagesCopied) / Math.max(1, s.moveCalls + s.copyCalls), 1)}; ${f(s.pagesBySelf, 0)}`).join(' | '),
+      );
     out.push('ratios: ' + Object.entries(c.ratios).map(([k, v]) => `${k} ${f(v, 3)}`).join(', '));
   }
   if (res.floor) {

@@ -218,6 +218,7 @@ export class Installer {
     const sh = this.#sh;
     try {
       sh.count(Ctl.COPY_CALLS);
+      sh.record(Hist.BATCH_PAGES, 1);
       this.#uffd!.copy(this.#heap + q * PAGE_SIZE, this.#from + buf * PAGE_SIZE, PAGE_SIZE);
       sh.count(Ctl.PAGES_COPIED);
       if (why === 'EBUSY') {

@@ -124,6 +124,13 @@ describe('results', () => {
       expect(r.stdout).toMatch(/measured after 1 collections of each heap/);
       expect(res.main.heapOptions.pauseOrder).toBe('register-first');
       expect(r.stdout).not.toMatch(/goals/); // the targets are in the report's appendix, not the terminal
+      // The compactor's split and what broke its install runs, per mode and per rep.
+      const mv = res.main.modes.move;
+      expect(mv.compactorBuildMs + mv.compactorInstallMs).toBeGreaterThan(0);
+      expect(typeof mv.pagesBySelf).toBe('number');
+      expect(mv.raw[0].batchPages.count).toBe(mv.raw[0].moveCalls + mv.raw[0].copyCalls);
+      expect(mv.raw[0].faultPathStalls.self.count).toBe(mv.raw[0].pages.builtBySelf);
+      expect(r.stdout).toMatch(/compactor ms build \/ install \/ release \/ other; .*: move \d+ \/ \d+ \/ \d+ \/ \d+; [\d.]+; \d+/);
     } finally {
       fs.rmSync(cwd, { recursive: true, force: true });
     }
