@@ -33,6 +33,7 @@ import { badValue, ownBytes } from './values.js';
 import { Pin, Root, RootTable, type RootOwner } from './roots.js';
 import { CollectorThreads, Role, keepAlive, type RoleName } from './threads.js';
 import { Watchdog } from './watchdog.js';
+import { warmUpFlip } from './warmup.js';
 import {
   BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, PAGE_SHIFT_WORDS, PAGE_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, writeFiller,
 } from './layout.js';
@@ -173,6 +174,7 @@ export class Heap implements RootOwner {
         warmedUp = true;
         heap.#warmUp();
       }
+      if (heap.marking === Marking.CONCURRENT) warmUpFlip(largeObjectWords(opts));
     } catch (e) {
       await heap.close();
       throw e;
