@@ -94,11 +94,13 @@ export class MarkerLink {
   lost(req: number): boolean {
     if (req <= this.#lostUpTo) return true;
     if (!this.#replacing && this.#threads.isStale(Role.MARKER)) {
+      // Every job handed so far went to the terminated thread's port; its successor gets a
+      // new port (threads.ts #spawn), so jobs handed from then on are its own, not lost.
+      const gone = (): void => void (this.#lostUpTo = Atomics.load(this.#sh.ctl, Ctl.MARK_REQUEST));
       this.#replacing = this.#threads
-        .replace(Role.MARKER)
+        .replace(Role.MARKER, gone)
         .then(
-          // The terminated thread held the newest job handed to it, and every older one.
-          () => void (this.#lostUpTo = Atomics.load(this.#sh.ctl, Ctl.MARK_REQUEST)),
+          () => {},
           (e) => this.#log.error({ err: e }, 'replacing the marker failed'),
         )
         .finally(() => (this.#replacing = null));

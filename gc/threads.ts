@@ -132,12 +132,17 @@ export class CollectorThreads {
     });
   }
 
-  /** Terminates a stalled or dead thread and starts its successor. */
-  async replace(role: RoleName): Promise<void> {
+  /**
+   * Terminates a stalled or dead thread and starts its successor. `onTerminated` runs once the
+   * old thread is gone and before its successor exists (nothing handed to the role between the
+   * two can reach either: see MarkerLink.lost).
+   */
+  async replace(role: RoleName, onTerminated?: () => void): Promise<void> {
     const w = this.#workers.get(role);
     this.#log.warn({ role }, 'replacing a stalled or dead collector thread');
     if (w) await w.terminate();
     ROLES[role].afterTerminate(this.#sh);
+    onTerminated?.();
     this.#sh.hb.beat(ROLES[role].heartbeat);
     if (!this.closed) await this.#spawn(role);
   }
