@@ -24,19 +24,20 @@
  * or safepoint() (runs whichever pause is due, never waits for a collector thread). JavaScript
  * cannot update a Ref held in a local, so the collector never stops the mutator on its own.
  */
-import { copyBits, countRange, nextSet, setRange } from './bits.js';
+import { nextSet } from './bits.js';
 import { drainLog, type BarrierLog } from './barrier.js';
 import { Builders, readRss, releaseFromSpace } from './compact.js';
 import { awaitCompaction } from './compaction-end.js';
 import { Clk, Ctl, MarkJob, Phase, armCompaction, resetMarking } from './control.js';
 import { ErrorCode, MoveGcError, fromNative } from './errors.js';
-import { Tracer, clearMarks, mark } from './mark.js';
+import { Tracer, blacken, clearMarks, mark } from './mark.js';
 import { MarkerLink } from './marker-link.js';
 import { Mode, type ModeName } from './modes.js';
 import { PAGE_SIZE } from './native.js';
 import { Marking, largeObjectWords, type InjectOptions, type ResolvedOptions } from './options.js';
 import { compactionPause } from './pause.js';
-import { extendPlan, forwardObjectStarts, plan as planHeap, type Plan } from './plan.js';
+import { extendOverAllocations, forwardObjectStarts, plan as planHeap, type Plan } from './plan.js';
+import { WORD } from './layout.js';
 import { Owner, now, type Shared } from './shared.js';
 import { emptyStats, recordCompaction, recordPlan, type CycleStats, type PauseKind } from './stats.js';
 import { Role, keepAlive, type CollectorThreads } from './threads.js';
@@ -338,18 +339,15 @@ export class CycleDriver {
     this.#pause(a, 'remark', t0);
   }
 
+  /** Black allocation (mark.ts blacken), counted in the cycle's marking statistics. */
   #blacken(from: number, to: number): void {
-    if (to <= from) return;
     const { sh, mut } = this.#c;
-    setRange(sh.live, from, to);
-    // Except the fillers before large objects: live gap words would slide as data.
-    const gaps = mut.allocGaps ?? [];
-    let gapWords = 0;
-    for (let i = 0; i < gaps.length; i += 2)
-      for (let w = Math.max(gaps[i], from); w < Math.min(gaps[i + 1], to); w++, gapWords++) sh.live[w >>> 5] &= ~(1 << (w & 31));
-    copyBits(sh.objects[mut.epochStarts], sh.starts, from, to);
-    this.#active!.stats.mark.blackObjects += countRange(sh.objects[mut.epochStarts], from, to);
-    this.#active!.stats.mark.blackBytes += (to - from - gapWords) * 8;
+    this.#countBlack(blacken(sh.starts, sh.live, sh.objects[mut.epochStarts], mut.allocGaps ?? [], from, to));
+  }
+
+  #countBlack(black: { objects: number; words: number }): void {
+    this.#active!.stats.mark.blackObjects += black.objects;
+    this.#active!.stats.mark.blackBytes += black.words * WORD;
   }
 
   /** Ends a cycle that failed before anything moved: the heap stays as it was. */
@@ -371,7 +369,7 @@ export class CycleDriver {
     for (;;) {
       if (this.#active !== a || a.phase !== CyclePhase.PLANNING) return; // flipped meanwhile (a safepoint)
       if (m.done(a.request) || m.failed(a.request)) return;
-      if (await m.awaitLost(a.request)) return; // a new job: only losing this one lets the pause plan by itself
+      if (await m.awaitLost(a.request)) return; // lost with the marker: the flip plans in the pause
       const r = Atomics.waitAsync(sh.ctl, Ctl.MARK_DONE, Atomics.load(sh.ctl, Ctl.MARK_DONE), Math.max(1, this.#c.opts.stallMs / 4));
       if (r.async) await r.value;
     }
@@ -403,9 +401,8 @@ export class CycleDriver {
         st.plan.cpuMs = sh.clk[Clk.PLAN_CPU];
         // What the mutator allocated since the marking pause slides as one block at the end.
         if (top > a.planTop) {
-          this.#blacken(a.planTop, top);
-          extendPlan(sh, p, a.planTop, top, this.#alignWords > 0 ? { heap: mut.u32, types: sh.types, words: this.#alignWords } : null);
-          forwardObjectStarts(sh, sh.starts, sh.objects[mut.epochStarts ^ 1], a.planTop, top);
+          const align = this.#alignWords > 0 ? { heap: mut.u32, types: sh.types, words: this.#alignWords } : null;
+          this.#countBlack(extendOverAllocations(sh, p, sh.objects[mut.epochStarts], sh.objects[mut.epochStarts ^ 1], mut.allocGaps ?? [], a.planTop, top, align));
         }
       } else {
         // Marking in the pause; or a pin added since the plan (its span is unknown to it, and it

@@ -9,7 +9,7 @@
  * traced: the heap's top for a pause, the black-allocation boundary for concurrent marking
  * (everything allocated since marking began is live and slides as a block, as in ART).
  */
-import { fillBeating, setBit, setRange, testBit } from './bits.js';
+import { copyBits, countRange, fillBeating, setBit, setRange, testBit } from './bits.js';
 import { ErrorCode, MoveGcError } from './errors.js';
 import { Kind, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 
@@ -110,4 +110,20 @@ export function mark(heap: Uint32Array, types: Int32Array, typeCount: number, st
   for (const r of roots) t.visit(r);
   t.drain();
   return { objects: t.objects, words: t.words };
+}
+
+/**
+ * Black allocation (ART's black_allocations_begin_): everything the mutator allocated in
+ * [from, to) since marking began is live. Its words become live and its objects' starts are the
+ * allocator's (`allocStarts`), except the filler gaps put before large objects ([start, end)
+ * pairs): live gap words would slide as data. Returns the objects and live words blackened.
+ */
+export function blacken(starts: Uint32Array, live: Uint32Array, allocStarts: Uint32Array, gaps: readonly number[], from: number, to: number): { objects: number; words: number } {
+  if (to <= from) return { objects: 0, words: 0 };
+  setRange(live, from, to);
+  let gapWords = 0;
+  for (let i = 0; i < gaps.length; i += 2)
+    for (let w = Math.max(gaps[i], from); w < Math.min(gaps[i + 1], to); w++, gapWords++) live[w >>> 5] &= ~(1 << (w & 31));
+  copyBits(allocStarts, starts, from, to);
+  return { objects: countRange(allocStarts, from, to), words: to - from - gapWords };
 }

@@ -34,6 +34,7 @@ import { ErrorCode, MoveGcError } from './errors.js';
 import { countRange, fillBeating, nextSet, popcount32, prevSet, testBit } from './bits.js';
 import { CHUNK_WORDS, IN_PLACE, forward } from './forward.js';
 import { HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
+import { blacken } from './mark.js';
 import { MAX_SEGMENTS, PageKind, PagePhase, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
 export const NONE = 0xffffffff;
@@ -373,6 +374,18 @@ export function extendPlan(sh: Shared, p: Plan, planTop: number, newTop: number,
   sh.segments.set([seg.start, seg.end, seg.identEnd, seg.newEnd, seg.fillerEnd, seg.firstPage, seg.endPage, seg.endExt], i * SEG_FIELDS);
   p.allocTop = endPage > seg.firstPage ? endPage * PAGE_WORDS : newEnd;
   p.oldTopAligned = endAligned;
+}
+
+/**
+ * The compaction pause's work for what the mutator allocated after the plan's top (the flip,
+ * cycle.ts, and its warm-up, warmup.ts): blacken [planTop, top) (mark.ts), extend the plan over
+ * it, and forward its object starts into the next layout's bitmap. Returns what was blackened.
+ */
+export function extendOverAllocations(sh: Shared, p: Plan, allocStarts: Uint32Array, nextStarts: Uint32Array, gaps: readonly number[], planTop: number, top: number, align: Alignment | null): { objects: number; words: number } {
+  const black = blacken(sh.starts, sh.live, allocStarts, gaps, planTop, top);
+  extendPlan(sh, p, planTop, top, align);
+  forwardObjectStarts(sh, sh.starts, nextStarts, planTop, top);
+  return black;
 }
 
 export { Seg };

@@ -1,18 +1,17 @@
 /**
  * The flip's plan extension, warmed up once per process. The marker plans in its own Worker
  * (its own JIT), so the code that extends the plan over what the mutator allocated since the
- * marking pause (#blacken's bitmap helpers, plan.ts extendPlan and forwardObjectStarts) first
+ * marking pause (plan.ts extendOverAllocations: blacken, extendPlan, forwardObjectStarts) first
  * ran on the mutator's thread inside the first compaction pause, in V8's interpreter: in the
  * art demo 1.2 + 6.2 + 6.4 ms for 107K words in that first pause, against 0.1-0.5 ms for the
  * same work in later ones. So the first heap of a process with concurrent marking runs that
- * path here, on a small heap of its own (the same classes, so the same type feedback), before
+ * same function here, on a small heap of its own (the same classes, so the same type feedback), before
  * any pause needs it: 3 rounds on 1 MiB cost about 45 ms once, and the demo's first extension
  * then took 0.5-0.7 ms. (The accessors' own warm-up is Heap.#warmUp.)
  */
-import { copyBits, countRange, setRange } from './bits.js';
 import { BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, TypeTable, arrayWords } from './layout.js';
 import { mark } from './mark.js';
-import { extendPlan, forwardObjectStarts, plan } from './plan.js';
+import { extendOverAllocations, plan } from './plan.js';
 import { Shared } from './shared.js';
 
 /** Rounds over the small heap (more measured no better in the first pause). */
@@ -42,11 +41,7 @@ export function warmUpFlip(alignWords: number): void {
   for (let r = 0; r < ROUNDS; r++) {
     mark(heap, sh.types, BYTE_ARRAY_TYPE + 1, sh.starts, sh.live, planTop, roots.filter((w) => w < planTop));
     const p = plan(heap, sh.types, sh, { topWord: planTop, pinned: [], denseThreshold: 0.95, alignWords });
-    setRange(sh.live, planTop, top);
-    copyBits(objects, sh.starts, planTop, top);
-    countRange(objects, planTop, top);
-    extendPlan(sh, p, planTop, top, align);
     sh.objects[1].fill(0);
-    forwardObjectStarts(sh, sh.starts, sh.objects[1], planTop, top);
+    extendOverAllocations(sh, p, objects, sh.objects[1], [], planTop, top, align);
   }
 }
