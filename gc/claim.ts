@@ -3,15 +3,24 @@
  * page is decided by compare-and-swap, so no page is built twice, and a page whose builder
  * stalled or died can be reclaimed by another thread.
  *
- *   UNPROCESSED --claim--> PROCESSING(owner) --built--> PROCESSED(owner) --installed--> MAPPED
+ *   UNPROCESSED --claim--> PROCESSING(owner) --built--> PROCESSED(owner, buffer) --installed--> MAPPED
  *
- * The owner sits in the bits above the 2-bit phase.
+ * One word holds the phase (bits 0-1), the owner (bits 2-3) and, once built, the buffer page
+ * the built contents wait in (bits 4 and up, plus one): a thread that sees PROCESSED reads the
+ * buffer from the same load, so a stale owner's late write can never point it at a buffer
+ * that is being reused.
+ *
+ * A page that was PROCESSED never goes back to UNPROCESSED: once a page is built, the
+ * compactor may recycle its from-space sources (compact.ts), so it can only be installed
+ * from its buffer, never rebuilt.
  */
 import { Ctl, Owner, PagePhase, type OwnerId, type Shared } from './shared.js';
 
 export const phaseOf = (s: number): number => s & 3;
-export const ownerOf = (s: number): number => s >>> 2;
-const state = (owner: number, phase: number): number => (owner << 2) | phase;
+export const ownerOf = (s: number): number => (s >>> 2) & 3;
+/** The buffer page a PROCESSED page's contents wait in (-1 in other phases). */
+export const bufferOf = (s: number): number => (s >>> 4) - 1;
+const state = (owner: number, phase: number, buf = -1): number => ((buf + 1) << 4) | (owner << 2) | phase;
 
 export function claim(sh: Shared, q: number, owner: OwnerId): boolean {
   return Atomics.compareExchange(sh.pageState, q, PagePhase.UNPROCESSED, state(owner, PagePhase.PROCESSING)) === PagePhase.UNPROCESSED;
@@ -22,10 +31,9 @@ export function unclaim(sh: Shared, q: number, owner: OwnerId): void {
   Atomics.compareExchange(sh.pageState, q, state(owner, PagePhase.PROCESSING), PagePhase.UNPROCESSED);
 }
 
-/** PROCESSING -> PROCESSED, recording where the built page waits. False if reclaimed meanwhile. */
+/** PROCESSING -> PROCESSED, with the buffer the built page waits in. False if reclaimed meanwhile. */
 export function markProcessed(sh: Shared, q: number, owner: OwnerId, buf: number): boolean {
-  sh.pageBuf[q] = buf;
-  return Atomics.compareExchange(sh.pageState, q, state(owner, PagePhase.PROCESSING), state(owner, PagePhase.PROCESSED)) === state(owner, PagePhase.PROCESSING);
+  return Atomics.compareExchange(sh.pageState, q, state(owner, PagePhase.PROCESSING), state(owner, PagePhase.PROCESSED, buf)) === state(owner, PagePhase.PROCESSING);
 }
 
 /**
@@ -68,16 +76,18 @@ export function markMappedRun(sh: Shared, q: number, n: number): number {
 }
 
 /**
- * Takes a stale owner's claim: PROCESSING goes back to UNPROCESSED (its sources were not
- * recycled, so any thread can rebuild it); PROCESSED becomes PROCESSING(by), and the caller
- * installs the already built buffer at pageBuf[q]. Returns the phase taken, or -1.
+ * Takes a stale owner's claim. PROCESSING goes back to UNPROCESSED: it was never built, so
+ * its sources are not recycled yet and any thread can rebuild it. PROCESSED stays PROCESSED,
+ * with `by` as its owner and the same buffer, which the caller installs; should `by` stall in
+ * turn, the next taker installs the same buffer (a second install finds the page in: EEXIST
+ * or ENOENT, both counted as installed). Returns the state word taken, or -1.
  */
 export function reclaim(sh: Shared, q: number, stale: OwnerId, by: OwnerId): number {
   const s = Atomics.load(sh.pageState, q);
   if (ownerOf(s) !== stale) return -1;
   const ph = phaseOf(s);
-  if (ph === PagePhase.PROCESSING && Atomics.compareExchange(sh.pageState, q, s, PagePhase.UNPROCESSED) === s) return ph;
-  if (ph === PagePhase.PROCESSED && Atomics.compareExchange(sh.pageState, q, s, state(by, PagePhase.PROCESSING)) === s) return ph;
+  if (ph === PagePhase.PROCESSING && Atomics.compareExchange(sh.pageState, q, s, PagePhase.UNPROCESSED) === s) return s;
+  if (ph === PagePhase.PROCESSED && Atomics.compareExchange(sh.pageState, q, s, state(by, PagePhase.PROCESSED, bufferOf(s))) === s) return s;
   return -1;
 }
 

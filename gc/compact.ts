@@ -24,7 +24,7 @@
  * next pages (the low ones, where the old data lands) ready first.
  */
 import fs from 'node:fs';
-import { claim, markProcessed, ownerOf, phaseOf, reclaim, unclaim } from './claim.js';
+import { bufferOf, claim, markProcessed, ownerOf, phaseOf, reclaim, unclaim } from './claim.js';
 import { Builder, PageBuilder, type RunBuilder } from './build.js';
 import { NativePageBuilder } from './build-native.js';
 import { Install, type Installer } from './install.js';
@@ -139,12 +139,12 @@ export class Builders {
       if (ph === PagePhase.PROCESSED) Atomics.store(sh.ctl, Ctl.FLUSH_REQUEST, 1);
       if (!this.isStale(owner, stallMs)) return false;
       const took = reclaim(sh, q, owner, me);
-      if (took === PagePhase.PROCESSED) {
-        sh.count(Ctl.TAKEOVERS);
-        this.installer.install(q, sh.pageBuf[q], 1);
+      if (took < 0) continue;
+      sh.count(Ctl.TAKEOVERS);
+      if (phaseOf(took) === PagePhase.PROCESSED) {
+        this.installer.install(q, bufferOf(took), 1);
         return true;
       }
-      if (took === PagePhase.PROCESSING) sh.count(Ctl.TAKEOVERS);
     }
   }
 

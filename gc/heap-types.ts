@@ -1,4 +1,5 @@
 /** What the heap's API hands out and takes besides references: type descriptors, progress. */
+import { ownerOf, phaseOf } from './claim.js';
 import { Ctl } from './control.js';
 import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
 import { SEG_FIELDS, Seg, type Shared } from './shared.js';
@@ -65,7 +66,7 @@ export function debugState(sh: Shared, phase: string): Record<string, unknown> {
   if (phase === 'compacting')
     for (let i = 0, n = sh.ctl[Ctl.SEGMENTS]; i < n; i++)
       for (let q = sh.segments[i * SEG_FIELDS + Seg.FIRST_PAGE]; q < sh.segments[i * SEG_FIELDS + Seg.END_PAGE]; q++) {
-        const k = `owner${sh.pageState[q] >>> 2}/phase${sh.pageState[q] & 3}`;
+        const k = `owner${ownerOf(sh.pageState[q])}/phase${phaseOf(sh.pageState[q])}`;
         census[k] = (census[k] ?? 0) + 1;
       }
   return { ctl: Array.from(sh.ctl), phase, census };

@@ -198,13 +198,12 @@ const BEAT_CHUNKS = 1 << 14; // 8 MiB of heap
 export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: PlanOptions): Plan {
   const oldTopAligned = alignUp(opts.topWord);
   const spans = pinnedSpans(heap, types, opts.pinned);
-  const { live, starts, chunkNew, pageFirst, pageKind, pageState, pageBuf } = sh;
+  const { live, starts, chunkNew, pageFirst, pageKind, pageState } = sh;
   const totalPages = oldTopAligned / PAGE_WORDS;
   // With heartbeats: first touches of these tables are page faults (64 MiB of them at 16 GiB).
   fillBeating(pageKind, PageKind.NONE, 0, totalPages, opts.beat);
   fillBeating(pageState, PagePhase.MAPPED, 0, totalPages, opts.beat);
   fillBeating(pageFirst, NONE, 0, totalPages, opts.beat);
-  fillBeating(pageBuf, -1, 0, totalPages, opts.beat);
 
   // Regions between pinned spans; the last one runs to the old top (possibly empty).
   const regions: Span[] = [];
@@ -352,13 +351,12 @@ export function extendPlan(sh: Shared, p: Plan, planTop: number, newTop: number,
   const i = p.segments.length - 1;
   const seg = p.segments[i];
   const endAligned = alignUp(newTop);
-  const { pageKind, pageState, pageFirst, pageBuf } = sh;
+  const { pageKind, pageState, pageFirst } = sh;
   const from = p.oldTopAligned / PAGE_WORDS;
   const to = endAligned / PAGE_WORDS;
   pageKind.fill(PageKind.NONE, from, to);
   pageState.fill(PagePhase.MAPPED, from, to);
   pageFirst.fill(NONE, from, to);
-  pageBuf.fill(-1, from, to);
   const st: SlideState = { ...p.resume };
   slideChunks(sh, st, endAligned / CHUNK_WORDS, endAligned, align);
   p.aligned = { objects: st.aligned, gapWords: st.alignGapWords, wholePages: st.wholePages };

@@ -27,7 +27,7 @@
  * else writes.
  */
 import { Scratch, type BuildHook, type Builders } from './compact.js';
-import { phaseOf, ownerOf } from './claim.js';
+import { bufferOf, phaseOf, ownerOf } from './claim.js';
 import { ErrorCode, MoveGcError } from './errors.js';
 import { PAGE_WORDS } from './layout.js';
 import type { Logger } from './log.js';
@@ -104,7 +104,7 @@ export class SelfService {
       const ph = phaseOf(s);
       if (ph === PagePhase.MAPPED) return true;
       if (ph === PagePhase.PROCESSED && ownerOf(s) !== Owner.MUTATOR) {
-        this.#b.installer.installBuilt(q, sh.pageBuf[q]);
+        this.#b.installer.installBuilt(q, bufferOf(s));
         sh.count(Ctl.SELF_HELPED);
         return true;
       }

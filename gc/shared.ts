@@ -60,7 +60,6 @@ export interface SharedDescriptor {
   pageState: SharedArrayBuffer;
   pageFirst: SharedArrayBuffer;
   pageKind: SharedArrayBuffer;
-  pageBuf: SharedArrayBuffer;
   segments: SharedArrayBuffer;
   hist: SharedArrayBuffer;
   types: SharedArrayBuffer;
@@ -85,12 +84,11 @@ export class Shared {
   readonly hb: Heartbeats;
   /** Per 64-word chunk: new word index of its first live word, or IN_PLACE. */
   readonly chunkNew: Uint32Array;
+  /** Per to-space page: phase, owner and built buffer in one word (claim.ts). */
   readonly pageState: Int32Array;
   /** Per to-space page: from-space word of the first object overlapping it. */
   readonly pageFirst: Uint32Array;
   readonly pageKind: Uint8Array;
-  /** Per to-space page: from-space page holding its built contents while PROCESSED. */
-  readonly pageBuf: Int32Array;
   readonly segments: Float64Array;
   readonly hist: Int32Array;
   readonly types: Int32Array;
@@ -108,13 +106,12 @@ export class Shared {
     this.pageState = new Int32Array(d.pageState);
     this.pageFirst = new Uint32Array(d.pageFirst);
     this.pageKind = new Uint8Array(d.pageKind);
-    this.pageBuf = new Int32Array(d.pageBuf);
     this.segments = new Float64Array(d.segments);
     this.hist = new Int32Array(d.hist);
     this.types = new Int32Array(d.types);
   }
 
-  static allocate(base: Omit<SharedDescriptor, 'ctl' | 'clk' | 'live' | 'starts' | 'objects' | 'logRing' | 'hb' | 'hbEpoch' | 'chunkNew' | 'pageState' | 'pageFirst' | 'pageKind' | 'pageBuf' | 'segments' | 'hist'>): Shared {
+  static allocate(base: Omit<SharedDescriptor, 'ctl' | 'clk' | 'live' | 'starts' | 'objects' | 'logRing' | 'hb' | 'hbEpoch' | 'chunkNew' | 'pageState' | 'pageFirst' | 'pageKind' | 'segments' | 'hist'>): Shared {
     const words = base.capacity / 8;
     const hb = Heartbeats.allocate();
     const pages = words / PAGE_WORDS;
@@ -133,7 +130,6 @@ export class Shared {
       pageState: sab(pages * 4),
       pageFirst: sab(pages * 4),
       pageKind: sab(pages),
-      pageBuf: sab(pages * 4),
       segments: sab(MAX_SEGMENTS * SEG_FIELDS * 8),
       hist: sab(HISTS * HIST_BUCKETS * 4),
     });
