@@ -31,9 +31,9 @@
 import fs from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
-import { Heap, PAGE_SIZE, type CycleStats, type HeapOptions, type ModeName } from '../gc/index.js';
+import { Heap, PAGE_SIZE, type CycleStats, type ModeName } from '../gc/index.js';
 import { buildHeap, rng, type Workload } from './workload.js';
-import type { KnobValues, MutatorKind } from './knobs.js';
+import { heapOptionsOf, type KnobValues, type MutatorKind } from './knobs.js';
 import { bucketQuantiles, quantiles, type Quantiles } from './stats.js';
 
 /** The counters the bench follows (heap.progress()), in a small array it refreshes. */
@@ -228,7 +228,7 @@ class Statm {
 
 export async function runRep(o: RepOptions): Promise<RepResult> {
   const w = o.workload;
-  const heap = await Heap.create({ ...(o.heapOptions as Partial<HeapOptions>), capacity: w.heapBytes, mode: o.mode });
+  const heap = await Heap.create({ ...heapOptionsOf(o.heapOptions), capacity: w.heapBytes, mode: o.mode });
   const statm = new Statm();
   try {
     const ctlOf = controlBlock(heap);

@@ -17,6 +17,8 @@ export interface Knob {
   default: string | number;
   choices?: readonly string[];
   min?: number;
+  /** A boolean option, given as 'on' or 'off' (see heapOptionsOf). */
+  boolean?: true;
   help: string;
 }
 
@@ -33,6 +35,10 @@ export const KNOBS: readonly Knob[] = [
   {
     flag: 'large-object-bytes', option: 'largeObjectBytes', default: 65536, min: 0,
     help: 'objects at least this large start on a page and keep doing so: their full pages are installed whole, unbuilt (0: never)',
+  },
+  {
+    flag: 'huge-pages', option: 'hugePages', default: 'off', choices: ['off', 'on'], boolean: true,
+    help: 'back the heap with transparent huge pages; objects of 2 MiB and more keep a 2 MiB boundary, so in move mode their full 2 MiB spans move as one PMD each',
   },
   {
     flag: 'builder', option: 'builder', default: 'native', choices: ['native', 'js'],
@@ -53,6 +59,13 @@ export type KnobValues = Partial<Record<keyof HeapOptions, string | number>>;
 
 export function knobDefaults(): KnobValues {
   return Object.fromEntries(KNOBS.map((k) => [k.option, k.default]));
+}
+
+/** The heap options the knob values stand for ('on' / 'off' of a boolean knob as true / false). */
+export function heapOptionsOf(v: KnobValues): Partial<HeapOptions> {
+  const out: Record<string, unknown> = { ...v };
+  for (const k of KNOBS) if (k.boolean && v[k.option] !== undefined) out[k.option] = v[k.option] === 'on';
+  return out as Partial<HeapOptions>;
 }
 
 /** 'pauseOrder=register-first, faultInstall=move' for the values that differ from the defaults. */

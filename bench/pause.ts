@@ -6,13 +6,13 @@
  *
  *   movegc pause [--sizes 64,1024] [--modes move,copy] [--cycles 9] [--roots 64] [--pause-order ...]
  */
-import { Heap, median, type HeapOptions, type ModeName } from '../gc/index.js';
+import { Heap, median, type ModeName } from '../gc/index.js';
 import type { Values } from '../cli/args.js';
-import { KNOBS, type KnobValues } from './knobs.js';
+import { KNOBS, heapOptionsOf, type KnobValues } from './knobs.js';
 import { provenanceLine, startProvenance } from './provenance.js';
 
 async function pauseAt(mode: ModeName, mib: number, cycles: number, nroots: number, knobs: KnobValues): Promise<number[]> {
-  const heap = await Heap.create({ ...(knobs as Partial<HeapOptions>), capacity: mib * 2 ** 20, mode });
+  const heap = await Heap.create({ ...heapOptionsOf(knobs), capacity: mib * 2 ** 20, mode });
   try {
     const Node = heap.defineType({ name: 'Node', refs: 2, bytes: 16 });
     const roots = Array.from({ length: nroots }, () => heap.root(null));

@@ -142,6 +142,8 @@ export interface ModeSummary {
   pagesCopied: number;
   /** Installed unbuilt (WHOLE pages of large objects kept on pages, move mode). */
   pagesWhole: number;
+  /** Of those, install calls of one aligned 2 MiB span each (--huge-pages): a PMD move when the source is a huge page. */
+  wholePmdCalls: number;
   pagesBuiltByFaults: number;
   ebusyFallbacks: number;
   moveCalls: number;
@@ -286,6 +288,7 @@ function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
     pagesMoved: m((r) => r.pagesMoved),
     pagesCopied: m((r) => r.pagesCopied),
     pagesWhole: m((r) => r.pages.whole ?? 0),
+    wholePmdCalls: m((r) => r.pages.wholePmdCalls ?? 0),
     pagesBuiltByFaults: m((r) => r.pages.builtByFaults),
     ebusyFallbacks: m((r) => r.ebusyFallbacks),
     moveCalls: m((r) => r.moveCalls),

@@ -30,9 +30,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, Heap, MoveGcError, type HeapOptions } from '../gc/index.js';
+import { ErrorCode, Heap, MoveGcError } from '../gc/index.js';
 import { UsageError, type Values } from '../cli/args.js';
-import { HEAP_VARIANTS, KNOBS, heapVariant, variantTitle, type KnobValues } from './knobs.js';
+import { HEAP_VARIANTS, KNOBS, heapOptionsOf, heapVariant, variantTitle, type KnobValues } from './knobs.js';
 import { startProvenance, provenanceLine, type Provenance } from './provenance.js';
 import { bucketQuantiles, median, mergeBuckets, quantiles, type Quantiles } from './stats.js';
 import { HeapSplayTree, JsSplayTree, SETUP_SAMPLE_EVERY, SPLAY_TREE_MODIFICATIONS, SPLAY_TREE_SIZE, type SplayTreeOps } from './splay-tree.js';
@@ -176,7 +176,7 @@ async function runVariant(variant: Variant, rep: number, v: Values, knobs: KnobV
   if (variant === 'v8') tree = new JsSplayTree(nextKey);
   else {
     const { mode, faultPath } = heapVariant(variant, (knobs.faultPath ?? 'self') as 'self' | 'handler');
-    heap = await Heap.create({ ...(knobs as Partial<HeapOptions>), capacity, mode, faultPath });
+    heap = await Heap.create({ ...heapOptionsOf(knobs), capacity, mode, faultPath });
     tree = new HeapSplayTree(heap, nextKey);
   }
   const h = heap;

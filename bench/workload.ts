@@ -24,7 +24,7 @@ import type { Heap, HeapType, Pin, Ref, Root } from '../gc/index.js';
 
 export const PATTERNS = ['interleaved', 'blocks', 'random'] as const;
 export type Pattern = (typeof PATTERNS)[number];
-export const SIZE_MIXES = ['small', 'mixed', 'large', 'huge'] as const;
+export const SIZE_MIXES = ['small', 'mixed', 'large', 'huge', 'giant'] as const;
 export type SizeMix = (typeof SIZE_MIXES)[number];
 
 export const SIZE_MIX_DOC: Record<SizeMix, string> = {
@@ -32,7 +32,11 @@ export const SIZE_MIX_DOC: Record<SizeMix, string> = {
   mixed: 'small Nodes, plus 0.5% (by count, about half the bytes) byte arrays of 1-16 KiB',
   large: 'byte arrays of 4-64 KiB (90% by count) and small Nodes (10%)',
   huge: 'byte arrays of 128 KiB-1 MiB (90% by count) and small Nodes (10%)',
+  giant: 'byte arrays of 2-6 MiB (90% by count; what --huge-pages keeps on 2 MiB boundaries) and small Nodes (10%)',
 };
+
+/** The largest byte array of a mix (bytes). */
+const MAX_ARRAY: Record<SizeMix, number> = { small: 0, mixed: 16 * 1024, large: 64 * 1024, huge: 1024 * 1024, giant: 6 * 1024 * 1024 };
 
 export interface Workload {
   heapBytes: number;
@@ -93,7 +97,7 @@ export function buildHeap(heap: Heap, w: Workload): Built {
   const maxObjects = Math.ceil(target / 32);
   const dirRef = heap.allocRefArray(Math.ceil(maxObjects / CHUNK) + 1);
   const dir = heap.root(dirRef);
-  const pattern = new Uint8Array(w.sizes === 'huge' ? 1024 * 1024 : 64 * 1024);
+  const pattern = new Uint8Array(Math.max(MAX_ARRAY[w.sizes], 64 * 1024));
   for (let i = 0; i < pattern.length; i++) pattern[i] = (i * 131 + 7) & 0xff;
 
   const ring = new Float64Array(RING);
@@ -105,7 +109,8 @@ export function buildHeap(heap: Heap, w: Workload): Built {
   const pins: Pin[] = [];
   let pinsRequested = 0;
   const roots: Root[] = [];
-  const maxObj = (w.sizes === 'huge' ? 1024 * 1024 + 4096 : 64 * 1024) + 64 + CHUNK * 4 + 16;
+  // The largest object, its gap (up to 2 MiB with huge pages) and a chunk's directory array.
+  const maxObj = Math.max(MAX_ARRAY[w.sizes], 64 * 1024) + (w.sizes === 'giant' ? 2 * 1024 * 1024 : 4096) + 64 + CHUNK * 4 + 16;
   const liveEvery = w.live;
 
   while (heap.usedBytes + maxObj < target) {
@@ -118,7 +123,11 @@ export function buildHeap(heap: Heap, w: Workload): Built {
       if (r < 0.005) len = 1024 + Math.floor(rnd() * (15 * 1024 + 1));
       else type = nodeTypes[Math.floor(rnd() * NODE_SIZES.length)];
     } else {
-      if (r < 0.9) len = w.sizes === 'huge' ? 128 * 1024 + Math.floor(rnd() * (896 * 1024 + 1)) : 4096 + Math.floor(rnd() * (60 * 1024 + 1));
+      if (r < 0.9) {
+        if (w.sizes === 'huge') len = 128 * 1024 + Math.floor(rnd() * (896 * 1024 + 1));
+        else if (w.sizes === 'giant') len = 2 * 1024 * 1024 + Math.floor(rnd() * (4 * 1024 * 1024 + 1));
+        else len = 4096 + Math.floor(rnd() * (60 * 1024 + 1));
+      }
       else type = nodeTypes[Math.floor(rnd() * NODE_SIZES.length)];
     }
     // Live or dead, by the pattern.

@@ -228,6 +228,11 @@ export class PageBuilder implements RunBuilder {
       }
       // The next object lands on a later page: the rest of this one is its gap.
       if (t >= qEnd && filled < qEnd) this.#gap(dst, base, filled, qEnd);
+    } else if (seg[s + Seg.NEW_END] >= qEnd) {
+      // No object overlaps this page, below the segment's end: it lies inside the gap before
+      // an object kept on a 2 MiB boundary (plan.ts, step 6), a filler of its own.
+      this.#gap(dst, base, qw, qEnd);
+      filled = qEnd;
     }
     // The segment's free tail starts on this page: a filler keeps the heap parseable.
     const newEnd = seg[s + Seg.NEW_END];

@@ -36,7 +36,7 @@ import { Role } from './heartbeat.js';
 
 /** Pages per MOVE call at most: bounds how long a built page waits for its run. */
 export const MAX_BATCH = 64;
-/** WHOLE pages per call at most (none waits: a run is installed as soon as it is claimed): a PMD's worth. */
+/** WHOLE pages per call at most (none waits: a run is installed as soon as it is claimed): a PMD's worth (2 MiB). */
 export const MAX_WHOLE_RUN = 512;
 /**
  * WHOLE runs shorter than this are built like any page. A run installed on its own costs a
@@ -207,6 +207,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const sh = b.sh;
   const install = Atomics.load(sh.ctl, Ctl.INSTALL);
   const recycle = install === Install.MOVE;
+  const huge = Atomics.load(sh.ctl, Ctl.HUGE_PAGES) !== 0;
   const builder = b.builder;
   const ranges = [...b.pageRanges()];
   const segs = ranges.map((_, i) => [sh.segments[i * SEG_FIELDS + Seg.START] / PAGE_WORDS, sh.segments[i * SEG_FIELDS + Seg.END] / PAGE_WORDS]);
@@ -312,9 +313,9 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   let delayAt = Atomics.load(sh.ctl, Ctl.INJECT_DELAY_AT_PAGE);
   const dieAt = Atomics.load(sh.ctl, Ctl.INJECT_DIE_AT_PAGE);
   const forkAt = Atomics.load(sh.ctl, Ctl.INJECT_FORK_AT_PAGE);
-  // A step stops at an injection point, so each fires exactly where it did page by page.
-  const stepCap = (built: number): number => {
-    let cap = MAX_BATCH;
+  // A step of at most `cap` pages stops at an injection point, so each fires exactly where it
+  // did page by page.
+  const stepCap = (built: number, cap: number): number => {
     if (delayAt > 0 && built < delayAt - 1) cap = Math.min(cap, delayAt - 1 - built);
     if (dieAt > 0 && built < dieAt - 1) cap = Math.min(cap, dieAt - 1 - built);
     if (forkAt > 0 && built < forkAt) cap = Math.min(cap, forkAt - built);
@@ -381,7 +382,10 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         flush();
       }
       if (takeWhole(q, end)) {
-        const n = wholeStep(q, Math.min(MAX_WHOLE_RUN, end - q, stepCap(built)));
+        // With huge pages a call ends on a 2 MiB boundary: a call that cut a span short
+        // would make the kernel split that span's huge page instead of moving its PMD.
+        const toPmd = huge ? MAX_WHOLE_RUN - (q % MAX_WHOLE_RUN) : MAX_WHOLE_RUN;
+        const n = wholeStep(q, Math.min(end - q, stepCap(built, toPmd)));
         if (forkAt > 0 && built < forkAt && built + n >= forkAt) hooks.onFork();
         built += n;
         q += Math.max(n, 1); // none: another thread has q
@@ -390,7 +394,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       const avail = buffers();
       // The step extends the pending run when both its pages and its buffers follow on.
       if (runN > 0 && (q !== runQ + runN || bufAt !== runB + runN || runN >= MAX_BATCH)) flush();
-      const cap = Math.min(MAX_BATCH - runN, avail, end - q, stepCap(built));
+      const cap = Math.min(avail, end - q, stepCap(built, MAX_BATCH - runN));
       let n = 0;
       while (n < cap && !takeWhole(q + n, end) && claim(sh, q + n, Owner.COMPACTOR)) n++; // a long WHOLE run starts a step of its own
       if (n === 0) {

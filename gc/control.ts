@@ -39,6 +39,11 @@ const ctl = layout({
     'FAULT_INSTALL',
     /** Which page builder every thread uses: Builder.JS or Builder.NATIVE (build.ts). */
     'BUILDER',
+    /**
+     * 1: the heap is backed by transparent huge pages (options.hugePages): objects of 2 MiB
+     * and more keep a 2 MiB boundary (plan.ts) and WHOLE installs end on one (compact.ts).
+     */
+    'HUGE_PAGES',
     // Fault injection, off (0) by default; see options.ts InjectOptions.
     'INJECT_EAGAIN_EVERY',
     'INJECT_DELAY_AT_PAGE',
@@ -147,6 +152,8 @@ const ctl = layout({
     'WHOLE_PAGES',
     /** Of them, pages whose from-space page was a hole (never written): the zero page went in. */
     'ZERO_PAGES',
+    /** WHOLE install calls that covered one aligned 2 MiB span: a PMD move if its source was a huge page. */
+    'WHOLE_PMD_CALLS',
     'RELEASED_PAGES',
   ],
   /** Statistics of marking, zeroed when a cycle begins: what the marker traced and consumed. */

@@ -26,13 +26,15 @@ export class HeapMemory {
   ) {}
 
   static open(opts: ResolvedOptions, caps: Capabilities, mode: ModeName): HeapMemory {
-    const advise = [...(opts.dontFork ? (['DONTFORK'] as const) : []), 'NOHUGEPAGE'] as const;
+    const fork = opts.dontFork ? (['DONTFORK'] as const) : [];
     const alignment = mapAlignment(opts.capacity);
     const opened: Array<{ close(): void }> = [];
     try {
-      const heap = Mapping.anonymous(opts.capacity, { alignment, advise: [...advise] });
+      // Huge pages (options.hugePages) for the heap only: from-space receives the heap's
+      // pages with their mapping's flags (mremap), and its scratch pages stay small pages.
+      const heap = Mapping.anonymous(opts.capacity, { alignment, advise: [...fork, opts.hugePages ? 'HUGEPAGE' : 'NOHUGEPAGE'] });
       opened.push(heap);
-      const from = Mapping.anonymous(opts.capacity + HEAP_ALIGN, { alignment, advise: [...advise] });
+      const from = Mapping.anonymous(opts.capacity + HEAP_ALIGN, { alignment, advise: [...fork, 'NOHUGEPAGE'] });
       opened.push(from);
       const uffd = mode !== Mode.STW ? Userfaultfd.open({ how: caps.uffd.how ?? 'syscall', features: mode === Mode.MOVE ? ['MOVE'] : [] }) : null;
       if (uffd) opened.push(uffd);
@@ -50,6 +52,7 @@ export class HeapMemory {
       Atomics.store(c, Ctl.INSTALL, mode === Mode.MOVE ? Install.MOVE : mode === Mode.COPY ? Install.COPY : Install.DIRECT);
       Atomics.store(c, Ctl.FAULT_INSTALL, opts.faultInstall === 'move' ? FaultInstall.MOVE : FaultInstall.COPY);
       Atomics.store(c, Ctl.BUILDER, opts.builder === 'js' ? Builder.JS : Builder.NATIVE);
+      Atomics.store(c, Ctl.HUGE_PAGES, opts.hugePages ? 1 : 0);
       return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh);
     } catch (e) {
       for (const r of opened.reverse()) r.close();

@@ -25,7 +25,7 @@ import type { CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
 import { Ctl, PagePhase, Shared, armMarking } from './shared.js';
 import { SelfService } from './selfservice.js';
-import { Marking, largeObjectWords, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
+import { Marking, PMD_WORDS, hugeObjectWords, largeObjectWords, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { census, type Census } from './census.js';
 import { HeapType, debugState, progressOf, readTypeSpec, type Progress, type TypeSpec } from './heap-types.js';
@@ -100,6 +100,8 @@ export class Heap implements RootOwner {
   readonly #pageState: Int32Array;
   /** Objects at least this long start on a page (options.largeObjectBytes; 0: never). */
   readonly #alignWords: number;
+  /** Objects at least this long start on a 2 MiB boundary (options.hugePages; 0: never). */
+  readonly #hugeWords: number;
   /** The filler gaps put before them while a cycle runs ([start, end) pairs): not live (#blacken). */
   #allocGaps: number[] | null = null;
   readonly #faults: SelfService;
@@ -116,6 +118,7 @@ export class Heap implements RootOwner {
     this.log = log;
     this.#inject = opts.inject;
     this.#alignWords = largeObjectWords(opts);
+    this.#hugeWords = hugeObjectWords(opts);
     this.#mem = mem;
     const view = mem.heap.view();
     this.#u32 = new Uint32Array(view);
@@ -329,9 +332,10 @@ export class Heap implements RootOwner {
 
   #bump(words: number, typeId: number, length: number): Ref {
     let w = this.#top;
-    // A large object starts on a page, behind a filler, so that compaction can shift its full
-    // pages whole (plan.ts, step 6).
-    const gap = words >= this.#alignWords && this.#alignWords > 0 ? -w & (PAGE_WORDS - 1) : 0;
+    // A large object starts on a page (a huge one on 2 MiB), behind a filler, so that
+    // compaction can shift its full pages whole (plan.ts, step 6).
+    const align = this.#hugeWords > 0 && words >= this.#hugeWords ? PMD_WORDS : PAGE_WORDS;
+    const gap = words >= this.#alignWords && this.#alignWords > 0 ? -w & (align - 1) : 0;
     if (w + gap + words > this.capacity / 8)
       throw new MoveGcError(ErrorCode.HEAP_FULL, `heap full: ${words * 8} bytes requested, ${this.capacity - w * 8} free of ${this.capacity}; collect() to reclaim`);
     if (gap > 0) {

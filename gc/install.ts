@@ -33,6 +33,8 @@ export const FaultInstall = { COPY: 0, MOVE: 1 } as const;
 export type FaultInstallName = 'copy' | 'move';
 
 const MAX_EAGAIN_RETRIES = 1000;
+/** Pages in a PMD's span (2 MiB): see Ctl.WHOLE_PMD_CALLS. */
+const PMD_PAGES = 512;
 
 export type Warn = (msg: string, data: Record<string, unknown>) => void;
 
@@ -85,6 +87,7 @@ export class Installer {
       let k: number;
       sh.count(Ctl.MOVE_CALLS);
       sh.record(Hist.BATCH_PAGES, n - i);
+      if ((q + i) % PMD_PAGES === 0 && n - i === PMD_PAGES) sh.count(Ctl.WHOLE_PMD_CALLS);
       try {
         k = this.#uffd!.moveOnce(this.#heap + (q + i) * PAGE_SIZE, this.#from + (src + i) * PAGE_SIZE, (n - i) * PAGE_SIZE, { allowSrcHoles: true }) / PAGE_SIZE;
         if (k < n - i) sh.count(Ctl.EAGAIN); // short move: continue from the progress

@@ -31,6 +31,10 @@ export const PUD_ALIGN = 1024 * 1024 * 1024;
 export const LARGE_OBJECT_BYTES = 65536;
 /** largeObjectBytes in heap words: the allocator's and the plan's threshold (0: never). */
 export const largeObjectWords = (opts: ResolvedOptions): number => Math.ceil(opts.largeObjectBytes / WORD);
+/** Heap words in 2 MiB: a PMD's span, and the boundary huge objects keep (options.hugePages). */
+export const PMD_WORDS = HEAP_ALIGN / WORD;
+/** Objects at least this long start on a 2 MiB boundary and keep it (0: never): hugePages with large objects on. */
+export const hugeObjectWords = (opts: ResolvedOptions): number => (opts.hugePages && opts.largeObjectBytes > 0 ? PMD_WORDS : 0);
 export const mapAlignment = (capacity: number): number => (capacity >= PUD_ALIGN ? PUD_ALIGN : HEAP_ALIGN);
 
 export const PauseOrder = {
@@ -91,6 +95,14 @@ export interface HeapOptions {
    * compacted, so their full pages move whole, without a build (default 65536; 0: never).
    */
   largeObjectBytes?: number;
+  /**
+   * Back the heap with transparent huge pages (MADV_HUGEPAGE instead of MADV_NOHUGEPAGE;
+   * default false). Objects of 2 MiB and more (with largeObjectBytes on) then start on a 2 MiB
+   * boundary and keep one when compacted, so in move mode each of their full 2 MiB spans can
+   * move as one page-table entry. Costs up to 2 MiB of gap per such object, and the kernel
+   * splits a huge page whenever part of it is moved or pinned.
+   */
+  hugePages?: boolean;
   /** A collector thread silent this long (ms) is considered stalled or dead and taken over. */
   stallMs?: number;
   /** Pause order: 'remap-first' (default, O(1) in heap size) or 'register-first' (ART's); see pause.ts. */
@@ -124,6 +136,7 @@ export interface ResolvedOptions {
   readonly marking: MarkingName;
   readonly denseThreshold: number;
   readonly largeObjectBytes: number;
+  readonly hugePages: boolean;
   readonly stallMs: number;
   readonly pauseOrder: PauseOrderName;
   readonly faultInstall: FaultInstallName;
@@ -137,7 +150,7 @@ export interface ResolvedOptions {
   readonly logger: Logger | undefined;
 }
 
-const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'stallMs', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
+const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
 const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
 
 /**
@@ -229,6 +242,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     marking,
     denseThreshold: (denseThreshold as number | undefined) ?? 0.95,
     largeObjectBytes: (largeObjectBytes as number | undefined) ?? LARGE_OBJECT_BYTES,
+    hugePages: bool('hugePages', s.hugePages, false),
     stallMs: (stallMs as number | undefined) ?? 200,
     pauseOrder: oneOf<PauseOrderName>('pauseOrder', s.pauseOrder, [PauseOrder.REMAP_FIRST, PauseOrder.REGISTER_FIRST], PauseOrder.REMAP_FIRST),
     faultInstall: oneOf<FaultInstallName>('faultInstall', s.faultInstall, [FaultInstallPolicy.COPY, FaultInstallPolicy.MOVE], FaultInstallPolicy.COPY),

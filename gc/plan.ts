@@ -24,6 +24,8 @@
  *     write a filler in the gap). Their full pages past the header and the reference slots
  *     are then shifted by whole pages: WHOLE pages, which the compactor may install straight
  *     from their from-space page with no build (compact.ts), so MOVE relocates them unread.
+ *     With huge pages (Ctl.HUGE_PAGES), an object of 2 MiB or more that starts on a 2 MiB
+ *     boundary lands on one: its full 2 MiB spans then move as one PMD each.
  *
  * Departure from ART: ART has one moving space with a single black-dense prefix; pinning in
  * ART is per region elsewhere, and large objects live in a space of their own that never
@@ -35,7 +37,8 @@ import { countRange, fillBeating, nextSet, popcount32, prevSet, testBit } from '
 import { CHUNK_WORDS, IN_PLACE, forward } from './forward.js';
 import { HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 import { blacken } from './mark.js';
-import { MAX_SEGMENTS, PageKind, PagePhase, SEG_FIELDS, Seg, type Shared } from './shared.js';
+import { PMD_WORDS } from './options.js';
+import { Ctl, MAX_SEGMENTS, PageKind, PagePhase, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
 export const NONE = 0xffffffff;
 
@@ -104,6 +107,7 @@ function markWhole(sh: Shared, heap: Uint32Array, types: Int32Array, o: number, 
  */
 function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number, align: Alignment | null, beat?: () => void): void {
   const { live, starts, chunkNew, pageFirst } = sh;
+  const huge = Atomics.load(sh.ctl, Ctl.HUGE_PAGES) !== 0;
   let cursor = st.cursor;
   let firstSlidePage = st.firstSlidePage;
   // The object holding word x, for x rising through the call: the starts bitmap is scanned
@@ -135,7 +139,7 @@ function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number
       const o = c * CHUNK_WORDS;
       const sz = sizeWords(align.heap, align.types, o);
       if (sz >= align.words) {
-        const t = alignUp(cursor);
+        const t = huge && sz >= PMD_WORDS && o % PMD_WORDS === 0 ? Math.ceil(cursor / PMD_WORDS) * PMD_WORDS : alignUp(cursor);
         st.aligned++;
         st.alignGapWords += t - cursor;
         st.wholePages += markWhole(sh, align.heap, align.types, o, t, sz);

@@ -261,6 +261,11 @@ class Kernel {
       }
       // The next object lands on a later page: the rest of this one is its gap.
       if (t >= qEnd && filled < qEnd) Gap(at(filled), filled, qEnd);
+    } else if (static_cast<int64_t>(seg[s + NEW_END]) >= qEnd) {
+      // No object overlaps this page, below the segment's end: inside the gap before an
+      // object kept on a 2 MiB boundary (build.ts), a filler of its own.
+      Gap(at(qw), qw, qEnd);
+      filled = qEnd;
     }
     // The segment's free tail starts on this page: a filler keeps the heap parseable.
     const int64_t newEnd = static_cast<int64_t>(seg[s + NEW_END]);
