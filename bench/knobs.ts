@@ -6,7 +6,7 @@
  *
  * No run-time import of gc/ here: the CLI reads this table for --help without loading the addon.
  */
-import type { FaultInstallName, FaultPathName, HeapOptions, MarkingName, PauseOrderName } from '../gc/options.js';
+import type { CollectorPolicyName, FaultInstallName, FaultPathName, HeapOptions, MarkingName, PauseOrderName } from '../gc/options.js';
 
 export interface Knob {
   /** The command-line flag (without --). */
@@ -39,6 +39,10 @@ export const KNOBS: readonly Knob[] = [
   {
     flag: 'huge-pages', option: 'hugePages', default: 'off', choices: ['off', 'on'], boolean: true,
     help: 'back the heap with transparent huge pages; objects of 2 MiB and more keep a 2 MiB boundary, so in move mode their full 2 MiB spans move as one PMD each',
+  },
+  {
+    flag: 'collector-policy', option: 'collectorPolicy', default: 'normal', choices: ['normal', 'idle'] satisfies CollectorPolicyName[],
+    help: 'scheduling class of the compactor and the marker: normal, or idle (SCHED_IDLE: any other thread takes their CPU at once)',
   },
   {
     flag: 'builder', option: 'builder', default: 'native', choices: ['native', 'js'],

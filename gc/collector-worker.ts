@@ -10,6 +10,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { runMarker } from './marker.js';
 import type { RoleName } from './threads.js';
+import type { CollectorPolicyName } from './options.js';
 import { Builders, Scratch, compactCycle } from './compact.js';
 import { serveFaults } from './fault.js';
 import { Installer } from './install.js';
@@ -22,6 +23,8 @@ export interface WorkerInit {
   role: RoleName;
   shared: SharedDescriptor;
   stallMs: number;
+  /** This thread's scheduling class (options.collectorPolicy; threads.ts decides per role). */
+  policy: CollectorPolicyName;
   /** The marker's job port (marker.ts). */
   port?: MessagePort;
 }
@@ -37,6 +40,9 @@ const b = new Builders(sh, from, new Installer(sh, uffd, warn));
 function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
+
+// Set before the first job, for the thread's whole life (its replacement sets it again).
+if (init.policy !== 'normal') native.setThreadPolicy(init.policy);
 
 // Initialized (modules loaded, views made): the heap's start waits for this, so a thread
 // slow to load on a busy machine is not taken for a stalled one.

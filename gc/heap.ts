@@ -137,7 +137,7 @@ export class Heap implements RootOwner {
     this.#faults = new SelfService(this.#sh, builders, this.#u32, opts.faultPath, opts.stallMs, log);
     this.faultPath = opts.faultPath;
     const roles: RoleName[] = mode === Mode.STW ? [] : this.marking === Marking.CONCURRENT ? [Role.FAULT, Role.COMPACTOR, Role.MARKER] : [Role.FAULT, Role.COMPACTOR];
-    this.#threads = new CollectorThreads(this.#sh, opts.stallMs, log, roles);
+    this.#threads = new CollectorThreads(this.#sh, opts.stallMs, log, roles, opts.collectorPolicy);
     this.#cycles = new CycleDriver({
       sh: this.#sh, opts, mode, threads: this.#threads, builders, uffd: this.#uffd, log,
       mut: this.#mutatorState(), inject: () => this.#inject, verify: () => this.verify(),

@@ -114,6 +114,9 @@ export interface NativeBinding {
     monotonicMs(): number;
   };
   probe(): RawProbe;
+  /** Scheduling class of the calling thread (native/sched.cc). */
+  setThreadPolicy(policy: 'normal' | 'batch' | 'idle'): void;
+  threadPolicy(): 'normal' | 'batch' | 'idle' | 'other';
   PageBuilder: new (tables: NativePageBuilderTables) => NativePageBuilder;
 }
 

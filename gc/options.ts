@@ -52,6 +52,15 @@ export type FaultInstallName = (typeof FaultInstallPolicy)[keyof typeof FaultIns
 export const Marking = { CONCURRENT: 'concurrent', PAUSE: 'pause' } as const;
 export type MarkingName = (typeof Marking)[keyof typeof Marking];
 
+/**
+ * Scheduling class of the compactor and the marker (threads.ts): 'normal', or 'idle'
+ * (SCHED_IDLE: the kernel gives any other thread their CPU at once, so the mutator never waits
+ * a time slice behind them; they run on what is left). The fault server stays normal: a
+ * thread blocked in a fault waits for it.
+ */
+export const CollectorPolicy = { NORMAL: 'normal', IDLE: 'idle' } as const;
+export type CollectorPolicyName = (typeof CollectorPolicy)[keyof typeof CollectorPolicy];
+
 /** Who builds a page the mutator touches during compaction (selfservice.ts). */
 export const FaultPath = { SELF: 'self', HANDLER: 'handler' } as const;
 export type FaultPathName = (typeof FaultPath)[keyof typeof FaultPath];
@@ -105,6 +114,11 @@ export interface HeapOptions {
   hugePages?: boolean;
   /** A collector thread silent this long (ms) is considered stalled or dead and taken over. */
   stallMs?: number;
+  /**
+   * The compactor's and the marker's scheduling class: 'normal' (default) or 'idle'
+   * (SCHED_IDLE: they yield their CPU to any other thread at once); see CollectorPolicy.
+   */
+  collectorPolicy?: CollectorPolicyName;
   /** Pause order: 'remap-first' (default, O(1) in heap size) or 'register-first' (ART's); see pause.ts. */
   pauseOrder?: PauseOrderName;
   /** Page builder: 'native' (default, native/build.cc) or 'js' (gc/build.ts, the readable reference). */
@@ -138,6 +152,7 @@ export interface ResolvedOptions {
   readonly largeObjectBytes: number;
   readonly hugePages: boolean;
   readonly stallMs: number;
+  readonly collectorPolicy: CollectorPolicyName;
   readonly pauseOrder: PauseOrderName;
   readonly faultInstall: FaultInstallName;
   readonly builder: BuilderName;
@@ -150,7 +165,7 @@ export interface ResolvedOptions {
   readonly logger: Logger | undefined;
 }
 
-const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
+const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
 const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
 
 /**
@@ -244,6 +259,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     largeObjectBytes: (largeObjectBytes as number | undefined) ?? LARGE_OBJECT_BYTES,
     hugePages: bool('hugePages', s.hugePages, false),
     stallMs: (stallMs as number | undefined) ?? 200,
+    collectorPolicy: oneOf<CollectorPolicyName>('collectorPolicy', s.collectorPolicy, [CollectorPolicy.NORMAL, CollectorPolicy.IDLE], CollectorPolicy.NORMAL),
     pauseOrder: oneOf<PauseOrderName>('pauseOrder', s.pauseOrder, [PauseOrder.REMAP_FIRST, PauseOrder.REGISTER_FIRST], PauseOrder.REMAP_FIRST),
     faultInstall: oneOf<FaultInstallName>('faultInstall', s.faultInstall, [FaultInstallPolicy.COPY, FaultInstallPolicy.MOVE], FaultInstallPolicy.COPY),
     builder: oneOf<BuilderName>('builder', s.builder, ['native', 'js'], 'native'),

@@ -16,6 +16,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Ctl } from './control.js';
 import { Role as Hb, type RoleId } from './heartbeat.js';
 import type { Logger } from './log.js';
+import { CollectorPolicy, type CollectorPolicyName } from './options.js';
 import { releaseForkedChild, type Shared } from './shared.js';
 import type { WorkerInit } from './collector-worker.js';
 
@@ -25,6 +26,8 @@ export type RoleName = (typeof Role)[keyof typeof Role];
 interface RoleSpec {
   /** Its heartbeat word (heartbeat.ts). */
   heartbeat: RoleId;
+  /** Runs in the collectorPolicy's scheduling class (options.ts); if not, always normal. */
+  background: boolean;
   /** Cleans up what a terminated thread of this role leaves in shared memory. */
   afterTerminate(sh: Shared): void;
 }
@@ -32,18 +35,20 @@ interface RoleSpec {
 export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
   compactor: {
     heartbeat: Hb.COMPACTOR,
+    background: true,
     afterTerminate: (sh) => {
       Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
       releaseForkedChild(sh); // a terminated thread runs no finally: reap its child here
     },
   },
-  fault: { heartbeat: Hb.FAULT, afterTerminate: (sh) => Atomics.store(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0) }, // its faults die with it
-  marker: { heartbeat: Hb.MARKER, afterTerminate: () => {} },
+  fault: { heartbeat: Hb.FAULT, background: false, afterTerminate: (sh) => Atomics.store(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0) }, // its faults die with it
+  marker: { heartbeat: Hb.MARKER, background: true, afterTerminate: () => {} },
 };
 
 export class CollectorThreads {
   readonly #sh: Shared;
   readonly #stallMs: number;
+  readonly #policy: CollectorPolicyName;
   readonly #log: Logger;
   readonly #roles: readonly RoleName[];
   readonly #workers = new Map<RoleName, Worker>();
@@ -55,9 +60,10 @@ export class CollectorThreads {
   onCompactorDone: () => void = () => {};
   closed = false;
 
-  constructor(sh: Shared, stallMs: number, log: Logger, roles: readonly RoleName[]) {
+  constructor(sh: Shared, stallMs: number, log: Logger, roles: readonly RoleName[], policy: CollectorPolicyName = CollectorPolicy.NORMAL) {
     this.#sh = sh;
     this.#stallMs = stallMs;
+    this.#policy = policy;
     this.#log = log;
     this.#roles = roles;
   }
@@ -98,7 +104,8 @@ export class CollectorThreads {
       this.markerPort.unref();
       port = ch.port2;
     }
-    const init: WorkerInit = { role, shared: this.#sh.d, stallMs: this.#stallMs, port };
+    const policy = ROLES[role].background ? this.#policy : CollectorPolicy.NORMAL;
+    const init: WorkerInit = { role, shared: this.#sh.d, stallMs: this.#stallMs, policy, port };
     const w = new Worker(new URL('./collector-worker.js', import.meta.url), { workerData: init, transferList: port ? [port] : [] });
     this.#workers.set(role, w);
     this.#dead.delete(role);

@@ -12,6 +12,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   movegc::InitUring(env, exports);
   movegc::InitWatchdog(env, exports);
   movegc::InitBuild(env, exports);
+  movegc::InitSched(env, exports);
   return exports;
 }
 

@@ -10,6 +10,7 @@ void InitSandbox(Napi::Env env, Napi::Object exports);
 void InitUring(Napi::Env env, Napi::Object exports);
 void InitWatchdog(Napi::Env env, Napi::Object exports);
 void InitBuild(Napi::Env env, Napi::Object exports);
+void InitSched(Napi::Env env, Napi::Object exports);
 
 // Opens a userfaultfd: 0 syscall, 1 syscall + UFFD_USER_MODE_ONLY, 2 /dev/userfaultfd. fd or -errno.
 int OpenUffd(int how);

@@ -222,6 +222,12 @@ describe('alike on both paths', () => {
 });
 
 describe('raw addon', () => {
+  it('setThreadPolicy: a policy name or a typed error; the calling thread keeps its class on refusal', () => {
+    for (const v of [5, undefined, null, {}, true]) expectCode(() => native.setThreadPolicy(v as Any), 'ERR_INVALID_ARG_TYPE', false);
+    for (const v of ['', 'fifo', 'IDLE', 'idle ']) expectCode(() => native.setThreadPolicy(v as Any), 'ERR_INVALID_ARG_VALUE', false);
+    expect(native.threadPolicy()).toBe('normal');
+  });
+
   itKernel('checks its own arguments: typed TypeErrors, never a crash', () => {
     const fd = native.uffd.open(0);
     cleanups.push(() => native.uffd.close(fd));

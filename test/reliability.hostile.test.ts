@@ -58,6 +58,7 @@ describe('Heap.create options', () => {
       ...[-1, 1.5, NaN, Infinity, cap + 8].map((v): [unknown, string] => [{ capacity: cap, largeObjectBytes: v }, ErrorCode.OUT_OF_RANGE]),
       [{ capacity: cap, dontFork: 'no' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, verify: 1 }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, hugePages: 'yes' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, hugePages: 1 }, ErrorCode.INVALID_ARG_TYPE],
+      [{ capacity: cap, collectorPolicy: 'low' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, collectorPolicy: 19 }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, hide: 'move' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, hide: ['bogus'] }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, inject: 5 }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, inject: { bogus: 1 } }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, inject: { dieAtPage: '3' } }, ErrorCode.INVALID_ARG_TYPE],

@@ -1,0 +1,76 @@
+/**
+ * The collector threads' scheduling class (options.collectorPolicy, gc/threads.ts): with
+ * 'idle', the compactor and the marker run as SCHED_IDLE and the fault server stays normal
+ * (a thread blocked in a fault waits for it). Read back from the kernel: the policy field of
+ * /proc/self/task/<tid>/stat.
+ */
+import fs from 'node:fs';
+import { describe, expect } from 'vitest';
+import { closeHeapsAfterEach, checkStats, itMode, openHeap } from './helpers/heap.js';
+
+closeHeapsAfterEach();
+
+const SCHED_IDLE = 5;
+
+/** Threads of this process whose scheduling policy is SCHED_IDLE. */
+function idleThreads(): number {
+  let n = 0;
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      const s = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[38]) === SCHED_IDLE) n++; // field 41: policy
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return n;
+}
+
+async function settle(want: number): Promise<number> {
+  for (let i = 0; i < 200 && idleThreads() !== want; i++) await new Promise((r) => setTimeout(r, 10));
+  return idleThreads();
+}
+
+describe('collector threads\' scheduling class', () => {
+  itMode('move', "'idle': the compactor and the marker run as SCHED_IDLE, the fault server does not; 'normal' (default): none", async () => {
+    const base = idleThreads();
+    const n = await openHeap({ capacity: 8 << 20, mode: 'move' });
+    expect(idleThreads() - base).toBe(0);
+    const h = await openHeap({ capacity: 8 << 20, mode: 'move', collectorPolicy: 'idle' });
+    expect(h.marking).toBe('concurrent');
+    expect(idleThreads() - base).toBe(2);
+    const keep = h.allocRefArray(100);
+    const root = h.root(keep);
+    for (let i = 0; i < 100; i++) {
+      h.allocBytes(3000); // garbage
+      const r = h.allocBytes(5000);
+      h.setU32(r, 0, i + 1);
+      h.setRef(root.get()!, i, r);
+    }
+    const st = await h.gc();
+    checkStats(st, 'move');
+    expect(st.pages.builtByCompactor).toBeGreaterThan(0);
+    for (let i = 0; i < 100; i++) expect(h.getU32(h.getRef(root.get()!, i)!, 0)).toBe(i + 1);
+    expect(h.verify().ok).toBe(true);
+    await n.close();
+    expect(idleThreads() - base).toBe(2);
+  });
+
+  itMode('move', 'a compactor that died is replaced in the same class', async () => {
+    const base = idleThreads();
+    const h = await openHeap({ capacity: 8 << 20, mode: 'move', collectorPolicy: 'idle', stallMs: 200, inject: { dieAtPage: 3 } });
+    const keep = h.allocRefArray(200);
+    const root = h.root(keep);
+    for (let i = 0; i < 200; i++) {
+      h.allocBytes(2000);
+      h.setRef(root.get()!, i, h.allocBytes(6000));
+    }
+    const st = await h.gc();
+    expect(st.cycle).toBe(1);
+    expect(st.pages.builtByCompactor, JSON.stringify(st.pages)).toBeLessThan(st.pages.total); // it died part way
+    expect(h.verify().ok).toBe(true);
+    expect(await settle(base + 2)).toBe(base + 2); // the replacement is SCHED_IDLE too
+    await h.close();
+    expect(await settle(base)).toBe(base);
+  });
+});
