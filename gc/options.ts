@@ -109,7 +109,8 @@ export interface HeapOptions {
    * default false). Objects of 2 MiB and more (with largeObjectBytes on) then start on a 2 MiB
    * boundary and keep one when compacted, so in move mode each of their full 2 MiB spans can
    * move as one page-table entry. Costs up to 2 MiB of gap per such object, and the kernel
-   * splits a huge page whenever part of it is moved or pinned.
+   * splits a huge page whenever part of it is moved. A page pinned behind the heap's back
+   * (io_uring, DMA; not heap.pin) makes MOVE refuse its whole huge page: EBUSY, 512 copies.
    */
   hugePages?: boolean;
   /** A collector thread silent this long (ms) is considered stalled or dead and taken over. */

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { describe, expect } from 'vitest';
-import type { Heap, ModeName, Ref } from '../dist/gc/index.js';
+import { IoUringPin, type Heap, type ModeName, type Ref } from '../dist/gc/index.js';
 import { MIN_WHOLE_RUN } from '../dist/gc/compact.js';
 import { LARGE_OBJECT_BYTES } from '../dist/gc/options.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap, TEST_MODES } from './helpers/heap.js';
@@ -263,6 +263,22 @@ describe('huge pages: full 2 MiB spans move as one page-table entry (move)', () 
     expect(st.pages.wholePmdCalls, ctx).toBeGreaterThanOrEqual(1);
     expect(hugeBytes(h), ctx).toBeGreaterThanOrEqual(st.pages.wholePmdCalls * 2 * MiB);
     sizes.forEach((_, k) => expect(same(h, h.getRef(root.get()!, k)!, k), `array ${k}`).toBe(true));
+  });
+
+  itMode('move', 'a raw pin (io_uring) of one page of a huge page: MOVE refuses that span (EBUSY), its pages are copied, nothing hangs or is lost', async () => {
+    const h = await openHeap({ capacity: 64 * MiB, mode: 'move', hugePages: true, verify: true });
+    const { root, sizes } = populateHuge(h);
+    // One page in the 5 MiB array's third 2 MiB span, pinned behind the heap's back.
+    const io = IoUringPin.pin(h.addressOf(h.getRef(root.get()!, 1)!) + 4 * MiB + 8 * PAGE, PAGE);
+    try {
+      const st = await h.gc();
+      const ctx = JSON.stringify({ pages: st.pages, ebusy: st.ebusy });
+      expect(st.ebusy, ctx).toBeGreaterThanOrEqual(1);
+      expect(st.pages.copied, ctx).toBeGreaterThanOrEqual(1);
+      sizes.forEach((_, k) => expect(same(h, h.getRef(root.get()!, k)!, k), `array ${k}`).toBe(true));
+    } finally {
+      io.release();
+    }
   });
 
   itMode('move', 'without hugePages the heap has none, and no object keeps a 2 MiB boundary; a WHOLE run still goes in calls of up to 512 pages', async () => {
