@@ -6,12 +6,16 @@
  *    fresh userfaultfd and MADV_NOHUGEPAGE mappings per pass, every source page written first,
  *    DONTWAKE, consecutive batches; median of `reps` passes); MOVE and COPY at 1 and 64 pages
  *    per call again while a sibling thread spins on the other CPU (TLB shootdowns);
+ *  - the first read of a page after mremap(MREMAP_DONTUNMAP) moved it to a new address (what the
+ *    compaction pause does to the whole heap), against the first read of a page just written:
+ *    on a virtual machine that shadows page tables, each moved page costs a trap to the host
+ *    on its first access, whichever thread makes it;
  *  - the fault round trip: the main thread reads a registered, missing page and blocks in the
  *    kernel while a Worker (floor-worker.ts) serves it with poll + read + MOVE; p50/p99 over
  *    `faults` faults (after a warm-up), timed with process.hrtime.bigint around the access.
  */
 import { Worker } from 'node:worker_threads';
-import { HUGE_PAGE_SIZE, Mapping, PAGE_SIZE, Userfaultfd } from '../gc/index.js';
+import { HUGE_PAGE_SIZE, Mapping, PAGE_SIZE, Userfaultfd, remapDontUnmap } from '../gc/index.js';
 import { median, quantiles, type Quantiles } from './stats.js';
 import type { FloorWorkerData } from './floor-worker.js';
 
@@ -30,6 +34,8 @@ export interface Floor {
    */
   busySibling: { movePerPageNs: { '1': number; '64': number }; copyPerPageNs: { '1': number; '64': number }; faultRoundTripUs: Quantiles; faultRoundTripSamplesUs: number[] };
   memcpyPerPageNs: number;
+  /** First read per page (ns): of pages this thread just wrote, and of the same pages moved by mremap(DONTUNMAP). */
+  firstReadPerPageNs: { written: number; remapped: number };
   /**
    * Fault round trip (access to return, main thread), microseconds. Beware: on a virtual
    * machine an idle vCPU must be woken by the hypervisor, so this is far lower when the
@@ -99,6 +105,30 @@ function measureMemcpy(pages: number): number {
   }
 }
 
+function firstRead(u8: Uint8Array): number {
+  let s = 0;
+  const t = hr();
+  for (let i = 0; i < u8.length; i += PS) s += u8[i];
+  return (hr() - t + (s & 0)) / (u8.length / PS);
+}
+
+function measureFirstRead(pages: number): { written: number; remapped: number } {
+  const a = map(pages * PS);
+  const b = map(pages * PS);
+  const c = map(pages * PS);
+  try {
+    touch(new Uint8Array(a.view()));
+    touch(new Uint8Array(c.view()));
+    const written = firstRead(new Uint8Array(c.view()));
+    remapDontUnmap(a.address, pages * PS, b.address);
+    return { written, remapped: firstRead(new Uint8Array(b.view())) };
+  } finally {
+    a.close();
+    b.close();
+    c.close();
+  }
+}
+
 /** The fault round trip: main thread faults, a Worker serves with poll + read + MOVE. */
 export async function measureFaultRoundTrip(faults: number, warmup = 50): Promise<{ samples: number[]; note?: string }> {
   const pages = faults + warmup;
@@ -154,6 +184,7 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
   measureBatch(2048, 1, true); // warm-up: JIT the call paths
   measureBatch(2048, 512, true);
   const m1: number[] = [], m16: number[] = [], m64: number[] = [], m512: number[] = [], c1: number[] = [], c64: number[] = [], c512: number[] = [], mc: number[] = [];
+  const frW: number[] = [], frR: number[] = [];
   for (let r = 0; r < reps; r++) {
     const a = measureBatch(pages, 1, true);
     m1.push(a.move);
@@ -166,6 +197,9 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
     m512.push(b.move);
     c512.push(b.copy!);
     mc.push(measureMemcpy(pages));
+    const fr = measureFirstRead(pages);
+    frW.push(fr.written);
+    frR.push(fr.remapped);
   }
   const rt = await measureFaultRoundTrip(opts.faults ?? 2000);
   // With a sibling thread spinning on the other CPU.
@@ -203,6 +237,7 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
       faultRoundTripSamplesUs: rtBusy.samples,
     },
     memcpyPerPageNs: median(mc),
+    firstReadPerPageNs: { written: median(frW), remapped: median(frR) },
     faultRoundTripUs: quantiles(rt.samples),
     faultRoundTripSamplesUs: rt.samples,
     faultRoundTripNote: rt.note,

@@ -160,6 +160,7 @@ export function renderHtml(res: Results): string {
           ['UFFDIO_COPY, 64 pages per call', `${num(fl.copyPerPageNs['64'], 0)} ns/page`],
           ['UFFDIO_COPY, 512 pages per call', `${num(fl.copyPerPageNs['512'], 0)} ns/page (${num(4096 / fl.copyPerPageNs['512'], 1)} GB/s)`],
           ['memcpy (Uint8Array.set)', `${num(fl.memcpyPerPageNs, 0)} ns/page`],
+          ['first read of a page after mremap moved it (of a page just written)', fl.firstReadPerPageNs ? `${num(fl.firstReadPerPageNs.remapped, 0)} (${num(fl.firstReadPerPageNs.written, 0)}) ns/page` : '-'],
           ['with a sibling thread running: MOVE 1 / 64 pages per call', `${num(fl.busySibling.movePerPageNs['1'], 0)} / ${num(fl.busySibling.movePerPageNs['64'], 0)} ns/page`],
           ['with a sibling thread running: COPY 1 / 64 pages per call', `${num(fl.busySibling.copyPerPageNs['1'], 0)} / ${num(fl.busySibling.copyPerPageNs['64'], 0)} ns/page`],
           ['with a sibling thread running: fault round trip p50 / p90 / p99', `${num(fl.busySibling.faultRoundTripUs.p50)} / ${num(fl.busySibling.faultRoundTripUs.p90)} / ${num(fl.busySibling.faultRoundTripUs.p99)} µs over ${fl.busySibling.faultRoundTripUs.count} faults`],
