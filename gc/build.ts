@@ -99,14 +99,15 @@ export class PageBuilder implements RunBuilder {
 
   /**
    * Words [from, to) of the page hold no object: the reserved null word (word 0) stays zero,
-   * and the rest is the gap before a page-aligned large object, a filler to `to`.
+   * and the rest is the gap before a page-aligned large object, a filler to `end` (the object's
+   * start: past this page when the gap spans pages, plan.ts GAP pages).
    */
-  #gap(dst: Uint32Array, base: number, from: number, to: number): void {
+  #gap(dst: Uint32Array, base: number, from: number, to: number, end = to): void {
     dst.fill(0, base + from * 2, base + to * 2);
     const g = from > HEAP_START_WORD ? from : HEAP_START_WORD;
     if (to > g) {
       dst[base + g * 2] = FILLER_TYPE;
-      dst[base + g * 2 + 1] = to - g;
+      dst[base + g * 2 + 1] = end - g;
     }
   }
 
@@ -226,12 +227,13 @@ export class PageBuilder implements RunBuilder {
           if (at !== IN_PLACE && at > t) t = at;
         }
       }
-      // The next object lands on a later page: the rest of this one is its gap.
-      if (t >= qEnd && filled < qEnd) this.#gap(dst, base, filled, qEnd);
+      // The next object lands on a later page: the rest of this one is its gap, and the
+      // filler runs to that object (over the GAP pages between).
+      if (t >= qEnd && filled < qEnd) this.#gap(dst, base, filled, qEnd, t);
     } else if (seg[s + Seg.NEW_END] >= qEnd) {
-      // No object overlaps this page, below the segment's end: it lies inside the gap before
-      // an object kept on a 2 MiB boundary (plan.ts, step 6), a filler of its own.
-      this.#gap(dst, base, qw, qEnd);
+      // No object overlaps this page, below the segment's end: a GAP page (plan.ts), inside
+      // the filler written where the gap starts: zeros.
+      dst.fill(0, base + qw * 2, base + qEnd * 2);
       filled = qEnd;
     }
     // The segment's free tail starts on this page: a filler keeps the heap parseable.

@@ -362,6 +362,21 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     }
     return n;
   };
+  // A step of GAP pages from q: claims the run, installs it as the zero page in one call
+  // straight from PROCESSING (there is no buffer for anyone to install from). A claim taken
+  // over meanwhile was rebuilt (zeros) by its taker: the call skips it (EEXIST).
+  const gapStep = (q: number, cap: number): number => {
+    flush();
+    let n = 0;
+    while (n < cap && sh.pageKind[q + n] === PageKind.GAP && claim(sh, q + n, Owner.COMPACTOR)) n++;
+    if (n > 0) {
+      const t = now();
+      b.installer.installZero(q, n);
+      installMs += now() - t;
+      sh.count(Ctl.COMPACTOR_BUILDS, n);
+    }
+    return n;
+  };
   for (const [first, end] of ranges) {
     for (let q = first; q < end; ) {
       sh.hb.beat(Role.COMPACTOR);
@@ -380,6 +395,12 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       if (Atomics.load(sh.ctl, Ctl.FLUSH_REQUEST)) {
         Atomics.store(sh.ctl, Ctl.FLUSH_REQUEST, 0);
         flush();
+      }
+      if (sh.pageKind[q] === PageKind.GAP && install !== Install.DIRECT) {
+        const n = gapStep(q, Math.min(end - q, stepCap(built, MAX_WHOLE_RUN)));
+        built += n;
+        q += Math.max(n, 1); // none: another thread has q
+        continue;
       }
       if (takeWhole(q, end)) {
         // With huge pages a call ends on a 2 MiB boundary: a call that cut a span short

@@ -154,6 +154,8 @@ const ctl = layout({
     'ZERO_PAGES',
     /** WHOLE install calls that covered one aligned 2 MiB span: a PMD move if its source was a huge page. */
     'WHOLE_PMD_CALLS',
+    /** GAP pages (plan.ts) the compactor installed as the zero page, with no build. */
+    'GAP_PAGES',
     'RELEASED_PAGES',
   ],
   /** Statistics of marking, zeroed when a cycle begins: what the marker traced and consumed. */

@@ -113,6 +113,42 @@ export class Installer {
     }
   }
 
+  /**
+   * GAP pages [q, q+n) (plan.ts: all zeros, inside a filler) as the zero page, one call per
+   * run: no build, no buffer, no memory. A page another thread installed meanwhile (it took
+   * the page over and built it: zeros too) stops the call there (EEXIST) and is skipped.
+   */
+  installZero(q: number, n: number): void {
+    const sh = this.#sh;
+    let retries = 0;
+    for (let i = 0; i < n; ) {
+      let z: number;
+      try {
+        z = this.#uffd!.zeropage(this.#heap + (q + i) * PAGE_SIZE, (n - i) * PAGE_SIZE) / PAGE_SIZE;
+      } catch (e) {
+        const code = (e as MoveGcError).code;
+        z = Math.floor(((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE);
+        if (code === 'EAGAIN' && ++retries <= MAX_EAGAIN_RETRIES) {
+          sh.count(Ctl.EAGAIN);
+          sh.count(Ctl.GAP_PAGES, z);
+          markMappedRun(sh, q + i, z);
+          i += z;
+          continue;
+        }
+        if (code !== 'EEXIST') throw e;
+        sh.count(Ctl.EEXIST);
+        markMapped(sh, q + i + z);
+        sh.count(Ctl.GAP_PAGES, z);
+        markMappedRun(sh, q + i, z);
+        i += z + 1;
+        continue;
+      }
+      sh.count(Ctl.GAP_PAGES, z);
+      markMappedRun(sh, q + i, z);
+      i += z;
+    }
+  }
+
   /** The zero page at every page of [q, q+n) that a MOVE with source holes left empty. */
   #fillHoles(q: number, n: number): void {
     if (this.#resident.length < n) this.#resident = new Uint8Array(n);

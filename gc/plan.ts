@@ -25,7 +25,9 @@
  *     are then shifted by whole pages: WHOLE pages, which the compactor may install straight
  *     from their from-space page with no build (compact.ts), so MOVE relocates them unread.
  *     With huge pages (Ctl.HUGE_PAGES), an object of 2 MiB or more that starts on a 2 MiB
- *     boundary lands on one: its full 2 MiB spans then move as one PMD each.
+ *     boundary lands on one: its full 2 MiB spans then move as one PMD each. The filler on
+ *     the page where its gap starts covers the whole gap; the pages wholly inside it are GAP
+ *     pages, all zeros (installed as the zero page: no build, no memory).
  *
  * Departure from ART: ART has one moving space with a single black-dense prefix; pinning in
  * ART is per region elsewhere, and large objects live in a space of their own that never
@@ -163,6 +165,13 @@ function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number
   st.firstSlidePage = firstSlidePage;
 }
 
+/**
+ * A slide page that no object overlaps, wholly below the segment's end, lies inside the gap
+ * before an object kept on a 2 MiB boundary: GAP (the filler on the page where the gap starts
+ * covers it; it is the zero page).
+ */
+const slideKind = (pageFirst: Uint32Array, p: number, newEnd: number): number => (pageFirst[p] === NONE && (p + 1) * PAGE_WORDS <= newEnd ? PageKind.GAP : PageKind.SLIDE);
+
 export const alignUp = (w: number): number => Math.ceil(w / PAGE_WORDS) * PAGE_WORDS;
 const alignDown = (w: number): number => Math.floor(w / PAGE_WORDS) * PAGE_WORDS;
 
@@ -298,7 +307,7 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
     const firstPage = r.start / PAGE_WORDS;
     const endPage = Math.max(segIdent / PAGE_WORDS, newEnd > cursorStart ? alignUp(newEnd) / PAGE_WORDS : segIdent / PAGE_WORDS);
     for (let p = segIdent / PAGE_WORDS; p < endPage; p++) {
-      if (pageKind[p] !== PageKind.WHOLE) pageKind[p] = PageKind.SLIDE;
+      if (pageKind[p] !== PageKind.WHOLE) pageKind[p] = slideKind(pageFirst, p, newEnd);
       pageState[p] = PagePhase.UNPROCESSED;
     }
     pagesTotal += endPage - firstPage;
@@ -368,7 +377,7 @@ export function extendPlan(sh: Shared, p: Plan, planTop: number, newTop: number,
   const newEnd = st.cursor;
   const endPage = Math.max(seg.identEnd / PAGE_WORDS, newEnd > cursorStart ? alignUp(newEnd) / PAGE_WORDS : seg.identEnd / PAGE_WORDS);
   for (let q = seg.endPage; q < endPage; q++) {
-    if (pageKind[q] !== PageKind.WHOLE) pageKind[q] = PageKind.SLIDE;
+    if (pageKind[q] !== PageKind.WHOLE) pageKind[q] = slideKind(pageFirst, q, newEnd);
     pageState[q] = PagePhase.UNPROCESSED;
   }
   p.pagesTotal += endPage - seg.endPage;

@@ -17,8 +17,12 @@ export const PagePhase = { UNPROCESSED: 0, PROCESSING: 1, PROCESSED: 2, MAPPED: 
 export const Owner = { NONE: 0, COMPACTOR: 1, FAULT: 2, MUTATOR: 3 } as const;
 export type OwnerId = (typeof Owner)[keyof typeof Owner];
 
-/** How a to-space page is rebuilt. WHOLE: a slide page that is one from-space page shifted by whole pages (plan.ts, step 6). */
-export const PageKind = { NONE: 0, SLIDE: 1, IDENTITY: 2, WHOLE: 3 } as const;
+/**
+ * How a to-space page is rebuilt. WHOLE: a slide page that is one from-space page shifted by
+ * whole pages; GAP: a slide page inside the gap before an object kept on a 2 MiB boundary, all
+ * zeros (plan.ts, step 6).
+ */
+export const PageKind = { NONE: 0, SLIDE: 1, IDENTITY: 2, WHOLE: 3, GAP: 4 } as const;
 
 /**
  * Per-segment record (a segment is a run of the heap between pinned spans, compacted on its

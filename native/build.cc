@@ -187,13 +187,13 @@ class Kernel {
   }
 
   // Words [from, to) hold no object: the reserved null word stays zero, the rest is the gap
-  // before a page-aligned large object, a filler to `to` (build.ts #gap).
-  static void Gap(uint32_t* at_from, int64_t from, int64_t to) {
+  // before a page-aligned large object, a filler to `end` (build.ts #gap).
+  static void Gap(uint32_t* at_from, int64_t from, int64_t to, int64_t end) {
     memset(at_from, 0, (to - from) * 8);
     const int64_t g = from > HEAP_START_WORD ? from : HEAP_START_WORD;
     if (to > g) {
       at_from[(g - from) * 2] = FILLER_TYPE;
-      at_from[(g - from) * 2 + 1] = static_cast<uint32_t>(to - g);
+      at_from[(g - from) * 2 + 1] = static_cast<uint32_t>(end - g);
     }
   }
 
@@ -221,7 +221,7 @@ class Kernel {
             const int64_t ra = t > qw ? t : qw;
             const int64_t re = t + (runEnd - o);
             const int64_t rb = re < qEnd ? re : qEnd;
-            if (ra > filled) Gap(at(filled), filled, ra);
+            if (ra > filled) Gap(at(filled), filled, ra, ra);
             CheckSrc((o + ra - t) * 2, (o + rb - t) * 2);
             memmove(at(ra), src_.p + (o + ra - t) * 2, (rb - ra) * 8);
             copiedTo = rb;
@@ -232,7 +232,7 @@ class Kernel {
         const int64_t a = t > qw ? t : qw;
         const int64_t end = t + sz;
         const int64_t b = end < qEnd ? end : qEnd;
-        if (a > filled) Gap(at(filled), filled, a);
+        if (a > filled) Gap(at(filled), filled, a, a);
         const int64_t n = (b - a) * 2;
         const int64_t si = (o + a - t) * 2;
         uint32_t* d = at(a);
@@ -259,12 +259,12 @@ class Kernel {
           if (next != IN_PLACE && next > t) t = next;
         }
       }
-      // The next object lands on a later page: the rest of this one is its gap.
-      if (t >= qEnd && filled < qEnd) Gap(at(filled), filled, qEnd);
+      // The next object lands on a later page: the rest of this one is its gap, and the
+      // filler runs to that object (over the GAP pages between).
+      if (t >= qEnd && filled < qEnd) Gap(at(filled), filled, qEnd, t);
     } else if (static_cast<int64_t>(seg[s + NEW_END]) >= qEnd) {
-      // No object overlaps this page, below the segment's end: inside the gap before an
-      // object kept on a 2 MiB boundary (build.ts), a filler of its own.
-      Gap(at(qw), qw, qEnd);
+      // No object overlaps this page, below the segment's end: a GAP page (plan.ts), zeros.
+      memset(at(qw), 0, PAGE_WORDS * 8);
       filled = qEnd;
     }
     // The segment's free tail starts on this page: a filler keeps the heap parseable.

@@ -91,7 +91,9 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
   expect(p.identity, ctx).toBeLessThanOrEqual(p.total);
   // WHOLE pages: planned by the plan, installed unbuilt by the compactor alone (never in stw).
   expect(p.whole, ctx).toBeLessThanOrEqual(Math.min(st.plan.wholePages, p.builtByCompactor));
-  if (mode === 'stw') expect(p.whole, ctx).toBe(0);
+  if (mode === 'stw') expect(p.whole + p.gap, ctx).toBe(0);
+  // GAP pages: only with hugePages, installed as the zero page by the compactor alone.
+  expect(p.gap, ctx).toBeLessThanOrEqual(p.builtByCompactor);
   // Every page is built exactly once, by someone.
   expect(p.builtByCompactor + p.builtByFaults + p.builtByMutator, ctx).toBe(p.total);
   if (mode === 'stw') {
@@ -101,12 +103,13 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
     expect(st.moveCalls + st.copyCalls, ctx).toBe(0);
     return;
   }
-  // Every page installed once: by MOVE or COPY (EEXIST/ENOENT only when a builder was taken over).
+  // Every page installed once: by MOVE, COPY or as a GAP's zero page (EEXIST/ENOENT only when
+  // a builder was taken over).
   if (e.injected) {
-    expect(p.moved + p.copied, ctx).toBeLessThanOrEqual(p.total);
-    expect(p.moved + p.copied + st.eexist + st.enoent, ctx).toBeGreaterThanOrEqual(p.total);
+    expect(p.moved + p.copied + p.gap, ctx).toBeLessThanOrEqual(p.total);
+    expect(p.moved + p.copied + p.gap + st.eexist + st.enoent, ctx).toBeGreaterThanOrEqual(p.total);
   } else {
-    expect(p.moved + p.copied, ctx).toBe(p.total);
+    expect(p.moved + p.copied + p.gap, ctx).toBe(p.total);
     // A page the mutator installed from another builder's buffer (selfHelped): whichever of
     // the two installs came second met EEXIST.
     expect(st.enoent + st.takeovers, ctx).toBe(0);
@@ -131,8 +134,8 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
     if (!e.injected) expect(st.batchPages.count, ctx).toBe(st.moveCalls + st.copyCalls);
     if (p.total >= 128 && !e.faulted && !e.injected) expect(st.moveCalls, ctx).toBeLessThan(p.total / 4);
     // Buffers: the compactor's pages were built into recycled from-space or scratch pages,
-    // or were WHOLE (installed from their from-space page, unbuilt).
-    expect(p.recycledBuffers + p.freshBuffers + p.whole, ctx).toBeGreaterThanOrEqual(p.builtByCompactor);
+    // or were WHOLE (installed from their from-space page, unbuilt) or GAP (the zero page).
+    expect(p.recycledBuffers + p.freshBuffers + p.whole + p.gap, ctx).toBeGreaterThanOrEqual(p.builtByCompactor);
   }
   // Every fault read was served and timed; every page the accessors built was timed.
   expect(st.faultUs.count, ctx).toBe(st.faults);
