@@ -14,7 +14,9 @@
  * page: COPY must copy the bytes anyway, and copying from from-space pages measured twice as
  * slow as from the scratch page they are built into (bench --sizes huge: 355 vs 173 ms, the
  * kernel's first touch of each from-space page). Other threads build them like any page:
- * their sources stay intact until the compactor's own install.
+ * their sources stay intact until the compactor's own install. GAP pages (inside the gap
+ * before an object kept on 2 MiB, hugePages) are all zeros: the compactor installs each run
+ * of them as the zero page, in every mode but stw; other threads build them (zeros).
  *
  * Recycling: sliding compaction reads from-space at or above what it writes, so once every
  * to-space page below q is built, every from-space page below q's first source page has been

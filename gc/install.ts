@@ -4,6 +4,7 @@
  *         kernel; runs of contiguous pages whose buffers are contiguous go in one call.
  *  COPY   UFFDIO_COPY: the ART-before-MOVE baseline (the kernel allocates and copies).
  *  DIRECT stop-the-world: the page was built in place; nothing to install.
+ * Runs of GAP pages (all zeros) go in as the zero page, in move and copy mode alike.
  *
  * Kernel refusals are handled as ART handles them: EEXIST (another thread installed the page)
  * counts as installed; ENOENT (our buffer was already moved out by a thread that took over a
