@@ -366,7 +366,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   };
   // A step of GAP pages from q: claims the run, installs it as the zero page in one call
   // straight from PROCESSING (there is no buffer for anyone to install from). A claim taken
-  // over meanwhile was rebuilt (zeros) by its taker: the call skips it (EEXIST).
+  // over meanwhile was rebuilt (zeros) by its taker: the call skips it (EEXIST). Any other
+  // refusal throws: this thread dies and is taken over like any failed compactor.
   const gapStep = (q: number, cap: number): number => {
     flush();
     let n = 0;

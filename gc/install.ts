@@ -121,22 +121,13 @@ export class Installer {
    */
   installZero(q: number, n: number): void {
     const sh = this.#sh;
-    let retries = 0;
     for (let i = 0; i < n; ) {
       let z: number;
       try {
         z = this.#uffd!.zeropage(this.#heap + (q + i) * PAGE_SIZE, (n - i) * PAGE_SIZE) / PAGE_SIZE;
       } catch (e) {
-        const code = (e as MoveGcError).code;
+        if ((e as MoveGcError).code !== 'EEXIST') throw e;
         z = Math.floor(((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE);
-        if (code === 'EAGAIN' && ++retries <= MAX_EAGAIN_RETRIES) {
-          sh.count(Ctl.EAGAIN);
-          sh.count(Ctl.GAP_PAGES, z);
-          markMappedRun(sh, q + i, z);
-          i += z;
-          continue;
-        }
-        if (code !== 'EEXIST') throw e;
         sh.count(Ctl.EEXIST);
         markMapped(sh, q + i + z);
         sh.count(Ctl.GAP_PAGES, z);

@@ -83,3 +83,19 @@ describe('a source page that is a hole (never written)', () => {
     expect(sh.ctl[Ctl.PAGES_COPIED]).toBe(5);
   });
 });
+
+describe('GAP pages as the zero page (installZero: hugePages gaps)', () => {
+  for (const [name, kind] of [['move', Install.MOVE], ['copy', Install.COPY]] as const)
+    itKernel(`${name} mode: one call maps the run; a page another thread installed first stops it (EEXIST), keeps its bytes, and the rest still go in`, () => {
+      const { sh, inst, heap } = setup(kind);
+      inst.installBuilt(3, 2); // a taker built page 3 first (from-space page 2: bytes 3) and installed it
+      expect(resident(heap, 0, PAGES)).toEqual([0, 0, 0, 1, 0, 0, 0, 0]);
+      inst.installZero(0, PAGES);
+      expect(resident(heap, 0, PAGES)).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+      expect(sh.ctl[Ctl.GAP_PAGES]).toBe(PAGES - 1);
+      expect(sh.ctl[Ctl.EEXIST]).toBe(1);
+      expect(sh.ctl[Ctl.PAGES_MAPPED]).toBe(PAGES);
+      const h = new Uint8Array(heap.view());
+      expect([h[0], h[2 * PS + 5], h[3 * PS], h[3 * PS + 100], h[7 * PS + 4095]]).toEqual([0, 0, 3, 3, 0]);
+    });
+});
