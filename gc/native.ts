@@ -115,8 +115,7 @@ export interface NativeBinding {
   };
   probe(): RawProbe;
   /** Scheduling class of the calling thread (native/sched.cc). */
-  setThreadPolicy(policy: 'normal' | 'batch' | 'idle'): void;
-  threadPolicy(): 'normal' | 'batch' | 'idle' | 'other';
+  setThreadPolicy(policy: 'normal' | 'idle'): void;
   PageBuilder: new (tables: NativePageBuilderTables) => NativePageBuilder;
 }
 

@@ -16,35 +16,25 @@ namespace {
 
 int PolicyOf(const std::string& name) {
   if (name == "normal") return SCHED_OTHER;
-  if (name == "batch") return SCHED_BATCH;
   if (name == "idle") return SCHED_IDLE;
   return -1;
 }
 
-// setThreadPolicy('normal' | 'batch' | 'idle'): for the calling thread only.
+// setThreadPolicy('normal' | 'idle'): for the calling thread only.
 Napi::Value SetThreadPolicy(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsString()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "policy must be 'normal', 'batch' or 'idle'");
+  if (info.Length() < 1 || !info[0].IsString()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "policy must be 'normal' or 'idle'");
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   const int policy = PolicyOf(name);
-  if (policy < 0) ThrowArg(info.Env(), "ERR_INVALID_ARG_VALUE", "policy must be 'normal', 'batch' or 'idle', got '" + name + "'");
+  if (policy < 0) ThrowArg(info.Env(), "ERR_INVALID_ARG_VALUE", "policy must be 'normal' or 'idle', got '" + name + "'");
   struct sched_param p = {};
   if (sched_setscheduler(0, policy, &p) != 0) ThrowErrno(info.Env(), "sched_setscheduler", errno);
   return info.Env().Undefined();
-}
-
-// threadPolicy() -> 'normal' | 'batch' | 'idle' | 'other' for the calling thread.
-Napi::Value ThreadPolicy(const Napi::CallbackInfo& info) {
-  const int policy = sched_getscheduler(0);
-  if (policy < 0) ThrowErrno(info.Env(), "sched_getscheduler", errno);
-  const char* name = policy == SCHED_OTHER ? "normal" : policy == SCHED_BATCH ? "batch" : policy == SCHED_IDLE ? "idle" : "other";
-  return Napi::String::New(info.Env(), name);
 }
 
 }  // namespace
 
 void InitSched(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreadPolicy", Napi::Function::New(env, SetThreadPolicy, "setThreadPolicy"));
-  exports.Set("threadPolicy", Napi::Function::New(env, ThreadPolicy, "threadPolicy"));
 }
 
 }  // namespace movegc
