@@ -121,24 +121,30 @@ export class Installer {
    */
   installZero(q: number, n: number): void {
     const sh = this.#sh;
-    for (let i = 0; i < n; ) {
+    sh.count(Ctl.GAP_PAGES, this.#zeroRun(q, n, () => sh.count(Ctl.EEXIST)));
+    markMappedRun(sh, q, n); // every page of the run is in now, ours or the taker's
+  }
+
+  /**
+   * The zero page at [q, q+n), one call per run of empty pages: a page already there stops a
+   * call (EEXIST), is stepped over and reported to `present`. Returns the pages it mapped.
+   */
+  #zeroRun(q: number, n: number, present: (page: number) => void): number {
+    let mapped = 0;
+    for (let at = q; at < q + n; ) {
       let z: number;
       try {
-        z = this.#uffd!.zeropage(this.#heap + (q + i) * PAGE_SIZE, (n - i) * PAGE_SIZE) / PAGE_SIZE;
+        z = this.#uffd!.zeropage(this.#heap + at * PAGE_SIZE, (q + n - at) * PAGE_SIZE) / PAGE_SIZE;
       } catch (e) {
         if ((e as MoveGcError).code !== 'EEXIST') throw e;
         z = Math.floor(((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE);
-        sh.count(Ctl.EEXIST);
-        markMapped(sh, q + i + z);
-        sh.count(Ctl.GAP_PAGES, z);
-        markMappedRun(sh, q + i, z);
-        i += z + 1;
-        continue;
+        present(at + z);
+        at++;
       }
-      sh.count(Ctl.GAP_PAGES, z);
-      markMappedRun(sh, q + i, z);
-      i += z;
+      mapped += z;
+      at += z;
     }
+    return mapped;
   }
 
   /** The zero page at every page of [q, q+n) that a MOVE with source holes left empty. */
@@ -153,19 +159,8 @@ export class Installer {
       }
       let j = i + 1;
       while (j < n && !(r[j] & 1)) j++;
-      for (let at = i; at < j; ) {
-        let z: number;
-        try {
-          z = this.#uffd!.zeropage(this.#heap + (q + at) * PAGE_SIZE, (j - at) * PAGE_SIZE) / PAGE_SIZE;
-        } catch (e) {
-          // EEXIST: a page mincore could not see (e.g. swapped out, moved in as a swap entry).
-          if ((e as MoveGcError).code !== 'EEXIST') throw e;
-          z = Math.floor(((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE);
-          at++;
-        }
-        this.#sh.count(Ctl.ZERO_PAGES, z);
-        at += z;
-      }
+      // (A page there after all, EEXIST: one mincore could not see, e.g. moved in as a swap entry.)
+      this.#sh.count(Ctl.ZERO_PAGES, this.#zeroRun(q + i, j - i, () => {}));
       i = j;
     }
   }
