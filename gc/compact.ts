@@ -401,6 +401,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       }
       if (sh.pageKind[q] === PageKind.GAP && install !== Install.DIRECT) {
         const n = gapStep(q, Math.min(end - q, stepCap(built, MAX_WHOLE_RUN)));
+        if (forkAt > 0 && built < forkAt && built + n >= forkAt) hooks.onFork();
         built += n;
         q += Math.max(n, 1); // none: another thread has q
         continue;
