@@ -364,6 +364,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     }
     return n;
   };
+  const isGap = (q: number): boolean => install !== Install.DIRECT && sh.pageKind[q] === PageKind.GAP;
   // A step of GAP pages from q: claims the run, installs it as the zero page in one call
   // straight from PROCESSING (there is no buffer for anyone to install from). A claim taken
   // over meanwhile was rebuilt (zeros) by its taker: the call skips it (EEXIST). Any other
@@ -399,7 +400,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         Atomics.store(sh.ctl, Ctl.FLUSH_REQUEST, 0);
         flush();
       }
-      if (sh.pageKind[q] === PageKind.GAP && install !== Install.DIRECT) {
+      if (isGap(q)) {
         const n = gapStep(q, Math.min(end - q, stepCap(built, MAX_WHOLE_RUN)));
         if (forkAt > 0 && built < forkAt && built + n >= forkAt) hooks.onFork();
         built += n;
@@ -421,7 +422,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       if (runN > 0 && (q !== runQ + runN || bufAt !== runB + runN || runN >= MAX_BATCH)) flush();
       const cap = Math.min(avail, end - q, stepCap(built, MAX_BATCH - runN));
       let n = 0;
-      while (n < cap && !takeWhole(q + n, end) && claim(sh, q + n, Owner.COMPACTOR)) n++; // a long WHOLE run starts a step of its own
+      // A long WHOLE run, or a GAP page, starts a step of its own.
+      while (n < cap && !takeWhole(q + n, end) && !isGap(q + n) && claim(sh, q + n, Owner.COMPACTOR)) n++;
       if (n === 0) {
         flush(); // q belongs to another thread
         q++;

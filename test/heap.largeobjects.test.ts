@@ -285,6 +285,17 @@ describe('huge pages: full 2 MiB spans move as one page-table entry (move)', () 
     }
   });
 
+  itMode('move', 'a fork injected inside a run of GAP pages (inject.forkAtPage) happens there: the arrays\' pages, now shared, are refused and copied', async () => {
+    // To-space: page 0 holds the small live objects, pages 1-511 are the first array's gap.
+    const h = await openHeap({ capacity: 64 * MiB, mode: 'move', hugePages: true, dontFork: false, stallMs: 10_000, verify: true, inject: { forkAtPage: 50 } });
+    const { root, sizes } = populateHuge(h);
+    const st = await h.gc();
+    const ctx = JSON.stringify({ pages: st.pages, ebusy: st.ebusy });
+    expect(st.pages.gap, ctx).toBeGreaterThan(50);
+    expect(st.ebusy, ctx).toBeGreaterThan(0);
+    sizes.forEach((_, k) => expect(same(h, h.getRef(root.get()!, k)!, k), `array ${k}`).toBe(true));
+  });
+
   itMode('move', 'without hugePages the heap has none, and no object keeps a 2 MiB boundary; a WHOLE run still goes in calls of up to 512 pages', async () => {
     const h = await openHeap({ capacity: 64 * MiB, mode: 'move', verify: true });
     const { root } = populateHuge(h);
