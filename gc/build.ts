@@ -66,7 +66,10 @@ export class PageBuilder implements RunBuilder {
     const sh = this.#sh;
     const s = this.segmentOf(q);
     const base = dstU32 - q * PAGE_WORDS * 2; // dst index of to-space word t is base + 2t
-    if (sh.pageKind[q] === PageKind.IDENTITY) this.#identity(q, dst, base, sh.segments[s + Seg.IDENT_END]);
+    const kind = sh.pageKind[q];
+    if (kind === PageKind.IDENTITY) this.#identity(q, dst, base, sh.segments[s + Seg.IDENT_END]);
+    // Inside the filler written where its gap starts (plan.ts, step 6): zeros.
+    else if (kind === PageKind.GAP) dst.fill(0, dstU32, dstU32 + PAGE_WORDS * 2);
     else this.#slide(q, dst, base, s);
   }
 
@@ -230,11 +233,6 @@ export class PageBuilder implements RunBuilder {
       // The next object lands on a later page: the rest of this one is its gap, and the
       // filler runs to that object (over the GAP pages between).
       if (t >= qEnd && filled < qEnd) this.#gap(dst, base, filled, qEnd, t);
-    } else if (seg[s + Seg.NEW_END] >= qEnd) {
-      // No object overlaps this page, below the segment's end: a GAP page (plan.ts), inside
-      // the filler written where the gap starts: zeros.
-      dst.fill(0, base + qw * 2, base + qEnd * 2);
-      filled = qEnd;
     }
     // The segment's free tail starts on this page: a filler keeps the heap parseable.
     const newEnd = seg[s + Seg.NEW_END];

@@ -33,13 +33,14 @@ import { Install, type Installer } from './install.js';
 import { PAGE_WORDS } from './layout.js';
 import { native, PAGE_SIZE } from './native.js';
 import { NONE } from './plan.js';
+import { PMD_PAGES } from './options.js';
 import { Clk, Ctl, Owner, PageKind, PagePhase, SEG_FIELDS, Seg, now, type OwnerId, type Shared } from './shared.js';
 import { Role } from './heartbeat.js';
 
 /** Pages per MOVE call at most: bounds how long a built page waits for its run. */
 export const MAX_BATCH = 64;
 /** WHOLE pages per call at most (none waits: a run is installed as soon as it is claimed): a PMD's worth (2 MiB). */
-export const MAX_WHOLE_RUN = 512;
+export const MAX_WHOLE_RUN = PMD_PAGES;
 /**
  * WHOLE runs shorter than this are built like any page. A run installed on its own costs a
  * MOVE call and splits the built pages around it into two runs (a second call); each call
@@ -324,6 +325,10 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     return cap;
   };
   let built = 0;
+  // inject.forkAtPage: the fork comes once a step of n pages brings `built` to it.
+  const forkIfReached = (n: number): void => {
+    if (forkAt > 0 && built < forkAt && built + n >= forkAt) hooks.onFork();
+  };
   let busySince = now();
   let busy = 0;
   // From-space page of WHOLE page q: its object's page, shifted as the object is.
@@ -372,7 +377,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const gapStep = (q: number, cap: number): number => {
     flush();
     let n = 0;
-    while (n < cap && sh.pageKind[q + n] === PageKind.GAP && claim(sh, q + n, Owner.COMPACTOR)) n++;
+    while (n < cap && isGap(q + n) && claim(sh, q + n, Owner.COMPACTOR)) n++;
     if (n > 0) {
       const t = now();
       b.installer.installZero(q, n);
@@ -402,7 +407,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       }
       if (isGap(q)) {
         const n = gapStep(q, Math.min(end - q, stepCap(built, MAX_WHOLE_RUN)));
-        if (forkAt > 0 && built < forkAt && built + n >= forkAt) hooks.onFork();
+        forkIfReached(n);
         built += n;
         q += Math.max(n, 1); // none: another thread has q
         continue;
@@ -410,9 +415,9 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       if (takeWhole(q, end)) {
         // With huge pages a call ends on a 2 MiB boundary: a call that cut a span short
         // would make the kernel split that span's huge page instead of moving its PMD.
-        const toPmd = huge ? MAX_WHOLE_RUN - (q % MAX_WHOLE_RUN) : MAX_WHOLE_RUN;
+        const toPmd = huge ? PMD_PAGES - (q % PMD_PAGES) : MAX_WHOLE_RUN;
         const n = wholeStep(q, Math.min(end - q, stepCap(built, toPmd)));
-        if (forkAt > 0 && built < forkAt && built + n >= forkAt) hooks.onFork();
+        forkIfReached(n);
         built += n;
         q += Math.max(n, 1); // none: another thread has q
         continue;
@@ -439,7 +444,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         scratchNext += n;
         if (recycle) sh.count(Ctl.FRESH_BUFFERS, n);
       }
-      if (forkAt > 0 && built < forkAt && built + n >= forkAt) hooks.onFork();
+      forkIfReached(n);
       if (Math.floor((built + n) / RSS_SAMPLE_PAGES) !== Math.floor(built / RSS_SAMPLE_PAGES)) sampleRss(sh);
       built += n;
       let mine = 0;

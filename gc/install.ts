@@ -16,6 +16,7 @@
 import { markMapped, markMappedRun } from './claim.js';
 import { MoveGcError } from './errors.js';
 import { PAGE_SIZE, native } from './native.js';
+import { PMD_PAGES } from './options.js';
 import { Ctl, Hist, type Shared } from './shared.js';
 import type { Userfaultfd } from './uffd.js';
 
@@ -34,8 +35,6 @@ export const FaultInstall = { COPY: 0, MOVE: 1 } as const;
 export type FaultInstallName = 'copy' | 'move';
 
 const MAX_EAGAIN_RETRIES = 1000;
-/** Pages in a PMD's span (2 MiB): see Ctl.WHOLE_PMD_CALLS. */
-const PMD_PAGES = 512;
 
 export type Warn = (msg: string, data: Record<string, unknown>) => void;
 

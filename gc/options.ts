@@ -4,7 +4,7 @@
  * unknown keys are refused (a typo such as `verbos` must not pass silently), and the result is
  * frozen: the heap never reads the caller's object again.
  */
-import { WORD } from './layout.js';
+import { PAGE_WORDS, WORD } from './layout.js';
 import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
 import type { Logger } from './log.js';
 import type { BuilderName } from './build.js';
@@ -33,6 +33,8 @@ export const LARGE_OBJECT_BYTES = 65536;
 export const largeObjectWords = (opts: ResolvedOptions): number => Math.ceil(opts.largeObjectBytes / WORD);
 /** Heap words in 2 MiB: a PMD's span, and the boundary huge objects keep (options.hugePages). */
 export const PMD_WORDS = HEAP_ALIGN / WORD;
+/** Pages in a PMD's span (512): the WHOLE installs' largest call, which with hugePages ends on one. */
+export const PMD_PAGES = PMD_WORDS / PAGE_WORDS;
 /** Objects at least this long start on a 2 MiB boundary and keep it (0: never): hugePages with large objects on. */
 export const hugeObjectWords = (opts: ResolvedOptions): number => (opts.hugePages && opts.largeObjectBytes > 0 ? PMD_WORDS : 0);
 export const mapAlignment = (capacity: number): number => (capacity >= PUD_ALIGN ? PUD_ALIGN : HEAP_ALIGN);

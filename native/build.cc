@@ -33,7 +33,7 @@ constexpr int64_t STRIDE_WORDS = 32;  // build.ts: runs this long are copied in 
 constexpr int SEG_FIELDS = 8;
 constexpr int TYPE_ROW = 4;
 enum Kind : int32_t { FILLER = 0, FIXED = 1, REF_ARRAY = 2, BYTE_ARRAY = 3 };
-enum PageKind : uint8_t { IDENTITY = 2 };
+enum PageKind : uint8_t { IDENTITY = 2, GAP = 4 };  // shared.ts PageKind
 enum Seg { END = 1, IDENT_END = 2, NEW_END = 3, FILLER_END = 4, FIRST_PAGE = 5, END_EXT = 7 };
 constexpr uint32_t FILLER_TYPE = 0;
 
@@ -158,6 +158,7 @@ class Kernel {
     if (static_cast<uint64_t>(q) >= pageKind.n || static_cast<uint64_t>(q) >= pageFirst.n) Fail("page outside the heap", q);
     const int64_t s = SegmentOf(q);
     if (pageKind.p[q] == IDENTITY) Identity(q, page, static_cast<int64_t>(segments.p[s + IDENT_END]));
+    else if (pageKind.p[q] == GAP) memset(page, 0, PAGE_WORDS * 8);  // inside the filler its gap starts with
     else Slide(q, page, s);
   }
 
@@ -262,10 +263,6 @@ class Kernel {
       // The next object lands on a later page: the rest of this one is its gap, and the
       // filler runs to that object (over the GAP pages between).
       if (t >= qEnd && filled < qEnd) Gap(at(filled), filled, qEnd, t);
-    } else if (static_cast<int64_t>(seg[s + NEW_END]) >= qEnd) {
-      // No object overlaps this page, below the segment's end: a GAP page (plan.ts), zeros.
-      memset(at(qw), 0, PAGE_WORDS * 8);
-      filled = qEnd;
     }
     // The segment's free tail starts on this page: a filler keeps the heap parseable.
     const int64_t newEnd = static_cast<int64_t>(seg[s + NEW_END]);
