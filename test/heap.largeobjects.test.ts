@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { describe, expect } from 'vitest';
-import { IoUringPin, type Heap, type ModeName, type Ref } from '../dist/gc/index.js';
+import { IoUringPin, viewOf, type Heap, type ModeName, type Ref } from '../dist/gc/index.js';
 import { MIN_WHOLE_RUN } from '../dist/gc/compact.js';
 import { LARGE_OBJECT_BYTES } from '../dist/gc/options.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap, TEST_MODES } from './helpers/heap.js';
@@ -245,6 +245,23 @@ describe.each(TEST_MODES)('huge pages (%s)', (mode: ModeName) => {
         }
       }
     });
+});
+
+describe.each(['js', 'native'] as const)('huge pages: gap pages another thread builds (%s builder)', (builder) => {
+  itMode('move', 'the threads standing in for a stalled compactor build them as zeros', async () => {
+    // The compactor stalls before its first page; past stallMs the fault server and the
+    // mutator finishing the cycle build every page, one at a time into a reused scratch page.
+    const h = await openHeap({ capacity: 64 * MiB, mode: 'move', builder, hugePages: true, stallMs: 200, verify: true, inject: { delayAtPage: 1, delayMs: 1500 } });
+    const { root, sizes } = populateHuge(h);
+    const st = await h.gc();
+    const ctx = JSON.stringify({ pages: st.pages, takeovers: st.takeovers });
+    expect(st.pages.builtByFaults + st.pages.builtByMutator, ctx).toBe(st.pages.total);
+    expect(st.pages.gap, ctx).toBe(0); // none went in as the zero page
+    // Pages 1-511 lie in the first array's gap (page 0 holds the small live objects).
+    const raw = new Uint32Array(viewOf(h.address, 2 * MiB));
+    expect(raw.subarray(2 * (PAGE / 4), 511 * (PAGE / 4)).some((w) => w !== 0), ctx).toBe(false);
+    sizes.forEach((_, k) => expect(same(h, h.getRef(root.get()!, k)!, k), `array ${k}`).toBe(true));
+  });
 });
 
 describe('huge pages: full 2 MiB spans move as one page-table entry (move)', () => {
