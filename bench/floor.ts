@@ -1,7 +1,9 @@
 /**
  * The kernel floor, measured through the binding in the benchmark's own process, so that every
  * collector figure has its limit beside it (same machine, same moment):
- *  - UFFDIO_MOVE per page at 1, 16, 64 (the collector's largest run) and 512 pages per call,
+ *  - UFFDIO_MOVE per page at 1, 16, 32, 34, 64 (the collector's largest run) and 512 pages per
+ *    call (32 and 34 straddle x86's single-page TLB flush ceiling, 33 by default: up to it the
+ *    kernel invalidates the moved range page by page, above it it flushes the whole TLB),
  *    UFFDIO_COPY per page at 1, 64 and 512 pages per call, memcpy per page (the method of bench/binding.ts and kernel-floor.c:
  *    fresh userfaultfd and MADV_NOHUGEPAGE mappings per pass, every source page written first,
  *    DONTWAKE, consecutive batches; median of `reps` passes); MOVE and COPY at 1 and 64 pages
@@ -25,7 +27,7 @@ export interface Floor {
   pagesPerPass: number;
   reps: number;
   /** ns per page, medians over reps. */
-  movePerPageNs: { '1': number; '16': number; '64': number; '512': number };
+  movePerPageNs: { '1': number; '16': number; '32': number; '34': number; '64': number; '512': number };
   copyPerPageNs: { '1': number; '64': number; '512': number };
   /**
    * The same while another thread of this process spins on the other CPU (as the mutator or
@@ -183,13 +185,15 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
   const reps = opts.reps ?? 3;
   measureBatch(2048, 1, true); // warm-up: JIT the call paths
   measureBatch(2048, 512, true);
-  const m1: number[] = [], m16: number[] = [], m64: number[] = [], m512: number[] = [], c1: number[] = [], c64: number[] = [], c512: number[] = [], mc: number[] = [];
+  const m1: number[] = [], m16: number[] = [], m32: number[] = [], m34: number[] = [], m64: number[] = [], m512: number[] = [], c1: number[] = [], c64: number[] = [], c512: number[] = [], mc: number[] = [];
   const frW: number[] = [], frR: number[] = [];
   for (let r = 0; r < reps; r++) {
     const a = measureBatch(pages, 1, true);
     m1.push(a.move);
     c1.push(a.copy!);
     m16.push(measureBatch(pages, 16, false).move);
+    m32.push(measureBatch(pages, 32, false).move);
+    m34.push(measureBatch(34 * Math.floor(pages / 34), 34, false).move);
     const b64 = measureBatch(pages, 64, true);
     m64.push(b64.move);
     c64.push(b64.copy!);
@@ -228,7 +232,7 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
   return {
     pagesPerPass: pages,
     reps,
-    movePerPageNs: { '1': median(m1), '16': median(m16), '64': median(m64), '512': median(m512) },
+    movePerPageNs: { '1': median(m1), '16': median(m16), '32': median(m32), '34': median(m34), '64': median(m64), '512': median(m512) },
     copyPerPageNs: { '1': median(c1), '64': median(c64), '512': median(c512) },
     busySibling: {
       movePerPageNs: { '1': median(bm1), '64': median(bm64) },

@@ -154,6 +154,7 @@ export function renderHtml(res: Results): string {
         [
           ['UFFDIO_MOVE, 1 page per call', `${num(fl.movePerPageNs['1'], 0)} ns/page`],
           ['UFFDIO_MOVE, 16 pages per call', `${num(fl.movePerPageNs['16'], 0)} ns/page`],
+          ['UFFDIO_MOVE, 32 / 34 pages per call (either side of x86\'s single-page TLB flush ceiling, 33)', `${num(fl.movePerPageNs['32'], 0)} / ${num(fl.movePerPageNs['34'], 0)} ns/page`],
           ['UFFDIO_MOVE, 64 pages per call (the collector\'s largest run)', `${num(fl.movePerPageNs['64'], 0)} ns/page`],
           ['UFFDIO_MOVE, 512 pages per call', `${num(fl.movePerPageNs['512'], 0)} ns/page (${num(4096 / fl.movePerPageNs['512'], 1)} GB/s)`],
           ['UFFDIO_COPY, 1 page per call', `${num(fl.copyPerPageNs['1'], 0)} ns/page`],

@@ -502,7 +502,7 @@ export function textSummary(res: Results): string {
   if (res.floor) {
     const fl = res.floor;
     out.push(
-      `kernel floor (same process): MOVE ${f(fl.movePerPageNs['1'], 0)} / ${f(fl.movePerPageNs['16'], 0)} / ${f(fl.movePerPageNs['64'], 0)} / ${f(fl.movePerPageNs['512'], 0)} ns/page at 1/16/64/512 pages per call; ` +
+      `kernel floor (same process): MOVE ${f(fl.movePerPageNs['1'], 0)} / ${f(fl.movePerPageNs['16'], 0)} / ${f(fl.movePerPageNs['32'], 0)} / ${f(fl.movePerPageNs['34'], 0)} / ${f(fl.movePerPageNs['64'], 0)} / ${f(fl.movePerPageNs['512'], 0)} ns/page at 1/16/32/34/64/512 pages per call; ` +
         `COPY ${f(fl.copyPerPageNs['1'], 0)} / ${f(fl.copyPerPageNs['64'], 0)} / ${f(fl.copyPerPageNs['512'], 0)} ns/page at 1/64/512; memcpy ${f(fl.memcpyPerPageNs, 0)} ns/page; ` +
         `first read after mremap ${f(fl.firstReadPerPageNs?.remapped, 0)} ns/page (of a page just written: ${f(fl.firstReadPerPageNs?.written, 0)}); ` +
         `with a sibling thread running: MOVE ${f(fl.busySibling.movePerPageNs['1'], 0)} / ${f(fl.busySibling.movePerPageNs['64'], 0)}, COPY ${f(fl.busySibling.copyPerPageNs['1'], 0)} / ${f(fl.busySibling.copyPerPageNs['64'], 0)} ns/page at 1/64, fault round trip p50 ${f(fl.busySibling.faultRoundTripUs.p50)} us; ` +
@@ -563,7 +563,7 @@ export async function main(v: Values): Promise<void> {
       process.stderr.write('kernel floor: MOVE/COPY per page and the fault round trip ...\n');
       floor = await measureFloor(args.quick ? { pages: 4096, reps: 3, faults: 1000 } : { pages: 16384, reps: 3, faults: 2000 });
       process.stderr.write(
-        `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] floor: MOVE ${floor.movePerPageNs['1'].toFixed(0)}/${floor.movePerPageNs['16'].toFixed(0)}/${floor.movePerPageNs['64'].toFixed(0)}/${floor.movePerPageNs['512'].toFixed(0)} ns/page, ` +
+        `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] floor: MOVE ${floor.movePerPageNs['1'].toFixed(0)}/${floor.movePerPageNs['16'].toFixed(0)}/${floor.movePerPageNs['32'].toFixed(0)}/${floor.movePerPageNs['34'].toFixed(0)}/${floor.movePerPageNs['64'].toFixed(0)}/${floor.movePerPageNs['512'].toFixed(0)} ns/page at 1/16/32/34/64/512 per call, ` +
           `COPY ${floor.copyPerPageNs['1'].toFixed(0)}/${floor.copyPerPageNs['64'].toFixed(0)}/${floor.copyPerPageNs['512'].toFixed(0)} ns/page, ` +
           `first read after mremap ${floor.firstReadPerPageNs.remapped.toFixed(0)} ns/page (written ${floor.firstReadPerPageNs.written.toFixed(0)}), ` +
           `busy sibling: MOVE ${floor.busySibling.movePerPageNs['1'].toFixed(0)}/${floor.busySibling.movePerPageNs['64'].toFixed(0)} COPY ${floor.busySibling.copyPerPageNs['1'].toFixed(0)}/${floor.busySibling.copyPerPageNs['64'].toFixed(0)} ns/page, round trip p50 ${floor.busySibling.faultRoundTripUs.p50.toFixed(1)} us, fault round trip p50 ${floor.faultRoundTripUs.p50.toFixed(1)} us p99 ${floor.faultRoundTripUs.p99.toFixed(1)} us\n`,
