@@ -4,9 +4,27 @@
  * and fallbacks stay in TypeScript. Each thread makes its own (the addon is per thread).
  */
 import { STRIDE_WORDS, type RunBuilder } from './build.js';
-import { PAGE_WORDS } from './layout.js';
+import { CHUNK_WORDS, IN_PLACE } from './forward.js';
+import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, TYPE_ROW } from './layout.js';
 import { native, type NativePageBuilder as Raw } from './native.js';
-import { Ctl, SEG_FIELDS, type Shared } from './shared.js';
+import { NONE } from './plan.js';
+import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
+
+/** Every constant native/build.cc shares with the TypeScript side, by name: it checks each one. */
+export const BUILD_LAYOUT = {
+  pageWords: PAGE_WORDS,
+  chunkWords: CHUNK_WORDS,
+  heapStartWord: HEAP_START_WORD,
+  none: NONE,
+  inPlace: IN_PLACE,
+  strideWords: STRIDE_WORDS,
+  segFields: SEG_FIELDS,
+  typeRow: TYPE_ROW,
+  fillerType: FILLER_TYPE,
+  kind: Kind,
+  pageKind: PageKind,
+  seg: Seg,
+} as const;
 
 export class NativePageBuilder implements RunBuilder {
   readonly #raw: Raw;
@@ -24,7 +42,7 @@ export class NativePageBuilder implements RunBuilder {
       types: sh.types,
       ctl: sh.ctl,
       ctlSegments: Ctl.SEGMENTS,
-      layout: { pageWords: PAGE_WORDS, segFields: SEG_FIELDS, strideWords: STRIDE_WORDS },
+      layout: BUILD_LAYOUT,
     });
   }
 

@@ -34,7 +34,9 @@ export const REF_ARRAY_TYPE = 1;
 export const BYTE_ARRAY_TYPE = 2;
 export const FIRST_USER_TYPE = 3;
 export const MAX_TYPES = 4096;
-const ROW = 4; // kind, refs, bytes, sizeWords
+/** Words per row of the type table: kind, refs, bytes, sizeWords. */
+export const TYPE_ROW = 4;
+const ROW = TYPE_ROW;
 
 /**
  * Byte offset of a declared type's raw area after its header: the reference slots, padded to

@@ -48,7 +48,8 @@ export interface NativePageBuilderTables {
   types: Int32Array;
   ctl: Int32Array;
   ctlSegments: number;
-  layout: { pageWords: number; segFields: number; strideWords: number };
+  /** Every constant build.cc shares, by name (build-native.ts BUILD_LAYOUT); each is checked. */
+  layout: Readonly<Record<string, number | Readonly<Record<string, number>>>>;
 }
 
 export interface NativeBinding {

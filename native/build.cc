@@ -22,8 +22,9 @@
 namespace movegc {
 namespace {
 
-// Layout constants shared with gc/layout.ts, gc/shared.ts, gc/plan.ts and gc/forward.ts.
-// The TypeScript side passes its values at construction and they are checked against these.
+// Constants shared with gc/layout.ts, gc/shared.ts, gc/plan.ts, gc/forward.ts and gc/build.ts.
+// The TypeScript side passes its values by name at construction (build-native.ts) and every
+// one is checked against these there.
 constexpr int64_t PAGE_WORDS = 512;
 constexpr int64_t CHUNK_WORDS = 64;
 constexpr int64_t HEAP_START_WORD = 1;
@@ -33,7 +34,7 @@ constexpr int64_t STRIDE_WORDS = 32;  // build.ts: runs this long are copied in 
 constexpr int SEG_FIELDS = 8;
 constexpr int TYPE_ROW = 4;
 enum Kind : int32_t { FILLER = 0, FIXED = 1, REF_ARRAY = 2, BYTE_ARRAY = 3 };
-enum PageKind : uint8_t { IDENTITY = 2, GAP = 4 };  // shared.ts PageKind
+enum PageKind : uint8_t { IDENTITY = 2, GAP = 4 };
 enum Seg { END = 1, IDENT_END = 2, NEW_END = 3, FILLER_END = 4, FIRST_PAGE = 5, END_EXT = 7 };
 constexpr uint32_t FILLER_TYPE = 0;
 
@@ -323,15 +324,47 @@ class NativePageBuilder : public Napi::ObjectWrap<NativePageBuilder> {
   }
 
   // new PageBuilder({ live, starts, chunkNew, pageFirst, pageKind, segments, types, ctl,
-  //                   ctlSegments, layout: { pageWords, segFields, strideWords } })
+  //                   ctlSegments, layout: { pageWords, chunkWords, heapStartWord, none, inPlace,
+  //                   strideWords, segFields, typeRow, fillerType, kind, pageKind, seg } })
   explicit NativePageBuilder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativePageBuilder>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) ThrowArg(env, "ERR_INVALID_ARG_TYPE", "expected the shared tables");
     Napi::Object t = info[0].As<Napi::Object>();
     Napi::Object layout = t.Get("layout").IsObject() ? t.Get("layout").As<Napi::Object>() : Napi::Object::New(env);
     auto num = [&](Napi::Object o, const char* k) { return o.Get(k).IsNumber() ? o.Get(k).As<Napi::Number>().Int64Value() : -1; };
-    if (num(layout, "pageWords") != PAGE_WORDS || num(layout, "segFields") != SEG_FIELDS || num(layout, "strideWords") != STRIDE_WORDS)
-      ThrowArg(env, "ERR_OUT_OF_RANGE", "native page builder: layout constants differ from the TypeScript ones (rebuild the addon)");
+    // Every constant this file shares with the TypeScript side, by name: a value changed on
+    // one side only fails here, at construction, instead of building wrong pages.
+    auto sub = [&](const char* k) { return layout.Get(k).IsObject() ? layout.Get(k).As<Napi::Object>() : Napi::Object::New(env); };
+    const Napi::Object kind = sub("kind"), pageKind = sub("pageKind"), seg = sub("seg");
+    const struct {
+      int64_t ts, cc;
+      const char* name;
+    } shared[] = {
+        {num(layout, "pageWords"), PAGE_WORDS, "pageWords"},
+        {num(layout, "chunkWords"), CHUNK_WORDS, "chunkWords"},
+        {num(layout, "heapStartWord"), HEAP_START_WORD, "heapStartWord"},
+        {num(layout, "none"), NONE, "none"},
+        {num(layout, "inPlace"), IN_PLACE, "inPlace"},
+        {num(layout, "strideWords"), STRIDE_WORDS, "strideWords"},
+        {num(layout, "segFields"), SEG_FIELDS, "segFields"},
+        {num(layout, "typeRow"), TYPE_ROW, "typeRow"},
+        {num(layout, "fillerType"), FILLER_TYPE, "fillerType"},
+        {num(kind, "FILLER"), FILLER, "kind.FILLER"},
+        {num(kind, "FIXED"), FIXED, "kind.FIXED"},
+        {num(kind, "REF_ARRAY"), REF_ARRAY, "kind.REF_ARRAY"},
+        {num(kind, "BYTE_ARRAY"), BYTE_ARRAY, "kind.BYTE_ARRAY"},
+        {num(pageKind, "IDENTITY"), IDENTITY, "pageKind.IDENTITY"},
+        {num(pageKind, "GAP"), GAP, "pageKind.GAP"},
+        {num(seg, "END"), END, "seg.END"},
+        {num(seg, "IDENT_END"), IDENT_END, "seg.IDENT_END"},
+        {num(seg, "NEW_END"), NEW_END, "seg.NEW_END"},
+        {num(seg, "FILLER_END"), FILLER_END, "seg.FILLER_END"},
+        {num(seg, "FIRST_PAGE"), FIRST_PAGE, "seg.FIRST_PAGE"},
+        {num(seg, "END_EXT"), END_EXT, "seg.END_EXT"},
+    };
+    for (const auto& c : shared)
+      if (c.ts != c.cc)
+        ThrowArg(env, "ERR_OUT_OF_RANGE", std::string("native page builder: ") + c.name + " is " + std::to_string(c.ts) + " in TypeScript, " + std::to_string(c.cc) + " in build.cc (rebuild the addon)");
     k_.live = TableOf<uint32_t>(env, t.Get("live"), napi_uint32_array, "live");
     k_.starts = TableOf<uint32_t>(env, t.Get("starts"), napi_uint32_array, "starts");
     k_.chunkNew = TableOf<uint32_t>(env, t.Get("chunkNew"), napi_uint32_array, "chunkNew");

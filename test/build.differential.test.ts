@@ -13,7 +13,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PageBuilder, type RunBuilder } from '../dist/gc/build.js';
-import { NativePageBuilder } from '../dist/gc/build-native.js';
+import { BUILD_LAYOUT, NativePageBuilder } from '../dist/gc/build-native.js';
+import { native } from '../dist/gc/native.js';
 import { Kind, PAGE_WORDS, TypeTable, BYTE_ARRAY_TYPE, REF_ARRAY_TYPE, FIRST_USER_TYPE, arrayWords, sizeWords, refCount } from '../dist/gc/layout.js';
 import { mark } from '../dist/gc/mark.js';
 import { forward } from '../dist/gc/forward.js';
@@ -418,6 +419,37 @@ describe('page builders: js and native write the same bytes', () => {
     // A short from-space is an error too.
     const short = new NativePageBuilder(t.sh, t.from.subarray(0, PAGE_U32));
     expect(code(() => short.buildRun(t.plan.segments[0].endPage - 1, 1, dst, 0))).toBe('ERR_OUT_OF_RANGE');
+  });
+  it('the native builder refuses a TypeScript constant that build.cc does not share (each one, by name)', () => {
+    const rng = new Rng(7);
+    const t = randomHeap(rng, { capacityPages: 4, fill: 0.5, rootP: 1, densePrefix: 0, denseThreshold: 2, pins: 0, largeP: 0 });
+    const sh = t.sh;
+    const tables = { live: sh.live, starts: sh.starts, chunkNew: sh.chunkNew, pageFirst: sh.pageFirst, pageKind: sh.pageKind, segments: sh.segments, types: sh.types, ctl: sh.ctl, ctlSegments: Ctl.SEGMENTS };
+    expect(() => new native.PageBuilder({ ...tables, layout: BUILD_LAYOUT })).not.toThrow();
+    const paths: string[][] = [];
+    for (const [k, v] of Object.entries(BUILD_LAYOUT)) {
+      if (typeof v === 'number') paths.push([k]);
+      else for (const j of Object.keys(v)) paths.push([k, j]);
+    }
+    // Every shared name is checked: a value off by one on the TypeScript side is refused, naming it.
+    let checked = 0;
+    for (const [k, j] of paths) {
+      if (k === 'pageKind' && (j === 'NONE' || j === 'SLIDE' || j === 'WHOLE')) continue; // build.cc never reads these
+      if (k === 'seg' && (j === 'START' || j === 'END_PAGE')) continue;
+      const layout = JSON.parse(JSON.stringify(BUILD_LAYOUT)) as Record<string, number | Record<string, number>>;
+      if (j === undefined) (layout[k] as number) += 1;
+      else (layout[k] as Record<string, number>)[j] += 1;
+      let err: MoveGcError | undefined;
+      try {
+        new native.PageBuilder({ ...tables, layout });
+      } catch (e) {
+        err = e as MoveGcError;
+      }
+      expect(err?.code, `${k}${j ? '.' + j : ''}`).toBe('ERR_OUT_OF_RANGE');
+      expect(err?.message).toContain(j ? `${k}.${j}` : k);
+      checked++;
+    }
+    expect(checked).toBe(21);
   });
 });
 
