@@ -14,7 +14,8 @@
         "native/uring.cc",
         "native/watchdog.cc",
         "native/build.cc",
-        "native/sched.cc"
+        "native/sched.cc",
+        "native/owned.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

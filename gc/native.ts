@@ -54,6 +54,8 @@ export interface NativePageBuilderTables {
 
 export interface NativeBinding {
   pageSize: number;
+  /** Mappings, userfaultfds and rings this thread opened and has not closed (native/owned.cc: released when the thread ends). */
+  ownedCount(): number;
   mapAnonymous(length: number, alignment: number, shared?: boolean): number;
   view(address: number, length: number): ArrayBuffer;
   detach(buffer: ArrayBuffer): void;

@@ -4,6 +4,7 @@
 #include "addon.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  movegc::InitOwned(env, exports);  // first: its teardown hook runs after every later one
   movegc::InitMemory(env, exports);
   movegc::InitUserfaultfd(env, exports);
   movegc::InitPin(env, exports);

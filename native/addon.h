@@ -11,6 +11,14 @@ void InitUring(Napi::Env env, Napi::Object exports);
 void InitWatchdog(Napi::Env env, Napi::Object exports);
 void InitBuild(Napi::Env env, Napi::Object exports);
 void InitSched(Napi::Env env, Napi::Object exports);
+void InitOwned(Napi::Env env, Napi::Object exports);
+
+// What an environment opened and has not closed (owned.cc): released at its teardown.
+enum class Owned { MAPPING, UFFD, RING };
+void Own(napi_env env, Owned kind, uint64_t key, uint64_t len = 0);
+void Disown(Owned kind, uint64_t key);
+// Unregisters a ring's buffer, unmaps and closes it (uring.cc); unknown rings: nothing.
+void ReleaseRing(int fd);
 
 // Opens a userfaultfd: 0 syscall, 1 syscall + UFFD_USER_MODE_ONLY, 2 /dev/userfaultfd. fd or -errno.
 int OpenUffd(int how);

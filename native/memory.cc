@@ -35,6 +35,7 @@ Napi::Value MapAnonymous(const Napi::CallbackInfo& info) {
   if (start > raw) munmap(p, start - raw);
   uintptr_t end = start + len, raw_end = raw + total;
   if (raw_end > end) munmap(reinterpret_cast<void*>(end), raw_end - end);
+  Own(info.Env(), Owned::MAPPING, start, len);
   return Napi::Number::New(info.Env(), static_cast<double>(start));
 }
 
@@ -50,8 +51,11 @@ Napi::Value View(const Napi::CallbackInfo& info) {
   uint64_t len = ArgAddr(info, 1, "length");
   if (addr == 0) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "address must not be 0");
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(
-      reinterpret_cast<void*>(addr), len, [](void*, size_t, void*) {}, nullptr);  // the mapping owns the memory
+  // The mapping owns the memory, so nothing is freed; the deleter is V8's own, never code in
+  // this addon: a Worker's isolate frees its buffers after Node has unloaded the addon from
+  // that Worker, and a deleter here would then be a call into unmapped code (SIGSEGV).
+  std::unique_ptr<v8::BackingStore> store =
+      v8::ArrayBuffer::NewBackingStore(reinterpret_cast<void*>(addr), len, v8::BackingStore::EmptyDeleter, nullptr);
   v8::Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, std::move(store));
   static_assert(sizeof(napi_value) == sizeof(v8::Local<v8::Value>), "a Node-API value is a V8 handle");
   v8::Local<v8::Value> v = ab;
@@ -93,6 +97,7 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
   uint64_t addr = ArgAddr(info, 0, "address");
   uint64_t len = ArgAddr(info, 1, "length");
   if (munmap(reinterpret_cast<void*>(addr), len)) ThrowErrno(info.Env(), "munmap", errno);
+  Disown(Owned::MAPPING, addr);
   return info.Env().Undefined();
 }
 

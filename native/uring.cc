@@ -84,6 +84,7 @@ Napi::Value Setup(const Napi::CallbackInfo& info) {
   }
   std::lock_guard<std::mutex> g(mu);
   rings[fd] = r;
+  Own(env, Owned::RING, static_cast<uint64_t>(fd));
   return Napi::Number::New(env, fd);
 }
 
@@ -141,26 +142,35 @@ Napi::Value ReadFixed(const Napi::CallbackInfo& info) {
   }
 }
 
-// close(ring): unregisters the buffer (releasing the pin), unmaps the rings, closes the fd.
-Napi::Value Close(const Napi::CallbackInfo& info) {
-  int ring = ArgFd(info, 0);
+// Unregisters the buffer (releasing the pin), unmaps the rings, closes the fd. 0 or an errno
+// from the unregistration (the ring is closed either way); -1 for a ring not open.
+int Release(int ring) {
   Ring r;
   {
     std::lock_guard<std::mutex> g(mu);
     auto it = rings.find(ring);
-    if (it == rings.end()) return info.Env().Undefined();
+    if (it == rings.end()) return -1;
     r = it->second;
     rings.erase(it);
   }
+  Disown(Owned::RING, static_cast<uint64_t>(ring));
   long rc = syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, nullptr, 0);
-  int err = errno;
+  int err = rc < 0 ? errno : 0;
   Unmap(r);
   close(ring);
-  if (rc < 0 && err != ENXIO) ThrowErrno(info.Env(), "io_uring_register(IORING_UNREGISTER_BUFFERS)", err);
+  return err == ENXIO ? 0 : err;
+}
+
+// close(ring): Release; a ring already closed is ignored.
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  int err = Release(ArgFd(info, 0));
+  if (err > 0) ThrowErrno(info.Env(), "io_uring_register(IORING_UNREGISTER_BUFFERS)", err);
   return info.Env().Undefined();
 }
 
 }  // namespace
+
+void ReleaseRing(int fd) { Release(fd); }
 
 void InitUring(Napi::Env env, Napi::Object exports) {
   Napi::Object u = Napi::Object::New(env);

@@ -36,6 +36,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   if (how < 0 || how > 2) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "how must be 0, 1 or 2");
   int fd = OpenUffd(how);
   if (fd < 0) ThrowErrno(info.Env(), how == 2 ? "open(/dev/userfaultfd)" : "userfaultfd", -fd);
+  Own(info.Env(), Owned::UFFD, static_cast<uint64_t>(fd));
   return Napi::Number::New(info.Env(), fd);
 }
 
@@ -161,6 +162,7 @@ Napi::Value Poison(const Napi::CallbackInfo& info) {
 Napi::Value Close(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   DropStashedEvents(fd);
+  Disown(Owned::UFFD, static_cast<uint64_t>(fd));
   if (close(fd)) ThrowErrno(info.Env(), "close", errno);
   return info.Env().Undefined();
 }

@@ -233,6 +233,26 @@ describe('process lifetime', () => {
     }
   });
 
+  it('a Worker that owns a heap and ends without close() (naturally or terminated, mid-compaction, with an io_uring pin) leaves nothing behind and never crashes the process', () => {
+    const modes: ModeName[] = caps.move.ok || CI ? ['move', 'copy'] : [];
+    if (modes.length === 0) return void console.log('skipped: no userfaultfd MOVE here');
+    for (const m of modes)
+      for (const how of ['end', 'terminate'])
+        // worker-only: the main thread never loads the addon, so the Worker's teardown unloads it
+        // before its isolate frees the heap's views (their deleter was code in the addon: SIGSEGV).
+        for (const where of ['main', 'worker-only']) {
+          const what = `${m} ${how} ${where}`;
+          const res = spawnSync(process.execPath, [path.join(here, 'fixtures/worker-forget.mjs'), m, how, where], { encoding: 'utf8', timeout: 60_000 });
+          expect(res.signal, `${what}: ${res.stderr}`).toBeNull();
+          expect(res.status, `${what}: ${res.stderr}`).toBe(0);
+          const r = JSON.parse(res.stdout.trim().split('\n').pop()!);
+          expect(r.ended.map((e: { msg: { phase: string } }) => e.msg.phase), what).toEqual(['compacting', 'compacting', 'compacting']);
+          expect(r.after.fds.userfaultfd, what).toBe(r.before.fds.userfaultfd);
+          expect(r.after.fds.io_uring, what).toBe(r.before.fds.io_uring);
+          expect(r.after.heapMappings, what).toBe(r.before.heapMappings);
+        }
+  }, 120_000);
+
   it('a create that fails part way (EMFILE for the userfaultfd) says so and releases the mappings it made', () => {
     if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
     const res = spawnSync(process.execPath, [path.join(here, 'fixtures/emfile-create.mjs'), 'move'], { encoding: 'utf8', timeout: 30_000 });

@@ -18,6 +18,7 @@
 import fs from 'node:fs';
 import { describe, expect } from 'vitest';
 import { Heap, type ModeName } from '../dist/gc/index.js';
+import { native } from '../dist/gc/native.js';
 import { caps, CI, itKernel } from './kernel.js';
 
 // 300 by default (each lifecycle starts three Workers): a leak of one descriptor, thread or
@@ -83,10 +84,13 @@ describe('hygiene', () => {
     await settle(() => false, 100);
     const before = { fds: fds(), threads: threads(), maps: mapLines().length, heapMaps: heapMappings().length, children: children() };
     expect(before.heapMaps).toBe(0);
+    // What native/owned.cc would release if this thread ended now: nothing once every heap is closed.
+    expect(native.ownedCount()).toBe(0);
 
     // While a heap lives, the detector sees its mappings (so a zero below means something).
     const live = await Heap.create({ capacity: 4 << 20, mode: MODE });
     expect(heapMappings().length).toBeGreaterThanOrEqual(2);
+    expect(native.ownedCount()).toBeGreaterThanOrEqual(3); // its mappings and its userfaultfd
     expect(threads()).toBe(before.threads + 4); // compactor, fault server, marker, native watchdog
     await live.close();
 
@@ -108,6 +112,7 @@ describe('hygiene', () => {
     expect(after.threads).toBe(before.threads);
     expect(after.children).toBe(before.children);
     expect(after.heapMaps).toBe(0);
+    expect(native.ownedCount()).toBe(0);
     // The total moves with V8's and glibc's pools, up and down: measured over 500 lifecycles
     // here, +65 after 100 then back to +11; CI once saw +100 after 400. A leak of one mapping
     // per lifecycle would still be +LIFECYCLES, twice this bound.

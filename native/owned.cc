@@ -1,0 +1,109 @@
+// What each environment (the main thread, or one Worker) opened through the addon and has not
+// closed yet: its mappings, userfaultfds and io_uring rings. When the environment is torn
+// down with some still open (a Worker that ends, or is terminated, without Heap.close()),
+// they are released here, as the kernel releases everything at process exit. Without this a
+// Worker that forgot close() left its heap's mappings and its userfaultfd to the process.
+//
+// The hook is registered when the addon loads in the environment, before anything it could
+// release exists, and environment cleanup hooks run in reverse order: it runs after every
+// later hook (a watchdog's, which joins the thread polling the userfaultfd) and after Node
+// has stopped the environment's own Workers (the collector's threads), so nothing is using
+// what it releases. A descriptor closed behind the addon's back and reused for something
+// else is left alone: its kind is checked in /proc/self/fd before it is closed.
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "addon.h"
+
+namespace movegc {
+namespace {
+
+struct Entry {
+  napi_env env;
+  uint64_t len;  // mappings: their length
+};
+
+// Process-wide (the addon is loaded once per environment); by kind and address or fd.
+std::mutex* g_mu = new std::mutex;                                  // never destroyed: hooks may run at exit
+auto* g_owned = new std::map<std::pair<Owned, uint64_t>, Entry>;  // idem
+
+// The descriptor still refers to what was opened (anon_inode:[userfaultfd], [io_uring]).
+bool StillA(int fd, const char* what) {
+  char link[64], buf[128];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, buf, sizeof buf - 1);
+  if (n < 0) return false;
+  buf[n] = 0;
+  return std::string(buf).find(what) != std::string::npos;
+}
+
+void Release(Owned kind, uint64_t key, uint64_t len) {
+  int fd = static_cast<int>(key);
+  switch (kind) {
+    case Owned::MAPPING:
+      munmap(reinterpret_cast<void*>(key), len);
+      break;
+    case Owned::UFFD:
+      DropStashedEvents(fd);
+      if (StillA(fd, "userfaultfd")) close(fd);
+      break;
+    case Owned::RING:
+      if (StillA(fd, "io_uring")) ReleaseRing(fd);
+      break;
+  }
+}
+
+void Teardown(void* arg) {
+  napi_env env = static_cast<napi_env>(arg);
+  std::vector<std::pair<std::pair<Owned, uint64_t>, uint64_t>> mine;
+  {
+    std::lock_guard<std::mutex> g(*g_mu);
+    for (auto it = g_owned->begin(); it != g_owned->end();) {
+      if (it->second.env == env) {
+        mine.push_back({it->first, it->second.len});
+        it = g_owned->erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  // Descriptors first: a userfaultfd closed wakes any thread still blocked on its range.
+  for (auto& [k, len] : mine)
+    if (k.first != Owned::MAPPING) Release(k.first, k.second, len);
+  for (auto& [k, len] : mine)
+    if (k.first == Owned::MAPPING) Release(k.first, k.second, len);
+}
+
+Napi::Value Count(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> g(*g_mu);
+  double n = 0;
+  for (auto& [k, e] : *g_owned) n += e.env == static_cast<napi_env>(info.Env());
+  return Napi::Number::New(info.Env(), n);
+}
+
+}  // namespace
+
+void Own(napi_env env, Owned kind, uint64_t key, uint64_t len) {
+  std::lock_guard<std::mutex> g(*g_mu);
+  (*g_owned)[{kind, key}] = Entry{env, len};
+}
+
+void Disown(Owned kind, uint64_t key) {
+  std::lock_guard<std::mutex> g(*g_mu);
+  g_owned->erase({kind, key});
+}
+
+void InitOwned(Napi::Env env, Napi::Object exports) {
+  napi_add_env_cleanup_hook(env, Teardown, static_cast<napi_env>(env));
+  // ownedCount(): what this environment has open through the addon (tests, diagnostics).
+  exports.Set("ownedCount", Napi::Function::New(env, Count, "ownedCount"));
+}
+
+}  // namespace movegc
