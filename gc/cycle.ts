@@ -239,7 +239,7 @@ export class CycleDriver {
     const a = this.#active;
     if (!a) return;
     await this.#driveToFlip(a);
-    await this.#finishCompaction();
+    await this.#finishCompaction(a);
   }
 
   // ------------------------------------------------------------------ 1. begin
@@ -473,11 +473,15 @@ export class CycleDriver {
 
   // ------------------------------------------------------------------ 6. compact (await)
 
-  /** Waits (bounded, taking over from stalled threads: compaction-end.ts), then ends the cycle. */
-  async #finishCompaction(): Promise<void> {
+  /**
+   * Waits (bounded, taking over from stalled threads: compaction-end.ts), then ends cycle `a`.
+   * Only `a`: while this waits, a safepoint may end it and flip the next one, whose pages are
+   * not installed yet (ending that one would unregister its heap and release its from-space).
+   */
+  async #finishCompaction(a: ActiveCycle): Promise<void> {
     const { sh, threads, builders, opts } = this.#c;
-    await awaitCompaction({ sh, threads, builders, stallMs: opts.stallMs }, () => this.#active !== null);
-    if (this.#active) this.#finalize();
+    await awaitCompaction({ sh, threads, builders, stallMs: opts.stallMs }, () => this.#active === a);
+    if (this.#active === a) this.#finalize();
   }
 
   /** The end of the cycle from the event loop (the compactor said it is done). */

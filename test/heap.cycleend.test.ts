@@ -93,3 +93,46 @@ describe.each(TEST_MODES)('the end of a cycle (%s)', (mode: ModeName) => {
     }
   });
 });
+
+describe('the end of a cycle awaited while safepoints run the next one', () => {
+  // A waiting end (idle, collect's finish, close) is inside awaitCompaction's last awaits (here
+  // the replacement of a compactor that died) while the frame loop's safepoints end that cycle
+  // and flip the next (marking in the pause: at once). The waiting end must then leave the new
+  // cycle alone: ending it would unregister its heap and release its from-space, the only copy
+  // of its objects (found by an audit: a frame loop calling verify() lost the whole heap).
+  for (const mode of ['move', 'copy'] as const)
+    itMode(mode, `${mode}: idle() awaiting cycle N does not end cycle N+1`, async () => {
+      const h = await openHeap({ capacity: 32 << 20, mode, marking: 'pause', stallMs: 200 });
+      const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+      const root = h.root(list(h, T, 20_000));
+      h.inject({ dieAtPage: 1 }); // cycle 1's compactor dies: idle() builds the rest, then replaces it
+      await h.collect();
+      const waiting = h.idle();
+      let flipped = false;
+      const deadline = Date.now() + 20_000;
+      while (!flipped && Date.now() < deadline) {
+        await new Promise((r) => setImmediate(r));
+        if (h.cycleActive) {
+          h.safepoint(); // ends cycle 1 once idle() has built every page
+          continue;
+        }
+        h.inject({}); // cycle 2's compactor lives (once it is replaced)
+        expect(h.requestCollection()).toBe(true);
+        expect(h.safepoint()).toBe(true); // cycle 2 flips now, while idle() still awaits the replacement
+        expect(h.cyclePhase).toBe('compacting');
+        flipped = true;
+      }
+      expect(flipped, 'cycle 1 ended at a safepoint while idle() awaited').toBe(true);
+      await waiting;
+      const ended = h.history.map((s) => s.cycle);
+      expect(ended).toEqual([1]); // idle() was cycle 1's: cycle 2 is not its to end
+      await h.idle();
+      const st = h.history[h.history.length - 1];
+      expect(st.cycle).toBe(2);
+      expect(st.pages.moved + st.pages.copied + st.pages.whole).toBe(st.pages.total);
+      expect(h.verify().ok).toBe(true);
+      let i = 0;
+      for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(i++);
+      expect(i).toBe(20_000);
+    });
+});
