@@ -96,3 +96,25 @@ export function invalidArg(message: string): MoveGcError {
 export function outOfRange(message: string): MoveGcError {
   return new MoveGcError(ErrorCode.OUT_OF_RANGE, message);
 }
+
+/**
+ * A caller's value as an error message shows it. Never throws and never runs the caller's
+ * code: objects (a Proxy, a throwing toString or Symbol.toPrimitive, a null prototype) are
+ * named by their type only; primitives (String() of a Symbol too) by their value, shortened.
+ */
+export function shown(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'object') return 'an object';
+  if (typeof v === 'function') return 'a function';
+  const s = String(v);
+  return s.length > 64 ? `${s.slice(0, 61)}...` : s;
+}
+
+/** One of ours, asked without running a thrown Proxy's traps (instanceof would). */
+export function isMoveGcError(e: unknown): e is MoveGcError {
+  try {
+    return e instanceof MoveGcError;
+  } catch {
+    return false;
+  }
+}

@@ -29,19 +29,29 @@ export interface Progress {
 
 /** A type defined by Heap.defineType (or a built-in array type): its id indexes the type table. */
 export class HeapType {
+  readonly #brand = true;
   constructor(readonly id: number, readonly name: string, readonly refs: number, readonly bytes: number, readonly kind: number) {}
+  /** One of ours: a private-field check, which runs none of a Proxy's traps or a lying object's getters. */
+  static is(x: unknown): x is HeapType {
+    return typeof x === 'object' && x !== null && #brand in x;
+  }
 }
 
 /** A type spec, read once (a getter or Proxy is asked each field once) and checked. */
 export function readTypeSpec(spec: TypeSpec): TypeSpec {
   if (typeof spec !== 'object' || spec === null) throw invalidArg('type spec must be an object');
-  const { name, refs, bytes } = spec;
+  let name: unknown, refs: unknown, bytes: unknown;
+  try {
+    ({ name, refs, bytes } = spec);
+  } catch {
+    throw invalidArg('type spec could not be read (a getter or Proxy trap threw)');
+  }
   if (typeof name !== 'string' || name.length === 0) throw invalidArg('type name must be a non-empty string');
   for (const [k, v] of [['refs', refs], ['bytes', bytes]] as const) {
     if (typeof v !== 'number') throw invalidArg(`${k} must be a number`);
     if (!Number.isSafeInteger(v) || v < 0 || v > 1 << 20) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `${k} must be an integer in [0, 2^20], got ${v}`);
   }
-  return { name, refs, bytes };
+  return { name, refs: refs as number, bytes: bytes as number };
 }
 
 /** Heap.progress(): read live from the shared counters (they belong to the current cycle). */

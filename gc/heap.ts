@@ -10,7 +10,7 @@
  * is refused before it reaches the heap. setRef carries the write barrier of concurrent
  * marking (barrier.ts).
  */
-import { MoveGcError, ErrorCode, internal, invalidArg } from './errors.js';
+import { MoveGcError, ErrorCode, internal, invalidArg, shown } from './errors.js';
 import { BarrierLog } from './barrier.js';
 import { Builders, Scratch } from './compact.js';
 import { CycleDriver, type MutatorState } from './cycle.js';
@@ -326,7 +326,7 @@ export class Heap implements RootOwner {
   type(name: string): HeapType {
     this.#check();
     const t = this.#typeByName.get(name);
-    if (!t) throw new MoveGcError(ErrorCode.UNKNOWN_TYPE, `unknown type ${String(name)}`);
+    if (!t) throw new MoveGcError(ErrorCode.UNKNOWN_TYPE, `unknown type ${shown(name)}`);
     return t;
   }
 
@@ -353,8 +353,8 @@ export class Heap implements RootOwner {
   /** Allocates an object of a declared type; its slots are null and its bytes zero. */
   alloc(type: HeapType): Ref {
     this.#check();
-    if (!(type instanceof HeapType) || this.#typeList[type.id] !== type || type.kind !== Kind.FIXED)
-      throw new MoveGcError(ErrorCode.UNKNOWN_TYPE, `not a type of this heap: ${String((type as HeapType)?.name ?? type)}`);
+    if (!HeapType.is(type) || this.#typeList[type.id] !== type || type.kind !== Kind.FIXED)
+      throw new MoveGcError(ErrorCode.UNKNOWN_TYPE, `not a type of this heap: ${HeapType.is(type) ? type.name : shown(type)}`);
     return this.#bump(this.#types.rows[type.id * 4 + 3], type.id, 0);
   }
 
@@ -400,7 +400,7 @@ export class Heap implements RootOwner {
     const w = this.#w(obj);
     const n = refCount(this.#u32, this.#types.rows, w);
     if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= n)
-      throw new MoveGcError(ErrorCode.FIELD_RANGE, `reference slot ${String(i)} out of range [0, ${n}) for ${this.#typeList[this.#u32[w * 2]]?.name}`);
+      throw new MoveGcError(ErrorCode.FIELD_RANGE, `reference slot ${shown(i)} out of range [0, ${n}) for ${this.#typeList[this.#u32[w * 2]]?.name}`);
     const s = w * 2 + 2 + i;
     if (this.#compacting) this.#touch(s >>> 1, (s >>> 1) + 1); // a slot of a long array may lie pages past its header
     return s;
@@ -433,7 +433,7 @@ export class Heap implements RootOwner {
       len = this.#u32[w * 2 + 1];
     } else throw new MoveGcError(ErrorCode.FIELD_RANGE, `${this.#typeList[t]?.name} has no raw bytes`);
     if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset + size > len)
-      throw new MoveGcError(ErrorCode.FIELD_RANGE, `byte range [${String(offset)}, +${size}) outside the ${len} raw bytes of ${this.#typeList[t]?.name}`);
+      throw new MoveGcError(ErrorCode.FIELD_RANGE, `byte range [${shown(offset)}, +${shown(size)}) outside the ${len} raw bytes of ${this.#typeList[t]?.name}`);
     if (this.#compacting && size > 0) this.#touch(Math.floor((start + offset) / 8), Math.ceil((start + offset + size) / 8));
     return start + offset;
   }
@@ -470,7 +470,7 @@ export class Heap implements RootOwner {
   }
   /** A copy of raw bytes [offset, offset+length). */
   readBytes(obj: Ref, offset: number, length: number): Uint8Array {
-    if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) throw new MoveGcError(ErrorCode.FIELD_RANGE, `bad length ${String(length)}`);
+    if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) throw new MoveGcError(ErrorCode.FIELD_RANGE, `bad length ${shown(length)}`);
     const b = this.#raw(obj, offset, length);
     return b + length <= this.#u8.length ? this.#u8.slice(b, b + length) : new Uint8Array(this.#buffer, b, length).slice();
   }

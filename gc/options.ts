@@ -5,8 +5,8 @@
  * frozen: the heap never reads the caller's object again.
  */
 import { PAGE_WORDS, WORD } from './layout.js';
-import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
-import type { Logger } from './log.js';
+import { ErrorCode, MoveGcError, invalidArg, isMoveGcError, shown } from './errors.js';
+import { containedLogger, type Logger } from './log.js';
 import type { BuilderName } from './build.js';
 import { MODES, Mode, type ModeName } from './modes.js';
 import { HIDEABLE, type Hideable } from './probe.js';
@@ -184,8 +184,8 @@ function snapshot(input: unknown, known: readonly string[], what: string): Recor
       out[k] = (input as Record<string, unknown>)[k];
     }
   } catch (e) {
-    if (e instanceof MoveGcError) throw e;
-    throw invalidArg(`${what} could not be read: ${(e as Error)?.message ?? String(e)}`);
+    if (isMoveGcError(e)) throw e;
+    throw invalidArg(`${what} could not be read (a getter or Proxy trap threw)`);
   }
   return out;
 }
@@ -244,15 +244,21 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   let hidden: Hideable[] = [];
   if (hide !== undefined) {
     if (!Array.isArray(hide)) throw invalidArg('hide must be an array');
-    hidden = Array.from(hide as unknown[], (h) => {
-      if (!(HIDEABLE as readonly unknown[]).includes(h)) throw invalidArg(`hide: unknown capability ${String(h)} (expected ${HIDEABLE.join(', ')})`);
+    let read: unknown[];
+    try {
+      read = Array.from(hide as unknown[]); // once: a Proxy or a subclass is asked once, here
+    } catch {
+      throw invalidArg('hide could not be read (a getter, iterator or Proxy trap threw)');
+    }
+    hidden = read.map((h) => {
+      if (!(HIDEABLE as readonly unknown[]).includes(h)) throw invalidArg(`hide: unknown capability ${shown(h)} (expected ${HIDEABLE.join(', ')})`);
       return h as Hideable;
     });
   }
+  let log: Logger | undefined;
   if (logger !== undefined) {
     if (typeof logger !== 'object' || logger === null) throw invalidArg('logger must be a pino-style logger object');
-    for (const m of ['debug', 'info', 'warn', 'error'] as const)
-      if (typeof (logger as Record<string, unknown>)[m] !== 'function') throw invalidArg(`logger.${m} must be a function`);
+    log = containedLogger(logger);
   }
   return Object.freeze({
     capacity: cap,
@@ -272,6 +278,6 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     hide: Object.freeze(hidden),
     allowUnfixedMove: bool('allowUnfixedMove', s.allowUnfixedMove, false),
     inject: s.inject === undefined ? Object.freeze({}) : resolveInject(s.inject),
-    logger: logger as Logger | undefined,
+    logger: log,
   });
 }

@@ -31,5 +31,9 @@ export function ownBytes(data: unknown): Uint8Array {
     tag = undefined;
   }
   if (tag !== 'Uint8Array') throw invalidArg('data must be a Uint8Array');
-  return new Uint8Array(Reflect.apply(taBuffer, data, []) as ArrayBuffer, Reflect.apply(taByteOffset, data, []) as number, Reflect.apply(taByteLength, data, []) as number);
+  try {
+    return new Uint8Array(Reflect.apply(taBuffer, data, []) as ArrayBuffer, Reflect.apply(taByteOffset, data, []) as number, Reflect.apply(taByteLength, data, []) as number);
+  } catch {
+    throw invalidArg('data is a Uint8Array over a detached buffer'); // (the only way the built-in getters' view fails)
+  }
 }

@@ -66,6 +66,11 @@ describe('Heap.create options', () => {
       [{ capacity: cap, faultInstall: 'fast' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, faultInstall: 1 }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, builder: 'fast' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, builder: 1 }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, logger: {} }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, logger: 'console' }, ErrorCode.INVALID_ARG_TYPE],
+      // Lying containers: read through a throwing trap, getter or iterator.
+      [{ capacity: cap, hide: new Proxy([], { get: (t, k) => { if (k === 'length') throw new Error('boom'); return Reflect.get(t, k); } }) }, ErrorCode.INVALID_ARG_TYPE],
+      [{ capacity: cap, hide: new (class extends Array { *[Symbol.iterator](): Generator<never> { throw new Error('boom'); } })() }, ErrorCode.INVALID_ARG_TYPE],
+      [{ capacity: cap, hide: [Object.create(null)] }, ErrorCode.INVALID_ARG_TYPE], // named in the message: must not be String()ed
+      [{ capacity: cap, logger: { debug() {}, get info(): never { throw new Error('boom'); }, warn() {}, error() {} } }, ErrorCode.INVALID_ARG_TYPE],
     ];
     const fds = fdCount();
     for (const [opts, code] of bad) {
@@ -77,6 +82,34 @@ describe('Heap.create options', () => {
     const h = await Heap.create({ capacity: cap, mode: MODE, stallMs: 100 });
     await h.close();
   });
+});
+
+describe('a logger that throws', () => {
+  // The collector logs inside pauses, at the end of cycles and in close(): a caller's logger
+  // that throws there must not leave a cycle half done (stw: the heap emptied by the pause's
+  // remap and never rebuilt), a heap that cannot be closed, or a create that leaks its heap.
+  const modes: ModeName[] = MODE === 'stw' ? ['stw'] : [MODE, 'stw'];
+  for (const mode of modes)
+    it(`${mode}: every log call throws; create, collections and close work, nothing leaks`, async () => {
+      const fds = fdCount();
+      const boom = (): never => {
+        throw new Error('logger down');
+      };
+      const logger = { debug: boom, info: boom, warn: boom, error: boom };
+      const h = await Heap.create({ capacity: 8 << 20, mode, stallMs: 100, logger: logger as Any });
+      const g = buildGraph(h, { nodes: 3000, garbage: 0.5, seed: 11 });
+      const sum = checksum(h, g.root.get());
+      for (let i = 0; i < 3; i++) {
+        await h.collect();
+        await h.idle();
+        expect(checksum(h, g.root.get())).toBe(sum);
+      }
+      expect(h.history.length).toBe(3);
+      expect(h.verify().ok).toBe(true);
+      await h.close();
+      expect(h.closed).toBe(true);
+      expect(fdCount()).toBe(fds);
+    });
 });
 
 describe('Heap entry points', () => {
@@ -214,6 +247,31 @@ describe('Heap entry points', () => {
     const builtins = [heap.typeOf(root.get()!), heap.typeOf(heap.allocBytes(1))]; // RefArray, ByteArray
     for (const t of [undefined, null, 3, 'Node', { id: T.id, name: 'Node', refs: 2, bytes: 16, kind: 1 }, foreignType, ...builtins])
       expectThrow(() => heap.alloc(t as Any), ErrorCode.UNKNOWN_TYPE);
+    unchanged();
+  });
+
+  it('lying objects where a message would name the value: no primitive form, throwing traps, detached views', () => {
+    const n = node();
+    const bytes = heap.allocBytes(16);
+    const noPrimitive = Object.create(null);
+    const throwsOnPrimitive = { [Symbol.toPrimitive]: (): never => { throw new Error('boom'); } };
+    const trap = new Proxy({}, { get: (): never => { throw new Error('boom'); }, getPrototypeOf: (): never => { throw new Error('boom'); } });
+    for (const v of [noPrimitive, throwsOnPrimitive, trap]) {
+      expectThrow(() => heap.getRef(n, v as Any), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.setRef(n, v as Any, null), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.getU32(n, v as Any), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.readBytes(bytes, 0, v as Any), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.readBytes(bytes, v as Any, 1), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.type(v as Any), ErrorCode.UNKNOWN_TYPE);
+      expectThrow(() => heap.alloc(v as Any), ErrorCode.UNKNOWN_TYPE);
+      expectThrow(() => heap.alloc({ name: v } as Any), ErrorCode.UNKNOWN_TYPE);
+    }
+    expectThrow(() => heap.defineType(trap as Any), ErrorCode.INVALID_ARG_TYPE);
+    const ab = new ArrayBuffer(8);
+    const view = new Uint8Array(ab);
+    structuredClone(ab, { transfer: [ab] }); // detaches `view`'s buffer
+    expectThrow(() => heap.writeBytes(bytes, 0, view), ErrorCode.INVALID_ARG_TYPE);
+    expect(Array.from(heap.readBytes(bytes, 0, 16))).toEqual(new Array(16).fill(0));
     unchanged();
   });
 
