@@ -31,7 +31,7 @@ import { census, type Census } from './census.js';
 import { HeapType, debugState, progressOf, readTypeSpec, type Progress, type TypeSpec } from './heap-types.js';
 import { badValue, ownBytes } from './values.js';
 import { Pin, Root, RootTable, type RootOwner } from './roots.js';
-import { CollectorThreads, Role, keepAlive, type RoleName } from './threads.js';
+import { CollectorThreads, collectorRoles, keepAlive } from './threads.js';
 import { Watchdog } from './watchdog.js';
 import { warmUpFlip } from './warmup.js';
 import {
@@ -136,7 +136,7 @@ export class Heap implements RootOwner {
     this.#pageState = this.#sh.pageState;
     this.#faults = new SelfService(this.#sh, builders, this.#u32, opts.faultPath, opts.stallMs, log);
     this.faultPath = opts.faultPath;
-    const roles: RoleName[] = mode === Mode.STW ? [] : this.marking === Marking.CONCURRENT ? [Role.FAULT, Role.COMPACTOR, Role.MARKER] : [Role.FAULT, Role.COMPACTOR];
+    const roles = collectorRoles(mode, this.marking);
     this.#threads = new CollectorThreads(this.#sh, opts.stallMs, log, roles, opts.collectorPolicy);
     this.#cycles = new CycleDriver({
       sh: this.#sh, opts, mode, threads: this.#threads, builders, uffd: this.#uffd, log,

@@ -16,7 +16,8 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Ctl } from './control.js';
 import { Role as Hb, type RoleId } from './heartbeat.js';
 import type { Logger } from './log.js';
-import { CollectorPolicy, type CollectorPolicyName } from './options.js';
+import { CollectorPolicy, Marking, type CollectorPolicyName, type MarkingName } from './options.js';
+import { Mode, type ModeName } from './modes.js';
 import { releaseForkedChild, type Shared } from './shared.js';
 import type { WorkerInit } from './collector-worker.js';
 
@@ -30,6 +31,12 @@ interface RoleSpec {
   background: boolean;
   /** Cleans up what a terminated thread of this role leaves in shared memory. */
   afterTerminate(sh: Shared): void;
+}
+
+/** The collector's threads for a heap: none in stw (its pauses do everything), the marker only with concurrent marking. */
+export function collectorRoles(mode: ModeName, marking: MarkingName): RoleName[] {
+  if (mode === Mode.STW) return [];
+  return marking === Marking.CONCURRENT ? [Role.FAULT, Role.COMPACTOR, Role.MARKER] : [Role.FAULT, Role.COMPACTOR];
 }
 
 export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {

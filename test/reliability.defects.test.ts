@@ -253,6 +253,24 @@ describe('process lifetime', () => {
         }
   }, 120_000);
 
+  it('an address-space limit (ulimit -v) that leaves no room for the collector threads: ENOMEM from create, not a V8 abort', () => {
+    if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
+    // 4 GiB: a 1 GiB heap's two mappings fit, its three Workers do not (V8 aborted the process
+    // reserving their code range); stw has no Worker and fits.
+    const run = (mode: string): { status: number | null; signal: string | null; out: string; err: string } => {
+      const js = `import(${JSON.stringify(path.join(here, '../dist/gc/index.js'))}).then(async ({ Heap }) => { try { const h = await Heap.create({ capacity: 1 << 30, mode: '${mode}' }); const T = h.defineType({ name: 'N', refs: 1, bytes: 8 }); for (let i = 0; i < 1000; i++) h.alloc(T); await h.gc(); console.log('ok', h.mode); await h.close(); } catch (e) { console.log('error', e.code, e.errno); } })`;
+      const res = spawnSync('/bin/sh', ['-c', `ulimit -v ${4096 * 1024} && exec "$0" -e "$1"`, process.execPath, js], { encoding: 'utf8', timeout: 60_000 });
+      return { status: res.status, signal: res.signal, out: res.stdout.trim(), err: res.stderr };
+    };
+    const move = run('move');
+    expect(move.signal, move.err).toBeNull();
+    expect(move.status, move.err).toBe(0);
+    expect(move.out).toBe('error ENOMEM 12');
+    const stw = run('stw');
+    expect(stw.status, stw.err).toBe(0);
+    expect(stw.out).toBe('ok stw');
+  });
+
   it('a create that fails part way (EMFILE for the userfaultfd) says so and releases the mappings it made', () => {
     if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
     const res = spawnSync(process.execPath, [path.join(here, 'fixtures/emfile-create.mjs'), 'move'], { encoding: 'utf8', timeout: 30_000 });
