@@ -686,6 +686,7 @@ export class Heap implements RootOwner {
     }
     this.#closed = true;
     liveHeaps.delete(this);
+    this.#tags.release();
     await this.#threads.close();
     this.#watchdog?.stop(); // joined before the userfaultfd it polls is closed
     this.#mem.close();

@@ -3,7 +3,8 @@
  * heap's current epoch. A pause that may invalidate what a Ref names (the marking pause: its
  * object may have been found dead; the compaction pause: it moved) starts a new epoch, so a
  * Ref held across it is refused with ERR_STALE_REFERENCE instead of silently naming another
- * object. Tags are random (21 bits), so a Ref of another heap is told apart too.
+ * object. Tags are random (21 bits), never one another open heap holds, so a Ref of another
+ * heap is told apart too.
  */
 import { ErrorCode, MoveGcError } from './errors.js';
 
@@ -12,6 +13,19 @@ export type Ref = number;
 
 export const TAG = 2 ** 32;
 const KEEP_OLD_TAGS = 64;
+
+/**
+ * Tags held by the process's open heaps, current and remembered (with how many hold each): a
+ * new tag is never one of them, so no Ref of another open heap, current or stale within its
+ * last KEEP_OLD_TAGS epochs, can pass for one of this heap's.
+ */
+const held = new Map<number, number>();
+const hold = (t: number): void => void held.set(t, (held.get(t) ?? 0) + 1);
+const drop = (t: number): void => {
+  const n = (held.get(t) ?? 1) - 1;
+  if (n > 0) held.set(t, n);
+  else held.delete(t);
+};
 
 export class RefTags {
   tag = 0;
@@ -23,13 +37,20 @@ export class RefTags {
   retag(): void {
     if (this.tag) {
       this.#old.push(this.tag);
-      if (this.#old.length > KEEP_OLD_TAGS) this.#old.shift();
+      if (this.#old.length > KEEP_OLD_TAGS) drop(this.#old.shift()!);
     }
     let t: number;
     do t = 1 + Math.floor(Math.random() * (2 ** 21 - 2));
-    while (t === this.tag || this.#old.includes(t));
+    while (held.has(t));
+    hold(t);
     this.tag = t;
     this.base = t * TAG;
+  }
+
+  /** The heap is closed: its tags may be drawn again. */
+  release(): void {
+    if (this.tag) drop(this.tag);
+    for (const t of this.#old.splice(0)) drop(t);
   }
 
   /** Why `ref` is not a reference of this epoch (`others`: the tags of other live heaps). */

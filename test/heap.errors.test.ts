@@ -124,3 +124,35 @@ describe.each(TEST_MODES)('references across collections (%s)', (mode) => {
     expect(heap.getU32(r.get()!, 8)).toBe(7);
   });
 });
+
+describe('reference tags', () => {
+  // Tags are random; a new one is never a tag another open heap holds (its current one, or one
+  // of its stale epochs it still recognises): a Ref of that heap cannot pass for one of this
+  // heap's. Math.random is made to offer the other heap's tags first.
+  itMode('stw', 'a new tag is never one another open heap holds, current or stale', async () => {
+    const a = await openHeap({ capacity: 4 << 20, mode: 'stw' });
+    const T = defineTestTypes(a);
+    const staleRef = a.alloc(T.node);
+    await a.gc(); // staleRef's tag is now one of a's old ones
+    const freshRef = a.alloc(T.node);
+    const tagOf = (r: Ref): number => Math.floor(r / 2 ** 32);
+    const draw = (t: number): number => (t - 1 + 0.5) / (2 ** 21 - 2); // Math.random() that gives tag t
+    const offered = [draw(tagOf(freshRef)), draw(tagOf(staleRef)), draw(tagOf(freshRef)), 0.5];
+    const real = Math.random;
+    let i = 0;
+    Math.random = () => (i < offered.length ? offered[i++] : real());
+    let b: Heap;
+    try {
+      b = await openHeap({ capacity: 4 << 20, mode: 'stw' });
+    } finally {
+      Math.random = real;
+    }
+    const bRef = b.alloc(defineTestTypes(b).node);
+    expect(tagOf(bRef)).not.toBe(tagOf(freshRef));
+    expect(tagOf(bRef)).not.toBe(tagOf(staleRef));
+    expect(i, 'the offered tags were drawn and refused').toBe(4);
+    // So a's Refs, current or stale, are refused by b with a typed error (not read as b's objects).
+    expect(codeOf(() => b.typeOf(freshRef))).toBe(ErrorCode.FOREIGN_REFERENCE);
+    expect(codeOf(() => b.typeOf(staleRef))).toBe(ErrorCode.INVALID_REFERENCE);
+  });
+});
