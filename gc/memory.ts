@@ -4,7 +4,8 @@
  * Workers get their own view with {@link viewOf} (an ArrayBuffer cannot cross threads
  * over foreign memory, but the address can).
  */
-import { ErrorCode, MoveGcError, einval, fromNative } from './errors.js';
+import { markAsUntransferable } from 'node:worker_threads';
+import { ErrorCode, MoveGcError, einval, fromNative, shown } from './errors.js';
 import { native, PAGE_SIZE } from './native.js';
 import { checkInt, checkRange } from './validate.js';
 
@@ -35,13 +36,36 @@ export interface MapOptions {
   shared?: boolean;
 }
 
+/** Only this module makes Mappings (a constructor called from JavaScript with any address would read outside any mapping). */
+const MAKE = Symbol('Mapping');
+
+/**
+ * A view over mapped memory: never transferable. A transfer (postMessage, structuredClone)
+ * would make a second buffer over the same memory that no close() can detach, and reading it
+ * once the range is unmapped is a SIGSEGV; marked, it is copied instead.
+ */
+function viewAt(address: number, length: number): ArrayBuffer {
+  const ab = native.view(address, length);
+  markAsUntransferable(ab);
+  return ab;
+}
+
+/** Known advice, by own name only (not `toString` or another name of the object's prototype). */
+function adviceOf(advice: unknown): number {
+  if (typeof advice !== 'string' || !Object.hasOwn(Advice, advice)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown advice ${shown(advice)} (expected ${Object.keys(Advice).join(', ')})`);
+  return Advice[advice as AdviceName];
+}
+
 export class Mapping {
   readonly address: number;
   readonly length: number;
-  #views: ArrayBuffer[] = [];
+  /** The views handed out, held weakly (a view dropped by its caller has nothing to detach). */
+  #views: Array<WeakRef<ArrayBuffer>> = [];
+  #viewsPruneAt = 64;
   #closed = false;
 
-  private constructor(address: number, length: number) {
+  private constructor(make: symbol, address: number, length: number) {
+    if (make !== MAKE) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'a Mapping is made by Mapping.anonymous()');
     this.address = address;
     this.length = length;
   }
@@ -58,7 +82,7 @@ export class Mapping {
     } catch (e) {
       throw fromNative(e, 'mmap');
     }
-    const m = new Mapping(addr, length);
+    const m = new Mapping(MAKE, addr, length);
     try {
       for (const a of opts.advise ?? []) m.advise(a);
     } catch (e) {
@@ -82,20 +106,24 @@ export class Mapping {
     checkInt('offset', offset, 0, this.length);
     if (length === undefined) length = this.length - offset;
     checkInt('length', length, 1, Math.min(this.length - offset, MAX_VIEW_BYTES));
-    const ab = native.view(this.address + offset, length);
-    this.#views.push(ab);
+    const ab = viewAt(this.address + offset, length);
+    this.#views.push(new WeakRef(ab));
+    if (this.#views.length >= this.#viewsPruneAt) {
+      this.#views = this.#views.filter((r) => r.deref() !== undefined);
+      this.#viewsPruneAt = Math.max(64, 2 * this.#views.length);
+    }
     return ab;
   }
 
   advise(advice: AdviceName, offset = 0, length?: number): void {
     this.#check();
-    if (!(advice in Advice)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown advice ${String(advice)}`);
+    const a = adviceOf(advice);
     checkInt('offset', offset, 0, this.length);
     if (length === undefined) length = this.length - offset;
     checkRange(`madvise(${advice})`, this.address + offset, length);
     if (offset + length > this.length) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, 'madvise range outside the mapping');
     try {
-      native.madvise(this.address + offset, length, Advice[advice]);
+      native.madvise(this.address + offset, length, a);
     } catch (e) {
       throw fromNative(e, `madvise(${advice})`);
     }
@@ -119,7 +147,10 @@ export class Mapping {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const ab of this.#views) native.detach(ab);
+    for (const r of this.#views) {
+      const ab = r.deref();
+      if (ab) native.detach(ab);
+    }
     this.#views = [];
     native.munmap(this.address, this.length);
   }
@@ -143,13 +174,14 @@ export function remapDontUnmap(from: number, length: number, to: number): void {
 export function viewOf(address: number, length: number): ArrayBuffer {
   checkInt('address', address, 1);
   checkInt('length', length, 1, MAX_VIEW_BYTES);
-  return native.view(address, length);
+  return viewAt(address, length);
 }
 
 export function madvise(address: number, length: number, advice: AdviceName): void {
+  const a = adviceOf(advice);
   checkRange(`madvise(${advice})`, address, length);
   try {
-    native.madvise(address, length, Advice[advice]);
+    native.madvise(address, length, a);
   } catch (e) {
     throw fromNative(e, `madvise(${advice})`);
   }

@@ -125,6 +125,9 @@ function untilDone(length: number, step: (done: number) => number): number {
   return done;
 }
 
+/** Only this module makes Userfaultfds (a constructor called from JavaScript could close any descriptor). */
+const MAKE = Symbol('Userfaultfd');
+
 export class Userfaultfd {
   readonly fd: number;
   /** Every feature the kernel reported in the handshake (not only those requested). */
@@ -132,7 +135,8 @@ export class Userfaultfd {
   readonly #owned: boolean;
   #closed = false;
 
-  private constructor(fd: number, features: number, owned: boolean) {
+  private constructor(make: symbol, fd: number, features: number, owned: boolean) {
+    if (make !== MAKE) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'a Userfaultfd is made by Userfaultfd.open() or Userfaultfd.adopt()');
     this.fd = fd;
     this.features = features;
     this.#owned = owned;
@@ -156,18 +160,25 @@ export class Userfaultfd {
     }
     try {
       const api = native.uffd.api(fd, mask);
-      return new Userfaultfd(fd, api.features, true);
+      return new Userfaultfd(MAKE, fd, api.features, true);
     } catch (e) {
       native.uffd.close(fd);
       throw fromNative(e, `UFFDIO_API requesting [${(opts.features ?? []).join(', ')}]`);
     }
   }
 
-  /** A non-owning handle on a descriptor another thread opened (close() leaves it open). */
+  /**
+   * A non-owning handle on a descriptor another thread opened (close() leaves it open): a
+   * userfaultfd (checked), opened O_NONBLOCK as open() makes it (the caller's to ensure: the
+   * readers assume it). The handle is valid while its owner keeps the descriptor open (the
+   * caller's to ensure too: after the owner's close() the number may name another file).
+   */
   static adopt(fd: number, features: number): Userfaultfd {
     checkInt('fd', fd, 0, 0x7fffffff);
     checkInt('features', features);
-    return new Userfaultfd(fd, features, false);
+    const d = native.uffd.describe(fd);
+    if (!d.link.includes('userfaultfd')) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `fd ${fd} is not a userfaultfd (${d.link || 'not open'})`);
+    return new Userfaultfd(MAKE, fd, features, false);
   }
 
   has(feature: FeatureName): boolean {
@@ -333,7 +344,7 @@ export class Userfaultfd {
     } catch (e) {
       throw fromNative(e);
     }
-    return raw.map((r): UffdEvent => (r.type === 'fork' ? { type: 'fork', uffd: new Userfaultfd(r.ufd, this.features, true) } : r));
+    return raw.map((r): UffdEvent => (r.type === 'fork' ? { type: 'fork', uffd: new Userfaultfd(MAKE, r.ufd, this.features, true) } : r));
   }
 
   /** Non-fault events readFaults met and kept for the next readEvents on this descriptor. */

@@ -14,11 +14,13 @@ void InitSched(Napi::Env env, Napi::Object exports);
 void InitOwned(Napi::Env env, Napi::Object exports);
 
 // What an environment opened and has not closed (owned.cc): released at its teardown.
-enum class Owned { MAPPING, UFFD, RING };
+enum class Owned { MAPPING, UFFD, RING, PIN };
 void Own(napi_env env, Owned kind, uint64_t key, uint64_t len = 0);
 void Disown(Owned kind, uint64_t key);
 // Unregisters a ring's buffer, unmaps and closes it (uring.cc); unknown rings: nothing.
 void ReleaseRing(int fd);
+// Unregisters a pin ring's buffer and closes it (pin.cc): 0 or the unregistration's errno.
+int ReleasePin(int ring);
 
 // Opens a userfaultfd: 0 syscall, 1 syscall + UFFD_USER_MODE_ONLY, 2 /dev/userfaultfd. fd or -errno.
 int OpenUffd(int how);

@@ -1,5 +1,5 @@
 // What each environment (the main thread, or one Worker) opened through the addon and has not
-// closed yet: its mappings, userfaultfds and io_uring rings. When the environment is torn
+// closed yet: its mappings, userfaultfds and io_uring rings (I/O rings and pin rings). When the environment is torn
 // down with some still open (a Worker that ends, or is terminated, without Heap.close()),
 // they are released here, as the kernel releases everything at process exit. Without this a
 // Worker that forgot close() left its heap's mappings and its userfaultfd to the process.
@@ -56,6 +56,9 @@ void Release(Owned kind, uint64_t key, uint64_t len) {
       break;
     case Owned::RING:
       if (StillA(fd, "io_uring")) ReleaseRing(fd);
+      break;
+    case Owned::PIN:
+      if (StillA(fd, "io_uring")) ReleasePin(fd);
       break;
   }
 }

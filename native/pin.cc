@@ -16,6 +16,16 @@
 #include "errors.h"
 
 namespace movegc {
+
+// Unregisters a pin ring's buffer (releasing the pin) and closes it: 0, or the errno of the
+// unregistration (the ring is closed either way).
+int ReleasePin(int ring) {
+  long r = syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, nullptr, 0);
+  int err = r < 0 ? errno : 0;
+  close(ring);
+  return err == ENXIO ? 0 : err;
+}
+
 namespace {
 
 // pinRange(addr, len) -> ring fd that holds the pin until unpin(fd).
@@ -29,15 +39,15 @@ Napi::Value PinRange(const Napi::CallbackInfo& info) {
     close(ring);
     ThrowErrno(info.Env(), "io_uring_register(IORING_REGISTER_BUFFERS)", err);
   }
+  Own(info.Env(), Owned::PIN, static_cast<uint64_t>(ring));
   return Napi::Number::New(info.Env(), ring);
 }
 
 Napi::Value Unpin(const Napi::CallbackInfo& info) {
   int ring = ArgFd(info, 0);
-  long r = syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, nullptr, 0);
-  int err = errno;
-  close(ring);
-  if (r < 0 && err != ENXIO) ThrowErrno(info.Env(), "io_uring_register(IORING_UNREGISTER_BUFFERS)", err);
+  Disown(Owned::PIN, static_cast<uint64_t>(ring));
+  int err = ReleasePin(ring);
+  if (err > 0) ThrowErrno(info.Env(), "io_uring_register(IORING_UNREGISTER_BUFFERS)", err);
   return info.Env().Undefined();
 }
 

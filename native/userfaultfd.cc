@@ -3,6 +3,7 @@
 // Functions take the descriptor as an int so any thread (main or Worker) can use the same fd.
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -159,6 +160,19 @@ Napi::Value Poison(const Napi::CallbackInfo& info) {
   ThrowErrno(info.Env(), "UFFDIO_POISON", err, nullptr, p.updated > 0 ? p.updated : 0);
 }
 
+// describe(fd) -> { link }: what the descriptor is (/proc/self/fd's link, e.g.
+// "anon_inode:[userfaultfd]"; "" if not open). Userfaultfd.adopt checks it.
+Napi::Value Describe(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(path, buf, sizeof buf - 1);
+  buf[n < 0 ? 0 : n] = 0;
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("link", Napi::String::New(info.Env(), buf));
+  return o;
+}
+
 Napi::Value Close(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   DropStashedEvents(fd);
@@ -184,6 +198,7 @@ void InitUserfaultfd(Napi::Env env, Napi::Object exports) {
   u.Set("poison", Napi::Function::New(env, Poison, "poison"));
   InitUffdEvents(env, u);
   u.Set("close", Napi::Function::New(env, Close, "close"));
+  u.Set("describe", Napi::Function::New(env, Describe, "describe"));
   Napi::Object c = Napi::Object::New(env);
   c.Set("FEATURE_MOVE", static_cast<double>(UFFD_FEATURE_MOVE));
   c.Set("REGISTER_MODE_MISSING", static_cast<double>(UFFDIO_REGISTER_MODE_MISSING));

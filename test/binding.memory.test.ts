@@ -136,6 +136,38 @@ describe('mappings', () => {
     expect(() => m.close()).not.toThrow();
     expect(overlapping(m.address, len)).toBe(false);
   });
+
+  it('views cannot be transferred (postMessage, structuredClone copy them), so close() reaches every view over the range', () => {
+    const m = map(4 * PS);
+    const ab = m.view();
+    new Uint8Array(ab)[0] = 7;
+    const copy = structuredClone(ab, { transfer: [ab] });
+    expect(ab.byteLength).toBe(4 * PS); // still ours: it was copied, not moved
+    new Uint8Array(ab)[0] = 8;
+    expect(new Uint8Array(copy)[0]).toBe(7); // a copy: not the mapping's memory
+    const { port1, port2 } = new MessageChannel();
+    port1.postMessage(ab, [ab]);
+    port1.close();
+    port2.close();
+    expect(ab.byteLength).toBe(4 * PS);
+    const other = viewOf(m.address, PS);
+    structuredClone(other, { transfer: [other] });
+    expect(other.byteLength).toBe(PS);
+    m.close();
+    expect(ab.byteLength).toBe(0);
+    expect(new Uint8Array(copy)[0]).toBe(7); // the copy lives on, over its own memory
+  });
+
+  it('a Mapping is made by Mapping.anonymous() only; advice is known by its own names only', () => {
+    const m = map(PS);
+    const Ctor = Mapping as unknown as new (...a: unknown[]) => Mapping;
+    expect(thrown(() => new Ctor(m.address, 64 * PS)).code).toBe('ERR_INVALID_ARG_TYPE');
+    expect(thrown(() => new Ctor('x', PS)).code).toBe('ERR_INVALID_ARG_TYPE');
+    for (const bad of ['toString', 'hasOwnProperty', '__proto__', 5, null]) {
+      expect(thrown(() => m.advise(bad as never)).code).toBe('ERR_INVALID_ARG_TYPE');
+      expect(thrown(() => madvise(m.address, PS, bad as never)).code).toBe('ERR_INVALID_ARG_TYPE');
+    }
+  });
 });
 
 describe('userfaultfd descriptors', () => {
@@ -186,5 +218,22 @@ describe('userfaultfd descriptors', () => {
     expect(u.readFaults(new Float64Array(1), 0)).toBe(0); // still usable through its owner
     u.close();
     expect(fdLink(u.fd)).not.toBe(UFFD_LINK);
+  }, ['uffd']);
+  itKernel('adopt() takes a non-blocking userfaultfd only; the constructor is not for callers', () => {
+    // A blocking descriptor (readFaults(out, 0) would block on it) and a non-blocking regular
+    // file (its bytes would be read as fault messages).
+    const [r, w] = [fs.openSync('/dev/null', 'r'), fs.openSync(process.execPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)];
+    try {
+      for (const fd of [r, w]) expect(thrown(() => Userfaultfd.adopt(fd, 0)).code).toBe('ERR_INVALID_ARG_TYPE');
+      expect(thrown(() => Userfaultfd.adopt(0x7ffffff0, 0)).code).toBe('ERR_INVALID_ARG_TYPE'); // not open
+      const u = Userfaultfd.open();
+      const Ctor = Userfaultfd as unknown as new (...a: unknown[]) => Userfaultfd;
+      expect(thrown(() => new Ctor(r, 0, true)).code).toBe('ERR_INVALID_ARG_TYPE');
+      expect(fs.fstatSync(r).isCharacterDevice()).toBe(true); // and r was not closed by it
+      u.close();
+    } finally {
+      fs.closeSync(r);
+      fs.closeSync(w);
+    }
   }, ['uffd']);
 });
