@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { closest, help, parse, usageLine, UsageError } from './args.js';
 import { COMMANDS, EXAMPLES, type Command } from './commands.js';
 import { runWhenMain } from './main.js';
+import { MoveGcError } from '../gc/errors.js';
 
 function version(): string {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -30,6 +31,41 @@ function topHelp(): string {
     'Output files go under the current directory. MOVEGC_TRACE=1 prints one line per GC cycle;',
     'MOVEGC_LOG=debug|info|warn sets the log level, MOVEGC_LOG_FORMAT=json for JSON lines.',
   ].join('\n');
+}
+
+/**
+ * `--out`: a directory made now (component by component, so a path under /proc or a file in
+ * the way fails at once), or a file whose directory is made now and that is not a directory.
+ * Anything else is a UsageError naming the path and the reason.
+ */
+function checkOutput(given: string, kind: 'dir' | 'file'): void {
+  const target = path.resolve(process.cwd(), given);
+  const dir = kind === 'dir' ? target : path.dirname(target);
+  const fail = (why: string): never => {
+    throw new UsageError(`--out ${given}: ${why}`);
+  };
+  let at = path.parse(dir).root;
+  for (const part of dir.slice(at.length).split(path.sep).filter(Boolean)) {
+    at = path.join(at, part);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(at);
+    } catch {
+      try {
+        fs.mkdirSync(at);
+        continue;
+      } catch (e) {
+        fail(`cannot create ${at} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+    }
+    if (!st!.isDirectory()) fail(`${at} is not a directory`);
+  }
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (e) {
+    fail(`${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (kind === 'file' && fs.existsSync(target) && fs.statSync(target).isDirectory()) fail(`${target} is a directory (a file name is expected)`);
 }
 
 /** Runs the command line; resolves to the exit status. */
@@ -74,6 +110,10 @@ export async function run(argv: string[]): Promise<number> {
       console.log(help(cmd.spec));
       return 0;
     }
+    // Where the results go is checked before the run, not after it (a run of minutes lost to
+    // a mistyped path; and Node's recursive mkdir never returns under /proc).
+    const out = cmd.spec.options.out;
+    if (out && typeof values.out === 'string') checkOutput(values.out, out.metavar === 'DIR' ? 'dir' : 'file');
     const mod = await cmd.load();
     await mod.main(values);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -86,6 +126,13 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (err?.code === 'ERR_ADDON_UNAVAILABLE') {
       process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    // The heap refused what the options asked of it (ERR_HEAP_FULL for a workload larger than
+    // --heap, a kernel errno): one line with its code, no stack (MOVEGC_LOG=debug: the stack too).
+    if (err instanceof MoveGcError) {
+      process.stderr.write(`movegc ${name}: ${err.message} [${err.code}]\n`);
+      if (process.env.MOVEGC_LOG === 'debug') process.stderr.write(`${err.stack}\n`);
       return 1;
     }
     throw e;

@@ -78,6 +78,12 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     [['splay', '--variants', 'move,move-self'], /--variants: unknown value 'move-self' \(expected move, move-handler, copy, copy-handler, stw, v8\)/],
     [['example', 'art', '--fault-path', 'kernel'], /--fault-path must be one of self, handler/],
     [['example', 'art', '--modes', 'move,stw-handler'], /--modes: unknown value 'stw-handler'/],
+    // --out, checked before the run: a file in the way, a path no one can create (under /proc
+    // Node's recursive mkdir never returned), a directory where a file is expected.
+    [['bench', '--out', 'package.json'], /--out package.json: .*package.json is not a directory/],
+    [['bench', '--out', 'package.json/results'], /--out package.json\/results: .*package.json is not a directory/],
+    [['splay', '--out', '/proc/movegc-nope'], /--out \/proc\/movegc-nope: cannot create \/proc\/movegc-nope/],
+    [['example', 'gcbench', '--out', 'test'], /--out test: .*test is a directory \(a file name is expected\)/],
   ];
   it.each(cases)('%j', (args, msg) => {
     const r = movegc(args);
@@ -86,6 +92,15 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     expect(r.stderr).toMatch(/^usage: movegc /m);
     expect(r.stderr).not.toMatch(STACK);
     expect(r.stdout).toBe('');
+  });
+});
+
+describe('errors from the heap: one line with the code, exit 1, no stack', () => {
+  it('a workload larger than --heap', () => {
+    const r = movegc(['example', 'gcbench', '--heap', '2', '--scale', '0.001']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^movegc example gcbench: heap full: .* \[ERR_HEAP_FULL\]$/m);
+    expect(r.stderr).not.toMatch(STACK);
   });
 });
 
