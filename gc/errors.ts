@@ -69,11 +69,15 @@ const HINTS: Record<string, string> = {
 
 /** Turns an error from the addon into a MoveGcError, keeping errno, syscall and progress. */
 export function fromNative(e: unknown, context?: string): MoveGcError {
-  if (e instanceof MoveGcError) return e;
+  if (isMoveGcError(e)) return e;
   const err = e as { code?: string; errno?: number; syscall?: string; bytesDone?: number; message?: string };
-  const code = typeof err?.code === 'string' ? err.code : 'ERR_NATIVE';
-  const hint = HINTS[code];
-  let msg = err?.message ?? String(e);
+  // The addon's errors carry a code; anything else is a bug on the way there (ERR_INTERNAL).
+  const code = typeof err?.code === 'string' ? err.code : ErrorCode.INTERNAL;
+  // The hints are about userfaultfd's ioctls (ENOENT and EBUSY: about MOVE's source); other
+  // calls (madvise, mremap) say the errno only.
+  const sc = err?.syscall ?? '';
+  const hint = /^(UFFDIO_|userfaultfd)/.test(sc) && ((code !== 'ENOENT' && code !== 'EBUSY') || sc === 'UFFDIO_MOVE') ? HINTS[code] : undefined;
+  let msg = typeof err?.message === 'string' ? err.message : shown(e);
   if (hint && err?.errno !== undefined) msg += ` [${hint}]`;
   if (context) msg = `${context}: ${msg}`;
   return new MoveGcError(code, msg, { errno: err?.errno, syscall: err?.syscall, bytesDone: err?.bytesDone, cause: e });
@@ -81,8 +85,14 @@ export function fromNative(e: unknown, context?: string): MoveGcError {
 
 /** Errors leaving the public API always carry a code: one without is a bug, wrapped as ERR_INTERNAL. */
 export function internal(e: unknown, context: string): MoveGcError {
-  if (e instanceof MoveGcError) return e;
-  return new MoveGcError(ErrorCode.INTERNAL, `${context}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  if (isMoveGcError(e)) return e;
+  let msg: string;
+  try {
+    msg = typeof (e as Error)?.message === 'string' ? (e as Error).message : shown(e);
+  } catch {
+    msg = shown(e);
+  }
+  return new MoveGcError(ErrorCode.INTERNAL, `${context}: ${msg}`, { cause: e });
 }
 
 /** EINVAL said by the typed layer before the kernel would: with its errno, as the kernel's. */

@@ -7,7 +7,7 @@
 import { markAsUntransferable } from 'node:worker_threads';
 import { ErrorCode, MoveGcError, einval, fromNative, shown } from './errors.js';
 import { native, PAGE_SIZE } from './native.js';
-import { checkInt, checkRange } from './validate.js';
+import { checkFlags, checkInt, checkRange, readList, readOptions } from './validate.js';
 
 export const HUGE_PAGE_SIZE = 2 * 1024 * 1024;
 /**
@@ -73,18 +73,21 @@ export class Mapping {
   static anonymous(length: number, opts: MapOptions = {}): Mapping {
     checkInt('length', length, 1);
     if (length % PAGE_SIZE) throw einval(`length ${length} is not a multiple of the page size`, 'mmap');
-    const alignment = checkInt('alignment', opts.alignment ?? PAGE_SIZE, PAGE_SIZE);
+    const o = readOptions('Mapping.anonymous options', opts, ['alignment', 'advise', 'shared']);
+    const alignment = checkInt('alignment', o.alignment ?? PAGE_SIZE, PAGE_SIZE);
     if (alignment & (alignment - 1)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `alignment ${alignment} is not a power of two`);
-    if (opts.shared !== undefined && typeof opts.shared !== 'boolean') throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `shared must be a boolean, got ${typeof opts.shared}`);
+    checkFlags('Mapping.anonymous options', o, ['shared']);
+    const advise = readList('Mapping.anonymous options.advise', o.advise);
+    for (const a of advise) adviceOf(a); // all known before anything is mapped
     let addr: number;
     try {
-      addr = native.mapAnonymous(length, alignment, opts.shared === true);
+      addr = native.mapAnonymous(length, alignment, o.shared === true);
     } catch (e) {
       throw fromNative(e, 'mmap');
     }
     const m = new Mapping(MAKE, addr, length);
     try {
-      for (const a of opts.advise ?? []) m.advise(a);
+      for (const a of advise) m.advise(a as AdviceName);
     } catch (e) {
       m.close();
       throw e;

@@ -3,9 +3,9 @@
  * back along move -> copy -> stw and records why (ART: no userfaultfd -> stop-the-world;
  * MOVE refused by its test move, or a kernel without the MOVE fixes -> COPY).
  */
-import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
+import { ErrorCode, MoveGcError, invalidArg, shown } from './errors.js';
 import type { Capabilities } from './probe.js';
-import { checkOptionKeys } from './validate.js';
+import { readOptions } from './validate.js';
 
 export const Mode = {
   /** Concurrent; pages installed with UFFDIO_MOVE (zero-copy). The default. */
@@ -33,10 +33,11 @@ export interface ModeChoiceOptions {
 }
 
 export function chooseMode(requested: ModeName, caps: Capabilities, opts: ModeChoiceOptions = {}): ModeChoice {
-  if (!MODES.includes(requested)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown mode ${String(requested)} (expected ${MODES.join(', ')})`);
-  checkOptionKeys('chooseMode options', opts, ['allowUnfixedMove']);
-  if (opts.allowUnfixedMove !== undefined && typeof opts.allowUnfixedMove !== 'boolean')
-    throw invalidArg(`allowUnfixedMove must be a boolean, got ${typeof opts.allowUnfixedMove}`);
+  if (!MODES.includes(requested)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown mode ${shown(requested)} (expected ${MODES.join(', ')})`);
+  const o = readOptions('chooseMode options', opts, ['allowUnfixedMove']);
+  if (o.allowUnfixedMove !== undefined && typeof o.allowUnfixedMove !== 'boolean')
+    throw invalidArg(`allowUnfixedMove must be a boolean, got ${typeof o.allowUnfixedMove}`);
+  const allowUnfixedMove = o.allowUnfixedMove === true;
   if (!caps.mremapDontUnmap.ok)
     throw new MoveGcError(ErrorCode.UNSUPPORTED, `mremap(MREMAP_DONTUNMAP) unavailable (${caps.mremapDontUnmap.reason}): Linux >= 5.13 is required for every mode`);
   const fallbacks: string[] = [];
@@ -44,7 +45,7 @@ export function chooseMode(requested: ModeName, caps: Capabilities, opts: ModeCh
   if (mode === Mode.MOVE && !caps.move.ok) {
     fallbacks.push(`move -> copy: UFFDIO_MOVE unavailable (${caps.move.reason})`);
     mode = Mode.COPY;
-  } else if (mode === Mode.MOVE && !caps.moveFixes.ok && !opts.allowUnfixedMove) {
+  } else if (mode === Mode.MOVE && !caps.moveFixes.ok && !allowUnfixedMove) {
     fallbacks.push(`move -> copy: kernel ${caps.moveFixes.kernel} lacks the UFFDIO_MOVE fixes (${caps.moveFixes.reason}${caps.moveFixes.detail ? `: ${caps.moveFixes.detail}` : ''}); allowUnfixedMove insists on move`);
     mode = Mode.COPY;
   } else if (mode === Mode.MOVE && caps.pinsRefused.reason === 'MOVED_PINNED') {

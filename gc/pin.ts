@@ -5,7 +5,7 @@
  */
 import { ErrorCode, MoveGcError, fromNative } from './errors.js';
 import { native } from './native.js';
-import { checkInt, checkRange } from './validate.js';
+import { checkFlags, checkInt, checkRange, readOptions } from './validate.js';
 
 export interface IoUringPinOptions {
   /** Also map the ring's queues so that {@link IoUringPin.readFixed} can submit reads into the range. */
@@ -29,8 +29,10 @@ export class IoUringPin {
 
   static pin(address: number, length: number, opts: IoUringPinOptions = {}): IoUringPin {
     checkRange('io_uring pin', address, length);
+    const o = readOptions('IoUringPin.pin options', opts, ['io']);
+    checkFlags('IoUringPin.pin options', o, ['io']);
     try {
-      if (opts.io) return new IoUringPin(address, length, native.uring.setup(address, length), true);
+      if (o.io === true) return new IoUringPin(address, length, native.uring.setup(address, length), true);
       return new IoUringPin(address, length, native.pin.pinRange(address, length));
     } catch (e) {
       throw fromNative(e, 'io_uring pin');

@@ -10,6 +10,8 @@
 import os from 'node:os';
 import { native, type RawProbe } from './native.js';
 import { Feature, featureNames, ioctlNames, type FeatureName, type IoctlName, type OpenHowName } from './uffd.js';
+import { invalidArg, shown } from './errors.js';
+import { checkFlags, readList, readOptions } from './validate.js';
 
 export interface Capability {
   ok: boolean;
@@ -99,8 +101,13 @@ let raw: RawProbe | undefined;
  * capabilities without re-probing.
  */
 export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capabilities {
-  if (!raw || opts.refresh) raw = native.probe();
-  const hide = new Set(opts.hide ?? []);
+  const o = readOptions('probe options', opts, ['hide', 'refresh']);
+  checkFlags('probe options', o, ['refresh']);
+  const hidden = readList('probe options.hide', o.hide);
+  for (const h of hidden)
+    if (!(HIDEABLE as readonly unknown[]).includes(h)) throw invalidArg(`probe options.hide: unknown capability ${shown(h)} (expected ${HIDEABLE.join(', ')})`);
+  if (!raw || o.refresh === true) raw = native.probe();
+  const hide = new Set(hidden as Hideable[]);
   const no = (reason: string): Capability => ({ ok: false, reason });
   const r = raw;
   const features = r.features !== undefined ? featureNames(r.features) : [];

@@ -6,9 +6,9 @@
  * The descriptor is a plain fd, so a Worker can serve faults on the same userfaultfd via
  * {@link Userfaultfd.adopt} (a non-owning handle).
  */
-import { ErrorCode, MoveGcError, fromNative } from './errors.js';
+import { ErrorCode, MoveGcError, fromNative, shown } from './errors.js';
 import { native } from './native.js';
-import { checkFlags, checkInt, checkOptionKeys, checkRange } from './validate.js';
+import { checkFlags, checkInt, checkRange, readList, readOptions } from './validate.js';
 
 const C = native.uffd.constants;
 
@@ -102,10 +102,12 @@ const NO_OPTIONS = Object.freeze({});
 const MOVE_KEYS = ['dontWake', 'allowSrcHoles'] as const;
 const WAKE_KEYS = ['dontWake'] as const;
 
-function checkOpts(what: string, opts: object, keys: readonly string[]): void {
-  if (opts === NO_OPTIONS) return;
-  checkOptionKeys(`${what} options`, opts, keys);
-  checkFlags(what, opts as Record<string, unknown>, keys);
+/** Flag options, read once (a snapshot: a getter cannot say one thing to the check and another to the call). */
+function checkOpts<T extends object>(what: string, opts: T, keys: readonly string[]): T {
+  if (opts === NO_OPTIONS) return opts;
+  const o = readOptions(`${what} options`, opts, keys);
+  checkFlags(what, o, keys);
+  return o as T;
 }
 
 /**
@@ -144,12 +146,13 @@ export class Userfaultfd {
 
   /** Opens a userfaultfd and performs the API handshake requesting `features`. */
   static open(opts: { how?: OpenHowName; features?: FeatureName[] } = {}): Userfaultfd {
-    checkOptionKeys('Userfaultfd.open options', opts, ['how', 'features']);
-    const how = opts.how ?? 'syscall';
-    if (!(how in OpenHow)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown open method ${String(how)}`);
+    const o = readOptions('Userfaultfd.open options', opts, ['how', 'features']);
+    const how = (o.how ?? 'syscall') as OpenHowName;
+    if (typeof how !== 'string' || !Object.hasOwn(OpenHow, how)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown open method ${shown(how)}`);
+    const features = readList('Userfaultfd.open options.features', o.features) as FeatureName[];
     let mask = 0;
-    for (const f of opts.features ?? []) {
-      if (!(f in Feature)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown userfaultfd feature ${String(f)}`);
+    for (const f of features) {
+      if (typeof f !== 'string' || !Object.hasOwn(Feature, f)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown userfaultfd feature ${shown(f)}`);
       mask |= Feature[f];
     }
     let fd: number;
@@ -163,7 +166,7 @@ export class Userfaultfd {
       return new Userfaultfd(MAKE, fd, api.features, true);
     } catch (e) {
       native.uffd.close(fd);
-      throw fromNative(e, `UFFDIO_API requesting [${(opts.features ?? []).join(', ')}]`);
+      throw fromNative(e, `UFFDIO_API requesting [${features.join(', ')}]`);
     }
   }
 
@@ -197,7 +200,7 @@ export class Userfaultfd {
   register(address: number, length: number, mode: RegisterMode = { missing: true }): IoctlName[] {
     this.#check();
     checkRange('UFFDIO_REGISTER', address, length);
-    checkOpts('UFFDIO_REGISTER mode', mode, ['missing', 'wp', 'minor']);
+    mode = checkOpts('UFFDIO_REGISTER mode', mode, ['missing', 'wp', 'minor']);
     const bits = (mode.missing !== false ? C.REGISTER_MODE_MISSING : 0) | (mode.wp ? C.REGISTER_MODE_WP : 0) | (mode.minor ? C.REGISTER_MODE_MINOR : 0);
     try {
       return ioctlNames(native.uffd.register(this.fd, address, length, bits));
@@ -224,7 +227,7 @@ export class Userfaultfd {
     this.#check();
     checkRange('UFFDIO_MOVE destination', dst, length);
     checkRange('UFFDIO_MOVE source', src, length);
-    checkOpts('UFFDIO_MOVE', opts, MOVE_KEYS);
+    opts = checkOpts('UFFDIO_MOVE', opts, MOVE_KEYS);
     const mode = (opts.dontWake ? C.MOVE_MODE_DONTWAKE : 0) | (opts.allowSrcHoles ? C.MOVE_MODE_ALLOW_SRC_HOLES : 0);
     try {
       return native.uffd.move(this.fd, dst, src, length, mode);
@@ -241,7 +244,7 @@ export class Userfaultfd {
     this.#check();
     checkRange('UFFDIO_MOVE destination', dst, length);
     checkRange('UFFDIO_MOVE source', src, length);
-    checkOpts('UFFDIO_MOVE', opts, MOVE_KEYS);
+    opts = checkOpts('UFFDIO_MOVE', opts, MOVE_KEYS);
     return untilDone(length, (done) => this.moveOnce(dst + done, src + done, length - done, opts));
   }
 
@@ -250,7 +253,7 @@ export class Userfaultfd {
     this.#check();
     checkRange('UFFDIO_COPY destination', dst, length);
     checkRange('UFFDIO_COPY source', src, length);
-    checkOpts('UFFDIO_COPY', opts, WAKE_KEYS);
+    opts = checkOpts('UFFDIO_COPY', opts, WAKE_KEYS);
     const mode = opts.dontWake ? C.COPY_MODE_DONTWAKE : 0;
     return untilDone(length, (done) => native.uffd.copy(this.fd, dst + done, src + done, length - done, mode));
   }
@@ -259,7 +262,7 @@ export class Userfaultfd {
   zeropage(dst: number, length: number, opts: WakeOptions = NO_OPTIONS): number {
     this.#check();
     checkRange('UFFDIO_ZEROPAGE', dst, length);
-    checkOpts('UFFDIO_ZEROPAGE', opts, WAKE_KEYS);
+    opts = checkOpts('UFFDIO_ZEROPAGE', opts, WAKE_KEYS);
     try {
       return native.uffd.zeropage(this.fd, dst, length, opts.dontWake ? C.ZEROPAGE_MODE_DONTWAKE : 0);
     } catch (e) {
@@ -285,7 +288,7 @@ export class Userfaultfd {
     this.#check();
     checkRange('UFFDIO_WRITEPROTECT', address, length);
     if (typeof on !== 'boolean') throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `on must be a boolean, got ${typeof on}`);
-    checkOpts('UFFDIO_WRITEPROTECT', opts, WAKE_KEYS);
+    opts = checkOpts('UFFDIO_WRITEPROTECT', opts, WAKE_KEYS);
     const mode = (on ? C.WRITEPROTECT_MODE_WP : 0) | (opts.dontWake ? C.WRITEPROTECT_MODE_DONTWAKE : 0);
     try {
       native.uffd.writeProtect(this.fd, address, length, mode);
@@ -298,7 +301,7 @@ export class Userfaultfd {
   continue(address: number, length: number, opts: WakeOptions = NO_OPTIONS): number {
     this.#check();
     checkRange('UFFDIO_CONTINUE', address, length);
-    checkOpts('UFFDIO_CONTINUE', opts, WAKE_KEYS);
+    opts = checkOpts('UFFDIO_CONTINUE', opts, WAKE_KEYS);
     const mode = opts.dontWake ? C.CONTINUE_MODE_DONTWAKE : 0;
     return untilDone(length, (done) => native.uffd.cont(this.fd, address + done, length - done, mode));
   }
@@ -307,7 +310,7 @@ export class Userfaultfd {
   poison(address: number, length: number, opts: WakeOptions = NO_OPTIONS): number {
     this.#check();
     checkRange('UFFDIO_POISON', address, length);
-    checkOpts('UFFDIO_POISON', opts, WAKE_KEYS);
+    opts = checkOpts('UFFDIO_POISON', opts, WAKE_KEYS);
     const mode = opts.dontWake ? C.POISON_MODE_DONTWAKE : 0;
     return untilDone(length, (done) => native.uffd.poison(this.fd, address + done, length - done, mode));
   }

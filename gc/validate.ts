@@ -26,15 +26,41 @@ function rangeError(what: string, why: string): MoveGcError {
 }
 
 /**
- * An options object: undefined, or a plain object whose keys are all in `known` (an unknown
- * key is a typo or an option of another call: rejected, never ignored).
+ * An options object, read once: undefined (no options), or a plain object whose keys are all
+ * in `known` (an unknown key is a typo or an option of another call: rejected, never
+ * ignored). Returns a snapshot of its own enumerable keys (a getter or Proxy is asked once
+ * each; one that throws is ERR_INVALID_ARG_TYPE, not the caller's error).
  */
-export function checkOptionKeys(what: string, opts: unknown, known: readonly string[]): void {
-  if (opts === undefined) return;
+export function readOptions(what: string, opts: unknown, known: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.create(null);
+  if (opts === undefined) return out;
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) throw invalidArg(`${what} must be an object, got ${opts === null ? 'null' : typeof opts}`);
-  for (const k in opts)
-    if (!known.includes(k))
-      throw new MoveGcError(ErrorCode.UNKNOWN_OPTION, `${what}: unknown option ${JSON.stringify(k)} (expected ${known.join(', ')})`);
+  let keys: string[];
+  try {
+    keys = Object.keys(opts);
+  } catch {
+    throw invalidArg(`${what} could not be read (a Proxy trap threw)`);
+  }
+  for (const k of keys) {
+    if (!known.includes(k)) throw new MoveGcError(ErrorCode.UNKNOWN_OPTION, `${what}: unknown option ${JSON.stringify(k)} (expected ${known.join(', ')})`);
+    try {
+      out[k] = (opts as Record<string, unknown>)[k];
+    } catch {
+      throw invalidArg(`${what}.${k} could not be read (a getter or Proxy trap threw)`);
+    }
+  }
+  return out;
+}
+
+/** A list option, read once into a plain array (a Proxy, subclass or iterator asked once). */
+export function readList(what: string, v: unknown): unknown[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw invalidArg(`${what} must be an array, got ${v === null ? 'null' : typeof v}`);
+  try {
+    return Array.from(v as unknown[]);
+  } catch {
+    throw invalidArg(`${what} could not be read (a getter, iterator or Proxy trap threw)`);
+  }
 }
 
 /** Optional boolean flags of an options object. */

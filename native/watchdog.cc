@@ -200,7 +200,7 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   w->fd = fd;
   w->beats = beats.Data();
   w->epoch = epoch;
-  if (napi_create_reference(env, beats, 1, &w->beats_ref) != napi_ok) ThrowArg(env, "ERR_NATIVE", "napi_create_reference failed");
+  if (napi_create_reference(env, beats, 1, &w->beats_ref) != napi_ok) ThrowArg(env, "ERR_INTERNAL", "napi_create_reference failed");
   Watchdog* raw = w.release();
   {
     std::lock_guard<std::mutex> g(*g_mu);

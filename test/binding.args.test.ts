@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd, madvise, remapDontUnmap, viewOf,
+  IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd, madvise, probe, remapDontUnmap, viewOf,
 } from '../dist/gc/index.js';
 import { native } from '../dist/gc/native.js';
 import { itKernel } from './kernel.js';
@@ -100,7 +100,7 @@ describe('typed layer', () => {
     cleanups.push(() => u.close());
     const m = Mapping.anonymous(4 * PS);
     cleanups.push(() => m.close());
-    new Uint8Array(m.view(0, PS)).fill(1);
+    new Uint8Array(m.view(0, 2 * PS)).fill(1);
     u.register(m.address + 2 * PS, 2 * PS);
     const dst = m.address + 2 * PS;
     const src = m.address;
@@ -189,7 +189,7 @@ describe('alike on both paths', () => {
     cleanups.push(() => u.close());
     const m = Mapping.anonymous(4 * PS);
     cleanups.push(() => m.close());
-    new Uint8Array(m.view(0, PS)).fill(1);
+    new Uint8Array(m.view(0, 2 * PS)).fill(1);
     u.register(m.address + 2 * PS, 2 * PS);
     const dst = m.address + 2 * PS;
     const src = m.address;
@@ -216,9 +216,46 @@ describe('alike on both paths', () => {
     // None of it reached the kernel: the destination is still missing, the source still there.
     expect(m.residentPages(2 * PS, 2 * PS)).toBe(0);
     expect(m.residentPages(0, PS)).toBe(1);
+    // Lying option objects: a throwing getter or Proxy trap is a typed error, and a getter is
+    // asked once (the check and the call see the same value).
+    const throwing = { get dontWake(): never { throw new Error('boom'); } };
+    const trap = new Proxy({}, { ownKeys: (): never => { throw new Error('boom'); } });
+    for (const [, call] of withOpts.filter(([n]) => n !== 'register' && n !== 'open')) {
+      expectCode(() => call(throwing), 'ERR_INVALID_ARG_TYPE');
+      expectCode(() => call(trap), 'ERR_INVALID_ARG_TYPE');
+    }
+    let asked = 0;
+    const flip = { get allowSrcHoles(): unknown { return asked++ === 0 ? false : 'yes'; } };
+    expect(u.moveOnce(dst, src, PS, flip as Any)).toBe(PS);
+    expect(asked).toBe(1);
     // Known keys still work.
-    expect(u.move(dst, src, PS, { dontWake: false, allowSrcHoles: false })).toBe(PS);
+    expect(u.move(dst + PS, src + PS, PS, { dontWake: false, allowSrcHoles: false })).toBe(PS);
   }, ['uffd', 'move']);
+
+  it('the other option objects: Mapping.anonymous, probe, IoUringPin.pin, Userfaultfd.open', () => {
+    const throwing = (k: string): object => Object.defineProperty({}, k, { enumerable: true, get: (): never => { throw new Error('boom'); } });
+    const trap = new Proxy({}, { ownKeys: (): never => { throw new Error('boom'); } });
+    const m = Mapping.anonymous(PS);
+    cleanups.push(() => m.close());
+    const calls: Array<[string, (o: Any) => unknown, string]> = [
+      ['Mapping.anonymous', (o) => Mapping.anonymous(PS, o), 'alignment'],
+      ['probe', (o) => probe(o), 'hide'],
+      ['IoUringPin.pin', (o) => IoUringPin.pin(m.address, PS, o), 'io'],
+    ];
+    for (const [what, call, key] of calls) {
+      for (const bad of [null, 'x', 5, trap, throwing(key)]) expectCode(() => call(bad), 'ERR_INVALID_ARG_TYPE');
+      expectCode(() => call({ [key + 'x']: 1 }), 'ERR_UNKNOWN_OPTION');
+      void what;
+    }
+    expectCode(() => Mapping.anonymous(PS, { advise: 5 as Any }), 'ERR_INVALID_ARG_TYPE');
+    expectCode(() => Mapping.anonymous(PS, { advise: ['toString' as Any] }), 'ERR_INVALID_ARG_TYPE');
+    expectCode(() => IoUringPin.pin(m.address, PS, { io: 'no' as Any }), 'ERR_INVALID_ARG_TYPE');
+    for (const hide of ['move', ['bogus'], [Object.create(null)]]) expectCode(() => probe({ hide } as Any), 'ERR_INVALID_ARG_TYPE');
+    expectCode(() => probe({ hdie: ['move'] } as Any), 'ERR_UNKNOWN_OPTION');
+    expect(probe({ hide: ['move'] }).move.ok).toBe(false);
+    // Names from the prototype are not options' values: 'toString' is no feature or method.
+    for (const o of [{ features: ['toString', 'constructor'] }, { how: 'toString' }, { features: 5 }]) expectCode(() => Userfaultfd.open(o as Any), 'ERR_INVALID_ARG_TYPE');
+  });
 });
 
 describe('raw addon', () => {
