@@ -253,6 +253,12 @@ describe('alike on both paths', () => {
     for (const hide of ['move', ['bogus'], [Object.create(null)]]) expectCode(() => probe({ hide } as Any), 'ERR_INVALID_ARG_TYPE');
     expectCode(() => probe({ hdie: ['move'] } as Any), 'ERR_UNKNOWN_OPTION');
     expect(probe({ hide: ['move'] }).move.ok).toBe(false);
+    // The userfaultfd hints are for userfaultfd calls: madvise's EINVAL carries none.
+    const shm = Mapping.anonymous(PS, { shared: true });
+    cleanups.push(() => shm.close());
+    const e = thrown(() => shm.advise('WIPEONFORK'));
+    expect(e.code).toBe('EINVAL');
+    expect(e.message).not.toMatch(/\[/);
     // Names from the prototype are not options' values: 'toString' is no feature or method.
     for (const o of [{ features: ['toString', 'constructor'] }, { how: 'toString' }, { features: 5 }]) expectCode(() => Userfaultfd.open(o as Any), 'ERR_INVALID_ARG_TYPE');
   });
