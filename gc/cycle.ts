@@ -222,11 +222,19 @@ export class CycleDriver {
     return true;
   }
 
-  /** Drives the active cycle to its end (every phase), with bounded waits. */
-  finish(): Promise<void> {
-    // One at a time: two concurrent runs could both replace a stalled thread (two compactors).
-    if (!this.#finishing) this.#finishing = keepAlive(this.#finishOnce()).finally(() => (this.#finishing = null));
-    return this.#finishing;
+  /**
+   * Drives the cycles active or requested now to their end (every phase), with bounded waits;
+   * not those begun after this call.
+   */
+  async finish(): Promise<void> {
+    const upTo = this.#cycles + (this.#requested && !this.#active ? 1 : 0);
+    // A run already under way may be bound to an older cycle (safepoints can end it and start
+    // the next meanwhile, without yielding): wait for it, then look again.
+    while ((this.#active !== null && this.#active.stats.cycle <= upTo) || (this.#requested && this.#cycles < upTo)) {
+      // One at a time: two concurrent runs could both replace a stalled thread (two compactors).
+      if (!this.#finishing) this.#finishing = keepAlive(this.#finishOnce()).finally(() => (this.#finishing = null));
+      await this.#finishing;
+    }
   }
 
   async #finishOnce(): Promise<void> {

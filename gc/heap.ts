@@ -568,7 +568,11 @@ export class Heap implements RootOwner {
     // a racing collect() may start another meanwhile (loop), and close() called meanwhile
     // means no cycle starts after it (ERR_CLOSED).
     while (this.#cycles.active) {
-      await this.#cycles.finish();
+      try {
+        await this.#cycles.finish();
+      } catch (e) {
+        throw internal(e, 'collect');
+      }
       this.#checkOpen();
     }
     try {
@@ -610,14 +614,22 @@ export class Heap implements RootOwner {
   /** Waits for the active (or requested) cycle to end; returns the last cycle's statistics. */
   async idle(): Promise<CycleStats | undefined> {
     this.#check();
-    await this.#cycles.finish();
+    try {
+      await this.#cycles.finish();
+    } catch (e) {
+      throw internal(e, 'idle');
+    }
     return this.history[this.history.length - 1];
   }
 
   /** collect() and wait for the end of the cycle it started (not of one a racing call started). */
   async gc(): Promise<CycleStats> {
     const { cycle } = await this.collect();
-    while ((this.#cycles.activeCycle ?? Infinity) <= cycle) await this.#cycles.finish();
+    try {
+      while ((this.#cycles.activeCycle ?? Infinity) <= cycle) await this.#cycles.finish();
+    } catch (e) {
+      throw internal(e, 'gc');
+    }
     const st = this.history.find((s) => s.cycle === cycle);
     if (!st) throw new MoveGcError(ErrorCode.CLOSED, `cycle ${cycle} did not finish: the heap was closed`);
     return st;

@@ -158,7 +158,15 @@ export class CollectorThreads {
     ROLES[role].afterTerminate(this.#sh);
     onTerminated?.();
     this.#sh.hb.beat(ROLES[role].heartbeat);
-    if (!this.closed) await this.#spawn(role);
+    if (this.closed) return;
+    try {
+      await this.#spawn(role);
+    } catch (e) {
+      // The successor died before it was ready (its Worker's 'error' can arrive before its
+      // 'ready': Node orders neither). It stands as dead, and is replaced in turn where dead
+      // threads are looked for (the end of a cycle); the caller's cycle goes on meanwhile.
+      this.#log.error({ role, err: e }, 'a replacement collector thread died at once');
+    }
   }
 
   /** Stops every thread (they watch Ctl.STOP), terminating any that does not exit in time. */

@@ -136,3 +136,38 @@ describe('the end of a cycle awaited while safepoints run the next one', () => {
       expect(i).toBe(20_000);
     });
 });
+
+describe('a waiting end called while an earlier one is pending', () => {
+  // idle() (or close()) called while an earlier idle() still drives cycle N, after safepoints
+  // ended N and flipped N+1 without yielding: it must wait for N+1 too (the earlier call's run
+  // ends N only), not return with N+1 compacting (close(): release it mid-cycle).
+  for (const mode of ['move', 'copy'] as const)
+    for (const end of ['idle', 'close'] as const)
+      itMode(mode, `${mode}: ${end}() waits for the cycle active when it was called`, async () => {
+        const h = await openHeap({ capacity: 32 << 20, mode });
+        const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+        const root = h.root(list(h, T, 20_000));
+        await h.collect();
+        const first = h.idle(); // its run is bound to cycle 1
+        let t = Date.now();
+        while (h.cycleActive && Date.now() - t < 20_000) h.safepoint();
+        expect(h.cycleActive, 'cycle 1 ended at a safepoint').toBe(false);
+        for (let i = 0; i < 5000; i++) h.allocBytes(200);
+        expect(h.requestCollection()).toBe(true);
+        t = Date.now();
+        while (h.cyclePhase !== 'compacting' && Date.now() - t < 20_000) h.safepoint();
+        expect(h.cyclePhase).toBe('compacting');
+        if (end === 'idle') {
+          const st = await h.idle();
+          expect(st?.cycle).toBe(2);
+          expect(h.cycleActive).toBe(false);
+          let i = 0;
+          for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(i++);
+          expect(i).toBe(20_000);
+        } else {
+          await h.close();
+          expect(h.history.map((s) => s.cycle)).toEqual([1, 2]); // cycle 2 ended, not dropped
+        }
+        await first;
+      });
+});
