@@ -26,7 +26,7 @@ const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
  * the end of cycles and in close(), so a log call that throws must never reach it (it would
  * leave a cycle half done, or a heap that cannot be closed). Each method is read once, here
  * (a getter or Proxy is asked once, and must give a function: else ERR_INVALID_ARG_TYPE);
- * a call that throws is dropped.
+ * a call that throws (or returns a promise that rejects) is dropped.
  */
 export function containedLogger(logger: object): Logger {
   const out: Record<string, unknown> = {};
@@ -40,7 +40,9 @@ export function containedLogger(logger: object): Logger {
     if (typeof f !== 'function') throw invalidArg(`logger.${m} must be a function`);
     out[m] = (...args: unknown[]): void => {
       try {
-        Reflect.apply(f as (...a: unknown[]) => unknown, logger, args);
+        const r = Reflect.apply(f as (...a: unknown[]) => unknown, logger, args);
+        // An async logger's failure is a rejected promise: dropped too (never unhandled).
+        if (r instanceof Promise) r.catch(() => {});
       } catch {
         /* the caller's logger failed: the collector goes on */
       }

@@ -1,5 +1,5 @@
 /** Argument checks shared by the typed layer: fail with a code before reaching the kernel. */
-import { ErrorCode, MoveGcError, einval, invalidArg, outOfRange } from './errors.js';
+import { ErrorCode, MoveGcError, einval, invalidArg, isMoveGcError, outOfRange } from './errors.js';
 import { PAGE_SIZE } from './native.js';
 
 export function checkInt(name: string, v: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): number {
@@ -53,12 +53,15 @@ export function readOptions(what: string, opts: unknown, known: readonly string[
 }
 
 /** A list option, read once into a plain array (a Proxy, subclass or iterator asked once). */
-export function readList(what: string, v: unknown): unknown[] {
+export function readList(what: string, v: unknown, max = 64): unknown[] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) throw invalidArg(`${what} must be an array, got ${v === null ? 'null' : typeof v}`);
   try {
+    // (Every list option is short: a huge or sparse one is refused before it is copied.)
+    if ((v as unknown[]).length > max) throw outOfRange(`${what} has ${(v as unknown[]).length} entries, at most ${max}`);
     return Array.from(v as unknown[]);
-  } catch {
+  } catch (e) {
+    if (isMoveGcError(e)) throw e;
     throw invalidArg(`${what} could not be read (a getter, iterator or Proxy trap threw)`);
   }
 }

@@ -249,6 +249,9 @@ describe('alike on both paths', () => {
     }
     expectCode(() => Mapping.anonymous(PS, { advise: 5 as Any }), 'ERR_INVALID_ARG_TYPE');
     expectCode(() => Mapping.anonymous(PS, { advise: ['toString' as Any] }), 'ERR_INVALID_ARG_TYPE');
+    const sparse: unknown[] = [];
+    sparse.length = 5e7; // refused before it is copied (it took seconds)
+    expectCode(() => Mapping.anonymous(PS, { advise: sparse as Any }), 'ERR_OUT_OF_RANGE');
     expectCode(() => IoUringPin.pin(m.address, PS, { io: 'no' as Any }), 'ERR_INVALID_ARG_TYPE');
     for (const hide of ['move', ['bogus'], [Object.create(null)]]) expectCode(() => probe({ hide } as Any), 'ERR_INVALID_ARG_TYPE');
     expectCode(() => probe({ hdie: ['move'] } as Any), 'ERR_UNKNOWN_OPTION');

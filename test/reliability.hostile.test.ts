@@ -90,12 +90,19 @@ describe('a logger that throws', () => {
   // remap and never rebuilt), a heap that cannot be closed, or a create that leaks its heap.
   const modes: ModeName[] = MODE === 'stw' ? ['stw'] : [MODE, 'stw'];
   for (const mode of modes)
-    it(`${mode}: every log call throws; create, collections and close work, nothing leaks`, async () => {
+    it(`${mode}: every log call throws or rejects; create, collections and close work, nothing leaks`, async () => {
+      const unhandled: unknown[] = [];
+      const onUnhandled = (e: unknown): void => void unhandled.push(e);
+      process.on('unhandledRejection', onUnhandled);
       const fds = fdCount();
       const boom = (): never => {
         throw new Error('logger down');
       };
-      const logger = { debug: boom, info: boom, warn: boom, error: boom };
+      // Sync throws for debug and warn, rejected promises (an async logger) for info and error.
+      const rejects = async (): Promise<never> => {
+        throw new Error('async logger down');
+      };
+      const logger = { debug: boom, info: rejects, warn: boom, error: rejects };
       const h = await Heap.create({ capacity: 8 << 20, mode, stallMs: 100, logger: logger as Any });
       const g = buildGraph(h, { nodes: 3000, garbage: 0.5, seed: 11 });
       const sum = checksum(h, g.root.get());
@@ -109,6 +116,9 @@ describe('a logger that throws', () => {
       await h.close();
       expect(h.closed).toBe(true);
       expect(fdCount()).toBe(fds);
+      await new Promise((r) => setTimeout(r, 20)); // unhandled rejections are reported after a turn
+      process.off('unhandledRejection', onUnhandled);
+      expect(unhandled).toEqual([]);
     });
 });
 
