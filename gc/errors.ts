@@ -77,7 +77,7 @@ export function fromNative(e: unknown, context?: string): MoveGcError {
   // calls (madvise, mremap) say the errno only.
   const sc = err?.syscall ?? '';
   const hint = /^(UFFDIO_|userfaultfd)/.test(sc) && ((code !== 'ENOENT' && code !== 'EBUSY') || sc === 'UFFDIO_MOVE') ? HINTS[code] : undefined;
-  let msg = typeof err?.message === 'string' ? err.message : shown(e);
+  let msg = messageOf(e);
   if (hint && err?.errno !== undefined) msg += ` [${hint}]`;
   if (context) msg = `${context}: ${msg}`;
   return new MoveGcError(code, msg, { errno: err?.errno, syscall: err?.syscall, bytesDone: err?.bytesDone, cause: e });
@@ -86,13 +86,7 @@ export function fromNative(e: unknown, context?: string): MoveGcError {
 /** Errors leaving the public API always carry a code: one without is a bug, wrapped as ERR_INTERNAL. */
 export function internal(e: unknown, context: string): MoveGcError {
   if (isMoveGcError(e)) return e;
-  let msg: string;
-  try {
-    msg = typeof (e as Error)?.message === 'string' ? (e as Error).message : shown(e);
-  } catch {
-    msg = shown(e);
-  }
-  return new MoveGcError(ErrorCode.INTERNAL, `${context}: ${msg}`, { cause: e });
+  return new MoveGcError(ErrorCode.INTERNAL, `${context}: ${messageOf(e)}`, { cause: e });
 }
 
 /** EINVAL said by the typed layer before the kernel would: with its errno, as the kernel's. */
@@ -118,6 +112,17 @@ export function shown(v: unknown): string {
   if (typeof v === 'function') return 'a function';
   const s = String(v);
   return s.length > 64 ? `${s.slice(0, 61)}...` : s;
+}
+
+/** A thrown value's message: its string `message`, else the value as shown(); never throws. */
+function messageOf(e: unknown): string {
+  try {
+    const m = (e as Error)?.message;
+    if (typeof m === 'string') return m;
+  } catch {
+    /* a getter or Proxy trap threw */
+  }
+  return shown(e);
 }
 
 /** One of ours, asked without running a thrown Proxy's traps (instanceof would). */

@@ -11,7 +11,7 @@ import { FaultInstall, Install } from './install.js';
 import { TypeTable } from './layout.js';
 import { Mapping } from './memory.js';
 import { Mode, type ModeName } from './modes.js';
-import { HEAP_ALIGN, Marking, mapAlignment, type ResolvedOptions } from './options.js';
+import { HEAP_ALIGN, mapAlignment, type ResolvedOptions } from './options.js';
 import { checkAddressSpace } from './address-space.js';
 import { collectorRoles } from './threads.js';
 import type { Capabilities } from './probe.js';
@@ -32,8 +32,7 @@ export class HeapMemory {
     const alignment = mapAlignment(opts.capacity);
     // Room for both mappings (the second over-mapped by its alignment while it is made) and
     // for the collector's threads, or ENOMEM now: see address-space.ts.
-    const marking = mode === Mode.STW ? Marking.PAUSE : opts.marking;
-    checkAddressSpace(2 * opts.capacity + HEAP_ALIGN, alignment, collectorRoles(mode, marking).length);
+    checkAddressSpace(2 * opts.capacity + HEAP_ALIGN, alignment, collectorRoles(mode, opts.marking).length);
     const opened: Array<{ close(): void }> = [];
     try {
       // Huge pages (options.hugePages) for the heap only: from-space receives the heap's

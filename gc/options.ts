@@ -5,11 +5,11 @@
  * frozen: the heap never reads the caller's object again.
  */
 import { PAGE_WORDS, WORD } from './layout.js';
-import { ErrorCode, MoveGcError, invalidArg, isMoveGcError, shown } from './errors.js';
+import { ErrorCode, MoveGcError, invalidArg, isMoveGcError } from './errors.js';
 import { containedLogger, type Logger } from './log.js';
 import type { BuilderName } from './build.js';
 import { MODES, Mode, type ModeName } from './modes.js';
-import { HIDEABLE, type Hideable } from './probe.js';
+import { readHidden, type Hideable } from './probe.js';
 
 /**
  * The largest heap: 16 GiB less 2 MiB, so that from-space plus its scratch pages fits one
@@ -241,20 +241,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     if (!Number.isSafeInteger(largeObjectBytes) || largeObjectBytes < 0 || largeObjectBytes > cap)
       throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `largeObjectBytes must be an integer in [0, capacity] (0: never), got ${largeObjectBytes}`);
   }
-  let hidden: Hideable[] = [];
-  if (hide !== undefined) {
-    if (!Array.isArray(hide)) throw invalidArg('hide must be an array');
-    let read: unknown[];
-    try {
-      read = Array.from(hide as unknown[]); // once: a Proxy or a subclass is asked once, here
-    } catch {
-      throw invalidArg('hide could not be read (a getter, iterator or Proxy trap threw)');
-    }
-    hidden = read.map((h) => {
-      if (!(HIDEABLE as readonly unknown[]).includes(h)) throw invalidArg(`hide: unknown capability ${shown(h)} (expected ${HIDEABLE.join(', ')})`);
-      return h as Hideable;
-    });
-  }
+  const hidden = readHidden('hide', hide, Infinity);
   let log: Logger | undefined;
   if (logger !== undefined) {
     if (typeof logger !== 'object' || logger === null) throw invalidArg('logger must be a pino-style logger object');

@@ -94,6 +94,14 @@ export interface Capabilities {
 export type Hideable = 'uffd' | 'move' | 'moveFixes';
 export const HIDEABLE: readonly Hideable[] = ['uffd', 'move', 'moveFixes'];
 
+/** A list of capabilities to hide (HeapOptions.hide, probe's hide): read once, each one known. */
+export function readHidden(what: string, v: unknown, max?: number): Hideable[] {
+  const list = readList(what, v, max);
+  for (const h of list)
+    if (!(HIDEABLE as readonly unknown[]).includes(h)) throw invalidArg(`${what}: unknown capability ${shown(h)} (expected ${HIDEABLE.join(', ')})`);
+  return list as Hideable[];
+}
+
 let raw: RawProbe | undefined;
 
 /**
@@ -103,11 +111,8 @@ let raw: RawProbe | undefined;
 export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capabilities {
   const o = readOptions('probe options', opts, ['hide', 'refresh']);
   checkFlags('probe options', o, ['refresh']);
-  const hidden = readList('probe options.hide', o.hide);
-  for (const h of hidden)
-    if (!(HIDEABLE as readonly unknown[]).includes(h)) throw invalidArg(`probe options.hide: unknown capability ${shown(h)} (expected ${HIDEABLE.join(', ')})`);
+  const hide = new Set(readHidden('probe options.hide', o.hide));
   if (!raw || o.refresh === true) raw = native.probe();
-  const hide = new Set(hidden as Hideable[]);
   const no = (reason: string): Capability => ({ ok: false, reason });
   const r = raw;
   const features = r.features !== undefined ? featureNames(r.features) : [];

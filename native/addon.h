@@ -1,6 +1,8 @@
 #pragma once
 #include <napi.h>
 
+#include <string>
+
 namespace movegc {
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitUserfaultfd(Napi::Env env, Napi::Object exports);
@@ -19,8 +21,11 @@ void Own(napi_env env, Owned kind, uint64_t key, uint64_t len = 0);
 void Disown(Owned kind, uint64_t key);
 // Unregisters a ring's buffer, unmaps and closes it (uring.cc); unknown rings: nothing.
 void ReleaseRing(int fd);
-// Unregisters a pin ring's buffer and closes it (pin.cc): 0 or the unregistration's errno.
-int ReleasePin(int ring);
+// Unregisters an io_uring's buffer (releasing its pin) and closes it (pin.cc): 0, or the
+// unregistration's errno (the ring is closed either way).
+int CloseRing(int ring);
+// What a descriptor is: its /proc/self/fd link (e.g. "anon_inode:[userfaultfd]"), "" if not open (owned.cc).
+std::string FdLink(int fd);
 
 // Opens a userfaultfd: 0 syscall, 1 syscall + UFFD_USER_MODE_ONLY, 2 /dev/userfaultfd. fd or -errno.
 int OpenUffd(int how);

@@ -11,6 +11,7 @@
 // what it releases. A descriptor closed behind the addon's back and reused for something
 // else is left alone: its kind is checked in /proc/self/fd before it is closed.
 #include <errno.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -35,14 +36,7 @@ std::mutex* g_mu = new std::mutex;                                  // never des
 auto* g_owned = new std::map<std::pair<Owned, uint64_t>, Entry>;  // idem
 
 // The descriptor still refers to what was opened (anon_inode:[userfaultfd], [io_uring]).
-bool StillA(int fd, const char* what) {
-  char link[64], buf[128];
-  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  ssize_t n = readlink(link, buf, sizeof buf - 1);
-  if (n < 0) return false;
-  buf[n] = 0;
-  return std::string(buf).find(what) != std::string::npos;
-}
+bool StillA(int fd, const char* what) { return FdLink(fd).find(what) != std::string::npos; }
 
 void Release(Owned kind, uint64_t key, uint64_t len) {
   int fd = static_cast<int>(key);
@@ -58,7 +52,7 @@ void Release(Owned kind, uint64_t key, uint64_t len) {
       if (StillA(fd, "io_uring")) ReleaseRing(fd);
       break;
     case Owned::PIN:
-      if (StillA(fd, "io_uring")) ReleasePin(fd);
+      if (StillA(fd, "io_uring")) CloseRing(fd);
       break;
   }
 }
@@ -92,6 +86,13 @@ Napi::Value Count(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+std::string FdLink(int fd) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(path, buf, sizeof buf - 1);
+  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
 
 void Own(napi_env env, Owned kind, uint64_t key, uint64_t len) {
   std::lock_guard<std::mutex> g(*g_mu);

@@ -17,9 +17,7 @@
 
 namespace movegc {
 
-// Unregisters a pin ring's buffer (releasing the pin) and closes it: 0, or the errno of the
-// unregistration (the ring is closed either way).
-int ReleasePin(int ring) {
+int CloseRing(int ring) {
   long r = syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, nullptr, 0);
   int err = r < 0 ? errno : 0;
   close(ring);
@@ -46,7 +44,7 @@ Napi::Value PinRange(const Napi::CallbackInfo& info) {
 Napi::Value Unpin(const Napi::CallbackInfo& info) {
   int ring = ArgFd(info, 0);
   Disown(Owned::PIN, static_cast<uint64_t>(ring));
-  int err = ReleasePin(ring);
+  int err = CloseRing(ring);
   if (err > 0) ThrowErrno(info.Env(), "io_uring_register(IORING_UNREGISTER_BUFFERS)", err);
   return info.Env().Undefined();
 }

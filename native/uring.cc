@@ -142,7 +142,7 @@ Napi::Value ReadFixed(const Napi::CallbackInfo& info) {
   }
 }
 
-// Unregisters the buffer (releasing the pin), unmaps the rings, closes the fd. 0 or an errno
+// Unmaps the rings, then unregisters the buffer (releasing the pin) and closes the fd. 0 or an errno
 // from the unregistration (the ring is closed either way); -1 for a ring not open.
 int Release(int ring) {
   Ring r;
@@ -154,11 +154,8 @@ int Release(int ring) {
     rings.erase(it);
   }
   Disown(Owned::RING, static_cast<uint64_t>(ring));
-  long rc = syscall(__NR_io_uring_register, ring, IORING_UNREGISTER_BUFFERS, nullptr, 0);
-  int err = rc < 0 ? errno : 0;
   Unmap(r);
-  close(ring);
-  return err == ENXIO ? 0 : err;
+  return CloseRing(ring);
 }
 
 // close(ring): Release; a ring already closed is ignored.

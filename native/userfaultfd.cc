@@ -3,7 +3,6 @@
 // Functions take the descriptor as an int so any thread (main or Worker) can use the same fd.
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -163,13 +162,8 @@ Napi::Value Poison(const Napi::CallbackInfo& info) {
 // describe(fd) -> { link }: what the descriptor is (/proc/self/fd's link, e.g.
 // "anon_inode:[userfaultfd]"; "" if not open). Userfaultfd.adopt checks it.
 Napi::Value Describe(const Napi::CallbackInfo& info) {
-  int fd = ArgFd(info, 0);
-  char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  ssize_t n = readlink(path, buf, sizeof buf - 1);
-  buf[n < 0 ? 0 : n] = 0;
   Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("link", Napi::String::New(info.Env(), buf));
+  o.Set("link", Napi::String::New(info.Env(), FdLink(ArgFd(info, 0))));
   return o;
 }
 
