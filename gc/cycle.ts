@@ -266,7 +266,7 @@ export class CycleDriver {
     mut.barrierLog.reset();
     mut.setBarrier(true, a.blackStart);
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.MARKING);
-    a.request = this.#marker.hand({ job: MarkJob.MARK, roots: Uint32Array.from(mut.rootWords()), blackStart: a.blackStart, typeCount: a.typeCount });
+    a.request = this.#marker.hand({ job: MarkJob.MARK, roots: Uint32Array.from(mut.rootWords()), blackStart: a.blackStart, typeCount: a.typeCount }, this.#c.inject().markHandGapMs);
     this.#pause(a, 'initial', t0);
     return a;
   }
@@ -343,7 +343,7 @@ export class CycleDriver {
     a.phase = CyclePhase.PLANNING;
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.REMARKED);
     a.pinsAdded = mut.pinsAdded;
-    a.request = this.#marker.hand({ job: MarkJob.PLAN, topWord: a.planTop, pins: mut.pinWords(), denseThreshold: this.#c.opts.denseThreshold, alignWords: this.#alignWords, next: mut.epochStarts ^ 1, nextExtent: mut.nextStartsExtent });
+    a.request = this.#marker.hand({ job: MarkJob.PLAN, topWord: a.planTop, pins: mut.pinWords(), denseThreshold: this.#c.opts.denseThreshold, alignWords: this.#alignWords, next: mut.epochStarts ^ 1, nextExtent: mut.nextStartsExtent }, this.#c.inject().markHandGapMs);
     this.#pause(a, 'remark', t0);
   }
 

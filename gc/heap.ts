@@ -303,8 +303,9 @@ export class Heap implements RootOwner {
   /** The write barrier's slow path: log a stored reference the marker may not have seen. */
   #shade(w: number): void {
     if (w === 0 || w >= this.#blackStart) return;
-    // Marked already: skip, but only once the marker has cleared the last cycle's bits.
-    if ((this.#sh.starts[w >>> 5] & (1 << (w & 31))) !== 0 && Atomics.load(this.#sh.ctl, Ctl.MARK_CLEARED) === 1) return;
+    // Marked already: skip, but only once the marker has cleared the last cycle's bits. The
+    // flag is read first: a bit read before it could be last cycle's, cleared in between.
+    if (Atomics.load(this.#sh.ctl, Ctl.MARK_CLEARED) === 1 && (this.#sh.starts[w >>> 5] & (1 << (w & 31))) !== 0) return;
     this.#log.append(w);
   }
 

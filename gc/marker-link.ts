@@ -12,7 +12,7 @@
 import { receiveMessageOnPort } from 'node:worker_threads';
 import { Ctl } from './control.js';
 import type { Logger } from './log.js';
-import type { MarkerJob, MarkerReply } from './marker.js';
+import type { MarkerJob, MarkerMessage, MarkerReply } from './marker.js';
 import { now, type Shared } from './shared.js';
 import { Role, type CollectorThreads } from './threads.js';
 
@@ -30,15 +30,20 @@ export class MarkerLink {
     this.#log = log;
   }
 
-  /** Hands the marker a job; returns its request number. */
-  hand(job: MarkerJob): number {
+  /** Hands the marker a job; returns its request number. `gapMs`: fault injection (see below). */
+  hand(job: MarkerJob, gapMs = 0): number {
     const ctl = this.#sh.ctl;
     Atomics.store(ctl, Ctl.MARK_STOP, 0);
     Atomics.store(ctl, Ctl.MARK_PARKED, 0);
     Atomics.store(ctl, Ctl.MARK_IDLE, 0);
     Atomics.store(ctl, Ctl.MARK_CLEARED, 0);
-    this.#threads.markerPort!.postMessage(job);
-    const req = Atomics.add(ctl, Ctl.MARK_REQUEST, 1) + 1;
+    // The job first, then the word that wakes the marker: it finds the job when it wakes.
+    const req = Atomics.load(ctl, Ctl.MARK_REQUEST) + 1;
+    const msg: MarkerMessage = { ...job, req };
+    this.#threads.markerPort!.postMessage(msg);
+    // Injected: widens the window in which a marker polling the word finds this job (marker.ts).
+    if (gapMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, gapMs);
+    Atomics.store(ctl, Ctl.MARK_REQUEST, req);
     Atomics.notify(ctl, Ctl.MARK_REQUEST);
     return req;
   }

@@ -46,6 +46,8 @@ export interface PlanPayload {
   nextExtent: number;
 }
 export type MarkerJob = MarkPayload | PlanPayload;
+/** A job as posted: its request number travels with it (see runMarker). */
+export type MarkerMessage = MarkerJob & { req: number };
 /** The marker's answer to request `req`. */
 export type MarkerReply = { req: number } & ({ ok: true; plan?: Plan } | { ok: false; code: string; message: string });
 
@@ -57,30 +59,35 @@ export interface MarkerHooks {
 export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hooks: MarkerHooks, stallMs: number): void {
   const idleWait = Math.max(1, Math.min(200, stallMs / 4)); // heartbeats well within stallMs
   const ctl = sh.ctl;
-  // From 0, not the current request: the heap may hand the first job before this thread got
-  // here. A replacement finds only jobs posted to its own new port, so it redoes nothing.
+  // MARK_REQUEST only wakes this thread: each job carries its own number. The heap posts a job
+  // before it bumps the word, so a thread that reads the word just before a bump can already
+  // find the next job in its port; answering that job under the word's number answered the
+  // wrong request (the heap then waited for its own forever: a hang the race fuzzer found
+  // with a freshly replaced marker). A replacement finds only jobs posted to its own new port.
   let seen = 0;
   while (!Atomics.load(ctl, Ctl.STOP)) {
     sh.hb.beat(Role.MARKER);
     Atomics.wait(ctl, Ctl.MARK_REQUEST, seen, idleWait);
-    const req = Atomics.load(ctl, Ctl.MARK_REQUEST);
-    if (req === seen) continue;
-    seen = req;
-    const msg = receiveMessageOnPort(port)?.message as MarkerJob | undefined;
-    if (!msg) continue;
-    let reply: MarkerReply = { req, ok: true };
-    try {
-      if (msg.job === MarkJob.MARK) markConcurrently(sh, heap, msg, hooks);
-      else reply = { req, ok: true, plan: planConcurrently(sh, heap, msg) };
-    } catch (e) {
-      if ((e as Error)?.message?.startsWith('injected')) throw e; // the marker dies: the heap takes over
-      reply = { req, ok: false, code: (e as MoveGcError)?.code ?? 'ERR_INTERNAL', message: (e as Error)?.message ?? String(e) };
-    }
-    port.postMessage(reply);
-    Atomics.store(ctl, reply.ok ? Ctl.MARK_DONE : Ctl.MARK_FAILED, req);
-    Atomics.notify(ctl, Ctl.MARK_DONE);
-    Atomics.notify(ctl, Ctl.MARK_FAILED);
+    seen = Atomics.load(ctl, Ctl.MARK_REQUEST);
+    for (let m = receiveMessageOnPort(port); m && !Atomics.load(ctl, Ctl.STOP); m = receiveMessageOnPort(port)) answer(sh, heap, port, m.message as MarkerMessage, hooks);
   }
+}
+
+function answer(sh: Shared, heap: Uint32Array, port: MessagePort, msg: MarkerMessage, hooks: MarkerHooks): void {
+  const ctl = sh.ctl;
+  const req = msg.req;
+  let reply: MarkerReply = { req, ok: true };
+  try {
+    if (msg.job === MarkJob.MARK) markConcurrently(sh, heap, msg, hooks);
+    else reply = { req, ok: true, plan: planConcurrently(sh, heap, msg) };
+  } catch (e) {
+    if ((e as Error)?.message?.startsWith('injected')) throw e; // the marker dies: the heap takes over
+    reply = { req, ok: false, code: (e as MoveGcError)?.code ?? 'ERR_INTERNAL', message: (e as Error)?.message ?? String(e) };
+  }
+  port.postMessage(reply);
+  Atomics.store(ctl, reply.ok ? Ctl.MARK_DONE : Ctl.MARK_FAILED, req);
+  Atomics.notify(ctl, Ctl.MARK_DONE);
+  Atomics.notify(ctl, Ctl.MARK_FAILED);
 }
 
 function markConcurrently(sh: Shared, heap: Uint32Array, job: MarkPayload, hooks: MarkerHooks): void {

@@ -86,6 +86,8 @@ export interface InjectOptions {
   markDieAtObject?: number;
   /** Stall the marker this long after it first takes entries from the barrier log, before it says it is busy again. */
   markLogDelayMs?: number;
+  /** Hold each marker job this long between posting it and bumping the word that wakes the marker. */
+  markHandGapMs?: number;
   /** The mutator's Nth self-service build of a cycle throws once it holds the page's claim. */
   selfFailAtBuild?: number;
   /** The mutator's Nth self-service build of a cycle throws once built, before its install. */
@@ -169,7 +171,7 @@ export interface ResolvedOptions {
 }
 
 const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in

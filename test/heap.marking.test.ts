@@ -241,6 +241,29 @@ describe.each(['move', 'copy'] as const)('a failing marker (%s)', (mode) => {
       expect(h.getU32(nth(h, keep.get()!, 9999), 0)).toBe(9999);
     });
   }
+
+  itMode(mode, 'a replacement marker that finds its first job before the word that numbers it answers that job', async () => {
+    // Found by the race fuzzer (a hang in planning): the heap posts a job, then bumps
+    // MARK_REQUEST. A freshly replaced marker whose first look fell between the two took the
+    // job under the previous number; the heap waited for its own forever. markHandGapMs holds
+    // that window open across the replacement's start: the marker dies mid-marking, a
+    // safepoint remarks as soon as it is gone and hands the plan before its successor runs.
+    const h = await openHeap({ capacity: 16 << 20, mode, marking: 'concurrent', stallMs: 2000, inject: { markDieAtObject: 200, markHandGapMs: 1000 } });
+    const T = h.defineType({ name: 'Node', refs: 2, bytes: 8 });
+    const keep = h.root(chain(h, T, 3000));
+    expect(h.requestCollection()).toBe(true);
+    for (let i = 0; i < 10_000 && h.cyclePhase === 'marking'; i++) {
+      h.safepoint();
+      await sleep(1);
+    }
+    expect(h.cyclePhase).not.toBe('marking');
+    const done = await Promise.race([h.idle().then(() => 'done'), sleep(15_000).then(() => 'hung')]);
+    expect(done).toBe('done');
+    const st = h.history[h.history.length - 1];
+    expect(st.takeovers).toBeGreaterThan(0);
+    expect(st.plan.inPause).toBe(false); // the replacement planned
+    expect(h.getU32(nth(h, keep.get()!, 2999), 0)).toBe(2999);
+  });
 });
 
 describe('watching a cycle', () => {
