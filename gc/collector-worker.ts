@@ -83,9 +83,12 @@ if (init.role === 'fault') {
     seen = c;
     if (Atomics.load(sh.ctl, Ctl.PHASE) !== Phase.COMPACTING) continue;
     Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, c);
-    if (Atomics.load(sh.ctl, Ctl.CLOSING_CYCLE) === c) {
+    if (Atomics.load(sh.ctl, Ctl.CLOSING_CYCLE) === c || Atomics.load(sh.ctl, Ctl.CYCLE) !== c) {
       // Every page was installed without us and the heap is finishing the cycle: walking it
-      // now could overlap the next cycle's plan with this one's recycling state.
+      // now could overlap the next cycle's plan with this one's recycling state. Or cycle c
+      // ended before we said we were in, and others began (descheduled between the two
+      // loads above): a cycle with no page overwrites CLOSING_CYCLE with its own number, and
+      // a walk that started on its empty plan would release from-space under the next one.
       Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
       continue;
     }
