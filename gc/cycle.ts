@@ -421,7 +421,10 @@ export class CycleDriver {
         a.planTop = top;
         p = planHeap(mut.u32, sh.types, sh, { topWord: top, pinned: mut.pinWords(), denseThreshold: opts.denseThreshold, alignWords: this.#alignWords });
         const next = sh.objects[mut.epochStarts ^ 1];
-        next.fill(0, 0, mut.nextStartsExtent);
+        // A marker's plan (unused: a pin since, or it failed or was lost) may have written next
+        // layout starts anywhere below the top; left above the old extent, they would be object
+        // starts in free space, which the next cycle's black allocation takes for its own.
+        next.fill(0, 0, this.concurrentMarking ? Math.max(mut.nextStartsExtent, (top >>> 5) + 1) : mut.nextStartsExtent);
         forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned);
         st.planMs = now() - tp;
       }
