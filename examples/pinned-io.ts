@@ -46,7 +46,9 @@ interface RunResult {
 
 async function run(withPin: boolean, fd: number, file: Buffer, mode: ModeName, capacity: number): Promise<RunResult> {
   const name = withPin ? 'with heap.pin' : 'without heap.pin';
-  const heap = await Heap.create({ capacity, mode, logger: log.child({ run: name }, { level: process.env.MOVEGC_LOG ?? 'error' }) });
+  // largeObjectBytes 0: a 64 KiB array would otherwise be a large object, its header put on a
+  // page boundary, and its contents 8 bytes past one (io_uring pins whole pages only).
+  const heap = await Heap.create({ capacity, mode, largeObjectBytes: 0, logger: log.child({ run: name }, { level: process.env.MOVEGC_LOG ?? 'error' }) });
   const Item = heap.defineType({ name: 'Item', refs: 1, bytes: 8 });
   const list = heap.root(null);
   /** n live items in a list, each followed by a dead one: work for the compactor. */

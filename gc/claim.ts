@@ -5,8 +5,8 @@
  *
  *   UNPROCESSED --claim--> PROCESSING(owner) --built--> PROCESSED(owner, buffer) --installed--> MAPPED
  *
- * One word holds the phase (bits 0-1), the owner (bits 2-3) and, once built, the buffer page
- * the built contents wait in (bits 4 and up, plus one): a thread that sees PROCESSED reads the
+ * One word holds the phase (bits 0-1), the owner (bits 2-4) and, once built, the buffer page
+ * the built contents wait in (bits 5 and up, plus one): a thread that sees PROCESSED reads the
  * buffer from the same load, so a stale owner's late write can never point it at a buffer
  * that is being reused.
  *
@@ -17,10 +17,10 @@
 import { Ctl, Owner, PagePhase, type OwnerId, type Shared } from './shared.js';
 
 export const phaseOf = (s: number): number => s & 3;
-export const ownerOf = (s: number): number => (s >>> 2) & 3;
+export const ownerOf = (s: number): number => (s >>> 2) & 7;
 /** The buffer page a PROCESSED page's contents wait in (-1 in other phases). */
-export const bufferOf = (s: number): number => (s >>> 4) - 1;
-const state = (owner: number, phase: number, buf = -1): number => ((buf + 1) << 4) | (owner << 2) | phase;
+export const bufferOf = (s: number): number => (s >>> 5) - 1;
+const state = (owner: number, phase: number, buf = -1): number => ((buf + 1) << 5) | (owner << 2) | phase;
 
 export function claim(sh: Shared, q: number, owner: OwnerId): boolean {
   return Atomics.compareExchange(sh.pageState, q, PagePhase.UNPROCESSED, state(owner, PagePhase.PROCESSING)) === PagePhase.UNPROCESSED;

@@ -56,11 +56,12 @@ if (init.role === 'fault') {
   });
 } else if (init.role === 'marker') {
   const heap = new Uint32Array(viewOf(sh.d.heapAddress, sh.d.capacity));
-  runMarker(sh, heap, init.port!, {
+  runMarker(b, heap, init.port!, {
     onDelay: (ms: number) => sleep(ms),
     onDie: (): never => {
       throw new Error('injected: marker killed mid-marking');
     },
+    onStandIn: () => warn('the compactor and the fault server are both gone: the marker installs what is left of the cycle', { cycle: Atomics.load(sh.ctl, Ctl.CYCLE) }),
   }, init.stallMs);
 } else {
   const hooks = {

@@ -50,7 +50,7 @@ export const MAX_WHOLE_RUN = PMD_PAGES;
  */
 export const MIN_WHOLE_RUN = 16;
 /** Scratch pages (beyond the capacity in the from-space mapping) per builder. */
-export const Scratch = { COMPACTOR: 0, FAULT: MAX_BATCH, MUTATOR: MAX_BATCH + 1, SELF: MAX_BATCH + 2, PAGES: MAX_BATCH + 3 } as const;
+export const Scratch = { COMPACTOR: 0, FAULT: MAX_BATCH, MUTATOR: MAX_BATCH + 1, SELF: MAX_BATCH + 2, MARKER: MAX_BATCH + 3, PAGES: MAX_BATCH + 4 } as const;
 
 /** Fault injection inside one page build: called once claimed, and once built (before install). */
 export type BuildHook = (stage: 'claimed' | 'built') => void;
@@ -116,7 +116,7 @@ export class Builders {
       throw e;
     }
     if (!markProcessed(sh, q, owner, scratch)) return false;
-    sh.count(owner === Owner.FAULT ? Ctl.FAULT_BUILDS : owner === Owner.MUTATOR ? Ctl.MUTATOR_BUILDS : Ctl.COMPACTOR_BUILDS);
+    sh.count(owner === Owner.FAULT ? Ctl.FAULT_BUILDS : owner === Owner.MUTATOR ? Ctl.MUTATOR_BUILDS : owner === Owner.MARKER ? Ctl.MARKER_BUILDS : Ctl.COMPACTOR_BUILDS);
     hook?.('built');
     if (heapDirect) this.installer.install(q, scratch, 1);
     else this.installer.installOne(q, scratch);
@@ -160,6 +160,7 @@ export class Builders {
   isStale(owner: number, stallMs: number): boolean {
     if (owner === Owner.COMPACTOR) return this.sh.hb.isStale(Role.COMPACTOR, stallMs);
     if (owner === Owner.FAULT) return this.sh.hb.isStale(Role.FAULT, stallMs);
+    if (owner === Owner.MARKER) return this.sh.hb.isStale(Role.MARKER, stallMs);
     // The mutator holds a claim across no call of its own, except a page whose install failed
     // in self-service: it then gives the cycle's claims up (selfservice.ts).
     const abandoned = Atomics.load(this.sh.ctl, Ctl.SELF_ABANDONED);

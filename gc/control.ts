@@ -137,6 +137,8 @@ const ctl = layout({
     /** Pages the fault server built ahead of the background order. */
     'FAULT_BUILDS',
     'MUTATOR_BUILDS',
+    /** Pages the marker built standing in for a compactor and a fault server both gone (marker.ts). */
+    'MARKER_BUILDS',
     'EBUSY_COPIES',
     /** Mutator self-service (selfservice.ts): pages it resolved itself, pages it left to the kernel (another builder had them), builds that failed. */
     'SELF_RESOLVED',

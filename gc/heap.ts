@@ -31,7 +31,7 @@ import { census, type Census } from './census.js';
 import { HeapType, debugState, progressOf, readTypeSpec, type Progress, type TypeSpec } from './heap-types.js';
 import { badValue, ownBytes } from './values.js';
 import { Pin, Root, RootTable, type RootOwner } from './roots.js';
-import { CollectorThreads, collectorRoles, keepAlive } from './threads.js';
+import { CollectorThreads, Role, collectorRoles, keepAlive } from './threads.js';
 import { Watchdog } from './watchdog.js';
 import { warmUpFlip } from './warmup.js';
 import {
@@ -172,7 +172,7 @@ export class Heap implements RootOwner {
     liveHeaps.add(heap);
     try {
       await heap.#threads.start();
-      if (heap.#uffd) heap.#watchdog = Watchdog.start(heap.#sh, heap.#uffd.fd, opts.stallMs);
+      if (heap.#uffd) heap.#watchdog = Watchdog.start(heap.#sh, heap.#uffd.fd, opts.stallMs, heap.#threads.has(Role.MARKER));
       if (!warmedUp) {
         warmedUp = true;
         heap.#warmUp();

@@ -18,7 +18,7 @@ export type RoleId = (typeof Role)[keyof typeof Role];
 export const ROLE_NAMES: Record<RoleId, string> = { 0: 'compactor', 1: 'fault server', 2: 'marker' };
 /** Words in the table (room for one more role). */
 export const ROLE_SLOTS = 4;
-/** Roles whose thread can install the page a blocked mutator waits for (see watchdog.ts). */
+/** Roles whose thread can install the page a blocked mutator waits for (see watchdog.ts); the marker too where there is one (standin.ts). */
 export const FAULT_SERVING_ROLES: readonly RoleId[] = [Role.COMPACTOR, Role.FAULT];
 
 export const IDLE = -1;

@@ -23,6 +23,8 @@ import { Tracer, clearMarks } from './mark.js';
 import { forwardObjectStarts, plan, type Plan } from './plan.js';
 import { now, type Shared } from './shared.js';
 import { Role } from './heartbeat.js';
+import type { Builders } from './compact.js';
+import { noInstaller, standIn } from './standin.js';
 
 /** Grey objects scanned between two looks at the stop word, the log and the heartbeat. */
 const STEP = 512;
@@ -54,9 +56,12 @@ export type MarkerReply = { req: number } & ({ ok: true; plan?: Plan } | { ok: f
 export interface MarkerHooks {
   onDelay(ms: number): void;
   onDie(): never;
+  /** It begins to stand in for compaction (standin.ts). */
+  onStandIn(): void;
 }
 
-export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hooks: MarkerHooks, stallMs: number): void {
+export function runMarker(b: Builders, heap: Uint32Array, port: MessagePort, hooks: MarkerHooks, stallMs: number): void {
+  const sh = b.sh;
   const idleWait = Math.max(1, Math.min(200, stallMs / 4)); // heartbeats well within stallMs
   const ctl = sh.ctl;
   // MARK_REQUEST only wakes this thread: each job carries its own number. The heap posts a job
@@ -65,11 +70,18 @@ export function runMarker(sh: Shared, heap: Uint32Array, port: MessagePort, hook
   // wrong request (the heap then waited for its own forever: a hang the race fuzzer found
   // with a freshly replaced marker). A replacement finds only jobs posted to its own new port.
   let seen = 0;
+  let standingIn = 0; // the cycle it last stood in for (said once per cycle)
   while (!Atomics.load(ctl, Ctl.STOP)) {
     sh.hb.beat(Role.MARKER);
     Atomics.wait(ctl, Ctl.MARK_REQUEST, seen, idleWait);
     seen = Atomics.load(ctl, Ctl.MARK_REQUEST);
     for (let m = receiveMessageOnPort(port); m && !Atomics.load(ctl, Ctl.STOP); m = receiveMessageOnPort(port)) answer(sh, heap, port, m.message as MarkerMessage, hooks);
+    // Between jobs (none comes while a cycle compacts): the last stand-in of compaction.
+    if (noInstaller(b, stallMs)) {
+      if (standingIn !== Atomics.load(ctl, Ctl.CYCLE)) hooks.onStandIn();
+      standingIn = Atomics.load(ctl, Ctl.CYCLE);
+      standIn(b, stallMs, () => sh.hb.beat(Role.MARKER));
+    }
   }
 }
 

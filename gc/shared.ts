@@ -13,8 +13,8 @@ import { Ctl, Clk } from './control.js';
 
 /** Page phases (low 2 bits of a page state word); the owner is in the bits above. */
 export const PagePhase = { UNPROCESSED: 0, PROCESSING: 1, PROCESSED: 2, MAPPED: 3 } as const;
-/** Who claimed a page. */
-export const Owner = { NONE: 0, COMPACTOR: 1, FAULT: 2, MUTATOR: 3 } as const;
+/** Who claimed a page (the marker only as the last stand-in: marker.ts). */
+export const Owner = { NONE: 0, COMPACTOR: 1, FAULT: 2, MUTATOR: 3, MARKER: 4 } as const;
 export type OwnerId = (typeof Owner)[keyof typeof Owner];
 
 /**

@@ -60,6 +60,8 @@ export interface CycleStats {
     builtByCompactor: number;
     builtByFaults: number;
     builtByMutator: number;
+    /** Pages the marker built as the last stand-in (compactor and fault server both gone: marker.ts). */
+    builtByMarker: number;
     /** Pages an accessor resolved on touching them (self-service): built, or taken over from a stalled builder and installed. */
     builtBySelf: number;
     recycledBuffers: number;
@@ -162,7 +164,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     compactionMs: 0,
     compactorBusyMs: 0,
     concurrentMs: 0,
-    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, gap: 0, moved: 0, copied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
+    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, gap: 0, moved: 0, copied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtByMarker: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
     moveCalls: 0,
     copyCalls: 0,
     batchPages: empty,
@@ -240,6 +242,7 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.pages.gap = c[Ctl.GAP_PAGES];
   st.pages.builtByFaults = c[Ctl.FAULT_BUILDS];
   st.pages.builtByMutator = stw ? st.pages.total : c[Ctl.MUTATOR_BUILDS];
+  st.pages.builtByMarker = c[Ctl.MARKER_BUILDS];
   st.pages.recycledBuffers = c[Ctl.RECYCLED_BUFFERS];
   st.pages.freshBuffers = c[Ctl.FRESH_BUFFERS];
   st.pages.released = c[Ctl.RELEASED_PAGES];

@@ -9,7 +9,7 @@
  * will never be served, not for one descheduled on a loaded machine, so the silence must
  * last many stall periods and at least FATAL_FLOOR_MS.
  */
-import { FAULT_SERVING_ROLES, ROLE_NAMES } from './heartbeat.js';
+import { FAULT_SERVING_ROLES, ROLE_NAMES, Role } from './heartbeat.js';
 import { native } from './native.js';
 import type { Shared } from './shared.js';
 
@@ -39,10 +39,13 @@ export class Watchdog {
     this.#id = id;
   }
 
-  /** Starts watching the heap's userfaultfd and its collector threads' heartbeats. */
-  static start(sh: Shared, uffdFd: number, stallMs: number): Watchdog {
+  /**
+   * Starts watching the heap's userfaultfd and its collector threads' heartbeats (`marker`: the
+   * heap has one, the last stand-in of compaction: standin.ts).
+   */
+  static start(sh: Shared, uffdFd: number, stallMs: number, marker: boolean): Watchdog {
     const t = watchdogThresholds(stallMs);
-    const slots = [...FAULT_SERVING_ROLES];
+    const slots = marker ? [...FAULT_SERVING_ROLES, Role.MARKER] : [...FAULT_SERVING_ROLES];
     const id = native.watchdog.start(uffdFd, sh.hb.words, sh.hb.epoch, slots, slots.map((r) => ROLE_NAMES[r]), sh.d.heapAddress, sh.d.capacity, t.periodMs, t.staleMs, t.fatalMs);
     return new Watchdog(id);
   }

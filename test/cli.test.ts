@@ -247,6 +247,16 @@ describe('fault paths side by side', () => {
     }
   }, undefined, 150_000);
 
+  itKernel('pinned-io runs: with heap.pin every read lands in the heap object; without it the kernel refuses MOVE', () => {
+    // It failed on every run (its buffer, a 64 KiB large object, had its header and not its
+    // contents on a page, so the io_uring pin refused the address) and only its --help was tested.
+    const r = movegc(['example', 'pinned-io'], root, 120_000);
+    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    expect(r.stdout).toMatch(/with heap\.pin the buffer never moved and 5 of 5 reads landed in the heap object/);
+    expect(r.stdout).toMatch(/^MOVE refused: EBUSY\s+0\s+[1-9]\d*$/m);
+    expect(r.stdout).toMatch(/^heap verifies\s+yes\s+yes$/m);
+  }, undefined, 150_000);
+
   it('art --compare runs 6.5 s of frames per column unless --seconds is given', () => {
     const r = movegc(['example', 'art', '--compare', '--modes', 'stw', '--heap', '8', '--nodes', '2000', '--visit', '50'], root, 60_000);
     expect(r.status, r.stderr.slice(-2000)).toBe(0);

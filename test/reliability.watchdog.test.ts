@@ -45,14 +45,15 @@ afterEach(async () => {
 });
 
 // The mutator blocks in a kernel fault only on the handler path (faultPath 'handler'); with
-// self-service its accessors build what they touch, so the same injection is survived (last test).
+// self-service its accessors build what they touch, so the same injection is survived (a test
+// below), and so it is where a marker thread exists to stand in (concurrent marking, below).
 describe('both collector threads dead while the mutator is blocked in a fault', () => {
   for (const mode of ['move', 'copy'] as const) {
-    itKernel(`[${mode}] the process dies with a fatal error naming the cause, in bounded time, instead of hanging`, () => {
+    itKernel(`[${mode}] with no marker to stand in, the process dies with a fatal error naming the cause, in bounded time, instead of hanging`, () => {
       // The compactor dies before its first page; the fault server dies on reading the walk's
       // first fault (and wakes it, so it is pending again, unread). stallMs 100: the fatal
-      // error comes after FATAL_FLOOR_MS of silence.
-      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, faultPath: 'handler', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1 } }, 40_000);
+      // error comes after FATAL_FLOOR_MS of silence. Marking in the pause: no marker thread.
+      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, marking: 'pause', faultPath: 'handler', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1 } }, 40_000);
       const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
       expect(r.error, ctx).toBeUndefined(); // not killed by the spawn timeout: no hang
       expect(lines.length, ctx).toBe(1); // the heap's address; the walk never returned
@@ -65,6 +66,23 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
       expect(r.stderr, ctx).toMatch(/compactor: last heartbeat \d+ ms ago; fault server: last heartbeat \d+ ms ago/);
       expect(ms, ctx).toBeGreaterThanOrEqual(FATAL_FLOOR_MS);
       expect(ms, ctx).toBeLessThan(30_000);
+    }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 45_000);
+  }
+
+  for (const mode of ['move', 'copy'] as const) {
+    itKernel(`[${mode}] marking concurrently, the marker stands in: it installs what is left, the walk returns; no fatal error`, () => {
+      // The same two deaths, with the default concurrent marking: once both threads have been
+      // silent for stallMs, the marker (idle while the cycle compacts) builds and installs the
+      // cycle's pages in order, each install waking the blocked walk (standin.ts).
+      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, marking: 'concurrent', faultPath: 'handler', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1 } }, 40_000);
+      const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+      expect(r.status, ctx).toBe(0);
+      expect(r.stderr, ctx).not.toContain('FATAL');
+      const end = lines[1] as { walked: number; faults: number; pages: { builtByMarker: number; builtByFaults: number } };
+      expect(end, ctx).toMatchObject({ walked: 20000, same: true, verify: true, sameAfter: true });
+      expect(end.faults, ctx).toBeGreaterThanOrEqual(1);
+      expect(end.pages.builtByMarker, ctx).toBeGreaterThan(0);
+      expect(end.pages.builtByFaults, ctx).toBe(0); // it died on its first fault
     }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 45_000);
   }
 
