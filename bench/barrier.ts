@@ -8,12 +8,21 @@
  *   node dist/bench/barrier.js [--ops N] [--reps N] [--baseline /path/to/dist/gc/index.js]
  */
 import os from 'node:os';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../cli/args.js';
 import { Heap } from '../gc/index.js';
 
-const { values } = parseArgs({ options: { ops: { type: 'string', default: '2000000' }, reps: { type: 'string', default: '7' }, baseline: { type: 'string' } } });
-const OPS = Number(values.ops);
-const REPS = Number(values.reps);
+const values = scriptArgs({
+  name: 'bench:barrier',
+  run: 'npm run bench:barrier --',
+  summary: 'setRef throughput with marking off, during concurrent marking, and a plain store (ns per store, medians)',
+  options: {
+    ops: { type: 'int', min: 1, default: 2_000_000, help: 'stores per rep' },
+    reps: { type: 'int', min: 1, max: 1000, default: 7, help: 'interleaved reps' },
+    baseline: { type: 'string', metavar: 'PATH', help: "another build's gc/index.js, run side by side" },
+  },
+}) as { ops: number; reps: number; baseline?: string };
+const OPS = values.ops;
+const REPS = values.reps;
 
 interface HeapLike {
   defineType(s: { name: string; refs: number; bytes: number }): unknown;

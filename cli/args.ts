@@ -30,6 +30,8 @@ export interface CommandSpec {
   /** Paragraphs after the option table. */
   notes?: string;
   options: Record<string, OptSpec>;
+  /** How it is run, when not as `movegc NAME` (a script: `npm run bench:barrier --`). */
+  run?: string;
 }
 
 /** A mistake on the command line: printed with a usage line, never with a stack. */
@@ -156,7 +158,27 @@ const defaultText = (o: OptSpec): string => {
 
 /** The usage line: `usage: movegc bench [options]`. */
 export function usageLine(spec: CommandSpec): string {
-  return `usage: movegc ${spec.name} [options]   (movegc ${spec.name} --help for the options)`;
+  const run = spec.run ?? `movegc ${spec.name}`;
+  return `usage: ${run} [options]   (${run} --help for the options)`;
+}
+
+/**
+ * parse() for a script run on its own (bench/barrier.ts and the like): --help prints the help
+ * and exits 0, a usage error prints one line and the usage line and exits 2.
+ */
+export function scriptArgs(spec: CommandSpec, argv = process.argv.slice(2)): Values {
+  try {
+    const v = parse(spec, argv);
+    if (v.help) {
+      process.stdout.write(`${help(spec)}\n`);
+      process.exit(0);
+    }
+    return v;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${spec.run ?? spec.name}: ${e.message}\n${usageLine(spec)}\n`);
+    process.exit(2);
+  }
 }
 
 /** The --help text. */
@@ -168,5 +190,6 @@ export function help(spec: CommandSpec): string {
   rows.push(['  -h, --help', 'this text']);
   const w = Math.min(34, Math.max(...rows.map((r) => r[0].length)) + 2);
   const lines = rows.map(([a, b]) => (a.length + 1 >= w ? `${a}\n${' '.repeat(w)}${b}` : a.padEnd(w) + b));
-  return [`movegc ${spec.name}: ${spec.summary}`, '', `usage: movegc ${spec.name} [options]`, '', 'options:', ...lines, ...(spec.notes ? ['', spec.notes.trim()] : [])].join('\n');
+  const run = spec.run ?? `movegc ${spec.name}`;
+  return [`${run}: ${spec.summary}`, '', `usage: ${run} [options]`, '', 'options:', ...lines, ...(spec.notes ? ['', spec.notes.trim()] : [])].join('\n');
 }

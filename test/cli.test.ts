@@ -53,6 +53,20 @@ describe('modules run as programs are their commands', () => {
     expect(r.stdout).toContain(`usage: movegc ${c} [options]`);
   });
 
+  // The three scripts behind npm run bench:barrier / bench:accessors / bench:builder crashed
+  // with a parseArgs stack on --help (found by the README audit).
+  it.each(['barrier', 'accessors', 'builder'])('node dist/bench/%s.js: --help prints its options, a bad flag is one line and exit 2', (name) => {
+    const file = path.join(root, 'dist', 'bench', `${name}.js`);
+    const h = spawnSync(process.execPath, [file, '--help'], { encoding: 'utf8', timeout: 30_000 });
+    expect(h.status, h.stderr).toBe(0);
+    expect(h.stdout).toContain(`usage: npm run bench:${name} -- [options]`);
+    expect(h.stdout).toContain('--reps N');
+    const bad = spawnSync(process.execPath, [file, '--rep', '3'], { encoding: 'utf8', timeout: 30_000 });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/unknown option --rep \(did you mean --reps\?\)/);
+    expect(bad.stderr).not.toMatch(STACK);
+  });
+
   it('a usage error through bench/run.js exits 2 with the reason', () => {
     const r = spawnSync(process.execPath, [path.join(root, 'dist', 'bench', 'run.js'), '--heapp', '64'], { encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(2);
