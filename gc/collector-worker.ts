@@ -53,6 +53,7 @@ if (init.role === 'fault') {
     onDie: (): never => {
       throw new Error('injected: fault server killed mid-serve');
     },
+    onDelay: (ms: number) => sleep(ms),
   });
 } else if (init.role === 'marker') {
   const heap = new Uint32Array(viewOf(sh.d.heapAddress, sh.d.capacity));

@@ -34,7 +34,7 @@ import { PAGE_WORDS } from './layout.js';
 import { native, PAGE_SIZE } from './native.js';
 import { NONE } from './plan.js';
 import { PMD_PAGES } from './options.js';
-import { Clk, Ctl, Owner, PageKind, PagePhase, SEG_FIELDS, Seg, now, type OwnerId, type Shared } from './shared.js';
+import { Clk, Ctl, Owner, PageKind, PagePhase, Phase, SEG_FIELDS, Seg, now, type OwnerId, type Shared } from './shared.js';
 import { Role } from './heartbeat.js';
 
 /** Pages per MOVE call at most: bounds how long a built page waits for its run. */
@@ -103,10 +103,29 @@ export class Builders {
     return this.capacityPages + which;
   }
 
+  /**
+   * The cycle this thread builds for (0: unfenced, for threads fenced otherwise: the compactor
+   * by COMPACTOR_IN and CLOSING_CYCLE, the mutator by running the cycle's end itself). The next
+   * cycle's plan writes its page states before its flip; a thread descheduled across the end
+   * of its cycle (the fault server, the marker standing in) would otherwise claim those pages
+   * and build them from a plan still being written: a claim made once its cycle has ended is
+   * given back (checked after the claim, so no end can slip between check and claim).
+   */
+  fence = 0;
+
+  /** Whether cycle c is the one compacting now. */
+  #inCycle(c: number): boolean {
+    return Atomics.load(this.sh.ctl, Ctl.CYCLE) === c && Atomics.load(this.sh.ctl, Ctl.PHASE) === Phase.COMPACTING;
+  }
+
   /** Builds and installs page q alone, into the scratch page given. False if another thread has it. */
   buildOne(q: number, owner: OwnerId, scratch: number, heapDirect?: Uint32Array, hook?: BuildHook): boolean {
     const sh = this.sh;
     if (!claim(sh, q, owner)) return false;
+    if (this.fence !== 0 && !this.#inCycle(this.fence)) {
+      unclaim(sh, q, owner);
+      return false;
+    }
     try {
       hook?.('claimed');
       if (heapDirect) this.builder.buildRun(q, 1, heapDirect, q * PAGE_WORDS * 2);
@@ -130,6 +149,7 @@ export class Builders {
   resolve(q: number, me: OwnerId, scratch: number, stallMs: number, heapDirect?: Uint32Array, hook?: BuildHook): boolean {
     const sh = this.sh;
     for (;;) {
+      if (this.fence !== 0 && !this.#inCycle(this.fence)) return false; // its cycle ended: see fence
       const s = Atomics.load(sh.pageState, q);
       const ph = phaseOf(s);
       if (ph === PagePhase.MAPPED) return true;

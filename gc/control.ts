@@ -52,6 +52,8 @@ const ctl = layout({
     'INJECT_FORK_AT_PAGE',
     /** The fault server dies on reading its Nth fault of the cycle (watchdog tests). */
     'INJECT_FAULT_DIE_AT_FAULT',
+    /** The fault server sleeps this long once per cycle, as it starts taking over the compactor's pages. */
+    'INJECT_FAULT_TAKEOVER_DELAY_MS',
     'INJECT_MARK_DELAY_AT',
     'INJECT_MARK_DELAY_MS',
     'INJECT_MARK_DIE_AT',
@@ -231,6 +233,7 @@ export function armCompaction(ctlWords: Int32Array, clocks: Float64Array, inj: R
   c[Ctl.INJECT_DIE_AT_PAGE] = inj.dieAtPage ?? 0;
   c[Ctl.INJECT_FORK_AT_PAGE] = inj.forkAtPage ?? 0;
   c[Ctl.INJECT_FAULT_DIE_AT_FAULT] = inj.faultDieAtFault ?? 0;
+  c[Ctl.INJECT_FAULT_TAKEOVER_DELAY_MS] = inj.faultTakeoverDelayMs ?? 0;
   c[Ctl.SEGMENTS] = segments;
   c[Ctl.PAGES_TOTAL] = pagesTotal;
   c[Ctl.PAGES_MAPPED] = 0;

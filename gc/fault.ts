@@ -31,6 +31,7 @@ const TAKEOVER_STEP = 4;
 /** Fault injection for the fault server (see InjectOptions.faultDieAtFault). */
 export interface FaultServerHooks {
   onDie(): never;
+  onDelay(ms: number): void;
 }
 
 export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: FaultServerHooks): void {
@@ -82,8 +83,11 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
     return true;
   };
 
+  let delayed = -1; // the cycle whose injected takeover delay was slept
   while (!Atomics.load(sh.ctl, Ctl.STOP)) {
     const active = Atomics.load(sh.ctl, Ctl.PHASE) === Phase.COMPACTING;
+    // Builds only for the cycle compacting now (see Builders.fence); -1: for none.
+    b.fence = active ? Atomics.load(sh.ctl, Ctl.CYCLE) : -1;
     const takeover = active && b.compactorGone(stallMs) && !b.allMapped();
     // A fault waiting on another builder's install: look again soon, not after a full poll
     // timeout (its install wakes the mutator; this only times it and guards against stalls).
@@ -114,6 +118,11 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
     if (takeover) {
       const c = Atomics.load(sh.ctl, Ctl.CYCLE);
       const ranges = [...b.pageRanges()];
+      const delayMs = Atomics.load(sh.ctl, Ctl.INJECT_FAULT_TAKEOVER_DELAY_MS);
+      if (delayMs > 0 && delayed !== c) {
+        delayed = c;
+        hooks.onDelay(delayMs); // injected: descheduled with this cycle's ranges in hand
+      }
       if (c !== cycle) {
         cycle = c;
         cursorRange = 0;

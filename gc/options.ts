@@ -79,6 +79,8 @@ export interface InjectOptions {
   forkAtPage?: number;
   /** Kill the fault server when it reads its Nth fault of the cycle, before serving it (see watchdog.ts). */
   faultDieAtFault?: number;
+  /** The fault server sleeps this long, once per cycle, as it starts taking over from a gone compactor. */
+  faultTakeoverDelayMs?: number;
   /** Stall the marker for markDelayMs after tracing this many objects (concurrent marking). */
   markDelayAtObject?: number;
   markDelayMs?: number;
@@ -171,7 +173,7 @@ export interface ResolvedOptions {
 }
 
 const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in

@@ -26,6 +26,7 @@ export function noInstaller(b: Builders, stallMs: number): boolean {
 export function standIn(b: Builders, stallMs: number, beat: () => void): void {
   const ctl = b.sh.ctl;
   const cycle = Atomics.load(ctl, Ctl.CYCLE);
+  b.fence = cycle;
   const scratch = b.scratchPage(Scratch.MARKER);
   let looked = 0;
   for (const [first, end] of b.pageRanges()) {

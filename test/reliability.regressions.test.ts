@@ -131,3 +131,43 @@ describe.each(['move', 'copy', 'stw'] as const)('regressions (%s)', (mode) => {
     for (let i = 0; i < 3000; i += 7) expect(h.getU32(h.getRef(tail.get()!, i)!, 0)).toBe(i);
   });
 });
+
+describe.each(['move', 'copy'] as const)('a collector thread descheduled across the end of its cycle (%s)', (mode) => {
+  itKernel(`[${mode}] the fault server builds no page of the next plan`, async () => {
+    // Found by the race audit: the fault server, taking over from a dead compactor, was
+    // descheduled with the cycle's page ranges in hand; the mutator finished that cycle, the
+    // next one planned (its page states written before its flip), and the fault server woke and
+    // claimed and built those pages from a plan still being written: a live node read as a
+    // filler after the next cycle (copy: every run). faultTakeoverDelayMs holds it there.
+    const h = await Heap.create({ capacity: 64 << 20, mode, stallMs: 20, faultPath: 'self', marking: 'concurrent' });
+    heaps.push(h);
+    const N = h.defineType({ name: 'N', refs: 1, bytes: 8 });
+    const root = h.root(null);
+    const n0 = 6000;
+    for (let i = 0; i < n0; i++) {
+      h.allocBytes(200);
+      const n = h.alloc(N);
+      h.setU32(n, 0, i);
+      h.setRef(n, 0, root.get());
+      root.set(n);
+    }
+    h.inject({ dieAtPage: 2, faultTakeoverDelayMs: 1500 });
+    await h.collect();
+    await h.idle(); // the mutator builds the rest; the cycle ends while the fault server sleeps
+    h.inject({});
+    h.requestCollection();
+    for (let i = 0; i < 20_000 && h.cyclePhase === 'marking'; i++) {
+      h.safepoint();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(h.cyclePhase).toBe('planning');
+    const until = Date.now() + 2500;
+    while (Date.now() < until); // no safepoint: the plan is written, the fault server wakes
+    while (!h.safepoint()); // the flip
+    await h.idle();
+    let i = n0;
+    for (let r = root.get(); r !== null; r = h.getRef(r, 0)) expect(h.getU32(r, 0)).toBe(--i);
+    expect(i).toBe(0);
+    expectOk(h);
+  }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
+});
