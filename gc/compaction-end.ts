@@ -45,13 +45,8 @@ export async function awaitCompaction(c: CompactionEndContext, active: () => boo
     const r = Atomics.waitAsync(sh.ctl, Ctl.PAGES_MAPPED, mapped, b.allMapped() ? 1 : Math.max(5, c.stallMs / 4));
     if (r.async) await r.value;
   }
-  // A compactor that threw this cycle is dying: replace it now, so that the next cycle does
-  // not run on the stand-in alone. (Its Worker's 'error' event may not be delivered yet:
-  // this thread may not have turned the event loop since.)
-  const cycle = Atomics.load(sh.ctl, Ctl.CYCLE);
-  if (!threads.isDead(Role.COMPACTOR) && Atomics.load(sh.ctl, Ctl.COMPACTOR_FAILED) === cycle) threads.reportDead(Role.COMPACTOR, { cycle });
-  if (threads.isDead(Role.FAULT)) await threads.replace(Role.FAULT);
-  if (threads.isDead(Role.COMPACTOR)) await threads.replace(Role.COMPACTOR);
+  // Dead threads replaced now, so that the next cycle does not run on the stand-ins alone.
+  await threads.replaceDead();
   await faultsServed(c);
 }
 

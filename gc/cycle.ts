@@ -547,6 +547,8 @@ export class CycleDriver {
     st.rss.afterBytes = readRss();
     this.#history.push(st);
     if (this.#history.length > 1000) this.#history.shift();
+    // Whichever way the cycle ended (a safepoint, the event loop): no dead thread into the next one.
+    void this.#c.threads.replaceDead();
     this.#c.log.info(
       { phase: 'compaction', cycle: st.cycle, mode: st.mode, compactionMs: roundMs(st.compactionMs), pagesMoved: st.pages.moved, pagesCopied: st.pages.copied, faults: st.faults, faultP50Us: roundMs(st.faultUs.p50), ebusy: st.ebusy, reclaimedBytes: st.reclaimedBytes },
       'cycle done',

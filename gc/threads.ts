@@ -45,6 +45,7 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     background: true,
     afterTerminate: (sh) => {
       Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
+      Atomics.store(sh.ctl, Ctl.COMPACTOR_FAILED, 0); // its failure is not its successor's (replaceDead)
       releaseForkedChild(sh); // a terminated thread runs no finally: reap its child here
     },
   },
@@ -61,6 +62,7 @@ export class CollectorThreads {
   readonly #workers = new Map<RoleName, Worker>();
   readonly #dead = new Set<RoleName>();
   readonly #reportedDead = new WeakSet<Worker>();
+  readonly #replacing = new Map<RoleName, Promise<void>>();
   /** The heap's end of the marker's job port (marker.ts). */
   markerPort: MessagePort | null = null;
   /** Called when the compactor reports a walk done (the cycle may be finalized). */
@@ -147,11 +149,34 @@ export class CollectorThreads {
   }
 
   /**
-   * Terminates a stalled or dead thread and starts its successor. `onTerminated` runs once the
-   * old thread is gone and before its successor exists (nothing handed to the role between the
-   * two can reach either: see MarkerLink.lost).
+   * Terminates a stalled or dead thread and starts its successor; a replacement of the role
+   * already under way is joined, not repeated (two would race to terminate each other's
+   * successor). `onTerminated` runs once the old thread is gone and before its successor
+   * exists (nothing handed to the role between the two can reach either: see MarkerLink.lost).
    */
-  async replace(role: RoleName, onTerminated?: () => void): Promise<void> {
+  replace(role: RoleName, onTerminated?: () => void): Promise<void> {
+    const under = this.#replacing.get(role);
+    if (under) return under;
+    const p = this.#replace(role, onTerminated).finally(() => this.#replacing.delete(role));
+    this.#replacing.set(role, p);
+    return p;
+  }
+
+  /**
+   * Replaces the compaction threads found dead, at the end of every cycle (whichever way it
+   * ends: awaited, a safepoint, the event loop; only the first awaits this), so that the next
+   * cycle never starts without them. A compactor that threw this cycle counts as dead: its
+   * Worker's 'error' event may not have arrived yet. The marker's replacement is MarkerLink's,
+   * bound to its jobs. Never rejects.
+   */
+  replaceDead(): Promise<void> {
+    const cycle = Atomics.load(this.#sh.ctl, Ctl.CYCLE);
+    if (this.has(Role.COMPACTOR) && !this.isDead(Role.COMPACTOR) && Atomics.load(this.#sh.ctl, Ctl.COMPACTOR_FAILED) === cycle) this.reportDead(Role.COMPACTOR, { cycle });
+    const dead = [Role.FAULT, Role.COMPACTOR].filter((r) => !this.closed && this.has(r) && this.isDead(r));
+    return Promise.all(dead.map((r) => this.replace(r).catch((e) => this.#log.error({ role: r, err: e }, 'replacing a dead collector thread failed')))).then(() => {});
+  }
+
+  async #replace(role: RoleName, onTerminated?: () => void): Promise<void> {
     const w = this.#workers.get(role);
     this.#log.warn({ role }, 'replacing a stalled or dead collector thread');
     if (w) await w.terminate();

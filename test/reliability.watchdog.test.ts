@@ -86,6 +86,20 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
     }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 45_000);
   }
 
+  for (const mode of ['move', 'copy'] as const) {
+    itKernel(`[${mode}] a fault server that died is replaced when its cycle ends through safepoints, before the compactor dies in a later one`, () => {
+      // Found by the race audit: only an awaited end of a cycle (idle, collect, close) replaced
+      // dead threads; a frame loop whose cycles all ended in safepoint() kept a dead fault
+      // server, and a compactor death cycles later left a fault nobody served (watchdog abort).
+      const { r, ms, lines } = runChild('dead-fault-server.mjs', mode, 60_000);
+      const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+      expect(r.status, ctx).toBe(0);
+      expect(r.stderr, ctx).not.toContain('FATAL');
+      expect(lines[0], ctx).toMatchObject({ survived: true, verify: true });
+      expect(lines[0].lastByFaults as number, ctx).toBeGreaterThan(0); // a live fault server built them
+    }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 65_000);
+  }
+
   itKernel('only the fault server killed mid-serve: the compactor installs the page and wakes the mutator; no fatal error, the fault server is replaced', () => {
     // The compactor sleeps 500 ms before its first page, so that the walk faults before it
     // could install every page (it did, once, on a quick run: no fault, nothing tested).
