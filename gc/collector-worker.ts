@@ -71,10 +71,9 @@ if (init.role === 'fault') {
       throw new Error('injected: compactor killed mid-cycle');
     },
     onFork: () => {
-      // Published in shared memory: if this thread is terminated (stalled), the heap reaps it.
-      const { pid, fd } = native.pin.forkHold();
-      Atomics.store(sh.ctl, Ctl.FORK_FD, fd);
-      Atomics.store(sh.ctl, Ctl.FORK_PID, pid);
+      // Published in shared memory by the call itself: if this thread is terminated (stalled,
+      // even while it forks), the heap reaps the child.
+      native.pin.forkHold(sh.ctl, Ctl.FORK_PID, Ctl.FORK_FD);
     },
   };
   let seen = 0;

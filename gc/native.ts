@@ -93,7 +93,8 @@ export interface NativeBinding {
   pin: {
     pinRange(address: number, length: number): number;
     unpin(ring: number): void;
-    forkHold(): { pid: number; fd: number };
+    /** With `record`: pid and fd also stored at those indexes before it returns (native/pin.cc). */
+    forkHold(record?: Int32Array, pidAt?: number, fdAt?: number): { pid: number; fd: number };
     release(pid: number, fd: number): void;
   };
   /** A minimal io_uring (native/uring.cc): rings mapped, one registered buffer, READ_FIXED. */

@@ -49,9 +49,25 @@ Napi::Value Unpin(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// forkHold() -> { pid, fd }: a forked child blocked reading a pipe; it exits when the
-// write end (fd) is closed by release(pid, fd). Only async-signal-safe calls in the child.
+// forkHold(record?, pidAt?, fdAt?) -> { pid, fd }: a forked child blocked reading a pipe; it
+// exits when the write end (fd) is closed by release(pid, fd). Only async-signal-safe calls in
+// the child. With `record` (an Int32Array, e.g. the heap's control block), pid and fd are also
+// stored at those indexes before the call returns: a Worker terminated while it forks (a fork
+// outlasts stallMs on a loaded VM) runs no JavaScript after the call, and would lose them.
 Napi::Value ForkHold(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t* record = nullptr;
+  int64_t pid_at = 0, fd_at = 0;
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      ThrowArg(env, "ERR_INVALID_ARG_TYPE", "record must be an Int32Array");
+    Napi::Int32Array words = info[0].As<Napi::Int32Array>();
+    pid_at = ArgInt(info, 1, "pidAt");
+    fd_at = ArgInt(info, 2, "fdAt");
+    int64_t n = static_cast<int64_t>(words.ElementLength());
+    if (pid_at < 0 || pid_at >= n || fd_at < 0 || fd_at >= n || pid_at == fd_at) ThrowArg(env, "ERR_OUT_OF_RANGE", "pidAt and fdAt must be two indexes of record");
+    record = words.Data();
+  }
   int fds[2];
   if (pipe2(fds, O_CLOEXEC)) ThrowErrno(info.Env(), "pipe2", errno);
   pid_t pid = fork();
@@ -69,6 +85,10 @@ Napi::Value ForkHold(const Napi::CallbackInfo& info) {
     _exit(0);
   }
   close(fds[0]);
+  if (record) {
+    __atomic_store_n(&record[fd_at], fds[1], __ATOMIC_SEQ_CST);
+    __atomic_store_n(&record[pid_at], static_cast<int32_t>(pid), __ATOMIC_SEQ_CST);
+  }
   Napi::Object r = Napi::Object::New(info.Env());
   r.Set("pid", pid);
   r.Set("fd", fds[1]);

@@ -4,6 +4,7 @@
  * UFFDIO_MOVE refuses both with EBUSY; the binding must report it with the progress made.
  * Every mapping here is MADV_NOHUGEPAGE: the kernel can retry forever on a pinned large folio.
  */
+import fs from 'node:fs';
 import { afterEach, describe, expect } from 'vitest';
 import { ForkedChild, IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd } from '../dist/gc/index.js';
 import { itKernel } from './kernel.js';
@@ -154,5 +155,30 @@ describe('pages shared with a forked child', () => {
     expect(mismatch(d, 0, 2, 11)).toBe(-1);
     expect(src.residentPages()).toBe(0);
     child.release();
+  });
+});
+
+describe('forkHold with a record (the compactor forks through it: forkAtPage)', () => {
+  itKernel('stores pid and fd in the record before it returns; a bad record forks nothing', async () => {
+    // The compactor used to store them after the call: terminated while it forked (a fork
+    // outlasts stallMs on a loaded VM), it left a child and a pipe no one released.
+    const { native } = await import('../dist/gc/native.js');
+    const kids = (): number => fs.readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).length;
+    const rec = new Int32Array(4);
+    const before = kids();
+    const r = native.pin.forkHold(rec, 1, 3);
+    expect([rec[1], rec[3]]).toEqual([r.pid, r.fd]);
+    expect(kids()).toBe(before + 1);
+    native.pin.release(r.pid, r.fd);
+    expect(kids()).toBe(before);
+    for (const [args, code] of [
+      [[new Uint32Array(4), 0, 1], 'ERR_INVALID_ARG_TYPE'],
+      [[rec, 0, 0], 'ERR_OUT_OF_RANGE'],
+      [[rec, 0, 4], 'ERR_OUT_OF_RANGE'],
+      [[rec, -1, 2], 'ERR_OUT_OF_RANGE'],
+      [[rec, 0.5, 2], 'ERR_OUT_OF_RANGE'],
+    ] as const)
+      expect(thrown(() => native.pin.forkHold(...(args as unknown as [Int32Array, number, number]))).code, JSON.stringify(args.slice(1))).toBe(code);
+    expect(kids()).toBe(before);
   });
 });
