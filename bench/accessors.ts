@@ -9,19 +9,10 @@
  *   node dist/bench/accessors.js [--ops N] [--reps N] [--baseline /path/to/dist/gc/index.js]
  */
 import os from 'node:os';
-import { scriptArgs } from '../cli/args.js';
+import { microBenchArgs } from '../cli/args.js';
 import { Heap } from '../gc/index.js';
 
-const values = scriptArgs({
-  name: 'bench:accessors',
-  run: 'npm run bench:accessors --',
-  summary: 'the raw accessors at a small heap, no cycle running (ns per call, medians)',
-  options: {
-    ops: { type: 'int', min: 1, default: 2_000_000, help: 'calls per rep' },
-    reps: { type: 'int', min: 1, max: 1000, default: 7, help: 'interleaved reps' },
-    baseline: { type: 'string', metavar: 'PATH', help: "another build's gc/index.js, run side by side" },
-  },
-}) as { ops: number; reps: number; baseline?: string };
+const values = microBenchArgs('accessors', 'the raw accessors at a small heap, no cycle running (ns per call, medians)', 'calls per rep');
 const OPS = values.ops;
 const REPS = values.reps;
 const N = 4096;

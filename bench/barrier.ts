@@ -8,19 +8,10 @@
  *   node dist/bench/barrier.js [--ops N] [--reps N] [--baseline /path/to/dist/gc/index.js]
  */
 import os from 'node:os';
-import { scriptArgs } from '../cli/args.js';
+import { microBenchArgs } from '../cli/args.js';
 import { Heap } from '../gc/index.js';
 
-const values = scriptArgs({
-  name: 'bench:barrier',
-  run: 'npm run bench:barrier --',
-  summary: 'setRef throughput with marking off, during concurrent marking, and a plain store (ns per store, medians)',
-  options: {
-    ops: { type: 'int', min: 1, default: 2_000_000, help: 'stores per rep' },
-    reps: { type: 'int', min: 1, max: 1000, default: 7, help: 'interleaved reps' },
-    baseline: { type: 'string', metavar: 'PATH', help: "another build's gc/index.js, run side by side" },
-  },
-}) as { ops: number; reps: number; baseline?: string };
+const values = microBenchArgs('barrier', 'setRef throughput with marking off, during concurrent marking, and a plain store (ns per store, medians)', 'stores per rep');
 const OPS = values.ops;
 const REPS = values.reps;
 

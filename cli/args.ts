@@ -162,6 +162,20 @@ export function usageLine(spec: CommandSpec): string {
   return `usage: ${run} [options]   (${run} --help for the options)`;
 }
 
+/** The flags of a micro-benchmark run on its own (npm run bench:NAME --): ops, reps, a baseline build. */
+export function microBenchArgs(name: string, summary: string, opsHelp: string): { ops: number; reps: number; baseline?: string } {
+  return scriptArgs({
+    name: `bench:${name}`,
+    run: `npm run bench:${name} --`,
+    summary,
+    options: {
+      ops: { type: 'int', min: 1, default: 2_000_000, help: opsHelp },
+      reps: { type: 'int', min: 1, max: 1000, default: 7, help: 'interleaved reps' },
+      baseline: { type: 'string', metavar: 'PATH', help: "another build's gc/index.js, run side by side" },
+    },
+  }) as { ops: number; reps: number; baseline?: string };
+}
+
 /**
  * parse() for a script run on its own (bench/barrier.ts and the like): --help prints the help
  * and exits 0, a usage error prints one line and the usage line and exits 2.
