@@ -16,7 +16,7 @@ import { serveFaults } from './fault.js';
 import { Installer } from './install.js';
 import { viewOf } from './memory.js';
 import { native, PAGE_SIZE } from './native.js';
-import { Ctl, Phase, Shared, releaseForkedChild, type SharedDescriptor } from './shared.js';
+import { Ctl, Phase, Shared, releaseForkedChild, sleepSync, type SharedDescriptor } from './shared.js';
 import { Userfaultfd } from './uffd.js';
 
 export interface WorkerInit {
@@ -37,9 +37,6 @@ const uffd = Userfaultfd.adopt(sh.d.uffdFd, sh.d.uffdFeatures);
 const from = new Uint32Array(viewOf(sh.d.fromAddress, sh.d.capacity + Scratch.PAGES * PAGE_SIZE));
 const b = new Builders(sh, from, new Installer(sh, uffd, warn));
 
-function sleep(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
 
 // Set before the first job, for the thread's whole life (its replacement sets it again).
 if (init.policy !== 'normal') native.setThreadPolicy(init.policy);
@@ -53,12 +50,12 @@ if (init.role === 'fault') {
     onDie: (): never => {
       throw new Error('injected: fault server killed mid-serve');
     },
-    onDelay: (ms: number) => sleep(ms),
+    onDelay: (ms: number) => sleepSync(ms),
   });
 } else if (init.role === 'marker') {
   const heap = new Uint32Array(viewOf(sh.d.heapAddress, sh.d.capacity));
   runMarker(b, heap, init.port!, {
-    onDelay: (ms: number) => sleep(ms),
+    onDelay: (ms: number) => sleepSync(ms),
     onDie: (): never => {
       throw new Error('injected: marker killed mid-marking');
     },
@@ -66,7 +63,7 @@ if (init.role === 'fault') {
   }, init.stallMs);
 } else {
   const hooks = {
-    onDelay: (ms: number) => sleep(ms),
+    onDelay: (ms: number) => sleepSync(ms),
     onDie: (): never => {
       throw new Error('injected: compactor killed mid-cycle');
     },

@@ -35,7 +35,7 @@ import { native, PAGE_SIZE } from './native.js';
 import { NONE } from './plan.js';
 import { PMD_PAGES } from './options.js';
 import { Clk, Ctl, Owner, PageKind, PagePhase, Phase, SEG_FIELDS, Seg, now, type OwnerId, type Shared } from './shared.js';
-import { Role } from './heartbeat.js';
+import { Role, type RoleId } from './heartbeat.js';
 
 /** Pages per MOVE call at most: bounds how long a built page waits for its run. */
 export const MAX_BATCH = 64;
@@ -51,6 +51,11 @@ export const MAX_WHOLE_RUN = PMD_PAGES;
 export const MIN_WHOLE_RUN = 16;
 /** Scratch pages (beyond the capacity in the from-space mapping) per builder. */
 export const Scratch = { COMPACTOR: 0, FAULT: MAX_BATCH, MUTATOR: MAX_BATCH + 1, SELF: MAX_BATCH + 2, MARKER: MAX_BATCH + 3, PAGES: MAX_BATCH + 4 } as const;
+
+/** Each builder's count of pages built, by owner (anything else is counted as the compactor's). */
+const BUILDS_OF: Readonly<Record<number, number>> = { [Owner.FAULT]: Ctl.FAULT_BUILDS, [Owner.MUTATOR]: Ctl.MUTATOR_BUILDS, [Owner.MARKER]: Ctl.MARKER_BUILDS };
+/** The heartbeat that says whether a claim's owner still lives (the mutator has none: see isStale). */
+const HEARTBEAT_OF: Readonly<Record<number, RoleId>> = { [Owner.COMPACTOR]: Role.COMPACTOR, [Owner.FAULT]: Role.FAULT, [Owner.MARKER]: Role.MARKER };
 
 /** Fault injection inside one page build: called once claimed, and once built (before install). */
 export type BuildHook = (stage: 'claimed' | 'built') => void;
@@ -135,7 +140,7 @@ export class Builders {
       throw e;
     }
     if (!markProcessed(sh, q, owner, scratch)) return false;
-    sh.count(owner === Owner.FAULT ? Ctl.FAULT_BUILDS : owner === Owner.MUTATOR ? Ctl.MUTATOR_BUILDS : owner === Owner.MARKER ? Ctl.MARKER_BUILDS : Ctl.COMPACTOR_BUILDS);
+    sh.count(BUILDS_OF[owner] ?? Ctl.COMPACTOR_BUILDS);
     hook?.('built');
     if (heapDirect) this.installer.install(q, scratch, 1);
     else this.installer.installOne(q, scratch);
@@ -178,9 +183,8 @@ export class Builders {
 
   /** A builder thread is stale when its heartbeat is older than stallMs (stalled or dead). */
   isStale(owner: number, stallMs: number): boolean {
-    if (owner === Owner.COMPACTOR) return this.sh.hb.isStale(Role.COMPACTOR, stallMs);
-    if (owner === Owner.FAULT) return this.sh.hb.isStale(Role.FAULT, stallMs);
-    if (owner === Owner.MARKER) return this.sh.hb.isStale(Role.MARKER, stallMs);
+    const role = HEARTBEAT_OF[owner];
+    if (role !== undefined) return this.sh.hb.isStale(role, stallMs);
     // The mutator holds a claim across no call of its own, except a page whose install failed
     // in self-service: it then gives the cycle's claims up (selfservice.ts).
     const abandoned = Atomics.load(this.sh.ctl, Ctl.SELF_ABANDONED);

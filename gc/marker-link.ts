@@ -13,7 +13,7 @@ import { receiveMessageOnPort } from 'node:worker_threads';
 import { Ctl } from './control.js';
 import type { Logger } from './log.js';
 import type { MarkerJob, MarkerMessage, MarkerReply } from './marker.js';
-import { now, type Shared } from './shared.js';
+import { now, sleepSync, type Shared } from './shared.js';
 import { Role, type CollectorThreads } from './threads.js';
 
 export class MarkerLink {
@@ -42,7 +42,7 @@ export class MarkerLink {
     const msg: MarkerMessage = { ...job, req };
     this.#threads.markerPort!.postMessage(msg);
     // Injected: widens the window in which a marker polling the word finds this job (marker.ts).
-    if (gapMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, gapMs);
+    if (gapMs > 0) sleepSync(gapMs);
     Atomics.store(ctl, Ctl.MARK_REQUEST, req);
     Atomics.notify(ctl, Ctl.MARK_REQUEST);
     return req;

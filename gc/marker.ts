@@ -78,8 +78,9 @@ export function runMarker(b: Builders, heap: Uint32Array, port: MessagePort, hoo
     for (let m = receiveMessageOnPort(port); m && !Atomics.load(ctl, Ctl.STOP); m = receiveMessageOnPort(port)) answer(sh, heap, port, m.message as MarkerMessage, hooks);
     // Between jobs (none comes while a cycle compacts): the last stand-in of compaction.
     if (noInstaller(b, stallMs)) {
-      if (standingIn !== Atomics.load(ctl, Ctl.CYCLE)) hooks.onStandIn();
-      standingIn = Atomics.load(ctl, Ctl.CYCLE);
+      const c = Atomics.load(ctl, Ctl.CYCLE);
+      if (standingIn !== c) hooks.onStandIn();
+      standingIn = c;
       standIn(b, stallMs, () => sh.hb.beat(Role.MARKER));
     }
   }

@@ -168,6 +168,11 @@ export function now(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/** Blocks this thread for ms (fault injection: a stalled collector thread, a held window). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /** Log-linear bucket: values < 16 get their own bucket; above, 16 buckets per power of two. */
 export function bucketOf(v: number): number {
   if (!(v > 0)) return 0;
