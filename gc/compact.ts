@@ -117,6 +117,9 @@ export class Builders {
    * given back (checked after the claim, so no end can slip between check and claim).
    */
   fence = 0;
+  /** This thread's time building and installing pages one at a time (buildOne), ms. */
+  buildMs = 0;
+  installMs = 0;
 
   /** Whether cycle c is the one compacting now. */
   #inCycle(c: number): boolean {
@@ -131,6 +134,7 @@ export class Builders {
       unclaim(sh, q, owner);
       return false;
     }
+    const t0 = now();
     try {
       hook?.('claimed');
       if (heapDirect) this.builder.buildRun(q, 1, heapDirect, q * PAGE_WORDS * 2);
@@ -139,11 +143,14 @@ export class Builders {
       unclaim(sh, q, owner);
       throw e;
     }
+    const t1 = now();
+    this.buildMs += t1 - t0;
     if (!markProcessed(sh, q, owner, scratch)) return false;
     sh.count(BUILDS_OF[owner] ?? Ctl.COMPACTOR_BUILDS);
     hook?.('built');
     if (heapDirect) this.installer.install(q, scratch, 1);
     else this.installer.installOne(q, scratch);
+    this.installMs += now() - t1;
     return true;
   }
 
@@ -492,10 +499,15 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     }
   }
   flush();
-  // Pages reclaimed from us while we stalled went back to UNPROCESSED behind our cursor.
+  // Pages reclaimed from us while we stalled went back to UNPROCESSED behind our cursor (or
+  // were given back by a claim that raced a cycle's end: Builders.fence). Their build and
+  // install count in the split too.
+  const [b0, i0] = [b.buildMs, b.installMs];
   for (const [first, end] of ranges)
     for (let q = first; q < end; q++)
       if (Atomics.load(sh.pageState, q) === PagePhase.UNPROCESSED) b.buildOne(q, Owner.COMPACTOR, scratch0);
+  buildMs += b.buildMs - b0;
+  installMs += b.installMs - i0;
   sampleRss(sh);
   // Every page installed (usually: the compactor walks them all, and is last): nobody reads
   // from-space again this cycle, so it is given back here, off the mutator's thread.
