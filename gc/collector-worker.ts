@@ -35,7 +35,7 @@ const port = parentPort!;
 const warn = (msg: string, data: Record<string, unknown>): void => port.postMessage({ type: 'warn', role: init.role, msg, data });
 const uffd = Userfaultfd.adopt(sh.d.uffdFd, sh.d.uffdFeatures);
 const from = new Uint32Array(viewOf(sh.d.fromAddress, sh.d.capacity + Scratch.PAGES * PAGE_SIZE));
-const b = new Builders(sh, from, new Installer(sh, uffd, warn));
+const b = new Builders(sh, from, new Installer(sh, uffd, warn), init.role);
 
 
 // Set before the first job, for the thread's whole life (its replacement sets it again).

@@ -142,6 +142,11 @@ const ctl = layout({
     /** Pages the marker built standing in for a compactor and a fault server both gone (marker.ts). */
     'MARKER_BUILDS',
     'EBUSY_COPIES',
+    /**
+     * Pages built a second time into a thread's private page before a COPY, because their
+     * buffer was a recycled from-space page that I/O may still write (install.ts).
+     */
+    'REBUILDS',
     /** Mutator self-service (selfservice.ts): pages it resolved itself, pages it left to the kernel (another builder had them), builds that failed. */
     'SELF_RESOLVED',
     'SELF_LEFT',

@@ -132,7 +132,7 @@ export class Heap implements RootOwner {
     this.#objects = this.#sh.objects[0];
     this.#log = new BarrierLog(this.#sh.logRing, this.#sh.ctl);
     const from = new Uint32Array(mem.from.view(0, opts.capacity + Scratch.PAGES * PAGE_SIZE));
-    const builders = new Builders(this.#sh, from, new Installer(this.#sh, this.#uffd, (msg, data) => this.log.warn({ ...data, thread: 'mutator' }, msg)));
+    const builders = new Builders(this.#sh, from, new Installer(this.#sh, this.#uffd, (msg, data) => this.log.warn({ ...data, thread: 'mutator' }, msg)), 'mutator');
     this.#pageState = this.#sh.pageState;
     this.#faults = new SelfService(this.#sh, builders, this.#u32, opts.faultPath, opts.stallMs, log);
     this.faultPath = opts.faultPath;

@@ -12,6 +12,14 @@
  * progress retries; EBUSY (the buffer page is pinned, e.g. by io_uring, or shared after fork)
  * falls back at once to copying that page, since retrying a pinned page makes compaction
  * "really long" (ART) and I/O into the pinned page can no longer reach the heap.
+ *
+ * Departure from ART: bytes are copied into the heap only from a page no one else can write.
+ * A recycled from-space buffer is an old heap page, and a program that did I/O into it
+ * without heap.pin (io_uring, DMA) may still be writing it: a page built there and copied
+ * after EBUSY carried that I/O into unrelated objects (examples/pinned-io, 1 run in 10).
+ * So EBUSY rebuilds the page into the thread's private page and copies that, and so does
+ * installing another builder's page from a recycled buffer. The page is not installed yet,
+ * so its from-space sources are intact (compact.ts recycles only below installed pages).
  */
 import { markMapped, markMappedRun } from './claim.js';
 import { MoveGcError } from './errors.js';
@@ -37,6 +45,8 @@ export type FaultInstallName = 'copy' | 'move';
 const MAX_EAGAIN_RETRIES = 1000;
 
 export type Warn = (msg: string, data: Record<string, unknown>) => void;
+/** Builds page q again into this thread's private page and returns that page's index (Builders). */
+export type Rebuild = (q: number) => number;
 
 export class Installer {
   readonly #sh: Shared;
@@ -44,6 +54,8 @@ export class Installer {
   readonly #heap: number;
   readonly #from: number;
   readonly #warn: Warn;
+  readonly #fromPages: number;
+  #rebuild: Rebuild | null = null;
   #calls = 0;
   /** mincore's answer for a WHOLE run (at most MAX_WHOLE_RUN pages; grown if asked for more). */
   #resident = new Uint8Array(512);
@@ -54,6 +66,12 @@ export class Installer {
     this.#heap = sh.d.heapAddress;
     this.#from = sh.d.fromAddress;
     this.#warn = warn;
+    this.#fromPages = sh.d.capacity / PAGE_SIZE;
+  }
+
+  /** How this thread rebuilds a page whose buffer it must not copy from (set by Builders). */
+  rebuildWith(rebuild: Rebuild): void {
+    this.#rebuild = rebuild;
   }
 
   /** Installs to-space pages [q, q+n) from from-space buffer pages [buf, buf+n), then marks them mapped. */
@@ -197,7 +215,7 @@ export class Installer {
         if (code === 'EAGAIN') {
           sh.count(Ctl.EAGAIN);
           if (++retries <= MAX_EAGAIN_RETRIES) continue;
-          this.#copyOne(q + i, buf + i, 'EAGAIN');
+          this.#copyOne(q + i, this.#private(q + i, buf + i), 'EAGAIN');
         } else if (code === 'EEXIST') {
           sh.count(Ctl.EEXIST);
           markMapped(sh, q + i);
@@ -213,11 +231,11 @@ export class Installer {
           continue;
         } else if (code === 'EBUSY') {
           sh.count(Ctl.EBUSY);
-          this.#copyOne(q + i, buf + i, 'EBUSY');
+          this.#copyOne(q + i, this.#private(q + i, buf + i), 'EBUSY');
         } else {
           sh.count(Ctl.ERRORS);
           this.#warn('MOVE failed, copying the page instead', { page: q + i, code, error: String(e) });
-          this.#copyOne(q + i, buf + i, code);
+          this.#copyOne(q + i, this.#private(q + i, buf + i), code);
         }
         i++;
       }
@@ -230,12 +248,21 @@ export class Installer {
    * against that builder's own install: a COPY landing second gets EEXIST, a MOVE second finds
    * its source gone (ENOENT) or its destination full (EEXIST), all handled as installed; and a
    * buffer moved away or reused meanwhile can only be read once the page is in, so it is
-   * never installed.
+   * never installed. A COPY from a recycled from-space buffer is a COPY of a rebuild (see the
+   * top of the file).
    */
   installBuilt(q: number, buf: number): void {
     const sh = this.#sh;
     if (Atomics.load(sh.ctl, Ctl.INSTALL) === Install.MOVE && Atomics.load(sh.ctl, Ctl.FAULT_INSTALL) === FaultInstall.MOVE) this.#move(q, buf, 1);
-    else this.#copyOne(q, buf, 'help');
+    else this.#copyOne(q, this.#private(q, buf), 'help');
+  }
+
+  /**
+   * A page holding q's built bytes that only this thread can write: buf itself if it is a
+   * scratch page, else q rebuilt into this thread's private page (see the top of the file).
+   */
+  #private(q: number, buf: number): number {
+    return buf < this.#fromPages ? this.#rebuild!(q) : buf;
   }
 
   /** One page by UFFDIO_COPY (a fallback from MOVE); EEXIST means someone installed it. */

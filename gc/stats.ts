@@ -77,6 +77,8 @@ export interface CycleStats {
   batchPages: LatencySummary;
   ebusy: number;
   ebusyCopies: number;
+  /** Pages rebuilt into a private page before a COPY: their buffer was an old heap page that unpinned I/O may still write (install.ts). */
+  rebuilds: number;
   eexist: number;
   eagain: number;
   enoent: number;
@@ -170,6 +172,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     batchPages: empty,
     ebusy: 0,
     ebusyCopies: 0,
+    rebuilds: 0,
     eexist: 0,
     eagain: 0,
     enoent: 0,
@@ -250,6 +253,7 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.copyCalls = c[Ctl.COPY_CALLS];
   st.ebusy = c[Ctl.EBUSY];
   st.ebusyCopies = c[Ctl.EBUSY_COPIES];
+  st.rebuilds = c[Ctl.REBUILDS];
   st.eexist = c[Ctl.EEXIST];
   st.eagain = c[Ctl.EAGAIN];
   st.enoent = c[Ctl.ENOENT];

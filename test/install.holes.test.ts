@@ -22,22 +22,32 @@ afterEach(() => {
   while (cleanups.length) cleanups.pop()!();
 });
 
-/** A heap of PAGES registered for missing faults, a from-space whose pages 0, 2, 3 are written (the rest are holes). */
-function setup(install: number): { sh: Shared; inst: Installer; heap: Mapping; from: Mapping; warnings: string[] } {
+/**
+ * A heap of PAGES registered for missing faults, a from-space whose pages 0, 2, 3 are written
+ * (the rest are holes), and one scratch page after it. A rebuild of page q (the Installer
+ * copies a rebuild, never a from-space buffer) reads from-space page sourceOf[q] into the
+ * scratch page, as the page builder rebuilding a WHOLE page would.
+ */
+function setup(install: number, sourceOf: Record<number, number> = {}): { sh: Shared; inst: Installer; heap: Mapping; from: Mapping; warnings: string[] } {
   const u = Userfaultfd.open({ features: ['MOVE'] });
   cleanups.push(() => u.close());
   const heap = Mapping.anonymous(PAGES * PS, { advise: ['NOHUGEPAGE'] });
-  const from = Mapping.anonymous(PAGES * PS, { advise: ['NOHUGEPAGE'] });
+  const from = Mapping.anonymous((PAGES + 1) * PS, { advise: ['NOHUGEPAGE'] });
   cleanups.push(() => heap.close(), () => from.close());
   const f = new Uint8Array(from.view());
   for (const p of [0, 2, 3]) f.fill(p + 1, p * PS, (p + 1) * PS);
   u.register(heap.address, heap.length);
-  const sh = Shared.allocate({ heapAddress: heap.address, fromAddress: from.address, capacity: PAGES * PS, scratchPages: 0, uffdFd: u.fd, uffdFeatures: u.features, types: TypeTable.allocate() });
+  const sh = Shared.allocate({ heapAddress: heap.address, fromAddress: from.address, capacity: PAGES * PS, scratchPages: 1, uffdFd: u.fd, uffdFeatures: u.features, types: TypeTable.allocate() });
   sh.ctl[Ctl.INSTALL] = install;
   sh.ctl[Ctl.PAGES_TOTAL] = PAGES;
   sh.pageState.fill(PagePhase.PROCESSED);
   const warnings: string[] = [];
-  return { sh, inst: new Installer(sh, u, (msg) => warnings.push(msg)), heap, from, warnings };
+  const inst = new Installer(sh, u, (msg) => warnings.push(msg));
+  inst.rebuildWith((q) => {
+    f.copyWithin(PAGES * PS, sourceOf[q] * PS, (sourceOf[q] + 1) * PS);
+    return PAGES;
+  });
+  return { sh, inst, heap, from, warnings };
 }
 
 const resident = (m: Mapping, first: number, n: number): number[] => {
@@ -61,9 +71,9 @@ describe('a source page that is a hole (never written)', () => {
   });
 
   itKernel("another builder's page installed by a helper or a taker (install): ENOENT at a hole is the zero page, not an empty page", () => {
-    const { sh, inst, heap } = setup(Install.MOVE);
+    const { sh, inst, heap } = setup(Install.MOVE, { 4: 4 });
     inst.install(1, 1, 1); // a hole: ENOENT
-    inst.installBuilt(4, 4); // the mutator helping (faultInstall copy: a COPY reads the hole as zeros)
+    inst.installBuilt(4, 4); // the mutator helping (faultInstall copy: a COPY of its rebuild, which read the hole as zeros)
     inst.install(2, 2, 1); // a page: moved
     expect(resident(heap, 1, 4)).toEqual([1, 1, 0, 1]);
     expect(sh.ctl[Ctl.ENOENT]).toBe(1);
@@ -87,7 +97,7 @@ describe('a source page that is a hole (never written)', () => {
 describe('GAP pages as the zero page (installZero: hugePages gaps)', () => {
   for (const [name, kind] of [['move', Install.MOVE], ['copy', Install.COPY]] as const)
     itKernel(`${name} mode: one call maps the run; a page another thread installed first stops it (EEXIST), keeps its bytes, and the rest still go in`, () => {
-      const { sh, inst, heap } = setup(kind);
+      const { sh, inst, heap } = setup(kind, { 3: 2 });
       inst.installBuilt(3, 2); // a taker built page 3 first (from-space page 2: bytes 3) and installed it
       expect(resident(heap, 0, PAGES)).toEqual([0, 0, 0, 1, 0, 0, 0, 0]);
       inst.installZero(0, PAGES);
