@@ -10,9 +10,10 @@
  * buffer from the same load, so a stale owner's late write can never point it at a buffer
  * that is being reused.
  *
- * A page that was PROCESSED never goes back to UNPROCESSED: once a page is built, the
- * compactor may recycle its from-space sources (compact.ts), so it can only be installed
- * from its buffer, never rebuilt.
+ * A page that was PROCESSED never goes back to UNPROCESSED: another thread installs it from
+ * its buffer, or (a buffer that I/O may still write, install.ts) from a rebuild into its own
+ * private page. The compactor recycles a page's from-space sources only once it is MAPPED
+ * (compact.ts), so a rebuild until then reads them intact.
  */
 import { Ctl, Owner, PagePhase, type OwnerId, type Shared } from './shared.js';
 
