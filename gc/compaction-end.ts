@@ -6,7 +6,7 @@
  * completes and no mutator access waits forever. The non-waiting way to the end is the driver's (cycle.ts,
  * #finalizeIfDone: a safepoint, or the compactor's word that it is done).
  */
-import { Scratch, type Builders } from './compact.js';
+import { Scratch, type Builders } from './builders.js';
 import { Ctl } from './control.js';
 import { Owner, now, type Shared } from './shared.js';
 import { Role, type CollectorThreads } from './threads.js';

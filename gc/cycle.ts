@@ -26,7 +26,7 @@
  */
 import { nextSet } from './bits.js';
 import { drainLog, type BarrierLog } from './barrier.js';
-import { Builders, readRss, releaseFromSpace } from './compact.js';
+import { Builders, readRss, releaseFromSpace } from './builders.js';
 import { awaitCompaction } from './compaction-end.js';
 import { Clk, Ctl, MarkJob, Phase, armCompaction, resetMarking } from './control.js';
 import { ErrorCode, MoveGcError, fromNative } from './errors.js';

@@ -13,7 +13,7 @@
  * the collector never leaves the mutator blocked. If it dies itself, it wakes the faults it
  * read, so that they are pending again; with both threads dead, see watchdog.ts.
  */
-import { Builders, Scratch } from './compact.js';
+import { Builders, Scratch } from './builders.js';
 import { phaseOf } from './claim.js';
 import { PAGE_SIZE } from './native.js';
 import { Ctl, Hist, Owner, PagePhase, Phase, now, type Shared } from './shared.js';

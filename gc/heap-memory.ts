@@ -6,7 +6,7 @@
  * heap writes once. A failure part way (ENOMEM, EMFILE, ...) releases what was already opened.
  */
 import { Builder } from './build.js';
-import { Scratch } from './compact.js';
+import { Scratch } from './builders.js';
 import { FaultInstall, Install } from './install.js';
 import { TypeTable } from './layout.js';
 import { Mapping } from './memory.js';

@@ -12,7 +12,7 @@
  */
 import { MoveGcError, ErrorCode, internal, invalidArg, shown } from './errors.js';
 import { BarrierLog } from './barrier.js';
-import { Builders, Scratch } from './compact.js';
+import { Builders, Scratch } from './builders.js';
 import { CycleDriver, type MutatorState } from './cycle.js';
 import { Installer } from './install.js';
 import { HeapMemory } from './heap-memory.js';

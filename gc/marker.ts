@@ -23,7 +23,7 @@ import { Tracer, clearMarks } from './mark.js';
 import { forwardObjectStarts, plan, type Plan } from './plan.js';
 import { now, type Shared } from './shared.js';
 import { Role } from './heartbeat.js';
-import type { Builders } from './compact.js';
+import type { Builders } from './builders.js';
 import { noInstaller, standIn } from './standin.js';
 
 /** Grey objects scanned between two looks at the stop word, the log and the heartbeat. */

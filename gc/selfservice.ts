@@ -26,7 +26,7 @@
  * others like a stale thread's (Builders.isStale), from its own scratch page, which nothing
  * else writes.
  */
-import { Scratch, type BuildHook, type Builders } from './compact.js';
+import { Scratch, type BuildHook, type Builders } from './builders.js';
 import { bufferOf, phaseOf, ownerOf } from './claim.js';
 import { ErrorCode, MoveGcError } from './errors.js';
 import { PAGE_WORDS } from './layout.js';

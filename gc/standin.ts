@@ -11,7 +11,7 @@
  * Safe against the next cycle: its plan is written only once every page of this one is in,
  * and only by this same thread (a PLAN job, after we return) or in a pause that waits for it.
  */
-import { Scratch, type Builders } from './compact.js';
+import { Scratch, type Builders } from './builders.js';
 import { Ctl, Owner, Phase } from './shared.js';
 
 /** Pages built between two looks at the peers (a replacement may have come back). */

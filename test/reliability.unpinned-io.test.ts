@@ -95,23 +95,27 @@ async function setup(faultPath: FaultPathName, { dense = false, below = 10_000 }
   return { heap, oldPage, scribble, walk, intact, items: () => items };
 }
 
-/** Waits (spinning: the mutator must not touch the heap) until the compactor has built n pages. */
-function awaitBuilds(heap: Heap, n: number): void {
-  for (const t0 = Date.now(); (heap._debugState().ctl as number[])[Ctl.COMPACTOR_BUILDS] < n; ) {
-    if (Date.now() - t0 > 20_000) throw new Error(`the compactor did not build ${n} pages`);
+type Setup = Awaited<ReturnType<typeof setup>>;
+
+/**
+ * Starts a cycle whose compactor stalls (1.5 s, under stallMs) once it has built `at` - 1
+ * pages, waits for that (spinning: the mutator must not touch the heap), and then lands the
+ * reads in the array's old pages, under a run built into them and not yet installed.
+ */
+async function scribbleUnderPendingRun(s: Setup, at: number): Promise<void> {
+  s.heap.inject({ delayAtPage: at, delayMs: 1500 });
+  await s.heap.collect();
+  for (const t0 = Date.now(); (s.heap._debugState().ctl as number[])[Ctl.COMPACTOR_BUILDS] < at - 1; ) {
+    if (Date.now() - t0 > 20_000) throw new Error(`the compactor did not build ${at - 1} pages`);
   }
+  s.scribble();
 }
 
 describe('I/O into old heap pages the program did not pin', () => {
   itKernel('a page refused by MOVE (EBUSY) is rebuilt: the I/O into its buffer never reaches the heap', async () => {
     const s = await setup('handler');
-    // Stalled past the array's old pages (recycled as buffers from about that many builds),
-    // with a run built into them pending; the reads land meanwhile.
-    const at = s.oldPage + 27;
-    s.heap.inject({ delayAtPage: at, delayMs: 1500 });
-    await s.heap.collect();
-    awaitBuilds(s.heap, at - 1);
-    s.scribble();
+    // Past the array's old pages (recycled as buffers from about that many builds).
+    await scribbleUnderPendingRun(s, s.oldPage + 27);
     const st: CycleStats = (await s.heap.idle())!;
     expect(st.ebusy, 'MOVE refused the io_uring-pinned buffers').toBeGreaterThan(0);
     expect(st.ebusyCopies).toBe(st.ebusy);
@@ -126,13 +130,9 @@ describe('I/O into old heap pages the program did not pin', () => {
 
   itKernel('the mutator installing a page built into such a buffer copies a rebuild of it', async () => {
     const s = await setup('self');
-    // Stalled with a run built into the array's old pages pending: the mutator's walk finds
-    // those pages built (PROCESSED) by a live compactor and installs them itself.
-    const at = s.oldPage + 7;
-    s.heap.inject({ delayAtPage: at, delayMs: 1500 });
-    await s.heap.collect();
-    awaitBuilds(s.heap, at - 1);
-    s.scribble();
+    // The mutator's walk finds those pages built (PROCESSED) by a live compactor and
+    // installs them itself.
+    await scribbleUnderPendingRun(s, s.oldPage + 7);
     expect(s.walk()).toBe(s.items());
     const st = (await s.heap.idle())!;
     expect(st.pages.builtByMutator, 'the mutator helped').toBeGreaterThan(0);

@@ -1,0 +1,200 @@
+/**
+ * The machinery every builder thread shares (compactor, fault server, marker standing in,
+ * mutator): its view of from-space and the scratch pages after it, the page builder (the
+ * TypeScript reference or its compiled twin), the installer, and the single-page build,
+ * takeover and staleness rules that let any thread resolve any page (ART CMC's
+ * moving_pages_status_ protocol: claim.ts). The compactor's own walk is compact.ts.
+ */
+import fs from 'node:fs';
+import { claim, markProcessed, ownerOf, phaseOf, reclaim, unclaim, bufferOf } from './claim.js';
+import { Builder, PageBuilder, type RunBuilder } from './build.js';
+import { NativePageBuilder } from './build-native.js';
+import type { Installer } from './install.js';
+import { PAGE_WORDS } from './layout.js';
+import { native, PAGE_SIZE } from './native.js';
+import { Clk, Ctl, Owner, PagePhase, Phase, SEG_FIELDS, Seg, now, type OwnerId, type Shared } from './shared.js';
+import { Role, type RoleId } from './heartbeat.js';
+
+/** Pages per MOVE call at most: bounds how long a built page waits for its run. */
+export const MAX_BATCH = 64;
+/**
+ * Scratch pages (beyond the capacity in the from-space mapping) per builder, in this order
+ * and of these sizes; REBUILD: one private page per installing thread (Installer's rebuilds).
+ */
+const SCRATCH_SIZES = { COMPACTOR: MAX_BATCH, FAULT: 1, MUTATOR: 1, SELF: 1, MARKER: 1, REBUILD: 4 } as const;
+export const Scratch = scratchLayout(SCRATCH_SIZES);
+/** Which REBUILD page each installing thread owns. */
+export const RebuildPage = { compactor: 0, fault: 1, marker: 2, mutator: 3 } as const;
+export type Installing = keyof typeof RebuildPage;
+
+function scratchLayout<K extends string>(sizes: Readonly<Record<K, number>>): Readonly<Record<K | 'PAGES', number>> {
+  const at = {} as Record<K | 'PAGES', number>;
+  let next = 0;
+  for (const k of Object.keys(sizes) as K[]) {
+    at[k] = next;
+    next += sizes[k];
+  }
+  at.PAGES = next;
+  return at;
+}
+
+/** Each builder's count of pages built, by owner (anything else is counted as the compactor's). */
+const BUILDS_OF: Readonly<Record<number, number>> = { [Owner.FAULT]: Ctl.FAULT_BUILDS, [Owner.MUTATOR]: Ctl.MUTATOR_BUILDS, [Owner.MARKER]: Ctl.MARKER_BUILDS };
+/** The heartbeat that says whether a claim's owner still lives (the mutator has none: see isStale). */
+const HEARTBEAT_OF: Readonly<Record<number, RoleId>> = { [Owner.COMPACTOR]: Role.COMPACTOR, [Owner.FAULT]: Role.FAULT, [Owner.MARKER]: Role.MARKER };
+
+/** Fault injection inside one page build: called once claimed, and once built (before install). */
+export type BuildHook = (stage: 'claimed' | 'built') => void;
+
+export function readRss(): number {
+  const statm = fs.readFileSync('/proc/self/statm', 'utf8');
+  return Number(statm.split(' ')[1]) * PAGE_SIZE;
+}
+
+/** Gives back all of from-space and its scratch pages: every page of the cycle is installed, nobody reads them. */
+export function releaseFromSpace(sh: Shared): void {
+  native.madvise(sh.d.fromAddress, sh.d.capacity + Scratch.PAGES * PAGE_SIZE, native.advice.DONTNEED);
+}
+
+export function sampleRss(sh: Shared): void {
+  const rss = readRss();
+  if (rss > sh.clk[Clk.RSS_PEAK]) sh.clk[Clk.RSS_PEAK] = rss;
+}
+/** The builders' shared machinery, one per thread. */
+export class Builders {
+  readonly sh: Shared;
+  /** The readable reference builder and its compiled twin; Ctl.BUILDER picks one. */
+  readonly jsBuilder: PageBuilder;
+  readonly nativeBuilder: NativePageBuilder;
+  readonly installer: Installer;
+  /** From-space plus scratch, as u32. */
+  readonly from: Uint32Array;
+  readonly capacityPages: number;
+
+  constructor(sh: Shared, from: Uint32Array, installer: Installer, thread: Installing) {
+    this.sh = sh;
+    this.from = from;
+    this.jsBuilder = new PageBuilder(sh, from);
+    this.nativeBuilder = new NativePageBuilder(sh, from);
+    this.installer = installer;
+    this.capacityPages = sh.d.capacity / PAGE_SIZE;
+    const own = this.scratchPage(Scratch.REBUILD + RebuildPage[thread]);
+    installer.rebuildWith((q) => {
+      this.builder.buildRun(q, 1, from, own * PAGE_WORDS * 2);
+      sh.count(Ctl.REBUILDS);
+      return own;
+    });
+  }
+
+  get builder(): RunBuilder {
+    return Atomics.load(this.sh.ctl, Ctl.BUILDER) === Builder.NATIVE ? this.nativeBuilder : this.jsBuilder;
+  }
+
+  scratchPage(which: number): number {
+    return this.capacityPages + which;
+  }
+
+  /**
+   * The cycle this thread builds for (0: unfenced, for threads fenced otherwise: the compactor
+   * by COMPACTOR_IN and CLOSING_CYCLE, the mutator by running the cycle's end itself). The next
+   * cycle's plan writes its page states before its flip; a thread descheduled across the end
+   * of its cycle (the fault server, the marker standing in) would otherwise claim those pages
+   * and build them from a plan still being written: a claim made once its cycle has ended is
+   * given back (checked after the claim, so no end can slip between check and claim).
+   */
+  fence = 0;
+  /** This thread's time building and installing pages one at a time (buildOne), ms. */
+  buildMs = 0;
+  installMs = 0;
+
+  /** Whether cycle c is the one compacting now. */
+  #inCycle(c: number): boolean {
+    return Atomics.load(this.sh.ctl, Ctl.CYCLE) === c && Atomics.load(this.sh.ctl, Ctl.PHASE) === Phase.COMPACTING;
+  }
+
+  /** Builds and installs page q alone, into the scratch page given. False if another thread has it. */
+  buildOne(q: number, owner: OwnerId, scratch: number, heapDirect?: Uint32Array, hook?: BuildHook): boolean {
+    const sh = this.sh;
+    if (!claim(sh, q, owner)) return false;
+    if (this.fence !== 0 && !this.#inCycle(this.fence)) {
+      unclaim(sh, q, owner);
+      return false;
+    }
+    const t0 = now();
+    try {
+      hook?.('claimed');
+      if (heapDirect) this.builder.buildRun(q, 1, heapDirect, q * PAGE_WORDS * 2);
+      else this.builder.buildRun(q, 1, this.from, scratch * PAGE_WORDS * 2);
+    } catch (e) {
+      unclaim(sh, q, owner);
+      throw e;
+    }
+    const t1 = now();
+    this.buildMs += t1 - t0;
+    if (!markProcessed(sh, q, owner, scratch)) return false;
+    sh.count(BUILDS_OF[owner] ?? Ctl.COMPACTOR_BUILDS);
+    hook?.('built');
+    if (heapDirect) this.installer.install(q, scratch, 1);
+    else this.installer.installOne(q, scratch);
+    this.installMs += now() - t1;
+    return true;
+  }
+
+  /**
+   * Resolves page q for a thread that needs it now. Returns true once it is mapped;
+   * false if another live builder owns it (its install will wake any faulting thread).
+   */
+  resolve(q: number, me: OwnerId, scratch: number, stallMs: number, heapDirect?: Uint32Array, hook?: BuildHook): boolean {
+    const sh = this.sh;
+    for (;;) {
+      if (this.fence !== 0 && !this.#inCycle(this.fence)) return false; // its cycle ended: see fence
+      const s = Atomics.load(sh.pageState, q);
+      const ph = phaseOf(s);
+      if (ph === PagePhase.MAPPED) return true;
+      if (ph === PagePhase.UNPROCESSED) {
+        if (this.buildOne(q, me, scratch, heapDirect, hook)) return true;
+        continue;
+      }
+      const owner = ownerOf(s) as OwnerId;
+      if (owner === me && !this.isStale(owner, stallMs)) return false;
+      if (ph === PagePhase.PROCESSED) Atomics.store(sh.ctl, Ctl.FLUSH_REQUEST, 1);
+      if (!this.isStale(owner, stallMs)) return false;
+      const took = reclaim(sh, q, owner, me);
+      if (took < 0) continue;
+      sh.count(Ctl.TAKEOVERS);
+      if (phaseOf(took) === PagePhase.PROCESSED) {
+        this.installer.install(q, bufferOf(took), 1);
+        return true;
+      }
+    }
+  }
+
+  /** The compactor has walked the whole cycle (or is stale): other threads must finish what is left. */
+  compactorGone(stallMs: number): boolean {
+    return Atomics.load(this.sh.ctl, Ctl.COMPACTOR_DONE) === Atomics.load(this.sh.ctl, Ctl.CYCLE) || this.isStale(Owner.COMPACTOR, stallMs);
+  }
+
+  /** A builder thread is stale when its heartbeat is older than stallMs (stalled or dead). */
+  isStale(owner: number, stallMs: number): boolean {
+    const role = HEARTBEAT_OF[owner];
+    if (role !== undefined) return this.sh.hb.isStale(role, stallMs);
+    // The mutator holds a claim across no call of its own, except a page whose install failed
+    // in self-service: it then gives the cycle's claims up (selfservice.ts).
+    const abandoned = Atomics.load(this.sh.ctl, Ctl.SELF_ABANDONED);
+    return abandoned !== 0 && abandoned === Atomics.load(this.sh.ctl, Ctl.CYCLE);
+  }
+
+  /** Every page of the cycle, in order, as [first, end) page ranges. */
+  *pageRanges(): Generator<[number, number]> {
+    const sh = this.sh;
+    const n = Atomics.load(sh.ctl, Ctl.SEGMENTS);
+    for (let i = 0; i < n; i++) {
+      const s = i * SEG_FIELDS;
+      yield [sh.segments[s + Seg.FIRST_PAGE], sh.segments[s + Seg.END_PAGE]];
+    }
+  }
+
+  allMapped(): boolean {
+    return Atomics.load(this.sh.ctl, Ctl.PAGES_MAPPED) >= Atomics.load(this.sh.ctl, Ctl.PAGES_TOTAL);
+  }
+}
