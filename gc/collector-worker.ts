@@ -43,8 +43,9 @@ const b = new Builders(sh, from, new Installer(sh, uffd, warn), init.role);
 if (init.policy !== 'normal') native.setThreadPolicy(init.policy);
 
 // Initialized (modules loaded, views made): the heap's start waits for this, so a thread
-// slow to load on a busy machine is not taken for a stalled one.
-port.postMessage({ type: 'ready' });
+// slow to load on a busy machine is not taken for a stalled one. Its thread id lets the heap
+// make it normal again to terminate it (threads.ts).
+port.postMessage({ type: 'ready', tid: native.threadId() });
 
 if (init.role === 'fault') {
   serveFaults(b, uffd, init.stallMs, {

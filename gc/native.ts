@@ -120,8 +120,10 @@ export interface NativeBinding {
     monotonicMs(): number;
   };
   probe(): RawProbe;
-  /** Scheduling class of the calling thread (native/sched.cc). */
-  setThreadPolicy(policy: 'normal' | 'idle'): void;
+  /** Scheduling class (native/sched.cc) of the calling thread, or of thread `tid` of this process (ESRCH if it is not one). */
+  setThreadPolicy(policy: 'normal' | 'idle', tid?: number): void;
+  /** The calling thread's id (gettid). */
+  threadId(): number;
   PageBuilder: new (tables: NativePageBuilderTables) => NativePageBuilder;
 }
 

@@ -5,6 +5,8 @@
 // decided in TypeScript (gc/threads.ts); this only makes the call.
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -20,21 +22,36 @@ int PolicyOf(const std::string& name) {
   return -1;
 }
 
-// setThreadPolicy('normal' | 'idle'): for the calling thread only.
+// setThreadPolicy('normal' | 'idle'[, tid]): for the calling thread, or for thread `tid` of
+// this process (a stalled SCHED_IDLE thread made normal so that it can run to its termination).
 Napi::Value SetThreadPolicy(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "policy must be 'normal' or 'idle'");
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   const int policy = PolicyOf(name);
   if (policy < 0) ThrowArg(info.Env(), "ERR_INVALID_ARG_VALUE", "policy must be 'normal' or 'idle', got '" + name + "'");
+  pid_t tid = 0;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    if (!info[1].IsNumber()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "tid must be a thread id of this process");
+    const double t = info[1].As<Napi::Number>().DoubleValue();
+    if (!(t >= 1 && t <= 0x7fffffff && t == static_cast<pid_t>(t))) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "tid must be a thread id of this process");
+    tid = static_cast<pid_t>(t);
+    if (tgkill(getpid(), tid, 0) != 0) ThrowErrno(info.Env(), "tgkill", errno);  // not one of ours: ESRCH
+  }
   struct sched_param p = {};
-  if (sched_setscheduler(0, policy, &p) != 0) ThrowErrno(info.Env(), "sched_setscheduler", errno);
+  if (sched_setscheduler(tid, policy, &p) != 0) ThrowErrno(info.Env(), "sched_setscheduler", errno);
   return info.Env().Undefined();
+}
+
+// threadId(): the calling thread's id (gettid), for setThreadPolicy from another thread.
+Napi::Value ThreadId(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(gettid()));
 }
 
 }  // namespace
 
 void InitSched(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreadPolicy", Napi::Function::New(env, SetThreadPolicy, "setThreadPolicy"));
+  exports.Set("threadId", Napi::Function::New(env, ThreadId, "threadId"));
 }
 
 }  // namespace movegc

@@ -5,6 +5,7 @@
  * caller either). Values that are well-formed but absurd reach the kernel and come back as
  * its errno.
  */
+import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd, madvise, probe, remapDontUnmap, viewOf,
@@ -272,6 +273,20 @@ describe('raw addon', () => {
     for (const v of [5, undefined, null, {}, true]) expectCode(() => native.setThreadPolicy(v as Any), 'ERR_INVALID_ARG_TYPE', false);
     for (const v of ['', 'fifo', 'batch', 'IDLE', 'idle ']) expectCode(() => native.setThreadPolicy(v as Any), 'ERR_INVALID_ARG_VALUE', false);
     expect(native.setThreadPolicy('normal')).toBeUndefined(); // what this thread already is
+  });
+
+  it('setThreadPolicy of another thread: a thread id of this process, or a typed error (ESRCH for any other)', () => {
+    expect(native.threadId()).toBe(process.pid); // the main thread's id is the process id
+    for (const v of ['1', {}, true, null, 10n]) expectCode(() => native.setThreadPolicy('normal', v as Any), 'ERR_INVALID_ARG_TYPE', false);
+    for (const v of [0, -1, 1.5, NaN, 2 ** 31, Infinity]) expectCode(() => native.setThreadPolicy('normal', v), 'ERR_OUT_OF_RANGE', false);
+    // init (pid 1) and a child of ours: threads, but not of this process.
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 10000)'], { stdio: 'ignore' });
+    try {
+      for (const tid of [1, child.pid!]) expectCode(() => native.setThreadPolicy('normal', tid), 'ESRCH', false);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(native.setThreadPolicy('normal', native.threadId())).toBeUndefined();
   });
 
   itKernel('checks its own arguments: typed TypeErrors, never a crash', () => {
