@@ -19,8 +19,9 @@
  * of them as the zero page, in every mode but stw; other threads build them (zeros).
  *
  * Recycling: sliding compaction reads from-space at or above what it writes, so once every
- * to-space page below q is built, every from-space page below q's first source page has been
- * read for the last time. Those pages become the buffers for the next builds, and their
+ * to-space page below q is installed, every from-space page below q's first source page has
+ * been read for the last time (installed, not built: until then a page may be rebuilt from its
+ * sources, install.ts). Those pages become the buffers for the next builds, and their
  * physical pages move into the heap: compaction needs no new memory (RSS stays flat).
  * ART walks in reverse for the same effect; walking forward keeps the mutator's likely
  * next pages (the low ones, where the old data lands) ready first.

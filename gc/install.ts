@@ -18,10 +18,13 @@
  * without heap.pin (io_uring, DMA) may still be writing it: a page built there and copied
  * after EBUSY carried that I/O into unrelated objects (examples/pinned-io, 1 run in 10).
  * So EBUSY rebuilds the page into the thread's private page and copies that, and so does
- * installing another builder's page from a recycled buffer. The page is not installed yet,
- * so its from-space sources are intact (compact.ts recycles only below installed pages).
+ * installing another builder's page from a recycled buffer. While the page is not installed,
+ * its from-space sources are intact (compact.ts recycles only below installed pages); a page
+ * installed meanwhile is left alone (#copyPrivate). What this cannot catch: I/O that lands in
+ * a recycled buffer and whose pin is released before the install, so that MOVE succeeds (the
+ * kernel's EBUSY is the only sign of the pin). I/O into the heap belongs behind heap.pin.
  */
-import { markMapped, markMappedRun } from './claim.js';
+import { PagePhase, markMapped, markMappedRun, phaseOf } from './claim.js';
 import { MoveGcError } from './errors.js';
 import { PAGE_SIZE, native } from './native.js';
 import { PMD_PAGES } from './options.js';
@@ -215,7 +218,7 @@ export class Installer {
         if (code === 'EAGAIN') {
           sh.count(Ctl.EAGAIN);
           if (++retries <= MAX_EAGAIN_RETRIES) continue;
-          this.#copyOne(q + i, this.#private(q + i, buf + i), 'EAGAIN');
+          this.#copyPrivate(q + i, buf + i, 'EAGAIN');
         } else if (code === 'EEXIST') {
           sh.count(Ctl.EEXIST);
           markMapped(sh, q + i);
@@ -231,11 +234,11 @@ export class Installer {
           continue;
         } else if (code === 'EBUSY') {
           sh.count(Ctl.EBUSY);
-          this.#copyOne(q + i, this.#private(q + i, buf + i), 'EBUSY');
+          this.#copyPrivate(q + i, buf + i, 'EBUSY');
         } else {
           sh.count(Ctl.ERRORS);
           this.#warn('MOVE failed, copying the page instead', { page: q + i, code, error: String(e) });
-          this.#copyOne(q + i, this.#private(q + i, buf + i), code);
+          this.#copyPrivate(q + i, buf + i, code);
         }
         i++;
       }
@@ -254,15 +257,33 @@ export class Installer {
   installBuilt(q: number, buf: number): void {
     const sh = this.#sh;
     if (Atomics.load(sh.ctl, Ctl.INSTALL) === Install.MOVE && Atomics.load(sh.ctl, Ctl.FAULT_INSTALL) === FaultInstall.MOVE) this.#move(q, buf, 1);
-    else this.#copyOne(q, this.#private(q, buf), 'help');
+    else this.#copyPrivate(q, buf, 'help');
   }
 
   /**
-   * A page holding q's built bytes that only this thread can write: buf itself if it is a
-   * scratch page, else q rebuilt into this thread's private page (see the top of the file).
+   * copyOne from a page holding q's bytes that only this thread can write: buf itself if it
+   * is a scratch page, else q rebuilt into this thread's private page (see the top of the
+   * file). A page installed meanwhile needs neither: its sources may be recycled by then, so
+   * a rebuild would read other pages' bytes (and may throw on them), and its COPY would only
+   * meet EEXIST.
    */
-  #private(q: number, buf: number): number {
-    return buf < this.#fromPages ? this.#rebuild!(q) : buf;
+  #copyPrivate(q: number, buf: number, why: string): void {
+    if (buf >= this.#fromPages) return this.#copyOne(q, buf, why);
+    const sh = this.#sh;
+    const installed = (): boolean => {
+      if (phaseOf(Atomics.load(sh.pageState, q)) !== PagePhase.MAPPED) return false;
+      sh.count(Ctl.EEXIST);
+      return true;
+    };
+    if (installed()) return;
+    let page: number;
+    try {
+      page = this.#rebuild!(q);
+    } catch (e) {
+      if (installed()) return;
+      throw e;
+    }
+    this.#copyOne(q, page, why);
   }
 
   /** One page by UFFDIO_COPY (a fallback from MOVE); EEXIST means someone installed it. */

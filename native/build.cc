@@ -171,16 +171,18 @@ class Kernel {
     if (kind == FIXED) {
       *sz = row[3];
       *nref = row[1];
-      return;
-    }
-    const uint32_t len = Src(o * 2 + 1);
-    if (kind == REF_ARRAY) {
-      *sz = 1 + static_cast<int64_t>(static_cast<uint32_t>(len + 1u) >> 1);
-      *nref = len;
     } else {
-      *sz = kind == BYTE_ARRAY ? 1 + static_cast<int64_t>(static_cast<uint32_t>(len + 7u) >> 3) : static_cast<int64_t>(len);
-      *nref = 0;
+      const uint32_t len = Src(o * 2 + 1);
+      if (kind == REF_ARRAY) {
+        *sz = 1 + static_cast<int64_t>(static_cast<uint32_t>(len + 1u) >> 1);
+        *nref = len;
+      } else {
+        *sz = kind == BYTE_ARRAY ? 1 + static_cast<int64_t>(static_cast<uint32_t>(len + 7u) >> 3) : static_cast<int64_t>(len);
+        *nref = 0;
+      }
     }
+    // build.ts throws here too: a size of 0 would never advance the walk (an endless loop).
+    if (*sz < 1) Fail("object of size 0 in a header", o);
   }
 
   inline uint32_t ChunkNew(int64_t c) const {

@@ -416,6 +416,11 @@ describe('page builders: js and native write the same bytes', () => {
     const o = t.sh.pageFirst[first];
     t.from[o * 2] = 1 << 30;
     expect(code(() => nat.buildRun(first, 1, dst, 0))).toBe('ERR_OUT_OF_RANGE');
+    // A header of size 0 (a filler of length 0) is an error in both builders, not a walk that
+    // never advances (a rebuild from recycled sources met one: install.ts).
+    [t.from[o * 2], t.from[o * 2 + 1]] = [0, 0];
+    expect(code(() => nat.buildRun(first, 1, dst, 0))).toBe('ERR_OUT_OF_RANGE');
+    expect(code(() => new PageBuilder(t.sh, t.from).buildRun(first, 1, dst, 0))).toBe('ERR_HEAP_CORRUPT');
     // A short from-space is an error too.
     const short = new NativePageBuilder(t.sh, t.from.subarray(0, PAGE_U32));
     expect(code(() => short.buildRun(t.plan.segments[0].endPage - 1, 1, dst, 0))).toBe('ERR_OUT_OF_RANGE');

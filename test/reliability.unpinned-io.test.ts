@@ -114,13 +114,14 @@ async function scribbleUnderPendingRun(s: Setup, at: number): Promise<void> {
 describe('I/O into old heap pages the program did not pin', () => {
   itKernel('a page refused by MOVE (EBUSY) is rebuilt: the I/O into its buffer never reaches the heap', async () => {
     const s = await setup('handler');
-    // Past the array's old pages (recycled as buffers from about that many builds).
-    await scribbleUnderPendingRun(s, s.oldPage + 27);
+    // Where the pending run sits in the array's old pages (scanned: 70-85 pages past them;
+    // with the mutant 'copy the buffer' the heap verifies corrupt there, and intact below).
+    await scribbleUnderPendingRun(s, s.oldPage + 78);
     const st: CycleStats = (await s.heap.idle())!;
+    s.intact(); // first: what the mutant breaks
     expect(st.ebusy, 'MOVE refused the io_uring-pinned buffers').toBeGreaterThan(0);
     expect(st.ebusyCopies).toBe(st.ebusy);
     expect(st.rebuilds).toBeGreaterThanOrEqual(st.ebusy);
-    s.intact();
     s.scribble(); // after the cycle: the old pages are no part of the heap
     s.intact();
     s.heap.inject({});
@@ -132,7 +133,7 @@ describe('I/O into old heap pages the program did not pin', () => {
     const s = await setup('self');
     // The mutator's walk finds those pages built (PROCESSED) by a live compactor and
     // installs them itself.
-    await scribbleUnderPendingRun(s, s.oldPage + 7);
+    await scribbleUnderPendingRun(s, s.oldPage + 78); // (the same run as above)
     expect(s.walk()).toBe(s.items());
     const st = (await s.heap.idle())!;
     expect(st.pages.builtByMutator, 'the mutator helped').toBeGreaterThan(0);
