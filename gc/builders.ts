@@ -17,15 +17,15 @@ import { Role, type RoleId } from './heartbeat.js';
 
 /** Pages per MOVE call at most: bounds how long a built page waits for its run. */
 export const MAX_BATCH = 64;
-/**
- * Scratch pages (beyond the capacity in the from-space mapping) per builder, in this order
- * and of these sizes; REBUILD: one private page per installing thread (Installer's rebuilds).
- */
-const SCRATCH_SIZES = { COMPACTOR: MAX_BATCH, FAULT: 1, MUTATOR: 1, SELF: 1, MARKER: 1, REBUILD: 4 } as const;
-export const Scratch = scratchLayout(SCRATCH_SIZES);
-/** Which REBUILD page each installing thread owns. */
+/** Which REBUILD page each installing thread owns (Installer's rebuilds). */
 export const RebuildPage = { compactor: 0, fault: 1, marker: 2, mutator: 3 } as const;
 export type Installing = keyof typeof RebuildPage;
+/**
+ * Scratch pages (beyond the capacity in the from-space mapping) per builder, in this order
+ * and of these sizes; REBUILD: one private page per installing thread.
+ */
+const SCRATCH_SIZES = { COMPACTOR: MAX_BATCH, FAULT: 1, MUTATOR: 1, SELF: 1, MARKER: 1, REBUILD: Object.keys(RebuildPage).length } as const;
+export const Scratch = scratchLayout(SCRATCH_SIZES);
 
 function scratchLayout<K extends string>(sizes: Readonly<Record<K, number>>): Readonly<Record<K | 'PAGES', number>> {
   const at = {} as Record<K | 'PAGES', number>;
@@ -60,6 +60,7 @@ export function sampleRss(sh: Shared): void {
   const rss = readRss();
   if (rss > sh.clk[Clk.RSS_PEAK]) sh.clk[Clk.RSS_PEAK] = rss;
 }
+
 /** The builders' shared machinery, one per thread. */
 export class Builders {
   readonly sh: Shared;

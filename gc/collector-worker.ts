@@ -38,7 +38,6 @@ const uffd = Userfaultfd.adopt(sh.d.uffdFd, sh.d.uffdFeatures);
 const from = new Uint32Array(viewOf(sh.d.fromAddress, sh.d.capacity + Scratch.PAGES * PAGE_SIZE));
 const b = new Builders(sh, from, new Installer(sh, uffd, warn), init.role);
 
-
 // Set before the first job, for the thread's whole life (its replacement sets it again).
 if (init.policy !== 'normal') native.setThreadPolicy(init.policy);
 

@@ -117,8 +117,7 @@ export class CollectorThreads {
       this.markerPort.unref();
       port = ch.port2;
     }
-    const policy = ROLES[role].background ? this.#policy : CollectorPolicy.NORMAL;
-    const init: WorkerInit = { role, shared: this.#sh.d, stallMs: this.#stallMs, policy, port };
+    const init: WorkerInit = { role, shared: this.#sh.d, stallMs: this.#stallMs, policy: this.#policyOf(role), port };
     const w = new Worker(new URL('./collector-worker.js', import.meta.url), { workerData: init, transferList: port ? [port] : [] });
     this.#workers.set(role, w);
     this.#dead.delete(role);
@@ -189,7 +188,7 @@ export class CollectorThreads {
     if (w) {
       // A SCHED_IDLE thread on a saturated machine gets no CPU, not even to be terminated:
       // it is made normal first (its successor is idle again).
-      if (ROLES[role].background && this.#policy !== CollectorPolicy.NORMAL) this.#makeNormal(w);
+      this.#makeNormal(role, w);
       await w.terminate();
     }
     ROLES[role].afterTerminate(this.#sh);
@@ -206,7 +205,14 @@ export class CollectorThreads {
     }
   }
 
-  #makeNormal(w: Worker): void {
+  /** The scheduling class a role's thread runs in (only background roles take collectorPolicy). */
+  #policyOf(role: RoleName): CollectorPolicyName {
+    return ROLES[role].background ? this.#policy : CollectorPolicy.NORMAL;
+  }
+
+  /** Puts a thread that runs idle back in the normal class (see #replace and close). */
+  #makeNormal(role: RoleName, w: Worker): void {
+    if (this.#policyOf(role) === CollectorPolicy.NORMAL) return;
     const tid = this.#tids.get(w);
     if (!tid) return; // never ready: still in its normal class
     try {
@@ -226,7 +232,7 @@ export class CollectorThreads {
       [...this.#workers.entries()].map(async ([role, w]) => {
         // An idle thread on a saturated machine would not run to see STOP (measured: 10.7 s
         // to close, 2 busy loops on its CPU): made normal, it exits at once.
-        if (ROLES[role].background && this.#policy !== CollectorPolicy.NORMAL) this.#makeNormal(w);
+        this.#makeNormal(role, w);
         const exited = new Promise<void>((r) => w.once('exit', () => r()));
         const timer = setTimeout(() => void w.terminate(), 2000);
         await exited;

@@ -31,9 +31,8 @@ Napi::Value SetThreadPolicy(const Napi::CallbackInfo& info) {
   if (policy < 0) ThrowArg(info.Env(), "ERR_INVALID_ARG_VALUE", "policy must be 'normal' or 'idle', got '" + name + "'");
   pid_t tid = 0;
   if (info.Length() > 1 && !info[1].IsUndefined()) {
-    if (!info[1].IsNumber()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "tid must be a thread id of this process");
-    const double t = info[1].As<Napi::Number>().DoubleValue();
-    if (!(t >= 1 && t <= 0x7fffffff && t == static_cast<pid_t>(t))) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "tid must be a thread id of this process");
+    const int64_t t = ArgInt(info, 1, "tid");
+    if (t < 1 || t > 0x7fffffff) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "tid must be a thread id of this process");
     tid = static_cast<pid_t>(t);
     if (tgkill(getpid(), tid, 0) != 0) ThrowErrno(info.Env(), "tgkill", errno);  // not one of ours: ESRCH
   }
