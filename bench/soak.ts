@@ -16,7 +16,14 @@
  *   --faults P     probability that a cycle gets an injected fault (default 0.15; 0: none)
  *   --check N      full model comparison and heap.verify() every N cycles of a heap (default 25)
  *   --seed N       PRNG seed (default 1)
+ *   --stall-ms MS  the heaps' stallMs (default 50); injected stalls are multiples of it
  *   --json         print the summary as one JSON line on stdout (human-readable lines go to stderr)
+ *   and the bench's heap options (--fault-path, --marking, --builder, --huge-pages,
+ *   --large-object-bytes, --collector-policy, ...), applied to every heap.
+ *
+ * The mutator also pins nodes (heap.pin, up to 16 at a time, held across cycles): a pinned
+ * node must keep its address and its contents; and now and then gives a node a payload of
+ * 4-80 KiB, so that large objects (largeObjectBytes) take part.
  *
  * Prints: cycles (per mode), page faults served, fallbacks (EBUSY and the pages copied for it,
  * takeovers of stalled or dead threads, EAGAIN retries, other MOVE errors, mode fallbacks),
@@ -25,7 +32,8 @@
  */
 import fs from 'node:fs';
 import type { Values } from '../cli/args.js';
-import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type HeapType, type InjectOptions, type ModeName, type Ref, type Root } from '../gc/index.js';
+import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type HeapType, type InjectOptions, type ModeName, type Pin, type Ref, type Root } from '../gc/index.js';
+import { KNOBS, heapOptionsOf, knobLabel, type KnobValues } from './knobs.js';
 import { rng } from './workload.js';
 
 interface Args {
@@ -37,6 +45,8 @@ interface Args {
   faults: number;
   check: number;
   seed: number;
+  stallMs: number;
+  knobs: KnobValues;
   json: boolean;
 }
 
@@ -50,6 +60,8 @@ function toArgs(v: Values): Args {
     faults: v.faults as number,
     check: v.check as number,
     seed: v.seed as number,
+    stallMs: v.stallMs as number,
+    knobs: Object.fromEntries(KNOBS.map((k) => [k.option, v[k.option] as string | number])),
     json: v.json === true,
   };
 }
@@ -86,15 +98,25 @@ interface MNode {
 
 class Mismatch extends Error {}
 
+/** Pins held at once at most. */
+const MAX_PINS = 16;
+/** A pinned node: its model and the address it must keep while pinned. */
+interface PinnedNode {
+  pin: Pin;
+  m: MNode;
+  address: number;
+}
+
 /** One heap, its graph (a root RefArray of `slots` nodes) and the model of that graph. */
 class Subject {
   readonly heap: Heap;
   readonly T: HeapType;
   readonly root: Root;
   readonly slots: Array<MNode | null>;
+  readonly pinned: PinnedNode[] = [];
   cycles = 0;
   nextId = 1;
-  readonly stats = { faults: 0, selfBuilt: 0, ebusy: 0, ebusyCopies: 0, takeovers: 0, eagain: 0, errors: 0, pagesMoved: 0, pagesCopied: 0, injected: {} as Record<string, number>, heapFull: 0, pins: 0 };
+  readonly stats = { faults: 0, selfBuilt: 0, ebusy: 0, ebusyCopies: 0, takeovers: 0, eagain: 0, errors: 0, pagesMoved: 0, pagesCopied: 0, injected: {} as Record<string, number>, heapFull: 0, pins: 0, heapPins: 0 };
   verifyFailures = 0;
   mismatches = 0;
   readonly firstProblems: string[] = [];
@@ -159,10 +181,36 @@ class Subject {
     if (n !== null && h.getU32(n, 0) !== m.next!.id) throw new Mismatch(`${where}: next of ${m.id}`);
   }
 
-  /** Every slot against the model. */
+  /** Every slot and every pinned node against the model. */
   checkAll(): void {
     const a = this.root.get()!;
     for (let i = 0; i < this.slots.length; i++) this.#check(this.heap.getRef(a, i), this.slots[i], `slot ${i}`);
+    for (const p of this.pinned) this.#checkPinned(p);
+  }
+
+  /** A pinned node: where it was pinned, and what the model says it holds. */
+  #checkPinned(p: PinnedNode): void {
+    const r = p.pin.ref;
+    if (this.heap.addressOf(r) !== p.address) throw new Mismatch(`pinned node ${p.m.id} moved`);
+    this.#check(r, p.m, `pinned node ${p.m.id}`);
+  }
+
+  /** Pins slot i's node, or releases a pin (about half each, at most MAX_PINS held). */
+  #pinOrRelease(i: number, rnd: () => number): void {
+    const m = this.slots[i];
+    if (m && this.pinned.length < MAX_PINS && rnd() < 0.5) {
+      const pin = this.heap.pin(this.heap.getRef(this.root.get()!, i)!);
+      this.pinned.push({ pin, m, address: pin.address });
+      this.stats.heapPins++;
+    } else if (this.pinned.length) {
+      const k = Math.floor(rnd() * this.pinned.length);
+      this.#checkPinned(this.pinned[k]);
+      this.pinned.splice(k, 1)[0].pin.release();
+    }
+  }
+
+  releasePins(): void {
+    for (const p of this.pinned.splice(0)) p.pin.release();
   }
 
   /** One mutator operation: mutate or read, checking what it reads. Throws Mismatch. */
@@ -174,7 +222,9 @@ class Subject {
     const x = rnd();
     if (x < 0.25) {
       // A new node in slot i (the old one becomes garbage unless another node points at it).
-      const payload = rnd() < 0.5 ? Uint8Array.from({ length: 1 + Math.floor(rnd() * 300) }, () => Math.floor(rnd() * 256)) : null;
+      // Now and then a payload of 4-80 KiB: a large object (largeObjectBytes) when the heap's threshold is low enough.
+      const len = rnd() < 0.002 ? 4096 + Math.floor(rnd() * 77824) : 1 + Math.floor(rnd() * 300);
+      const payload = rnd() < 0.5 ? Uint8Array.from({ length: len }, () => Math.floor(rnd() * 256)) : null;
       const m: MNode = { id: this.nextId++, ver: 0, val: rnd() * 1e9, next: null, payload };
       const r = this.#make(m);
       const j = Math.floor(rnd() * n);
@@ -206,6 +256,8 @@ class Subject {
       // Garbage.
       if (rnd() < 0.5) h.allocBytes(Math.floor(rnd() * 2000));
       else for (let k = 0; k < 8; k++) h.alloc(this.T);
+    } else if (x < 0.64) {
+      this.#pinOrRelease(i, rnd);
     } else {
       const r = h.getRef(a, i);
       this.#check(r, this.slots[i], `slot ${i}`);
@@ -270,7 +322,7 @@ export interface SoakResult {
 
 export async function soak(args: Args, log: (s: string) => void): Promise<SoakResult> {
   const rnd = rng(args.seed);
-  const stallMs = 50;
+  const stallMs = args.stallMs;
   const before = resources();
   const t0 = performance.now();
   const capacity = args.heapMiB * 2 ** 20;
@@ -278,9 +330,10 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
   const slots = Math.max(64, Math.floor(capacity / 3 / 130));
   const subjects: Subject[] = [];
   for (const mode of args.modes) {
-    const heap = await Heap.create({ capacity, mode, stallMs, dontFork: mode !== 'move' });
+    const heap = await Heap.create({ ...heapOptionsOf(args.knobs), capacity, mode, stallMs, dontFork: mode !== 'move' });
     subjects.push(new Subject(heap, slots));
-    log(`heap ${mode}: mode ${heap.mode}${heap.fallbacks.length ? ` (${heap.fallbacks.join('; ')})` : ''}, uffd ${heap.mode === 'stw' ? 'unused' : heap.capabilities.uffd.how}, ${args.heapMiB} MiB, ${slots} slots`);
+    const knobs = knobLabel(args.knobs);
+    log(`heap ${mode}: mode ${heap.mode}${heap.fallbacks.length ? ` (${heap.fallbacks.join('; ')})` : ''}, uffd ${heap.mode === 'stw' ? 'unused' : heap.capabilities.uffd.how}, ${args.heapMiB} MiB, ${slots} slots${knobs ? `, ${knobs}` : ''}`);
   }
   // Fill the graphs.
   for (const s of subjects) for (let k = 0; k < slots * 2; k++) s.step(() => (k < slots ? (k / slots) * 0.25 : rnd()));
@@ -345,6 +398,7 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
   const perMode: SoakResult['perMode'] = {};
   for (const s of subjects) {
     perMode[s.heap.requestedMode] = { mode: s.heap.mode, fallbacks: s.heap.fallbacks, cycles: s.cycles, ...s.stats, verifyFailures: s.verifyFailures, mismatches: s.mismatches };
+    s.releasePins();
     await s.heap.close();
   }
   let after = resources();
@@ -394,6 +448,7 @@ export async function main(v: Values): Promise<void> {
     `${r.cycles} cycles in ${r.seconds.toFixed(1)} s (${Object.values(r.perMode).map((m) => `${m.mode} ${m.cycles}`).join(', ')})`,
     `page faults served: ${r.faults}; pages built by the mutator's accessors: ${r.selfBuilt}; pages moved ${Object.values(r.perMode).reduce((n, m) => n + m.pagesMoved, 0)}, copied ${Object.values(r.perMode).reduce((n, m) => n + m.pagesCopied, 0)}`,
     `fallbacks: EBUSY ${f.ebusy} (pages copied for it ${f.ebusyCopies}), takeovers ${f.takeovers}, EAGAIN ${f.eagain}, other MOVE errors ${f.errors}, mode fallbacks ${f.modes.length ? f.modes.join('; ') : 'none'}`,
+    `objects pinned with heap.pin: ${Object.values(r.perMode).reduce((n, m) => n + m.heapPins, 0)}; io_uring pins behind the heap's back: ${Object.values(r.perMode).reduce((n, m) => n + m.pins, 0)}`,
     `injected: ${Object.entries(r.injected).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
     `verifier failures: ${r.verifyFailures}; model mismatches: ${r.mismatches}`,
     `fds ${r.resources.before.fds} -> ${r.resources.after.fds} (running: ${r.resources.during.fds}); heap mappings ${r.resources.before.heapMaps} -> ${r.resources.after.heapMaps} (running: ${r.resources.during.heapMaps}); all mappings ${r.resources.before.maps} -> ${r.resources.after.maps} (running: ${r.resources.during.maps}; V8 and malloc pools included); threads ${r.resources.before.threads} -> ${r.resources.after.threads} (running: ${r.resources.during.threads})`,

@@ -118,9 +118,13 @@ export const COMMANDS: Record<string, Command> = {
         faults: { type: 'number', min: 0, max: 1, default: 0.15, metavar: 'P', help: 'probability that a cycle gets an injected fault' },
         check: { type: 'int', min: 1, default: 25, help: 'full model comparison and heap.verify() every N cycles of a heap' },
         seed: { type: 'int', min: 0, default: 1, help: 'PRNG seed' },
+        'stall-ms': { type: 'int', min: 1, default: 50, help: 'heap option stallMs: a collector thread silent this long is taken over (injected stalls scale with it)' },
         json: { type: 'boolean', help: 'the summary as one JSON line on stdout (progress on stderr)' },
+        ...knobOptions(false),
       },
-      notes: 'Exit status 1 when a verifier failure or a model mismatch occurred, 2 on an error.',
+      notes:
+        'Exit status 1 when a verifier failure or a model mismatch occurred, 2 on an error.\n' +
+        'The heap options apply to every heap, e.g. movegc soak --modes move --huge-pages on --large-object-bytes 4096 --collector-policy idle.',
     },
     load: () => import('../bench/soak.js'),
   },

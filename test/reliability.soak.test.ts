@@ -36,4 +36,26 @@ itKernel('soak: 200 cycles with a concurrent mutator and injected faults, no fai
   expect(res.resources.after.heapMaps).toBe(0);
   expect(res.resources.after.threads).toBe(res.resources.before.threads);
   expect(res.resources.during.threads).toBe(res.resources.before.threads + 8); // per move/copy heap: 3 Workers and the native watchdog
+  expect(res.perMode.move.heapPins).toBeGreaterThan(0); // nodes pinned with heap.pin, checked in place
+}, undefined, 120_000);
+
+// The heap options reach every heap of the soak: the combination a race fuzzer once corrupted
+// (huge pages, large objects on pages, idle collector threads), with the kernel fault path and
+// the TypeScript builder in the copy heap.
+itKernel('soak with heap options (huge pages, large objects, idle collectors, handler path), no failure', () => {
+  const args = ['soak', '--cycles', '120', '--seconds', '25', '--heap', '16', '--ops', '300', '--seed', '11', '--faults', '0.3', '--modes', 'move,copy'];
+  const opts = ['--huge-pages', 'on', '--large-object-bytes', '4096', '--collector-policy', 'idle', '--fault-path', 'handler', '--stall-ms', '100', '--json'];
+  const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli', 'movegc.js'), ...args, ...opts], { encoding: 'utf8', timeout: 90_000 });
+  expect(r.signal, r.stderr.slice(-3000)).toBeNull();
+  const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  console.log(r.stderr.trim().split('\n').filter((l) => !/^\[soak\] \d+ s: /.test(l)).join('\n'));
+  expect(res.problems).toEqual([]);
+  expect(res.verifyFailures + res.mismatches).toBe(0);
+  expect(r.status).toBe(0);
+  expect(res.args.knobs).toMatchObject({ hugePages: 'on', largeObjectBytes: 4096, collectorPolicy: 'idle', faultPath: 'handler' });
+  expect(res.args.stallMs).toBe(100);
+  expect(res.faults).toBeGreaterThan(0); // the handler path: kernel faults, served by the fault server
+  expect(res.selfBuilt).toBe(0);
+  expect(res.resources.after.fds).toBe(res.resources.before.fds);
+  expect(res.resources.after.threads).toBe(res.resources.before.threads);
 }, undefined, 120_000);
