@@ -65,6 +65,11 @@ export function knobDefaults(): KnobValues {
   return Object.fromEntries(KNOBS.map((k) => [k.option, k.default]));
 }
 
+/** The knob values a command was given (its parsed flags, by HeapOptions field). */
+export function knobValuesOf(v: Readonly<Record<string, unknown>>): KnobValues {
+  return Object.fromEntries(KNOBS.map((k) => [k.option, v[k.option] as string | number]));
+}
+
 /** The heap options the knob values stand for ('on' / 'off' of a boolean knob as true / false). */
 export function heapOptionsOf(v: KnobValues): Partial<HeapOptions> {
   const out: Record<string, unknown> = { ...v };

@@ -8,7 +8,7 @@
  */
 import { Heap, median, type ModeName } from '../gc/index.js';
 import type { Values } from '../cli/args.js';
-import { KNOBS, heapOptionsOf, type KnobValues } from './knobs.js';
+import { heapOptionsOf, knobValuesOf, type KnobValues } from './knobs.js';
 import { provenanceLine, startProvenance } from './provenance.js';
 
 async function pauseAt(mode: ModeName, mib: number, cycles: number, nroots: number, knobs: KnobValues): Promise<number[]> {
@@ -40,7 +40,7 @@ export async function main(v: Values): Promise<void> {
   const modes = v.modes as ModeName[];
   const cycles = v.cycles as number;
   const nroots = v.roots as number;
-  const knobs: KnobValues = Object.fromEntries(KNOBS.map((k) => [k.option, v[k.option] as string | number]));
+  const knobs: KnobValues = knobValuesOf(v);
   const prov = startProvenance(['movegc', ...process.argv.slice(2)].join(' '), { capacityMiB: sizes, modes, ...knobs });
   console.log(`pause (ms, median of ${cycles} cycles, ${nroots} roots)`);
   for (const mode of modes) {

@@ -32,7 +32,7 @@ import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, Heap, MoveGcError } from '../gc/index.js';
 import { UsageError, type Values } from '../cli/args.js';
-import { HEAP_VARIANTS, KNOBS, heapOptionsOf, heapVariant, variantTitle, type KnobValues } from './knobs.js';
+import { HEAP_VARIANTS, KNOBS, heapOptionsOf, heapVariant, knobValuesOf, variantTitle, type KnobValues } from './knobs.js';
 import { startProvenance, provenanceLine, type Provenance } from './provenance.js';
 import { bucketQuantiles, median, mergeBuckets, quantiles, type Quantiles } from './stats.js';
 import { HeapSplayTree, JsSplayTree, SETUP_SAMPLE_EVERY, SPLAY_TREE_MODIFICATIONS, SPLAY_TREE_SIZE, type SplayTreeOps } from './splay-tree.js';
@@ -444,7 +444,7 @@ export function splayTable(res: SplayResults): string {
 }
 
 export async function main(v: Values): Promise<void> {
-  const knobs: KnobValues = Object.fromEntries(KNOBS.map((k) => [k.option, v[k.option] as string | number]));
+  const knobs: KnobValues = knobValuesOf(v);
   if (v.variant) {
     // A child: one rep of one variant, one RESULT line.
     const r = await runVariant(v.variant as Variant, Number(process.env.MOVEGC_SPLAY_REP ?? 1), v, knobs);
