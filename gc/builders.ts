@@ -43,8 +43,11 @@ const BUILDS_OF: Readonly<Record<number, number>> = { [Owner.FAULT]: Ctl.FAULT_B
 /** The heartbeat that says whether a claim's owner still lives (the mutator has none: see isStale). */
 const HEARTBEAT_OF: Readonly<Record<number, RoleId>> = { [Owner.COMPACTOR]: Role.COMPACTOR, [Owner.FAULT]: Role.FAULT, [Owner.MARKER]: Role.MARKER };
 
-/** Fault injection inside one page build: called once claimed, and once built (before install). */
-export type BuildHook = (stage: 'claimed' | 'built') => void;
+/**
+ * Fault injection inside one page build: called once claimed, once built, and once inside
+ * the install (after the thread said which cycle it installs for: Builders.installWord).
+ */
+export type BuildHook = (stage: 'claimed' | 'built' | 'installing') => void;
 
 export function readRss(): number {
   const statm = fs.readFileSync('/proc/self/statm', 'utf8');
@@ -104,6 +107,17 @@ export class Builders {
    * given back (checked after the claim, so no end can slip between check and claim).
    */
   fence = 0;
+  /**
+   * The control word in which this thread says which cycle it installs for, or -1. The fence
+   * above checks a claim, but a thread descheduled between its build (or its takeover of a
+   * stale thread's built page) and the install could wake after a taker installed the page,
+   * the cycle ended and the next one flipped: its install would then put a page of the old
+   * layout into the new to-space and mark the new page mapped. The fault server says so in
+   * Ctl.FAULT_INSTALL_IN, which the cycle's end waits for (compaction-end.ts, cycle.ts), as
+   * it waits for COMPACTOR_IN. (The marker standing in needs no word: the next cycle's plan
+   * is its own next job, see standin.ts.)
+   */
+  installWord = -1;
   /** This thread's time building and installing pages one at a time (buildOne), ms. */
   buildMs = 0;
   installMs = 0;
@@ -111,6 +125,25 @@ export class Builders {
   /** Whether cycle c is the one compacting now. */
   #inCycle(c: number): boolean {
     return Atomics.load(this.sh.ctl, Ctl.CYCLE) === c && Atomics.load(this.sh.ctl, Ctl.PHASE) === Phase.COMPACTING;
+  }
+
+  /**
+   * Enters an install for this thread's cycle: false once that cycle is closing (every page
+   * is in, so a page this thread holds was taken over and installed) or over. The store comes
+   * before the loads, as the cycle's end stores CLOSING_CYCLE before it loads the word: one
+   * of the two sees the other.
+   */
+  #enterInstall(): boolean {
+    if (this.installWord < 0) return true;
+    const ctl = this.sh.ctl;
+    Atomics.store(ctl, this.installWord, this.fence);
+    if (Atomics.load(ctl, Ctl.CLOSING_CYCLE) !== this.fence && this.#inCycle(this.fence)) return true;
+    Atomics.store(ctl, this.installWord, 0);
+    return false;
+  }
+
+  #leaveInstall(): void {
+    if (this.installWord >= 0) Atomics.store(this.sh.ctl, this.installWord, 0);
   }
 
   /** Builds and installs page q alone, into the scratch page given. False if another thread has it. */
@@ -135,8 +168,14 @@ export class Builders {
     if (!markProcessed(sh, q, owner, scratch)) return false;
     sh.count(BUILDS_OF[owner] ?? Ctl.COMPACTOR_BUILDS);
     hook?.('built');
-    if (heapDirect) this.installer.install(q, scratch, 1);
-    else this.installer.installOne(q, scratch);
+    if (!this.#enterInstall()) return false; // taken over and installed meanwhile: see installWord
+    try {
+      hook?.('installing');
+      if (heapDirect) this.installer.install(q, scratch, 1);
+      else this.installer.installOne(q, scratch);
+    } finally {
+      this.#leaveInstall();
+    }
     this.installMs += now() - t1;
     return true;
   }
@@ -164,7 +203,12 @@ export class Builders {
       if (took < 0) continue;
       sh.count(Ctl.TAKEOVERS);
       if (phaseOf(took) === PagePhase.PROCESSED) {
-        this.installer.install(q, bufferOf(took), 1);
+        if (!this.#enterInstall()) continue; // its cycle is closing or over: see installWord
+        try {
+          this.installer.install(q, bufferOf(took), 1);
+        } finally {
+          this.#leaveInstall();
+        }
         return true;
       }
     }

@@ -19,7 +19,7 @@ export interface CompactionEndContext {
 }
 
 /**
- * Returns once every page is installed, the compactor is out of the cycle, dead threads are
+ * Returns once every page is installed, no collector thread is inside an install, dead threads are
  * replaced and faults in flight are timed; or at once when `active()` turns false (another
  * caller ended the cycle meanwhile).
  */
@@ -29,13 +29,12 @@ export async function awaitCompaction(c: CompactionEndContext, active: () => boo
     if (!active()) return;
     const mapped = Atomics.load(sh.ctl, Ctl.PAGES_MAPPED);
     if (b.allMapped()) {
-      // The compactor may still be finishing its walk: it must be out before the next cycle
-      // (and one that has not entered this cycle yet must not enter it: see CLOSING_CYCLE).
-      Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE));
-      if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) === 0) break;
-      if (threads.isStale(Role.COMPACTOR)) {
-        await threads.replace(Role.COMPACTOR);
-        break;
+      // No collector thread may still be installing (installerInside).
+      const inside = installerInside(sh);
+      if (inside === null) break;
+      if (threads.isStale(inside)) {
+        await threads.replace(inside); // terminated, it installs nothing more
+        continue;
       }
     } else if (threads.isDead(Role.COMPACTOR) || b.compactorGone(c.stallMs)) {
       buildTheRest(c);
@@ -48,6 +47,23 @@ export async function awaitCompaction(c: CompactionEndContext, active: () => boo
   // Dead threads replaced now, so that the next cycle does not run on the stand-ins alone.
   await threads.replaceDead();
   await faultsServed(c);
+}
+
+/**
+ * Closes the current cycle to late installs (every page is in): says so in CLOSING_CYCLE, then
+ * names a thread that may still be inside one of the cycle's installs, or null. The compactor
+ * (COMPACTOR_IN) may still be finishing its walk, and one that has not entered the cycle yet
+ * must not enter it; the fault server (FAULT_INSTALL_IN) may be between a build and its
+ * install (Builders.installWord). Either, descheduled there, would otherwise install into the
+ * next cycle's to-space. The store comes before the loads, as the threads store theirs before
+ * they load CLOSING_CYCLE: one side sees the other.
+ */
+export function installerInside(sh: Shared): typeof Role.COMPACTOR | typeof Role.FAULT | null {
+  const cycle = Atomics.load(sh.ctl, Ctl.CYCLE);
+  Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, cycle);
+  if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) !== 0) return Role.COMPACTOR;
+  if (Atomics.load(sh.ctl, Ctl.FAULT_INSTALL_IN) === cycle) return Role.FAULT;
+  return null;
 }
 
 /**

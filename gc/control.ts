@@ -54,6 +54,9 @@ const ctl = layout({
     'INJECT_FAULT_DIE_AT_FAULT',
     /** The fault server sleeps this long once per cycle, as it starts taking over the compactor's pages. */
     'INJECT_FAULT_TAKEOVER_DELAY_MS',
+    /** The fault server holds one built page of the cycle this long, before or inside its install. */
+    'INJECT_FAULT_HOLD_BUILT_MS',
+    'INJECT_FAULT_HOLD_INSTALL_MS',
     'INJECT_MARK_DELAY_AT',
     'INJECT_MARK_DELAY_MS',
     'INJECT_MARK_DIE_AT',
@@ -73,6 +76,12 @@ const ctl = layout({
     'STOP',
     /** The cycle the compactor is working on, 0 when it is outside any cycle. */
     'COMPACTOR_IN',
+    /**
+     * The cycle the fault server installs a page for, 0 outside its installs: a page it built
+     * (or took over) goes in only while its cycle compacts, never into the next cycle's
+     * to-space. Fenced with CLOSING_CYCLE as COMPACTOR_IN is (Builders.enterInstall).
+     */
+    'FAULT_INSTALL_IN',
     /** The last cycle the compactor finished walking (pages reclaimed behind it may remain). */
     'COMPACTOR_DONE',
     /** A child forked by the forkAtPage injection, held until the cycle ends: pid (0: none) and pipe fd. */
@@ -239,6 +248,8 @@ export function armCompaction(ctlWords: Int32Array, clocks: Float64Array, inj: R
   c[Ctl.INJECT_FORK_AT_PAGE] = inj.forkAtPage ?? 0;
   c[Ctl.INJECT_FAULT_DIE_AT_FAULT] = inj.faultDieAtFault ?? 0;
   c[Ctl.INJECT_FAULT_TAKEOVER_DELAY_MS] = inj.faultTakeoverDelayMs ?? 0;
+  c[Ctl.INJECT_FAULT_HOLD_BUILT_MS] = inj.faultHoldBuiltMs ?? 0;
+  c[Ctl.INJECT_FAULT_HOLD_INSTALL_MS] = inj.faultHoldInstallMs ?? 0;
   c[Ctl.SEGMENTS] = segments;
   c[Ctl.PAGES_TOTAL] = pagesTotal;
   c[Ctl.PAGES_MAPPED] = 0;

@@ -27,7 +27,7 @@
 import { nextSet } from './bits.js';
 import { drainLog, type BarrierLog } from './barrier.js';
 import { Builders, readRss, releaseFromSpace } from './builders.js';
-import { awaitCompaction } from './compaction-end.js';
+import { awaitCompaction, installerInside } from './compaction-end.js';
 import { Clk, Ctl, MarkJob, Phase, armCompaction, resetMarking } from './control.js';
 import { ErrorCode, MoveGcError, fromNative } from './errors.js';
 import { Tracer, blacken, clearMarks, mark } from './mark.js';
@@ -512,8 +512,14 @@ export class CycleDriver {
   #finalizeIfDone(): 'done' | 'busy' | 'fault-in-flight' {
     const { sh, threads, builders: b } = this.#c;
     if (this.#active?.phase !== CyclePhase.COMPACTING || !b.allMapped()) return 'busy';
-    Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE)); // see CLOSING_CYCLE
-    if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) !== 0) return 'busy';
+    const inside = installerInside(sh);
+    if (inside === Role.COMPACTOR) return 'busy'; // its 'done' brings us back
+    if (inside === Role.FAULT) {
+      // Between a build and its install: it leaves in microseconds, or, stalled there, is
+      // replaced (terminated, it installs nothing more). Looked at again shortly.
+      if (threads.isStale(Role.FAULT)) void threads.replace(Role.FAULT).catch((e) => this.#c.log.error({ err: e }, 'replacing the fault server failed'));
+      return 'fault-in-flight';
+    }
     if (Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT) > 0 && !threads.isStale(Role.FAULT)) return 'fault-in-flight';
     this.#finalize();
     return 'done';

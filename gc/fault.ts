@@ -13,7 +13,7 @@
  * the collector never leaves the mutator blocked. If it dies itself, it wakes the faults it
  * read, so that they are pending again; with both threads dead, see watchdog.ts.
  */
-import { Builders, Scratch } from './builders.js';
+import { Builders, Scratch, type BuildHook } from './builders.js';
 import { phaseOf } from './claim.js';
 import { PAGE_SIZE } from './native.js';
 import { Ctl, Hist, Owner, PagePhase, Phase, now, type Shared } from './shared.js';
@@ -61,9 +61,25 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
   // page -> the read times of its faults: several threads can fault on one page (the mutator,
   // threads reading through views, the kernel), and each fault is timed and counted off once.
   const pending = new Map<number, number[]>();
+  b.installWord = Ctl.FAULT_INSTALL_IN; // the cycle's end waits for our installs
   let cycle = -1;
   let cursorRange = 0;
   let cursor = -1;
+
+  let held = -1; // the cycle whose injected hold was served
+  /**
+   * Injected (faultHoldBuiltMs, faultHoldInstallMs): descheduled with a built page in hand,
+   * before or inside its install, until a later cycle compacts.
+   */
+  const hold: BuildHook = (stage) => {
+    const word = stage === 'built' ? Ctl.INJECT_FAULT_HOLD_BUILT_MS : stage === 'installing' ? Ctl.INJECT_FAULT_HOLD_INSTALL_MS : -1;
+    const ms = word < 0 ? 0 : Atomics.load(sh.ctl, word);
+    const c = b.fence;
+    if (ms <= 0 || held === c) return;
+    held = c;
+    const until = now() + ms;
+    while (now() < until && (Atomics.load(sh.ctl, Ctl.CYCLE) === c || Atomics.load(sh.ctl, Ctl.PHASE) !== Phase.COMPACTING)) hooks.onDelay(1);
+  };
 
   /** Serves the faults read at times t0s on page q; false if another live builder has the page. */
   const serve = (q: number, t0s: number[]): boolean => {
@@ -74,7 +90,7 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
     const s0 = Atomics.load(sh.pageState, q);
     if (phaseOf(s0) === PagePhase.MAPPED) {
       uffd.wake(heap + q * PAGE_SIZE, PAGE_SIZE); // installed meanwhile: make sure it's awake
-    } else if (!b.resolve(q, Owner.FAULT, scratch, stallMs)) {
+    } else if (!b.resolve(q, Owner.FAULT, scratch, stallMs, undefined, hold)) {
       return false;
     }
     const t = now();

@@ -81,6 +81,13 @@ export interface InjectOptions {
   faultDieAtFault?: number;
   /** The fault server sleeps this long, once per cycle, as it starts taking over from a gone compactor. */
   faultTakeoverDelayMs?: number;
+  /**
+   * The fault server, once per cycle, holds a page it built for a fault this long without
+   * beating (a thread descheduled there), before it enters the page's install (Built) or inside
+   * it (Install); it stops holding as soon as a later cycle compacts.
+   */
+  faultHoldBuiltMs?: number;
+  faultHoldInstallMs?: number;
   /** Stall the marker for markDelayMs after tracing this many objects (concurrent marking). */
   markDelayAtObject?: number;
   markDelayMs?: number;
@@ -173,7 +180,7 @@ export interface ResolvedOptions {
 }
 
 const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in

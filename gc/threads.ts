@@ -51,7 +51,14 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
       releaseForkedChild(sh); // a terminated thread runs no finally: reap its child here
     },
   },
-  fault: { heartbeat: Hb.FAULT, background: false, afterTerminate: (sh) => Atomics.store(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0) }, // its faults die with it
+  fault: {
+    heartbeat: Hb.FAULT,
+    background: false,
+    afterTerminate: (sh) => {
+      Atomics.store(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0); // its faults die with it
+      Atomics.store(sh.ctl, Ctl.FAULT_INSTALL_IN, 0); // and so does an install it was about to make
+    },
+  },
   marker: { heartbeat: Hb.MARKER, background: true, afterTerminate: () => {} },
 };
 

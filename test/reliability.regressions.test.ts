@@ -170,4 +170,55 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
     expect(i).toBe(0);
     expectOk(h);
   }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
+
+  // Found by a code review: the fault server's claims were fenced to their cycle, its installs
+  // not. Descheduled between its build and its install past stallMs, its page was taken over
+  // and installed (here by the marker standing in: the mutator waits in the kernel fault), the
+  // cycle ended and the next one flipped; it then woke and installed its page of the old layout
+  // into the new to-space and marked it mapped there. The holds keep it there until the flip:
+  // before it says which cycle it installs for (its check then backs out), and after (the
+  // cycle's end then waits for it, and replaces it as it is stalled).
+  const ends = { awaited: 'idle()', safepoints: 'safepoints' } as const;
+  for (const [at, end] of [['faultHoldBuiltMs', ends.awaited], ['faultHoldInstallMs', ends.awaited], ['faultHoldInstallMs', ends.safepoints]] as const) {
+    itKernel(`[${mode}] the fault server installs no page into the next cycle's to-space (${at}, cycle ended by ${end})`, async () => {
+      const h = await Heap.create({ capacity: 64 << 20, mode, stallMs: 200, faultPath: 'handler', marking: 'concurrent' });
+      heaps.push(h);
+      const N = h.defineType({ name: 'N', refs: 1, bytes: 8 });
+      const root = h.root(null);
+      const mid = h.root(null);
+      const n0 = 6000;
+      for (let i = 0; i < n0; i++) {
+        h.allocBytes(200);
+        const n = h.alloc(N);
+        h.setU32(n, 0, i);
+        h.setRef(n, 0, root.get());
+        root.set(n);
+        if (i === 3000) mid.set(n);
+      }
+      // The compactor waits at its first page (not long enough to be stale), so the mutator's
+      // first touch faults on an unbuilt page, which the fault server builds and holds.
+      h.inject({ delayAtPage: 1, delayMs: 100, [at]: 5000 });
+      await h.collect();
+      expect(h.getU32(mid.get()!, 0)).toBe(3000);
+      const t0 = Date.now();
+      if (end === ends.awaited) await h.idle();
+      else while (h.cyclePhase !== 'idle') {
+        h.safepoint(); // the end that never waits (it starts the stalled server's replacement)
+        await new Promise((res) => setTimeout(res, 1));
+      }
+      expect(Date.now() - t0).toBeLessThan(4000); // a server stalled inside its install is replaced, not waited for (5 s)
+      // Nodes 0-1999 (the lowest addresses) become garbage: the next cycle moves every page.
+      let r = root.get();
+      while (h.getU32(r!, 0) !== 2000) r = h.getRef(r!, 0);
+      h.setRef(r!, 0, null);
+      h.inject({ delayAtPage: 1, delayMs: 150 }); // the page the fault server held stays unbuilt a while
+      await h.collect();
+      await new Promise((res) => setTimeout(res, 60)); // untouched: the held server wakes and installs, if it can
+      await h.idle();
+      let i = n0;
+      for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(--i);
+      expect(i).toBe(2000);
+      expectOk(h);
+    }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
+  }
 });
