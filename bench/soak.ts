@@ -3,7 +3,8 @@
  * graph during every cycle (while compaction runs, faulting pages in), checked against a
  * JavaScript model of the graph, mutating it during marking too (the cycle is driven through
  * safepoints); with faults injected now and then (EAGAIN, stalled and
- * killed compactors, stalled and killed markers, forks sharing pages, real io_uring pins). Not
+ * killed compactors, stalled and killed markers, a fault server holding a built page across
+ * the cycle's end, forks sharing pages, real io_uring pins). Not
  * part of the test suite (test/reliability.soak.test.ts runs a short one).
  *
  *   movegc soak [options]   (movegc soak --help)
@@ -300,6 +301,9 @@ function chooseFault(rnd: () => number, p: number, mode: ModeName, stallMs: numb
   if (k < 0.78) return { name: 'markStall', inject: { markDelayAtObject: 1 + Math.floor(rnd() * 2000), markDelayMs: stallMs * 3 } };
   if (k < 0.82) return { name: 'markDie', inject: { markDieAtObject: 1 + Math.floor(rnd() * 2000) } };
   if (k < 0.85 && mode === 'move') return { name: 'fork', inject: { forkAtPage: page } };
+  // The fault server holds a page it built (before / inside its install) past stallMs, with
+  // the compactor held up a little so that a touch finds pages unbuilt.
+  if (k < 0.9) return { name: 'faultHold', inject: { delayAtPage: page, delayMs: Math.floor(stallMs / 2), [rnd() < 0.5 ? 'faultHoldBuiltMs' : 'faultHoldInstallMs']: stallMs * 4 } };
   if (mode === 'move') return { name: 'ioUringPin', inject: {}, pin: true };
   return { name: 'die', inject: { dieAtPage: page } };
 }

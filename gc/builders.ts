@@ -122,9 +122,18 @@ export class Builders {
   buildMs = 0;
   installMs = 0;
 
-  /** Whether cycle c is the one compacting now. */
+  /**
+   * Whether cycle c is the one compacting now, with pages left to build. Not once it is
+   * closing (CLOSING_CYCLE: every page is in): the flip of the next cycle publishes its phase
+   * before its number, and in between CYCLE and PHASE read "cycle c compacts" while the page
+   * states are already the next plan's. A thread fenced to c that looked then took over the
+   * next cycle's pages (COMPACTOR_DONE still equals CYCLE), built one, and could not install it
+   * (its cycle was closing): the page stayed PROCESSED under a live owner and the cycle never
+   * ended (found by a race audit; inject.flipGapMs widens that window).
+   */
   #inCycle(c: number): boolean {
-    return Atomics.load(this.sh.ctl, Ctl.CYCLE) === c && Atomics.load(this.sh.ctl, Ctl.PHASE) === Phase.COMPACTING;
+    const ctl = this.sh.ctl;
+    return Atomics.load(ctl, Ctl.CYCLE) === c && Atomics.load(ctl, Ctl.PHASE) === Phase.COMPACTING && Atomics.load(ctl, Ctl.CLOSING_CYCLE) !== c;
   }
 
   /**
@@ -137,7 +146,7 @@ export class Builders {
     if (this.installWord < 0) return true;
     const ctl = this.sh.ctl;
     Atomics.store(ctl, this.installWord, this.fence);
-    if (Atomics.load(ctl, Ctl.CLOSING_CYCLE) !== this.fence && this.#inCycle(this.fence)) return true;
+    if (this.#inCycle(this.fence)) return true;
     Atomics.store(ctl, this.installWord, 0);
     return false;
   }

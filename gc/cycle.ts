@@ -38,7 +38,7 @@ import { Marking, largeObjectWords, type InjectOptions, type ResolvedOptions } f
 import { compactionPause } from './pause.js';
 import { extendOverAllocations, forwardObjectStarts, plan as planHeap, type Plan } from './plan.js';
 import { WORD } from './layout.js';
-import { Owner, now, type Shared } from './shared.js';
+import { Owner, now, sleepSync, type Shared } from './shared.js';
 import { emptyStats, recordCompaction, recordPlan, type CycleStats, type PauseKind } from './stats.js';
 import { Role, keepAlive, type CollectorThreads } from './threads.js';
 import { Role as HbRole } from './heartbeat.js';
@@ -473,6 +473,9 @@ export class CycleDriver {
     this.#pause(a, this.concurrentMarking ? 'compaction' : 'mark-compaction', t0);
     sh.hb.beat(HbRole.COMPACTOR);
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.COMPACTING);
+    // Until CYCLE is bumped below, the words read "the last cycle compacts": Builders.inCycle.
+    const gap = this.#c.inject().flipGapMs ?? 0;
+    if (gap > 0) sleepSync(gap); // injected: the mutator descheduled inside the flip
     // Nothing to build: the cycle ends here, and a compactor waking for it must back out (see
     // CLOSING_CYCLE) rather than walk it, and release from-space, while the next one begins.
     if (p.pagesTotal === 0) Atomics.store(sh.ctl, Ctl.CLOSING_CYCLE, Atomics.load(sh.ctl, Ctl.CYCLE) + 1);

@@ -178,6 +178,39 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
   // into the new to-space and marked it mapped there. The holds keep it there until the flip:
   // before it says which cycle it installs for (its check then backs out), and after (the
   // cycle's end then waits for it, and replaces it as it is stalled).
+  itKernel(`[${mode}] a fault server that looks inside the next flip builds none of its pages`, async () => {
+    // Found by a race audit: the flip publishes PHASE=COMPACTING before it bumps CYCLE. In
+    // between, the words read "the last cycle compacts" (and its compactor is done), so the fault
+    // server, fenced to the last cycle, took over the new plan's first page, built it and could
+    // not install it (its cycle was closing): the page stayed PROCESSED under a live owner and
+    // the cycle never ended (idle() and close() hung). flipGapMs holds the flip in that window.
+    const h = await Heap.create({ capacity: 16 << 20, mode, stallMs: 200, faultPath: 'handler', marking: 'concurrent' });
+    const N = h.defineType({ name: 'N', refs: 1, bytes: 8 });
+    const root = h.root(null);
+    const n0 = 6000;
+    for (let i = 0; i < n0; i++) {
+      h.allocBytes(200);
+      const n = h.alloc(N);
+      h.setU32(n, 0, i);
+      h.setRef(n, 0, root.get());
+      root.set(n);
+    }
+    await h.gc(); // undisturbed: its compactor is done
+    let r = root.get();
+    while (h.getU32(r!, 0) !== 2000) r = h.getRef(r!, 0);
+    h.setRef(r!, 0, null); // nodes 0-1999 (the lowest addresses) die: the next cycle moves every page
+    h.inject({ flipGapMs: 100 });
+    await h.collect();
+    h.inject({});
+    const ended = await Promise.race([h.idle().then(() => true), new Promise<false>((res) => setTimeout(() => res(false), 5000))]);
+    if (!ended) return void expect.fail('the cycle did not end in 5 s (its heap is left open: close() would hang too)');
+    heaps.push(h);
+    let i = n0;
+    for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(--i);
+    expect(i).toBe(2000);
+    expectOk(h);
+  }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
+
   const ends = { awaited: 'idle()', safepoints: 'safepoints' } as const;
   for (const [at, end] of [['faultHoldBuiltMs', ends.awaited], ['faultHoldInstallMs', ends.awaited], ['faultHoldInstallMs', ends.safepoints]] as const) {
     itKernel(`[${mode}] the fault server installs no page into the next cycle's to-space (${at}, cycle ended by ${end})`, async () => {
