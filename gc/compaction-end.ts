@@ -9,6 +9,7 @@
 import { Scratch, type Builders } from './builders.js';
 import { Ctl } from './control.js';
 import { Owner, now, type Shared } from './shared.js';
+import type { SelfService } from './selfservice.js';
 import { Role, type CollectorThreads } from './threads.js';
 
 export interface CompactionEndContext {
@@ -16,6 +17,8 @@ export interface CompactionEndContext {
   threads: CollectorThreads;
   builders: Builders;
   stallMs: number;
+  /** The mutator's builds: their injection points, and giving up a page it could not install. */
+  mutator: Pick<SelfService, 'hook' | 'giveUp'>;
 }
 
 /**
@@ -81,9 +84,23 @@ async function faultsServed(c: CompactionEndContext): Promise<void> {
   }
 }
 
-/** The mutator's thread builds every page still unbuilt, taking over from stalled owners. */
+/**
+ * The mutator's thread builds every page still unbuilt, taking over from stalled owners. A page
+ * it built but could not install (the kernel refused the install) is given up to the other
+ * threads before the error reaches the caller: held under a live mutator, nobody could
+ * install it, and the cycle could never end.
+ */
 function buildTheRest(c: CompactionEndContext): void {
   const b = c.builders;
   const scratch = b.scratchPage(Scratch.MUTATOR);
-  for (const [first, end] of b.pageRanges()) for (let q = first; q < end; q++) b.resolve(q, Owner.MUTATOR, scratch, c.stallMs);
+  for (const [first, end] of b.pageRanges()) {
+    for (let q = first; q < end; q++) {
+      try {
+        b.resolve(q, Owner.MUTATOR, scratch, c.stallMs, undefined, c.mutator.hook);
+      } catch (e) {
+        c.mutator.giveUp(q);
+        throw e;
+      }
+    }
+  }
 }

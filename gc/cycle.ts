@@ -28,6 +28,7 @@ import { nextSet } from './bits.js';
 import { drainLog, type BarrierLog } from './barrier.js';
 import { Builders, readRss, releaseFromSpace } from './builders.js';
 import { awaitCompaction, installerInside } from './compaction-end.js';
+import type { SelfService } from './selfservice.js';
 import { Clk, Ctl, MarkJob, Phase, armCompaction, resetMarking } from './control.js';
 import { ErrorCode, MoveGcError, fromNative } from './errors.js';
 import { Tracer, blacken, clearMarks, mark } from './mark.js';
@@ -64,6 +65,8 @@ export interface MutatorState {
   setBarrier(on: boolean, blackStart: number): void;
   /** Compaction under way: the accessors check page states (selfservice.ts). */
   setCompacting(on: boolean): void;
+  /** The mutator's page builds (the accessors', and the awaited end's: compaction-end.ts). */
+  readonly selfService: SelfService;
   readonly barrierLog: BarrierLog;
   /** This epoch's object-start bitmap index in sh.objects; swapped at the flip. */
   epochStarts: number;
@@ -494,7 +497,7 @@ export class CycleDriver {
    */
   async #finishCompaction(a: ActiveCycle): Promise<void> {
     const { sh, threads, builders, opts } = this.#c;
-    await awaitCompaction({ sh, threads, builders, stallMs: opts.stallMs }, () => this.#active === a);
+    await awaitCompaction({ sh, threads, builders, stallMs: opts.stallMs, mutator: this.#c.mut.selfService }, () => this.#active === a);
     if (this.#active === a) this.#finalize();
   }
 

@@ -253,6 +253,7 @@ export class Heap implements RootOwner {
         this.#compacting = on;
       },
       barrierLog: this.#log,
+      selfService: this.#faults,
       get epochStarts() { return heap.#epochStarts; },
       set epochStarts(v: number) {
         heap.#epochStarts = v;

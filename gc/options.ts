@@ -99,9 +99,12 @@ export interface InjectOptions {
   markHandGapMs?: number;
   /** The compaction pause sleeps this long between publishing PHASE=COMPACTING and bumping CYCLE. */
   flipGapMs?: number;
-  /** The mutator's Nth self-service build of a cycle throws once it holds the page's claim. */
+  /** The mutator's Nth self-service build of a cycle throws once it holds the page's claim (counted as below). */
   selfFailAtBuild?: number;
-  /** The mutator's Nth self-service build of a cycle throws once built, before its install. */
+  /**
+   * The mutator's Nth self-service build of a cycle throws once built, before its install (the
+   * pages an awaited end of the cycle builds on the mutator's thread count as its builds too).
+   */
   selfFailAtInstall?: number;
 }
 

@@ -89,6 +89,27 @@ export class SelfService {
     this.#failAtInstall = inject.selfFailAtInstall ?? 0;
   }
 
+  /** The injection points of the mutator's builds, for its builds outside the accessors (compaction-end.ts). */
+  get hook(): BuildHook {
+    return this.#hook;
+  }
+
+  /**
+   * A build of page q on the mutator's thread threw. If it was built but not installed (the
+   * install threw), only another thread can install it now: the mutator gives up its claims
+   * for the cycle (Ctl.SELF_ABANDONED: Builders.isStale then counts it stale, so any thread,
+   * the mutator too, reclaims the page from its scratch page) and self-service with them.
+   * True if so.
+   */
+  giveUp(q: number): boolean {
+    const sh = this.#sh;
+    const st = Atomics.load(sh.pageState, q);
+    if (phaseOf(st) !== PagePhase.PROCESSED || ownerOf(st) !== Owner.MUTATOR) return false;
+    this.#abandoned = true;
+    Atomics.store(sh.ctl, Ctl.SELF_ABANDONED, Atomics.load(sh.ctl, Ctl.CYCLE));
+    return true;
+  }
+
   /**
    * Page q belongs to another live builder. Built (PROCESSED): install it from that builder's
    * buffer now rather than wait for its install (the compactor installs a run of up to 64
@@ -148,12 +169,7 @@ export class SelfService {
         sh.count(Ctl.SELF_LEFT); // another live builder still has it: its install wakes our fault
       } catch (e) {
         sh.count(Ctl.SELF_FAILED);
-        const st = Atomics.load(sh.pageState, q);
-        if (phaseOf(st) === PagePhase.PROCESSED && ownerOf(st) === Owner.MUTATOR) {
-          // Built but not installed: only another thread can install it now (see above).
-          this.#abandoned = true;
-          Atomics.store(sh.ctl, Ctl.SELF_ABANDONED, Atomics.load(sh.ctl, Ctl.CYCLE));
-        }
+        this.giveUp(q);
         this.#log.warn({ page: q, abandoned: this.#abandoned, error: String((e as Error)?.message ?? e) }, 'self-service failed: the fault server serves the page');
       }
     }
