@@ -114,8 +114,8 @@ export class Builders {
    * the cycle ended and the next one flipped: its install would then put a page of the old
    * layout into the new to-space and mark the new page mapped. The fault server says so in
    * Ctl.FAULT_INSTALL_IN, which the cycle's end waits for (compaction-end.ts, cycle.ts), as
-   * it waits for COMPACTOR_IN. (The marker standing in needs no word: the next cycle's plan
-   * is its own next job, see standin.ts.)
+   * it waits for COMPACTOR_IN. (The marker standing in has no word, only the check: the next
+   * cycle's plan is its own next job, see standin.ts.)
    */
   installWord = -1;
   /** This thread's time building and installing pages one at a time (buildOne), ms. */
@@ -143,11 +143,11 @@ export class Builders {
    * of the two sees the other.
    */
   #enterInstall(): boolean {
-    if (this.installWord < 0) return true;
+    if (this.fence === 0) return true;
     const ctl = this.sh.ctl;
-    Atomics.store(ctl, this.installWord, this.fence);
+    if (this.installWord >= 0) Atomics.store(ctl, this.installWord, this.fence);
     if (this.#inCycle(this.fence)) return true;
-    Atomics.store(ctl, this.installWord, 0);
+    this.#leaveInstall();
     return false;
   }
 

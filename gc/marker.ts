@@ -81,7 +81,7 @@ export function runMarker(b: Builders, heap: Uint32Array, port: MessagePort, hoo
       const c = Atomics.load(ctl, Ctl.CYCLE);
       if (standingIn !== c) hooks.onStandIn();
       standingIn = c;
-      standIn(b, stallMs, () => sh.hb.beat(Role.MARKER));
+      standIn(b, stallMs, () => sh.hb.beat(Role.MARKER), (ms) => hooks.onDelay(ms));
     }
   }
 }

@@ -88,6 +88,8 @@ export interface InjectOptions {
    */
   faultHoldBuiltMs?: number;
   faultHoldInstallMs?: number;
+  /** The marker, standing in for compaction (standin.ts), holds a page it built this long before its install, once per cycle. */
+  markHoldBuiltMs?: number;
   /** Stall the marker for markDelayMs after tracing this many objects (concurrent marking). */
   markDelayAtObject?: number;
   markDelayMs?: number;
@@ -185,7 +187,7 @@ export interface ResolvedOptions {
 }
 
 const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'markHoldBuiltMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in

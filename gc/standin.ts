@@ -10,8 +10,11 @@
  *
  * Safe against the next cycle: its plan is written only once every page of this one is in,
  * and only by this same thread (a PLAN job, after we return) or in a pause that waits for it.
+ * A page it built and was descheduled with may be taken over and installed, and the cycle
+ * end, meanwhile: its install then backs out (Builders, enterInstall) rather than fail on the
+ * unregistered heap, which killed the thread.
  */
-import { Scratch, type Builders } from './builders.js';
+import { Scratch, type BuildHook, type Builders } from './builders.js';
 import { Ctl, Owner, Phase } from './shared.js';
 
 /** Pages built between two looks at the peers (a replacement may have come back). */
@@ -22,11 +25,20 @@ export function noInstaller(b: Builders, stallMs: number): boolean {
   return Atomics.load(b.sh.ctl, Ctl.PHASE) === Phase.COMPACTING && !b.allMapped() && b.compactorGone(stallMs) && b.isStale(Owner.FAULT, stallMs);
 }
 
-/** Installs what is left of the cycle while noInstaller() holds. */
-export function standIn(b: Builders, stallMs: number, beat: () => void): void {
+let held = -1; // the cycle whose injected hold (markHoldBuiltMs) was served
+
+/** Installs what is left of the cycle while noInstaller() holds. `sleep`: injected holds. */
+export function standIn(b: Builders, stallMs: number, beat: () => void, sleep: (ms: number) => void): void {
   const ctl = b.sh.ctl;
   const cycle = Atomics.load(ctl, Ctl.CYCLE);
   b.fence = cycle;
+  // Injected: descheduled once per cycle with a built page in hand, before its install.
+  const hold: BuildHook = (stage) => {
+    const ms = Atomics.load(ctl, Ctl.INJECT_MARK_HOLD_BUILT_MS);
+    if (stage !== 'built' || ms <= 0 || held === cycle) return;
+    held = cycle;
+    sleep(ms);
+  };
   const scratch = b.scratchPage(Scratch.MARKER);
   let looked = 0;
   for (const [first, end] of b.pageRanges()) {
@@ -36,7 +48,7 @@ export function standIn(b: Builders, stallMs: number, beat: () => void): void {
         if (Atomics.load(ctl, Ctl.CYCLE) !== cycle || !noInstaller(b, stallMs)) return;
       }
       // False: another live builder has it (the mutator's self-service); its install wakes.
-      b.resolve(q, Owner.MARKER, scratch, stallMs);
+      b.resolve(q, Owner.MARKER, scratch, stallMs, undefined, hold);
     }
   }
 }

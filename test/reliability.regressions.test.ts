@@ -10,7 +10,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Heap, type ModeName } from '../dist/gc/index.js';
-import { buildGraph, checksum } from './fixtures/graph.mjs';
+import { buildGraph, captureLogger, checksum } from './fixtures/graph.mjs';
 import { itKernel } from './kernel.js';
 
 const heaps: Heap[] = [];
@@ -208,6 +208,40 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
     let i = n0;
     for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(--i);
     expect(i).toBe(2000);
+    expectOk(h);
+  }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
+
+  itKernel(`[${mode}] the marker standing in, descheduled with a built page, installs nothing after its cycle`, async () => {
+    // Found by a race audit: the marker standing in for compaction (both compaction threads
+    // gone) was taken over while it held a built page; the cycle ended, and its install then
+    // failed on the unregistered heap, which killed the thread. The compactor dies at its second
+    // page, the fault server sleeps as it starts taking over, the marker stands in and holds its
+    // first page; the awaited end takes that page over and ends the cycle.
+    const { logger, messages } = await captureLogger('warn');
+    const h = await Heap.create({ capacity: 16 << 20, mode, stallMs: 100, marking: 'concurrent', logger });
+    heaps.push(h);
+    const N = h.defineType({ name: 'N', refs: 1, bytes: 8 });
+    const root = h.root(null);
+    const n0 = 6000;
+    for (let i = 0; i < n0; i++) {
+      h.allocBytes(200);
+      const n = h.alloc(N);
+      h.setU32(n, 0, i);
+      h.setRef(n, 0, root.get());
+      root.set(n);
+    }
+    h.inject({ dieAtPage: 2, faultTakeoverDelayMs: 1500, markHoldBuiltMs: 800 });
+    await h.collect();
+    h.inject({});
+    await new Promise((res) => setTimeout(res, 500)); // the marker stands in and holds
+    await h.idle();
+    await new Promise((res) => setTimeout(res, 1200)); // the marker wakes after the cycle's end
+    await h.gc(); // marked by the marker, if it lives
+    expect(messages.filter((m) => m === 'collector thread died')).toHaveLength(1); // the compactor, injected
+    expect(messages).toContain('the compactor and the fault server are both gone: the marker installs what is left of the cycle');
+    let i = n0;
+    for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(--i);
+    expect(i).toBe(0);
     expectOk(h);
   }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
 
