@@ -9,7 +9,7 @@
  *    written, so the heap no longer parsed (gc/pause.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Heap, type ModeName } from '../dist/gc/index.js';
+import { Heap, type ModeName, type Root } from '../dist/gc/index.js';
 import { buildGraph, captureLogger, checksum } from './fixtures/graph.mjs';
 import { itKernel } from './kernel.js';
 
@@ -26,6 +26,39 @@ function expectOk(h: Heap): void {
   const v = h.verify();
   expect(v.errors).toEqual([]);
   expect(v.ok).toBe(true);
+}
+
+/**
+ * The race tests' heap content: a list of `n` nodes (node i holds i; the root holds the last),
+ * each after 200 bytes of garbage, so that the first collection moves every page. `mid`: the
+ * node held by a second root.
+ */
+const LIST_NODES = 6000;
+function buildList(h: Heap, mid = -1): { root: Root; mid: Root } {
+  const N = h.defineType({ name: 'N', refs: 1, bytes: 8 });
+  const root = h.root(null);
+  const midRoot = h.root(null);
+  for (let i = 0; i < LIST_NODES; i++) {
+    h.allocBytes(200);
+    const n = h.alloc(N);
+    h.setU32(n, 0, i);
+    h.setRef(n, 0, root.get());
+    root.set(n);
+    if (i === mid) midRoot.set(n);
+  }
+  return { root, mid: midRoot };
+}
+/** Nodes below `v` (the lowest addresses) become garbage: the next cycle moves every page. */
+function cutBelow(h: Heap, root: Root, v: number): void {
+  let r = root.get();
+  while (h.getU32(r!, 0) !== v) r = h.getRef(r!, 0);
+  h.setRef(r!, 0, null);
+}
+/** The list still holds nodes LIST_NODES-1 down to `lowest`, in order. */
+function expectList(h: Heap, root: Root, lowest = 0): void {
+  let i = LIST_NODES;
+  for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(--i);
+  expect(i).toBe(lowest);
 }
 
 describe.each(['move', 'copy', 'stw'] as const)('regressions (%s)', (mode) => {
@@ -141,16 +174,7 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
     // filler after the next cycle (copy: every run). faultTakeoverDelayMs holds it there.
     const h = await Heap.create({ capacity: 64 << 20, mode, stallMs: 20, faultPath: 'self', marking: 'concurrent' });
     heaps.push(h);
-    const N = h.defineType({ name: 'N', refs: 1, bytes: 8 });
-    const root = h.root(null);
-    const n0 = 6000;
-    for (let i = 0; i < n0; i++) {
-      h.allocBytes(200);
-      const n = h.alloc(N);
-      h.setU32(n, 0, i);
-      h.setRef(n, 0, root.get());
-      root.set(n);
-    }
+    const { root } = buildList(h);
     h.inject({ dieAtPage: 2, faultTakeoverDelayMs: 1500 });
     await h.collect();
     await h.idle(); // the mutator builds the rest; the cycle ends while the fault server sleeps
@@ -165,9 +189,7 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
     while (Date.now() < until); // no safepoint: the plan is written, the fault server wakes
     while (!h.safepoint()); // the flip
     await h.idle();
-    let i = n0;
-    for (let r = root.get(); r !== null; r = h.getRef(r, 0)) expect(h.getU32(r, 0)).toBe(--i);
-    expect(i).toBe(0);
+    expectList(h, root);
     expectOk(h);
   }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
 
@@ -185,29 +207,16 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
     // not install it (its cycle was closing): the page stayed PROCESSED under a live owner and
     // the cycle never ended (idle() and close() hung). flipGapMs holds the flip in that window.
     const h = await Heap.create({ capacity: 16 << 20, mode, stallMs: 200, faultPath: 'handler', marking: 'concurrent' });
-    const N = h.defineType({ name: 'N', refs: 1, bytes: 8 });
-    const root = h.root(null);
-    const n0 = 6000;
-    for (let i = 0; i < n0; i++) {
-      h.allocBytes(200);
-      const n = h.alloc(N);
-      h.setU32(n, 0, i);
-      h.setRef(n, 0, root.get());
-      root.set(n);
-    }
+    const { root } = buildList(h);
     await h.gc(); // undisturbed: its compactor is done
-    let r = root.get();
-    while (h.getU32(r!, 0) !== 2000) r = h.getRef(r!, 0);
-    h.setRef(r!, 0, null); // nodes 0-1999 (the lowest addresses) die: the next cycle moves every page
+    cutBelow(h, root, 2000);
     h.inject({ flipGapMs: 100 });
     await h.collect();
     h.inject({});
     const ended = await Promise.race([h.idle().then(() => true), new Promise<false>((res) => setTimeout(() => res(false), 5000))]);
     if (!ended) return void expect.fail('the cycle did not end in 5 s (its heap is left open: close() would hang too)');
     heaps.push(h);
-    let i = n0;
-    for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(--i);
-    expect(i).toBe(2000);
+    expectList(h, root, 2000);
     expectOk(h);
   }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
 
@@ -220,16 +229,7 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
     const { logger, messages } = await captureLogger('warn');
     const h = await Heap.create({ capacity: 16 << 20, mode, stallMs: 100, marking: 'concurrent', logger });
     heaps.push(h);
-    const N = h.defineType({ name: 'N', refs: 1, bytes: 8 });
-    const root = h.root(null);
-    const n0 = 6000;
-    for (let i = 0; i < n0; i++) {
-      h.allocBytes(200);
-      const n = h.alloc(N);
-      h.setU32(n, 0, i);
-      h.setRef(n, 0, root.get());
-      root.set(n);
-    }
+    const { root } = buildList(h);
     h.inject({ dieAtPage: 2, faultTakeoverDelayMs: 1500, markHoldBuiltMs: 800 });
     await h.collect();
     h.inject({});
@@ -239,9 +239,7 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
     await h.gc(); // marked by the marker, if it lives
     expect(messages.filter((m) => m === 'collector thread died')).toHaveLength(1); // the compactor, injected
     expect(messages).toContain('the compactor and the fault server are both gone: the marker installs what is left of the cycle');
-    let i = n0;
-    for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(--i);
-    expect(i).toBe(0);
+    expectList(h, root);
     expectOk(h);
   }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
 
@@ -250,18 +248,7 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
     itKernel(`[${mode}] the fault server installs no page into the next cycle's to-space (${at}, cycle ended by ${end})`, async () => {
       const h = await Heap.create({ capacity: 64 << 20, mode, stallMs: 200, faultPath: 'handler', marking: 'concurrent' });
       heaps.push(h);
-      const N = h.defineType({ name: 'N', refs: 1, bytes: 8 });
-      const root = h.root(null);
-      const mid = h.root(null);
-      const n0 = 6000;
-      for (let i = 0; i < n0; i++) {
-        h.allocBytes(200);
-        const n = h.alloc(N);
-        h.setU32(n, 0, i);
-        h.setRef(n, 0, root.get());
-        root.set(n);
-        if (i === 3000) mid.set(n);
-      }
+      const { root, mid } = buildList(h, 3000);
       // The compactor waits at its first page (not long enough to be stale), so the mutator's
       // first touch faults on an unbuilt page, which the fault server builds and holds.
       h.inject({ delayAtPage: 1, delayMs: 100, [at]: 5000 });
@@ -274,17 +261,12 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
         await new Promise((res) => setTimeout(res, 1));
       }
       expect(Date.now() - t0).toBeLessThan(4000); // a server stalled inside its install is replaced, not waited for (5 s)
-      // Nodes 0-1999 (the lowest addresses) become garbage: the next cycle moves every page.
-      let r = root.get();
-      while (h.getU32(r!, 0) !== 2000) r = h.getRef(r!, 0);
-      h.setRef(r!, 0, null);
+      cutBelow(h, root, 2000);
       h.inject({ delayAtPage: 1, delayMs: 150 }); // the page the fault server held stays unbuilt a while
       await h.collect();
       await new Promise((res) => setTimeout(res, 60)); // untouched: the held server wakes and installs, if it can
       await h.idle();
-      let i = n0;
-      for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(--i);
-      expect(i).toBe(2000);
+      expectList(h, root, 2000);
       expectOk(h);
     }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
   }
@@ -299,16 +281,7 @@ describe.each(['move', 'copy'] as const)('the awaited end of a cycle (%s)', (mod
     // sleeps as it starts taking over, so the mutator builds the rest; its first install throws.
     const h = await Heap.create({ capacity: 16 << 20, mode, stallMs: 100, marking: 'concurrent' });
     heaps.push(h);
-    const N = h.defineType({ name: 'N', refs: 1, bytes: 8 });
-    const root = h.root(null);
-    const n0 = 6000;
-    for (let i = 0; i < n0; i++) {
-      h.allocBytes(200);
-      const n = h.alloc(N);
-      h.setU32(n, 0, i);
-      h.setRef(n, 0, root.get());
-      root.set(n);
-    }
+    const { root } = buildList(h);
     h.inject({ dieAtPage: 2, faultTakeoverDelayMs: 500, selfFailAtInstall: 1 });
     await h.collect();
     h.inject({});
@@ -316,9 +289,7 @@ describe.each(['move', 'copy'] as const)('the awaited end of a cycle (%s)', (mod
     const ended = await Promise.race([h.idle().then(() => true), new Promise<false>((res) => setTimeout(() => res(false), 8000))]);
     if (!ended) heaps.pop(); // left open: its close() would wait for the cycle too
     expect(ended, 'the cycle ended').toBe(true);
-    let i = n0;
-    for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(--i);
-    expect(i).toBe(0);
+    expectList(h, root);
     expectOk(h);
   }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
 });
