@@ -22,14 +22,32 @@ export function cliLogger(name: string): Logger {
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
 /**
- * The caller's logger (HeapOptions.logger), contained: the collector logs inside pauses, at
- * the end of cycles and in close(), so a log call that throws must never reach it (it would
- * leave a cycle half done, or a heap that cannot be closed). Each method is read once, here
- * (a getter or Proxy is asked once, and must give a function: else ERR_INVALID_ARG_TYPE);
- * a call that throws (or returns a promise that rejects) is dropped.
+ * The caller's logger (HeapOptions.logger), contained. The collector logs inside its pauses,
+ * at the end of cycles and in close(), so:
+ *  - the caller's logger runs from a microtask, in order, never inside a heap call: a logger
+ *    that called back into the heap from inside a pause (safepoint, an accessor, alloc, pin)
+ *    found it half flipped (nested flips, a pin the plan never saw, an access to a page no
+ *    thread would serve: a hostile-caller audit). From a microtask, such a call is the
+ *    mutator's, made between its own calls, like any other;
+ *  - a call that throws (or returns a promise that rejects) is dropped: it would otherwise
+ *    leave a cycle half done, or a heap that cannot be closed.
+ * Each method is read once, here (a getter or Proxy is asked once, and must give a function:
+ * else ERR_INVALID_ARG_TYPE).
  */
 export function containedLogger(logger: object): Logger {
   const out: Record<string, unknown> = {};
+  const queue: Array<[(...a: unknown[]) => unknown, unknown[]]> = [];
+  const flush = (): void => {
+    for (const [f, args] of queue.splice(0)) {
+      try {
+        const r = Reflect.apply(f, logger, args);
+        // An async logger's failure is a rejected promise: dropped too (never unhandled).
+        if (r instanceof Promise) r.catch(() => {});
+      } catch {
+        /* the caller's logger failed: the collector goes on */
+      }
+    }
+  };
   for (const m of LEVELS) {
     let f: unknown;
     try {
@@ -39,13 +57,7 @@ export function containedLogger(logger: object): Logger {
     }
     if (typeof f !== 'function') throw invalidArg(`logger.${m} must be a function`);
     out[m] = (...args: unknown[]): void => {
-      try {
-        const r = Reflect.apply(f as (...a: unknown[]) => unknown, logger, args);
-        // An async logger's failure is a rejected promise: dropped too (never unhandled).
-        if (r instanceof Promise) r.catch(() => {});
-      } catch {
-        /* the caller's logger failed: the collector goes on */
-      }
+      if (queue.push([f as (...a: unknown[]) => unknown, args]) === 1) queueMicrotask(flush);
     };
   }
   return out as unknown as Logger;

@@ -196,11 +196,21 @@ export class Userfaultfd {
     if (this.#closed) throw new MoveGcError(ErrorCode.CLOSED, 'userfaultfd is closed');
   }
 
+  /**
+   * checkOpts, then #check again: a getter in the options can close this object, and the
+   * descriptor number, reused by the next open, would then reach another userfaultfd.
+   */
+  #opts<T extends object>(what: string, opts: T, keys: readonly string[]): T {
+    const o = checkOpts(what, opts, keys);
+    this.#check();
+    return o;
+  }
+
   /** Registers a range; returns the ioctls the kernel offers on it. */
   register(address: number, length: number, mode: RegisterMode = { missing: true }): IoctlName[] {
     this.#check();
     checkRange('UFFDIO_REGISTER', address, length);
-    mode = checkOpts('UFFDIO_REGISTER mode', mode, ['missing', 'wp', 'minor']);
+    mode = this.#opts('UFFDIO_REGISTER mode', mode, ['missing', 'wp', 'minor']);
     const bits = (mode.missing !== false ? C.REGISTER_MODE_MISSING : 0) | (mode.wp ? C.REGISTER_MODE_WP : 0) | (mode.minor ? C.REGISTER_MODE_MINOR : 0);
     try {
       return ioctlNames(native.uffd.register(this.fd, address, length, bits));
@@ -227,7 +237,7 @@ export class Userfaultfd {
     this.#check();
     checkRange('UFFDIO_MOVE destination', dst, length);
     checkRange('UFFDIO_MOVE source', src, length);
-    opts = checkOpts('UFFDIO_MOVE', opts, MOVE_KEYS);
+    opts = this.#opts('UFFDIO_MOVE', opts, MOVE_KEYS);
     const mode = (opts.dontWake ? C.MOVE_MODE_DONTWAKE : 0) | (opts.allowSrcHoles ? C.MOVE_MODE_ALLOW_SRC_HOLES : 0);
     try {
       return native.uffd.move(this.fd, dst, src, length, mode);
@@ -244,7 +254,7 @@ export class Userfaultfd {
     this.#check();
     checkRange('UFFDIO_MOVE destination', dst, length);
     checkRange('UFFDIO_MOVE source', src, length);
-    opts = checkOpts('UFFDIO_MOVE', opts, MOVE_KEYS);
+    opts = this.#opts('UFFDIO_MOVE', opts, MOVE_KEYS);
     return untilDone(length, (done) => this.moveOnce(dst + done, src + done, length - done, opts));
   }
 
@@ -253,7 +263,7 @@ export class Userfaultfd {
     this.#check();
     checkRange('UFFDIO_COPY destination', dst, length);
     checkRange('UFFDIO_COPY source', src, length);
-    opts = checkOpts('UFFDIO_COPY', opts, WAKE_KEYS);
+    opts = this.#opts('UFFDIO_COPY', opts, WAKE_KEYS);
     const mode = opts.dontWake ? C.COPY_MODE_DONTWAKE : 0;
     return untilDone(length, (done) => native.uffd.copy(this.fd, dst + done, src + done, length - done, mode));
   }
@@ -262,7 +272,7 @@ export class Userfaultfd {
   zeropage(dst: number, length: number, opts: WakeOptions = NO_OPTIONS): number {
     this.#check();
     checkRange('UFFDIO_ZEROPAGE', dst, length);
-    opts = checkOpts('UFFDIO_ZEROPAGE', opts, WAKE_KEYS);
+    opts = this.#opts('UFFDIO_ZEROPAGE', opts, WAKE_KEYS);
     try {
       return native.uffd.zeropage(this.fd, dst, length, opts.dontWake ? C.ZEROPAGE_MODE_DONTWAKE : 0);
     } catch (e) {
@@ -288,7 +298,7 @@ export class Userfaultfd {
     this.#check();
     checkRange('UFFDIO_WRITEPROTECT', address, length);
     if (typeof on !== 'boolean') throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `on must be a boolean, got ${typeof on}`);
-    opts = checkOpts('UFFDIO_WRITEPROTECT', opts, WAKE_KEYS);
+    opts = this.#opts('UFFDIO_WRITEPROTECT', opts, WAKE_KEYS);
     const mode = (on ? C.WRITEPROTECT_MODE_WP : 0) | (opts.dontWake ? C.WRITEPROTECT_MODE_DONTWAKE : 0);
     try {
       native.uffd.writeProtect(this.fd, address, length, mode);
@@ -301,7 +311,7 @@ export class Userfaultfd {
   continue(address: number, length: number, opts: WakeOptions = NO_OPTIONS): number {
     this.#check();
     checkRange('UFFDIO_CONTINUE', address, length);
-    opts = checkOpts('UFFDIO_CONTINUE', opts, WAKE_KEYS);
+    opts = this.#opts('UFFDIO_CONTINUE', opts, WAKE_KEYS);
     const mode = opts.dontWake ? C.CONTINUE_MODE_DONTWAKE : 0;
     return untilDone(length, (done) => native.uffd.cont(this.fd, address + done, length - done, mode));
   }
@@ -310,7 +320,7 @@ export class Userfaultfd {
   poison(address: number, length: number, opts: WakeOptions = NO_OPTIONS): number {
     this.#check();
     checkRange('UFFDIO_POISON', address, length);
-    opts = checkOpts('UFFDIO_POISON', opts, WAKE_KEYS);
+    opts = this.#opts('UFFDIO_POISON', opts, WAKE_KEYS);
     const mode = opts.dontWake ? C.POISON_MODE_DONTWAKE : 0;
     return untilDone(length, (done) => native.uffd.poison(this.fd, address + done, length - done, mode));
   }
