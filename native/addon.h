@@ -19,6 +19,8 @@ void InitOwned(Napi::Env env, Napi::Object exports);
 enum class Owned { MAPPING, UFFD, RING, PIN };
 void Own(napi_env env, Owned kind, uint64_t key, uint64_t len = 0);
 void Disown(Owned kind, uint64_t key);
+// Mappings: forgets [start, start+len) of whatever owned mappings it overlaps (munmap).
+void DisownRange(uint64_t start, uint64_t len);
 // Unregisters a ring's buffer, unmaps and closes it (uring.cc); unknown rings: nothing.
 void ReleaseRing(int fd);
 // Unregisters an io_uring's buffer (releasing its pin) and closes it (pin.cc): 0, or the

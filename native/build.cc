@@ -35,7 +35,7 @@ constexpr int SEG_FIELDS = 8;
 constexpr int TYPE_ROW = 4;
 enum Kind : int32_t { FILLER = 0, FIXED = 1, REF_ARRAY = 2, BYTE_ARRAY = 3 };
 enum PageKind : uint8_t { IDENTITY = 2, GAP = 4 };
-enum Seg { END = 1, IDENT_END = 2, NEW_END = 3, FILLER_END = 4, FIRST_PAGE = 5, END_EXT = 7 };
+enum Seg { END = 1, IDENT_END = 2, NEW_END = 3, FILLER_END = 4, FIRST_PAGE = 5, END_PAGE = 6, END_EXT = 7 };
 constexpr uint32_t FILLER_TYPE = 0;
 
 struct BuildError {
@@ -143,16 +143,27 @@ class Kernel {
   }
 
   int64_t SegmentOf(int64_t q) const {
-    int64_t lo = 0;
-    int64_t hi = static_cast<int64_t>(__atomic_load_n(ctl.p + ctlSegments, __ATOMIC_SEQ_CST)) - 1;
-    if (hi == 0) return 0;
-    if (static_cast<uint64_t>(hi + 1) * SEG_FIELDS > segments.n) Fail("segment count out of range", hi + 1);
+    const int64_t count = __atomic_load_n(ctl.p + ctlSegments, __ATOMIC_SEQ_CST);
+    if (count < 1 || static_cast<uint64_t>(count) * SEG_FIELDS > segments.n) Fail("segment count out of range", count);
+    int64_t lo = 0, hi = count - 1;
     while (lo < hi) {
       const int64_t mid = (lo + hi + 1) >> 1;
       if (segments.p[mid * SEG_FIELDS + FIRST_PAGE] <= q) lo = mid;
       else hi = mid - 1;
     }
+    CheckSegment(lo * SEG_FIELDS);
     return lo * SEG_FIELDS;
+  }
+
+  // Every word bound of a segment lies in the heap (the bitmaps' extent): the bitmap walks
+  // run to these limits, and a corrupt one would walk (or spin) far past the tables.
+  void CheckSegment(int64_t s) const {
+    const double words = static_cast<double>(live.n) * 32;
+    for (int f = 0; f < SEG_FIELDS; f++) {
+      if (f == FIRST_PAGE || f == END_PAGE) continue;  // page indexes
+      const double v = segments.p[s + f];
+      if (!(v >= 0 && v <= words) || v != static_cast<double>(static_cast<int64_t>(v))) Fail("segment bound outside the heap", s / SEG_FIELDS);
+    }
   }
 
   void Build(int64_t q, uint32_t* page) {
@@ -319,6 +330,14 @@ Table<T> TableOf(Napi::Env env, Napi::Value v, napi_typedarray_type type, const 
   return Table<T>{a.Data(), a.ElementLength()};
 }
 
+// A table the builder keeps (its pointer is cached for its life): shared memory only.
+template <typename T>
+Table<T> SharedTableOf(Napi::Env env, Napi::Value v, napi_typedarray_type type, const char* name) {
+  Table<T> t = TableOf<T>(env, v, type, name);
+  RequireShared(env, v.As<Napi::TypedArray>(), name);
+  return t;
+}
+
 class NativePageBuilder : public Napi::ObjectWrap<NativePageBuilder> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -362,19 +381,20 @@ class NativePageBuilder : public Napi::ObjectWrap<NativePageBuilder> {
         {num(seg, "NEW_END"), NEW_END, "seg.NEW_END"},
         {num(seg, "FILLER_END"), FILLER_END, "seg.FILLER_END"},
         {num(seg, "FIRST_PAGE"), FIRST_PAGE, "seg.FIRST_PAGE"},
+        {num(seg, "END_PAGE"), END_PAGE, "seg.END_PAGE"},
         {num(seg, "END_EXT"), END_EXT, "seg.END_EXT"},
     };
     for (const auto& c : shared)
       if (c.ts != c.cc)
         ThrowArg(env, "ERR_OUT_OF_RANGE", std::string("native page builder: ") + c.name + " is " + std::to_string(c.ts) + " in TypeScript, " + std::to_string(c.cc) + " in build.cc (rebuild the addon)");
-    k_.live = TableOf<uint32_t>(env, t.Get("live"), napi_uint32_array, "live");
-    k_.starts = TableOf<uint32_t>(env, t.Get("starts"), napi_uint32_array, "starts");
-    k_.chunkNew = TableOf<uint32_t>(env, t.Get("chunkNew"), napi_uint32_array, "chunkNew");
-    k_.pageFirst = TableOf<uint32_t>(env, t.Get("pageFirst"), napi_uint32_array, "pageFirst");
-    k_.pageKind = TableOf<uint8_t>(env, t.Get("pageKind"), napi_uint8_array, "pageKind");
-    k_.segments = TableOf<double>(env, t.Get("segments"), napi_float64_array, "segments");
-    k_.types = TableOf<int32_t>(env, t.Get("types"), napi_int32_array, "types");
-    k_.ctl = TableOf<int32_t>(env, t.Get("ctl"), napi_int32_array, "ctl");
+    k_.live = SharedTableOf<uint32_t>(env, t.Get("live"), napi_uint32_array, "live");
+    k_.starts = SharedTableOf<uint32_t>(env, t.Get("starts"), napi_uint32_array, "starts");
+    k_.chunkNew = SharedTableOf<uint32_t>(env, t.Get("chunkNew"), napi_uint32_array, "chunkNew");
+    k_.pageFirst = SharedTableOf<uint32_t>(env, t.Get("pageFirst"), napi_uint32_array, "pageFirst");
+    k_.pageKind = SharedTableOf<uint8_t>(env, t.Get("pageKind"), napi_uint8_array, "pageKind");
+    k_.segments = SharedTableOf<double>(env, t.Get("segments"), napi_float64_array, "segments");
+    k_.types = SharedTableOf<int32_t>(env, t.Get("types"), napi_int32_array, "types");
+    k_.ctl = SharedTableOf<int32_t>(env, t.Get("ctl"), napi_int32_array, "ctl");
     k_.ctlSegments = static_cast<int>(num(t, "ctlSegments"));
     if (k_.ctlSegments < 0 || static_cast<size_t>(k_.ctlSegments) >= k_.ctl.n) ThrowArg(env, "ERR_OUT_OF_RANGE", "ctlSegments out of range");
     // forward() reads live[2c + 1] for every chunk c of chunkNew.

@@ -51,6 +51,21 @@ int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return static_cast<int64_t>(v);
 }
 
+int64_t ArgIntIn(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi) {
+  int64_t v = ArgInt(info, i, name);
+  if (v < lo || v > hi)
+    ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(v));
+  return v;
+}
+
+void RequireShared(Napi::Env env, Napi::TypedArray a, const char* name) {
+  // Node-API in Node 20 cannot name a SharedArrayBuffer, but an ArrayBuffer it does know:
+  // anything it calls one can be detached (or resized) under a cached pointer.
+  bool plain = true;
+  if (napi_is_arraybuffer(env, a.ArrayBuffer(), &plain) != napi_ok || plain)
+    ThrowArg(env, "ERR_INVALID_ARG_TYPE", std::string(name) + " must be a view over a SharedArrayBuffer");
+}
+
 int ArgFd(const Napi::CallbackInfo& info, size_t i) {
   int64_t fd = ArgInt(info, i, "fd");
   if (fd < 0 || fd > 0x7fffffff) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "fd must be a non-negative int");

@@ -16,5 +16,10 @@ const char* ErrnoName(int err);
 uint64_t ArgAddr(const Napi::CallbackInfo& info, size_t i, const char* name);
 int ArgFd(const Napi::CallbackInfo& info, size_t i);
 int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const char* name);
+// ArgInt within [lo, hi]: a value that a narrower C type would truncate is refused, not cast.
+int64_t ArgIntIn(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi);
+// Throws unless the typed array's memory is a SharedArrayBuffer's: native code that keeps its
+// pointer past the call (a table, a thread's heartbeats) must not see it detached or shrunk.
+void RequireShared(Napi::Env env, Napi::TypedArray a, const char* name);
 
 }  // namespace movegc

@@ -75,7 +75,7 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
 Napi::Value Madvise(const Napi::CallbackInfo& info) {
   uint64_t addr = ArgAddr(info, 0, "address");
   uint64_t len = ArgAddr(info, 1, "length");
-  int advice = static_cast<int>(ArgInt(info, 2, "advice"));
+  int advice = static_cast<int>(ArgIntIn(info, 2, "advice", 0, INT32_MAX));
   if (madvise(reinterpret_cast<void*>(addr), len, advice)) ThrowErrno(info.Env(), "madvise", errno);
   return info.Env().Undefined();
 }
@@ -97,7 +97,7 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
   uint64_t addr = ArgAddr(info, 0, "address");
   uint64_t len = ArgAddr(info, 1, "length");
   if (munmap(reinterpret_cast<void*>(addr), len)) ThrowErrno(info.Env(), "munmap", errno);
-  Disown(Owned::MAPPING, addr);
+  DisownRange(addr, len);
   return info.Env().Undefined();
 }
 

@@ -104,6 +104,25 @@ void Disown(Owned kind, uint64_t key) {
   g_owned->erase({kind, key});
 }
 
+void DisownRange(uint64_t start, uint64_t len) {
+  // A range given back in part keeps what is left of it on either side, and nothing more: a
+  // teardown that unmapped the whole of it would take a mapping made since in the hole.
+  const uint64_t end = start + len;
+  std::lock_guard<std::mutex> g(*g_mu);
+  std::vector<std::pair<uint64_t, Entry>> left;
+  for (auto it = g_owned->begin(); it != g_owned->end();) {
+    const uint64_t a = it->first.second, b = a + it->second.len;
+    if (it->first.first != Owned::MAPPING || b <= start || a >= end) {
+      ++it;
+      continue;
+    }
+    if (a < start) left.push_back({a, Entry{it->second.env, start - a}});
+    if (b > end) left.push_back({end, Entry{it->second.env, b - end}});
+    it = g_owned->erase(it);
+  }
+  for (auto& [a, e] : left) (*g_owned)[{Owned::MAPPING, a}] = e;
+}
+
 void InitOwned(Napi::Env env, Napi::Object exports) {
   napi_add_env_cleanup_hook(env, Teardown, static_cast<napi_env>(env));
   // ownedCount(): what this environment has open through the addon (tests, diagnostics).

@@ -96,7 +96,7 @@ Napi::Value ForkHold(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Release(const Napi::CallbackInfo& info) {
-  int pid = static_cast<int>(ArgInt(info, 0, "pid"));
+  int pid = static_cast<int>(ArgIntIn(info, 0, "pid", 1, INT32_MAX));  // never waitpid(-1) or (0)
   int fd = ArgFd(info, 1);
   close(fd);
   int status;

@@ -64,7 +64,7 @@ size_t ReadMsgs(Napi::Env env, int fd, uffd_msg* msgs, size_t want) {
 // only job is to serve faults.
 Napi::Value ReadFaults(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
-  int64_t timeout = ArgInt(info, 1, "timeoutMs");
+  int64_t timeout = ArgIntIn(info, 1, "timeoutMs", -1, INT32_MAX);  // -1: forever
   if (info.Length() < 3 || !info[2].IsTypedArray() ||
       info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
     ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "out must be a Float64Array");
@@ -129,7 +129,7 @@ Napi::Object Record(Napi::Env env, const uffd_msg& m) {
 Napi::Value ReadEvents(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0);
-  int64_t timeout = ArgInt(info, 1, "timeoutMs");
+  int64_t timeout = ArgIntIn(info, 1, "timeoutMs", -1, INT32_MAX);  // -1: forever
   int64_t max = ArgInt(info, 2, "max");
   if (max < 1 || max > 4096) ThrowArg(env, "ERR_OUT_OF_RANGE", "max must be in [1, 4096]");
   Napi::Array out = Napi::Array::New(env);

@@ -32,8 +32,7 @@ int OpenUffd(int how) {
 namespace {
 
 Napi::Value Open(const Napi::CallbackInfo& info) {
-  int how = static_cast<int>(ArgInt(info, 0, "how"));
-  if (how < 0 || how > 2) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "how must be 0, 1 or 2");
+  int how = static_cast<int>(ArgIntIn(info, 0, "how", 0, 2));
   int fd = OpenUffd(how);
   if (fd < 0) ThrowErrno(info.Env(), how == 2 ? "open(/dev/userfaultfd)" : "userfaultfd", -fd);
   Own(info.Env(), Owned::UFFD, static_cast<uint64_t>(fd));

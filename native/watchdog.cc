@@ -177,8 +177,10 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
     ThrowArg(env, "ERR_INVALID_ARG_TYPE", "heartbeats must be an Int32Array");
   Napi::Int32Array beats = info[1].As<Napi::Int32Array>();
+  RequireShared(env, beats, "heartbeats");  // the thread reads it until stop()
   if (info.Length() < 3 || !info[2].IsNumber()) ThrowArg(env, "ERR_INVALID_ARG_TYPE", "epochMs must be a number");
   double epoch = info[2].As<Napi::Number>().DoubleValue();
+  if (!(epoch - epoch == 0)) ThrowArg(env, "ERR_OUT_OF_RANGE", "epochMs must be finite");  // NaN and infinities
   if (info.Length() < 5 || !info[3].IsArray() || !info[4].IsArray()) ThrowArg(env, "ERR_INVALID_ARG_TYPE", "slots and names must be arrays");
   Napi::Array slots = info[3].As<Napi::Array>(), names = info[4].As<Napi::Array>();
   if (slots.Length() == 0 || slots.Length() != names.Length()) ThrowArg(env, "ERR_OUT_OF_RANGE", "slots and names: as many, at least one");
@@ -186,16 +188,16 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < slots.Length(); i++) {
     Napi::Value s = slots.Get(i), n = names.Get(i);
     if (!s.IsNumber() || !n.IsString()) ThrowArg(env, "ERR_INVALID_ARG_TYPE", "slots must be numbers and names strings");
-    int64_t slot = s.As<Napi::Number>().Int64Value();
-    if (slot < 0 || static_cast<size_t>(slot) >= beats.ElementLength()) ThrowArg(env, "ERR_OUT_OF_RANGE", "slot outside the heartbeat table");
+    const double slot = s.As<Napi::Number>().DoubleValue();  // NaN, 1.5: refused, not cast
+    if (!(slot >= 0) || slot != static_cast<double>(static_cast<int64_t>(slot)) || slot >= static_cast<double>(beats.ElementLength()))
+      ThrowArg(env, "ERR_OUT_OF_RANGE", "slot outside the heartbeat table");
     w->roles.push_back({static_cast<int>(slot), n.As<Napi::String>().Utf8Value()});
   }
   w->heap = ArgAddr(info, 5, "heapAddress");
   w->capacity = ArgAddr(info, 6, "capacity");
-  w->period_ms = ArgInt(info, 7, "periodMs");
-  w->stale_ms = ArgInt(info, 8, "staleMs");
-  w->fatal_ms = ArgInt(info, 9, "fatalMs");
-  if (w->period_ms < 1 || w->stale_ms < 1 || w->fatal_ms < 1) ThrowArg(env, "ERR_OUT_OF_RANGE", "periodMs, staleMs and fatalMs must be >= 1");
+  w->period_ms = ArgIntIn(info, 7, "periodMs", 1, INT32_MAX);
+  w->stale_ms = ArgIntIn(info, 8, "staleMs", 1, INT32_MAX);
+  w->fatal_ms = ArgIntIn(info, 9, "fatalMs", 1, INT32_MAX);
   w->env = env;
   w->fd = fd;
   w->beats = beats.Data();
@@ -226,7 +228,7 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
 // stop(id): stops and joins the watchdog. Unknown ids (already stopped) are ignored.
 Napi::Value Stop(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int64_t id = ArgInt(info, 0, "id");
+  int64_t id = ArgIntIn(info, 0, "id", 0, INT32_MAX);
   Watchdog* w = nullptr;
   {
     std::lock_guard<std::mutex> g(*g_mu);
