@@ -9,7 +9,7 @@
  *   node dist/bench/accessors.js [--ops N] [--reps N] [--baseline /path/to/dist/gc/index.js]
  */
 import os from 'node:os';
-import { microBenchArgs } from '../cli/args.js';
+import { importBaseline, microBenchArgs } from '../cli/args.js';
 import { Heap } from '../gc/index.js';
 
 const values = microBenchArgs('accessors', 'the raw accessors at a small heap, no cycle running (ns per call, medians)', 'calls per rep');
@@ -61,7 +61,7 @@ const heaps: Array<[string, H, number[]]> = [];
 const cur = await Heap.create({ capacity: 64 << 20, mode: 'move' });
 heaps.push(['this build', cur, setup(cur)]);
 if (values.baseline) {
-  const mod = (await import(values.baseline)) as { Heap: typeof Heap };
+  const mod = (await importBaseline(values.baseline)) as { Heap: typeof Heap };
   const b = await mod.Heap.create({ capacity: 64 << 20, mode: 'move' });
   heaps.push(['baseline', b, setup(b)]);
 }

@@ -8,7 +8,7 @@
  *   node dist/bench/barrier.js [--ops N] [--reps N] [--baseline /path/to/dist/gc/index.js]
  */
 import os from 'node:os';
-import { microBenchArgs } from '../cli/args.js';
+import { importBaseline, microBenchArgs } from '../cli/args.js';
 import { Heap } from '../gc/index.js';
 
 const values = microBenchArgs('barrier', 'setRef throughput with marking off, during concurrent marking, and a plain store (ns per store, medians)', 'stores per rep');
@@ -55,7 +55,7 @@ if (marking.cyclePhase !== 'marking') throw new Error(`expected the heap to be m
 let base: (HeapLike & { close(): Promise<void> }) | null = null;
 let baseObjs: number[] = [];
 if (values.baseline) {
-  const mod = (await import(values.baseline)) as { Heap: { create(o: unknown): Promise<HeapLike> } };
+  const mod = (await importBaseline(values.baseline)) as { Heap: { create(o: unknown): Promise<HeapLike> } };
   base = await mod.Heap.create({ capacity: 64 << 20, mode: 'move' });
   baseObjs = setup(base);
 }

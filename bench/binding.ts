@@ -37,7 +37,8 @@ import type { Values } from '../cli/args.js';
 import { HUGE_PAGE_SIZE, Mapping, PAGE_SIZE, Userfaultfd, probe, type MoveOptions } from '../gc/index.js';
 
 const PS = PAGE_SIZE;
-const FLOOR_SOURCE = '/work/shared/tools/kernel-floor.c';
+/** The team's kernel-floor tool (not part of the package): MOVEGC_KERNEL_FLOOR names it elsewhere. */
+const FLOOR_SOURCE = process.env.MOVEGC_KERNEL_FLOOR ?? '/work/shared/tools/kernel-floor.c';
 
 interface Args {
   pages: number;
@@ -149,7 +150,7 @@ function haveCc(): boolean {
 }
 
 function buildFloor(bin: string): string | undefined {
-  if (!fs.existsSync(FLOOR_SOURCE)) return `${FLOOR_SOURCE} not found`;
+  if (!fs.existsSync(FLOOR_SOURCE)) return `${FLOOR_SOURCE} not found (set MOVEGC_KERNEL_FLOOR to kernel-floor.c)`;
   if (!haveCc()) return 'no C compiler (cc)';
   try {
     execFileSync('cc', ['-O2', '-pthread', FLOOR_SOURCE, '-o', bin], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -332,7 +332,7 @@ function child(variant: Variant, rep: number, argv: string[]): Promise<SplayRep>
     c.on('exit', (code, sig) => {
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
       if (code === 0 && line) resolve(JSON.parse(line.slice(7)) as SplayRep);
-      else reject(new Error(`splay ${variant} rep ${rep} failed (exit ${code ?? sig})`));
+      else reject(Object.assign(new Error(`splay ${variant} rep ${rep} failed (exit ${code ?? sig}; its error is above)`), { code: 'ERR_CHILD_FAILED' }));
     });
   });
 }

@@ -4,6 +4,9 @@
  * by camelCase name, or throws a UsageError whose message names the flag; help() renders the
  * --help text from the same table, so the two never disagree.
  */
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 export type OptType = 'string' | 'boolean' | 'number' | 'int' | 'list' | 'numbers';
@@ -64,7 +67,8 @@ function distance(a: string, b: string): number {
 export function closest(word: string, known: string[]): string | undefined {
   let best: string | undefined;
   let bd = Infinity;
-  for (const k of known) {
+  // On a tie the first wins, and 'help' comes last: --heep is --heap, not --help.
+  for (const k of [...known.filter((x) => x !== 'help'), ...known.filter((x) => x === 'help')]) {
     const dd = distance(word, k);
     if (dd < bd) [best, bd] = [k, dd];
   }
@@ -171,9 +175,14 @@ export function microBenchArgs(name: string, summary: string, opsHelp: string): 
     options: {
       ops: { type: 'int', min: 1, default: 2_000_000, help: opsHelp },
       reps: { type: 'int', min: 1, max: 1000, default: 7, help: 'interleaved reps' },
-      baseline: { type: 'string', metavar: 'PATH', help: "another build's gc/index.js, run side by side" },
+      baseline: { type: 'string', metavar: 'PATH', help: "another build's gc/index.js, run side by side", check: (p: string) => (fs.existsSync(path.resolve(p)) ? undefined : `${p}: no such file`) },
     },
   }) as { ops: number; reps: number; baseline?: string };
+}
+
+/** Loads a --baseline build: a path from the current directory (import() alone resolves it from this file). */
+export function importBaseline(p: string): Promise<unknown> {
+  return import(pathToFileURL(path.resolve(p)).href);
 }
 
 /**

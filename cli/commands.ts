@@ -2,6 +2,7 @@
  * Every `movegc` subcommand: its options (one table, read for parsing and for --help) and the
  * module that runs it, loaded only when the command runs (so --help works without the addon).
  */
+import fs from 'node:fs';
 import { HEAP_VARIANTS, KNOBS, MUTATORS } from '../bench/knobs.js';
 import { PATTERNS, SIZE_MIXES } from '../bench/workload.js';
 import type { CommandSpec, OptSpec, Values } from './args.js';
@@ -212,7 +213,19 @@ export const COMMANDS: Record<string, Command> = {
       options: {
         mode: { type: 'string', choices: ['move', 'copy'], default: 'move', help: "the heap's mode" },
         heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 32, metavar: 'MiB', check: even, help: 'heap capacity' },
-        file: { type: 'string', metavar: 'PATH', help: 'file to read (default: 1 MiB of random bytes in a temporary file)' },
+        file: {
+          type: 'string',
+          metavar: 'PATH',
+          help: 'file to read, at least 128 KiB (default: 1 MiB of random bytes in a temporary file)',
+          check: (p: string) => {
+            try {
+              const st = fs.statSync(p);
+              return !st.isFile() ? `${p} is not a regular file` : st.size < 128 * 1024 ? `${p} has ${st.size} bytes; at least 131072 are needed` : undefined;
+            } catch (e) {
+              return `${p}: ${(e as NodeJS.ErrnoException).code ?? 'cannot be read'}`;
+            }
+          },
+        },
       },
     },
     load: () => import('../examples/pinned-io.js'),

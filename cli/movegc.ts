@@ -66,6 +66,17 @@ function checkOutput(given: string, kind: 'dir' | 'file'): void {
     fail(`${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   if (kind === 'file' && fs.existsSync(target) && fs.statSync(target).isDirectory()) fail(`${target} is a directory (a file name is expected)`);
+  // Directory permissions do not say whether the file itself can be written (a read-only
+  // file, a root under /proc): open what will be written, for appending, and leave no trace.
+  for (const f of kind === 'file' ? [target] : [path.join(target, 'latest.json'), path.join(target, `.movegc-write-test-${process.pid}`)]) {
+    const existed = fs.existsSync(f);
+    try {
+      fs.closeSync(fs.openSync(f, 'a'));
+      if (!existed) fs.unlinkSync(f);
+    } catch (e) {
+      fail(`${f} cannot be written (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
 }
 
 /** Runs the command line; resolves to the exit status. */
@@ -132,6 +143,13 @@ export async function run(argv: string[]): Promise<number> {
     // --heap, a kernel errno): one line with its code, no stack (MOVEGC_LOG=debug: the stack too).
     if (err instanceof MoveGcError) {
       process.stderr.write(`movegc ${name}: ${err.message} [${err.code}]\n`);
+      if (process.env.MOVEGC_LOG === 'debug') process.stderr.write(`${err.stack}\n`);
+      return 1;
+    }
+    // A file the user named (ENOENT, EACCES, EISDIR...), a module path, or a child run that
+    // failed and said why on its own stderr: one line too. Anything else is a bug: its stack.
+    if (err instanceof Error && typeof err.code === 'string' && /^(E[A-Z]+|ERR_MODULE_NOT_FOUND|ERR_CHILD_FAILED)$/.test(err.code)) {
+      process.stderr.write(`movegc ${name}: ${err.message}\n`);
       if (process.env.MOVEGC_LOG === 'debug') process.stderr.write(`${err.stack}\n`);
       return 1;
     }

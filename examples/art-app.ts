@@ -473,7 +473,7 @@ function summary(rs: ArtResult[]): string {
   const conc = mv ?? cp;
   if (stw && conc)
     lines.push(
-      `stw compacts inside the pause (${ms(stw.compactionPauseMs)} ms of pauses over ${stw.cycles} cycles); ${conc.mode} pauses ${ms(conc.compactionPauseMs)} ms and compacts while frames render. ` +
+      `stw compacts inside the pause (${ms(stw.gcPauseTotalMs)} ms of pauses over ${stw.cycles} cycles); ${conc.mode} pauses ${ms(conc.compactionPauseMs)} ms and compacts while frames render. ` +
         `Marking and planning: ${rs.map((r) => `${title(r)} ${ms(r.markPlanMs)} ms ${r.mode === 'stw' ? 'in its pauses' : 'concurrent (marker thread)'}`).join(', ')}.`,
     );
   if (os.loadavg()[0] > os.cpus().length) lines.push(`(load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs: other work competed for the CPUs; repeat before comparing small differences)`);

@@ -74,7 +74,7 @@ export async function runModes<T>(name: string, runs: ReadonlyArray<ModeName | C
       let buf = '';
       child.stdout.on('data', (d: Buffer) => (buf += d.toString()));
       child.on('error', reject);
-      child.on('exit', (code, sig) => (code === 0 ? resolve(buf) : reject(new Error(`${[mode, ...extra].join(' ')} run failed (exit ${code ?? sig})`))));
+      child.on('exit', (code, sig) => (code === 0 ? resolve(buf) : reject(Object.assign(new Error(`${[mode, ...extra].join(' ')} run failed (exit ${code ?? sig}; its error is above)`), { code: 'ERR_CHILD_FAILED' }))));
     });
     const line = out.split('\n').find((l) => l.startsWith('RESULT '));
     if (!line) throw new Error(`${[mode, ...extra].join(' ')} run printed no result`);

@@ -5,7 +5,7 @@
  */
 import { pino, destination, type Logger } from 'pino';
 import pretty from 'pino-pretty';
-import { invalidArg } from './errors.js';
+import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
 
 export type { Logger };
 
@@ -13,8 +13,11 @@ export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
 
+const CLI_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
 export function cliLogger(name: string): Logger {
   const level = process.env.MOVEGC_LOG ?? 'info';
+  if (!CLI_LEVELS.includes(level)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `MOVEGC_LOG must be one of ${CLI_LEVELS.join(', ')}, got '${level}'`);
   if (process.env.MOVEGC_LOG_FORMAT === 'json') return pino({ name, level, base: undefined }, destination(2));
   return pino({ name, level, base: undefined }, pretty({ destination: 2, sync: true, singleLine: true, colorize: process.stderr.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
 }

@@ -24,8 +24,11 @@ if (r && r.status === 0) {
 }
 fs.writeFileSync(log, r ? `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` : 'node-gyp not found\n');
 const missing = ['python3', 'make', 'g++'].filter((c) => !has(c));
+// With the tools all there, the cause is elsewhere (no network for Node's headers, a compiler
+// error): the log says which, so point there rather than at tools that are installed.
 process.stderr.write(
-  `movegc: could not build the native addon${missing.length ? ` (missing: ${missing.join(', ')})` : ''}: it needs python3, make and g++; ` +
-    `install them, then run \`npm rebuild movegc\`. node-gyp's output: ${log}\n`,
+  missing.length
+    ? `movegc: could not build the native addon (missing: ${missing.join(', ')}): it needs python3, make and g++; install them, then run \`npm rebuild movegc\`. node-gyp's output: ${log}\n`
+    : `movegc: could not build the native addon (python3, make and g++ are there): the cause is in node-gyp's output, ${log}; then run \`npm rebuild movegc\`\n`,
 );
 process.exit(1);

@@ -98,6 +98,11 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     [['bench', '--out', 'package.json/results'], /--out package.json\/results: .*package.json is not a directory/],
     [['splay', '--out', '/proc/movegc-nope'], /--out \/proc\/movegc-nope: cannot create \/proc\/movegc-nope/],
     [['example', 'gcbench', '--out', 'test'], /--out test: .*test is a directory \(a file name is expected\)/],
+    // Found by a front-door audit: these ran to the end, then died with a stack (or guessed wrong).
+    [['example', 'art', '--out', '/proc/movegc-nope.json'], /--out \/proc\/movegc-nope.json: \/proc\/movegc-nope.json cannot be written \(ENOENT\)/],
+    [['bench', '--heep', '32'], /unknown option --heep \(did you mean --heap\?\)/],
+    [['example', 'pinned-io', '--file', '/nonexistent-movegc'], /--file \/nonexistent-movegc: ENOENT/],
+    [['example', 'pinned-io', '--file', 'package.json'], /--file package.json has \d+ bytes; at least 131072 are needed/],
   ];
   it.each(cases)('%j', (args, msg) => {
     const r = movegc(args);
@@ -110,6 +115,19 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
 });
 
 describe('errors from the heap: one line with the code, exit 1, no stack', () => {
+  it('a bad MOVEGC_LOG level', () => {
+    const r = spawnSync(process.execPath, [CLI, 'example', 'art', '--seconds', '0.2'], { cwd: root, encoding: 'utf8', env: { ...process.env, MOVEGC_LOG: 'loud' } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/MOVEGC_LOG must be one of trace, debug, info, warn, error, fatal, silent, got 'loud'/);
+    expect(r.stderr).not.toMatch(STACK);
+  });
+  it('a --compare column that fails: its own line, then one line from the parent', () => {
+    const r = movegc(['example', 'art', '--compare', '--modes', 'stw', '--heap', '2', '--seconds', '0.2'], root, 60_000);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/\[ERR_HEAP_FULL\]/);
+    expect(r.stderr).toMatch(/run failed \(exit 1; its error is above\)/);
+    expect(r.stderr).not.toMatch(STACK);
+  });
   it('a workload larger than --heap', () => {
     const r = movegc(['example', 'gcbench', '--heap', '2', '--scale', '0.001']);
     expect(r.status).toBe(1);
