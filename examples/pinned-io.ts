@@ -78,22 +78,31 @@ async function run(withPin: boolean, fd: number, file: Buffer, mode: ModeName, c
   const chunkOf = (k: number): Buffer => file.subarray((k % chunks) * BUF, (k % chunks) * BUF + BUF);
   const reads: ReadRecord[] = [];
   let next = 0;
-  const read = (when: string): void => {
+  /** A read into the registered buffer, issued now; `look` then says where it landed. */
+  const issue = (when: string): { when: string; k: number; bytes: number; compacting: boolean } => {
     const k = next++;
-    const bytes = io.readFixed(fd, (k % chunks) * BUF, BUF, 0);
+    return { when, k, bytes: io.readFixed(fd, (k % chunks) * BUF, BUF, 0), compacting: heap.cycleActive };
+  };
+  const look = ({ when, k, bytes, compacting }: ReturnType<typeof issue>): void => {
     const now = Buffer.from(heap.readBytes(obj(), 0, BUF));
     let holds = -1;
     for (let j = k; j >= 0 && holds < 0; j--) if (now.equals(chunkOf(j))) holds = j;
-    reads.push({ when, chunk: k, bytes, holds, compacting: heap.cycleActive });
+    reads.push({ when, chunk: k, bytes, holds, compacting });
     const lands = holds === k;
     log[lands ? 'info' : 'warn']({ run: name, when, chunk: k, bytes, landed: lands, heapHolds: holds < 0 ? 'none' : `chunk ${holds}`, address: `0x${heap.addressOf(obj()).toString(16)}` }, lands ? 'read landed in the heap object' : 'read did NOT reach the heap object');
   };
 
+  const read = (when: string): void => look(issue(when));
+
   read('before any collection');
   for (let c = 1; c <= 2; c++) {
     await heap.collect();
-    read(`during compaction ${c}`);
+    // Issued while the object is being moved, looked at once it has been: a look now would
+    // build its pages on this thread (self-service) and race the compactor for them, and the
+    // compactor's MOVE is where the kernel says EBUSY for the pinned pages.
+    const during = issue(`during compaction ${c}`);
     const st = (await heap.idle())!;
+    look(during);
     log.info({ run: name, cycle: c, pagesMoved: st.pages.moved, pagesCopied: st.pages.copied, ebusy: st.ebusy, ebusyCopies: st.ebusyCopies, pinnedSpans: st.pinnedSpans }, 'compaction done');
     read(`after compaction ${c}`);
     layer(20000);
