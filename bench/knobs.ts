@@ -17,6 +17,8 @@ export interface Knob {
   default: string | number;
   choices?: readonly string[];
   min?: number;
+  /** Whole numbers only (refused by the command line, not by the heap once the run started). */
+  integer?: true;
   /** A boolean option, given as 'on' or 'off' (see heapOptionsOf). */
   boolean?: true;
   help: string;
@@ -33,7 +35,7 @@ export const KNOBS: readonly Knob[] = [
   },
   { flag: 'dense-threshold', option: 'denseThreshold', default: 0.95, min: 0, help: 'leading pages at least this live stay in place (above 1 disables)' },
   {
-    flag: 'large-object-bytes', option: 'largeObjectBytes', default: 65536, min: 0,
+    flag: 'large-object-bytes', option: 'largeObjectBytes', default: 65536, min: 0, integer: true,
     help: 'objects at least this large start on a page and keep doing so: their full pages are installed whole, unbuilt (0: never)',
   },
   {

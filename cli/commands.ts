@@ -27,7 +27,13 @@ function knobOptions(list: boolean): Record<string, OptSpec> {
       k.flag,
       k.choices
         ? { type: list ? 'list' : 'string', choices: k.choices, default: k.default, help: k.help + (list ? ' (a list: each is run)' : '') }
-        : { type: list ? 'numbers' : 'number', min: k.min, default: k.default, help: k.help + (list ? ' (a list: each is run)' : '') },
+        : {
+            type: list ? 'numbers' : k.integer ? 'int' : 'number',
+            min: k.min,
+            default: k.default,
+            help: k.help + (list ? ' (a list: each is run)' : ''),
+            ...(list && k.integer ? { check: (xs: number[]) => (xs.every(Number.isInteger) ? undefined : 'values must be integers') } : {}),
+          },
     ]),
   );
 }
@@ -88,7 +94,7 @@ export const COMMANDS: Record<string, Command> = {
         ...workloadOptions,
         ...knobOptions(true),
       },
-      notes: 'Every combination of the listed heap options is run at every size, e.g. movegc sweep --heaps 64,1024 --fault-install copy,move.\nWrites OUT/sweep-latest.{json,html}; later bench reports show that sweep, labelled as such.',
+      notes: 'Every combination of the listed heap options is run at every size, e.g. movegc sweep --heaps 64,1024 --fault-install copy,move.\nWrites OUT/sweep-latest.{json,html}, and OUT/latest.{json,html} as bench does (the last report of either); later bench reports show that sweep, labelled as such.',
     },
     load: () => import('../bench/run.js').then((m) => ({ main: (v: Values) => m.main({ ...v, sweep: true }) })),
   },

@@ -101,6 +101,8 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     // Found by a front-door audit: these ran to the end, then died with a stack (or guessed wrong).
     [['example', 'art', '--out', '/proc/movegc-nope.json'], /--out \/proc\/movegc-nope.json: \/proc\/movegc-nope.json cannot be written \(ENOENT\)/],
     [['bench', '--heep', '32'], /unknown option --heep \(did you mean --heap\?\)/],
+    [['bench', '--large-object-bytes', '1.5'], /--large-object-bytes must be an integer, got 1.5/],
+    [['sweep', '--large-object-bytes', '65536,0.5'], /--large-object-bytes values must be integers/],
     [['example', 'pinned-io', '--file', '/nonexistent-movegc'], /--file \/nonexistent-movegc: ENOENT/],
     [['example', 'pinned-io', '--file', 'package.json'], /--file package.json has \d+ bytes; at least 131072 are needed/],
   ];
