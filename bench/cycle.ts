@@ -88,8 +88,10 @@ export interface RepResult {
   /** V8's own garbage collections (node:perf_hooks 'gc' entries) inside the stops, ms in total. */
   v8GcInStopsMs: number;
   stwTotalMs: number;
+  /** Marking's wall time, in the pause or concurrent (CycleStats.mark.concurrentMs). */
   markMs: number;
   planMs: number;
+  /** The compaction pause as recorded in `pauses` (stw: the whole collection). */
   pauseMs: number;
   pause: CycleStats['pause'];
   compactionMs: number;
@@ -440,9 +442,13 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       stwMaxKind: longest < 0 ? '-' : stallKinds[longest] + (v8gc.some(([s, e]) => s < lb && e > la) ? ' + V8 GC' : ''),
       v8GcInStopsMs: stalls.reduce((t, [a, b]) => t + v8gc.reduce((u, [s, e]) => u + Math.max(0, Math.min(b, e) - Math.max(a, s)), 0), 0),
       stwTotalMs: stalls.reduce((t, [a, b]) => t + (b - a), 0),
-      markMs: st.markMs,
+      // Marking's wall time wherever it ran: CycleStats.markMs is the pause's marking only (0
+      // with concurrent marking, the default), mark.concurrentMs the marker's.
+      markMs: st.markMs > 0 ? st.markMs : st.mark.concurrentMs,
       planMs: st.planMs,
-      pauseMs: st.pause.totalMs,
+      // The compaction pause as the mutator saw it (the recorded pause, as in `pauses`), not the
+      // split's total, which starts after the plan's extension over black allocations.
+      pauseMs: st.pauses.find((p) => p.kind === 'compaction' || p.kind === 'mark-compaction' || p.kind === 'stw')?.ms ?? st.pause.totalMs,
       pause: st.pause,
       compactionMs: st.compactionMs,
       compactorBusyMs: st.compactorBusyMs,

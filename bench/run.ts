@@ -21,7 +21,7 @@ import { runRep, stopWatchdog, type RepResult } from './cycle.js';
 import { measureFloor, type Floor } from './floor.js';
 import { KNOBS, knobGrid, knobLabel, type KnobValues, type MutatorKind } from './knobs.js';
 import { startProvenance, provenanceLine, type Provenance } from './provenance.js';
-import { cdf, cdfOfBuckets, logSpace, median, mergeBuckets, mmu, quantiles, type Quantiles } from './stats.js';
+import { cdf, cdfOfBuckets, median, medianOfSampled, mergeBuckets, mmu, mmuWindows, quantiles, type Quantiles } from './stats.js';
 import { SIZE_MIX_DOC, MAX_PINS, type Pattern, type SizeMix, type Workload } from './workload.js';
 import { renderHtml } from './report.js';
 import { SCHEMA as SPLAY_SCHEMA, type SplayResults } from './splay.js';
@@ -112,7 +112,7 @@ export interface ModeSummary {
   stwMaxKind: string;
   /** Per rep, the sum of every stop; the median. */
   stwTotalMs: number;
-  /** Minimum mutator utilization at 1, 10 and 100 ms windows (the median rep's curve). */
+  /** Minimum mutator utilization at 1, 10 and 100 ms windows: per window, the median over reps. */
   mmu1ms: number | null;
   mmu10ms: number | null;
   mmu100ms: number | null;
@@ -249,6 +249,7 @@ function strip(r: RepResult): RawRep {
 
 function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
   const m = (f: (r: RepResult) => number): number => median(reps.map(f));
+  const mq = (f: (r: RepResult) => Quantiles, k: 'p50' | 'p99' | 'max'): number => medianOfSampled(reps.map(f), k);
   const allVerified = reps.every((r) => r.verify === undefined) ? null : reps.every((r) => r.verify?.ok === true);
   return {
     mode,
@@ -279,11 +280,12 @@ function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
     msPerLiveMiB: m((r) => r.compactionMs / (r.liveBytes / MiB)),
     faults: m((r) => r.faults),
     mutatorFaults: m((r) => r.mutatorFaults),
-    faultP50Us: m((r) => r.faultMutatorUs.p50),
-    faultP99Us: m((r) => r.faultMutatorUs.p99),
-    faultMaxUs: m((r) => r.faultMutatorUs.max),
-    handlerFaultP50Us: m((r) => r.faultHandlerUs.p50),
-    handlerFaultP99Us: m((r) => r.faultHandlerUs.p99),
+    // Over the reps that have samples (medianOfSampled).
+    faultP50Us: mq((r) => r.faultMutatorUs, 'p50'),
+    faultP99Us: mq((r) => r.faultMutatorUs, 'p99'),
+    faultMaxUs: mq((r) => r.faultMutatorUs, 'max'),
+    handlerFaultP50Us: mq((r) => r.faultHandlerUs, 'p50'),
+    handlerFaultP99Us: mq((r) => r.faultHandlerUs, 'p99'),
     pagesTotal: m((r) => r.pages.total),
     pagesMoved: m((r) => r.pagesMoved),
     pagesCopied: m((r) => r.pagesCopied),
@@ -345,7 +347,7 @@ function compare(workload: Workload, heapOptions: KnobValues, horizonMs: number,
   const timelines: Comparison['timelines'] = {};
   let minHorizon = Infinity;
   for (const reps of byMode.values()) for (const r of reps) minHorizon = Math.min(minHorizon, r.horizonMs);
-  const windowsMs = logSpace(0.05, Math.max(0.1, minHorizon), 48).map((x) => Math.round(x * 1e4) / 1e4);
+  const windowsMs = mmuWindows(minHorizon, 48);
   const curves: Comparison['mmu']['curves'] = {};
   const compaction: Comparison['mmu']['compaction'] = {};
   const medianCurve = (perRep: Array<Array<number | null>>): Array<number | null> =>
@@ -355,7 +357,7 @@ function compare(workload: Workload, heapOptions: KnobValues, horizonMs: number,
     });
   const runs = new Map([...byMode].map(([m, reps]) => [m, concatenated(reps)]));
   const runMs = Math.min(...[...runs.values()].map((r) => r.horizonMs));
-  const runWindowsMs = logSpace(0.05, Math.max(0.1, runMs), 56).map((x) => Math.round(x * 1e4) / 1e4);
+  const runWindowsMs = mmuWindows(runMs, 56);
   const wholeRun: Comparison['mmu']['wholeRun'] = { windowsMs: runWindowsMs, curves: {} };
   for (const [mode, reps] of byMode) {
     const s = summarizeMode(mode, reps);

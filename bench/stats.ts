@@ -126,3 +126,23 @@ export function logSpace(lo: number, hi: number, count: number): number[] {
   for (let i = 0; i < count; i++) out.push(Math.exp(a + ((b - a) * i) / (count - 1)));
   return out;
 }
+
+/**
+ * The median of quantile `k` over the reps that have samples: a rep with none is no latency of
+ * 0 us (it was counted as one, so a p50 median of reps with 0, 0 and 500 faults read 0). 0 if
+ * no rep has any.
+ */
+export function medianOfSampled(qs: readonly Quantiles[], k: 'p50' | 'p90' | 'p99' | 'max' | 'mean'): number {
+  const xs = qs.filter((q) => q.count > 0).map((q) => q[k]);
+  return xs.length ? median(xs) : 0;
+}
+
+/**
+ * `n` log-spaced MMU windows from 0.05 ms to `maxMs`, rounded to 0.1 us and never past `maxMs`
+ * (a last window rounded up past the shortest rep had no value in that rep).
+ */
+export function mmuWindows(maxMs: number, n: number): number[] {
+  const top = Math.max(0.1, maxMs);
+  const cap = Math.floor(top * 1e4) / 1e4;
+  return logSpace(0.05, top, n).map((x) => Math.min(Math.round(x * 1e4) / 1e4, cap));
+}
