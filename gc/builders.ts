@@ -49,6 +49,25 @@ const HEARTBEAT_OF: Readonly<Record<number, RoleId>> = { [Owner.COMPACTOR]: Role
  */
 export type BuildHook = (stage: 'claimed' | 'built' | 'installing') => void;
 
+/**
+ * Fault injection: a thread descheduled with a built page in hand. Once per cycle, at a stage
+ * that has a control word in `words` (its value: how long, ms), the thread holds, without
+ * beating, until that time is up or a later cycle compacts. `sleep`: the thread's delay hook.
+ */
+export function injectedHold(b: Builders, words: Partial<Record<'built' | 'installing', number>>, sleep: (ms: number) => void): BuildHook {
+  const ctl = b.sh.ctl;
+  let held = -1; // the cycle whose hold was served
+  return (stage) => {
+    const word = stage === 'claimed' ? undefined : words[stage];
+    const ms = word === undefined ? 0 : Atomics.load(ctl, word);
+    const c = b.fence;
+    if (ms <= 0 || held === c) return;
+    held = c;
+    const until = now() + ms;
+    while (now() < until && (Atomics.load(ctl, Ctl.CYCLE) === c || Atomics.load(ctl, Ctl.PHASE) !== Phase.COMPACTING)) sleep(1);
+  };
+}
+
 export function readRss(): number {
   const statm = fs.readFileSync('/proc/self/statm', 'utf8');
   return Number(statm.split(' ')[1]) * PAGE_SIZE;

@@ -13,7 +13,7 @@
  * the collector never leaves the mutator blocked. If it dies itself, it wakes the faults it
  * read, so that they are pending again; with both threads dead, see watchdog.ts.
  */
-import { Builders, Scratch, type BuildHook } from './builders.js';
+import { Builders, Scratch, injectedHold } from './builders.js';
 import { phaseOf } from './claim.js';
 import { PAGE_SIZE } from './native.js';
 import { Ctl, Hist, Owner, PagePhase, Phase, now, type Shared } from './shared.js';
@@ -66,20 +66,8 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
   let cursorRange = 0;
   let cursor = -1;
 
-  let held = -1; // the cycle whose injected hold was served
-  /**
-   * Injected (faultHoldBuiltMs, faultHoldInstallMs): descheduled with a built page in hand,
-   * before or inside its install, until a later cycle compacts.
-   */
-  const hold: BuildHook = (stage) => {
-    const word = stage === 'built' ? Ctl.INJECT_FAULT_HOLD_BUILT_MS : stage === 'installing' ? Ctl.INJECT_FAULT_HOLD_INSTALL_MS : -1;
-    const ms = word < 0 ? 0 : Atomics.load(sh.ctl, word);
-    const c = b.fence;
-    if (ms <= 0 || held === c) return;
-    held = c;
-    const until = now() + ms;
-    while (now() < until && (Atomics.load(sh.ctl, Ctl.CYCLE) === c || Atomics.load(sh.ctl, Ctl.PHASE) !== Phase.COMPACTING)) hooks.onDelay(1);
-  };
+  // Injected (faultHoldBuiltMs, faultHoldInstallMs): a page held before or inside its install.
+  const hold = injectedHold(b, { built: Ctl.INJECT_FAULT_HOLD_BUILT_MS, installing: Ctl.INJECT_FAULT_HOLD_INSTALL_MS }, (ms) => hooks.onDelay(ms));
 
   /** Serves the faults read at times t0s on page q; false if another live builder has the page. */
   const serve = (q: number, t0s: number[]): boolean => {

@@ -23,7 +23,7 @@ import { Tracer, clearMarks } from './mark.js';
 import { forwardObjectStarts, plan, type Plan } from './plan.js';
 import { now, type Shared } from './shared.js';
 import { Role } from './heartbeat.js';
-import type { Builders } from './builders.js';
+import { injectedHold, type Builders } from './builders.js';
 import { noInstaller, standIn } from './standin.js';
 
 /** Grey objects scanned between two looks at the stop word, the log and the heartbeat. */
@@ -62,6 +62,8 @@ export interface MarkerHooks {
 
 export function runMarker(b: Builders, heap: Uint32Array, port: MessagePort, hooks: MarkerHooks, stallMs: number): void {
   const sh = b.sh;
+  // Injected (markHoldBuiltMs): standing in, a page held before its install.
+  const hold = injectedHold(b, { built: Ctl.INJECT_MARK_HOLD_BUILT_MS }, (ms) => hooks.onDelay(ms));
   const idleWait = Math.max(1, Math.min(200, stallMs / 4)); // heartbeats well within stallMs
   const ctl = sh.ctl;
   // MARK_REQUEST only wakes this thread: each job carries its own number. The heap posts a job
@@ -81,7 +83,7 @@ export function runMarker(b: Builders, heap: Uint32Array, port: MessagePort, hoo
       const c = Atomics.load(ctl, Ctl.CYCLE);
       if (standingIn !== c) hooks.onStandIn();
       standingIn = c;
-      standIn(b, stallMs, () => sh.hb.beat(Role.MARKER), (ms) => hooks.onDelay(ms));
+      standIn(b, stallMs, () => sh.hb.beat(Role.MARKER), hold);
     }
   }
 }

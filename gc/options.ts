@@ -88,7 +88,7 @@ export interface InjectOptions {
    */
   faultHoldBuiltMs?: number;
   faultHoldInstallMs?: number;
-  /** The marker, standing in for compaction (standin.ts), holds a page it built this long before its install, once per cycle. */
+  /** The marker standing in for compaction (standin.ts) holds a page it built, before its install, as faultHoldBuiltMs does. */
   markHoldBuiltMs?: number;
   /** Stall the marker for markDelayMs after tracing this many objects (concurrent marking). */
   markDelayAtObject?: number;

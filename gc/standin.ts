@@ -25,20 +25,11 @@ export function noInstaller(b: Builders, stallMs: number): boolean {
   return Atomics.load(b.sh.ctl, Ctl.PHASE) === Phase.COMPACTING && !b.allMapped() && b.compactorGone(stallMs) && b.isStale(Owner.FAULT, stallMs);
 }
 
-let held = -1; // the cycle whose injected hold (markHoldBuiltMs) was served
-
-/** Installs what is left of the cycle while noInstaller() holds. `sleep`: injected holds. */
-export function standIn(b: Builders, stallMs: number, beat: () => void, sleep: (ms: number) => void): void {
+/** Installs what is left of the cycle while noInstaller() holds. `hold`: fault injection. */
+export function standIn(b: Builders, stallMs: number, beat: () => void, hold?: BuildHook): void {
   const ctl = b.sh.ctl;
   const cycle = Atomics.load(ctl, Ctl.CYCLE);
   b.fence = cycle;
-  // Injected: descheduled once per cycle with a built page in hand, before its install.
-  const hold: BuildHook = (stage) => {
-    const ms = Atomics.load(ctl, Ctl.INJECT_MARK_HOLD_BUILT_MS);
-    if (stage !== 'built' || ms <= 0 || held === cycle) return;
-    held = cycle;
-    sleep(ms);
-  };
   const scratch = b.scratchPage(Scratch.MARKER);
   let looked = 0;
   for (const [first, end] of b.pageRanges()) {

@@ -102,14 +102,6 @@ const NO_OPTIONS = Object.freeze({});
 const MOVE_KEYS = ['dontWake', 'allowSrcHoles'] as const;
 const WAKE_KEYS = ['dontWake'] as const;
 
-/** Flag options, read once (a snapshot: a getter cannot say one thing to the check and another to the call). */
-function checkOpts<T extends object>(what: string, opts: T, keys: readonly string[]): T {
-  if (opts === NO_OPTIONS) return opts;
-  const o = readOptions(`${what} options`, opts, keys);
-  checkFlags(what, o, keys);
-  return o as T;
-}
-
 /**
  * Repeats a MOVE/COPY step after short progress until `length` bytes are done. A failure is
  * rethrown with `bytesDone` counting everything done before it, across the calls.
@@ -197,13 +189,16 @@ export class Userfaultfd {
   }
 
   /**
-   * checkOpts, then #check again: a getter in the options can close this object, and the
+   * Flag options, read once (a snapshot: a getter cannot say one thing to the check and
+   * another to the call); then #check again: a getter can close this object, and the
    * descriptor number, reused by the next open, would then reach another userfaultfd.
    */
   #opts<T extends object>(what: string, opts: T, keys: readonly string[]): T {
-    const o = checkOpts(what, opts, keys);
+    if (opts === NO_OPTIONS) return opts;
+    const o = readOptions(`${what} options`, opts, keys);
+    checkFlags(what, o, keys);
     this.#check();
-    return o;
+    return o as T;
   }
 
   /** Registers a range; returns the ioctls the kernel offers on it. */

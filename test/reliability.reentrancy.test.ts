@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect } from 'vitest';
 import { ErrorCode, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd } from '../dist/gc/index.js';
 import { itKernel } from './kernel.js';
+import { thrown } from './helpers/thrown.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -93,12 +94,7 @@ describe('an options getter that closes the Userfaultfd mid-call', () => {
         return true;
       },
     };
-    let err: unknown;
-    try {
-      u1.register(m.address, 4 * PAGE_SIZE, mode);
-    } catch (e) {
-      err = e;
-    }
+    const err = thrown(() => u1.register(m.address, 4 * PAGE_SIZE, mode));
     const u3 = Userfaultfd.open();
     let third: unknown;
     try {
@@ -113,7 +109,7 @@ describe('an options getter that closes the Userfaultfd mid-call', () => {
     expect(fds[0]).toBe(fds[1]); // the premise: the number was reused
     expect(third, 'the range went to a descriptor the caller never passed').toBeUndefined();
     expect(err).toBeInstanceOf(MoveGcError);
-    expect((err as MoveGcError).code).toBe(ErrorCode.CLOSED);
+    expect(err.code).toBe(ErrorCode.CLOSED);
   }, ['uffd']);
 
   itKernel('moveOnce(): ERR_CLOSED, not an ioctl on the reused descriptor', () => {
@@ -127,14 +123,9 @@ describe('an options getter that closes the Userfaultfd mid-call', () => {
         return false;
       },
     };
-    let err: MoveGcError | undefined;
-    try {
-      u.moveOnce(m.address, m.address + PAGE_SIZE, PAGE_SIZE, opts);
-    } catch (e) {
-      err = e as MoveGcError;
-    }
+    const err = thrown(() => u.moveOnce(m.address, m.address + PAGE_SIZE, PAGE_SIZE, opts));
     other?.close();
     m.close();
-    expect(err?.code, err?.message).toBe(ErrorCode.CLOSED);
+    expect(err.code, err.message).toBe(ErrorCode.CLOSED);
   }, ['uffd', 'move']);
 });
