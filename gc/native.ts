@@ -124,6 +124,8 @@ export interface NativeBinding {
   setThreadPolicy(policy: 'normal' | 'idle', tid?: number): void;
   /** The calling thread's id (gettid). */
   threadId(): number;
+  /** The calling thread's name (prctl PR_SET_NAME; 1-15 bytes), as top -H and ps -L show it. */
+  setThreadName(name: string): void;
   PageBuilder: new (tables: NativePageBuilderTables) => NativePageBuilder;
 }
 

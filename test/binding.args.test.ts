@@ -6,6 +6,7 @@
  * its errno.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd, madvise, probe, remapDontUnmap, viewOf,
@@ -287,6 +288,19 @@ describe('raw addon', () => {
       child.kill('SIGKILL');
     }
     expect(native.setThreadPolicy('normal', native.threadId())).toBeUndefined();
+  });
+
+  it('setThreadName: names the calling thread (1-15 bytes), or a typed error', () => {
+    const comm = `/proc/self/task/${native.threadId()}/comm`;
+    const was = fs.readFileSync(comm, 'utf8').trim();
+    try {
+      for (const v of [5, undefined, null, {}, true]) expectCode(() => native.setThreadName(v as Any), 'ERR_INVALID_ARG_TYPE', false);
+      for (const v of ['', 'x'.repeat(16), 'a\0b']) expectCode(() => native.setThreadName(v), 'ERR_INVALID_ARG_VALUE', false);
+      expect(native.setThreadName('movegc-test-15b')).toBeUndefined();
+      expect(fs.readFileSync(comm, 'utf8').trim()).toBe('movegc-test-15b');
+    } finally {
+      native.setThreadName(was);
+    }
   });
 
   itKernel('checks its own arguments: typed TypeErrors, never a crash', () => {

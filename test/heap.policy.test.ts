@@ -29,6 +29,21 @@ function idleThreads(): number {
   return n;
 }
 
+/** Names of this process's threads (the collector names its own: collector-worker.ts), with their policy. */
+function threadNames(): Array<[string, number]> {
+  const out: Array<[string, number]> = [];
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      const name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const s = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      if (name.startsWith('movegc-')) out.push([name, Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[38])]);
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return out.sort();
+}
+
 async function settle(want: number): Promise<number> {
   for (let i = 0; i < 200 && idleThreads() !== want; i++) await new Promise((r) => setTimeout(r, 10));
   return idleThreads();
@@ -42,6 +57,12 @@ describe('collector threads\' scheduling class', () => {
     const h = await openHeap({ capacity: 8 << 20, mode: 'move', collectorPolicy: 'idle' });
     expect(h.marking).toBe('concurrent');
     expect(idleThreads() - base).toBe(2);
+    // Each collector thread carries its role's name (top -H, ps -L, perf): the SCHED_IDLE ones
+    // are the compactor and the marker; the watchdog names itself too.
+    expect(base).toBe(0); // the file's first heaps
+    const mine = threadNames();
+    expect(mine.filter(([, p]) => p === SCHED_IDLE).map(([name]) => name)).toEqual(['movegc-compact', 'movegc-marker']);
+    for (const role of ['movegc-compact', 'movegc-fault', 'movegc-marker']) expect(mine.filter(([name]) => name === role).length).toBe(2); // one per heap
     const keep = h.allocRefArray(100);
     const root = h.root(keep);
     for (let i = 0; i < 100; i++) {
