@@ -55,7 +55,7 @@ function modeTable(ms: ModeSummary[]): string {
     ['plan (ms)', (s) => num(s.planMs)],
     ['idle() wall (ms): finalization', (s) => num(s.idleMs, 2)],
     ['compactor busy (ms)', (s) => num(s.compactorBusyMs)],
-    ['mutator faults', (s) => num(s.mutatorFaults, 0)],
+    ['stalled accesses (self-service or fault)', (s) => num(s.mutatorFaults, 0)],
     ['faults read by the fault server', (s) => num(s.faults, 0)],
     ['fault p50 / p99, mutator side (µs)', (s) => `<b>${num(s.faultP50Us)}</b> / ${num(s.faultP99Us)}`],
     ['fault max, mutator side (µs)', (s) => num(s.faultMaxUs, 0)],
@@ -76,7 +76,7 @@ function modeTable(ms: ModeSummary[]): string {
 }
 
 function rawTable(ms: ModeSummary[]): string {
-  const head = ['mode', 'rep', 'compaction ms', 'pause ms', 'collect ms', 'mark ms', 'GB/s', 'faults', 'mut p50 µs', 'mut p99 µs', 'hdl p50 µs', 'moved', 'copied', 'RSS peak/before', 'build s'];
+  const head = ['mode', 'rep', 'compaction ms', 'pause ms', 'collect ms', 'mark ms', 'GB/s', 'stalled accesses', 'mut p50 µs', 'mut p99 µs', 'hdl p50 µs', 'moved', 'copied', 'RSS peak/before', 'build s'];
   const rows = ms.flatMap((s) =>
     s.raw.map((r) => {
       const c = (x: string): string => (s.mode === 'stw' ? '-' : x);
