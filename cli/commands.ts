@@ -222,6 +222,7 @@ export const COMMANDS: Record<string, Command> = {
       options: {
         mode: { type: 'string', choices: ['move', 'copy'], default: 'move', help: "the heap's mode" },
         heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 32, metavar: 'MiB', check: even, help: 'heap capacity' },
+        out: exampleCommon(32).out,
         file: {
           type: 'string',
           metavar: 'PATH',

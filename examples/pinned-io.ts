@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type ModeName, type Ref } from '../gc/index.js';
-import { exampleLogger, modeArg, num, sideBySide, type Args } from './common.js';
+import { exampleLogger, exampleProvenance, modeArg, num, sideBySide, writeOut, type Args } from './common.js';
 import { runWhenMain } from '../cli/main.js';
 
 const BUF = 64 * 1024;
@@ -133,6 +133,7 @@ export async function main(args: Args): Promise<void> {
     file = path.join(tmp, 'data.bin');
     fs.writeFileSync(file, crypto.randomBytes(16 * BUF));
   }
+  const prov = exampleProvenance({ capacityMiB: args.heap, modes: [mode] });
   const data = fs.readFileSync(file);
   if (data.length < 2 * BUF) throw new Error(`${file}: need at least ${2 * BUF} bytes`);
   const fd = fs.openSync(file, 'r');
@@ -165,6 +166,7 @@ export async function main(args: Args): Promise<void> {
           : '') +
         'Hand memory to the kernel for I/O only through heap.pin, and keep it pinned while the I/O is registered.',
     );
+    writeOut(args, 'pinned-io', { withPin: a, withoutPin: b }, prov);
     if (lostA > 0 || sum(b, (c) => c.ebusy) === 0) process.exitCode = 1;
   } finally {
     fs.closeSync(fd);

@@ -284,11 +284,23 @@ describe('fault paths side by side', () => {
   itKernel('pinned-io runs: with heap.pin every read lands in the heap object; without it the kernel refuses MOVE', () => {
     // It failed on every run (its buffer, a 64 KiB large object, had its header and not its
     // contents on a page, so the io_uring pin refused the address) and only its --help was tested.
-    const r = movegc(['example', 'pinned-io'], root, 120_000);
-    expect(r.status, r.stderr.slice(-2000)).toBe(0);
-    expect(r.stdout).toMatch(/with heap\.pin the buffer never moved and 5 of 5 reads landed in the heap object/);
-    expect(r.stdout).toMatch(/^MOVE refused: EBUSY\s+0\s+[1-9]\d*$/m);
-    expect(r.stdout).toMatch(/^heap verifies\s+yes\s+yes$/m);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-pinned-io-out-'));
+    try {
+      const out = path.join(dir, 'r.json');
+      const r = movegc(['example', 'pinned-io', '--out', out], root, 120_000);
+      expect(r.status, r.stderr.slice(-2000)).toBe(0);
+      expect(r.stdout).toMatch(/with heap\.pin the buffer never moved and 5 of 5 reads landed in the heap object/);
+      expect(r.stdout).toMatch(/^MOVE refused: EBUSY\s+0\s+[1-9]\d*$/m);
+      expect(r.stdout).toMatch(/^heap verifies\s+yes\s+yes$/m);
+      // --out: both runs, with the provenance every example's results carry.
+      const j = JSON.parse(fs.readFileSync(out, 'utf8'));
+      expect(j.example).toBe('pinned-io');
+      expect(j.provenance.gitCommit).toMatch(/^[0-9a-f]{40}$/);
+      expect(j.results.withPin.reads.every((x: { holds: number; chunk: number }) => x.holds === x.chunk)).toBe(true);
+      expect(j.results.withoutPin.cycles.reduce((t: number, c: { ebusy: number }) => t + c.ebusy, 0)).toBeGreaterThan(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }, undefined, 150_000);
 
   it('art --compare runs 6.5 s of frames per column unless --seconds is given', () => {
