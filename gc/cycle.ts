@@ -68,6 +68,8 @@ export interface MutatorState {
   /** The mutator's page builds (the accessors', and the awaited end's: compaction-end.ts). */
   readonly selfService: SelfService;
   readonly barrierLog: BarrierLog;
+  /** The heap can no longer be used (a failed pause could not be undone): every call throws `e`'s message. */
+  lose(e: MoveGcError): void;
   /** This epoch's object-start bitmap index in sh.objects; swapped at the flip. */
   epochStarts: number;
   /** While a cycle runs: the filler gaps the allocator put before large objects, [start, end) pairs. */
@@ -365,6 +367,12 @@ export class CycleDriver {
   #abort(a: ActiveCycle, e: unknown): void {
     a.error = e as Error;
     const { sh, mut } = this.#c;
+    // A plan of this cycle (the marker's, or one in the pause) may have written the next
+    // layout's object starts anywhere below the top: the next cycle's plan must clear them,
+    // or they become object starts of the layout after it (found by an audit: a plan that
+    // threw ERR_PIN_LIMIT in the pause left them; two cycles later interior words passed for
+    // objects and the page builder read garbage headers).
+    mut.nextStartsExtent = Math.max(mut.nextStartsExtent, (mut.top >>> 5) + 1);
     mut.setBarrier(false, 0);
     mut.allocGaps = null;
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.IDLE);
@@ -444,10 +452,19 @@ export class CycleDriver {
 
     const tf = now();
     try {
-      const pause = compactionPause(mut.u32, this.#c.builders.from, sh, p, mut.roots, mut.rootCount, this.#c.uffd, opts.pauseOrder);
+      const pause = compactionPause(mut.u32, this.#c.builders.from, sh, p, mut.roots, mut.rootCount, this.#c.uffd, opts.pauseOrder, { failAtCall: this.#c.inject().pauseFailAtCall, failUndo: this.#c.inject().pauseFailUndo === 1 });
       st.pause = { totalMs: 0, ...pause };
     } catch (e) {
-      throw fromNative(e, 'compaction pause');
+      // The pause took back what it had done (pause.ts, PauseUndo): the cycle ends with its
+      // error and the heap as it was. If the undo failed too, the heap is lost: it refuses
+      // every call from now on (close() still releases it).
+      const cause = fromNative(e);
+      const hint = cause.code === 'ENOMEM' ? ' [each remapped segment splits mappings: the process may be at vm.max_map_count]' : '';
+      const undone = cause.code === ErrorCode.HEAP_CORRUPT ? '' : ' (undone: the heap is as it was)';
+      const err = new MoveGcError(cause.code, `compaction pause${undone}: ${cause.message}${hint}`, { errno: cause.errno, syscall: cause.syscall, cause });
+      this.#abort(a, err);
+      if (err.code === ErrorCode.HEAP_CORRUPT) mut.lose(err);
+      throw err;
     }
     mut.retag();
     mut.nextStartsExtent = (mut.top >>> 5) + 1; // the retiring bitmap's bits all lie below the old top

@@ -115,7 +115,7 @@ export function shown(v: unknown): string {
 }
 
 /** A thrown value's message: its string `message`, else the value as shown(); never throws. */
-function messageOf(e: unknown): string {
+export function messageOf(e: unknown): string {
   try {
     const m = (e as Error)?.message;
     if (typeof m === 'string') return m;

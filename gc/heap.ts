@@ -81,6 +81,8 @@ export class Heap implements RootOwner {
   readonly #roots = new RootTable();
   #closing: Promise<void> | null = null;
   #closed = false;
+  /** Why the heap refuses every call though close() was not called (CycleDriver: mut.lose). */
+  #lost: MoveGcError | null = null;
   #top = HEAP_START_WORD;
   #inject: Readonly<InjectOptions>;
   /** Which of sh.objects holds this epoch's object starts (the other is the plan's next). */
@@ -254,6 +256,11 @@ export class Heap implements RootOwner {
       },
       barrierLog: this.#log,
       selfService: this.#faults,
+      lose: (e: MoveGcError) => {
+        this.#lost = e;
+        this.#closed = true; // every call refuses from here; close() still releases everything
+        this.log.error({ err: e }, 'the heap is lost: close() it');
+      },
       get epochStarts() { return heap.#epochStarts; },
       set epochStarts(v: number) {
         heap.#epochStarts = v;
@@ -282,7 +289,7 @@ export class Heap implements RootOwner {
 
   /** Word index of a reference, checked. */
   #w(ref: unknown): number {
-    if (this.#closed) throw new MoveGcError(ErrorCode.CLOSED, 'heap is closed');
+    if (this.#closed) throw this.#closedError();
     if (typeof ref !== 'number') throw this.#refError(ref); // before any arithmetic: a BigInt or Symbol throws a TypeError
     const w = ref >>> 0;
     if (ref - w !== this.#tags.base) throw this.#refError(ref);
@@ -670,14 +677,22 @@ export class Heap implements RootOwner {
   // ---------------------------------------------------------------- lifecycle
 
   #check(): void {
-    if (this.#closed) throw new MoveGcError(ErrorCode.CLOSED, 'heap is closed');
+    if (this.#closed) throw this.#closedError();
+  }
+
+  #closedError(): MoveGcError {
+    const lost = this.#lost;
+    if (lost && !this.#closing) return new MoveGcError(lost.code, `the heap is lost (close() it): ${lost.message}`, { cause: lost });
+    return new MoveGcError(ErrorCode.CLOSED, 'heap is closed');
   }
 
   /** For calls that start work: refused once close() was called, even before it completes. */
   #checkOpen(): void {
-    if (this.#closing || this.#closed) throw new MoveGcError(ErrorCode.CLOSED, this.#closed ? 'heap is closed' : 'heap is closing');
+    if (this.#closed) throw this.#closedError();
+    if (this.#closing) throw new MoveGcError(ErrorCode.CLOSED, 'heap is closing');
   }
 
+  /** True once close() was called, or once the heap was lost (a failed compaction pause that could not be undone: close() it). */
   get closed(): boolean {
     return this.#closed;
   }

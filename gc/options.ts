@@ -101,6 +101,10 @@ export interface InjectOptions {
   markHandGapMs?: number;
   /** The compaction pause sleeps this long between publishing PHASE=COMPACTING and bumping CYCLE. */
   flipGapMs?: number;
+  /** The compaction pause's Nth kernel call (each mremap and UFFDIO_REGISTER, in order) fails: the pause takes back what it did. */
+  pauseFailAtCall?: number;
+  /** 1: and the undo of that pause fails too (its first kernel call): the heap is lost, every call refuses but close(). */
+  pauseFailUndo?: number;
   /** The mutator's Nth self-service build of a cycle throws once it holds the page's claim (counted as below). */
   selfFailAtBuild?: number;
   /**
@@ -187,7 +191,7 @@ export interface ResolvedOptions {
 }
 
 const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'markHoldBuiltMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'markHoldBuiltMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in

@@ -38,7 +38,7 @@
  */
 import fs from 'node:fs';
 import { nextClear, nextSet } from './bits.js';
-import type { MoveGcError } from './errors.js';
+import { ErrorCode, MoveGcError, messageOf } from './errors.js';
 import { forward } from './forward.js';
 import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 import { remapDontUnmap } from './memory.js';
@@ -70,8 +70,13 @@ export function forwardRoots(sh: Shared, roots: Uint32Array, count: number): voi
  * straddling a span edge: their in-span words are first copied to from-space (same offsets,
  * a part of from-space no segment uses); one that slides out of the span leaves a filler.
  */
-export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared, plan: Plan): void {
+export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared, plan: Plan, undo: number[] = []): void {
   const { live, chunkNew, types } = sh;
+  // Every heap word written, with its old value first (index, value pairs): see PauseUndo.
+  const set = (k: number, v: number): void => {
+    undo.push(k, heap[k]);
+    heap[k] = v;
+  };
   for (const { start, end } of plan.pinnedSpans) {
     // Word 0 is the reserved null word, never an object: a span at the heap's start is
     // walked from word 1, or its leading dead run would get its filler header at word 0,
@@ -82,8 +87,8 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
       const xEnd = Math.min(end, x + sizeWords(heap, types, x));
       from.set(heap.subarray(start * 2, xEnd * 2), start * 2);
       if (forward(chunkNew, live, x) !== x) {
-        heap[start * 2] = FILLER_TYPE;
-        heap[start * 2 + 1] = xEnd - start;
+        set(start * 2, FILLER_TYPE);
+        set(start * 2 + 1, xEnd - start);
       } else {
         // x stays where it is (dense prefix, or its own pinned span): no builder ever writes
         // its in-span words, so its reference slots there are forwarded here, in place.
@@ -91,7 +96,7 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
         const hi = Math.min(x * 2 + 2 + refCount(heap, types, x), xEnd * 2);
         for (let k = lo; k < hi; k++) {
           const r = heap[k];
-          if (r !== 0) heap[k] = forward(chunkNew, live, r);
+          if (r !== 0) set(k, forward(chunkNew, live, r));
         }
       }
       w = xEnd;
@@ -104,14 +109,14 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
         const n = Math.min(refCount(heap, types, o), end * 2 - (o * 2 + 2));
         for (let i = 0; i < n; i++) {
           const r = heap[o * 2 + 2 + i];
-          if (r !== 0) heap[o * 2 + 2 + i] = forward(chunkNew, live, r);
+          if (r !== 0) set(o * 2 + 2 + i, forward(chunkNew, live, r));
         }
         o += sizeWords(heap, types, o);
       }
       if (d >= end) break;
       const e = nextSet(live, d, end);
-      heap[d * 2] = FILLER_TYPE;
-      heap[d * 2 + 1] = e - d;
+      set(d * 2, FILLER_TYPE);
+      set(d * 2 + 1, e - d);
       w = e;
     }
   }
@@ -124,9 +129,10 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
  * merge the ranges back when they are unregistered), so a later, longer segment crosses the old
  * boundary. Then: one mremap per VMA, boundaries from /proc/self/maps.
  */
-export function remapRange(from: number, length: number, to: number): void {
+export function remapRange(from: number, length: number, to: number, moved: Array<[number, number, number]> = []): void {
   try {
     remapDontUnmap(from, length, to);
+    moved.push([from, length, to]);
     return;
   } catch (e) {
     if ((e as MoveGcError).code !== 'EFAULT') throw e;
@@ -137,7 +143,44 @@ export function remapRange(from: number, length: number, to: number): void {
     if (dash < 0) continue;
     const a = Math.max(parseInt(line.slice(0, dash), 16), from);
     const b = Math.min(parseInt(line.slice(dash + 1, line.indexOf(' ')), 16), end);
-    if (a < b) remapDontUnmap(a, b - a, to + (a - from));
+    if (a < b) {
+      remapDontUnmap(a, b - a, to + (a - from));
+      moved.push([a, b - a, to + (a - from)]);
+    }
+  }
+}
+
+/**
+ * What the pause changed, so that a failed kernel call leaves the heap as it was: the pause
+ * is all or nothing. mremap and UFFDIO_REGISTER can fail (ENOMEM: the process's mapping
+ * count at vm.max_map_count, each remapped segment splitting VMAs), and they come after the
+ * roots and the pinned spans were rewritten (steps 1-2 read the heap where it still is). The
+ * undo: unregister, move each remapped range back (mremap again, the other way), restore the
+ * words written in pinned spans and the roots. A free-tail filler written into remapped
+ * to-space goes with the range it lies in.
+ */
+class PauseUndo {
+  readonly roots: Uint32Array;
+  /** Heap word index, old value: pairs in write order. */
+  readonly words: number[] = [];
+  /** [from, length, to] of each range mremap moved. */
+  readonly moved: Array<[number, number, number]> = [];
+  /** [address, length] of each range registered. */
+  readonly registered: Array<[number, number]> = [];
+  huge = false;
+
+  constructor(roots: Uint32Array, count: number) {
+    this.roots = roots.slice(0, count);
+  }
+
+  /** Takes every change back; throws if the kernel refuses one (the heap is then lost). `fail`: injected, the first call does. */
+  undo(heap: Uint32Array, roots: Uint32Array, heapAddr: number, capacity: number, uffd: Userfaultfd | null, fail: boolean): void {
+    if (fail) throw new MoveGcError(ErrorCode.INJECTED, "injected: the undo's first kernel call fails");
+    for (const [a, len] of this.registered.reverse()) uffd!.unregister(a, len);
+    for (const [from, len, to] of this.moved.reverse()) remapRange(to, len, from);
+    if (this.huge) native.madvise(heapAddr, capacity, native.advice.HUGEPAGE);
+    for (let i = this.words.length - 2; i >= 0; i -= 2) heap[this.words[i]] = this.words[i + 1];
+    roots.set(this.roots);
   }
 }
 
@@ -150,52 +193,81 @@ export function compactionPause(
   rootCount: number,
   uffd: Userfaultfd | null,
   order: PauseOrderName = PauseOrder.REMAP_FIRST,
+  inject: { failAtCall?: number; failUndo?: boolean } = {},
 ): PauseBreakdown {
+  const failAtCall = inject.failAtCall ?? 0;
   const heapAddr = sh.d.heapAddress;
   const fromAddr = sh.d.fromAddress;
+  const undo = new PauseUndo(roots, rootCount);
+  // inject.pauseFailAtCall: the pause's Nth kernel call (mremap, register) fails.
+  let calls = 0;
+  const kernelCall = (what: string): void => {
+    if (++calls === failAtCall) throw new MoveGcError(ErrorCode.INJECTED, `injected: the compaction pause's kernel call ${calls} (${what}) fails`);
+  };
   const t0 = now();
   forwardRoots(sh, roots, rootCount);
   const t1 = now();
-  fixPinnedSpans(heap, from, sh, plan);
+  fixPinnedSpans(heap, from, sh, plan, undo.words);
   const t2 = now();
   const register = (): void => {
     if (!uffd) return;
     for (const s of plan.segments) {
-      if (s.endPage > s.firstPage) uffd.register(heapAddr + s.firstPage * 4096, (s.endPage - s.firstPage) * 4096, { missing: true });
+      if (s.endPage <= s.firstPage) continue;
+      const [a, len] = [heapAddr + s.firstPage * 4096, (s.endPage - s.firstPage) * 4096];
+      kernelCall('UFFDIO_REGISTER');
+      undo.registered.push([a, len]); // before: a refused registration may have registered part of the range
+      uffd.register(a, len, { missing: true });
     }
   };
+  const remap = (start: number, end: number): void => {
+    kernelCall('mremap');
+    remapRange(heapAddr + start * 8, (end - start) * 8, fromAddr + start * 8, undo.moved);
+  };
   const remapFirst = order === PauseOrder.REMAP_FIRST;
-  if (!remapFirst) register();
-  const t3 = now();
-  // Step 4: no huge page may appear in to-space before it is registered.
-  const huge = remapFirst && uffd !== null && Atomics.load(sh.ctl, Ctl.HUGE_PAGES) !== 0;
-  if (huge) native.madvise(heapAddr, sh.d.capacity, native.advice.NOHUGEPAGE);
-  const last = plan.segments[plan.segments.length - 1];
-  for (const s of plan.segments) {
-    const builtEnd = s.endPage * PAGE_WORDS;
-    if (remapFirst) {
-      // One mremap per segment, the last one through the heap's end (nothing lives above the
-      // top): with 1 GiB-aligned mappings, whole GiBs move as one page-table entry each.
-      const end = s === last ? sh.d.capacity / 8 : s.end;
-      if (end > s.start) remapRange(heapAddr + s.start * 8, (end - s.start) * 8, fromAddr + s.start * 8);
-    } else {
-      // Registered part and free tail are separate VMAs once registered: one mremap each.
-      if (builtEnd > s.start) remapRange(heapAddr + s.start * 8, (builtEnd - s.start) * 8, fromAddr + s.start * 8);
-      const tailStart = Math.max(builtEnd, s.start);
-      if (s.end > tailStart) remapRange(heapAddr + tailStart * 8, (s.end - tailStart) * 8, fromAddr + tailStart * 8);
+  let t3 = t2;
+  let t4 = t2;
+  try {
+    if (!remapFirst) register();
+    t3 = now();
+    // Step 4: no huge page may appear in to-space before it is registered.
+    if (remapFirst && uffd !== null && Atomics.load(sh.ctl, Ctl.HUGE_PAGES) !== 0) {
+      native.madvise(heapAddr, sh.d.capacity, native.advice.NOHUGEPAGE);
+      undo.huge = true;
     }
-    // The free tail's filler, where no page builder will write it: at a page boundary, or in a
-    // page that is not built at all: a first segment with no live word below a pinned span
-    // (newEnd is word 1). (The last segment's tail needs none there: allocation resumes at it.)
-    const unbuilt = s.newEnd >= builtEnd && s !== plan.segments[plan.segments.length - 1];
-    if ((s.newEnd % PAGE_WORDS === 0 || unbuilt) && s.newEnd < s.fillerEnd) {
-      heap[s.newEnd * 2] = FILLER_TYPE;
-      heap[s.newEnd * 2 + 1] = s.fillerEnd - s.newEnd;
+    const last = plan.segments[plan.segments.length - 1];
+    for (const s of plan.segments) {
+      const builtEnd = s.endPage * PAGE_WORDS;
+      if (remapFirst) {
+        // One mremap per segment, the last one through the heap's end (nothing lives above the
+        // top): with 1 GiB-aligned mappings, whole GiBs move as one page-table entry each.
+        const end = s === last ? sh.d.capacity / 8 : s.end;
+        if (end > s.start) remap(s.start, end);
+      } else {
+        // Registered part and free tail are separate VMAs once registered: one mremap each.
+        if (builtEnd > s.start) remap(s.start, builtEnd);
+        const tailStart = Math.max(builtEnd, s.start);
+        if (s.end > tailStart) remap(tailStart, s.end);
+      }
+      // The free tail's filler, where no page builder will write it: at a page boundary, or in a
+      // page that is not built at all: a first segment with no live word below a pinned span
+      // (newEnd is word 1). (The last segment's tail needs none there: allocation resumes at it.)
+      const unbuilt = s.newEnd >= builtEnd && s !== plan.segments[plan.segments.length - 1];
+      if ((s.newEnd % PAGE_WORDS === 0 || unbuilt) && s.newEnd < s.fillerEnd) {
+        heap[s.newEnd * 2] = FILLER_TYPE;
+        heap[s.newEnd * 2 + 1] = s.fillerEnd - s.newEnd;
+      }
     }
+    t4 = now();
+    if (remapFirst) register();
+    if (undo.huge) native.madvise(heapAddr, sh.d.capacity, native.advice.HUGEPAGE);
+  } catch (e) {
+    try {
+      undo.undo(heap, roots, heapAddr, sh.d.capacity, uffd, inject.failUndo === true);
+    } catch (e2) {
+      throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `compaction pause failed (${messageOf(e)}) and could not be undone (${messageOf(e2)}): the heap is lost`, { cause: e });
+    }
+    throw e;
   }
-  const t4 = now();
-  if (remapFirst) register();
-  if (huge) native.madvise(heapAddr, sh.d.capacity, native.advice.HUGEPAGE);
   const t5 = now();
   return { rootsMs: t1 - t0, pinnedMs: t2 - t1, registerMs: t3 - t2 + (t5 - t4), remapMs: t4 - t3 };
 }
