@@ -68,9 +68,21 @@ export function injectedHold(b: Builders, words: Partial<Record<'built' | 'insta
   };
 }
 
-export function readRss(): number {
-  const statm = fs.readFileSync('/proc/self/statm', 'utf8');
-  return Number(statm.split(' ')[1]) * PAGE_SIZE;
+/**
+ * Resident set size in bytes, read in place from the heap's /proc/self/statm descriptor
+ * (heap-memory.ts; any thread may pread it): a statistic must not need a new descriptor
+ * mid-cycle (with the process out of them, EMFILE failed cycles and killed the compactor: a
+ * resource-edge audit). Best effort: 0 if it cannot be read.
+ */
+export function readRss(sh: Shared): number {
+  try {
+    const buf = Buffer.alloc(128);
+    const n = fs.readSync(sh.d.statmFd, buf, 0, buf.length, 0);
+    const rss = Number(buf.toString('latin1', 0, n).split(' ')[1]) * PAGE_SIZE;
+    return Number.isFinite(rss) ? rss : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Gives back all of from-space and its scratch pages: every page of the cycle is installed, nobody reads them. */
@@ -79,7 +91,7 @@ export function releaseFromSpace(sh: Shared): void {
 }
 
 export function sampleRss(sh: Shared): void {
-  const rss = readRss();
+  const rss = readRss(sh);
   if (rss > sh.clk[Clk.RSS_PEAK]) sh.clk[Clk.RSS_PEAK] = rss;
 }
 

@@ -263,7 +263,7 @@ export class CycleDriver {
     resetMarking(sh.ctl, sh.clk);
     this.#cycles++;
     const stats = emptyStats(this.#cycles, this.#c.mode, this.concurrentMarking ? Marking.CONCURRENT : Marking.PAUSE, this.#c.opts.faultPath);
-    stats.rss.beforeBytes = readRss();
+    stats.rss.beforeBytes = readRss(sh);
     const a: ActiveCycle = { stats, phase: CyclePhase.MARKING, blackStart: mut.top, typeCount: mut.typeCount, planTop: mut.top, plan: null, pinsAdded: mut.pinsAdded, request: 0, pauseEnd: 0 };
     this.#active = a;
     mut.allocGaps = [];
@@ -573,7 +573,7 @@ export class CycleDriver {
     }
     st.usedAfterBytes = mut.top * 8;
     recordCompaction(st, sh, this.#c.mode === Mode.STW, a.pauseEnd, end);
-    st.rss.afterBytes = readRss();
+    st.rss.afterBytes = readRss(sh);
     this.#history.push(st);
     if (this.#history.length > 1000) this.#history.shift();
     // Whichever way the cycle ended (a safepoint, the event loop): no dead thread into the next one.

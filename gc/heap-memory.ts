@@ -5,6 +5,7 @@
  * and the shared memory every collector thread reads (shared.ts), with the settings words the
  * heap writes once. A failure part way (ENOMEM, EMFILE, ...) releases what was already opened.
  */
+import fs from 'node:fs';
 import { Builder } from './build.js';
 import { Scratch } from './builders.js';
 import { FaultInstall, Install } from './install.js';
@@ -18,6 +19,14 @@ import type { Capabilities } from './probe.js';
 import { Ctl, Shared } from './shared.js';
 import { Userfaultfd } from './uffd.js';
 
+function openStatm(): number {
+  try {
+    return fs.openSync('/proc/self/statm', 'r');
+  } catch {
+    return -1; // RSS statistics read 0
+  }
+}
+
 export class HeapMemory {
   private constructor(
     readonly heap: Mapping,
@@ -25,6 +34,7 @@ export class HeapMemory {
     readonly uffd: Userfaultfd | null,
     readonly types: TypeTable,
     readonly sh: Shared,
+    readonly statmFd: number,
   ) {}
 
   static open(opts: ResolvedOptions, caps: Capabilities, mode: ModeName): HeapMemory {
@@ -43,6 +53,9 @@ export class HeapMemory {
       opened.push(from);
       const uffd = mode !== Mode.STW ? Userfaultfd.open({ how: caps.uffd.how ?? 'syscall', features: mode === Mode.MOVE ? ['MOVE'] : [] }) : null;
       if (uffd) opened.push(uffd);
+      // For RSS statistics (builders.ts readRss): opened now, so that a cycle needs no new descriptor.
+      const statmFd = openStatm();
+      if (statmFd >= 0) opened.push({ close: () => fs.closeSync(statmFd) });
       const typesSab = TypeTable.allocate();
       const sh = Shared.allocate({
         heapAddress: heap.address,
@@ -51,6 +64,7 @@ export class HeapMemory {
         scratchPages: Scratch.PAGES,
         uffdFd: uffd?.fd ?? -1,
         uffdFeatures: uffd?.features ?? 0,
+        statmFd,
         types: typesSab,
       });
       const c = sh.ctl;
@@ -58,7 +72,7 @@ export class HeapMemory {
       Atomics.store(c, Ctl.FAULT_INSTALL, opts.faultInstall === 'move' ? FaultInstall.MOVE : FaultInstall.COPY);
       Atomics.store(c, Ctl.BUILDER, opts.builder === 'js' ? Builder.JS : Builder.NATIVE);
       Atomics.store(c, Ctl.HUGE_PAGES, opts.hugePages ? 1 : 0);
-      return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh);
+      return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh, statmFd);
     } catch (e) {
       for (const r of opened.reverse()) r.close();
       throw e;
@@ -67,6 +81,7 @@ export class HeapMemory {
 
   /** Closes the userfaultfd, then unmaps both mappings (detaching every view they handed out). */
   close(): void {
+    if (this.statmFd >= 0) fs.closeSync(this.statmFd);
     this.uffd?.close();
     this.heap.close();
     this.from.close();

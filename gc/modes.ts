@@ -3,8 +3,9 @@
  * back along move -> copy -> stw and records why (ART: no userfaultfd -> stop-the-world;
  * MOVE refused by its test move, or a kernel without the MOVE fixes -> COPY).
  */
+import os from 'node:os';
 import { ErrorCode, MoveGcError, invalidArg, shown } from './errors.js';
-import type { Capabilities } from './probe.js';
+import { RESOURCE_ERRNOS, type Capabilities } from './probe.js';
 import { readOptions } from './validate.js';
 
 export const Mode = {
@@ -40,6 +41,12 @@ export function chooseMode(requested: ModeName, caps: Capabilities, opts: ModeCh
   const allowUnfixedMove = o.allowUnfixedMove === true;
   if (!caps.mremapDontUnmap.ok)
     throw new MoveGcError(ErrorCode.UNSUPPORTED, `mremap(MREMAP_DONTUNMAP) unavailable (${caps.mremapDontUnmap.reason}): Linux >= 5.13 is required for every mode`);
+  // Out of descriptors or memory while probing: the kernel may have everything; say so rather
+  // than fall back for the heap's whole life.
+  if (requested !== Mode.STW)
+    for (const c of [caps.uffd, caps.move, caps.copy])
+      if (!c.ok && c.reason !== undefined && RESOURCE_ERRNOS.includes(c.reason))
+        throw new MoveGcError(c.reason, `the capability probe ran out of resources (${c.reason}): the process is out of descriptors or memory, which says nothing of the kernel; free some and create the heap again`, { errno: os.constants.errno[c.reason as keyof typeof os.constants.errno], syscall: 'probe' });
   const fallbacks: string[] = [];
   let mode = requested;
   if (mode === Mode.MOVE && !caps.move.ok) {

@@ -104,17 +104,26 @@ export function readHidden(what: string, v: unknown, max?: number): Hideable[] {
 
 let raw: RawProbe | undefined;
 
+/** Errnos that say the process ran out of something (descriptors, memory), not that the kernel lacks a feature. */
+export const RESOURCE_ERRNOS: readonly string[] = ['EMFILE', 'ENFILE', 'ENOMEM'];
+
 /**
  * Probes once per thread (cached; crossMm and pinsRefused once per process); `hide` masks
- * capabilities without re-probing.
+ * capabilities without re-probing. A probe that ran out of descriptors or memory is not
+ * cached: its "no" is the process's state, not the kernel's (a resource-edge audit found one
+ * EMFILE turning every later heap of the process into stw).
  */
 export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capabilities {
   const o = readOptions('probe options', opts, ['hide', 'refresh']);
   checkFlags('probe options', o, ['refresh']);
   const hide = new Set(readHidden('probe options.hide', o.hide));
-  if (!raw || o.refresh === true) raw = native.probe();
+  let r = raw;
+  if (!r || o.refresh === true) {
+    r = native.probe();
+    const said = JSON.stringify(r);
+    raw = RESOURCE_ERRNOS.some((e) => said.includes(`"${e}"`)) ? undefined : r;
+  }
   const no = (reason: string): Capability => ({ ok: false, reason });
-  const r = raw;
   const features = r.features !== undefined ? featureNames(r.features) : [];
   const ioctls = r.ioctls !== undefined ? ioctlNames(r.ioctls) : [];
   const uffdOk = r.openHow !== null && r.api.ok && !hide.has('uffd');

@@ -51,6 +51,8 @@ export interface SharedDescriptor {
   scratchPages: number;
   uffdFd: number;
   uffdFeatures: number;
+  /** /proc/self/statm, opened with the heap (readRss): -1 if it could not be. */
+  statmFd: number;
   ctl: SharedArrayBuffer;
   clk: SharedArrayBuffer;
   live: SharedArrayBuffer;

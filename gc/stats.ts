@@ -96,6 +96,7 @@ export interface CycleStats {
    */
   faultPath: 'self' | 'handler';
   stalls: { self: LatencySummary; handler: LatencySummary; selfLeft: number; selfFailed: number; selfHelped: number; unbuiltTouches: number };
+  /** Resident set size of the process (0 where /proc/self/statm could not be read). */
   rss: { beforeBytes: number; peakBytes: number; afterBytes: number };
   /**
    * Who gave from-space back at the end of the cycle: the compactor as it left, every page
