@@ -105,6 +105,27 @@ describe.each(TEST_MODES)('references across collections (%s)', (mode) => {
     expect(codeOf(() => ra.get())).toBe(ErrorCode.CLOSED);
   });
 
+  itMode(mode, 'epoch tags come in turn from one sequence: a stale ref is never taken for a fresh one while the process has tags left', async () => {
+    // Random tags (before) could recur once an epoch fell out of the remembered 64: about 1 in
+    // 2^21 per epoch, a stale ref then read another object (an audit's reading). Drawn in turn,
+    // a tag recurs only after 2^21 - 2 epochs of the process.
+    const heap = await openHeap({ capacity: 4 << 20, mode });
+    const T = defineTestTypes(heap);
+    const keep = heap.root(heap.alloc(T.node));
+    const first = keep.get()!;
+    const tags: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      heap.alloc(T.leaf); // something to collect
+      await heap.gc();
+      tags.push(Math.floor(keep.get()! / 2 ** 32));
+      expect(codeOf(() => heap.typeOf(first))).not.toBeUndefined();
+    }
+    const steps = new Set(tags.slice(1).map((t, i) => t - tags[i]));
+    expect(steps.size, `tags ${tags.join(' ')}`).toBe(1); // the same number of epochs per cycle
+    expect([...steps][0]).toBeGreaterThan(0);
+    expect(new Set(tags).size).toBe(tags.length);
+  });
+
   itMode(mode, 'refs taken during the concurrent phase stay valid until the next collection', async () => {
     const heap = await openHeap({ capacity: 4 << 20, mode });
     const T = defineTestTypes(heap);
