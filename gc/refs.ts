@@ -18,8 +18,12 @@ export const TAG = 2 ** 32;
 const KEEP_OLD_TAGS = 64;
 /** Tags run 1..MAX_TAG (a Ref stays below 2^53), then wrap. */
 const MAX_TAG = 2 ** 21 - 2;
-/** The last tag drawn in this process (refs.ts is loaded once per thread; only the heap's thread draws). */
-let nextTag = 0;
+/**
+ * The last tag drawn in this thread (refs.ts is loaded once per thread). The sequence starts
+ * at random, so that heaps of different threads, which cannot see each other's tags, are as
+ * unlikely to share one as random tags made them (a Ref posted to another thread's heap).
+ */
+let nextTag = Math.floor(Math.random() * MAX_TAG);
 
 /**
  * Tags held by the process's open heaps, current and remembered (with how many hold each): a
