@@ -3,9 +3,9 @@
  * heap's current epoch. A pause that may invalidate what a Ref names (the marking pause: its
  * object may have been found dead; the compaction pause: it moved) starts a new epoch, so a
  * Ref held across it is refused with ERR_STALE_REFERENCE instead of silently naming another
- * object. Tags (21 bits) are drawn in turn from one sequence for the whole process, never one
- * another open heap holds: a Ref of another heap is told apart too, and a stale Ref never
- * names an object again until the process has used 2^21 - 1 epochs (random tags, as before,
+ * object. Tags (21 bits) are drawn in turn from one sequence per thread (from a random start),
+ * never one another open heap holds: a Ref of another heap is told apart too, and a stale Ref
+ * never names an object again until the thread has used 2^21 - 2 epochs (random tags, as before,
  * could recur after the KEEP_OLD_TAGS remembered ones: about 1 in 2^21 per epoch, found by an
  * audit). Within the remembered epochs it is refused as stale, older ones as invalid.
  */
@@ -56,6 +56,11 @@ export class RefTags {
     hold(t);
     this.tag = t;
     this.base = t * TAG;
+  }
+
+  /** @internal Test hook: the next tag drawn follows `t` (a sequence come around onto held tags). */
+  static _drawAfter(t: number): void {
+    nextTag = t;
   }
 
   /** The heap is closed: its tags may be drawn again. */
