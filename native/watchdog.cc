@@ -123,6 +123,7 @@ void Run(Watchdog* w) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // the process's signals are not ours to take
   double since = -1;                           // start of the current blocked-and-unserved stretch
+  double last = MonotonicMs();                 // this thread's last look
   std::unique_lock<std::mutex> lock(w->mu);
   for (;;) {
     w->cv.wait_for(lock, std::chrono::milliseconds(w->period_ms), [w] { return w->stopping; });
@@ -132,6 +133,17 @@ void Run(Watchdog* w) {
     if (r < 0) continue;                              // EINTR/ENOMEM: look again next period
     if (p.revents & (POLLNVAL | POLLERR)) return;     // the descriptor is gone: nothing to watch
     double now = MonotonicMs();
+    // A gap in our own looks (the process was stopped: SIGSTOP, Ctrl-Z, a debugger; or this
+    // thread was not scheduled) is no time the collector threads failed to serve in: every
+    // thread stood still with us. The stretch starts again, and they get fatal_ms to beat.
+    // (Counted across the gap, a stop longer than fatal_ms after any short stall aborted a
+    // process that was merely stopped: found by an audit.)
+    const bool gap = now - last > w->period_ms + w->stale_ms;
+    last = now;
+    if (gap) {
+      since = -1;
+      continue;
+    }
     bool blocked = r > 0 && (p.revents & POLLIN);
     bool served = false;
     for (const Role& role : w->roles) {

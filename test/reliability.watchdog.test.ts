@@ -8,7 +8,7 @@
  *
  * Abort paths run in child processes (with core dumps off).
  */
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -147,6 +147,40 @@ describe('the watchdog decision, on its own (native, small thresholds)', () => {
     // Stale after 100 ms, fatal 400 ms later: well under 3 s after the beats stopped.
     expect(end - (lines[2].t as number), ctx).toBeLessThan(3000);
   }, ['uffd'], 35_000);
+});
+
+describe('a process that was only stopped', () => {
+  itKernel('is not aborted: a gap in the watchdog\'s own looks (SIGSTOP for longer than fatalMs) restarts its count', async () => {
+    // An audit: after a short stall, a stop longer than fatalMs (Ctrl-Z, a debugger) was
+    // counted as time nobody served the pending fault, and the first look after SIGCONT
+    // aborted the process before its threads could beat again.
+    const c = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/watchdog-stop.mjs', import.meta.url))], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d) => (stdout += d));
+    c.stderr.on('data', (d) => (stderr += d));
+    const state = (): string => {
+      try {
+        const st = fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8');
+        return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
+      } catch {
+        return 'gone';
+      }
+    };
+    let stopped = false;
+    for (let i = 0; i < 1000 && !stopped; i++) {
+      if (state() === 'T') stopped = true;
+      else await new Promise((r) => setTimeout(r, 10));
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    c.kill('SIGCONT');
+    const [status, signal] = await new Promise<[number | null, string | null]>((r) => c.on('close', (code, sig) => r([code, sig])));
+    const ctx = `status ${status} signal ${signal}\nstdout: ${stdout}\nstderr: ${stderr}`;
+    expect(stopped, ctx).toBe(true);
+    expect(signal, ctx).toBeNull();
+    expect(status, ctx).toBe(0);
+    expect(stdout, ctx).toContain('survived');
+  }, ['uffd'], 30_000);
 });
 
 describe('watchdog lifecycle', () => {
