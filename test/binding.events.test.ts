@@ -10,51 +10,18 @@ import { afterEach, describe, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { Mapping, PAGE_SIZE, Userfaultfd, type FeatureName, type UffdEvent } from '../dist/gc/index.js';
 import { itKernel } from './kernel.js';
+import { startActor as startActorIn, type Actor } from './helpers/actor.js';
 
 const PS = PAGE_SIZE;
-const DIST_URL = new URL('../dist/gc/index.js', import.meta.url).href;
-const ACTOR_URL = new URL('./workers/uffd-actor.mjs', import.meta.url);
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-interface Actor {
-  call<T = number>(op: string, args?: Record<string, unknown>): Promise<T>;
-}
-
-async function startActor(): Promise<Actor> {
-  const worker = new Worker(ACTOR_URL, { workerData: { distUrl: DIST_URL } });
-  const exited = new Promise<void>((r) => worker.once('exit', () => r()));
-  cleanups.push(async () => {
-    await worker.terminate();
-    await exited;
-  });
-  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  await new Promise<void>((resolve, reject) => {
-    worker.on('message', (m: { ready?: boolean; id?: number; result?: unknown; error?: { code: string; message: string } }) => {
-      if (m.ready) return resolve();
-      const w = waiting.get(m.id!)!;
-      waiting.delete(m.id!);
-      if (m.error) w.reject(Object.assign(new Error(m.error.message), { code: m.error.code }));
-      else w.resolve(m.result);
-    });
-    worker.once('error', reject);
-  });
-  let next = 0;
-  return {
-    call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
-      const id = next++;
-      const p = new Promise<T>((resolve, reject) => waiting.set(id, { resolve: resolve as (v: unknown) => void, reject }));
-      worker.postMessage({ id, op, ...args });
-      return p;
-    },
-  };
-}
+const startActor = (): Promise<Actor> => startActorIn(cleanups);
 
 /** A userfaultfd closed first in cleanup (it frees a worker blocked on it), before the worker ends. */
 function openUffd(features: FeatureName[]): Userfaultfd {

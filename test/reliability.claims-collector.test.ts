@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Mapping, PAGE_SIZE, Userfaultfd, type MoveGcError } from '../dist/gc/index.js';
 import { resolveOptions } from '../dist/gc/options.js';
@@ -18,12 +17,12 @@ import { closeHeapsAfterEach, openHeap } from './helpers/heap.js';
 import { buildGraph, checksum, walk } from './fixtures/graph.mjs';
 import { Ctl } from '../dist/gc/control.js';
 import { itKernel } from './kernel.js';
+import { startReader } from './helpers/actor.js';
 
 closeHeapsAfterEach();
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(root, 'dist', 'cli', 'movegc.js');
-const DIST_URL = new URL('../dist/gc/index.js', import.meta.url).href;
 const MiB = 1 << 20;
 
 describe('heap options: the README\'s defaults', () => {
@@ -338,37 +337,13 @@ describe('the movegc command', () => {
 
 describe('userfaultfd typed API', () => {
   const PS = PAGE_SIZE;
-  const ACTOR_URL = new URL('./workers/uffd-actor.mjs', import.meta.url);
   const cleanups: Array<() => void | Promise<void>> = [];
   afterEach(async () => {
     while (cleanups.length) await cleanups.pop()!();
   });
 
-  /** A Worker (test/workers/uffd-actor.mjs) that reads an address, blocking in the kernel on a missing page. */
-  async function startActor(): Promise<(address: number) => Promise<number>> {
-    const worker = new Worker(ACTOR_URL, { workerData: { distUrl: DIST_URL } });
-    const exited = new Promise<void>((r) => worker.once('exit', () => r()));
-    cleanups.push(async () => {
-      await worker.terminate();
-      await exited;
-    });
-    const waiting = new Map<number, (v: number) => void>();
-    await new Promise<void>((resolve, reject) => {
-      worker.on('message', (m: { ready?: boolean; id?: number; result?: number }) => {
-        if (m.ready) return resolve();
-        waiting.get(m.id!)!(m.result!);
-        waiting.delete(m.id!);
-      });
-      worker.once('error', reject);
-    });
-    let next = 0;
-    return (address) => {
-      const id = next++;
-      const p = new Promise<number>((r) => waiting.set(id, r));
-      worker.postMessage({ id, op: 'read', address });
-      return p;
-    };
-  }
+  /** A Worker that reads an address, blocking in the kernel on a missing page (helpers/actor.ts). */
+  const startActor = (): Promise<(address: number) => Promise<number>> => startReader(cleanups);
 
   const within = <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> => Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
 

@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Heap, Mapping, PAGE_SIZE, Userfaultfd, summarize, viewOf } from '../dist/gc/index.js';
 import { containedLogger } from '../dist/gc/log.js';
@@ -19,11 +18,11 @@ import { closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { vmasIn } from './helpers/procfs.js';
 import { rejected } from './helpers/thrown.js';
 import { itKernel } from './kernel.js';
+import { startReader } from './helpers/actor.js';
 
 closeHeapsAfterEach();
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DIST_URL = new URL('../dist/gc/index.js', import.meta.url).href;
 const MiB = 1 << 20;
 
 const ENV_CHILD = fileURLToPath(new URL('./fixtures/claims-env-child.mjs', import.meta.url));
@@ -291,37 +290,13 @@ describe('close', () => {
 
 describe('userfaultfd COPY', () => {
   const PS = PAGE_SIZE;
-  const ACTOR_URL = new URL('./workers/uffd-actor.mjs', import.meta.url);
   const cleanups: Array<() => void | Promise<void>> = [];
   afterEach(async () => {
     while (cleanups.length) await cleanups.pop()!();
   });
 
-  /** A Worker (test/workers/uffd-actor.mjs) that reads an address, blocking in the kernel on a missing page. */
-  async function startActor(): Promise<(address: number) => Promise<number>> {
-    const worker = new Worker(ACTOR_URL, { workerData: { distUrl: DIST_URL } });
-    const exited = new Promise<void>((r) => worker.once('exit', () => r()));
-    cleanups.push(async () => {
-      await worker.terminate();
-      await exited;
-    });
-    const waiting = new Map<number, (v: number) => void>();
-    await new Promise<void>((resolve, reject) => {
-      worker.on('message', (m: { ready?: boolean; id?: number; result?: number }) => {
-        if (m.ready) return resolve();
-        waiting.get(m.id!)!(m.result!);
-        waiting.delete(m.id!);
-      });
-      worker.once('error', reject);
-    });
-    let next = 0;
-    return (address) => {
-      const id = next++;
-      const p = new Promise<number>((r) => waiting.set(id, r));
-      worker.postMessage({ id, op: 'read', address });
-      return p;
-    };
-  }
+  /** A Worker that reads an address, blocking in the kernel on a missing page (helpers/actor.ts). */
+  const startActor = (): Promise<(address: number) => Promise<number>> => startReader(cleanups);
 
   async function stillPending(p: Promise<unknown>, ms: number): Promise<boolean> {
     const pending = Symbol('pending');
