@@ -4,7 +4,8 @@
  * JavaScript model of the graph, mutating it during marking too (the cycle is driven through
  * safepoints); with faults injected now and then (EAGAIN, stalled and
  * killed compactors, stalled and killed markers, a fault server holding a built page across
- * the cycle's end, forks sharing pages, real io_uring pins). Not
+ * the cycle's end, forks sharing pages, real io_uring pins, a compaction pause whose mremap or
+ * registration fails and is undone). Not
  * part of the test suite (test/reliability.soak.test.ts runs a short one).
  *
  *   movegc soak [options]   (movegc soak --help)
@@ -116,7 +117,7 @@ class Subject {
   readonly pinned: PinnedNode[] = [];
   cycles = 0;
   nextId = 1;
-  readonly stats = { faults: 0, selfBuilt: 0, ebusy: 0, ebusyCopies: 0, takeovers: 0, eagain: 0, errors: 0, pagesMoved: 0, pagesCopied: 0, injected: {} as Record<string, number>, heapFull: 0, pins: 0, heapPins: 0 };
+  readonly stats = { faults: 0, selfBuilt: 0, ebusy: 0, ebusyCopies: 0, takeovers: 0, eagain: 0, errors: 0, pagesMoved: 0, pagesCopied: 0, injected: {} as Record<string, number>, heapFull: 0, pins: 0, heapPins: 0, pausesUndone: 0 };
   verifyFailures = 0;
   mismatches = 0;
   readonly firstProblems: string[] = [];
@@ -301,6 +302,9 @@ function chooseFault(rnd: () => number, p: number, mode: ModeName, stallMs: numb
   if (k < 0.78) return { name: 'markStall', inject: { markDelayAtObject: 1 + Math.floor(rnd() * 2000), markDelayMs: stallMs * 3 } };
   if (k < 0.82) return { name: 'markDie', inject: { markDieAtObject: 1 + Math.floor(rnd() * 2000) } };
   if (k < 0.85 && mode === 'move') return { name: 'fork', inject: { forkAtPage: page } };
+  // One of the compaction pause's first kernel calls (mremap, UFFDIO_REGISTER) fails: the
+  // pause undoes itself and the cycle ends with the error; the model must still match.
+  if (k < 0.87) return { name: 'pauseFail', inject: { pauseFailAtCall: 1 + Math.floor(rnd() * 3) } };
   // The fault server holds a page it built (before / inside its install) past stallMs, with
   // the compactor held up a little so that a touch finds pages unbuilt.
   if (k < 0.9) return { name: 'faultHold', inject: { delayAtPage: page, delayMs: Math.floor(stallMs / 2), [rnd() < 0.5 ? 'faultHoldBuiltMs' : 'faultHoldInstallMs']: stallMs * 4 } };
@@ -363,6 +367,9 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
         }
       }
     } else h.inject({});
+    // An injected pause failure ends the cycle with ERR_INJECTED, the heap as it was.
+    let aborted = false;
+    const undone = (e: unknown): boolean => (e as { code?: string }).code === 'ERR_INJECTED' && fault?.name === 'pauseFail';
     try {
       // The cycle is requested and driven through safepoints while the mutator keeps
       // mutating: during marking and planning (the write barrier's case), then during
@@ -379,11 +386,18 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
     } catch (e) {
       if (e instanceof Mismatch) s.problem('model', e.message);
       else if ((e as { code?: string }).code === 'ERR_HEAP_FULL') s.stats.heapFull++;
+      else if (undone(e)) aborted = true;
       else throw e;
     }
-    const st = (await h.idle())!;
+    // The pause may run here too (idle() drives the cycle to its end).
+    const st = await h.idle().catch((e: unknown) => {
+      if (!undone(e)) throw e;
+      aborted = true;
+      return undefined;
+    });
     while (pins.length) pins.pop()!.release();
-    s.record(st);
+    if (aborted) s.stats.pausesUndone++;
+    else s.record(st!); // (an aborted cycle has no statistics of its own)
     s.cycles++;
     cycles++;
     if (cycles === subjects.length * 3) during = resources(); // workers up, steady state
