@@ -349,9 +349,12 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   // were given back by a claim that raced a cycle's end: Builders.fence). Their build and
   // install count in the split too.
   const [b0, i0] = [b.buildMs, b.installMs];
+  const builds0 = Atomics.load(sh.ctl, Ctl.COMPACTOR_BUILDS);
   for (const [first, end] of ranges)
     for (let q = first; q < end; q++)
       if (Atomics.load(sh.pageState, q) === PagePhase.UNPROCESSED) b.buildOne(q, Owner.COMPACTOR, scratch0);
+  // Built into a scratch page: fresh buffers, as every build counts in one kind of buffer.
+  if (recycle) sh.count(Ctl.FRESH_BUFFERS, Atomics.load(sh.ctl, Ctl.COMPACTOR_BUILDS) - builds0);
   buildMs += b.buildMs - b0;
   installMs += b.installMs - i0;
   sampleRss(sh);
