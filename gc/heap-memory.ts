@@ -34,7 +34,6 @@ export class HeapMemory {
     readonly uffd: Userfaultfd | null,
     readonly types: TypeTable,
     readonly sh: Shared,
-    readonly statmFd: number,
   ) {}
 
   static open(opts: ResolvedOptions, caps: Capabilities, mode: ModeName): HeapMemory {
@@ -72,7 +71,7 @@ export class HeapMemory {
       Atomics.store(c, Ctl.FAULT_INSTALL, opts.faultInstall === 'move' ? FaultInstall.MOVE : FaultInstall.COPY);
       Atomics.store(c, Ctl.BUILDER, opts.builder === 'js' ? Builder.JS : Builder.NATIVE);
       Atomics.store(c, Ctl.HUGE_PAGES, opts.hugePages ? 1 : 0);
-      return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh, statmFd);
+      return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh);
     } catch (e) {
       for (const r of opened.reverse()) r.close();
       throw e;
@@ -81,7 +80,7 @@ export class HeapMemory {
 
   /** Closes the userfaultfd, then unmaps both mappings (detaching every view they handed out). */
   close(): void {
-    if (this.statmFd >= 0) fs.closeSync(this.statmFd);
+    if (this.sh.d.statmFd >= 0) fs.closeSync(this.sh.d.statmFd);
     this.uffd?.close();
     this.heap.close();
     this.from.close();

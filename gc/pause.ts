@@ -251,7 +251,7 @@ export function compactionPause(
       // The free tail's filler, where no page builder will write it: at a page boundary, or in a
       // page that is not built at all: a first segment with no live word below a pinned span
       // (newEnd is word 1). (The last segment's tail needs none there: allocation resumes at it.)
-      const unbuilt = s.newEnd >= builtEnd && s !== plan.segments[plan.segments.length - 1];
+      const unbuilt = s.newEnd >= builtEnd && s !== last;
       if ((s.newEnd % PAGE_WORDS === 0 || unbuilt) && s.newEnd < s.fillerEnd) {
         heap[s.newEnd * 2] = FILLER_TYPE;
         heap[s.newEnd * 2 + 1] = s.fillerEnd - s.newEnd;
