@@ -49,6 +49,7 @@ if (init.policy !== 'normal') native.setThreadPolicy(init.policy);
 // Initialized (modules loaded, views made): the heap's start waits for this, so a thread
 // slow to load on a busy machine is not taken for a stalled one. Its thread id lets the heap
 // make it normal again to terminate it (threads.ts).
+if (Atomics.load(sh.ctl, Ctl.INJECT_START_EXIT) !== 0) process.exit(0);
 port.postMessage({ type: 'ready', tid: native.threadId() });
 
 if (init.role === 'fault') {

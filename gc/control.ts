@@ -63,6 +63,8 @@ const ctl = layout({
     'INJECT_MARK_DELAY_MS',
     'INJECT_MARK_DIE_AT',
     'INJECT_MARK_LOG_DELAY_MS',
+    /** 1: each collector thread ends (process.exit) before it says it is ready. */
+    'INJECT_START_EXIT',
   ],
   protocol: [
     'CYCLE',

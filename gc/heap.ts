@@ -182,7 +182,7 @@ export class Heap implements RootOwner {
       if (heap.marking === Marking.CONCURRENT) warmUpFlip(largeObjectWords(opts));
     } catch (e) {
       await heap.close();
-      throw e;
+      throw internal(e, 'creating the heap'); // ours keep their code; anything else is a bug
     }
     log.info({ capacity: opts.capacity, mode, marking: heap.marking, uffd: caps.uffd.how, thp: caps.thp }, 'heap created');
     return heap;

@@ -12,6 +12,7 @@
  *    the pause instead.
  * Workers are unref'd: a heap the program forgot to close does not keep the process alive.
  */
+import os from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Ctl } from './control.js';
 import { Role as Hb, type RoleId } from './heartbeat.js';
@@ -19,7 +20,7 @@ import type { Logger } from './log.js';
 import { CollectorPolicy, Marking, type CollectorPolicyName, type MarkingName } from './options.js';
 import { Mode, type ModeName } from './modes.js';
 import { releaseForkedChild, type Shared } from './shared.js';
-import type { MoveGcError } from './errors.js';
+import { ErrorCode, MoveGcError, fromNative, isMoveGcError, messageOf } from './errors.js';
 import { native } from './native.js';
 import type { WorkerInit } from './collector-worker.js';
 
@@ -125,7 +126,13 @@ export class CollectorThreads {
       port = ch.port2;
     }
     const init: WorkerInit = { role, shared: this.#sh.d, stallMs: this.#stallMs, policy: this.#policyOf(role), port };
-    const w = new Worker(new URL('./collector-worker.js', import.meta.url), { workerData: init, transferList: port ? [port] : [] });
+    let w: Worker;
+    try {
+      w = new Worker(new URL('./collector-worker.js', import.meta.url), { workerData: init, transferList: port ? [port] : [] });
+    } catch (e) {
+      port?.close();
+      return Promise.reject(threadStartError(role, e));
+    }
     this.#workers.set(role, w);
     this.#dead.delete(role);
     let ready: () => void = () => {};
@@ -151,13 +158,23 @@ export class CollectorThreads {
     // Referenced until it is ready (the caller awaits that), then unref'd, after every
     // listener: adding a 'message' listener refs a Worker again.
     return new Promise((resolve, reject) => {
+      let settled = false;
       ready = () => {
-        ready = () => {};
+        if (settled) return;
+        settled = true;
         this.#sh.hb.beat(ROLES[role].heartbeat);
         w.unref();
         resolve();
       };
-      w.once('error', reject);
+      const fail = (e: MoveGcError): void => {
+        if (settled) return;
+        settled = true;
+        reject(e);
+      };
+      w.once('error', (e) => fail(threadStartError(role, e)));
+      // A thread that ends before it is ready without an error (a process.exit in it) would
+      // otherwise leave the caller waiting forever.
+      w.once('exit', (code) => fail(new MoveGcError(ErrorCode.COLLECTOR_FAILED, `the collector's ${role} thread exited (code ${code}) before it was ready`)));
     });
   }
 
@@ -248,6 +265,26 @@ export class CollectorThreads {
     );
     this.markerPort?.close();
   }
+}
+
+/**
+ * Why a collector thread did not start, as a MoveGcError. Node says a thread the system refused
+ * (RLIMIT_NPROC, a pids cgroup, no memory for its stack) with its own codes
+ * (ERR_WORKER_INIT_FAILED with the errno as the message, or the errno name as the code): the
+ * errno name becomes the code, as for any other refusal of the kernel's.
+ */
+export function threadStartError(role: RoleName, e: unknown): MoveGcError {
+  if (isMoveGcError(e)) return e;
+  const msg = messageOf(e);
+  const code = (e as { code?: unknown })?.code;
+  const errno = [msg, code].find((c): c is string => typeof c === 'string' && /^E[A-Z0-9]+$/.test(c) && typeof os.constants.errno[c as keyof typeof os.constants.errno] === 'number');
+  if (!errno) return fromNative(e, `starting the collector's ${role} thread`);
+  const hint = errno === 'EAGAIN' ? ' [the process or user is at its thread limit: RLIMIT_NPROC, a pids cgroup, or no memory for a stack]' : '';
+  return new MoveGcError(errno, `starting the collector's ${role} thread: ${msg}${hint}`, {
+    errno: os.constants.errno[errno as keyof typeof os.constants.errno],
+    syscall: 'pthread_create',
+    cause: e,
+  });
 }
 
 /**

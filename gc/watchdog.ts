@@ -10,6 +10,7 @@
  * last many stall periods and at least FATAL_FLOOR_MS.
  */
 import { FAULT_SERVING_ROLES, ROLE_NAMES, Role } from './heartbeat.js';
+import { fromNative } from './errors.js';
 import { native } from './native.js';
 import type { Shared } from './shared.js';
 
@@ -46,8 +47,11 @@ export class Watchdog {
   static start(sh: Shared, uffdFd: number, stallMs: number, marker: boolean): Watchdog {
     const t = watchdogThresholds(stallMs);
     const slots = marker ? [...FAULT_SERVING_ROLES, Role.MARKER] : [...FAULT_SERVING_ROLES];
-    const id = native.watchdog.start(uffdFd, sh.hb.words, sh.hb.epoch, slots, slots.map((r) => ROLE_NAMES[r]), sh.d.heapAddress, sh.d.capacity, t.periodMs, t.staleMs, t.fatalMs);
-    return new Watchdog(id);
+    try {
+      return new Watchdog(native.watchdog.start(uffdFd, sh.hb.words, sh.hb.epoch, slots, slots.map((r) => ROLE_NAMES[r]), sh.d.heapAddress, sh.d.capacity, t.periodMs, t.staleMs, t.fatalMs));
+    } catch (e) {
+      throw fromNative(e, 'starting the watchdog thread'); // pthread_create: EAGAIN at the thread limit
+    }
   }
 
   /** Stops and joins the thread (before the userfaultfd closes). Idempotent. */

@@ -1,0 +1,81 @@
+/**
+ * Starting the collector's threads: a thread the system refuses (the user's thread limit) or
+ * one that ends before it is ready makes Heap.create fail with a typed error, at once, and
+ * leaves nothing behind (threads, descriptors, mappings).
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, Heap, MoveGcError } from '../dist/gc/index.js';
+import { itMode } from './helpers/heap.js';
+import { rejected } from './helpers/thrown.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const NOBODY = 65534;
+const counts = (): { fds: number; tasks: number } => ({ fds: fs.readdirSync('/proc/self/fd').length, tasks: fs.readdirSync('/proc/self/task').length });
+
+describe('a collector thread that ends before it is ready', () => {
+  for (const mode of ['move', 'copy'] as const) {
+    itMode(mode, 'fails create with ERR_COLLECTOR_FAILED, at once, and releases what create opened', async () => {
+      const before = counts();
+      const t0 = performance.now();
+      const e = await rejected(() => Heap.create({ capacity: 4 << 20, mode, inject: { startExit: 1 } }));
+      expect(performance.now() - t0).toBeLessThan(10_000);
+      expect(e).toBeInstanceOf(MoveGcError);
+      expect(e.code).toBe(ErrorCode.COLLECTOR_FAILED);
+      expect(e.message).toMatch(/thread exited \(code 0\) before it was ready/);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(counts()).toEqual(before);
+      // The process is not left worse: the next heap starts and collects.
+      const h = await Heap.create({ capacity: 4 << 20, mode });
+      try {
+        h.root(h.allocBytes(64));
+        await h.collect();
+        expect(h.verify().ok).toBe(true);
+      } finally {
+        await h.close();
+      }
+    }, 30_000);
+  }
+});
+
+/**
+ * RLIMIT_NPROC counts threads per user, and root is exempt: the child runs as nobody under
+ * `prlimit --nproc=N`. Raising N one at a time moves the refusal from one thread to the next
+ * (the fault server, the compactor, the marker, the watchdog), until the heap starts.
+ */
+describe('the thread limit (RLIMIT_NPROC)', () => {
+  const fixture = path.join(here, 'fixtures/thread-limit.mjs');
+  const asNobody = (args: string[]) => spawnSync('prlimit', args, { uid: NOBODY, gid: NOBODY, encoding: 'utf8', timeout: 20_000 });
+  const why = ((): string | undefined => {
+    if (process.getuid?.() !== 0) return 'needs root, to run a child as an unprivileged user (root ignores RLIMIT_NPROC)';
+    const r = asNobody([process.execPath, '-e', `import(${JSON.stringify(path.join(here, '../dist/gc/index.js'))}).then(() => console.log('ok'))`]);
+    if (r.error) return `prlimit unavailable (${r.error.message})`;
+    if (r.stdout.trim() !== 'ok') return `an unprivileged user cannot load the package from here: ${r.stderr.split('\n').find((l) => l.includes('Error')) ?? r.stderr.slice(0, 200)}`;
+    return undefined;
+  })();
+  if (why) console.warn(`[movegc] skipping the thread-limit test: ${why}`);
+
+  it.skipIf(why !== undefined)('each refused thread is a MoveGcError EAGAIN naming it, and create releases everything', () => {
+    const refused: string[] = [];
+    let created = false;
+    for (let n = 6; n <= 40 && !created; n++) {
+      const r = asNobody([`--nproc=${n}`, process.execPath, fixture, 'move']);
+      const line = r.stdout.trim().split('\n').pop() ?? '';
+      if (!line.startsWith('{')) continue; // the limit stopped node itself before the heap
+      const out = JSON.parse(line) as { outcome: string; mode?: string; typed?: boolean; code?: string; syscall?: string; message?: string; before: unknown; after: unknown };
+      expect(out.after, `nproc ${n}: ${line}`).toEqual(out.before);
+      if (out.outcome === 'created') {
+        expect(out.mode).toBe('move');
+        created = true;
+        continue;
+      }
+      expect(out, `nproc ${n}`).toMatchObject({ typed: true, code: 'EAGAIN', syscall: 'pthread_create' });
+      refused.push(/starting the (collector's )?(\w+) thread/.exec(out.message ?? '')?.[2] ?? `? ${out.message}`);
+    }
+    expect(created).toBe(true);
+    expect(refused).toEqual(['fault', 'compactor', 'marker', 'watchdog']);
+  }, 120_000);
+});
