@@ -38,13 +38,14 @@ import { PAGE_SIZE } from './native.js';
 import { Marking, largeObjectWords, type InjectOptions, type ResolvedOptions } from './options.js';
 import { compactionPause } from './pause.js';
 import { extendOverAllocations, forwardObjectStarts, plan as planHeap, type Plan } from './plan.js';
-import { WORD } from './layout.js';
+import { HEAP_START_WORD, WORD, sizeWords } from './layout.js';
 import { Owner, now, sleepSync, type Shared } from './shared.js';
 import { emptyStats, recordCompaction, recordPlan, type CycleStats, type PauseKind } from './stats.js';
 import { Role, keepAlive, type CollectorThreads } from './threads.js';
 import { Role as HbRole } from './heartbeat.js';
 import type { Userfaultfd } from './uffd.js';
 import type { Logger } from './log.js';
+import type { Holes } from './holes.js';
 import { formatTrace, rounded, roundMs, traceFromEnv } from './trace.js';
 
 /** What the driver needs of the mutator's side of the heap (implemented by Heap). */
@@ -68,6 +69,8 @@ export interface MutatorState {
   /** The mutator's page builds (the accessors', and the awaited end's: compaction-end.ts). */
   readonly selfService: SelfService;
   readonly barrierLog: BarrierLog;
+  /** Gaps below pinned objects the allocator may use between cycles (never while one runs): set as a cycle ends. */
+  readonly holes: Holes;
   /** The heap can no longer be used (a failed pause could not be undone): every call throws `e`'s message. */
   lose(e: MoveGcError): void;
   /** This epoch's object-start bitmap index in sh.objects; swapped at the flip. */
@@ -561,6 +564,8 @@ export class CycleDriver {
     const end = now();
     const base = sh.d.heapAddress;
     if (uffd) for (const s of a.plan!.segments) if (s.endPage > s.firstPage) uffd.unregister(base + s.firstPage * PAGE_SIZE, (s.endPage - s.firstPage) * PAGE_SIZE);
+    giveBackTail(a.plan!, mut, sh);
+    mut.holes.reset(a.plan!.segments);
     // From-space now holds only pages nobody reads: give them back (unless the compactor did).
     const st = a.stats;
     st.fromSpaceReleasedBy = this.#c.mode !== Mode.STW && Atomics.load(sh.ctl, Ctl.FROM_RELEASED) === Atomics.load(sh.ctl, Ctl.CYCLE) ? 'compactor' : 'mutator';
@@ -572,6 +577,7 @@ export class CycleDriver {
       }
     }
     st.usedAfterBytes = mut.top * 8;
+    st.reclaimedBytes = st.usedBeforeBytes - st.usedAfterBytes + st.gapBytes;
     recordCompaction(st, sh, this.#c.mode === Mode.STW, a.pauseEnd, end);
     st.rss.afterBytes = readRss(sh);
     this.#history.push(st);
@@ -596,4 +602,31 @@ export class CycleDriver {
     const t1 = now();
     a.stats.pauses.push({ kind, startMs: t0, ms: t1 - t0 });
   }
+}
+
+/**
+ * The plan resumes allocation on a page boundary (plan.ts: the page below is being built), or
+ * at the page end of a pinned span holding the last live object, so a cycle left up to a page
+ * less room than live data needs, every cycle: on a full heap an allocation that fit before a
+ * collection failed after it. Once every page is installed and nothing was allocated since the
+ * flip, the top goes back to the end of the last live object (the highest bit of the layout's
+ * object-start bitmap); what lies above it, fillers only, is zeroed (allocation hands out
+ * zeroed memory).
+ */
+function giveBackTail(p: Plan, mut: MutatorState, sh: Shared): void {
+  if (mut.top !== p.allocTop) return;
+  const starts = sh.objects[mut.epochStarts];
+  let end = HEAP_START_WORD;
+  const first = (mut.top - 1) >>> 5;
+  for (let i = first; i >= 0; i--) {
+    // In the top's own bitmap word, only the bits below it.
+    const v = i === first && (mut.top & 31) !== 0 ? starts[i] & ((1 << (mut.top & 31)) - 1) : starts[i];
+    if (v === 0) continue;
+    const o = (i << 5) | (31 - Math.clz32(v));
+    end = o + sizeWords(mut.u32, sh.types, o);
+    break;
+  }
+  if (end >= mut.top) return;
+  mut.u32.fill(0, end * 2, mut.top * 2);
+  mut.top = end;
 }

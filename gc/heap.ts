@@ -31,6 +31,7 @@ import { census, type Census } from './census.js';
 import { HeapType, debugState, progressOf, readTypeSpec, type Progress, type TypeSpec } from './heap-types.js';
 import { badValue, ownBytes } from './values.js';
 import { Pin, Root, RootTable, type RootOwner } from './roots.js';
+import { Holes } from './holes.js';
 import { CollectorThreads, Role, collectorRoles, keepAlive } from './threads.js';
 import { Watchdog } from './watchdog.js';
 import { warmUpFlip } from './warmup.js';
@@ -79,6 +80,8 @@ export class Heap implements RootOwner {
   readonly #cycles: CycleDriver;
   readonly #tags = new RefTags();
   readonly #roots = new RootTable();
+  /** Gaps below pinned objects, allocated into when the top is full (holes.ts). */
+  readonly #holes = new Holes();
   #closing: Promise<void> | null = null;
   #closed = false;
   /** Why the heap refuses every call though close() was not called (CycleDriver: mut.lose). */
@@ -256,6 +259,7 @@ export class Heap implements RootOwner {
       },
       barrierLog: this.#log,
       selfService: this.#faults,
+      holes: this.#holes,
       lose: (e: MoveGcError) => {
         this.#lost = e;
         this.#closed = true; // every call refuses from here; close() still releases everything
@@ -344,9 +348,9 @@ export class Heap implements RootOwner {
     // A large object starts on a page (a huge one on 2 MiB), behind a filler, so that
     // compaction can shift its full pages whole (plan.ts, step 6).
     const align = this.#hugeWords > 0 && words >= this.#hugeWords ? PMD_WORDS : PAGE_WORDS;
-    const gap = words >= this.#alignWords && this.#alignWords > 0 ? -w & (align - 1) : 0;
-    if (w + gap + words > this.capacity / 8)
-      throw new MoveGcError(ErrorCode.HEAP_FULL, `heap full: ${words * 8} bytes requested, ${this.capacity - w * 8} free of ${this.capacity}; collect() to reclaim`);
+    const large = words >= this.#alignWords && this.#alignWords > 0;
+    const gap = large ? -w & (align - 1) : 0;
+    if (w + gap + words > this.capacity / 8) return this.#bumpHole(words, typeId, length, large ? align : 1, gap);
     if (gap > 0) {
       writeFiller(this.#u32, w, gap);
       this.#allocGaps?.push(w, w + gap);
@@ -354,6 +358,23 @@ export class Heap implements RootOwner {
     }
     this.#top = w + words;
     this.#objects[w >>> 5] |= 1 << (w & 31); // the allocation-start bitmap: see #w
+    this.#u32[w * 2] = typeId;
+    this.#u32[w * 2 + 1] = length;
+    return this.#tags.base + w;
+  }
+
+  /** The top is full: the gaps compaction left below pinned objects, between cycles (holes.ts). */
+  #bumpHole(words: number, typeId: number, length: number, align: number, gap: number): Ref {
+    const w = this.#cycles.active ? -1 : this.#holes.take(this.#u32, words, align);
+    if (w < 0) {
+      const holes = this.#cycles.active ? 0 : this.#holes.words * 8;
+      throw new MoveGcError(
+        ErrorCode.HEAP_FULL,
+        `heap full: ${words * 8} bytes requested${gap > 0 ? ` and ${gap * 8} more to start it on a page boundary` : ''}, ${this.capacity - this.#top * 8} free of ${this.capacity}` +
+          `${holes > 0 ? ` (and ${holes} in gaps below pinned objects, none large enough)` : ''}; collect() to reclaim`,
+      );
+    }
+    this.#objects[w >>> 5] |= 1 << (w & 31);
     this.#u32[w * 2] = typeId;
     this.#u32[w * 2 + 1] = length;
     return this.#tags.base + w;

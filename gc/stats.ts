@@ -23,7 +23,13 @@ export interface CycleStats {
   usedAfterBytes: number;
   liveBytes: number;
   liveObjects: number;
+  /** Bytes in use before, less what live data spans after (set at the end of the cycle): the top's drop, plus gapBytes. */
   reclaimedBytes: number;
+  /**
+   * Free bytes compaction left below pinned objects (each segment's tail, up to the next pinned
+   * span): below the top, allocated into when the top is full, between cycles (holes.ts).
+   */
+  gapBytes: number;
   markMs: number;
   planMs: number;
   /** The compaction pause (mark and plan excluded), and its parts. */
@@ -161,6 +167,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     liveBytes: 0,
     liveObjects: 0,
     reclaimedBytes: 0,
+    gapBytes: 0,
     markMs: 0,
     planMs: 0,
     pause: { totalMs: 0, rootsMs: 0, pinnedMs: 0, registerMs: 0, remapMs: 0 },
@@ -272,7 +279,9 @@ export function recordPlan(st: CycleStats, p: Plan, topWord: number): void {
   st.liveObjects = st.mark.objects + st.mark.blackObjects;
   st.liveBytes = st.mark.words * WORD + st.mark.blackBytes;
   st.usedBeforeBytes = topWord * WORD;
-  st.reclaimedBytes = st.usedBeforeBytes - p.allocTop * WORD;
+  // reclaimedBytes: at the end of the cycle, once the top has gone back to where live data ends (cycle.ts).
+  st.gapBytes = 0;
+  for (let i = 0; i < p.segments.length - 1; i++) st.gapBytes += (p.segments[i].end - p.segments[i].newEnd) * WORD;
   st.pages.total = p.pagesTotal;
   st.pages.identity = p.identityPages;
   st.plan.alignedObjects = p.aligned.objects;

@@ -84,7 +84,7 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
   // mutator allocated during the concurrent phase.
   expect(st.liveBytes, ctx).toBeLessThanOrEqual(st.usedBeforeBytes);
   if (!e.allocatedDuring) {
-    expect(st.usedAfterBytes, ctx).toBe(st.usedBeforeBytes - st.reclaimedBytes);
+    expect(st.usedAfterBytes, ctx).toBe(st.usedBeforeBytes - st.reclaimedBytes + st.gapBytes);
     expect(st.usedAfterBytes, ctx).toBeGreaterThanOrEqual(st.liveBytes);
   }
   const p = st.pages;
