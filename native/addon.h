@@ -16,9 +16,13 @@ void InitSched(Napi::Env env, Napi::Object exports);
 void InitOwned(Napi::Env env, Napi::Object exports);
 
 // What an environment opened and has not closed (owned.cc): released at its teardown.
-enum class Owned { MAPPING, UFFD, RING, PIN };
+// CHILD: a process forked to share the heap's pages (pin.forkHold); key its pid, len its pipe's fd.
+enum class Owned { MAPPING, UFFD, RING, PIN, CHILD };
 void Own(napi_env env, Owned kind, uint64_t key, uint64_t len = 0);
-void Disown(Owned kind, uint64_t key);
+// True if it was owned (and is no longer): whoever disowns it releases it, once.
+bool Disown(Owned kind, uint64_t key);
+// Closes a forked child's pipe (it exits on EOF) and reaps it (pin.cc).
+void ReleaseChild(int pid, int fd);
 // Mappings: forgets [start, start+len) of whatever owned mappings it overlaps (munmap).
 void DisownRange(uint64_t start, uint64_t len);
 // Unregisters a ring's buffer, unmaps and closes it (uring.cc); unknown rings: nothing.

@@ -1,5 +1,6 @@
 // What each environment (the main thread, or one Worker) opened through the addon and has not
-// closed yet: its mappings, userfaultfds and io_uring rings (I/O rings and pin rings). When the environment is torn
+// closed yet: its mappings, userfaultfds, io_uring rings (I/O rings and pin rings) and forked
+// children (pin.forkHold: a compactor terminated with its owner's Worker runs no finally). When the environment is torn
 // down with some still open (a Worker that ends, or is terminated, without Heap.close()),
 // they are released here, as the kernel releases everything at process exit. Without this a
 // Worker that forgot close() left its heap's mappings and its userfaultfd to the process.
@@ -54,6 +55,9 @@ void Release(Owned kind, uint64_t key, uint64_t len) {
     case Owned::PIN:
       if (StillA(fd, "io_uring")) CloseRing(fd);
       break;
+    case Owned::CHILD:  // key: the pid; len: its pipe
+      ReleaseChild(static_cast<int>(key), static_cast<int>(len));
+      break;
   }
 }
 
@@ -99,9 +103,9 @@ void Own(napi_env env, Owned kind, uint64_t key, uint64_t len) {
   (*g_owned)[{kind, key}] = Entry{env, len};
 }
 
-void Disown(Owned kind, uint64_t key) {
+bool Disown(Owned kind, uint64_t key) {
   std::lock_guard<std::mutex> g(*g_mu);
-  g_owned->erase({kind, key});
+  return g_owned->erase({kind, key}) > 0;
 }
 
 void DisownRange(uint64_t start, uint64_t len) {

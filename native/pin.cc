@@ -85,6 +85,7 @@ Napi::Value ForkHold(const Napi::CallbackInfo& info) {
     _exit(0);
   }
   close(fds[0]);
+  Own(env, Owned::CHILD, static_cast<uint64_t>(pid), static_cast<uint64_t>(fds[1]));
   if (record) {
     __atomic_store_n(&record[fd_at], fds[1], __ATOMIC_SEQ_CST);
     __atomic_store_n(&record[pid_at], static_cast<int32_t>(pid), __ATOMIC_SEQ_CST);
@@ -98,12 +99,22 @@ Napi::Value ForkHold(const Napi::CallbackInfo& info) {
 Napi::Value Release(const Napi::CallbackInfo& info) {
   int pid = static_cast<int>(ArgIntIn(info, 0, "pid", 1, INT32_MAX));  // never waitpid(-1) or (0)
   int fd = ArgFd(info, 1);
+  // Released already, at the teardown of the environment that forked it (owned.cc): its pid
+  // and descriptor may name something else by now.
+  if (Disown(Owned::CHILD, static_cast<uint64_t>(pid))) ReleaseChild(pid, fd);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void ReleaseChild(int pid, int fd) {
   close(fd);
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  return info.Env().Undefined();
 }
+
+namespace {
 
 }  // namespace
 

@@ -253,6 +253,17 @@ describe('process lifetime', () => {
         }
   }, 120_000);
 
+  it('a Worker terminated while its compactor holds a forked child (inject.forkAtPage): its teardown reaps the child and closes its pipe', () => {
+    if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
+    // Found by the lifecycle audit: the child and its pipe were released only by the compactor's
+    // own finally and by a replacement's cleanup, neither of which runs when the owner goes.
+    const res = spawnSync(process.execPath, [path.join(here, 'fixtures/worker-fork-terminate.mjs')], { encoding: 'utf8', timeout: 90_000 });
+    expect(res.status, res.stderr).toBe(0);
+    const r = JSON.parse(res.stdout.trim().split('\n').pop()!);
+    expect(r.forked, 'each compactor forked before its Worker was terminated').toBe(3);
+    expect(r.after).toEqual(r.before);
+  }, 120_000);
+
   it('an address-space limit (ulimit -v) that leaves no room for the collector threads: ENOMEM from create, not a V8 abort', () => {
     if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
     // 4 GiB: a 1 GiB heap's two mappings fit, its three Workers do not (V8 aborted the process
