@@ -37,8 +37,8 @@ import { Mode, type ModeName } from './modes.js';
 import { PAGE_SIZE } from './native.js';
 import { Marking, largeObjectWords, type InjectOptions, type ResolvedOptions } from './options.js';
 import { compactionPause } from './pause.js';
-import { extendOverAllocations, forwardObjectStarts, plan as planHeap, type Plan } from './plan.js';
-import { HEAP_START_WORD, WORD, sizeWords } from './layout.js';
+import { extendOverAllocations, forwardObjectStarts, liveEndOf, plan as planHeap, type Plan } from './plan.js';
+import { WORD } from './layout.js';
 import { Owner, now, sleepSync, type Shared } from './shared.js';
 import { emptyStats, recordCompaction, recordPlan, type CycleStats, type PauseKind } from './stats.js';
 import { Role, keepAlive, type CollectorThreads } from './threads.js';
@@ -99,6 +99,8 @@ interface ActiveCycle {
   /** Why the cycle ended before its compaction pause (nothing moved). */
   error?: Error;
   pauseEnd: number;
+  /** Where live data ends in the new layout (plan.ts liveEndOf): the top goes back there at the end. */
+  liveEnd: number;
 }
 
 export interface CycleContext {
@@ -267,7 +269,7 @@ export class CycleDriver {
     this.#cycles++;
     const stats = emptyStats(this.#cycles, this.#c.mode, this.concurrentMarking ? Marking.CONCURRENT : Marking.PAUSE, this.#c.opts.faultPath);
     stats.rss.beforeBytes = readRss(sh);
-    const a: ActiveCycle = { stats, phase: CyclePhase.MARKING, blackStart: mut.top, typeCount: mut.typeCount, planTop: mut.top, plan: null, pinsAdded: mut.pinsAdded, request: 0, pauseEnd: 0 };
+    const a: ActiveCycle = { stats, phase: CyclePhase.MARKING, blackStart: mut.top, typeCount: mut.typeCount, planTop: mut.top, plan: null, pinsAdded: mut.pinsAdded, request: 0, pauseEnd: 0, liveEnd: 0 };
     this.#active = a;
     mut.allocGaps = [];
     if (!this.concurrentMarking) return a;
@@ -446,7 +448,8 @@ export class CycleDriver {
       this.#abort(a, e);
       throw e;
     }
-    recordPlan(st, p, mut.top);
+    a.liveEnd = liveEndOf(sh, p, mut.u32, sh.objects[mut.epochStarts ^ 1], mut.top);
+    recordPlan(st, p, mut.top, a.liveEnd);
     this.#c.log.debug({ phase: 'plan', cycle: st.cycle, ms: roundMs(st.planMs), pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
 
     armCompaction(sh.ctl, sh.clk, this.#c.inject(), p.segments.length, p.pagesTotal);
@@ -564,7 +567,7 @@ export class CycleDriver {
     const end = now();
     const base = sh.d.heapAddress;
     if (uffd) for (const s of a.plan!.segments) if (s.endPage > s.firstPage) uffd.unregister(base + s.firstPage * PAGE_SIZE, (s.endPage - s.firstPage) * PAGE_SIZE);
-    giveBackTail(a.plan!, mut, sh);
+    if (!giveBackTail(a.plan!, mut, a.liveEnd)) a.stats.reclaimedBytes = a.stats.usedBeforeBytes - a.plan!.allocTop * 8 + a.stats.gapBytes;
     mut.holes.reset(a.plan!.segments);
     // From-space now holds only pages nobody reads: give them back (unless the compactor did).
     const st = a.stats;
@@ -577,7 +580,6 @@ export class CycleDriver {
       }
     }
     st.usedAfterBytes = mut.top * 8;
-    st.reclaimedBytes = st.usedBeforeBytes - st.usedAfterBytes + st.gapBytes;
     recordCompaction(st, sh, this.#c.mode === Mode.STW, a.pauseEnd, end);
     st.rss.afterBytes = readRss(sh);
     this.#history.push(st);
@@ -609,24 +611,15 @@ export class CycleDriver {
  * at the page end of a pinned span holding the last live object, so a cycle left up to a page
  * less room than live data needs, every cycle: on a full heap an allocation that fit before a
  * collection failed after it. Once every page is installed and nothing was allocated since the
- * flip, the top goes back to the end of the last live object (the highest bit of the layout's
- * object-start bitmap); what lies above it, fillers only, is zeroed (allocation hands out
- * zeroed memory).
+ * flip, the top goes back to where live data ends (plan.ts liveEndOf); what lay above it,
+ * fillers only, is zeroed (allocation hands out zeroed memory). False if the mutator has
+ * allocated since the flip (then the gap stays a filler until the next cycle).
  */
-function giveBackTail(p: Plan, mut: MutatorState, sh: Shared): void {
-  if (mut.top !== p.allocTop) return;
-  const starts = sh.objects[mut.epochStarts];
-  let end = HEAP_START_WORD;
-  const first = (mut.top - 1) >>> 5;
-  for (let i = first; i >= 0; i--) {
-    // In the top's own bitmap word, only the bits below it.
-    const v = i === first && (mut.top & 31) !== 0 ? starts[i] & ((1 << (mut.top & 31)) - 1) : starts[i];
-    if (v === 0) continue;
-    const o = (i << 5) | (31 - Math.clz32(v));
-    end = o + sizeWords(mut.u32, sh.types, o);
-    break;
+function giveBackTail(p: Plan, mut: MutatorState, liveEnd: number): boolean {
+  if (mut.top !== p.allocTop) return false;
+  if (liveEnd < mut.top) {
+    mut.u32.fill(0, liveEnd * 2, mut.top * 2);
+    mut.top = liveEnd;
   }
-  if (end >= mut.top) return;
-  mut.u32.fill(0, end * 2, mut.top * 2);
-  mut.top = end;
+  return true;
 }

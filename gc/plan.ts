@@ -399,4 +399,19 @@ export function extendOverAllocations(sh: Shared, p: Plan, allocStarts: Uint32Ar
   return black;
 }
 
+/**
+ * Where live data ends in the plan's layout, below `top`: the end of the object with the
+ * highest start in `nextStarts` (the layout's object starts, complete once the plan covers
+ * `top`). An object in place (the dense prefix, a pinned span) has its header where it will
+ * stay: its end is read from it. Any other is in the last segment, slid: the data ends at that
+ * segment's slide cursor. Read in the compaction pause, before anything is remapped.
+ */
+export function liveEndOf(sh: Shared, p: Plan, heap: Uint32Array, nextStarts: Uint32Array, top: number): number {
+  const o = top > HEAP_START_WORD ? prevSet(nextStarts, top - 1, HEAP_START_WORD) : -1;
+  if (o < HEAP_START_WORD) return HEAP_START_WORD;
+  const inPlace = o < p.segments[0].identEnd || p.pinnedSpans.some((s) => o >= s.start && o < s.end);
+  const end = inPlace ? o + sizeWords(heap, sh.types, o) : p.segments[p.segments.length - 1].newEnd;
+  return Math.min(end, p.allocTop);
+}
+
 export { Seg };

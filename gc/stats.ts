@@ -23,7 +23,11 @@ export interface CycleStats {
   usedAfterBytes: number;
   liveBytes: number;
   liveObjects: number;
-  /** Bytes in use before, less what live data spans after (set at the end of the cycle): the top's drop, plus gapBytes. */
+  /**
+   * Bytes in use before, less what live data spans after: the top's drop, plus gapBytes (from
+   * the compaction pause; less at the cycle's end if the mutator allocated during compaction,
+   * as the top then stays a page boundary above the live data until the next cycle).
+   */
   reclaimedBytes: number;
   /**
    * Free bytes compaction left below pinned objects (each segment's tail, up to the next pinned
@@ -275,13 +279,15 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
 }
 
 /** What the plan decided, into the cycle's statistics (at the flip; `topWord`: the top before it). */
-export function recordPlan(st: CycleStats, p: Plan, topWord: number): void {
+export function recordPlan(st: CycleStats, p: Plan, topWord: number, liveEnd: number): void {
   st.liveObjects = st.mark.objects + st.mark.blackObjects;
   st.liveBytes = st.mark.words * WORD + st.mark.blackBytes;
   st.usedBeforeBytes = topWord * WORD;
-  // reclaimedBytes: at the end of the cycle, once the top has gone back to where live data ends (cycle.ts).
   st.gapBytes = 0;
   for (let i = 0; i < p.segments.length - 1; i++) st.gapBytes += (p.segments[i].end - p.segments[i].newEnd) * WORD;
+  // Where the top goes back at the cycle's end (cycle.ts giveBackTail); if the mutator
+  // allocates during compaction it stays at p.allocTop instead, and the end says so.
+  st.reclaimedBytes = st.usedBeforeBytes - liveEnd * WORD + st.gapBytes;
   st.pages.total = p.pagesTotal;
   st.pages.identity = p.identityPages;
   st.plan.alignedObjects = p.aligned.objects;

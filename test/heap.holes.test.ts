@@ -63,6 +63,28 @@ describe.each(TEST_MODES)('room after a collection (%s)', (mode: ModeName) => {
   });
 });
 
+describe.each(TEST_MODES)('room after a collection, dense prefix (%s)', (mode: ModeName) => {
+  itMode(mode, 'live data ending inside the dense prefix: the top goes back to its last object, not to the page end', async () => {
+    const h = await openHeap({ capacity: 4 * MiB, mode, largeObjectBytes: 0 });
+    const keep: Root[] = [];
+    // 64 pages, all live but the last 96 bytes of the last one; then garbage beyond.
+    const target = 64 * 4096 - 96;
+    while (h.usedBytes + 512 + 16 <= target) keep.push(tagged(h, 504, keep.length & 0xff));
+    keep.push(tagged(h, target - h.usedBytes - 8, 0xee));
+    const liveEnd = h.usedBytes;
+    h.allocBytes(88); // the rest of the page (96 bytes): dead, the page stays identity (97% live)
+    expect(h.usedBytes).toBe(64 * 4096);
+    garbage(h, 3 * 4096);
+    const st = await h.gc();
+    checkStats(st, mode);
+    expect(st.pages.identity).toBeGreaterThan(0);
+    expect(h.usedBytes).toBe(liveEnd);
+    expect(st.reclaimedBytes).toBe(st.usedBeforeBytes - liveEnd);
+    expect(h.getU8(keep[keep.length - 1].get()!, 0)).toBe(0xee);
+    expect(h.verify().ok).toBe(true);
+  });
+});
+
 describe.each(TEST_MODES)('gaps below pinned objects (%s)', (mode: ModeName) => {
   itMode(mode, 'with a small pin near the top of a full heap, the garbage below it is allocated into, zeroed, and survives later cycles', async () => {
     const cap = 4 * MiB;
