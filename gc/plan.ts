@@ -407,7 +407,10 @@ export function extendOverAllocations(sh: Shared, p: Plan, allocStarts: Uint32Ar
  * segment's slide cursor. Read in the compaction pause, before anything is remapped.
  */
 export function liveEndOf(sh: Shared, p: Plan, heap: Uint32Array, nextStarts: Uint32Array, top: number): number {
-  const o = top > HEAP_START_WORD ? prevSet(nextStarts, top - 1, HEAP_START_WORD) : -1;
+  // From the new layout's top, not the old one: the scan would cross all that compaction
+  // frees (5-6 ms in the pause at 256 MiB, half of it garbage).
+  const from = Math.min(top, p.allocTop);
+  const o = from > HEAP_START_WORD ? prevSet(nextStarts, from - 1, HEAP_START_WORD) : -1;
   if (o < HEAP_START_WORD) return HEAP_START_WORD;
   const inPlace = o < p.segments[0].identEnd || p.pinnedSpans.some((s) => o >= s.start && o < s.end);
   const end = inPlace ? o + sizeWords(heap, sh.types, o) : p.segments[p.segments.length - 1].newEnd;
