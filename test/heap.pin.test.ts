@@ -9,7 +9,7 @@
  */
 import { describe, expect } from 'vitest';
 import { IoUringPin, PAGE_SIZE, type Heap, type Ref } from '../dist/gc/index.js';
-import { defineTestTypes, firstDifference, hashBytes, pattern, rootRefs, snapshot, type TestTypes } from './helpers/graph.js';
+import { defineTestTypes, firstDifference, hashBytes, pattern, rootRefs, snapshot, straddlers, type TestTypes } from './helpers/graph.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { presentPages } from './helpers/procfs.js';
 
@@ -173,24 +173,8 @@ describe.each(['move', 'copy', 'stw'] as const)('objects straddling into a pinne
   itMode(mode, 'a straddler below a pinned object slides when it fits below the span and stays put when it does not', async () => {
     const heap = await openHeap({ capacity: 8 << 20, mode, stallMs: 10_000 });
     const T = defineTestTypes(heap);
-    const keep = heap.root(heap.allocRefArray(16));
+    const { keep, live, straddlePair } = straddlers(heap, T);
     const k = keep.get()!;
-    let slot = 0;
-    const live = (r: Ref): Ref => {
-      heap.setRef(k, slot++, r);
-      return r;
-    };
-    /** A live byte array ending `tailBytes` into a page, then a node (to be pinned) right after it. */
-    const straddlePair = (tailBytes: number, tag: number): { arr: Ref; node: Ref } => {
-      const u = heap.usedBytes;
-      const end = (Math.floor(u / PAGE_SIZE) + 3) * PAGE_SIZE + tailBytes;
-      const arr = live(heap.allocBytes(end - u - 8));
-      heap.writeBytes(arr, 0, pattern(tag, heap.length(arr)));
-      const node = live(heap.alloc(T.node));
-      heap.setU32(node, 0, tag);
-      expect(heap.addressOf(node) - heap.address).toBe(end);
-      return { arr, node };
-    };
     // Region 1: live data, a little garbage (120 bytes), then a straddler whose tail (1000
     // bytes) is longer than the region's garbage: it cannot slide without running into the
     // pinned span above it.

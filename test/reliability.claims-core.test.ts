@@ -6,7 +6,7 @@
  */
 import { describe, expect } from 'vitest';
 import { PAGE_SIZE, type Heap, type Ref } from '../dist/gc/index.js';
-import { defineTestTypes, firstDifference, pattern, snapshot } from './helpers/graph.js';
+import { defineTestTypes, firstDifference, pattern, snapshot, straddlers } from './helpers/graph.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { fromSpaceVmas } from './helpers/procfs.js';
 
@@ -80,24 +80,8 @@ describe('the plan: pinned spans and the objects straddling into them', () => {
     itMode(mode, 'a straddler whose tail equals its region\'s garbage slides; a slid tail crossing a page keeps its bytes', async () => {
       const heap = await openHeap({ capacity: 8 * MiB, mode, denseThreshold: 2 }); // no dense prefix
       const T = defineTestTypes(heap);
-      const keep = heap.root(heap.allocRefArray(16));
+      const { keep, live, straddlePair } = straddlers(heap, T);
       const k = keep.get()!;
-      let slot = 0;
-      const live = (r: Ref): Ref => {
-        heap.setRef(k, slot++, r);
-        return r;
-      };
-      /** A live byte array ending `tailBytes` into a page (3 pages on), then a node right after it. */
-      const straddlePair = (tailBytes: number, tag: number): { arr: Ref; node: Ref } => {
-        const u = heap.usedBytes;
-        const end = (Math.floor(u / PS) + 3) * PS + tailBytes;
-        const arr = live(heap.allocBytes(end - u - 8));
-        heap.writeBytes(arr, 0, pattern(tag, heap.length(arr)));
-        const node = live(heap.alloc(T.node));
-        heap.setU32(node, 0, tag);
-        expect(heap.addressOf(node) - heap.address).toBe(end);
-        return { arr, node };
-      };
       // Region 1: its only dead words are 1000 bytes of garbage; the straddler's tail is 1000 bytes.
       live(heap.allocBytes(3000));
       garbage(heap, 1000);
@@ -290,7 +274,7 @@ describe('statistics: compaction time', () => {
       while (Date.now() < busyUntil) {
         // the mutator's thread stays busy: the cycle's end waits for it
       }
-      const st = await heap.idle();
+      const st = (await heap.idle())!;
       checkStats(st, mode);
       expect(st.concurrentMs, JSON.stringify({ c: st.compactionMs, k: st.concurrentMs })).toBeGreaterThanOrEqual(400);
       expect(st.compactionMs, JSON.stringify({ c: st.compactionMs, k: st.concurrentMs })).toBeLessThan(st.concurrentMs - 300);

@@ -257,3 +257,28 @@ export function allocGarbage(heap: Heap, T: TestTypes, bytes: number): void {
     left -= sizeOf(kindOf(heap, r), heap.refCount(r), heap.length(r));
   }
 }
+
+/**
+ * Straddler scenarios (pinned spans, plan step 1): `live` keeps a reference in `keep`, a rooted
+ * array of 16 slots; `straddlePair` allocates a live byte array (bytes `pattern(tag)`) ending
+ * `tailBytes` into the page 3 pages on, and a node right after it holding `tag`.
+ */
+export function straddlers(heap: Heap, T: TestTypes): { keep: Root; live(r: Ref): Ref; straddlePair(tailBytes: number, tag: number): { arr: Ref; node: Ref } } {
+  const keep = heap.root(heap.allocRefArray(16));
+  let slot = 0;
+  const live = (r: Ref): Ref => {
+    heap.setRef(keep.get()!, slot++, r);
+    return r;
+  };
+  const straddlePair = (tailBytes: number, tag: number): { arr: Ref; node: Ref } => {
+    const u = heap.usedBytes;
+    const end = (Math.floor(u / PS) + 3) * PS + tailBytes;
+    const arr = live(heap.allocBytes(end - u - 8));
+    heap.writeBytes(arr, 0, pattern(tag, heap.length(arr)));
+    const node = live(heap.alloc(T.node));
+    heap.setU32(node, 0, tag);
+    if (heap.addressOf(node) - heap.address !== end) throw new Error(`straddlePair: node at ${heap.addressOf(node) - heap.address}, not ${end}`);
+    return { arr, node };
+  };
+  return { keep, live, straddlePair };
+}
