@@ -45,7 +45,7 @@ import { Role, keepAlive, type CollectorThreads } from './threads.js';
 import { Role as HbRole } from './heartbeat.js';
 import type { Userfaultfd } from './uffd.js';
 import type { Logger } from './log.js';
-import type { Holes } from './holes.js';
+import { giveBackTail, type Holes } from './holes.js';
 import { formatTrace, rounded, roundMs, traceFromEnv } from './trace.js';
 
 /** What the driver needs of the mutator's side of the heap (implemented by Heap). */
@@ -604,22 +604,4 @@ export class CycleDriver {
     const t1 = now();
     a.stats.pauses.push({ kind, startMs: t0, ms: t1 - t0 });
   }
-}
-
-/**
- * The plan resumes allocation on a page boundary (plan.ts: the page below is being built), or
- * at the page end of a pinned span holding the last live object, so a cycle left up to a page
- * less room than live data needs, every cycle: on a full heap an allocation that fit before a
- * collection failed after it. Once every page is installed and nothing was allocated since the
- * flip, the top goes back to where live data ends (plan.ts liveEndOf); what lay above it,
- * fillers only, is zeroed (allocation hands out zeroed memory). False if the mutator has
- * allocated since the flip (then the gap stays a filler until the next cycle).
- */
-function giveBackTail(p: Plan, mut: MutatorState, liveEnd: number): boolean {
-  if (mut.top !== p.allocTop) return false;
-  if (liveEnd < mut.top) {
-    mut.u32.fill(0, liveEnd * 2, mut.top * 2);
-    mut.top = liveEnd;
-  }
-  return true;
 }

@@ -1,5 +1,7 @@
 /**
- * The free gaps a compaction leaves below pinned objects, handed out when the top is full.
+ * The room a collection leaves to allocate: the top given back to where live data ends
+ * (giveBackTail), and the free gaps a compaction leaves below pinned objects, handed out when
+ * the top is full (Holes).
  *
  * The heap allocates by bumping its top, and compaction slides each segment between pinned
  * spans down to the segment's start (plan.ts): what the segment's live data no longer fills,
@@ -13,6 +15,7 @@
  * lives in them like any other object.
  */
 import { writeFiller } from './layout.js';
+import type { Plan } from './plan.js';
 
 /** Gaps smaller than this are not worth a search (a header and a few fields). */
 const MIN_HOLE_WORDS = 4;
@@ -67,3 +70,20 @@ export class Holes {
   }
 }
 
+/**
+ * The plan resumes allocation on a page boundary (plan.ts: the page below is being built), or
+ * at the page end of a pinned span holding the last live object, so a cycle left up to a page
+ * less room than live data needs, every cycle: on a full heap an allocation that fit before a
+ * collection failed after it. Once every page is installed and nothing was allocated since the
+ * flip, the top goes back to where live data ends (plan.ts liveEndOf); what lay above it,
+ * fillers only, is zeroed (allocation hands out zeroed memory). False if the mutator has
+ * allocated since the flip (then the gap stays a filler until the next cycle).
+ */
+export function giveBackTail(p: Pick<Plan, 'allocTop'>, mut: { top: number; readonly u32: Uint32Array }, liveEnd: number): boolean {
+  if (mut.top !== p.allocTop) return false;
+  if (liveEnd < mut.top) {
+    mut.u32.fill(0, liveEnd * 2, mut.top * 2);
+    mut.top = liveEnd;
+  }
+  return true;
+}
