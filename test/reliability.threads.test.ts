@@ -58,7 +58,8 @@ describe('the thread limit (RLIMIT_NPROC)', () => {
   })();
   if (why) console.warn(`[movegc] skipping the thread-limit test: ${why}`);
 
-  it.skipIf(why !== undefined)('each refused thread is a MoveGcError EAGAIN naming it, and create releases everything', () => {
+  /** One sweep of the limit: the threads refused in turn, until the heap starts. */
+  const sweep = (): string[] => {
     const refused: string[] = [];
     let created = false;
     for (let n = 6; n <= 40 && !created; n++) {
@@ -76,6 +77,15 @@ describe('the thread limit (RLIMIT_NPROC)', () => {
       refused.push(/starting the (collector's )?(\w+) thread/.exec(out.message ?? '')?.[2] ?? `? ${out.message}`);
     }
     expect(created).toBe(true);
-    expect(refused).toEqual(['fault', 'compactor', 'marker', 'watchdog']);
-  }, 120_000);
+    return refused;
+  };
+
+  it.skipIf(why !== undefined)('each refused thread is a MoveGcError EAGAIN naming it, and create releases everything', () => {
+    // The limit counts every process of the user: another one of nobody's starting a thread
+    // mid-sweep could skip a step, so a sweep that missed one is run again (twice at most).
+    const all = ['fault', 'compactor', 'marker', 'watchdog'];
+    let refused = sweep();
+    for (let i = 0; i < 2 && refused.join() !== all.join(); i++) refused = sweep();
+    expect(refused).toEqual(all);
+  }, 240_000);
 });
