@@ -40,7 +40,7 @@ import { compactionPause } from './pause.js';
 import { extendOverAllocations, forwardObjectStarts, liveEndOf, plan as planHeap, type Plan } from './plan.js';
 import { WORD } from './layout.js';
 import { Owner, now, sleepSync, type Shared } from './shared.js';
-import { emptyStats, recordCompaction, recordPlan, type CycleStats, type PauseKind } from './stats.js';
+import { emptyStats, recordCompaction, recordPlan, setReclaimed, type CycleStats, type PauseKind } from './stats.js';
 import { Role, keepAlive, type CollectorThreads } from './threads.js';
 import { Role as HbRole } from './heartbeat.js';
 import type { Userfaultfd } from './uffd.js';
@@ -567,10 +567,10 @@ export class CycleDriver {
     const end = now();
     const base = sh.d.heapAddress;
     if (uffd) for (const s of a.plan!.segments) if (s.endPage > s.firstPage) uffd.unregister(base + s.firstPage * PAGE_SIZE, (s.endPage - s.firstPage) * PAGE_SIZE);
-    if (!giveBackTail(a.plan!, mut, a.liveEnd)) a.stats.reclaimedBytes = a.stats.usedBeforeBytes - a.plan!.allocTop * 8 + a.stats.gapBytes;
+    const st = a.stats;
+    if (!giveBackTail(a.plan!, mut, a.liveEnd)) setReclaimed(st, a.plan!.allocTop);
     mut.holes.reset(a.plan!.segments);
     // From-space now holds only pages nobody reads: give them back (unless the compactor did).
-    const st = a.stats;
     st.fromSpaceReleasedBy = this.#c.mode !== Mode.STW && Atomics.load(sh.ctl, Ctl.FROM_RELEASED) === Atomics.load(sh.ctl, Ctl.CYCLE) ? 'compactor' : 'mutator';
     if (st.fromSpaceReleasedBy === 'mutator') {
       try {

@@ -357,7 +357,12 @@ export class Heap implements RootOwner {
       w += gap;
     }
     this.#top = w + words;
-    this.#objects[w >>> 5] |= 1 << (w & 31); // the allocation-start bitmap: see #w
+    return this.#place(w, typeId, length);
+  }
+
+  /** An object's header at w, its bit in the allocation-start bitmap (see #w), its reference. */
+  #place(w: number, typeId: number, length: number): Ref {
+    this.#objects[w >>> 5] |= 1 << (w & 31);
     this.#u32[w * 2] = typeId;
     this.#u32[w * 2 + 1] = length;
     return this.#tags.base + w;
@@ -374,10 +379,7 @@ export class Heap implements RootOwner {
           `${holes > 0 ? ` (and ${holes} in gaps below pinned objects, none large enough)` : ''}; collect() to reclaim`,
       );
     }
-    this.#objects[w >>> 5] |= 1 << (w & 31);
-    this.#u32[w * 2] = typeId;
-    this.#u32[w * 2 + 1] = length;
-    return this.#tags.base + w;
+    return this.#place(w, typeId, length);
   }
 
   /** Allocates an object of a declared type; its slots are null and its bytes zero. */

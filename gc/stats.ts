@@ -278,6 +278,11 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.batchPages = summarize(sh.hist, Hist.BATCH_PAGES * HIST_BUCKETS);
 }
 
+/** reclaimedBytes, with the top after the cycle (before any allocation since) at `endWord`. */
+export function setReclaimed(st: CycleStats, endWord: number): void {
+  st.reclaimedBytes = st.usedBeforeBytes - endWord * WORD + st.gapBytes;
+}
+
 /** What the plan decided, into the cycle's statistics (at the flip; `topWord`: the top before it). */
 export function recordPlan(st: CycleStats, p: Plan, topWord: number, liveEnd: number): void {
   st.liveObjects = st.mark.objects + st.mark.blackObjects;
@@ -287,7 +292,7 @@ export function recordPlan(st: CycleStats, p: Plan, topWord: number, liveEnd: nu
   for (let i = 0; i < p.segments.length - 1; i++) st.gapBytes += (p.segments[i].end - p.segments[i].newEnd) * WORD;
   // Where the top goes back at the cycle's end (cycle.ts giveBackTail); if the mutator
   // allocates during compaction it stays at p.allocTop instead, and the end says so.
-  st.reclaimedBytes = st.usedBeforeBytes - liveEnd * WORD + st.gapBytes;
+  setReclaimed(st, liveEnd);
   st.pages.total = p.pagesTotal;
   st.pages.identity = p.identityPages;
   st.plan.alignedObjects = p.aligned.objects;

@@ -114,10 +114,6 @@ void ReleaseChild(int pid, int fd) {
   }
 }
 
-namespace {
-
-}  // namespace
-
 void InitPin(Napi::Env env, Napi::Object exports) {
   Napi::Object p = Napi::Object::New(env);
   p.Set("pinRange", Napi::Function::New(env, PinRange, "pinRange"));
