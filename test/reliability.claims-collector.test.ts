@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Mapping, PAGE_SIZE, Userfaultfd, type MoveGcError } from '../dist/gc/index.js';
 import { resolveOptions } from '../dist/gc/options.js';
 import { cdf, median, mmu } from '../dist/bench/stats.js';
@@ -17,7 +17,7 @@ import { closeHeapsAfterEach, openHeap } from './helpers/heap.js';
 import { buildGraph, checksum, walk } from './fixtures/graph.mjs';
 import { Ctl } from '../dist/gc/control.js';
 import { itKernel } from './kernel.js';
-import { startReader } from './helpers/actor.js';
+import { readersPerTest, settledWithin } from './helpers/actor.js';
 
 closeHeapsAfterEach();
 
@@ -337,15 +337,8 @@ describe('the movegc command', () => {
 
 describe('userfaultfd typed API', () => {
   const PS = PAGE_SIZE;
-  const cleanups: Array<() => void | Promise<void>> = [];
-  afterEach(async () => {
-    while (cleanups.length) await cleanups.pop()!();
-  });
-
   /** A Worker that reads an address, blocking in the kernel on a missing page (helpers/actor.ts). */
-  const startActor = (): Promise<(address: number) => Promise<number>> => startReader(cleanups);
-
-  const within = <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> => Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
+  const { cleanups, startActor } = readersPerTest();
 
   /** Claim (Userfaultfd.zeropage, WakeOptions.dontWake): zeropage({ dontWake: true }) maps the zero page but leaves the faulting thread asleep until wake(); without it the thread is woken. */
   itKernel('zeropage(dontWake) leaves the reader asleep until wake(); zeropage() wakes it', async () => {
@@ -365,15 +358,15 @@ describe('userfaultfd typed API', () => {
     const first = read(m.address + PS + 3);
     await fault(1);
     expect(u.zeropage(m.address + PS, PS)).toBe(PS);
-    expect(await within(first, 10_000)).toBe(0);
+    expect(await settledWithin(first, 10_000)).toBe(0);
     // With dontWake: mapped (readable here), the reader sleeps on until wake().
     const got = read(m.address + 5);
     await fault(0);
     expect(u.zeropage(m.address, PS, { dontWake: true })).toBe(PS);
     expect(new Uint8Array(m.view())[5]).toBe(0);
-    expect(await within(got, 1000)).toBe('pending'); // a whole second to show otherwise
+    expect(await settledWithin(got, 1000)).toBe('pending'); // a whole second to show otherwise
     u.wake(m.address, PS);
-    expect(await within(got, 10_000)).toBe(0);
+    expect(await settledWithin(got, 10_000)).toBe(0);
   }, ['uffd'], 60_000);
 
   /** Claim (gc/uffd.ts RegisterMode.missing: "Missing-page faults (the default)"): a registration asking for write-protect faults, saying nothing of missing ones, still reports a read of a missing page. */
@@ -395,6 +388,6 @@ describe('userfaultfd typed API', () => {
     while (events.length < 1 && Date.now() < deadline) events.push(...u.readEvents(50));
     expect(events).toMatchObject([{ type: 'pagefault', address: m.address, wp: false }]);
     expect(u.copy(m.address, src.address, PS)).toBe(PS);
-    expect(await within(got, 10_000)).toBe(0x3c); // the reader saw the page served, not a zero-filled one
+    expect(await settledWithin(got, 10_000)).toBe(0x3c); // the reader saw the page served, not a zero-filled one
   }, ['uffd'], 60_000);
 });

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Heap, Mapping, PAGE_SIZE, Userfaultfd, summarize, viewOf } from '../dist/gc/index.js';
 import { containedLogger } from '../dist/gc/log.js';
 import { FATAL_FLOOR_MS, FATAL_STALLS, watchdogThresholds } from '../dist/gc/watchdog.js';
@@ -18,7 +18,7 @@ import { closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { vmasIn } from './helpers/procfs.js';
 import { rejected } from './helpers/thrown.js';
 import { itKernel } from './kernel.js';
-import { startReader } from './helpers/actor.js';
+import { readersPerTest, settledWithin } from './helpers/actor.js';
 
 closeHeapsAfterEach();
 
@@ -290,18 +290,8 @@ describe('close', () => {
 
 describe('userfaultfd COPY', () => {
   const PS = PAGE_SIZE;
-  const cleanups: Array<() => void | Promise<void>> = [];
-  afterEach(async () => {
-    while (cleanups.length) await cleanups.pop()!();
-  });
-
   /** A Worker that reads an address, blocking in the kernel on a missing page (helpers/actor.ts). */
-  const startActor = (): Promise<(address: number) => Promise<number>> => startReader(cleanups);
-
-  async function stillPending(p: Promise<unknown>, ms: number): Promise<boolean> {
-    const pending = Symbol('pending');
-    return (await Promise.race([p, new Promise((r) => setTimeout(() => r(pending), ms))])) === pending;
-  }
+  const { cleanups, startActor } = readersPerTest();
 
   /** Claim (Userfaultfd.copy, WakeOptions.dontWake): copy({ dontWake: true }) installs the page but leaves the faulting thread asleep until wake(). */
   itKernel('copy(dontWake) leaves the reader asleep until wake()', async () => {
@@ -324,7 +314,7 @@ describe('userfaultfd COPY', () => {
     expect(u.copy(m.address, src.address, PS, { dontWake: true })).toBe(PS);
     // Installed (readable here) but the reader sleeps on: given a whole second to show otherwise.
     expect(new Uint8Array(m.view())[9]).toBe(0x5a);
-    expect(await stillPending(got, 1000)).toBe(true);
+    expect(await settledWithin(got, 1000)).toBe('pending');
     u.wake(m.address, PS);
     expect(await Promise.race([got, new Promise((r) => setTimeout(() => r('still blocked after 10 s'), 10_000))])).toBe(0x5a);
   }, ['uffd'], 60_000);

@@ -4,6 +4,7 @@
  * userfaultfd test wakes, or must not wake. Ended by the cleanup it pushes.
  */
 import { Worker } from 'node:worker_threads';
+import { afterEach } from 'vitest';
 
 const DIST_URL = new URL('../../dist/gc/index.js', import.meta.url).href;
 const ACTOR_URL = new URL('../workers/uffd-actor.mjs', import.meta.url);
@@ -45,4 +46,21 @@ export async function startActor(cleanups: Array<() => void | Promise<void>>): P
 export async function startReader(cleanups: Array<() => void | Promise<void>>): Promise<(address: number) => Promise<number>> {
   const a = await startActor(cleanups);
   return (address) => a.call<number>('read', { address });
+}
+
+/**
+ * For a describe block of userfaultfd tests: a cleanup list run (last in, first out) after each
+ * test, and startActor(), a reader whose Worker ends with it. Call inside `describe`.
+ */
+export function readersPerTest(): { cleanups: Array<() => void | Promise<void>>; startActor(): Promise<(address: number) => Promise<number>> } {
+  const cleanups: Array<() => void | Promise<void>> = [];
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!();
+  });
+  return { cleanups, startActor: () => startReader(cleanups) };
+}
+
+/** p's value if it settles within ms, else 'pending' (a thread left asleep stays so). */
+export function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
+  return Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
 }
