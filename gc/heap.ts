@@ -739,9 +739,14 @@ export class Heap implements RootOwner {
     this.#closed = true;
     liveHeaps.delete(this);
     this.#tags.release();
-    await this.#threads.close();
+    const { stuck, gone } = await this.#threads.close();
     this.#watchdog?.stop(); // joined before the userfaultfd it polls is closed
-    this.#mem.close();
+    if (stuck.length === 0) this.#mem.close();
+    else {
+      // close() must not wait for a debugger; a stuck thread may still touch the mappings.
+      this.log.warn({ threads: stuck }, 'collector threads did not exit: the heap is released when they do');
+      void gone.then(() => this.#mem.close());
+    }
     this.log.info({ cycles: this.history.length }, 'heap closed');
   }
 }

@@ -12,6 +12,7 @@
  *    the pause instead.
  * Workers are unref'd: a heap the program forgot to close does not keep the process alive.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Ctl } from './control.js';
@@ -213,7 +214,7 @@ export class CollectorThreads {
       // A SCHED_IDLE thread on a saturated machine gets no CPU, not even to be terminated:
       // it is made normal first (its successor is idle again).
       this.#makeNormal(role, w);
-      await w.terminate();
+      await this.#terminate(role, w);
     }
     ROLES[role].afterTerminate(this.#sh);
     onTerminated?.();
@@ -247,23 +248,78 @@ export class CollectorThreads {
     }
   }
 
-  /** Stops every thread (they watch Ctl.STOP), terminating any that does not exit in time. */
-  async close(): Promise<void> {
+  /**
+   * Stops every thread (they watch Ctl.STOP) and terminates any that has not exited after
+   * EXIT_WAIT_MS. Bounded: a thread that has not exited EXIT_WAIT_MS after its termination
+   * (stopped by a debugger, or stuck in a system call, where V8 cannot terminate it) is left
+   * running and returned in `stuck`. It may still touch the heap's mappings and descriptors
+   * when it runs again, so the caller keeps them until `gone` (every such thread exited).
+   */
+  async close(): Promise<{ stuck: StuckThread[]; gone: Promise<void> }> {
     this.closed = true;
     Atomics.store(this.#sh.ctl, Ctl.STOP, 1);
     for (const i of [Ctl.CYCLE, Ctl.MARK_REQUEST, Ctl.LOG_TAIL]) Atomics.notify(this.#sh.ctl, i);
+    const stuck: StuckThread[] = [];
+    const left: Promise<void>[] = [];
     await Promise.all(
       [...this.#workers.entries()].map(async ([role, w]) => {
         // An idle thread on a saturated machine would not run to see STOP (measured: 10.7 s
         // to close, 2 busy loops on its CPU): made normal, it exits at once.
         this.#makeNormal(role, w);
         const exited = new Promise<void>((r) => w.once('exit', () => r()));
-        const timer = setTimeout(() => void w.terminate(), 2000);
-        await exited;
-        clearTimeout(timer);
+        if (await settlesWithin(exited, EXIT_WAIT_MS)) return;
+        void w.terminate();
+        if (await settlesWithin(exited, EXIT_WAIT_MS)) return;
+        const tid = this.#tids.get(w) ?? 0;
+        stuck.push({ role, tid, state: threadState(tid) });
+        left.push(exited);
       }),
     );
     this.markerPort?.close();
+    return { stuck, gone: Promise.all(left).then(() => {}) };
+  }
+
+  /** Terminates `w`, saying once after EXIT_WAIT_MS what holds it (a thread stopped by a debugger waits for it). */
+  async #terminate(role: RoleName, w: Worker): Promise<void> {
+    const done = w.terminate();
+    if (await settlesWithin(done, EXIT_WAIT_MS)) return;
+    const tid = this.#tids.get(w) ?? 0;
+    this.#log.warn({ role, tid, state: threadState(tid) }, 'a stalled collector thread does not exit: its work waits for it');
+    await done;
+  }
+}
+
+/** How long close() waits for a thread to exit, and then for its termination. */
+export const EXIT_WAIT_MS = 2000;
+
+/** A collector thread that close() left running (see CollectorThreads.close). */
+export interface StuckThread {
+  role: RoleName;
+  tid: number;
+  /** Its scheduling state from /proc (e.g. 't (tracing stop)': a debugger holds it). */
+  state: string;
+}
+
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const STATES: Record<string, string> = { R: 'running', S: 'sleeping', D: 'uninterruptible sleep', T: 'stopped', t: 'tracing stop', Z: 'zombie', X: 'dead' };
+
+/** A thread's state as /proc/self/task/<tid>/stat says it ('t (tracing stop)'), or 'unknown'. */
+export function threadState(tid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    const c = stat.slice(stat.lastIndexOf(')') + 2)[0];
+    return `${c} (${STATES[c] ?? 'other'})`;
+  } catch {
+    return 'unknown';
   }
 }
 

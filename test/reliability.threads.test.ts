@@ -2,14 +2,18 @@
  * Starting the collector's threads: a thread the system refuses (the user's thread limit) or
  * one that ends before it is ready makes Heap.create fail with a typed error, at once, and
  * leaves nothing behind (threads, descriptors, mappings).
+ *
+ * Stopping them: close() is bounded even when a thread cannot be terminated (held by a
+ * debugger), and releases the heap's mappings only once that thread has exited.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, Heap, MoveGcError } from '../dist/gc/index.js';
-import { itMode } from './helpers/heap.js';
+import { captureLogger, itMode } from './helpers/heap.js';
+import { vmasIn } from './helpers/procfs.js';
 import { rejected } from './helpers/thrown.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -88,4 +92,76 @@ describe('the thread limit (RLIMIT_NPROC)', () => {
     for (let i = 0; i < 2 && refused.join() !== all.join(); i++) refused = sweep();
     expect(refused).toEqual(all);
   }, 240_000);
+});
+
+/**
+ * A thread held by a debugger (ptrace) cannot run, so V8 cannot terminate it. close() must not
+ * wait for the debugger: it returns while the thread is held, and keeps the heap's mappings
+ * (which the thread may touch when it runs again) until the thread has exited.
+ */
+describe('close() with a collector thread held by a debugger', () => {
+  const freezer = path.join(here, 'fixtures/freeze-thread.py');
+  const why = ((): string | undefined => {
+    const r = spawnSync('/usr/bin/python3', ['-c', 'import ctypes'], { encoding: 'utf8' });
+    if (r.error || r.status !== 0) return `no /usr/bin/python3 with ctypes, which holds the thread (${r.error?.message ?? r.stderr})`;
+    const scope = fs.existsSync('/proc/sys/kernel/yama/ptrace_scope') ? fs.readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8').trim() : '0';
+    if (scope !== '0' && process.getuid?.() !== 0) return `ptrace of this process is not allowed (yama ptrace_scope ${scope}, not root)`;
+    return undefined;
+  })();
+  if (why) console.warn(`[movegc] skipping the held-thread test: ${why}`);
+  const tidOf = (comm: string): number => {
+    const t = fs.readdirSync('/proc/self/task').find((t) => {
+      try {
+        return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === comm;
+      } catch {
+        return false;
+      }
+    });
+    expect(t, `a thread named ${comm}`).toBeDefined();
+    return Number(t);
+  };
+  const until = async (what: string, ok: () => boolean, ms = 20_000): Promise<void> => {
+    const t0 = performance.now();
+    while (!ok()) {
+      if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  for (const [role, comm] of [['compactor', 'movegc-compact'], ['fault', 'movegc-fault'], ['marker', 'movegc-marker']] as const) {
+    it.skipIf(why !== undefined)(`${role}: close() returns while it is held, and the mappings go once it exits`, async () => {
+      const { logger, records } = captureLogger();
+      const heap = await Heap.create({ capacity: 8 << 20, mode: 'move', logger });
+      const T = heap.defineType({ name: 'N', refs: 1, bytes: 8 });
+      const list = heap.root(null);
+      for (let i = 0; i < 1000; i++) {
+        const n = heap.alloc(T);
+        heap.setRef(n, 0, list.get());
+        list.set(n);
+      }
+      await heap.collect();
+      await heap.idle();
+      const tid = tidOf(comm);
+      // Held for up to 60 s (the test's own timeout): released when the test closes its stdin.
+      const held = spawn('/usr/bin/python3', [freezer, String(tid), '60'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      held.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      try {
+        await until('the thread to be held', () => out.includes('frozen') || held.exitCode !== null);
+        expect(out, 'the freezer').toContain('frozen');
+        await heap.close();
+        // close() returned with the thread still held (not released by the freezer) ...
+        expect(out).not.toContain('detached');
+        expect(fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')).toMatch(/\) t /);
+        expect(records.some((r) => r.msg.includes('did not exit') && JSON.stringify(r).includes('tracing stop'))).toBe(true);
+        // ... and kept the heap mapped for it.
+        expect(vmasIn(heap.address, heap.capacity).length).toBeGreaterThan(0);
+      } finally {
+        held.stdin.end();
+      }
+      await until('the freezer to let go', () => out.includes('detached'));
+      await until('the thread to exit', () => !fs.existsSync(`/proc/self/task/${tid}`));
+      await until('the heap to be unmapped', () => vmasIn(heap.address, heap.capacity).length === 0);
+    }, 60_000);
+  }
 });
