@@ -164,4 +164,42 @@ describe('close() with a collector thread held by a debugger', () => {
       await until('the heap to be unmapped', () => vmasIn(heap.address, heap.capacity).length === 0);
     }, 60_000);
   }
+
+  it.skipIf(why !== undefined)('marker held mid-collection: collect() waits for it (never marks beside it), says so, then completes', async () => {
+    const { logger, records } = captureLogger();
+    const heap = await Heap.create({ capacity: 8 << 20, mode: 'move', logger, stallMs: 100 });
+    try {
+      const T = heap.defineType({ name: 'N', refs: 1, bytes: 8 });
+      const list = heap.root(null);
+      for (let i = 0; i < 1000; i++) {
+        const n = heap.alloc(T);
+        heap.setU32(n, 0, i);
+        heap.setRef(n, 0, list.get());
+        list.set(n);
+      }
+      const tid = tidOf('movegc-marker');
+      const held = spawn('/usr/bin/python3', [freezer, String(tid), '60'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      held.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      let settled = false;
+      try {
+        await until('the thread to be held', () => out.includes('frozen') || held.exitCode !== null);
+        expect(out, 'the freezer').toContain('frozen');
+        const collected = heap.collect().finally(() => (settled = true));
+        await until('the warning', () => records.some((r) => r.msg.includes('does not exit')));
+        expect(settled).toBe(false);
+        expect(JSON.stringify(records.find((r) => r.msg.includes('does not exit')))).toContain('tracing stop');
+        held.stdin.end();
+        await collected;
+      } finally {
+        held.stdin.end();
+      }
+      let n = list.get();
+      for (let i = 999; i >= 0; i--, n = heap.getRef(n!, 0)) expect(heap.getU32(n!, 0)).toBe(i);
+      expect(n).toBe(null);
+      expect(heap.verify().ok).toBe(true);
+    } finally {
+      await heap.close();
+    }
+  }, 60_000);
 });
