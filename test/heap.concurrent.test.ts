@@ -76,7 +76,7 @@ function walk(heap: Heap, T: TestTypes, head: Ref, phase: 'mutate' | 'check'): n
   return reads;
 }
 
-describe.each(TEST_MODES.flatMap((m) => (m === 'stw' ? [[m, 'self']] : [[m, 'handler'], [m, 'self']])) as Array<[ModeName, FaultPathName]>)('mutator during compaction (%s, %s)', (mode, faultPath) => {
+describe.each(TEST_MODES.flatMap((m): Array<[ModeName, FaultPathName]> => (m === 'stw' ? [[m, 'self']] : [[m, 'handler'], [m, 'self']])))('mutator during compaction (%s, %s)', (mode, faultPath) => {
   itMode(mode, `reads and writes during the concurrent phase ${mode === 'stw' ? 'run after it' : faultPath === 'self' ? 'build the pages they touch' : 'fault'}, see the right values, and allocate`, async () => {
     // The compactor pauses for 150 ms after its first page: however the machine schedules
     // the two threads, the walk below runs into unbuilt pages (without it a descheduled

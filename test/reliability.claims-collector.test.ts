@@ -153,7 +153,7 @@ describe('the fault server stands by for the compactor', () => {
     expect(p.pagesTotal).toBeGreaterThan(20);
     for (const t0 = Date.now(); p.pagesMapped < p.pagesTotal && Date.now() - t0 < 30_000; p = heap.progress()) await new Promise((r) => setTimeout(r, 20));
     expect(p.pagesMapped, JSON.stringify(p)).toBe(p.pagesTotal);
-    const st = await heap.idle();
+    const st = (await heap.idle())!;
     expect(st.pages.builtByCompactor).toBeLessThanOrEqual(4);
     expect(st.pages.builtByMutator).toBe(0);
     expect(st.pages.builtByFaults).toBeGreaterThanOrEqual(st.pages.total - st.pages.identity - 4);
@@ -233,7 +233,7 @@ describe('self-service', () => {
       await new Promise((r) => setTimeout(r, 1));
     }
     expect(walk(heap, root)).toBe(NODES); // meets those 9 pages, built and waiting in the compactor's run
-    const st = await heap.idle();
+    const st = (await heap.idle())!;
     expect(checksum(heap, root.get())).toBe(sum);
     expect(st.takeovers).toBe(0);
     expect(st.stalls.selfHelped, JSON.stringify(st.stalls)).toBeGreaterThan(0);

@@ -261,6 +261,7 @@ describe('heartbeats: tear-free Int32 words per role', () => {
        const { native } = await import(${JSON.stringify(url + 'native.js')});
        const d = () => Math.abs(monotonicMs() - native.watchdog.monotonicMs());
        parentPort.postMessage(Math.min(d(), d(), d()));`,
+      // @ts-expect-error `type` is not a WorkerOptions field in @types/node 20 (the eval'd source uses top-level await either way)
       { eval: true, type: 'module' },
     );
     const d = await new Promise<number>((r, j) => w.once('message', r).once('error', j));

@@ -46,7 +46,7 @@ function stats(over: Partial<CycleStats> = {}): CycleStats {
     plan: { concurrentMs: 0, cpuMs: 0, inPause: false },
     endMs: 0,
     ...over,
-  };
+  } as CycleStats;
 }
 
 describe('formatTrace', () => {
