@@ -97,9 +97,9 @@ export interface InjectOptions {
   markDieAtObject?: number;
   /** Stall the marker this long after it first takes entries from the barrier log, before it says it is busy again. */
   markLogDelayMs?: number;
-  /** Hold each marker job this long between posting it and bumping the word that wakes the marker. */
+  /** Hold each marker job this long between posting it and bumping the word that wakes the marker (the mutator sleeps: at most 10 000). */
   markHandGapMs?: number;
-  /** The compaction pause sleeps this long between publishing PHASE=COMPACTING and bumping CYCLE. */
+  /** The compaction pause sleeps this long between publishing PHASE=COMPACTING and bumping CYCLE (at most 10 000). */
   flipGapMs?: number;
   /** The compaction pause's Nth kernel call (each mremap and UFFDIO_REGISTER, in order) fails: the pause takes back what it did. */
   pauseFailAtCall?: number;
@@ -227,6 +227,10 @@ function bool(key: string, v: unknown, dflt: boolean): boolean {
   return v;
 }
 
+/** Injections that sleep the mutator's own thread inside a heap call: bounded, as a pause is. */
+const MUTATOR_SLEEPS = { markHandGapMs: true, flipGapMs: true } as const;
+const MUTATOR_SLEEP_MAX_MS = 10_000;
+
 export function resolveInject(input: unknown): Readonly<InjectOptions> {
   const s = snapshot(input, INJECT_KEYS, 'inject option');
   const out: InjectOptions = {};
@@ -234,7 +238,8 @@ export function resolveInject(input: unknown): Readonly<InjectOptions> {
     const v = s[k];
     if (v === undefined) continue;
     if (typeof v !== 'number') throw invalidArg(`inject.${k} must be a number, got ${typeof v}`);
-    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `inject.${k} must be an integer in [0, 2^31), got ${v}`);
+    const max = k in MUTATOR_SLEEPS ? MUTATOR_SLEEP_MAX_MS : 0x7fffffff;
+    if (!Number.isInteger(v) || v < 0 || v > max) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `inject.${k} must be an integer in [0, ${max === 0x7fffffff ? '2^31)' : `${max}]`}, got ${v}`);
     out[k] = v;
   }
   return Object.freeze(out);
