@@ -102,12 +102,18 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   let runB = 0;
   let runN = 0;
   let scratchNext = 0;
+  // Move mode: runs shorter than this go in by COPY from scratch pages (options.moveMinRun:
+  // MOVE's TLB flush costs per page up to x86's ceiling of 33, on a virtual machine a trap each).
+  const minMoveRun = recycle ? Atomics.load(sh.ctl, Ctl.MOVE_MIN_RUN) : 0;
+  let runCopy = false; // the pending run is one of those
   const flush = (): void => {
     if (runN > 0) {
       const t = now();
-      b.installer.install(runQ, runB, runN);
+      if (runCopy) b.installer.installShortRun(runQ, runB, runN);
+      else b.installer.install(runQ, runB, runN);
       installMs += now() - t;
     }
+    runCopy = false;
     runN = 0;
     // scratchNext is NOT reset here: scratch pages are handed out in order and only reused
     // after every one of them has been installed (see buffers()).
@@ -182,6 +188,9 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         released = limit;
       }
     }
+    return scratchBuffers();
+  };
+  const scratchBuffers = (): number => {
     if (scratchNext === MAX_BATCH) {
       flush(); // every scratch page handed out so far is now installed: reuse them
       scratchNext = 0;
@@ -247,6 +256,16 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     }
     return n;
   };
+  // Fewer than minMoveRun pages from q that a step could claim and build in one run. Claims
+  // made after this look are not seen: such a run is cut short and still moves.
+  const shortAhead = (q: number, end: number): boolean => {
+    if (minMoveRun <= 1) return false;
+    for (let i = 0; i < minMoveRun; i++) {
+      const p = q + i;
+      if (p >= end || isGap(p) || takeWhole(p, end) || Atomics.load(sh.pageState, p) !== PagePhase.UNPROCESSED) return true;
+    }
+    return false;
+  };
   const isGap = (q: number): boolean => install !== Install.DIRECT && sh.pageKind[q] === PageKind.GAP;
   // A step of GAP pages from q: claims the run, installs it as the zero page in one call
   // straight from PROCESSING (there is no buffer for anyone to install from). A claim taken
@@ -300,9 +319,13 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         q += Math.max(n, 1); // none: another thread has q
         continue;
       }
-      const avail = buffers();
+      // A run that would end before minMoveRun pages is built into scratch pages and copied.
+      if (runN > 0 && q !== runQ + runN) flush();
+      const short = runN > 0 ? runCopy : shortAhead(q, end);
+      const avail = short ? scratchBuffers() : buffers();
       // The step extends the pending run when both its pages and its buffers follow on.
       if (runN > 0 && (q !== runQ + runN || bufAt !== runB + runN || runN >= MAX_BATCH)) flush();
+      if (short && runN === 0) runCopy = true;
       const cap = Math.min(avail, end - q, stepCap(built, MAX_BATCH - runN));
       let n = 0;
       // A long WHOLE run, or a GAP page, starts a step of its own.
@@ -320,7 +343,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         sh.count(Ctl.RECYCLED_BUFFERS, n);
       } else {
         scratchNext += n;
-        if (recycle) sh.count(Ctl.FRESH_BUFFERS, n);
+        if (recycle && !short) sh.count(Ctl.FRESH_BUFFERS, n);
       }
       forkIfReached(n);
       if (Math.floor((built + n) / RSS_SAMPLE_PAGES) !== Math.floor(built / RSS_SAMPLE_PAGES)) sampleRss(sh);

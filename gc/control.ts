@@ -39,6 +39,8 @@ const ctl = layout({
     'FAULT_INSTALL',
     /** Which page builder every thread uses: Builder.JS or Builder.NATIVE (build.ts). */
     'BUILDER',
+    /** Move mode: the compactor's runs shorter than this go in by COPY (options.moveMinRun). */
+    'MOVE_MIN_RUN',
     /**
      * 1: the heap is backed by transparent huge pages (options.hugePages): objects of 2 MiB
      * and more keep a 2 MiB boundary (plan.ts) and WHOLE installs end on one (compact.ts).
@@ -155,6 +157,8 @@ const ctl = layout({
     /** Pages the marker built standing in for a compactor and a fault server both gone (marker.ts). */
     'MARKER_BUILDS',
     'EBUSY_COPIES',
+    /** Pages of the compactor's short runs, installed by COPY in move mode (options.moveMinRun). */
+    'SHORT_RUN_COPIES',
     /**
      * Pages built a second time into a thread's private page before a COPY, because their
      * buffer was a recycled from-space page that I/O may still write (install.ts).

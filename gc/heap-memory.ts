@@ -70,6 +70,7 @@ export class HeapMemory {
       Atomics.store(c, Ctl.INSTALL, mode === Mode.MOVE ? Install.MOVE : mode === Mode.COPY ? Install.COPY : Install.DIRECT);
       Atomics.store(c, Ctl.FAULT_INSTALL, opts.faultInstall === 'move' ? FaultInstall.MOVE : FaultInstall.COPY);
       Atomics.store(c, Ctl.BUILDER, opts.builder === 'js' ? Builder.JS : Builder.NATIVE);
+      Atomics.store(c, Ctl.MOVE_MIN_RUN, opts.moveMinRun);
       Atomics.store(c, Ctl.HUGE_PAGES, opts.hugePages ? 1 : 0);
       Atomics.store(c, Ctl.INJECT_START_EXIT, opts.inject.startExit ?? 0);
       return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh);

@@ -85,6 +85,16 @@ export class Installer {
     else markMappedRun(this.#sh, q, n);
   }
 
+  /**
+   * Installs to-space pages [q, q+n) by COPY from this thread's scratch pages [buf, buf+n), in
+   * move mode too: a run too short to amortise MOVE's TLB flush (compact.ts MOVE_MIN_RUN).
+   * Scratch pages are private (no I/O can reach them), so they are copied as they are.
+   */
+  installShortRun(q: number, buf: number, n: number): void {
+    this.#sh.count(Ctl.SHORT_RUN_COPIES, n);
+    this.#copyRun(q, buf, n);
+  }
+
   /** Installs one page built out of order (see FaultInstall). */
   installOne(q: number, buf: number): void {
     const sh = this.#sh;

@@ -27,6 +27,16 @@ export const HEAP_ALIGN = 2 * 1024 * 1024;
  * thread of the process running (pause.ts).
  */
 export const PUD_ALIGN = 1024 * 1024 * 1024;
+/**
+ * Default moveMinRun. x86 invalidates a range of up to 33 pages page by page
+ * (tlb_single_page_flush_ceiling) and flushes the whole TLB above that; on these virtual
+ * machines each page's invalidation costs a trap: MOVE of 32 pages per call cost 4738 ns per
+ * page, of 34 pages 1340 (bench/floor.ts). COPY into an empty entry needs no flush.
+ */
+export const DEFAULT_MOVE_MIN_RUN = 34;
+/** The compactor's longest run (builders.ts MAX_BATCH). */
+export const MAX_MOVE_MIN_RUN = 64;
+
 /** Default largeObjectBytes: 16 pages, so that a run of WHOLE pages is long enough to install whole (compact.ts MIN_WHOLE_RUN). */
 export const LARGE_OBJECT_BYTES = 65536;
 /** largeObjectBytes in heap words: the allocator's and the plan's threshold (0: never). */
@@ -153,6 +163,12 @@ export interface HeapOptions {
   /** Move mode: install pages built for faults with 'copy' (default: no TLB flush) or 'move'; see install.ts. */
   faultInstall?: FaultInstallName;
   /**
+   * Move mode: the compactor's runs shorter than this many pages are installed by COPY from its
+   * private pages instead of MOVE (default 34; 1: every run moves; at most 64, its longest
+   * run); see MOVE_MIN_RUN in compact.ts.
+   */
+  moveMinRun?: number;
+  /**
    * Who builds a page the mutator touches during compaction: 'self' (default: the accessor
    * builds and installs it on the mutator's thread) or 'handler' (the kernel faults, the fault
    * server thread serves); see selfservice.ts. MOVEGC_FAULT_PATH changes the default.
@@ -182,6 +198,7 @@ export interface ResolvedOptions {
   readonly collectorPolicy: CollectorPolicyName;
   readonly pauseOrder: PauseOrderName;
   readonly faultInstall: FaultInstallName;
+  readonly moveMinRun: number;
   readonly builder: BuilderName;
   readonly faultPath: FaultPathName;
   readonly dontFork: boolean;
@@ -192,7 +209,7 @@ export interface ResolvedOptions {
   readonly logger: Logger | undefined;
 }
 
-const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
+const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'moveMinRun', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
 const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'markHoldBuiltMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall', 'startExit'] as const;
 
 /**
@@ -219,6 +236,13 @@ function oneOf<T extends string>(key: string, v: unknown, allowed: readonly T[],
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v))
     throw invalidArg(`${key} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${typeof v === 'string' ? `'${v}'` : typeof v}`);
   return v as T;
+}
+
+function intIn(key: string, v: unknown, min: number, max: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number') throw invalidArg(`${key} must be a number, got ${typeof v}`);
+  if (!Number.isInteger(v) || v < min || v > max) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `${key} must be an integer in [${min}, ${max}], got ${v}`);
+  return v;
 }
 
 function bool(key: string, v: unknown, dflt: boolean): boolean {
@@ -287,6 +311,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     collectorPolicy: oneOf<CollectorPolicyName>('collectorPolicy', s.collectorPolicy, [CollectorPolicy.NORMAL, CollectorPolicy.IDLE], CollectorPolicy.NORMAL),
     pauseOrder: oneOf<PauseOrderName>('pauseOrder', s.pauseOrder, [PauseOrder.REMAP_FIRST, PauseOrder.REGISTER_FIRST], PauseOrder.REMAP_FIRST),
     faultInstall: oneOf<FaultInstallName>('faultInstall', s.faultInstall, [FaultInstallPolicy.COPY, FaultInstallPolicy.MOVE], FaultInstallPolicy.COPY),
+    moveMinRun: intIn('moveMinRun', s.moveMinRun, 1, MAX_MOVE_MIN_RUN, DEFAULT_MOVE_MIN_RUN),
     builder: oneOf<BuilderName>('builder', s.builder, ['native', 'js'], 'native'),
     faultPath: oneOf<FaultPathName>('faultPath', s.faultPath, [FaultPath.SELF, FaultPath.HANDLER], envPath),
     dontFork: bool('dontFork', s.dontFork, true),

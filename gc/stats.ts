@@ -67,6 +67,8 @@ export interface CycleStats {
     gap: number;
     moved: number;
     copied: number;
+    /** Move mode: pages of the compactor's runs shorter than moveMinRun, installed by COPY from its private pages (most are in copied). */
+    shortRunCopied: number;
     builtByCompactor: number;
     builtByFaults: number;
     builtByMutator: number;
@@ -178,7 +180,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     compactionMs: 0,
     compactorBusyMs: 0,
     concurrentMs: 0,
-    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, gap: 0, moved: 0, copied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtByMarker: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
+    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, gap: 0, moved: 0, copied: 0, shortRunCopied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtByMarker: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
     moveCalls: 0,
     copyCalls: 0,
     batchPages: empty,
@@ -250,6 +252,7 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   const c = sh.ctl;
   st.pages.moved = c[Ctl.PAGES_MOVED];
   st.pages.copied = c[Ctl.PAGES_COPIED];
+  st.pages.shortRunCopied = c[Ctl.SHORT_RUN_COPIES];
   st.pages.builtByCompactor = c[Ctl.COMPACTOR_BUILDS];
   st.pages.whole = c[Ctl.WHOLE_PAGES];
   st.pages.zero = c[Ctl.ZERO_PAGES];

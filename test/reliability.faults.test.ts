@@ -161,7 +161,7 @@ describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () =
 
 describe('EAGAIN on chosen MOVE calls', () => {
   itKernel('every 2nd and every 5th MOVE fails with EAGAIN: retried, every page moved', async () => {
-    const s = await setup({ faultInstall: 'move' }); // every page by MOVE, faults too
+    const s = await setup({ faultInstall: 'move', moveMinRun: 1 }); // every page by MOVE, faults and short runs too
     for (const every of [2, 5]) {
       const st = await faultyCycle(s, { eagainEvery: every });
       expect(st.eagain).toBeGreaterThan(0);

@@ -94,6 +94,8 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
   if (mode === 'stw') expect(p.whole + p.gap, ctx).toBe(0);
   // GAP pages: only with hugePages, installed as the zero page by the compactor alone.
   expect(p.gap, ctx).toBeLessThanOrEqual(p.builtByCompactor);
+  // Short runs copied in move mode (moveMinRun): only by the compactor, only in move mode.
+  expect(p.shortRunCopied, ctx).toBeLessThanOrEqual(mode === 'move' ? p.builtByCompactor : 0);
   // Every page is built exactly once, by someone.
   expect(p.builtByCompactor + p.builtByFaults + p.builtByMutator, ctx).toBe(p.total);
   if (mode === 'stw') {
@@ -120,22 +122,25 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
     expect(st.moveCalls, ctx).toBe(0);
     expect(p.recycledBuffers, ctx).toBe(0);
   } else {
-    // In move mode a page is copied when MOVE refused it, or when it was built alone for a
+    // In move mode a page is copied when MOVE refused it, when it was built alone for a
     // fault or by the mutator (faultInstall 'copy', the default: a one-page MOVE costs a
-    // TLB shootdown on every CPU, a one-page COPY does not).
+    // TLB shootdown on every CPU, a one-page COPY does not), or when the compactor's run was
+    // shorter than moveMinRun (one COPY call per run; a page of one met EEXIST if taken over).
     const single = p.builtByFaults + p.builtByMutator;
     const helped = st.stalls.selfHelped; // COPYs of another builder's buffer: won or met EEXIST
-    if (!e.injected) expect(p.copied - st.ebusyCopies - single, ctx).toBeGreaterThanOrEqual(0);
-    if (!e.injected) expect(p.copied - st.ebusyCopies - single, ctx).toBeLessThanOrEqual(helped);
-    expect(st.copyCalls, ctx).toBeGreaterThanOrEqual(p.copied);
+    const others = p.copied - st.ebusyCopies - single - p.shortRunCopied;
+    if (!e.injected) expect(others + st.eexist, ctx).toBeGreaterThanOrEqual(0);
+    if (!e.injected) expect(others, ctx).toBeLessThanOrEqual(helped);
+    expect(st.copyCalls, ctx).toBeGreaterThanOrEqual(p.copied - p.shortRunCopied);
     // A lost race costs up to two COPY calls (a one-page run meeting EEXIST is retried page by page).
     expect(st.copyCalls, ctx).toBeLessThanOrEqual(p.copied + 2 * helped + (e.injected ? 2 * st.eexist : 0));
     // Batching: one MOVE call per run, not per page (a histogram sample per call, MOVE or COPY).
     if (!e.injected) expect(st.batchPages.count, ctx).toBe(st.moveCalls + st.copyCalls);
     if (p.total >= 128 && !e.faulted && !e.injected) expect(st.moveCalls, ctx).toBeLessThan(p.total / 4);
-    // Buffers: the compactor's pages were built into recycled from-space or scratch pages,
-    // or were WHOLE (installed from their from-space page, unbuilt) or GAP (the zero page).
-    expect(p.recycledBuffers + p.freshBuffers + p.whole + p.gap, ctx).toBeGreaterThanOrEqual(p.builtByCompactor);
+    // Buffers: the compactor's pages were built into recycled from-space or scratch pages
+    // (fresh, or a short run's), or were WHOLE (installed from their from-space page, unbuilt)
+    // or GAP (the zero page).
+    expect(p.recycledBuffers + p.freshBuffers + p.shortRunCopied + p.whole + p.gap, ctx).toBeGreaterThanOrEqual(p.builtByCompactor);
   }
   // Every fault read was served and timed; every page the accessors built was timed.
   expect(st.faultUs.count, ctx).toBe(st.faults);

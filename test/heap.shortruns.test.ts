@@ -1,0 +1,95 @@
+/**
+ * The compactor's install policy for short runs (options.moveMinRun, compact.ts): in move mode
+ * a run of fewer than moveMinRun pages (34 by default) is built into the compactor's private
+ * pages and installed by COPY, since MOVE's TLB flush costs per page up to x86's ceiling of
+ * 33; longer runs move. Pins every few pages cut the new layout into runs shorter than that
+ * (each segment slides down to its pinned span), a heap without pins compacts in long runs.
+ */
+import { describe, expect } from 'vitest';
+import { ErrorCode, Heap, type Pin } from '../dist/gc/index.js';
+import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
+import { rejected } from './helpers/thrown.js';
+
+closeHeapsAfterEach();
+
+/** 120 000 objects of 64 bytes (64 a page), every other one live on a list; a pin every `pinEvery` pages (0: none). */
+function fill(heap: Heap, pinEvery: number): { count: () => number; pins: Pin[] } {
+  const T = heap.defineType({ name: 'N', refs: 1, bytes: 48 });
+  const list = heap.root(null);
+  const pins: Pin[] = [];
+  for (let i = 0; i < 120_000; i++) {
+    const n = heap.alloc(T);
+    heap.setU32(n, 0, i);
+    if (i % 2 === 0) {
+      heap.setRef(n, 0, list.get());
+      list.set(n);
+    }
+    if (pinEvery && i % (pinEvery * 64) === 1) pins.push(heap.pin(n));
+  }
+  const count = (): number => {
+    let k = 0;
+    for (let n = list.get(); n !== null; n = heap.getRef(n, 0), k++) expect(heap.getU32(n, 0)).toBe(119_998 - 2 * k);
+    return k;
+  };
+  return { count, pins };
+}
+
+describe('short runs in move mode (moveMinRun)', () => {
+  itMode('move', 'by default, runs cut short by pins are copied from private pages, and nothing is lost', async () => {
+    const heap = await openHeap({ capacity: 16 << 20, mode: 'move' });
+    const { count } = fill(heap, 12);
+    await heap.collect();
+    const st = (await heap.idle())!;
+    checkStats(st, 'move');
+    expect(st.pages.total).toBeGreaterThan(900);
+    expect(st.pages.shortRunCopied).toBe(st.pages.total);
+    expect(st.pages.copied).toBe(st.pages.total);
+    expect(st.pages.moved).toBe(0);
+    expect(st.pages.freshBuffers).toBe(0); // private pages of short runs are not counted as fresh buffers
+    expect(count()).toBe(60_000);
+    expect(heap.verify().ok).toBe(true);
+  });
+
+  itMode('move', 'moveMinRun 1: every run moves', async () => {
+    const heap = await openHeap({ capacity: 16 << 20, mode: 'move', moveMinRun: 1 });
+    const { count } = fill(heap, 12);
+    await heap.collect();
+    const st = (await heap.idle())!;
+    checkStats(st, 'move');
+    expect(st.pages.shortRunCopied).toBe(0);
+    expect(st.pages.moved).toBe(st.pages.total);
+    expect(count()).toBe(60_000);
+    expect(heap.verify().ok).toBe(true);
+  });
+
+  itMode('move', 'a heap without pins compacts in long runs, which move', async () => {
+    const heap = await openHeap({ capacity: 16 << 20, mode: 'move' });
+    const { count } = fill(heap, 0);
+    await heap.collect();
+    const st = (await heap.idle())!;
+    checkStats(st, 'move');
+    expect(st.pages.shortRunCopied).toBe(0);
+    expect(st.pages.moved).toBe(st.pages.total);
+    expect(st.batchPages.max).toBeGreaterThanOrEqual(34);
+    expect(count()).toBe(60_000);
+    // And so do the next cycles, pins or not.
+    await heap.collect();
+    expect((await heap.idle())!.pages.shortRunCopied).toBe(0);
+  });
+
+  itMode('copy', 'copy mode copies every run, and counts none as short', async () => {
+    const heap = await openHeap({ capacity: 16 << 20, mode: 'copy' });
+    const { count } = fill(heap, 12);
+    await heap.collect();
+    const st = (await heap.idle())!;
+    expect(st.pages.shortRunCopied).toBe(0);
+    expect(st.pages.copied).toBe(st.pages.total);
+    expect(count()).toBe(60_000);
+  });
+
+  itMode('move', 'moveMinRun must be an integer in [1, 64]', async () => {
+    for (const v of [0, 65, 1.5, -1, NaN, Infinity]) expect((await rejected(() => Heap.create({ capacity: 2 << 20, mode: 'move', moveMinRun: v }))).code).toBe(ErrorCode.OUT_OF_RANGE);
+    // @ts-expect-error a string where a number belongs: refused with a typed error
+    expect((await rejected(() => Heap.create({ capacity: 2 << 20, mode: 'move', moveMinRun: '34' }))).code).toBe(ErrorCode.INVALID_ARG_TYPE);
+  });
+});
