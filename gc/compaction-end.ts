@@ -3,11 +3,13 @@
  * with takeover. While the collector threads make progress the mutator's thread waits for
  * them; when the compactor is stalled or dead (heartbeat older than stallMs) it builds the
  * remaining pages itself (it reads only from-space: it cannot fault), so a cycle always
- * completes and no mutator access waits forever. The non-waiting way to the end is the driver's (cycle.ts,
- * #finalizeIfDone: a safepoint, or the compactor's word that it is done).
+ * completes and no mutator access waits forever. The non-waiting way to the end is
+ * compactionSettled (a safepoint's, or the event loop's on the compactor's word that it is done).
+ * The end itself: cycle-end.ts.
  */
 import { Scratch, type Builders } from './builders.js';
 import { Ctl } from './control.js';
+import type { Logger } from './log.js';
 import { Owner, now, type Shared } from './shared.js';
 import type { SelfService } from './selfservice.js';
 import { Role, type CollectorThreads } from './threads.js';
@@ -67,6 +69,25 @@ export function installerInside(sh: Shared): typeof Role.COMPACTOR | typeof Role
   if (Atomics.load(sh.ctl, Ctl.COMPACTOR_IN) !== 0) return Role.COMPACTOR;
   if (Atomics.load(sh.ctl, Ctl.FAULT_INSTALL_IN) === cycle) return Role.FAULT;
   return null;
+}
+
+/**
+ * Whether the cycle can end now, never waiting: every page installed, the compactor out of the
+ * cycle, no fault still being timed ('settled'). 'busy': the compactor's 'done' brings the
+ * caller back. 'fault-in-flight': look again shortly.
+ */
+export function compactionSettled(sh: Shared, threads: CollectorThreads, b: Builders, log: Logger): 'settled' | 'busy' | 'fault-in-flight' {
+  if (!b.allMapped()) return 'busy';
+  const inside = installerInside(sh);
+  if (inside === Role.COMPACTOR) return 'busy'; // its 'done' brings us back
+  if (inside === Role.FAULT) {
+    // Between a build and its install: it leaves in microseconds, or, stalled there, is
+    // replaced (terminated, it installs nothing more). Looked at again shortly.
+    if (threads.isStale(Role.FAULT)) void threads.replace(Role.FAULT).catch((e) => log.error({ err: e }, 'replacing the fault server failed'));
+    return 'fault-in-flight';
+  }
+  if (Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT) > 0 && !threads.isStale(Role.FAULT)) return 'fault-in-flight';
+  return 'settled';
 }
 
 /**

@@ -17,104 +17,36 @@
  *     what was allocated since 3 (it slides as one block), forward roots, remap and register
  *     (pause.ts), retag. Must come after 4: it installs the plan.
  *  6. compact (concurrent: compactor, fault server; compact.ts, fault.ts).
- *  7. end: every page installed; unregister, release from-space, record.
+ *  7. end: every page installed; unregister, release from-space, record (cycle-end.ts).
  * With `marking: 'pause'` (and in `stw` mode) 1-5 run as one pause on the mutator's thread.
+ *
+ * What the driver is given and keeps per cycle: cycle-state.ts. The waits on the marker (2, 4):
+ * marker-link.ts; on the compaction (6): compaction-end.ts.
  *
  * Pauses run only inside calls the mutator makes: collect() (awaiting each concurrent phase)
  * or safepoint() (runs whichever pause is due, never waits for a collector thread). JavaScript
  * cannot update a Ref held in a local, so the collector never stops the mutator on its own.
  */
 import { nextSet } from './bits.js';
-import { drainLog, type BarrierLog } from './barrier.js';
-import { Builders, readRss, releaseFromSpace } from './builders.js';
-import { awaitCompaction, installerInside } from './compaction-end.js';
-import type { SelfService } from './selfservice.js';
+import { drainLog } from './barrier.js';
+import { readRss } from './builders.js';
+import { awaitCompaction, compactionSettled } from './compaction-end.js';
+import { endCycle, reportCycle } from './cycle-end.js';
+import { CyclePhase, type ActiveCycle, type CycleContext, type CyclePhaseName } from './cycle-state.js';
 import { Clk, Ctl, MarkJob, Phase, armCompaction, resetMarking } from './control.js';
-import { ErrorCode, MoveGcError, fromNative } from './errors.js';
+import { ErrorCode, MoveGcError } from './errors.js';
 import { Tracer, blacken, clearMarks, mark } from './mark.js';
 import { MarkerLink } from './marker-link.js';
-import { Mode, type ModeName } from './modes.js';
-import { PAGE_SIZE } from './native.js';
-import { Marking, largeObjectWords, type InjectOptions, type ResolvedOptions } from './options.js';
-import { compactionPause } from './pause.js';
+import { Mode } from './modes.js';
+import { Marking, largeObjectWords } from './options.js';
+import { compactionPause, pauseError } from './pause.js';
 import { extendOverAllocations, forwardObjectStarts, liveEndOf, plan as planHeap, type Plan } from './plan.js';
 import { WORD } from './layout.js';
-import { Owner, now, sleepSync, type Shared } from './shared.js';
-import { emptyStats, recordCompaction, recordPlan, setReclaimed, type CycleStats, type PauseKind } from './stats.js';
-import { Role, keepAlive, type CollectorThreads } from './threads.js';
+import { Owner, now, sleepSync } from './shared.js';
+import { emptyStats, recordMarking, recordPlan, type CycleStats, type PauseKind } from './stats.js';
+import { keepAlive } from './threads.js';
 import { Role as HbRole } from './heartbeat.js';
-import type { Userfaultfd } from './uffd.js';
-import type { Logger } from './log.js';
-import { giveBackTail, type Holes } from './holes.js';
-import { formatTrace, rounded, roundMs, traceFromEnv } from './trace.js';
-
-/** What the driver needs of the mutator's side of the heap (implemented by Heap). */
-export interface MutatorState {
-  readonly u32: Uint32Array;
-  top: number;
-  readonly typeCount: number;
-  readonly roots: Uint32Array;
-  readonly rootCount: number;
-  /** Root words then pinned words (non-null). */
-  rootWords(): number[];
-  pinWords(): number[];
-  /** Bumped whenever a pin is added: a plan made before cannot know its span. */
-  readonly pinsAdded: number;
-  /** A new reference tag: every Ref handed out before is stale. */
-  retag(): void;
-  /** The barrier: on with its black boundary, or off. */
-  setBarrier(on: boolean, blackStart: number): void;
-  /** Compaction under way: the accessors check page states (selfservice.ts). */
-  setCompacting(on: boolean): void;
-  /** The mutator's page builds (the accessors', and the awaited end's: compaction-end.ts). */
-  readonly selfService: SelfService;
-  readonly barrierLog: BarrierLog;
-  /** Gaps below pinned objects the allocator may use between cycles (never while one runs): set as a cycle ends. */
-  readonly holes: Holes;
-  /** The heap can no longer be used (a failed pause could not be undone): every call throws `e`'s message. */
-  lose(e: MoveGcError): void;
-  /** This epoch's object-start bitmap index in sh.objects; swapped at the flip. */
-  epochStarts: number;
-  /** While a cycle runs: the filler gaps the allocator put before large objects, [start, end) pairs. */
-  allocGaps: number[] | null;
-  nextStartsExtent: number;
-}
-
-/** Where the active cycle stands. */
-export const CyclePhase = { MARKING: 'marking', PLANNING: 'planning', COMPACTING: 'compacting' } as const;
-type CyclePhaseName = (typeof CyclePhase)[keyof typeof CyclePhase];
-
-interface ActiveCycle {
-  stats: CycleStats;
-  phase: CyclePhaseName;
-  /** Objects at or above this word were allocated since marking began: live (black). */
-  blackStart: number;
-  typeCount: number;
-  /** The top at the marking pause: the plan covers what lies below. */
-  planTop: number;
-  plan: Plan | null;
-  pinsAdded: number;
-  /** The marker request carrying this cycle's current job (marker-link.ts). */
-  request: number;
-  /** Why the cycle ended before its compaction pause (nothing moved). */
-  error?: Error;
-  pauseEnd: number;
-  /** Where live data ends in the new layout (plan.ts liveEndOf): the top goes back there at the end. */
-  liveEnd: number;
-}
-
-export interface CycleContext {
-  sh: Shared;
-  opts: ResolvedOptions;
-  mode: ModeName;
-  threads: CollectorThreads;
-  builders: Builders;
-  uffd: Userfaultfd | null;
-  log: Logger;
-  mut: MutatorState;
-  inject: () => Readonly<InjectOptions>;
-  verify: () => { ok: boolean; errors: string[] };
-}
+import { rounded, roundMs, traceFromEnv } from './trace.js';
 
 export class CycleDriver {
   readonly #c: CycleContext;
@@ -283,19 +215,9 @@ export class CycleDriver {
 
   // ------------------------------------------------------------------ 2. mark (await)
 
-  /** Waits until the marker has nothing left (true) or is dead, stalled or failed (false). */
-  async #awaitMarking(a: ActiveCycle): Promise<boolean> {
-    const { sh } = this.#c;
-    const m = this.#marker;
-    for (;;) {
-      if (this.#active !== a || a.phase !== CyclePhase.MARKING) return true; // remarked meanwhile (a safepoint)
-      if (m.failed(a.request)) return false;
-      if (await m.awaitLost(a.request)) return false;
-      if (m.parked) return true;
-      if (m.idle && m.park(Math.min(50, this.#c.opts.stallMs))) return true;
-      const r = Atomics.waitAsync(sh.ctl, Ctl.MARK_IDLE, 0, Math.max(1, this.#c.opts.stallMs / 4));
-      if (r.async) await r.value;
-    }
+  /** Waits for the marker (marker-link.ts): true once it parked with nothing left, false if it was lost or failed. */
+  #awaitMarking(a: ActiveCycle): Promise<boolean> {
+    return this.#marker.awaitMarked(a.request, () => this.#active === a && a.phase === CyclePhase.MARKING, this.#c.opts.stallMs);
   }
 
   // ------------------------------------------------------------------ 3. remark
@@ -337,14 +259,7 @@ export class CycleDriver {
       this.#abort(a, e);
       throw e;
     }
-    const st = a.stats;
-    st.mark.remarkObjects = t.objects;
-    st.mark.objects = sh.ctl[Ctl.MARK_OBJECTS] + t.objects;
-    st.mark.words = sh.ctl[Ctl.MARK_WORDS] + t.words;
-    st.mark.barrierEntries = mut.barrierLog.entries;
-    st.mark.logConsumed = sh.ctl[Ctl.MARK_LOG_ENTRIES];
-    st.mark.concurrentMs = sh.clk[Clk.MARK_END] > 0 ? sh.clk[Clk.MARK_END] - sh.clk[Clk.MARK_START] : 0;
-    st.mark.cpuMs = sh.clk[Clk.MARK_CPU];
+    recordMarking(a.stats, sh, t, mut.barrierLog.entries);
     // Everything allocated since marking began is live and slides as a block (ART's black
     // allocations): its words are live, its starts are the allocator's.
     this.#blacken(a.blackStart, mut.top);
@@ -387,16 +302,8 @@ export class CycleDriver {
 
   // ------------------------------------------------------------------ 4. plan (await)
 
-  async #awaitPlan(a: ActiveCycle): Promise<void> {
-    const { sh } = this.#c;
-    const m = this.#marker;
-    for (;;) {
-      if (this.#active !== a || a.phase !== CyclePhase.PLANNING) return; // flipped meanwhile (a safepoint)
-      if (m.done(a.request) || m.failed(a.request)) return;
-      if (await m.awaitLost(a.request)) return; // lost with the marker: the flip plans in the pause
-      const r = Atomics.waitAsync(sh.ctl, Ctl.MARK_DONE, Atomics.load(sh.ctl, Ctl.MARK_DONE), Math.max(1, this.#c.opts.stallMs / 4));
-      if (r.async) await r.value;
-    }
+  #awaitPlan(a: ActiveCycle): Promise<void> {
+    return this.#marker.awaitPlanned(a.request, () => this.#active === a && a.phase === CyclePhase.PLANNING, this.#c.opts.stallMs);
   }
 
   // ------------------------------------------------------------------ 5. flip
@@ -464,10 +371,7 @@ export class CycleDriver {
       // The pause took back what it had done (pause.ts, PauseUndo): the cycle ends with its
       // error and the heap as it was. If the undo failed too, the heap is lost: it refuses
       // every call from now on (close() still releases it).
-      const cause = fromNative(e);
-      const hint = cause.code === 'ENOMEM' ? ' [each remapped segment splits mappings: the process may be at vm.max_map_count]' : '';
-      const undone = cause.code === ErrorCode.HEAP_CORRUPT ? '' : ' (undone: the heap is as it was)';
-      const err = new MoveGcError(cause.code, `compaction pause${undone}: ${cause.message}${hint}`, { errno: cause.errno, syscall: cause.syscall, cause });
+      const err = pauseError(e);
       this.#abort(a, err);
       if (err.code === ErrorCode.HEAP_CORRUPT) mut.lose(err);
       throw err;
@@ -539,63 +443,24 @@ export class CycleDriver {
    * the event loop's way to the end of a cycle; #finishCompaction is the waiting one).
    */
   #finalizeIfDone(): 'done' | 'busy' | 'fault-in-flight' {
-    const { sh, threads, builders: b } = this.#c;
-    if (this.#active?.phase !== CyclePhase.COMPACTING || !b.allMapped()) return 'busy';
-    const inside = installerInside(sh);
-    if (inside === Role.COMPACTOR) return 'busy'; // its 'done' brings us back
-    if (inside === Role.FAULT) {
-      // Between a build and its install: it leaves in microseconds, or, stalled there, is
-      // replaced (terminated, it installs nothing more). Looked at again shortly.
-      if (threads.isStale(Role.FAULT)) void threads.replace(Role.FAULT).catch((e) => this.#c.log.error({ err: e }, 'replacing the fault server failed'));
-      return 'fault-in-flight';
-    }
-    if (Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT) > 0 && !threads.isStale(Role.FAULT)) return 'fault-in-flight';
+    const { sh, threads, builders, log } = this.#c;
+    const due = this.#active?.phase === CyclePhase.COMPACTING ? compactionSettled(sh, threads, builders, log) : 'busy';
+    if (due !== 'settled') return due;
     this.#finalize();
     return 'done';
   }
 
   // ------------------------------------------------------------------ 7. end
 
-  /** Every page installed: unregister, release from-space, record statistics. */
+  /** Every page installed (cycle-end.ts): the cycle leaves the driver, its record joins the history. */
   #finalize(): void {
     const a = this.#active;
     if (!a || a.phase !== CyclePhase.COMPACTING) return;
     this.#active = null;
-    const { sh, uffd, mut } = this.#c;
-    mut.setCompacting(false);
-    Atomics.store(sh.ctl, Ctl.PHASE, Phase.IDLE);
-    const end = now();
-    const base = sh.d.heapAddress;
-    if (uffd) for (const s of a.plan!.segments) if (s.endPage > s.firstPage) uffd.unregister(base + s.firstPage * PAGE_SIZE, (s.endPage - s.firstPage) * PAGE_SIZE);
-    const st = a.stats;
-    if (!giveBackTail(a.plan!, mut, a.liveEnd)) setReclaimed(st, a.plan!.allocTop);
-    mut.holes.reset(a.plan!.segments);
-    // From-space now holds only pages nobody reads: give them back (unless the compactor did).
-    st.fromSpaceReleasedBy = this.#c.mode !== Mode.STW && Atomics.load(sh.ctl, Ctl.FROM_RELEASED) === Atomics.load(sh.ctl, Ctl.CYCLE) ? 'compactor' : 'mutator';
-    if (st.fromSpaceReleasedBy === 'mutator') {
-      try {
-        releaseFromSpace(sh);
-      } catch (e) {
-        throw fromNative(e, 'madvise(DONTNEED)');
-      }
-    }
-    st.usedAfterBytes = mut.top * 8;
-    recordCompaction(st, sh, this.#c.mode === Mode.STW, a.pauseEnd, end);
-    st.rss.afterBytes = readRss(sh);
+    const st = endCycle(this.#c, a);
     this.#history.push(st);
     if (this.#history.length > 1000) this.#history.shift();
-    // Whichever way the cycle ended (a safepoint, the event loop): no dead thread into the next one.
-    void this.#c.threads.replaceDead();
-    this.#c.log.info(
-      { phase: 'compaction', cycle: st.cycle, mode: st.mode, compactionMs: roundMs(st.compactionMs), pagesMoved: st.pages.moved, pagesCopied: st.pages.copied, faults: st.faults, faultP50Us: roundMs(st.faultUs.p50), ebusy: st.ebusy, reclaimedBytes: st.reclaimedBytes },
-      'cycle done',
-    );
-    if (st.ebusy > 0) this.#c.log.warn({ cycle: st.cycle, ebusy: st.ebusy, copied: st.ebusyCopies }, 'pages refused by MOVE were copied');
-    if (this.#trace) process.stderr.write(`${formatTrace(st, this.#c.opts.capacity)}\n`);
-    if (this.#c.opts.verify) {
-      const v = this.#c.verify();
-      if (!v.ok) throw new MoveGcError(ErrorCode.VERIFY_FAILED, `heap verification failed after cycle ${st.cycle}: ${v.errors.join('; ')}`);
-    }
+    reportCycle(this.#c, st, this.#trace);
   }
 
   // ------------------------------------------------------------------ records

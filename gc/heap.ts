@@ -13,7 +13,8 @@
 import { MoveGcError, ErrorCode, internal, invalidArg, shown } from './errors.js';
 import { BarrierLog } from './barrier.js';
 import { Builders, Scratch } from './builders.js';
-import { CycleDriver, type MutatorState } from './cycle.js';
+import { CycleDriver } from './cycle.js';
+import type { MutatorState } from './cycle-state.js';
 import { Installer } from './install.js';
 import { HeapMemory } from './heap-memory.js';
 import { PAGE_SIZE } from './native.js';

@@ -113,6 +113,35 @@ export class MarkerLink {
     return false;
   }
 
+  /**
+   * Marking (cycle.ts, phase 2): waits until the marker has nothing left (true) or is dead,
+   * stalled or failed (false); true at once when `due()` turns false (remarked meanwhile).
+   */
+  async awaitMarked(req: number, due: () => boolean, stallMs: number): Promise<boolean> {
+    const ctl = this.#sh.ctl;
+    for (;;) {
+      if (!due()) return true;
+      if (this.failed(req)) return false;
+      if (await this.awaitLost(req)) return false;
+      if (this.parked) return true;
+      if (this.idle && this.park(Math.min(50, stallMs))) return true;
+      const r = Atomics.waitAsync(ctl, Ctl.MARK_IDLE, 0, Math.max(1, stallMs / 4));
+      if (r.async) await r.value;
+    }
+  }
+
+  /** Planning (phase 4): waits until job `req` is answered or lost, or `due()` turns false (flipped meanwhile). */
+  async awaitPlanned(req: number, due: () => boolean, stallMs: number): Promise<void> {
+    const ctl = this.#sh.ctl;
+    for (;;) {
+      if (!due()) return;
+      if (this.done(req) || this.failed(req)) return;
+      if (await this.awaitLost(req)) return; // lost with the marker: the flip plans in the pause
+      const r = Atomics.waitAsync(ctl, Ctl.MARK_DONE, Atomics.load(ctl, Ctl.MARK_DONE), Math.max(1, stallMs / 4));
+      if (r.async) await r.value;
+    }
+  }
+
   /** lost(), awaiting a replacement it starts. */
   async awaitLost(req: number): Promise<boolean> {
     this.lost(req);

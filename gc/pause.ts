@@ -38,7 +38,7 @@
  */
 import fs from 'node:fs';
 import { nextClear, nextSet } from './bits.js';
-import { ErrorCode, MoveGcError, messageOf } from './errors.js';
+import { ErrorCode, MoveGcError, fromNative, messageOf } from './errors.js';
 import { forward } from './forward.js';
 import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 import { remapDontUnmap } from './memory.js';
@@ -182,6 +182,17 @@ class PauseUndo {
     for (let i = this.words.length - 2; i >= 0; i -= 2) heap[this.words[i]] = this.words[i + 1];
     roots.set(this.roots);
   }
+}
+
+/**
+ * A failed pause as the cycle reports it: undone (PauseUndo took back what it had done, the
+ * heap is as it was), or HEAP_CORRUPT when the undo failed too (the heap is lost).
+ */
+export function pauseError(e: unknown): MoveGcError {
+  const cause = fromNative(e);
+  const hint = cause.code === 'ENOMEM' ? ' [each remapped segment splits mappings: the process may be at vm.max_map_count]' : '';
+  const undone = cause.code === ErrorCode.HEAP_CORRUPT ? '' : ' (undone: the heap is as it was)';
+  return new MoveGcError(cause.code, `compaction pause${undone}: ${cause.message}${hint}`, { errno: cause.errno, syscall: cause.syscall, cause });
 }
 
 export function compactionPause(

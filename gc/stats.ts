@@ -305,6 +305,17 @@ export function recordPlan(st: CycleStats, p: Plan, topWord: number, liveEnd: nu
   st.segments = p.segments.length;
 }
 
+/** Concurrent marking's counters and times at the marking pause; `remark`: what the pause itself traced. */
+export function recordMarking(st: CycleStats, sh: Shared, remark: { objects: number; words: number }, barrierEntries: number): void {
+  st.mark.remarkObjects = remark.objects;
+  st.mark.objects = sh.ctl[Ctl.MARK_OBJECTS] + remark.objects;
+  st.mark.words = sh.ctl[Ctl.MARK_WORDS] + remark.words;
+  st.mark.barrierEntries = barrierEntries;
+  st.mark.logConsumed = sh.ctl[Ctl.MARK_LOG_ENTRIES];
+  st.mark.concurrentMs = sh.clk[Clk.MARK_END] > 0 ? sh.clk[Clk.MARK_END] - sh.clk[Clk.MARK_START] : 0;
+  st.mark.cpuMs = sh.clk[Clk.MARK_CPU];
+}
+
 /** The compaction's times and counters at the end of the cycle (`pauseEnd`, `end`: absolute ms). */
 export function recordCompaction(st: CycleStats, sh: Shared, stw: boolean, pauseEnd: number, end: number): void {
   const clk = sh.clk;

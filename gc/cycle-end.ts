@@ -1,0 +1,58 @@
+/**
+ * The end of a cycle (cycle.ts, phase 7), once every page is installed: unregister the heap,
+ * give the allocator its room back, release from-space, record the statistics, then report.
+ * Apart from the driver because it is one step with resources of its own; the driver keeps
+ * only which cycle is active and its history. Whether the end is due: compaction-end.ts.
+ */
+import { readRss, releaseFromSpace } from './builders.js';
+import { Ctl, Phase } from './control.js';
+import { ErrorCode, MoveGcError, fromNative } from './errors.js';
+import { giveBackTail } from './holes.js';
+import { Mode } from './modes.js';
+import { PAGE_SIZE } from './native.js';
+import { now } from './shared.js';
+import { recordCompaction, setReclaimed, type CycleStats } from './stats.js';
+import { formatTrace, roundMs } from './trace.js';
+import type { ActiveCycle, CycleContext } from './cycle-state.js';
+
+/** Ends compacting cycle `a` (already no longer the driver's active one); returns its statistics, complete. */
+export function endCycle(c: CycleContext, a: ActiveCycle): CycleStats {
+  const { sh, uffd, mut } = c;
+  mut.setCompacting(false);
+  Atomics.store(sh.ctl, Ctl.PHASE, Phase.IDLE);
+  const end = now();
+  const base = sh.d.heapAddress;
+  if (uffd) for (const s of a.plan!.segments) if (s.endPage > s.firstPage) uffd.unregister(base + s.firstPage * PAGE_SIZE, (s.endPage - s.firstPage) * PAGE_SIZE);
+  const st = a.stats;
+  if (!giveBackTail(a.plan!, mut, a.liveEnd)) setReclaimed(st, a.plan!.allocTop);
+  mut.holes.reset(a.plan!.segments);
+  // From-space now holds only pages nobody reads: give them back (unless the compactor did).
+  st.fromSpaceReleasedBy = c.mode !== Mode.STW && Atomics.load(sh.ctl, Ctl.FROM_RELEASED) === Atomics.load(sh.ctl, Ctl.CYCLE) ? 'compactor' : 'mutator';
+  if (st.fromSpaceReleasedBy === 'mutator') {
+    try {
+      releaseFromSpace(sh);
+    } catch (e) {
+      throw fromNative(e, 'madvise(DONTNEED)');
+    }
+  }
+  st.usedAfterBytes = mut.top * 8;
+  recordCompaction(st, sh, c.mode === Mode.STW, a.pauseEnd, end);
+  st.rss.afterBytes = readRss(sh);
+  return st;
+}
+
+/** After the cycle is recorded: dead threads replaced, its log lines (and trace line), verification if asked. */
+export function reportCycle(c: CycleContext, st: CycleStats, trace: boolean): void {
+  // Whichever way the cycle ended (a safepoint, the event loop): no dead thread into the next one.
+  void c.threads.replaceDead();
+  c.log.info(
+    { phase: 'compaction', cycle: st.cycle, mode: st.mode, compactionMs: roundMs(st.compactionMs), pagesMoved: st.pages.moved, pagesCopied: st.pages.copied, faults: st.faults, faultP50Us: roundMs(st.faultUs.p50), ebusy: st.ebusy, reclaimedBytes: st.reclaimedBytes },
+    'cycle done',
+  );
+  if (st.ebusy > 0) c.log.warn({ cycle: st.cycle, ebusy: st.ebusy, copied: st.ebusyCopies }, 'pages refused by MOVE were copied');
+  if (trace) process.stderr.write(`${formatTrace(st, c.opts.capacity)}\n`);
+  if (c.opts.verify) {
+    const v = c.verify();
+    if (!v.ok) throw new MoveGcError(ErrorCode.VERIFY_FAILED, `heap verification failed after cycle ${st.cycle}: ${v.errors.join('; ')}`);
+  }
+}
