@@ -1,7 +1,8 @@
-/** What the heap's API hands out and takes besides references: type descriptors, progress. */
+/** What the heap's API hands out and takes besides references: type descriptors (and their registry), progress. */
 import { ownerOf, phaseOf } from './claim.js';
 import { Ctl } from './control.js';
-import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
+import { ErrorCode, MoveGcError, invalidArg, shown } from './errors.js';
+import { BYTE_ARRAY_TYPE, FIRST_USER_TYPE, Kind, MAX_TYPES, REF_ARRAY_TYPE, type TypeTable } from './layout.js';
 import { SEG_FIELDS, Seg, type Shared } from './shared.js';
 
 export interface TypeSpec {
@@ -34,6 +35,40 @@ export class HeapType {
   /** One of ours: a private-field check, which runs none of a Proxy's traps or a lying object's getters. */
   static is(x: unknown): x is HeapType {
     return typeof x === 'object' && x !== null && #brand in x;
+  }
+}
+
+/**
+ * The heap's types, by id (`list`: the built-in filler and arrays first) and by name: the
+ * descriptors Heap hands out, with their rows in the shared type table the collector reads.
+ */
+export class TypeRegistry {
+  readonly list: HeapType[] = [
+    new HeapType(0, '(filler)', 0, 0, Kind.FILLER),
+    new HeapType(REF_ARRAY_TYPE, 'RefArray', 0, 0, Kind.REF_ARRAY),
+    new HeapType(BYTE_ARRAY_TYPE, 'ByteArray', 0, 0, Kind.BYTE_ARRAY),
+  ];
+  readonly #byName = new Map<string, HeapType>();
+
+  constructor(readonly table: TypeTable) {}
+
+  /** See Heap.defineType. */
+  define(spec: TypeSpec): HeapType {
+    const { name, refs, bytes } = readTypeSpec(spec);
+    if (this.#byName.has(name)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `type ${name} is already defined`);
+    const id = this.list.length;
+    if (id >= MAX_TYPES) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `at most ${MAX_TYPES - FIRST_USER_TYPE} types`);
+    this.table.define(id, refs, bytes);
+    const t = new HeapType(id, name, refs, bytes, Kind.FIXED);
+    this.list.push(t);
+    this.#byName.set(name, t);
+    return t;
+  }
+
+  named(name: string): HeapType {
+    const t = this.#byName.get(name);
+    if (!t) throw new MoveGcError(ErrorCode.UNKNOWN_TYPE, `unknown type ${shown(name)}`);
+    return t;
   }
 }
 

@@ -1,9 +1,10 @@
 /**
  * The movegc heap, as the mutator sees it: one mmap'd region, bump allocation, user-declared
  * object types, field accessors, roots and pins, and the calls through which the collector
- * may pause it (collect, safepoint). The collector itself: cycle.ts (the phase driver) and
- * the phase files it names; threads.ts (the collector's threads); options.ts; refs.ts
- * (references and their epochs); roots.ts.
+ * may pause it (collect, safepoint). The collector itself: collector.ts (its threads, phase
+ * driver and watchdog, as these calls reach them), cycle.ts (the phase driver) and the phase
+ * files it names; options.ts; refs.ts (references and their epochs); roots.ts; heap-types.ts
+ * (the types).
  *
  * Accessors check every reference: its epoch tag (refs.ts), and that it names an object's
  * first word (the allocator keeps an object-start bitmap), so an interior or forged number
@@ -13,7 +14,7 @@
 import { MoveGcError, ErrorCode, internal, invalidArg, shown } from './errors.js';
 import { BarrierLog } from './barrier.js';
 import { Builders, Scratch } from './builders.js';
-import { CycleDriver } from './cycle.js';
+import { Collector } from './collector.js';
 import type { MutatorState } from './cycle-state.js';
 import { Installer } from './install.js';
 import { HeapMemory } from './heap-memory.js';
@@ -29,15 +30,13 @@ import { SelfService } from './selfservice.js';
 import { Marking, PMD_WORDS, hugeObjectWords, largeObjectWords, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { census, type Census } from './census.js';
-import { HeapType, debugState, progressOf, readTypeSpec, type Progress, type TypeSpec } from './heap-types.js';
+import { HeapType, TypeRegistry, debugState, progressOf, type Progress, type TypeSpec } from './heap-types.js';
 import { badValue, ownBytes } from './values.js';
 import { Pin, Root, RootTable, type RootOwner } from './roots.js';
 import { Holes } from './holes.js';
-import { CollectorThreads, Role, collectorRoles, keepAlive } from './threads.js';
-import { Watchdog } from './watchdog.js';
 import { warmUpFlip } from './warmup.js';
 import {
-  BYTE_ARRAY_TYPE, FIRST_USER_TYPE, HEAP_START_WORD, Kind, MAX_TYPES, PAGE_SHIFT_WORDS, PAGE_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, writeFiller,
+  BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, writeFiller,
 } from './layout.js';
 
 export type { Ref };
@@ -64,21 +63,18 @@ export class Heap implements RootOwner {
   /** Its mappings, userfaultfd and shared memory (heap-memory.ts). */
   readonly #mem: HeapMemory;
   readonly #u32: Uint32Array;
-  /**
-   * Bytes: a Uint8Array views at most 4 GiB (2^32 elements), so single bytes go through a
-   * DataView over all of the heap, and byte ranges through #u8 below 4 GiB, a window above.
-   */
   readonly #bytes: DataView;
   readonly #u8: Uint8Array;
   readonly #buffer: ArrayBuffer;
   readonly #f64: Float64Array;
   readonly #sh: Shared;
   readonly #types: TypeTable;
-  readonly #typeList: HeapType[] = [];
-  readonly #typeByName = new Map<string, HeapType>();
+  /** The types by id and by name (heap-types.ts); #typeList is its list, read on the accessors' paths. */
+  readonly #typeReg: TypeRegistry;
+  readonly #typeList: HeapType[];
   readonly #uffd: Userfaultfd | null;
-  readonly #threads: CollectorThreads;
-  readonly #cycles: CycleDriver;
+  /** Its threads, phase driver and watchdog, and the calls that run a cycle (collector.ts). */
+  readonly #collector: Collector;
   readonly #tags = new RefTags();
   readonly #roots = new RootTable();
   /** Gaps below pinned objects, allocated into when the top is full (holes.ts). */
@@ -111,8 +107,6 @@ export class Heap implements RootOwner {
   /** The filler gaps put before them while a cycle runs ([start, end) pairs): not live (#blacken). */
   #allocGaps: number[] | null = null;
   readonly #faults: SelfService;
-  /** The last resort for a fault nobody can serve (watchdog.ts). */
-  #watchdog: Watchdog | null = null;
 
   private constructor(opts: ResolvedOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger, mem: HeapMemory) {
     this.capacity = opts.capacity;
@@ -128,12 +122,14 @@ export class Heap implements RootOwner {
     this.#mem = mem;
     const view = mem.heap.view();
     this.#u32 = new Uint32Array(view);
+    this.#uffd = mem.uffd;
+    this.#types = mem.types;
+    this.#typeReg = new TypeRegistry(this.#types);
+    this.#typeList = this.#typeReg.list;
     this.#buffer = view;
     this.#bytes = new DataView(view);
     this.#u8 = new Uint8Array(view, 0, Math.min(view.byteLength, 2 ** 32));
     this.#f64 = new Float64Array(view);
-    this.#uffd = mem.uffd;
-    this.#types = mem.types;
     this.#sh = mem.sh;
     this.#objects = this.#sh.objects[0];
     this.#log = new BarrierLog(this.#sh.logRing, this.#sh.ctl);
@@ -142,16 +138,9 @@ export class Heap implements RootOwner {
     this.#pageState = this.#sh.pageState;
     this.#faults = new SelfService(this.#sh, builders, this.#u32, opts.faultPath, opts.stallMs, log);
     this.faultPath = opts.faultPath;
-    const roles = collectorRoles(mode, this.marking);
-    this.#threads = new CollectorThreads(this.#sh, opts.stallMs, log, roles, opts.collectorPolicy);
-    this.#cycles = new CycleDriver({
-      sh: this.#sh, opts, mode, threads: this.#threads, builders, uffd: this.#uffd, log,
-      mut: this.#mutatorState(), inject: () => this.#inject, verify: () => this.verify(),
-    });
-    this.#typeList.push(
-      new HeapType(0, '(filler)', 0, 0, Kind.FILLER),
-      new HeapType(REF_ARRAY_TYPE, 'RefArray', 0, 0, Kind.REF_ARRAY),
-      new HeapType(BYTE_ARRAY_TYPE, 'ByteArray', 0, 0, Kind.BYTE_ARRAY),
+    this.#collector = new Collector(
+      { sh: this.#sh, opts, mode, builders, uffd: this.#uffd, log, mut: this.#mutatorState(), inject: () => this.#inject, verify: () => this.verify() },
+      this.marking,
     );
     this.#tags.retag();
     armMarking(this.#sh.ctl, this.#inject);
@@ -177,8 +166,7 @@ export class Heap implements RootOwner {
     }
     liveHeaps.add(heap);
     try {
-      await heap.#threads.start();
-      if (heap.#uffd) heap.#watchdog = Watchdog.start(heap.#sh, heap.#uffd.fd, opts.stallMs, heap.#threads.has(Role.MARKER));
+      await heap.#collector.start();
       if (!warmedUp) {
         warmedUp = true;
         heap.#warmUp();
@@ -326,22 +314,12 @@ export class Heap implements RootOwner {
 
   defineType(spec: TypeSpec): HeapType {
     this.#check();
-    const { name, refs, bytes } = readTypeSpec(spec);
-    if (this.#typeByName.has(name)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `type ${name} is already defined`);
-    const id = this.#typeList.length;
-    if (id >= MAX_TYPES) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `at most ${MAX_TYPES - FIRST_USER_TYPE} types`);
-    this.#types.define(id, refs, bytes);
-    const t = new HeapType(id, name, refs, bytes, Kind.FIXED);
-    this.#typeList.push(t);
-    this.#typeByName.set(name, t);
-    return t;
+    return this.#typeReg.define(spec);
   }
 
   type(name: string): HeapType {
     this.#check();
-    const t = this.#typeByName.get(name);
-    if (!t) throw new MoveGcError(ErrorCode.UNKNOWN_TYPE, `unknown type ${shown(name)}`);
-    return t;
+    return this.#typeReg.named(name);
   }
 
   #bump(words: number, typeId: number, length: number): Ref {
@@ -371,9 +349,9 @@ export class Heap implements RootOwner {
 
   /** The top is full: the gaps compaction left below pinned objects, between cycles (holes.ts). */
   #bumpHole(words: number, typeId: number, length: number, align: number, gap: number): Ref {
-    const w = this.#cycles.active ? -1 : this.#holes.take(this.#u32, words, align);
+    const w = this.#collector.active ? -1 : this.#holes.take(this.#u32, words, align);
     if (w < 0) {
-      const holes = this.#cycles.active ? 0 : this.#holes.words * 8;
+      const holes = this.#collector.active ? 0 : this.#holes.words * 8;
       throw new MoveGcError(
         ErrorCode.HEAP_FULL,
         `heap full: ${words * 8} bytes requested${gap > 0 ? ` and ${gap * 8} more to start it on a page boundary` : ''}, ${this.capacity - this.#top * 8} free of ${this.capacity}` +
@@ -571,15 +549,15 @@ export class Heap implements RootOwner {
     return this.#top * 8;
   }
   get cycleActive(): boolean {
-    return this.#cycles.active;
+    return this.#collector.active;
   }
   /** Where the active cycle stands: 'idle', 'marking', 'planning' or 'compacting'. */
   get cyclePhase(): string {
-    return this.#cycles.phase;
+    return this.#collector.phase;
   }
   /** Statistics of every finished cycle (most recent last, up to 1000). */
   get history(): readonly CycleStats[] {
-    return this.#cycles.history;
+    return this.#collector.history;
   }
 
   /** Changes fault injection for the next cycles (see InjectOptions). */
@@ -597,22 +575,7 @@ export class Heap implements RootOwner {
    */
   async collect(): Promise<CycleStats> {
     this.#checkOpen();
-    // With no cycle active the new one starts before this call first yields. Otherwise wait:
-    // a racing collect() may start another meanwhile (loop), and close() called meanwhile
-    // means no cycle starts after it (ERR_CLOSED).
-    while (this.#cycles.active) {
-      try {
-        await this.#cycles.finish();
-      } catch (e) {
-        throw internal(e, 'collect');
-      }
-      this.#checkOpen();
-    }
-    try {
-      return await keepAlive(this.#cycles.collect());
-    } catch (e) {
-      throw internal(e, 'collect');
-    }
+    return this.#collector.collect(() => this.#checkOpen());
   }
 
   /**
@@ -621,11 +584,7 @@ export class Heap implements RootOwner {
    */
   requestCollection(): boolean {
     this.#checkOpen();
-    try {
-      return this.#cycles.request();
-    } catch (e) {
-      throw internal(e, 'requestCollection');
-    }
+    return this.#collector.request();
   }
 
   /**
@@ -637,33 +596,19 @@ export class Heap implements RootOwner {
    */
   safepoint(): boolean {
     this.#check();
-    try {
-      return this.#cycles.safepoint();
-    } catch (e) {
-      throw internal(e, 'safepoint');
-    }
+    return this.#collector.safepoint();
   }
 
   /** Waits for the active (or requested) cycle to end; returns the last cycle's statistics. */
   async idle(): Promise<CycleStats | undefined> {
     this.#check();
-    try {
-      await this.#cycles.finish();
-    } catch (e) {
-      throw internal(e, 'idle');
-    }
-    return this.history[this.history.length - 1];
+    return this.#collector.idle();
   }
 
   /** collect() and wait for the end of the cycle it started (not of one a racing call started). */
   async gc(): Promise<CycleStats> {
     const { cycle } = await this.collect();
-    try {
-      while ((this.#cycles.activeCycle ?? Infinity) <= cycle) await this.#cycles.finish();
-    } catch (e) {
-      throw internal(e, 'gc');
-    }
-    const st = this.history.find((s) => s.cycle === cycle);
+    const st = await this.#collector.finished(cycle);
     if (!st) throw new MoveGcError(ErrorCode.CLOSED, `cycle ${cycle} did not finish: the heap was closed`);
     return st;
   }
@@ -674,7 +619,7 @@ export class Heap implements RootOwner {
    */
   progress(): Progress {
     this.#check();
-    return progressOf(this.#sh, this.#cycles.activeCycle ?? this.history[this.history.length - 1]?.cycle ?? 0, this.#cycles.phase, this.#log.entries);
+    return progressOf(this.#sh, this.#collector.activeCycle ?? this.history[this.history.length - 1]?.cycle ?? 0, this.#collector.phase, this.#log.entries);
   }
 
   /**
@@ -689,7 +634,7 @@ export class Heap implements RootOwner {
 
   /** @internal Control words and clocks of the active cycle, for diagnosing a stuck cycle. */
   _debugState(): Record<string, unknown> {
-    return debugState(this.#sh, this.#cycles.phase);
+    return debugState(this.#sh, this.#collector.phase);
   }
 
   /** Walks the heap and checks every object and reference (see verify.ts). */
@@ -732,16 +677,11 @@ export class Heap implements RootOwner {
   }
 
   async #close(): Promise<void> {
-    try {
-      await this.#cycles.finish();
-    } catch (e) {
-      this.log.error({ err: e }, 'finishing the active cycle on close failed');
-    }
+    await this.#collector.finishForClose();
     this.#closed = true;
     liveHeaps.delete(this);
     this.#tags.release();
-    const { stuck, gone } = await this.#threads.close();
-    this.#watchdog?.stop(); // joined before the userfaultfd it polls is closed
+    const { stuck, gone } = await this.#collector.stop();
     if (stuck.length === 0) this.#mem.close();
     else {
       // close() must not wait for a debugger; a stuck thread may still touch the mappings.

@@ -1,0 +1,119 @@
+/**
+ * The heap's collector as the mutator's calls reach it: its threads (threads.ts), the phase
+ * driver (cycle.ts) and the watchdog; starting and stopping them, and the calls that run or
+ * await a cycle, whose errors leave as ours (errors.ts internal). Apart from Heap because none
+ * of it is on the accessors' path and none of it reads the mutator's state but through the
+ * MutatorState that Heap hands the driver.
+ */
+import { CycleDriver } from './cycle.js';
+import type { CycleContext } from './cycle-state.js';
+import { internal } from './errors.js';
+import type { MarkingName } from './options.js';
+import type { CycleStats } from './stats.js';
+import { CollectorThreads, Role, collectorRoles, keepAlive } from './threads.js';
+import { Watchdog } from './watchdog.js';
+
+export class Collector {
+  readonly #c: Omit<CycleContext, 'threads'>;
+  readonly #threads: CollectorThreads;
+  readonly #cycles: CycleDriver;
+  /** The last resort for a fault nobody can serve (watchdog.ts). */
+  #watchdog: Watchdog | null = null;
+
+  constructor(c: Omit<CycleContext, 'threads'>, marking: MarkingName) {
+    this.#c = c;
+    this.#threads = new CollectorThreads(c.sh, c.opts.stallMs, c.log, collectorRoles(c.mode, marking), c.opts.collectorPolicy);
+    this.#cycles = new CycleDriver({ ...c, threads: this.#threads });
+  }
+
+  /** The threads, then the watchdog over the userfaultfd (when there is one). */
+  async start(): Promise<void> {
+    await this.#threads.start();
+    const { sh, uffd, opts } = this.#c;
+    if (uffd) this.#watchdog = Watchdog.start(sh, uffd.fd, opts.stallMs, this.#threads.has(Role.MARKER));
+  }
+
+  get active(): boolean {
+    return this.#cycles.active;
+  }
+  get activeCycle(): number | undefined {
+    return this.#cycles.activeCycle;
+  }
+  get phase(): string {
+    return this.#cycles.phase;
+  }
+  get history(): readonly CycleStats[] {
+    return this.#cycles.history;
+  }
+
+  /** Heap.collect; `checkOpen` throws once close() was called. */
+  async collect(checkOpen: () => void): Promise<CycleStats> {
+    // With no cycle active the new one starts before this call first yields. Otherwise wait:
+    // a racing collect() may start another meanwhile (loop), and close() called meanwhile
+    // means no cycle starts after it (ERR_CLOSED).
+    while (this.#cycles.active) {
+      try {
+        await this.#cycles.finish();
+      } catch (e) {
+        throw internal(e, 'collect');
+      }
+      checkOpen();
+    }
+    try {
+      return await keepAlive(this.#cycles.collect());
+    } catch (e) {
+      throw internal(e, 'collect');
+    }
+  }
+
+  request(): boolean {
+    try {
+      return this.#cycles.request();
+    } catch (e) {
+      throw internal(e, 'requestCollection');
+    }
+  }
+
+  safepoint(): boolean {
+    try {
+      return this.#cycles.safepoint();
+    } catch (e) {
+      throw internal(e, 'safepoint');
+    }
+  }
+
+  /** Heap.idle: the active (or requested) cycle's end; the last cycle's statistics. */
+  async idle(): Promise<CycleStats | undefined> {
+    try {
+      await this.#cycles.finish();
+    } catch (e) {
+      throw internal(e, 'idle');
+    }
+    return this.history[this.history.length - 1];
+  }
+
+  /** Waits for the end of cycle `cycle` (not of one a racing call started); its statistics, if it finished. */
+  async finished(cycle: number): Promise<CycleStats | undefined> {
+    try {
+      while ((this.#cycles.activeCycle ?? Infinity) <= cycle) await this.#cycles.finish();
+    } catch (e) {
+      throw internal(e, 'gc');
+    }
+    return this.history.find((s) => s.cycle === cycle);
+  }
+
+  /** Heap.close: the active cycle finished (a failure logged: closing goes on), then the threads and the watchdog stopped. */
+  async finishForClose(): Promise<void> {
+    try {
+      await this.#cycles.finish();
+    } catch (e) {
+      this.#c.log.error({ err: e }, 'finishing the active cycle on close failed');
+    }
+  }
+  /** Threads that did not exit come back in `stuck` (threads.ts close): the caller keeps the mappings until `gone`. */
+  async stop(): ReturnType<CollectorThreads['close']> {
+    const exited = await this.#threads.close();
+    this.#watchdog?.stop(); // joined before the userfaultfd it polls is closed
+    return exited;
+  }
+}
