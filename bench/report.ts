@@ -16,7 +16,7 @@ import { CLIENT } from './report-client.js';
 import { splaySection } from './report-splay.js';
 import { stripPlot, STRIP_CSS } from './report-svg.js';
 import type { Provenance } from './provenance.js';
-import type { ModeSummary, Results } from './run.js';
+import type { ModeSummary, Results } from './results.js';
 
 const MiB = 2 ** 20;
 
