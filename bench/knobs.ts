@@ -17,6 +17,7 @@ export interface Knob {
   default: string | number;
   choices?: readonly string[];
   min?: number;
+  max?: number;
   /** Whole numbers only (refused by the command line, not by the heap once the run started). */
   integer?: true;
   /** A boolean option, given as 'on' or 'off' (see heapOptionsOf). */
@@ -32,6 +33,10 @@ export const KNOBS: readonly Knob[] = [
   {
     flag: 'fault-install', option: 'faultInstall', default: 'copy', choices: ['copy', 'move'] satisfies FaultInstallName[],
     help: 'move mode: install single pages built for faults with UFFDIO_COPY (no TLB flush) or UFFDIO_MOVE',
+  },
+  {
+    flag: 'move-min-run', option: 'moveMinRun', default: 34, min: 1, max: 64, integer: true,
+    help: 'move mode: the compactor\'s runs shorter than this many pages are installed with UFFDIO_COPY from its private pages (1: every run moves)',
   },
   { flag: 'dense-threshold', option: 'denseThreshold', default: 0.95, min: 0, help: 'leading pages at least this live stay in place (above 1 disables)' },
   {

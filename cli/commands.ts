@@ -33,6 +33,7 @@ function knobOptions(list: boolean): Record<string, OptSpec> {
         : {
             type: list ? 'numbers' : k.integer ? 'int' : 'number',
             min: k.min,
+            max: k.max,
             default: k.default,
             help: k.help + (list ? ' (a list: each is run)' : ''),
             ...(list && k.integer ? { check: (xs: number[]) => (xs.every(Number.isInteger) ? undefined : 'values must be integers') } : {}),
