@@ -106,6 +106,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   // MOVE's TLB flush costs per page up to x86's ceiling of 33, on a virtual machine a trap each).
   const minMoveRun = recycle ? Atomics.load(sh.ctl, Ctl.MOVE_MIN_RUN) : 0;
   let runCopy = false; // the pending run is one of those
+  let runLimit = MAX_BATCH; // the pending run's longest length
   const flush = (): void => {
     if (runN > 0) {
       const t = now();
@@ -114,6 +115,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       installMs += now() - t;
     }
     runCopy = false;
+    runLimit = MAX_BATCH;
     runN = 0;
     // scratchNext is NOT reset here: scratch pages are handed out in order and only reused
     // after every one of them has been installed (see buffers()).
@@ -256,15 +258,21 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     }
     return n;
   };
-  // Fewer than minMoveRun pages from q that a step could claim and build in one run. Claims
-  // made after this look are not seen: such a run is cut short and still moves.
-  const shortAhead = (q: number, end: number): boolean => {
-    if (minMoveRun <= 1) return false;
-    for (let i = 0; i < minMoveRun; i++) {
-      const p = q + i;
-      if (p >= end || isGap(p) || takeWhole(p, end) || Atomics.load(sh.pageState, p) !== PagePhase.UNPROCESSED) return true;
-    }
-    return false;
+  // Pages from q that steps could claim and build in runs, counted up to `lim`. Claims made
+  // after this look are not seen: a run they cut short still moves.
+  const ahead = (q: number, end: number, lim: number): number => {
+    let n = 0;
+    while (n < lim && q + n < end && !isGap(q + n) && !takeWhole(q + n, end) && Atomics.load(sh.pageState, q + n) === PagePhase.UNPROCESSED) n++;
+    return n;
+  };
+  // At a run's start: how long it may be (0: it is short, and goes in by COPY). A stretch of
+  // fewer than MAX_BATCH + minMoveRun pages is split in two runs that both move, rather than
+  // a full run and a short one.
+  const runLength = (q: number, end: number): number => {
+    if (minMoveRun <= 1) return MAX_BATCH;
+    const n = ahead(q, end, MAX_BATCH + minMoveRun);
+    if (n < minMoveRun) return 0;
+    return n > MAX_BATCH && n < MAX_BATCH + minMoveRun ? n - minMoveRun : MAX_BATCH;
   };
   const isGap = (q: number): boolean => install !== Install.DIRECT && sh.pageKind[q] === PageKind.GAP;
   // A step of GAP pages from q: claims the run, installs it as the zero page in one call
@@ -321,12 +329,16 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       }
       // A run that would end before minMoveRun pages is built into scratch pages and copied.
       if (runN > 0 && q !== runQ + runN) flush();
-      const short = runN > 0 ? runCopy : shortAhead(q, end);
+      const limit: number = runN > 0 ? (runCopy ? 0 : runLimit) : runLength(q, end);
+      const short: boolean = limit === 0;
       const avail = short ? scratchBuffers() : buffers();
       // The step extends the pending run when both its pages and its buffers follow on.
-      if (runN > 0 && (q !== runQ + runN || bufAt !== runB + runN || runN >= MAX_BATCH)) flush();
-      if (short && runN === 0) runCopy = true;
-      const cap = Math.min(avail, end - q, stepCap(built, MAX_BATCH - runN));
+      if (runN > 0 && (q !== runQ + runN || bufAt !== runB + runN || runN >= runLimit)) flush();
+      if (runN === 0) {
+        runCopy = short;
+        runLimit = short ? MAX_BATCH : limit;
+      }
+      const cap = Math.min(avail, end - q, stepCap(built, runLimit - runN));
       let n = 0;
       // A long WHOLE run, or a GAP page, starts a step of its own.
       while (n < cap && !takeWhole(q + n, end) && !isGap(q + n) && claim(sh, q + n, Owner.COMPACTOR)) n++;
@@ -363,7 +375,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         runN++;
       }
       sh.count(Ctl.COMPACTOR_BUILDS, mine);
-      if (runN >= MAX_BATCH) flush();
+      if (runN >= runLimit) flush();
       q += n;
     }
   }

@@ -12,12 +12,12 @@ import { rejected } from './helpers/thrown.js';
 
 closeHeapsAfterEach();
 
-/** 120 000 objects of 64 bytes (64 a page), every other one live on a list; a pin every `pinEvery` pages (0: none). */
-function fill(heap: Heap, pinEvery: number): { count: () => number; pins: Pin[] } {
+/** `n` objects of 64 bytes (64 a page), every other one live on a list; a pin every `pinEvery` pages (0: none). */
+function fill(heap: Heap, pinEvery: number, n = 120_000): { count: () => number; pins: Pin[] } {
   const T = heap.defineType({ name: 'N', refs: 1, bytes: 48 });
   const list = heap.root(null);
   const pins: Pin[] = [];
-  for (let i = 0; i < 120_000; i++) {
+  for (let i = 0; i < n; i++) {
     const n = heap.alloc(T);
     heap.setU32(n, 0, i);
     if (i % 2 === 0) {
@@ -28,7 +28,8 @@ function fill(heap: Heap, pinEvery: number): { count: () => number; pins: Pin[] 
   }
   const count = (): number => {
     let k = 0;
-    for (let n = list.get(); n !== null; n = heap.getRef(n, 0), k++) expect(heap.getU32(n, 0)).toBe(119_998 - 2 * k);
+    const last = n - 2 + (n % 2);
+    for (let r = list.get(); r !== null; r = heap.getRef(r, 0), k++) expect(heap.getU32(r, 0)).toBe(last - 2 * k);
     return k;
   };
   return { count, pins };
@@ -68,6 +69,7 @@ describe('short runs in move mode (moveMinRun)', () => {
     await heap.collect();
     const st = (await heap.idle())!;
     checkStats(st, 'move');
+    expect(st.pages.total % 64).toBeGreaterThanOrEqual(34);
     expect(st.pages.shortRunCopied).toBe(0);
     expect(st.pages.moved).toBe(st.pages.total);
     expect(st.batchPages.max).toBeGreaterThanOrEqual(34);
@@ -75,6 +77,19 @@ describe('short runs in move mode (moveMinRun)', () => {
     // And so do the next cycles, pins or not.
     await heap.collect();
     expect((await heap.idle())!.pages.shortRunCopied).toBe(0);
+  });
+
+  itMode('move', 'a stretch that would end in a short run is split in two runs that both move', async () => {
+    // 50 624 live objects: 791 pages = 12 x 64 + 23; the last 87 go in as 53 + 34.
+    const heap = await openHeap({ capacity: 16 << 20, mode: 'move' });
+    const { count } = fill(heap, 0, 101_248);
+    await heap.collect();
+    const st = (await heap.idle())!;
+    checkStats(st, 'move');
+    expect(st.pages.total % 64).toBeLessThan(34);
+    expect(st.pages.shortRunCopied).toBe(0);
+    expect(st.pages.moved).toBe(st.pages.total);
+    expect(count()).toBe(50_624);
   });
 
   itMode('copy', 'copy mode copies every run, and counts none as short', async () => {

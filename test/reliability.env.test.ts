@@ -142,11 +142,11 @@ describe('unprivileged (user nobody)', () => {
   (blocked && !CI ? it.skip : it)('move mode runs with UFFD_USER_MODE_ONLY, user-mode faults served', () => {
     if (blocked) throw new Error(`CI=true requires the unprivileged test to run: ${blocked}`);
     // A stalled compactor on the first cycle makes the mutator fault in every page it walks.
-    // faultInstall 'move': pages built for faults are MOVEd too (the default copies them).
+    // faultInstall 'move', moveMinRun 1: pages built for faults, and short runs, are MOVEd too (the default copies them).
     const [fixture, cleanup] = fixtureForNobody();
     let res: ChildResult;
     try {
-      res = runChild({ mode: 'move', cycles: 3, faultInstall: 'move', faultPath: 'handler', inject: { delayAtPage: 1, delayMs: 1500 } }, { uid: NOBODY, gid: NOBODY }, fixture);
+      res = runChild({ mode: 'move', cycles: 3, faultInstall: 'move', moveMinRun: 1, faultPath: 'handler', inject: { delayAtPage: 1, delayMs: 1500 } }, { uid: NOBODY, gid: NOBODY }, fixture);
     } finally {
       cleanup();
     }
@@ -208,7 +208,7 @@ describe('userfaultfd refused by a seccomp filter', () => {
   }, ['uffd']);
 
   itKernel('without the filter the same child runs move mode (the filter is what refuses)', () => {
-    const res = runChild({ mode: 'move', cycles: 1, faultInstall: 'move' });
+    const res = runChild({ mode: 'move', cycles: 1, faultInstall: 'move', moveMinRun: 1 });
     expect(res.seccomp).toBeUndefined();
     expect(res.mode).toBe('move');
     expect(res.how).not.toBeNull();

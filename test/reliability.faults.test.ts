@@ -151,7 +151,7 @@ describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () =
   }, undefined, T_OUT);
 
   itKernel('with MADV_DONTFORK (the default) the same fork shares nothing: no EBUSY', async () => {
-    const s = await setup({ faultInstall: 'move' }); // every page by MOVE, faults too
+    const s = await setup({ faultInstall: 'move', moveMinRun: 1 }); // every page by MOVE, faults and short runs too
     const st = await faultyCycle(s, { forkAtPage: 20 });
     expect(st.ebusy).toBe(0);
     expect(st.pages.copied).toBe(0);
