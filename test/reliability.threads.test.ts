@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, Heap, MoveGcError } from '../dist/gc/index.js';
+import { FREEZER, freezeUnavailable, tidOf } from './helpers/freeze.js';
 import { captureLogger, itMode } from './helpers/heap.js';
 import { vmasIn } from './helpers/procfs.js';
 import { rejected } from './helpers/thrown.js';
@@ -100,26 +101,8 @@ describe('the thread limit (RLIMIT_NPROC)', () => {
  * (which the thread may touch when it runs again) until the thread has exited.
  */
 describe('close() with a collector thread held by a debugger', () => {
-  const freezer = path.join(here, 'fixtures/freeze-thread.py');
-  const why = ((): string | undefined => {
-    const r = spawnSync('/usr/bin/python3', ['-c', 'import ctypes'], { encoding: 'utf8' });
-    if (r.error || r.status !== 0) return `no /usr/bin/python3 with ctypes, which holds the thread (${r.error?.message ?? r.stderr})`;
-    const scope = fs.existsSync('/proc/sys/kernel/yama/ptrace_scope') ? fs.readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8').trim() : '0';
-    if (scope !== '0' && process.getuid?.() !== 0) return `ptrace of this process is not allowed (yama ptrace_scope ${scope}, not root)`;
-    return undefined;
-  })();
+  const why = freezeUnavailable();
   if (why) console.warn(`[movegc] skipping the held-thread test: ${why}`);
-  const tidOf = (comm: string): number => {
-    const t = fs.readdirSync('/proc/self/task').find((t) => {
-      try {
-        return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === comm;
-      } catch {
-        return false;
-      }
-    });
-    expect(t, `a thread named ${comm}`).toBeDefined();
-    return Number(t);
-  };
   const until = async (what: string, ok: () => boolean, ms = 20_000): Promise<void> => {
     const t0 = performance.now();
     while (!ok()) {
@@ -143,7 +126,7 @@ describe('close() with a collector thread held by a debugger', () => {
       await heap.idle();
       const tid = tidOf(comm);
       // Held for up to 60 s (the test's own timeout): released when the test closes its stdin.
-      const held = spawn('/usr/bin/python3', [freezer, String(tid), '60'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const held = spawn('/usr/bin/python3', [FREEZER, String(tid), '60'], { stdio: ['pipe', 'pipe', 'inherit'] });
       let out = '';
       held.stdout.on('data', (d: Buffer) => (out += d.toString()));
       try {
@@ -178,7 +161,7 @@ describe('close() with a collector thread held by a debugger', () => {
         list.set(n);
       }
       const tid = tidOf('movegc-marker');
-      const held = spawn('/usr/bin/python3', [freezer, String(tid), '60'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const held = spawn('/usr/bin/python3', [FREEZER, String(tid), '60'], { stdio: ['pipe', 'pipe', 'inherit'] });
       let out = '';
       held.stdout.on('data', (d: Buffer) => (out += d.toString()));
       let settled = false;
