@@ -267,7 +267,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   };
   // At a run's start: how long it may be (0: it is short, and goes in by COPY). A stretch of
   // fewer than MAX_BATCH + minMoveRun pages is split in two runs that both move, rather than
-  // a full run and a short one.
+  // a full run and a short one (so a heap nobody touches mid-cycle moves every page; below
+  // 2 * minMoveRun the first of the two is under the flush ceiling, and moves all the same).
   const runLength = (q: number, end: number): number => {
     if (minMoveRun <= 1) return MAX_BATCH;
     const n = ahead(q, end, MAX_BATCH + minMoveRun);
