@@ -102,7 +102,7 @@ export class Collector {
     return this.history.find((s) => s.cycle === cycle);
   }
 
-  /** Heap.close: the active cycle finished (a failure logged: closing goes on), then the threads and the watchdog stopped. */
+  /** Heap.close, first: the active cycle finished (a failure logged: closing goes on). */
   async finishForClose(): Promise<void> {
     try {
       await this.#cycles.finish();
@@ -110,7 +110,7 @@ export class Collector {
       this.#c.log.error({ err: e }, 'finishing the active cycle on close failed');
     }
   }
-  /** Threads that did not exit come back in `stuck` (threads.ts close): the caller keeps the mappings until `gone`. */
+  /** Heap.close, then: the threads and the watchdog stopped. Threads that did not exit come back in `stuck` (threads.ts close): the caller keeps the mappings until `gone`. */
   async stop(): ReturnType<CollectorThreads['close']> {
     const exited = await this.#threads.close();
     this.#watchdog?.stop(); // joined before the userfaultfd it polls is closed

@@ -333,8 +333,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       const limit: number = runN > 0 ? (runCopy ? 0 : runLimit) : runLength(q, end);
       const short: boolean = limit === 0;
       const avail = short ? scratchBuffers() : buffers();
-      // The step extends the pending run when both its pages and its buffers follow on.
-      if (runN > 0 && (q !== runQ + runN || bufAt !== runB + runN || runN >= runLimit)) flush();
+      // The step extends the pending run when its buffers follow on too (its pages do: above).
+      if (runN > 0 && (bufAt !== runB + runN || runN >= runLimit)) flush();
       if (runN === 0) {
         runCopy = short;
         runLimit = short ? MAX_BATCH : limit;

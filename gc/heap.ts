@@ -63,6 +63,10 @@ export class Heap implements RootOwner {
   /** Its mappings, userfaultfd and shared memory (heap-memory.ts). */
   readonly #mem: HeapMemory;
   readonly #u32: Uint32Array;
+  /**
+   * Bytes: a Uint8Array views at most 4 GiB (2^32 elements), so single bytes go through a
+   * DataView over all of the heap, and byte ranges through #u8 below 4 GiB, a window above.
+   */
   readonly #bytes: DataView;
   readonly #u8: Uint8Array;
   readonly #buffer: ArrayBuffer;

@@ -260,11 +260,7 @@ export function resolveInject(input: unknown): Readonly<InjectOptions> {
   const out: InjectOptions = {};
   for (const k of INJECT_KEYS) {
     const v = s[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'number') throw invalidArg(`inject.${k} must be a number, got ${typeof v}`);
-    const max = k in MUTATOR_SLEEPS ? MUTATOR_SLEEP_MAX_MS : 0x7fffffff;
-    if (!Number.isInteger(v) || v < 0 || v > max) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `inject.${k} must be an integer in [0, ${max === 0x7fffffff ? '2^31)' : `${max}]`}, got ${v}`);
-    out[k] = v;
+    if (v !== undefined) out[k] = intIn(`inject.${k}`, v, 0, k in MUTATOR_SLEEPS ? MUTATOR_SLEEP_MAX_MS : 0x7fffffff, 0);
   }
   return Object.freeze(out);
 }
