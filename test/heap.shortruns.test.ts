@@ -39,8 +39,7 @@ describe('short runs in move mode (moveMinRun)', () => {
   itMode('move', 'by default, runs cut short by pins are copied from private pages, and nothing is lost', async () => {
     const heap = await openHeap({ capacity: 16 << 20, mode: 'move' });
     const { count } = fill(heap, 12);
-    await heap.collect();
-    const st = (await heap.idle())!;
+    const st = await heap.gc();
     checkStats(st, 'move');
     expect(st.pages.total).toBeGreaterThan(900);
     expect(st.pages.shortRunCopied).toBe(st.pages.total);
@@ -54,8 +53,7 @@ describe('short runs in move mode (moveMinRun)', () => {
   itMode('move', 'moveMinRun 1: every run moves', async () => {
     const heap = await openHeap({ capacity: 16 << 20, mode: 'move', moveMinRun: 1 });
     const { count } = fill(heap, 12);
-    await heap.collect();
-    const st = (await heap.idle())!;
+    const st = await heap.gc();
     checkStats(st, 'move');
     expect(st.pages.shortRunCopied).toBe(0);
     expect(st.pages.moved).toBe(st.pages.total);
@@ -66,8 +64,7 @@ describe('short runs in move mode (moveMinRun)', () => {
   itMode('move', 'a heap without pins compacts in long runs, which move', async () => {
     const heap = await openHeap({ capacity: 16 << 20, mode: 'move' });
     const { count } = fill(heap, 0);
-    await heap.collect();
-    const st = (await heap.idle())!;
+    const st = await heap.gc();
     checkStats(st, 'move');
     expect(st.pages.total % 64).toBeGreaterThanOrEqual(34);
     expect(st.pages.shortRunCopied).toBe(0);
@@ -75,16 +72,14 @@ describe('short runs in move mode (moveMinRun)', () => {
     expect(st.batchPages.max).toBeGreaterThanOrEqual(34);
     expect(count()).toBe(60_000);
     // And so do the next cycles, pins or not.
-    await heap.collect();
-    expect((await heap.idle())!.pages.shortRunCopied).toBe(0);
+    expect((await heap.gc()).pages.shortRunCopied).toBe(0);
   });
 
   itMode('move', 'a stretch that would end in a short run is split in two runs that both move', async () => {
     // 50 624 live objects: 791 pages = 12 x 64 + 23; the last 87 go in as 53 + 34.
     const heap = await openHeap({ capacity: 16 << 20, mode: 'move' });
     const { count } = fill(heap, 0, 101_248);
-    await heap.collect();
-    const st = (await heap.idle())!;
+    const st = await heap.gc();
     checkStats(st, 'move');
     expect(st.pages.total % 64).toBeLessThan(34);
     expect(st.pages.shortRunCopied).toBe(0);
@@ -95,8 +90,7 @@ describe('short runs in move mode (moveMinRun)', () => {
   itMode('copy', 'copy mode copies every run, and counts none as short', async () => {
     const heap = await openHeap({ capacity: 16 << 20, mode: 'copy' });
     const { count } = fill(heap, 12);
-    await heap.collect();
-    const st = (await heap.idle())!;
+    const st = await heap.gc();
     expect(st.pages.shortRunCopied).toBe(0);
     expect(st.pages.copied).toBe(st.pages.total);
     expect(count()).toBe(60_000);

@@ -7,7 +7,6 @@
  * The first test must stay first in this file: it checks the first heap of the process (vitest
  * runs each file in a process of its own), the only one the accessors' warm-up runs on.
  */
-import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, viewOf, type Heap, type Ref, type Root } from '../dist/gc/index.js';
 import { RefTags } from '../dist/gc/refs.js';
@@ -15,7 +14,7 @@ import { Ctl } from '../dist/gc/control.js';
 import { FILLER_TYPE, TypeTable } from '../dist/gc/layout.js';
 import { mark } from '../dist/gc/mark.js';
 import { verifyMarks } from '../dist/gc/verify.js';
-import { FREEZER, freezeUnavailable, tidOf } from './helpers/freeze.js';
+import { freezeUnavailable, holdThread, tidOf } from './helpers/freeze.js';
 import { defineTestTypes } from './helpers/graph.js';
 import { closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { thrown } from './helpers/thrown.js';
@@ -220,23 +219,18 @@ describe('the write barrier before the marker has cleared last cycle\'s marks', 
     const x = heap.getRef(a.get()!, 0)!;
     expect(heap.addressOf(x), 'x did not move').toBe(at);
     heap.setRef(a.get()!, 0, null); // x is now held by this local alone (no cycle: no barrier)
-    const tid = tidOf('movegc-marker');
-    const held = spawn('/usr/bin/python3', [FREEZER, String(tid), '30'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    held.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const held = await holdThread(tidOf('movegc-marker'), 30);
     let holder: Root;
     try {
-      while (!out.includes('frozen') && held.exitCode === null) await new Promise((r) => setTimeout(r, 10));
-      expect(out, 'the freezer').toContain('frozen');
       expect(heap.requestCollection()).toBe(true);
       expect((heap._debugState().ctl as number[])[Ctl.MARK_CLEARED], 'the held marker has not cleared its bitmaps').toBe(0);
       const n = heap.alloc(T.node); // black: allocated since marking began
       holder = heap.root(n);
       heap.setRef(n, 0, x);
     } finally {
-      held.stdin.end();
+      held.release();
     }
-    while (!out.includes('detached')) await new Promise((r) => setTimeout(r, 10));
+    await held.gone();
     await heap.idle();
     const y = heap.getRef(holder.get()!, 0)!;
     expect(heap.typeOf(y)).toBe(T.node);

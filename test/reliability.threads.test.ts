@@ -6,13 +6,14 @@
  * Stopping them: close() is bounded even when a thread cannot be terminated (held by a
  * debugger), and releases the heap's mappings only once that thread has exited.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, Heap, MoveGcError } from '../dist/gc/index.js';
-import { FREEZER, freezeUnavailable, tidOf } from './helpers/freeze.js';
+import { freezeUnavailable, holdThread, tidOf, until } from './helpers/freeze.js';
+import { buildList } from './fixtures/graph.mjs';
 import { captureLogger, itMode } from './helpers/heap.js';
 import { vmasIn } from './helpers/procfs.js';
 import { rejected } from './helpers/thrown.js';
@@ -103,46 +104,28 @@ describe('the thread limit (RLIMIT_NPROC)', () => {
 describe('close() with a collector thread held by a debugger', () => {
   const why = freezeUnavailable();
   if (why) console.warn(`[movegc] skipping the held-thread test: ${why}`);
-  const until = async (what: string, ok: () => boolean, ms = 20_000): Promise<void> => {
-    const t0 = performance.now();
-    while (!ok()) {
-      if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
 
   for (const [role, comm] of [['compactor', 'movegc-compact'], ['fault', 'movegc-fault'], ['marker', 'movegc-marker']] as const) {
     it.skipIf(why !== undefined)(`${role}: close() returns while it is held, and the mappings go once it exits`, async () => {
       const { logger, records } = captureLogger();
       const heap = await Heap.create({ capacity: 8 << 20, mode: 'move', logger });
-      const T = heap.defineType({ name: 'N', refs: 1, bytes: 8 });
-      const list = heap.root(null);
-      for (let i = 0; i < 1000; i++) {
-        const n = heap.alloc(T);
-        heap.setRef(n, 0, list.get());
-        list.set(n);
-      }
-      await heap.collect();
-      await heap.idle();
+      buildList(heap, 1000);
+      await heap.gc();
       const tid = tidOf(comm);
-      // Held for up to 60 s (the test's own timeout): released when the test closes its stdin.
-      const held = spawn('/usr/bin/python3', [FREEZER, String(tid), '60'], { stdio: ['pipe', 'pipe', 'inherit'] });
-      let out = '';
-      held.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      // Held for up to 60 s (the test's own timeout), until released.
+      const held = await holdThread(tid);
       try {
-        await until('the thread to be held', () => out.includes('frozen') || held.exitCode !== null);
-        expect(out, 'the freezer').toContain('frozen');
         await heap.close();
-        // close() returned with the thread still held (not released by the freezer) ...
-        expect(out).not.toContain('detached');
+        // close() returned with the thread still held (not released by the holder) ...
+        expect(held.released).toBe(false);
         expect(fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')).toMatch(/\) t /);
         expect(records.some((r) => r.msg.includes('did not exit') && JSON.stringify(r).includes('tracing stop'))).toBe(true);
         // ... and kept the heap mapped for it.
         expect(vmasIn(heap.address, heap.capacity).length).toBeGreaterThan(0);
       } finally {
-        held.stdin.end();
+        held.release();
       }
-      await until('the freezer to let go', () => out.includes('detached'));
+      await held.gone();
       await until('the thread to exit', () => !fs.existsSync(`/proc/self/task/${tid}`));
       await until('the heap to be unmapped', () => vmasIn(heap.address, heap.capacity).length === 0);
     }, 60_000);
@@ -152,34 +135,20 @@ describe('close() with a collector thread held by a debugger', () => {
     const { logger, records } = captureLogger();
     const heap = await Heap.create({ capacity: 8 << 20, mode: 'move', logger, stallMs: 100 });
     try {
-      const T = heap.defineType({ name: 'N', refs: 1, bytes: 8 });
-      const list = heap.root(null);
-      for (let i = 0; i < 1000; i++) {
-        const n = heap.alloc(T);
-        heap.setU32(n, 0, i);
-        heap.setRef(n, 0, list.get());
-        list.set(n);
-      }
-      const tid = tidOf('movegc-marker');
-      const held = spawn('/usr/bin/python3', [FREEZER, String(tid), '60'], { stdio: ['pipe', 'pipe', 'inherit'] });
-      let out = '';
-      held.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const { count } = buildList(heap, 1000);
+      const held = await holdThread(tidOf('movegc-marker'));
       let settled = false;
       try {
-        await until('the thread to be held', () => out.includes('frozen') || held.exitCode !== null);
-        expect(out, 'the freezer').toContain('frozen');
         const collected = heap.collect().finally(() => (settled = true));
         await until('the warning', () => records.some((r) => r.msg.includes('does not exit')));
         expect(settled).toBe(false);
         expect(JSON.stringify(records.find((r) => r.msg.includes('does not exit')))).toContain('tracing stop');
-        held.stdin.end();
+        held.release();
         await collected;
       } finally {
-        held.stdin.end();
+        held.release();
       }
-      let n = list.get();
-      for (let i = 999; i >= 0; i--, n = heap.getRef(n!, 0)) expect(heap.getU32(n!, 0)).toBe(i);
-      expect(n).toBe(null);
+      expect(count()).toBe(1000); // every node, in order, with its number
       expect(heap.verify().ok).toBe(true);
     } finally {
       await heap.close();

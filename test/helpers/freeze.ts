@@ -2,7 +2,7 @@
  * Holding one of this process's threads stopped, as a debugger would (ptrace), with
  * test/fixtures/freeze-thread.py: what the tests that hold a collector thread share.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,4 +31,40 @@ export function tidOf(comm: string): number {
   });
   expect(t, `a thread named ${comm}`).toBeDefined();
   return Number(t);
+}
+
+/** Polls `ok` every 10 ms until it holds; throws naming `what` after `ms`. */
+export async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
+  const t0 = performance.now();
+  while (!ok()) {
+    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A thread held by the holder (holdThread). */
+export interface Held {
+  /** Lets the thread go (closes the holder's stdin); may be called again. */
+  release(): void;
+  /** True once the holder says it let go. */
+  readonly released: boolean;
+  /** Resolves once the holder has let go (call release() first). */
+  gone(): Promise<void>;
+}
+
+/** Holds thread `tid` stopped (for at most `seconds`); resolves once it is. */
+export async function holdThread(tid: number, seconds = 60): Promise<Held> {
+  const holder = spawn('/usr/bin/python3', [FREEZER, String(tid), String(seconds)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  holder.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const held: Held = {
+    release: () => void holder.stdin.end(),
+    get released() {
+      return out.includes('detached');
+    },
+    gone: () => until('the holder to let go', () => held.released),
+  };
+  await until('the thread to be held', () => out.includes('frozen') || holder.exitCode !== null);
+  expect(out, 'the holder').toContain('frozen');
+  return held;
 }
