@@ -30,10 +30,9 @@ import fs from 'node:fs';
 import { Builders, MAX_BATCH, Scratch, releaseFromSpace, sampleRss } from './builders.js';
 import { claim, markProcessed, phaseOf } from './claim.js';
 import { Install } from './install.js';
-import { PAGE_WORDS } from './layout.js';
+import { PAGE_WORDS, PMD_PAGES } from './layout.js';
 import { native, PAGE_SIZE } from './native.js';
 import { NONE } from './plan.js';
-import { PMD_PAGES } from './options.js';
 import { Clk, Ctl, Owner, PageKind, PagePhase, SEG_FIELDS, Seg, now } from './shared.js';
 import { Role } from './heartbeat.js';
 

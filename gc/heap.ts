@@ -27,7 +27,7 @@ import type { CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
 import { Ctl, PagePhase, Shared, armMarking } from './shared.js';
 import { SelfService } from './selfservice.js';
-import { Marking, PMD_WORDS, hugeObjectWords, largeObjectWords, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
+import { Marking, hugeObjectWords, largeObjectWords, resolveInject, resolveOptions, type HeapOptions, type FaultPathName, type InjectOptions, type MarkingName, type ResolvedOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { census, type Census } from './census.js';
 import { HeapType, TypeRegistry, debugState, progressOf, type Progress, type TypeSpec } from './heap-types.js';
@@ -36,7 +36,7 @@ import { Pin, Root, RootTable, type RootOwner } from './roots.js';
 import { Holes } from './holes.js';
 import { warmUpFlip } from './warmup.js';
 import {
-  BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, writeFiller,
+  BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, PMD_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, writeFiller,
 } from './layout.js';
 
 export type { Ref };

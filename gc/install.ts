@@ -27,7 +27,7 @@
 import { PagePhase, markMapped, markMappedRun, phaseOf } from './claim.js';
 import { MoveGcError } from './errors.js';
 import { PAGE_SIZE, native } from './native.js';
-import { PMD_PAGES } from './options.js';
+import { PMD_PAGES } from './layout.js';
 import { Ctl, Hist, type Shared } from './shared.js';
 import type { Userfaultfd } from './uffd.js';
 

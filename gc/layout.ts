@@ -15,6 +15,12 @@
 export const WORD = 8;
 export const PAGE_WORDS = 512; // 4 KiB pages
 export const PAGE_SHIFT_WORDS = 9;
+/** Heaps are mapped 2 MiB aligned, in multiples of 2 MiB. */
+export const HEAP_ALIGN = 2 * 1024 * 1024;
+/** Heap words in 2 MiB: a PMD's span, and the boundary huge objects keep (options.hugePages). */
+export const PMD_WORDS = HEAP_ALIGN / WORD;
+/** Pages in a PMD's span (512): the WHOLE installs' largest call, which with hugePages ends on one. */
+export const PMD_PAGES = PMD_WORDS / PAGE_WORDS;
 /** Words reserved at the heap start so that reference 0 is null. */
 export const HEAP_START_WORD = 1;
 

@@ -4,7 +4,7 @@
  * unknown keys are refused (a typo such as `verbos` must not pass silently), and the result is
  * frozen: the heap never reads the caller's object again.
  */
-import { PAGE_WORDS, WORD } from './layout.js';
+import { HEAP_ALIGN, PMD_WORDS, WORD } from './layout.js';
 import { ErrorCode, MoveGcError, invalidArg, isMoveGcError } from './errors.js';
 import { containedLogger, type Logger } from './log.js';
 import type { BuilderName } from './build.js';
@@ -18,8 +18,6 @@ import { readHidden, type Hideable } from './probe.js';
  * arithmetic (`| 0`, `<<`) on them. Tested near the top by test/heap.large.test.ts.
  */
 export const MAX_CAPACITY = 2 ** 34 - 2 * 1024 * 1024;
-/** Heaps are mapped 2 MiB aligned, in multiples of 2 MiB. */
-export const HEAP_ALIGN = 2 * 1024 * 1024;
 /**
  * Heaps of 1 GiB or more are mapped 1 GiB aligned (heap and from-space alike): the compaction
  * pause's mremap then moves each whole GiB as one page-table entry (one TLB flush) instead of
@@ -41,10 +39,6 @@ export const MAX_MOVE_MIN_RUN = 64;
 export const LARGE_OBJECT_BYTES = 65536;
 /** largeObjectBytes in heap words: the allocator's and the plan's threshold (0: never). */
 export const largeObjectWords = (opts: ResolvedOptions): number => Math.ceil(opts.largeObjectBytes / WORD);
-/** Heap words in 2 MiB: a PMD's span, and the boundary huge objects keep (options.hugePages). */
-export const PMD_WORDS = HEAP_ALIGN / WORD;
-/** Pages in a PMD's span (512): the WHOLE installs' largest call, which with hugePages ends on one. */
-export const PMD_PAGES = PMD_WORDS / PAGE_WORDS;
 /** Objects at least this long start on a 2 MiB boundary and keep it (0: never): hugePages with large objects on. */
 export const hugeObjectWords = (opts: ResolvedOptions): number => (opts.hugePages && opts.largeObjectBytes > 0 ? PMD_WORDS : 0);
 export const mapAlignment = (capacity: number): number => (capacity >= PUD_ALIGN ? PUD_ALIGN : HEAP_ALIGN);

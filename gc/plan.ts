@@ -37,9 +37,8 @@
 import { ErrorCode, MoveGcError } from './errors.js';
 import { countRange, fillBeating, nextSet, popcount32, prevSet, testBit } from './bits.js';
 import { CHUNK_WORDS, IN_PLACE, forward } from './forward.js';
-import { HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
+import { HEAP_START_WORD, PAGE_WORDS, PMD_WORDS, refCount, sizeWords } from './layout.js';
 import { blacken } from './mark.js';
-import { PMD_WORDS } from './options.js';
 import { Ctl, MAX_SEGMENTS, PageKind, PagePhase, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
 export const NONE = 0xffffffff;
