@@ -9,15 +9,30 @@
  * lives. IDLE (-1, never a beat value) marks a thread that holds no claim in the current
  * cycle (the compactor once it has walked it): never stale, and no help to a blocked fault.
  *
- * The native watchdog (native/watchdog.cc) reads the same words from its own thread.
+ * The native watchdog (native/watchdog.cc) reads the same words from its own thread, and
+ * writes two of its own after them (WatchdogWord): when it last looked, and when it last found
+ * that the whole process had stood still (SIGSTOP, a debugger, a suspended VM). A stop ages
+ * every beat at once, and no thread failed to beat in it: isStale does not count it, so a stop
+ * does not get healthy threads replaced or their claims taken over.
  */
 
 /** Thread roles: the index of each one's heartbeat word. */
 export const Role = { COMPACTOR: 0, FAULT: 1, MARKER: 2 } as const;
 export type RoleId = (typeof Role)[keyof typeof Role];
 export const ROLE_NAMES: Record<RoleId, string> = { 0: 'compactor', 1: 'fault server', 2: 'marker' };
-/** Words in the table (room for one more role). */
+/** Words for the roles' beats (room for one more role). */
 export const ROLE_SLOTS = 4;
+/** The native watchdog's words, after the roles': stamps on the same clock as the beats (IDLE: no watchdog). */
+export const WatchdogWord = { LOOK: ROLE_SLOTS, RESUMED: ROLE_SLOTS + 1 } as const;
+const TABLE_WORDS = ROLE_SLOTS + 2;
+
+/**
+ * How often the watchdog looks, for a heap's stallMs: a quarter of a stall, so that a stop of
+ * the process is seen before it could pass for a stall (isStale).
+ */
+export const watchdogPeriodMs = (stallMs: number): number => Math.min(250, Math.max(10, Math.ceil(stallMs / 4)));
+/** A watchdog look this much later than its period says the process stood still: half a stall. */
+export const stillMs = (stallMs: number): number => Math.max(1, Math.ceil(stallMs / 2));
 /** Roles whose thread can install the page a blocked mutator waits for (see watchdog.ts); the marker too where there is one (standin.ts). */
 export const FAULT_SERVING_ROLES: readonly RoleId[] = [Role.COMPACTOR, Role.FAULT];
 
@@ -59,7 +74,7 @@ export class Heartbeats {
   }
 
   static allocate(): { sab: SharedArrayBuffer; epoch: number } {
-    const sab = new SharedArrayBuffer(ROLE_SLOTS * 4);
+    const sab = new SharedArrayBuffer(TABLE_WORDS * 4);
     new Int32Array(sab).fill(IDLE);
     return { sab, epoch: Math.floor(monotonicMs()) };
   }
@@ -76,14 +91,25 @@ export class Heartbeats {
     Atomics.store(this.words, role, IDLE);
   }
 
-  /** Milliseconds since the role's last beat, or -1 while it is idle. */
-  ageMs(role: RoleId): number {
-    const v = Atomics.load(this.words, role);
+  /** Milliseconds since the stamp in word `i` (a role's beat, a watchdog word), or -1 while it is idle. */
+  ageMs(i: number): number {
+    const v = Atomics.load(this.words, i);
     return v === IDLE ? -1 : (this.#stamp() - v) & MASK;
   }
 
-  /** Beating, but not for more than stallMs (stalled or dead). An idle role is never stale. */
+  /**
+   * Beating, but not for more than stallMs (stalled or dead). An idle role is never stale. Where
+   * a watchdog looks, neither is one whose beat aged while the whole process stood still: not
+   * before the watchdog's first look after the stop (its last look is too old: the process may
+   * just have been continued), nor for a stall after the look that saw the stop. A thread that
+   * beats at least every quarter stall is never taken for stalled by a stop of any length.
+   */
   isStale(role: RoleId, stallMs: number): boolean {
-    return this.ageMs(role) > stallMs;
+    if (this.ageMs(role) <= stallMs) return false;
+    const look = this.ageMs(WatchdogWord.LOOK);
+    if (look < 0) return true; // no watchdog: age alone
+    if (look > watchdogPeriodMs(stallMs) + stillMs(stallMs)) return false;
+    const resumed = this.ageMs(WatchdogWord.RESUMED);
+    return resumed < 0 || resumed > stallMs;
   }
 }

@@ -9,6 +9,11 @@
 //   idle) younger than staleMs? If a fault stays unread with no such heartbeat for longer
 //   than fatalMs, it writes a fatal message naming the cause to stderr and aborts.
 //
+// It also publishes its own clock for the heap's stall decisions (gc/heartbeat.ts): the stamp
+// of each look, and of the last look that came later than periodMs + stillMs (the process, or
+// this thread, stood still that long: SIGSTOP, a debugger, a suspended VM). Every beat aged
+// across such a stop, and no thread failed to beat in it.
+//
 // A pending message proves a blocked thread: a woken waiter leaves the queue, and a fault
 // server that dies after reading a fault wakes it first (gc/fault.ts), so it faults again.
 // The thresholds come from TypeScript (gc/watchdog.ts). The thread holds a reference on the
@@ -62,6 +67,8 @@ struct Watchdog {
   std::vector<Role> roles;
   uint64_t heap = 0, capacity = 0;
   int64_t period_ms = 0, stale_ms = 0, fatal_ms = 0;
+  int look_slot = -1, resumed_slot = -1;  // -1: not published
+  int64_t still_ms = 0;
   std::mutex mu;
   std::condition_variable cv;
   bool stopping = false;
@@ -73,9 +80,16 @@ std::mutex* g_mu = new std::mutex;
 std::map<int, Watchdog*>* g_dogs = new std::map<int, Watchdog*>;
 int g_next_id = 1;
 
+int32_t Stamp(const Watchdog& w, double now) {
+  return static_cast<int32_t>(static_cast<int64_t>(std::floor(now - w.epoch)) & kMask);
+}
+
 int64_t Age(const Watchdog& w, int32_t beat, double now) {
-  int64_t stamp = static_cast<int64_t>(std::floor(now - w.epoch)) & kMask;
-  return (stamp - beat) & kMask;
+  return (static_cast<int64_t>(Stamp(w, now)) - beat) & kMask;
+}
+
+void Publish(const Watchdog& w, int slot, int32_t v) {
+  if (slot >= 0) __atomic_store_n(&w.beats[slot], v, __ATOMIC_SEQ_CST);
 }
 
 void WriteAll(const std::string& s) {
@@ -125,22 +139,26 @@ void Run(Watchdog* w) {
   double since = -1;                           // start of the current blocked-and-unserved stretch
   double last = MonotonicMs();                 // this thread's last look
   std::unique_lock<std::mutex> lock(w->mu);
+  Publish(*w, w->look_slot, Stamp(*w, last));
   for (;;) {
     w->cv.wait_for(lock, std::chrono::milliseconds(w->period_ms), [w] { return w->stopping; });
-    if (w->stopping) return;
+    if (w->stopping) break;
+    double now = MonotonicMs();
+    const double late = now - last - static_cast<double>(w->period_ms);  // past the planned look
+    last = now;
+    // Published first: a look this late means every thread stood still with us.
+    if (late > static_cast<double>(w->still_ms)) Publish(*w, w->resumed_slot, Stamp(*w, now));
+    Publish(*w, w->look_slot, Stamp(*w, now));
     struct pollfd p = {w->fd, POLLIN, 0};
     int r = poll(&p, 1, 0);
     if (r < 0) continue;                              // EINTR/ENOMEM: look again next period
-    if (p.revents & (POLLNVAL | POLLERR)) return;     // the descriptor is gone: nothing to watch
-    double now = MonotonicMs();
+    if (p.revents & (POLLNVAL | POLLERR)) break;      // the descriptor is gone: nothing to watch
     // A gap in our own looks (the process was stopped: SIGSTOP, Ctrl-Z, a debugger; or this
     // thread was not scheduled) is no time the collector threads failed to serve in: every
     // thread stood still with us. The stretch starts again, and they get fatal_ms to beat.
     // (Counted across the gap, a stop longer than fatal_ms after any short stall aborted a
     // process that was merely stopped: found by an audit.)
-    const bool gap = now - last > w->period_ms + w->stale_ms;
-    last = now;
-    if (gap) {
+    if (late > static_cast<double>(w->stale_ms)) {
       since = -1;
       continue;
     }
@@ -157,6 +175,7 @@ void Run(Watchdog* w) {
     if (since < 0) since = now;
     if (now - since > w->fatal_ms) Fatal(*w, now - since, now);
   }
+  Publish(*w, w->look_slot, kIdle);  // no more looks: stalls are judged by age alone again
 }
 
 void Join(Watchdog* w) {
@@ -182,7 +201,7 @@ void CleanupHook(void* arg) {
 }
 
 // start(fd, beats: Int32Array, epochMs, slots: number[], names: string[], heapAddress,
-//       capacity, periodMs, staleMs, fatalMs) -> id
+//       capacity, periodMs, staleMs, fatalMs[, lookSlot, resumedSlot, stillMs]) -> id
 Napi::Value Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0);
@@ -210,6 +229,15 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   w->period_ms = ArgIntIn(info, 7, "periodMs", 1, INT32_MAX);
   w->stale_ms = ArgIntIn(info, 8, "staleMs", 1, INT32_MAX);
   w->fatal_ms = ArgIntIn(info, 9, "fatalMs", 1, INT32_MAX);
+  if (info.Length() > 10 && !info[10].IsUndefined()) {
+    const int64_t n = static_cast<int64_t>(beats.ElementLength()) - 1;
+    w->look_slot = static_cast<int>(ArgIntIn(info, 10, "lookSlot", 0, n));
+    w->resumed_slot = static_cast<int>(ArgIntIn(info, 11, "resumedSlot", 0, n));
+    w->still_ms = ArgIntIn(info, 12, "stillMs", 1, INT32_MAX);
+    bool apart = w->look_slot != w->resumed_slot;
+    for (const Role& r : w->roles) apart = apart && r.slot != w->look_slot && r.slot != w->resumed_slot;
+    if (!apart) ThrowArg(env, "ERR_OUT_OF_RANGE", "lookSlot and resumedSlot must be two words apart from the roles' slots");
+  }
   w->env = env;
   w->fd = fd;
   w->beats = beats.Data();

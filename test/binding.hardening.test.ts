@@ -190,6 +190,25 @@ describe('argument conversion: integers that do not fit the C type', () => {
     }
   }, ['uffd']);
 
+  itKernel("watchdog.start: the look and resumed words must lie in the table, apart from each other and from the roles' slots", () => {
+    const fd = native.uffd.open(0);
+    const beats = new Int32Array(new SharedArrayBuffer(16)); // 4 words
+    const start = (look: number, resumed: number, still = 5): string | undefined => {
+      try {
+        native.watchdog.stop(native.watchdog.start(fd, beats, 0, [0], ['x'], 0, 0, 10, 10, 100_000, look, resumed, still));
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+      return undefined;
+    };
+    try {
+      expect([start(2, 3), start(4, 3), start(2, -1), start(0, 3), start(2, 0), start(2, 2), start(2, 3, 0), start(2.5, 3)])
+        .toEqual([undefined, ...Array(7).fill('ERR_OUT_OF_RANGE')]);
+    } finally {
+      native.uffd.close(fd);
+    }
+  }, ['uffd']);
+
   itKernel('readEvents(timeoutMs): 2^32 + 1 waits (or is refused), it is not a 1 ms wait', () => {
     const fd = native.uffd.open(0);
     native.uffd.api(fd, 0);

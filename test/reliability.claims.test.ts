@@ -247,7 +247,7 @@ describe('the watchdog', () => {
     expect(watchdogThresholds(250).fatalMs).toBe(5000);
     expect(watchdogThresholds(300).fatalMs).toBe(6000);
     expect(watchdogThresholds(1000).fatalMs).toBe(20_000);
-    expect(watchdogThresholds(5000)).toEqual({ periodMs: 1000, staleMs: 5000, fatalMs: 100_000 });
+    expect(watchdogThresholds(5000)).toEqual({ periodMs: 250, stillMs: 2500, staleMs: 5000, fatalMs: 100_000 });
   });
 });
 
