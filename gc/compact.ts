@@ -333,6 +333,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       const short: boolean = limit === 0;
       const avail = short ? scratchBuffers() : buffers();
       // The step extends the pending run when its buffers follow on too (its pages do: above).
+      // Otherwise the run goes in now, before this step's build, not after it (where the loop
+      // below would break it too): a mutator waiting on one of its pages waits one build less.
       if (runN > 0 && (bufAt !== runB + runN || runN >= runLimit)) flush();
       if (runN === 0) {
         runCopy = short;
