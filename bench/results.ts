@@ -74,6 +74,9 @@ export interface ModeSummary {
   batchPagesP50: number;
   /** Pages the mutator's accessors served themselves (self-service). */
   pagesBySelf: number;
+  /** Of the mutator's self-service stalls (ms): its own page builds and their installs (CycleStats.stalls). */
+  selfBuildMs: number;
+  selfInstallMs: number;
   /** The compactor's time split (ms): build, install (MOVE/COPY calls), release (madvise), the rest. */
   compactorBuildMs: number;
   compactorInstallMs: number;
@@ -220,6 +223,8 @@ function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
     copyCalls: m((r) => r.copyCalls),
     batchPagesP50: m((r) => r.batchPagesP50),
     pagesBySelf: m((r) => r.pages.builtBySelf ?? 0),
+    selfBuildMs: m((r) => r.faultPathStalls?.selfBuildMs ?? 0),
+    selfInstallMs: m((r) => r.faultPathStalls?.selfInstallMs ?? 0),
     compactorBuildMs: m((r) => r.compactorSplit?.buildMs ?? 0),
     compactorInstallMs: m((r) => r.compactorSplit?.installMs ?? 0),
     compactorReleaseMs: m((r) => r.compactorSplit?.releaseMs ?? 0),

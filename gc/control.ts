@@ -210,6 +210,9 @@ const clk = layout({
     /** The compactor thread's time on a CPU and runnable but waiting for one (schedstat). */
     'COMPACTOR_CPU',
     'COMPACTOR_QUEUED',
+    /** The mutator's self-service split this cycle (ms, see CycleStats.stalls): its page builds and their installs. */
+    'SELF_BUILD',
+    'SELF_INSTALL',
   ],
   marking: [
     /** Marker: wall-clock start and end of concurrent marking and of planning, and its CPU time. */

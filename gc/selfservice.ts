@@ -32,7 +32,7 @@ import { ErrorCode, MoveGcError } from './errors.js';
 import { PAGE_WORDS } from './layout.js';
 import type { Logger } from './log.js';
 import { FaultPath, type FaultPathName, type InjectOptions } from './options.js';
-import { Ctl, Hist, Owner, PagePhase, now, type Shared } from './shared.js';
+import { Clk, Ctl, Hist, Owner, PagePhase, now, type Shared } from './shared.js';
 
 /** Looks at a page another builder is building before sleeping between looks, and the sleep. */
 const HELP_SPINS = 200;
@@ -159,7 +159,11 @@ export class SelfService {
     if (this.self && !this.#abandoned) {
       try {
         const before = this.#work();
-        if (this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook) || this.#help(q, t0)) {
+        const [b0, i0] = [this.#b.buildMs, this.#b.installMs];
+        const resolved = this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook);
+        sh.clk[Clk.SELF_BUILD] += this.#b.buildMs - b0;
+        sh.clk[Clk.SELF_INSTALL] += this.#b.installMs - i0;
+        if (resolved || this.#help(q, t0)) {
           if (this.#work() !== before) {
             sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
             sh.count(Ctl.SELF_RESOLVED);

@@ -107,7 +107,21 @@ export interface CycleStats {
    * `faults` counts every kernel fault, theirs included.
    */
   faultPath: 'self' | 'handler';
-  stalls: { self: LatencySummary; handler: LatencySummary; selfLeft: number; selfFailed: number; selfHelped: number; unbuiltTouches: number };
+  stalls: {
+    self: LatencySummary;
+    handler: LatencySummary;
+    selfLeft: number;
+    selfFailed: number;
+    selfHelped: number;
+    unbuiltTouches: number;
+    /**
+     * Of the `self` stalls, ms: building the pages the mutator claimed itself, and installing
+     * them (the rest is claims, helping other builders' pages in, takeovers and bookkeeping).
+     * The first build of a page reads its from-space sources for the first time since the flip.
+     */
+    selfBuildMs: number;
+    selfInstallMs: number;
+  };
   /** Resident set size of the process (0 where /proc/self/statm could not be read). */
   rss: { beforeBytes: number; peakBytes: number; afterBytes: number };
   /**
@@ -195,7 +209,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     faults: 0,
     faultUs: empty,
     faultPath,
-    stalls: { self: empty, handler: empty, selfLeft: 0, selfFailed: 0, selfHelped: 0, unbuiltTouches: 0 },
+    stalls: { self: empty, handler: empty, selfLeft: 0, selfFailed: 0, selfHelped: 0, unbuiltTouches: 0, selfBuildMs: 0, selfInstallMs: 0 },
     rss: { beforeBytes: 0, peakBytes: 0, afterBytes: 0 },
     fromSpaceReleasedBy: 'mutator',
     pinnedSpans: 0,
@@ -277,7 +291,7 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.faults = c[Ctl.FAULTS];
   st.faultUs = summarize(sh.hist, Hist.FAULT_US * HIST_BUCKETS);
   st.pages.builtBySelf = c[Ctl.SELF_RESOLVED];
-  st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED], selfHelped: c[Ctl.SELF_HELPED], unbuiltTouches: c[Ctl.UNBUILT_TOUCHES] };
+  st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED], selfHelped: c[Ctl.SELF_HELPED], unbuiltTouches: c[Ctl.UNBUILT_TOUCHES], selfBuildMs: sh.clk[Clk.SELF_BUILD], selfInstallMs: sh.clk[Clk.SELF_INSTALL] };
   st.batchPages = summarize(sh.hist, Hist.BATCH_PAGES * HIST_BUCKETS);
 }
 

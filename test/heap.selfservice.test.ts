@@ -202,8 +202,14 @@ describe.each(MODES.flatMap((m) => PATHS.map((p) => [m, p] as const)))('what the
         expect(st.stalls.self.count, ctx).toBe(touched.size);
         expect(st.faults, ctx).toBe(0);
         expect(st.stalls.handler.count + st.stalls.selfLeft + st.stalls.selfFailed, ctx).toBe(0);
+        // Every touched page was built and installed by the accessor: each inside its own stall.
+        expect(st.stalls.selfBuildMs, ctx).toBeGreaterThan(0);
+        expect(st.stalls.selfInstallMs, ctx).toBeGreaterThan(0);
+        // (A bucket's value is its lower bound; its width is 1 µs below 16, a sixteenth above.)
+        const stalledUs = st.stalls.self.buckets.reduce((t, [v, n]) => t + n * (v * 17 / 16 + 1), 0);
+        expect((st.stalls.selfBuildMs + st.stalls.selfInstallMs) * 1000, ctx).toBeLessThanOrEqual(stalledUs);
       } else {
-        expect(st.pages.builtBySelf + st.stalls.self.count, ctx).toBe(0);
+        expect(st.pages.builtBySelf + st.stalls.self.count + st.stalls.selfBuildMs + st.stalls.selfInstallMs, ctx).toBe(0);
         expect(st.faults, ctx).toBe(touched.size);
         expect(st.pages.builtByFaults, ctx).toBe(touched.size);
         expect(st.stalls.handler.count, ctx).toBe(touched.size);
