@@ -7,7 +7,9 @@
  *    UFFDIO_COPY per page at 1, 64 and 512 pages per call, memcpy per page (the method of bench/binding.ts and kernel-floor.c:
  *    fresh userfaultfd and MADV_NOHUGEPAGE mappings per pass, every source page written first,
  *    DONTWAKE, consecutive batches; median of `reps` passes); MOVE and COPY at 1 and 64 pages
- *    per call again while a sibling thread spins on the other CPU (TLB shootdowns);
+ *    per call again while a sibling thread spins on the other CPU (TLB shootdowns), and what
+ *    those calls cost the sibling: its work rate while this thread makes them, against its
+ *    rate while this thread only spins too (a MOVE call interrupts it to flush its TLB);
  *  - the first read of a page after mremap(MREMAP_DONTUNMAP) moved it to a new address (what the
  *    compaction pause does to the whole heap), against the first read of a page just written:
  *    on a virtual machine that shadows page tables, each moved page costs a trap to the host
@@ -34,7 +36,17 @@ export interface Floor {
    * a collector thread does during a concurrent cycle): MOVE must then shoot down that CPU's
    * TLB (an IPI, costly on a virtual machine); COPY into an empty entry needs no flush.
    */
-  busySibling: { movePerPageNs: { '1': number; '64': number }; copyPerPageNs: { '1': number; '64': number }; faultRoundTripUs: Quantiles; faultRoundTripSamplesUs: number[] };
+  busySibling: {
+    movePerPageNs: { '1': number; '64': number };
+    copyPerPageNs: { '1': number; '64': number };
+    /**
+     * The sibling's time lost per call (us): 1 - (its work rate during the calls / its rate
+     * while this thread spins), times the calls' wall time, over the number of calls.
+     */
+    siblingLossUsPerCall: { move: { '1': number; '64': number }; copy: { '1': number; '64': number } };
+    faultRoundTripUs: Quantiles;
+    faultRoundTripSamplesUs: number[];
+  };
   memcpyPerPageNs: number;
   /** First read per page (ns): of pages this thread just wrote, and of the same pages moved by mremap(DONTUNMAP). */
   firstReadPerPageNs: { written: number; remapped: number };
@@ -61,7 +73,28 @@ function touch(u8: Uint8Array): void {
   for (let i = 0; i < u8.length; i += PS) u8[i] = 1;
 }
 
-function measureBatch(pages: number, batch: number, withCopy: boolean): { move: number; copy?: number } {
+/**
+ * A sibling thread's progress (a counter it bumps as it spins, in a shared word): rate() is
+ * its iterations per ns over `work`; lossUs() what `calls` calls made in `ns` cost it.
+ */
+class Sibling {
+  constructor(readonly counter: Float64Array) {}
+  #base = 0;
+  /** Its rate while this thread spins too (both CPUs busy, no system calls). */
+  baseline(ms = 30): void {
+    const t0 = hr();
+    const c0 = this.counter[0];
+    let x = 0;
+    while (hr() - t0 < ms * 1e6) x++;
+    this.#base = (this.counter[0] - c0) / (hr() - t0 + (x & 0));
+  }
+  lossUs(c0: number, ns: number, calls: number): number {
+    const rate = (this.counter[0] - c0) / ns;
+    return this.#base > 0 ? (Math.max(0, 1 - rate / this.#base) * ns) / 1000 / calls : NaN;
+  }
+}
+
+function measureBatch(pages: number, batch: number, withCopy: boolean, sib?: Sibling): { move: number; copy?: number; moveLossUs?: number; copyLossUs?: number } {
   const len = pages * PS;
   const bytes = batch * PS;
   const u = Userfaultfd.open({ features: ['MOVE'] });
@@ -71,18 +104,27 @@ function measureBatch(pages: number, batch: number, withCopy: boolean): { move: 
     u.register(dst.address, len);
     const s = new Uint8Array(src.view());
     touch(s);
+    const calls = Math.ceil(len / bytes);
+    sib?.baseline();
+    let c0 = sib?.counter[0] ?? 0;
     let t = hr();
     for (let off = 0; off < len; off += bytes) if (u.moveOnce(dst.address + off, src.address + off, bytes, { dontWake: true }) !== bytes) throw new Error('short MOVE');
-    const move = (hr() - t) / pages;
+    const moveNs = hr() - t;
+    const moveLossUs = sib?.lossUs(c0, moveNs, calls);
     let copy: number | undefined;
+    let copyLossUs: number | undefined;
     if (withCopy) {
       dst.advise('DONTNEED');
       touch(s);
+      sib?.baseline();
+      c0 = sib?.counter[0] ?? 0;
       t = hr();
       for (let off = 0; off < len; off += bytes) u.copy(dst.address + off, src.address + off, bytes, { dontWake: true });
-      copy = (hr() - t) / pages;
+      const copyNs = hr() - t;
+      copy = copyNs / pages;
+      copyLossUs = sib?.lossUs(c0, copyNs, calls);
     }
-    return { move, copy };
+    return { move: moveNs / pages, copy, moveLossUs, copyLossUs };
   } finally {
     src.close();
     dst.close();
@@ -208,21 +250,29 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
   const rt = await measureFaultRoundTrip(opts.faults ?? 2000);
   // With a sibling thread spinning on the other CPU.
   const flag = new Int32Array(new SharedArrayBuffer(4));
+  const counter = new Float64Array(new SharedArrayBuffer(8));
   const spinner = new Worker(
-    `const { workerData } = require('node:worker_threads'); const f = new Int32Array(workerData); let x = 0; while (Atomics.load(f, 0) === 0) x++;`,
-    { eval: true, workerData: flag.buffer },
+    `const { workerData } = require('node:worker_threads'); const f = new Int32Array(workerData.flag); const c = new Float64Array(workerData.counter);
+     let x = 0; while (Atomics.load(f, 0) === 0) { if ((++x & 1023) === 0) c[0] = x; }`,
+    { eval: true, workerData: { flag: flag.buffer, counter: counter.buffer } },
   );
   await new Promise((r) => setTimeout(r, 100));
+  const sib = new Sibling(counter);
   const bm1: number[] = [], bm64: number[] = [], bc1: number[] = [], bc64: number[] = [];
+  const lm1: number[] = [], lm64: number[] = [], lc1: number[] = [], lc64: number[] = [];
   let rtBusy: { samples: number[]; note?: string } = { samples: [] };
   try {
     for (let r = 0; r < reps; r++) {
-      const a = measureBatch(pages / 2, 1, true);
+      const a = measureBatch(pages / 2, 1, true, sib);
       bm1.push(a.move);
       bc1.push(a.copy!);
-      const b = measureBatch(pages / 2, 64, true);
+      lm1.push(a.moveLossUs!);
+      lc1.push(a.copyLossUs!);
+      const b = measureBatch(pages / 2, 64, true, sib);
       bm64.push(b.move);
       bc64.push(b.copy!);
+      lm64.push(b.moveLossUs!);
+      lc64.push(b.copyLossUs!);
     }
     rtBusy = await measureFaultRoundTrip(Math.ceil((opts.faults ?? 2000) / 2));
   } finally {
@@ -237,6 +287,7 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
     busySibling: {
       movePerPageNs: { '1': median(bm1), '64': median(bm64) },
       copyPerPageNs: { '1': median(bc1), '64': median(bc64) },
+      siblingLossUsPerCall: { move: { '1': median(lm1), '64': median(lm64) }, copy: { '1': median(lc1), '64': median(lc64) } },
       faultRoundTripUs: quantiles(rtBusy.samples),
       faultRoundTripSamplesUs: rtBusy.samples,
     },

@@ -164,6 +164,9 @@ export function renderHtml(res: Results): string {
           ['first read of a page after mremap moved it (of a page just written)', fl.firstReadPerPageNs ? `${num(fl.firstReadPerPageNs.remapped, 0)} (${num(fl.firstReadPerPageNs.written, 0)}) ns/page` : '-'],
           ['with a sibling thread running: MOVE 1 / 64 pages per call', `${num(fl.busySibling.movePerPageNs['1'], 0)} / ${num(fl.busySibling.movePerPageNs['64'], 0)} ns/page`],
           ['with a sibling thread running: COPY 1 / 64 pages per call', `${num(fl.busySibling.copyPerPageNs['1'], 0)} / ${num(fl.busySibling.copyPerPageNs['64'], 0)} ns/page`],
+          ...(fl.busySibling.siblingLossUsPerCall
+            ? [['what each call costs the sibling (its lost time): MOVE / COPY at 1 / 64 pages per call', `${num(fl.busySibling.siblingLossUsPerCall.move['1'])} / ${num(fl.busySibling.siblingLossUsPerCall.move['64'])} µs, ${num(fl.busySibling.siblingLossUsPerCall.copy['1'])} / ${num(fl.busySibling.siblingLossUsPerCall.copy['64'])} µs`] as [string, string]]
+            : []),
           ['with a sibling thread running: fault round trip p50 / p90 / p99', `${num(fl.busySibling.faultRoundTripUs.p50)} / ${num(fl.busySibling.faultRoundTripUs.p90)} / ${num(fl.busySibling.faultRoundTripUs.p99)} µs over ${fl.busySibling.faultRoundTripUs.count} faults`],
           ['fault round trip (poll + read + MOVE on a Worker) p50 / p90 / p99', `${num(fl.faultRoundTripUs.p50)} / ${num(fl.faultRoundTripUs.p90)} / ${num(fl.faultRoundTripUs.p99)} µs over ${fl.faultRoundTripUs.count} faults${fl.faultRoundTripNote ? ` (${esc(fl.faultRoundTripNote)})` : ''}`],
         ],
