@@ -196,6 +196,7 @@ export const COMMANDS: Record<string, Command> = {
         visit: { type: 'int', min: 1, default: 1500, help: 'views touched per frame' },
         threshold: { type: 'number', min: 0.01, max: 1, default: 0.6, help: 'collect when heap use passes this fraction' },
         every: { type: 'int', min: 0, default: 0, help: 'collect every N frames instead (0: by threshold)' },
+        safepoint: { type: 'string', choices: ['end', 'start'], default: 'end', help: "where each frame calls heap.safepoint(): after its work (a pause then leaves the rest of the frame's budget to what runs concurrently after it) or before it" },
         seed: { type: 'int', min: 0, default: 42, help: 'PRNG seed' },
       },
     },
