@@ -78,16 +78,16 @@ describe('Heartbeats.isStale: the decision, with the watchdog words written by h
 describe('the native watchdog publishes its looks', () => {
   itKernel('each period; the first look after a stop marks it; a stall after that, an old beat is stale again; idle once stopped', () => {
     const { line, ctx } = runChild('stopped-watchdog.mjs');
-    expect(line.running.look, ctx).toBeGreaterThanOrEqual(0);
-    expect(line.running.look, ctx).toBeLessThan(60); // every 10 ms, on a busy machine
-    expect(line.running.resumed, ctx).toBe(-1); // no stop yet
+    expect(line.running.look, ctx).toBeGreaterThanOrEqual(0); // published (every 10 ms)
+    expect(line.running.look, ctx).toBeLessThan(1000);
     expect(line.continued.age, ctx).toBeGreaterThanOrEqual(950);
     expect(line.continued.stale, ctx).toBe(false);
+    expect(line.seen.marked, ctx).toBe(true);
     expect(line.seen.resumed, ctx).toBeGreaterThanOrEqual(0);
     expect(line.seen.resumed, ctx).toBeLessThan(100);
     expect(line.seen.stale, ctx).toBe(false);
-    expect(line.later.resumed, ctx).toBeGreaterThan(100);
     expect(line.later.stale, ctx).toBe(true);
+    expect(line.later.resumed, ctx).toBeGreaterThan(100); // not before a stall had passed
     expect(line.stopped, ctx).toEqual({ look: -1, stale: true });
   }, ['uffd']);
 });
