@@ -80,12 +80,12 @@ function touch(u8: Uint8Array): void {
 class Sibling {
   constructor(readonly counter: Float64Array) {}
   #base = 0;
-  /** Its rate while this thread spins too (both CPUs busy, no system calls). */
+  /** Its rate while this thread spins too (both CPUs busy, no system calls): over `ms`, longer (up to 1 s) until it has moved. */
   baseline(ms = 30): void {
     const t0 = hr();
     const c0 = this.counter[0];
     let x = 0;
-    while (hr() - t0 < ms * 1e6) x++;
+    while (hr() - t0 < ms * 1e6 || (this.counter[0] === c0 && hr() - t0 < 1e9)) x++;
     this.#base = (this.counter[0] - c0) / (hr() - t0 + (x & 0));
   }
   lossUs(c0: number, ns: number, calls: number): number {
