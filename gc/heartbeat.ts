@@ -101,8 +101,9 @@ export class Heartbeats {
    * Beating, but not for more than stallMs (stalled or dead). An idle role is never stale. Where
    * a watchdog looks, neither is one whose beat aged while the whole process stood still: not
    * before the watchdog's first look after the stop (its last look is too old: the process may
-   * just have been continued), nor for a stall after the look that saw the stop. A thread that
-   * beats at least every quarter stall is never taken for stalled by a stop of any length.
+   * just have been continued), nor for a stall after the look that saw the stop. With stallMs of
+   * 40 or more, a thread that beats at least every quarter stall is never taken for stalled by a
+   * stop of any length (below 40 the watchdog's 10 ms floor on its period narrows that margin).
    */
   isStale(role: RoleId, stallMs: number): boolean {
     if (this.ageMs(role) <= stallMs) return false;

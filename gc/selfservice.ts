@@ -159,7 +159,8 @@ export class SelfService {
     if (this.self && !this.#abandoned) {
       try {
         const before = this.#work();
-        const [b0, i0] = [this.#b.buildMs, this.#b.installMs];
+        const b0 = this.#b.buildMs;
+        const i0 = this.#b.installMs;
         const resolved = this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook);
         sh.clk[Clk.SELF_BUILD] += this.#b.buildMs - b0;
         sh.clk[Clk.SELF_INSTALL] += this.#b.installMs - i0;
