@@ -18,17 +18,45 @@ const MiB = 2 ** 20;
 
 type RawRep = Omit<RepResult, 'timeline' | 'stalls' | 'stallsCompaction' | 'faultSamplesUs' | 'faultHandlerBuckets'>;
 
-export interface ModeSummary {
+/**
+ * What a mode's summary takes from its reps under the same name and type: the median over the
+ * reps (heapBytes and fallbacks: the first rep's; touchErrors: their sum; see summarizeMode).
+ */
+type FromReps = Pick<
+  RepResult,
+  | 'heapBytes'
+  | 'usedBytes'
+  | 'liveBytes'
+  | 'liveObjects'
+  | 'pins'
+  | 'buildMs'
+  | 'compactionMs'
+  | 'pauseMs'
+  | 'collectMs'
+  | 'markMs'
+  | 'planMs'
+  | 'concurrentMs'
+  | 'compactorBusyMs'
+  | 'idleMs'
+  | 'throughputMBps'
+  | 'faults'
+  | 'pagesMoved'
+  | 'pagesCopied'
+  | 'ebusyFallbacks'
+  | 'moveCalls'
+  | 'copyCalls'
+  | 'batchPagesP50'
+  | 'rssBeforeBytes'
+  | 'rssPeakBytes'
+  | 'rssAfterBytes'
+  | 'touches'
+  | 'touchErrors'
+  | 'fallbacks'
+>;
+
+export interface ModeSummary extends FromReps {
   mode: ModeName;
   reps: number;
-  heapBytes: number;
-  usedBytes: number;
-  liveBytes: number;
-  liveObjects: number;
-  pins: number;
-  buildMs: number;
-  compactionMs: number;
-  pauseMs: number;
   /** The longest single stop of the mutator in any rep (a pause, a faulting access, idle()). */
   stwMaxMs: number;
   /** What that stop was (RepResult.stwMaxKind of the rep it happened in). */
@@ -42,15 +70,7 @@ export interface ModeSummary {
   /** Median per pause kind (initial, remark, compaction, ...), ms. */
   pausesMs: Record<string, number>;
   marking: string;
-  collectMs: number;
-  markMs: number;
-  planMs: number;
-  concurrentMs: number;
-  compactorBusyMs: number;
-  idleMs: number;
-  throughputMBps: number;
   msPerLiveMiB: number;
-  faults: number;
   /** Accesses that stalled on an unbuilt page (kernel fault or self-service), see RepResult. */
   mutatorFaults: number;
   /** Mutator side (the stalled access as the mutator sees it), us. */
@@ -61,17 +81,11 @@ export interface ModeSummary {
   handlerFaultP50Us: number;
   handlerFaultP99Us: number;
   pagesTotal: number;
-  pagesMoved: number;
-  pagesCopied: number;
   /** Installed unbuilt (WHOLE pages of large objects kept on pages, move mode). */
   pagesWhole: number;
   /** Of those, install calls of one aligned 2 MiB span each (--huge-pages): a PMD move when the source is a huge page. */
   wholePmdCalls: number;
   pagesBuiltByFaults: number;
-  ebusyFallbacks: number;
-  moveCalls: number;
-  copyCalls: number;
-  batchPagesP50: number;
   /** Pages the mutator's accessors served themselves (self-service). */
   pagesBySelf: number;
   /** Of the mutator's self-service stalls (ms): its own page builds and their installs (CycleStats.stalls). */
@@ -82,14 +96,8 @@ export interface ModeSummary {
   compactorInstallMs: number;
   compactorReleaseMs: number;
   compactorOtherMs: number;
-  rssBeforeBytes: number;
-  rssPeakBytes: number;
-  rssAfterBytes: number;
   rssPeakOverBefore: number;
-  touches: number;
-  touchErrors: number;
   verifyOk: boolean | null;
-  fallbacks: readonly string[];
   raw: RawRep[];
 }
 
