@@ -5,20 +5,18 @@
  * the threads replaced. The native watchdog publishes its own looks and the last one that came
  * late (native/watchdog.cc), and Heartbeats.isStale does not count a stop (gc/heartbeat.ts).
  */
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Heartbeats, Role, WatchdogWord, monotonicMs, stillMs, watchdogPeriodMs } from '../dist/gc/heartbeat.js';
 import { watchdogThresholds } from '../dist/gc/watchdog.js';
 import { itKernel } from './kernel.js';
+import { runChild } from './helpers/child.js';
 
-const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
-function runChild(name: string, arg: unknown = {}): { line: Record<string, any>; ctx: string } {
-  const r = spawnSync(process.execPath, [fixture(name), JSON.stringify(arg)], { encoding: 'utf8', timeout: 40_000 });
+/** The fixture's one JSON line, and the context to print if an assertion fails. */
+function runFixture(name: string, arg: unknown = {}): { line: Record<string, any>; ctx: string } {
+  const { r, lines } = runChild(name, arg, 40_000);
   const ctx = `status ${r.status} signal ${r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
-  const json = r.stdout.split('\n').find((l) => l.startsWith('{'));
-  expect(json, ctx).toBeDefined();
-  return { line: JSON.parse(json!), ctx };
+  expect(lines.length, ctx).toBeGreaterThan(0);
+  return { line: lines[0], ctx };
 }
 
 describe('Heartbeats.isStale: the decision, with the watchdog words written by hand', () => {
@@ -77,7 +75,7 @@ describe('Heartbeats.isStale: the decision, with the watchdog words written by h
 
 describe('the native watchdog publishes its looks', () => {
   itKernel('each period; the first look after a stop marks it; a stall after that, an old beat is stale again; idle once stopped', () => {
-    const { line, ctx } = runChild('stopped-watchdog.mjs');
+    const { line, ctx } = runFixture('stopped-watchdog.mjs');
     expect(line.running.look, ctx).toBeGreaterThanOrEqual(0); // published (every 10 ms)
     expect(line.running.look, ctx).toBeLessThan(1000);
     expect(line.continued.age, ctx).toBeGreaterThanOrEqual(950);
@@ -95,7 +93,7 @@ describe('the native watchdog publishes its looks', () => {
 describe('a heap whose process is stopped for a second while it compacts', () => {
   for (const faultPath of ['self', 'handler'] as const) {
     itKernel(`[${faultPath}] replaces no thread and takes over no claim; the graph is intact`, () => {
-      const { line, ctx } = runChild('stopped-heap.mjs', { faultPath });
+      const { line, ctx } = runFixture('stopped-heap.mjs', { faultPath });
       expect(line.stoppedMs, ctx).toBeGreaterThanOrEqual(900); // the stop happened
       expect(line.warnings, ctx).toEqual([]);
       expect(line.takeovers, ctx).toBe(0);

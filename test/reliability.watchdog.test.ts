@@ -8,7 +8,7 @@
  *
  * Abort paths run in child processes (with core dumps off).
  */
-import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -18,17 +18,7 @@ import { native } from '../dist/gc/native.js';
 import { Heartbeats, IDLE, Role, monotonicMs } from '../dist/gc/heartbeat.js';
 import { FATAL_FLOOR_MS, watchdogThresholds } from '../dist/gc/watchdog.js';
 import { itKernel } from './kernel.js';
-
-const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
-
-/** Runs a fixture with core dumps off (the abort is expected); returns the result and its wall time. */
-function runChild(name: string, arg: unknown, timeoutMs: number): { r: SpawnSyncReturns<string>; ms: number; end: number; lines: Array<Record<string, unknown>> } {
-  const t0 = Date.now();
-  const r = spawnSync('/bin/sh', ['-c', 'ulimit -c 0; exec "$0" "$@"', process.execPath, fixture(name), JSON.stringify(arg)], { encoding: 'utf8', timeout: timeoutMs });
-  const end = Date.now();
-  const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  return { r, ms: end - t0, end, lines };
-}
+import { fixture, runChild } from './helpers/child.js';
 
 const watchdogThreads = (): number =>
   fs.readdirSync('/proc/self/task').filter((t) => {
@@ -154,7 +144,7 @@ describe('a process that was only stopped', () => {
     // An audit: after a short stall, a stop longer than fatalMs (Ctrl-Z, a debugger) was
     // counted as time nobody served the pending fault, and the first look after SIGCONT
     // aborted the process before its threads could beat again.
-    const c = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/watchdog-stop.mjs', import.meta.url))], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, [fixture('watchdog-stop.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     c.stdout.on('data', (d) => (stdout += d));

@@ -1,0 +1,17 @@
+/** Runs a test fixture (test/fixtures) in a child process, for what must not run in the test's own. */
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
+
+/**
+ * Runs fixture `name` with `arg` as JSON in its first argument, core dumps off (some abort on
+ * purpose); returns the result, its wall time and the JSON lines it printed on stdout.
+ */
+export function runChild(name: string, arg: unknown, timeoutMs: number): { r: SpawnSyncReturns<string>; ms: number; end: number; lines: Array<Record<string, unknown>> } {
+  const t0 = Date.now();
+  const r = spawnSync('/bin/sh', ['-c', 'ulimit -c 0; exec "$0" "$@"', process.execPath, fixture(name), JSON.stringify(arg)], { encoding: 'utf8', timeout: timeoutMs });
+  const end = Date.now();
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  return { r, ms: end - t0, end, lines };
+}
