@@ -30,6 +30,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, Heap, MoveGcError, type CycleStats, type FaultPathName, type HeapType, type Ref } from '../dist/gc/index.js';
 import { captureLogger, checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { itKernel } from './kernel.js';
+import { bucketOf, bucketValue } from '../dist/gc/shared.js';
 import { rejected } from './helpers/thrown.js';
 
 closeHeapsAfterEach();
@@ -205,8 +206,8 @@ describe.each(MODES.flatMap((m) => PATHS.map((p) => [m, p] as const)))('what the
         // Every touched page was built and installed by the accessor: each inside its own stall.
         expect(st.stalls.selfBuildMs, ctx).toBeGreaterThan(0);
         expect(st.stalls.selfInstallMs, ctx).toBeGreaterThan(0);
-        // (A bucket's value is its lower bound; its width is 1 µs below 16, a sixteenth above.)
-        const stalledUs = st.stalls.self.buckets.reduce((t, [v, n]) => t + n * (v * 17 / 16 + 1), 0);
+        // (A bucket's value is its lower bound; the next bucket's is its upper bound.)
+        const stalledUs = st.stalls.self.buckets.reduce((t, [v, n]) => t + n * bucketValue(bucketOf(v) + 1), 0);
         expect((st.stalls.selfBuildMs + st.stalls.selfInstallMs) * 1000, ctx).toBeLessThanOrEqual(stalledUs);
       } else {
         expect(st.pages.builtBySelf + st.stalls.self.count + st.stalls.selfBuildMs + st.stalls.selfInstallMs, ctx).toBe(0);
