@@ -54,7 +54,9 @@ const num = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x)
 
 /** Consistency of one cycle's statistics with each other and with the mode. */
 export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}): void {
-  const ctx = `cycle ${st.cycle} (${mode}): ${JSON.stringify({ pages: st.pages, moveCalls: st.moveCalls, copyCalls: st.copyCalls, faults: st.faults, ebusy: st.ebusy, eexist: st.eexist, enoent: st.enoent, takeovers: st.takeovers, errors: st.errors, selfHelped: st.stalls.selfHelped, selfLeft: st.stalls.selfLeft })}`;
+  // Everything the page and call bounds below are made of, so that a rare failure can be read
+  // from its message alone.
+  const ctx = `cycle ${st.cycle} (${mode}): ${JSON.stringify({ pages: st.pages, moveCalls: st.moveCalls, copyCalls: st.copyCalls, faults: st.faults, ebusy: st.ebusy, ebusyCopies: st.ebusyCopies, eexist: st.eexist, enoent: st.enoent, eagain: st.eagain, takeovers: st.takeovers, errors: st.errors, selfHelped: st.stalls.selfHelped, selfLeft: st.stalls.selfLeft, selfFailed: st.stalls.selfFailed, unbuiltTouches: st.stalls.unbuiltTouches, expect: e })}`;
   expect(st.mode, ctx).toBe(mode);
   // Pause fields are present and sane.
   for (const k of ['totalMs', 'rootsMs', 'pinnedMs', 'registerMs', 'remapMs'] as const) expect(num(st.pause[k]), `${ctx} pause.${k}=${st.pause[k]}`).toBe(true);
