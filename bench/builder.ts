@@ -7,6 +7,12 @@
  * checks that both wrote the same bytes.
  *
  *   node dist/bench/builder.js [--heap MiB] [--sizes small|mixed|large|huge] [--live F] [--reps N]
+ *                              [--order sequential|random] [--run N]
+ *
+ * `--order random --run 1` builds the pages one at a time in a random order, as the mutator's
+ * self-service and the fault server meet them: each build then starts with cold caches and
+ * TLB (its sources, and the forwarding tables at every reference's target), which the
+ * compactor's in-order runs mostly do not.
  *
  * The heap is laid out directly in memory like bench/workload.ts lays it out through the Heap
  * (interleaved live and dead objects; Nodes of 32-64 B with 2 references, byte arrays of
@@ -35,8 +41,10 @@ const values = scriptArgs({
     live: { type: 'number', min: 0.01, max: 1, default: 0.5, help: 'live fraction' },
     reps: { type: 'int', min: 1, max: 1000, default: 5, help: 'interleaved reps' },
     only: { type: 'string', choices: ['js', 'native'], help: 'one builder only (for profiling)' },
+    order: { type: 'string', choices: ['sequential', 'random'], default: 'sequential', help: 'the order the runs are built in' },
+    run: { type: 'int', min: 1, max: 64, default: 64, metavar: 'N', help: 'pages per build call (the compactor: 64; a fault or self-service: 1)' },
   },
-}) as { heap: number; sizes: string; live: number; reps: number; only?: string };
+}) as { heap: number; sizes: string; live: number; reps: number; only?: string; order: string; run: number };
 const capacity = values.heap * 2 ** 20;
 const sizes = values.sizes;
 const liveFraction = values.live;
@@ -106,6 +114,15 @@ const builders: Array<[string, RunBuilder]> = [
   ['js', new PageBuilder(sh, from)],
   ['native', new NativePageBuilder(sh, from)],
 ];
+// The runs to build, [first page, pages], in the order asked for (the same for both builders).
+const runs: Array<[number, number]> = [];
+for (const s of p.segments) for (let q = s.firstPage; q < s.endPage; q += values.run) runs.push([q, Math.min(values.run, s.endPage - q)]);
+if (values.order === 'random') {
+  for (let i = runs.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [runs[i], runs[j]] = [runs[j], runs[i]];
+  }
+}
 const ns: Record<string, number[]> = { js: [], native: [] };
 const sums: Record<string, number> = {};
 for (let rep = 0; rep <= reps; rep++) {
@@ -113,12 +130,10 @@ for (let rep = 0; rep <= reps; rep++) {
     if (values.only && values.only !== name) continue;
     let sum = 0;
     const c0 = process.cpuUsage();
-    for (const s of p.segments)
-      for (let q = s.firstPage; q < s.endPage; q += 64) {
-        const n = Math.min(64, s.endPage - q);
-        b.buildRun(q, n, from, scratch);
-        sum = (sum + from[scratch + 7] + from[scratch + n * 1024 - 1]) >>> 0;
-      }
+    for (const [q, n] of runs) {
+      b.buildRun(q, n, from, scratch);
+      sum = (sum + from[scratch + 7] + from[scratch + n * 1024 - 1]) >>> 0;
+    }
     const c = process.cpuUsage(c0);
     const t = (c.user + c.system) * 1000; // on-CPU ns: the machine is shared
     if (rep > 0) ns[name].push(t / p.pagesTotal); // rep 0 warms up
@@ -128,7 +143,7 @@ for (let rep = 0; rep <= reps; rep++) {
 const js = median(ns.js);
 const nat = median(ns.native);
 console.log(
-  `builders alone: ${values.heap} MiB, sizes ${sizes}, live ${liveFraction}, ${p.pagesTotal} pages (${p.identityPages} in place), ${m.objects} live objects, ${(m.words * 8 / 2 ** 20).toFixed(1)} MiB live; load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+  `builders alone: ${values.heap} MiB, sizes ${sizes}, live ${liveFraction}, runs of ${values.run} in ${values.order} order, ${p.pagesTotal} pages (${p.identityPages} in place), ${m.objects} live objects, ${(m.words * 8 / 2 ** 20).toFixed(1)} MiB live; load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
 );
 console.log(`  js     ${js.toFixed(0)} ns/page (reps ${ns.js.map((x) => x.toFixed(0)).join(' ')})`);
 console.log(`  native ${nat.toFixed(0)} ns/page (reps ${ns.native.map((x) => x.toFixed(0)).join(' ')})`);

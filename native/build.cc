@@ -1,8 +1,10 @@
 // The page builder compiled: a line-by-line twin of gc/build.ts (PageBuilder), which stays
-// the readable reference. It reads the same shared tables (live-words and object-start
-// bitmaps, chunkNew, pageFirst, pageKind, segments, types) and from-space, and writes only
-// the destination pages. It decides nothing: claims, buffers and installs stay in
-// TypeScript; one call builds a run of contiguous to-space pages into contiguous buffers.
+// the readable reference, with one departure: reference slots are forwarded at the end of
+// each page rather than as they are met (Defer), which writes the same words. It reads the
+// same shared tables (live-words and object-start bitmaps, chunkNew, pageFirst, pageKind,
+// segments, types) and from-space, and writes only the destination pages. It decides
+// nothing: claims, buffers and installs stay in TypeScript; one call builds a run of
+// contiguous to-space pages into contiguous buffers.
 //
 // Tables are SharedArrayBuffers: Node-API has no SharedArrayBuffer type in Node 20, but
 // napi_get_typedarray_info on a typed array over one gives its data pointer. The builder
@@ -130,6 +132,30 @@ class Kernel {
     return base + Popcount(l[0]) + (off == 32 ? 0 : Popcount(l[1] & ((1u << (off - 32)) - 1u)));
   }
 
+  // Reference slots are forwarded after the page's walk, not as they are met: each forward
+  // reads chunkNew and the live bitmap at a target anywhere in the heap (a cache and TLB
+  // miss on a cold page), and prefetching them all first overlaps those misses. The words
+  // written are the same; a reference outside the heap still fails where it is met.
+  struct Pending {
+    uint32_t* at;
+    uint32_t v;
+  };
+  static constexpr int64_t kMaxPending = PAGE_WORDS * 2;
+  Pending pending_[kMaxPending];
+  int64_t npending_ = 0;
+  inline void Defer(uint32_t* at, uint32_t v) {
+    const uint32_t c = v >> 6;
+    if (c >= chunkNew.n) Fail("reference outside the heap", v);
+    __builtin_prefetch(chunkNew.p + c);
+    __builtin_prefetch(live.p + (static_cast<size_t>(c) << 1));
+    if (npending_ == kMaxPending) Flush();  // (a page has fewer slots than that)
+    pending_[npending_++] = Pending{at, v};
+  }
+  inline void Flush() {
+    for (int64_t i = 0; i < npending_; i++) *pending_[i].at = Forward(pending_[i].v);
+    npending_ = 0;
+  }
+
   inline uint32_t Src(int64_t i) const {
     if (static_cast<uint64_t>(i) >= src_.n) Fail("read outside from-space", i);
     return src_.p[i];
@@ -220,6 +246,7 @@ class Kernel {
     const int64_t qEnd = qw + PAGE_WORDS;
     // to-space word t lives at page[(t - qw) * 2]
     auto at = [&](int64_t t) { return page + (t - qw) * 2; };
+    npending_ = 0;  // (a page that failed mid-walk left its own)
     int64_t filled = qw;
     int64_t o = pageFirst.p[q];
     if (static_cast<uint32_t>(o) != NONE) {
@@ -261,7 +288,7 @@ class Kernel {
         const int64_t k1 = r1 < n ? r1 : n;
         for (int64_t k = r0 > 0 ? r0 : 0; k < k1; k++) {
           const uint32_t v = sp[k];
-          if (v != 0) d[k] = Forward(v);
+          if (v != 0) Defer(d + k, v);
         }
         filled = b;
         if (end >= qEnd) break;
@@ -274,6 +301,7 @@ class Kernel {
           if (next != IN_PLACE && next > t) t = next;
         }
       }
+      Flush();
       // The next object lands on a later page: the rest of this one is its gap, and the
       // filler runs to that object (over the GAP pages between).
       if (t >= qEnd && filled < qEnd) Gap(at(filled), filled, qEnd, t);
@@ -291,6 +319,7 @@ class Kernel {
   }
 
   void Identity(int64_t q, uint32_t* page, int64_t identEnd) {
+    npending_ = 0;
     const int64_t qw = q * PAGE_WORDS;
     const int64_t qEnd = qw + PAGE_WORDS;
     CheckSrc(qw * 2, qEnd * 2);
@@ -314,11 +343,13 @@ class Kernel {
         const int64_t i1 = nref < qEnd * 2 - first ? nref : qEnd * 2 - first;
         for (int64_t i = i0; i < i1; i++) {
           const uint32_t r = Src(first + i);
-          page[first + i - qw * 2] = r == 0 ? 0 : Forward(r);
+          if (r == 0) page[first + i - qw * 2] = 0;
+          else Defer(page + first + i - qw * 2, r);
         }
       }
       o = NextSet(starts, o + sz, qEnd);
     }
+    Flush();
   }
 };
 
