@@ -48,8 +48,13 @@ export interface Floor {
     faultRoundTripSamplesUs: number[];
   };
   memcpyPerPageNs: number;
-  /** First read per page (ns): of pages this thread just wrote, and of the same pages moved by mremap(DONTUNMAP). */
-  firstReadPerPageNs: { written: number; remapped: number };
+  /**
+   * First read per page (ns): of pages this thread just wrote, of the same pages moved by
+   * mremap(DONTUNMAP), and of pages just installed by UFFDIO_MOVE and UFFDIO_COPY (runs of
+   * 512). Whoever touches an installed page first pays its `installed` cost: the mutator, or
+   * the next cycle's builders if the mutator never did (its from-space sources).
+   */
+  firstReadPerPageNs: { written: number; remapped: number; installed: { move: number; copy: number } };
   /**
    * Fault round trip (access to return, main thread), microseconds. Beware: on a virtual
    * machine an idle vCPU must be woken by the hypervisor, so this is far lower when the
@@ -94,7 +99,17 @@ class Sibling {
   }
 }
 
-function measureBatch(pages: number, batch: number, withCopy: boolean, sib?: Sibling): { move: number; copy?: number; moveLossUs?: number; copyLossUs?: number } {
+interface Batch {
+  move: number;
+  copy?: number;
+  moveLossUs?: number;
+  copyLossUs?: number;
+  /** The first read of each installed page, ns per page (`readInstalled`). */
+  movedRead?: number;
+  copiedRead?: number;
+}
+
+function measureBatch(pages: number, batch: number, withCopy: boolean, sib?: Sibling, readInstalled = false): Batch {
   const len = pages * PS;
   const bytes = batch * PS;
   const u = Userfaultfd.open({ features: ['MOVE'] });
@@ -111,8 +126,10 @@ function measureBatch(pages: number, batch: number, withCopy: boolean, sib?: Sib
     for (let off = 0; off < len; off += bytes) if (u.moveOnce(dst.address + off, src.address + off, bytes, { dontWake: true }) !== bytes) throw new Error('short MOVE');
     const moveNs = hr() - t;
     const moveLossUs = sib?.lossUs(c0, moveNs, calls);
+    const movedRead = readInstalled ? firstRead(new Uint8Array(dst.view())) : undefined;
     let copy: number | undefined;
     let copyLossUs: number | undefined;
+    let copiedRead: number | undefined;
     if (withCopy) {
       dst.advise('DONTNEED');
       touch(s);
@@ -123,8 +140,9 @@ function measureBatch(pages: number, batch: number, withCopy: boolean, sib?: Sib
       const copyNs = hr() - t;
       copy = copyNs / pages;
       copyLossUs = sib?.lossUs(c0, copyNs, calls);
+      if (readInstalled) copiedRead = firstRead(new Uint8Array(dst.view()));
     }
-    return { move: moveNs / pages, copy, moveLossUs, copyLossUs };
+    return { move: moveNs / pages, copy, moveLossUs, copyLossUs, movedRead, copiedRead };
   } finally {
     src.close();
     dst.close();
@@ -228,7 +246,7 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
   measureBatch(2048, 1, true); // warm-up: JIT the call paths
   measureBatch(2048, 512, true);
   const m1: number[] = [], m16: number[] = [], m32: number[] = [], m34: number[] = [], m64: number[] = [], m512: number[] = [], c1: number[] = [], c64: number[] = [], c512: number[] = [], mc: number[] = [];
-  const frW: number[] = [], frR: number[] = [];
+  const frW: number[] = [], frR: number[] = [], frM: number[] = [], frC: number[] = [];
   for (let r = 0; r < reps; r++) {
     const a = measureBatch(pages, 1, true);
     m1.push(a.move);
@@ -239,9 +257,11 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
     const b64 = measureBatch(pages, 64, true);
     m64.push(b64.move);
     c64.push(b64.copy!);
-    const b = measureBatch(pages, 512, true);
+    const b = measureBatch(pages, 512, true, undefined, true);
     m512.push(b.move);
     c512.push(b.copy!);
+    frM.push(b.movedRead!);
+    frC.push(b.copiedRead!);
     mc.push(measureMemcpy(pages));
     const fr = measureFirstRead(pages);
     frW.push(fr.written);
@@ -292,7 +312,7 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
       faultRoundTripSamplesUs: rtBusy.samples,
     },
     memcpyPerPageNs: median(mc),
-    firstReadPerPageNs: { written: median(frW), remapped: median(frR) },
+    firstReadPerPageNs: { written: median(frW), remapped: median(frR), installed: { move: median(frM), copy: median(frC) } },
     faultRoundTripUs: quantiles(rt.samples),
     faultRoundTripSamplesUs: rt.samples,
     faultRoundTripNote: rt.note,

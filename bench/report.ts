@@ -162,6 +162,7 @@ export function renderHtml(res: Results): string {
           ['UFFDIO_COPY, 512 pages per call', `${num(fl.copyPerPageNs['512'], 0)} ns/page (${num(4096 / fl.copyPerPageNs['512'], 1)} GB/s)`],
           ['memcpy (Uint8Array.set)', `${num(fl.memcpyPerPageNs, 0)} ns/page`],
           ['first read of a page after mremap moved it (of a page just written)', fl.firstReadPerPageNs ? `${num(fl.firstReadPerPageNs.remapped, 0)} (${num(fl.firstReadPerPageNs.written, 0)}) ns/page` : '-'],
+          ['first read of a page just installed by UFFDIO_MOVE / UFFDIO_COPY', fl.firstReadPerPageNs?.installed ? `${num(fl.firstReadPerPageNs.installed.move, 0)} / ${num(fl.firstReadPerPageNs.installed.copy, 0)} ns/page` : '-'],
           ['with a sibling thread running: MOVE 1 / 64 pages per call', `${num(fl.busySibling.movePerPageNs['1'], 0)} / ${num(fl.busySibling.movePerPageNs['64'], 0)} ns/page`],
           ['with a sibling thread running: COPY 1 / 64 pages per call', `${num(fl.busySibling.copyPerPageNs['1'], 0)} / ${num(fl.busySibling.copyPerPageNs['64'], 0)} ns/page`],
           ...(fl.busySibling.siblingLossUsPerCall

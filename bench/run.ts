@@ -166,7 +166,7 @@ export function textSummary(res: Results): string {
     out.push(
       `kernel floor (same process): MOVE ${f(fl.movePerPageNs['1'], 0)} / ${f(fl.movePerPageNs['16'], 0)} / ${f(fl.movePerPageNs['32'], 0)} / ${f(fl.movePerPageNs['34'], 0)} / ${f(fl.movePerPageNs['64'], 0)} / ${f(fl.movePerPageNs['512'], 0)} ns/page at 1/16/32/34/64/512 pages per call; ` +
         `COPY ${f(fl.copyPerPageNs['1'], 0)} / ${f(fl.copyPerPageNs['64'], 0)} / ${f(fl.copyPerPageNs['512'], 0)} ns/page at 1/64/512; memcpy ${f(fl.memcpyPerPageNs, 0)} ns/page; ` +
-        `first read after mremap ${f(fl.firstReadPerPageNs?.remapped, 0)} ns/page (of a page just written: ${f(fl.firstReadPerPageNs?.written, 0)}); ` +
+        `first read after mremap ${f(fl.firstReadPerPageNs?.remapped, 0)} ns/page (of a page just written: ${f(fl.firstReadPerPageNs?.written, 0)}; just installed by MOVE / COPY: ${f(fl.firstReadPerPageNs?.installed?.move, 0)} / ${f(fl.firstReadPerPageNs?.installed?.copy, 0)}); ` +
         `with a sibling thread running: MOVE ${f(fl.busySibling.movePerPageNs['1'], 0)} / ${f(fl.busySibling.movePerPageNs['64'], 0)}, COPY ${f(fl.busySibling.copyPerPageNs['1'], 0)} / ${f(fl.busySibling.copyPerPageNs['64'], 0)} ns/page at 1/64, fault round trip p50 ${f(fl.busySibling.faultRoundTripUs.p50)} us; ` +
         `what each call costs that sibling: MOVE ${f(fl.busySibling.siblingLossUsPerCall?.move['1'])} / ${f(fl.busySibling.siblingLossUsPerCall?.move['64'])}, COPY ${f(fl.busySibling.siblingLossUsPerCall?.copy['1'])} / ${f(fl.busySibling.siblingLossUsPerCall?.copy['64'])} us at 1/64 pages per call; ` +
         `fault round trip p50 ${f(fl.faultRoundTripUs.p50)} us, p99 ${f(fl.faultRoundTripUs.p99)} us (${fl.faultRoundTripUs.count} faults)`,
@@ -228,7 +228,7 @@ export async function main(v: Values): Promise<void> {
       process.stderr.write(
         `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] floor: MOVE ${floor.movePerPageNs['1'].toFixed(0)}/${floor.movePerPageNs['16'].toFixed(0)}/${floor.movePerPageNs['32'].toFixed(0)}/${floor.movePerPageNs['34'].toFixed(0)}/${floor.movePerPageNs['64'].toFixed(0)}/${floor.movePerPageNs['512'].toFixed(0)} ns/page at 1/16/32/34/64/512 per call, ` +
           `COPY ${floor.copyPerPageNs['1'].toFixed(0)}/${floor.copyPerPageNs['64'].toFixed(0)}/${floor.copyPerPageNs['512'].toFixed(0)} ns/page, ` +
-          `first read after mremap ${floor.firstReadPerPageNs.remapped.toFixed(0)} ns/page (written ${floor.firstReadPerPageNs.written.toFixed(0)}), ` +
+          `first read after mremap ${floor.firstReadPerPageNs.remapped.toFixed(0)} ns/page (written ${floor.firstReadPerPageNs.written.toFixed(0)}, installed by MOVE/COPY ${floor.firstReadPerPageNs.installed.move.toFixed(0)}/${floor.firstReadPerPageNs.installed.copy.toFixed(0)}), ` +
           `busy sibling: MOVE ${floor.busySibling.movePerPageNs['1'].toFixed(0)}/${floor.busySibling.movePerPageNs['64'].toFixed(0)} COPY ${floor.busySibling.copyPerPageNs['1'].toFixed(0)}/${floor.busySibling.copyPerPageNs['64'].toFixed(0)} ns/page, sibling's loss per call MOVE ${floor.busySibling.siblingLossUsPerCall.move['1'].toFixed(1)}/${floor.busySibling.siblingLossUsPerCall.move['64'].toFixed(1)} COPY ${floor.busySibling.siblingLossUsPerCall.copy['1'].toFixed(1)}/${floor.busySibling.siblingLossUsPerCall.copy['64'].toFixed(1)} us, round trip p50 ${floor.busySibling.faultRoundTripUs.p50.toFixed(1)} us, fault round trip p50 ${floor.faultRoundTripUs.p50.toFixed(1)} us p99 ${floor.faultRoundTripUs.p99.toFixed(1)} us\n`,
       );
     }

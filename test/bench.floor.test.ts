@@ -16,6 +16,8 @@ describe('kernel floor', () => {
       fl.memcpyPerPageNs,
       fl.firstReadPerPageNs.written,
       fl.firstReadPerPageNs.remapped,
+      fl.firstReadPerPageNs.installed.move,
+      fl.firstReadPerPageNs.installed.copy,
       ...Object.values(fl.busySibling.movePerPageNs),
       ...Object.values(fl.busySibling.copyPerPageNs),
       ...Object.values(fl.busySibling.siblingLossUsPerCall.move),
@@ -23,7 +25,7 @@ describe('kernel floor', () => {
       fl.faultRoundTripUs.p50,
       fl.busySibling.faultRoundTripUs.p50,
     ];
-    expect(costs.length).toBe(22);
+    expect(costs.length).toBe(24);
     for (const c of costs) {
       expect(Number.isFinite(c), JSON.stringify(fl.busySibling)).toBe(true);
       expect(c).toBeGreaterThanOrEqual(0);
