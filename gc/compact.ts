@@ -48,8 +48,13 @@ export const MAX_WHOLE_RUN = PMD_PAGES;
 export const MIN_WHOLE_RUN = 16;
 /** Consumed from-space pages kept for reuse before the surplus is released (ART: 8 MiB). */
 export const POOL_KEEP_PAGES = 2048;
-/** Consumed from-space pages released at once (fewer madvise calls, longer buffer runs). */
-const RELEASE_CHUNK_PAGES = 256;
+/**
+ * Consumed from-space pages released at once (fewer madvise calls, longer buffer runs). Each
+ * call flushes the TLB of the CPU the mutator runs on: 2048 against 256 halved the compactor's
+ * release time (quick bench, 3 alternating runs: 22-28 against 47-61 ms in move mode, 33-46
+ * against 76-87 in copy) for an RSS peak 0.5-1% higher.
+ */
+export const RELEASE_CHUNK_PAGES = 2048;
 const RSS_SAMPLE_PAGES = 1024;
 
 /** Test/research hooks that act on the compactor; see inject.ts for the options. */

@@ -1,5 +1,7 @@
 /**
- * The compactor's install policy for short runs (options.moveMinRun, compact.ts): in move mode
+ * The compactor's buffers and installs (compact.ts). Consumed from-space is given back as
+ * compaction proceeds, beyond a pool kept for reuse, so RSS does not wait for the cycle's end.
+ * The install policy for short runs (options.moveMinRun): in move mode
  * a run of fewer than moveMinRun pages (34 by default) is built into the compactor's private
  * pages and installed by COPY, since MOVE's TLB flush costs per page up to x86's ceiling of
  * 33; longer runs move. Pins every few pages cut the new layout into runs shorter than that
@@ -7,6 +9,7 @@
  */
 import { describe, expect } from 'vitest';
 import { ErrorCode, Heap, type Pin } from '../dist/gc/index.js';
+import { POOL_KEEP_PAGES, RELEASE_CHUNK_PAGES } from '../dist/gc/compact.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { rejected } from './helpers/thrown.js';
 
@@ -100,5 +103,31 @@ describe('short runs in move mode (moveMinRun)', () => {
     for (const v of [0, 65, 1.5, -1, NaN, Infinity]) expect((await rejected(() => Heap.create({ capacity: 2 << 20, mode: 'move', moveMinRun: v }))).code).toBe(ErrorCode.OUT_OF_RANGE);
     // @ts-expect-error a string where a number belongs: refused with a typed error
     expect((await rejected(() => Heap.create({ capacity: 2 << 20, mode: 'move', moveMinRun: '34' }))).code).toBe(ErrorCode.INVALID_ARG_TYPE);
+  });
+});
+
+describe('from-space given back as compaction proceeds', () => {
+  // 640 000 objects of 64 B, every other one live: 10 000 pages that compact into 5 000.
+  const N = 640_000;
+  itMode('move', 'move mode: the consumed pages beyond the reuse pool are released during the walk', async () => {
+    const heap = await openHeap({ capacity: 64 << 20, mode: 'move' });
+    const { count } = fill(heap, 0, N);
+    const st = await heap.gc();
+    checkStats(st, 'move');
+    // Each page built consumes two of from-space and reuses one as its buffer: the surplus
+    // passes the pool and a chunk halfway through, and is released from then on.
+    expect(st.pages.total).toBeGreaterThan(POOL_KEEP_PAGES + RELEASE_CHUNK_PAGES);
+    expect(st.pages.released).toBeGreaterThanOrEqual(RELEASE_CHUNK_PAGES);
+    expect(st.pages.released).toBeLessThanOrEqual(2 * st.pages.total - st.pages.recycledBuffers);
+    expect(count()).toBe(N / 2);
+  });
+
+  itMode('copy', 'copy mode: every consumed page is released in chunks during the walk (no buffers reused)', async () => {
+    const heap = await openHeap({ capacity: 64 << 20, mode: 'copy' });
+    const { count } = fill(heap, 0, N);
+    const st = await heap.gc();
+    checkStats(st, 'copy');
+    expect(st.pages.released).toBeGreaterThanOrEqual(2 * st.pages.total - 2 * RELEASE_CHUNK_PAGES);
+    expect(count()).toBe(N / 2);
   });
 });
