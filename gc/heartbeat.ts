@@ -5,8 +5,11 @@
  *
  * A beat is the thread's monotonic clock (CLOCK_MONOTONIC, the clock of process.hrtime and
  * of the native watchdog) in ms since the heap's epoch, modulo 2^31: ages are computed
- * modulo 2^31 too, so they stay right for 24 days after any beat, however long the heap
- * lives. IDLE (-1, never a beat value) marks a thread that holds no claim in the current
+ * modulo 2^31 too, so they stay right for 12 days after any beat, however long the heap
+ * lives. A beat can read as slightly in the future: each JavaScript thread estimates the
+ * clock from its own origin (ORIGIN), and one that reads a little ahead of another writes
+ * stamps the other sees as not yet come. Such a beat is fresh (age 0): read modulo 2^31 it
+ * was 24 days old, a stall at any stallMs (found by reading the code, not seen in a run). IDLE (-1, never a beat value) marks a thread that holds no claim in the current
  * cycle (the compactor once it has walked it): never stale, and no help to a blocked fault.
  *
  * The native watchdog (native/watchdog.cc) reads the same words from its own thread, and
@@ -38,6 +41,8 @@ export const FAULT_SERVING_ROLES: readonly RoleId[] = [Role.COMPACTOR, Role.FAUL
 
 export const IDLE = -1;
 const MASK = 0x7fffffff;
+/** Differences above this, modulo 2^31, are stamps ahead of the reader's clock (see the top). */
+const AHEAD = MASK >>> 1;
 
 /**
  * This thread's CLOCK_MONOTONIC in ms. performance.now() is cheap but counts from each
@@ -91,10 +96,12 @@ export class Heartbeats {
     Atomics.store(this.words, role, IDLE);
   }
 
-  /** Milliseconds since the stamp in word `i` (a role's beat, a watchdog word), or -1 while it is idle. */
+  /** Milliseconds since the stamp in word `i` (a role's beat, a watchdog word), or -1 while it is idle; 0 for a stamp ahead of this thread's clock. */
   ageMs(i: number): number {
     const v = Atomics.load(this.words, i);
-    return v === IDLE ? -1 : (this.#stamp() - v) & MASK;
+    if (v === IDLE) return -1;
+    const d = (this.#stamp() - v) & MASK;
+    return d > AHEAD ? 0 : d;
   }
 
   /**

@@ -84,8 +84,11 @@ int32_t Stamp(const Watchdog& w, double now) {
   return static_cast<int32_t>(static_cast<int64_t>(std::floor(now - w.epoch)) & kMask);
 }
 
+// A beat ahead of this clock (a JavaScript thread's estimate of it reads a little ahead:
+// gc/heartbeat.ts ORIGIN) was written just now: age 0, not 24 days.
 int64_t Age(const Watchdog& w, int32_t beat, double now) {
-  return (static_cast<int64_t>(Stamp(w, now)) - beat) & kMask;
+  const int64_t d = (static_cast<int64_t>(Stamp(w, now)) - beat) & kMask;
+  return d > (kMask >> 1) ? 0 : d;
 }
 
 void Publish(const Watchdog& w, int slot, int32_t v) {

@@ -30,6 +30,19 @@ describe('Heartbeats.isStale: the decision, with the watchdog words written by h
     return { hb, ago };
   };
 
+  it('a beat stamped ahead of the reader\'s clock (threads estimate the clock from their own origins) is fresh, not 24 days old', () => {
+    const { hb, ago } = table();
+    for (const ahead of [1, 2, 50]) {
+      ago(Role.COMPACTOR, -ahead);
+      expect(hb.ageMs(Role.COMPACTOR)).toBe(0);
+      expect(hb.isStale(Role.COMPACTOR, STALL)).toBe(false);
+      expect(hb.isStale(Role.COMPACTOR, 5000)).toBe(false);
+      ago(WatchdogWord.LOOK, 5); // with a watchdog looking on time too
+      expect(hb.isStale(Role.COMPACTOR, STALL)).toBe(false);
+      hb.idle(WatchdogWord.LOOK);
+    }
+  });
+
   it('no watchdog (its words idle): age alone', () => {
     const { hb, ago } = table();
     ago(Role.COMPACTOR, 300);
