@@ -145,6 +145,8 @@ const ctl = layout({
     'EBUSY',
     'EEXIST',
     'EAGAIN',
+    /** Install calls refused because their run crossed from one VMA of the heap into the next, then retried page by page (install.ts). */
+    'SPLIT_RUNS',
     'ENOENT',
     /** Pages built into fresh scratch because no recycled from-space page was free. */
     'FRESH_BUFFERS',
@@ -159,6 +161,8 @@ const ctl = layout({
     'EBUSY_COPIES',
     /** Pages of the compactor's short runs, installed by COPY in move mode (options.moveMinRun). */
     'SHORT_RUN_COPIES',
+    /** Pages of the compactor's other runs built into its scratch pages, installed by COPY in move mode (compact.ts). */
+    'SCRATCH_COPIES',
     /**
      * Pages built a second time into a thread's private page before a COPY, because their
      * buffer was a recycled from-space page that I/O may still write (install.ts).

@@ -95,6 +95,16 @@ export class Installer {
     this.#copyRun(q, buf, n);
   }
 
+  /**
+   * Installs to-space pages [q, q+n) by COPY from the compactor's scratch pages [buf, buf+n)
+   * in move mode: a MOVE would take the scratch pages with it, and the next build there would
+   * fault a fresh page in for each (compact.ts).
+   */
+  installScratchRun(q: number, buf: number, n: number): void {
+    this.#sh.count(Ctl.SCRATCH_COPIES, n);
+    this.#copyRun(q, buf, n);
+  }
+
   /** Installs one page built out of order (see FaultInstall). */
   installOne(q: number, buf: number): void {
     const sh = this.#sh;
@@ -114,20 +124,29 @@ export class Installer {
     const sh = this.#sh;
     let i = 0;
     let retries = 0;
+    let len = n; // pages per call: halved while a call crosses from one VMA into the next
     while (i < n) {
       let k: number;
+      const m = Math.min(len, n - i);
       sh.count(Ctl.MOVE_CALLS);
-      sh.record(Hist.BATCH_PAGES, n - i);
-      if ((q + i) % PMD_PAGES === 0 && n - i === PMD_PAGES) sh.count(Ctl.WHOLE_PMD_CALLS);
+      sh.record(Hist.BATCH_PAGES, m);
+      if ((q + i) % PMD_PAGES === 0 && m === PMD_PAGES) sh.count(Ctl.WHOLE_PMD_CALLS);
       try {
-        k = this.#uffd!.moveOnce(this.#heap + (q + i) * PAGE_SIZE, this.#from + (src + i) * PAGE_SIZE, (n - i) * PAGE_SIZE, { allowSrcHoles: true }) / PAGE_SIZE;
-        if (k < n - i) sh.count(Ctl.EAGAIN); // short move: continue from the progress
+        k = this.#uffd!.moveOnce(this.#heap + (q + i) * PAGE_SIZE, this.#from + (src + i) * PAGE_SIZE, m * PAGE_SIZE, { allowSrcHoles: true }) / PAGE_SIZE;
+        if (k < m) sh.count(Ctl.EAGAIN); // short move: continue from the progress
+        len = n;
       } catch (e) {
         const err = e as MoveGcError;
         k = Math.floor((err.bytesDone ?? 0) / PAGE_SIZE);
         if (k === 0) {
           if (err.code === 'EAGAIN' && ++retries <= MAX_EAGAIN_RETRIES) {
             sh.count(Ctl.EAGAIN);
+            continue;
+          }
+          if (err.code === 'EINVAL' && m > 1) {
+            // The run crosses two VMAs (see #copyRun): the boundary is found in log2(m) calls.
+            sh.count(Ctl.SPLIT_RUNS);
+            len = Math.ceil(m / 2);
             continue;
           }
           // Refused (EBUSY: pinned or shared; EEXIST: a thread that took it over installed it):
@@ -161,13 +180,22 @@ export class Installer {
    */
   #zeroRun(q: number, n: number, present: (page: number) => void): number {
     let mapped = 0;
+    let single = false; // after ENOENT on a run: it crosses two VMAs (see #copyRun), go page by page
     for (let at = q; at < q + n; ) {
       let z: number;
       try {
-        z = this.#uffd!.zeropage(this.#heap + at * PAGE_SIZE, (q + n - at) * PAGE_SIZE) / PAGE_SIZE;
+        z = this.#uffd!.zeropage(this.#heap + at * PAGE_SIZE, (single ? 1 : q + n - at) * PAGE_SIZE) / PAGE_SIZE;
       } catch (e) {
-        if ((e as MoveGcError).code !== 'EEXIST') throw e;
+        const code = (e as MoveGcError).code;
         z = Math.floor(((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE);
+        if (code === 'ENOENT' && !single && q + n - at > 1) {
+          this.#sh.count(Ctl.SPLIT_RUNS);
+          single = true;
+          mapped += z;
+          at += z;
+          continue;
+        }
+        if (code !== 'EEXIST') throw e;
         present(at + z);
         at++;
       }
@@ -240,6 +268,7 @@ export class Installer {
           markMapped(sh, q + i);
         } else if (code === 'EINVAL' && !single && n - i > 1) {
           // A run whose source or destination crosses two VMAs (the kernel wants one each).
+          sh.count(Ctl.SPLIT_RUNS);
           single = true;
           continue;
         } else if (code === 'EBUSY') {
@@ -324,8 +353,13 @@ export class Installer {
       sh.count(Ctl.PAGES_COPIED, n);
       markMappedRun(sh, q, n);
     } catch (e) {
-      if ((e as MoveGcError).code !== 'EEXIST') throw e;
-      // Someone installed one of them: go page by page, counting what we copied.
+      // EEXIST: someone installed one of them. ENOENT: the run crosses from one VMA into the
+      // next (the kernel wants one; a heap's VMAs split at past cycles' pinned spans need not
+      // merge again, and a later segment may span them: then a one-page COPY cannot cross).
+      // Either way: go on page by page, counting what we copied; a page's own ENOENT throws.
+      const code = (e as MoveGcError).code;
+      if (code !== 'EEXIST' && !(code === 'ENOENT' && n > 1)) throw e;
+      if (code === 'ENOENT') sh.count(Ctl.SPLIT_RUNS);
       const done = ((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE;
       sh.count(Ctl.PAGES_COPIED, done);
       markMappedRun(sh, q, done);

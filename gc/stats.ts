@@ -69,6 +69,8 @@ export interface CycleStats {
     copied: number;
     /** Move mode: pages of the compactor's runs shorter than moveMinRun, installed by COPY from its private pages (most are in copied). */
     shortRunCopied: number;
+    /** Move mode: pages of the compactor's other runs built into its scratch pages (no consumed from-space page was free below their sources), installed by COPY. */
+    scratchCopied: number;
     builtByCompactor: number;
     builtByFaults: number;
     builtByMutator: number;
@@ -93,6 +95,8 @@ export interface CycleStats {
   rebuilds: number;
   eexist: number;
   eagain: number;
+  /** Install calls refused because their run crossed from one VMA of the heap into the next (split at past pinned spans), then retried page by page. */
+  splitRuns: number;
   enoent: number;
   takeovers: number;
   errors: number;
@@ -194,7 +198,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     compactionMs: 0,
     compactorBusyMs: 0,
     concurrentMs: 0,
-    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, gap: 0, moved: 0, copied: 0, shortRunCopied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtByMarker: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
+    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, gap: 0, moved: 0, copied: 0, shortRunCopied: 0, scratchCopied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtByMarker: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
     moveCalls: 0,
     copyCalls: 0,
     batchPages: empty,
@@ -203,6 +207,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     rebuilds: 0,
     eexist: 0,
     eagain: 0,
+    splitRuns: 0,
     enoent: 0,
     takeovers: 0,
     errors: 0,
@@ -267,6 +272,7 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.pages.moved = c[Ctl.PAGES_MOVED];
   st.pages.copied = c[Ctl.PAGES_COPIED];
   st.pages.shortRunCopied = c[Ctl.SHORT_RUN_COPIES];
+  st.pages.scratchCopied = c[Ctl.SCRATCH_COPIES];
   st.pages.builtByCompactor = c[Ctl.COMPACTOR_BUILDS];
   st.pages.whole = c[Ctl.WHOLE_PAGES];
   st.pages.zero = c[Ctl.ZERO_PAGES];
@@ -285,6 +291,7 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.rebuilds = c[Ctl.REBUILDS];
   st.eexist = c[Ctl.EEXIST];
   st.eagain = c[Ctl.EAGAIN];
+  st.splitRuns = c[Ctl.SPLIT_RUNS];
   st.enoent = c[Ctl.ENOENT];
   st.takeovers += c[Ctl.TAKEOVERS];
   st.errors = c[Ctl.ERRORS];
