@@ -157,7 +157,7 @@ describe('runs built into scratch pages (move mode)', () => {
     for (let i = 0; i < SLOTS; i += 4096) {
       const leaf = heap.alloc(T);
       heap.setU32(leaf, 0, i);
-      heap.setRef(arr.get(), i, leaf);
+      heap.setRef(arr.get()!, i, leaf);
     }
     heap.allocBytes(1 << 20); // garbage above it (the array itself does not slide)
     const st = await heap.gc();
@@ -166,8 +166,8 @@ describe('runs built into scratch pages (move mode)', () => {
     expect(st.pages.scratchCopied).toBeGreaterThan(4000);
     expect(st.pages.scratchCopied).toBeLessThanOrEqual(st.pages.freshBuffers);
     expect(st.pages.copied).toBeGreaterThanOrEqual(st.pages.scratchCopied);
-    for (let i = 0; i < SLOTS; i += 4096) expect(heap.getU32(heap.getRef(arr.get(), i)!, 0)).toBe(i);
-    expect(heap.getRef(arr.get(), 1)).toBe(null);
+    for (let i = 0; i < SLOTS; i += 4096) expect(heap.getU32(heap.getRef(arr.get()!, i)!, 0)).toBe(i);
+    expect(heap.getRef(arr.get()!, 1)).toBe(null);
     expect(heap.verify().ok).toBe(true);
   });
 });
