@@ -56,6 +56,8 @@ export const POOL_KEEP_PAGES = 2048;
  */
 export const RELEASE_CHUNK_PAGES = 2048;
 const RSS_SAMPLE_PAGES = 1024;
+/** Move mode: passes over the scratch pages a cycle moves before it copies from them (see runScratch). */
+export const SCRATCH_PASSES_MOVED = 4;
 
 /** Test/research hooks that act on the compactor; see inject.ts for the options. */
 export interface CompactorHooks {
@@ -106,15 +108,19 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   let runB = 0;
   let runN = 0;
   let scratchNext = 0;
+  let scratchPasses = 0; // times every scratch page has been handed out this cycle
   // Move mode: runs shorter than this go in by COPY from scratch pages (options.moveMinRun:
   // MOVE's TLB flush costs per page up to x86's ceiling of 33, on a virtual machine a trap each).
   const minMoveRun = recycle ? Atomics.load(sh.ctl, Ctl.MOVE_MIN_RUN) : 0;
   let runCopy = false; // the pending run is one of those
   // Move mode: the pending run is built into scratch pages (no recycled buffer was free: a
-  // dense stretch, or a large object whose header holds the recycling limit at its start).
-  // It goes in by COPY as well: a MOVE would take the scratch pages with it, and the next
-  // build there would fault in a fresh page for each, which cost ~30 us a page here (a 128 MiB
-  // reference array: 1133 ms of builds in move mode, 22 ms in copy mode).
+  // dense stretch, or a large object whose header holds the recycling limit at its start), and
+  // the cycle keeps coming back to them. It goes in by COPY as well: a MOVE takes the scratch
+  // pages with it, and the next build there faults in a fresh page for each, which cost ~30 us
+  // a page here (a 128 MiB reference array: 1133 ms of builds in move mode, 22 ms in copy
+  // mode). The first passes move: the cycle's end released the scratch pages, so the first
+  // pass faults them in either way, and most cycles take one or two before recycled buffers
+  // come free (so a quiet heap of ordinary objects still moves every page).
   let runScratch = false;
   let runLimit = MAX_BATCH; // the pending run's longest length
   const flush = (): void => {
@@ -208,6 +214,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     if (scratchNext === MAX_BATCH) {
       flush(); // every scratch page handed out so far is now installed: reuse them
       scratchNext = 0;
+      scratchPasses++;
     }
     bufAt = scratch0 + scratchNext;
     bufRecycled = false;
@@ -351,7 +358,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       if (runN > 0 && (bufAt !== runB + runN || runN >= runLimit)) flush();
       if (runN === 0) {
         runCopy = short;
-        runScratch = recycle && !short && !bufRecycled;
+        runScratch = recycle && !short && !bufRecycled && scratchPasses >= SCRATCH_PASSES_MOVED;
         runLimit = short ? MAX_BATCH : limit;
       }
       const cap = Math.min(avail, end - q, stepCap(built, runLimit - runN));

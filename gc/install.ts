@@ -228,9 +228,9 @@ export class Installer {
     const uffd = this.#uffd!;
     let i = 0;
     let retries = 0;
-    let single = false; // after EINVAL on a run: it may cross a VMA boundary, go page by page
+    let pages = n; // pages per call: halved while a call crosses from one VMA into the next
     while (i < n) {
-      const len = (single ? 1 : n - i) * PAGE_SIZE;
+      const len = Math.min(pages, n - i) * PAGE_SIZE;
       sh.count(Ctl.MOVE_CALLS);
       sh.record(Hist.BATCH_PAGES, len / PAGE_SIZE);
       try {
@@ -242,6 +242,7 @@ export class Installer {
         sh.count(Ctl.PAGES_MOVED, k);
         if (k < len / PAGE_SIZE) sh.count(Ctl.EAGAIN); // short move: continue from the progress
         i += k;
+        pages = n;
       } catch (e) {
         const code = (e as MoveGcError).code;
         // Pages moved before the refusal are in: count them, and retry from the refused page
@@ -266,10 +267,11 @@ export class Installer {
           sh.count(Ctl.ENOENT);
           this.#fillHoles(q + i, 1);
           markMapped(sh, q + i);
-        } else if (code === 'EINVAL' && !single && n - i > 1) {
-          // A run whose source or destination crosses two VMAs (the kernel wants one each).
+        } else if (code === 'EINVAL' && len > PAGE_SIZE) {
+          // A run whose source or destination crosses two VMAs (the kernel wants one each):
+          // the boundary is found in log2(run) calls.
           sh.count(Ctl.SPLIT_RUNS);
-          single = true;
+          pages = Math.ceil(len / PAGE_SIZE / 2);
           continue;
         } else if (code === 'EBUSY') {
           sh.count(Ctl.EBUSY);
