@@ -140,7 +140,10 @@ describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () =
   itKernel('pages shared with a child forked mid-cycle (dontFork: false) are copied', async () => {
     const s = await setup({ dontFork: false });
     const before = children().length;
-    const st = await faultyCycle(s, { forkAtPage: 20 });
+    // The walk waits for the compactor to pass the fork (on a loaded machine the walk's faults
+    // built the pages first, the compactor never reached page 20, and nothing forked: the
+    // fresh-clone suite failed here twice).
+    const st = await faultyCycle(s, { forkAtPage: 20 }, 25);
     // Pages built before the fork and not yet installed are shared with the child: EBUSY.
     expect(st.ebusy).toBeGreaterThan(0);
     expect(st.ebusyCopies).toBe(st.ebusy);
@@ -152,7 +155,7 @@ describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () =
 
   itKernel('with MADV_DONTFORK (the default) the same fork shares nothing: no EBUSY', async () => {
     const s = await setup({ faultInstall: 'move', moveMinRun: 1 }); // every page by MOVE, faults and short runs too
-    const st = await faultyCycle(s, { forkAtPage: 20 });
+    const st = await faultyCycle(s, { forkAtPage: 20 }, 25);
     expect(st.ebusy).toBe(0);
     expect(st.pages.copied).toBe(0);
     expect(st.pages.moved).toBe(st.pages.total);
