@@ -355,16 +355,23 @@ export class Installer {
       sh.count(Ctl.PAGES_COPIED, n);
       markMappedRun(sh, q, n);
     } catch (e) {
-      // EEXIST: someone installed one of them. ENOENT: the run crosses from one VMA into the
-      // next (the kernel wants one; a heap's VMAs split at past cycles' pinned spans need not
-      // merge again, and a later segment may span them: then a one-page COPY cannot cross).
-      // Either way: go on page by page, counting what we copied; a page's own ENOENT throws.
+      // EEXIST: someone installed one of them: go on page by page. ENOENT: the run crosses
+      // from one VMA into the next (the kernel wants one; a heap's VMAs split at past cycles'
+      // pinned spans need not merge again, and a later segment may span them): go on in
+      // halves, which find the boundary in log2(n) calls. A page's own ENOENT throws.
       const code = (e as MoveGcError).code;
       if (code !== 'EEXIST' && !(code === 'ENOENT' && n > 1)) throw e;
-      if (code === 'ENOENT') sh.count(Ctl.SPLIT_RUNS);
       const done = ((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE;
       sh.count(Ctl.PAGES_COPIED, done);
       markMappedRun(sh, q, done);
+      if (code === 'ENOENT') {
+        sh.count(Ctl.SPLIT_RUNS);
+        const rest = n - done;
+        const half = Math.ceil(rest / 2);
+        if (rest > 0) this.#copyRun(q + done, buf + done, half);
+        if (rest > half) this.#copyRun(q + done + half, buf + done + half, rest - half);
+        return;
+      }
       for (let i = done; i < n; i++) this.#copyOne(q + i, buf + i, 'EEXIST');
     }
   }
