@@ -11,7 +11,10 @@
  * stalled builder's page) likewise; a short move continues from its progress; EAGAIN without
  * progress retries; EBUSY (the buffer page is pinned, e.g. by io_uring, or shared after fork)
  * falls back at once to copying that page, since retrying a pinned page makes compaction
- * "really long" (ART) and I/O into the pinned page can no longer reach the heap.
+ * "really long" (ART) and I/O into the pinned page can no longer reach the heap. A run that
+ * crosses from one of the heap's VMAs into the next (split at past cycles' pinned spans; the
+ * kernel wants one) is refused whole, EINVAL for MOVE and ENOENT for COPY and ZEROPAGE, and
+ * goes on in pieces (Ctl.SPLIT_RUNS).
  *
  * Departure from ART: bytes are copied into the heap only from a page no one else can write.
  * A recycled from-space buffer is an old heap page, and a program that did I/O into it
