@@ -145,7 +145,7 @@ const ctl = layout({
     'EBUSY',
     'EEXIST',
     'EAGAIN',
-    /** Install calls refused because their run crossed from one VMA of the heap into the next, then retried page by page (install.ts). */
+    /** Install calls refused because their run crossed from one VMA of the heap into the next, then retried in pieces (install.ts). */
     'SPLIT_RUNS',
     'ENOENT',
     /** Pages built into fresh scratch because no recycled from-space page was free. */

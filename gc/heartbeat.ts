@@ -9,8 +9,9 @@
  * lives. A beat can read as slightly in the future: each JavaScript thread estimates the
  * clock from its own origin (ORIGIN), and one that reads a little ahead of another writes
  * stamps the other sees as not yet come. Such a beat is fresh (age 0): read modulo 2^31 it
- * was 24 days old, a stall at any stallMs (found by reading the code, not seen in a run). IDLE (-1, never a beat value) marks a thread that holds no claim in the current
- * cycle (the compactor once it has walked it): never stale, and no help to a blocked fault.
+ * was 24 days old, a stall at any stallMs (found by reading the code, not seen in a run).
+ * IDLE (-1, never a beat value) marks a thread that holds no claim in the current cycle (the
+ * compactor once it has walked it): never stale, and no help to a blocked fault.
  *
  * The native watchdog (native/watchdog.cc) reads the same words from its own thread, and
  * writes two of its own after them (WatchdogWord): when it last looked, and when it last found

@@ -127,17 +127,17 @@ export class Installer {
     const sh = this.#sh;
     let i = 0;
     let retries = 0;
-    let len = n; // pages per call: halved while a call crosses from one VMA into the next
+    let pages = n; // pages per call: halved while a call crosses from one VMA into the next
     while (i < n) {
       let k: number;
-      const m = Math.min(len, n - i);
+      const m = Math.min(pages, n - i);
       sh.count(Ctl.MOVE_CALLS);
       sh.record(Hist.BATCH_PAGES, m);
       if ((q + i) % PMD_PAGES === 0 && m === PMD_PAGES) sh.count(Ctl.WHOLE_PMD_CALLS);
       try {
         k = this.#uffd!.moveOnce(this.#heap + (q + i) * PAGE_SIZE, this.#from + (src + i) * PAGE_SIZE, m * PAGE_SIZE, { allowSrcHoles: true }) / PAGE_SIZE;
         if (k < m) sh.count(Ctl.EAGAIN); // short move: continue from the progress
-        len = n;
+        pages = n;
       } catch (e) {
         const err = e as MoveGcError;
         k = Math.floor((err.bytesDone ?? 0) / PAGE_SIZE);
@@ -149,7 +149,7 @@ export class Installer {
           if (err.code === 'EINVAL' && m > 1) {
             // The run crosses two VMAs (see #copyRun): the boundary is found in log2(m) calls.
             sh.count(Ctl.SPLIT_RUNS);
-            len = Math.ceil(m / 2);
+            pages = Math.ceil(m / 2);
             continue;
           }
           // Refused (EBUSY: pinned or shared; EEXIST: a thread that took it over installed it):

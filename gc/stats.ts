@@ -95,7 +95,7 @@ export interface CycleStats {
   rebuilds: number;
   eexist: number;
   eagain: number;
-  /** Install calls refused because their run crossed from one VMA of the heap into the next (split at past pinned spans), then retried page by page. */
+  /** Install calls refused because their run crossed from one VMA of the heap into the next (split at past pinned spans), then retried in pieces. */
   splitRuns: number;
   enoent: number;
   takeovers: number;

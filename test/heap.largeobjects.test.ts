@@ -254,7 +254,7 @@ describe.each(TEST_MODES)('huge pages (%s)', (mode: ModeName) => {
 // then waited a stall to be taken over. Here every 100th page carries a flag no install
 // depends on, so every run of GAP pages (and most others) crosses a split.
 describe.each(['move', 'copy'] as const)('runs across the heap\'s VMAs (%s)', (mode) => {
-  itMode(mode, 'GAP runs (the zero page) and copied runs across a split go on page by page', async () => {
+  itMode(mode, 'GAP runs (the zero page), WHOLE and copied runs across a split go in in pieces', async () => {
     const h = await openHeap({ capacity: 64 * MiB, mode, hugePages: true });
     const { root, sizes } = populateHuge(h);
     for (let p = 8; p < (32 * MiB) / 4096; p += 100) native.madvise(h.address + p * 4096, 4096, native.advice.WIPEONFORK);

@@ -7,15 +7,13 @@
  * 33; longer runs move. Pins every few pages cut the new layout into runs shorter than that
  * (each segment slides down to its pinned span), a heap without pins compacts in long runs.
  */
-import fs from 'node:fs';
 import { describe, expect } from 'vitest';
 import { ErrorCode, Heap, type Pin } from '../dist/gc/index.js';
 import { POOL_KEEP_PAGES, RELEASE_CHUNK_PAGES, SCRATCH_PASSES_MOVED } from '../dist/gc/compact.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { rejected } from './helpers/thrown.js';
-import { native } from '../dist/gc/native.js';
-
-const PAGE = 4096;
+import { vmasIn } from './helpers/procfs.js';
+import { PAGE_SIZE, native } from '../dist/gc/native.js';
 
 closeHeapsAfterEach();
 
@@ -164,13 +162,6 @@ describe('runs built into scratch pages (move mode)', () => {
 });
 
 describe('a run across two VMAs', () => {
-  /** The heap's VMAs in /proc/self/maps. */
-  const vmas = (heap: Heap): number =>
-    fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => {
-      const [a, b] = (l.split(' ')[0] ?? '').split('-').map((x) => parseInt(x, 16));
-      return b > heap.address && a < heap.address + heap.capacity;
-    }).length;
-
   for (const mode of ['copy', 'move'] as const) {
     itMode(mode, 'a heap split in VMAs: an install run across the split goes in in pieces (a COPY run\'s ENOENT killed the compactor)', async () => {
       // Split the way the heap splits at past cycles' pinned spans (seen: a segment of pages
@@ -178,8 +169,8 @@ describe('a run across two VMAs', () => {
       // keeps the split across cycles, at a page inside the compactor's first runs.
       const heap = await openHeap({ capacity: 16 << 20, mode });
       const { count } = fill(heap, 0, 60_000);
-      native.madvise(heap.address + 10 * PAGE, PAGE, native.advice.WIPEONFORK);
-      expect(vmas(heap)).toBe(3);
+      native.madvise(heap.address + 10 * PAGE_SIZE, PAGE_SIZE, native.advice.WIPEONFORK);
+      expect(vmasIn(heap.address, heap.capacity).length).toBe(3);
       // (The compactor died on its first COPY across the split, and its pages waited a
       // stall, 5 s here, to be taken over.)
       const st = await heap.gc();
