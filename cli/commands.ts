@@ -197,6 +197,7 @@ export const COMMANDS: Record<string, Command> = {
         threshold: { type: 'number', min: 0.01, max: 1, default: 0.6, help: 'collect when heap use passes this fraction' },
         every: { type: 'int', min: 0, default: 0, help: 'collect every N frames instead (0: by threshold)' },
         safepoint: { type: 'string', choices: ['end', 'start'], default: 'end', help: "where each frame calls heap.safepoint(): after its work (a pause then leaves the rest of the frame's budget to what runs concurrently after it) or before it" },
+        'huge-pages': { type: 'string', choices: ['off', 'on'], default: 'off', help: 'the heap backed by transparent huge pages (hugePages): in move mode pages are then built 2 MiB at a time and moved in as one PMD' },
         seed: { type: 'int', min: 0, default: 42, help: 'PRNG seed' },
       },
     },

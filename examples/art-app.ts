@@ -15,7 +15,7 @@
  * waits for the fault-server thread. --compare puts both side by side (issue 11): per column
  * the stall per touched unbuilt page, kernel faults, frames over budget and frame p99.
  *
- *   movegc example art [--mode move|copy|stw] [--fault-path self|handler] [--safepoint end|start] [--seconds 10] [--heap 32]
+ *   movegc example art [--mode move|copy|stw] [--fault-path self|handler] [--safepoint end|start] [--huge-pages off|on] [--seconds 10] [--heap 32]
  *   movegc example art --compare [--modes move,move-handler,copy,stw]     (one child process per column)
  */
 import os from 'node:os';
@@ -92,7 +92,7 @@ async function runOne(args: Args, mode: ModeName, faultPath: FaultPathName): Pro
   const threshold = num(args, 'threshold');
   const seed = num(args, 'seed');
   const safepointAtEnd = args.safepoint !== 'start';
-  const heap = await Heap.create({ capacity, mode, faultPath, logger: log.child({ heap: mode }, { level: process.env.MOVEGC_LOG ?? 'warn' }) });
+  const heap = await Heap.create({ capacity, mode, faultPath, hugePages: args.hugePages === 'on', logger: log.child({ heap: mode }, { level: process.env.MOVEGC_LOG ?? 'warn' }) });
   const t = defineTypes(heap);
   const rnd = prng(seed);
   const app = new App(heap, t, rnd, heap.root(null));
@@ -288,7 +288,7 @@ function summary(rs: ArtResult[]): string {
 
 export async function main(args: Args): Promise<void> {
   // A --compare child (--json) leaves provenance to its parent.
-  const prov = args.json ? null : exampleProvenance({ capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode], faultPath: args.faultPath });
+  const prov = args.json ? null : exampleProvenance({ capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode], faultPath: args.faultPath, hugePages: args.hugePages === 'on' });
   const faultPath = args.faultPath as FaultPathName;
   if (args.compare) {
     // One column per variant: its mode, its fault path, and the seconds every column runs.

@@ -27,7 +27,7 @@
  * next pages (the low ones, where the old data lands) ready first.
  */
 import fs from 'node:fs';
-import { Builders, MAX_BATCH, Scratch, releaseFromSpace, sampleRss } from './builders.js';
+import { Builders, MAX_BATCH, PMD_SCRATCH, Scratch, releaseFromSpace, sampleRss } from './builders.js';
 import { claim, markProcessed, phaseOf } from './claim.js';
 import { Install } from './install.js';
 import { PAGE_WORDS, PMD_PAGES } from './layout.js';
@@ -177,6 +177,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   // run can be built into them in one call; otherwise the scratch pages.
   let bufAt = 0;
   let bufRecycled = false;
+  let pmdOnly = false; // buffers() called by pmdStep for its release only
   const buffers = (): number => {
     if (recycle) {
       const limit = consumedLimit();
@@ -196,6 +197,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         reuse = upTo;
         advance();
       }
+      if (pmdOnly) return 0;
       if (si < segs.length && reuse < limit) {
         bufAt = reuse;
         bufRecycled = true;
@@ -295,6 +297,25 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     return n > MAX_BATCH && n < MAX_BATCH + minMoveRun ? n - minMoveRun : MAX_BATCH;
   };
   const isGap = (q: number): boolean => install !== Install.DIRECT && sh.pageKind[q] === PageKind.GAP;
+  // Move mode with hugePages: a 2 MiB-aligned span of plain unclaimed pages is built into the
+  // huge scratch page and moved in with one call, as one PMD (Builders.buildPmd says why).
+  const pmdScratch = b.capacityPages + PMD_SCRATCH.COMPACTOR;
+  const pmdBlocks = recycle && huge;
+  const takePmd = (q: number, end: number): boolean =>
+    pmdBlocks && q % PMD_PAGES === 0 && end - q >= PMD_PAGES && stepCap(built, PMD_PAGES) === PMD_PAGES && ahead(q, end, PMD_PAGES) === PMD_PAGES;
+  // A step of PMD_PAGES pages from q (takePmd): built into the huge scratch page and moved in
+  // as one PMD (Builders.buildPmd). Returns the pages taken.
+  const pmdStep = (q: number): number => {
+    flush();
+    const [b0, i0] = [b.buildMs, b.installMs];
+    const n = b.buildPmd(q, Owner.COMPACTOR, pmdScratch, () => sh.hb.beat(Role.COMPACTOR));
+    buildMs += b.buildMs - b0;
+    installMs += b.installMs - i0;
+    pmdOnly = true;
+    buffers(); // release the from-space these pages consumed (pmdOnly: no buffer taken)
+    pmdOnly = false;
+    return n;
+  };
   // A step of GAP pages from q: claims the run, installs it as the zero page in one call
   // straight from PROCESSING (there is no buffer for anyone to install from). A claim taken
   // over meanwhile was rebuilt (zeros) by its taker: the call skips it (EEXIST). Any other
@@ -333,6 +354,14 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       if (isGap(q)) {
         const n = gapStep(q, Math.min(end - q, stepCap(built, MAX_WHOLE_RUN)));
         forkIfReached(n);
+        built += n;
+        q += Math.max(n, 1); // none: another thread has q
+        continue;
+      }
+      if (takePmd(q, end)) {
+        const n = pmdStep(q);
+        forkIfReached(n);
+        if (Math.floor((built + n) / RSS_SAMPLE_PAGES) !== Math.floor(built / RSS_SAMPLE_PAGES)) sampleRss(sh);
         built += n;
         q += Math.max(n, 1); // none: another thread has q
         continue;

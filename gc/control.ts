@@ -184,6 +184,8 @@ const ctl = layout({
     'ZERO_PAGES',
     /** WHOLE install calls that covered one aligned 2 MiB span: a PMD move if its source was a huge page. */
     'WHOLE_PMD_CALLS',
+    /** Pages built 2 MiB at a time into the compactor's huge scratch page and moved as one PMD (move mode, hugePages). */
+    'PMD_PAGES',
     /** GAP pages (plan.ts) the compactor installed as the zero page, with no build. */
     'GAP_PAGES',
     'RELEASED_PAGES',

@@ -7,9 +7,10 @@
  */
 import fs from 'node:fs';
 import { Builder } from './build.js';
-import { Scratch } from './builders.js';
+import { FROM_EXTRA_BYTES, PMD_SCRATCH, Scratch } from './builders.js';
 import { FaultInstall, Install } from './install.js';
 import { HEAP_ALIGN, TypeTable } from './layout.js';
+import { PAGE_SIZE } from './native.js';
 import { Mapping } from './memory.js';
 import { Mode, type ModeName } from './modes.js';
 import { mapAlignment, type ResolvedOptions } from './options.js';
@@ -41,15 +42,17 @@ export class HeapMemory {
     const alignment = mapAlignment(opts.capacity);
     // Room for both mappings (the second over-mapped by its alignment while it is made) and
     // for the collector's threads, or ENOMEM now: see address-space.ts.
-    checkAddressSpace(2 * opts.capacity + HEAP_ALIGN, alignment, collectorRoles(mode, opts.marking).length);
+    checkAddressSpace(2 * opts.capacity + FROM_EXTRA_BYTES, alignment, collectorRoles(mode, opts.marking).length);
     const opened: Array<{ close(): void }> = [];
     try {
       // Huge pages (options.hugePages) for the heap only: from-space receives the heap's
-      // pages with their mapping's flags (mremap), and its scratch pages stay small pages.
+      // pages with their mapping's flags (mremap), and its scratch pages stay small pages,
+      // but for the compactor's huge scratch page (move mode: compact.ts pmdStep).
       const heap = Mapping.anonymous(opts.capacity, { alignment, advise: [...fork, opts.hugePages ? 'HUGEPAGE' : 'NOHUGEPAGE'] });
       opened.push(heap);
-      const from = Mapping.anonymous(opts.capacity + HEAP_ALIGN, { alignment, advise: [...fork, 'NOHUGEPAGE'] });
+      const from = Mapping.anonymous(opts.capacity + FROM_EXTRA_BYTES, { alignment, advise: [...fork, 'NOHUGEPAGE'] });
       opened.push(from);
+      if (opts.hugePages && mode === Mode.MOVE) from.advise('HUGEPAGE', opts.capacity + PMD_SCRATCH.COMPACTOR * PAGE_SIZE, 2 * HEAP_ALIGN);
       const uffd = mode !== Mode.STW ? Userfaultfd.open({ how: caps.uffd.how ?? 'syscall', features: mode === Mode.MOVE ? ['MOVE'] : [] }) : null;
       if (uffd) opened.push(uffd);
       // For RSS statistics (builders.ts readRss): opened now, so that a cycle needs no new descriptor.

@@ -108,6 +108,16 @@ export class Installer {
     this.#copyRun(q, buf, n);
   }
 
+  /**
+   * Installs to-space pages [q, q+PMD_PAGES), 2 MiB aligned, built into the compactor's huge
+   * scratch page at buf, with one MOVE: the kernel moves the huge page as one PMD when the
+   * destination's PMD is empty (otherwise, or if the scratch page is small pages, page by
+   * page in the same call). Move mode only (compact.ts pmdStep).
+   */
+  installPmd(q: number, buf: number): void {
+    if (this.#move(q, buf, PMD_PAGES) === PMD_PAGES) this.#sh.count(Ctl.PMD_PAGES, PMD_PAGES);
+  }
+
   /** Installs one page built out of order (see FaultInstall). */
   installOne(q: number, buf: number): void {
     const sh = this.#sh;
@@ -226,9 +236,11 @@ export class Installer {
     }
   }
 
-  #move(q: number, buf: number, n: number): void {
+  /** Returns how many pages its first call moved (all n: one call did it). */
+  #move(q: number, buf: number, n: number): number {
     const sh = this.#sh;
     const uffd = this.#uffd!;
+    let first = -1;
     let i = 0;
     let retries = 0;
     let pages = n; // pages per call: halved while a call crosses from one VMA into the next
@@ -241,6 +253,7 @@ export class Installer {
         if (every > 0 && ++this.#calls % every === 0) throw new MoveGcError('EAGAIN', 'injected EAGAIN', { errno: 11, bytesDone: 0 });
         const moved = uffd.moveOnce(this.#heap + (q + i) * PAGE_SIZE, this.#from + (buf + i) * PAGE_SIZE, len);
         const k = moved / PAGE_SIZE;
+        if (first < 0) first = k;
         markMappedRun(sh, q + i, k);
         sh.count(Ctl.PAGES_MOVED, k);
         if (k < len / PAGE_SIZE) sh.count(Ctl.EAGAIN); // short move: continue from the progress
@@ -284,9 +297,11 @@ export class Installer {
           this.#warn('MOVE failed, copying the page instead', { page: q + i, code, error: String(e) });
           this.#copyPrivate(q + i, buf + i, code);
         }
+        if (first < 0) first = 0;
         i++;
       }
     }
+    return first;
   }
 
   /**

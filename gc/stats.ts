@@ -63,6 +63,8 @@ export interface CycleStats {
     zero: number;
     /** Of whole (move mode, hugePages): install calls of one aligned 2 MiB span each, which the kernel moves as one PMD when the source is a huge page. */
     wholePmdCalls: number;
+    /** Move mode with hugePages: pages the compactor built 2 MiB at a time into a huge page of its own and moved in as one PMD (their first touch is then one TLB entry's, not 512). */
+    pmdBuilt: number;
     /** GAP pages (inside the gap before an object kept on 2 MiB, hugePages) the compactor installed as the zero page, unbuilt. */
     gap: number;
     moved: number;
@@ -198,7 +200,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     compactionMs: 0,
     compactorBusyMs: 0,
     concurrentMs: 0,
-    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, gap: 0, moved: 0, copied: 0, shortRunCopied: 0, scratchCopied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtByMarker: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
+    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, pmdBuilt: 0, gap: 0, moved: 0, copied: 0, shortRunCopied: 0, scratchCopied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtByMarker: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
     moveCalls: 0,
     copyCalls: 0,
     batchPages: empty,
@@ -277,6 +279,7 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.pages.whole = c[Ctl.WHOLE_PAGES];
   st.pages.zero = c[Ctl.ZERO_PAGES];
   st.pages.wholePmdCalls = c[Ctl.WHOLE_PMD_CALLS];
+  st.pages.pmdBuilt = c[Ctl.PMD_PAGES];
   st.pages.gap = c[Ctl.GAP_PAGES];
   st.pages.builtByFaults = c[Ctl.FAULT_BUILDS];
   st.pages.builtByMutator = stw ? st.pages.total : c[Ctl.MUTATOR_BUILDS];
