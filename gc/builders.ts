@@ -224,20 +224,14 @@ export class Builders {
     }
     const t1 = now();
     this.buildMs += t1 - t0;
-    const mine: boolean[] = [];
-    let built = 0;
-    for (let i = 0; i < n; i++) if ((mine[i] = markProcessed(sh, q + i, owner, buf + i))) built++;
-    sh.count(BUILDS_OF[owner] ?? Ctl.COMPACTOR_BUILDS, built);
-    if (built === 0 || !this.#enterInstall()) return n; // taken over and installed meanwhile
+    // Installed straight from PROCESSING: a PROCESSED page would invite a waiting mutator to
+    // copy it in from the huge page first (selfservice.ts #help), which splits the span.
+    sh.count(BUILDS_OF[owner] ?? Ctl.COMPACTOR_BUILDS, n);
+    if (n === 0 || !this.#enterInstall()) return n; // its cycle is closing: taken over and installed
     try {
-      if (built === PMD_PAGES) this.installer.installPmd(q, buf);
-      else
-        for (let i = 0; i < n; ) {
-          let k = 0;
-          while (i + k < n && mine[i + k]) k++;
-          if (k > 0) this.installer.installScratchRun(q + i, buf + i, k);
-          i += k + 1; // past a page taken over meanwhile
-        }
+      if (n === PMD_PAGES) this.installer.installPmd(q, buf, owner === Owner.MUTATOR);
+      else if (owner === Owner.MUTATOR) this.installer.installSpanPart(q, buf, n);
+      else this.installer.installScratchRun(q, buf, n);
     } finally {
       this.#leaveInstall();
     }

@@ -309,6 +309,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     flush();
     const [b0, i0] = [b.buildMs, b.installMs];
     const n = b.buildPmd(q, Owner.COMPACTOR, pmdScratch, () => sh.hb.beat(Role.COMPACTOR));
+    sh.count(Ctl.FRESH_BUFFERS, n); // the huge scratch page: a fresh one for every span moved
     buildMs += b.buildMs - b0;
     installMs += b.installMs - i0;
     pmdOnly = true;

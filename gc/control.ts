@@ -186,6 +186,8 @@ const ctl = layout({
     'WHOLE_PMD_CALLS',
     /** Pages built 2 MiB at a time into the compactor's huge scratch page and moved as one PMD (move mode, hugePages). */
     'PMD_PAGES',
+    /** Of PMD_PAGES: the mutator's (self-service built the span of a page it touched). */
+    'PMD_SELF_PAGES',
     /** GAP pages (plan.ts) the compactor installed as the zero page, with no build. */
     'GAP_PAGES',
     'RELEASED_PAGES',

@@ -112,10 +112,17 @@ export class Installer {
    * Installs to-space pages [q, q+PMD_PAGES), 2 MiB aligned, built into the compactor's huge
    * scratch page at buf, with one MOVE: the kernel moves the huge page as one PMD when the
    * destination's PMD is empty (otherwise, or if the scratch page is small pages, page by
-   * page in the same call). Move mode only (compact.ts pmdStep).
+   * page in the same call). Move mode only (Builders.buildPmd); `self`: the mutator's span.
    */
-  installPmd(q: number, buf: number): void {
-    if (this.#move(q, buf, PMD_PAGES) === PMD_PAGES) this.#sh.count(Ctl.PMD_PAGES, PMD_PAGES);
+  installPmd(q: number, buf: number, self: boolean): void {
+    if (this.#move(q, buf, PMD_PAGES) !== PMD_PAGES) return;
+    this.#sh.count(Ctl.PMD_PAGES, PMD_PAGES);
+    if (self) this.#sh.count(Ctl.PMD_SELF_PAGES, PMD_PAGES);
+  }
+
+  /** Installs pages [q, q+n) the mutator built into its huge scratch page at buf, by COPY: a span it could not claim whole. */
+  installSpanPart(q: number, buf: number, n: number): void {
+    this.#copyRun(q, buf, n);
   }
 
   /** Installs one page built out of order (see FaultInstall). */

@@ -59,8 +59,7 @@ export class SelfService {
    * sample per page per cycle, and the window costs one load.
    */
   readonly #present: Uint32Array;
-  /** The compactor's huge scratch page and the mutator's (builders.ts PMD_SCRATCH). */
-  readonly #pmdScratch: number;
+  /** The mutator's huge scratch page (builders.ts PMD_SCRATCH). */
   readonly #pmdOwn: number;
   /** Move mode with hugePages: a page whose 2 MiB span nobody has begun is built with the span (#pmdSpan). */
   readonly #pmd: boolean;
@@ -77,7 +76,6 @@ export class SelfService {
     this.#b = builders;
     this.#heap = heap;
     this.#scratch = builders.scratchPage(Scratch.SELF);
-    this.#pmdScratch = builders.capacityPages + PMD_SCRATCH.COMPACTOR;
     this.#pmdOwn = builders.capacityPages + PMD_SCRATCH.MUTATOR;
     this.#pmd = Atomics.load(sh.ctl, Ctl.HUGE_PAGES) !== 0 && Atomics.load(sh.ctl, Ctl.INSTALL) === Install.MOVE;
     this.#stallMs = stallMs;
@@ -133,9 +131,7 @@ export class SelfService {
       const s = Atomics.load(sh.pageState, q);
       const ph = phaseOf(s);
       if (ph === PagePhase.MAPPED) return true;
-      // Not from the huge scratch page: its pages go in with one MOVE, as one PMD, as soon as
-      // all are built, and a page copied in first would split it (compact.ts pmdStep).
-      if (ph === PagePhase.PROCESSED && ownerOf(s) !== Owner.MUTATOR && bufferOf(s) < this.#pmdScratch) {
+      if (ph === PagePhase.PROCESSED && ownerOf(s) !== Owner.MUTATOR) {
         this.#b.installer.installBuilt(q, bufferOf(s));
         sh.count(Ctl.SELF_HELPED);
         return true;

@@ -65,13 +65,15 @@ export interface CycleStats {
     wholePmdCalls: number;
     /** Move mode with hugePages: pages the compactor built 2 MiB at a time into a huge page of its own and moved in as one PMD (their first touch is then one TLB entry's, not 512). */
     pmdBuilt: number;
+    /** Of pmdBuilt: the spans the mutator built (self-service: the span of a page it touched; in builtByMutator). */
+    pmdBuiltBySelf: number;
     /** GAP pages (inside the gap before an object kept on 2 MiB, hugePages) the compactor installed as the zero page, unbuilt. */
     gap: number;
     moved: number;
     copied: number;
     /** Move mode: pages of the compactor's runs shorter than moveMinRun, installed by COPY from its private pages (most are in copied). */
     shortRunCopied: number;
-    /** Move mode: pages of the compactor's other runs built into its scratch pages (no consumed from-space page was free below their sources), installed by COPY. */
+    /** Move mode: pages of the compactor's other runs built into its scratch pages (no consumed from-space page was free below their sources), and the part of a 2 MiB span claimed before another thread's page stopped it (pmdBuilt), installed by COPY. */
     scratchCopied: number;
     builtByCompactor: number;
     builtByFaults: number;
@@ -200,7 +202,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     compactionMs: 0,
     compactorBusyMs: 0,
     concurrentMs: 0,
-    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, pmdBuilt: 0, gap: 0, moved: 0, copied: 0, shortRunCopied: 0, scratchCopied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtByMarker: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
+    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, pmdBuilt: 0, pmdBuiltBySelf: 0, gap: 0, moved: 0, copied: 0, shortRunCopied: 0, scratchCopied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtByMarker: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
     moveCalls: 0,
     copyCalls: 0,
     batchPages: empty,
@@ -280,6 +282,7 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.pages.zero = c[Ctl.ZERO_PAGES];
   st.pages.wholePmdCalls = c[Ctl.WHOLE_PMD_CALLS];
   st.pages.pmdBuilt = c[Ctl.PMD_PAGES];
+  st.pages.pmdBuiltBySelf = c[Ctl.PMD_SELF_PAGES];
   st.pages.gap = c[Ctl.GAP_PAGES];
   st.pages.builtByFaults = c[Ctl.FAULT_BUILDS];
   st.pages.builtByMutator = stw ? st.pages.total : c[Ctl.MUTATOR_BUILDS];
