@@ -55,7 +55,7 @@ const typesSab = TypeTable.allocate();
 const types = new TypeTable(typesSab);
 const NODE_BYTES = [32, 40, 48, 56, 64];
 NODE_BYTES.forEach((b, i) => types.define(FIRST_USER_TYPE + i, 2, b - 16));
-const sh = Shared.allocate({ heapAddress: 0, fromAddress: 0, capacity, scratchPages: 64, uffdFd: -1, uffdFeatures: 0, statmFd: -1, types: typesSab });
+const sh = Shared.allocate({ heapAddress: 0, fromAddress: 0, capacity, fromExtraPages: 0, uffdFd: -1, uffdFeatures: 0, statmFd: -1, types: typesSab });
 const heap = new Uint32Array(words * 2);
 const rnd = rng(1);
 

@@ -45,7 +45,7 @@ export const KNOBS: readonly Knob[] = [
   },
   {
     flag: 'huge-pages', option: 'hugePages', default: 'off', choices: ['off', 'on'], boolean: true,
-    help: 'back the heap with transparent huge pages; objects of 2 MiB and more keep a 2 MiB boundary, so in move mode their full 2 MiB spans move as one PMD each',
+    help: 'back the heap with transparent huge pages; in move mode pages are built 2 MiB at a time into a huge page and moved in as one PMD, and objects of 2 MiB and more keep a 2 MiB boundary so their full spans move unbuilt',
   },
   {
     flag: 'collector-policy', option: 'collectorPolicy', default: 'normal', choices: ['normal', 'idle'] satisfies CollectorPolicyName[],

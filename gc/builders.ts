@@ -11,6 +11,7 @@ import { Builder, PageBuilder, type RunBuilder } from './build.js';
 import { NativePageBuilder } from './build-native.js';
 import type { Installer } from './install.js';
 import { HEAP_ALIGN, PAGE_WORDS, PMD_PAGES } from './layout.js';
+import { MAX_VIEW_BYTES } from './memory.js';
 import { native, PAGE_SIZE } from './native.js';
 import { Clk, Ctl, Owner, PagePhase, Phase, SEG_FIELDS, Seg, now, type OwnerId, type Shared } from './shared.js';
 import { Role, type RoleId } from './heartbeat.js';
@@ -32,9 +33,16 @@ export const Scratch = scratchLayout(SCRATCH_SIZES);
  * so aligned, advised MADV_HUGEPAGE. The scratch pages above take the first 2 MiB.
  */
 export const PMD_SCRATCH = { COMPACTOR: PMD_PAGES, MUTATOR: 2 * PMD_PAGES } as const;
-/** From-space's mapping and views beyond the capacity: the scratch pages, then the huge scratch pages. */
-export const FROM_EXTRA_BYTES = 3 * HEAP_ALIGN;
 if (Scratch.PAGES > PMD_PAGES) throw new Error('the scratch pages overlap the huge scratch pages');
+
+/**
+ * From-space's mapping and views past the capacity: the scratch pages (2 MiB), then the huge
+ * scratch pages if the heap builds 2 MiB spans and they fit: a view is a Uint32Array, at most
+ * MAX_VIEW_BYTES, so a heap within 6 MiB of it builds none.
+ */
+export function fromExtraBytes(capacity: number, spans: boolean): number {
+  return spans && capacity + 3 * HEAP_ALIGN <= MAX_VIEW_BYTES ? 3 * HEAP_ALIGN : HEAP_ALIGN;
+}
 
 function scratchLayout<K extends string>(sizes: Readonly<Record<K, number>>): Readonly<Record<K | 'PAGES', number>> {
   const at = {} as Record<K | 'PAGES', number>;
@@ -96,7 +104,7 @@ export function readRss(sh: Shared): number {
 
 /** Gives back all of from-space and its scratch pages: every page of the cycle is installed, nobody reads them. */
 export function releaseFromSpace(sh: Shared): void {
-  native.madvise(sh.d.fromAddress, sh.d.capacity + FROM_EXTRA_BYTES, native.advice.DONTNEED);
+  native.madvise(sh.d.fromAddress, sh.d.capacity + sh.d.fromExtraPages * PAGE_SIZE, native.advice.DONTNEED);
 }
 
 export function sampleRss(sh: Shared): void {

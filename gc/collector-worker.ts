@@ -11,7 +11,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { runMarker } from './marker.js';
 import type { RoleName } from './threads.js';
 import type { CollectorPolicyName } from './options.js';
-import { Builders, FROM_EXTRA_BYTES } from './builders.js';
+import { Builders } from './builders.js';
 import { compactCycle } from './compact.js';
 import { serveFaults } from './fault.js';
 import { Installer } from './install.js';
@@ -38,7 +38,7 @@ const sh = new Shared(init.shared);
 const port = parentPort!;
 const warn = (msg: string, data: Record<string, unknown>): void => port.postMessage({ type: 'warn', role: init.role, msg, data });
 const uffd = Userfaultfd.adopt(sh.d.uffdFd, sh.d.uffdFeatures);
-const from = new Uint32Array(viewOf(sh.d.fromAddress, sh.d.capacity + FROM_EXTRA_BYTES));
+const from = new Uint32Array(viewOf(sh.d.fromAddress, sh.d.capacity + sh.d.fromExtraPages * PAGE_SIZE));
 const b = new Builders(sh, from, new Installer(sh, uffd, warn), init.role);
 
 // Set before the first job, for the thread's whole life (its replacement sets it again). The

@@ -300,7 +300,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   // Move mode with hugePages: a 2 MiB-aligned span of plain unclaimed pages is built into the
   // huge scratch page and moved in with one call, as one PMD (Builders.buildPmd says why).
   const pmdScratch = b.capacityPages + PMD_SCRATCH.COMPACTOR;
-  const pmdBlocks = recycle && huge;
+  const pmdBlocks = Atomics.load(sh.ctl, Ctl.PMD_SPANS) !== 0;
   const takePmd = (q: number, end: number): boolean =>
     pmdBlocks && q % PMD_PAGES === 0 && end - q >= PMD_PAGES && stepCap(built, PMD_PAGES) === PMD_PAGES && ahead(q, end, PMD_PAGES) === PMD_PAGES;
   // A step of PMD_PAGES pages from q (takePmd): built into the huge scratch page and moved in

@@ -46,6 +46,12 @@ const ctl = layout({
      * and more keep a 2 MiB boundary (plan.ts) and WHOLE installs end on one (compact.ts).
      */
     'HUGE_PAGES',
+    /**
+     * 1: move mode with hugePages: plain pages are built 2 MiB at a time into a huge scratch
+     * page and moved in as one PMD (Builders.buildPmd), unless the heap is too large for the
+     * huge scratch pages to fit in from-space's views (fromExtraBytes).
+     */
+    'PMD_SPANS',
     // Fault injection, off (0) by default; see options.ts InjectOptions.
     'INJECT_EAGAIN_EVERY',
     'INJECT_DELAY_AT_PAGE',

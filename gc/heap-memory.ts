@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { Builder } from './build.js';
-import { FROM_EXTRA_BYTES, PMD_SCRATCH, Scratch } from './builders.js';
+import { fromExtraBytes, PMD_SCRATCH } from './builders.js';
 import { FaultInstall, Install } from './install.js';
 import { HEAP_ALIGN, TypeTable } from './layout.js';
 import { PAGE_SIZE } from './native.js';
@@ -40,9 +40,11 @@ export class HeapMemory {
   static open(opts: ResolvedOptions, caps: Capabilities, mode: ModeName): HeapMemory {
     const fork = opts.dontFork ? (['DONTFORK'] as const) : [];
     const alignment = mapAlignment(opts.capacity);
+    const extra = fromExtraBytes(opts.capacity, opts.hugePages && mode === Mode.MOVE);
+    const spans = extra > HEAP_ALIGN;
     // Room for both mappings (the second over-mapped by its alignment while it is made) and
     // for the collector's threads, or ENOMEM now: see address-space.ts.
-    checkAddressSpace(2 * opts.capacity + FROM_EXTRA_BYTES, alignment, collectorRoles(mode, opts.marking).length);
+    checkAddressSpace(2 * opts.capacity + extra, alignment, collectorRoles(mode, opts.marking).length);
     const opened: Array<{ close(): void }> = [];
     try {
       // Huge pages (options.hugePages) for the heap only: from-space receives the heap's
@@ -50,9 +52,9 @@ export class HeapMemory {
       // but for the compactor's huge scratch page (move mode: compact.ts pmdStep).
       const heap = Mapping.anonymous(opts.capacity, { alignment, advise: [...fork, opts.hugePages ? 'HUGEPAGE' : 'NOHUGEPAGE'] });
       opened.push(heap);
-      const from = Mapping.anonymous(opts.capacity + FROM_EXTRA_BYTES, { alignment, advise: [...fork, 'NOHUGEPAGE'] });
+      const from = Mapping.anonymous(opts.capacity + extra, { alignment, advise: [...fork, 'NOHUGEPAGE'] });
       opened.push(from);
-      if (opts.hugePages && mode === Mode.MOVE) from.advise('HUGEPAGE', opts.capacity + PMD_SCRATCH.COMPACTOR * PAGE_SIZE, 2 * HEAP_ALIGN);
+      if (spans) from.advise('HUGEPAGE', opts.capacity + PMD_SCRATCH.COMPACTOR * PAGE_SIZE, 2 * HEAP_ALIGN);
       const uffd = mode !== Mode.STW ? Userfaultfd.open({ how: caps.uffd.how ?? 'syscall', features: mode === Mode.MOVE ? ['MOVE'] : [] }) : null;
       if (uffd) opened.push(uffd);
       // For RSS statistics (builders.ts readRss): opened now, so that a cycle needs no new descriptor.
@@ -63,7 +65,7 @@ export class HeapMemory {
         heapAddress: heap.address,
         fromAddress: from.address,
         capacity: opts.capacity,
-        scratchPages: Scratch.PAGES,
+        fromExtraPages: extra / PAGE_SIZE,
         uffdFd: uffd?.fd ?? -1,
         uffdFeatures: uffd?.features ?? 0,
         statmFd,
@@ -75,6 +77,7 @@ export class HeapMemory {
       Atomics.store(c, Ctl.BUILDER, opts.builder === 'js' ? Builder.JS : Builder.NATIVE);
       Atomics.store(c, Ctl.MOVE_MIN_RUN, opts.moveMinRun);
       Atomics.store(c, Ctl.HUGE_PAGES, opts.hugePages ? 1 : 0);
+      Atomics.store(c, Ctl.PMD_SPANS, spans ? 1 : 0);
       Atomics.store(c, Ctl.INJECT_START_EXIT, opts.inject.startExit ?? 0);
       return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh);
     } catch (e) {

@@ -13,7 +13,7 @@
  */
 import { MoveGcError, ErrorCode, internal, invalidArg, shown } from './errors.js';
 import { BarrierLog } from './barrier.js';
-import { Builders, FROM_EXTRA_BYTES } from './builders.js';
+import { Builders } from './builders.js';
 import { Collector } from './collector.js';
 import type { MutatorState } from './cycle-state.js';
 import { Installer } from './install.js';
@@ -137,7 +137,7 @@ export class Heap implements RootOwner {
     this.#sh = mem.sh;
     this.#objects = this.#sh.objects[0];
     this.#log = new BarrierLog(this.#sh.logRing, this.#sh.ctl);
-    const from = new Uint32Array(mem.from.view(0, opts.capacity + FROM_EXTRA_BYTES));
+    const from = new Uint32Array(mem.from.view(0, opts.capacity + mem.sh.d.fromExtraPages * PAGE_SIZE));
     const builders = new Builders(this.#sh, from, new Installer(this.#sh, this.#uffd, (msg, data) => this.log.warn({ ...data, thread: 'mutator' }, msg)), 'mutator');
     this.#pageState = this.#sh.pageState;
     this.#faults = new SelfService(this.#sh, builders, this.#u32, opts.faultPath, opts.stallMs, log);

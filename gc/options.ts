@@ -136,11 +136,14 @@ export interface HeapOptions {
   largeObjectBytes?: number;
   /**
    * Back the heap with transparent huge pages (MADV_HUGEPAGE instead of MADV_NOHUGEPAGE;
-   * default false). Objects of 2 MiB and more (with largeObjectBytes on) then start on a 2 MiB
-   * boundary and keep one when compacted, so in move mode each of their full 2 MiB spans can
-   * move as one page-table entry. Costs up to 2 MiB of gap per such object, and the kernel
-   * splits a huge page whenever part of it is moved. A page pinned behind the heap's back
-   * (io_uring, DMA; not heap.pin) makes MOVE refuse its whole huge page: EBUSY, 512 copies.
+   * default false). In move mode every aligned 2 MiB of plain pages is then built into a huge
+   * page and moved in as one page-table entry, by the compactor or by a mutator that touches
+   * it first (a stop of one 2 MiB build instead of one page's; its pages' first touches are
+   * then nearly free). Objects of 2 MiB and more (with largeObjectBytes on) start on a 2 MiB
+   * boundary and keep one when compacted, so each of their full 2 MiB spans moves unbuilt.
+   * Costs up to 2 MiB of gap per such object, and the kernel splits a huge page whenever part
+   * of it is moved. A page pinned behind the heap's back (io_uring, DMA; not heap.pin) makes
+   * MOVE refuse its whole huge page: EBUSY, 512 copies.
    */
   hugePages?: boolean;
   /** A collector thread silent this long (ms) is considered stalled or dead and taken over. */

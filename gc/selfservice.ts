@@ -30,7 +30,6 @@ import { PMD_SCRATCH, Scratch, type BuildHook, type Builders } from './builders.
 import { bufferOf, phaseOf, ownerOf } from './claim.js';
 import { ErrorCode, MoveGcError } from './errors.js';
 import { PAGE_WORDS, PMD_PAGES } from './layout.js';
-import { Install } from './install.js';
 import type { Logger } from './log.js';
 import { FaultPath, type FaultPathName, type InjectOptions } from './options.js';
 import { Clk, Ctl, Hist, Owner, PagePhase, now, type Shared } from './shared.js';
@@ -77,7 +76,7 @@ export class SelfService {
     this.#heap = heap;
     this.#scratch = builders.scratchPage(Scratch.SELF);
     this.#pmdOwn = builders.capacityPages + PMD_SCRATCH.MUTATOR;
-    this.#pmd = Atomics.load(sh.ctl, Ctl.HUGE_PAGES) !== 0 && Atomics.load(sh.ctl, Ctl.INSTALL) === Install.MOVE;
+    this.#pmd = Atomics.load(sh.ctl, Ctl.PMD_SPANS) !== 0;
     this.#stallMs = stallMs;
     this.#log = log;
     this.self = path === FaultPath.SELF;

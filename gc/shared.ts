@@ -48,7 +48,8 @@ export interface SharedDescriptor {
   heapAddress: number;
   fromAddress: number;
   capacity: number;
-  scratchPages: number;
+  /** Pages of the from-space mapping past the capacity: the scratch pages, and the huge scratch pages if the heap builds 2 MiB spans (builders.ts). */
+  fromExtraPages: number;
   uffdFd: number;
   uffdFeatures: number;
   /** /proc/self/statm, opened with the heap (readRss): -1 if it could not be. */

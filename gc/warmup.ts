@@ -24,7 +24,7 @@ let warmed = false;
 export function warmUpFlip(alignWords: number): void {
   if (warmed) return;
   warmed = true;
-  const sh = Shared.allocate({ heapAddress: 0, fromAddress: 0, capacity: CAPACITY, scratchPages: 0, uffdFd: -1, uffdFeatures: 0, statmFd: -1, types: TypeTable.allocate() });
+  const sh = Shared.allocate({ heapAddress: 0, fromAddress: 0, capacity: CAPACITY, fromExtraPages: 0, uffdFd: -1, uffdFeatures: 0, statmFd: -1, types: TypeTable.allocate() });
   const heap = new Uint32Array(CAPACITY / 4);
   const words = arrayWords(Kind.BYTE_ARRAY, 40);
   const objects = sh.objects[0];

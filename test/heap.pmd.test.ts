@@ -8,11 +8,12 @@
  *  - the mutator, touching a page whose span nobody has begun (the compactor asleep before its
  *    first page): it builds the whole span in one stop, not the page alone;
  *  - the mutator reading every object while the compactor builds spans: nothing is lost;
- *  - copy mode and move mode without hugePages never do it.
+ *  - copy mode, move mode without hugePages, and a heap too large for the huge scratch pages
+ *    (within 6 MiB of 16 GiB: from-space's views) never do it.
  */
 import fs from 'node:fs';
 import { describe, expect } from 'vitest';
-import type { Heap, Root } from '../dist/gc/index.js';
+import { MAX_CAPACITY, type Heap, type Root } from '../dist/gc/index.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 
 closeHeapsAfterEach();
@@ -119,6 +120,20 @@ describe('2 MiB spans built and moved as one PMD (move, hugePages)', () => {
     expect(bad, JSON.stringify(st.pages)).toEqual([]);
     expect(h.verify().ok).toBe(true);
   });
+
+  itMode('move', 'the huge scratch pages fit in from-space\'s views up to 16 GiB less 6 MiB: the largest heap builds no span, and works', async () => {
+    for (const capacity of [MAX_CAPACITY - 4 * MiB, MAX_CAPACITY]) {
+      const h = await openHeap({ capacity, mode: 'move', hugePages: true });
+      const root = populate(h);
+      const st = await h.gc();
+      const ctx = JSON.stringify({ capacity, pages: st.pages });
+      checkStats(st, 'move');
+      if (capacity < MAX_CAPACITY) expect(st.pages.pmdBuilt, ctx).toBeGreaterThanOrEqual(3 * SPAN_PAGES);
+      else expect(st.pages.pmdBuilt, ctx).toBe(0);
+      expect(wrong(h, root), ctx).toEqual([]);
+      await h.close();
+    }
+  }, 60_000);
 
   for (const [mode, hugePages] of [['copy', true], ['move', false]] as const)
     itMode(mode, `${mode} mode ${hugePages ? 'with' : 'without'} hugePages: no span goes in as one PMD`, async () => {
