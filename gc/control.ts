@@ -84,6 +84,8 @@ const ctl = layout({
     'PAGES_MAPPED',
     /** Set by a fault server when the page it needs sits in the compactor's unflushed batch. */
     'FLUSH_REQUEST',
+    /** Set by the mutator once a span it built took its huge scratch page away: the compactor faults in the next (compact.ts). */
+    'SELF_SPAN_EMPTY',
     /** Set when the heap closes: workers exit. */
     'STOP',
     /** The cycle the compactor is working on, 0 when it is outside any cycle. */

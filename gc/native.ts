@@ -64,7 +64,7 @@ export interface NativeBinding {
   munmap(address: number, length: number): void;
   /** mincore: bit 0 of out[i] says page i of the range is present; returns how many are. */
   residency(address: number, length: number, out: Uint8Array): number;
-  advice: { DONTNEED: number; DONTFORK: number; DOFORK: number; WIPEONFORK: number; HUGEPAGE: number; NOHUGEPAGE: number };
+  advice: { DONTNEED: number; DONTFORK: number; DOFORK: number; WIPEONFORK: number; HUGEPAGE: number; NOHUGEPAGE: number; POPULATE_WRITE: number };
   uffd: {
     open(how: 0 | 1 | 2): number;
     api(fd: number, features: number): { features: number; ioctls: number };

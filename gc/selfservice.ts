@@ -156,6 +156,7 @@ export class SelfService {
     if (first + PMD_PAGES > this.#b.capacityPages) return false;
     for (let i = first; i < first + PMD_PAGES; i++) if (Atomics.load(sh.pageState, i) !== PagePhase.UNPROCESSED) return false;
     this.#b.buildPmd(first, Owner.MUTATOR, this.#pmdOwn);
+    Atomics.store(sh.ctl, Ctl.SELF_SPAN_EMPTY, 1);
     return phaseOf(Atomics.load(sh.pageState, q)) === PagePhase.MAPPED;
   }
 

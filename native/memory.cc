@@ -137,6 +137,7 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   adv.Set("WIPEONFORK", MADV_WIPEONFORK);
   adv.Set("HUGEPAGE", MADV_HUGEPAGE);
   adv.Set("NOHUGEPAGE", MADV_NOHUGEPAGE);
+  adv.Set("POPULATE_WRITE", MADV_POPULATE_WRITE);
   exports.Set("advice", adv);
 }
 
