@@ -18,6 +18,7 @@
  *    kernel while a Worker (floor-worker.ts) serves it with poll + read + MOVE; p50/p99 over
  *    `faults` faults (after a warm-up), timed with process.hrtime.bigint around the access.
  */
+import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { HUGE_PAGE_SIZE, Mapping, PAGE_SIZE, Userfaultfd, remapDontUnmap } from '../gc/index.js';
 import { median, quantiles, type Quantiles } from './stats.js';
@@ -52,9 +53,13 @@ export interface Floor {
    * First read per page (ns): of pages this thread just wrote, of the same pages moved by
    * mremap(DONTUNMAP), and of pages just installed by UFFDIO_MOVE and UFFDIO_COPY (runs of
    * 512). Whoever touches an installed page first pays its `installed` cost: the mutator, or
-   * the next cycle's builders if the mutator never did (its from-space sources).
+   * the next cycle's builders if the mutator never did (its from-space sources). `pmd`: of
+   * pages moved in 2 MiB at a time from huge pages (one PMD per call when the kernel gave the
+   * source huge pages: `pmd.hugeSource`), as the heap's spans are (hugePages).
    */
-  firstReadPerPageNs: { written: number; remapped: number; installed: { move: number; copy: number } };
+  firstReadPerPageNs: { written: number; remapped: number; installed: { move: number; copy: number; pmd: number } };
+  /** UFFDIO_MOVE of aligned 2 MiB huge pages, one call each: ns per page, and the share of the source the kernel backed with huge pages (0-1). */
+  pmd: { movePerPageNs: number; hugeSource: number };
   /**
    * Fault round trip (access to return, main thread), microseconds. Beware: on a virtual
    * machine an idle vCPU must be woken by the hypervisor, so this is far lower when the
@@ -174,6 +179,40 @@ function firstRead(u8: Uint8Array): number {
   return (hr() - t + (s & 0)) / (u8.length / PS);
 }
 
+/** The heap mapping's AnonHugePages share: memory in [address, address+len) mapped by huge page-table entries (0-1). */
+function hugeShare(address: number, len: number): number {
+  let inside = false;
+  let kb = 0;
+  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (m) inside = parseInt(m[1], 16) < address + len && parseInt(m[2], 16) > address;
+    else if (inside && line.startsWith('AnonHugePages:')) kb += Number(/(\d+)/.exec(line)![1]);
+  }
+  return (kb * 1024) / len;
+}
+
+/** MOVE of 2 MiB huge pages (MADV_HUGEPAGE source, faulted in by a write), one aligned call each, then the first read of each page. */
+function measurePmd(pages: number): { move: number; read: number; huge: number } {
+  const spans = Math.max(1, Math.floor(pages / 512));
+  const len = spans * HUGE_PAGE_SIZE;
+  const u = Userfaultfd.open({ features: ['MOVE'] });
+  const src = Mapping.anonymous(len, { alignment: HUGE_PAGE_SIZE, advise: ['HUGEPAGE', 'DONTFORK'] });
+  const dst = map(len);
+  try {
+    u.register(dst.address, len);
+    touch(new Uint8Array(src.view()));
+    const huge = hugeShare(src.address, len);
+    const t = hr();
+    for (let off = 0; off < len; off += HUGE_PAGE_SIZE) if (u.moveOnce(dst.address + off, src.address + off, HUGE_PAGE_SIZE, { dontWake: true }) !== HUGE_PAGE_SIZE) throw new Error('short MOVE');
+    const move = (hr() - t) / (len / PS);
+    return { move, read: firstRead(new Uint8Array(dst.view())), huge };
+  } finally {
+    src.close();
+    dst.close();
+    u.close();
+  }
+}
+
 function measureFirstRead(pages: number): { written: number; remapped: number } {
   const a = map(pages * PS);
   const b = map(pages * PS);
@@ -246,7 +285,7 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
   measureBatch(2048, 1, true); // warm-up: JIT the call paths
   measureBatch(2048, 512, true);
   const m1: number[] = [], m16: number[] = [], m32: number[] = [], m34: number[] = [], m64: number[] = [], m512: number[] = [], c1: number[] = [], c64: number[] = [], c512: number[] = [], mc: number[] = [];
-  const frW: number[] = [], frR: number[] = [], frM: number[] = [], frC: number[] = [];
+  const frW: number[] = [], frR: number[] = [], frM: number[] = [], frC: number[] = [], frP: number[] = [], mP: number[] = [], hP: number[] = [];
   for (let r = 0; r < reps; r++) {
     const a = measureBatch(pages, 1, true);
     m1.push(a.move);
@@ -263,6 +302,10 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
     frM.push(b.movedRead!);
     frC.push(b.copiedRead!);
     mc.push(measureMemcpy(pages));
+    const p = measurePmd(pages);
+    mP.push(p.move);
+    frP.push(p.read);
+    hP.push(p.huge);
     const fr = measureFirstRead(pages);
     frW.push(fr.written);
     frR.push(fr.remapped);
@@ -312,7 +355,8 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
       faultRoundTripSamplesUs: rtBusy.samples,
     },
     memcpyPerPageNs: median(mc),
-    firstReadPerPageNs: { written: median(frW), remapped: median(frR), installed: { move: median(frM), copy: median(frC) } },
+    firstReadPerPageNs: { written: median(frW), remapped: median(frR), installed: { move: median(frM), copy: median(frC), pmd: median(frP) } },
+    pmd: { movePerPageNs: median(mP), hugeSource: median(hP) },
     faultRoundTripUs: quantiles(rt.samples),
     faultRoundTripSamplesUs: rt.samples,
     faultRoundTripNote: rt.note,

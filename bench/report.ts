@@ -163,6 +163,7 @@ export function renderHtml(res: Results): string {
           ['memcpy (Uint8Array.set)', `${num(fl.memcpyPerPageNs, 0)} ns/page`],
           ['first read of a page after mremap moved it (of a page just written)', fl.firstReadPerPageNs ? `${num(fl.firstReadPerPageNs.remapped, 0)} (${num(fl.firstReadPerPageNs.written, 0)}) ns/page` : '-'],
           ['first read of a page just installed by UFFDIO_MOVE / UFFDIO_COPY', fl.firstReadPerPageNs?.installed ? `${num(fl.firstReadPerPageNs.installed.move, 0)} / ${num(fl.firstReadPerPageNs.installed.copy, 0)} ns/page` : '-'],
+          ['UFFDIO_MOVE of a 2 MiB huge page, one call each (share of the source in huge pages); first read of its pages', fl.pmd ? `${num(fl.pmd.movePerPageNs, 0)} ns/page (${num(fl.pmd.hugeSource * 100, 0)}%); ${num(fl.firstReadPerPageNs.installed.pmd, 0)} ns/page` : '-'],
           ['with a sibling thread running: MOVE 1 / 64 pages per call', `${num(fl.busySibling.movePerPageNs['1'], 0)} / ${num(fl.busySibling.movePerPageNs['64'], 0)} ns/page`],
           ['with a sibling thread running: COPY 1 / 64 pages per call', `${num(fl.busySibling.copyPerPageNs['1'], 0)} / ${num(fl.busySibling.copyPerPageNs['64'], 0)} ns/page`],
           ...(fl.busySibling.siblingLossUsPerCall

@@ -8,7 +8,7 @@ import { measureFloor } from '../dist/bench/floor.js';
 import { itKernel } from './kernel.js';
 
 describe('kernel floor', () => {
-  itKernel('every figure is measured: MOVE/COPY per page, first reads, round trips, and what calls cost a busy sibling', async () => {
+  itKernel('every figure is measured: MOVE/COPY per page, MOVE of huge pages, first reads, round trips, and what calls cost a busy sibling', async () => {
     const fl = await measureFloor({ pages: 512, reps: 1, faults: 40 });
     const costs = [
       ...Object.values(fl.movePerPageNs),
@@ -18,6 +18,8 @@ describe('kernel floor', () => {
       fl.firstReadPerPageNs.remapped,
       fl.firstReadPerPageNs.installed.move,
       fl.firstReadPerPageNs.installed.copy,
+      fl.firstReadPerPageNs.installed.pmd,
+      fl.pmd.movePerPageNs,
       ...Object.values(fl.busySibling.movePerPageNs),
       ...Object.values(fl.busySibling.copyPerPageNs),
       ...Object.values(fl.busySibling.siblingLossUsPerCall.move),
@@ -25,7 +27,9 @@ describe('kernel floor', () => {
       fl.faultRoundTripUs.p50,
       fl.busySibling.faultRoundTripUs.p50,
     ];
-    expect(costs.length).toBe(24);
+    expect(costs.length).toBe(26);
+    expect(fl.pmd.hugeSource).toBeGreaterThanOrEqual(0);
+    expect(fl.pmd.hugeSource).toBeLessThanOrEqual(1);
     for (const c of costs) {
       expect(Number.isFinite(c), JSON.stringify(fl.busySibling)).toBe(true);
       expect(c).toBeGreaterThanOrEqual(0);
