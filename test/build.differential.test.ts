@@ -79,7 +79,7 @@ function randomHeap(rng: Rng, s: Shape): TestHeap {
     types.define(FIRST_USER_TYPE + i, refs, bytes);
     typeIds.push(FIRST_USER_TYPE + i);
   });
-  const sh = Shared.allocate({ heapAddress: 0, fromAddress: 0, capacity, scratchPages: SCRATCH_PAGES, uffdFd: -1, uffdFeatures: 0, statmFd: -1, types: typesSab });
+  const sh = Shared.allocate({ heapAddress: 0, fromAddress: 0, capacity, fromExtraPages: SCRATCH_PAGES, uffdFd: -1, uffdFeatures: 0, statmFd: -1, types: typesSab });
   const heap = new Uint32Array(words * 2);
   const objs: number[] = [];
   // With firstLarge: the first large object, objects that fill a gap and the object after them are roots.

@@ -12,7 +12,7 @@ import { TypeTable } from '../dist/gc/layout.js';
 const PAGES = 8;
 /** Pages planned for a cycle: all unbuilt (a page no cycle planned reads as installed). */
 const shared = (): Shared => {
-  const sh = Shared.allocate({ heapAddress: 0, fromAddress: 0, capacity: PAGES * 4096, scratchPages: 0, uffdFd: -1, uffdFeatures: 0, statmFd: -1, types: TypeTable.allocate() });
+  const sh = Shared.allocate({ heapAddress: 0, fromAddress: 0, capacity: PAGES * 4096, fromExtraPages: 0, uffdFd: -1, uffdFeatures: 0, statmFd: -1, types: TypeTable.allocate() });
   sh.pageState.fill(PagePhase.UNPROCESSED);
   return sh;
 };

@@ -12,6 +12,7 @@ import { IoUringPin, viewOf, type Heap, type ModeName, type Ref } from '../dist/
 import { MIN_WHOLE_RUN } from '../dist/gc/compact.js';
 import { LARGE_OBJECT_BYTES } from '../dist/gc/options.js';
 import { native } from '../dist/gc/native.js';
+import { hugeBytes } from './helpers/procfs.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap, TEST_MODES } from './helpers/heap.js';
 
 closeHeapsAfterEach();
@@ -194,17 +195,6 @@ describe.each(['move', 'copy'] as const)('large objects allocated while marking 
 const MiB = 1 << 20;
 const onPmd = (h: Heap, r: Ref): boolean => (h.addressOf(r) - h.address) % (2 * MiB) === 0;
 
-/** The heap mapping's AnonHugePages (bytes): memory mapped by huge page-table entries. */
-function hugeBytes(h: Heap): number {
-  let inside = false;
-  let kb = 0;
-  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (m) inside = parseInt(m[1], 16) < h.address + h.capacity && parseInt(m[2], 16) > h.address;
-    else if (inside && line.startsWith('AnonHugePages:')) kb += Number(/(\d+)/.exec(line)![1]);
-  }
-  return kb * 1024;
-}
 
 /** Garbage, then arrays of 3 and 5 MiB kept (small live objects between them): gaps of many pages before each. */
 function populateHuge(h: Heap): { root: ReturnType<Heap['root']>; sizes: number[] } {

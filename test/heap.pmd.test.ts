@@ -14,6 +14,7 @@
 import fs from 'node:fs';
 import { describe, expect } from 'vitest';
 import { MAX_CAPACITY, type Heap, type Root } from '../dist/gc/index.js';
+import { hugeBytes } from './helpers/procfs.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 
 closeHeapsAfterEach();
@@ -48,17 +49,6 @@ function wrong(h: Heap, root: Root): number[] {
   return bad;
 }
 
-/** The heap mapping's AnonHugePages (bytes): memory mapped by huge page-table entries. */
-function hugeBytes(h: Heap): number {
-  let inside = false;
-  let kb = 0;
-  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (m) inside = parseInt(m[1], 16) < h.address + h.capacity && parseInt(m[2], 16) > h.address;
-    else if (inside && line.startsWith('AnonHugePages:')) kb += Number(/(\d+)/.exec(line)![1]);
-  }
-  return kb * 1024;
-}
 
 const thpNever = (): boolean => fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').includes('[never]');
 

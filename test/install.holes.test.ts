@@ -37,7 +37,7 @@ function setup(install: number, sourceOf: Record<number, number> = {}): { sh: Sh
   const f = new Uint8Array(from.view());
   for (const p of [0, 2, 3]) f.fill(p + 1, p * PS, (p + 1) * PS);
   u.register(heap.address, heap.length);
-  const sh = Shared.allocate({ heapAddress: heap.address, fromAddress: from.address, capacity: PAGES * PS, scratchPages: 1, uffdFd: u.fd, uffdFeatures: u.features, statmFd: -1, types: TypeTable.allocate() });
+  const sh = Shared.allocate({ heapAddress: heap.address, fromAddress: from.address, capacity: PAGES * PS, fromExtraPages: 1, uffdFd: u.fd, uffdFeatures: u.features, statmFd: -1, types: TypeTable.allocate() });
   sh.ctl[Ctl.INSTALL] = install;
   sh.ctl[Ctl.PAGES_TOTAL] = PAGES;
   sh.pageState.fill(PagePhase.PROCESSED);

@@ -6,6 +6,8 @@ export interface Vma {
   end: number;
   flags: string[];
   rssBytes: number;
+  /** Memory mapped by huge page-table entries (AnonHugePages). */
+  hugeBytes: number;
 }
 
 export function smaps(): Vma[] {
@@ -14,12 +16,14 @@ export function smaps(): Vma[] {
   for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
     const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
     if (m) {
-      cur = { start: parseInt(m[1], 16), end: parseInt(m[2], 16), flags: [], rssBytes: 0 };
+      cur = { start: parseInt(m[1], 16), end: parseInt(m[2], 16), flags: [], rssBytes: 0, hugeBytes: 0 };
       out.push(cur);
     } else if (cur && line.startsWith('VmFlags:')) {
       cur.flags = line.slice(8).trim().split(/\s+/);
     } else if (cur && line.startsWith('Rss:')) {
       cur.rssBytes = Number(/(\d+)/.exec(line)![1]) * 1024;
+    } else if (cur && line.startsWith('AnonHugePages:')) {
+      cur.hugeBytes = Number(/(\d+)/.exec(line)![1]) * 1024;
     }
   }
   return out;
@@ -37,6 +41,11 @@ export function fromSpaceVmas(heap: { address: number; capacity: number }): Vma[
 /** VMAs overlapping [address, address+length). */
 export function vmasIn(address: number, length: number): Vma[] {
   return smaps().filter((v) => v.end > address && v.start < address + length);
+}
+
+/** A heap mapping's AnonHugePages (bytes): memory mapped by huge page-table entries. */
+export function hugeBytes(heap: { address: number; capacity: number }): number {
+  return vmasIn(heap.address, heap.capacity).reduce((t, v) => t + v.hugeBytes, 0);
 }
 
 /**
