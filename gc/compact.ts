@@ -324,7 +324,10 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const pmdStep = (q: number): number => {
     flush();
     const [b0, i0] = [b.buildMs, b.installMs];
-    const n = b.buildPmd(q, Owner.COMPACTOR, pmdScratch, () => sh.hb.beat(Role.COMPACTOR));
+    const n = b.buildPmd(q, Owner.COMPACTOR, pmdScratch, () => {
+      sh.hb.beat(Role.COMPACTOR);
+      faultInSelfScratch(); // (a span takes ~1.5 ms: the mutator may need its next one sooner)
+    });
     sh.count(Ctl.FRESH_BUFFERS, n); // the huge scratch page: a fresh one for every span moved
     buildMs += b.buildMs - b0;
     installMs += b.installMs - i0;
