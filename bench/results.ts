@@ -88,6 +88,9 @@ export interface ModeSummary extends FromReps {
   pagesBuiltByFaults: number;
   /** Pages the mutator's accessors served themselves (self-service). */
   pagesBySelf: number;
+  /** Pages moved in as whole 2 MiB spans (hugePages, move mode), and of them the mutator's. */
+  pagesPmd: number;
+  pagesPmdBySelf: number;
   /** Of the mutator's self-service stalls (ms): its own page builds and their installs (CycleStats.stalls). */
   selfBuildMs: number;
   selfInstallMs: number;
@@ -231,6 +234,8 @@ function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
     copyCalls: m((r) => r.copyCalls),
     batchPagesP50: m((r) => r.batchPagesP50),
     pagesBySelf: m((r) => r.pages.builtBySelf ?? 0),
+    pagesPmd: m((r) => r.pages.pmdBuilt ?? 0),
+    pagesPmdBySelf: m((r) => r.pages.pmdBuiltBySelf ?? 0),
     selfBuildMs: m((r) => r.faultPathStalls?.selfBuildMs ?? 0),
     selfInstallMs: m((r) => r.faultPathStalls?.selfInstallMs ?? 0),
     compactorBuildMs: m((r) => r.compactorSplit?.buildMs ?? 0),

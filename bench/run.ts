@@ -156,8 +156,8 @@ export function textSummary(res: Results): string {
     const cm = ms.filter((s) => s.mode !== 'stw');
     if (cm.length)
       out.push(
-        'compactor ms build / install / release / other; pages per install call (median pages / median calls); pages the mutator served (its ms build / install): ' +
-          cm.map((s) => `${s.mode} ${f(s.compactorBuildMs, 0)} / ${f(s.compactorInstallMs, 0)} / ${f(s.compactorReleaseMs, 0)} / ${f(s.compactorOtherMs, 0)}; ${f((s.pagesMoved + s.pagesCopied) / Math.max(1, s.moveCalls + s.copyCalls), 1)}; ${f(s.pagesBySelf, 0)} (${f(s.selfBuildMs, 1)} / ${f(s.selfInstallMs, 1)})`).join(' | '),
+        'compactor ms build / install / release / other; pages per install call (median pages / median calls); pages the mutator served (its ms build / install)[; pages moved in as 2 MiB spans, the mutator\'s]: ' +
+          cm.map((s) => `${s.mode} ${f(s.compactorBuildMs, 0)} / ${f(s.compactorInstallMs, 0)} / ${f(s.compactorReleaseMs, 0)} / ${f(s.compactorOtherMs, 0)}; ${f((s.pagesMoved + s.pagesCopied) / Math.max(1, s.moveCalls + s.copyCalls), 1)}; ${f(s.pagesBySelf, 0)} (${f(s.selfBuildMs, 1)} / ${f(s.selfInstallMs, 1)})${s.pagesPmd > 0 ? `; ${f(s.pagesPmd, 0)}, ${f(s.pagesPmdBySelf, 0)}` : ''}`).join(' | '),
       );
     out.push('ratios: ' + Object.entries(c.ratios).map(([k, v]) => `${k} ${f(v, 3)}`).join(', '));
   }

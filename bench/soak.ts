@@ -117,7 +117,7 @@ class Subject {
   readonly pinned: PinnedNode[] = [];
   cycles = 0;
   nextId = 1;
-  readonly stats = { faults: 0, selfBuilt: 0, ebusy: 0, ebusyCopies: 0, takeovers: 0, eagain: 0, errors: 0, pagesMoved: 0, pagesCopied: 0, injected: {} as Record<string, number>, heapFull: 0, pins: 0, heapPins: 0, pausesUndone: 0 };
+  readonly stats = { faults: 0, selfBuilt: 0, pmdPages: 0, ebusy: 0, ebusyCopies: 0, takeovers: 0, eagain: 0, errors: 0, pagesMoved: 0, pagesCopied: 0, injected: {} as Record<string, number>, heapFull: 0, pins: 0, heapPins: 0, pausesUndone: 0 };
   verifyFailures = 0;
   mismatches = 0;
   readonly firstProblems: string[] = [];
@@ -280,6 +280,7 @@ class Subject {
     const s = this.stats;
     s.faults += st.faults;
     s.selfBuilt += st.pages.builtBySelf;
+    s.pmdPages += st.pages.pmdBuilt;
     s.ebusy += st.ebusy;
     s.ebusyCopies += st.ebusyCopies;
     s.takeovers += st.takeovers;
@@ -320,6 +321,8 @@ export interface SoakResult {
   faults: number;
   /** Pages the mutator's accessors built or installed themselves (self-service). */
   selfBuilt: number;
+  /** Pages moved in as whole 2 MiB spans (hugePages, move mode). */
+  pmdPages: number;
   fallbacks: { ebusy: number; ebusyCopies: number; takeovers: number; eagain: number; errors: number; modes: string[] };
   injected: Record<string, number>;
   verifyFailures: number;
@@ -434,6 +437,7 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
     perMode,
     faults: sum((s) => s.stats.faults),
     selfBuilt: sum((s) => s.stats.selfBuilt),
+    pmdPages: sum((s) => s.stats.pmdPages),
     fallbacks: {
       ebusy: sum((s) => s.stats.ebusy),
       ebusyCopies: sum((s) => s.stats.ebusyCopies),
@@ -464,7 +468,7 @@ export async function main(v: Values): Promise<void> {
   const f = r.fallbacks;
   const lines = [
     `${r.cycles} cycles in ${r.seconds.toFixed(1)} s (${Object.values(r.perMode).map((m) => `${m.mode} ${m.cycles}`).join(', ')})`,
-    `page faults served: ${r.faults}; pages built by the mutator's accessors: ${r.selfBuilt}; pages moved ${Object.values(r.perMode).reduce((n, m) => n + m.pagesMoved, 0)}, copied ${Object.values(r.perMode).reduce((n, m) => n + m.pagesCopied, 0)}`,
+    `page faults served: ${r.faults}; pages built by the mutator's accessors: ${r.selfBuilt}; pages moved ${Object.values(r.perMode).reduce((n, m) => n + m.pagesMoved, 0)} (in 2 MiB spans: ${r.pmdPages}), copied ${Object.values(r.perMode).reduce((n, m) => n + m.pagesCopied, 0)}`,
     `fallbacks: EBUSY ${f.ebusy} (pages copied for it ${f.ebusyCopies}), takeovers ${f.takeovers}, EAGAIN ${f.eagain}, other MOVE errors ${f.errors}, mode fallbacks ${f.modes.length ? f.modes.join('; ') : 'none'}`,
     `objects pinned with heap.pin: ${Object.values(r.perMode).reduce((n, m) => n + m.heapPins, 0)}; io_uring pins behind the heap's back: ${Object.values(r.perMode).reduce((n, m) => n + m.pins, 0)}`,
     `injected: ${Object.entries(r.injected).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
