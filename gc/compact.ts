@@ -27,7 +27,7 @@
  * next pages (the low ones, where the old data lands) ready first.
  */
 import fs from 'node:fs';
-import { Builders, MAX_BATCH, PMD_SCRATCH, Scratch, releaseFromSpace, sampleRss } from './builders.js';
+import { Builders, MAX_BATCH, PMD_SCRATCH, SELF_SPAN_SLOTS, Scratch, releaseFromSpace, sampleRss } from './builders.js';
 import { claim, markProcessed, phaseOf } from './claim.js';
 import { Install } from './install.js';
 import { PAGE_WORDS, PMD_PAGES } from './layout.js';
@@ -301,22 +301,28 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   // huge scratch page and moved in with one call, as one PMD (Builders.buildPmd says why).
   const pmdScratch = b.capacityPages + PMD_SCRATCH.COMPACTOR;
   const pmdBlocks = Atomics.load(sh.ctl, Ctl.PMD_SPANS) !== 0;
-  // The mutator's huge scratch page, faulted in here rather than by its first write in the
+  // The mutator's huge scratch pages, faulted in here rather than by its first write in the
   // mutator's span build: a fresh huge page cost 0.18 ms at the median there and 7 ms at p90
   // (quick bench, 90 spans; the VM's host backs new memory on first touch). POPULATE_WRITE
-  // maps it without writing, so a span the mutator is building meanwhile is left intact.
+  // maps it without writing, so a span the mutator is building meanwhile is left intact. The
+  // bit is cleared once the page is in: until then the mutator prefers the others.
   const selfScratch = sh.d.fromAddress + (b.capacityPages + PMD_SCRATCH.MUTATOR) * PAGE_SIZE;
   const faultInSelfScratch = (): void => {
-    if (!pmdBlocks || Atomics.exchange(sh.ctl, Ctl.SELF_SPAN_EMPTY, 0) === 0) return;
-    const t = now();
-    try {
-      native.madvise(selfScratch, PMD_PAGES * PAGE_SIZE, native.advice.POPULATE_WRITE);
-    } catch {
-      // Best effort (a kernel before 5.14 refuses the advice): the mutator's write faults it in.
+    if (!pmdBlocks) return;
+    const empty = Atomics.load(sh.ctl, Ctl.SELF_SPAN_EMPTY);
+    for (let i = 0; i < SELF_SPAN_SLOTS; i++) {
+      if ((empty & (1 << i)) === 0) continue;
+      const t = now();
+      try {
+        native.madvise(selfScratch + i * PMD_PAGES * PAGE_SIZE, PMD_PAGES * PAGE_SIZE, native.advice.POPULATE_WRITE);
+      } catch {
+        // Best effort (a kernel before 5.14 refuses the advice): the mutator's write faults it in.
+      }
+      Atomics.and(sh.ctl, Ctl.SELF_SPAN_EMPTY, ~(1 << i));
+      releaseMs += now() - t;
     }
-    releaseMs += now() - t;
   };
-  if (pmdBlocks) Atomics.store(sh.ctl, Ctl.SELF_SPAN_EMPTY, 1); // the cycle's end released it
+  if (pmdBlocks) Atomics.store(sh.ctl, Ctl.SELF_SPAN_EMPTY, (1 << SELF_SPAN_SLOTS) - 1); // the cycle's end released them
   const takePmd = (q: number, end: number): boolean =>
     pmdBlocks && q % PMD_PAGES === 0 && end - q >= PMD_PAGES && stepCap(built, PMD_PAGES) === PMD_PAGES && ahead(q, end, PMD_PAGES) === PMD_PAGES;
   // A step of PMD_PAGES pages from q (takePmd): built into the huge scratch page and moved in

@@ -84,7 +84,7 @@ const ctl = layout({
     'PAGES_MAPPED',
     /** Set by a fault server when the page it needs sits in the compactor's unflushed batch. */
     'FLUSH_REQUEST',
-    /** Set by the mutator once a span it built took its huge scratch page away: the compactor faults in the next (compact.ts). */
+    /** Bit i: the mutator's huge scratch page i went with a span it built; the compactor faults it in again and clears the bit (compact.ts). */
     'SELF_SPAN_EMPTY',
     /** Set when the heap closes: workers exit. */
     'STOP',

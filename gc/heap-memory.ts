@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { Builder } from './build.js';
-import { fromExtraBytes, PMD_SCRATCH } from './builders.js';
+import { fromExtraBytes, PMD_SCRATCH, PMD_SCRATCH_BYTES } from './builders.js';
 import { FaultInstall, Install } from './install.js';
 import { HEAP_ALIGN, TypeTable } from './layout.js';
 import { PAGE_SIZE } from './native.js';
@@ -54,7 +54,7 @@ export class HeapMemory {
       opened.push(heap);
       const from = Mapping.anonymous(opts.capacity + extra, { alignment, advise: [...fork, 'NOHUGEPAGE'] });
       opened.push(from);
-      if (spans) from.advise('HUGEPAGE', opts.capacity + PMD_SCRATCH.COMPACTOR * PAGE_SIZE, 2 * HEAP_ALIGN);
+      if (spans) from.advise('HUGEPAGE', opts.capacity + PMD_SCRATCH.COMPACTOR * PAGE_SIZE, PMD_SCRATCH_BYTES);
       const uffd = mode !== Mode.STW ? Userfaultfd.open({ how: caps.uffd.how ?? 'syscall', features: mode === Mode.MOVE ? ['MOVE'] : [] }) : null;
       if (uffd) opened.push(uffd);
       // For RSS statistics (builders.ts readRss): opened now, so that a cycle needs no new descriptor.

@@ -26,7 +26,7 @@
  * others like a stale thread's (Builders.isStale), from its own scratch page, which nothing
  * else writes.
  */
-import { PMD_SCRATCH, Scratch, type BuildHook, type Builders } from './builders.js';
+import { PMD_SCRATCH, SELF_SPAN_SLOTS, Scratch, type BuildHook, type Builders } from './builders.js';
 import { bufferOf, phaseOf, ownerOf } from './claim.js';
 import { ErrorCode, MoveGcError } from './errors.js';
 import { PAGE_WORDS, PMD_PAGES } from './layout.js';
@@ -58,8 +58,9 @@ export class SelfService {
    * sample per page per cycle, and the window costs one load.
    */
   readonly #present: Uint32Array;
-  /** The mutator's huge scratch page (builders.ts PMD_SCRATCH). */
+  /** The mutator's huge scratch pages (builders.ts PMD_SCRATCH, SELF_SPAN_SLOTS), and the last one it took. */
   readonly #pmdOwn: number;
+  #slot = 0;
   /** Move mode with hugePages: a page whose 2 MiB span nobody has begun is built with the span (#pmdSpan). */
   readonly #pmd: boolean;
   #epoch = 0;
@@ -155,8 +156,12 @@ export class SelfService {
     const first = q - (q % PMD_PAGES);
     if (first + PMD_PAGES > this.#b.capacityPages) return false;
     for (let i = first; i < first + PMD_PAGES; i++) if (Atomics.load(sh.pageState, i) !== PagePhase.UNPROCESSED) return false;
-    this.#b.buildPmd(first, Owner.MUTATOR, this.#pmdOwn);
-    Atomics.store(sh.ctl, Ctl.SELF_SPAN_EMPTY, 1);
+    // A huge scratch page the compactor has faulted in, else the next in turn.
+    const empty = Atomics.load(sh.ctl, Ctl.SELF_SPAN_EMPTY);
+    let slot = (this.#slot + 1) % SELF_SPAN_SLOTS;
+    for (let i = 0; i < SELF_SPAN_SLOTS && (empty & (1 << slot)) !== 0; i++) slot = (slot + 1) % SELF_SPAN_SLOTS;
+    this.#slot = slot;
+    if (this.#b.buildPmd(first, Owner.MUTATOR, this.#pmdOwn + slot * PMD_PAGES) === PMD_PAGES) Atomics.or(sh.ctl, Ctl.SELF_SPAN_EMPTY, 1 << slot);
     return phaseOf(Atomics.load(sh.pageState, q)) === PagePhase.MAPPED;
   }
 
