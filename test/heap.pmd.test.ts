@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import { describe, expect } from 'vitest';
 import { MAX_CAPACITY, type Heap, type Root } from '../dist/gc/index.js';
-import { hugeBytes } from './helpers/procfs.js';
+import { hugeBytes, smaps } from './helpers/procfs.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 
 closeHeapsAfterEach();
@@ -97,6 +97,28 @@ describe('2 MiB spans built and moved as one PMD (move, hugePages)', () => {
     expect(st.pages.pmdBuilt, ctx).toBeGreaterThanOrEqual(st.pages.pmdBuiltBySelf + SPAN_PAGES);
     expect(wrong(h, root), ctx).toEqual([]);
     expect(h.verify().ok).toBe(true);
+  });
+
+  itMode('move', 'the compactor faults the mutator\'s huge scratch pages in off the mutator\'s thread, at its start', async () => {
+    // The compactor builds its first span, then sleeps (delayAtPage 600): by then it has
+    // faulted in the mutator's three huge scratch pages (the cycle's end had released them).
+    const h = await openHeap({ capacity: 32 * MiB, mode: 'move', hugePages: true, stallMs: 10_000, inject: { delayAtPage: 600, delayMs: 1500 } });
+    const root = populate(h);
+    const scratch = (): number =>
+      smaps()
+        .filter((v) => v.flags.includes('dc') && v.flags.includes('hg') && (v.end <= h.address || v.start >= h.address + h.capacity))
+        .reduce((t, v) => t + v.rssBytes, 0);
+    expect(scratch()).toBe(0);
+    await h.collect();
+    const t0 = Date.now();
+    while (h.progress().pagesMapped < SPAN_PAGES && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 5));
+    const resident = scratch();
+    const st = (await h.idle())!;
+    const ctx = JSON.stringify({ resident, pages: st.pages });
+    expect(st.pages.pmdBuilt, ctx).toBeGreaterThanOrEqual(SPAN_PAGES);
+    expect(resident, ctx).toBeGreaterThanOrEqual(3 * 2 * MiB);
+    expect(scratch(), ctx).toBe(0); // given back with from-space at the cycle's end
+    expect(wrong(h, root), ctx).toEqual([]);
   });
 
   itMode('move', 'the mutator reading every object while the compactor builds spans (js builder: slow spans): both build spans, nothing is lost', async () => {
