@@ -18,6 +18,11 @@
  * before an object kept on 2 MiB, hugePages) are all zeros: the compactor installs each run
  * of them as the zero page, in every mode but stw; other threads build them (zeros).
  *
+ * Spans (move mode with hugePages): an aligned 2 MiB of plain unclaimed pages is built into a
+ * huge scratch page and moved in with one call, as one PMD (Builders.buildPmd; the mutator
+ * builds the span of a page it touches first the same way, selfservice.ts). The compactor also
+ * faults the mutator's huge scratch pages in again as its spans take them away.
+ *
  * Recycling: sliding compaction reads from-space at or above what it writes, so once every
  * to-space page below q is installed, every from-space page below q's first source page has
  * been read for the last time (installed, not built: until then a page may be rebuilt from its
@@ -312,14 +317,12 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     const empty = Atomics.load(sh.ctl, Ctl.SELF_SPAN_EMPTY);
     for (let i = 0; i < SELF_SPAN_SLOTS; i++) {
       if ((empty & (1 << i)) === 0) continue;
-      const t = now();
       try {
         native.madvise(selfScratch + i * PMD_PAGES * PAGE_SIZE, PMD_PAGES * PAGE_SIZE, native.advice.POPULATE_WRITE);
       } catch {
         // Best effort (a kernel before 5.14 refuses the advice): the mutator's write faults it in.
       }
-      Atomics.and(sh.ctl, Ctl.SELF_SPAN_EMPTY, ~(1 << i));
-      releaseMs += now() - t;
+      Atomics.and(sh.ctl, Ctl.SELF_SPAN_EMPTY, ~(1 << i)); // (its time counts as `other`)
     }
   };
   if (pmdBlocks) Atomics.store(sh.ctl, Ctl.SELF_SPAN_EMPTY, (1 << SELF_SPAN_SLOTS) - 1); // the cycle's end released them

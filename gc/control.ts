@@ -192,7 +192,7 @@ const ctl = layout({
     'ZERO_PAGES',
     /** WHOLE install calls that covered one aligned 2 MiB span: a PMD move if its source was a huge page. */
     'WHOLE_PMD_CALLS',
-    /** Pages built 2 MiB at a time into the compactor's huge scratch page and moved as one PMD (move mode, hugePages). */
+    /** Pages built 2 MiB at a time into a huge scratch page and moved in as one PMD (move mode, hugePages). */
     'PMD_PAGES',
     /** Of PMD_PAGES: the mutator's (self-service built the span of a page it touched). */
     'PMD_SELF_PAGES',

@@ -49,7 +49,7 @@ export class HeapMemory {
     try {
       // Huge pages (options.hugePages) for the heap only: from-space receives the heap's
       // pages with their mapping's flags (mremap), and its scratch pages stay small pages,
-      // but for the compactor's huge scratch page (move mode: compact.ts pmdStep).
+      // but for the huge scratch pages of 2 MiB spans (move mode: Builders.buildPmd).
       const heap = Mapping.anonymous(opts.capacity, { alignment, advise: [...fork, opts.hugePages ? 'HUGEPAGE' : 'NOHUGEPAGE'] });
       opened.push(heap);
       const from = Mapping.anonymous(opts.capacity + extra, { alignment, advise: [...fork, 'NOHUGEPAGE'] });

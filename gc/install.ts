@@ -109,8 +109,8 @@ export class Installer {
   }
 
   /**
-   * Installs to-space pages [q, q+PMD_PAGES), 2 MiB aligned, built into the compactor's huge
-   * scratch page at buf, with one MOVE: the kernel moves the huge page as one PMD when the
+   * Installs to-space pages [q, q+PMD_PAGES), 2 MiB aligned, built into a huge scratch page
+   * at buf, with one MOVE: the kernel moves the huge page as one PMD when the
    * destination's PMD is empty (otherwise, or if the scratch page is small pages, page by
    * page in the same call). Move mode only (Builders.buildPmd); `self`: the mutator's span.
    */
