@@ -182,27 +182,30 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   // run can be built into them in one call; otherwise the scratch pages.
   let bufAt = 0;
   let bufRecycled = false;
-  let pmdOnly = false; // buffers() called by pmdStep for its release only
+  const advance = (): void => {
+    for (;;) {
+      while (si < segs.length && reuse >= segs[si][1]) if (++si < segs.length) reuse = segs[si][0];
+      while (hi < holes.length && holes[hi + 1] <= reuse) hi += 2;
+      if (hi >= holes.length || holes[hi] > reuse) return;
+      reuse = holes[hi + 1];
+    }
+  };
+  // Move mode: keeps a bounded pool of consumed from-space pages and releases the surplus, so
+  // RSS falls as compaction proceeds. Returns the recycling limit.
+  const releaseSurplus = (): number => {
+    const limit = consumedLimit();
+    advance();
+    if (si < segs.length && limit !== Infinity && limit - reuse > POOL_KEEP_PAGES + RELEASE_CHUNK_PAGES) {
+      const upTo = Math.min(limit - POOL_KEEP_PAGES, segs[si][1]);
+      release(reuse, upTo);
+      reuse = upTo;
+      advance();
+    }
+    return limit;
+  };
   const buffers = (): number => {
     if (recycle) {
-      const limit = consumedLimit();
-      const advance = (): void => {
-        for (;;) {
-          while (si < segs.length && reuse >= segs[si][1]) if (++si < segs.length) reuse = segs[si][0];
-          while (hi < holes.length && holes[hi + 1] <= reuse) hi += 2;
-          if (hi >= holes.length || holes[hi] > reuse) return;
-          reuse = holes[hi + 1];
-        }
-      };
-      advance();
-      // Keep a bounded pool; release the surplus so RSS falls as compaction proceeds.
-      if (si < segs.length && limit !== Infinity && limit - reuse > POOL_KEEP_PAGES + RELEASE_CHUNK_PAGES) {
-        const upTo = Math.min(limit - POOL_KEEP_PAGES, segs[si][1]);
-        release(reuse, upTo);
-        reuse = upTo;
-        advance();
-      }
-      if (pmdOnly) return 0;
+      const limit = releaseSurplus();
       if (si < segs.length && reuse < limit) {
         bufAt = reuse;
         bufRecycled = true;
@@ -340,9 +343,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     sh.count(Ctl.FRESH_BUFFERS, n); // the huge scratch page: a fresh one for every span moved
     buildMs += b.buildMs - b0;
     installMs += b.installMs - i0;
-    pmdOnly = true;
-    buffers(); // release the from-space these pages consumed (pmdOnly: no buffer taken)
-    pmdOnly = false;
+    releaseSurplus(); // (the from-space these pages consumed)
     return n;
   };
   // A step of GAP pages from q: claims the run, installs it as the zero page in one call

@@ -4,7 +4,8 @@
  * selfservice.ts #pmdSpan).
  *
  *  - the compactor, nobody else touching the heap: every aligned span of plain pages goes in
- *    as one call, the heap's huge pages cover them, every object keeps its bytes;
+ *    as one call, the heap's huge pages cover them, every object keeps its bytes, and the
+ *    from-space the spans consumed is given back as they go;
  *  - the mutator, touching a page whose span nobody has begun (the compactor asleep before its
  *    first page): it builds the whole span in one stop, not the page alone;
  *  - the mutator reading every object while the compactor builds spans: nothing is lost;
@@ -27,10 +28,10 @@ const N = 40_000;
 const idOf = (i: number): number => (Math.imul(i + 1, 0x9e3779b1) ^ 0x5a5a5a5a) >>> 0;
 
 /** N small live byte arrays (each with its id), a garbage one of the same size before each: about 17 MiB. */
-function populate(h: Heap): Root {
+function populate(h: Heap, garbage = 1): Root {
   const root = h.root(h.allocRefArray(N));
   for (let i = 0; i < N; i++) {
-    h.allocBytes(200);
+    for (let k = 0; k < garbage; k++) h.allocBytes(200);
     const b = h.allocBytes(200);
     h.setU32(b, 0, idOf(i));
     h.setU32(b, 196, ~idOf(i) >>> 0);
@@ -75,6 +76,19 @@ describe('2 MiB spans built and moved as one PMD (move, hugePages)', () => {
       const b = h.getRef(root.get()!, i)!;
       if (h.getU32(b, 0) !== idOf(i)) expect.fail(`object ${i} after the second cycle: ${JSON.stringify(st2.pages)}`);
     }
+  });
+
+  itMode('move', 'the compactor gives from-space back as its spans consume it', async () => {
+    // Four garbage arrays before each live one: about 42 MiB of from-space, of which the spans
+    // consume far more than the pool of consumed pages it keeps (8 MiB) plus a release (8 MiB).
+    const h = await openHeap({ capacity: 64 * MiB, mode: 'move', hugePages: true });
+    const root = populate(h, 4);
+    const st = await h.gc();
+    const ctx = JSON.stringify({ pages: st.pages });
+    checkStats(st, 'move');
+    expect(st.pages.pmdBuilt, ctx).toBeGreaterThanOrEqual(3 * SPAN_PAGES);
+    expect(st.pages.released, ctx).toBeGreaterThanOrEqual(2048);
+    expect(wrong(h, root), ctx).toEqual([]);
   });
 
   itMode('move', 'the mutator touching a page of a span nobody has begun builds the whole span in one stop, and it goes in as one call', async () => {
