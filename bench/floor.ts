@@ -179,7 +179,7 @@ function firstRead(u8: Uint8Array): number {
   return (hr() - t + (s & 0)) / (u8.length / PS);
 }
 
-/** The heap mapping's AnonHugePages share: memory in [address, address+len) mapped by huge page-table entries (0-1). */
+/** The share of [address, address+len) mapped by huge page-table entries (smaps' AnonHugePages; 0-1). */
 function hugeShare(address: number, len: number): number {
   let inside = false;
   let kb = 0;

@@ -340,7 +340,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       sh.hb.beat(Role.COMPACTOR);
       faultInSelfScratch(); // (a span takes ~1.5 ms: the mutator may need its next one sooner)
     });
-    sh.count(Ctl.FRESH_BUFFERS, n); // the huge scratch page: a fresh one for every span moved
+    sh.count(Ctl.FRESH_BUFFERS, n); // built into the huge scratch page, not a recycled one
     buildMs += b.buildMs - b0;
     installMs += b.installMs - i0;
     releaseSurplus(); // (the from-space these pages consumed)

@@ -63,7 +63,7 @@ export interface CycleStats {
     zero: number;
     /** Of whole (move mode, hugePages): install calls of one aligned 2 MiB span each, which the kernel moves as one PMD when the source is a huge page. */
     wholePmdCalls: number;
-    /** Move mode with hugePages: pages the compactor built 2 MiB at a time into a huge page of its own and moved in as one PMD (their first touch is then one TLB entry's, not 512). */
+    /** Move mode with hugePages: pages built 2 MiB at a time into a huge scratch page and moved in as one PMD, by the compactor or the mutator (their first touch is then one TLB entry's, not 512). */
     pmdBuilt: number;
     /** Of pmdBuilt: the spans the mutator built (self-service: the span of a page it touched; in builtByMutator). */
     pmdBuiltBySelf: number;

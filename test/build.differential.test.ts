@@ -32,6 +32,8 @@ closeHeapsAfterEach();
 const SEEDS = process.env.GC_SEED ? [Number(process.env.GC_SEED)] : Array.from({ length: 100 }, (_, i) => 7 + i * 104729);
 const SCRATCH_PAGES = 66;
 const PAGE_U32 = PAGE_WORDS * 2;
+/** Bit w of a bitmap (the live-words bitmap). */
+const bit = (bits: Uint32Array, w: number): boolean => w >= 0 && (bits[w >>> 5] & (1 << (w & 31))) !== 0;
 
 interface Shape {
   capacityPages: number;
@@ -319,7 +321,6 @@ function compareBuilders(t: TestHeap, rng: Rng, cov: Coverage, ctx: string): voi
   cov.pages += n;
   cov.identity += pages.filter((q) => sh.pageKind[q] === PageKind.IDENTITY).length;
   cov.pins += t.plan.pinnedSpans.length;
-  const bit = (bits: Uint32Array, w: number): boolean => w >= 0 && (bits[w >>> 5] & (1 << (w & 31))) !== 0;
   for (const q of pages) {
     const qw = q * PAGE_WORDS;
     if (sh.pageKind[q] === PageKind.IDENTITY && qw > 0 && !bit(sh.live, qw) && bit(sh.live, qw - 1)) cov.deadAtEdge++;
@@ -429,7 +430,6 @@ describe('page builders: js and native write the same bytes', () => {
   // that fails part way must not leave them for the next build, whose Flush would write them
   // into the failed build's destination: each of Slide and Identity starts from none.
   it('a native build that fails mid-page leaves no deferred forward for the next build, slide or identity', () => {
-    const bit = (bits: Uint32Array, w: number): boolean => w >= 0 && (bits[w >>> 5] & (1 << (w & 31))) !== 0;
     let tested = 0;
     for (let seed = 1; seed < 200 && tested < 3; seed++) {
       const t = randomHeap(new Rng(seed), { capacityPages: 32, fill: 0.9, rootP: 0.3, densePrefix: 0, denseThreshold: 0.9, pins: 0, largeP: 0, firstLarge: true });

@@ -6,13 +6,12 @@
  * copy. Checked here through the heap: where objects land, what survives every mode, what the
  * statistics say, from-space pages never written (holes), and gaps allocated during marking.
  */
-import fs from 'node:fs';
 import { describe, expect } from 'vitest';
 import { IoUringPin, viewOf, type Heap, type ModeName, type Ref } from '../dist/gc/index.js';
 import { MIN_WHOLE_RUN } from '../dist/gc/compact.js';
 import { LARGE_OBJECT_BYTES } from '../dist/gc/options.js';
 import { native } from '../dist/gc/native.js';
-import { hugeBytes } from './helpers/procfs.js';
+import { hugeBytes, thpNever } from './helpers/procfs.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap, TEST_MODES } from './helpers/heap.js';
 
 closeHeapsAfterEach();
@@ -195,7 +194,6 @@ describe.each(['move', 'copy'] as const)('large objects allocated while marking 
 const MiB = 1 << 20;
 const onPmd = (h: Heap, r: Ref): boolean => (h.addressOf(r) - h.address) % (2 * MiB) === 0;
 
-
 /** Garbage, then arrays of 3 and 5 MiB kept (small live objects between them): gaps of many pages before each. */
 function populateHuge(h: Heap): { root: ReturnType<Heap['root']>; sizes: number[] } {
   const keep = h.allocRefArray(8);
@@ -305,8 +303,7 @@ describe.each(['js', 'native'] as const)('huge pages: gap pages another thread b
 
 describe('huge pages: full 2 MiB spans move as one page-table entry (move)', () => {
   itMode('move', 'the arrays\' full spans are installed one aligned 2 MiB call each and stay huge pages after the move', async () => {
-    const thp = fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
-    if (thp.includes('[never]')) {
+    if (thpNever()) {
       console.warn('[movegc] skipping the huge page check: transparent huge pages are off (never)');
       return;
     }

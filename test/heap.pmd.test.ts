@@ -12,10 +12,9 @@
  *  - copy mode, move mode without hugePages, and a heap too large for the huge scratch pages
  *    (within 10 MiB of 16 GiB: from-space's views) never do it.
  */
-import fs from 'node:fs';
 import { describe, expect } from 'vitest';
 import { MAX_CAPACITY, type Heap, type Root } from '../dist/gc/index.js';
-import { hugeBytes, smaps } from './helpers/procfs.js';
+import { hugeBytes, smaps, thpNever } from './helpers/procfs.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 
 closeHeapsAfterEach();
@@ -50,8 +49,6 @@ function wrong(h: Heap, root: Root): number[] {
   return bad;
 }
 
-
-const thpNever = (): boolean => fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').includes('[never]');
 
 describe('2 MiB spans built and moved as one PMD (move, hugePages)', () => {
   itMode('move', 'the compactor alone: every aligned span of plain pages goes in with one call and stays a huge page; the bytes are intact', async () => {

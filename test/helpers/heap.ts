@@ -138,7 +138,7 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
     if (!e.injected) expect(others, ctx).toBeLessThanOrEqual(helped);
     expect(st.copyCalls, ctx).toBeGreaterThanOrEqual(p.copied - p.shortRunCopied - p.scratchCopied);
     // A lost race costs up to two COPY calls (a one-page run meeting EEXIST is retried page by page).
-    // A run across two of the heap's VMAs costs one call more (refused, then page by page).
+    // A run across two of the heap's VMAs costs a call more for each refusal (then in halves).
     expect(st.copyCalls, ctx).toBeLessThanOrEqual(p.copied + 2 * helped + st.splitRuns + (e.injected ? 2 * st.eexist : 0));
     // Batching: one MOVE call per run, not per page (a histogram sample per call, MOVE or COPY).
     if (!e.injected) expect(st.batchPages.count, ctx).toBe(st.moveCalls + st.copyCalls);

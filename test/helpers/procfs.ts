@@ -43,6 +43,9 @@ export function vmasIn(address: number, length: number): Vma[] {
   return smaps().filter((v) => v.end > address && v.start < address + length);
 }
 
+/** Transparent huge pages are off on this machine (`never`): no mapping gets any. */
+export const thpNever = (): boolean => fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').includes('[never]');
+
 /** A heap mapping's AnonHugePages (bytes): memory mapped by huge page-table entries. */
 export function hugeBytes(heap: { address: number; capacity: number }): number {
   return vmasIn(heap.address, heap.capacity).reduce((t, v) => t + v.hugeBytes, 0);
