@@ -1,6 +1,6 @@
 /**
  * What the phase driver (cycle.ts) works on: the mutator's side of the heap (MutatorState,
- * implemented by Heap), the collector's parts it is given (CycleContext), and the state of the
+ * implemented by MutatorHeap, mutator.ts), the collector's parts it is given (CycleContext), and the state of the
  * active cycle (ActiveCycle). Apart from the driver so that the files its phases call (the
  * cycle's end: cycle-end.ts) can share them without importing the driver.
  */
@@ -18,7 +18,7 @@ import type { CycleStats } from './stats.js';
 import type { CollectorThreads } from './threads.js';
 import type { Userfaultfd } from './uffd.js';
 
-/** What the driver needs of the mutator's side of the heap (implemented by Heap). */
+/** What the driver needs of the mutator's side of the heap (implemented by MutatorHeap, mutator.ts). */
 export interface MutatorState {
   readonly u32: Uint32Array;
   top: number;

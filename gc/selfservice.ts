@@ -1,7 +1,7 @@
 /**
  * The mutator's own fault path during compaction (ART CMC's SIGBUS handler, moved into the
  * heap's accessors). While a cycle compacts, every accessor looks up the state word of the
- * page it is about to touch (heap.ts, one load); a page not yet installed comes here, before
+ * page it is about to touch (mutator.ts, one load); a page not yet installed comes here, before
  * the kernel is involved:
  *
  *  - 'self' (the default): claim the page through the same per-page state word every builder

@@ -1,6 +1,6 @@
 /**
  * The accessors' compacting paths are warmed up when the first heap of a process is created
- * (Heap.#warmUp): V8 optimizes them while no cycle compacts, and before the warm-up the first
+ * (warmup.ts, warmUpAccessors): V8 optimizes them while no cycle compacts, and before the warm-up the first
  * compaction of a process deoptimized each of them at its page check ("insufficient type
  * feedback"), in the frame right after the flip (art demo: that frame 42-54 ms against 26-40
  * for the later ones). Checked with V8's natives syntax in a child: a function calling the

@@ -1,5 +1,5 @@
 /**
- * Claims of the mutator's side (the heap's API and its guards: gc/heap.ts, refs.ts, roots.ts,
+ * Claims of the mutator's side (the heap's API and its guards: gc/heap.ts, mutator.ts, refs.ts, roots.ts,
  * barrier.ts, holes.ts) that a mutation audit found no test could fail on: for each, a
  * one-line change to the code survived the suite. Each test names the claim it holds and runs
  * real heaps on the real kernel.
@@ -29,9 +29,9 @@ function garbage(heap: Heap, n: number): void {
   for (let i = 0; i < n; i++) heap.allocBytes(120);
 }
 
-describe('the accessors\' warm-up (Heap.#warmUp)', () => {
+describe('the accessors\' warm-up (warmUpAccessors)', () => {
   /**
-   * Claim (gc/heap.ts #warmUp: "on two objects that are then taken back: ... the words they
+   * Claim (gc/warmup.ts warmUpAccessors: "on two objects that are then taken back: ... the words they
    * used, their start bits, the top"; alloc: "its slots are null and its bytes zero"): the
    * first heap of a process hands out, at its first word, memory the warm-up wrote into (a
    * reference array whose slots held the byte array's word) as if it were never used: slots
@@ -54,7 +54,7 @@ describe('the accessors\' warm-up (Heap.#warmUp)', () => {
 
 describe('raw accessors: alignment', () => {
   /**
-   * Claim (gc/heap.ts setU32 / setF64: "u32 at byte N is not 4-byte aligned", "f64 ... not
+   * Claim (gc/mutator.ts setU32 / setF64: "u32 at byte N is not 4-byte aligned", "f64 ... not
    * 8-byte aligned"; the hostile suite checks only the getters at unaligned offsets inside the
    * range): an unaligned store inside the object's raw bytes is refused (ERR_FIELD_RANGE) and
    * writes nothing (a typed array indexed by a fraction would drop it silently).
@@ -199,7 +199,7 @@ describe('the write barrier before the marker has cleared last cycle\'s marks', 
   if (why) console.warn(`[movegc] skipping the held-marker test: ${why}`);
 
   /**
-   * Claim (gc/heap.ts #shade: "Marked already: skip, but only once the marker has cleared the
+   * Claim (gc/mutator.ts #shade: "Marked already: skip, but only once the marker has cleared the
    * last cycle's bits. The flag is read first: a bit read before it could be last cycle's"):
    * with the marker held (ptrace) so that it has not cleared its bitmaps yet, an object that
    * last cycle marked at the same word, held only in a local, stored into an object allocated
@@ -340,7 +340,7 @@ describe('allocation into gaps below pins (holes.ts)', () => {
 
 describe('calls on a closing or closed heap', () => {
   /**
-   * Claim (gc/heap.ts #checkOpen: "For calls that start work: refused once close() was called,
+   * Claim (gc/mutator.ts #checkOpen: "For calls that start work: refused once close() was called,
    * even before it completes"; collect(): "close() called meanwhile means no cycle starts after
    * it (ERR_CLOSED)"): collect() and requestCollection() made right after close(), before it
    * has finished, are refused and start no cycle.

@@ -1,0 +1,516 @@
+/**
+ * The heap as the mutator's calls reach it: references, bump allocation (black while marking,
+ * page-aligned for large objects, into holes between cycles), field access, roots and pins.
+ * Every access checks its reference: the epoch tag (refs.ts), and that it names an object's
+ * first word (the allocator keeps an object-start bitmap), so an interior or forged number is
+ * refused before it reaches the heap. Two checks are for the collector, each one load and a
+ * branch while it is idle: setRef's write barrier (concurrent marking, barrier.ts), and during
+ * compaction the state of the page an access touches (a page not yet installed goes to the
+ * fault path, selfservice.ts: ART's SIGBUS handler, run before the kernel is involved).
+ *
+ * Heap (heap.ts) extends this with creation, the collector and the lifecycle. What they need
+ * of each other goes through MutatorInternals, handed to Heap's constructor and nowhere else,
+ * so a caller holding the heap reaches none of it.
+ */
+import { MoveGcError, ErrorCode, invalidArg, shown } from './errors.js';
+import { BarrierLog } from './barrier.js';
+import type { MutatorState } from './cycle-state.js';
+import type { Logger } from './log.js';
+import { Ctl, PagePhase, armMarking, type Shared } from './shared.js';
+import type { SelfService } from './selfservice.js';
+import { hugeObjectWords, largeObjectWords, resolveInject, type InjectOptions, type ResolvedOptions } from './options.js';
+import { RefTags, type Ref } from './refs.js';
+import { HeapType, TypeRegistry, type TypeSpec } from './heap-types.js';
+import { badValue, ownBytes } from './values.js';
+import { Pin, Root, RootTable, type RootOwner } from './roots.js';
+import { Holes } from './holes.js';
+import {
+  BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, PMD_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, writeFiller,
+} from './layout.js';
+
+/** Heaps not closed: a reference of one handed to another is named as such (#refError). */
+const liveHeaps = new Set<MutatorHeap>();
+
+/** What MutatorHeap is built from (Heap's constructor). */
+export interface MutatorParts {
+  opts: ResolvedOptions;
+  log: Logger;
+  sh: Shared;
+  types: TypeTable;
+  /** The heap's bytes (an external ArrayBuffer over its mapping) and its address. */
+  view: ArrayBuffer;
+  address: number;
+  faults: SelfService;
+}
+
+/** What the phase driver (MutatorState) and Heap use of MutatorHeap, and no caller may. */
+export interface MutatorInternals extends MutatorState {
+  readonly typeList: HeapType[];
+  readonly types: TypeTable;
+  inject(): Readonly<InjectOptions>;
+  /** Whether a cycle runs: the allocator takes holes only between cycles. */
+  setCycleActive(f: () => boolean): void;
+  /** Named by other heaps' reference errors, from now until retire(). */
+  register(): void;
+  /** close() was called: calls that start work are refused from now on. */
+  closing(): void;
+  /** Closed: every call refuses; the reference tag is given back. */
+  retire(): void;
+  /** Throws once the heap is closed (or lost). */
+  check(): void;
+  /** For calls that start work: throws once close() was called, even before it completes. */
+  checkOpen(): void;
+  /** The accessors' checks on or off, and nothing else (warmup.ts: warmUpAccessors). */
+  setChecks(compacting: boolean, barrier: boolean): void;
+}
+
+export class MutatorHeap implements RootOwner {
+  readonly capacity: number;
+  readonly log: Logger;
+  readonly #address: number;
+  readonly #u32: Uint32Array;
+  /**
+   * Bytes: a Uint8Array views at most 4 GiB (2^32 elements), so single bytes go through a
+   * DataView over all of the heap, and byte ranges through #u8 below 4 GiB, a window above.
+   */
+  readonly #bytes: DataView;
+  readonly #u8: Uint8Array;
+  readonly #buffer: ArrayBuffer;
+  readonly #f64: Float64Array;
+  readonly #sh: Shared;
+  readonly #types: TypeTable;
+  /** The types by id and by name (heap-types.ts); #typeList is its list, read on the accessors' paths. */
+  readonly #typeReg: TypeRegistry;
+  readonly #typeList: HeapType[];
+  readonly #tags = new RefTags();
+  readonly #roots = new RootTable();
+  /** Gaps below pinned objects, allocated into when the top is full (holes.ts). */
+  readonly #holes = new Holes();
+  #closing = false;
+  #closed = false;
+  /** Why the heap refuses every call though close() was not called (CycleDriver: mut.lose). */
+  #lost: MoveGcError | null = null;
+  #top = HEAP_START_WORD;
+  #inject: Readonly<InjectOptions>;
+  #cycleActive: () => boolean = () => false;
+  /** Which of sh.objects holds this epoch's object starts (the other is the plan's next). */
+  #epochStarts = 0;
+  #objects: Uint32Array;
+  /** Words of the next-epoch bitmap that may hold stale bits from its last use. */
+  #nextStartsExtent = 0;
+  /** The write barrier (concurrent marking): on, its black boundary, its log. */
+  #barrier = false;
+  #blackStart = 0;
+  readonly #log: BarrierLog;
+  /**
+   * Compaction is under way: every accessor looks up the state word of the page it touches and
+   * hands a page not yet installed to the fault path (selfservice.ts). Off: one load and a branch.
+   */
+  #compacting = false;
+  readonly #pageState: Int32Array;
+  /** Objects at least this long start on a page (options.largeObjectBytes; 0: never). */
+  readonly #alignWords: number;
+  /** Objects at least this long start on a 2 MiB boundary (options.hugePages; 0: never). */
+  readonly #hugeWords: number;
+  /** The filler gaps put before them while a cycle runs ([start, end) pairs): not live (#blacken). */
+  #allocGaps: number[] | null = null;
+  readonly #faults: SelfService;
+
+  protected constructor(p: MutatorParts, expose: (internals: MutatorInternals) => void) {
+    this.capacity = p.opts.capacity;
+    this.log = p.log;
+    this.#address = p.address;
+    this.#inject = p.opts.inject;
+    this.#alignWords = largeObjectWords(p.opts);
+    this.#hugeWords = hugeObjectWords(p.opts);
+    this.#u32 = new Uint32Array(p.view);
+    this.#types = p.types;
+    this.#typeReg = new TypeRegistry(this.#types);
+    this.#typeList = this.#typeReg.list;
+    this.#buffer = p.view;
+    this.#bytes = new DataView(p.view);
+    this.#u8 = new Uint8Array(p.view, 0, Math.min(p.view.byteLength, 2 ** 32));
+    this.#f64 = new Float64Array(p.view);
+    this.#sh = p.sh;
+    this.#objects = this.#sh.objects[0];
+    this.#log = new BarrierLog(this.#sh.logRing, this.#sh.ctl);
+    this.#pageState = this.#sh.pageState;
+    this.#faults = p.faults;
+    this.#tags.retag();
+    armMarking(this.#sh.ctl, this.#inject);
+    expose(this.#internals());
+  }
+
+  /** The mutator's side as the phase driver (cycle.ts) and Heap see it. */
+  #internals(): MutatorInternals {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const heap = this;
+    return {
+      u32: this.#u32,
+      get top() { return heap.#top; },
+      set top(v: number) { heap.#top = v; },
+      get typeCount() { return heap.#typeList.length; },
+      get roots() { return heap.#roots.words; },
+      get rootCount() { return heap.#roots.count; },
+      rootWords: () => this.#roots.rootWords(),
+      pinWords: () => [...this.#roots.pins.keys()],
+      get pinsAdded() { return heap.#roots.pinsAdded; },
+      retag: () => this.#tags.retag(),
+      setBarrier: (on: boolean, blackStart: number) => {
+        this.#barrier = on;
+        this.#blackStart = blackStart;
+      },
+      setCompacting: (on: boolean) => {
+        if (on) this.#faults.begin(this.#inject);
+        this.#compacting = on;
+      },
+      barrierLog: this.#log,
+      selfService: this.#faults,
+      holes: this.#holes,
+      lose: (e: MoveGcError) => {
+        this.#lost = e;
+        this.#closed = true; // every call refuses from here; close() still releases everything
+        this.log.error({ err: e }, 'the heap is lost: close() it');
+      },
+      get epochStarts() { return heap.#epochStarts; },
+      set epochStarts(v: number) {
+        heap.#epochStarts = v;
+        heap.#objects = heap.#sh.objects[v];
+      },
+      get allocGaps() { return heap.#allocGaps; },
+      set allocGaps(v: number[] | null) { heap.#allocGaps = v; },
+      get nextStartsExtent() { return heap.#nextStartsExtent; },
+      set nextStartsExtent(v: number) { heap.#nextStartsExtent = v; },
+      typeList: this.#typeList,
+      types: this.#types,
+      inject: () => this.#inject,
+      setCycleActive: (f: () => boolean) => void (this.#cycleActive = f),
+      register: () => void liveHeaps.add(this),
+      closing: () => void (this.#closing = true),
+      retire: () => {
+        this.#closed = true;
+        liveHeaps.delete(this);
+        this.#tags.release();
+      },
+      check: () => this.#check(),
+      checkOpen: () => this.#checkOpen(),
+      setChecks: (compacting: boolean, barrier: boolean) => {
+        this.#compacting = compacting;
+        this.#barrier = barrier;
+        this.#blackStart = 0;
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- references
+
+  /** @internal */
+  _encode(w: number): Ref {
+    this.#check();
+    return this.#tags.base + w;
+  }
+
+  #refError(ref: unknown): MoveGcError {
+    const others: number[] = [];
+    for (const h of liveHeaps) if (h !== this) others.push(h.#tags.tag);
+    return this.#tags.error(ref, others);
+  }
+
+  /** Word index of a reference, checked. */
+  #w(ref: unknown): number {
+    if (this.#closed) throw this.#closedError();
+    if (typeof ref !== 'number') throw this.#refError(ref); // before any arithmetic: a BigInt or Symbol throws a TypeError
+    const w = ref >>> 0;
+    if (ref - w !== this.#tags.base) throw this.#refError(ref);
+    if (w < HEAP_START_WORD || w >= this.#top) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is outside the heap's objects`);
+    if ((this.#objects[w >>> 5] & (1 << (w & 31))) === 0) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is not the start of an object (an interior or forged reference)`);
+    if (this.#compacting && this.#pageState[w >>> PAGE_SHIFT_WORDS] !== PagePhase.MAPPED) this.#faults.fault(w >>> PAGE_SHIFT_WORDS);
+    return w;
+  }
+
+  /** During compaction: the pages of words [lo, end) are installed before the access (selfservice.ts). */
+  #touch(lo: number, end: number): void {
+    for (let q = lo >>> PAGE_SHIFT_WORDS, last = (end - 1) >>> PAGE_SHIFT_WORDS; q <= last; q++) if (this.#pageState[q] !== PagePhase.MAPPED) this.#faults.fault(q);
+  }
+
+  #wOrNull(ref: unknown): number {
+    return ref === null ? 0 : this.#w(ref);
+  }
+
+  /** The write barrier's slow path: log a stored reference the marker may not have seen. */
+  #shade(w: number): void {
+    if (w === 0 || w >= this.#blackStart) return;
+    // Marked already: skip, but only once the marker has cleared the last cycle's bits. The
+    // flag is read first: a bit read before it could be last cycle's, cleared in between.
+    if (Atomics.load(this.#sh.ctl, Ctl.MARK_CLEARED) === 1 && (this.#sh.starts[w >>> 5] & (1 << (w & 31))) !== 0) return;
+    this.#log.append(w);
+  }
+
+  // ---------------------------------------------------------------- types and allocation
+
+  defineType(spec: TypeSpec): HeapType {
+    this.#check();
+    return this.#typeReg.define(spec);
+  }
+
+  type(name: string): HeapType {
+    this.#check();
+    return this.#typeReg.named(name);
+  }
+
+  #bump(words: number, typeId: number, length: number): Ref {
+    let w = this.#top;
+    // A large object starts on a page (a huge one on 2 MiB), behind a filler, so that
+    // compaction can shift its full pages whole (plan.ts, step 6).
+    const align = this.#hugeWords > 0 && words >= this.#hugeWords ? PMD_WORDS : PAGE_WORDS;
+    const large = words >= this.#alignWords && this.#alignWords > 0;
+    const gap = large ? -w & (align - 1) : 0;
+    if (w + gap + words > this.capacity / 8) return this.#bumpHole(words, typeId, length, large ? align : 1, gap);
+    if (gap > 0) {
+      writeFiller(this.#u32, w, gap);
+      this.#allocGaps?.push(w, w + gap);
+      w += gap;
+    }
+    this.#top = w + words;
+    return this.#place(w, typeId, length);
+  }
+
+  /** An object's header at w, its bit in the allocation-start bitmap (see #w), its reference. */
+  #place(w: number, typeId: number, length: number): Ref {
+    this.#objects[w >>> 5] |= 1 << (w & 31);
+    this.#u32[w * 2] = typeId;
+    this.#u32[w * 2 + 1] = length;
+    return this.#tags.base + w;
+  }
+
+  /** The top is full: the gaps compaction left below pinned objects, between cycles (holes.ts). */
+  #bumpHole(words: number, typeId: number, length: number, align: number, gap: number): Ref {
+    const w = this.#cycleActive() ? -1 : this.#holes.take(this.#u32, words, align);
+    if (w < 0) {
+      const holes = this.#cycleActive() ? 0 : this.#holes.words * 8;
+      throw new MoveGcError(
+        ErrorCode.HEAP_FULL,
+        `heap full: ${words * 8} bytes requested${gap > 0 ? ` and ${gap * 8} more to start it on a page boundary` : ''}, ${this.capacity - this.#top * 8} free of ${this.capacity}` +
+          `${holes > 0 ? ` (and ${holes} in gaps below pinned objects, none large enough)` : ''}; collect() to reclaim`,
+      );
+    }
+    return this.#place(w, typeId, length);
+  }
+
+  /** Allocates an object of a declared type; its slots are null and its bytes zero. */
+  alloc(type: HeapType): Ref {
+    this.#check();
+    if (!HeapType.is(type) || this.#typeList[type.id] !== type || type.kind !== Kind.FIXED)
+      throw new MoveGcError(ErrorCode.UNKNOWN_TYPE, `not a type of this heap: ${HeapType.is(type) ? type.name : shown(type)}`);
+    return this.#bump(this.#types.rows[type.id * 4 + 3], type.id, 0);
+  }
+
+  /** Allocates an array of `length` null references. */
+  allocRefArray(length: number): Ref {
+    this.#check();
+    this.#checkLength(length);
+    return this.#bump(arrayWords(Kind.REF_ARRAY, length), REF_ARRAY_TYPE, length);
+  }
+
+  /** Allocates `length` zero bytes. */
+  allocBytes(length: number): Ref {
+    this.#check();
+    this.#checkLength(length);
+    return this.#bump(arrayWords(Kind.BYTE_ARRAY, length), BYTE_ARRAY_TYPE, length);
+  }
+
+  #checkLength(length: number): void {
+    if (typeof length !== 'number') throw invalidArg('length must be a number');
+    if (!Number.isSafeInteger(length) || length < 0 || length > 2 ** 31) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `length must be an integer in [0, 2^31], got ${length}`);
+  }
+
+  // ---------------------------------------------------------------- field access
+
+  typeOf(obj: Ref): HeapType {
+    return this.#typeList[this.#u32[this.#w(obj) * 2]];
+  }
+
+  /** Reference slots of the object (array length for reference arrays). */
+  refCount(obj: Ref): number {
+    return refCount(this.#u32, this.#types.rows, this.#w(obj));
+  }
+
+  /** Elements of an array (references or bytes); raw byte count for declared types. */
+  length(obj: Ref): number {
+    const w = this.#w(obj);
+    const t = this.#u32[w * 2];
+    const k = this.#types.kind(t);
+    return k === Kind.FIXED ? this.#types.bytes(t) : this.#u32[w * 2 + 1];
+  }
+
+  #slot(obj: Ref, i: number): number {
+    const w = this.#w(obj);
+    const n = refCount(this.#u32, this.#types.rows, w);
+    if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= n)
+      throw new MoveGcError(ErrorCode.FIELD_RANGE, `reference slot ${shown(i)} out of range [0, ${n}) for ${this.#typeList[this.#u32[w * 2]]?.name}`);
+    const s = w * 2 + 2 + i;
+    if (this.#compacting) this.#touch(s >>> 1, (s >>> 1) + 1); // a slot of a long array may lie pages past its header
+    return s;
+  }
+
+  getRef(obj: Ref, i: number): Ref | null {
+    const r = this.#u32[this.#slot(obj, i)];
+    return r === 0 ? null : this.#tags.base + r;
+  }
+
+  setRef(obj: Ref, i: number, value: Ref | null): void {
+    const s = this.#slot(obj, i);
+    const v = this.#wOrNull(value);
+    this.#u32[s] = v;
+    if (this.#barrier) this.#shade(v); // concurrent marking only: one load and a branch otherwise
+  }
+
+  /** Byte index in the heap of raw byte `offset` of obj, checked for `size` bytes. */
+  #raw(obj: Ref, offset: number, size: number): number {
+    const w = this.#w(obj);
+    const t = this.#u32[w * 2];
+    const k = this.#types.kind(t);
+    let start: number;
+    let len: number;
+    if (k === Kind.FIXED) {
+      start = w * 8 + 8 + rawOffset(this.#types.refs(t));
+      len = this.#types.bytes(t);
+    } else if (k === Kind.BYTE_ARRAY) {
+      start = w * 8 + 8;
+      len = this.#u32[w * 2 + 1];
+    } else throw new MoveGcError(ErrorCode.FIELD_RANGE, `${this.#typeList[t]?.name} has no raw bytes`);
+    if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset + size > len)
+      throw new MoveGcError(ErrorCode.FIELD_RANGE, `byte range [${shown(offset)}, +${shown(size)}) outside the ${len} raw bytes of ${this.#typeList[t]?.name}`);
+    if (this.#compacting && size > 0) this.#touch(Math.floor((start + offset) / 8), Math.ceil((start + offset + size) / 8));
+    return start + offset;
+  }
+
+  getU8(obj: Ref, offset: number): number {
+    return this.#bytes.getUint8(this.#raw(obj, offset, 1));
+  }
+  setU8(obj: Ref, offset: number, v: number): void {
+    const b = this.#raw(obj, offset, 1);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80 || v > 0xff) throw badValue('u8', v);
+    this.#bytes.setUint8(b, v);
+  }
+  getU32(obj: Ref, offset: number): number {
+    const b = this.#raw(obj, offset, 4);
+    if (b & 3) throw new MoveGcError(ErrorCode.FIELD_RANGE, `u32 at byte ${offset} is not 4-byte aligned`);
+    return this.#u32[b / 4]; // not b >>> 2: byte indices pass 2^32 in heaps over 4 GiB
+  }
+  setU32(obj: Ref, offset: number, v: number): void {
+    const b = this.#raw(obj, offset, 4);
+    if (b & 3) throw new MoveGcError(ErrorCode.FIELD_RANGE, `u32 at byte ${offset} is not 4-byte aligned`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80000000 || v > 0xffffffff) throw badValue('u32', v);
+    this.#u32[b / 4] = v;
+  }
+  getF64(obj: Ref, offset: number): number {
+    const b = this.#raw(obj, offset, 8);
+    if (b & 7) throw new MoveGcError(ErrorCode.FIELD_RANGE, `f64 at byte ${offset} is not 8-byte aligned`);
+    return this.#f64[b / 8];
+  }
+  setF64(obj: Ref, offset: number, v: number): void {
+    const b = this.#raw(obj, offset, 8);
+    if (b & 7) throw new MoveGcError(ErrorCode.FIELD_RANGE, `f64 at byte ${offset} is not 8-byte aligned`);
+    if (typeof v !== 'number') throw badValue('f64', v);
+    this.#f64[b / 8] = v;
+  }
+  /** A copy of raw bytes [offset, offset+length). */
+  readBytes(obj: Ref, offset: number, length: number): Uint8Array {
+    if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) throw new MoveGcError(ErrorCode.FIELD_RANGE, `bad length ${shown(length)}`);
+    const b = this.#raw(obj, offset, length);
+    return b + length <= this.#u8.length ? this.#u8.slice(b, b + length) : new Uint8Array(this.#buffer, b, length).slice();
+  }
+  writeBytes(obj: Ref, offset: number, data: Uint8Array): void {
+    // Check exactly what is copied: the view's own bytes, read through the built-in getters
+    // (a subclass or Proxy can lie through `length`), copied from a fresh plain view.
+    const src = ownBytes(data);
+    const b = this.#raw(obj, offset, src.length);
+    if (b + src.length <= this.#u8.length) this.#u8.set(src, b);
+    else new Uint8Array(this.#buffer, b, src.length).set(src);
+  }
+
+  /** The heap's virtual address. */
+  get address(): number {
+    return this.#address;
+  }
+
+  /** Virtual address of an object (stable only while pinned). */
+  addressOf(obj: Ref): number {
+    return this.address + this.#w(obj) * 8;
+  }
+
+
+  // ---------------------------------------------------------------- roots and pins
+
+  root(ref: Ref | null = null): Root {
+    this.#check();
+    return new Root(this, this.#roots.add(this.#wOrNull(ref)));
+  }
+  /** @internal */
+  _rootGet(slot: number): Ref | null {
+    this.#check();
+    const w = this.#roots.words[slot];
+    return w === 0 ? null : this.#tags.base + w;
+  }
+  /** @internal */
+  _rootSet(slot: number, ref: Ref | null): void {
+    this.#check();
+    this.#roots.words[slot] = this.#wOrNull(ref);
+  }
+  /** @internal */
+  _rootRelease(slot: number): void {
+    if (this.#closed) return;
+    this.#roots.release(slot);
+  }
+
+  /** Pins an object: it stays alive and never moves until the pin is released. */
+  pin(ref: Ref): Pin {
+    const w = this.#w(ref);
+    this.#roots.pin(w);
+    return new Pin(this, w);
+  }
+  /** @internal */
+  _pinAddress(w: number): number {
+    this.#check();
+    return this.address + w * 8;
+  }
+  /** @internal */
+  _unpin(w: number): void {
+    this.#roots.unpin(w);
+  }
+
+  /** Bytes allocated (the allocation top). */
+  get usedBytes(): number {
+    return this.#top * 8;
+  }
+  /** Changes fault injection for the next cycles (see InjectOptions). */
+  inject(opts: InjectOptions): void {
+    this.#check();
+    this.#inject = resolveInject(opts);
+    armMarking(this.#sh.ctl, this.#inject); // the marker reads them when a marking starts (the compactor's: at the flip)
+  }
+
+  // ---------------------------------------------------------------- state
+
+  #check(): void {
+    if (this.#closed) throw this.#closedError();
+  }
+
+  #closedError(): MoveGcError {
+    const lost = this.#lost;
+    if (lost && !this.#closing) return new MoveGcError(lost.code, `the heap is lost (close() it): ${lost.message}`, { cause: lost });
+    return new MoveGcError(ErrorCode.CLOSED, 'heap is closed');
+  }
+
+  /** For calls that start work: refused once close() was called, even before it completes. */
+  #checkOpen(): void {
+    if (this.#closed) throw this.#closedError();
+    if (this.#closing) throw new MoveGcError(ErrorCode.CLOSED, 'heap is closing');
+  }
+
+  /** True once close() was called, or once the heap was lost (a failed compaction pause that could not be undone: close() it). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+}
