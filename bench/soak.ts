@@ -378,9 +378,13 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
       // mutating: during marking and planning (the write barrier's case), then during
       // compaction (faults). stw: the first safepoint is the whole collection.
       h.requestCollection();
+      // Past 2 x ops steps the mutator only waits: a marker starved on busy CPUs (an 'idle'
+      // collector thread) had it allocate until the heap was full, and ERR_HEAP_FULL then
+      // skipped the steps during compaction in every cycle (CI, load 3.5: no fault at all).
       const until = performance.now() + 10_000;
       for (let k = 0; performance.now() < until; k++) {
-        s.step(rnd);
+        if (k < 2 * args.ops) s.step(rnd);
+        else await new Promise((r) => setTimeout(r, 1));
         if (k % 8 === 7 && h.safepoint() && (!h.cycleActive || h.cyclePhase === 'compacting')) break;
       }
       if (h.cycleActive && h.cyclePhase !== 'compacting') await h.idle(); // a marker too slow for the budget
