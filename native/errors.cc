@@ -22,6 +22,14 @@ void ThrowErrno(Napi::Env env, const char* syscall, int err, const char* detail,
   throw e;
 }
 
+void ThrowNoMemory(Napi::Env env) {
+  Napi::Error e = Napi::Error::New(env, "a native allocation failed: ENOMEM (Cannot allocate memory)");
+  e.Set("code", Napi::String::New(env, "ENOMEM"));
+  e.Set("errno", Napi::Number::New(env, ENOMEM));
+  e.Set("syscall", Napi::String::New(env, "operator new"));
+  throw e;
+}
+
 void ThrowArg(Napi::Env env, const char* code, const std::string& message) {
   Napi::TypeError e = Napi::TypeError::New(env, message);
   e.Set("code", Napi::String::New(env, code));

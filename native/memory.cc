@@ -123,13 +123,13 @@ Napi::Value Residency(const Napi::CallbackInfo& info) {
 
 void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("pageSize", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
-  exports.Set("mapAnonymous", Napi::Function::New(env, MapAnonymous, "mapAnonymous"));
-  exports.Set("view", Napi::Function::New(env, View, "view"));
-  exports.Set("detach", Napi::Function::New(env, Detach, "detach"));
-  exports.Set("madvise", Napi::Function::New(env, Madvise, "madvise"));
-  exports.Set("mremapDontUnmap", Napi::Function::New(env, MremapDontUnmap, "mremapDontUnmap"));
-  exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
-  exports.Set("residency", Napi::Function::New(env, Residency, "residency"));
+  exports.Set("mapAnonymous", Fn<MapAnonymous>(env, "mapAnonymous"));
+  exports.Set("view", Fn<View>(env, "view"));
+  exports.Set("detach", Fn<Detach>(env, "detach"));
+  exports.Set("madvise", Fn<Madvise>(env, "madvise"));
+  exports.Set("mremapDontUnmap", Fn<MremapDontUnmap>(env, "mremapDontUnmap"));
+  exports.Set("munmap", Fn<Munmap>(env, "munmap"));
+  exports.Set("residency", Fn<Residency>(env, "residency"));
   Napi::Object adv = Napi::Object::New(env);
   adv.Set("DONTNEED", MADV_DONTNEED);
   adv.Set("DONTFORK", MADV_DONTFORK);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "errors.h"
 
 namespace movegc {
 namespace {
@@ -130,7 +131,7 @@ void DisownRange(uint64_t start, uint64_t len) {
 void InitOwned(Napi::Env env, Napi::Object exports) {
   napi_add_env_cleanup_hook(env, Teardown, static_cast<napi_env>(env));
   // ownedCount(): what this environment has open through the addon (tests, diagnostics).
-  exports.Set("ownedCount", Napi::Function::New(env, Count, "ownedCount"));
+  exports.Set("ownedCount", Fn<Count>(env, "ownedCount"));
 }
 
 }  // namespace movegc

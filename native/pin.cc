@@ -116,10 +116,10 @@ void ReleaseChild(int pid, int fd) {
 
 void InitPin(Napi::Env env, Napi::Object exports) {
   Napi::Object p = Napi::Object::New(env);
-  p.Set("pinRange", Napi::Function::New(env, PinRange, "pinRange"));
-  p.Set("unpin", Napi::Function::New(env, Unpin, "unpin"));
-  p.Set("forkHold", Napi::Function::New(env, ForkHold, "forkHold"));
-  p.Set("release", Napi::Function::New(env, Release, "release"));
+  p.Set("pinRange", Fn<PinRange>(env, "pinRange"));
+  p.Set("unpin", Fn<Unpin>(env, "unpin"));
+  p.Set("forkHold", Fn<ForkHold>(env, "forkHold"));
+  p.Set("release", Fn<Release>(env, "release"));
   exports.Set("pin", p);
 }
 

@@ -291,7 +291,7 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitProbe(Napi::Env env, Napi::Object exports) {
-  exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
+  exports.Set("probe", Fn<Probe>(env, "probe"));
 }
 
 }  // namespace movegc

@@ -114,8 +114,8 @@ Napi::Value DenyUffdRegister(const Napi::CallbackInfo& info) {
 
 void InitSandbox(Napi::Env env, Napi::Object exports) {
   Napi::Object s = Napi::Object::New(env);
-  s.Set("denyUserfaultfd", Napi::Function::New(env, DenyUserfaultfd, "denyUserfaultfd"));
-  s.Set("denyUffdRegister", Napi::Function::New(env, DenyUffdRegister, "denyUffdRegister"));
+  s.Set("denyUserfaultfd", Fn<DenyUserfaultfd>(env, "denyUserfaultfd"));
+  s.Set("denyUffdRegister", Fn<DenyUffdRegister>(env, "denyUffdRegister"));
   exports.Set("sandbox", s);
 }
 

@@ -61,9 +61,9 @@ Napi::Value SetThreadName(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitSched(Napi::Env env, Napi::Object exports) {
-  exports.Set("setThreadPolicy", Napi::Function::New(env, SetThreadPolicy, "setThreadPolicy"));
-  exports.Set("threadId", Napi::Function::New(env, ThreadId, "threadId"));
-  exports.Set("setThreadName", Napi::Function::New(env, SetThreadName, "setThreadName"));
+  exports.Set("setThreadPolicy", Fn<SetThreadPolicy>(env, "setThreadPolicy"));
+  exports.Set("threadId", Fn<ThreadId>(env, "threadId"));
+  exports.Set("setThreadName", Fn<SetThreadName>(env, "setThreadName"));
 }
 
 }  // namespace movegc

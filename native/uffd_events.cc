@@ -173,9 +173,9 @@ void DropStashedEvents(int fd) {
 }
 
 void InitUffdEvents(Napi::Env env, Napi::Object uffd) {
-  uffd.Set("readFaults", Napi::Function::New(env, ReadFaults, "readFaults"));
-  uffd.Set("readEvents", Napi::Function::New(env, ReadEvents, "readEvents"));
-  uffd.Set("stashedEvents", Napi::Function::New(env, StashedEvents, "stashedEvents"));
+  uffd.Set("readFaults", Fn<ReadFaults>(env, "readFaults"));
+  uffd.Set("readEvents", Fn<ReadEvents>(env, "readEvents"));
+  uffd.Set("stashedEvents", Fn<StashedEvents>(env, "stashedEvents"));
 }
 
 }  // namespace movegc

@@ -171,9 +171,9 @@ void ReleaseRing(int fd) { Release(fd); }
 
 void InitUring(Napi::Env env, Napi::Object exports) {
   Napi::Object u = Napi::Object::New(env);
-  u.Set("setup", Napi::Function::New(env, Setup, "setup"));
-  u.Set("readFixed", Napi::Function::New(env, ReadFixed, "readFixed"));
-  u.Set("close", Napi::Function::New(env, Close, "close"));
+  u.Set("setup", Fn<Setup>(env, "setup"));
+  u.Set("readFixed", Fn<ReadFixed>(env, "readFixed"));
+  u.Set("close", Fn<Close>(env, "close"));
   exports.Set("uring", u);
 }
 

@@ -178,20 +178,20 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 
 void InitUserfaultfd(Napi::Env env, Napi::Object exports) {
   Napi::Object u = Napi::Object::New(env);
-  u.Set("open", Napi::Function::New(env, Open, "open"));
-  u.Set("api", Napi::Function::New(env, Api, "api"));
-  u.Set("register", Napi::Function::New(env, Register, "register"));
-  u.Set("unregister", Napi::Function::New(env, Unregister, "unregister"));
-  u.Set("move", Napi::Function::New(env, Move, "move"));
-  u.Set("copy", Napi::Function::New(env, Copy, "copy"));
-  u.Set("zeropage", Napi::Function::New(env, Zeropage, "zeropage"));
-  u.Set("wake", Napi::Function::New(env, Wake, "wake"));
-  u.Set("writeProtect", Napi::Function::New(env, WriteProtect, "writeProtect"));
-  u.Set("cont", Napi::Function::New(env, Continue, "cont"));
-  u.Set("poison", Napi::Function::New(env, Poison, "poison"));
+  u.Set("open", Fn<Open>(env, "open"));
+  u.Set("api", Fn<Api>(env, "api"));
+  u.Set("register", Fn<Register>(env, "register"));
+  u.Set("unregister", Fn<Unregister>(env, "unregister"));
+  u.Set("move", Fn<Move>(env, "move"));
+  u.Set("copy", Fn<Copy>(env, "copy"));
+  u.Set("zeropage", Fn<Zeropage>(env, "zeropage"));
+  u.Set("wake", Fn<Wake>(env, "wake"));
+  u.Set("writeProtect", Fn<WriteProtect>(env, "writeProtect"));
+  u.Set("cont", Fn<Continue>(env, "cont"));
+  u.Set("poison", Fn<Poison>(env, "poison"));
   InitUffdEvents(env, u);
-  u.Set("close", Napi::Function::New(env, Close, "close"));
-  u.Set("describe", Napi::Function::New(env, Describe, "describe"));
+  u.Set("close", Fn<Close>(env, "close"));
+  u.Set("describe", Fn<Describe>(env, "describe"));
   Napi::Object c = Napi::Object::New(env);
   c.Set("FEATURE_MOVE", static_cast<double>(UFFD_FEATURE_MOVE));
   c.Set("REGISTER_MODE_MISSING", static_cast<double>(UFFDIO_REGISTER_MODE_MISSING));

@@ -302,10 +302,10 @@ Napi::Value Monotonic(const Napi::CallbackInfo& info) {
 
 void InitWatchdog(Napi::Env env, Napi::Object exports) {
   Napi::Object w = Napi::Object::New(env);
-  w.Set("start", Napi::Function::New(env, Start, "start"));
-  w.Set("stop", Napi::Function::New(env, Stop, "stop"));
-  w.Set("running", Napi::Function::New(env, Running, "running"));
-  w.Set("monotonicMs", Napi::Function::New(env, Monotonic, "monotonicMs"));
+  w.Set("start", Fn<Start>(env, "start"));
+  w.Set("stop", Fn<Stop>(env, "stop"));
+  w.Set("running", Fn<Running>(env, "running"));
+  w.Set("monotonicMs", Fn<Monotonic>(env, "monotonicMs"));
   exports.Set("watchdog", w);
 }
 

@@ -10,12 +10,15 @@
  *    was read out of bounds; a corrupt END spun the bitmap walk for hours);
  *  - a Worker's teardown unmaps what it still owns, not the whole of a range it gave back in
  *    part (it unmapped another thread's mapping made in the hole);
- *  - integers are range-checked before a narrower C type could truncate them (2^32 + k was k).
+ *  - integers are range-checked before a narrower C type could truncate them (2^32 + k was k);
+ *  - a C++ allocation that fails is an ENOMEM error (std::bad_alloc aborted the process).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { native } from '../dist/gc/native.js';
-import { itKernel } from './kernel.js';
+import { CI, itKernel } from './kernel.js';
 
 const DIST = new URL('../dist/gc/', import.meta.url).href;
 
@@ -239,4 +242,33 @@ describe('argument conversion: integers that do not fit the C type', () => {
       setTimeout(() => { console.log(JSON.stringify({ code, exitSeen })); process.exit(0); }, 2000);`);
     expect(r.out).toBe(JSON.stringify({ code: 'ERR_OUT_OF_RANGE', exitSeen: true }));
   });
+});
+
+describe('a native allocation that fails (native/errors.h, Guarded)', () => {
+  const prlimit = spawnSync('prlimit', ['--version']).status === 0;
+  it('is an ENOMEM error from the call, not an abort: a real one, under a lowered RLIMIT_DATA', async () => {
+    if (!prlimit) {
+      if (CI) throw new Error('CI=true requires util-linux prlimit');
+      console.warn('[movegc] skipping: prlimit (util-linux) not found');
+      return;
+    }
+    const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/native-nomem.mjs');
+    const c = spawn(process.execPath, [fixture], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((done) => c.on('exit', (code, signal) => done({ code, signal })));
+    await new Promise<void>((ready) => c.stdout.on('data', (d) => {
+      out += d;
+      if (out === 'ready\n') ready();
+    }));
+    // The data segment may not grow, nor may any private writable mapping be made.
+    expect(spawnSync('prlimit', ['--pid', String(c.pid), '--data=1048576:']).status).toBe(0);
+    c.stdin.write('go\n');
+    const { code, signal } = await exited;
+    expect(signal, err.slice(-500)).toBeNull();
+    expect(code, err.slice(-500)).toBe(0);
+    const { threw } = JSON.parse(out.split('\n')[1]);
+    expect(threw).toMatchObject({ code: 'ENOMEM', errno: 12, syscall: 'operator new' });
+  }, 60_000);
 });
