@@ -35,6 +35,8 @@ import { Ctl, Hist, type Shared } from './shared.js';
 import type { Userfaultfd } from './uffd.js';
 
 export const Install = { MOVE: 1, COPY: 2, DIRECT: 3 } as const;
+/** MOVE of from-space pages the mutator may never have written (installWhole). */
+const SRC_HOLES = { allowSrcHoles: true } as const;
 export type InstallKind = (typeof Install)[keyof typeof Install];
 
 /**
@@ -141,46 +143,7 @@ export class Installer {
    */
   installWhole(q: number, src: number, n: number): void {
     if (Atomics.load(this.#sh.ctl, Ctl.INSTALL) !== Install.MOVE) return this.install(q, src, n);
-    const sh = this.#sh;
-    let i = 0;
-    let retries = 0;
-    let pages = n; // pages per call: halved while a call crosses from one VMA into the next
-    while (i < n) {
-      let k: number;
-      const m = Math.min(pages, n - i);
-      sh.count(Ctl.MOVE_CALLS);
-      sh.record(Hist.BATCH_PAGES, m);
-      if ((q + i) % PMD_PAGES === 0 && m === PMD_PAGES) sh.count(Ctl.WHOLE_PMD_CALLS);
-      try {
-        k = this.#uffd!.moveOnce(this.#heap + (q + i) * PAGE_SIZE, this.#from + (src + i) * PAGE_SIZE, m * PAGE_SIZE, { allowSrcHoles: true }) / PAGE_SIZE;
-        if (k < m) sh.count(Ctl.EAGAIN); // short move: continue from the progress
-        pages = n;
-      } catch (e) {
-        const err = e as MoveGcError;
-        k = Math.floor((err.bytesDone ?? 0) / PAGE_SIZE);
-        if (k === 0) {
-          if (err.code === 'EAGAIN' && ++retries <= MAX_EAGAIN_RETRIES) {
-            sh.count(Ctl.EAGAIN);
-            continue;
-          }
-          if (err.code === 'EINVAL' && m > 1) {
-            // The run crosses two VMAs (see #copyRun): the boundary is found in log2(m) calls.
-            sh.count(Ctl.SPLIT_RUNS);
-            pages = Math.ceil(m / 2);
-            continue;
-          }
-          // Refused (EBUSY: pinned or shared; EEXIST: a thread that took it over installed it):
-          // this page alone by the general path, which copies it or counts it installed.
-          this.#move(q + i, src + i, 1);
-          i++;
-          continue;
-        }
-      }
-      this.#fillHoles(q + i, k);
-      markMappedRun(sh, q + i, k);
-      sh.count(Ctl.PAGES_MOVED, k);
-      i += k;
-    }
+    this.#move(q, src, n, true);
   }
 
   /**
@@ -243,8 +206,13 @@ export class Installer {
     }
   }
 
-  /** Returns how many pages its first call moved (all n: one call did it). */
-  #move(q: number, buf: number, n: number): number {
+  /**
+   * MOVE pages [buf, buf+n) to [q, q+n), in as few calls as the kernel takes; refusals as the
+   * file's comment says. `whole`: the sources are from-space pages (installWhole), and one the
+   * mutator never wrote is a hole, skipped and then filled with the zero page. Returns how
+   * many pages its first call moved (all n: one call did it).
+   */
+  #move(q: number, buf: number, n: number, whole = false): number {
     const sh = this.#sh;
     const uffd = this.#uffd!;
     let first = -1;
@@ -255,12 +223,14 @@ export class Installer {
       const len = Math.min(pages, n - i) * PAGE_SIZE;
       sh.count(Ctl.MOVE_CALLS);
       sh.record(Hist.BATCH_PAGES, len / PAGE_SIZE);
+      if (whole && (q + i) % PMD_PAGES === 0 && len === PMD_PAGES * PAGE_SIZE) sh.count(Ctl.WHOLE_PMD_CALLS);
       try {
         const every = Atomics.load(sh.ctl, Ctl.INJECT_EAGAIN_EVERY);
         if (every > 0 && ++this.#calls % every === 0) throw new MoveGcError('EAGAIN', 'injected EAGAIN', { errno: 11, bytesDone: 0 });
-        const moved = uffd.moveOnce(this.#heap + (q + i) * PAGE_SIZE, this.#from + (buf + i) * PAGE_SIZE, len);
+        const moved = uffd.moveOnce(this.#heap + (q + i) * PAGE_SIZE, this.#from + (buf + i) * PAGE_SIZE, len, whole ? SRC_HOLES : undefined);
         const k = moved / PAGE_SIZE;
         if (first < 0) first = k;
+        if (whole) this.#fillHoles(q + i, k);
         markMappedRun(sh, q + i, k);
         sh.count(Ctl.PAGES_MOVED, k);
         if (k < len / PAGE_SIZE) sh.count(Ctl.EAGAIN); // short move: continue from the progress
@@ -272,6 +242,7 @@ export class Installer {
         // (re-moving them would only meet their holes: ENOENT, miscounted).
         const done = Math.floor(((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE);
         if (done > 0 && code !== 'EAGAIN') {
+          if (whole) this.#fillHoles(q + i, done);
           markMappedRun(sh, q + i, done);
           sh.count(Ctl.PAGES_MOVED, done);
           i += done;
