@@ -18,9 +18,9 @@
  *    kernel while a Worker (floor-worker.ts) serves it with poll + read + MOVE; p50/p99 over
  *    `faults` faults (after a warm-up), timed with process.hrtime.bigint around the access.
  */
-import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { HUGE_PAGE_SIZE, Mapping, PAGE_SIZE, Userfaultfd, remapDontUnmap } from '../gc/index.js';
+import { vmasIn } from './procfs.js';
 import { median, quantiles, type Quantiles } from './stats.js';
 import type { FloorWorkerData } from './floor-worker.js';
 
@@ -181,14 +181,7 @@ function firstRead(u8: Uint8Array): number {
 
 /** The share of [address, address+len) mapped by huge page-table entries (smaps' AnonHugePages; 0-1). */
 function hugeShare(address: number, len: number): number {
-  let inside = false;
-  let kb = 0;
-  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (m) inside = parseInt(m[1], 16) < address + len && parseInt(m[2], 16) > address;
-    else if (inside && line.startsWith('AnonHugePages:')) kb += Number(/(\d+)/.exec(line)![1]);
-  }
-  return (kb * 1024) / len;
+  return vmasIn(address, len).reduce((t, v) => t + v.hugeBytes, 0) / len;
 }
 
 /** MOVE of 2 MiB huge pages (MADV_HUGEPAGE source, faulted in by a write), one aligned call each, then the first read of each page. */

@@ -36,6 +36,7 @@ import fs from 'node:fs';
 import type { Values } from '../cli/args.js';
 import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type HeapType, type InjectOptions, type ModeName, type Pin, type Ref, type Root } from '../gc/index.js';
 import { heapOptionsOf, knobLabel, knobValuesOf, type KnobValues } from './knobs.js';
+import { heapVmas } from './procfs.js';
 import { rng } from './workload.js';
 
 interface Args {
@@ -78,9 +79,7 @@ export interface Resources {
   threads: number;
 }
 export function resources(): Resources {
-  let heapMaps = 0;
-  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n'))
-    if (line.startsWith('VmFlags:') && / dc( |$)/.test(line) && / nh( |$)/.test(line)) heapMaps++;
+  const heapMaps = heapVmas().length;
   return {
     fds: fs.readdirSync('/proc/self/fd').length,
     maps: fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter(Boolean).length,

@@ -1,33 +1,8 @@
-/** /proc/self/smaps, parsed: the VMAs of a range with their flags and resident sizes. */
+/** /proc/self/smaps (the parser is bench/procfs.ts) and /proc/self/pagemap, read for the tests. */
 import fs from 'node:fs';
+import { heapVmas, vmasIn, type Vma } from '../../dist/bench/procfs.js';
 
-export interface Vma {
-  start: number;
-  end: number;
-  flags: string[];
-  rssBytes: number;
-  /** Memory mapped by huge page-table entries (AnonHugePages). */
-  hugeBytes: number;
-}
-
-export function smaps(): Vma[] {
-  const out: Vma[] = [];
-  let cur: Vma | null = null;
-  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (m) {
-      cur = { start: parseInt(m[1], 16), end: parseInt(m[2], 16), flags: [], rssBytes: 0, hugeBytes: 0 };
-      out.push(cur);
-    } else if (cur && line.startsWith('VmFlags:')) {
-      cur.flags = line.slice(8).trim().split(/\s+/);
-    } else if (cur && line.startsWith('Rss:')) {
-      cur.rssBytes = Number(/(\d+)/.exec(line)![1]) * 1024;
-    } else if (cur && line.startsWith('AnonHugePages:')) {
-      cur.hugeBytes = Number(/(\d+)/.exec(line)![1]) * 1024;
-    }
-  }
-  return out;
-}
+export { smaps, vmasIn, type Vma } from '../../dist/bench/procfs.js';
 
 /**
  * A heap's from-space mappings: the process's only ones with MADV_DONTFORK and
@@ -35,12 +10,7 @@ export function smaps(): Vma[] {
  * mappings are not NOHUGEPAGE). mremap'd pieces keep the flags: there may be several.
  */
 export function fromSpaceVmas(heap: { address: number; capacity: number }): Vma[] {
-  return smaps().filter((v) => v.flags.includes('dc') && v.flags.includes('nh') && (v.end <= heap.address || v.start >= heap.address + heap.capacity));
-}
-
-/** VMAs overlapping [address, address+length). */
-export function vmasIn(address: number, length: number): Vma[] {
-  return smaps().filter((v) => v.end > address && v.start < address + length);
+  return heapVmas().filter((v) => (v.end <= heap.address || v.start >= heap.address + heap.capacity));
 }
 
 /** Transparent huge pages are off on this machine (`never`): no mapping gets any. */
