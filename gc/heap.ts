@@ -55,9 +55,11 @@ export class Heap extends MutatorHeap {
     const sh = mem.sh;
     const from = new Uint32Array(mem.from.view(0, opts.capacity + sh.d.fromExtraPages * PAGE_SIZE));
     const builders = new Builders(sh, from, new Installer(sh, mem.uffd, (msg, data) => log.warn({ ...data, thread: 'mutator' }, msg)), 'mutator');
-    const faults = new SelfService(sh, builders, new Uint32Array(mem.heap.view()), opts.faultPath, opts.stallMs, log);
+    const view = mem.heap.view();
+    const u32 = new Uint32Array(view);
+    const faults = new SelfService(sh, builders, u32, opts.faultPath, opts.stallMs, log);
     let exposed: MutatorInternals | undefined;
-    super({ opts, log, sh, types: mem.types, view: mem.heap.view(), address: mem.heap.address, faults }, (i) => (exposed = i));
+    super({ opts, log, sh, types: mem.types, view, u32, address: mem.heap.address, faults }, (i) => (exposed = i));
     this.#in = exposed!;
     this.#mem = mem;
     this.#sh = sh;

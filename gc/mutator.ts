@@ -37,8 +37,9 @@ export interface MutatorParts {
   log: Logger;
   sh: Shared;
   types: TypeTable;
-  /** The heap's bytes (an external ArrayBuffer over its mapping) and its address. */
+  /** The heap's bytes (an external ArrayBuffer over its mapping), as words, and its address. */
   view: ArrayBuffer;
+  u32: Uint32Array;
   address: number;
   faults: SelfService;
 }
@@ -123,7 +124,7 @@ export class MutatorHeap implements RootOwner {
     this.#inject = p.opts.inject;
     this.#alignWords = largeObjectWords(p.opts);
     this.#hugeWords = hugeObjectWords(p.opts);
-    this.#u32 = new Uint32Array(p.view);
+    this.#u32 = p.u32;
     this.#types = p.types;
     this.#typeReg = new TypeRegistry(this.#types);
     this.#typeList = this.#typeReg.list;
