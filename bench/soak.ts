@@ -379,7 +379,7 @@ export async function soak(args: Args, log: (s: string) => void): Promise<SoakRe
       h.requestCollection();
       // Past 2 x ops steps the mutator only waits: a marker starved on busy CPUs (an 'idle'
       // collector thread) had it allocate until the heap was full, and ERR_HEAP_FULL then
-      // skipped the steps during compaction in every cycle (CI, load 3.5: no fault at all).
+      // skipped the steps during compaction in every cycle (a full suite at load 3.5: no fault).
       const until = performance.now() + 10_000;
       for (let k = 0; performance.now() < until; k++) {
         if (k < 2 * args.ops) s.step(rnd);

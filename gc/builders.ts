@@ -188,6 +188,11 @@ export class Builders {
    * (its cycle was closing): the page stayed PROCESSED under a live owner and the cycle never
    * ended (found by a race audit; inject.flipGapMs widens that window).
    */
+  /** This thread is fenced to a cycle that is no longer the one compacting (see fence). */
+  #fencedOut(): boolean {
+    return this.fence !== 0 && !this.#inCycle(this.fence);
+  }
+
   #inCycle(c: number): boolean {
     const ctl = this.sh.ctl;
     return Atomics.load(ctl, Ctl.CYCLE) === c && Atomics.load(ctl, Ctl.PHASE) === Phase.COMPACTING && Atomics.load(ctl, Ctl.CLOSING_CYCLE) !== c;
@@ -226,7 +231,7 @@ export class Builders {
     const sh = this.sh;
     let n = 0;
     while (n < PMD_PAGES && claim(sh, q + n, owner)) n++;
-    if (n > 0 && this.fence !== 0 && !this.#inCycle(this.fence)) {
+    if (n > 0 && this.#fencedOut()) {
       for (let i = 0; i < n; i++) unclaim(sh, q + i, owner);
       return 0;
     }
@@ -261,7 +266,7 @@ export class Builders {
   buildOne(q: number, owner: OwnerId, scratch: number, heapDirect?: Uint32Array, hook?: BuildHook): boolean {
     const sh = this.sh;
     if (!claim(sh, q, owner)) return false;
-    if (this.fence !== 0 && !this.#inCycle(this.fence)) {
+    if (this.#fencedOut()) {
       unclaim(sh, q, owner);
       return false;
     }
@@ -298,7 +303,7 @@ export class Builders {
   resolve(q: number, me: OwnerId, scratch: number, stallMs: number, heapDirect?: Uint32Array, hook?: BuildHook): boolean {
     const sh = this.sh;
     for (;;) {
-      if (this.fence !== 0 && !this.#inCycle(this.fence)) return false; // its cycle ended: see fence
+      if (this.#fencedOut()) return false; // its cycle ended: see fence
       const s = Atomics.load(sh.pageState, q);
       const ph = phaseOf(s);
       if (ph === PagePhase.MAPPED) return true;

@@ -243,9 +243,12 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     return cap;
   };
   let built = 0;
-  // inject.forkAtPage: the fork comes once a step of n pages brings `built` to it.
-  const forkIfReached = (n: number): void => {
+  // A step took n pages: inject.forkAtPage's fork once `built` reaches it; an RSS sample every
+  // RSS_SAMPLE_PAGES pages for steps that build (`sample`: GAP and WHOLE steps only install).
+  const counted = (n: number, sample: boolean): void => {
     if (forkAt > 0 && built < forkAt && built + n >= forkAt) hooks.onFork();
+    if (sample && Math.floor((built + n) / RSS_SAMPLE_PAGES) !== Math.floor(built / RSS_SAMPLE_PAGES)) sampleRss(sh);
+    built += n;
   };
   let busySince = now();
   let busy = 0;
@@ -384,16 +387,13 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       }
       if (isGap(q)) {
         const n = gapStep(q, Math.min(end - q, stepCap(built, MAX_WHOLE_RUN)));
-        forkIfReached(n);
-        built += n;
+        counted(n, false);
         q += Math.max(n, 1); // none: another thread has q
         continue;
       }
       if (takePmd(q, end)) {
         const n = pmdStep(q);
-        forkIfReached(n);
-        if (Math.floor((built + n) / RSS_SAMPLE_PAGES) !== Math.floor(built / RSS_SAMPLE_PAGES)) sampleRss(sh);
-        built += n;
+        counted(n, true);
         q += Math.max(n, 1); // none: another thread has q
         continue;
       }
@@ -402,8 +402,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         // would make the kernel split that span's huge page instead of moving its PMD.
         const toPmd = huge ? PMD_PAGES - (q % PMD_PAGES) : MAX_WHOLE_RUN;
         const n = wholeStep(q, Math.min(end - q, stepCap(built, toPmd)));
-        forkIfReached(n);
-        built += n;
+        counted(n, false);
         q += Math.max(n, 1); // none: another thread has q
         continue;
       }
@@ -440,9 +439,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         scratchNext += n;
         if (recycle && !short) sh.count(Ctl.FRESH_BUFFERS, n);
       }
-      forkIfReached(n);
-      if (Math.floor((built + n) / RSS_SAMPLE_PAGES) !== Math.floor(built / RSS_SAMPLE_PAGES)) sampleRss(sh);
-      built += n;
+      counted(n, true);
       let mine = 0;
       for (let i = 0; i < n; i++) {
         if (!markProcessed(sh, q + i, Owner.COMPACTOR, bufAt + i)) {
