@@ -22,7 +22,7 @@ import { hugeObjectWords, largeObjectWords, resolveInject, type InjectOptions, t
 import { RefTags, type Ref } from './refs.js';
 import { HeapType, TypeRegistry, type TypeSpec } from './heap-types.js';
 import { badValue, ownBytes } from './values.js';
-import { Pin, Root, RootTable, type RootOwner } from './roots.js';
+import { Pin, Root, RootTable, makePin, makeRoot, type RootOwner } from './roots.js';
 import { Holes } from './holes.js';
 import {
   BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, PMD_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, writeFiller,
@@ -446,7 +446,7 @@ export class MutatorHeap implements RootOwner {
 
   root(ref: Ref | null = null): Root {
     this.#check();
-    return new Root(this, this.#roots.add(this.#wOrNull(ref)));
+    return makeRoot(this, this.#roots.add(this.#wOrNull(ref)));
   }
   /** @internal */
   _rootGet(slot: number): Ref | null {
@@ -469,7 +469,7 @@ export class MutatorHeap implements RootOwner {
   pin(ref: Ref): Pin {
     const w = this.#w(ref);
     this.#roots.pin(w);
-    return new Pin(this, w);
+    return makePin(this, w);
   }
   /** @internal */
   _pinAddress(w: number): number {

@@ -10,6 +10,7 @@ import { containedLogger, type Logger } from './log.js';
 import type { BuilderName } from './build.js';
 import { MODES, Mode, type ModeName } from './modes.js';
 import { readHidden, type Hideable } from './probe.js';
+import { isArray } from './validate.js';
 
 /**
  * The largest heap: 16 GiB less 2 MiB, so that from-space plus its scratch pages fits one
@@ -214,7 +215,7 @@ const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'fork
  * `known`. A throwing getter or Proxy trap becomes a typed error.
  */
 function snapshot(input: unknown, known: readonly string[], what: string): Record<string, unknown> {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw invalidArg(`${what} must be an object`);
+  if (typeof input !== 'object' || input === null || isArray(what, input)) throw invalidArg(`${what} must be an object`);
   const out: Record<string, unknown> = Object.create(null);
   try {
     for (const k of Object.keys(input)) {
@@ -287,7 +288,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     if (!Number.isSafeInteger(largeObjectBytes) || largeObjectBytes < 0 || largeObjectBytes > cap)
       throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `largeObjectBytes must be an integer in [0, capacity] (0: never), got ${largeObjectBytes}`);
   }
-  const hidden = readHidden('hide', hide, Infinity);
+  const hidden = readHidden('hide', hide);
   let log: Logger | undefined;
   if (logger !== undefined) {
     if (typeof logger !== 'object' || logger === null) throw invalidArg('logger must be a pino-style logger object');

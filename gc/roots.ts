@@ -16,13 +16,31 @@ export interface RootOwner {
   _unpin(w: number): void;
 }
 
+/**
+ * Roots and pins are made by the heap only (heap.root, heap.pin): the class is exported for
+ * instanceof, but one built on a slot or word of a caller's choosing would release another's
+ * root, unpin another's pin, or root nothing at all.
+ */
+const MAKE = Symbol('Root or Pin');
+
+/** @internal The heap's way to make a Root (MutatorHeap.root). */
+export function makeRoot(owner: RootOwner, slot: number): Root {
+  return new Root(MAKE, owner, slot);
+}
+
+/** @internal The heap's way to make a Pin (MutatorHeap.pin). */
+export function makePin(owner: RootOwner, word: number): Pin {
+  return new Pin(MAKE, owner, word);
+}
+
 /** A root: keeps an object alive and tracks it across collections. */
 export class Root {
   readonly #owner: RootOwner;
   readonly #slot: number;
   #released = false;
-  /** @internal */
-  constructor(owner: RootOwner, slot: number) {
+  /** @internal Made by heap.root(); anything else is refused. */
+  constructor(make: symbol, owner: RootOwner, slot: number) {
+    if (make !== MAKE) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'a Root is made by heap.root()');
     this.#owner = owner;
     this.#slot = slot;
   }
@@ -46,8 +64,9 @@ export class Pin {
   readonly #owner: RootOwner;
   readonly #word: number;
   #released = false;
-  /** @internal */
-  constructor(owner: RootOwner, word: number) {
+  /** @internal Made by heap.pin(); anything else is refused. */
+  constructor(make: symbol, owner: RootOwner, word: number) {
+    if (make !== MAKE) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'a Pin is made by heap.pin()');
     this.#owner = owner;
     this.#word = word;
   }

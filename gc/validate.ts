@@ -34,7 +34,7 @@ function rangeError(what: string, why: string): MoveGcError {
 export function readOptions(what: string, opts: unknown, known: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = Object.create(null);
   if (opts === undefined) return out;
-  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) throw invalidArg(`${what} must be an object, got ${opts === null ? 'null' : typeof opts}`);
+  if (typeof opts !== 'object' || opts === null || isArray(what, opts)) throw invalidArg(`${what} must be an object, got ${opts === null ? 'null' : typeof opts}`);
   let keys: string[];
   try {
     keys = Object.keys(opts);
@@ -52,17 +52,35 @@ export function readOptions(what: string, opts: unknown, known: readonly string[
   return out;
 }
 
-/** A list option, read once into a plain array (a Proxy, subclass or iterator asked once). */
+/**
+ * Array.isArray, which throws on a revoked Proxy (before any trap could): that is a typed
+ * error too, not the caller's TypeError.
+ */
+export function isArray(what: string, v: unknown): boolean {
+  try {
+    return Array.isArray(v);
+  } catch {
+    throw invalidArg(`${what} could not be read (a revoked Proxy)`);
+  }
+}
+
+/**
+ * A list option, read once into a plain array: its length once, then each index once (a
+ * Proxy, subclass or getter asked once each; never its iterator, which need not end). Every
+ * list option is short: a longer, or sparse and huge, one is refused before it is read.
+ */
 export function readList(what: string, v: unknown, max = 64): unknown[] {
   if (v === undefined) return [];
-  if (!Array.isArray(v)) throw invalidArg(`${what} must be an array, got ${v === null ? 'null' : typeof v}`);
+  if (!isArray(what, v)) throw invalidArg(`${what} must be an array, got ${v === null ? 'null' : typeof v}`);
   try {
-    // (Every list option is short: a huge or sparse one is refused before it is copied.)
-    if ((v as unknown[]).length > max) throw outOfRange(`${what} has ${(v as unknown[]).length} entries, at most ${max}`);
-    return Array.from(v as unknown[]);
+    const n = (v as unknown[]).length;
+    if (n > max) throw outOfRange(`${what} has ${n} entries, at most ${max}`);
+    const out: unknown[] = [];
+    for (let i = 0; i < n; i++) out.push((v as unknown[])[i]);
+    return out;
   } catch (e) {
     if (isMoveGcError(e)) throw e;
-    throw invalidArg(`${what} could not be read (a getter, iterator or Proxy trap threw)`);
+    throw invalidArg(`${what} could not be read (a getter or Proxy trap threw)`);
   }
 }
 

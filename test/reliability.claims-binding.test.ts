@@ -112,6 +112,30 @@ describe('option objects', () => {
   }, ['uffd']);
 
 
+  itKernel('a revoked Proxy as options or as a list, and a list whose iterator never ends: typed errors or a bounded read, at every entry', () => {
+    const revoked = (): object => {
+      const { proxy, revoke } = Proxy.revocable({}, {});
+      revoke();
+      return proxy;
+    };
+    const endless = (v: string): unknown[] => Object.assign([], { *[Symbol.iterator]() { for (;;) yield v; } });
+    const fds = uffdFds().length;
+    const calls: Array<[string, () => unknown]> = [
+      ['probe(revoked)', () => probe(revoked() as Any)],
+      ['probe({ hide: revoked })', () => probe({ hide: revoked() as Any })],
+      ['Mapping.anonymous(PS, revoked)', () => Mapping.anonymous(PS, revoked() as Any).close()],
+      ['Mapping.anonymous(PS, { advise: revoked })', () => Mapping.anonymous(PS, { advise: revoked() as Any }).close()],
+      ['Userfaultfd.open(revoked)', () => Userfaultfd.open(revoked() as Any).close()],
+      ['Userfaultfd.open({ features: revoked })', () => Userfaultfd.open({ features: revoked() as Any }).close()],
+    ];
+    for (const [name, f] of calls) expect(thrown(f).code, name).toBe('ERR_INVALID_ARG_TYPE');
+    // Read by index up to the length (0 here): the iterator is never asked, so these return.
+    expect(probe({ hide: endless('uffd') as Any }).uffd.ok).toBe(probe().uffd.ok);
+    Mapping.anonymous(PS, { advise: endless('NOHUGEPAGE') as Any }).close();
+    Userfaultfd.open({ features: endless('MOVE') as Any }).close();
+    expect(uffdFds().length).toBe(fds);
+  }, ['uffd']);
+
   itKernel('an array is not an options object, even an empty one (it would read as "no options")', () => {
     const m = Mapping.anonymous(2 * PS);
     cleanups.push(() => m.close());

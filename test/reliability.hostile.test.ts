@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, Heap, MoveGcError, type HeapType, type ModeName, type Ref } from '../dist/gc/index.js';
+import { ErrorCode, Heap, MoveGcError, Pin, Root, type HeapType, type ModeName, type Ref } from '../dist/gc/index.js';
 import { buildGraph, checksum } from './fixtures/graph.mjs';
 import { rejected, thrown } from './helpers/thrown.js';
 import { BAD_NUMBERS, MODE, WRONG_TYPES } from './helpers/hostile.js';
@@ -24,6 +24,13 @@ function expectCode(e: MoveGcError, code?: string): void {
 const expectThrow = (fn: () => unknown, code?: string): void => expectCode(thrown(fn), code);
 
 
+/** A Proxy already revoked: any trap, and Array.isArray, throws on it. */
+function revoked(): object {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  return proxy;
+}
+
 function fdCount(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }
@@ -31,7 +38,7 @@ function fdCount(): number {
 describe('Heap.create options', () => {
   it('every bad option is refused with a code, leaking nothing', async () => {
     const cap = 4 << 20;
-    const bad: Array<[unknown, string]> = [
+    const bad: Array<[unknown, string | null]> = [
       [undefined, ErrorCode.INVALID_ARG_TYPE], [null, ErrorCode.INVALID_ARG_TYPE], [5, ErrorCode.INVALID_ARG_TYPE], ['x', ErrorCode.INVALID_ARG_TYPE],
       ...['16', undefined, null, {}, 8n, true].map((c): [unknown, string] => [{ capacity: c }, ErrorCode.INVALID_ARG_TYPE]),
       ...[-(2 << 20), 0, 1.5, NaN, Infinity, -Infinity, 3 << 20, 4096, 2 ** 34, 2 ** 53, 1e300].map((c): [unknown, string] => [{ capacity: c }, ErrorCode.OUT_OF_RANGE]),
@@ -56,12 +63,21 @@ describe('Heap.create options', () => {
       [{ capacity: cap, logger: {} }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, logger: 'console' }, ErrorCode.INVALID_ARG_TYPE],
       // Lying containers: read through a throwing trap, getter or iterator.
       [{ capacity: cap, hide: new Proxy([], { get: (t, k) => { if (k === 'length') throw new Error('boom'); return Reflect.get(t, k); } }) }, ErrorCode.INVALID_ARG_TYPE],
-      [{ capacity: cap, hide: new (class extends Array { override *[Symbol.iterator](): Generator<never> { throw new Error('boom'); } })() }, ErrorCode.INVALID_ARG_TYPE],
+      [{ capacity: cap, hide: Object.defineProperty(['uffd'], 0, { get(): never { throw new Error('boom'); } }) }, ErrorCode.INVALID_ARG_TYPE],
+      // A revoked Proxy: Array.isArray itself throws on it.
+      [revoked(), ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, inject: revoked() }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, hide: revoked() }, ErrorCode.INVALID_ARG_TYPE],
+      // Lists are read by index up to their length, bounded: never through an iterator that need not end.
+      [{ capacity: cap, hide: Object.assign([], { *[Symbol.iterator]() { for (;;) yield 'uffd'; } }) }, null],
+      [{ capacity: cap, hide: Object.assign([], { length: 2 ** 32 - 1 }) }, ErrorCode.OUT_OF_RANGE],
       [{ capacity: cap, hide: [Object.create(null)] }, ErrorCode.INVALID_ARG_TYPE], // named in the message: must not be String()ed
       [{ capacity: cap, logger: { debug() {}, get info(): never { throw new Error('boom'); }, warn() {}, error() {} } }, ErrorCode.INVALID_ARG_TYPE],
     ];
     const fds = fdCount();
     for (const [opts, code] of bad) {
+      if (code === null) {
+        await (await Heap.create({ mode: MODE, ...(opts as Any) })).close(); // read as [] (length 0), not iterated
+        continue;
+      }
       const e = await rejected(() => Heap.create(opts as Any));
       expectCode(e, code);
     }
@@ -302,8 +318,23 @@ describe('Heap entry points', () => {
     unchanged();
   });
 
+  it('Root and Pin are made by the heap only: one built by a caller is refused (it would release or unpin another\'s slot)', () => {
+    const r = heap.root(node());
+    const p = heap.pin(node());
+    const before = [r.get(), p.ref, p.address];
+    for (const [C, args] of [[Root, [heap, 0]], [Root, [heap, -1]], [Pin, [heap, (p.address - heap.address) / 8]], [Root, [Symbol('Root or Pin'), heap, 0]]] as const) {
+      expectThrow(() => new (C as Any)(...args), ErrorCode.INVALID_ARG_TYPE);
+      expectThrow(() => Reflect.construct(C as Any, args as Any), ErrorCode.INVALID_ARG_TYPE);
+    }
+    expect([r.get(), p.ref, p.address]).toEqual(before);
+    expect(heap.root(null).get()).toBe(null); // the root table still hands out working slots
+    r.release();
+    p.release();
+    unchanged();
+  });
+
   it('inject(): bad options refused, the previous ones kept', async () => {
-    for (const o of [undefined, null, 5, 'x', { bogus: 1 }, { delayMs: -1 }, { delayMs: 1.5 }, { dieAtPage: NaN }, { eagainEvery: '2' }, { forkAtPage: 2 ** 31 }])
+    for (const o of [undefined, null, 5, 'x', { bogus: 1 }, { delayMs: -1 }, { delayMs: 1.5 }, { dieAtPage: NaN }, { eagainEvery: '2' }, { forkAtPage: 2 ** 31 }, revoked()])
       expectThrow(() => heap.inject(o as Any));
     heap.inject({});
     const st = await heap.gc();
