@@ -308,6 +308,8 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     const sampleNs = o.sampleMs * 1e6;
     let nextSample = tb + sampleNs;
     const touchNs = o.touchUs * 1000;
+    const paced = o.mutator === 'paced' || o.mutator === 'paced-idle';
+    const idleWork = o.mutator === 'paced-idle';
     let nextTouch = tb;
     const sleeper = new Int32Array(new SharedArrayBuffer(4));
     let done = false;
@@ -361,9 +363,17 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
         break;
       }
       Atomics.store(beat, 1, touches);
-      if (o.mutator === 'none' || liveCount === 0 || (o.mutator === 'paced' && now < nextTouch)) {
-        // Think time: sleep until the next touch or sample, whichever comes first.
-        const until = o.mutator === 'paced' && liveCount > 0 ? Math.min(nextTouch, nextSample) : nextSample;
+      if (o.mutator === 'none' || liveCount === 0 || (paced && now < nextTouch)) {
+        // Think time: sleep until the next touch or sample, whichever comes first. paced-idle
+        // first gives it to a compacting cycle; a call that ends past the next touch delays
+        // that touch, and the delay counts as a stop of the mutator.
+        const until = paced && liveCount > 0 ? Math.min(nextTouch, nextSample) : nextSample;
+        if (idleWork && flipped) {
+          heap.idleCompact(performance.now() + (until - now) / 1e6);
+          const late = hr();
+          if (late > until) stall(ms(until), ms(late), 'idle work');
+          continue;
+        }
         const waitMs = (until - now) / 1e6;
         if (waitMs > 0.02) Atomics.wait(sleeper, 0, 0, waitMs);
         continue;

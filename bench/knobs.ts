@@ -100,8 +100,8 @@ export function knobGrid(lists: Partial<Record<keyof HeapOptions, Array<string |
   return out;
 }
 
-/** The benchmark's mutators (see cycle.ts). */
-export const MUTATORS = ['paced', 'busy', 'none'] as const;
+/** The benchmark's mutators (see cycle.ts); `paced-idle` is paced and gives its sleeps to a compacting cycle (heap.idleCompact). */
+export const MUTATORS = ['paced', 'paced-idle', 'busy', 'none'] as const;
 export type MutatorKind = (typeof MUTATORS)[number];
 
 /**

@@ -189,7 +189,7 @@ export function renderHtml(res: Results): string {
           ['extra roots', String(w.roots)],
           ['seed', String(w.seed)],
           ['reps per mode (interleaved)', String(res.params.reps)],
-          ['mutator', `${esc(res.params.mutator)}${res.params.mutator === 'paced' ? `: one touch (3 loads) every ${res.params.touchUs} µs` : res.params.mutator === 'busy' ? ': touches back to back' : ''}`],
+          ['mutator', `${esc(res.params.mutator)}${res.params.mutator.startsWith('paced') ? `: one touch (3 loads) every ${res.params.touchUs} µs${res.params.mutator === 'paced-idle' ? ', the time between given to a compacting cycle (heap.idleCompact)' : ''}` : res.params.mutator === 'busy' ? ': touches back to back' : ''}`],
           ['mutator runs at least', `${num(c!.horizonMs, 0)} ms after collect()`],
         ],
         'params',

@@ -135,7 +135,7 @@ export function textSummary(res: Results): string {
   const c = res.main;
   if (c) {
     const w = c.workload;
-    out.push(`workload: ${w.heapBytes / MiB} MiB heap, live ${w.live}, pattern ${w.pattern}, sizes ${w.sizes}, pinned ${w.pinned}, seed ${w.seed}; mutator ${res.params.mutator}${res.params.mutator === 'paced' ? ` (${res.params.touchUs} us)` : ''}; ${res.params.warmCycles ? `measured after ${res.params.warmCycles} collections of each heap; ` : ''}medians of ${res.params.reps} reps`);
+    out.push(`workload: ${w.heapBytes / MiB} MiB heap, live ${w.live}, pattern ${w.pattern}, sizes ${w.sizes}, pinned ${w.pinned}, seed ${w.seed}; mutator ${res.params.mutator}${res.params.mutator.startsWith('paced') ? ` (${res.params.touchUs} us)` : ''}; ${res.params.warmCycles ? `measured after ${res.params.warmCycles} collections of each heap; ` : ''}medians of ${res.params.reps} reps`);
     const ms = Object.values(c.modes) as ModeSummary[];
     out.push(
       table([

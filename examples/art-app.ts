@@ -15,7 +15,7 @@
  * waits for the fault-server thread. --compare puts both side by side (issue 11): per column
  * the stall per touched unbuilt page, kernel faults, frames over budget and frame p99.
  *
- *   movegc example art [--mode move|copy|stw] [--fault-path self|handler] [--safepoint end|start] [--huge-pages off|on] [--seconds 10] [--heap 32]
+ *   movegc example art [--mode move|copy|stw] [--fault-path self|handler] [--safepoint end|start] [--idle-compact on|off] [--huge-pages off|on] [--seconds 10] [--heap 32]
  *   movegc example art --compare [--modes move,move-handler,copy,stw]     (one child process per column)
  */
 import os from 'node:os';
@@ -34,6 +34,8 @@ export interface ArtResult {
   faultPath: FaultPathName;
   /** Where each frame called heap.safepoint(): after its work or before it. */
   safepoint: 'end' | 'start';
+  /** Whether the time between frames went to a compacting cycle (heap.idleCompact). */
+  idleCompact: boolean;
   fallbacks: string[];
   frames: number;
   seconds: number;
@@ -65,6 +67,9 @@ export interface ArtResult {
   stalls: number;
   stallTotalMs: number;
   pagesBuiltBySelf: number;
+  /** Pages the frame loop built in its idle time between frames (Heap.idleCompact), and that time (ms). */
+  idlePages: number;
+  idleMs: number;
   /** Self-service left to the kernel path: another builder held the page (its stall is in the handler samples). */
   selfLeft: number;
   pagesMoved: number;
@@ -92,6 +97,7 @@ async function runOne(args: Args, mode: ModeName, faultPath: FaultPathName): Pro
   const threshold = num(args, 'threshold');
   const seed = num(args, 'seed');
   const safepointAtEnd = args.safepoint !== 'start';
+  const idleCompact = args.idleCompact === 'on';
   const heap = await Heap.create({ capacity, mode, faultPath, hugePages: args.hugePages === 'on', logger: log.child({ heap: mode }, { level: process.env.MOVEGC_LOG ?? 'warn' }) });
   const t = defineTypes(heap);
   const rnd = prng(seed);
@@ -135,6 +141,9 @@ async function runOne(args: Args, mode: ModeName, faultPath: FaultPathName): Pro
   let next = start;
   let lastReport = start;
   for (let f = 0; f < total; f++) {
+    // Idle time until the next frame (less a millisecond for the timer's wake-up) goes to a
+    // compacting cycle: the pages the next frame will reach first from the tree's root.
+    if (idleCompact) heap.idleCompact(next - 1);
     const wait = next - performance.now();
     if (wait > 1) await sleep(wait);
     else await new Promise<void>((r) => setImmediate(r)); // let the event loop deliver cycle ends
@@ -178,6 +187,7 @@ async function runOne(args: Args, mode: ModeName, faultPath: FaultPathName): Pro
     mode: heap.mode,
     faultPath: heap.faultPath,
     safepoint: safepointAtEnd ? 'end' : 'start',
+    idleCompact,
     fallbacks: [...heap.fallbacks],
     frames: total,
     seconds: elapsed,
@@ -200,6 +210,8 @@ async function runOne(args: Args, mode: ModeName, faultPath: FaultPathName): Pro
     stalls: stalls.count,
     stallTotalMs: (stalls.mean * stalls.count) / 1000,
     pagesBuiltBySelf: sum((c) => c.pages.builtBySelf),
+    idlePages: sum((c) => c.idle.pages),
+    idleMs: sum((c) => c.idle.ms),
     selfLeft: sum((c) => c.stalls.selfLeft),
     pagesMoved: sum((c) => c.pages.moved),
     pagesCopied: sum((c) => c.pages.copied),
@@ -235,6 +247,7 @@ export function table(rs: ArtResult[]): string {
     ['stall/page p50 / p99 us', ...col((r) => (r.stalls ? `${r.stallP50Us} / ${r.stallP99Us}` : '-'))],
     ['  touched unbuilt pages / self-built / left', ...col((r) => (r.mode === 'stw' ? '-' : `${r.stalls} / ${r.pagesBuiltBySelf} / ${r.selfLeft}`))],
     ['  stalls total ms (at least)', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.stallTotalMs)))],
+    ['pages built between frames / ms', ...col((r) => (r.mode === 'stw' ? '-' : r.idleCompact ? `${r.idlePages} / ${ms(r.idleMs)}` : 'off'))],
     ['kernel faults', ...col((r) => r.faults)],
     ['  fault service p50 / p99 us', ...col((r) => (r.faults ? `${r.faultP50Us} / ${r.faultP99Us}` : '-'))],
     ['pages moved / copied', ...col((r) => `${r.pagesMoved} / ${r.pagesCopied}`)],
@@ -288,7 +301,7 @@ function summary(rs: ArtResult[]): string {
 
 export async function main(args: Args): Promise<void> {
   // A --compare child (--json) leaves provenance to its parent.
-  const prov = args.json ? null : exampleProvenance({ capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode], faultPath: args.faultPath, hugePages: args.hugePages === 'on' });
+  const prov = args.json ? null : exampleProvenance({ capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode], faultPath: args.faultPath, hugePages: args.hugePages === 'on', idleCompact: args.idleCompact === 'on' });
   const faultPath = args.faultPath as FaultPathName;
   if (args.compare) {
     // One column per variant: its mode, its fault path, and the seconds every column runs.

@@ -184,6 +184,8 @@ const ctl = layout({
     'SELF_HELPED',
     /** Unbuilt pages the accessors met, on either fault path (each a stall of the mutator). */
     'UNBUILT_TOUCHES',
+    /** Pages the mutator built in time it gave the cycle (Heap.idleCompact, idle.ts): no access waited for them. */
+    'IDLE_PAGES',
     /** Pages the compactor itself built (WHOLE pages included: it installs them unbuilt). */
     'COMPACTOR_BUILDS',
     /** WHOLE pages the compactor installed straight from their from-space page, with no build. */
@@ -229,6 +231,8 @@ const clk = layout({
     /** The mutator's self-service split this cycle (ms, see CycleStats.stalls): its page builds and their installs. */
     'SELF_BUILD',
     'SELF_INSTALL',
+    /** The mutator's idle-time compaction this cycle (ms, Heap.idleCompact): its calls' time in all. */
+    'IDLE_WORK',
   ],
   marking: [
     /** Marker: wall-clock start and end of concurrent marking and of planning, and its CPU time. */

@@ -175,6 +175,32 @@ export class SelfService {
     return Atomics.load(c, Ctl.MUTATOR_BUILDS) + Atomics.load(c, Ctl.SELF_HELPED) + Atomics.load(c, Ctl.TAKEOVERS);
   }
 
+  /**
+   * Idle-time work (idle.ts): page q built and installed before any access needs it, if no
+   * other builder has it; never waits for one, and counts no stall (nothing waited). In move
+   * mode with hugePages q's span is built whole if it can be, and nothing at all unless
+   * `spanOk` (time for a span's build). True if q is installed now.
+   */
+  ahead(q: number, spanOk: boolean): boolean {
+    const sh = this.#sh;
+    if (phaseOf(Atomics.load(sh.pageState, q)) === PagePhase.MAPPED) return true;
+    if (this.#abandoned) return false;
+    const before = this.#work();
+    try {
+      if (this.#pmd && !spanOk) return false;
+      // As fault() does: a span that cannot go in whole (a page of it is taken) loses nothing more by q alone.
+      const done = (this.#pmd && this.#pmdSpan(q)) || this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook);
+      const n = this.#work() - before; // a span's build counts its pages
+      if (n > 0) sh.count(Ctl.IDLE_PAGES, n);
+      return done;
+    } catch (e) {
+      sh.count(Ctl.SELF_FAILED);
+      this.giveUp(q);
+      this.#log.warn({ page: q, abandoned: this.#abandoned, error: String((e as Error)?.message ?? e) }, 'idle-time build failed: the fault server serves the page');
+      return false;
+    }
+  }
+
   /** Page q is not installed yet (the accessor saw its state word): make it so, or fault on it. */
   fault(q: number): void {
     if (this.#present[q] === this.#epoch) return;

@@ -130,6 +130,8 @@ export interface CycleStats {
     selfBuildMs: number;
     selfInstallMs: number;
   };
+  /** The mutator's idle-time compaction (Heap.idleCompact): pages it installed, and the calls' time in all (ms). */
+  idle: { pages: number; ms: number };
   /** Resident set size of the process (0 where /proc/self/statm could not be read). */
   rss: { beforeBytes: number; peakBytes: number; afterBytes: number };
   /**
@@ -219,6 +221,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     faultUs: empty,
     faultPath,
     stalls: { self: empty, handler: empty, selfLeft: 0, selfFailed: 0, selfHelped: 0, unbuiltTouches: 0, selfBuildMs: 0, selfInstallMs: 0 },
+    idle: { pages: 0, ms: 0 },
     rss: { beforeBytes: 0, peakBytes: 0, afterBytes: 0 },
     fromSpaceReleasedBy: 'mutator',
     pinnedSpans: 0,
@@ -305,6 +308,7 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.faultUs = summarize(sh.hist, Hist.FAULT_US * HIST_BUCKETS);
   st.pages.builtBySelf = c[Ctl.SELF_RESOLVED];
   st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED], selfHelped: c[Ctl.SELF_HELPED], unbuiltTouches: c[Ctl.UNBUILT_TOUCHES], selfBuildMs: sh.clk[Clk.SELF_BUILD], selfInstallMs: sh.clk[Clk.SELF_INSTALL] };
+  st.idle = { pages: c[Ctl.IDLE_PAGES], ms: sh.clk[Clk.IDLE_WORK] };
   st.batchPages = summarize(sh.hist, Hist.BATCH_PAGES * HIST_BUCKETS);
 }
 
