@@ -365,11 +365,10 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       Atomics.store(beat, 1, touches);
       if (o.mutator === 'none' || liveCount === 0 || (paced && now < nextTouch)) {
         // Think time: sleep until the next touch or sample, whichever comes first. paced-idle
-        // first gives it to a compacting cycle; a call that ends past the next touch delays
-        // that touch, and the delay counts as a stop of the mutator.
+        // first gives it to a compacting cycle (and sleeps when that had nothing to do in it);
+        // a call that ends past the next touch delays that touch, a stop of the mutator.
         const until = paced && liveCount > 0 ? Math.min(nextTouch, nextSample) : nextSample;
-        if (idleWork && flipped) {
-          heap.idleCompact(performance.now() + (until - now) / 1e6);
+        if (idleWork && flipped && heap.idleCompact(performance.now() + (until - now) / 1e6) > 0) {
           const late = hr();
           if (late > until) stall(ms(until), ms(late), 'idle work');
           continue;
