@@ -6,8 +6,10 @@
  *  - compactor: builds and installs every page of a cycle; stand-ins: the fault server, then
  *    the mutator finishing the cycle (cycle.ts);
  *  - fault: serves userfaultfd faults; stand-in: none can serve a fault for a blocked thread,
- *    so it is replaced as soon as it is found dead (and the compactor's walk still installs
- *    every page, which wakes any faulting thread);
+ *    so it is replaced once found dead, which the mutator's thread does between its calls and
+ *    cannot do while it is blocked in a fault. That fault is woken by the install of its page:
+ *    the compactor's walk, or the marker standing in for both (marker.ts); with neither (both
+ *    dead, marking in the pause), the watchdog ends the process rather than hang (watchdog.ts);
  *  - marker: concurrent marking and planning; stand-in: the mutator, which marks or plans in
  *    the pause instead.
  * Workers are unref'd: a heap the program forgot to close does not keep the process alive.
