@@ -301,7 +301,9 @@ describe('faults combined', () => {
     const used = Math.floor(s.heap.usedBytes / PAGE_SIZE);
     pins.push(IoUringPin.pin(s.heap.address + Math.floor(used * 0.1) * PAGE_SIZE, 2 * PAGE_SIZE));
     const before = children().length;
-    const st = await faultyCycle(s, { eagainEvery: 3, forkAtPage: 10, delayAtPage: 30, delayMs: 1500 });
+    // The walk waits for the compactor to pass the fork, as in the fork tests above (a fresh-clone
+    // suite failed here once: ebusy 0, the walk's self-service had built the pages first).
+    const st = await faultyCycle(s, { eagainEvery: 3, forkAtPage: 10, delayAtPage: 30, delayMs: 1500 }, 15);
     allInstalled(st);
     expect(st.ebusy).toBeGreaterThan(0);
     expect(st.eagain).toBeGreaterThan(0);
