@@ -188,14 +188,14 @@ export class Builders {
    * (its cycle was closing): the page stayed PROCESSED under a live owner and the cycle never
    * ended (found by a race audit; inject.flipGapMs widens that window).
    */
-  /** This thread is fenced to a cycle that is no longer the one compacting (see fence). */
-  #fencedOut(): boolean {
-    return this.fence !== 0 && !this.#inCycle(this.fence);
-  }
-
   #inCycle(c: number): boolean {
     const ctl = this.sh.ctl;
     return Atomics.load(ctl, Ctl.CYCLE) === c && Atomics.load(ctl, Ctl.PHASE) === Phase.COMPACTING && Atomics.load(ctl, Ctl.CLOSING_CYCLE) !== c;
+  }
+
+  /** This thread is fenced to a cycle that is no longer the one compacting (see fence). */
+  #fencedOut(): boolean {
+    return this.fence !== 0 && !this.#inCycle(this.fence);
   }
 
   /**

@@ -176,6 +176,22 @@ export class SelfService {
   }
 
   /**
+   * Page q built and installed by this thread, with its 2 MiB span if that can go in whole (a
+   * span a page of which is taken loses nothing more by q alone); true once q is in. False if
+   * another live builder has it.
+   */
+  #resolve(q: number): boolean {
+    return (this.#pmd && this.#pmdSpan(q)) || this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook);
+  }
+
+  /** A build of q on this thread threw: counted, the page given up if it was built (giveUp), logged. */
+  #failed(q: number, e: unknown, msg: string): void {
+    this.#sh.count(Ctl.SELF_FAILED);
+    this.giveUp(q);
+    this.#log.warn({ page: q, abandoned: this.#abandoned, error: String((e as Error)?.message ?? e) }, msg);
+  }
+
+  /**
    * Idle-time work (idle.ts): page q built and installed before any access needs it, if no
    * other builder has it; never waits for one, and counts no stall (nothing waited). In move
    * mode with hugePages q's span is built whole if it can be, and nothing at all unless
@@ -188,15 +204,12 @@ export class SelfService {
     const before = this.#work();
     try {
       if (this.#pmd && !spanOk) return false;
-      // As fault() does: a span that cannot go in whole (a page of it is taken) loses nothing more by q alone.
-      const done = (this.#pmd && this.#pmdSpan(q)) || this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook);
+      const done = this.#resolve(q);
       const n = this.#work() - before; // a span's build counts its pages
       if (n > 0) sh.count(Ctl.IDLE_PAGES, n);
       return done;
     } catch (e) {
-      sh.count(Ctl.SELF_FAILED);
-      this.giveUp(q);
-      this.#log.warn({ page: q, abandoned: this.#abandoned, error: String((e as Error)?.message ?? e) }, 'idle-time build failed: the fault server serves the page');
+      this.#failed(q, e, 'idle-time build failed: the fault server serves the page');
       return false;
     }
   }
@@ -214,7 +227,7 @@ export class SelfService {
         const before = this.#work();
         const b0 = this.#b.buildMs;
         const i0 = this.#b.installMs;
-        const resolved = (this.#pmd && this.#pmdSpan(q)) || this.#b.resolve(q, Owner.MUTATOR, this.#scratch, this.#stallMs, undefined, this.#hook);
+        const resolved = this.#resolve(q);
         sh.clk[Clk.SELF_BUILD] += this.#b.buildMs - b0;
         sh.clk[Clk.SELF_INSTALL] += this.#b.installMs - i0;
         if (resolved || this.#help(q, t0)) {
@@ -226,9 +239,7 @@ export class SelfService {
         }
         sh.count(Ctl.SELF_LEFT); // another live builder still has it: its install wakes our fault
       } catch (e) {
-        sh.count(Ctl.SELF_FAILED);
-        this.giveUp(q);
-        this.#log.warn({ page: q, abandoned: this.#abandoned, error: String((e as Error)?.message ?? e) }, 'self-service failed: the fault server serves the page');
+        this.#failed(q, e, 'self-service failed: the fault server serves the page');
       }
     }
     this.#sink ^= this.#heap[q * PAGE_WORDS * 2]; // the kernel path: fault here, timed
