@@ -65,7 +65,7 @@ export interface MutatorInternals extends MutatorState {
   setChecks(compacting: boolean, barrier: boolean): void;
 }
 
-export class MutatorHeap implements RootOwner {
+export class MutatorHeap {
   readonly capacity: number;
   readonly log: Logger;
   readonly #address: number;
@@ -116,6 +116,8 @@ export class MutatorHeap implements RootOwner {
   /** The filler gaps put before them while a cycle runs ([start, end) pairs): not live (#blacken). */
   #allocGaps: number[] | null = null;
   readonly #faults: SelfService;
+  /** What this heap's Roots and Pins call back into (roots.ts RootOwner): reachable from them only. */
+  readonly #owner: RootOwner;
 
   protected constructor(p: MutatorParts, expose: (internals: MutatorInternals) => void) {
     this.capacity = p.opts.capacity;
@@ -139,6 +141,7 @@ export class MutatorHeap implements RootOwner {
     this.#faults = p.faults;
     this.#tags.retag();
     armMarking(this.#sh.ctl, this.#inject);
+    this.#owner = this.#rootOwner();
     expose(this.#internals());
   }
 
@@ -204,12 +207,6 @@ export class MutatorHeap implements RootOwner {
   }
 
   // ---------------------------------------------------------------- references
-
-  /** @internal */
-  _encode(w: number): Ref {
-    this.#check();
-    return this.#tags.base + w;
-  }
 
   #refError(ref: unknown): MoveGcError {
     const others: number[] = [];
@@ -446,39 +443,39 @@ export class MutatorHeap implements RootOwner {
 
   root(ref: Ref | null = null): Root {
     this.#check();
-    return makeRoot(this, this.#roots.add(this.#wOrNull(ref)));
+    return makeRoot(this.#owner, this.#roots.add(this.#wOrNull(ref)));
   }
-  /** @internal */
-  _rootGet(slot: number): Ref | null {
-    this.#check();
-    const w = this.#roots.words[slot];
-    return w === 0 ? null : this.#tags.base + w;
-  }
-  /** @internal */
-  _rootSet(slot: number, ref: Ref | null): void {
-    this.#check();
-    this.#roots.words[slot] = this.#wOrNull(ref);
-  }
-  /** @internal */
-  _rootRelease(slot: number): void {
-    if (this.#closed) return;
-    this.#roots.release(slot);
-  }
-
   /** Pins an object: it stays alive and never moves until the pin is released. */
   pin(ref: Ref): Pin {
     const w = this.#w(ref);
     this.#roots.pin(w);
-    return makePin(this, w);
+    return makePin(this.#owner, w);
   }
-  /** @internal */
-  _pinAddress(w: number): number {
-    this.#check();
-    return this.address + w * 8;
-  }
-  /** @internal */
-  _unpin(w: number): void {
-    this.#roots.unpin(w);
+  #rootOwner(): RootOwner {
+    const roots = this.#roots;
+    return {
+      get: (slot) => {
+        this.#check();
+        const w = roots.words[slot];
+        return w === 0 ? null : this.#tags.base + w;
+      },
+      set: (slot, ref) => {
+        this.#check();
+        roots.words[slot] = this.#wOrNull(ref);
+      },
+      release: (slot) => {
+        if (!this.#closed) roots.release(slot);
+      },
+      encode: (w) => {
+        this.#check();
+        return this.#tags.base + w;
+      },
+      pinAddress: (w) => {
+        this.#check();
+        return this.address + w * 8;
+      },
+      unpin: (w) => roots.unpin(w),
+    };
   }
 
   /** Bytes allocated (the allocation top). */

@@ -6,14 +6,18 @@
 import { ErrorCode, MoveGcError } from './errors.js';
 import type { Ref } from './refs.js';
 
-/** What Root and Pin call back into (the Heap). */
+/**
+ * What Root and Pin call back into: an object the heap keeps private (MutatorHeap #owner), not
+ * the heap itself, so that no caller can release, read or overwrite a slot or a pin count that
+ * is not its own.
+ */
 export interface RootOwner {
-  _rootGet(slot: number): Ref | null;
-  _rootSet(slot: number, ref: Ref | null): void;
-  _rootRelease(slot: number): void;
-  _encode(w: number): Ref;
-  _pinAddress(w: number): number;
-  _unpin(w: number): void;
+  get(slot: number): Ref | null;
+  set(slot: number, ref: Ref | null): void;
+  release(slot: number): void;
+  encode(w: number): Ref;
+  pinAddress(w: number): number;
+  unpin(w: number): void;
 }
 
 /**
@@ -46,16 +50,16 @@ export class Root {
   }
   get(): Ref | null {
     if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'root released');
-    return this.#owner._rootGet(this.#slot);
+    return this.#owner.get(this.#slot);
   }
   set(ref: Ref | null): void {
     if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'root released');
-    this.#owner._rootSet(this.#slot, ref);
+    this.#owner.set(this.#slot, ref);
   }
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    this.#owner._rootRelease(this.#slot);
+    this.#owner.release(this.#slot);
   }
 }
 
@@ -73,17 +77,17 @@ export class Pin {
   /** The pinned object's current reference. */
   get ref(): Ref {
     if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'pin released');
-    return this.#owner._encode(this.#word);
+    return this.#owner.encode(this.#word);
   }
   /** Its virtual address: fixed while pinned (hand it to I/O). */
   get address(): number {
     if (this.#released) throw new MoveGcError(ErrorCode.CLOSED, 'pin released');
-    return this.#owner._pinAddress(this.#word);
+    return this.#owner.pinAddress(this.#word);
   }
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    this.#owner._unpin(this.#word);
+    this.#owner.unpin(this.#word);
   }
 }
 

@@ -17,6 +17,8 @@ const taBuffer = intrinsic('buffer');
 const taByteOffset = intrinsic('byteOffset');
 const taByteLength = intrinsic('byteLength');
 const taTag = intrinsic(Symbol.toStringTag);
+/** %TypedArray%.prototype.at: validates the view (throws when detached or out of bounds), reads nothing else. */
+const taAt = (typedArrayProto as { at: (this: unknown, i: number) => unknown }).at;
 
 /**
  * A plain Uint8Array over exactly the bytes a Uint8Array argument holds, read through the
@@ -32,8 +34,12 @@ export function ownBytes(data: unknown): Uint8Array {
   }
   if (tag !== 'Uint8Array') throw invalidArg('data must be a Uint8Array');
   try {
+    // A view over a detached buffer, or a fixed-length view over a resizable buffer shrunk
+    // below it (out of bounds), reads as offset 0 and length 0 through the getters: an empty
+    // write. `at` validates the view first, and throws for both.
+    Reflect.apply(taAt, data, [0]);
     return new Uint8Array(Reflect.apply(taBuffer, data, []) as ArrayBuffer, Reflect.apply(taByteOffset, data, []) as number, Reflect.apply(taByteLength, data, []) as number);
   } catch {
-    throw invalidArg('data is a Uint8Array over a detached buffer'); // (the only way the built-in getters' view fails)
+    throw invalidArg('data is a Uint8Array over a detached buffer, or out of its resized buffer\'s bounds');
   }
 }

@@ -288,6 +288,17 @@ describe('Heap entry points', () => {
     const view = new Uint8Array(ab);
     structuredClone(ab, { transfer: [ab] }); // detaches `view`'s buffer
     expectThrow(() => heap.writeBytes(bytes, 0, view), ErrorCode.INVALID_ARG_TYPE);
+    // A fixed-length view over a resizable buffer shrunk below it: its getters read offset 0
+    // and length 0, which had written nothing and returned as if it had.
+    const rab = new (ArrayBuffer as Any)(8, { maxByteLength: 16 }) as ArrayBuffer & { resize(n: number): void };
+    const outOfBounds = new Uint8Array(rab, 0, 8).fill(9);
+    rab.resize(4);
+    expectThrow(() => heap.writeBytes(bytes, 0, outOfBounds), ErrorCode.INVALID_ARG_TYPE);
+    heap.writeBytes(bytes, 0, new Uint8Array(new (ArrayBuffer as Any)(0, { maxByteLength: 16 }) as ArrayBuffer)); // empty and in bounds: a write of nothing
+    rab.resize(16);
+    heap.writeBytes(bytes, 8, outOfBounds); // back in bounds: written
+    expect(Array.from(heap.readBytes(bytes, 0, 16))).toEqual([...new Array(8).fill(0), 9, 9, 9, 9, 0, 0, 0, 0]);
+    heap.writeBytes(bytes, 8, new Uint8Array(8));
     expect(Array.from(heap.readBytes(bytes, 0, 16))).toEqual(new Array(16).fill(0));
     unchanged();
   });
@@ -328,6 +339,26 @@ describe('Heap entry points', () => {
     }
     expect([r.get(), p.ref, p.address]).toEqual(before);
     expect(heap.root(null).get()).toBe(null); // the root table still hands out working slots
+    r.release();
+    p.release();
+    unchanged();
+  });
+
+  it('the root table and pin counts are reachable through a Root or Pin only: the heap exposes no callback a caller could aim at another\'s slot', () => {
+    const r = heap.root(node());
+    const p = heap.pin(node());
+    const before = [r.get(), p.ref, p.address];
+    // Every function on the heap and its prototypes: none is a slot or pin-count callback
+    // (they were public `_rootRelease(slot)`, `_unpin(word)`, ... that checked nothing).
+    const names = new Set<string>();
+    for (let o: object | null = heap; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o)) for (const k of Object.getOwnPropertyNames(o)) names.add(k);
+    const internal = [...names].filter((k) => k.startsWith('_') || /^(root|pin)(Get|Set|Release)$|^unpin$|^encode$|^pinAddress$/.test(k));
+    expect(internal).toEqual(['_debugState']); // diagnostics: a copy of the control words
+    const state = heap._debugState() as { ctl: number[] };
+    state.ctl.fill(0xffff);
+    expect((heap._debugState() as { ctl: number[] }).ctl).not.toEqual(state.ctl);
+    expect(Object.getOwnPropertySymbols(heap)).toEqual([]);
+    expect([r.get(), p.ref, p.address]).toEqual(before);
     r.release();
     p.release();
     unchanged();
