@@ -27,6 +27,7 @@
  * or safepoint() (runs whichever pause is due, never waits for a collector thread). JavaScript
  * cannot update a Ref held in a local, so the collector never stops the mutator on its own.
  */
+import { HEADROOM_UNKNOWN, mapHeadroom } from './map-count.js';
 import { nextSet } from './bits.js';
 import { drainLog } from './barrier.js';
 import { readRss } from './builders.js';
@@ -314,6 +315,7 @@ export class CycleDriver {
     const t0 = now();
     const st = a.stats;
     let p: Plan;
+    let headroom = HEADROOM_UNKNOWN;
     try {
       if (!this.concurrentMarking) {
         const m = mark(mut.u32, sh.types, mut.typeCount, sh.starts, sh.live, mut.top, mut.rootWords());
@@ -327,6 +329,7 @@ export class CycleDriver {
       const top = mut.top;
       if (reply?.ok && reply.plan && mut.pinsAdded === a.pinsAdded) {
         p = reply.plan;
+        headroom = reply.mapHeadroom ?? HEADROOM_UNKNOWN;
         st.planMs = sh.clk[Clk.PLAN_END] - sh.clk[Clk.PLAN_START];
         st.plan.concurrentMs = st.planMs;
         st.plan.cpuMs = sh.clk[Clk.PLAN_CPU];
@@ -350,6 +353,7 @@ export class CycleDriver {
         next.fill(0, 0, this.concurrentMarking ? Math.max(mut.nextStartsExtent, (top >>> 5) + 1) : mut.nextStartsExtent);
         forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned);
         st.planMs = now() - tp;
+        headroom = mapHeadroom();
       }
     } catch (e) {
       this.#abort(a, e);
@@ -359,13 +363,14 @@ export class CycleDriver {
     recordPlan(st, p, mut.top, a.liveEnd);
     this.#c.log.debug({ phase: 'plan', cycle: st.cycle, ms: roundMs(st.planMs), pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
 
+    st.plan.mapHeadroom = headroom;
     armCompaction(sh.ctl, sh.clk, this.#c.inject(), p.segments.length, p.pagesTotal);
     sh.hist.fill(0);
     sh.clk[Clk.RSS_PEAK] = st.rss.beforeBytes;
 
     const tf = now();
     try {
-      const pause = compactionPause(mut.u32, this.#c.builders.from, sh, p, mut.roots, mut.rootCount, this.#c.uffd, opts.pauseOrder, { failAtCall: this.#c.inject().pauseFailAtCall, failUndo: this.#c.inject().pauseFailUndo === 1 });
+      const pause = compactionPause(mut.u32, this.#c.builders.from, sh, p, mut.roots, mut.rootCount, this.#c.uffd, opts.pauseOrder, headroom, { failAtCall: this.#c.inject().pauseFailAtCall, failUndo: this.#c.inject().pauseFailUndo === 1 });
       st.pause = { totalMs: 0, ...pause };
     } catch (e) {
       // The pause took back what it had done (pause.ts, PauseUndo): the cycle ends with its

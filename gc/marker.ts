@@ -14,6 +14,7 @@
  * It reads the heap through its own view: below the black boundary the mutator only writes
  * reference slots (the barrier covers those) and raw bytes; it never writes headers there.
  */
+import { mapHeadroom } from './map-count.js';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { drainLog } from './barrier.js';
 import { Clk, Ctl, MarkJob } from './control.js';
@@ -51,7 +52,8 @@ export type MarkerJob = MarkPayload | PlanPayload;
 /** A job as posted: its request number travels with it (see runMarker). */
 export type MarkerMessage = MarkerJob & { req: number };
 /** The marker's answer to request `req`. */
-export type MarkerReply = { req: number } & ({ ok: true; plan?: Plan } | { ok: false; code: string; message: string });
+/** A plan's reply carries the mappings left under vm.max_map_count when it was made (map-count.ts). */
+export type MarkerReply = { req: number } & ({ ok: true; plan?: Plan; mapHeadroom?: number } | { ok: false; code: string; message: string });
 
 export interface MarkerHooks {
   onDelay(ms: number): void;
@@ -94,7 +96,7 @@ function answer(sh: Shared, heap: Uint32Array, port: MessagePort, msg: MarkerMes
   let reply: MarkerReply = { req, ok: true };
   try {
     if (msg.job === MarkJob.MARK) markConcurrently(sh, heap, msg, hooks);
-    else reply = { req, ok: true, plan: planConcurrently(sh, heap, msg) };
+    else reply = { req, ok: true, plan: planConcurrently(sh, heap, msg), mapHeadroom: mapHeadroom() };
   } catch (e) {
     if ((e as Error)?.message?.startsWith('injected')) throw e; // the marker dies: the heap takes over
     reply = { req, ok: false, code: (e as MoveGcError)?.code ?? 'ERR_INTERNAL', message: (e as Error)?.message ?? String(e) };

@@ -41,6 +41,7 @@ import { nextClear, nextSet } from './bits.js';
 import { ErrorCode, MoveGcError, fromNative, messageOf } from './errors.js';
 import { forward } from './forward.js';
 import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
+import { HEADROOM_UNKNOWN, checkPauseMappings } from './map-count.js';
 import { remapDontUnmap } from './memory.js';
 import { native } from './native.js';
 import { Ctl, now, type Shared } from './shared.js';
@@ -204,8 +205,11 @@ export function compactionPause(
   rootCount: number,
   uffd: Userfaultfd | null,
   order: PauseOrderName = PauseOrder.REMAP_FIRST,
+  mapHeadroom = HEADROOM_UNKNOWN,
   inject: { failAtCall?: number; failUndo?: boolean } = {},
 ): PauseBreakdown {
+  // Before anything changes: a pause that ran out of mappings part-way could not be undone.
+  checkPauseMappings(plan.segments.length, mapHeadroom);
   const failAtCall = inject.failAtCall ?? 0;
   const heapAddr = sh.d.heapAddress;
   const fromAddr = sh.d.fromAddress;

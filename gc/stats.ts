@@ -180,6 +180,11 @@ export interface CycleStats {
     alignedObjects: number;
     alignGapBytes: number;
     wholePages: number;
+    /**
+     * Mappings the process had left under vm.max_map_count when the plan was made, which the
+     * compaction pause checks before it remaps anything (map-count.ts); -1: unknown (no procfs).
+     */
+    mapHeadroom: number;
   };
   /** When the cycle ended (absolute ms). */
   endMs: number;
@@ -229,7 +234,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     marking,
     pauses: [],
     mark: { objects: 0, words: 0, remarkObjects: 0, concurrentMs: 0, cpuMs: 0, barrierEntries: 0, logConsumed: 0, blackObjects: 0, blackBytes: 0 },
-    plan: { concurrentMs: 0, cpuMs: 0, inPause: false, alignedObjects: 0, alignGapBytes: 0, wholePages: 0 },
+    plan: { concurrentMs: 0, cpuMs: 0, inPause: false, alignedObjects: 0, alignGapBytes: 0, wholePages: 0, mapHeadroom: -1 },
     compactor: { buildMs: 0, installMs: 0, releaseMs: 0, otherMs: 0, waitMs: 0, cpuMs: 0, queuedMs: 0 },
     endMs: 0,
   };

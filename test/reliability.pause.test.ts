@@ -16,13 +16,16 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
 import type { Heap, ModeName, Pin } from '../dist/gc/index.js';
 import { buildGraph, defineTestTypes, firstDifference, rootRefs, snapshot } from './helpers/graph.js';
 import { closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { Rng } from './helpers/prng.js';
 import { itKernel } from './kernel.js';
 import { rejected } from './helpers/thrown.js';
+import { HEADROOM_UNKNOWN, MAP_RESERVE, SPLITS_PER_SEGMENT, checkPauseMappings, mapHeadroom } from '../dist/gc/map-count.js';
 
 closeHeapsAfterEach();
 
@@ -217,9 +220,49 @@ describe('a compaction pause whose kernel call fails', () => {
     }
   }, ['uffd', 'move'], 150_000);
 
+  it('the mapping count a pause checks first: read from procfs, recounted when the plan\'s count fell short, unknown without procfs', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-maps-'));
+    try {
+      const maps = path.join(dir, 'maps');
+      const limit = path.join(dir, 'max_map_count');
+      fs.writeFileSync(maps, 'a\nb\nc\n');
+      fs.writeFileSync(limit, '10\n');
+      expect(mapHeadroom(maps, limit)).toBe(7);
+      fs.writeFileSync(limit, '2\n');
+      expect(mapHeadroom(maps, limit)).toBe(0);
+      expect(mapHeadroom(path.join(dir, 'none'), limit)).toBe(HEADROOM_UNKNOWN);
+      expect(mapHeadroom(maps, path.join(dir, 'none'))).toBe(HEADROOM_UNKNOWN);
+    } finally {
+      fs.rmSync(dir, { recursive: true });
+    }
+    expect(mapHeadroom()).toBeGreaterThan(1000); // this process, far from the limit
+    const need = 3 * SPLITS_PER_SEGMENT + MAP_RESERVE;
+    let recounts = 0;
+    const recount = (n: number) => (): number => (recounts++, n);
+    checkPauseMappings(3, need, recount(0)); // enough when planned: no recount
+    checkPauseMappings(3, HEADROOM_UNKNOWN, recount(0)); // no procfs: nothing checked
+    expect(recounts).toBe(0);
+    checkPauseMappings(3, need - 1, recount(need)); // mappings freed since the plan
+    checkPauseMappings(3, 0, recount(HEADROOM_UNKNOWN));
+    expect(recounts).toBe(2);
+    const e = (() => {
+      try {
+        checkPauseMappings(3, need - 1, recount(need - 1));
+      } catch (x) {
+        return x as { code: string; errno: number; message: string };
+      }
+      return null;
+    })();
+    expect(e).toMatchObject({ code: 'ENOMEM', errno: 12 });
+    expect(e?.message).toMatch(/vm\.max_map_count.*3 segment/);
+  });
+
   itKernel('for real: a process out of mappings (vm.max_map_count) gets ENOMEM from collect(), its heap intact; freed, it collects', () => {
-    for (const mode of ['move', 'copy']) {
-      const r = spawnSync(process.execPath, ['--expose-gc', path.join(here, 'fixtures/map-count.mjs'), mode], { encoding: 'utf8', timeout: 90_000, env: { ...process.env, GLIBC_TUNABLES: MALLOC_WITHOUT_MAPPINGS } });
+    // The last case: 50 pins (51 segments), a few mappings free. register-first's first remaps
+    // fit and a later one did not; the undo's moves back were refused too and the heap was lost
+    // (ERR_HEAP_CORRUPT). Now the pause counts first (map-count.ts) and changes nothing.
+    for (const args of [['move'], ['copy'], ['move', 'register-first', '14', '50'], ['copy', 'remap-first', '30', '50']]) {
+      const r = spawnSync(process.execPath, ['--expose-gc', path.join(here, 'fixtures/map-count.mjs'), ...args], { encoding: 'utf8', timeout: 90_000, env: { ...process.env, GLIBC_TUNABLES: MALLOC_WITHOUT_MAPPINGS } });
       expect(r.status, `${r.stdout}\n${r.stderr}`.slice(-1500)).toBe(0);
       const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
       expect(out.error?.code, JSON.stringify(out)).toBe('ENOMEM');

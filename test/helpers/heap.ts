@@ -73,6 +73,8 @@ export function checkStats(st: CycleStats, mode: ModeName, e: StatsExpect = {}):
     // schedstat is updated at scheduler ticks: a short cycle may read 0, any cycle one tick more.
     expect(cs.cpuMs, `${ctx} ${JSON.stringify(cs)}`).toBeLessThanOrEqual(st.compactionMs + SCHED_TICK_MS);
   }
+  // The mapping count the pause checked (map-count.ts), from the marker's plan or the pause's own.
+  expect(st.plan.mapHeadroom, `${ctx} plan ${JSON.stringify(st.plan)}`).toBeGreaterThan(0);
   expect(st.rss.beforeBytes, ctx).toBeGreaterThan(0);
   expect(st.rss.peakBytes, ctx).toBeGreaterThanOrEqual(st.rss.beforeBytes);
   expect(st.rss.afterBytes, ctx).toBeGreaterThan(0);
