@@ -39,19 +39,37 @@ export function addressSpaceUsed(): number {
 }
 
 /**
+ * Address space promised to collector threads that have not started yet: heaps being created
+ * in this thread at once (Promise.all of two creates). VmSize does not show a Worker until
+ * it has reserved its range, so each create's check would count the other's threads as free
+ * room, and both went ahead (an audit saw V8 abort the process). Creates in other Workers are
+ * not counted (module state is per thread).
+ */
+let promised = 0;
+
+/**
  * Throws ENOMEM unless `mapBytes` of mappings (`overMap` more while the last is made: it is
  * over-mapped for alignment, then trimmed) and then `workers` collector threads fit under
- * RLIMIT_AS.
+ * RLIMIT_AS, with the threads other creates have been promised. Returns the call that gives
+ * this create's threads' promise back, once they have started or failed to (idempotent).
  */
-export function checkAddressSpace(mapBytes: number, overMap: number, workers: number, limit = addressSpaceLimit()): void {
-  if (limit === Infinity) return;
-  const used = addressSpaceUsed();
-  const need = mapBytes + Math.max(overMap, workers * WORKER_ADDRESS_SPACE);
-  if (used + need <= limit) return;
-  const MiB = (b: number): string => `${Math.round(b / 2 ** 20)} MiB`;
-  throw new MoveGcError(
-    'ENOMEM',
-    `the address-space limit (RLIMIT_AS ${MiB(limit)}, ${MiB(used)} in use) leaves no room for this heap: ${MiB(mapBytes)} of mappings and ${workers} collector threads (about ${MiB(WORKER_ADDRESS_SPACE)} each) need ${MiB(need)}; a Worker that cannot reserve its range aborts the process`,
-    { errno: 12 },
-  );
+export function checkAddressSpace(mapBytes: number, overMap: number, workers: number, limit = addressSpaceLimit()): () => void {
+  if (limit === Infinity) return () => {};
+  const used = addressSpaceUsed() + promised;
+  const threads = workers * WORKER_ADDRESS_SPACE;
+  const need = mapBytes + Math.max(overMap, threads);
+  if (used + need > limit) {
+    const MiB = (b: number): string => `${Math.round(b / 2 ** 20)} MiB`;
+    throw new MoveGcError(
+      'ENOMEM',
+      `the address-space limit (RLIMIT_AS ${MiB(limit)}, ${MiB(used)} in use${promised > 0 ? `, ${MiB(promised)} of it promised to heaps being created` : ''}) leaves no room for this heap: ${MiB(mapBytes)} of mappings and ${workers} collector threads (about ${MiB(WORKER_ADDRESS_SPACE)} each) need ${MiB(need)}; a Worker that cannot reserve its range aborts the process`,
+      { errno: 12 },
+    );
+  }
+  promised += threads;
+  let kept = true;
+  return () => {
+    if (kept) promised -= threads;
+    kept = false;
+  };
 }

@@ -35,6 +35,8 @@ export class HeapMemory {
     readonly uffd: Userfaultfd | null,
     readonly types: TypeTable,
     readonly sh: Shared,
+    /** Gives back the address space promised to this heap's collector threads (address-space.ts): once they have started, or failed to. */
+    readonly threadsStarted: () => void,
   ) {}
 
   static open(opts: ResolvedOptions, caps: Capabilities, mode: ModeName): HeapMemory {
@@ -44,8 +46,8 @@ export class HeapMemory {
     const spans = extra > HEAP_ALIGN;
     // Room for both mappings (the second over-mapped by its alignment while it is made) and
     // for the collector's threads, or ENOMEM now: see address-space.ts.
-    checkAddressSpace(2 * opts.capacity + extra, alignment, collectorRoles(mode, opts.marking).length);
-    const opened: Array<{ close(): void }> = [];
+    const threadsStarted = checkAddressSpace(2 * opts.capacity + extra, alignment, collectorRoles(mode, opts.marking).length);
+    const opened: Array<{ close(): void }> = [{ close: threadsStarted }];
     try {
       // Huge pages (options.hugePages) for the heap only: from-space receives the heap's
       // pages with their mapping's flags (mremap), and its scratch pages stay small pages,
@@ -79,7 +81,7 @@ export class HeapMemory {
       Atomics.store(c, Ctl.HUGE_PAGES, opts.hugePages ? 1 : 0);
       Atomics.store(c, Ctl.PMD_SPANS, spans ? 1 : 0);
       Atomics.store(c, Ctl.INJECT_START_EXIT, opts.inject.startExit ?? 0);
-      return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh);
+      return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh, threadsStarted);
     } catch (e) {
       for (const r of opened.reverse()) r.close();
       throw e;
@@ -88,6 +90,7 @@ export class HeapMemory {
 
   /** Closes the userfaultfd, then unmaps both mappings (detaching every view they handed out). */
   close(): void {
+    this.threadsStarted();
     if (this.sh.d.statmFd >= 0) fs.closeSync(this.sh.d.statmFd);
     this.uffd?.close();
     this.heap.close();

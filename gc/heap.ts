@@ -100,7 +100,11 @@ export class Heap extends MutatorHeap {
     }
     heap.#in.register();
     try {
-      await heap.#collector.start();
+      try {
+        await heap.#collector.start();
+      } finally {
+        mem.threadsStarted(); // they have reserved their ranges (or failed to)
+      }
       warmUpAccessors(heap, heap.#in, heap.#sh);
       if (heap.marking === Marking.CONCURRENT) warmUpFlip(largeObjectWords(opts));
     } catch (e) {

@@ -282,6 +282,19 @@ describe('process lifetime', () => {
     expect(stw.out).toBe('ok stw');
   });
 
+  it('two creates at once under an address-space limit with room for one: the second gets ENOMEM, not a V8 abort', () => {
+    if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
+    // Found by a resource-limit audit: each create's check ran before the other's Workers had
+    // reserved their ranges, so both went ahead (V8: "Fatal process OOM in Failed to reserve
+    // virtual memory for CodeRange", 4 runs of 4). Now a create promises its threads' room
+    // until they have started (address-space.ts).
+    const js = `import(${JSON.stringify(path.join(here, '../dist/gc/index.js'))}).then(async ({ Heap }) => { const mk = () => Heap.create({ capacity: 64 << 20, mode: 'move' }).then((h) => h, (e) => String(e.code)); const rs = await Promise.all([mk(), mk()]); console.log(JSON.stringify(rs.map((r) => (typeof r === 'string' ? r : 'ok')))); for (const r of rs) if (typeof r !== 'string') await r.close(); })`;
+    const res = spawnSync('/bin/sh', ['-c', `ulimit -v ${4600 * 1024} && exec "$0" -e "$1"`, process.execPath, js], { encoding: 'utf8', timeout: 60_000 });
+    expect(res.signal, res.stderr).toBeNull();
+    expect(res.status, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout.trim().split('\n').pop()!).sort()).toEqual(['ENOMEM', 'ok']);
+  });
+
   it('a create that fails part way (EMFILE for the userfaultfd) says so and releases the mappings it made', () => {
     if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
     const res = spawnSync(process.execPath, [path.join(here, 'fixtures/emfile-create.mjs'), 'move'], { encoding: 'utf8', timeout: 30_000 });
