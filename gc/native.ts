@@ -82,7 +82,7 @@ export interface NativeBinding {
     stashedEvents(fd: number): number;
     close(fd: number): void;
     /** What the descriptor is (its /proc/self/fd link; "" if not open). */
-    describe(fd: number): { link: string };
+    describe(fd: number): { link: string; open: boolean; userfaultfd: boolean };
     constants: {
       FEATURE_MOVE: number; REGISTER_MODE_MISSING: number; REGISTER_MODE_WP: number; REGISTER_MODE_MINOR: number;
       WRITEPROTECT_MODE_WP: number; WRITEPROTECT_MODE_DONTWAKE: number; CONTINUE_MODE_DONTWAKE: number; POISON_MODE_DONTWAKE: number;

@@ -172,7 +172,7 @@ export class Userfaultfd {
     checkInt('fd', fd, 0, 0x7fffffff);
     checkInt('features', features);
     const d = native.uffd.describe(fd);
-    if (!d.link.includes('userfaultfd')) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `fd ${fd} is not a userfaultfd (${d.link || 'not open'})`);
+    if (!d.userfaultfd) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `fd ${fd} is not a userfaultfd (${d.link || (d.open ? 'no procfs to name it' : 'not open')})`);
     return new Userfaultfd(MAKE, fd, features, false);
   }
 

@@ -30,8 +30,12 @@ void ReleaseRing(int fd);
 // Unregisters an io_uring's buffer (releasing its pin) and closes it (pin.cc): 0, or the
 // unregistration's errno (the ring is closed either way).
 int CloseRing(int ring);
-// What a descriptor is: its /proc/self/fd link (e.g. "anon_inode:[userfaultfd]"), "" if not open (owned.cc).
+// What a descriptor is: its /proc/self/fd link (e.g. "anon_inode:[userfaultfd]"), "" if not open
+// or if there is no procfs (owned.cc).
 std::string FdLink(int fd);
+// Whether fd is open and a `kind` ("userfaultfd" or "io_uring"): by its link where procfs
+// answers, else by a call only that kind accepts and that changes nothing (owned.cc).
+bool FdIsA(int fd, const char* kind);
 
 // Opens a userfaultfd: 0 syscall, 1 syscall + UFFD_USER_MODE_ONLY, 2 /dev/userfaultfd. fd or -errno.
 int OpenUffd(int how);

@@ -12,8 +12,11 @@
 // what it releases. A descriptor closed behind the addon's back and reused for something
 // else is left alone: its kind is checked in /proc/self/fd before it is closed.
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <map>
@@ -24,6 +27,7 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "uffd_compat.h"
 
 namespace movegc {
 namespace {
@@ -38,7 +42,7 @@ std::mutex* g_mu = new std::mutex;                                  // never des
 auto* g_owned = new std::map<std::pair<Owned, uint64_t>, Entry>;  // idem
 
 // The descriptor still refers to what was opened (anon_inode:[userfaultfd], [io_uring]).
-bool StillA(int fd, const char* what) { return FdLink(fd).find(what) != std::string::npos; }
+bool StillA(int fd, const char* what) { return FdIsA(fd, what); }
 
 void Release(Owned kind, uint64_t key, uint64_t len) {
   int fd = static_cast<int>(key);
@@ -97,6 +101,22 @@ std::string FdLink(int fd) {
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
   ssize_t n = readlink(path, buf, sizeof buf - 1);
   return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
+
+bool FdIsA(int fd, const char* kind) {
+  const std::string link = FdLink(fd);
+  if (!link.empty()) return link.find(kind) != std::string::npos;
+  if (fcntl(fd, F_GETFD) < 0) return false;  // not open
+  if (access("/proc/self/fd", F_OK) == 0) return false;  // procfs answered: closed since, or no link
+  // No procfs (a mount namespace without it): ask the descriptor. An empty range is refused by
+  // a userfaultfd's UFFDIO_WAKE (EINVAL) and is an unknown request to anything else (ENOTTY);
+  // io_uring_enter with nothing to submit or wait for succeeds on a ring only.
+  if (strcmp(kind, "userfaultfd") == 0) {
+    struct uffdio_range r = {0, 0};
+    return ioctl(fd, UFFDIO_WAKE, &r) < 0 && errno == EINVAL;
+  }
+  if (strcmp(kind, "io_uring") == 0) return syscall(__NR_io_uring_enter, fd, 0, 0, 0, nullptr, 0) == 0;
+  return false;
 }
 
 void Own(napi_env env, Owned kind, uint64_t key, uint64_t len) {

@@ -158,11 +158,15 @@ Napi::Value Poison(const Napi::CallbackInfo& info) {
   ThrowErrno(info.Env(), "UFFDIO_POISON", err, nullptr, p.updated > 0 ? p.updated : 0);
 }
 
-// describe(fd) -> { link }: what the descriptor is (/proc/self/fd's link, e.g.
-// "anon_inode:[userfaultfd]"; "" if not open). Userfaultfd.adopt checks it.
+// describe(fd) -> { link, open, userfaultfd }: what the descriptor is (/proc/self/fd's link,
+// e.g. "anon_inode:[userfaultfd]", "" if not open or without procfs), whether it is open, and
+// whether it is a userfaultfd (FdIsA: asked of the descriptor without procfs). Userfaultfd.adopt checks it.
 Napi::Value Describe(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("link", Napi::String::New(info.Env(), FdLink(ArgFd(info, 0))));
+  const int fd = ArgFd(info, 0);
+  o.Set("link", Napi::String::New(info.Env(), FdLink(fd)));
+  o.Set("open", Napi::Boolean::New(info.Env(), fcntl(fd, F_GETFD) >= 0));
+  o.Set("userfaultfd", Napi::Boolean::New(info.Env(), FdIsA(fd, "userfaultfd")));
   return o;
 }
 
