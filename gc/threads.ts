@@ -338,9 +338,12 @@ export function threadStartError(role: RoleName, e: unknown): MoveGcError {
   const errno = [msg, code].find((c): c is string => typeof c === 'string' && /^E[A-Z0-9]+$/.test(c) && typeof os.constants.errno[c as keyof typeof os.constants.errno] === 'number');
   if (!errno) return fromNative(e, `starting the collector's ${role} thread`);
   const hint = errno === 'EAGAIN' ? ' [the process or user is at its thread limit: RLIMIT_NPROC, a pids cgroup, or no memory for a stack]' : '';
+  // The thread's creation says EAGAIN; anything else came from the thread once it ran (EMFILE
+  // opening a module of its own): named by its own syscall, if it gave one.
+  const own = (e as { syscall?: unknown })?.syscall;
   return new MoveGcError(errno, `starting the collector's ${role} thread: ${msg}${hint}`, {
     errno: os.constants.errno[errno as keyof typeof os.constants.errno],
-    syscall: 'pthread_create',
+    syscall: errno === 'EAGAIN' ? 'pthread_create' : typeof own === 'string' ? own : undefined,
     cause: e,
   });
 }

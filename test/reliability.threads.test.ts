@@ -17,6 +17,7 @@ import { buildList } from './fixtures/graph.mjs';
 import { captureLogger, itMode } from './helpers/heap.js';
 import { vmasIn } from './helpers/procfs.js';
 import { rejected } from './helpers/thrown.js';
+import { threadStartError } from '../dist/gc/threads.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const NOBODY = 65534;
@@ -101,6 +102,17 @@ describe('the thread limit (RLIMIT_NPROC)', () => {
  * wait for the debugger: it returns while the thread is held, and keeps the heap's mappings
  * (which the thread may touch when it runs again) until the thread has exited.
  */
+describe('a thread that fails to start: its error names what failed', () => {
+  it('EAGAIN is the thread creation (pthread_create); any other errno is the thread\'s own call (EMFILE opening a module), not pthread_create', () => {
+    const emfile = threadStartError('compactor', Object.assign(new Error("EMFILE: too many open files, open '/x/gc/compact.js'"), { code: 'EMFILE', errno: -24, syscall: 'open' }));
+    expect(emfile).toMatchObject({ code: 'EMFILE', errno: 24, syscall: 'open' });
+    expect(emfile.message).toMatch(/^starting the collector's compactor thread: EMFILE/);
+    const eagain = threadStartError('marker', Object.assign(new Error('EAGAIN'), { code: 'EAGAIN' }));
+    expect(eagain).toMatchObject({ code: 'EAGAIN', errno: 11, syscall: 'pthread_create' });
+    expect(threadStartError('fault', Object.assign(new Error('ENOMEM'), { code: 'ENOMEM' })).syscall).toBeUndefined();
+  });
+});
+
 describe('close() with a collector thread held by a debugger', () => {
   const why = freezeUnavailable();
   if (why) console.warn(`[movegc] skipping the held-thread test: ${why}`);
