@@ -158,7 +158,8 @@ export function remapRange(from: number, length: number, to: number, moved: Arra
  * roots and the pinned spans were rewritten (steps 1-2 read the heap where it still is). The
  * undo: unregister, move each remapped range back (mremap again, the other way), restore the
  * words written in pinned spans and the roots. A free-tail filler written into remapped
- * to-space goes with the range it lies in.
+ * to-space goes with the range it lies in. The moves back need free mappings too, so a pause
+ * that might run out of them is refused before it starts (map-count.ts).
  */
 class PauseUndo {
   readonly roots: Uint32Array;
