@@ -13,7 +13,7 @@
  *    child (a hang must not take the runner down), no registration left behind;
  *  - the real thing: a child process uses up its mappings, then collects (ENOMEM).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
@@ -34,6 +34,19 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 // C++ allocation in V8 or Node aborts the process): one arena, grown by brk with a 256 MiB pad,
 // no mmap for large blocks, never trimmed.
 const MALLOC_WITHOUT_MAPPINGS = ['arena_max=1', 'top_pad=268435456', 'mmap_threshold=1073741824', 'trim_threshold=1073741824'].map((t) => `glibc.malloc.${t}`).join(':');
+
+/** A child process, awaited without blocking the event loop; killed after `timeoutMs`. */
+function spawnAsync(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    c.on('error', reject);
+    c.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
 
 /** A random graph with garbage and pins spread over it: several segments, rewritten pinned spans. */
 function populate(heap: Heap, seed: number): { roots: ReturnType<typeof buildGraph>; pins: Pin[] } {
@@ -257,17 +270,19 @@ describe('a compaction pause whose kernel call fails', () => {
     expect(e?.message).toMatch(/vm\.max_map_count.*3 segment/);
   });
 
-  itKernel('for real: a process out of mappings (vm.max_map_count) gets ENOMEM from collect(), its heap intact; freed, it collects', () => {
-    // The last case: 50 pins (51 segments), a few mappings free. register-first's first remaps
-    // fit and a later one did not; the undo's moves back were refused too and the heap was lost
-    // (ERR_HEAP_CORRUPT). Now the pause counts first (map-count.ts) and changes nothing.
-    for (const args of [['move'], ['copy'], ['move', 'register-first', '14', '50'], ['copy', 'remap-first', '30', '50']]) {
-      const r = spawnSync(process.execPath, ['--expose-gc', path.join(here, 'fixtures/map-count.mjs'), ...args], { encoding: 'utf8', timeout: 90_000, env: { ...process.env, GLIBC_TUNABLES: MALLOC_WITHOUT_MAPPINGS } });
+  // The last two: 50 pins (51 segments), a few mappings free. register-first's first remaps
+  // fit and a later one did not; the undo's moves back were refused too and the heap was lost
+  // (ERR_HEAP_CORRUPT). Now the pause counts first (map-count.ts) and changes nothing. One
+  // test per child, run without blocking: vitest's fork pool times its messages out when a
+  // test blocks the event loop for a minute (several spawnSync children under load did).
+  for (const args of [['move'], ['copy'], ['move', 'register-first', '14', '50'], ['copy', 'remap-first', '30', '50']]) {
+    itKernel(`for real: a process out of mappings (vm.max_map_count) gets ENOMEM from collect(), its heap intact; freed, it collects (${args.join(' ')})`, async () => {
+      const r = await spawnAsync(process.execPath, ['--expose-gc', path.join(here, 'fixtures/map-count.mjs'), ...args], { ...process.env, GLIBC_TUNABLES: MALLOC_WITHOUT_MAPPINGS }, 90_000);
       expect(r.status, `${r.stdout}\n${r.stderr}`.slice(-1500)).toBe(0);
       const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
       expect(out.error?.code, JSON.stringify(out)).toBe('ENOMEM');
       expect(out.error?.message).toMatch(/compaction pause/);
       expect(out).toMatchObject({ activeAfter: false, verifyAfter: true, listAfter: 20000, gcAfterFree: true, listAfterGc: 20000, verifyAfterGc: true });
-    }
-  }, ['uffd', 'move'], 200_000);
+    }, ['uffd', 'move'], 120_000);
+  }
 });
