@@ -77,7 +77,7 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
     }
     const s0 = Atomics.load(sh.pageState, q);
     if (phaseOf(s0) === PagePhase.MAPPED) {
-      uffd.wake(heap + q * PAGE_SIZE, PAGE_SIZE); // installed meanwhile: make sure it's awake
+      present(q); // installed meanwhile, or installed and dropped since
     } else if (!b.resolve(q, Owner.FAULT, scratch, stallMs, undefined, hold)) {
       return false;
     }
@@ -85,6 +85,21 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
     for (const t0 of t0s) sh.record(Hist.FAULT_US, (t - t0) * 1000);
     Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, t0s.length); // after the samples: the cycle may end now
     return true;
+  };
+
+  /**
+   * A fault on a page already installed: it went in after the fault was raised, so a wake is
+   * all it needs; or the program dropped it since (MADV_DONTNEED on a heap page), and a wake
+   * alone would fault again at once, for ever (an audit saw the mutator hang). The zero page
+   * goes in, as the kernel puts one there outside a cycle; EEXIST says the page is there.
+   */
+  const present = (q: number): void => {
+    const a = heap + q * PAGE_SIZE;
+    try {
+      uffd.zeropage(a, PAGE_SIZE); // wakes the faulting threads
+    } catch {
+      uffd.wake(a, PAGE_SIZE); // EEXIST: there; anything else: the wake at least
+    }
   };
 
   let delayed = -1; // the cycle whose injected takeover delay was slept
