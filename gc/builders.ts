@@ -111,9 +111,27 @@ export function readRss(sh: Shared): number {
   }
 }
 
+/**
+ * Gives from-space pages [address, address + length) back (MADV_DONTNEED). A program that
+ * mlock()ed part of its heap had the lock carried to from-space by the pause's mremap (the
+ * kernel moves VM_LOCKED with the pages; the heap's range loses it, as any range mremap
+ * empties does), and DONTNEED refuses locked memory (EINVAL): that killed the compactor and
+ * failed the cycle (a kernel-edge audit). Those pages are the heap's own now: unlocked, then
+ * given back.
+ */
+export function releaseFrom(address: number, length: number): void {
+  try {
+    native.madvise(address, length, native.advice.DONTNEED);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'EINVAL') throw e;
+    native.munlock(address, length);
+    native.madvise(address, length, native.advice.DONTNEED);
+  }
+}
+
 /** Gives back all of from-space and its scratch pages: every page of the cycle is installed, nobody reads them. */
 export function releaseFromSpace(sh: Shared): void {
-  native.madvise(sh.d.fromAddress, sh.d.capacity + sh.d.fromExtraPages * PAGE_SIZE, native.advice.DONTNEED);
+  releaseFrom(sh.d.fromAddress, sh.d.capacity + sh.d.fromExtraPages * PAGE_SIZE);
 }
 
 export function sampleRss(sh: Shared): void {

@@ -32,7 +32,7 @@
  * next pages (the low ones, where the old data lands) ready first.
  */
 import fs from 'node:fs';
-import { Builders, MAX_BATCH, PMD_SCRATCH, SELF_SPAN_SLOTS, Scratch, releaseFromSpace, sampleRss } from './builders.js';
+import { Builders, MAX_BATCH, PMD_SCRATCH, SELF_SPAN_SLOTS, Scratch, releaseFrom, releaseFromSpace, sampleRss } from './builders.js';
 import { claim, markProcessed, phaseOf } from './claim.js';
 import { Install } from './install.js';
 import { PAGE_WORDS, PMD_PAGES } from './layout.js';
@@ -145,7 +145,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   };
   const release = (fromPage: number, toPage: number): void => {
     const t = now();
-    native.madvise(sh.d.fromAddress + fromPage * PAGE_SIZE, (toPage - fromPage) * PAGE_SIZE, native.advice.DONTNEED);
+    releaseFrom(sh.d.fromAddress + fromPage * PAGE_SIZE, (toPage - fromPage) * PAGE_SIZE);
     sh.count(Ctl.RELEASED_PAGES, toPage - fromPage);
     releaseMs += now() - t;
   };

@@ -60,6 +60,9 @@ export interface NativeBinding {
   view(address: number, length: number): ArrayBuffer;
   detach(buffer: ArrayBuffer): void;
   madvise(address: number, length: number, advice: number): void;
+  munlock(address: number, length: number): void;
+  /** Tests only: a program's lock on its heap. */
+  mlock(address: number, length: number): void;
   mremapDontUnmap(oldAddress: number, length: number, newAddress: number): number;
   munmap(address: number, length: number): void;
   /** mincore: bit 0 of out[i] says page i of the range is present; returns how many are. */

@@ -101,6 +101,25 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// munlock(addr, len): from-space pages a program's mlock() of the heap came with (the pause's
+// mremap carries VM_LOCKED along), unlocked so that they can be given back (MADV_DONTNEED
+// refuses locked memory).
+Napi::Value Munlock(const Napi::CallbackInfo& info) {
+  uint64_t addr = ArgAddr(info, 0, "address");
+  uint64_t len = ArgAddr(info, 1, "length");
+  if (munlock(reinterpret_cast<void*>(addr), len)) ThrowErrno(info.Env(), "munlock", errno);
+  return info.Env().Undefined();
+}
+
+// mlock(addr, len): what a program may do to its heap (the tests' way to do it: the heap
+// itself never locks memory).
+Napi::Value Mlock(const Napi::CallbackInfo& info) {
+  uint64_t addr = ArgAddr(info, 0, "address");
+  uint64_t len = ArgAddr(info, 1, "length");
+  if (mlock(reinterpret_cast<void*>(addr), len)) ThrowErrno(info.Env(), "mlock", errno);
+  return info.Env().Undefined();
+}
+
 // residency(addr, len, out: Uint8Array): mincore's vector into `out` (bit 0 of a byte per
 // page: present in memory), and how many are: RSS figures of one mapping rather than the
 // whole process, and the compactor's holes (it calls this per run, so `out` is the caller's).
@@ -129,6 +148,8 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("madvise", Fn<Madvise>(env, "madvise"));
   exports.Set("mremapDontUnmap", Fn<MremapDontUnmap>(env, "mremapDontUnmap"));
   exports.Set("munmap", Fn<Munmap>(env, "munmap"));
+  exports.Set("munlock", Fn<Munlock>(env, "munlock"));
+  exports.Set("mlock", Fn<Mlock>(env, "mlock"));
   exports.Set("residency", Fn<Residency>(env, "residency"));
   Napi::Object adv = Napi::Object::New(env);
   adv.Set("DONTNEED", MADV_DONTNEED);
