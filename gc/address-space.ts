@@ -1,14 +1,16 @@
 /**
- * The address-space limit (RLIMIT_AS, `ulimit -v`), checked before a heap maps anything.
+ * The address-space and data limits (RLIMIT_AS, `ulimit -v`; RLIMIT_DATA, `ulimit -d`),
+ * checked before a heap maps anything.
  *
- * A heap maps twice its capacity (the heap and from-space), and each collector thread is a
- * Worker whose isolate reserves a large range up front (V8's code range, its heap, a stack).
- * When that reservation fails V8 does not throw: it aborts the whole process ("Fatal process
- * OOM in Failed to reserve virtual memory for CodeRange"). The mappings come first (the
- * threads need the shared memory), so a heap that fits under the limit but leaves too little
- * room for its threads would take the process down. It is refused here instead, with ENOMEM.
- * With no limit (the usual case: containers limit memory, not address space) this costs one
- * read of /proc/self/limits.
+ * A heap maps twice its capacity (the heap and from-space), private and writable, so both
+ * limits count it, and each collector thread is a Worker whose isolate reserves a large range
+ * up front (V8's code range, its heap, a stack) and commits its first heap pages. When either
+ * fails V8 does not throw: it aborts the whole process ("Fatal process OOM in Failed to
+ * reserve virtual memory for CodeRange" under RLIMIT_AS, "Committing semi space failed" under
+ * RLIMIT_DATA, both seen by audits). The mappings come first (the threads need the shared
+ * memory), so a heap that fits under a limit but leaves too little room for its threads would
+ * take the process down. It is refused here instead, with ENOMEM. With no limit (the usual
+ * case: containers limit memory, not address space) this costs one read of /proc/self/limits.
  */
 import fs from 'node:fs';
 import { MoveGcError } from './errors.js';
@@ -20,56 +22,83 @@ import { MoveGcError } from './errors.js';
  * effort: a limit within a few hundred MiB of the need may still abort.
  */
 export const WORKER_ADDRESS_SPACE = 640 * 2 ** 20;
+/**
+ * Data (VmData) one collector Worker adds, and the heap's shared tables (bitmaps, forwarding
+ * tables, page states) per byte of capacity. Measured (Node 20 x64): VmData grew by 2 x
+ * capacity plus 65 MiB for a 64 MiB move heap (three Workers), plus 137 MiB at 1 GiB, and plus
+ * 7 MiB for a 64 MiB stw heap (no Worker).
+ */
+export const WORKER_DATA = 24 * 2 ** 20;
+export const TABLES_PER_BYTE = 1 / 16;
 
-/** The soft RLIMIT_AS in bytes, or Infinity. */
-export function addressSpaceLimit(limits = '/proc/self/limits'): number {
+/** The soft limits, in bytes (Infinity: none, or no procfs to ask). */
+export interface Limits {
+  addressSpace: number;
+  data: number;
+}
+
+export function readLimits(limits = '/proc/self/limits'): Limits {
   try {
-    const line = fs.readFileSync(limits, 'utf8').split('\n').find((l) => l.startsWith('Max address space'));
-    const soft = line?.slice('Max address space'.length).trim().split(/\s+/)[0];
-    return soft === undefined || soft === 'unlimited' ? Infinity : Number(soft);
+    const lines = fs.readFileSync(limits, 'utf8').split('\n');
+    const soft = (name: string): number => {
+      const v = lines.find((l) => l.startsWith(name))?.slice(name.length).trim().split(/\s+/)[0];
+      return v === undefined || v === 'unlimited' ? Infinity : Number(v);
+    };
+    return { addressSpace: soft('Max address space'), data: soft('Max data size') };
   } catch {
-    return Infinity; // no procfs: nothing to check against
+    return { addressSpace: Infinity, data: Infinity }; // no procfs: nothing to check against
   }
 }
 
-/** The process's address space in use now (VmSize), in bytes. */
-export function addressSpaceUsed(): number {
-  const m = /VmSize:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
+/** The process's address space (VmSize) and data (VmData) in use now, in bytes. */
+export function inUse(): { addressSpace: number; data: number } {
+  const s = fs.readFileSync('/proc/self/status', 'utf8');
+  const kB = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(s)?.[1] ?? 0) * 1024;
+  return { addressSpace: kB('VmSize'), data: kB('VmData') };
 }
 
 /**
- * Address space promised to collector threads that have not started yet: heaps being created
- * in this thread at once (Promise.all of two creates). VmSize does not show a Worker until
- * it has reserved its range, so each create's check would count the other's threads as free
- * room, and both went ahead (an audit saw V8 abort the process). Creates in other Workers are
- * not counted (module state is per thread).
+ * Room promised to collector threads that have not started yet: heaps being created in this
+ * thread at once (Promise.all of two creates). VmSize does not show a Worker until it has
+ * reserved its range, so each create's check would count the other's threads as free room,
+ * and both went ahead (an audit saw V8 abort the process). Creates in other Workers are not
+ * counted (module state is per thread).
  */
-let promised = 0;
+const promised = { addressSpace: 0, data: 0 };
 
 /**
  * Throws ENOMEM unless `mapBytes` of mappings (`overMap` more while the last is made: it is
- * over-mapped for alignment, then trimmed) and then `workers` collector threads fit under
- * RLIMIT_AS, with the threads other creates have been promised. Returns the call that gives
- * this create's threads' promise back, once they have started or failed to (idempotent).
+ * over-mapped for alignment, then trimmed), the heap's tables for `capacity` and then
+ * `workers` collector threads fit under RLIMIT_AS and RLIMIT_DATA, with the threads other
+ * creates have been promised. Returns the call that gives this create's threads' promise
+ * back, once they have started or failed to (idempotent).
  */
-export function checkAddressSpace(mapBytes: number, overMap: number, workers: number, limit = addressSpaceLimit()): () => void {
-  if (limit === Infinity) return () => {};
-  const used = addressSpaceUsed() + promised;
-  const threads = workers * WORKER_ADDRESS_SPACE;
-  const need = mapBytes + Math.max(overMap, threads);
-  if (used + need > limit) {
-    const MiB = (b: number): string => `${Math.round(b / 2 ** 20)} MiB`;
+export function checkAddressSpace(mapBytes: number, overMap: number, workers: number, capacity = 0, limits = readLimits()): () => void {
+  if (limits.addressSpace === Infinity && limits.data === Infinity) return () => {};
+  const used = inUse();
+  const threads = { addressSpace: workers * WORKER_ADDRESS_SPACE, data: workers * WORKER_DATA };
+  const need = {
+    addressSpace: mapBytes + Math.max(overMap, threads.addressSpace),
+    data: mapBytes + Math.max(overMap, capacity * TABLES_PER_BYTE + threads.data),
+  };
+  const MiB = (b: number): string => `${Math.round(b / 2 ** 20)} MiB`;
+  for (const [k, rlimit, what] of [['addressSpace', 'RLIMIT_AS', 'cannot reserve its range'], ['data', 'RLIMIT_DATA', 'cannot commit its heap']] as const) {
+    const total = used[k] + promised[k];
+    if (total + need[k] <= limits[k]) continue;
     throw new MoveGcError(
       'ENOMEM',
-      `the address-space limit (RLIMIT_AS ${MiB(limit)}, ${MiB(used)} in use${promised > 0 ? `, ${MiB(promised)} of it promised to heaps being created` : ''}) leaves no room for this heap: ${MiB(mapBytes)} of mappings and ${workers} collector threads (about ${MiB(WORKER_ADDRESS_SPACE)} each) need ${MiB(need)}; a Worker that cannot reserve its range aborts the process`,
+      `the ${k === 'data' ? 'data' : 'address-space'} limit (${rlimit} ${MiB(limits[k])}, ${MiB(total)} in use${promised[k] > 0 ? `, ${MiB(promised[k])} of it promised to heaps being created` : ''}) leaves no room for this heap: ${MiB(mapBytes)} of mappings and ${workers} collector threads need ${MiB(need[k])}; a Worker that ${what} aborts the process`,
       { errno: 12 },
     );
   }
-  promised += threads;
+  promised.addressSpace += threads.addressSpace;
+  promised.data += threads.data;
   let kept = true;
   return () => {
-    if (kept) promised -= threads;
+    if (kept) {
+      promised.addressSpace -= threads.addressSpace;
+      promised.data -= threads.data;
+    }
     kept = false;
   };
 }

@@ -46,7 +46,7 @@ export class HeapMemory {
     const spans = extra > HEAP_ALIGN;
     // Room for both mappings (the second over-mapped by its alignment while it is made) and
     // for the collector's threads, or ENOMEM now: see address-space.ts.
-    const threadsStarted = checkAddressSpace(2 * opts.capacity + extra, alignment, collectorRoles(mode, opts.marking).length);
+    const threadsStarted = checkAddressSpace(2 * opts.capacity + extra, alignment, collectorRoles(mode, opts.marking).length, opts.capacity);
     const opened: Array<{ close(): void }> = [{ close: threadsStarted }];
     try {
       // Huge pages (options.hugePages) for the heap only: from-space receives the heap's

@@ -282,6 +282,25 @@ describe('process lifetime', () => {
     expect(stw.out).toBe('ok stw');
   });
 
+  it('a data limit (RLIMIT_DATA) that leaves no room for the collector threads: ENOMEM from create, not a V8 abort', () => {
+    if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
+    // Found by a kernel-edge audit: at 230 and 250 MiB a 64 MiB move heap's Workers could not
+    // commit their V8 heaps ("Committing semi space failed", rc 134 and 133). The heap's two
+    // mappings are private and writable: RLIMIT_DATA counts them, and now the check does too.
+    const run = (mode: string): { status: number | null; signal: string | null; out: string; err: string } => {
+      const js = `import(${JSON.stringify(path.join(here, '../dist/gc/index.js'))}).then(async ({ Heap }) => { try { const h = await Heap.create({ capacity: 64 << 20, mode: '${mode}' }); await h.gc(); console.log('ok', h.mode); await h.close(); } catch (e) { console.log('error', e.code, e.errno, /RLIMIT_DATA/.test(e.message)); } })`;
+      const res = spawnSync('prlimit', [`--data=${240 << 20}`, process.execPath, '-e', js], { encoding: 'utf8', timeout: 60_000 });
+      return { status: res.status, signal: res.signal, out: res.stdout.trim(), err: `${res.error ?? ''} ${res.stderr}` };
+    };
+    const move = run('move');
+    expect(move.signal, move.err).toBeNull();
+    expect(move.status, move.err).toBe(0);
+    expect(move.out).toBe('error ENOMEM 12 true');
+    const stw = run('stw'); // no Worker: its mappings and tables fit
+    expect(stw.status, stw.err).toBe(0);
+    expect(stw.out).toBe('ok stw');
+  });
+
   it('two creates at once under an address-space limit with room for one: the second gets ENOMEM, not a V8 abort', () => {
     if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
     // Found by a resource-limit audit: each create's check ran before the other's Workers had
