@@ -56,6 +56,13 @@ export type Warn = (msg: string, data: Record<string, unknown>) => void;
 /** Builds page q again into this thread's private page and returns that page's index (Builders). */
 export type Rebuild = (q: number) => number;
 
+/**
+ * Page-by-page warnings (a MOVE refused) one thread logs per cycle. KSM-merged or fork-shared
+ * from-space can refuse thousands of pages (an audit counted 7443 warnings in one run), each a
+ * message from a collector thread to the heap's; the statistics count every one.
+ */
+export const WARNINGS_PER_CYCLE = 8;
+
 export class Installer {
   readonly #sh: Shared;
   readonly #uffd: Userfaultfd | null;
@@ -65,6 +72,8 @@ export class Installer {
   readonly #fromPages: number;
   #rebuild: Rebuild | null = null;
   #calls = 0;
+  #warnCycle = -1;
+  #warned = 0;
   /** mincore's answer for a WHOLE run (at most MAX_WHOLE_RUN pages; grown if asked for more). */
   #resident = new Uint8Array(512);
 
@@ -75,6 +84,18 @@ export class Installer {
     this.#from = sh.d.fromAddress;
     this.#warn = warn;
     this.#fromPages = sh.d.capacity / PAGE_SIZE;
+  }
+
+  /** A page's warning, the first WARNINGS_PER_CYCLE of a cycle; then one saying the rest are not logged. */
+  #pageWarning(msg: string, data: Record<string, unknown>): void {
+    const cycle = Atomics.load(this.#sh.ctl, Ctl.CYCLE);
+    if (cycle !== this.#warnCycle) {
+      this.#warnCycle = cycle;
+      this.#warned = 0;
+    }
+    const n = ++this.#warned;
+    if (n <= WARNINGS_PER_CYCLE) this.#warn(msg, data);
+    else if (n === WARNINGS_PER_CYCLE + 1) this.#warn('more pages refused by MOVE this cycle: counted in its statistics (ebusy, errors), not logged', { cycle });
   }
 
   /** How this thread rebuilds a page whose buffer it must not copy from (set by Builders). */
@@ -272,7 +293,7 @@ export class Installer {
           this.#copyPrivate(q + i, buf + i, 'EBUSY');
         } else {
           sh.count(Ctl.ERRORS);
-          this.#warn('MOVE failed, copying the page instead', { page: q + i, code, error: String(e) });
+          this.#pageWarning('MOVE failed, copying the page instead', { page: q + i, code, error: String(e) });
           this.#copyPrivate(q + i, buf + i, code);
         }
         if (first < 0) first = 0;
@@ -333,7 +354,7 @@ export class Installer {
       sh.count(Ctl.PAGES_COPIED);
       if (why === 'EBUSY') {
         sh.count(Ctl.EBUSY_COPIES);
-        this.#warn('page refused by MOVE (pinned or shared): copied instead; I/O into the old page no longer reaches the heap', { page: q });
+        this.#pageWarning('page refused by MOVE (pinned or shared): copied instead; I/O into the old page no longer reaches the heap', { page: q });
       }
     } catch (e) {
       if ((e as MoveGcError).code !== 'EEXIST') throw e;

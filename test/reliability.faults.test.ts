@@ -19,6 +19,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type HeapOptions, type InjectOptions } from '../dist/gc/index.js';
 import { buildGraph, captureLogger, checksum, walk } from './fixtures/graph.mjs';
 import { Ctl } from '../dist/gc/control.js';
+import { WARNINGS_PER_CYCLE } from '../dist/gc/install.js';
 import { itKernel } from './kernel.js';
 
 const NODES = 40_000;
@@ -150,6 +151,11 @@ describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () =
     expect(st.pages.copied).toBeGreaterThan(0);
     allInstalled(st);
     expect(children().length, 'the forked child was reaped at the end of the cycle').toBe(before);
+    // One warning per refused page, up to WARNINGS_PER_CYCLE per thread, then one saying so.
+    expect(await logged(s.messages, 'page refused by MOVE')).toBe(true);
+    const warned = s.messages.filter((m) => m.includes('page refused by MOVE')).length;
+    expect(warned).toBeLessThanOrEqual(Math.min(st.ebusy, 3 * WARNINGS_PER_CYCLE));
+    if (st.ebusy > 3 * WARNINGS_PER_CYCLE) expect(await logged(s.messages, 'not logged')).toBe(true);
     await cleanCycle(s);
   }, undefined, T_OUT);
 

@@ -328,15 +328,44 @@ describe("a program's mlock() of part of its heap", () => {
   for (const mode of ['move', 'copy'] as const) {
     itKernel(`${mode}: collections complete, values intact, every cycle recorded`, async () => {
       const { native } = await import('../dist/gc/native.js');
-      const h = await Heap.create({ capacity: 32 << 20, mode });
+      const { WARNINGS_PER_CYCLE } = await import('../dist/gc/install.js');
+      const { logger, messages } = await captureLogger();
+      const h = await Heap.create({ capacity: 32 << 20, mode, logger });
       heaps.push(h);
       native.mlock(h.address, 4 << 20);
       const { root } = buildList(h);
+      // More live data in the locked range: enough pages for the compactor's long MOVE runs.
+      const T = h.defineType({ name: 'T', refs: 1, bytes: 8 });
+      const more = h.root(null);
+      for (let i = 0; i < 20_000; i++) {
+        h.alloc(T);
+        const x = h.alloc(T);
+        h.setU32(x, 0, i);
+        h.setRef(x, 0, more.get());
+        more.set(x);
+      }
+      const moreOk = (): void => {
+        let i = 20_000;
+        for (let x = more.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(--i);
+        expect(i).toBe(0);
+      };
       for (let c = 1; c <= 2; c++) {
         await h.gc();
         expect(h.history).toHaveLength(c);
         expectList(h, root);
+        moreOk();
         expectOk(h);
+      }
+      await new Promise((r) => setTimeout(r, 200)); // the collector threads' warnings come through the event loop
+      if (mode === 'move') {
+        // The first cycle's MOVEs of locked pages were refused, each logged up to
+        // WARNINGS_PER_CYCLE per thread (install.ts), then once that the rest are not.
+        const refused = h.history[0].errors;
+        const warned = messages.filter((m: string) => m.startsWith('MOVE failed')).length;
+        expect(refused).toBeGreaterThan(3 * WARNINGS_PER_CYCLE);
+        expect(warned).toBeGreaterThan(0);
+        expect(warned).toBeLessThanOrEqual(3 * WARNINGS_PER_CYCLE);
+        expect(messages.some((m: string) => m.includes('not logged'))).toBe(true);
       }
     }, mode === 'move' ? ['uffd', 'move'] : ['uffd']);
   }
