@@ -332,7 +332,13 @@ describe("a program's mlock() of part of its heap", () => {
       const { logger, messages } = await captureLogger();
       const h = await Heap.create({ capacity: 32 << 20, mode, logger });
       heaps.push(h);
-      native.mlock(h.address, 4 << 20);
+      try {
+        native.mlock(h.address, 4 << 20);
+      } catch (e) {
+        // Root may lock any amount; anyone else only up to RLIMIT_MEMLOCK.
+        if (process.getuid?.() === 0) throw e;
+        return void console.warn(`[movegc] skipping: mlock of 4 MiB refused (${(e as { code?: string }).code}): not root, RLIMIT_MEMLOCK`);
+      }
       const { root } = buildList(h);
       // More live data in the locked range: enough pages for the compactor's long MOVE runs.
       const T = h.defineType({ name: 'T', refs: 1, bytes: 8 });
