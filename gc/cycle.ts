@@ -27,7 +27,6 @@
  * or safepoint() (runs whichever pause is due, never waits for a collector thread). JavaScript
  * cannot update a Ref held in a local, so the collector never stops the mutator on its own.
  */
-import { HEADROOM_UNKNOWN, mapHeadroom } from './map-count.js';
 import { nextSet } from './bits.js';
 import { drainLog } from './barrier.js';
 import { readRss } from './builders.js';
@@ -36,6 +35,7 @@ import { endCycle, reportCycle } from './cycle-end.js';
 import { CyclePhase, type ActiveCycle, type CycleContext, type CyclePhaseName } from './cycle-state.js';
 import { Clk, Ctl, MarkJob, Phase, armCompaction, resetMarking } from './control.js';
 import { ErrorCode, MoveGcError } from './errors.js';
+import { HEADROOM_UNKNOWN, mapHeadroom } from './map-count.js';
 import { Tracer, blacken, clearMarks, mark } from './mark.js';
 import { MarkerLink } from './marker-link.js';
 import { Mode } from './modes.js';

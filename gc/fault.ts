@@ -69,6 +69,21 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
   // Injected (faultHoldBuiltMs, faultHoldInstallMs): a page held before or inside its install.
   const hold = injectedHold(b, { built: Ctl.INJECT_FAULT_HOLD_BUILT_MS, installing: Ctl.INJECT_FAULT_HOLD_INSTALL_MS }, (ms) => hooks.onDelay(ms));
 
+  /**
+   * A fault on a page already installed: it went in after the fault was raised, so a wake is
+   * all it needs; or the program dropped it since (MADV_DONTNEED on a heap page), and a wake
+   * alone would fault again at once, for ever (an audit saw the mutator hang). The zero page
+   * goes in, as the kernel puts one there outside a cycle; EEXIST says the page is there.
+   */
+  const present = (q: number): void => {
+    const a = heap + q * PAGE_SIZE;
+    try {
+      uffd.zeropage(a, PAGE_SIZE); // wakes the faulting threads
+    } catch {
+      uffd.wake(a, PAGE_SIZE); // EEXIST: there; anything else: the wake at least
+    }
+  };
+
   /** Serves the faults read at times t0s on page q; false if another live builder has the page. */
   const serve = (q: number, t0s: number[]): boolean => {
     if (q < 0 || q >= capacityPages) {
@@ -85,21 +100,6 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
     for (const t0 of t0s) sh.record(Hist.FAULT_US, (t - t0) * 1000);
     Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, t0s.length); // after the samples: the cycle may end now
     return true;
-  };
-
-  /**
-   * A fault on a page already installed: it went in after the fault was raised, so a wake is
-   * all it needs; or the program dropped it since (MADV_DONTNEED on a heap page), and a wake
-   * alone would fault again at once, for ever (an audit saw the mutator hang). The zero page
-   * goes in, as the kernel puts one there outside a cycle; EEXIST says the page is there.
-   */
-  const present = (q: number): void => {
-    const a = heap + q * PAGE_SIZE;
-    try {
-      uffd.zeropage(a, PAGE_SIZE); // wakes the faulting threads
-    } catch {
-      uffd.wake(a, PAGE_SIZE); // EEXIST: there; anything else: the wake at least
-    }
   };
 
   let delayed = -1; // the cycle whose injected takeover delay was slept

@@ -34,17 +34,12 @@ export function mapHeadroom(maps = '/proc/self/maps', limit = '/proc/sys/vm/max_
   }
 }
 
-/** Mappings a pause over `segments` segments may need. */
-export function pauseMappings(segments: number): number {
-  return segments * SPLITS_PER_SEGMENT + MAP_RESERVE;
-}
-
 /**
  * Throws ENOMEM unless a pause over `segments` segments fits under vm.max_map_count.
  * `counted`: the headroom when the plan was made; counted again now if that falls short.
  */
 export function checkPauseMappings(segments: number, counted: number, recount: () => number = mapHeadroom): void {
-  const need = pauseMappings(segments);
+  const need = segments * SPLITS_PER_SEGMENT + MAP_RESERVE;
   if (counted === HEADROOM_UNKNOWN || counted >= need) return;
   const left = recount();
   if (left === HEADROOM_UNKNOWN || left >= need) return;

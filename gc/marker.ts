@@ -14,12 +14,12 @@
  * It reads the heap through its own view: below the black boundary the mutator only writes
  * reference slots (the barrier covers those) and raw bytes; it never writes headers there.
  */
-import { mapHeadroom } from './map-count.js';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { drainLog } from './barrier.js';
 import { Clk, Ctl, MarkJob } from './control.js';
 import { MoveGcError } from './errors.js';
 import { fillBeating } from './bits.js';
+import { mapHeadroom } from './map-count.js';
 import { Tracer, clearMarks } from './mark.js';
 import { forwardObjectStarts, plan, type Plan } from './plan.js';
 import { now, type Shared } from './shared.js';

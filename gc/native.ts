@@ -84,7 +84,7 @@ export interface NativeBinding {
     readEvents(fd: number, timeoutMs: number, max: number): RawEvent[];
     stashedEvents(fd: number): number;
     close(fd: number): void;
-    /** What the descriptor is (its /proc/self/fd link; "" if not open). */
+    /** What the descriptor is: its /proc/self/fd link ("" if not open or without procfs), whether it is open, whether it is a userfaultfd. */
     describe(fd: number): { link: string; open: boolean; userfaultfd: boolean };
     constants: {
       FEATURE_MOVE: number; REGISTER_MODE_MISSING: number; REGISTER_MODE_WP: number; REGISTER_MODE_MINOR: number;

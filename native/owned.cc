@@ -10,7 +10,7 @@
 // later hook (a watchdog's, which joins the thread polling the userfaultfd) and after Node
 // has stopped the environment's own Workers (the collector's threads), so nothing is using
 // what it releases. A descriptor closed behind the addon's back and reused for something
-// else is left alone: its kind is checked in /proc/self/fd before it is closed.
+// else is left alone: its kind is checked (FdIsA) before it is closed.
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -41,9 +41,6 @@ struct Entry {
 std::mutex* g_mu = new std::mutex;                                  // never destroyed: hooks may run at exit
 auto* g_owned = new std::map<std::pair<Owned, uint64_t>, Entry>;  // idem
 
-// The descriptor still refers to what was opened (anon_inode:[userfaultfd], [io_uring]).
-bool StillA(int fd, const char* what) { return FdIsA(fd, what); }
-
 void Release(Owned kind, uint64_t key, uint64_t len) {
   int fd = static_cast<int>(key);
   switch (kind) {
@@ -52,13 +49,13 @@ void Release(Owned kind, uint64_t key, uint64_t len) {
       break;
     case Owned::UFFD:
       DropStashedEvents(fd);
-      if (StillA(fd, "userfaultfd")) close(fd);
+      if (FdIsA(fd, "userfaultfd")) close(fd);
       break;
     case Owned::RING:
-      if (StillA(fd, "io_uring")) ReleaseRing(fd);
+      if (FdIsA(fd, "io_uring")) ReleaseRing(fd);
       break;
     case Owned::PIN:
-      if (StillA(fd, "io_uring")) CloseRing(fd);
+      if (FdIsA(fd, "io_uring")) CloseRing(fd);
       break;
     case Owned::CHILD:  // key: the pid; len: its pipe
       ReleaseChild(static_cast<int>(key), static_cast<int>(len));

@@ -13,7 +13,7 @@
  *    child (a hang must not take the runner down), no registration left behind;
  *  - the real thing: a child process uses up its mappings, then collects (ENOMEM).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
@@ -25,6 +25,7 @@ import { closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { Rng } from './helpers/prng.js';
 import { itKernel } from './kernel.js';
 import { rejected } from './helpers/thrown.js';
+import { spawnAsync } from './helpers/child.js';
 import { HEADROOM_UNKNOWN, MAP_RESERVE, SPLITS_PER_SEGMENT, checkPauseMappings, mapHeadroom } from '../dist/gc/map-count.js';
 
 closeHeapsAfterEach();
@@ -34,19 +35,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 // C++ allocation in V8 or Node aborts the process): one arena, grown by brk with a 256 MiB pad,
 // no mmap for large blocks, never trimmed.
 const MALLOC_WITHOUT_MAPPINGS = ['arena_max=1', 'top_pad=268435456', 'mmap_threshold=1073741824', 'trim_threshold=1073741824'].map((t) => `glibc.malloc.${t}`).join(':');
-
-/** A child process, awaited without blocking the event loop; killed after `timeoutMs`. */
-function spawnAsync(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    c.on('error', reject);
-    c.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 /** A random graph with garbage and pins spread over it: several segments, rewritten pinned spans. */
 function populate(heap: Heap, seed: number): { roots: ReturnType<typeof buildGraph>; pins: Pin[] } {
@@ -277,7 +265,7 @@ describe('a compaction pause whose kernel call fails', () => {
   // test blocks the event loop for a minute (several spawnSync children under load did).
   for (const args of [['move'], ['copy'], ['move', 'register-first', '14', '50'], ['copy', 'remap-first', '30', '50']]) {
     itKernel(`for real: a process out of mappings (vm.max_map_count) gets ENOMEM from collect(), its heap intact; freed, it collects (${args.join(' ')})`, async () => {
-      const r = await spawnAsync(process.execPath, ['--expose-gc', path.join(here, 'fixtures/map-count.mjs'), ...args], { ...process.env, GLIBC_TUNABLES: MALLOC_WITHOUT_MAPPINGS }, 90_000);
+      const r = await spawnAsync(process.execPath, ['--expose-gc', path.join(here, 'fixtures/map-count.mjs'), ...args], 90_000, { ...process.env, GLIBC_TUNABLES: MALLOC_WITHOUT_MAPPINGS });
       expect(r.status, `${r.stdout}\n${r.stderr}`.slice(-1500)).toBe(0);
       const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
       expect(out.error?.code, JSON.stringify(out)).toBe('ENOMEM');

@@ -9,13 +9,11 @@
  *    written, so the heap no longer parsed (gc/pause.ts);
  *  - a page the program dropped (MADV_DONTNEED) mid-cycle hung the mutator (gc/fault.ts).
  */
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Heap, type ModeName, type Root } from '../dist/gc/index.js';
 import { buildGraph, captureLogger, checksum } from './fixtures/graph.mjs';
 import { itKernel } from './kernel.js';
+import { fixture, spawnAsync } from './helpers/child.js';
 
 const heaps: Heap[] = [];
 afterEach(async () => {
@@ -303,17 +301,12 @@ describe('a page the program drops (MADV_DONTNEED) after it was installed, mid-c
   // woke the faulting mutator, which faulted again at once, for ever (both modes). Now the zero
   // page goes in (fault.ts), as the kernel puts one there outside a cycle. In a child: a hang
   // must not take the runner down.
-  const here = path.dirname(fileURLToPath(import.meta.url));
   for (const [mode, faultPath] of [['move', 'self'], ['move', 'handler'], ['copy', 'self'], ['copy', 'handler']] as const) {
     itKernel(`${mode}, ${faultPath} path: the dropped page reads zeros, the rest of the object is intact, the cycle ends`, async () => {
-      const r = await new Promise<{ status: number | null; signal: string | null; out: string; err: string }>((resolve) => {
-        execFile(process.execPath, [path.join(here, 'fixtures/dontneed-mid-cycle.mjs'), mode, faultPath], { timeout: 30_000, encoding: 'utf8' }, (e, out, err) =>
-          resolve({ status: e ? ((e as { code?: number }).code ?? 1) : 0, signal: (e as { signal?: string } | null)?.signal ?? null, out, err }),
-        );
-      });
-      expect(r.signal, `killed: it hung\n${r.err}`).toBeNull();
-      expect(r.status, r.err).toBe(0);
-      const res = JSON.parse(r.out.trim().split('\n').pop()!);
+      const r = await spawnAsync(process.execPath, [fixture('dontneed-mid-cycle.mjs'), mode, faultPath], 30_000);
+      expect(r.signal, `killed: it hung\n${r.stderr}`).toBeNull();
+      expect(r.status, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
       expect(res).toMatchObject({ phase: 'compacting', before: 7, dropped: 0, others: [7, 7], verify: true, after: [7, 0, 7] });
     }, ['uffd', 'move'], 60_000);
   }

@@ -1,5 +1,5 @@
 /** Runs a test fixture (test/fixtures) in a child process, for what must not run in the test's own. */
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
@@ -14,4 +14,20 @@ export function runChild(name: string, arg: unknown, timeoutMs: number): { r: Sp
   const end = Date.now();
   const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
   return { r, ms: end - t0, end, lines };
+}
+
+/**
+ * A child process awaited without blocking the event loop (vitest's fork pool times its
+ * messages out when a test blocks it for a minute); killed after `timeoutMs` (signal set).
+ */
+export function spawnAsync(cmd: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    c.on('error', reject);
+    c.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
 }
