@@ -1,6 +1,6 @@
 // Pins and sharing: the two real ways a page becomes unmovable for UFFDIO_MOVE (EBUSY).
 //  - pinRange: io_uring IORING_REGISTER_BUFFERS long-term pins the pages (as DMA would).
-//  - forkHold: fork(2) a child that sleeps; the parent's anonymous pages are then shared
+//  - forkHold: fork a child that sleeps; the parent's anonymous pages are then shared
 //    (not exclusive) unless the mapping has MADV_DONTFORK.
 // Raw syscalls, no liburing: registering buffers needs no rings mapped.
 #include <errno.h>
@@ -70,12 +70,16 @@ Napi::Value ForkHold(const Napi::CallbackInfo& info) {
   }
   int fds[2];
   if (pipe2(fds, O_CLOEXEC)) ThrowErrno(info.Env(), "pipe2", errno);
-  pid_t pid = fork();
+  // The raw clone(2), not glibc's fork(): fork() holds malloc's and stdio's locks across the
+  // clone, and with a UFFD_FEATURE_EVENT_FORK userfaultfd registered the clone waits until
+  // the FORK event is read. A reader in this process that allocates would wait for those
+  // locks: a deadlock. The child needs no libc state (close, read, _exit).
+  pid_t pid = static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
   if (pid < 0) {
     int err = errno;
     close(fds[0]);
     close(fds[1]);
-    ThrowErrno(info.Env(), "fork", err);
+    ThrowErrno(info.Env(), "clone", err);
   }
   if (pid == 0) {
     close(fds[1]);

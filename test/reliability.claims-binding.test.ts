@@ -11,6 +11,7 @@ import { IoUringPin, Mapping, PAGE_SIZE, Userfaultfd, probe, type UffdEvent } fr
 import { itKernel } from './kernel.js';
 import { thrown } from './helpers/thrown.js';
 import { startActor } from './helpers/actor.js';
+import { fixture, spawnAsync } from './helpers/child.js';
 
 const PS = PAGE_SIZE;
 type Any = any;
@@ -72,6 +73,16 @@ describe('Userfaultfd', () => {
     expect(uffdFds()).not.toContain(child.fd);
     expect(uffdFds()).toContain(u.fd);
   }, ['uffd']);
+
+  itKernel('a Worker forks while the EVENT_FORK reader allocates: no deadlock (forkHold is a raw clone)', async () => {
+    // glibc's fork() held malloc's locks while the kernel held the fork for its event: the
+    // reader, allocating, never read it (7 runs of 7 hung, one within 5 forks). In a child: a hang
+    // must not take the runner down.
+    const r = await spawnAsync(process.execPath, [fixture('fork-event-reader.mjs'), '50'], 30_000);
+    expect(r.signal, `killed: it hung\n${r.stderr}`).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toEqual({ forks: 50, events: 50 });
+  }, ['uffd'], 60_000);
 
   itKernel('an option getter that closes the Userfaultfd: ERR_CLOSED, and the reused descriptor number reaches nothing', () => {
     const src = Mapping.anonymous(PS);
