@@ -344,8 +344,10 @@ export class MutatorHeap {
   #slot(obj: Ref, i: number): number {
     const w = this.#w(obj);
     const n = refCount(this.#u32, this.#types.rows, w);
-    if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= n)
-      throw new MoveGcError(ErrorCode.FIELD_RANGE, `reference slot ${shown(i)} out of range [0, ${n}) for ${this.#typeList[this.#u32[w * 2]]?.name}`);
+    if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= n) {
+      if (typeof i !== 'number') throw invalidArg(`reference slot must be a number, got ${shown(i)}`);
+      throw new MoveGcError(ErrorCode.FIELD_RANGE, `reference slot ${i} out of range [0, ${n}) for ${this.#typeList[this.#u32[w * 2]]?.name}`);
+    }
     const s = w * 2 + 2 + i;
     if (this.#compacting) this.#touch(s >>> 1, (s >>> 1) + 1); // a slot of a long array may lie pages past its header
     return s;
@@ -377,8 +379,10 @@ export class MutatorHeap {
       start = w * 8 + 8;
       len = this.#u32[w * 2 + 1];
     } else throw new MoveGcError(ErrorCode.FIELD_RANGE, `${this.#typeList[t]?.name} has no raw bytes`);
-    if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset + size > len)
-      throw new MoveGcError(ErrorCode.FIELD_RANGE, `byte range [${shown(offset)}, +${shown(size)}) outside the ${len} raw bytes of ${this.#typeList[t]?.name}`);
+    if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset + size > len) {
+      if (typeof offset !== 'number') throw invalidArg(`byte offset must be a number, got ${shown(offset)}`);
+      throw new MoveGcError(ErrorCode.FIELD_RANGE, `byte range [${offset}, +${size}) outside the ${len} raw bytes of ${this.#typeList[t]?.name}`);
+    }
     if (this.#compacting && size > 0) this.#touch(Math.floor((start + offset) / 8), Math.ceil((start + offset + size) / 8));
     return start + offset;
   }
@@ -415,7 +419,8 @@ export class MutatorHeap {
   }
   /** A copy of raw bytes [offset, offset+length). */
   readBytes(obj: Ref, offset: number, length: number): Uint8Array {
-    if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) throw new MoveGcError(ErrorCode.FIELD_RANGE, `bad length ${shown(length)}`);
+    if (typeof length !== 'number') throw invalidArg(`length must be a number, got ${shown(length)}`);
+    if (!Number.isInteger(length) || length < 0) throw new MoveGcError(ErrorCode.FIELD_RANGE, `bad length ${length}`);
     const b = this.#raw(obj, offset, length);
     return b + length <= this.#u8.length ? this.#u8.slice(b, b + length) : new Uint8Array(this.#buffer, b, length).slice();
   }

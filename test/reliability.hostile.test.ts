@@ -21,6 +21,8 @@ function expectCode(e: MoveGcError, code?: string): void {
   expect(typeof e.code).toBe('string');
   if (code) expect(e.code, e.message).toBe(code);
 }
+/** The code for a bad index, offset or length: out of range if a number, else of the wrong type. */
+const codeForIndex = (v: unknown): string => (typeof v === 'number' ? ErrorCode.FIELD_RANGE : ErrorCode.INVALID_ARG_TYPE);
 const expectThrow = (fn: () => unknown, code?: string): void => expectCode(thrown(fn), code);
 
 
@@ -207,18 +209,19 @@ describe('Heap entry points', () => {
     const n = node();
     const arr = root.get()!;
     const bytes = heap.allocBytes(10);
+    // A number out of range: ERR_FIELD_RANGE; anything else: ERR_INVALID_ARG_TYPE, as for values.
     for (const i of [-1, 2, 3, 0.5, NaN, Infinity, '0', null, undefined, 2 ** 32]) {
-      expectThrow(() => heap.getRef(n, i as Any), ErrorCode.FIELD_RANGE);
-      expectThrow(() => heap.setRef(n, i as Any, null), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.getRef(n, i as Any), codeForIndex(i));
+      expectThrow(() => heap.setRef(n, i as Any, null), codeForIndex(i));
     }
     expectThrow(() => heap.getRef(arr, heap.length(arr)), ErrorCode.FIELD_RANGE);
     expectThrow(() => heap.getRef(bytes, 0), ErrorCode.FIELD_RANGE); // byte arrays have no slots
     for (const off of [-1, -4, 16, 17, 2 ** 31, 0.5, NaN, Infinity, '0', null]) {
-      expectThrow(() => heap.getU32(n, off as Any), ErrorCode.FIELD_RANGE);
-      expectThrow(() => heap.setU32(n, off as Any, 1), ErrorCode.FIELD_RANGE);
-      expectThrow(() => heap.getU8(n, off as Any), ErrorCode.FIELD_RANGE);
-      expectThrow(() => heap.getF64(n, off as Any), ErrorCode.FIELD_RANGE);
-      expectThrow(() => heap.readBytes(n, off as Any, 1), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.getU32(n, off as Any), codeForIndex(off));
+      expectThrow(() => heap.setU32(n, off as Any, 1), codeForIndex(off));
+      expectThrow(() => heap.getU8(n, off as Any), codeForIndex(off));
+      expectThrow(() => heap.getF64(n, off as Any), codeForIndex(off));
+      expectThrow(() => heap.readBytes(n, off as Any, 1), codeForIndex(off));
     }
     expectThrow(() => heap.getU32(n, 2), ErrorCode.FIELD_RANGE); // unaligned
     expectThrow(() => heap.getF64(n, 4), ErrorCode.FIELD_RANGE);
@@ -226,7 +229,7 @@ describe('Heap entry points', () => {
     expectThrow(() => heap.getU8(bytes, 10), ErrorCode.FIELD_RANGE);
     expectThrow(() => heap.readBytes(bytes, 0, 11), ErrorCode.FIELD_RANGE);
     expectThrow(() => heap.readBytes(bytes, 5, 6), ErrorCode.FIELD_RANGE);
-    for (const len of [-1, 0.5, NaN, Infinity, '1']) expectThrow(() => heap.readBytes(bytes, 0, len as Any), ErrorCode.FIELD_RANGE);
+    for (const len of [-1, 0.5, NaN, Infinity, '1']) expectThrow(() => heap.readBytes(bytes, 0, len as Any), codeForIndex(len));
     expectThrow(() => heap.writeBytes(bytes, 5, new Uint8Array(6)), ErrorCode.FIELD_RANGE);
     for (const d of [[1, 2], 'ab', null, new Uint16Array(2), new ArrayBuffer(2)]) expectThrow(() => heap.writeBytes(bytes, 0, d as Any), ErrorCode.INVALID_ARG_TYPE);
     expectThrow(() => heap.getU8(arr, 0), ErrorCode.FIELD_RANGE); // reference arrays have no raw bytes
@@ -274,11 +277,11 @@ describe('Heap entry points', () => {
     const throwsOnPrimitive = { [Symbol.toPrimitive]: (): never => { throw new Error('boom'); } };
     const trap = new Proxy({}, { get: (): never => { throw new Error('boom'); }, getPrototypeOf: (): never => { throw new Error('boom'); } });
     for (const v of [noPrimitive, throwsOnPrimitive, trap]) {
-      expectThrow(() => heap.getRef(n, v as Any), ErrorCode.FIELD_RANGE);
-      expectThrow(() => heap.setRef(n, v as Any, null), ErrorCode.FIELD_RANGE);
-      expectThrow(() => heap.getU32(n, v as Any), ErrorCode.FIELD_RANGE);
-      expectThrow(() => heap.readBytes(bytes, 0, v as Any), ErrorCode.FIELD_RANGE);
-      expectThrow(() => heap.readBytes(bytes, v as Any, 1), ErrorCode.FIELD_RANGE);
+      expectThrow(() => heap.getRef(n, v as Any), ErrorCode.INVALID_ARG_TYPE);
+      expectThrow(() => heap.setRef(n, v as Any, null), ErrorCode.INVALID_ARG_TYPE);
+      expectThrow(() => heap.getU32(n, v as Any), ErrorCode.INVALID_ARG_TYPE);
+      expectThrow(() => heap.readBytes(bytes, 0, v as Any), ErrorCode.INVALID_ARG_TYPE);
+      expectThrow(() => heap.readBytes(bytes, v as Any, 1), ErrorCode.INVALID_ARG_TYPE);
       expectThrow(() => heap.type(v as Any), ErrorCode.UNKNOWN_TYPE);
       expectThrow(() => heap.alloc(v as Any), ErrorCode.UNKNOWN_TYPE);
       expectThrow(() => heap.alloc({ name: v } as Any), ErrorCode.UNKNOWN_TYPE);
