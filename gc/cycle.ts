@@ -40,7 +40,7 @@ import { Tracer, blacken, clearMarks, mark } from './mark.js';
 import { MarkerLink } from './marker-link.js';
 import { Mode } from './modes.js';
 import { Marking, largeObjectWords } from './options.js';
-import { compactionPause, pauseError } from './pause.js';
+import { compactionPause, pauseError, unprotectHeap } from './pause.js';
 import { extendOverAllocations, forwardObjectStarts, liveEndOf, plan as planHeap, type Plan } from './plan.js';
 import { WORD } from './layout.js';
 import { Owner, now, sleepSync } from './shared.js';
@@ -198,6 +198,7 @@ export class CycleDriver {
   #begin(): ActiveCycle {
     const { sh, mut } = this.#c;
     const t0 = now();
+    unprotectHeap(sh); // before anything reads it: a program's PROT_NONE would fault the marker
     resetMarking(sh.ctl, sh.clk);
     this.#cycles++;
     const stats = emptyStats(this.#cycles, this.#c.mode, this.concurrentMarking ? Marking.CONCURRENT : Marking.PAUSE, this.#c.opts.faultPath);

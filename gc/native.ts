@@ -65,6 +65,8 @@ export interface NativeBinding {
   mlock(address: number, length: number): void;
   mremapDontUnmap(oldAddress: number, length: number, newAddress: number): number;
   munmap(address: number, length: number): void;
+  mprotect(address: number, length: number, prot: number): void;
+  prot: { NONE: number; READ: number; WRITE: number };
   /** mincore: bit 0 of out[i] says page i of the range is present; returns how many are. */
   residency(address: number, length: number, out: Uint8Array): number;
   advice: { DONTNEED: number; DONTFORK: number; DOFORK: number; WIPEONFORK: number; HUGEPAGE: number; NOHUGEPAGE: number; POPULATE_WRITE: number };

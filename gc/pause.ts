@@ -35,6 +35,7 @@
  *     flag, so khugepaged leaves it alone too (PMD-mapped pages still move as PMDs).
  *  5. A segment whose live data ends on a page boundary below a pinned span gets its filler
  *     written here: that page is not built by anyone.
+ * Before all of it the heap is made read-write again (unprotectHeap).
  */
 import fs from 'node:fs';
 import { nextClear, nextSet } from './bits.js';
@@ -187,6 +188,21 @@ class PauseUndo {
 }
 
 /**
+ * Makes the heap read-write again, at the start of a cycle and in its compaction pause.
+ * Objects move, so a program's mprotect of heap pages means nothing across a collection; left
+ * alone, PROT_NONE stops the marker's reads (SIGSEGV), and any protection follows its pages to
+ * from-space, where builders write (SIGSEGV in the compactor), and stays on to-space pages
+ * that will hold other objects. Costs next to nothing when no protection changed.
+ */
+export function unprotectHeap(sh: Shared): void {
+  try {
+    native.mprotect(sh.d.heapAddress, sh.d.capacity, native.prot.READ | native.prot.WRITE);
+  } catch (e) {
+    throw fromNative(e, 'making the heap read-write');
+  }
+}
+
+/**
  * A failed pause as the cycle reports it: undone (PauseUndo took back what it had done, the
  * heap is as it was), or HEAP_CORRUPT when the undo failed too (the heap is lost).
  */
@@ -220,6 +236,7 @@ export function compactionPause(
   const kernelCall = (what: string): void => {
     if (++calls === failAtCall) throw new MoveGcError(ErrorCode.INJECTED, `injected: the compaction pause's kernel call ${calls} (${what}) fails`);
   };
+  unprotectHeap(sh); // again: the program may have called mprotect while the cycle marked
   const t0 = now();
   forwardRoots(sh, roots, rootCount);
   const t1 = now();

@@ -120,6 +120,16 @@ Napi::Value Mlock(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// mprotect(addr, len, prot): the pause makes the heap read-write again (a program's mprotect
+// would follow the pages to from-space, where the compactor writes); tests set other modes.
+Napi::Value Mprotect(const Napi::CallbackInfo& info) {
+  uint64_t addr = ArgAddr(info, 0, "address");
+  uint64_t len = ArgAddr(info, 1, "length");
+  int prot = static_cast<int>(ArgIntIn(info, 2, "prot", 0, PROT_READ | PROT_WRITE | PROT_EXEC));
+  if (mprotect(reinterpret_cast<void*>(addr), len, prot)) ThrowErrno(info.Env(), "mprotect", errno);
+  return info.Env().Undefined();
+}
+
 // residency(addr, len, out: Uint8Array): mincore's vector into `out` (bit 0 of a byte per
 // page: present in memory), and how many are: RSS figures of one mapping rather than the
 // whole process, and the compactor's holes (it calls this per run, so `out` is the caller's).
@@ -151,6 +161,12 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("munlock", Fn<Munlock>(env, "munlock"));
   exports.Set("mlock", Fn<Mlock>(env, "mlock"));
   exports.Set("residency", Fn<Residency>(env, "residency"));
+  exports.Set("mprotect", Fn<Mprotect>(env, "mprotect"));
+  Napi::Object prot = Napi::Object::New(env);
+  prot.Set("NONE", PROT_NONE);
+  prot.Set("READ", PROT_READ);
+  prot.Set("WRITE", PROT_WRITE);
+  exports.Set("prot", prot);
   Napi::Object adv = Napi::Object::New(env);
   adv.Set("DONTNEED", MADV_DONTNEED);
   adv.Set("DONTFORK", MADV_DONTFORK);

@@ -312,6 +312,24 @@ describe('a page the program drops (MADV_DONTNEED) after it was installed, mid-c
   }
 });
 
+describe("a program's mprotect() of part of its heap between collections", () => {
+  // Found by a kernel-edge audit: PROT_READ followed the pages to from-space, where move mode's
+  // compactor writes (SIGSEGV: the process died), and PROT_NONE stopped the marker's reads in
+  // every mode. A cycle now makes the heap read-write first, and again in its pause
+  // (pause.ts unprotectHeap). In a child: a crash must not take the runner down.
+  for (const mode of ['move', 'copy', 'stw'] as const) {
+    for (const prot of ['read', 'none'] as const) {
+      itKernel(`${mode}, PROT_${prot.toUpperCase()}: the collection completes, the pages are writable after it, values intact`, async () => {
+        const r = await spawnAsync(process.execPath, [fixture('mprotect-heap.mjs'), mode, prot], 30_000);
+        expect(r.signal, `killed: ${r.signal}\n${r.stderr}`).toBeNull();
+        expect(r.status, r.stderr).toBe(0);
+        const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+        expect(res).toEqual({ mode, prot, count: 50_000, verify: true, written: 50_000, countAfterGc: 50_000, verifyAfterGc: true });
+      }, mode === 'move' ? ['uffd', 'move'] : mode === 'copy' ? ['uffd'] : [], 60_000);
+    }
+  }
+});
+
 describe("a program's mlock() of part of its heap", () => {
   // Found by a kernel-edge audit: the pause's mremap carries VM_LOCKED to from-space, where
   // giving the pages back (MADV_DONTNEED) is refused with EINVAL: the compactor died and the
