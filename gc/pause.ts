@@ -153,6 +153,19 @@ export function remapRange(from: number, length: number, to: number, moved: Arra
 }
 
 /**
+ * Remap-first only: refuses (EBUSY, nothing changed) a heap any part of which another
+ * userfaultfd has registered (the program's own). Since Linux 6.17 one mremap moves several
+ * VMAs but stops with EFAULT at such a one that is not the first, the ones before it moved:
+ * remapRange's VMA-by-VMA retry would then move their emptied ranges over the pages they had
+ * just moved (found by a kernel-edge audit: the heap read zeros). Registering the whole heap
+ * and unregistering it at once is what register-first's order checks for free; two ioctls.
+ */
+function checkNoForeignUffd(uffd: Userfaultfd, heapAddr: number, capacity: number): void {
+  uffd.register(heapAddr, capacity, { missing: true });
+  uffd.unregister(heapAddr, capacity);
+}
+
+/**
  * What the pause changed, so that a failed kernel call leaves the heap as it was: the pause
  * is all or nothing. mremap and UFFDIO_REGISTER can fail (ENOMEM: the process's mapping
  * count at vm.max_map_count, each remapped segment splitting VMAs), and they come after the
@@ -248,8 +261,18 @@ export function compactionPause(
       if (s.endPage <= s.firstPage) continue;
       const [a, len] = [heapAddr + s.firstPage * 4096, (s.endPage - s.firstPage) * 4096];
       kernelCall('UFFDIO_REGISTER');
-      undo.registered.push([a, len]); // before: a refused registration may have registered part of the range
-      uffd.register(a, len, { missing: true });
+      try {
+        uffd.register(a, len, { missing: true });
+      } catch (e) {
+        // EBUSY (part of the range is another userfaultfd's: the program's own) and EINVAL are
+        // refused before any mapping changes, and unregistering that range would be refused
+        // too (EINVAL), losing the heap; a later failure (ENOMEM splitting a mapping) may leave
+        // part of it registered, which the undo takes back.
+        const code = (e as { code?: unknown }).code;
+        if (code !== 'EBUSY' && code !== 'EINVAL') undo.registered.push([a, len]);
+        throw e;
+      }
+      undo.registered.push([a, len]);
     }
   };
   const remap = (start: number, end: number): void => {
@@ -261,6 +284,7 @@ export function compactionPause(
   let t4 = t2;
   try {
     if (!remapFirst) register();
+    else if (uffd) checkNoForeignUffd(uffd, heapAddr, sh.d.capacity);
     t3 = now();
     // Step 4: no huge page may appear in to-space before it is registered.
     if (remapFirst && uffd !== null && Atomics.load(sh.ctl, Ctl.HUGE_PAGES) !== 0) {
