@@ -96,6 +96,7 @@ export class Collector {
   async finished(cycle: number): Promise<CycleStats | undefined> {
     try {
       while ((this.#cycles.activeCycle ?? Infinity) <= cycle) await this.#cycles.finish();
+      this.#cycles.throwEndError(); // it ended on the event loop, and failed there
     } catch (e) {
       throw internal(e, 'gc');
     }

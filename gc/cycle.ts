@@ -60,6 +60,8 @@ export class CycleDriver {
   #finishing: Promise<void> | null = null;
   /** A collection asked for by request() in a pause-marking heap: runs at the next safepoint. */
   #requested = false;
+  /** The end of a cycle failed on the event loop (verify: true): for the mutator's next cycle call. */
+  #endError: unknown = null;
   /** MOVEGC_TRACE: one line per cycle on stderr (trace.ts). */
   readonly #trace = traceFromEnv();
   readonly #marker: MarkerLink;
@@ -94,6 +96,7 @@ export class CycleDriver {
    * The caller has waited for any active cycle to end.
    */
   async collect(): Promise<CycleStats> {
+    this.throwEndError();
     this.#requested = false;
     const a = this.#begin();
     await this.#driveToFlip(a);
@@ -132,6 +135,7 @@ export class CycleDriver {
    * thread: a marker or compactor still working is left to work.
    */
   safepoint(): boolean {
+    this.throwEndError();
     if (this.#requested) {
       this.#requested = false;
       this.#flip(this.#begin());
@@ -178,6 +182,18 @@ export class CycleDriver {
       if (!this.#finishing) this.#finishing = keepAlive(this.#finishOnce()).finally(() => (this.#finishing = null));
       await this.#finishing;
     }
+    this.throwEndError();
+  }
+
+  /**
+   * A cycle whose end failed on the event loop (its verification, with `verify: true`) had no
+   * caller to reject: the mutator's next call that drives or awaits a cycle (collect, safepoint,
+   * idle, gc) throws it, once.
+   */
+  throwEndError(): void {
+    const e = this.#endError;
+    this.#endError = null;
+    if (e !== null) throw e;
   }
 
   async #finishOnce(): Promise<void> {
@@ -440,6 +456,7 @@ export class CycleDriver {
       if (this.#finalizeIfDone() === 'fault-in-flight') setTimeout(() => this.#tryFinalize(), 1).unref(); // a fault is still being timed
     } catch (e) {
       this.#c.log.error({ err: e }, 'cycle finalization failed');
+      this.#endError = e;
     }
   }
 
