@@ -17,8 +17,9 @@
  *     counts its tail words, so they land exactly at their own addresses (as in ART).
  *  4. chunkNew: per 64-word chunk, the new address of its first live word (an exclusive
  *     prefix sum of live words, reset at each segment start), or IN_PLACE.
- *  5. pageFirst: per to-space page, the from-space object that is first to overlap it, so
- *     any thread can build any page on its own, in any order.
+ *  5. pageFirst: per to-space page, the from-space object that is first to overlap it (on
+ *     a page whose first word starts a gap: the object past the gap), so any thread can build
+ *     any page on its own, in any order.
  *  6. Large objects (at least `alignWords`, starting on a page in from-space, in the last
  *     segment) land on a page too: the slide skips to the next page before them (the builders
  *     write a filler in the gap). Their full pages past the header and the reference slots
@@ -141,6 +142,10 @@ function slideChunks(sh: Shared, st: SlideState, toChunk: number, segEnd: number
       const sz = sizeWords(align.heap, align.types, o);
       if (sz >= align.words) {
         const t = huge && sz >= PMD_WORDS && o % PMD_WORDS === 0 ? Math.ceil(cursor / PMD_WORDS) * PMD_WORDS : alignUp(cursor);
+        // A gap starting on a page's first word (the object below ends on the page edge): no
+        // object overlaps that page, yet its filler goes there. Its build starts from the
+        // object past the gap, as the segment's first page does; GAP would leave it all zeros.
+        if (t > cursor && cursor % PAGE_WORDS === 0) pageFirst[cursor / PAGE_WORDS] = o;
         st.aligned++;
         st.alignGapWords += t - cursor;
         st.wholePages += markWhole(sh, align.heap, align.types, o, t, sz);

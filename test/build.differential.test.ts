@@ -397,6 +397,59 @@ describe('page builders: js and native write the same bytes', () => {
     }
   });
 
+  // With hugePages an object of 2 MiB or more lands on a 2 MiB boundary: when the object
+  // below it ends exactly on a page edge, the gap starts on a page no object overlaps. That
+  // page must hold the gap's filler (plan.ts gives it the object past the gap); it was planned
+  // GAP, all zeros, and the heap stopped parsing there.
+  it('a gap that starts on a page edge before an object kept on 2 MiB (hugePages): its first page holds the filler', () => {
+    const PMD = 512 * PAGE_WORDS;
+    const cases = [
+      { name: 'a large object (16 pages) ends on the edge', garbage: 0, words: 16 * PAGE_WORDS, alignWords: 8192 },
+      { name: 'a small object slid to word 1 ends on the edge', garbage: 256, words: PAGE_WORDS - 1, alignWords: 8192 },
+      { name: 'a one-page large object (largeObjectBytes 4096)', garbage: 0, words: PAGE_WORDS, alignWords: 512 },
+    ];
+    for (const c of cases) {
+      const capacity = (2 * PMD + 2 * PAGE_WORDS) * 8;
+      const typesSab = TypeTable.allocate();
+      const sh = Shared.allocate({ heapAddress: 0, fromAddress: 0, capacity, fromExtraPages: SCRATCH_PAGES, uffdFd: -1, uffdFeatures: 0, statmFd: -1, types: typesSab });
+      const heap = new Uint32Array((capacity / 8) * 2);
+      const put = (w: number, type: number, len: number): number => {
+        heap[w * 2] = type;
+        heap[w * 2 + 1] = len;
+        return w;
+      };
+      let top = 1;
+      if (c.garbage > 0) top += sizeWords(heap, sh.types, put(top, BYTE_ARRAY_TYPE, (c.garbage - 1) * 8));
+      if (c.words >= c.alignWords) top += sizeWords(heap, sh.types, put(top, 0, PAGE_WORDS - top)); // the allocator's filler
+      const a = put(top, BYTE_ARRAY_TYPE, (c.words - 1) * 8);
+      top = a + c.words;
+      put(top, 0, PMD - top);
+      const b = put(PMD, BYTE_ARRAY_TYPE, PMD * 8); // PMD + 1 words
+      top = b + PMD + 1;
+      for (const o of [a, b]) for (let i = o * 2 + 2; i < (o + sizeWords(heap, sh.types, o)) * 2; i++) heap[i] = Math.imul(i, 0x9e3779b1) >>> 0;
+      mark(heap, sh.types, 4096, sh.starts, sh.live, top, [a, b]);
+      sh.ctl[Ctl.HUGE_PAGES] = 1;
+      const p = plan(heap, sh.types, sh, { topWord: top, pinned: [], denseThreshold: 2, alignWords: c.alignWords });
+      sh.ctl[Ctl.SEGMENTS] = p.segments.length;
+      const from = new Uint32Array((capacity / 8 + SCRATCH_PAGES * PAGE_WORDS) * 2);
+      from.set(heap);
+      const ctx = `${c.name}: ${JSON.stringify(p.segments)}`;
+      const aEnd = forward(sh.chunkNew, sh.live, a) + c.words;
+      expect(aEnd % PAGE_WORDS, ctx).toBe(0);
+      expect(forward(sh.chunkNew, sh.live, b), ctx).toBe(PMD);
+      const q = aEnd / PAGE_WORDS;
+      expect(sh.pageKind[q], ctx).toBe(PageKind.SLIDE);
+      for (const builder of [new PageBuilder(sh, from), new NativePageBuilder(sh, from)]) {
+        const dst = garbage(PAGE_U32, q);
+        builder.buildRun(q, 1, dst, 0);
+        expect([dst[0], dst[1]], `${ctx}: the filler on page ${q}`).toEqual([0, PMD - aEnd]);
+        expect(dst.subarray(2).some((v) => v !== 0), ctx).toBe(false);
+      }
+      const cov: Coverage = { heaps: 0, pages: 0, identity: 0, pins: 0, straddlers: 0, emptyHeaps: 0, fullHeaps: 0, runs: 0, deadAtEdge: 0, strides: 0, tails: 0, intoPins: 0, intoPinsStride: 0, aligned: 0, alignedPastGap: 0, alignedInRun: 0, whole: 0, gapPages: 0 };
+      compareBuilders({ alignWords: c.alignWords, sh, heap, from, plan: p, top }, new Rng(q), cov, ctx);
+    }
+  });
+
   it('the native builder refuses to read or write outside its arrays', () => {
     const rng = new Rng(99);
     const t = randomHeap(rng, { capacityPages: 16, fill: 0.9, rootP: 1, densePrefix: 0, denseThreshold: 2, pins: 0, largeP: 0 });
