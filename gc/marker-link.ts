@@ -6,8 +6,9 @@
  *
  * A marker that stops beating is terminated and replaced (threads.ts), and the job it held is
  * lost with its stack: from then on the pause does that job itself (cycle.ts: remark marks
- * from the roots, the flip plans). A marker that is merely slow is never raced: it must be
- * gone before the mutator writes the bitmaps or the plan itself.
+ * from the roots, the flip plans). "Then" is once its thread has exited, which a safepoint can
+ * see without the event loop (CollectorThreads.hasLeft). A marker that is merely slow is never
+ * raced: it must be gone before the mutator writes the bitmaps or the plan itself.
  */
 import { receiveMessageOnPort } from 'node:worker_threads';
 import { Ctl } from './control.js';
@@ -93,11 +94,14 @@ export class MarkerLink {
   }
 
   /**
-   * True once the marker that held job `req` has been terminated and replaced; while it is
-   * only stale, starts that replacement and says false.
+   * True once the marker that held job `req` has been terminated (its thread gone); while it
+   * is only stale, starts that replacement and says false.
    */
   lost(req: number): boolean {
     if (req <= this.#lostUpTo) return true;
+    // Its thread has exited but the event loop has not yet said so (a frame loop that never
+    // yields: its safepoints must see the pause take over): every job so far went to its port.
+    if (this.#threads.hasLeft(Role.MARKER)) return true;
     if (!this.#replacing && this.#threads.isStale(Role.MARKER)) {
       // Every job handed so far went to the terminated thread's port; its successor gets a
       // new port (threads.ts #spawn), so jobs handed from then on are its own, not lost.

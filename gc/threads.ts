@@ -78,6 +78,8 @@ export class CollectorThreads {
   readonly #replacing = new Map<RoleName, Promise<void>>();
   /** Each Worker's thread id, from its 'ready' (to make a stalled idle thread normal: #replace). */
   readonly #tids = new WeakMap<Worker, number>();
+  /** The thread id of each role's thread under termination, until its successor is spawned (hasLeft). */
+  readonly #leaving = new Map<RoleName, number>();
   /** The heap's end of the marker's job port (marker.ts). */
   markerPort: MessagePort | null = null;
   /** Called when the compactor reports a walk done (the cycle may be finalized). */
@@ -109,6 +111,16 @@ export class CollectorThreads {
   /** Stale: silent (heartbeat older than stallMs), or dead. */
   isStale(role: RoleName): boolean {
     return this.#dead.has(role) || this.#sh.hb.isStale(ROLES[role].heartbeat, this.#stallMs);
+  }
+
+  /**
+   * The thread of `role` under termination (replace) has exited, seen in /proc: its successor
+   * does not exist yet. The Worker's 'exit' comes through the event loop, which a frame loop
+   * that never yields never reaches; the kernel drops an exited thread's task at once.
+   */
+  hasLeft(role: RoleName): boolean {
+    const tid = this.#leaving.get(role);
+    return tid !== undefined && tid > 0 && !fs.existsSync(`/proc/self/task/${tid}`);
   }
 
   /** Records a death found through shared memory before the Worker's 'error' event arrived. */
@@ -216,7 +228,12 @@ export class CollectorThreads {
       // A SCHED_IDLE thread on a saturated machine gets no CPU, not even to be terminated:
       // it is made normal first (its successor is idle again).
       this.#makeNormal(role, w);
-      await this.#terminate(role, w);
+      this.#leaving.set(role, this.#tids.get(w) ?? 0);
+      try {
+        await this.#terminate(role, w);
+      } finally {
+        this.#leaving.delete(role);
+      }
     }
     ROLES[role].afterTerminate(this.#sh);
     onTerminated?.();
