@@ -120,7 +120,8 @@ export class CollectorThreads {
    */
   hasLeft(role: RoleName): boolean {
     const tid = this.#leaving.get(role);
-    return tid !== undefined && tid > 0 && !fs.existsSync(`/proc/self/task/${tid}`);
+    // Without procfs nothing can be seen: not gone (the event loop will say so).
+    return tid !== undefined && tid > 0 && fs.existsSync('/proc/self/task') && !fs.existsSync(`/proc/self/task/${tid}`);
   }
 
   /** Records a death found through shared memory before the Worker's 'error' event arrived. */
