@@ -199,6 +199,11 @@ export class Installer {
           at += z;
           continue;
         }
+        if (code === 'ENOENT' && this.#gone(at + z)) {
+          mapped += z;
+          at += z + 1;
+          continue;
+        }
         if (code !== 'EEXIST') throw e;
         present(at + z);
         at++;
@@ -280,8 +285,10 @@ export class Installer {
           // No page at the source: moved in by a thread that took it over (the destination
           // has it), or a WHOLE page's from-space page never written (it has none: zeros).
           sh.count(Ctl.ENOENT);
-          this.#fillHoles(q + i, 1);
-          markMapped(sh, q + i);
+          if (!this.#gone(q + i)) {
+            this.#fillHoles(q + i, 1);
+            markMapped(sh, q + i);
+          }
         } else if (code === 'EINVAL' && len > PAGE_SIZE) {
           // A run whose source or destination crosses two VMAs (the kernel wants one each):
           // the boundary is found in log2(run) calls.
@@ -345,6 +352,26 @@ export class Installer {
   }
 
   /** One page by UFFDIO_COPY (a fallback from MOVE); EEXIST means someone installed it. */
+  /**
+   * After a page's own ENOENT: true if its destination is no longer mapped at all (mincore:
+   * ENOMEM), which only the program can have done mid-cycle (munmap, or mremap away, of part
+   * of its heap). Nothing can go there: counted (PAGES_GONE) and marked installed, so that no
+   * thread dies on it and the cycle ends; the program's own access there faults, as any
+   * access to memory it unmapped. Anything else (false) is an error, as before.
+   */
+  #gone(q: number): boolean {
+    try {
+      native.residency(this.#heap + q * PAGE_SIZE, PAGE_SIZE, this.#resident);
+      return false;
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'ENOMEM') return false;
+    }
+    this.#sh.count(Ctl.PAGES_GONE);
+    this.#pageWarning('a heap page is no longer mapped (the program unmapped it mid-cycle): nothing installed there', { page: q });
+    markMapped(this.#sh, q);
+    return true;
+  }
+
   #copyOne(q: number, buf: number, why: string): void {
     const sh = this.#sh;
     try {
@@ -357,7 +384,9 @@ export class Installer {
         this.#pageWarning('page refused by MOVE (pinned or shared): copied instead; I/O into the old page no longer reaches the heap', { page: q });
       }
     } catch (e) {
-      if ((e as MoveGcError).code !== 'EEXIST') throw e;
+      const code = (e as MoveGcError).code;
+      if (code === 'ENOENT' && this.#gone(q)) return;
+      if (code !== 'EEXIST') throw e;
       sh.count(Ctl.EEXIST);
     }
     markMapped(sh, q);
@@ -377,6 +406,7 @@ export class Installer {
       // pinned spans need not merge again, and a later segment may span them): go on in
       // halves, which find the boundary in log2(n) calls. A page's own ENOENT throws.
       const code = (e as MoveGcError).code;
+      if (code === 'ENOENT' && n === 1 && this.#gone(q)) return;
       if (code !== 'EEXIST' && !(code === 'ENOENT' && n > 1)) throw e;
       const done = ((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE;
       sh.count(Ctl.PAGES_COPIED, done);

@@ -89,6 +89,8 @@ export interface CycleStats {
      * the length of the ranges: in move mode most of them were already moved away (no page behind).
      */
     released: number;
+    /** Pages whose destination the program unmapped mid-cycle: nothing was installed there. */
+    gone: number;
   };
   moveCalls: number;
   copyCalls: number;
@@ -209,7 +211,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     compactionMs: 0,
     compactorBusyMs: 0,
     concurrentMs: 0,
-    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, pmdBuilt: 0, pmdBuiltBySelf: 0, gap: 0, moved: 0, copied: 0, shortRunCopied: 0, scratchCopied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtByMarker: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0 },
+    pages: { total: 0, identity: 0, whole: 0, zero: 0, wholePmdCalls: 0, pmdBuilt: 0, pmdBuiltBySelf: 0, gap: 0, moved: 0, copied: 0, shortRunCopied: 0, scratchCopied: 0, builtByCompactor: 0, builtByFaults: 0, builtByMutator: 0, builtByMarker: 0, builtBySelf: 0, recycledBuffers: 0, freshBuffers: 0, released: 0, gone: 0 },
     moveCalls: 0,
     copyCalls: 0,
     batchPages: empty,
@@ -298,6 +300,7 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.pages.recycledBuffers = c[Ctl.RECYCLED_BUFFERS];
   st.pages.freshBuffers = c[Ctl.FRESH_BUFFERS];
   st.pages.released = c[Ctl.RELEASED_PAGES];
+  st.pages.gone = c[Ctl.PAGES_GONE];
   st.moveCalls = c[Ctl.MOVE_CALLS];
   st.copyCalls = c[Ctl.COPY_CALLS];
   st.ebusy = c[Ctl.EBUSY];

@@ -330,6 +330,25 @@ describe("a program's mprotect() of part of its heap between collections", () =>
   }
 });
 
+describe('a program that unmaps part of its heap while the cycle compacts', () => {
+  // Found by a kernel-edge audit: every thread that met a page it could not install there
+  // (ENOENT) died, idle() rejected, and the next touch of any unbuilt page waited for a fault
+  // server that was gone (the watchdog aborted the process). Now such a page is counted
+  // (pages.gone; install.ts #gone asks mincore) and the cycle ends. In a child: an abort must
+  // not take the runner down.
+  for (const [mode, faultPath] of [['move', 'self'], ['move', 'handler'], ['copy', 'self'], ['copy', 'handler']] as const) {
+    itKernel(`${mode}, ${faultPath} path: the cycle ends, the 16 pages counted gone, every object elsewhere intact`, async () => {
+      const r = await spawnAsync(process.execPath, [fixture('unmap-mid-cycle.mjs'), mode, faultPath], 30_000);
+      expect(r.signal, `killed: ${r.signal}\n${r.stderr}`).toBeNull();
+      expect(r.status, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      expect(res).toMatchObject({ phase: 'compacting', idle: 'ok', gone: 16, active: false, n: 20_000 });
+      expect(res.lost).toBeGreaterThan(0);
+      expect(res.ok + res.lost).toBe(20_000);
+    }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 60_000);
+  }
+});
+
 describe("a program's mlock() of part of its heap", () => {
   // Found by a kernel-edge audit: the pause's mremap carries VM_LOCKED to from-space, where
   // giving the pages back (MADV_DONTNEED) is refused with EINVAL: the compactor died and the
