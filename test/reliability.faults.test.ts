@@ -160,7 +160,10 @@ describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () =
   }, undefined, T_OUT);
 
   itKernel('with MADV_DONTFORK (the default) the same fork shares nothing: no EBUSY', async () => {
-    const s = await setup({ faultInstall: 'move', moveMinRun: 1 }); // every page by MOVE, faults and short runs too
+    // Every page by MOVE, faults and short runs too. No takeover (stallMs 5 s): a stand-in
+    // installing a stalled builder's page copies a rebuild of it (install.ts), which on a
+    // loaded machine stallMs 100 allows (the EAGAIN test below failed once in a run under load).
+    const s = await setup({ faultInstall: 'move', moveMinRun: 1, stallMs: 5000 });
     const st = await faultyCycle(s, { forkAtPage: 20 }, 25);
     expect(st.ebusy).toBe(0);
     expect(st.pages.copied).toBe(0);
@@ -170,7 +173,7 @@ describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () =
 
 describe('EAGAIN on chosen MOVE calls', () => {
   itKernel('every 2nd and every 5th MOVE fails with EAGAIN: retried, every page moved', async () => {
-    const s = await setup({ faultInstall: 'move', moveMinRun: 1 }); // every page by MOVE, faults and short runs too
+    const s = await setup({ faultInstall: 'move', moveMinRun: 1, stallMs: 5000 }); // as above
     for (const every of [2, 5]) {
       const st = await faultyCycle(s, { eagainEvery: every });
       expect(st.eagain).toBeGreaterThan(0);
