@@ -351,7 +351,6 @@ export class Installer {
     this.#copyOne(q, page, why);
   }
 
-  /** One page by UFFDIO_COPY (a fallback from MOVE); EEXIST means someone installed it. */
   /**
    * After a page's own ENOENT: true if its destination is no longer mapped at all (mincore:
    * ENOMEM), which only the program can have done mid-cycle (munmap, or mremap away, of part
@@ -372,6 +371,7 @@ export class Installer {
     return true;
   }
 
+  /** One page by UFFDIO_COPY (a fallback from MOVE); EEXIST means someone installed it. */
   #copyOne(q: number, buf: number, why: string): void {
     const sh = this.#sh;
     try {
