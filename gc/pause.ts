@@ -153,15 +153,22 @@ export function remapRange(from: number, length: number, to: number, moved: Arra
 }
 
 /**
- * Remap-first only: refuses (EBUSY, nothing changed) a heap any part of which another
- * userfaultfd has registered (the program's own). Since Linux 6.17 one mremap moves several
- * VMAs but stops with EFAULT at such a one that is not the first, the ones before it moved:
- * remapRange's VMA-by-VMA retry would then move their emptied ranges over the pages they had
- * just moved (found by a kernel-edge audit: the heap read zeros). Registering the whole heap
- * and unregistering it at once is what register-first's order checks for free; two ioctls.
+ * Refuses (EBUSY, nothing changed) a heap any part of which another userfaultfd has registered
+ * (the program's own). Since Linux 6.17 one mremap moves several VMAs but stops with EFAULT at
+ * such a one that is not the first, the ones before it moved: remapRange's VMA-by-VMA retry
+ * would then move their emptied ranges over the pages they had just moved (found by a
+ * kernel-edge audit: the heap read zeros). In both orders: register-first registers only the
+ * segments' built parts, and the rest is remapped too. Two ioctls over the whole heap.
  */
 function checkNoForeignUffd(uffd: Userfaultfd, heapAddr: number, capacity: number): void {
-  uffd.register(heapAddr, capacity, { missing: true });
+  try {
+    uffd.register(heapAddr, capacity, { missing: true });
+  } catch (e) {
+    // EBUSY and EINVAL come before any VMA changes; a later failure may have registered part.
+    const code = (e as { code?: unknown }).code;
+    if (code !== 'EBUSY' && code !== 'EINVAL') uffd.unregister(heapAddr, capacity);
+    throw e;
+  }
   uffd.unregister(heapAddr, capacity);
 }
 
@@ -249,7 +256,7 @@ export function compactionPause(
   const kernelCall = (what: string): void => {
     if (++calls === failAtCall) throw new MoveGcError(ErrorCode.INJECTED, `injected: the compaction pause's kernel call ${calls} (${what}) fails`);
   };
-  unprotectHeap(sh); // again: the program may have called mprotect while the cycle marked
+  unprotectHeap(sh); // again: PROT_READ set while the cycle marked (PROT_NONE then faults the marker)
   const t0 = now();
   forwardRoots(sh, roots, rootCount);
   const t1 = now();
@@ -283,8 +290,11 @@ export function compactionPause(
   let t3 = t2;
   let t4 = t2;
   try {
+    if (uffd) {
+      kernelCall('UFFDIO_REGISTER');
+      checkNoForeignUffd(uffd, heapAddr, sh.d.capacity);
+    }
     if (!remapFirst) register();
-    else if (uffd) checkNoForeignUffd(uffd, heapAddr, sh.d.capacity);
     t3 = now();
     // Step 4: no huge page may appear in to-space before it is registered.
     if (remapFirst && uffd !== null && Atomics.load(sh.ctl, Ctl.HUGE_PAGES) !== 0) {
