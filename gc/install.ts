@@ -57,9 +57,10 @@ export type Warn = (msg: string, data: Record<string, unknown>) => void;
 export type Rebuild = (q: number) => number;
 
 /**
- * Page-by-page warnings (a MOVE refused) one thread logs per cycle. KSM-merged or fork-shared
- * from-space can refuse thousands of pages (an audit counted 7443 warnings in one run), each a
- * message from a collector thread to the heap's; the statistics count every one.
+ * Page-by-page warnings (a MOVE refused, a page gone) one thread logs per cycle. KSM-merged
+ * or fork-shared from-space can refuse thousands of pages (an audit counted 7443 warnings in
+ * one run), each a message from a collector thread to the heap's; the statistics count every
+ * one.
  */
 export const WARNINGS_PER_CYCLE = 8;
 
@@ -76,6 +77,8 @@ export class Installer {
   #warned = 0;
   /** mincore's answer for a WHOLE run (at most MAX_WHOLE_RUN pages; grown if asked for more). */
   #resident = new Uint8Array(512);
+  /** mincore's answer for one page (#gone: called inside #fillHoles, which reads #resident). */
+  readonly #onePage = new Uint8Array(1);
 
   constructor(sh: Shared, uffd: Userfaultfd | null, warn: Warn) {
     this.#sh = sh;
@@ -95,7 +98,7 @@ export class Installer {
     }
     const n = ++this.#warned;
     if (n <= WARNINGS_PER_CYCLE) this.#warn(msg, data);
-    else if (n === WARNINGS_PER_CYCLE + 1) this.#warn('more pages refused by MOVE this cycle: counted in its statistics (ebusy, errors), not logged', { cycle });
+    else if (n === WARNINGS_PER_CYCLE + 1) this.#warn('more page warnings this cycle: counted in its statistics (ebusy, errors, pages.gone), not logged', { cycle });
   }
 
   /** How this thread rebuilds a page whose buffer it must not copy from (set by Builders). */
@@ -360,7 +363,7 @@ export class Installer {
    */
   #gone(q: number): boolean {
     try {
-      native.residency(this.#heap + q * PAGE_SIZE, PAGE_SIZE, this.#resident);
+      native.residency(this.#heap + q * PAGE_SIZE, PAGE_SIZE, this.#onePage);
       return false;
     } catch (e) {
       if ((e as { code?: unknown }).code !== 'ENOMEM') return false;

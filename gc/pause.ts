@@ -164,12 +164,21 @@ function checkNoForeignUffd(uffd: Userfaultfd, heapAddr: number, capacity: numbe
   try {
     uffd.register(heapAddr, capacity, { missing: true });
   } catch (e) {
-    // EBUSY and EINVAL come before any VMA changes; a later failure may have registered part.
-    const code = (e as { code?: unknown }).code;
-    if (code !== 'EBUSY' && code !== 'EINVAL') uffd.unregister(heapAddr, capacity);
+    if (!registeredNothing(e)) uffd.unregister(heapAddr, capacity);
     throw e;
   }
   uffd.unregister(heapAddr, capacity);
+}
+
+/**
+ * Whether a refused UFFDIO_REGISTER left its range as it was. EBUSY (part of it is another
+ * userfaultfd's: the program's own) and EINVAL are refused before any mapping changes, and
+ * unregistering such a range would be refused too (EINVAL), losing the heap. A later failure
+ * (ENOMEM splitting a mapping) may leave part of it registered: that part must be taken back.
+ */
+function registeredNothing(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return code === 'EBUSY' || code === 'EINVAL';
 }
 
 /**
@@ -271,12 +280,7 @@ export function compactionPause(
       try {
         uffd.register(a, len, { missing: true });
       } catch (e) {
-        // EBUSY (part of the range is another userfaultfd's: the program's own) and EINVAL are
-        // refused before any mapping changes, and unregistering that range would be refused
-        // too (EINVAL), losing the heap; a later failure (ENOMEM splitting a mapping) may leave
-        // part of it registered, which the undo takes back.
-        const code = (e as { code?: unknown }).code;
-        if (code !== 'EBUSY' && code !== 'EINVAL') undo.registered.push([a, len]);
+        if (!registeredNothing(e)) undo.registered.push([a, len]); // the undo takes it back
         throw e;
       }
       undo.registered.push([a, len]);
