@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Heap, type ModeName, type Root } from '../dist/gc/index.js';
 import { buildGraph, captureLogger, checksum } from './fixtures/graph.mjs';
 import { itKernel } from './kernel.js';
-import { fixture, spawnAsync } from './helpers/child.js';
+import { fixtureResult } from './helpers/child.js';
 
 const heaps: Heap[] = [];
 afterEach(async () => {
@@ -303,10 +303,7 @@ describe('a page the program drops (MADV_DONTNEED) after it was installed, mid-c
   // must not take the runner down.
   for (const [mode, faultPath] of [['move', 'self'], ['move', 'handler'], ['copy', 'self'], ['copy', 'handler']] as const) {
     itKernel(`${mode}, ${faultPath} path: the dropped page reads zeros, the rest of the object is intact, the cycle ends`, async () => {
-      const r = await spawnAsync(process.execPath, [fixture('dontneed-mid-cycle.mjs'), mode, faultPath], 30_000);
-      expect(r.signal, `killed: it hung\n${r.stderr}`).toBeNull();
-      expect(r.status, r.stderr).toBe(0);
-      const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      const res = await fixtureResult('dontneed-mid-cycle.mjs', [mode, faultPath], 30_000);
       expect(res).toMatchObject({ phase: 'compacting', before: 7, dropped: 0, others: [7, 7], verify: true, after: [7, 0, 7] });
     }, ['uffd', 'move'], 60_000);
   }
@@ -320,10 +317,7 @@ describe("a program's mprotect() of part of its heap between collections", () =>
   for (const mode of ['move', 'copy', 'stw'] as const) {
     for (const prot of ['read', 'none'] as const) {
       itKernel(`${mode}, PROT_${prot.toUpperCase()}: the collection completes, the pages are writable after it, values intact`, async () => {
-        const r = await spawnAsync(process.execPath, [fixture('mprotect-heap.mjs'), mode, prot], 30_000);
-        expect(r.signal, `killed: ${r.signal}\n${r.stderr}`).toBeNull();
-        expect(r.status, r.stderr).toBe(0);
-        const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+        const res = await fixtureResult('mprotect-heap.mjs', [mode, prot], 30_000);
         expect(res).toEqual({ mode, prot, count: 50_000, verify: true, written: 50_000, countAfterGc: 50_000, verifyAfterGc: true });
       }, mode === 'move' ? ['uffd', 'move'] : mode === 'copy' ? ['uffd'] : [], 60_000);
     }
@@ -338,10 +332,7 @@ describe('a program that unmaps part of its heap while the cycle compacts', () =
   // not take the runner down.
   for (const [mode, faultPath] of [['move', 'self'], ['move', 'handler'], ['copy', 'self'], ['copy', 'handler']] as const) {
     itKernel(`${mode}, ${faultPath} path: the cycle ends, the 16 pages counted gone, every object elsewhere intact`, async () => {
-      const r = await spawnAsync(process.execPath, [fixture('unmap-mid-cycle.mjs'), mode, faultPath], 30_000);
-      expect(r.signal, `killed: ${r.signal}\n${r.stderr}`).toBeNull();
-      expect(r.status, r.stderr).toBe(0);
-      const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      const res = await fixtureResult('unmap-mid-cycle.mjs', [mode, faultPath], 30_000);
       expect(res).toMatchObject({ phase: 'compacting', idle: 'ok', gone: 16, active: false, n: 20_000 });
       expect(res.lost).toBeGreaterThan(0);
       expect(res.ok + res.lost).toBe(20_000);

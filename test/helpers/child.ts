@@ -1,6 +1,7 @@
 /** Runs a test fixture (test/fixtures) in a child process, for what must not run in the test's own. */
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 
 export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 
@@ -30,4 +31,16 @@ export function spawnAsync(cmd: string, args: string[], timeoutMs: number, env: 
     c.on('error', reject);
     c.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
   });
+}
+
+/**
+ * Runs fixture `name` with `args` in a child (awaited as spawnAsync does), killed after
+ * `timeoutMs`: for what must not take the runner down if it hangs or crashes. Expects it was
+ * not killed and exited 0; returns its last line of stdout, parsed as JSON.
+ */
+export async function fixtureResult(name: string, args: string[], timeoutMs: number): Promise<any> {
+  const r = await spawnAsync(process.execPath, [fixture(name), ...args], timeoutMs);
+  expect(r.signal, `killed by ${r.signal} (a hang, or a crash)\n${r.stderr}`).toBeNull();
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
