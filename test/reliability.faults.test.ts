@@ -139,7 +139,9 @@ describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () =
   }, undefined, T_OUT);
 
   itKernel('pages shared with a child forked mid-cycle (dontFork: false) are copied', async () => {
-    const s = await setup({ dontFork: false });
+    // No takeover (stallMs 5 s): every refusal is then the compactor's (the fault server
+    // installs its own builds by COPY), which the warning count below relies on.
+    const s = await setup({ dontFork: false, stallMs: 5000 });
     const before = children().length;
     // The walk waits for the compactor to pass the fork (on a loaded machine the walk's faults
     // built the pages first, the compactor never reached page 20, and nothing forked: the
@@ -152,10 +154,13 @@ describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () =
     allInstalled(st);
     expect(children().length, 'the forked child was reaped at the end of the cycle').toBe(before);
     // One warning per refused page, up to WARNINGS_PER_CYCLE per thread, then one saying so.
-    expect(await logged(s.messages, 'page refused by MOVE')).toBe(true);
+    // The pending run at the fork is ~19 pages, all refused in the compactor: past its cap.
+    // (The check was `if (st.ebusy > 3 * WARNINGS_PER_CYCLE)`: never true here, so a cap that
+    // logged every page passed.)
+    expect(st.ebusy).toBeGreaterThan(WARNINGS_PER_CYCLE);
+    expect(await logged(s.messages, 'not logged')).toBe(true); // after the compactor's last warning
     const warned = s.messages.filter((m) => m.includes('page refused by MOVE')).length;
-    expect(warned).toBeLessThanOrEqual(Math.min(st.ebusy, 3 * WARNINGS_PER_CYCLE));
-    if (st.ebusy > 3 * WARNINGS_PER_CYCLE) expect(await logged(s.messages, 'not logged')).toBe(true);
+    expect(warned).toBe(WARNINGS_PER_CYCLE);
     await cleanCycle(s);
   }, undefined, T_OUT);
 
