@@ -69,7 +69,11 @@ describe.each(['move', 'copy'] as const)('a failing compactor (%s)', (mode) => {
       // server (faults and takeover) or by the mutator in idle().
       expect(st.pages.builtByCompactor).toBeLessThanOrEqual(c.built);
       expect(st.pages.builtByFaults + st.pages.builtByMutator).toBeGreaterThanOrEqual(st.pages.total - c.built);
-      expect(st.takeovers > 0 || st.pages.builtByFaults + st.pages.builtByMutator === st.pages.total - st.pages.builtByCompactor).toBe(true);
+      // The pages it built and never installed (its pending run) went in through another thread:
+      // taken over (handler: the fault server) or installed from its buffers by the accessors
+      // (self: selfHelped). (This was `takeovers > 0 || faults + mutator === total - compactor`,
+      // whose second half checkStats already asserts: it passed with takeovers never counted.)
+      expect(st.takeovers + st.stalls.selfHelped, JSON.stringify({ takeovers: st.takeovers, selfHelped: st.stalls.selfHelped })).toBeGreaterThan(0);
       if (faultPath === 'handler') expect(st.faults).toBeGreaterThan(0);
       else expect(st.pages.builtBySelf).toBeGreaterThan(0);
       expect(records.some((r) => r.msg === c.log), JSON.stringify(records.map((r) => r.msg))).toBe(true);
