@@ -103,8 +103,9 @@ export class Collector {
     return this.history.find((s) => s.cycle === cycle);
   }
 
-  /** Heap.close, first: the active cycle finished (a failure logged: closing goes on). */
+  /** Heap.close, first: the active cycle finished (a failure logged: closing goes on); one only requested is dropped. */
   async finishForClose(): Promise<void> {
+    this.#cycles.dropRequest(); // requested, not begun (marking in the pause): not run for a heap being closed
     try {
       await this.#cycles.finish();
     } catch (e) {

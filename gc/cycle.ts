@@ -186,6 +186,15 @@ export class CycleDriver {
   }
 
   /**
+   * close(): a collection requested of a heap marking in the pause and not begun yet is
+   * dropped. Nothing has moved for it, and the heap is about to be released: running it would
+   * make close() stop the world for a whole mark-compaction nobody will use (seconds at 1 GiB).
+   */
+  dropRequest(): void {
+    this.#requested = false;
+  }
+
+  /**
    * A cycle whose end failed on the event loop (its verification, with `verify: true`) had no
    * caller to reject: the mutator's next call that drives or awaits a cycle (collect, safepoint,
    * idle, gc) throws it, once.

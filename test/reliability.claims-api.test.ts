@@ -362,6 +362,24 @@ describe('calls on a closing or closed heap', () => {
    * pause that is due"): safepoint() on a closed heap throws ERR_CLOSED instead of answering
    * that no pause ran.
    */
+  /**
+   * Claim (gc/heap.ts close(): "Finishes any active cycle"): with marking in the pause,
+   * requestCollection() only asks the next safepoint for a cycle; until then none is active.
+   * close() drops that request: it ran it (found by an audit: a whole mark-compaction pause
+   * inside close(), for a heap about to be released; 256 MiB of live objects, stw: close()
+   * 334 ms against 5 ms without the request, move: 294 against 14).
+   */
+  for (const mode of ['stw', 'move'] as const)
+    itMode(mode, 'close() with a collection requested but not begun (marking in the pause): no cycle runs in close()', async () => {
+      const heap = await openHeap({ capacity: 8 * MiB, mode, marking: 'pause' });
+      heap.root(heap.allocRefArray(4));
+      garbage(heap, 1000);
+      expect(heap.requestCollection()).toBe(true);
+      expect(heap.cycleActive, 'the request begins no cycle').toBe(false);
+      await heap.close();
+      expect(heap.history.length, 'close() ran the requested collection').toBe(0);
+    });
+
   itMode('stw', 'safepoint() on a closed heap: ERR_CLOSED', async () => {
     const heap = await openHeap({ capacity: 4 * MiB, mode: 'stw' });
     await heap.close();
