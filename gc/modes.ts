@@ -4,7 +4,7 @@
  * MOVE refused by its test move, or a kernel without the MOVE fixes -> COPY).
  */
 import os from 'node:os';
-import { ErrorCode, MoveGcError, invalidArg, shown } from './errors.js';
+import { ErrorCode, MoveGcError, invalidArg, isMoveGcError, shown } from './errors.js';
 import { RESOURCE_ERRNOS, type Capabilities } from './probe.js';
 import { readOptions } from './validate.js';
 
@@ -33,12 +33,42 @@ export interface ModeChoiceOptions {
   allowUnfixedMove?: boolean;
 }
 
-export function chooseMode(requested: ModeName, caps: Capabilities, opts: ModeChoiceOptions = {}): ModeChoice {
+/** The capabilities chooseMode reads. */
+const CAPS_READ = ['mremapDontUnmap', 'uffd', 'move', 'copy', 'moveFixes', 'pinsRefused'] as const;
+type CapsRead = Pick<Capabilities, (typeof CAPS_READ)[number]>;
+
+/**
+ * The capabilities chooseMode reads, read once into plain objects: each must be an object
+ * with a boolean `ok`, and its reason, detail and kernel are kept as strings (shown() for
+ * anything else: a message never runs a caller's toString). A getter or Proxy trap that
+ * throws is ERR_INVALID_ARG_TYPE, as for any other argument.
+ */
+function readCaps(caps: unknown): CapsRead {
+  if (typeof caps !== 'object' || caps === null) throw invalidArg(`caps must be probe()'s capabilities, got ${shown(caps)}`);
+  const out: Record<string, unknown> = {};
+  try {
+    for (const k of CAPS_READ) {
+      const c = (caps as Record<string, unknown>)[k];
+      if (typeof c !== 'object' || c === null) throw invalidArg(`caps.${k} must be a capability object, got ${shown(c)}`);
+      const { ok, reason, detail, kernel } = c as Record<string, unknown>;
+      if (typeof ok !== 'boolean') throw invalidArg(`caps.${k}.ok must be a boolean, got ${shown(ok)}`);
+      const str = (v: unknown): string | undefined => (v === undefined || typeof v === 'string' ? v : shown(v));
+      out[k] = { ok, reason: str(reason), detail: str(detail), kernel: str(kernel) };
+    }
+  } catch (e) {
+    if (isMoveGcError(e)) throw e;
+    throw invalidArg('caps could not be read (a getter or Proxy trap threw)');
+  }
+  return out as unknown as CapsRead;
+}
+
+export function chooseMode(requested: ModeName, capabilities: Capabilities, opts: ModeChoiceOptions = {}): ModeChoice {
   if (!MODES.includes(requested)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `unknown mode ${shown(requested)} (expected ${MODES.join(', ')})`);
   const o = readOptions('chooseMode options', opts, ['allowUnfixedMove']);
   if (o.allowUnfixedMove !== undefined && typeof o.allowUnfixedMove !== 'boolean')
     throw invalidArg(`allowUnfixedMove must be a boolean, got ${typeof o.allowUnfixedMove}`);
   const allowUnfixedMove = o.allowUnfixedMove === true;
+  const caps = readCaps(capabilities);
   if (!caps.mremapDontUnmap.ok)
     throw new MoveGcError(ErrorCode.UNSUPPORTED, `mremap(MREMAP_DONTUNMAP) unavailable (${caps.mremapDontUnmap.reason}): Linux >= 5.13 is required for every mode`);
   // Out of descriptors or memory while probing: the kernel may have everything; say so rather

@@ -261,6 +261,25 @@ describe('chooseMode over synthetic capabilities', () => {
     expect(chooseMode('move', caps({ pinsRefused: { ok: false, reason: 'NO_IO_URING' } })).mode).toBe('move');
   });
 
+  it('capabilities that are not probe()\'s: ERR_INVALID_ARG_TYPE, never a TypeError or the caller\'s own error', () => {
+    // Found by an audit: chooseMode validated its mode and options but read `caps` unchecked
+    // (null: "Cannot read properties of null"; a Proxy trap's own error; a reason whose
+    // toString throws, put into a fallback's message).
+    const throwing = { toString(): never { throw new Error('toString'); } };
+    const bad: unknown[] = [
+      undefined, null, 5, 'caps', {}, caps({ move: undefined as never }), caps({ copy: null as never }), caps({ uffd: { ok: 'yes' } as never }),
+      new Proxy(caps(), { get(): never { throw new Error('trap'); } }),
+      Object.defineProperty(caps(), 'moveFixes', { get(): never { throw new Error('getter'); } }),
+    ];
+    for (const c of bad) {
+      const e = thrown(() => chooseMode('move', c as never));
+      expect(e.code, e.message).toBe('ERR_INVALID_ARG_TYPE');
+    }
+    // A reason that is not a string is named, not run, in the fallback's message.
+    const choice = chooseMode('move', caps({ move: { ok: false, reason: throwing as never } }));
+    expect(choice).toEqual({ mode: 'copy', fallbacks: ['move -> copy: UFFDIO_MOVE unavailable (an object)'] });
+  });
+
   it('options: unknown keys and non-boolean values are rejected', () => {
     expect(thrown(() => chooseMode('move', caps(), { allowUnfixedMOVE: true } as never)).code).toBe('ERR_UNKNOWN_OPTION');
     expect(thrown(() => chooseMode('move', caps(), { allowUnfixedMove: 'yes' } as never)).code).toBe('ERR_INVALID_ARG_TYPE');
