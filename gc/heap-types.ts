@@ -31,7 +31,11 @@ export interface Progress {
 /** A type defined by Heap.defineType (or a built-in array type): its id indexes the type table. */
 export class HeapType {
   readonly #brand = true;
-  constructor(readonly id: number, readonly name: string, readonly refs: number, readonly bytes: number, readonly kind: number) {}
+  constructor(readonly id: number, readonly name: string, readonly refs: number, readonly bytes: number, readonly kind: number) {
+    // Frozen: alloc() checks a type by its id and then sizes and tags the object by it; a
+    // getter put on `id` (or `kind`) could pass the check as one type and allocate another.
+    Object.freeze(this);
+  }
   /** One of ours: a private-field check, which runs none of a Proxy's traps or a lying object's getters. */
   static is(x: unknown): x is HeapType {
     return typeof x === 'object' && x !== null && #brand in x;

@@ -270,6 +270,39 @@ describe('Heap entry points', () => {
     unchanged();
   });
 
+  it('a type whose id or kind is made a lying getter cannot allocate one type sized as another', () => {
+    // Found by an audit: alloc() read type.id three times (its check, the size, the header). A
+    // getter answering the type's own id to the check and a smaller type's to the size put a
+    // 33-word header on 2 words: verify() failed ('size 33 runs past the top') and the object's
+    // slots reached over the next objects. A heap's types are frozen now: the lie is refused.
+    const small = heap.defineType({ name: 'LieSmall', refs: 1, bytes: 0 });
+    const big = heap.defineType({ name: 'LieBig', refs: 64, bytes: 0 });
+    const builtin = heap.typeOf(heap.allocRefArray(1));
+    const bigId = big.id;
+    let reads = 0;
+    const lies: Array<[HeapType, string, () => number]> = [
+      [big, 'id', () => (reads++ === 1 ? small.id : bigId)], // checked as LieBig, sized as LieSmall, tagged LieBig
+      [builtin, 'kind', () => small.kind], // a reference array passed off as a declared type
+    ];
+    for (const [type, key, get] of lies) {
+      try {
+        Object.defineProperty(type, key, { get });
+      } catch {
+        /* refused: the type is frozen */
+      }
+      let r: Ref | undefined;
+      try {
+        r = heap.alloc(type);
+      } catch (e) {
+        expectCode(e as MoveGcError);
+      }
+      if (r !== undefined) heap.setRef(r, heap.refCount(r) - 1, null); // its last slot is its own
+      expect(heap.verify().errors).toEqual([]);
+    }
+    expect([big.id, builtin.kind]).toEqual([bigId, heap.typeOf(heap.allocRefArray(1)).kind]);
+    unchanged();
+  });
+
   it('lying objects where a message would name the value: no primitive form, throwing traps, detached views', () => {
     const n = node();
     const bytes = heap.allocBytes(16);
