@@ -32,7 +32,9 @@ export interface KernelVersion {
 
 /** "6.12.20-android16-5-g..." -> { 6, 12, 20 }; a missing patch level is 0; null if unparseable. */
 export function parseKernelRelease(release: string): KernelVersion | null {
-  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(String(release).trim());
+  // A string only: String() of an object runs its toString (which may throw), of a Symbol is no release.
+  if (typeof release !== 'string') throw invalidArg(`a kernel release must be a string (os.release()), got ${shown(release)}`);
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(release.trim());
   if (!m) return null;
   return { major: Number(m[1]), minor: Number(m[2]), patch: m[3] === undefined ? 0 : Number(m[3]) };
 }

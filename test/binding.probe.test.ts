@@ -204,6 +204,12 @@ describe('what the kernel supports beyond MOVE (crossMm, pinsRefused, moveFixes)
         if (!fixed) expect(cap.reason, release).toBe('UNFIXED_KERNEL');
       }
     }
+    // Not a string: ERR_INVALID_ARG_TYPE (found by an audit: a Symbol gave moveFixesIn a
+    // TypeError, an object whose toString throws its own error; both untyped).
+    for (const v of [undefined, null, 6.14, Symbol('6.14'), { toString(): never { throw new Error('toString'); } }, new Proxy({}, { get(): never { throw new Error('trap'); } })]) {
+      expect(thrown(() => parseKernelRelease(v as never)).code).toBe('ERR_INVALID_ARG_TYPE');
+      expect(thrown(() => moveFixesIn(v as never)).code).toBe('ERR_INVALID_ARG_TYPE');
+    }
     expect(parseKernelRelease('6.12.20-android16')).toEqual({ major: 6, minor: 12, patch: 20 });
     expect(parseKernelRelease('6.14')).toEqual({ major: 6, minor: 14, patch: 0 });
   });
