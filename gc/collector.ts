@@ -59,11 +59,15 @@ export class Collector {
       }
       checkOpen();
     }
+    let st: CycleStats;
     try {
-      return await keepAlive(this.#cycles.collect());
+      st = await keepAlive(this.#cycles.collect());
     } catch (e) {
       throw internal(e, 'collect');
     }
+    // A copy: the end of the cycle goes on writing the driver's record (compaction, RSS, who
+    // released from-space); one the caller froze or edited broke that end halfway.
+    return structuredClone(st);
   }
 
   request(): boolean {

@@ -133,7 +133,8 @@ export class Heap extends MutatorHeap {
    * Runs a collection: finishes any active cycle, then marks (concurrently, awaiting the
    * marker), pauses to remark, plans (concurrently), and pauses to flip; returns once the
    * mutator may run again with compaction going on concurrently (await idle() for its end).
-   * In `stw` mode the cycle is complete on return. Every Ref held across it is stale.
+   * In `stw` mode the cycle is complete on return. Every Ref held across it is stale. The
+   * statistics are a copy as of the return: idle() (or gc()) gives the finished cycle's.
    */
   async collect(): Promise<CycleStats> {
     this.#in.checkOpen();

@@ -303,6 +303,22 @@ describe('Heap entry points', () => {
     unchanged();
   });
 
+  it('a statistics record the caller freezes does not break the end of its cycle', async () => {
+    // Found by an audit: collect() returned the record the end of its cycle still writes
+    // (compaction figures, RSS, who released from-space). Frozen by the caller, that end threw
+    // halfway: idle() rejected ERR_INTERNAL ('Cannot assign to read only property
+    // fromSpaceReleasedBy') and the cycle never reached the history.
+    for (let i = 0; i < 3000; i++) heap.allocBytes(64); // garbage: the cycle has pages to compact
+    const before = heap.history.length;
+    const st = await heap.collect();
+    for (const o of [st, st.rss, st.pages, st.pause]) Object.freeze(o);
+    const end = await heap.idle();
+    expect(end?.cycle).toBe(st.cycle);
+    expect(heap.history.map((s) => s.cycle)).toContain(st.cycle);
+    expect(heap.history.length).toBe(before + 1);
+    unchanged();
+  });
+
   it('lying objects where a message would name the value: no primitive form, throwing traps, detached views', () => {
     const n = node();
     const bytes = heap.allocBytes(16);
