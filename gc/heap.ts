@@ -126,7 +126,9 @@ export class Heap extends MutatorHeap {
   }
   /** Statistics of every finished cycle (most recent last, up to 1000). */
   get history(): readonly CycleStats[] {
-    return this.#collector.history;
+    // A copy: the heap appends to its own (and drops the oldest); one the caller froze or
+    // cleared made every later cycle's end throw, or lost the record gc() looks its cycle up in.
+    return this.#collector.history.slice();
   }
 
   /**
@@ -198,7 +200,7 @@ export class Heap extends MutatorHeap {
    */
   progress(): Progress {
     this.#in.check();
-    return progressOf(this.#sh, this.#collector.activeCycle ?? this.history[this.history.length - 1]?.cycle ?? 0, this.#collector.phase, this.#in.barrierLog.entries);
+    return progressOf(this.#sh, this.#collector.activeCycle ?? this.#collector.history.at(-1)?.cycle ?? 0, this.#collector.phase, this.#in.barrierLog.entries);
   }
 
   /**
@@ -247,6 +249,6 @@ export class Heap extends MutatorHeap {
       this.log.warn({ threads: stuck }, 'collector threads did not exit: the heap is released when they do');
       void gone.then(() => this.#mem.close());
     }
-    this.log.info({ cycles: this.history.length }, 'heap closed');
+    this.log.info({ cycles: this.#collector.history.length }, 'heap closed');
   }
 }

@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, Heap, MoveGcError, Pin, Root, type HeapType, type ModeName, type Ref } from '../dist/gc/index.js';
+import { ErrorCode, Heap, MoveGcError, Pin, Root, type CycleStats, type HeapType, type ModeName, type Ref } from '../dist/gc/index.js';
 import { buildGraph, checksum } from './fixtures/graph.mjs';
 import { rejected, thrown } from './helpers/thrown.js';
 import { BAD_NUMBERS, MODE, WRONG_TYPES } from './helpers/hostile.js';
@@ -316,6 +316,24 @@ describe('Heap entry points', () => {
     expect(end?.cycle).toBe(st.cycle);
     expect(heap.history.map((s) => s.cycle)).toContain(st.cycle);
     expect(heap.history.length).toBe(before + 1);
+    unchanged();
+  });
+
+  it('heap.history frozen or cleared by the caller: later cycles still end and are recorded', async () => {
+    // Found by an audit: heap.history was the heap's own array. Frozen by the caller, every
+    // later cycle's end threw ('Cannot add property 1, object is not extensible': gc() rejected
+    // ERR_INTERNAL, dead threads were not replaced, nothing was recorded); cleared, it lost the
+    // records the heap reads (progress(), gc()'s lookup of its cycle).
+    const before = heap.history.length;
+    Object.freeze(heap.history);
+    const a = await heap.gc();
+    const cleared = heap.history as CycleStats[];
+    cleared.length = 0;
+    const b = await heap.gc();
+    expect(heap.history.slice(-2).map((s) => s.cycle)).toEqual([a.cycle, b.cycle]);
+    expect(heap.history.length).toBe(before + 2);
+    expect(heap.progress().cycle).toBe(b.cycle);
+    sum = checksum(heap, root.get());
     unchanged();
   });
 
