@@ -133,7 +133,9 @@ export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capa
     ok: uffdOk,
     ...(uffdOk ? {} : { reason: hide.has('uffd') ? 'HIDDEN' : (r.open.syscall.reason ?? r.api.reason) }),
     how: uffdOk ? r.openHow : null,
-    ways: { syscall: r.open.syscall, userModeOnly: r.open.userModeOnly, device: r.open.device },
+    // Copies, as every capability here: the raw probe is cached, and an object handed to the
+    // caller that is the cache's own would carry the caller's edits into every later probe().
+    ways: { syscall: { ...r.open.syscall }, userModeOnly: { ...r.open.userModeOnly }, device: { ...r.open.device } },
   };
   const ioctlCap = (name: IoctlName): Capability =>
     !uffdOk ? no(uffd.reason ?? 'ENOUFFD') : !r.register.ok ? no(r.register.reason ?? 'EINVAL') : ioctls.includes(name) ? { ok: true } : no('NO_IOCTL');
@@ -155,7 +157,7 @@ export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capa
     copy: ioctlCap('COPY'),
     zeropage: ioctlCap('ZEROPAGE'),
     writeProtect: !uffdOk ? no(uffd.reason ?? 'ENOUFFD') : r.registerWp.ok ? { ok: true } : no(r.registerWp.reason ?? 'EINVAL'),
-    mremapDontUnmap: r.mremapDontUnmap,
+    mremapDontUnmap: { ...r.mremapDontUnmap },
     crossMm: { ...afterMove(r.crossMm), unknownFeatureBits: r.features !== undefined ? unknownFeatureBits(r.features) : [] },
     pinsRefused: afterMove(r.pinsRefused),
     moveFixes: { ...(hide.has('moveFixes') ? no('HIDDEN') : moveFixesIn(kernel)), kernel },

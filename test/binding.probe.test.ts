@@ -78,6 +78,19 @@ describe('probe', () => {
     }
   });
 
+  it('what probe() returns is the caller\'s: editing it changes no later probe() (the raw probe is cached)', () => {
+    // Found by an audit: mremapDontUnmap and uffd.ways.* were the cache's own objects. A caller
+    // that edited them (mremapDontUnmap.ok = false) made every later Heap.create in the
+    // thread fail with ERR_UNSUPPORTED 'mremap(MREMAP_DONTUNMAP) unavailable (edited ...)'.
+    const before = JSON.stringify(probe());
+    const c = probe();
+    const edit = (o: object): void => void Object.assign(o, { ok: !(o as { ok: boolean }).ok, reason: 'edited by the caller' });
+    for (const o of [c.mremapDontUnmap, c.uffd.ways.syscall, c.uffd.ways.userModeOnly, c.uffd.ways.device, c.uffd, c.move, c.copy, c.moveFixes, c.pinsRefused, c.crossMm]) edit(o);
+    c.features.length = 0;
+    c.ioctls.length = 0;
+    expect(JSON.stringify(probe())).toBe(before);
+  });
+
   it('every capability that is not ok has a reason, including hidden ones', () => {
     expectReasons(probe());
     const noMove = probe({ hide: ['move'] });
