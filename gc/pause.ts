@@ -23,8 +23,9 @@
  *     a whole table per 2 MiB (measured on Linux 6.18: mremap of 1 GiB 1.1 ms registered vs
  *     0.13 ms unregistered, 64 MiB 0.13 ms). So REMAP_FIRST is the default, and
  *     REGISTER_FIRST keeps ART's order for comparison.
- *  4. A heap backed by huge pages (options.hugePages) is MADV_NOHUGEPAGE from before the
- *     mremap until every segment is registered. In between, to-space is empty and not yet
+ *  4. The heap is MADV_NOHUGEPAGE from before the mremap until every segment is registered,
+ *     then MADV_HUGEPAGE again if it is backed by huge pages (options.hugePages); without
+ *     them, a program's own MADV_HUGEPAGE on its heap is dropped, as its mprotect is. In between, to-space is empty and not yet
  *     armed, and the kernel would fill it with zeros that userfaultfd never sees: a write
  *     there (the free-tail filler of step 5) takes a whole huge page when its 2 MiB lie in
  *     remapped pages, and khugepaged collapses a 2 MiB range holding a page that stays (a
@@ -300,10 +301,12 @@ export function compactionPause(
     }
     if (!remapFirst) register();
     t3 = now();
-    // Step 4: no huge page may appear in to-space before it is registered.
-    if (remapFirst && uffd !== null && Atomics.load(sh.ctl, Ctl.HUGE_PAGES) !== 0) {
+    // Step 4: no huge page may appear in to-space before it is registered. Whatever the
+    // option: a program's own MADV_HUGEPAGE on a heap without hugePages is no different (its
+    // advice, like its mprotect, does not survive a collection).
+    if (remapFirst && uffd !== null) {
       native.madvise(heapAddr, sh.d.capacity, native.advice.NOHUGEPAGE);
-      undo.huge = true;
+      undo.huge = Atomics.load(sh.ctl, Ctl.HUGE_PAGES) !== 0;
     }
     const last = plan.segments[plan.segments.length - 1];
     for (const s of plan.segments) {
