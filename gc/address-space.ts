@@ -1,6 +1,7 @@
 /**
  * The address-space and data limits (RLIMIT_AS, `ulimit -v`; RLIMIT_DATA, `ulimit -d`),
- * checked before a heap maps anything.
+ * checked before a heap maps anything (checkAddressSpace) and before each compaction pause
+ * remaps it (checkPauseLimits).
  *
  * A heap maps twice its capacity (the heap and from-space), private and writable, so both
  * limits count it, and each collector thread is a Worker whose isolate reserves a large range
@@ -14,6 +15,10 @@
  */
 import fs from 'node:fs';
 import { MoveGcError } from './errors.js';
+
+/** The two limits checked, each with its field in Limits and in inUse(). */
+const LIMITS = [['addressSpace', 'RLIMIT_AS'], ['data', 'RLIMIT_DATA']] as const;
+const MiB = (b: number): string => `${Math.round(b / 2 ** 20)} MiB`;
 
 /**
  * Address space one collector Worker needs: under `prlimit --as`, a 1 GiB move heap (three
@@ -81,8 +86,8 @@ export function checkAddressSpace(mapBytes: number, overMap: number, workers: nu
     addressSpace: mapBytes + Math.max(overMap, threads.addressSpace),
     data: mapBytes + Math.max(overMap, capacity * TABLES_PER_BYTE + threads.data),
   };
-  const MiB = (b: number): string => `${Math.round(b / 2 ** 20)} MiB`;
-  for (const [k, rlimit, what] of [['addressSpace', 'RLIMIT_AS', 'cannot reserve its range'], ['data', 'RLIMIT_DATA', 'cannot commit its heap']] as const) {
+  for (const [k, rlimit] of LIMITS) {
+    const what = k === 'data' ? 'cannot commit its heap' : 'cannot reserve its range';
     const total = used[k] + promised[k];
     if (total + need[k] <= limits[k]) continue;
     throw new MoveGcError(
@@ -101,4 +106,34 @@ export function checkAddressSpace(mapBytes: number, overMap: number, workers: nu
     }
     kept = false;
   };
+}
+
+/**
+ * Address space (and data) a pause keeps free under RLIMIT_AS and RLIMIT_DATA for what other
+ * threads map between the check and its mremap calls (microseconds: V8's threads grow its heap
+ * by a few hundred KiB at a time). A stw heap of 64 MiB under a 240 MiB data limit has 16 MiB.
+ */
+export const PAUSE_LIMIT_RESERVE = 4 * 2 ** 20;
+
+/**
+ * Refuses (ENOMEM, nothing changed) a pause the address-space or data limit would stop part
+ * way. mremap(MREMAP_FIXED | MREMAP_DONTUNMAP) unmaps its destination (from-space) first and
+ * only then checks the limit for the range it moves, which keeps its old mapping: over the
+ * limit it fails after from-space is gone (found by a kernel-edge audit: a program that lowered
+ * `prlimit --as` below its use got ENOMEM, "undone", and from-space was a hole its next
+ * mappings landed in, for the next pause's mremap to overwrite). The kernel wants the process's
+ * use, once the destination is unmapped and the range added back, within the limit. Costs one
+ * read of /proc/self/limits when there is none (the usual case).
+ */
+export function checkPauseLimits(limits: Limits = readLimits(), used: () => { addressSpace: number; data: number } = inUse): void {
+  if (limits.addressSpace === Infinity && limits.data === Infinity) return;
+  const u = used();
+  for (const [k, rlimit] of LIMITS) {
+    if (u[k] + PAUSE_LIMIT_RESERVE <= limits[k]) continue;
+    throw new MoveGcError(
+      'ENOMEM',
+      `${MiB(u[k])} in use against ${rlimit} ${MiB(limits[k])}: mremap would unmap from-space and then refuse; refused before anything changed (raise the limit)`,
+      { errno: 12, syscall: 'mremap' },
+    );
+  }
 }

@@ -25,8 +25,8 @@
  *     REGISTER_FIRST keeps ART's order for comparison.
  *  4. The heap is MADV_NOHUGEPAGE from before the mremap until every segment is registered,
  *     then MADV_HUGEPAGE again if it is backed by huge pages (options.hugePages); without
- *     them, a program's own MADV_HUGEPAGE on its heap is dropped, as its mprotect is. In between, to-space is empty and not yet
- *     armed, and the kernel would fill it with zeros that userfaultfd never sees: a write
+ *     them, a program's own MADV_HUGEPAGE on its heap is dropped, as its mprotect is. In
+ *     between, to-space is empty and not yet armed, and the kernel would fill it with zeros that userfaultfd never sees: a write
  *     there (the free-tail filler of step 5) takes a whole huge page when its 2 MiB lie in
  *     remapped pages, and khugepaged collapses a 2 MiB range holding a page that stays (a
  *     pinned span) by filling the empty pages around it. Once registered, neither happens
@@ -44,7 +44,7 @@ import { ErrorCode, MoveGcError, fromNative, messageOf } from './errors.js';
 import { forward } from './forward.js';
 import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
 import { HEADROOM_UNKNOWN, checkPauseMappings } from './map-count.js';
-import { inUse, readLimits, type Limits } from './address-space.js';
+import { checkPauseLimits } from './address-space.js';
 import { remapDontUnmap } from './memory.js';
 import { native } from './native.js';
 import { Ctl, now, type Shared } from './shared.js';
@@ -242,37 +242,6 @@ export function pauseError(e: unknown): MoveGcError {
   const hint = cause.code === 'ENOMEM' && !/RLIMIT_/.test(cause.message) ? ' [each remapped segment splits mappings: the process may be at vm.max_map_count]' : '';
   const undone = cause.code === ErrorCode.HEAP_CORRUPT ? '' : ' (undone: the heap is as it was)';
   return new MoveGcError(cause.code, `compaction pause${undone}: ${cause.message}${hint}`, { errno: cause.errno, syscall: cause.syscall, cause });
-}
-
-/**
- * Address space (and data) a pause keeps free under RLIMIT_AS and RLIMIT_DATA for what other
- * threads map between the check and its mremap calls (microseconds: V8's threads grow its heap
- * by a few hundred KiB at a time). A stw heap of 64 MiB under a 240 MiB data limit has 16 MiB.
- */
-export const PAUSE_LIMIT_RESERVE = 4 * 2 ** 20;
-
-/**
- * Refuses (ENOMEM, nothing changed) a pause the address-space or data limit would stop part
- * way. mremap(MREMAP_FIXED | MREMAP_DONTUNMAP) unmaps its destination (from-space) first and
- * only then checks the limit for the range it moves, which keeps its old mapping: over the
- * limit it fails after from-space is gone (found by a kernel-edge audit: a program that lowered
- * `prlimit --as` below its use got ENOMEM, "undone", and from-space was a hole its next
- * mappings landed in, for the next pause's mremap to overwrite). The kernel wants the process's
- * use, once the destination is unmapped and the range added back, within the limit. Costs one
- * read of /proc/self/limits when there is none (the usual case).
- */
-export function checkPauseLimits(limits: Limits = readLimits(), used: () => { addressSpace: number; data: number } = inUse): void {
-  if (limits.addressSpace === Infinity && limits.data === Infinity) return;
-  const u = used();
-  for (const [k, rlimit] of [['addressSpace', 'RLIMIT_AS'], ['data', 'RLIMIT_DATA']] as const) {
-    if (u[k] + PAUSE_LIMIT_RESERVE <= limits[k]) continue;
-    const MiB = (b: number): string => `${Math.round(b / 2 ** 20)} MiB`;
-    throw new MoveGcError(
-      'ENOMEM',
-      `${MiB(u[k])} in use against ${rlimit} ${MiB(limits[k])}: mremap would unmap from-space and then refuse; refused before anything changed (raise the limit)`,
-      { errno: 12, syscall: 'mremap' },
-    );
-  }
 }
 
 export function compactionPause(

@@ -319,7 +319,7 @@ describe('a compaction pause whose kernel call fails', () => {
   // lowered its limit below its use (prlimit) got ENOMEM from a pause that said "undone", with
   // from-space unmapped: the program's next mappings landed there, and the next pause's mremap
   // overwrote them (8 runs in 10, move and copy). Now the pause checks the limits first
-  // (pause.ts checkPauseLimits) and changes nothing. In a child: the limit is the process's.
+  // (address-space.ts checkPauseLimits) and changes nothing. In a child: the limit is the process's.
   // Under a limit below its use V8 itself may fail to map (it aborts: "Zone Allocation failed",
   // bad_alloc; 1 child in 24 here): such a child is run again, up to 3 times.
   for (const [mode, which] of [['move', 'as'], ['copy', 'as'], ['move', 'data']] as const) {
