@@ -26,14 +26,15 @@
  *  4. The heap is MADV_NOHUGEPAGE from before the mremap until every segment is registered,
  *     then MADV_HUGEPAGE again if it is backed by huge pages (options.hugePages); without
  *     them, a program's own MADV_HUGEPAGE on its heap is dropped, as its mprotect is. In
- *     between, to-space is empty and not yet armed, and the kernel would fill it with zeros that userfaultfd never sees: a write
- *     there (the free-tail filler of step 5) takes a whole huge page when its 2 MiB lie in
- *     remapped pages, and khugepaged collapses a 2 MiB range holding a page that stays (a
- *     pinned span) by filling the empty pages around it. Once registered, neither happens
- *     (khugepaged leaves empty pages of an armed range alone; a fault there goes to
- *     userfaultfd), and a page installed on top of a zero page is refused (EEXIST), so the
- *     zeros would have stayed: lost objects. From-space receives the heap's pages with this
- *     flag, so khugepaged leaves it alone too (PMD-mapped pages still move as PMDs).
+ *     between, to-space is empty and not yet armed, and the kernel would fill it with zeros
+ *     that userfaultfd never sees: a write there (the free-tail filler of step 5) takes a
+ *     whole huge page when its 2 MiB lie in remapped pages, and khugepaged collapses a 2 MiB
+ *     range holding a page that stays (a pinned span) by filling the empty pages around it.
+ *     Once registered, neither happens (khugepaged leaves empty pages of an armed range
+ *     alone; a fault there goes to userfaultfd), and a page installed on top of a zero page
+ *     is refused (EEXIST), so the zeros would have stayed: lost objects. From-space receives
+ *     the heap's pages with this flag, so khugepaged leaves it alone too (PMD-mapped pages
+ *     still move as PMDs).
  *  5. A segment whose live data ends on a page boundary below a pinned span gets its filler
  *     written here: that page is not built by anyone.
  * Before all of it the heap is made read-write again (unprotectHeap).
