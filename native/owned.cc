@@ -132,9 +132,15 @@ void DisownRange(uint64_t start, uint64_t len) {
   const uint64_t end = start + len;
   std::lock_guard<std::mutex> g(*g_mu);
   std::vector<std::pair<uint64_t, Entry>> left;
-  for (auto it = g_owned->begin(); it != g_owned->end();) {
+  // Owned mappings come from fresh mmaps and leave only through here, so they never overlap:
+  // the only one that can reach into the range from below is the last to start at or before
+  // it. Found from there, O(log n): a walk of them all made each munmap O(n), and a process
+  // holding 65k mappings spent 20 s in them (test/fixtures/map-count.mjs).
+  auto it = g_owned->upper_bound({Owned::MAPPING, start});
+  if (it != g_owned->begin() && std::prev(it)->first.first == Owned::MAPPING) --it;
+  while (it != g_owned->end() && it->first.first == Owned::MAPPING && it->first.second < end) {
     const uint64_t a = it->first.second, b = a + it->second.len;
-    if (it->first.first != Owned::MAPPING || b <= start || a >= end) {
+    if (b <= start) {
       ++it;
       continue;
     }
