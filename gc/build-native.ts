@@ -42,6 +42,8 @@ export class NativePageBuilder implements RunBuilder {
       types: sh.types,
       ctl: sh.ctl,
       ctlSegments: Ctl.SEGMENTS,
+      ctlMalformed: Ctl.MALFORMED_HEADERS,
+      ctlMalformedAt: Ctl.MALFORMED_AT,
       layout: BUILD_LAYOUT,
     });
   }

@@ -15,17 +15,31 @@
 import { nextClear, nextSet, testBit } from './bits.js';
 import { ErrorCode, MoveGcError } from './errors.js';
 import { CHUNK_WORDS, IN_PLACE, forward } from './forward.js';
-import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, refCount, sizeWords } from './layout.js';
+import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, headerWords, refCount } from './layout.js';
+import { markedWords } from './mark.js';
 import { NONE } from './plan.js';
 import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
-/** Marking checks every live header; a builder meeting a bad one anyway stops rather than loop. */
-function corrupt(o: number, sz: number): MoveGcError {
-  return new MoveGcError(ErrorCode.HEAP_CORRUPT, `page builder: object at word ${o} has size ${sz}`);
+/**
+ * A live object whose header is no object's: a filler's kind, a type id past the table, or a
+ * size of 0. Marking checks every header it traces, so the program wrote the heap outside the
+ * accessors after that (MADV_DONTNEED of a heap page zeroes it). The flip has happened, so no
+ * builder may stop: a page it cannot build is one the mutator waits for forever. Its extent is
+ * what marking recorded in the bitmaps (to the next object's start or the end of its live run),
+ * its words go as they are (no slot forwarded), and it is counted: the cycle then ends with
+ * ERR_HEAP_CORRUPT (cycle-end.ts), every other object built as usual.
+ */
+export function malformedWords(sh: Shared, o: number, limit: number): number {
+  sh.count(Ctl.MALFORMED_HEADERS);
+  Atomics.compareExchange(sh.ctl, Ctl.MALFORMED_AT, 0, o);
+  return markedWords(sh.starts, sh.live, o, limit);
 }
 
 /** Live strides at least this long (words) are copied in one block, then patched. */
 export const STRIDE_WORDS = 32;
+
+/** The segment fields that are word indexes (the others are pages). */
+const SEG_BOUNDS = [Seg.START, Seg.END, Seg.IDENT_END, Seg.NEW_END, Seg.FILLER_END, Seg.END_EXT] as const;
 
 /** Which page builder the heap's threads use (Ctl.BUILDER). */
 export const Builder = { JS: 0, NATIVE: 1 } as const;
@@ -52,13 +66,23 @@ export class PageBuilder implements RunBuilder {
     const seg = this.#sh.segments;
     let lo = 0;
     let hi = Atomics.load(this.#sh.ctl, Ctl.SEGMENTS) - 1;
-    if (hi === 0) return 0;
     while (lo < hi) {
       const mid = (lo + hi + 1) >>> 1;
       if (seg[mid * SEG_FIELDS + Seg.FIRST_PAGE] <= q) lo = mid;
       else hi = mid - 1;
     }
+    this.#checkSegment(lo * SEG_FIELDS);
     return lo * SEG_FIELDS;
+  }
+
+  /** Every word bound of the segment lies in the heap: the bitmap walks run to them (build.cc CheckSegment). */
+  #checkSegment(s: number): void {
+    const words = this.#sh.live.length * 32;
+    const seg = this.#sh.segments;
+    for (const f of SEG_BOUNDS) {
+      const v = seg[s + f];
+      if (!(v >= 0 && v <= words) || !Number.isInteger(v)) throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `page builder: segment ${s / SEG_FIELDS} has a bound outside the heap`);
+    }
   }
 
   /** Builds to-space page q into `dst` starting at u32 index `dstU32`. */
@@ -175,7 +199,10 @@ export class PageBuilder implements RunBuilder {
             nref = 0;
           }
         }
-        if (sz < 1) throw corrupt(o, sz);
+        if (!(kind > Kind.FILLER) || sz < 1) {
+          sz = malformedWords(sh, o, segEndExt);
+          nref = 0;
+        }
         const a = t > qw ? t : qw;
         const end = t + sz;
         const b = end < qEnd ? end : qEnd;
@@ -263,10 +290,9 @@ export class PageBuilder implements RunBuilder {
     }
     const src = this.#from;
     for (let o = sh.pageFirst[q]; o !== NONE && o < qEnd; ) {
-      const sz = sizeWords(src, sh.types, o);
-      if (sz < 1) throw corrupt(o, sz);
-      this.#refs(o, o, qw, qEnd, dst, base);
-      o = nextSet(sh.starts, o + sz, qEnd);
+      const sz = headerWords(src, sh.types, o);
+      if (sz > 0) this.#refs(o, o, qw, qEnd, dst, base);
+      o = nextSet(sh.starts, o + (sz || malformedWords(sh, o, qEnd)), qEnd);
     }
   }
 }

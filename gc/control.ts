@@ -203,6 +203,12 @@ const ctl = layout({
     /** GAP pages (plan.ts) the compactor installed as the zero page, with no build. */
     'GAP_PAGES',
     'RELEASED_PAGES',
+    /**
+     * Live objects whose header a builder found malformed (written outside the accessors after
+     * marking read it), counted per page built, and the first one's from-space word: build.ts.
+     */
+    'MALFORMED_HEADERS',
+    'MALFORMED_AT',
   ],
   /** Statistics of marking, zeroed when a cycle begins: what the marker traced and consumed. */
   markCounters: ['MARK_OBJECTS', 'MARK_WORDS', 'MARK_LOG_ENTRIES'],

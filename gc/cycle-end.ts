@@ -51,6 +51,11 @@ export function reportCycle(c: CycleContext, st: CycleStats, trace: boolean): vo
   );
   if (st.ebusy > 0) c.log.warn({ cycle: st.cycle, ebusy: st.ebusy, copied: st.ebusyCopies }, 'pages refused by MOVE were copied');
   if (trace) process.stderr.write(`${formatTrace(st, c.opts.capacity)}\n`);
+  if (st.malformedHeaders > 0) {
+    // Built anyway, so the cycle ended (build.ts malformedWords); the heap stays usable, and
+    // the next walk that meets such an object (marking, verify, census) reports it too.
+    throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `cycle ${st.cycle}: live object at word ${st.malformedAt} (before the move) had a malformed header when compaction met it (${st.malformedHeaders} met in all): the heap was written outside the API during the cycle; those objects were moved as raw words`);
+  }
   if (c.opts.verify) {
     const v = c.verify();
     if (!v.ok) throw new MoveGcError(ErrorCode.VERIFY_FAILED, `heap verification failed after cycle ${st.cycle}: ${v.errors.join('; ')}`);

@@ -96,6 +96,17 @@ export function sizeWords(u32: Uint32Array, types: Int32Array, w: number): numbe
   return len; // FILLER
 }
 
+/**
+ * sizeWords of the header at `w`, or 0 if it is no object's: a filler's kind, a type id past
+ * the table, or a size of 0. A live object's header is one only if the program wrote the heap
+ * outside the accessors after marking checked it (mark.ts liveWords says what then).
+ */
+export function headerWords(u32: Uint32Array, types: Int32Array, w: number): number {
+  if (!(types[u32[w * 2] * ROW] > Kind.FILLER)) return 0;
+  const sz = sizeWords(u32, types, w);
+  return sz >= 1 ? sz : 0;
+}
+
 /** Number of reference slots of the object at `w` (they start at u32 index w*2+2). */
 export function refCount(u32: Uint32Array, types: Int32Array, w: number): number {
   const row = u32[w * 2] * ROW;

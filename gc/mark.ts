@@ -9,9 +9,9 @@
  * traced: the heap's top for a pause, the black-allocation boundary for concurrent marking
  * (everything allocated since marking began is live and slides as a block, as in ART).
  */
-import { copyBits, countRange, fillBeating, setBit, setRange, testBit } from './bits.js';
+import { copyBits, countRange, fillBeating, nextClear, nextSet, setBit, setRange, testBit } from './bits.js';
 import { ErrorCode, MoveGcError } from './errors.js';
-import { Kind, PAGE_WORDS, refCount, sizeWords } from './layout.js';
+import { Kind, PAGE_WORDS, headerWords, refCount, sizeWords } from './layout.js';
 
 /**
  * An object's size, checked: a header that does not parse (unknown type, a filler reached by a
@@ -126,4 +126,21 @@ export function blacken(starts: Uint32Array, live: Uint32Array, allocStarts: Uin
     for (let w = Math.max(gaps[i], from); w < Math.min(gaps[i + 1], to); w++, gapWords++) live[w >>> 5] &= ~(1 << (w & 31));
   copyBits(allocStarts, starts, from, to);
   return { objects: countRange(allocStarts, from, to), words: to - from - gapWords };
+}
+
+/**
+ * The words of live object o as marking recorded them in the bitmaps: to the next object's
+ * start or the end of its live run, whichever comes first (at most to `limit`). Walks of live
+ * objects after marking use it where a header is malformed (layout.ts headerWords): a size of
+ * 0 would never advance them (a pause that spun for ever), a wrong one would lose the walk.
+ */
+export function markedWords(starts: Uint32Array, live: Uint32Array, o: number, limit: number): number {
+  const s = nextSet(starts, o + 1, limit);
+  const e = nextClear(live, o + 1, limit);
+  return (s < e ? s : e) - o;
+}
+
+/** A live object's words: its header's, or the bitmaps' if the header is malformed (markedWords). */
+export function liveWords(heap: Uint32Array, types: Int32Array, starts: Uint32Array, live: Uint32Array, o: number): number {
+  return headerWords(heap, types, o) || markedWords(starts, live, o, live.length * 32);
 }

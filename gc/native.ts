@@ -48,6 +48,9 @@ export interface NativePageBuilderTables {
   types: Int32Array;
   ctl: Int32Array;
   ctlSegments: number;
+  /** Where the builder counts malformed headers it met, and the first one's word (build.ts malformedWords). */
+  ctlMalformed: number;
+  ctlMalformedAt: number;
   /** Every constant build.cc shares, by name (build-native.ts BUILD_LAYOUT); each is checked. */
   layout: Readonly<Record<string, number | Readonly<Record<string, number>>>>;
 }

@@ -43,7 +43,9 @@ import fs from 'node:fs';
 import { nextClear, nextSet } from './bits.js';
 import { ErrorCode, MoveGcError, fromNative, messageOf } from './errors.js';
 import { forward } from './forward.js';
-import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount, sizeWords } from './layout.js';
+import { malformedWords } from './build.js';
+import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, headerWords, refCount } from './layout.js';
+import { liveWords } from './mark.js';
 import { HEADROOM_UNKNOWN, checkPauseMappings } from './map-count.js';
 import { checkPauseLimits } from './address-space.js';
 import { remapDontUnmap } from './memory.js';
@@ -89,7 +91,7 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
     let w = Math.max(start, HEAP_START_WORD);
     const x = liveObjectAt(heap, types, sh, start);
     if (x >= 0 && x < start) {
-      const xEnd = Math.min(end, x + sizeWords(heap, types, x));
+      const xEnd = Math.min(end, x + liveWords(heap, types, sh.starts, live, x));
       from.set(heap.subarray(start * 2, xEnd * 2), start * 2);
       if (forward(chunkNew, live, x) !== x) {
         set(start * 2, FILLER_TYPE);
@@ -107,16 +109,18 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
       w = xEnd;
     }
     const y = liveObjectAt(heap, types, sh, end - 1);
-    if (y >= w && y + sizeWords(heap, types, y) > end) from.set(heap.subarray(y * 2, end * 2), y * 2);
+    if (y >= w && y + liveWords(heap, types, sh.starts, live, y) > end) from.set(heap.subarray(y * 2, end * 2), y * 2);
     while (w < end) {
       const d = nextClear(live, w, end);
       for (let o = w; o < d; ) {
-        const n = Math.min(refCount(heap, types, o), end * 2 - (o * 2 + 2));
+        // A malformed header (build.ts malformedWords): no slots, the bitmaps' extent, counted.
+        const sz = headerWords(heap, types, o);
+        const n = sz > 0 ? Math.min(refCount(heap, types, o), end * 2 - (o * 2 + 2)) : 0;
         for (let i = 0; i < n; i++) {
           const r = heap[o * 2 + 2 + i];
           if (r !== 0) set(o * 2 + 2 + i, forward(chunkNew, live, r));
         }
-        o += sizeWords(heap, types, o);
+        o += sz || malformedWords(sh, o, d);
       }
       if (d >= end) break;
       const e = nextSet(live, d, end);

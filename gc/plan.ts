@@ -39,7 +39,7 @@ import { ErrorCode, MoveGcError } from './errors.js';
 import { countRange, fillBeating, nextSet, popcount32, prevSet, testBit } from './bits.js';
 import { CHUNK_WORDS, IN_PLACE, forward } from './forward.js';
 import { HEAP_START_WORD, PAGE_WORDS, PMD_WORDS, refCount, sizeWords } from './layout.js';
-import { blacken } from './mark.js';
+import { blacken, liveWords } from './mark.js';
 import { Ctl, MAX_SEGMENTS, PageKind, PagePhase, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
 export const NONE = 0xffffffff;
@@ -180,9 +180,9 @@ export const alignUp = (w: number): number => Math.ceil(w / PAGE_WORDS) * PAGE_W
 const alignDown = (w: number): number => Math.floor(w / PAGE_WORDS) * PAGE_WORDS;
 
 /** Page-aligned spans around pinned objects, merged where they touch. */
-export function pinnedSpans(heap: Uint32Array, types: Int32Array, pinned: Iterable<number>): Span[] {
+export function pinnedSpans(heap: Uint32Array, types: Int32Array, sh: Shared, pinned: Iterable<number>): Span[] {
   const spans: Span[] = [];
-  for (const w of pinned) spans.push({ start: alignDown(w), end: alignUp(w + sizeWords(heap, types, w)) });
+  for (const w of pinned) spans.push({ start: alignDown(w), end: alignUp(w + liveWords(heap, types, sh.starts, sh.live, w)) });
   spans.sort((a, b) => a.start - b.start);
   const merged: Span[] = [];
   for (const s of spans) {
@@ -196,7 +196,7 @@ export function pinnedSpans(heap: Uint32Array, types: Int32Array, pinned: Iterab
 /** The live object whose extent contains word `w`, or -1. */
 export function liveObjectAt(heap: Uint32Array, types: Int32Array, sh: Shared, w: number): number {
   const s = prevSet(sh.starts, w, 0);
-  return s >= 0 && s + sizeWords(heap, types, s) > w ? s : -1;
+  return s >= 0 && s + liveWords(heap, types, sh.starts, sh.live, s) > w ? s : -1;
 }
 
 export interface PlanOptions {
@@ -214,7 +214,7 @@ const BEAT_CHUNKS = 1 << 14; // 8 MiB of heap
 
 export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: PlanOptions): Plan {
   const oldTopAligned = alignUp(opts.topWord);
-  const spans = pinnedSpans(heap, types, opts.pinned);
+  const spans = pinnedSpans(heap, types, sh, opts.pinned);
   const { live, starts, chunkNew, pageFirst, pageKind, pageState } = sh;
   const totalPages = oldTopAligned / PAGE_WORDS;
   // With heartbeats: first touches of these tables are page faults (64 MiB of them at 16 GiB).
@@ -271,7 +271,7 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
     while (!last && r.end > segIdent) {
       const x = liveObjectAt(heap, types, sh, r.end - 1);
       if (x < segIdent) break; // none, or it stays in the dense prefix
-      const xEnd = x + sizeWords(heap, types, x);
+      const xEnd = x + liveWords(heap, types, sh.starts, sh.live, x);
       if (xEnd <= r.end) break;
       const gap = r.end - (cursorStart + countRange(live, segIdent, r.end));
       if (gap === 0) break; // everything below stays in place, and so does x
@@ -317,7 +317,7 @@ export function plan(heap: Uint32Array, types: Int32Array, sh: Shared, opts: Pla
     pagesTotal += endPage - firstPage;
     // A sliding object straddling the end into a pinned span: its run extends past END.
     const x = r.end > r.start && !last ? liveObjectAt(heap, types, sh, r.end - 1) : -1;
-    const endExt = x >= 0 && chunkNew[x >>> 6] !== IN_PLACE ? Math.max(r.end, x + sizeWords(heap, types, x)) : r.end;
+    const endExt = x >= 0 && chunkNew[x >>> 6] !== IN_PLACE ? Math.max(r.end, x + liveWords(heap, types, sh.starts, sh.live, x)) : r.end;
     const seg = { start: r.start, end: r.end, identEnd: segIdent, newEnd, fillerEnd, firstPage, endPage, endExt };
     segments.push(seg);
     sh.segments.set([seg.start, seg.end, seg.identEnd, seg.newEnd, seg.fillerEnd, seg.firstPage, seg.endPage, seg.endExt], i * SEG_FIELDS);

@@ -104,6 +104,13 @@ export interface CycleStats {
   /** Install calls refused because their run crossed from one VMA of the heap into the next (split at past pinned spans), then retried in pieces. */
   splitRuns: number;
   enoent: number;
+  /**
+   * Live objects whose header the builders found malformed (the program wrote the heap
+   * outside the accessors after marking), counted per page built, and the first one's word
+   * before the move (-1: none). Non-zero fails the cycle with ERR_HEAP_CORRUPT (build.ts).
+   */
+  malformedHeaders: number;
+  malformedAt: number;
   takeovers: number;
   errors: number;
   faults: number;
@@ -222,6 +229,8 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     eagain: 0,
     splitRuns: 0,
     enoent: 0,
+    malformedHeaders: 0,
+    malformedAt: -1,
     takeovers: 0,
     errors: 0,
     faults: 0,
@@ -310,6 +319,8 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.eagain = c[Ctl.EAGAIN];
   st.splitRuns = c[Ctl.SPLIT_RUNS];
   st.enoent = c[Ctl.ENOENT];
+  st.malformedHeaders = c[Ctl.MALFORMED_HEADERS];
+  st.malformedAt = st.malformedHeaders > 0 ? c[Ctl.MALFORMED_AT] >>> 0 : -1;
   st.takeovers += c[Ctl.TAKEOVERS];
   st.errors = c[Ctl.ERRORS];
   st.faults = c[Ctl.FAULTS];

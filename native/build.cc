@@ -109,7 +109,7 @@ class Kernel {
   Table<uint8_t> pageKind;
   Table<double> segments;
   Table<int32_t> types, ctl;
-  int ctlSegments = 0;
+  int ctlSegments = 0, ctlMalformed = 0, ctlMalformedAt = 0;
 
   // Builds to-space pages [q0, q0+n) into dst pages starting at dst (1024 u32 each).
   void Run(int64_t q0, int64_t n, const Table<uint32_t>& from, uint32_t* dst) {
@@ -163,10 +163,8 @@ class Kernel {
   inline void CheckSrc(int64_t from, int64_t to) const {
     if (from < 0 || to < from || static_cast<uint64_t>(to) > src_.n) Fail("read outside from-space", from);
   }
-  inline const int32_t* Row(uint32_t type) const {
-    if (static_cast<size_t>(type) * TYPE_ROW + TYPE_ROW > types.n) Fail("unknown type id in an object header", type);
-    return types.p + static_cast<size_t>(type) * TYPE_ROW;
-  }
+  // A type id past the table reads as a filler's row: malformed (Shape).
+  static constexpr int32_t kNoRow[TYPE_ROW] = {FILLER, 0, 0, 0};
 
   int64_t SegmentOf(int64_t q) const {
     const int64_t count = __atomic_load_n(ctl.p + ctlSegments, __ATOMIC_SEQ_CST);
@@ -201,9 +199,13 @@ class Kernel {
   }
 
   // Object size in words and reference slots, from its header (layout.ts sizeWords/refCount).
-  // Array lengths wrap at 2^32 exactly as the u32 arithmetic of build.ts does.
-  inline void Shape(int64_t o, int64_t* sz, int64_t* nref) const {
-    const int32_t* row = Row(Src(o * 2));
+  // Array lengths wrap at 2^32 exactly as the u32 arithmetic of build.ts does. A header that
+  // is no object's (a filler's kind, a type id past the table, a size of 0) takes the extent
+  // marking recorded and no slots (build.ts malformedWords): the flip has happened, so a page
+  // that cannot be built would leave the mutator waiting for it forever.
+  inline void Shape(int64_t o, int64_t limit, int64_t* sz, int64_t* nref) {
+    const size_t at = static_cast<size_t>(Src(o * 2)) * TYPE_ROW;
+    const int32_t* row = at + TYPE_ROW <= types.n ? types.p + at : kNoRow;
     const int32_t kind = row[0];
     if (kind == FIXED) {
       *sz = row[3];
@@ -218,8 +220,20 @@ class Kernel {
         *nref = 0;
       }
     }
-    // build.ts throws here too: a size of 0 would never advance the walk (an endless loop).
-    if (*sz < 1) Fail("object of size 0 in a header", o);
+    if (kind <= FILLER || *sz < 1) {
+      *sz = Malformed(o, limit);
+      *nref = 0;
+    }
+  }
+
+  // Counted where build.ts counts (Ctl.MALFORMED_HEADERS, MALFORMED_AT), the same extent.
+  int64_t Malformed(int64_t o, int64_t limit) {
+    __atomic_fetch_add(const_cast<int32_t*>(ctl.p) + ctlMalformed, 1, __ATOMIC_SEQ_CST);
+    int32_t none = 0;
+    __atomic_compare_exchange_n(const_cast<int32_t*>(ctl.p) + ctlMalformedAt, &none, static_cast<int32_t>(o), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    const int64_t s = NextSet(starts, o + 1, limit);
+    const int64_t e = NextClear(live, o + 1, limit);
+    return (s < e ? s : e) - o;
   }
 
   inline uint32_t ChunkNew(int64_t c) const {
@@ -270,7 +284,7 @@ class Kernel {
           }
         }
         int64_t sz, nref;
-        Shape(o, &sz, &nref);
+        Shape(o, segEndExt, &sz, &nref);
         const int64_t a = t > qw ? t : qw;
         const int64_t end = t + sz;
         const int64_t b = end < qEnd ? end : qEnd;
@@ -335,7 +349,7 @@ class Kernel {
     }
     for (int64_t o = pageFirst.p[q]; static_cast<uint32_t>(o) != NONE && o < qEnd;) {
       int64_t sz, nref;
-      Shape(o, &sz, &nref);
+      Shape(o, qEnd, &sz, &nref);
       if (nref > 0) {
         // build.ts #refs(o, o, ...): the slots of o that lie on this page, forwarded.
         const int64_t first = o * 2 + 2;
@@ -376,7 +390,7 @@ class NativePageBuilder : public Napi::ObjectWrap<NativePageBuilder> {
   }
 
   // new PageBuilder({ live, starts, chunkNew, pageFirst, pageKind, segments, types, ctl,
-  //                   ctlSegments, layout: { pageWords, chunkWords, heapStartWord, none, inPlace,
+  //                   ctlSegments, ctlMalformed, ctlMalformedAt, layout: { pageWords, chunkWords, heapStartWord, none, inPlace,
   //                   strideWords, segFields, typeRow, fillerType, kind, pageKind, seg } })
   explicit NativePageBuilder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativePageBuilder>(info) {
     Napi::Env env = info.Env();
@@ -426,8 +440,10 @@ class NativePageBuilder : public Napi::ObjectWrap<NativePageBuilder> {
     k_.segments = SharedTableOf<double>(env, t.Get("segments"), napi_float64_array, "segments");
     k_.types = SharedTableOf<int32_t>(env, t.Get("types"), napi_int32_array, "types");
     k_.ctl = SharedTableOf<int32_t>(env, t.Get("ctl"), napi_int32_array, "ctl");
-    k_.ctlSegments = static_cast<int>(num(t, "ctlSegments"));
-    if (k_.ctlSegments < 0 || static_cast<size_t>(k_.ctlSegments) >= k_.ctl.n) ThrowArg(env, "ERR_OUT_OF_RANGE", "ctlSegments out of range");
+    for (auto [key, word] : {std::pair{"ctlSegments", &k_.ctlSegments}, {"ctlMalformed", &k_.ctlMalformed}, {"ctlMalformedAt", &k_.ctlMalformedAt}}) {
+      *word = static_cast<int>(num(t, key));
+      if (*word < 0 || static_cast<size_t>(*word) >= k_.ctl.n) ThrowArg(env, "ERR_OUT_OF_RANGE", std::string(key) + " out of range");
+    }
     // forward() reads live[2c + 1] for every chunk c of chunkNew.
     if (k_.live.n < k_.chunkNew.n * 2) ThrowArg(env, "ERR_OUT_OF_RANGE", "live bitmap shorter than chunkNew");
     tables_ = Napi::Persistent(t);

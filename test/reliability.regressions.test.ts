@@ -309,6 +309,22 @@ describe('a page the program drops (MADV_DONTNEED) after it was installed, mid-c
   }
 });
 
+describe('a page of live objects the program drops (MADV_DONTNEED) after marking, before the flip', () => {
+  // Found by a kernel-edge audit: the builders met headers of 0 after the flip. The native one
+  // stopped (ERR_INTERNAL) with every page still unbuilt, and the next access waited until the
+  // watchdog aborted the process; a pinned object's page spun the compaction pause for ever.
+  // Now such objects go as raw words over the extent marking recorded (build.ts
+  // malformedWords), the cycle ends, and collect() says ERR_HEAP_CORRUPT. In a child: a hang
+  // must not take the runner down.
+  for (const [mode, builder, where] of [['move', 'native', 'slide'], ['move', 'js', 'pinned'], ['copy', 'js', 'slide'], ['copy', 'native', 'pinned']] as const) {
+    itKernel(`${mode}, ${builder} builder, ${where === 'slide' ? 'objects that slide' : 'a pinned object'}: ERR_HEAP_CORRUPT, the cycle ends, other objects intact`, async () => {
+      const res = await fixtureResult('dontneed-after-marking.mjs', [mode, builder, where], 30_000);
+      expect(res).toMatchObject({ phase: 'marking', collect: 'ERR_HEAP_CORRUPT', after: 'idle', keep: true, verify: false, again: 'ERR_HEAP_CORRUPT' });
+      expect(res.message).toMatch(/malformed header when compaction met it/);
+    }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 60_000);
+  }
+});
+
 describe("a program's mprotect() of part of its heap between collections", () => {
   // Found by a kernel-edge audit: PROT_READ followed the pages to from-space, where move mode's
   // compactor writes (SIGSEGV: the process died), and PROT_NONE stopped the marker's reads in
