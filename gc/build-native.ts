@@ -42,7 +42,7 @@ export class NativePageBuilder implements RunBuilder {
       types: sh.types,
       ctl: sh.ctl,
       ctlSegments: Ctl.SEGMENTS,
-      ctlMalformed: Ctl.MALFORMED_HEADERS,
+      ctlMalformed: Ctl.MALFORMED,
       ctlMalformedAt: Ctl.MALFORMED_AT,
       layout: BUILD_LAYOUT,
     });

@@ -21,18 +21,33 @@ import { NONE } from './plan.js';
 import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
 /**
- * A live object whose header is no object's: a filler's kind, a type id past the table, or a
- * size of 0. Marking checks every header it traces, so the program wrote the heap outside the
- * accessors after that (MADV_DONTNEED of a heap page zeroes it). The flip has happened, so no
- * builder may stop: a page it cannot build is one the mutator waits for forever. Its extent is
- * what marking recorded in the bitmaps (to the next object's start or the end of its live run),
- * its words go as they are (no slot forwarded), and it is counted: the cycle then ends with
- * ERR_HEAP_CORRUPT (cycle-end.ts), every other object built as usual.
+ * Counts live object o as malformed: a header that is no object's, or a reference slot whose
+ * value lies outside the heap. Marking checks every header and slot it traces, so the program
+ * wrote the heap outside the accessors after that (MADV_DONTNEED of a heap page zeroes it).
+ * The flip has happened, so no builder may stop: a page it cannot build is one the mutator
+ * waits for forever. The words go as they are, and the cycle then ends with ERR_HEAP_CORRUPT
+ * (cycle-end.ts), every other object built as usual.
+ */
+export function malformedAt(sh: Shared, o: number): void {
+  sh.count(Ctl.MALFORMED);
+  Atomics.compareExchange(sh.ctl, Ctl.MALFORMED_AT, 0, o);
+}
+
+/**
+ * A live object whose header is no object's (a filler's kind, a type id past the table, or a
+ * size of 0): counted (malformedAt), its extent is what marking recorded in the bitmaps (to
+ * the next object's start or the end of its live run), none of its words is a slot.
  */
 export function malformedWords(sh: Shared, o: number, limit: number): number {
-  sh.count(Ctl.MALFORMED_HEADERS);
-  Atomics.compareExchange(sh.ctl, Ctl.MALFORMED_AT, 0, o);
+  malformedAt(sh, o);
   return markedWords(sh.starts, sh.live, o, limit);
+}
+
+/** Reference v (not null) in a slot of live object o, forwarded; one outside the heap stays as it is (malformedAt). */
+export function forwardSlot(sh: Shared, v: number, o: number): number {
+  if (v >>> 6 < sh.chunkNew.length) return forward(sh.chunkNew, sh.live, v);
+  malformedAt(sh, o);
+  return v;
 }
 
 /** Live strides at least this long (words) are copied in one block, then patched. */
@@ -116,11 +131,9 @@ export class PageBuilder implements RunBuilder {
     const first = to * 2 + 2;
     const i0 = Math.max(0, qw * 2 - first);
     const i1 = Math.min(n, qEnd * 2 - first);
-    const chunkNew = sh.chunkNew;
-    const live = sh.live;
     for (let i = i0; i < i1; i++) {
       const r = src[o * 2 + 2 + i];
-      dst[base + first + i] = r === 0 ? 0 : forward(chunkNew, live, r);
+      dst[base + first + i] = r === 0 ? 0 : forwardSlot(sh, r, o);
     }
   }
 
@@ -218,7 +231,7 @@ export class PageBuilder implements RunBuilder {
           const k1 = r1 < n ? r1 : n;
           for (let k = k0; k < k1; k++) {
             const v = src[si + k];
-            if (v !== 0) dst[di + k] = forward(chunkNew, live, v);
+            if (v !== 0) dst[di + k] = forwardSlot(sh, v, o);
           }
         } else if (n <= 64 && same && a === t && b === end) {
           // The whole object is on this page (the common case): header, slots, raw bytes.
@@ -227,14 +240,14 @@ export class PageBuilder implements RunBuilder {
           let k = 2;
           for (const ke = 2 + nref; k < ke; k++) {
             const v = src[si + k];
-            dst[di + k] = v === 0 ? 0 : forward(chunkNew, live, v);
+            dst[di + k] = v === 0 ? 0 : forwardSlot(sh, v, o);
           }
           if (n - k > 16) src.copyWithin(di + k, si + k, si + n);
           else for (; k < n; k++) dst[di + k] = src[si + k];
         } else if (n <= 64 && same) {
           for (let k = 0; k < n; k++) {
             let v = src[si + k];
-            if (k >= r0 && k < r1 && v !== 0) v = forward(chunkNew, live, v);
+            if (k >= r0 && k < r1 && v !== 0) v = forwardSlot(sh, v, o);
             dst[di + k] = v;
           }
         } else {
@@ -243,7 +256,7 @@ export class PageBuilder implements RunBuilder {
           const k1 = r1 < n ? r1 : n;
           for (let k = k0; k < k1; k++) {
             const v = src[si + k];
-            if (v !== 0) dst[di + k] = forward(chunkNew, live, v);
+            if (v !== 0) dst[di + k] = forwardSlot(sh, v, o);
           }
         }
         filled = b;

@@ -204,10 +204,11 @@ const ctl = layout({
     'GAP_PAGES',
     'RELEASED_PAGES',
     /**
-     * Live objects whose header a builder found malformed (written outside the accessors after
-     * marking read it), counted per page built, and the first one's from-space word: build.ts.
+     * Live objects a builder found malformed (a header, or a reference outside the heap,
+     * written outside the accessors after marking read them), counted per page built, and the
+     * first one's from-space word: build.ts malformedWords, malformedAt.
      */
-    'MALFORMED_HEADERS',
+    'MALFORMED',
     'MALFORMED_AT',
   ],
   /** Statistics of marking, zeroed when a cycle begins: what the marker traced and consumed. */

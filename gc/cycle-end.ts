@@ -51,10 +51,10 @@ export function reportCycle(c: CycleContext, st: CycleStats, trace: boolean): vo
   );
   if (st.ebusy > 0) c.log.warn({ cycle: st.cycle, ebusy: st.ebusy, copied: st.ebusyCopies }, 'pages refused by MOVE were copied');
   if (trace) process.stderr.write(`${formatTrace(st, c.opts.capacity)}\n`);
-  if (st.malformedHeaders > 0) {
+  if (st.malformedObjects > 0) {
     // Built anyway, so the cycle ended (build.ts malformedWords); the heap stays usable, and
     // the next walk that meets such an object (marking, verify, census) reports it too.
-    throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `cycle ${st.cycle}: live object at word ${st.malformedAt} (before the move) had a malformed header when compaction met it (${st.malformedHeaders} met in all): the heap was written outside the API during the cycle; those objects were moved as raw words`);
+    throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `cycle ${st.cycle}: live object at word ${st.malformedAt} (before the move) had a malformed header or reference when compaction met it (${st.malformedObjects} met in all): the heap was written outside the API during the cycle; those words were moved as they were`);
   }
   if (c.opts.verify) {
     const v = c.verify();

@@ -43,7 +43,7 @@ import fs from 'node:fs';
 import { nextClear, nextSet } from './bits.js';
 import { ErrorCode, MoveGcError, fromNative, messageOf } from './errors.js';
 import { forward } from './forward.js';
-import { malformedWords } from './build.js';
+import { forwardSlot, malformedWords } from './build.js';
 import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, headerWords, refCount } from './layout.js';
 import { liveWords } from './mark.js';
 import { HEADROOM_UNKNOWN, checkPauseMappings } from './map-count.js';
@@ -103,7 +103,7 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
         const hi = Math.min(x * 2 + 2 + refCount(heap, types, x), xEnd * 2);
         for (let k = lo; k < hi; k++) {
           const r = heap[k];
-          if (r !== 0) set(k, forward(chunkNew, live, r));
+          if (r !== 0) set(k, forwardSlot(sh, r, x));
         }
       }
       w = xEnd;
@@ -118,7 +118,7 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
         const n = sz > 0 ? Math.min(refCount(heap, types, o), end * 2 - (o * 2 + 2)) : 0;
         for (let i = 0; i < n; i++) {
           const r = heap[o * 2 + 2 + i];
-          if (r !== 0) set(o * 2 + 2 + i, forward(chunkNew, live, r));
+          if (r !== 0) set(o * 2 + 2 + i, forwardSlot(sh, r, o));
         }
         o += sz || malformedWords(sh, o, d);
       }

@@ -105,11 +105,12 @@ export interface CycleStats {
   splitRuns: number;
   enoent: number;
   /**
-   * Live objects whose header the builders found malformed (the program wrote the heap
-   * outside the accessors after marking), counted per page built, and the first one's word
-   * before the move (-1: none). Non-zero fails the cycle with ERR_HEAP_CORRUPT (build.ts).
+   * Live objects the builders found malformed (a header, or a reference outside the heap: the
+   * program wrote the heap outside the accessors after marking), counted per page built, and
+   * the first one's word before the move (-1: none). Non-zero fails the cycle with
+   * ERR_HEAP_CORRUPT (build.ts).
    */
-  malformedHeaders: number;
+  malformedObjects: number;
   malformedAt: number;
   takeovers: number;
   errors: number;
@@ -229,7 +230,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     eagain: 0,
     splitRuns: 0,
     enoent: 0,
-    malformedHeaders: 0,
+    malformedObjects: 0,
     malformedAt: -1,
     takeovers: 0,
     errors: 0,
@@ -319,8 +320,8 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.eagain = c[Ctl.EAGAIN];
   st.splitRuns = c[Ctl.SPLIT_RUNS];
   st.enoent = c[Ctl.ENOENT];
-  st.malformedHeaders = c[Ctl.MALFORMED_HEADERS];
-  st.malformedAt = st.malformedHeaders > 0 ? c[Ctl.MALFORMED_AT] >>> 0 : -1;
+  st.malformedObjects = c[Ctl.MALFORMED];
+  st.malformedAt = st.malformedObjects > 0 ? c[Ctl.MALFORMED_AT] >>> 0 : -1;
   st.takeovers += c[Ctl.TAKEOVERS];
   st.errors = c[Ctl.ERRORS];
   st.faults = c[Ctl.FAULTS];

@@ -226,14 +226,26 @@ class Kernel {
     }
   }
 
-  // Counted where build.ts counts (Ctl.MALFORMED_HEADERS, MALFORMED_AT), the same extent.
-  int64_t Malformed(int64_t o, int64_t limit) {
+  // Counted where build.ts counts (malformedAt: Ctl.MALFORMED, MALFORMED_AT).
+  void CountMalformed(int64_t o) {
     __atomic_fetch_add(const_cast<int32_t*>(ctl.p) + ctlMalformed, 1, __ATOMIC_SEQ_CST);
     int32_t none = 0;
     __atomic_compare_exchange_n(const_cast<int32_t*>(ctl.p) + ctlMalformedAt, &none, static_cast<int32_t>(o), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+  }
+
+  // A malformed header's extent, as build.ts malformedWords takes it.
+  int64_t Malformed(int64_t o, int64_t limit) {
+    CountMalformed(o);
     const int64_t s = NextSet(starts, o + 1, limit);
     const int64_t e = NextClear(live, o + 1, limit);
     return (s < e ? s : e) - o;
+  }
+
+  // Slot `at` of object o holds reference v (not null): forwarded at the page's end, or, if v
+  // lies outside the heap, left as it is and counted (build.ts #fwd).
+  inline void Slot(uint32_t* at, uint32_t v, int64_t o) {
+    if ((v >> 6) >= chunkNew.n) CountMalformed(o);
+    else Defer(at, v);
   }
 
   inline uint32_t ChunkNew(int64_t c) const {
@@ -302,7 +314,7 @@ class Kernel {
         const int64_t k1 = r1 < n ? r1 : n;
         for (int64_t k = r0 > 0 ? r0 : 0; k < k1; k++) {
           const uint32_t v = sp[k];
-          if (v != 0) Defer(d + k, v);
+          if (v != 0) Slot(d + k, v, o);
         }
         filled = b;
         if (end >= qEnd) break;
@@ -358,7 +370,7 @@ class Kernel {
         for (int64_t i = i0; i < i1; i++) {
           const uint32_t r = Src(first + i);
           if (r == 0) page[first + i - qw * 2] = 0;
-          else Defer(page + first + i - qw * 2, r);
+          else Slot(page + first + i - qw * 2, r, o);
         }
       }
       o = NextSet(starts, o + sz, qEnd);

@@ -469,20 +469,22 @@ describe('page builders: js and native write the same bytes', () => {
     const short = new NativePageBuilder(t.sh, t.from.subarray(0, PAGE_U32));
     expect(code(() => short.buildRun(t.plan.segments[0].endPage - 1, 1, dst, 0))).toBe('ERR_OUT_OF_RANGE');
   });
-  // A live object whose header the program overwrote after marking (MADV_DONTNEED zeroes a
-  // page): the flip has happened, so a builder that stopped there would leave the mutator
-  // waiting for that page forever. Both build it as raw words over the extent marking
-  // recorded, count it, and write every other word as they would have.
-  it('a live object with a malformed header: both builders build it as raw words, count it, and change nothing else', () => {
-    const cases: Array<[string, (o: number, from: Uint32Array) => void]> = [
-      ['zeroed', (o, f) => f.fill(0, o * 2, o * 2 + 2)],
-      ['a type id past the table', (o, f) => (f[o * 2] = 1 << 30)],
-      ['a filler of 3 words', (o, f) => ((f[o * 2] = 0), (f[o * 2 + 1] = 3))],
-      ['a type never defined', (o, f) => (f[o * 2] = 4000)],
+  // A live object whose header or reference the program overwrote after marking
+  // (MADV_DONTNEED zeroes a page): the flip has happened, so a builder that stopped there would
+  // leave the mutator waiting for that page forever. Both builders keep such words as they are
+  // (a malformed header: the object's extent as marking recorded it), count the object, and
+  // write every other word as they would have.
+  it('a live object with a malformed header or reference: both builders keep its words raw, count it, and change nothing else', () => {
+    const cases: Array<[string, (o: number, from: Uint32Array) => void, boolean]> = [
+      ['zeroed', (o, f) => f.fill(0, o * 2, o * 2 + 2), false],
+      ['a type id past the table', (o, f) => (f[o * 2] = 1 << 30), false],
+      ['a filler of 3 words', (o, f) => ((f[o * 2] = 0), (f[o * 2 + 1] = 3)), false],
+      ['a type never defined', (o, f) => (f[o * 2] = 4000), false],
+      ['a reference outside the heap', (o, f) => (f[o * 2 + 2] = 0xfffffff0), true],
     ];
     let slid = 0;
     let identity = 0;
-    for (let seed = 1; seed <= 24; seed++) {
+    for (let seed = 1; seed <= 30; seed++) {
       const rng = new Rng(seed * 7919);
       const t = randomHeap(rng, { capacityPages: 24, fill: 0.9, rootP: 0.3, densePrefix: seed % 3 === 0 ? 200 : 0, denseThreshold: seed % 3 === 0 ? 0.5 : 2, pins: 0, largeP: 0.05, firstLarge: true });
       const { sh, from } = t;
@@ -494,34 +496,36 @@ describe('page builders: js and native write the same bytes', () => {
         return out;
       };
       const clean = buildAll(new NativePageBuilder(sh, from));
+      const [name, corrupt, slot] = cases[seed % cases.length];
       const live: number[] = [];
-      for (let o = 1; o < t.top; o++) if (bit(sh.starts, o)) live.push(o);
+      for (let o = 1; o < t.top; o++) if (bit(sh.starts, o) && (!slot || refCount(from, sh.types, o) > 0)) live.push(o);
       if (live.length === 0) continue;
       const o = rng.pick(live);
-      const [name, corrupt] = cases[seed % cases.length];
-      const ctx = `seed ${seed}, object at ${o} ${name}`;
-      const saved = from.slice(o * 2, o * 2 + 2);
+      const ctx = `seed ${seed}, object at ${o}: ${name}`;
+      const saved = from.slice(o * 2, o * 2 + 4);
       corrupt(o, from);
       // Its extent as marking recorded it: to the next start or the end of its live run.
       let end = o + 1;
       while (end < t.top && bit(sh.live, end) && !bit(sh.starts, end)) end++;
       const to = forward(sh.chunkNew, sh.live, o);
+      // The words kept raw, as to-space u32 indexes: the object's (a header), or the slot.
+      const rawFrom = slot ? to * 2 + 2 : to * 2;
+      const rawEnd = slot ? to * 2 + 3 : (to + end - o) * 2;
       const outs: Uint32Array[] = [];
       for (const b of [new PageBuilder(sh, from), new NativePageBuilder(sh, from)]) {
-        sh.ctl[Ctl.MALFORMED_HEADERS] = 0;
+        sh.ctl[Ctl.MALFORMED] = 0;
         sh.ctl[Ctl.MALFORMED_AT] = 0;
         outs.push(buildAll(b));
-        expect(sh.ctl[Ctl.MALFORMED_HEADERS], ctx).toBeGreaterThan(0);
+        expect(sh.ctl[Ctl.MALFORMED], ctx).toBeGreaterThan(0);
         expect(sh.ctl[Ctl.MALFORMED_AT], ctx).toBe(o);
       }
       expect(firstDiff(outs[0], outs[1]), ctx).toBe('identical');
-      // Every word is as the clean build wrote it, except the object's own: its raw words.
       pages.forEach((q, i) => {
         for (let k = 0; k < PAGE_U32; k++) {
-          const w = q * PAGE_WORDS + (k >> 1);
-          const inside = w >= to && w < to + (end - o);
-          const want = inside ? from[(o + w - to) * 2 + (k & 1)] : clean[i * PAGE_U32 + k];
-          if (outs[1][i * PAGE_U32 + k] !== want) expect.fail(`${ctx}: page ${q}, word ${w}${inside ? ' (inside the object)' : ''}: ${outs[1][i * PAGE_U32 + k]}, not ${want}`);
+          const u = q * PAGE_U32 + k; // to-space u32 index
+          const raw = u >= rawFrom && u < rawEnd;
+          const want = raw ? from[o * 2 + (u - to * 2)] : clean[i * PAGE_U32 + k];
+          if (outs[1][i * PAGE_U32 + k] !== want) expect.fail(`${ctx}: page ${q}, u32 ${u}${raw ? ' (kept raw)' : ''}: ${outs[1][i * PAGE_U32 + k]}, not ${want}`);
         }
       });
       from.set(saved, o * 2);
@@ -546,7 +550,7 @@ describe('page builders: js and native write the same bytes', () => {
       for (const s of t.plan.segments) for (let q = s.firstPage; q < s.endPage; q++) pages.push(q);
       const identity = pages.find((q) => sh.pageKind[q] === PageKind.IDENTITY);
       // A sliding page whose first object starts on it and holds a reference that moves; the
-      // next live object, also on the page, gets a reference slot outside the heap.
+      // walk fails at the next live object, also on the page: from-space ends at its header.
       let found: { q: number; o2: number } | null = null;
       for (const q of pages) {
         if (sh.pageKind[q] !== PageKind.SLIDE || sh.pageFirst[q] === 0xffffffff) continue;
@@ -561,7 +565,7 @@ describe('page builders: js and native write the same bytes', () => {
         }
         let o2 = o1 + sizeWords(from, rows, o1);
         while (o2 < t.top && !bit(sh.live, o2)) o2 += sizeWords(from, rows, o2);
-        if (moves && o2 < t.top && fwd(o2) + 1 < (q + 1) * PAGE_WORDS && refCount(from, rows, o2) > 0) {
+        if (moves && o2 < t.top && fwd(o2) < (q + 1) * PAGE_WORDS) {
           found = { q, o2 };
           break;
         }
@@ -571,15 +575,13 @@ describe('page builders: js and native write the same bytes', () => {
       const next = pages.find((p) => sh.pageKind[p] === PageKind.SLIDE && (p < q || p > q + 1));
       if (next === undefined) continue;
       tested++;
-      const nat = new NativePageBuilder(sh, from);
-      const slot = from[o2 * 2 + 2];
+      // One builder, given from-space per call (as build-native.ts does): a short one first.
+      const nat = new native.PageBuilder({ live: sh.live, starts: sh.starts, chunkNew: sh.chunkNew, pageFirst: sh.pageFirst, pageKind: sh.pageKind, segments: sh.segments, types: sh.types, ctl: sh.ctl, ctlSegments: Ctl.SEGMENTS, ctlMalformed: Ctl.MALFORMED, ctlMalformedAt: Ctl.MALFORMED_AT, layout: BUILD_LAYOUT });
       for (const p of [identity, next]) {
-        from[o2 * 2 + 2] = 0xfffffff0; // a reference outside the heap: the walk fails there
         const failed = garbage(PAGE_U32, seed);
-        expect(() => nat.buildRun(q, 1, failed, 0)).toThrow(/reference outside the heap/);
-        from[o2 * 2 + 2] = slot;
+        expect(() => nat.build(q, 1, from.subarray(0, o2 * 2), failed, 0)).toThrow(/read outside from-space/);
         const after = failed.slice();
-        nat.buildRun(p, 1, new Uint32Array(PAGE_U32), 0);
+        nat.build(p, 1, from, new Uint32Array(PAGE_U32), 0);
         expect(firstDiff(after, failed), `seed ${seed}: page ${q} failed, then page ${p} (${sh.pageKind[p] === PageKind.IDENTITY ? 'identity' : 'slide'}) was built`).toBe('identical');
       }
     }
@@ -590,7 +592,7 @@ describe('page builders: js and native write the same bytes', () => {
     const rng = new Rng(7);
     const t = randomHeap(rng, { capacityPages: 4, fill: 0.5, rootP: 1, densePrefix: 0, denseThreshold: 2, pins: 0, largeP: 0 });
     const sh = t.sh;
-    const tables = { live: sh.live, starts: sh.starts, chunkNew: sh.chunkNew, pageFirst: sh.pageFirst, pageKind: sh.pageKind, segments: sh.segments, types: sh.types, ctl: sh.ctl, ctlSegments: Ctl.SEGMENTS, ctlMalformed: Ctl.MALFORMED_HEADERS, ctlMalformedAt: Ctl.MALFORMED_AT };
+    const tables = { live: sh.live, starts: sh.starts, chunkNew: sh.chunkNew, pageFirst: sh.pageFirst, pageKind: sh.pageKind, segments: sh.segments, types: sh.types, ctl: sh.ctl, ctlSegments: Ctl.SEGMENTS, ctlMalformed: Ctl.MALFORMED, ctlMalformedAt: Ctl.MALFORMED_AT };
     expect(() => new native.PageBuilder({ ...tables, layout: BUILD_LAYOUT })).not.toThrow();
     const paths: string[][] = [];
     for (const [k, v] of Object.entries(BUILD_LAYOUT)) {
