@@ -16,7 +16,7 @@ import { nextClear, nextSet, testBit } from './bits.js';
 import { ErrorCode, MoveGcError } from './errors.js';
 import { CHUNK_WORDS, IN_PLACE, forward } from './forward.js';
 import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, headerWords, refCount } from './layout.js';
-import { markedWords } from './mark.js';
+import { endsMarked, markedWords } from './mark.js';
 import { NONE } from './plan.js';
 import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
@@ -34,9 +34,10 @@ export function malformedAt(sh: Shared, o: number): void {
 }
 
 /**
- * A live object whose header is no object's (a filler's kind, a type id past the table, or a
- * size of 0): counted (malformedAt), its extent is what marking recorded in the bitmaps (to
- * the next object's start or the end of its live run), none of its words is a slot.
+ * A live object whose header is no object's (a filler's kind, a type id past the table, a size
+ * of 0, or one the bitmaps disagree with: mark.ts endsMarked): counted (malformedAt), its
+ * extent is what marking recorded in the bitmaps (to the next object's start or the end of its
+ * live run), none of its words is a slot.
  */
 export function malformedWords(sh: Shared, o: number, limit: number): number {
   malformedAt(sh, o);
@@ -212,7 +213,7 @@ export class PageBuilder implements RunBuilder {
             nref = 0;
           }
         }
-        if (!(kind > Kind.FILLER) || sz < 1) {
+        if (!(kind > Kind.FILLER) || sz < 1 || !endsMarked(starts, live, o, sz)) {
           sz = malformedWords(sh, o, segEndExt);
           nref = 0;
         }
@@ -303,7 +304,8 @@ export class PageBuilder implements RunBuilder {
     }
     const src = this.#from;
     for (let o = sh.pageFirst[q]; o !== NONE && o < qEnd; ) {
-      const sz = headerWords(src, sh.types, o);
+      const h = headerWords(src, sh.types, o);
+      const sz = h > 0 && endsMarked(sh.starts, live, o, h) ? h : 0;
       if (sz > 0) this.#refs(o, o, qw, qEnd, dst, base);
       o = nextSet(sh.starts, o + (sz || malformedWords(sh, o, qEnd)), qEnd);
     }

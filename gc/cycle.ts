@@ -235,7 +235,7 @@ export class CycleDriver {
     mut.barrierLog.reset();
     mut.setBarrier(true, a.blackStart);
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.MARKING);
-    a.request = this.#marker.hand({ job: MarkJob.MARK, roots: Uint32Array.from(mut.rootWords()), blackStart: a.blackStart, typeCount: a.typeCount }, this.#c.inject().markHandGapMs);
+    a.request = this.#marker.hand({ job: MarkJob.MARK, roots: Uint32Array.from(mut.rootWords()), blackStart: a.blackStart, typeCount: a.typeCount, epoch: mut.epochStarts }, this.#c.inject().markHandGapMs);
     this.#pause(a, 'initial', t0);
     return a;
   }
@@ -264,7 +264,7 @@ export class CycleDriver {
       this.#abort(a, e);
       throw e;
     }
-    const t = new Tracer(mut.u32, sh.types, a.typeCount, sh.starts, sh.live, a.blackStart);
+    const t = new Tracer(mut.u32, sh.types, a.typeCount, sh.starts, sh.live, a.blackStart, sh.objects[mut.epochStarts]);
     if (parked) {
       drainLog(sh.logRing, sh.ctl, (w) => t.visit(w));
       for (const w of mut.barrierLog.spill) t.visit(w);
@@ -344,7 +344,7 @@ export class CycleDriver {
     let headroom = HEADROOM_UNKNOWN;
     try {
       if (!this.concurrentMarking) {
-        const m = mark(mut.u32, sh.types, mut.typeCount, sh.starts, sh.live, mut.top, mut.rootWords());
+        const m = mark(mut.u32, sh.types, mut.typeCount, sh.starts, sh.live, mut.top, mut.rootWords(), sh.objects[mut.epochStarts]);
         st.mark.objects = m.objects;
         st.mark.words = m.words;
         a.planTop = mut.top;

@@ -50,11 +50,24 @@ export class Tracer {
     readonly live: Uint32Array,
     /** Objects at or above this word are black (or above the top): never traced. */
     readonly limit: number,
+    /**
+     * The allocator's object starts (Mutator #objects), if given: a reference below `limit`
+     * must name one. Stable while marking runs: nothing is allocated below the limit then
+     * (no hole is reused while a cycle is active).
+     */
+    readonly allocStarts?: Uint32Array,
   ) {}
 
   /** Greys w: marks it and queues it for scanning, unless null, black or marked already. */
   visit(w: number): void {
-    if (w === 0 || w >= this.limit || testBit(this.starts, w)) return;
+    if (w >= this.limit) {
+      // Above it: a black object, or no object at all (the heap view ends there).
+      if (w >= this.heap.length >>> 1) throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `a reference to word ${w} points past the heap: the heap was written outside the API`);
+      return;
+    }
+    if (w === 0 || testBit(this.starts, w)) return;
+    // A word no object starts at (inside one, or free space): its "header" may well parse.
+    if (this.allocStarts !== undefined && !testBit(this.allocStarts, w)) throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `a reference to word ${w}, where no object starts: the heap was written outside the API`);
     const size = checkedSize(this.heap, this.types, this.typeCount, w, this.limit);
     setBit(this.starts, w);
     setRange(this.live, w, w + size);
@@ -104,9 +117,9 @@ export function clearMarks(starts: Uint32Array, live: Uint32Array, topWord = sta
 }
 
 /** Marking in a pause: clear, trace everything below the top from the roots. */
-export function mark(heap: Uint32Array, types: Int32Array, typeCount: number, starts: Uint32Array, live: Uint32Array, topWord: number, roots: Iterable<number>): MarkResult {
+export function mark(heap: Uint32Array, types: Int32Array, typeCount: number, starts: Uint32Array, live: Uint32Array, topWord: number, roots: Iterable<number>, allocStarts?: Uint32Array): MarkResult {
   clearMarks(starts, live, topWord);
-  const t = new Tracer(heap, types, typeCount, starts, live, topWord);
+  const t = new Tracer(heap, types, typeCount, starts, live, topWord, allocStarts);
   for (const r of roots) t.visit(r);
   t.drain();
   return { objects: t.objects, words: t.words };
@@ -140,7 +153,18 @@ export function markedWords(starts: Uint32Array, live: Uint32Array, o: number, l
   return (s < e ? s : e) - o;
 }
 
-/** A live object's words: its header's, or the bitmaps' if the header is malformed (markedWords). */
+/**
+ * Whether a live object's header size agrees with the bitmaps at its end: its last word live,
+ * and the word after it dead or another object's start. Two bit reads where the walk reads
+ * next anyway; a size changed after marking (a shrunk length, a grown one, another type) fails it.
+ */
+export function endsMarked(starts: Uint32Array, live: Uint32Array, o: number, sz: number): boolean {
+  const e = o + sz;
+  return testBit(live, e - 1) && (!testBit(live, e) || testBit(starts, e));
+}
+
+/** A live object's words: its header's, or the bitmaps' if the header is malformed (markedWords, endsMarked). */
 export function liveWords(heap: Uint32Array, types: Int32Array, starts: Uint32Array, live: Uint32Array, o: number): number {
-  return headerWords(heap, types, o) || markedWords(starts, live, o, live.length * 32);
+  const sz = headerWords(heap, types, o);
+  return sz > 0 && endsMarked(starts, live, o, sz) ? sz : markedWords(starts, live, o, live.length * 32);
 }

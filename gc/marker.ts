@@ -37,6 +37,8 @@ export interface MarkPayload {
   roots: Uint32Array;
   blackStart: number;
   typeCount: number;
+  /** Which of shared.objects is the allocator's object-start bitmap (Tracer.allocStarts). */
+  epoch: number;
 }
 export interface PlanPayload {
   job: typeof MarkJob.PLAN;
@@ -112,7 +114,7 @@ function markConcurrently(sh: Shared, heap: Uint32Array, job: MarkPayload, hooks
   clearMarks(sh.starts, sh.live, undefined, () => sh.hb.beat(Role.MARKER));
   sh.hb.beat(Role.MARKER);
   Atomics.store(ctl, Ctl.MARK_CLEARED, 1);
-  const t = new Tracer(heap, sh.types, job.typeCount, sh.starts, sh.live, job.blackStart);
+  const t = new Tracer(heap, sh.types, job.typeCount, sh.starts, sh.live, job.blackStart, sh.objects[job.epoch]);
   const visit = (w: number): void => t.visit(w);
   let delayAt = Atomics.load(ctl, Ctl.INJECT_MARK_DELAY_AT);
   const dieAt = Atomics.load(ctl, Ctl.INJECT_MARK_DIE_AT);

@@ -45,7 +45,7 @@ import { ErrorCode, MoveGcError, fromNative, messageOf } from './errors.js';
 import { forward } from './forward.js';
 import { forwardSlot, malformedWords } from './build.js';
 import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, headerWords, refCount } from './layout.js';
-import { liveWords } from './mark.js';
+import { endsMarked, liveWords } from './mark.js';
 import { HEADROOM_UNKNOWN, checkPauseMappings } from './map-count.js';
 import { checkPauseLimits } from './address-space.js';
 import { remapDontUnmap } from './memory.js';
@@ -114,7 +114,8 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
       const d = nextClear(live, w, end);
       for (let o = w; o < d; ) {
         // A malformed header (build.ts malformedWords): no slots, the bitmaps' extent, counted.
-        const sz = headerWords(heap, types, o);
+        const h = headerWords(heap, types, o);
+        const sz = h > 0 && endsMarked(sh.starts, live, o, h) ? h : 0;
         const n = sz > 0 ? Math.min(refCount(heap, types, o), end * 2 - (o * 2 + 2)) : 0;
         for (let i = 0; i < n; i++) {
           const r = heap[o * 2 + 2 + i];
@@ -275,10 +276,8 @@ export function compactionPause(
   };
   unprotectHeap(sh); // again: PROT_READ set while the cycle marked (PROT_NONE then faults the marker)
   const t0 = now();
-  forwardRoots(sh, roots, rootCount);
-  const t1 = now();
-  fixPinnedSpans(heap, from, sh, plan, undo.words);
-  const t2 = now();
+  let t1 = t0;
+  let t2 = t0;
   const register = (): void => {
     if (!uffd) return;
     for (const s of plan.segments) {
@@ -299,9 +298,15 @@ export function compactionPause(
     remapRange(heapAddr + start * 8, (end - start) * 8, fromAddr + start * 8, undo.moved);
   };
   const remapFirst = order === PauseOrder.REMAP_FIRST;
-  let t3 = t2;
-  let t4 = t2;
+  let t3 = t0;
+  let t4 = t0;
   try {
+    // Inside the undo's reach: a walk that fails part-way (a heap written outside the API)
+    // leaves roots and pinned spans as they were.
+    forwardRoots(sh, roots, rootCount);
+    t1 = now();
+    fixPinnedSpans(heap, from, sh, plan, undo.words);
+    t2 = now();
     if (uffd) {
       kernelCall('UFFDIO_REGISTER');
       checkNoForeignUffd(uffd, heapAddr, sh.d.capacity);

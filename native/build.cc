@@ -200,9 +200,10 @@ class Kernel {
 
   // Object size in words and reference slots, from its header (layout.ts sizeWords/refCount).
   // Array lengths wrap at 2^32 exactly as the u32 arithmetic of build.ts does. A header that
-  // is no object's (a filler's kind, a type id past the table, a size of 0) takes the extent
-  // marking recorded and no slots (build.ts malformedWords): the flip has happened, so a page
-  // that cannot be built would leave the mutator waiting for it forever.
+  // is no object's (a filler's kind, a type id past the table, a size of 0, a size the bitmaps
+  // disagree with at its end) takes the extent marking recorded and no slots (build.ts
+  // malformedWords): the flip has happened, so a page that cannot be built would leave the
+  // mutator waiting for it forever.
   inline void Shape(int64_t o, int64_t limit, int64_t* sz, int64_t* nref) {
     const size_t at = static_cast<size_t>(Src(o * 2)) * TYPE_ROW;
     const int32_t* row = at + TYPE_ROW <= types.n ? types.p + at : kNoRow;
@@ -220,10 +221,16 @@ class Kernel {
         *nref = 0;
       }
     }
-    if (kind <= FILLER || *sz < 1) {
+    if (kind <= FILLER || *sz < 1 || !EndsMarked(o, *sz)) {
       *sz = Malformed(o, limit);
       *nref = 0;
     }
+  }
+
+  // The header's size agrees with the bitmaps at its end (mark.ts endsMarked).
+  inline bool EndsMarked(int64_t o, int64_t sz) const {
+    const int64_t e = o + sz;
+    return TestBit(live, e - 1) && (!TestBit(live, e) || TestBit(starts, e));
   }
 
   // Counted where build.ts counts (malformedAt: Ctl.MALFORMED, MALFORMED_AT).

@@ -8,6 +8,7 @@ import {
   HUGE_PAGE_SIZE, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd, madvise, remapDontUnmap, viewOf,
 } from '../dist/gc/index.js';
 import { itKernel } from './kernel.js';
+import { native } from '../dist/gc/native.js';
 import { thrown } from './helpers/thrown.js';
 
 const PS = PAGE_SIZE;
@@ -167,6 +168,27 @@ describe('mappings', () => {
       expect(thrown(() => m.advise(bad as never)).code).toBe('ERR_INVALID_ARG_TYPE');
       expect(thrown(() => madvise(m.address, PS, bad as never)).code).toBe('ERR_INVALID_ARG_TYPE');
     }
+  });
+});
+
+describe("the addon's record of the mappings it made (native/owned.cc)", () => {
+  // A Worker that ends without close() has the addon unmap what it still owns: a range given
+  // back in part must keep exactly its other parts, on either side (found by a mutation audit:
+  // dropping the tail went unnoticed).
+  it('munmap of a head, a middle and a tail keeps exactly the parts left', () => {
+    const P = 4096;
+    const n0 = native.ownedCount();
+    const m = native.mapAnonymous(8 * P, P);
+    expect(native.ownedCount()).toBe(n0 + 1);
+    native.munmap(m, P); // the head: [1, 8) left
+    expect(native.ownedCount()).toBe(n0 + 1);
+    native.munmap(m + 3 * P, 2 * P); // the middle: [1, 3) and [5, 8)
+    expect(native.ownedCount()).toBe(n0 + 2);
+    native.munmap(m + 7 * P, P); // a tail: [1, 3) and [5, 7)
+    expect(native.ownedCount()).toBe(n0 + 2);
+    native.munmap(m + 5 * P, 2 * P);
+    native.munmap(m + P, 2 * P);
+    expect(native.ownedCount()).toBe(n0);
   });
 });
 

@@ -71,6 +71,51 @@ describe.each(TEST_MODES)('defects (%s)', (mode: ModeName) => {
     expect(st.liveObjects).toBe(2);
   });
 
+  // Found by a corruption audit: marking took any reference at or above its limit for a black
+  // object's, so one past the heap reached the builders after the flip (the native builder
+  // stopped there and the watchdog aborted the process; the TypeScript one wrote null).
+  itMode(mode, 'a reference past the heap written outside the API stops collect() with ERR_HEAP_CORRUPT; nothing moved', async () => {
+    const h = await openHeap({ capacity: 4 << 20, mode });
+    const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+    h.allocBytes(100); // garbage below: a cycle that marked would move `a`
+    const root = h.root(h.alloc(T));
+    const at = h.addressOf(root.get()!);
+    const u32 = new Uint32Array(viewOf(h.address, 8192));
+    const slot = (at - h.address) / 4 + 2;
+    u32[slot] = 0xfffffff0;
+    const e = await within(20_000, rejected(() => h.collect()));
+    expect(e.code, e.message).toBe(ErrorCode.HEAP_CORRUPT);
+    expect(e.message).toMatch(/points past the heap/);
+    expect(h.cycleActive).toBe(false);
+    expect(h.addressOf(root.get()!)).toBe(at); // nothing moved
+    u32[slot] = 0;
+    const st = await within(20_000, h.gc());
+    expect(st.liveObjects).toBe(1);
+  });
+
+  // The same audit: a reference written into the middle of an object passed marking when the
+  // words there parsed as a header (a byte array's contents can), and a bogus object was marked
+  // inside the real one. Marking now checks the allocator's object starts.
+  itMode(mode, 'a reference into the middle of an object, where the words parse as a header, stops collect() with ERR_HEAP_CORRUPT', async () => {
+    const h = await openHeap({ capacity: 4 << 20, mode });
+    const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+    h.allocBytes(100);
+    const root = h.root(h.alloc(T));
+    const bytes = h.root(h.allocBytes(64));
+    const at = h.addressOf(root.get()!);
+    const inner = (h.addressOf(bytes.get()!) - h.address) / 8 + 2; // its third word
+    const u32 = new Uint32Array(viewOf(h.address, 8192));
+    u32[inner * 2] = T.id; // a Node's header, inside the array
+    u32[inner * 2 + 1] = 0;
+    u32[(at - h.address) / 4 + 2] = inner;
+    const e = await within(20_000, rejected(() => h.collect()));
+    expect(e.code, e.message).toBe(ErrorCode.HEAP_CORRUPT);
+    expect(e.message).toMatch(new RegExp(`word ${inner}, where no object starts`));
+    expect(h.addressOf(root.get()!)).toBe(at); // nothing moved
+    u32[(at - h.address) / 4 + 2] = 0;
+    expect((await within(20_000, h.gc())).liveObjects).toBe(2);
+  });
+
   itMode(mode, 'writeBytes checks what it copies: a lying length, a Proxy, a subclass', async () => {
     const h = await openHeap({ capacity: 4 << 20, mode });
     const a = h.allocBytes(8);

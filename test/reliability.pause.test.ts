@@ -27,6 +27,7 @@ import { itKernel } from './kernel.js';
 import { rejected } from './helpers/thrown.js';
 import { spawnAsync } from './helpers/child.js';
 import { HEADROOM_UNKNOWN, MAP_RESERVE, SPLITS_PER_SEGMENT, checkPauseMappings, mapHeadroom } from '../dist/gc/map-count.js';
+import { PAUSE_LIMIT_RESERVE, checkPauseLimits } from '../dist/gc/address-space.js';
 
 closeHeapsAfterEach();
 
@@ -313,6 +314,24 @@ describe('a compaction pause whose kernel call fails', () => {
       expect(out).toMatchObject({ activeAfter: false, verifyAfter: true, listAfter: 20000, gcAfterFree: true, listAfterGc: 20000, verifyAfterGc: true });
     }, ['uffd', 'move'], 120_000);
   }
+
+  // The limits check keeps PAUSE_LIMIT_RESERVE free for what other threads map meanwhile: its
+  // boundary, for each limit (found by a mutation audit: the fixtures are far below it).
+  it('checkPauseLimits refuses a use within PAUSE_LIMIT_RESERVE of either limit, and allows one at it', () => {
+    const U = 512 * 2 ** 20;
+    for (const k of ['addressSpace', 'data'] as const) {
+      const limits = (room: number) => ({ addressSpace: Infinity, data: Infinity, [k]: U + room });
+      const used = () => ({ addressSpace: U, data: U });
+      expect(() => checkPauseLimits(limits(PAUSE_LIMIT_RESERVE), used), k).not.toThrow();
+      let e: { code?: string; syscall?: string } | undefined;
+      try {
+        checkPauseLimits(limits(PAUSE_LIMIT_RESERVE - 4096), used);
+      } catch (x) {
+        e = x as { code?: string; syscall?: string };
+      }
+      expect(e, k).toMatchObject({ code: 'ENOMEM', syscall: 'mremap' });
+    }
+  });
 
   // Found by a kernel-edge audit: mremap(MREMAP_DONTUNMAP | MREMAP_FIXED) unmaps its
   // destination (from-space) before it checks RLIMIT_AS / RLIMIT_DATA, so a program that had
