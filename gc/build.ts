@@ -44,11 +44,21 @@ export function malformedWords(sh: Shared, o: number, limit: number): number {
   return markedWords(sh.starts, sh.live, o, limit);
 }
 
-/** Reference v (not null) in a slot of live object o, forwarded; one outside the heap stays as it is (malformedAt). */
-export function forwardSlot(sh: Shared, v: number, o: number): number {
-  if (v >>> 6 < sh.chunkNew.length) return forward(sh.chunkNew, sh.live, v);
+/**
+ * Reference v (not null) in a slot of live object o, forwarded; one at or above `top` (the
+ * last segment's end: no object lies there) stays as it is (malformedAt). Marking could not
+ * refuse it: above its limit it cannot tell a black object's reference from garbage.
+ */
+export function forwardSlot(sh: Shared, v: number, o: number, top: number): number {
+  if (v < top) return forward(sh.chunkNew, sh.live, v);
   malformedAt(sh, o);
   return v;
+}
+
+/** The end of the plan's last segment: every object lies below it (forwardSlot). */
+export function planTop(sh: Shared): number {
+  const last = Atomics.load(sh.ctl, Ctl.SEGMENTS) - 1;
+  return last >= 0 ? Math.min(sh.segments[last * SEG_FIELDS + Seg.END], sh.chunkNew.length * CHUNK_WORDS) : 0;
 }
 
 /** Live strides at least this long (words) are copied in one block, then patched. */
@@ -101,10 +111,14 @@ export class PageBuilder implements RunBuilder {
     }
   }
 
+  /** planTop for the page being built. */
+  #top = 0;
+
   /** Builds to-space page q into `dst` starting at u32 index `dstU32`. */
   build(q: number, dst: Uint32Array, dstU32: number): void {
     const sh = this.#sh;
     const s = this.segmentOf(q);
+    this.#top = planTop(sh);
     const base = dstU32 - q * PAGE_WORDS * 2; // dst index of to-space word t is base + 2t
     const kind = sh.pageKind[q];
     if (kind === PageKind.IDENTITY) this.#identity(q, dst, base, sh.segments[s + Seg.IDENT_END]);
@@ -134,7 +148,7 @@ export class PageBuilder implements RunBuilder {
     const i1 = Math.min(n, qEnd * 2 - first);
     for (let i = i0; i < i1; i++) {
       const r = src[o * 2 + 2 + i];
-      dst[base + first + i] = r === 0 ? 0 : forwardSlot(sh, r, o);
+      dst[base + first + i] = r === 0 ? 0 : forwardSlot(sh, r, o, this.#top);
     }
   }
 
@@ -232,7 +246,7 @@ export class PageBuilder implements RunBuilder {
           const k1 = r1 < n ? r1 : n;
           for (let k = k0; k < k1; k++) {
             const v = src[si + k];
-            if (v !== 0) dst[di + k] = forwardSlot(sh, v, o);
+            if (v !== 0) dst[di + k] = forwardSlot(sh, v, o, this.#top);
           }
         } else if (n <= 64 && same && a === t && b === end) {
           // The whole object is on this page (the common case): header, slots, raw bytes.
@@ -241,14 +255,14 @@ export class PageBuilder implements RunBuilder {
           let k = 2;
           for (const ke = 2 + nref; k < ke; k++) {
             const v = src[si + k];
-            dst[di + k] = v === 0 ? 0 : forwardSlot(sh, v, o);
+            dst[di + k] = v === 0 ? 0 : forwardSlot(sh, v, o, this.#top);
           }
           if (n - k > 16) src.copyWithin(di + k, si + k, si + n);
           else for (; k < n; k++) dst[di + k] = src[si + k];
         } else if (n <= 64 && same) {
           for (let k = 0; k < n; k++) {
             let v = src[si + k];
-            if (k >= r0 && k < r1 && v !== 0) v = forwardSlot(sh, v, o);
+            if (k >= r0 && k < r1 && v !== 0) v = forwardSlot(sh, v, o, this.#top);
             dst[di + k] = v;
           }
         } else {
@@ -257,7 +271,7 @@ export class PageBuilder implements RunBuilder {
           const k1 = r1 < n ? r1 : n;
           for (let k = k0; k < k1; k++) {
             const v = src[si + k];
-            if (v !== 0) dst[di + k] = forwardSlot(sh, v, o);
+            if (v !== 0) dst[di + k] = forwardSlot(sh, v, o, this.#top);
           }
         }
         filled = b;

@@ -79,6 +79,7 @@ export function forwardRoots(sh: Shared, roots: Uint32Array, count: number): voi
  */
 export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared, plan: Plan, undo: number[] = []): void {
   const { live, chunkNew, types } = sh;
+  const top = plan.segments[plan.segments.length - 1].end; // forwardSlot: no object lies above
   // Every heap word written, with its old value first (index, value pairs): see PauseUndo.
   const set = (k: number, v: number): void => {
     undo.push(k, heap[k]);
@@ -103,7 +104,7 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
         const hi = Math.min(x * 2 + 2 + refCount(heap, types, x), xEnd * 2);
         for (let k = lo; k < hi; k++) {
           const r = heap[k];
-          if (r !== 0) set(k, forwardSlot(sh, r, x));
+          if (r !== 0) set(k, forwardSlot(sh, r, x, top));
         }
       }
       w = xEnd;
@@ -119,7 +120,7 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
         const n = sz > 0 ? Math.min(refCount(heap, types, o), end * 2 - (o * 2 + 2)) : 0;
         for (let i = 0; i < n; i++) {
           const r = heap[o * 2 + 2 + i];
-          if (r !== 0) set(o * 2 + 2 + i, forwardSlot(sh, r, o));
+          if (r !== 0) set(o * 2 + 2 + i, forwardSlot(sh, r, o, top));
         }
         o += sz || malformedWords(sh, o, d);
       }

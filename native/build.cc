@@ -119,6 +119,7 @@ class Kernel {
 
  private:
   Table<uint32_t> src_;
+  int64_t top_ = 0;  // PlanTop() of the page being built
 
   // New word index of the live object at w (forward.ts).
   inline uint32_t Forward(uint32_t w) const {
@@ -166,6 +167,15 @@ class Kernel {
   // A type id past the table reads as a filler's row: malformed (Shape).
   static constexpr int32_t kNoRow[TYPE_ROW] = {FILLER, 0, 0, 0};
 
+  // build.ts planTop: the last segment's end, within the heap (its bounds are checked).
+  int64_t PlanTop() const {
+    const int64_t count = __atomic_load_n(ctl.p + ctlSegments, __ATOMIC_SEQ_CST);
+    CheckSegment((count - 1) * SEG_FIELDS);
+    const int64_t end = static_cast<int64_t>(segments.p[(count - 1) * SEG_FIELDS + END]);
+    const int64_t heap = static_cast<int64_t>(chunkNew.n) * CHUNK_WORDS;
+    return end < heap ? end : heap;
+  }
+
   int64_t SegmentOf(int64_t q) const {
     const int64_t count = __atomic_load_n(ctl.p + ctlSegments, __ATOMIC_SEQ_CST);
     if (count < 1 || static_cast<uint64_t>(count) * SEG_FIELDS > segments.n) Fail("segment count out of range", count);
@@ -193,6 +203,7 @@ class Kernel {
   void Build(int64_t q, uint32_t* page) {
     if (static_cast<uint64_t>(q) >= pageKind.n || static_cast<uint64_t>(q) >= pageFirst.n) Fail("page outside the heap", q);
     const int64_t s = SegmentOf(q);
+    top_ = PlanTop();
     if (pageKind.p[q] == IDENTITY) Identity(q, page, static_cast<int64_t>(segments.p[s + IDENT_END]));
     else if (pageKind.p[q] == GAP) memset(page, 0, PAGE_WORDS * 8);  // inside the filler its gap starts with
     else Slide(q, page, s);
@@ -249,9 +260,10 @@ class Kernel {
   }
 
   // Slot `at` of object o holds reference v (not null): forwarded at the page's end, or, if v
-  // lies outside the heap, left as it is and counted (build.ts #fwd).
+  // lies at or above the plan's last segment's end (no object there), left as it is and
+  // counted (build.ts forwardSlot).
   inline void Slot(uint32_t* at, uint32_t v, int64_t o) {
-    if ((v >> 6) >= chunkNew.n) CountMalformed(o);
+    if (static_cast<int64_t>(v) >= top_) CountMalformed(o);
     else Defer(at, v);
   }
 

@@ -116,6 +116,23 @@ describe.each(TEST_MODES)('defects (%s)', (mode: ModeName) => {
     expect((await within(20_000, h.gc())).liveObjects).toBe(2);
   });
 
+  // The same audit: a reference into the free space above the top passed marking (above its
+  // limit it cannot tell garbage from a black object's reference) and the builders made it null.
+  itMode(mode, 'a reference into the free space above the top: gc() ends with ERR_HEAP_CORRUPT, the word kept as it was', async () => {
+    const h = await openHeap({ capacity: 4 << 20, mode });
+    const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+    h.allocBytes(1000); // garbage below: the Node slides
+    const root = h.root(h.alloc(T));
+    const u32 = new Uint32Array(viewOf(h.address, 4 << 20));
+    const bogus = (4 << 20) / 8 - 1000;
+    u32[(h.addressOf(root.get()!) - h.address) / 4 + 2] = bogus;
+    const e = await within(20_000, rejected(() => h.gc()));
+    expect(e.code, e.message).toBe(ErrorCode.HEAP_CORRUPT);
+    expect(e.message).toMatch(/malformed header or reference/);
+    expect(u32[(h.addressOf(root.get()!) - h.address) / 4 + 2]).toBe(bogus);
+    expect(h.verify().ok).toBe(false);
+  });
+
   itMode(mode, 'writeBytes checks what it copies: a lying length, a Proxy, a subclass', async () => {
     const h = await openHeap({ capacity: 4 << 20, mode });
     const a = h.allocBytes(8);
