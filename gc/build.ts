@@ -22,8 +22,9 @@ import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
 /**
  * Counts live object o as malformed: a header that is no object's, or a reference slot whose
- * value lies outside the heap. Marking checks every header and slot it traces, so the program
- * wrote the heap outside the accessors after that (MADV_DONTNEED of a heap page zeroes it).
+ * value lies where no object can (forwardSlot). Marking checks every header and reference it
+ * traces, so the program wrote the heap outside the accessors after that (MADV_DONTNEED of a
+ * heap page zeroes it).
  * The flip has happened, so no builder may stop: a page it cannot build is one the mutator
  * waits for forever. The words go as they are, and the cycle then ends with ERR_HEAP_CORRUPT
  * (cycle-end.ts), every other object built as usual.
