@@ -15,8 +15,8 @@
 import { nextClear, nextSet, testBit } from './bits.js';
 import { ErrorCode, MoveGcError } from './errors.js';
 import { CHUNK_WORDS, IN_PLACE, forward } from './forward.js';
-import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, headerWords, refCount } from './layout.js';
-import { endsMarked, markedWords } from './mark.js';
+import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, refCount } from './layout.js';
+import { endsMarked, markedHeaderWords, markedWords } from './mark.js';
 import { NONE } from './plan.js';
 import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
@@ -319,8 +319,7 @@ export class PageBuilder implements RunBuilder {
     }
     const src = this.#from;
     for (let o = sh.pageFirst[q]; o !== NONE && o < qEnd; ) {
-      const h = headerWords(src, sh.types, o);
-      const sz = h > 0 && endsMarked(sh.starts, live, o, h) ? h : 0;
+      const sz = markedHeaderWords(src, sh.types, sh.starts, live, o);
       if (sz > 0) this.#refs(o, o, qw, qEnd, dst, base);
       o = nextSet(sh.starts, o + (sz || malformedWords(sh, o, qEnd)), qEnd);
     }

@@ -163,8 +163,13 @@ export function endsMarked(starts: Uint32Array, live: Uint32Array, o: number, sz
   return testBit(live, e - 1) && (!testBit(live, e) || testBit(starts, e));
 }
 
-/** A live object's words: its header's, or the bitmaps' if the header is malformed (markedWords, endsMarked). */
-export function liveWords(heap: Uint32Array, types: Int32Array, starts: Uint32Array, live: Uint32Array, o: number): number {
+/** A live object's header size if the header is an object's and the bitmaps agree with it at its end (endsMarked), else 0: malformed. */
+export function markedHeaderWords(heap: Uint32Array, types: Int32Array, starts: Uint32Array, live: Uint32Array, o: number): number {
   const sz = headerWords(heap, types, o);
-  return sz > 0 && endsMarked(starts, live, o, sz) ? sz : markedWords(starts, live, o, live.length * 32);
+  return sz > 0 && endsMarked(starts, live, o, sz) ? sz : 0;
+}
+
+/** A live object's words: its header's, or the bitmaps' if the header is malformed (markedHeaderWords, markedWords). */
+export function liveWords(heap: Uint32Array, types: Int32Array, starts: Uint32Array, live: Uint32Array, o: number): number {
+  return markedHeaderWords(heap, types, starts, live, o) || markedWords(starts, live, o, live.length * 32);
 }

@@ -43,9 +43,9 @@ import fs from 'node:fs';
 import { nextClear, nextSet } from './bits.js';
 import { ErrorCode, MoveGcError, fromNative, messageOf } from './errors.js';
 import { forward } from './forward.js';
-import { forwardSlot, malformedWords } from './build.js';
-import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, headerWords, refCount } from './layout.js';
-import { endsMarked, liveWords } from './mark.js';
+import { forwardSlot, malformedWords, planTop } from './build.js';
+import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount } from './layout.js';
+import { liveWords, markedHeaderWords } from './mark.js';
 import { HEADROOM_UNKNOWN, checkPauseMappings } from './map-count.js';
 import { checkPauseLimits } from './address-space.js';
 import { remapDontUnmap } from './memory.js';
@@ -79,7 +79,7 @@ export function forwardRoots(sh: Shared, roots: Uint32Array, count: number): voi
  */
 export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared, plan: Plan, undo: number[] = []): void {
   const { live, chunkNew, types } = sh;
-  const top = plan.segments[plan.segments.length - 1].end; // forwardSlot: no object lies above
+  const top = planTop(sh); // forwardSlot: no object lies above
   // Every heap word written, with its old value first (index, value pairs): see PauseUndo.
   const set = (k: number, v: number): void => {
     undo.push(k, heap[k]);
@@ -115,8 +115,7 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
       const d = nextClear(live, w, end);
       for (let o = w; o < d; ) {
         // A malformed header (build.ts malformedWords): no slots, the bitmaps' extent, counted.
-        const h = headerWords(heap, types, o);
-        const sz = h > 0 && endsMarked(sh.starts, live, o, h) ? h : 0;
+        const sz = markedHeaderWords(heap, types, sh.starts, live, o);
         const n = sz > 0 ? Math.min(refCount(heap, types, o), end * 2 - (o * 2 + 2)) : 0;
         for (let i = 0; i < n; i++) {
           const r = heap[o * 2 + 2 + i];
