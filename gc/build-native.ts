@@ -42,13 +42,18 @@ export class NativePageBuilder implements RunBuilder {
       types: sh.types,
       ctl: sh.ctl,
       ctlSegments: Ctl.SEGMENTS,
-      ctlMalformed: Ctl.MALFORMED,
-      ctlMalformedAt: Ctl.MALFORMED_AT,
       layout: BUILD_LAYOUT,
     });
   }
 
+  malformed = 0;
+  malformedFirst = 0;
+
   buildRun(q: number, n: number, dst: Uint32Array, dstU32: number): void {
-    this.#raw.build(q, n, this.#from, dst, dstU32);
+    // Malformed objects met, if any: [count, first word] (build.ts MalformedTally).
+    const met = this.#raw.build(q, n, this.#from, dst, dstU32);
+    if (met === undefined) return;
+    if (this.malformed === 0) this.malformedFirst = met[1];
+    this.malformed += met[0];
   }
 }

@@ -21,38 +21,56 @@ import { NONE } from './plan.js';
 import { Ctl, PageKind, SEG_FIELDS, Seg, type Shared } from './shared.js';
 
 /**
- * Counts live object o as malformed: a header that is no object's, or a reference slot whose
- * value lies where no object can (forwardSlot). Marking checks every header and reference it
- * traces, so the program wrote the heap outside the accessors after that (MADV_DONTNEED of a
- * heap page zeroes it).
- * The flip has happened, so no builder may stop: a page it cannot build is one the mutator
- * waits for forever. The words go as they are, and the cycle then ends with ERR_HEAP_CORRUPT
- * (cycle-end.ts), every other object built as usual.
+ * Where a builder counts the live objects it found malformed: a header that is no object's, or
+ * a reference slot whose value lies where no object can (forwardSlot). Marking checks every
+ * header and reference it traces, so the program wrote the heap outside the accessors after
+ * that (MADV_DONTNEED of a heap page zeroes it). The flip has happened, so no builder may
+ * stop: a page it cannot build is one the mutator waits for forever. The words go as they are.
+ *
+ * Counted per builder, not in the control block: a build may be thrown away (a thread
+ * descheduled mid-build, its page taken over), and such a thread, waking in a later cycle,
+ * reads that cycle's tables half written. Builders.commitMalformed moves a tally into
+ * Ctl.MALFORMED / MALFORMED_AT where the build is known to be the cycle's own; the cycle
+ * then ends with ERR_HEAP_CORRUPT (cycle-end.ts), every other object built as usual.
  */
-export function malformedAt(sh: Shared, o: number): void {
-  sh.count(Ctl.MALFORMED);
-  Atomics.compareExchange(sh.ctl, Ctl.MALFORMED_AT, 0, o);
+export interface MalformedTally {
+  malformed: number;
+  /** The first one's from-space word (0: none; word 0 is never an object). */
+  malformedFirst: number;
+}
+
+export function noteMalformed(t: MalformedTally, o: number): void {
+  if (t.malformed++ === 0) t.malformedFirst = o;
+}
+
+/** Adds a tally to the cycle's counters (Ctl.MALFORMED, MALFORMED_AT) and empties it. */
+export function commitMalformed(sh: Shared, t: MalformedTally): void {
+  if (t.malformed === 0) return;
+  sh.count(Ctl.MALFORMED, t.malformed);
+  Atomics.compareExchange(sh.ctl, Ctl.MALFORMED_AT, 0, t.malformedFirst);
+  t.malformed = 0;
+  t.malformedFirst = 0;
 }
 
 /**
  * A live object whose header is no object's (a filler's kind, a type id past the table, a size
- * of 0, or one the bitmaps disagree with: mark.ts endsMarked): counted (malformedAt), its
- * extent is what marking recorded in the bitmaps (to the next object's start or the end of its
- * live run), none of its words is a slot.
+ * of 0, or one the bitmaps disagree with: mark.ts endsMarked): counted, its extent is what
+ * marking recorded in the bitmaps (to the next object's start or the end of its live run),
+ * none of its words is a slot.
  */
-export function malformedWords(sh: Shared, o: number, limit: number): number {
-  malformedAt(sh, o);
+export function malformedWords(sh: Shared, t: MalformedTally, o: number, limit: number): number {
+  noteMalformed(t, o);
   return markedWords(sh.starts, sh.live, o, limit);
 }
 
 /**
  * Reference v (not null) in a slot of live object o, forwarded; one at or above `top` (the
- * last segment's end: no object lies there) stays as it is (malformedAt). Marking could not
- * refuse it: above its limit it cannot tell a black object's reference from garbage.
+ * last segment's end: no object lies there) stays as it is, counted. Marking could not refuse
+ * it: above its limit it cannot tell a black object's reference from garbage.
  */
-export function forwardSlot(sh: Shared, v: number, o: number, top: number): number {
+export function forwardSlot(sh: Shared, t: MalformedTally, v: number, o: number, top: number): number {
   if (v < top) return forward(sh.chunkNew, sh.live, v);
-  malformedAt(sh, o);
+  noteMalformed(t, o);
   return v;
 }
 
@@ -73,12 +91,14 @@ export const Builder = { JS: 0, NATIVE: 1 } as const;
 export type BuilderName = 'js' | 'native';
 
 /** Builds runs of contiguous to-space pages into contiguous destination pages. */
-export interface RunBuilder {
+export interface RunBuilder extends MalformedTally {
   /** To-space pages [q, q+n) into `dst`, page after page from u32 index `dstU32`. */
   buildRun(q: number, n: number, dst: Uint32Array, dstU32: number): void;
 }
 
 export class PageBuilder implements RunBuilder {
+  malformed = 0;
+  malformedFirst = 0;
   readonly #sh: Shared;
   /** From-space (and scratch) as u32, indexed like the heap: word w at [2w, 2w+1]. */
   readonly #from: Uint32Array;
@@ -149,7 +169,7 @@ export class PageBuilder implements RunBuilder {
     const i1 = Math.min(n, qEnd * 2 - first);
     for (let i = i0; i < i1; i++) {
       const r = src[o * 2 + 2 + i];
-      dst[base + first + i] = r === 0 ? 0 : forwardSlot(sh, r, o, this.#top);
+      dst[base + first + i] = r === 0 ? 0 : forwardSlot(sh, this, r, o, this.#top);
     }
   }
 
@@ -229,7 +249,7 @@ export class PageBuilder implements RunBuilder {
           }
         }
         if (!(kind > Kind.FILLER) || sz < 1 || !endsMarked(starts, live, o, sz)) {
-          sz = malformedWords(sh, o, segEndExt);
+          sz = malformedWords(sh, this, o, segEndExt);
           nref = 0;
         }
         const a = t > qw ? t : qw;
@@ -247,7 +267,7 @@ export class PageBuilder implements RunBuilder {
           const k1 = r1 < n ? r1 : n;
           for (let k = k0; k < k1; k++) {
             const v = src[si + k];
-            if (v !== 0) dst[di + k] = forwardSlot(sh, v, o, this.#top);
+            if (v !== 0) dst[di + k] = forwardSlot(sh, this, v, o, this.#top);
           }
         } else if (n <= 64 && same && a === t && b === end) {
           // The whole object is on this page (the common case): header, slots, raw bytes.
@@ -256,14 +276,14 @@ export class PageBuilder implements RunBuilder {
           let k = 2;
           for (const ke = 2 + nref; k < ke; k++) {
             const v = src[si + k];
-            dst[di + k] = v === 0 ? 0 : forwardSlot(sh, v, o, this.#top);
+            dst[di + k] = v === 0 ? 0 : forwardSlot(sh, this, v, o, this.#top);
           }
           if (n - k > 16) src.copyWithin(di + k, si + k, si + n);
           else for (; k < n; k++) dst[di + k] = src[si + k];
         } else if (n <= 64 && same) {
           for (let k = 0; k < n; k++) {
             let v = src[si + k];
-            if (k >= r0 && k < r1 && v !== 0) v = forwardSlot(sh, v, o, this.#top);
+            if (k >= r0 && k < r1 && v !== 0) v = forwardSlot(sh, this, v, o, this.#top);
             dst[di + k] = v;
           }
         } else {
@@ -272,7 +292,7 @@ export class PageBuilder implements RunBuilder {
           const k1 = r1 < n ? r1 : n;
           for (let k = k0; k < k1; k++) {
             const v = src[si + k];
-            if (v !== 0) dst[di + k] = forwardSlot(sh, v, o, this.#top);
+            if (v !== 0) dst[di + k] = forwardSlot(sh, this, v, o, this.#top);
           }
         }
         filled = b;
@@ -321,7 +341,7 @@ export class PageBuilder implements RunBuilder {
     for (let o = sh.pageFirst[q]; o !== NONE && o < qEnd; ) {
       const sz = markedHeaderWords(src, sh.types, sh.starts, live, o);
       if (sz > 0) this.#refs(o, o, qw, qEnd, dst, base);
-      o = nextSet(sh.starts, o + (sz || malformedWords(sh, o, qEnd)), qEnd);
+      o = nextSet(sh.starts, o + (sz || malformedWords(sh, this, o, qEnd)), qEnd);
     }
   }
 }

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { claim, markProcessed, ownerOf, phaseOf, reclaim, unclaim, bufferOf } from './claim.js';
-import { Builder, PageBuilder, type RunBuilder } from './build.js';
+import { Builder, PageBuilder, commitMalformed, type RunBuilder } from './build.js';
 import { NativePageBuilder } from './build-native.js';
 import type { Installer } from './install.js';
 import { HEAP_ALIGN, PAGE_WORDS, PMD_PAGES } from './layout.js';
@@ -160,9 +160,26 @@ export class Builders {
     const own = this.scratchPage(Scratch.REBUILD + RebuildPage[thread]);
     installer.rebuildWith((q) => {
       this.builder.buildRun(q, 1, from, own * PAGE_WORDS * 2);
+      this.commitMalformed(); // inside an install: the cycle's own build
       sh.count(Ctl.REBUILDS);
       return own;
     });
+  }
+
+  /**
+   * What this thread's builds found malformed goes into the cycle's counters (build.ts
+   * MalformedTally). Called only where the build is the cycle's own: inside an install
+   * (enterInstall), or on a thread the cycle's end waits for (the compactor in COMPACTOR_IN,
+   * the mutator, the pause). A build thrown away is forgotten (dropMalformed): a thread that
+   * slept through the end of its cycle may have read the next plan's tables half written.
+   */
+  commitMalformed(): void {
+    commitMalformed(this.sh, this.jsBuilder);
+    commitMalformed(this.sh, this.nativeBuilder);
+  }
+
+  dropMalformed(): void {
+    for (const b of [this.jsBuilder, this.nativeBuilder]) b.malformed = b.malformedFirst = 0;
   }
 
   get builder(): RunBuilder {
@@ -260,6 +277,7 @@ export class Builders {
         this.builder.buildRun(q + i, Math.min(MAX_BATCH, n - i), this.from, (buf + i) * PAGE_WORDS * 2);
       }
     } catch (e) {
+      this.dropMalformed();
       for (let i = 0; i < n; i++) unclaim(sh, q + i, owner);
       throw e;
     }
@@ -268,8 +286,12 @@ export class Builders {
     // Installed straight from PROCESSING: a PROCESSED page would invite a waiting mutator to
     // copy it in from the huge page first (selfservice.ts #help), which splits the span.
     sh.count(BUILDS_OF[owner] ?? Ctl.COMPACTOR_BUILDS, n);
-    if (n === 0 || !this.#enterInstall()) return n; // its cycle is closing: taken over and installed
+    if (n === 0 || !this.#enterInstall()) {
+      this.dropMalformed();
+      return n; // its cycle is closing: taken over and installed
+    }
     try {
+      this.commitMalformed();
       if (n === PMD_PAGES) this.installer.installPmd(q, buf, owner === Owner.MUTATOR);
       else if (owner === Owner.MUTATOR) this.installer.installSpanPart(q, buf, n);
       else this.installer.installScratchRun(q, buf, n);
@@ -294,16 +316,24 @@ export class Builders {
       if (heapDirect) this.builder.buildRun(q, 1, heapDirect, q * PAGE_WORDS * 2);
       else this.builder.buildRun(q, 1, this.from, scratch * PAGE_WORDS * 2);
     } catch (e) {
+      this.dropMalformed();
       unclaim(sh, q, owner);
       throw e;
     }
     const t1 = now();
     this.buildMs += t1 - t0;
-    if (!markProcessed(sh, q, owner, scratch)) return false;
+    if (!markProcessed(sh, q, owner, scratch)) {
+      this.dropMalformed();
+      return false;
+    }
     sh.count(BUILDS_OF[owner] ?? Ctl.COMPACTOR_BUILDS);
     hook?.('built');
-    if (!this.#enterInstall()) return false; // taken over and installed meanwhile: see installWord
+    if (!this.#enterInstall()) {
+      this.dropMalformed();
+      return false; // taken over and installed meanwhile: see installWord
+    }
     try {
+      this.commitMalformed();
       hook?.('installing');
       if (heapDirect) this.installer.install(q, scratch, 1);
       else this.installer.installOne(q, scratch);

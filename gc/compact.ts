@@ -431,6 +431,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       }
       const t = now();
       builder.buildRun(q, n, b.from, bufAt * PAGE_WORDS * 2);
+      b.commitMalformed(); // inside COMPACTOR_IN: the cycle's end waits for this walk
       buildMs += now() - t;
       if (bufRecycled) {
         reuse += n;

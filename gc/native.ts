@@ -36,7 +36,8 @@ export interface RawProbe {
 
 /** The compiled page builder (native/build.cc); see build-native.ts. */
 export interface NativePageBuilder {
-  build(q: number, n: number, from: Uint32Array, dst: Uint32Array, dstU32: number): void;
+  /** Undefined, or the malformed objects met (build.ts MalformedTally): [count, first word]. */
+  build(q: number, n: number, from: Uint32Array, dst: Uint32Array, dstU32: number): [number, number] | undefined;
 }
 export interface NativePageBuilderTables {
   live: Uint32Array;
@@ -48,9 +49,6 @@ export interface NativePageBuilderTables {
   types: Int32Array;
   ctl: Int32Array;
   ctlSegments: number;
-  /** Where the builder counts malformed headers it met, and the first one's word (build.ts malformedWords). */
-  ctlMalformed: number;
-  ctlMalformedAt: number;
   /** Every constant build.cc shares, by name (build-native.ts BUILD_LAYOUT); each is checked. */
   layout: Readonly<Record<string, number | Readonly<Record<string, number>>>>;
 }

@@ -43,7 +43,7 @@ import fs from 'node:fs';
 import { nextClear, nextSet } from './bits.js';
 import { ErrorCode, MoveGcError, fromNative, messageOf } from './errors.js';
 import { forward } from './forward.js';
-import { forwardSlot, malformedWords, planTop } from './build.js';
+import { commitMalformed, forwardSlot, malformedWords, planTop, type MalformedTally } from './build.js';
 import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount } from './layout.js';
 import { liveWords, markedHeaderWords } from './mark.js';
 import { HEADROOM_UNKNOWN, checkPauseMappings } from './map-count.js';
@@ -80,6 +80,8 @@ export function forwardRoots(sh: Shared, roots: Uint32Array, count: number): voi
 export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared, plan: Plan, undo: number[] = []): void {
   const { live, chunkNew, types } = sh;
   const top = planTop(sh); // forwardSlot: no object lies above
+  // The pause is the cycle's own: what it finds malformed is committed as it goes.
+  const tally: MalformedTally = { malformed: 0, malformedFirst: 0 };
   // Every heap word written, with its old value first (index, value pairs): see PauseUndo.
   const set = (k: number, v: number): void => {
     undo.push(k, heap[k]);
@@ -104,7 +106,7 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
         const hi = Math.min(x * 2 + 2 + refCount(heap, types, x), xEnd * 2);
         for (let k = lo; k < hi; k++) {
           const r = heap[k];
-          if (r !== 0) set(k, forwardSlot(sh, r, x, top));
+          if (r !== 0) set(k, forwardSlot(sh, tally, r, x, top));
         }
       }
       w = xEnd;
@@ -119,9 +121,9 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
         const n = sz > 0 ? Math.min(refCount(heap, types, o), end * 2 - (o * 2 + 2)) : 0;
         for (let i = 0; i < n; i++) {
           const r = heap[o * 2 + 2 + i];
-          if (r !== 0) set(o * 2 + 2 + i, forwardSlot(sh, r, o, top));
+          if (r !== 0) set(o * 2 + 2 + i, forwardSlot(sh, tally, r, o, top));
         }
-        o += sz || malformedWords(sh, o, d);
+        o += sz || malformedWords(sh, tally, o, d);
       }
       if (d >= end) break;
       const e = nextSet(live, d, end);
@@ -130,6 +132,7 @@ export function fixPinnedSpans(heap: Uint32Array, from: Uint32Array, sh: Shared,
       w = e;
     }
   }
+  commitMalformed(sh, tally);
 }
 
 /**

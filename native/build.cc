@@ -109,7 +109,9 @@ class Kernel {
   Table<uint8_t> pageKind;
   Table<double> segments;
   Table<int32_t> types, ctl;
-  int ctlSegments = 0, ctlMalformed = 0, ctlMalformedAt = 0;
+  int ctlSegments = 0;
+  // Malformed objects met since the last take (build.ts MalformedTally), and the first one.
+  int64_t malformed = 0, malformedFirst = 0;
 
   // Builds to-space pages [q0, q0+n) into dst pages starting at dst (1024 u32 each).
   void Run(int64_t q0, int64_t n, const Table<uint32_t>& from, uint32_t* dst) {
@@ -244,11 +246,9 @@ class Kernel {
     return TestBit(live, e - 1) && (!TestBit(live, e) || TestBit(starts, e));
   }
 
-  // Counted where build.ts counts (malformedAt: Ctl.MALFORMED, MALFORMED_AT).
+  // Counted as build.ts noteMalformed counts: the caller takes the tally after each call.
   void CountMalformed(int64_t o) {
-    __atomic_fetch_add(const_cast<int32_t*>(ctl.p) + ctlMalformed, 1, __ATOMIC_SEQ_CST);
-    int32_t none = 0;
-    __atomic_compare_exchange_n(const_cast<int32_t*>(ctl.p) + ctlMalformedAt, &none, static_cast<int32_t>(o), false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    if (malformed++ == 0) malformedFirst = o;
   }
 
   // A malformed header's extent, as build.ts malformedWords takes it.
@@ -421,7 +421,7 @@ class NativePageBuilder : public Napi::ObjectWrap<NativePageBuilder> {
   }
 
   // new PageBuilder({ live, starts, chunkNew, pageFirst, pageKind, segments, types, ctl,
-  //                   ctlSegments, ctlMalformed, ctlMalformedAt, layout: { pageWords, chunkWords, heapStartWord, none, inPlace,
+  //                   ctlSegments, layout: { pageWords, chunkWords, heapStartWord, none, inPlace,
   //                   strideWords, segFields, typeRow, fillerType, kind, pageKind, seg } })
   explicit NativePageBuilder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativePageBuilder>(info) {
     Napi::Env env = info.Env();
@@ -471,10 +471,8 @@ class NativePageBuilder : public Napi::ObjectWrap<NativePageBuilder> {
     k_.segments = SharedTableOf<double>(env, t.Get("segments"), napi_float64_array, "segments");
     k_.types = SharedTableOf<int32_t>(env, t.Get("types"), napi_int32_array, "types");
     k_.ctl = SharedTableOf<int32_t>(env, t.Get("ctl"), napi_int32_array, "ctl");
-    for (auto [key, word] : {std::pair{"ctlSegments", &k_.ctlSegments}, {"ctlMalformed", &k_.ctlMalformed}, {"ctlMalformedAt", &k_.ctlMalformedAt}}) {
-      *word = static_cast<int>(num(t, key));
-      if (*word < 0 || static_cast<size_t>(*word) >= k_.ctl.n) ThrowArg(env, "ERR_OUT_OF_RANGE", std::string(key) + " out of range");
-    }
+    k_.ctlSegments = static_cast<int>(num(t, "ctlSegments"));
+    if (k_.ctlSegments < 0 || static_cast<size_t>(k_.ctlSegments) >= k_.ctl.n) ThrowArg(env, "ERR_OUT_OF_RANGE", "ctlSegments out of range");
     // forward() reads live[2c + 1] for every chunk c of chunkNew.
     if (k_.live.n < k_.chunkNew.n * 2) ThrowArg(env, "ERR_OUT_OF_RANGE", "live bitmap shorter than chunkNew");
     tables_ = Napi::Persistent(t);
@@ -485,7 +483,8 @@ class NativePageBuilder : public Napi::ObjectWrap<NativePageBuilder> {
   Napi::ObjectReference tables_;  // keeps the typed arrays (and their memory) alive
 
   // build(q, n, from: Uint32Array, dst: Uint32Array, dstU32): pages [q, q+n) into dst from
-  // u32 index dstU32 on, one page (1024 u32) after another.
+  // u32 index dstU32 on, one page (1024 u32) after another. Returns undefined, or the
+  // malformed objects met as [count, first word] (build.ts MalformedTally).
   Napi::Value BuildRun(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const int64_t q = ArgInt(info, 0, "q");
@@ -495,12 +494,18 @@ class NativePageBuilder : public Napi::ObjectWrap<NativePageBuilder> {
     const int64_t dstU32 = ArgInt(info, 4, "dstU32");
     if (q < 0 || n < 0 || static_cast<uint64_t>(q + n) > k_.pageKind.n) ThrowArg(env, "ERR_OUT_OF_RANGE", "pages outside the heap");
     if (dstU32 < 0 || static_cast<uint64_t>(dstU32 + n * PAGE_WORDS * 2) > dst.n) ThrowArg(env, "ERR_OUT_OF_RANGE", "destination pages outside dst");
+    k_.malformed = 0;  // (a call that failed left its own)
     try {
       k_.Run(q, n, from, const_cast<uint32_t*>(dst.p) + dstU32);
     } catch (const BuildError& e) {
       ThrowArg(env, "ERR_OUT_OF_RANGE", "native page builder: " + e.message);
     }
-    return env.Undefined();
+    if (k_.malformed == 0) return env.Undefined();
+    // [count, first word]: rare, so the common call allocates nothing.
+    Napi::Array met = Napi::Array::New(env, 2);
+    met.Set(0u, Napi::Number::New(env, static_cast<double>(k_.malformed)));
+    met.Set(1u, Napi::Number::New(env, static_cast<double>(k_.malformedFirst)));
+    return met;
   }
 };
 

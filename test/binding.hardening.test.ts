@@ -39,8 +39,7 @@ const tables = (over = {}) => ({
   live: sab(Uint32Array, WORDS / 32), starts: sab(Uint32Array, WORDS / 32),
   chunkNew: sab(Uint32Array, WORDS / 64), pageFirst: sab(Uint32Array, PAGES).fill(0xffffffff),
   pageKind: sab(Uint8Array, PAGES).fill(1 /* SLIDE */), segments: sab(Float64Array, 8), types: sab(Int32Array, 8),
-  ctl: sab(Int32Array, Ctl.SIZE), ctlSegments: Ctl.SEGMENTS, ctlMalformed: Ctl.MALFORMED, ctlMalformedAt: Ctl.MALFORMED_AT,
-  layout: BUILD_LAYOUT, count(i, n = 1) { Atomics.add(this.ctl, i, n); }, ...over,
+  ctl: sab(Int32Array, Ctl.SIZE), ctlSegments: Ctl.SEGMENTS, layout: BUILD_LAYOUT, ...over,
 });
 const from = new Uint32Array(WORDS * 2), dst = new Uint32Array(1024);
 const code = (f) => { try { f(); return 'none'; } catch (e) { return e.code; } };

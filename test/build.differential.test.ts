@@ -518,11 +518,9 @@ describe('page builders: js and native write the same bytes', () => {
       const rawEnd = slot ? to * 2 + 3 : (to + end - o) * 2;
       const outs: Uint32Array[] = [];
       for (const b of [new PageBuilder(sh, from), new NativePageBuilder(sh, from)]) {
-        sh.ctl[Ctl.MALFORMED] = 0;
-        sh.ctl[Ctl.MALFORMED_AT] = 0;
         outs.push(buildAll(b));
-        expect(sh.ctl[Ctl.MALFORMED], ctx).toBeGreaterThan(0);
-        expect(sh.ctl[Ctl.MALFORMED_AT], ctx).toBe(o);
+        expect(b.malformed, ctx).toBeGreaterThan(0);
+        expect(b.malformedFirst, ctx).toBe(o);
       }
       expect(firstDiff(outs[0], outs[1]), ctx).toBe('identical');
       pages.forEach((q, i) => {
@@ -581,7 +579,7 @@ describe('page builders: js and native write the same bytes', () => {
       if (next === undefined) continue;
       tested++;
       // One builder, given from-space per call (as build-native.ts does): a short one first.
-      const nat = new native.PageBuilder({ live: sh.live, starts: sh.starts, chunkNew: sh.chunkNew, pageFirst: sh.pageFirst, pageKind: sh.pageKind, segments: sh.segments, types: sh.types, ctl: sh.ctl, ctlSegments: Ctl.SEGMENTS, ctlMalformed: Ctl.MALFORMED, ctlMalformedAt: Ctl.MALFORMED_AT, layout: BUILD_LAYOUT });
+      const nat = new native.PageBuilder({ live: sh.live, starts: sh.starts, chunkNew: sh.chunkNew, pageFirst: sh.pageFirst, pageKind: sh.pageKind, segments: sh.segments, types: sh.types, ctl: sh.ctl, ctlSegments: Ctl.SEGMENTS, layout: BUILD_LAYOUT });
       for (const p of [identity, next]) {
         const failed = garbage(PAGE_U32, seed);
         expect(() => nat.build(q, 1, from.subarray(0, o2 * 2), failed, 0)).toThrow(/read outside from-space/);
@@ -597,7 +595,7 @@ describe('page builders: js and native write the same bytes', () => {
     const rng = new Rng(7);
     const t = randomHeap(rng, { capacityPages: 4, fill: 0.5, rootP: 1, densePrefix: 0, denseThreshold: 2, pins: 0, largeP: 0 });
     const sh = t.sh;
-    const tables = { live: sh.live, starts: sh.starts, chunkNew: sh.chunkNew, pageFirst: sh.pageFirst, pageKind: sh.pageKind, segments: sh.segments, types: sh.types, ctl: sh.ctl, ctlSegments: Ctl.SEGMENTS, ctlMalformed: Ctl.MALFORMED, ctlMalformedAt: Ctl.MALFORMED_AT };
+    const tables = { live: sh.live, starts: sh.starts, chunkNew: sh.chunkNew, pageFirst: sh.pageFirst, pageKind: sh.pageKind, segments: sh.segments, types: sh.types, ctl: sh.ctl, ctlSegments: Ctl.SEGMENTS };
     expect(() => new native.PageBuilder({ ...tables, layout: BUILD_LAYOUT })).not.toThrow();
     const paths: string[][] = [];
     for (const [k, v] of Object.entries(BUILD_LAYOUT)) {
