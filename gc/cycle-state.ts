@@ -1,13 +1,16 @@
 /**
  * What the phase driver (cycle.ts) works on: the mutator's side of the heap (MutatorState,
- * implemented by MutatorHeap, mutator.ts), the collector's parts it is given (CycleContext), and the state of the
- * active cycle (ActiveCycle). Apart from the driver so that the files its phases call (the
+ * implemented by MutatorHeap, mutator.ts, with what Heap alone uses of it: MutatorInternals,
+ * and what it is built from: MutatorParts), the collector's parts it is given (CycleContext),
+ * and the state of the active cycle (ActiveCycle). Apart from the driver so that the files its phases call (the
  * cycle's end: cycle-end.ts) can share them without importing the driver.
  */
 import type { BarrierLog } from './barrier.js';
 import type { Builders } from './builders.js';
 import type { MoveGcError } from './errors.js';
+import type { HeapType } from './heap-types.js';
 import type { Holes } from './holes.js';
+import type { TypeTable } from './layout.js';
 import type { Logger } from './log.js';
 import type { ModeName } from './modes.js';
 import type { InjectOptions, ResolvedOptions } from './options.js';
@@ -84,4 +87,38 @@ export interface CycleContext {
   mut: MutatorState;
   inject: () => Readonly<InjectOptions>;
   verify: () => { ok: boolean; errors: string[] };
+}
+
+/** What MutatorHeap is built from (Heap's constructor). */
+export interface MutatorParts {
+  opts: ResolvedOptions;
+  log: Logger;
+  sh: Shared;
+  types: TypeTable;
+  /** The heap's bytes (an external ArrayBuffer over its mapping), as words, and its address. */
+  view: ArrayBuffer;
+  u32: Uint32Array;
+  address: number;
+  faults: SelfService;
+}
+
+/** What the phase driver (MutatorState) and Heap use of MutatorHeap, and no caller may. */
+export interface MutatorInternals extends MutatorState {
+  readonly typeList: HeapType[];
+  readonly types: TypeTable;
+  inject(): Readonly<InjectOptions>;
+  /** Whether a cycle runs: the allocator takes holes only between cycles. */
+  setCycleActive(f: () => boolean): void;
+  /** Named by other heaps' reference errors, from now until retire(). */
+  register(): void;
+  /** close() was called: calls that start work are refused from now on. */
+  closing(): void;
+  /** Closed: every call refuses; the reference tag is given back. */
+  retire(): void;
+  /** Throws once the heap is closed (or lost). */
+  check(): void;
+  /** For calls that start work: throws once close() was called, even before it completes. */
+  checkOpen(): void;
+  /** The accessors' checks on or off, and nothing else (warmup.ts: warmUpAccessors). */
+  setChecks(compacting: boolean, barrier: boolean): void;
 }

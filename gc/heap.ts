@@ -24,7 +24,8 @@ import { Marking, largeObjectWords, resolveOptions, type HeapOptions, type Fault
 import type { Ref } from './refs.js';
 import { census, type Census } from './census.js';
 import { debugState, progressOf, type Progress } from './heap-types.js';
-import { MutatorHeap, type MutatorInternals } from './mutator.js';
+import type { MutatorInternals } from './cycle-state.js';
+import { MutatorHeap } from './mutator.js';
 import { Pin, Root } from './roots.js';
 import { warmUpAccessors, warmUpFlip } from './warmup.js';
 

@@ -14,56 +14,22 @@
  */
 import { MoveGcError, ErrorCode, invalidArg, shown } from './errors.js';
 import { BarrierLog } from './barrier.js';
-import type { MutatorState } from './cycle-state.js';
+import type { MutatorInternals, MutatorParts } from './cycle-state.js';
 import type { Logger } from './log.js';
 import { Ctl, PagePhase, armMarking, type Shared } from './shared.js';
 import type { SelfService } from './selfservice.js';
-import { hugeObjectWords, largeObjectWords, resolveInject, type InjectOptions, type ResolvedOptions } from './options.js';
+import { hugeObjectWords, largeObjectWords, resolveInject, type InjectOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { HeapType, TypeRegistry, type TypeSpec } from './heap-types.js';
 import { badValue, ownBytes } from './values.js';
 import { Pin, Root, RootTable, makePin, makeRoot, type RootOwner } from './roots.js';
 import { Holes } from './holes.js';
 import {
-  BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, PMD_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, rawOffset, refCount, writeFiller,
+  BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, PMD_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, headerWords, rawOffset, refCount, writeFiller,
 } from './layout.js';
 
 /** Heaps not closed: a reference of one handed to another is named as such (#refError). */
 const liveHeaps = new Set<MutatorHeap>();
-
-/** What MutatorHeap is built from (Heap's constructor). */
-export interface MutatorParts {
-  opts: ResolvedOptions;
-  log: Logger;
-  sh: Shared;
-  types: TypeTable;
-  /** The heap's bytes (an external ArrayBuffer over its mapping), as words, and its address. */
-  view: ArrayBuffer;
-  u32: Uint32Array;
-  address: number;
-  faults: SelfService;
-}
-
-/** What the phase driver (MutatorState) and Heap use of MutatorHeap, and no caller may. */
-export interface MutatorInternals extends MutatorState {
-  readonly typeList: HeapType[];
-  readonly types: TypeTable;
-  inject(): Readonly<InjectOptions>;
-  /** Whether a cycle runs: the allocator takes holes only between cycles. */
-  setCycleActive(f: () => boolean): void;
-  /** Named by other heaps' reference errors, from now until retire(). */
-  register(): void;
-  /** close() was called: calls that start work are refused from now on. */
-  closing(): void;
-  /** Closed: every call refuses; the reference tag is given back. */
-  retire(): void;
-  /** Throws once the heap is closed (or lost). */
-  check(): void;
-  /** For calls that start work: throws once close() was called, even before it completes. */
-  checkOpen(): void;
-  /** The accessors' checks on or off, and nothing else (warmup.ts: warmUpAccessors). */
-  setChecks(compacting: boolean, barrier: boolean): void;
-}
 
 export class MutatorHeap {
   readonly capacity: number;
@@ -325,12 +291,17 @@ export class MutatorHeap {
   // ---------------------------------------------------------------- field access
 
   typeOf(obj: Ref): HeapType {
-    return this.#typeList[this.#u32[this.#w(obj) * 2]];
+    const w = this.#w(obj);
+    this.#checkHeader(w);
+    return this.#typeList[this.#u32[w * 2]];
   }
 
   /** Reference slots of the object (array length for reference arrays). */
   refCount(obj: Ref): number {
-    return refCount(this.#u32, this.#types.rows, this.#w(obj));
+    const w = this.#w(obj);
+    const n = refCount(this.#u32, this.#types.rows, w);
+    if (n === 0) this.#checkHeader(w);
+    return n;
   }
 
   /** Elements of an array (references or bytes); raw byte count for declared types. */
@@ -338,7 +309,19 @@ export class MutatorHeap {
     const w = this.#w(obj);
     const t = this.#u32[w * 2];
     const k = this.#types.kind(t);
-    return k === Kind.FIXED ? this.#types.bytes(t) : this.#u32[w * 2 + 1];
+    if (k === Kind.FIXED) return this.#types.bytes(t);
+    if (k !== Kind.REF_ARRAY && k !== Kind.BYTE_ARRAY) this.#checkHeader(w);
+    return this.#u32[w * 2 + 1];
+  }
+
+  /**
+   * An object start whose header is no object's (layout.ts headerWords) was written outside
+   * the API: said as such, not as a field out of range of a type named "undefined". Off the
+   * hot paths: called where the fast check already failed (or by typeOf).
+   */
+  #checkHeader(w: number): void {
+    if (headerWords(this.#u32, this.#types.rows, w) === 0)
+      throw new MoveGcError(ErrorCode.HEAP_CORRUPT, `the object at word ${w} has a malformed header (type id ${this.#u32[w * 2]}, length ${this.#u32[w * 2 + 1]}): the heap was written outside the API`);
   }
 
   #slot(obj: Ref, i: number): number {
@@ -346,6 +329,7 @@ export class MutatorHeap {
     const n = refCount(this.#u32, this.#types.rows, w);
     if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= n) {
       if (typeof i !== 'number') throw invalidArg(`reference slot must be a number, got ${shown(i)}`);
+      if (n === 0) this.#checkHeader(w);
       throw new MoveGcError(ErrorCode.FIELD_RANGE, `reference slot ${i} out of range [0, ${n}) for ${this.#typeList[this.#u32[w * 2]]?.name}`);
     }
     const s = w * 2 + 2 + i;
@@ -378,7 +362,10 @@ export class MutatorHeap {
     } else if (k === Kind.BYTE_ARRAY) {
       start = w * 8 + 8;
       len = this.#u32[w * 2 + 1];
-    } else throw new MoveGcError(ErrorCode.FIELD_RANGE, `${this.#typeList[t]?.name} has no raw bytes`);
+    } else {
+      this.#checkHeader(w);
+      throw new MoveGcError(ErrorCode.FIELD_RANGE, `${this.#typeList[t].name} has no raw bytes`);
+    }
     if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset + size > len) {
       if (typeof offset !== 'number') throw invalidArg(`byte offset must be a number, got ${shown(offset)}`);
       throw new MoveGcError(ErrorCode.FIELD_RANGE, `byte range [${offset}, +${size}) outside the ${len} raw bytes of ${this.#typeList[t]?.name}`);

@@ -13,7 +13,8 @@
  * then took 0.5-0.7 ms.
  */
 import { BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, TypeTable, arrayWords } from './layout.js';
-import type { MutatorHeap, MutatorInternals } from './mutator.js';
+import type { MutatorInternals } from './cycle-state.js';
+import type { MutatorHeap } from './mutator.js';
 import { mark } from './mark.js';
 import { extendOverAllocations, plan } from './plan.js';
 import { PagePhase, Shared } from './shared.js';

@@ -71,6 +71,33 @@ describe.each(TEST_MODES)('defects (%s)', (mode: ModeName) => {
     expect(st.liveObjects).toBe(2);
   });
 
+  // A header written outside the API (a type id past the table, a filler's) made typeOf return
+  // undefined and the other accessors throw ERR_FIELD_RANGE for a type named "undefined".
+  itMode(mode, 'every accessor on an object whose header was written outside the API throws ERR_HEAP_CORRUPT', async () => {
+    const h = await openHeap({ capacity: 4 << 20, mode });
+    const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+    const objs = [h.alloc(T), h.allocRefArray(4), h.allocBytes(16)];
+    const u32 = new Uint32Array(viewOf(h.address, 4096));
+    for (const r of objs) {
+      const w = (h.addressOf(r) - h.address) / 8;
+      const saved = u32[w * 2];
+      for (const bad of [999, 0]) {
+        u32[w * 2] = bad;
+        const calls: Array<() => unknown> = [
+          () => h.typeOf(r), () => h.length(r), () => h.refCount(r), () => h.getRef(r, 0), () => h.setRef(r, 0, null),
+          () => h.getU32(r, 0), () => h.setU8(r, 0, 1), () => h.readBytes(r, 0, 1), () => h.writeBytes(r, 0, new Uint8Array(1)),
+        ];
+        for (const c of calls) expect(thrown(c).code, `${String(c)} with type id ${bad}`).toBe(ErrorCode.HEAP_CORRUPT);
+      }
+      u32[w * 2] = saved;
+    }
+    // An empty reference array is an object: its slots are out of range, nothing is corrupt.
+    const empty = h.allocRefArray(0);
+    expect(thrown(() => h.getRef(empty, 0)).code).toBe(ErrorCode.FIELD_RANGE);
+    expect(h.refCount(empty)).toBe(0);
+    expect(h.verify().ok).toBe(true);
+  });
+
   // Found by a corruption audit: marking took any reference at or above its limit for a black
   // object's, so one past the heap reached the builders after the flip (the native builder
   // stopped there and the watchdog aborted the process; the TypeScript one wrote null).
