@@ -19,6 +19,7 @@
 #include <string>
 
 #include "addon.h"
+#include "bits.h"
 #include "errors.h"
 
 namespace movegc {
@@ -45,63 +46,6 @@ struct BuildError {
 };
 
 [[noreturn]] void Fail(const char* what, int64_t at) { throw BuildError{std::string(what) + " (at " + std::to_string(at) + ")"}; }
-
-template <typename T>
-struct Table {
-  const T* p = nullptr;
-  size_t n = 0;
-};
-
-// One bitmap word; words past the table read as 0, as an out-of-range typed array read does.
-inline uint32_t BitWord(const Table<uint32_t>& b, int64_t i) { return static_cast<size_t>(i) < b.n ? b.p[i] : 0; }
-
-// First set bit in [from, limit), or limit (bits.ts nextSet).
-inline int64_t NextSet(const Table<uint32_t>& bits, int64_t from, int64_t limit) {
-  if (from >= limit) return limit;
-  int64_t w = from >> 5;
-  uint32_t v = BitWord(bits, w) & ~((1u << (from & 31)) - 1u);
-  const int64_t last = (limit - 1) >> 5;
-  while (v == 0) {
-    if (++w > last) return limit;
-    v = BitWord(bits, w);
-  }
-  const int64_t i = (w << 5) + __builtin_ctz(v);
-  return i < limit ? i : limit;
-}
-
-// First clear bit in [from, limit), or limit (bits.ts nextClear).
-inline int64_t NextClear(const Table<uint32_t>& bits, int64_t from, int64_t limit) {
-  if (from >= limit) return limit;
-  int64_t w = from >> 5;
-  uint32_t v = ~BitWord(bits, w) & ~((1u << (from & 31)) - 1u);
-  const int64_t last = (limit - 1) >> 5;
-  while (v == 0) {
-    if (++w > last) return limit;
-    v = ~BitWord(bits, w);
-  }
-  const int64_t i = (w << 5) + __builtin_ctz(v);
-  return i < limit ? i : limit;
-}
-
-inline bool TestBit(const Table<uint32_t>& bits, int64_t i) { return (BitWord(bits, i >> 5) >> (i & 31)) & 1u; }
-
-// Without -mpopcnt, __builtin_popcount is a libgcc call; this is a few inline ALU operations.
-inline uint32_t Popcount(uint32_t x) {
-  x = x - ((x >> 1) & 0x55555555u);
-  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-  x = (x + (x >> 4)) & 0x0f0f0f0fu;
-  return (x * 0x01010101u) >> 24;
-}
-
-// Copies n u32 words. Objects are small: a libc call per object cost more than the copy.
-// Forward order, as build.ts copies small objects (source and destination never overlap).
-inline void CopyWords(uint32_t* d, const uint32_t* s, int64_t n) {
-  if (n > 32) {
-    memmove(d, s, n * 4);
-    return;
-  }
-  for (int64_t i = 0; i < n; i++) d[i] = s[i];
-}
 
 class Kernel {
  public:
