@@ -65,6 +65,8 @@ const ctl = layout({
     /** The fault server holds one built page of the cycle this long, before or inside its install. */
     'INJECT_FAULT_HOLD_BUILT_MS',
     'INJECT_FAULT_HOLD_INSTALL_MS',
+    /** The fault server holds once per cycle between a fault's install and its timing. */
+    'INJECT_FAULT_HOLD_TIMED_MS',
     /** The marker standing in for compaction holds one built page of the cycle this long before its install. */
     'INJECT_MARK_HOLD_BUILT_MS',
     'INJECT_MARK_DELAY_AT',
@@ -290,6 +292,7 @@ export function armCompaction(ctlWords: Int32Array, clocks: Float64Array, inj: R
   c[Ctl.INJECT_FAULT_TAKEOVER_DELAY_MS] = inj.faultTakeoverDelayMs ?? 0;
   c[Ctl.INJECT_FAULT_HOLD_BUILT_MS] = inj.faultHoldBuiltMs ?? 0;
   c[Ctl.INJECT_FAULT_HOLD_INSTALL_MS] = inj.faultHoldInstallMs ?? 0;
+  c[Ctl.INJECT_FAULT_HOLD_TIMED_MS] = inj.faultHoldTimedMs ?? 0;
   c[Ctl.INJECT_MARK_HOLD_BUILT_MS] = inj.markHoldBuiltMs ?? 0;
   c[Ctl.SEGMENTS] = segments;
   c[Ctl.PAGES_TOTAL] = pagesTotal;

@@ -66,8 +66,9 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
   let cursorRange = 0;
   let cursor = -1;
 
-  // Injected (faultHoldBuiltMs, faultHoldInstallMs): a page held before or inside its install.
-  const hold = injectedHold(b, { built: Ctl.INJECT_FAULT_HOLD_BUILT_MS, installing: Ctl.INJECT_FAULT_HOLD_INSTALL_MS }, (ms) => hooks.onDelay(ms));
+  // Injected (faultHoldBuiltMs, faultHoldInstallMs, faultHoldTimedMs): a page held before or
+  // inside its install, or a fault held between its install and its timing.
+  const hold = injectedHold(b, { built: Ctl.INJECT_FAULT_HOLD_BUILT_MS, installing: Ctl.INJECT_FAULT_HOLD_INSTALL_MS, timed: Ctl.INJECT_FAULT_HOLD_TIMED_MS }, (ms) => hooks.onDelay(ms));
 
   /**
    * A fault on a page already installed: it went in after the fault was raised, so a wake is
@@ -97,6 +98,7 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
       return false;
     }
     const t = now();
+    hold('timed');
     for (const t0 of t0s) sh.record(Hist.FAULT_US, (t - t0) * 1000);
     Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, t0s.length); // after the samples: the cycle may end now
     return true;

@@ -93,6 +93,12 @@ export interface InjectOptions {
    */
   faultHoldBuiltMs?: number;
   faultHoldInstallMs?: number;
+  /**
+   * The fault server, once per cycle, holds this long between a fault's install and its timing
+   * (the fault still counts as in flight: the cycle's end waits for its sample, unless the
+   * server turns stale).
+   */
+  faultHoldTimedMs?: number;
   /** The marker standing in for compaction (standin.ts) holds a page it built, before its install, as faultHoldBuiltMs does. */
   markHoldBuiltMs?: number;
   /** Stall the marker for markDelayMs after tracing this many objects (concurrent marking). */
@@ -208,7 +214,7 @@ export interface ResolvedOptions {
 }
 
 const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'moveMinRun', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'markHoldBuiltMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall', 'startExit'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'faultHoldTimedMs', 'markHoldBuiltMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall', 'startExit'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in

@@ -274,6 +274,29 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
   }
 });
 
+describe.each(['move', 'copy'] as const)('the end of a cycle by safepoints (%s)', (mode) => {
+  itKernel(`[${mode}] waits for a fault installed but not yet timed: its sample is the cycle's`, async () => {
+    // The fault server holds a fault between its install and its timing (faultHoldTimedMs,
+    // under stallMs: not stale) while the compactor finishes every other page. The end that
+    // never waits (safepoint) must not close the cycle's statistics without that sample.
+    const h = await Heap.create({ capacity: 16 << 20, mode, stallMs: 500, faultPath: 'handler', marking: 'concurrent' });
+    heaps.push(h);
+    const { root, mid } = buildList(h, 3000);
+    h.inject({ delayAtPage: 1, delayMs: 30, faultHoldTimedMs: 200 });
+    await h.collect();
+    expect(h.getU32(mid.get()!, 0)).toBe(3000); // faults: the compactor waits at its first page
+    while (h.cyclePhase !== 'idle') {
+      h.safepoint();
+      await new Promise((res) => setTimeout(res, 1));
+    }
+    const st = h.history.at(-1)!;
+    expect(st.faults, 'faults read').toBeGreaterThan(0);
+    expect(st.faultUs.count, 'faults timed in the cycle').toBe(st.faults);
+    expectList(h, root);
+    expectOk(h);
+  }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
+});
+
 describe.each(['move', 'copy'] as const)('the awaited end of a cycle (%s)', (mode) => {
   itKernel(`[${mode}] a page it built but could not install goes to the other threads, not nowhere`, async () => {
     // Found by a race audit: the awaited end builds what a dead compactor left on the mutator's
