@@ -355,7 +355,10 @@ export class CycleDriver {
       const top = mut.top;
       if (reply?.ok && reply.plan && mut.pinsAdded === a.pinsAdded) {
         p = reply.plan;
-        headroom = reply.mapHeadroom ?? HEADROOM_UNKNOWN;
+        // Counted again here, not taken from the marker: the program may have used up its
+        // mappings since the plan (a safepoint can come any time after it), and a pause that
+        // ran out part-way could not be undone (an audit lost the heap that way, with pins).
+        headroom = reply.mapHeadroom === undefined || reply.mapHeadroom === HEADROOM_UNKNOWN ? HEADROOM_UNKNOWN : mapHeadroom();
         st.planMs = sh.clk[Clk.PLAN_END] - sh.clk[Clk.PLAN_START];
         st.plan.concurrentMs = st.planMs;
         st.plan.cpuMs = sh.clk[Clk.PLAN_CPU];
