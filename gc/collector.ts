@@ -51,15 +51,21 @@ export class Collector {
     // With no cycle active the new one starts before this call first yields. Otherwise wait:
     // a racing collect() may start another meanwhile (loop), and close() called meanwhile
     // means no cycle starts after it (ERR_CLOSED).
+    // A cycle begun since this call (requested meanwhile, e.g. as the last one ended) and not
+    // yet flipped is driven to its flip instead of waited for (CycleDriver.adopt).
+    const since = this.#cycles.begun;
+    let st: CycleStats | null = null;
     while (this.#cycles.active) {
       try {
+        st = await keepAlive(this.#cycles.adopt(since));
+        if (st) break;
         await this.#cycles.finish();
       } catch (e) {
         throw internal(e, 'collect');
       }
       checkOpen();
     }
-    let st: CycleStats;
+    if (st) return structuredClone(st);
     try {
       st = await keepAlive(this.#cycles.collect());
     } catch (e) {

@@ -60,6 +60,8 @@ export class CycleDriver {
   #finishing: Promise<void> | null = null;
   /** A collection asked for by request() in a pause-marking heap: runs at the next safepoint. */
   #requested = false;
+  /** The cycle request() began (concurrent marking), until a collect() adopts it (adopt). */
+  #requestedCycle: ActiveCycle | null = null;
   /** The end of a cycle failed on the event loop (verify: true): for the mutator's next cycle call. */
   #endError: unknown = null;
   /** MOVEGC_TRACE: one line per cycle on stderr (trace.ts). */
@@ -121,10 +123,33 @@ export class CycleDriver {
     if (a.error) throw a.error;
   }
 
+  /** The number of the last cycle begun. */
+  get begun(): number {
+    return this.#cycles;
+  }
+
+  /**
+   * For a collect() called when `since` cycles had begun: the active cycle, if it began after
+   * that call and has not reached its compaction pause, driven there in place of a new one
+   * (it is a whole cycle since the call), if request() began it and no other collect() took
+   * it. Without this, a caller that requests the next cycle
+   * as each one ends (a logger hook on 'cycle done', from the microtask that logs it) kept
+   * collect() and gc() waiting for ever. Null when there is no such cycle.
+   */
+  async adopt(since: number): Promise<CycleStats | null> {
+    const a = this.#active;
+    // Only one begun by request(), and adopted once: concurrent collect() calls each get a cycle of their own.
+    if (!a || a !== this.#requestedCycle || a.stats.cycle <= since || a.phase === CyclePhase.COMPACTING) return null;
+    this.#requestedCycle = null;
+    this.throwEndError();
+    await this.#driveToFlip(a);
+    return a.stats;
+  }
+
   /** Starts a cycle without waiting (see Heap.requestCollection). False if one is active. */
   request(): boolean {
     if (this.#active || this.#requested) return false;
-    if (this.concurrentMarking) this.#begin();
+    if (this.concurrentMarking) this.#requestedCycle = this.#begin();
     else this.#requested = true;
     return true;
   }
