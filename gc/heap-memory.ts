@@ -15,6 +15,7 @@ import { Mapping } from './memory.js';
 import { Mode, type ModeName } from './modes.js';
 import { mapAlignment, type ResolvedOptions } from './options.js';
 import { checkAddressSpace } from './address-space.js';
+import { checkCreateMappings } from './map-count.js';
 import { collectorRoles } from './threads.js';
 import type { Capabilities } from './probe.js';
 import { Ctl, Shared } from './shared.js';
@@ -46,6 +47,7 @@ export class HeapMemory {
     const spans = extra > HEAP_ALIGN;
     // Room for both mappings (the second over-mapped by its alignment while it is made) and
     // for the collector's threads, or ENOMEM now: see address-space.ts.
+    checkCreateMappings(collectorRoles(mode, opts.marking).length); // nothing mapped yet: see map-count.ts
     const threadsStarted = checkAddressSpace(2 * opts.capacity + extra, alignment, collectorRoles(mode, opts.marking).length, opts.capacity);
     const opened: Array<{ close(): void }> = [{ close: threadsStarted }];
     try {

@@ -49,3 +49,27 @@ export function checkPauseMappings(segments: number, counted: number, recount: (
     { errno: 12, syscall: 'mremap' },
   );
 }
+
+/**
+ * Mappings one collector Worker adds as it starts (its isolate's heap and code space, its
+ * stack): 148 for a move heap of three, measured (Node 20 x64), with a margin.
+ */
+export const MAPS_PER_WORKER = 64;
+
+/**
+ * Throws ENOMEM unless `workers` collector threads can start under vm.max_map_count. V8 does
+ * not throw when a new isolate cannot map: it aborts the process ("Fatal JavaScript OOM in
+ * MemoryChunk allocation failed during deserialization"; found by a hostile-tester audit, a
+ * move heap created with 100 mappings left), as under RLIMIT_AS (address-space.ts).
+ */
+export function checkCreateMappings(workers: number, headroom: () => number = mapHeadroom): void {
+  if (workers === 0) return;
+  const left = headroom();
+  const need = workers * MAPS_PER_WORKER + MAP_RESERVE;
+  if (left === HEADROOM_UNKNOWN || left >= need) return;
+  throw new MoveGcError(
+    'ENOMEM',
+    `${left} mappings left under vm.max_map_count, and ${workers} collector threads need about ${need}: a Worker that cannot map aborts the process (free mappings, or raise vm.max_map_count)`,
+    { errno: 12, syscall: 'mmap' },
+  );
+}
