@@ -110,7 +110,7 @@ export class Collector {
     } catch (e) {
       throw internal(e, 'gc');
     }
-    return this.history.find((s) => s.cycle === cycle);
+    return this.#cycles.recordOf(cycle);
   }
 
   /** Heap.close, first: the active cycle finished (a failure logged: closing goes on); one only requested is dropped. */

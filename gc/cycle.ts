@@ -56,6 +56,12 @@ export class CycleDriver {
   readonly #alignWords: number;
   #active: ActiveCycle | null = null;
   #history: CycleStats[] = [];
+  /**
+   * The same records by cycle number, as recorded: gc() finds its cycle's here. The records
+   * themselves are the caller's to edit (gc() and idle() return them): looked up by their
+   * `cycle` field, one the caller renumbered was returned for a later cycle (an audit).
+   */
+  readonly #byCycle = new Map<number, CycleStats>();
   #cycles = 0;
   #finishing: Promise<void> | null = null;
   /** A collection asked for by request() in a pause-marking heap: runs at the next safepoint. */
@@ -89,6 +95,10 @@ export class CycleDriver {
   }
   get history(): readonly CycleStats[] {
     return this.#history;
+  }
+  /** The record of cycle `cycle`, if it finished and is still in the history. */
+  recordOf(cycle: number): CycleStats | undefined {
+    return this.#byCycle.get(cycle);
   }
 
   // ------------------------------------------------------------------ the mutator's calls
@@ -519,7 +529,11 @@ export class CycleDriver {
     this.#active = null;
     const st = endCycle(this.#c, a);
     this.#history.push(st);
-    if (this.#history.length > 1000) this.#history.shift();
+    this.#byCycle.set(st.cycle, st);
+    if (this.#history.length > 1000) {
+      this.#history.shift();
+      this.#byCycle.delete(this.#byCycle.keys().next().value!); // the oldest, by the number it was recorded under
+    }
     reportCycle(this.#c, st, this.#trace);
   }
 
