@@ -20,7 +20,7 @@ describe('collect() beside a logger that requests a collection whenever one is d
         warn() {},
         error() {},
       };
-      heap = await Heap.create({ capacity: 8 << 20, mode, logger });
+      heap = await Heap.create({ capacity: 8 << 20, mode, logger: logger as never });
       try {
         const T = heap.defineType({ name: 'N', refs: 1, bytes: 8 });
         const r = heap.root(null);
