@@ -315,6 +315,33 @@ describe('a compaction pause whose kernel call fails', () => {
     }, ['uffd', 'move'], 120_000);
   }
 
+  // Found by a hostile-tester audit: the pause trusted the count the marker took as it
+  // planned, and a program may map a lot before the safepoint that flips. With 50 pins, one
+  // that ran out in between lost its heap (ERR_HEAP_CORRUPT). The pause now counts again.
+  for (const args of [['move', 'register-first', '14', '50'], ['copy', 'remap-first', '30', '50']]) {
+    itKernel(`mappings used up between the marker's plan and the flip: ENOMEM, the heap intact (${args.join(' ')})`, async () => {
+      const r = await spawnAsync(process.execPath, ['--expose-gc', path.join(here, 'fixtures/map-count-stale.mjs'), ...args], 90_000, { ...process.env, GLIBC_TUNABLES: MALLOC_WITHOUT_MAPPINGS });
+      expect(r.status, `${r.stdout}\n${r.stderr}`.slice(-1500)).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      expect(out.phaseBefore).toBe('planning');
+      expect(out.error?.code, JSON.stringify(out)).toBe('ENOMEM');
+      expect(out).toMatchObject({ phaseAfter: 'idle', verifyAfter: true, listAfter: 20000, gcAfterFree: true, listAfterGc: 20000 });
+    }, ['uffd', 'move'], 120_000);
+  }
+
+  // The same audit: with 100 mappings left, a move or copy heap's collector Workers could not
+  // map their isolates and V8 aborted the process (exit 134). Heap.create now refuses with
+  // ENOMEM before anything is mapped; an stw heap (no Worker) is still made.
+  for (const mode of ['move', 'copy', 'stw']) {
+    itKernel(`${mode}: created with 100 mappings left: ${mode === 'stw' ? 'made' : 'ENOMEM'}, no abort`, async () => {
+      const r = await spawnAsync(process.execPath, ['--expose-gc', path.join(here, 'fixtures/map-count-create.mjs'), '100', mode], 90_000, { ...process.env, GLIBC_TUNABLES: MALLOC_WITHOUT_MAPPINGS });
+      expect(r.status, `${r.stdout}\n${r.stderr}`.slice(-1500)).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      if (mode === 'stw') expect(out.out).toMatch(/^created stw/);
+      else expect(out.out).toMatch(/^create refused: ENOMEM .*vm\.max_map_count/);
+    }, ['uffd', 'move'], 120_000);
+  }
+
   // The limits check keeps PAUSE_LIMIT_RESERVE free for what other threads map meanwhile: its
   // boundary, for each limit (found by a mutation audit: the fixtures are far below it).
   it('checkPauseLimits refuses a use within PAUSE_LIMIT_RESERVE of either limit, and allows one at it', () => {

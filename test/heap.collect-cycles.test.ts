@@ -1,9 +1,15 @@
 /**
+ * Which cycle collect() and gc() answer with (found by a hostile-tester audit).
+ *
  * collect() and gc() while something requests the next cycle as each one ends (found by a
  * hostile-tester audit: a logger whose 'cycle done' hook calls requestCollection(), run from
  * the microtask that logs the end, got in before collect()'s wait returned, every time: gc()
  * never returned while thousands of cycles ran). A cycle requestCollection() began after the
  * call, not yet flipped, is now driven to its flip in place of a new one.
+ *
+ * gc() returns its own cycle's record even when the caller edited an earlier one: gc() and
+ * idle() hand out the heap's own records, and gc() looked its cycle up by their `cycle` field,
+ * so a record the caller renumbered was returned again as a later cycle's statistics.
  */
 import { describe, expect, it } from 'vitest';
 import { Heap } from '../dist/gc/index.js';
@@ -41,5 +47,27 @@ describe('collect() beside a logger that requests a collection whenever one is d
         await heap.close();
       }
     }, 30_000);
+  }
+});
+
+it('a record the caller renumbered is not returned for a later cycle', async () => {
+  const h = await Heap.create({ capacity: 4 << 20 });
+  try {
+    const T = h.defineType({ name: 'N', refs: 1, bytes: 8 });
+    const r = h.root(null);
+    for (let i = 0; i < 2000; i++) {
+      const x = h.alloc(T);
+      h.setRef(x, 0, r.get());
+      r.set(x);
+    }
+    const first = await h.gc();
+    const n = first.cycle;
+    (first as { cycle: number }).cycle = n + 1;
+    const second = await h.gc();
+    expect(second).not.toBe(first);
+    expect(second.cycle).toBe(n + 1);
+    expect(h.history.at(-1)).toBe(second);
+  } finally {
+    await h.close();
   }
 });
