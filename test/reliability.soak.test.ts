@@ -14,13 +14,20 @@ import { itKernel } from './kernel.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/** The soak's JSON line; a soak that printed none (it threw: exit 2) fails with its stderr. */
+function result(r: { status: number | null; stdout: string; stderr: string }): { [k: string]: any } {
+  const line = r.stdout.trim().split('\n').pop();
+  if (!line) expect.fail(`the soak printed no result (exit ${r.status}):\n${r.stderr.split('\n').filter((l) => !/^\[soak\] \d+ s: /.test(l)).join('\n').slice(-3000)}`);
+  return JSON.parse(line);
+}
+
 itKernel('soak: 200 cycles with a concurrent mutator and injected faults, no failure', () => {
   const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli', 'movegc.js'), 'soak', '--cycles', '200', '--seconds', '30', '--heap', '16', '--ops', '300', '--seed', '7', '--json'], {
     encoding: 'utf8',
     timeout: 90_000,
   });
   expect(r.signal, r.stderr.slice(-3000)).toBeNull();
-  const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  const res = result(r);
   console.log(r.stderr.trim().split('\n').filter((l) => !/^\[soak\] \d+ s: /.test(l)).join('\n'));
   expect(res.problems).toEqual([]);
   expect(res.verifyFailures).toBe(0);
@@ -47,7 +54,7 @@ itKernel('soak with heap options (huge pages, large objects, idle collectors, ha
   const opts = ['--huge-pages', 'on', '--large-object-bytes', '4096', '--collector-policy', 'idle', '--fault-path', 'handler', '--stall-ms', '100', '--json'];
   const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli', 'movegc.js'), ...args, ...opts], { encoding: 'utf8', timeout: 90_000 });
   expect(r.signal, r.stderr.slice(-3000)).toBeNull();
-  const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  const res = result(r);
   console.log(r.stderr.trim().split('\n').filter((l) => !/^\[soak\] \d+ s: /.test(l)).join('\n'));
   expect(res.problems).toEqual([]);
   expect(res.verifyFailures + res.mismatches).toBe(0);
