@@ -65,11 +65,12 @@ export class Collector {
       }
       checkOpen();
     }
-    if (st) return structuredClone(st);
-    try {
-      st = await keepAlive(this.#cycles.collect());
-    } catch (e) {
-      throw internal(e, 'collect');
+    if (!st) {
+      try {
+        st = await keepAlive(this.#cycles.collect());
+      } catch (e) {
+        throw internal(e, 'collect');
+      }
     }
     // A copy: the end of the cycle goes on writing the driver's record (compaction, RSS, who
     // released from-space); one the caller froze or edited broke that end halfway.

@@ -69,6 +69,8 @@ export interface ActiveCycle {
   pinsAdded: number;
   /** The marker request carrying this cycle's current job (marker-link.ts). */
   request: number;
+  /** Begun by requestCollection() and not yet taken by a collect() (CycleDriver.adopt). */
+  adoptable?: boolean;
   /** Why the cycle ended before its compaction pause (nothing moved). */
   error?: Error;
   pauseEnd: number;

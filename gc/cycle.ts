@@ -35,7 +35,7 @@ import { endCycle, reportCycle } from './cycle-end.js';
 import { CyclePhase, type ActiveCycle, type CycleContext, type CyclePhaseName } from './cycle-state.js';
 import { Clk, Ctl, MarkJob, Phase, armCompaction, resetMarking } from './control.js';
 import { ErrorCode, MoveGcError } from './errors.js';
-import { HEADROOM_UNKNOWN, mapHeadroom } from './map-count.js';
+import { mapHeadroom } from './map-count.js';
 import { Tracer, blacken, clearMarks, mark } from './mark.js';
 import { MarkerLink } from './marker-link.js';
 import { Mode } from './modes.js';
@@ -66,8 +66,6 @@ export class CycleDriver {
   #finishing: Promise<void> | null = null;
   /** A collection asked for by request() in a pause-marking heap: runs at the next safepoint. */
   #requested = false;
-  /** The cycle request() began (concurrent marking), until a collect() adopts it (adopt). */
-  #requestedCycle: ActiveCycle | null = null;
   /** The end of a cycle failed on the event loop (verify: true): for the mutator's next cycle call. */
   #endError: unknown = null;
   /** MOVEGC_TRACE: one line per cycle on stderr (trace.ts). */
@@ -142,15 +140,15 @@ export class CycleDriver {
    * For a collect() called when `since` cycles had begun: the active cycle, if it began after
    * that call and has not reached its compaction pause, driven there in place of a new one
    * (it is a whole cycle since the call), if request() began it and no other collect() took
-   * it. Without this, a caller that requests the next cycle
-   * as each one ends (a logger hook on 'cycle done', from the microtask that logs it) kept
-   * collect() and gc() waiting for ever. Null when there is no such cycle.
+   * it. Without this, a caller that requests the next cycle as each one ends (a logger hook
+   * on 'cycle done', from the microtask that logs it) kept collect() and gc() waiting for
+   * ever. Null when there is no such cycle.
    */
   async adopt(since: number): Promise<CycleStats | null> {
     const a = this.#active;
     // Only one begun by request(), and adopted once: concurrent collect() calls each get a cycle of their own.
-    if (!a || a !== this.#requestedCycle || a.stats.cycle <= since || a.phase === CyclePhase.COMPACTING) return null;
-    this.#requestedCycle = null;
+    if (!a || !a.adoptable || a.stats.cycle <= since || a.phase === CyclePhase.COMPACTING) return null;
+    a.adoptable = false;
     this.throwEndError();
     await this.#driveToFlip(a);
     return a.stats;
@@ -159,7 +157,7 @@ export class CycleDriver {
   /** Starts a cycle without waiting (see Heap.requestCollection). False if one is active. */
   request(): boolean {
     if (this.#active || this.#requested) return false;
-    if (this.concurrentMarking) this.#requestedCycle = this.#begin();
+    if (this.concurrentMarking) this.#begin().adoptable = true;
     else this.#requested = true;
     return true;
   }
@@ -376,7 +374,6 @@ export class CycleDriver {
     const t0 = now();
     const st = a.stats;
     let p: Plan;
-    let headroom = HEADROOM_UNKNOWN;
     try {
       if (!this.concurrentMarking) {
         const m = mark(mut.u32, sh.types, mut.typeCount, sh.starts, sh.live, mut.top, mut.rootWords(), sh.objects[mut.epochStarts]);
@@ -390,10 +387,6 @@ export class CycleDriver {
       const top = mut.top;
       if (reply?.ok && reply.plan && mut.pinsAdded === a.pinsAdded) {
         p = reply.plan;
-        // Counted again here, not taken from the marker: the program may have used up its
-        // mappings since the plan (a safepoint can come any time after it), and a pause that
-        // ran out part-way could not be undone (an audit lost the heap that way, with pins).
-        headroom = reply.mapHeadroom === undefined || reply.mapHeadroom === HEADROOM_UNKNOWN ? HEADROOM_UNKNOWN : mapHeadroom();
         st.planMs = sh.clk[Clk.PLAN_END] - sh.clk[Clk.PLAN_START];
         st.plan.concurrentMs = st.planMs;
         st.plan.cpuMs = sh.clk[Clk.PLAN_CPU];
@@ -417,7 +410,6 @@ export class CycleDriver {
         next.fill(0, 0, this.concurrentMarking ? Math.max(mut.nextStartsExtent, (top >>> 5) + 1) : mut.nextStartsExtent);
         forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned);
         st.planMs = now() - tp;
-        headroom = mapHeadroom();
       }
     } catch (e) {
       this.#abort(a, e);
@@ -427,6 +419,10 @@ export class CycleDriver {
     recordPlan(st, p, mut.top, a.liveEnd);
     this.#c.log.debug({ phase: 'plan', cycle: st.cycle, ms: roundMs(st.planMs), pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
 
+    // Counted here, in the pause, whoever planned: the program may use its mappings up between
+    // a marker's plan and the safepoint that flips, and a pause that ran out part-way could
+    // not be undone (an audit lost a heap that way, with pins). See map-count.ts.
+    const headroom = mapHeadroom();
     st.plan.mapHeadroom = headroom;
     armCompaction(sh.ctl, sh.clk, this.#c.inject(), p.segments.length, p.pagesTotal);
     sh.hist.fill(0);

@@ -7,12 +7,11 @@
  * lost (found by a resource-limit audit: pauseOrder 'register-first', pins, a process near
  * the limit). So a pause that might run out is refused before it changes anything, with
  * ENOMEM. The bound is generous (SPLITS_PER_SEGMENT); the check costs a read of
- * /proc/self/maps (0.23 ms median at 296 mappings here). It is made where the plan is made
- * (the marker thread, when marking is concurrent), and again in the compaction pause (cycle.ts
- * #flip): the program may use its mappings up between the plan and the safepoint that flips,
- * and an audit lost a heap with pins that way. The recount adds about 0.2 ms to a 1 GiB
- * pause (0.90-1.23 against 0.75-0.96 ms, two alternating runs). Without procfs nothing is
- * checked, as before.
+ * /proc/self/maps (0.23 ms median at 296 mappings here). It is made in the compaction pause
+ * (cycle.ts #flip), not where a marker planned: the program may use its mappings up between
+ * the plan and the safepoint that flips, and an audit lost a heap with pins that way. That
+ * adds about 0.2 ms to a 1 GiB pause (0.90-1.23 against 0.75-0.96 ms, two alternating runs).
+ * Without procfs nothing is checked, as before.
  */
 import fs from 'node:fs';
 import { MoveGcError } from './errors.js';
@@ -39,7 +38,7 @@ export function mapHeadroom(maps = '/proc/self/maps', limit = '/proc/sys/vm/max_
 
 /**
  * Throws ENOMEM unless a pause over `segments` segments fits under vm.max_map_count.
- * `counted`: the headroom when the plan was made; counted again now if that falls short.
+ * `counted`: the headroom as the pause counted it (cycle.ts #flip); counted again if that falls short.
  */
 export function checkPauseMappings(segments: number, counted: number, recount: () => number = mapHeadroom): void {
   const need = segments * SPLITS_PER_SEGMENT + MAP_RESERVE;

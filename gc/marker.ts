@@ -19,7 +19,6 @@ import { drainLog } from './barrier.js';
 import { Clk, Ctl, MarkJob } from './control.js';
 import { MoveGcError } from './errors.js';
 import { fillBeating } from './bits.js';
-import { mapHeadroom } from './map-count.js';
 import { Tracer, clearMarks } from './mark.js';
 import { forwardObjectStarts, plan, type Plan } from './plan.js';
 import { now, type Shared } from './shared.js';
@@ -55,7 +54,7 @@ export type MarkerJob = MarkPayload | PlanPayload;
 export type MarkerMessage = MarkerJob & { req: number };
 /** The marker's answer to request `req`. */
 /** A plan's reply carries the mappings left under vm.max_map_count when it was made (map-count.ts). */
-export type MarkerReply = { req: number } & ({ ok: true; plan?: Plan; mapHeadroom?: number } | { ok: false; code: string; message: string });
+export type MarkerReply = { req: number } & ({ ok: true; plan?: Plan } | { ok: false; code: string; message: string });
 
 export interface MarkerHooks {
   onDelay(ms: number): void;
@@ -98,7 +97,7 @@ function answer(sh: Shared, heap: Uint32Array, port: MessagePort, msg: MarkerMes
   let reply: MarkerReply = { req, ok: true };
   try {
     if (msg.job === MarkJob.MARK) markConcurrently(sh, heap, msg, hooks);
-    else reply = { req, ok: true, plan: planConcurrently(sh, heap, msg), mapHeadroom: mapHeadroom() };
+    else reply = { req, ok: true, plan: planConcurrently(sh, heap, msg) };
   } catch (e) {
     if ((e as Error)?.message?.startsWith('injected')) throw e; // the marker dies: the heap takes over
     reply = { req, ok: false, code: (e as MoveGcError)?.code ?? 'ERR_INTERNAL', message: (e as Error)?.message ?? String(e) };

@@ -292,8 +292,9 @@ export class MutatorHeap {
 
   typeOf(obj: Ref): HeapType {
     const w = this.#w(obj);
-    this.#checkHeader(w);
-    return this.#typeList[this.#u32[w * 2]];
+    const t = this.#typeList[this.#u32[w * 2]];
+    if (t === undefined || t.kind === Kind.FILLER) this.#checkHeader(w);
+    return t;
   }
 
   /** Reference slots of the object (array length for reference arrays). */
@@ -317,7 +318,7 @@ export class MutatorHeap {
   /**
    * An object start whose header is no object's (layout.ts headerWords) was written outside
    * the API: said as such, not as a field out of range of a type named "undefined". Off the
-   * hot paths: called where the fast check already failed (or by typeOf).
+   * hot paths: called where the fast check already failed.
    */
   #checkHeader(w: number): void {
     if (headerWords(this.#u32, this.#types.rows, w) === 0)

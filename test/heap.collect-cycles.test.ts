@@ -14,6 +14,17 @@
 import { describe, expect, it } from 'vitest';
 import { Heap } from '../dist/gc/index.js';
 
+/** A rooted list of n nodes: something for each cycle to trace and move. */
+function rootedList(h: Heap, n: number): void {
+  const T = h.defineType({ name: 'N', refs: 1, bytes: 8 });
+  const r = h.root(null);
+  for (let i = 0; i < n; i++) {
+    const x = h.alloc(T);
+    h.setRef(x, 0, r.get());
+    r.set(x);
+  }
+}
+
 describe('collect() beside a logger that requests a collection whenever one is done', () => {
   for (const mode of ['move', 'copy', 'stw'] as const) {
     it(`${mode}: gc() returns, each time`, async () => {
@@ -28,13 +39,7 @@ describe('collect() beside a logger that requests a collection whenever one is d
       };
       heap = await Heap.create({ capacity: 8 << 20, mode, logger: logger as never });
       try {
-        const T = heap.defineType({ name: 'N', refs: 1, bytes: 8 });
-        const r = heap.root(null);
-        for (let i = 0; i < 5000; i++) {
-          const x = heap.alloc(T);
-          heap.setRef(x, 0, r.get());
-          r.set(x);
-        }
+        rootedList(heap, 5000);
         let last = 0;
         for (let i = 0; i < 3; i++) {
           const st = await Promise.race([heap.gc(), new Promise<null>((res) => setTimeout(() => res(null), 5000).unref())]);
@@ -53,13 +58,7 @@ describe('collect() beside a logger that requests a collection whenever one is d
 it('a record the caller renumbered is not returned for a later cycle', async () => {
   const h = await Heap.create({ capacity: 4 << 20 });
   try {
-    const T = h.defineType({ name: 'N', refs: 1, bytes: 8 });
-    const r = h.root(null);
-    for (let i = 0; i < 2000; i++) {
-      const x = h.alloc(T);
-      h.setRef(x, 0, r.get());
-      r.set(x);
-    }
+    rootedList(h, 2000);
     const first = await h.gc();
     const n = first.cycle;
     (first as { cycle: number }).cycle = n + 1;
