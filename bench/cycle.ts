@@ -35,9 +35,9 @@ import { Heap, PAGE_SIZE, type CycleStats, type ModeName } from '../gc/index.js'
 import { buildHeap, rng, type Workload } from './workload.js';
 import { heapOptionsOf, type KnobValues, type MutatorKind } from './knobs.js';
 import { bucketQuantiles, quantiles, type Quantiles } from './stats.js';
+import { CTL, RepMutator, hr } from './mutator-loop.js';
+import { runtimeThreadsCpuMs } from './procfs.js';
 
-/** The counters the bench follows (heap.progress()), in a small array it refreshes. */
-const CTL = { PAGES_TOTAL: 0, PAGES_MAPPED: 1, FAULTS: 2, STALLS: 3 } as const;
 
 export interface Timeline {
   /** ms since collect() was called. */
@@ -85,6 +85,12 @@ export interface RepResult {
    * ' + V8 GC' when V8's own collector ran inside it (the JavaScript heap, not this one).
    */
   stwMaxKind: string;
+  /**
+   * CPU ms V8's and libuv's own threads ran from the request to the loop's end (procfs.ts
+   * runtimeThreadsCpuMs; null without procfs): mostly the optimizing compiler, for the
+   * collector's Workers, which start with fresh isolates in every heap.
+   */
+  runtimeThreadsCpuMs: number | null;
   /** V8's own garbage collections (node:perf_hooks 'gc' entries) inside the stops, ms in total. */
   v8GcInStopsMs: number;
   stwTotalMs: number;
@@ -174,12 +180,9 @@ export interface RepOptions {
 
 export { MUTATORS, type MutatorKind } from './knobs.js';
 
-const hr = (): number => Number(process.hrtime.bigint());
 
 /** Seconds without mutator progress after which the watchdog ends the process (see watchdog.ts). */
 export const STUCK_MS = 30_000;
-/** Seconds without an installed page after which the mutator stops and lets idle() finish the cycle. */
-const NO_PROGRESS_MS = 10_000;
 
 let watchdog: { worker: Worker; beat: Int32Array } | null = null;
 function watchdogOn(ctl: Int32Array, label: string, stuckMs: number): Int32Array {
@@ -200,18 +203,26 @@ export function stopWatchdog(): void {
   watchdog = null;
 }
 
-/** The collector's live counters through the public progress API, as an Int32Array-like view. */
-function controlBlock(heap: Heap): () => Int32Array {
-  const c = new Int32Array(new SharedArrayBuffer(4 * Object.keys(CTL).length)); // read by the watchdog too
-  return () => {
-    const p = heap.progress();
+/**
+ * The collector's live counters through the public progress API, in an Int32Array the
+ * watchdog reads too. A class, not a closure per rep, for the reason given in mutator-loop.ts.
+ */
+export class ControlBlock {
+  readonly #heap: Heap;
+  readonly #c = new Int32Array(new SharedArrayBuffer(4 * Object.keys(CTL).length));
+  constructor(heap: Heap) {
+    this.#heap = heap;
+  }
+  read(): Int32Array {
+    const p = this.#heap.progress();
+    const c = this.#c;
     c[CTL.PAGES_TOTAL] = p.pagesTotal;
     c[CTL.PAGES_MAPPED] = p.pagesMapped;
     c[CTL.FAULTS] = p.faults;
     // An access stalled if it faulted or met an unbuilt page (self-service builds it inline).
     c[CTL.STALLS] = p.faults + p.unbuiltTouches;
     return c;
-  };
+  }
 }
 
 class Statm {
@@ -233,20 +244,12 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
   const heap = await Heap.create({ ...heapOptionsOf(o.heapOptions), capacity: w.heapBytes, mode: o.mode });
   const statm = new Statm();
   try {
-    const ctlOf = controlBlock(heap);
+    const ctl = new ControlBlock(heap);
     const built = buildHeap(heap, w);
     for (let i = 0; i < (o.warmCycles ?? 0); i++) await heap.gc();
     const liveCount = built.liveCount;
     const rnd = rng(w.seed * 31 + o.rep);
     const tl: Timeline = { tMs: [], pagesMapped: [], faults: [], rssMiB: [], pagesTotal: 0, faultEvents: [], collectEndMs: 0, markEndMs: 0, planEndMs: 0, pauseStartMs: 0, cycleEndMs: 0, idleStartMs: 0, idleEndMs: 0 };
-    const stalls: Array<[number, number]> = [];
-    const stallKinds: string[] = [];
-    const stall = (a: number, b: number, kind: string): void => {
-      stalls.push([a, b]);
-      stallKinds.push(kind);
-    };
-    const faultUs: number[] = [];
-
     const t0 = hr();
     const perf0 = performance.timeOrigin + performance.now();
     // V8's own collections, on the same clock as the stops: a stop may be one of them.
@@ -258,8 +261,8 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     gcObserver.observe({ entryTypes: ['gc'] });
     const ms = (t: number): number => (t - t0) / 1e6;
     tl.tMs.push(0);
-    tl.pagesMapped.push(ctlOf()[CTL.PAGES_MAPPED]);
-    tl.faults.push(ctlOf()[CTL.FAULTS]);
+    tl.pagesMapped.push(ctl.read()[CTL.PAGES_MAPPED]);
+    tl.faults.push(ctl.read()[CTL.FAULTS]);
     tl.rssMiB.push(statm.rssBytes() / 2 ** 20);
     // The cycle is driven the way a frame loop drives it (see Heap.safepoint): requested, then
     // every pause runs inside a safepoint() call the mutator makes between touches. Each
@@ -268,145 +271,18 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     const ta = hr();
     heap.requestCollection();
     const tb = hr();
-    stall(ms(ta), ms(tb), 'request');
-    let ctl = ctlOf();
     // A stw collection is one safepoint call: seconds per GiB on this machine (26 s at 8 GiB).
-    const beat = watchdogOn(ctl, `rep ${o.rep} ${o.mode} ${w.heapBytes / 2 ** 20} MiB`, Math.max(STUCK_MS, (w.heapBytes / 2 ** 30) * 10_000));
+    const beat = watchdogOn(ctl.read(), `rep ${o.rep} ${o.mode} ${w.heapBytes / 2 ** 20} MiB`, Math.max(STUCK_MS, (w.heapBytes / 2 ** 30) * 10_000));
     Atomics.store(beat, 0, 1);
-    let flipped = false;
-    let tc = tb;
-    let dirRef = built.dir.get()!;
-    const safepoint = (): void => {
-      const a = hr();
-      const paused = heap.safepoint();
-      const b = hr();
-      if (paused || b - a > 50_000) stall(ms(a), ms(b), paused ? 'pause' : 'safepoint');
-      if (!paused) return;
-      dirRef = built.dir.get()!; // a pause made every Ref stale: re-read from the root
-      if (!flipped && (heap.cyclePhase === 'compacting' || !heap.cycleActive)) {
-        flipped = true;
-        tc = b;
-        tl.collectEndMs = ms(b);
-        tl.pauseStartMs = ms(a);
-        ctl = ctlOf();
-        tl.pagesTotal = ctl[CTL.PAGES_TOTAL];
-        // Pages installed as the pause ends (stw: all of them, built inside the pause).
-        tl.tMs.push(tl.pauseStartMs);
-        tl.pagesMapped.push(0);
-        tl.faults.push(0);
-        tl.rssMiB.push(tl.rssMiB[0]);
-      }
-    };
-
-    const sample = (t: number): void => {
-      tl.tMs.push(ms(t));
-      tl.pagesMapped.push(ctlOf()[CTL.PAGES_MAPPED]);
-      tl.faults.push(ctlOf()[CTL.FAULTS]);
-      tl.rssMiB.push(statm.rssBytes() / 2 ** 20);
-    };
-    const horizonNs = o.horizonMs * 1e6;
-    const sampleNs = o.sampleMs * 1e6;
-    let nextSample = tb + sampleNs;
-    const touchNs = o.touchUs * 1000;
-    const paced = o.mutator === 'paced' || o.mutator === 'paced-idle';
-    const idleWork = o.mutator === 'paced-idle';
-    let nextTouch = tb;
-    const sleeper = new Int32Array(new SharedArrayBuffer(4));
-    let done = false;
-    let touches = 0;
-    let touchErrors = 0;
-    let lastMapped = -1;
-    let lastMappedAt = tc;
-    let stoppedEarly: string | undefined;
-    let firstError: string | undefined;
-    const faulted = (a: number, b: number): void => {
-      const us = (b - a) / 1000;
-      faultUs.push(us);
-      stall(ms(a), ms(b), 'access');
-      tl.faultEvents.push([ms(a), us]);
-    };
-    let lastYield = hr();
-    for (;;) {
-      safepoint(); // the end of the cycle, too, comes at a safepoint once every page is installed
-      if (!flipped) {
-        // A stalled marker is replaced by the event loop (Worker.terminate): let it turn now and then.
-        if (!flipped && hr() - lastYield > 20e6) {
-          await new Promise((r) => setImmediate(r));
-          lastYield = hr();
-        }
-      }
-      const now = hr();
-      if (now >= nextSample) {
-        ctl = ctlOf();
-        sample(now);
-        nextSample = now + sampleNs;
-      }
-      const mapped = ctlOf()[CTL.PAGES_MAPPED];
-      if (!flipped) {
-        lastMappedAt = now; // marking and planning: no page is due yet
-      } else if (!done && mapped >= ctlOf()[CTL.PAGES_TOTAL]) {
-        done = true;
-        tl.cycleEndMs = ms(now);
-      }
-      if (done && now - t0 >= horizonNs) {
-        if (!heap.cycleActive) break;
-        if (ms(now) - tl.cycleEndMs > NO_PROGRESS_MS) {
-          stoppedEarly = `the cycle did not end ${NO_PROGRESS_MS / 1000} s after its last page: idle() finished it`;
-          break;
-        }
-      }
-      if (mapped !== lastMapped) {
-        lastMapped = mapped;
-        lastMappedAt = now;
-      } else if (!done && now - lastMappedAt > NO_PROGRESS_MS * 1e6) {
-        stoppedEarly = `no page installed for ${NO_PROGRESS_MS / 1000} s: the mutator stopped and idle() finished the cycle`;
-        break;
-      }
-      Atomics.store(beat, 1, touches);
-      if (o.mutator === 'none' || liveCount === 0 || (paced && now < nextTouch)) {
-        // Think time: sleep until the next touch or sample, whichever comes first. paced-idle
-        // first gives it to a compacting cycle (and sleeps when that had nothing to do in it);
-        // a call that ends past the next touch delays that touch, a stop of the mutator.
-        const until = paced && liveCount > 0 ? Math.min(nextTouch, nextSample) : nextSample;
-        if (idleWork && flipped && heap.idleCompact(performance.now() + (until - now) / 1e6) > 0) {
-          const late = hr();
-          if (late > until) stall(ms(until), ms(late), 'idle work');
-          continue;
-        }
-        const waitMs = (until - now) / 1e6;
-        if (waitMs > 0.02) Atomics.wait(sleeper, 0, 0, waitMs);
-        continue;
-      }
-      nextTouch = now + touchNs;
-      const i = Math.floor(rnd() * liveCount);
-      try {
-        let f = ctlOf()[CTL.STALLS];
-        let a = hr();
-        const c = heap.getRef(dirRef, i >>> 12);
-        let b = hr();
-        let g = ctlOf()[CTL.STALLS];
-        if (g !== f) faulted(a, b);
-        if (c === null) throw new Error('null chunk');
-        f = g;
-        a = hr();
-        const obj = heap.getRef(c, i & 4095);
-        b = hr();
-        g = ctlOf()[CTL.STALLS];
-        if (g !== f) faulted(a, b);
-        if (obj === null) throw new Error('null object');
-        f = g;
-        a = hr();
-        const id = heap.getU32(obj, 0);
-        b = hr();
-        g = ctlOf()[CTL.STALLS];
-        if (g !== f) faulted(a, b);
-        if (id !== i + 1) throw new Error(`id ${id}`);
-      } catch (e) {
-        // A wrong read is a collector bug: counted and reported, never hidden.
-        if (touchErrors++ === 0) firstError = `live object ${i}: ${(e as Error).message}`;
-      }
-      touches++;
-    }
+    const mut = new RepMutator(heap, o, tl, t0, tb, ctl, statm, built.dir, liveCount, rnd, beat);
+    mut.stall(ms(ta), ms(tb), 'request');
+    const v8a = runtimeThreadsCpuMs();
+    await mut.run(tb);
+    const v8b = runtimeThreadsCpuMs();
+    const { stalls, stallKinds, faultUs, touches, touchErrors } = mut;
+    const stoppedEarly = mut.stoppedEarly || undefined;
+    const firstError = mut.firstError || undefined;
+    let tc = mut.tc;
     const ti = hr();
     const st = (await heap.idle())!;
     // The stop ends here. The event-loop turn below is the benchmark's own (its GC observer's
@@ -416,7 +292,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     const te = hr();
     await new Promise((r) => setImmediate(r));
     gcObserver.disconnect();
-    if (!flipped) {
+    if (!mut.flipped) {
       tc = ti;
       tl.collectEndMs = ms(ti);
     }
@@ -427,7 +303,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     tl.markEndMs = remark ? remark.startMs - abs0 : flip ? flip.startMs - abs0 + st.markMs : 0;
     tl.planEndMs = flip ? flip.startMs - abs0 + (remark ? 0 : st.markMs + st.planMs) : 0;
     Atomics.store(beat, 0, 0);
-    stall(ms(ti), ms(te), 'idle');
+    mut.stall(ms(ti), ms(te), 'idle');
     tl.idleStartMs = ms(ti);
     tl.idleEndMs = ms(te);
     if (o.mode === 'stw' || heap.mode === 'stw') tl.cycleEndMs = tl.collectEndMs;
@@ -453,6 +329,7 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
       pauses: st.pauses.map((p) => ({ kind: p.kind, ms: p.ms })),
       stwMaxMs: lb - la,
       stwMaxKind: longest < 0 ? '-' : stallKinds[longest] + (v8gc.some(([s, e]) => s < lb && e > la) ? ' + V8 GC' : ''),
+      runtimeThreadsCpuMs: v8a === null || v8b === null ? null : v8b - v8a,
       v8GcInStopsMs: stalls.reduce((t, [a, b]) => t + v8gc.reduce((u, [s, e]) => u + Math.max(0, Math.min(b, e) - Math.max(a, s)), 0), 0),
       stwTotalMs: stalls.reduce((t, [a, b]) => t + (b - a), 0),
       // Marking's wall time wherever it ran: CycleStats.markMs is the pause's marking only (0

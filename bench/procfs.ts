@@ -43,3 +43,30 @@ export function vmasIn(address: number, length: number): Vma[] {
 export function heapVmas(): Vma[] {
   return smaps().filter((v) => v.flags.includes('dc') && v.flags.includes('nh'));
 }
+
+/**
+ * CPU time (ms, /proc/self/task/<tid>/schedstat) of this process's threads still named "node":
+ * V8's platform workers (optimizing compilation, concurrent marking of every isolate) and
+ * libuv's pool, not the main thread and not the collector's threads (named movegc-*). On a
+ * 2-core machine what they run during a cycle is CPU the mutator and the compactor do not get.
+ * A thread that exits between two reads is missed (none of V8's does). Null without procfs.
+ */
+export function runtimeThreadsCpuMs(): number | null {
+  let ids: string[];
+  try {
+    ids = fs.readdirSync('/proc/self/task');
+  } catch {
+    return null;
+  }
+  let ns = 0;
+  for (const id of ids) {
+    if (Number(id) === process.pid) continue; // the main thread
+    try {
+      if (fs.readFileSync(`/proc/self/task/${id}/comm`, 'utf8').trim() !== 'node') continue;
+      ns += Number(fs.readFileSync(`/proc/self/task/${id}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ns / 1e6;
+}

@@ -117,7 +117,7 @@ async function runComparison(args: Args, heapMiB: number, knobs: KnobValues, flo
         `[${el.padStart(6)} s] ${label}rep ${rep}/${args.reps} ${mode.padEnd(4)}${fb} ${heapMiB} MiB: build ${(r.buildMs / 1000).toFixed(1)} s, ` +
           `collect ${fmtMs(r.collectMs)} ms (pause ${fmtMs(r.pauseMs)}), compaction ${fmtMs(r.compactionMs)} ms, ` +
           `${(r.throughputMBps / 1000).toFixed(2)} GB/s, stalled accesses ${r.mutatorFaults} (p50 ${r.faultMutatorUs.p50.toFixed(0)} us), ` +
-          `rss x${(r.rssPeakBytes / r.rssBeforeBytes).toFixed(3)}, stw max ${fmtMs(r.stwMaxMs)} ms (${r.stwMaxKind})${r.touchErrors ? `, ${r.touchErrors} BAD READS (first: ${r.firstError})` : ''}${r.stoppedEarly ? `, ${r.stoppedEarly}` : ''}${r.verify && !r.verify.ok ? ', VERIFY FAILED' : ''}\n`,
+          `rss x${(r.rssPeakBytes / r.rssBeforeBytes).toFixed(3)}, stw max ${fmtMs(r.stwMaxMs)} ms (${r.stwMaxKind})${r.runtimeThreadsCpuMs === null ? '' : `, V8 threads ${fmtMs(r.runtimeThreadsCpuMs)} ms CPU`}${r.touchErrors ? `, ${r.touchErrors} BAD READS (first: ${r.firstError})` : ''}${r.stoppedEarly ? `, ${r.stoppedEarly}` : ''}${r.verify && !r.verify.ok ? ', VERIFY FAILED' : ''}\n`,
       );
     }
   }

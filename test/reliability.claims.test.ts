@@ -140,6 +140,10 @@ describe('the benchmark', () => {
       expect(rep.marking).toBe('pause');
       // Marking in the pause: one stop that marks and compacts, no initial or remark pause.
       expect(rep.pauses.map((p: { kind: string }) => p.kind)).toEqual(['mark-compaction']);
+      // The mutator loop (bench/mutator-loop.ts) ran and read right; V8's threads' CPU was read.
+      expect(rep.touches).toBeGreaterThan(0);
+      expect(rep.touchErrors).toBe(0);
+      expect(rep.runtimeThreadsCpuMs).toBeGreaterThanOrEqual(0);
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
     }
