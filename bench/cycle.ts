@@ -219,8 +219,9 @@ export class ControlBlock {
     c[CTL.PAGES_TOTAL] = p.pagesTotal;
     c[CTL.PAGES_MAPPED] = p.pagesMapped;
     c[CTL.FAULTS] = p.faults;
-    // An access stalled if it faulted or met an unbuilt page (self-service builds it inline).
-    c[CTL.STALLS] = p.faults + p.unbuiltTouches;
+    // An access stalled if it faulted or met an unbuilt page (self-service builds it inline,
+    // or reads it from from-space: a short stop, timed all the same).
+    c[CTL.STALLS] = p.faults + p.unbuiltTouches + p.unbuiltReads;
     return c;
   }
 }

@@ -6,7 +6,7 @@
  *
  * No run-time import of gc/ here: the CLI reads this table for --help without loading the addon.
  */
-import type { CollectorPolicyName, FaultInstallName, FaultPathName, HeapOptions, MarkingName, PauseOrderName } from '../gc/options.js';
+import type { CollectorPolicyName, FaultInstallName, FaultPathName, HeapOptions, MarkingName, PauseOrderName, UnbuiltReadsName } from '../gc/options.js';
 
 export interface Knob {
   /** The command-line flag (without --). */
@@ -58,6 +58,10 @@ export const KNOBS: readonly Knob[] = [
   {
     flag: 'fault-path', option: 'faultPath', default: 'self', choices: ['self', 'handler'] satisfies FaultPathName[],
     help: 'a page the mutator touches during compaction: built by the accessor itself, or left to the kernel fault and the fault server thread',
+  },
+  {
+    flag: 'unbuilt-reads', option: 'unbuiltReads', default: 'from-space', choices: ['from-space', 'build'] satisfies UnbuiltReadsName[],
+    help: "with --fault-path self: a read of a page not yet built is served from from-space (the page left to the compactor), or builds the page as any access does",
   },
   {
     flag: 'marking', option: 'marking', default: 'concurrent', choices: ['concurrent', 'pause'] satisfies MarkingName[],

@@ -73,14 +73,14 @@ const HEARTBEAT_OF: Readonly<Record<number, RoleId>> = { [Owner.COMPACTOR]: Role
  * Fault injection inside one page build: called once claimed, once built, and once inside
  * the install (after the thread said which cycle it installs for: Builders.installWord).
  */
-export type BuildHook = (stage: 'claimed' | 'built' | 'installing' | 'timed') => void;
+export type BuildHook = (stage: 'claimed' | 'built' | 'installing' | 'mapped' | 'timed') => void;
 
 /**
  * Fault injection: a thread descheduled with a built page in hand. Once per cycle, at a stage
  * that has a control word in `words` (its value: how long, ms), the thread holds, without
  * beating, until that time is up or a later cycle compacts. `sleep`: the thread's delay hook.
  */
-export function injectedHold(b: Builders, words: Partial<Record<'built' | 'installing' | 'timed', number>>, sleep: (ms: number) => void): BuildHook {
+export function injectedHold(b: Builders, words: Partial<Record<'built' | 'installing' | 'mapped' | 'timed', number>>, sleep: (ms: number) => void): BuildHook {
   const ctl = b.sh.ctl;
   let held = -1; // the cycle whose hold was served
   return (stage) => {

@@ -231,6 +231,13 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     return MAX_BATCH - scratchNext;
   };
 
+  // inject.wholeHoldMappedMs: the cycle's first WHOLE run held between its MOVE and MAPPED.
+  let wholeHold = Atomics.load(sh.ctl, Ctl.INJECT_WHOLE_HOLD_MAPPED_MS);
+  b.installer.installed = (whole) => {
+    if (!whole || wholeHold <= 0) return;
+    hooks.onDelay(wholeHold);
+    wholeHold = 0;
+  };
   let delayAt = Atomics.load(sh.ctl, Ctl.INJECT_DELAY_AT_PAGE);
   const dieAt = Atomics.load(sh.ctl, Ctl.INJECT_DIE_AT_PAGE);
   const forkAt = Atomics.load(sh.ctl, Ctl.INJECT_FORK_AT_PAGE);

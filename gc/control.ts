@@ -65,10 +65,16 @@ const ctl = layout({
     /** The fault server holds one built page of the cycle this long, before or inside its install. */
     'INJECT_FAULT_HOLD_BUILT_MS',
     'INJECT_FAULT_HOLD_INSTALL_MS',
+    /** The fault server holds one installed page of the cycle this long before its state word says MAPPED. */
+    'INJECT_FAULT_HOLD_MAPPED_MS',
     /** The fault server holds once per cycle between a fault's install and its timing. */
     'INJECT_FAULT_HOLD_TIMED_MS',
     /** The marker standing in for compaction holds one built page of the cycle this long before its install. */
     'INJECT_MARK_HOLD_BUILT_MS',
+    /** The mutator's first from-space read of a cycle sleeps this long between its look at the page and its read. */
+    'INJECT_READ_HOLD_MS',
+    /** The compactor holds its first WHOLE run of a cycle this long between its MOVE and its state words' MAPPED. */
+    'INJECT_WHOLE_HOLD_MAPPED_MS',
     'INJECT_MARK_DELAY_AT',
     'INJECT_MARK_DELAY_MS',
     'INJECT_MARK_DIE_AT',
@@ -188,6 +194,8 @@ const ctl = layout({
     'SELF_HELPED',
     /** Unbuilt pages the accessors met, on either fault path (each a stall of the mutator). */
     'UNBUILT_TOUCHES',
+    /** Accessor reads of unbuilt pages served from from-space, the page left unbuilt (unbuilt-reads.ts). */
+    'UNBUILT_READS',
     /** Pages the mutator built in time it gave the cycle (Heap.idleCompact, idle.ts): no access waited for them. */
     'IDLE_PAGES',
     /** Pages the compactor itself built (WHOLE pages included: it installs them unbuilt). */
@@ -292,8 +300,11 @@ export function armCompaction(ctlWords: Int32Array, clocks: Float64Array, inj: R
   c[Ctl.INJECT_FAULT_TAKEOVER_DELAY_MS] = inj.faultTakeoverDelayMs ?? 0;
   c[Ctl.INJECT_FAULT_HOLD_BUILT_MS] = inj.faultHoldBuiltMs ?? 0;
   c[Ctl.INJECT_FAULT_HOLD_INSTALL_MS] = inj.faultHoldInstallMs ?? 0;
+  c[Ctl.INJECT_FAULT_HOLD_MAPPED_MS] = inj.faultHoldMappedMs ?? 0;
   c[Ctl.INJECT_FAULT_HOLD_TIMED_MS] = inj.faultHoldTimedMs ?? 0;
   c[Ctl.INJECT_MARK_HOLD_BUILT_MS] = inj.markHoldBuiltMs ?? 0;
+  c[Ctl.INJECT_READ_HOLD_MS] = inj.readHoldMs ?? 0;
+  c[Ctl.INJECT_WHOLE_HOLD_MAPPED_MS] = inj.wholeHoldMappedMs ?? 0;
   c[Ctl.SEGMENTS] = segments;
   c[Ctl.PAGES_TOTAL] = pagesTotal;
   c[Ctl.PAGES_MAPPED] = 0;

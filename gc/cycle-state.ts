@@ -20,6 +20,7 @@ import type { Shared } from './shared.js';
 import type { CycleStats } from './stats.js';
 import type { CollectorThreads } from './threads.js';
 import type { Userfaultfd } from './uffd.js';
+import type { UnbuiltReads } from './unbuilt-reads.js';
 
 /** What the driver needs of the mutator's side of the heap (implemented by MutatorHeap, mutator.ts). */
 export interface MutatorState {
@@ -102,6 +103,8 @@ export interface MutatorParts {
   u32: Uint32Array;
   address: number;
   faults: SelfService;
+  /** The read path of unbuilt pages (options.unbuiltReads 'from-space' with faultPath 'self'), or null. */
+  reads: UnbuiltReads | null;
 }
 
 /** What the phase driver (MutatorState) and Heap use of MutatorHeap, and no caller may. */

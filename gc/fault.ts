@@ -66,9 +66,11 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
   let cursorRange = 0;
   let cursor = -1;
 
-  // Injected (faultHoldBuiltMs, faultHoldInstallMs, faultHoldTimedMs): a page held before or
-  // inside its install, or a fault held between its install and its timing.
-  const hold = injectedHold(b, { built: Ctl.INJECT_FAULT_HOLD_BUILT_MS, installing: Ctl.INJECT_FAULT_HOLD_INSTALL_MS, timed: Ctl.INJECT_FAULT_HOLD_TIMED_MS }, (ms) => hooks.onDelay(ms));
+  // Injected (faultHoldBuiltMs, faultHoldInstallMs, faultHoldMappedMs, faultHoldTimedMs): a
+  // page held before or inside its install, or after it before its state word says so, or a
+  // fault held between its install and its timing.
+  const hold = injectedHold(b, { built: Ctl.INJECT_FAULT_HOLD_BUILT_MS, installing: Ctl.INJECT_FAULT_HOLD_INSTALL_MS, mapped: Ctl.INJECT_FAULT_HOLD_MAPPED_MS, timed: Ctl.INJECT_FAULT_HOLD_TIMED_MS }, (ms) => hooks.onDelay(ms));
+  b.installer.installed = () => hold('mapped');
 
   /**
    * A fault on a page already installed: it went in after the fault was raised, so a wake is

@@ -26,6 +26,8 @@ export interface Progress {
   markerIdle: boolean;
   /** Unbuilt pages the mutator's accessors met this cycle, on either fault path (selfservice.ts). */
   unbuiltTouches: number;
+  /** Of the accessors' reads, those served from from-space with the page left unbuilt (unbuilt-reads.ts). */
+  unbuiltReads: number;
 }
 
 /** A type defined by Heap.defineType (or a built-in array type): its id indexes the type table. */
@@ -106,6 +108,7 @@ export function progressOf(sh: Shared, cycle: number, phase: string, barrierEntr
     barrierEntries,
     markerIdle: phase === 'marking' && Atomics.load(c, Ctl.MARK_IDLE) === 1,
     unbuiltTouches: Atomics.load(c, Ctl.UNBUILT_TOUCHES),
+    unbuiltReads: Atomics.load(c, Ctl.UNBUILT_READS),
   };
 }
 

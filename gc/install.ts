@@ -101,6 +101,13 @@ export class Installer {
     else if (n === WARNINGS_PER_CYCLE + 1) this.#warn('more page warnings this cycle: counted in its statistics (ebusy, errors, pages.gone), not logged', { cycle });
   }
 
+  /**
+   * Called between a run's install and its state words' MAPPED, with whether it was a WHOLE
+   * run (injected holds, faultHoldMappedMs and wholeHoldMappedMs: a thread descheduled there,
+   * the state words lagging the kernel).
+   */
+  installed: ((whole: boolean) => void) | null = null;
+
   /** How this thread rebuilds a page whose buffer it must not copy from (set by Builders). */
   rebuildWith(rebuild: Rebuild): void {
     this.#rebuild = rebuild;
@@ -260,6 +267,7 @@ export class Installer {
         const k = moved / PAGE_SIZE;
         if (first < 0) first = k;
         if (whole) this.#fillHoles(q + i, k);
+        this.installed?.(whole);
         markMappedRun(sh, q + i, k);
         sh.count(Ctl.PAGES_MOVED, k);
         if (k < len / PAGE_SIZE) sh.count(Ctl.EAGAIN); // short move: continue from the progress
@@ -402,6 +410,7 @@ export class Installer {
     try {
       this.#uffd!.copy(this.#heap + q * PAGE_SIZE, this.#from + buf * PAGE_SIZE, n * PAGE_SIZE);
       sh.count(Ctl.PAGES_COPIED, n);
+      this.installed?.(false);
       markMappedRun(sh, q, n);
     } catch (e) {
       // EEXIST: someone installed one of them: go on page by page. ENOENT: the run crosses

@@ -18,6 +18,7 @@ import type { MutatorInternals, MutatorParts } from './cycle-state.js';
 import type { Logger } from './log.js';
 import { Ctl, PagePhase, armMarking, type Shared } from './shared.js';
 import type { SelfService } from './selfservice.js';
+import { BUILD, type UnbuiltReads } from './unbuilt-reads.js';
 import { hugeObjectWords, largeObjectWords, resolveInject, type InjectOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { HeapType, TypeRegistry, type TypeSpec } from './heap-types.js';
@@ -82,6 +83,8 @@ export class MutatorHeap {
   /** The filler gaps put before them while a cycle runs ([start, end) pairs): not live (#blacken). */
   #allocGaps: number[] | null = null;
   readonly #faults: SelfService;
+  /** Reads of unbuilt pages from from-space while compacting (unbuilt-reads.ts), or null: every access builds. */
+  readonly #reads: UnbuiltReads | null;
   /** What this heap's Roots and Pins call back into (roots.ts RootOwner): reachable from them only. */
   readonly #owner: RootOwner;
 
@@ -105,6 +108,7 @@ export class MutatorHeap {
     this.#log = new BarrierLog(this.#sh.logRing, this.#sh.ctl);
     this.#pageState = this.#sh.pageState;
     this.#faults = p.faults;
+    this.#reads = p.reads;
     this.#tags.retag();
     armMarking(this.#sh.ctl, this.#inject);
     this.#owner = this.#rootOwner();
@@ -131,7 +135,10 @@ export class MutatorHeap {
         this.#blackStart = blackStart;
       },
       setCompacting: (on: boolean) => {
-        if (on) this.#faults.begin(this.#inject);
+        if (on) {
+          this.#faults.begin(this.#inject);
+          this.#reads?.begin();
+        }
         this.#compacting = on;
       },
       barrierLog: this.#log,
@@ -180,15 +187,21 @@ export class MutatorHeap {
     return this.#tags.error(ref, others);
   }
 
-  /** Word index of a reference, checked. */
+  /** Word index of a reference, checked; during compaction its header's page is installed first. */
   #w(ref: unknown): number {
+    const w = this.#word(ref);
+    if (this.#compacting && this.#pageState[w >>> PAGE_SHIFT_WORDS] !== PagePhase.MAPPED) this.#faults.fault(w >>> PAGE_SHIFT_WORDS);
+    return w;
+  }
+
+  /** Word index of a reference, checked, wherever its page is. */
+  #word(ref: unknown): number {
     if (this.#closed) throw this.#closedError();
     if (typeof ref !== 'number') throw this.#refError(ref); // before any arithmetic: a BigInt or Symbol throws a TypeError
     const w = ref >>> 0;
     if (ref - w !== this.#tags.base) throw this.#refError(ref);
     if (w < HEAP_START_WORD || w >= this.#top) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is outside the heap's objects`);
     if ((this.#objects[w >>> 5] & (1 << (w & 31))) === 0) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is not the start of an object (an interior or forged reference)`);
-    if (this.#compacting && this.#pageState[w >>> PAGE_SHIFT_WORDS] !== PagePhase.MAPPED) this.#faults.fault(w >>> PAGE_SHIFT_WORDS);
     return w;
   }
 
@@ -339,6 +352,10 @@ export class MutatorHeap {
   }
 
   getRef(obj: Ref, i: number): Ref | null {
+    if (this.#compacting && this.#reads !== null) {
+      const v = this.#reads.ref(this.#word(obj), i);
+      if (v !== BUILD) return v === 0 ? null : this.#tags.base + v;
+    }
     const r = this.#u32[this.#slot(obj, i)];
     return r === 0 ? null : this.#tags.base + r;
   }
@@ -376,6 +393,13 @@ export class MutatorHeap {
   }
 
   getU8(obj: Ref, offset: number): number {
+    if (this.#compacting && this.#reads !== null) {
+      const b = this.#reads.rawAt(this.#word(obj), offset, 1);
+      if (b !== BUILD) {
+        const v = this.#reads.fromBytes.getUint8(b);
+        if (this.#reads.stillUnbuilt()) return v;
+      }
+    }
     return this.#bytes.getUint8(this.#raw(obj, offset, 1));
   }
   setU8(obj: Ref, offset: number, v: number): void {
@@ -384,6 +408,13 @@ export class MutatorHeap {
     this.#bytes.setUint8(b, v);
   }
   getU32(obj: Ref, offset: number): number {
+    if (this.#compacting && this.#reads !== null && typeof offset === 'number' && (offset & 3) === 0) {
+      const f = this.#reads.rawAt(this.#word(obj), offset, 4);
+      if (f !== BUILD) {
+        const v = this.#reads.fromBytes.getUint32(f, true);
+        if (this.#reads.stillUnbuilt()) return v;
+      }
+    }
     const b = this.#raw(obj, offset, 4);
     if (b & 3) throw new MoveGcError(ErrorCode.FIELD_RANGE, `u32 at byte ${offset} is not 4-byte aligned`);
     return this.#u32[b / 4]; // not b >>> 2: byte indices pass 2^32 in heaps over 4 GiB
@@ -395,6 +426,13 @@ export class MutatorHeap {
     this.#u32[b / 4] = v;
   }
   getF64(obj: Ref, offset: number): number {
+    if (this.#compacting && this.#reads !== null && typeof offset === 'number' && (offset & 7) === 0) {
+      const f = this.#reads.rawAt(this.#word(obj), offset, 8);
+      if (f !== BUILD) {
+        const v = this.#reads.fromF64[f / 8];
+        if (this.#reads.stillUnbuilt()) return v;
+      }
+    }
     const b = this.#raw(obj, offset, 8);
     if (b & 7) throw new MoveGcError(ErrorCode.FIELD_RANGE, `f64 at byte ${offset} is not 8-byte aligned`);
     return this.#f64[b / 8];
@@ -409,6 +447,13 @@ export class MutatorHeap {
   readBytes(obj: Ref, offset: number, length: number): Uint8Array {
     if (typeof length !== 'number') throw invalidArg(`length must be a number, got ${shown(length)}`);
     if (!Number.isInteger(length) || length < 0) throw new MoveGcError(ErrorCode.FIELD_RANGE, `bad length ${length}`);
+    if (this.#compacting && this.#reads !== null && length > 0) {
+      const f = this.#reads.rawAt(this.#word(obj), offset, length);
+      if (f !== BUILD) {
+        const v = new Uint8Array(this.#reads.fromBytes.buffer, this.#reads.fromBytes.byteOffset + f, length).slice();
+        if (this.#reads.stillUnbuilt()) return v;
+      }
+    }
     const b = this.#raw(obj, offset, length);
     return b + length <= this.#u8.length ? this.#u8.slice(b, b + length) : new Uint8Array(this.#buffer, b, length).slice();
   }

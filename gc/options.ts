@@ -72,6 +72,10 @@ export type CollectorPolicyName = (typeof CollectorPolicy)[keyof typeof Collecto
 export const FaultPath = { SELF: 'self', HANDLER: 'handler' } as const;
 export type FaultPathName = (typeof FaultPath)[keyof typeof FaultPath];
 
+/** How an accessor reads a page not yet built, with faultPath 'self' (unbuilt-reads.ts). */
+export const UnbuiltReadPolicy = { FROM_SPACE: 'from-space', BUILD: 'build' } as const;
+export type UnbuiltReadsName = (typeof UnbuiltReadPolicy)[keyof typeof UnbuiltReadPolicy];
+
 export interface InjectOptions {
   /** Fail every Nth MOVE call with EAGAIN (the installer retries). */
   eagainEvery?: number;
@@ -94,6 +98,11 @@ export interface InjectOptions {
   faultHoldBuiltMs?: number;
   faultHoldInstallMs?: number;
   /**
+   * The fault server, once per cycle, holds a page it installed this long before its state
+   * word says MAPPED (a thread descheduled there: the faulting thread runs on meanwhile).
+   */
+  faultHoldMappedMs?: number;
+  /**
    * The fault server, once per cycle, holds this long between a fault's install and its timing
    * (the fault still counts as in flight: the cycle's end waits for its sample, unless the
    * server turns stale).
@@ -101,6 +110,13 @@ export interface InjectOptions {
   faultHoldTimedMs?: number;
   /** The marker standing in for compaction (standin.ts) holds a page it built, before its install, as faultHoldBuiltMs does. */
   markHoldBuiltMs?: number;
+  /**
+   * The mutator's first read of a cycle served from from-space (unbuilt-reads.ts) sleeps this
+   * long between its look at the page's state and its read (a thread descheduled there).
+   */
+  readHoldMs?: number;
+  /** The compactor, once per cycle, holds its first WHOLE run this long between its MOVE and its pages' MAPPED. */
+  wholeHoldMappedMs?: number;
   /** Stall the marker for markDelayMs after tracing this many objects (concurrent marking). */
   markDelayAtObject?: number;
   markDelayMs?: number;
@@ -178,6 +194,13 @@ export interface HeapOptions {
    * server thread serves); see selfservice.ts. MOVEGC_FAULT_PATH changes the default.
    */
   faultPath?: FaultPathName;
+  /**
+   * With faultPath 'self': a read (getRef, getU8/U32/F64, readBytes of at most two pages) of a
+   * page not yet built is served from from-space, the page left to the compactor
+   * ('from-space', default), or builds the page as any other access ('build'); see
+   * unbuilt-reads.ts. MOVEGC_UNBUILT_READS changes the default.
+   */
+  unbuiltReads?: UnbuiltReadsName;
   /** MADV_DONTFORK on the heap's mappings (default true): a child then shares no heap page. */
   dontFork?: boolean;
   /** Run the verifier after every cycle and throw ERR_VERIFY_FAILED if it fails. */
@@ -205,6 +228,7 @@ export interface ResolvedOptions {
   readonly moveMinRun: number;
   readonly builder: BuilderName;
   readonly faultPath: FaultPathName;
+  readonly unbuiltReads: UnbuiltReadsName;
   readonly dontFork: boolean;
   readonly verify: boolean;
   readonly hide: readonly Hideable[];
@@ -213,8 +237,8 @@ export interface ResolvedOptions {
   readonly logger: Logger | undefined;
 }
 
-const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'moveMinRun', 'builder', 'faultPath', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'faultHoldTimedMs', 'markHoldBuiltMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall', 'startExit'] as const;
+const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'moveMinRun', 'builder', 'faultPath', 'unbuiltReads', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'faultHoldMappedMs', 'faultHoldTimedMs', 'markHoldBuiltMs', 'readHoldMs', 'wholeHoldMappedMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall', 'startExit'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in
@@ -280,6 +304,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   const envMarking = process.env.MOVEGC_MARKING === Marking.PAUSE ? Marking.PAUSE : Marking.CONCURRENT;
   const marking = oneOf<MarkingName>('marking', s.marking, [Marking.CONCURRENT, Marking.PAUSE], envMarking);
   const envPath = process.env.MOVEGC_FAULT_PATH === FaultPath.HANDLER ? FaultPath.HANDLER : FaultPath.SELF;
+  const envReads = process.env.MOVEGC_UNBUILT_READS === UnbuiltReadPolicy.BUILD ? UnbuiltReadPolicy.BUILD : UnbuiltReadPolicy.FROM_SPACE;
   const { stallMs, denseThreshold, largeObjectBytes, hide, logger } = s;
   if (stallMs !== undefined) {
     if (typeof stallMs !== 'number') throw invalidArg(`stallMs must be a number, got ${typeof stallMs}`);
@@ -314,6 +339,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     moveMinRun: intIn('moveMinRun', s.moveMinRun, 1, MAX_MOVE_MIN_RUN, DEFAULT_MOVE_MIN_RUN),
     builder: oneOf<BuilderName>('builder', s.builder, ['native', 'js'], 'native'),
     faultPath: oneOf<FaultPathName>('faultPath', s.faultPath, [FaultPath.SELF, FaultPath.HANDLER], envPath),
+    unbuiltReads: oneOf<UnbuiltReadsName>('unbuiltReads', s.unbuiltReads, [UnbuiltReadPolicy.FROM_SPACE, UnbuiltReadPolicy.BUILD], envReads),
     dontFork: bool('dontFork', s.dontFork, true),
     verify: bool('verify', s.verify, false),
     hide: Object.freeze(hidden),

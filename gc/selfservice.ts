@@ -84,6 +84,15 @@ export class SelfService {
     this.#present = new Uint32Array(builders.capacityPages);
   }
 
+  /**
+   * Page q has been through fault() this cycle: installed in the kernel, whatever its state
+   * word says yet (see #present). Every page the mutator wrote during compaction is MAPPED or
+   * this, so a read that trusts it sees the mutator's own writes (unbuilt-reads.ts).
+   */
+  seen(q: number): boolean {
+    return this.#present[q] === this.#epoch;
+  }
+
   /** At the compaction pause: a new cycle, its injection points. */
   begin(inject: Readonly<InjectOptions>): void {
     if (++this.#epoch === 0x100000000) {

@@ -99,7 +99,8 @@ describe.each(TEST_MODES)('large objects through a collection (%s)', (mode: Mode
 
   itMode(mode, 'a WHOLE run the mutator touches first is built for it; the rest of the run is still installed whole', async () => {
     // The compactor sleeps before its first page: the walk below meets unbuilt pages first.
-    const h = await openHeap({ capacity: 64 << 20, mode, verify: true, inject: { delayAtPage: 1, delayMs: 300 } });
+    // Its reads build (unbuiltReads 'build'): this is about a touch that builds a WHOLE page.
+    const h = await openHeap({ capacity: 64 << 20, mode, verify: true, unbuiltReads: 'build', inject: { delayAtPage: 1, delayMs: 300 } });
     const { keep, kept } = populate(h, 40, () => 256 * 1024);
     const root = h.root(keep);
     const st0 = await h.collect();

@@ -90,7 +90,8 @@ describe('2 MiB spans built and moved as one PMD (move, hugePages)', () => {
 
   itMode('move', 'the mutator touching a page of a span nobody has begun builds the whole span in one stop, and it goes in as one call', async () => {
     // The compactor sleeps before its first page: the mutator's touch is the first in its span.
-    const h = await openHeap({ capacity: 32 * MiB, mode: 'move', hugePages: true, stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 400 } });
+    // Its reads build (unbuiltReads 'build'): this is about a touch that builds.
+    const h = await openHeap({ capacity: 32 * MiB, mode: 'move', hugePages: true, unbuiltReads: 'build', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 400 } });
     const root = populate(h);
     await h.collect();
     expect(h.cyclePhase).toBe('compacting');

@@ -184,7 +184,8 @@ describe.each(MODES.flatMap((m) => PATHS.map((p) => [m, p] as const)))('what the
   itMode(mode, `headers, far slots, byte ranges and store targets: ${faultPath === 'self' ? 'built by the accessors, no kernel fault' : 'each page faulted once'}; two cycles`, async () => {
     // The compactor sleeps 300 ms before its first page (stallMs is far longer): every page
     // the accesses touch is unbuilt when they touch it, and nothing else builds it.
-    const heap = await openHeap({ capacity: 16 << 20, mode, faultPath, stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 300 } });
+    // Reads build too (unbuiltReads 'build'): what a building accessor covers (from-space reads: heap.unbuilt-reads).
+    const heap = await openHeap({ capacity: 16 << 20, mode, faultPath, unbuiltReads: 'build', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 300 } });
     const g = buildGraph(heap);
     for (let cycle = 0; cycle < 2; cycle++) {
       for (let i = 0; i < 50; i++) heap.allocBytes(3000); // garbage: the next cycle slides again
@@ -249,7 +250,8 @@ describe.each(MODES.flatMap((m) => PATHS.map((p) => [m, p] as const)))('a mutato
   itMode(mode, 'both read the right bytes; every page is built and installed once', async () => {
     const N = 120;
     const KERNEL_EVERY = 3;
-    const heap = await openHeap({ capacity: 16 << 20, mode, faultPath, stallMs: 10_000 });
+    // The mutator's reads build (unbuiltReads 'build'): the race is between two builders.
+    const heap = await openHeap({ capacity: 16 << 20, mode, faultPath, unbuiltReads: 'build', stallMs: 10_000 });
     // With UFFD_USER_MODE_ONLY a kernel access to a missing page fails (EFAULT) instead of
     // waiting: the kernel reads are then checked for exactly that.
     const userModeOnly = heap.capabilities.uffd.how === 'userModeOnly';

@@ -1,0 +1,225 @@
+/**
+ * Reads of a page not yet built, served from from-space: the accessors' read path while a
+ * cycle compacts (options.unbuiltReads 'from-space', with faultPath 'self').
+ *
+ * A to-space page is a pure function of its from-space sources and the plan's tables (its
+ * builder decides nothing), and nobody writes an object on a page that is not built: a
+ * mutator write builds the page first (selfservice.ts). So a read of a word on an unclaimed
+ * page can take the word from where it still is, and forward it if it is a reference, as the
+ * builder would: the same value, without building the page (13-50 us on this machine: a page
+ * of references forwards 1024 slots) and without installing it (a MOVE or COPY call). The
+ * page is left to the compactor. This is a read barrier's slow path (Baker's to-space
+ * invariant relaxed for objects nobody can have written yet); ART has no such path, as its
+ * compiled code reads the heap directly and only a fault can stop it.
+ *
+ * Why the value is right: the page is not installed before the read and still not after it.
+ * Its sources are recycled as buffers or released only below the lowest page not yet
+ * installed (compact.ts consumedLimit), so not while it is not; builders only read them. A
+ * WHOLE page is the exception: its source page, which only it reads, moves away once it is
+ * claimed, so for it the page must be unclaimed (UNPROCESSED) before and after. While
+ * another builder has a page, its state says installed only once it is, and a read in
+ * between is served here rather than waiting for that builder's run (up to 1 ms). Anything
+ * else (a header that is no object's, a reference past the plan's top, an object the tables
+ * cannot place) is left to the build path, which handles it and counts it. And a page the
+ * mutator has been through the fault path for this cycle (SelfService.seen) counts as
+ * installed whatever its state word says: the kernel has it (the state word can lag the
+ * install), and the mutator may have written it since: a read must see that write.
+ *
+ * Where an object lives in from-space: its page's first object (plan.ts pageFirst) and the
+ * marked object starts after it, each forwarded until one lands on the word asked for
+ * (forward.ts: two popcounts each). A page holds at most 512 object starts; usually a few.
+ */
+import { nextSet } from './bits.js';
+import { planTop } from './build.js';
+import { forward } from './forward.js';
+import { Kind, PAGE_SHIFT_WORDS, TYPE_ROW, rawOffset } from './layout.js';
+import { markedHeaderWords } from './mark.js';
+import { NONE } from './plan.js';
+import { Ctl, Hist, PageKind, PagePhase, SEG_FIELDS, Seg, now, sleepSync, type Shared } from './shared.js';
+import type { SelfService } from './selfservice.js';
+
+/** Returned when a read must take the build path. */
+export const BUILD = -1;
+
+export class UnbuiltReads {
+  readonly #sh: Shared;
+  readonly #heap: Uint32Array;
+  readonly #from: Uint32Array;
+  readonly #fromBytes: DataView;
+  readonly #fromF64: Float64Array;
+  readonly #types: Int32Array;
+  readonly #state: Int32Array;
+  readonly #faults: SelfService;
+  /** This cycle's plan top (build.ts planTop): no object lies at or above it. */
+  #top = 0;
+  /** Where the last segment's live data ends in to-space: objects at or above it were allocated since the flip. */
+  #newTop = 0;
+  /** Pages the last rawAt read from from-space (its data's, its header's), for stillUnbuilt(). */
+  #p0 = 0;
+  #p1 = 0;
+  #ph = 0;
+  #t0 = 0;
+  /** inject.readHoldMs was served this cycle. */
+  #held = false;
+
+  constructor(sh: Shared, heap: Uint32Array, from: Uint32Array, types: Int32Array, faults: SelfService) {
+    this.#faults = faults;
+    this.#sh = sh;
+    this.#heap = heap;
+    this.#from = from;
+    this.#fromBytes = new DataView(from.buffer, from.byteOffset, from.byteLength);
+    this.#fromF64 = new Float64Array(from.buffer, from.byteOffset, Math.floor(from.byteLength / 8));
+    this.#types = types;
+    this.#state = sh.pageState;
+  }
+
+  /** At the compaction pause, once the plan is final. */
+  begin(): void {
+    const sh = this.#sh;
+    this.#top = planTop(sh);
+    const last = Atomics.load(sh.ctl, Ctl.SEGMENTS) - 1;
+    this.#newTop = last >= 0 ? sh.segments[last * SEG_FIELDS + Seg.NEW_END] : 0;
+    this.#held = false;
+  }
+
+  /** inject.readHoldMs: once a cycle, between the look at a page and the read. */
+  #hold(): void {
+    if (this.#held) return;
+    this.#held = true;
+    const ms = Atomics.load(this.#sh.ctl, Ctl.INJECT_READ_HOLD_MS);
+    if (ms > 0) sleepSync(ms);
+  }
+
+  get fromBytes(): DataView {
+    return this.#fromBytes;
+  }
+
+  get fromF64(): Float64Array {
+    return this.#fromF64;
+  }
+
+  /** Page q, as this path sees it: 1 installed, 0 readable from from-space, -1 neither (a WHOLE page claimed: the build path). */
+  #page(q: number): number {
+    const s = Atomics.load(this.#state, q);
+    if (s === PagePhase.MAPPED || this.#faults.seen(q)) return 1;
+    return s === PagePhase.UNPROCESSED || this.#sh.pageKind[q] !== PageKind.WHOLE ? 0 : -1;
+  }
+
+  /** From-space word of the live object compaction moves to to-space word w, or BUILD. */
+  sourceOf(w: number): number {
+    const { chunkNew, live, starts, pageFirst } = this.#sh;
+    if (w >= this.#newTop) return BUILD; // allocated since the flip: in to-space only
+    const q = w >>> PAGE_SHIFT_WORDS;
+    let o = pageFirst[q];
+    if (o === NONE) return BUILD;
+    // Objects keep their order: the one landing at w starts at or before the next page's
+    // first (which it may be), so the walk never scans the bitmap past it.
+    const next = q + 1 < pageFirst.length ? pageFirst[q + 1] : NONE;
+    const limit = next === NONE ? this.#top : Math.min(next + 1, this.#top);
+    for (let n = 0; n <= 1024; n++) {
+      const t = forward(chunkNew, live, o);
+      if (t === w) return o;
+      if (t > w) return BUILD;
+      o = nextSet(starts, o + 1, limit);
+      if (o >= limit) return BUILD;
+    }
+    return BUILD;
+  }
+
+  /**
+   * getRef's value: slot i of the object at to-space word w, forwarded (0: null), or BUILD
+   * (both its pages are installed, or this path cannot tell: the accessor goes the usual way).
+   */
+  ref(w: number, i: number): number {
+    if (typeof i !== 'number' || !Number.isInteger(i) || i < 0) return BUILD;
+    const s = w * 2 + 2 + i; // u32 index of the slot
+    const qh = w >>> PAGE_SHIFT_WORDS;
+    const qs = Math.floor(s / 2) >>> PAGE_SHIFT_WORDS;
+    if (qs >= this.#state.length) return BUILD; // past any object: the usual path says so
+    const h = this.#page(qh);
+    const p = qs === qh ? h : this.#page(qs);
+    if ((h === 1 && p === 1) || h < 0 || p < 0) return BUILD;
+    const t0 = now();
+    const o = this.sourceOf(w);
+    if (o === BUILD) return BUILD;
+    const n = h === 1 ? this.#refs(this.#heap, w, false) : this.#refs(this.#from, o, true);
+    if (i >= n) return BUILD;
+    this.#hold();
+    const v = p === 1 ? this.#heap[s] : this.#from[o * 2 + 2 + i];
+    // Still unclaimed: nothing rewrote, moved or released those sources meanwhile.
+    if ((h === 0 && this.#page(qh) !== 0) || (p === 0 && this.#page(qs) !== 0)) return BUILD;
+    if (p === 1 || v === 0) return this.#done(t0, v);
+    if (v >= this.#top) return BUILD; // the builder keeps it as it is, and counts it
+    return this.#done(t0, forward(this.#sh.chunkNew, this.#sh.live, v));
+  }
+
+  /**
+   * The from-space byte index of raw bytes [offset, offset+size) of the object at to-space
+   * word w, or BUILD. A hit must be confirmed after the read with stillUnbuilt().
+   */
+  rawAt(w: number, offset: number, size: number): number {
+    if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || size < 1) return BUILD;
+    const qh = w >>> PAGE_SHIFT_WORDS;
+    const h = this.#page(qh);
+    if (h < 0) return BUILD;
+    this.#t0 = now();
+    const o = this.sourceOf(w);
+    if (o === BUILD) return BUILD;
+    // The raw area, from the header where it is (layout.ts; mutator.ts #raw).
+    const hdr = h === 1 ? this.#heap : this.#from;
+    const x = h === 1 ? w : o;
+    if (h === 0 && markedHeaderWords(this.#from, this.#types, this.#sh.starts, this.#sh.live, o) === 0) return BUILD;
+    const t = hdr[x * 2];
+    const row = t * TYPE_ROW;
+    const kind = this.#types[row];
+    let start: number;
+    let len: number;
+    if (kind === Kind.FIXED) {
+      start = 8 + rawOffset(this.#types[row + 1]);
+      len = this.#types[row + 2];
+    } else if (kind === Kind.BYTE_ARRAY) {
+      start = 8;
+      len = hdr[x * 2 + 1];
+    } else return BUILD;
+    if (offset + size > len) return BUILD;
+    // Every to-space page of the range: one or two for the scalar reads, any for readBytes.
+    const a = w * 8 + start + offset;
+    const q0 = Math.floor(a / 8) >>> PAGE_SHIFT_WORDS;
+    const q1 = Math.floor((a + size - 1) / 8) >>> PAGE_SHIFT_WORDS;
+    if (q1 - q0 > 1) return BUILD; // a long range: build its pages (readBytes of many pages)
+    const s0 = this.#page(q0);
+    const s1 = q1 === q0 ? s0 : this.#page(q1);
+    if (s0 < 0 || s1 < 0 || (s0 === 1 && s1 === 1)) return BUILD;
+    if (s0 !== s1) return BUILD; // half built: the usual way (rare: a range across a page edge)
+    this.#p0 = q0;
+    this.#p1 = q1;
+    this.#ph = h === 0 ? qh : q0;
+    this.#hold();
+    return o * 8 + start + offset;
+  }
+
+  /** After a read at rawAt's index: true if its pages are still unclaimed (the value stands), counted. */
+  stillUnbuilt(): boolean {
+    const ok = this.#page(this.#p0) === 0 && this.#page(this.#p1) === 0 && this.#page(this.#ph) === 0;
+    if (ok) this.#done(this.#t0, 0);
+    return ok;
+  }
+
+  /** Reference slots of the object whose header is at word x of u32 (layout.ts refCount), checked in from-space. */
+  #refs(u32: Uint32Array, x: number, fromSpace: boolean): number {
+    if (fromSpace && markedHeaderWords(u32, this.#types, this.#sh.starts, this.#sh.live, x) === 0) return 0;
+    const row = u32[x * 2] * TYPE_ROW;
+    const kind = this.#types[row];
+    if (kind === Kind.FIXED) return this.#types[row + 1];
+    if (kind === Kind.REF_ARRAY) return u32[x * 2 + 1];
+    return 0;
+  }
+
+  /** A read served: counted, timed (the accessors count it as a touch of an unbuilt page). */
+  #done(t0: number, v: number): number {
+    const sh = this.#sh;
+    sh.count(Ctl.UNBUILT_READS);
+    sh.record(Hist.UNBUILT_READ_US, (now() - t0) * 1000);
+    return v;
+  }
+}
