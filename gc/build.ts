@@ -64,12 +64,15 @@ export function malformedWords(sh: Shared, t: MalformedTally, o: number, limit: 
 }
 
 /**
- * Reference v (not null) in a slot of live object o, forwarded; one at or above `top` (the
- * last segment's end: no object lies there) stays as it is, counted. Marking could not refuse
- * it: above its limit it cannot tell a black object's reference from garbage.
+ * Reference v (not null) in a slot of live object o, forwarded. Two kinds stay as they are,
+ * counted: one at or above `top` (the last segment's end: no object lies there; marking could
+ * not refuse it, above its limit it cannot tell a black object's reference from garbage), and
+ * one to a word marking did not mark, written after marking (forwarded, it would name
+ * whichever live object slid there, silently). Every object a slot can name through the API
+ * is marked: traced, shaded by the barrier, or allocated black.
  */
 export function forwardSlot(sh: Shared, t: MalformedTally, v: number, o: number, top: number): number {
-  if (v < top) return forward(sh.chunkNew, sh.live, v);
+  if (v < top && testBit(sh.live, v)) return forward(sh.chunkNew, sh.live, v);
   noteMalformed(t, o);
   return v;
 }

@@ -1,6 +1,6 @@
 // The page builder compiled: a line-by-line twin of gc/build.ts (PageBuilder), which stays
 // the readable reference, with one departure: reference slots are forwarded at the end of
-// each page rather than as they are met (Defer), which writes the same words. It reads the
+// each page rather than as they are met (Slot, Flush), which writes the same words. It reads the
 // same shared tables (live-words and object-start bitmaps, chunkNew, pageFirst, pageKind,
 // segments, types) and from-space, and writes only the destination pages. It decides
 // nothing: claims, buffers and installs stay in TypeScript; one call builds a run of
@@ -82,24 +82,40 @@ class Kernel {
   // Reference slots are forwarded after the page's walk, not as they are met: each forward
   // reads chunkNew and the live bitmap at a target anywhere in the heap (a cache and TLB
   // miss on a cold page), and prefetching them all first overlaps those misses. The words
-  // written are the same; a reference outside the heap still fails where it is met.
+  // written are the same.
   struct Pending {
     uint32_t* at;
     uint32_t v;
+    int64_t o;  // the object whose slot it is (counted if malformed: build.ts forwardSlot)
   };
   static constexpr int64_t kMaxPending = PAGE_WORDS * 2;
   Pending pending_[kMaxPending];
   int64_t npending_ = 0;
-  inline void Defer(uint32_t* at, uint32_t v) {
+  // Slot `at` of object o holds reference v (not null): forwarded at the page's end (Flush).
+  inline void Slot(uint32_t* at, uint32_t v, int64_t o) {
     const uint32_t c = v >> 6;
-    if (c >= chunkNew.n) Fail("reference outside the heap", v);
-    __builtin_prefetch(chunkNew.p + c);
-    __builtin_prefetch(live.p + (static_cast<size_t>(c) << 1));
+    if (static_cast<int64_t>(v) < top_) {
+      if (c >= chunkNew.n) Fail("reference outside the heap", v);
+      __builtin_prefetch(chunkNew.p + c);
+      __builtin_prefetch(live.p + (static_cast<size_t>(c) << 1));
+    }
     if (npending_ == kMaxPending) Flush();  // (a page has fewer slots than that)
-    pending_[npending_++] = Pending{at, v};
+    pending_[npending_++] = Pending{at, v, o};
   }
+
+  // build.ts forwardSlot, in the walk's order (so the first malformed object is the same): a
+  // reference at or above the plan's top, or to a word marking did not mark, is left as it is
+  // and counted.
   inline void Flush() {
-    for (int64_t i = 0; i < npending_; i++) *pending_[i].at = Forward(pending_[i].v);
+    for (int64_t i = 0; i < npending_; i++) {
+      const Pending& p = pending_[i];
+      if (static_cast<int64_t>(p.v) < top_ && TestBit(live, p.v)) {
+        *p.at = Forward(p.v);
+      } else {
+        CountMalformed(p.o);
+        *p.at = p.v;
+      }
+    }
     npending_ = 0;
   }
 
@@ -201,14 +217,6 @@ class Kernel {
     const int64_t s = NextSet(starts, o + 1, limit);
     const int64_t e = NextClear(live, o + 1, limit);
     return (s < e ? s : e) - o;
-  }
-
-  // Slot `at` of object o holds reference v (not null): forwarded at the page's end, or, if v
-  // lies at or above the plan's last segment's end (no object there), left as it is and
-  // counted (build.ts forwardSlot).
-  inline void Slot(uint32_t* at, uint32_t v, int64_t o) {
-    if (static_cast<int64_t>(v) >= top_) CountMalformed(o);
-    else Defer(at, v);
   }
 
   inline uint32_t ChunkNew(int64_t c) const {

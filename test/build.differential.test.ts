@@ -475,7 +475,7 @@ describe('page builders: js and native write the same bytes', () => {
   // (a malformed header: the object's extent as marking recorded it), count the object, and
   // write every other word as they would have.
   it('a live object with a malformed header or reference: both builders keep its words raw, count it, and change nothing else', () => {
-    const cases: Array<[string, (o: number, from: Uint32Array, top: number) => void, boolean]> = [
+    const cases: Array<[string, (o: number, from: Uint32Array, top: number, dead: number) => void, boolean]> = [
       ['zeroed', (o, f) => f.fill(0, o * 2, o * 2 + 2), false],
       ['a type id past the table', (o, f) => (f[o * 2] = 1 << 30), false],
       ['a filler of 3 words', (o, f) => ((f[o * 2] = 0), (f[o * 2 + 1] = 3)), false],
@@ -483,10 +483,12 @@ describe('page builders: js and native write the same bytes', () => {
       ['a reference outside the heap', (o, f) => (f[o * 2 + 2] = 0xfffffff0), true],
       ['a reference above the top, inside the heap', (o, f, top) => (f[o * 2 + 2] = top + 3), true],
       ['a valid header of another size (a byte array of 0 bytes: 1 word)', (o, f) => ((f[o * 2] = BYTE_ARRAY_TYPE), (f[o * 2 + 1] = 0)), false],
+      ['a reference to a dead word', (o, f, _top, dead) => (f[o * 2 + 2] = dead), true],
     ];
     let slid = 0;
     let identity = 0;
-    for (let seed = 1; seed <= 42; seed++) {
+    let deadCases = 0;
+    for (let seed = 1; seed <= 48; seed++) {
       const rng = new Rng(seed * 7919);
       const t = randomHeap(rng, { capacityPages: 24, fill: 0.9, rootP: 0.3, densePrefix: seed % 3 === 0 ? 200 : 0, denseThreshold: seed % 3 === 0 ? 0.5 : 2, pins: 0, largeP: 0.05, firstLarge: true });
       const { sh, from } = t;
@@ -508,7 +510,13 @@ describe('page builders: js and native write the same bytes', () => {
       const saved = from.slice(o * 2, o * 2 + 4);
       const top = t.plan.segments[t.plan.segments.length - 1].end;
       if (name.includes('above the top')) expect(top + 3, ctx).toBeLessThan(t.heap.length / 2);
-      corrupt(o, from, top);
+      const deadWords: number[] = [];
+      for (let w = 1; w < top; w++) if (!bit(sh.live, w)) deadWords.push(w);
+      if (name.includes('dead word')) {
+        if (deadWords.length === 0) continue;
+        deadCases++;
+      }
+      corrupt(o, from, top, name.includes('dead word') ? rng.pick(deadWords) : 0);
       // Its extent as marking recorded it: to the next start or the end of its live run.
       let end = o + 1;
       while (end < t.top && bit(sh.live, end) && !bit(sh.starts, end)) end++;
@@ -537,6 +545,7 @@ describe('page builders: js and native write the same bytes', () => {
     }
     expect(slid, 'objects that slide').toBeGreaterThan(4);
     expect(identity, 'objects that stay (identity pages)').toBeGreaterThan(1);
+    expect(deadCases, 'references to dead words').toBeGreaterThan(3);
   });
 
   // build.cc defers a page's reference forwards to the end of its walk (Defer, Flush). A walk

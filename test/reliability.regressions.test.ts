@@ -341,15 +341,17 @@ describe('live objects the program overwrites after marking, before the flip (th
   // must not take the runner down.
   // A reference outside the heap, written into a live object's slot then, stopped the native
   // builder the same way (and the TypeScript one wrote null there).
-  const whats = { slide: 'objects that slide', pinned: 'a pinned object', reference: 'a reference outside the heap' };
-  for (const [mode, builder, where] of [['move', 'native', 'slide'], ['move', 'js', 'pinned'], ['copy', 'js', 'slide'], ['copy', 'native', 'pinned'], ['move', 'native', 'reference'], ['copy', 'js', 'reference']] as const) {
+  const whats = { slide: 'objects that slide', pinned: 'a pinned object', reference: 'a reference outside the heap', dead: 'a reference into a dead object that slides' };
+  for (const [mode, builder, where] of [['move', 'native', 'slide'], ['move', 'js', 'pinned'], ['copy', 'js', 'slide'], ['copy', 'native', 'pinned'], ['move', 'native', 'reference'], ['copy', 'js', 'reference'], ['move', 'js', 'dead'], ['copy', 'native', 'dead']] as const) {
     itKernel(`${mode}, ${builder} builder, ${whats[where]}: ERR_HEAP_CORRUPT, the cycle ends, other objects intact`, async () => {
       const res = await fixtureResult('dontneed-after-marking.mjs', [mode, builder, where], 30_000);
       expect(res).toMatchObject({ phase: 'marking', collect: 'ERR_HEAP_CORRUPT', after: 'idle', keep: true, verify: false });
       // A header of 0 stops the next marking; a reference past the top does not (marking cannot
       // tell it from a black object's while the mutator allocates), and the next cycle may
-      // build no page that holds it: verify() is what finds it then.
-      if (where !== 'reference') expect(res.again).toBe('ERR_HEAP_CORRUPT');
+      // build no page that holds it: verify() is what finds it then. A reference kept raw into
+      // a dead object lands wherever the move left that word: marking refuses it if no object
+      // starts there, which is likely, not certain.
+      if (where !== 'reference' && where !== 'dead') expect(res.again).toBe('ERR_HEAP_CORRUPT');
       expect(res.message).toMatch(/malformed header or reference when compaction met it/);
     }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 60_000);
   }
