@@ -158,20 +158,30 @@ export class Builders {
     this.installer = installer;
     this.capacityPages = sh.d.capacity / PAGE_SIZE;
     const own = this.scratchPage(Scratch.REBUILD + RebuildPage[thread]);
-    installer.rebuildWith((q) => {
-      this.builder.buildRun(q, 1, from, own * PAGE_WORDS * 2);
-      this.commitMalformed(); // inside an install: the cycle's own build
-      sh.count(Ctl.REBUILDS);
-      return own;
-    });
+    installer.rebuildWith(
+      (q) => {
+        this.builder.buildRun(q, 1, from, own * PAGE_WORDS * 2);
+        sh.count(Ctl.REBUILDS);
+        return own;
+      },
+      // Its tally counts only if its copy put the page in: then the page was not installed
+      // during the rebuild, and its sources were intact. A copy that met the page installed
+      // (the mutator helping, descheduled mid-rebuild while the owner installed it and the
+      // compactor recycled or released its sources) read other pages' bytes or zeros, and
+      // the page that went in was another build's, which counted for itself.
+      (installed) => (installed ? this.commitMalformed() : this.dropMalformed()),
+    );
   }
 
   /**
    * What this thread's builds found malformed goes into the cycle's counters (build.ts
    * MalformedTally). Called only where the build is the cycle's own: inside an install
    * (enterInstall), or on a thread the cycle's end waits for (the compactor in COMPACTOR_IN,
-   * the mutator, the pause). A build thrown away is forgotten (dropMalformed): a thread that
-   * slept through the end of its cycle may have read the next plan's tables half written.
+   * the mutator, the pause), and for a rebuild only once its copy went in (Installer
+   * #copyPrivate). A build thrown away is forgotten (dropMalformed): a thread that slept
+   * through the end of its cycle may have read the next plan's tables half written, and a
+   * rebuild of a page installed meanwhile may have read from-space the compactor had
+   * recycled or released since.
    */
   commitMalformed(): void {
     commitMalformed(this.sh, this.jsBuilder);

@@ -55,6 +55,12 @@ const MAX_EAGAIN_RETRIES = 1000;
 export type Warn = (msg: string, data: Record<string, unknown>) => void;
 /** Builds page q again into this thread's private page and returns that page's index (Builders). */
 export type Rebuild = (q: number) => number;
+/**
+ * Says what became of the last rebuild: true if its copy installed the page, false if it was
+ * thrown away (it threw, or the page was installed by another thread meanwhile: EEXIST). What a
+ * thrown-away rebuild found malformed is not the cycle's (Builders.commitMalformed).
+ */
+export type RebuildSettled = (installed: boolean) => void;
 
 /**
  * Page-by-page warnings (a MOVE refused, a page gone) one thread logs per cycle. KSM-merged
@@ -72,6 +78,7 @@ export class Installer {
   readonly #warn: Warn;
   readonly #fromPages: number;
   #rebuild: Rebuild | null = null;
+  #rebuildSettled: RebuildSettled | null = null;
   #calls = 0;
   #warnCycle = -1;
   #warned = 0;
@@ -109,8 +116,9 @@ export class Installer {
   installed: ((whole: boolean) => void) | null = null;
 
   /** How this thread rebuilds a page whose buffer it must not copy from (set by Builders). */
-  rebuildWith(rebuild: Rebuild): void {
+  rebuildWith(rebuild: Rebuild, settled?: RebuildSettled): void {
     this.#rebuild = rebuild;
+    this.#rebuildSettled = settled ?? null;
   }
 
   /** Installs to-space pages [q, q+n) from from-space buffer pages [buf, buf+n), then marks them mapped. */
@@ -344,7 +352,10 @@ export class Installer {
    * meet EEXIST.
    */
   #copyPrivate(q: number, buf: number, why: string): void {
-    if (buf >= this.#fromPages) return this.#copyOne(q, buf, why);
+    if (buf >= this.#fromPages) {
+      this.#copyOne(q, buf, why);
+      return;
+    }
     const sh = this.#sh;
     const installed = (): boolean => {
       if (phaseOf(Atomics.load(sh.pageState, q)) !== PagePhase.MAPPED) return false;
@@ -356,10 +367,19 @@ export class Installer {
     try {
       page = this.#rebuild!(q);
     } catch (e) {
+      this.#rebuildSettled?.(false);
       if (installed()) return;
       throw e;
     }
-    this.#copyOne(q, page, why);
+    // The page may have gone in while it was rebuilt (this thread descheduled): its sources
+    // may have been recycled or released since, so the rebuild may have read anything. Only a
+    // copy that goes in proves the page was not installed, its sources intact, throughout.
+    let ours = false;
+    try {
+      ours = this.#copyOne(q, page, why);
+    } finally {
+      this.#rebuildSettled?.(ours);
+    }
   }
 
   /**
@@ -382,8 +402,11 @@ export class Installer {
     return true;
   }
 
-  /** One page by UFFDIO_COPY (a fallback from MOVE); EEXIST means someone installed it. */
-  #copyOne(q: number, buf: number, why: string): void {
+  /**
+   * One page by UFFDIO_COPY (a fallback from MOVE); EEXIST means someone installed it. True if
+   * this copy installed it.
+   */
+  #copyOne(q: number, buf: number, why: string): boolean {
     const sh = this.#sh;
     try {
       sh.count(Ctl.COPY_CALLS);
@@ -396,11 +419,14 @@ export class Installer {
       }
     } catch (e) {
       const code = (e as MoveGcError).code;
-      if (code === 'ENOENT' && this.#gone(q)) return;
+      if (code === 'ENOENT' && this.#gone(q)) return false;
       if (code !== 'EEXIST') throw e;
       sh.count(Ctl.EEXIST);
+      markMapped(sh, q);
+      return false;
     }
     markMapped(sh, q);
+    return true;
   }
 
   #copyRun(q: number, buf: number, n: number): void {
