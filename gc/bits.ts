@@ -15,6 +15,10 @@ export function setBit(bits: Uint32Array, i: number): void {
   bits[i >>> 5] |= 1 << (i & 31);
 }
 
+export function clearBit(bits: Uint32Array, i: number): void {
+  bits[i >>> 5] &= ~(1 << (i & 31));
+}
+
 /** Sets bits [from, to). */
 export function setRange(bits: Uint32Array, from: number, to: number): void {
   if (from >= to) return;

@@ -90,7 +90,7 @@ export class SelfService {
    * this, so a read that trusts it sees the mutator's own writes (unbuilt-reads.ts).
    */
   seen(q: number): boolean {
-    return this.#present[q] === this.#epoch;
+    return this.#epoch !== 0 && this.#present[q] === this.#epoch; // epoch 0: no cycle has begun, nothing seen
   }
 
   /** At the compaction pause: a new cycle, its injection points. */

@@ -29,10 +29,10 @@
  * marked object starts after it, each forwarded until one lands on the word asked for
  * (forward.ts: two popcounts each). A page holds at most 512 object starts; usually a few.
  */
-import { nextSet } from './bits.js';
+import { clearBit, nextSet, setBit } from './bits.js';
 import { planTop } from './build.js';
 import { forward } from './forward.js';
-import { Kind, PAGE_SHIFT_WORDS, TYPE_ROW, rawOffset } from './layout.js';
+import { Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, TYPE_ROW, rawOffset } from './layout.js';
 import { markedHeaderWords } from './mark.js';
 import { NONE } from './plan.js';
 import { Ctl, Hist, PageKind, PagePhase, SEG_FIELDS, Seg, now, sleepSync, type Shared } from './shared.js';
@@ -40,6 +40,8 @@ import type { SelfService } from './selfservice.js';
 
 /** Returned when a read must take the build path. */
 export const BUILD = -1;
+const TOP = 0;
+const NEW_TOP = 1;
 
 export class UnbuiltReads {
   readonly #sh: Shared;
@@ -50,10 +52,14 @@ export class UnbuiltReads {
   readonly #types: Int32Array;
   readonly #state: Int32Array;
   readonly #faults: SelfService;
-  /** This cycle's plan top (build.ts planTop): no object lies at or above it. */
-  #top = 0;
-  /** Where the last segment's live data ends in to-space: objects at or above it were allocated since the flip. */
-  #newTop = 0;
+  /**
+   * [TOP] this cycle's plan top (build.ts planTop): no object lies at or above it; [NEW_TOP]
+   * where the last segment's live data ends in to-space: objects at or above it were allocated
+   * since the flip. In a Uint32Array, not fields: a field that went from a small integer to a
+   * double changed this class's hidden map at the first cycle, and every caller optimized
+   * before it deoptimized (heap.warmup).
+   */
+  readonly #tops = new Uint32Array(2);
   /** Pages the last rawAt read from from-space (its data's, its header's), for stillUnbuilt(). */
   #p0 = 0;
   #p1 = 0;
@@ -76,9 +82,9 @@ export class UnbuiltReads {
   /** At the compaction pause, once the plan is final. */
   begin(): void {
     const sh = this.#sh;
-    this.#top = planTop(sh);
+    this.#tops[TOP] = planTop(sh);
     const last = Atomics.load(sh.ctl, Ctl.SEGMENTS) - 1;
-    this.#newTop = last >= 0 ? sh.segments[last * SEG_FIELDS + Seg.NEW_END] : 0;
+    this.#tops[NEW_TOP] = last >= 0 ? sh.segments[last * SEG_FIELDS + Seg.NEW_END] : 0;
     this.#held = false;
   }
 
@@ -108,14 +114,15 @@ export class UnbuiltReads {
   /** From-space word of the live object compaction moves to to-space word w, or BUILD. */
   sourceOf(w: number): number {
     const { chunkNew, live, starts, pageFirst } = this.#sh;
-    if (w >= this.#newTop) return BUILD; // allocated since the flip: in to-space only
+    if (w >= this.#tops[NEW_TOP]) return BUILD; // allocated since the flip: in to-space only
     const q = w >>> PAGE_SHIFT_WORDS;
     let o = pageFirst[q];
     if (o === NONE) return BUILD;
     // Objects keep their order: the one landing at w starts at or before the next page's
     // first (which it may be), so the walk never scans the bitmap past it.
     const next = q + 1 < pageFirst.length ? pageFirst[q + 1] : NONE;
-    const limit = next === NONE ? this.#top : Math.min(next + 1, this.#top);
+    const top = this.#tops[TOP];
+    const limit = next === NONE ? top : Math.min(next + 1, top);
     for (let n = 0; n <= 1024; n++) {
       const t = forward(chunkNew, live, o);
       if (t === w) return o;
@@ -149,7 +156,7 @@ export class UnbuiltReads {
     // Still unclaimed: nothing rewrote, moved or released those sources meanwhile.
     if ((h === 0 && this.#page(qh) !== 0) || (p === 0 && this.#page(qs) !== 0)) return BUILD;
     if (p === 1 || v === 0) return this.#done(t0, v);
-    if (v >= this.#top) return BUILD; // the builder keeps it as it is, and counts it
+    if (v >= this.#tops[TOP]) return BUILD; // the builder keeps it as it is, and counts it
     return this.#done(t0, forward(this.#sh.chunkNew, this.#sh.live, v));
   }
 
@@ -213,6 +220,42 @@ export class UnbuiltReads {
     if (kind === Kind.FIXED) return this.#types[row + 1];
     if (kind === Kind.REF_ARRAY) return u32[x * 2 + 1];
     return 0;
+  }
+
+  /**
+   * Runs `run` with the tables set so that the objects starting at `objects` (ascending, ending
+   * at `hi`) read as unbuilt and in place: their words copied to from-space, marked live, their
+   * pages' first objects and their chunks' bases set so that each forwards to itself; put back
+   * after. For the accessors' warm-up before any cycle (warmup.ts): the read path gets its type
+   * feedback there, not in the first compaction (which deoptimized every caller at once). The
+   * bitmaps are clear before the first cycle, which the chunk bases rely on.
+   */
+  rehearse(objects: readonly number[], hi: number, run: () => void): void {
+    const { live, starts, chunkNew, pageFirst } = this.#sh;
+    const lo = objects[0];
+    const q0 = lo >>> PAGE_SHIFT_WORDS;
+    const q1 = Math.min((hi - 1) >>> PAGE_SHIFT_WORDS, pageFirst.length - 2); // and q1 + 1: no first object (sourceOf)
+    const c0 = lo >>> 6;
+    const c1 = (hi - 1) >>> 6;
+    const firsts = pageFirst.slice(q0, q1 + 2);
+    const bases = chunkNew.slice(c0, c1 + 1);
+    this.#from.set(this.#heap.subarray(lo * 2, hi * 2), lo * 2);
+    for (let w = lo; w < hi; w++) setBit(live, w);
+    for (const o of objects) setBit(starts, o);
+    for (let q = q0; q <= q1; q++) pageFirst[q] = objects.filter((o) => o <= Math.max(lo, q * PAGE_WORDS)).pop()!;
+    pageFirst[q1 + 1] = NONE;
+    for (let c = c0; c <= c1; c++) chunkNew[c] = c === c0 ? lo : c * 64;
+    this.#tops[TOP] = this.#tops[NEW_TOP] = hi;
+    try {
+      run();
+    } finally {
+      this.#tops.fill(0);
+      for (let w = lo; w < hi; w++) clearBit(live, w);
+      for (const o of objects) clearBit(starts, o);
+      pageFirst.set(firsts, q0);
+      chunkNew.set(bases, c0);
+      this.#from.fill(0, lo * 2, hi * 2);
+    }
   }
 
   /** A read served: counted, timed (the accessors count it as a touch of an unbuilt page). */

@@ -16,6 +16,7 @@ import { BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, TypeTable, ar
 import type { MutatorInternals } from './cycle-state.js';
 import type { MutatorHeap } from './mutator.js';
 import { mark } from './mark.js';
+import type { UnbuiltReads } from './unbuilt-reads.js';
 import { extendOverAllocations, plan } from './plan.js';
 import { PagePhase, Shared } from './shared.js';
 
@@ -35,12 +36,17 @@ let accessorsWarmed = false;
  * back: their page reads as unbuilt, and SelfService.fault() returns at once (no cycle has
  * begun: every page counts as present). Feedback is per function, so once per process.
  */
-export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shared): void {
+export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shared, reads: UnbuiltReads | null): void {
   if (accessorsWarmed) return;
   accessorsWarmed = true;
   const top = i.top;
   const a = heap.allocRefArray(2);
+  // b lies 32 words or more into its chunk: forwarding it reads the chunk's second bitmap word.
+  const pad = i.top;
+  heap.allocBytes(32 * 8);
   const b = heap.allocBytes(24);
+  heap.setRef(a, 0, b); // a read of it from from-space then forwards a reference
+  const bw = i.top - arrayWords(Kind.BYTE_ARRAY, 24);
   const q = top >>> PAGE_SHIFT_WORDS;
   const last = (i.top - 1) >>> PAGE_SHIFT_WORDS;
   // The write barrier's path too (the first marking): every store shades nothing, as
@@ -48,16 +54,22 @@ export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shar
   i.setChecks(true, true);
   try {
     for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.UNPROCESSED;
-    for (let n = 0; n < 300; n++) {
-      heap.setRef(a, 0, b);
-      heap.setRef(a, 1, heap.getRef(a, 0));
-      heap.length(a);
-      heap.typeOf(b);
-      heap.setU8(b, 0, heap.getU8(b, 1));
-      heap.setU32(b, 4, heap.getU32(b, 8));
-      heap.setF64(b, 8, heap.getF64(b, 16));
-      heap.writeBytes(b, 0, heap.readBytes(b, 8, 8));
-    }
+    const accesses = (): void => {
+      for (let n = 0; n < 300; n++) {
+        heap.setRef(a, 0, b);
+        heap.setRef(a, 1, heap.getRef(a, 0));
+        heap.length(a);
+        heap.typeOf(b);
+        heap.setU8(b, 0, heap.getU8(b, 1));
+        heap.setU32(b, 4, heap.getU32(b, 8));
+        heap.setF64(b, 8, heap.getF64(b, 16));
+        heap.writeBytes(b, 0, heap.readBytes(b, 8, 8));
+      }
+    };
+    // With reads served from from-space, the same calls take that path (unbuilt-reads.ts):
+    // the tables say the two objects are unbuilt and in place for the length of it.
+    if (reads) reads.rehearse([top, pad, bw], i.top, accesses);
+    else accesses();
   } finally {
     i.setChecks(false, false);
     for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.MAPPED;

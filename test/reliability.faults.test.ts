@@ -254,7 +254,8 @@ describe.each(['move', 'copy'] as const)('collector thread faults (%s)', (mode) 
       // the mutator's walk touches every page meanwhile. A delay repeated at each page the
       // compactor then skips made such a cycle last pages x delayMs (here ~6 min: the timeout).
       // (No object kept on a page: a page that is all gap before one holds nothing to walk.)
-      const s = await setup({ mode, stallMs: 10_000, faultPath, largeObjectBytes: 0 });
+      // The walk's reads build (unbuiltReads 'build'): this is about the accessors building every page.
+      const s = await setup({ mode, stallMs: 10_000, faultPath, unbuiltReads: 'build', largeObjectBytes: 0 });
       const st = await faultyCycle(s, { delayAtPage: 1, delayMs: 1000 });
       allInstalled(st);
       expect(st.pages.builtByCompactor).toBe(0);

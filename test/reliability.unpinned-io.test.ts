@@ -49,7 +49,9 @@ afterEach(async () => {
  * dense: no dead items in the list, and `below` dead items only under it.
  */
 async function setup(faultPath: FaultPathName, { dense = false, below = 10_000 } = {}) {
-  const heap = await Heap.create({ capacity: 32 << 20, mode: 'move', largeObjectBytes: 0, stallMs: 5000, faultPath });
+  // The walk's reads build or help install (unbuiltReads 'build'): these tests are about the
+  // buffers of pages the mutator installs, which a read served from from-space never does.
+  const heap = await Heap.create({ capacity: 32 << 20, mode: 'move', largeObjectBytes: 0, stallMs: 5000, faultPath, unbuiltReads: 'build' });
   const Item = heap.defineType({ name: 'Item', refs: 1, bytes: 8 });
   const list = heap.root(null);
   let items = 0;
