@@ -394,11 +394,8 @@ export class MutatorHeap {
 
   getU8(obj: Ref, offset: number): number {
     if (this.#compacting && this.#reads !== null) {
-      const b = this.#reads.rawAt(this.#word(obj), offset, 1);
-      if (b !== BUILD) {
-        const v = this.#reads.fromBytes.getUint8(b);
-        if (this.#reads.stillUnbuilt()) return v;
-      }
+      const v = this.#reads.u8(this.#word(obj), offset);
+      if (v !== BUILD) return v;
     }
     return this.#bytes.getUint8(this.#raw(obj, offset, 1));
   }
@@ -408,12 +405,9 @@ export class MutatorHeap {
     this.#bytes.setUint8(b, v);
   }
   getU32(obj: Ref, offset: number): number {
-    if (this.#compacting && this.#reads !== null && typeof offset === 'number' && (offset & 3) === 0) {
-      const f = this.#reads.rawAt(this.#word(obj), offset, 4);
-      if (f !== BUILD) {
-        const v = this.#reads.fromBytes.getUint32(f, true);
-        if (this.#reads.stillUnbuilt()) return v;
-      }
+    if (this.#compacting && this.#reads !== null) {
+      const v = this.#reads.u32(this.#word(obj), offset);
+      if (v !== BUILD) return v;
     }
     const b = this.#raw(obj, offset, 4);
     if (b & 3) throw new MoveGcError(ErrorCode.FIELD_RANGE, `u32 at byte ${offset} is not 4-byte aligned`);
@@ -426,13 +420,7 @@ export class MutatorHeap {
     this.#u32[b / 4] = v;
   }
   getF64(obj: Ref, offset: number): number {
-    if (this.#compacting && this.#reads !== null && typeof offset === 'number' && (offset & 7) === 0) {
-      const f = this.#reads.rawAt(this.#word(obj), offset, 8);
-      if (f !== BUILD) {
-        const v = this.#reads.fromF64[f / 8];
-        if (this.#reads.stillUnbuilt()) return v;
-      }
-    }
+    if (this.#compacting && this.#reads !== null && this.#reads.f64(this.#word(obj), offset)) return this.#reads.value;
     const b = this.#raw(obj, offset, 8);
     if (b & 7) throw new MoveGcError(ErrorCode.FIELD_RANGE, `f64 at byte ${offset} is not 8-byte aligned`);
     return this.#f64[b / 8];
@@ -447,12 +435,9 @@ export class MutatorHeap {
   readBytes(obj: Ref, offset: number, length: number): Uint8Array {
     if (typeof length !== 'number') throw invalidArg(`length must be a number, got ${shown(length)}`);
     if (!Number.isInteger(length) || length < 0) throw new MoveGcError(ErrorCode.FIELD_RANGE, `bad length ${length}`);
-    if (this.#compacting && this.#reads !== null && length > 0) {
-      const f = this.#reads.rawAt(this.#word(obj), offset, length);
-      if (f !== BUILD) {
-        const v = new Uint8Array(this.#reads.fromBytes.buffer, this.#reads.fromBytes.byteOffset + f, length).slice();
-        if (this.#reads.stillUnbuilt()) return v;
-      }
+    if (this.#compacting && this.#reads !== null) {
+      const v = this.#reads.bytes(this.#word(obj), offset, length);
+      if (v !== null) return v;
     }
     const b = this.#raw(obj, offset, length);
     return b + length <= this.#u8.length ? this.#u8.slice(b, b + length) : new Uint8Array(this.#buffer, b, length).slice();

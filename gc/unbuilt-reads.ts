@@ -60,7 +60,7 @@ export class UnbuiltReads {
    * before it deoptimized (heap.warmup).
    */
   readonly #tops = new Uint32Array(2);
-  /** Pages the last rawAt read from from-space (its data's, its header's), for stillUnbuilt(). */
+  /** Pages the last #rawAt read from from-space (its data's, its header's), for stillUnbuilt(). */
   #p0 = 0;
   #p1 = 0;
   #ph = 0;
@@ -96,12 +96,45 @@ export class UnbuiltReads {
     if (ms > 0) sleepSync(ms);
   }
 
-  get fromBytes(): DataView {
-    return this.#fromBytes;
+  /** f64's value, where f64() found one (in a typed array for the reason #tops is). */
+  readonly #value = new Float64Array(1);
+  get value(): number {
+    return this.#value[0];
   }
 
-  get fromF64(): Float64Array {
-    return this.#fromF64;
+  /** getU8's value at raw byte `offset` of the object at to-space word w, or BUILD. */
+  u8(w: number, offset: number): number {
+    const f = this.#rawAt(w, offset, 1);
+    if (f === BUILD) return BUILD;
+    const v = this.#fromBytes.getUint8(f);
+    return this.#stillUnbuilt() ? v : BUILD;
+  }
+
+  /** getU32's value, or BUILD (a misaligned offset too: the usual path says so). */
+  u32(w: number, offset: number): number {
+    if (typeof offset !== 'number' || (offset & 3) !== 0) return BUILD;
+    const f = this.#rawAt(w, offset, 4);
+    if (f === BUILD) return BUILD;
+    const v = this.#fromBytes.getUint32(f, true);
+    return this.#stillUnbuilt() ? v : BUILD;
+  }
+
+  /** getF64's value into `value` (any double can be one: no sentinel), true if read. */
+  f64(w: number, offset: number): boolean {
+    if (typeof offset !== 'number' || (offset & 7) !== 0) return false;
+    const f = this.#rawAt(w, offset, 8);
+    if (f === BUILD) return false;
+    this.#value[0] = this.#fromF64[f / 8];
+    return this.#stillUnbuilt();
+  }
+
+  /** readBytes' copy (a checked length, at most two pages), or null. */
+  bytes(w: number, offset: number, length: number): Uint8Array | null {
+    if (length === 0) return null;
+    const f = this.#rawAt(w, offset, length);
+    if (f === BUILD) return null;
+    const v = new Uint8Array(this.#fromBytes.buffer, this.#fromBytes.byteOffset + f, length).slice();
+    return this.#stillUnbuilt() ? v : null;
   }
 
   /** Page q, as this path sees it: 1 installed, 0 readable from from-space, -1 neither (a WHOLE page claimed: the build path). */
@@ -162,9 +195,9 @@ export class UnbuiltReads {
 
   /**
    * The from-space byte index of raw bytes [offset, offset+size) of the object at to-space
-   * word w, or BUILD. A hit must be confirmed after the read with stillUnbuilt().
+   * word w, or BUILD. A hit must be confirmed after the read with #stillUnbuilt().
    */
-  rawAt(w: number, offset: number, size: number): number {
+  #rawAt(w: number, offset: number, size: number): number {
     if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || size < 1) return BUILD;
     const qh = w >>> PAGE_SHIFT_WORDS;
     const h = this.#page(qh);
@@ -205,8 +238,8 @@ export class UnbuiltReads {
     return o * 8 + start + offset;
   }
 
-  /** After a read at rawAt's index: true if its pages are still unclaimed (the value stands), counted. */
-  stillUnbuilt(): boolean {
+  /** After a read at #rawAt's index: true if its pages are still not installed (the value stands), counted. */
+  #stillUnbuilt(): boolean {
     const ok = this.#page(this.#p0) === 0 && this.#page(this.#p1) === 0 && this.#page(this.#ph) === 0;
     if (ok) this.#done(this.#t0, 0);
     return ok;
