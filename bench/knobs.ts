@@ -60,8 +60,8 @@ export const KNOBS: readonly Knob[] = [
     help: 'a page the mutator touches during compaction: built by the accessor itself, or left to the kernel fault and the fault server thread',
   },
   {
-    flag: 'unbuilt-reads', option: 'unbuiltReads', default: 'from-space', choices: ['from-space', 'build'] satisfies UnbuiltReadsName[],
-    help: "with --fault-path self: a read of a page not yet built is served from from-space (the page left to the compactor), or builds the page as any access does",
+    flag: 'unbuilt-reads', option: 'unbuiltReads', default: 'build', choices: ['build', 'from-space'] satisfies UnbuiltReadsName[],
+    help: "with --fault-path self: a read of a page not yet built builds the page as any access does, or is served from from-space (the page left to the compactor)",
   },
   {
     flag: 'marking', option: 'marking', default: 'concurrent', choices: ['concurrent', 'pause'] satisfies MarkingName[],

@@ -85,6 +85,8 @@ export class MutatorHeap {
   readonly #faults: SelfService;
   /** Reads of unbuilt pages from from-space while compacting (unbuilt-reads.ts), or null: every access builds. */
   readonly #reads: UnbuiltReads | null;
+  /** Compacting, with #reads: the read accessors try from-space first (one load and a branch otherwise). */
+  #reading = false;
   /** What this heap's Roots and Pins call back into (roots.ts RootOwner): reachable from them only. */
   readonly #owner: RootOwner;
 
@@ -140,6 +142,7 @@ export class MutatorHeap {
           this.#reads?.begin();
         }
         this.#compacting = on;
+        this.#reading = on && this.#reads !== null;
       },
       barrierLog: this.#log,
       selfService: this.#faults,
@@ -173,6 +176,7 @@ export class MutatorHeap {
       checkOpen: () => this.#checkOpen(),
       setChecks: (compacting: boolean, barrier: boolean) => {
         this.#compacting = compacting;
+        this.#reading = compacting && this.#reads !== null;
         this.#barrier = barrier;
         this.#blackStart = 0;
       },
@@ -352,10 +356,16 @@ export class MutatorHeap {
   }
 
   getRef(obj: Ref, i: number): Ref | null {
-    if (this.#compacting && this.#reads !== null) {
-      const v = this.#reads.ref(this.#word(obj), i);
-      if (v !== BUILD) return v === 0 ? null : this.#tags.base + v;
-    }
+    if (this.#reading) return this.#unbuiltRef(obj, i);
+    const r = this.#u32[this.#slot(obj, i)];
+    return r === 0 ? null : this.#tags.base + r;
+  }
+
+  // getRef while compacting with reads from from-space (unbuilt-reads.ts): out of line, so
+  // that getRef stays as small as it was for V8 to inline into its callers.
+  #unbuiltRef(obj: Ref, i: number): Ref | null {
+    const v = this.#reads!.ref(this.#word(obj), i);
+    if (v !== BUILD) return v === 0 ? null : this.#tags.base + v;
     const r = this.#u32[this.#slot(obj, i)];
     return r === 0 ? null : this.#tags.base + r;
   }
@@ -393,8 +403,8 @@ export class MutatorHeap {
   }
 
   getU8(obj: Ref, offset: number): number {
-    if (this.#compacting && this.#reads !== null) {
-      const v = this.#reads.u8(this.#word(obj), offset);
+    if (this.#reading) {
+      const v = this.#reads!.u8(this.#word(obj), offset);
       if (v !== BUILD) return v;
     }
     return this.#bytes.getUint8(this.#raw(obj, offset, 1));
@@ -405,8 +415,8 @@ export class MutatorHeap {
     this.#bytes.setUint8(b, v);
   }
   getU32(obj: Ref, offset: number): number {
-    if (this.#compacting && this.#reads !== null) {
-      const v = this.#reads.u32(this.#word(obj), offset);
+    if (this.#reading) {
+      const v = this.#reads!.u32(this.#word(obj), offset);
       if (v !== BUILD) return v;
     }
     const b = this.#raw(obj, offset, 4);
@@ -420,7 +430,7 @@ export class MutatorHeap {
     this.#u32[b / 4] = v;
   }
   getF64(obj: Ref, offset: number): number {
-    if (this.#compacting && this.#reads !== null && this.#reads.f64(this.#word(obj), offset)) return this.#reads.value;
+    if (this.#reading && this.#reads!.f64(this.#word(obj), offset)) return this.#reads!.value;
     const b = this.#raw(obj, offset, 8);
     if (b & 7) throw new MoveGcError(ErrorCode.FIELD_RANGE, `f64 at byte ${offset} is not 8-byte aligned`);
     return this.#f64[b / 8];
@@ -435,8 +445,8 @@ export class MutatorHeap {
   readBytes(obj: Ref, offset: number, length: number): Uint8Array {
     if (typeof length !== 'number') throw invalidArg(`length must be a number, got ${shown(length)}`);
     if (!Number.isInteger(length) || length < 0) throw new MoveGcError(ErrorCode.FIELD_RANGE, `bad length ${length}`);
-    if (this.#compacting && this.#reads !== null) {
-      const v = this.#reads.bytes(this.#word(obj), offset, length);
+    if (this.#reading) {
+      const v = this.#reads!.bytes(this.#word(obj), offset, length);
       if (v !== null) return v;
     }
     const b = this.#raw(obj, offset, length);

@@ -196,9 +196,9 @@ export interface HeapOptions {
   faultPath?: FaultPathName;
   /**
    * With faultPath 'self': a read (getRef, getU8/U32/F64, readBytes of at most two pages) of a
-   * page not yet built is served from from-space, the page left to the compactor
-   * ('from-space', default), or builds the page as any other access ('build'); see
-   * unbuilt-reads.ts. MOVEGC_UNBUILT_READS changes the default.
+   * page not yet built builds the page as any other access does ('build', default), or is
+   * served from from-space, the page left to the compactor ('from-space'); see
+   * unbuilt-reads.ts for when each pays. MOVEGC_UNBUILT_READS=from-space changes the default.
    */
   unbuiltReads?: UnbuiltReadsName;
   /** MADV_DONTFORK on the heap's mappings (default true): a child then shares no heap page. */
@@ -304,7 +304,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   const envMarking = process.env.MOVEGC_MARKING === Marking.PAUSE ? Marking.PAUSE : Marking.CONCURRENT;
   const marking = oneOf<MarkingName>('marking', s.marking, [Marking.CONCURRENT, Marking.PAUSE], envMarking);
   const envPath = process.env.MOVEGC_FAULT_PATH === FaultPath.HANDLER ? FaultPath.HANDLER : FaultPath.SELF;
-  const envReads = process.env.MOVEGC_UNBUILT_READS === UnbuiltReadPolicy.BUILD ? UnbuiltReadPolicy.BUILD : UnbuiltReadPolicy.FROM_SPACE;
+  const envReads = process.env.MOVEGC_UNBUILT_READS === UnbuiltReadPolicy.FROM_SPACE ? UnbuiltReadPolicy.FROM_SPACE : UnbuiltReadPolicy.BUILD;
   const { stallMs, denseThreshold, largeObjectBytes, hide, logger } = s;
   if (stallMs !== undefined) {
     if (typeof stallMs !== 'number') throw invalidArg(`stallMs must be a number, got ${typeof stallMs}`);

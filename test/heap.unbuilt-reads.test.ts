@@ -4,7 +4,7 @@
  * word where it still is (forwarding a reference as the builder would) and leave the page to
  * the compactor; writes build the page as before.
  *
- *  - the option: validated, default 'from-space', MOVEGC_UNBUILT_READS=build (child process).
+ *  - the option: validated, default 'build', MOVEGC_UNBUILT_READS=from-space (child process).
  *  - what is read: every reference slot and raw field of a graph whose pages are all unbuilt
  *    (the compactor sleeps before its first page): the right values, no page built, no kernel
  *    fault, every read counted; with 'build' the same reads build their pages (the control).
@@ -29,7 +29,7 @@ const DIST_URL = new URL('../dist/gc/index.js', import.meta.url).href;
 const MODES = ['move', 'copy'] as const;
 
 describe('the unbuiltReads option', () => {
-  it('is validated like the other options and defaults to from-space', async () => {
+  it('is validated like the other options and defaults to build', async () => {
     for (const bad of ['fromspace', 'BUILD', '', 1, true, null, {}]) {
       const e = await rejected(() => Heap.create({ capacity: 2 << 20, mode: 'stw', unbuiltReads: bad as never }));
       expect(e, String(bad)).toBeInstanceOf(MoveGcError);
@@ -38,11 +38,11 @@ describe('the unbuiltReads option', () => {
     }
   });
 
-  it('MOVEGC_UNBUILT_READS=build changes the default, not an explicit choice (child process)', () => {
+  it('MOVEGC_UNBUILT_READS=from-space changes the default, not an explicit choice (child process)', () => {
     // What a heap was given shows in whether reads build: a 2-cycle probe in the child.
     const script = `const { Heap } = await import(${JSON.stringify(DIST_URL)});
       const out = [];
-      for (const o of [{}, { unbuiltReads: 'from-space' }]) {
+      for (const o of [{}, { unbuiltReads: 'build' }]) {
         const h = await Heap.create({ capacity: 8 << 20, mode: 'copy', stallMs: 10000, inject: { delayAtPage: 1, delayMs: 200 }, ...o });
         const a = h.root(h.allocRefArray(2000));
         for (let i = 0; i < 2000; i++) { h.allocBytes(200); h.setRef(a.get(), i, h.allocBytes(16)); }
@@ -65,8 +65,9 @@ describe('the unbuiltReads option', () => {
       return JSON.parse(r.stdout.trim().split('\n').pop()!);
     };
     try {
-      expect(run('build')).toEqual(['build', 'from-space']);
-      expect(run(undefined)).toEqual(['from-space', 'from-space']);
+      expect(run('from-space')).toEqual(['from-space', 'build']);
+      expect(run(undefined)).toEqual(['build', 'build']);
+      expect(run('bogus')).toEqual(['build', 'build']); // only 'from-space' changes it
     } finally {
       fs.rmSync(path.dirname(file), { recursive: true, force: true });
     }
@@ -132,7 +133,7 @@ describe('a WHOLE page claimed (move)', () => {
     // A WHOLE page's source page moves away with it: from its claim on, from-space holds a
     // hole there. The compactor holds its first WHOLE run 1 s between the MOVE and MAPPED;
     // the reads come inside that second, and must not read the hole.
-    const heap = await openHeap({ capacity: 32 << 20, mode: 'move', stallMs: 10_000, inject: { wholeHoldMappedMs: 1000 } });
+    const heap = await openHeap({ capacity: 32 << 20, mode: 'move', unbuiltReads: 'from-space', stallMs: 10_000, inject: { wholeHoldMappedMs: 1000 } });
     const BYTES = 256 * 1024;
     heap.allocBytes(100_000); // garbage below: the array slides, by whole pages
     const big = heap.root(heap.allocBytes(BYTES));
@@ -183,7 +184,7 @@ describe.each(MODES)('reads of unbuilt pages (%s)', (mode) => {
   }, 60_000);
 
   itMode(mode, 'a write builds its page; reads of it and of its neighbours see the write', async () => {
-    const heap = await openHeap({ capacity: 16 << 20, mode, stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 300 } });
+    const heap = await openHeap({ capacity: 16 << 20, mode, unbuiltReads: 'from-space', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 300 } });
     const g = buildGraph(heap);
     await heap.collect();
     expect(heap.cyclePhase).toBe('compacting');
@@ -211,7 +212,7 @@ describe.each(MODES)('reads of unbuilt pages (%s)', (mode) => {
     // self-service, so its write goes through the kernel; the fault server installs the page
     // and holds 300 ms before marking it MAPPED. The write lands meanwhile, and the read must
     // take it from to-space, not the old word from from-space.
-    const heap = await openHeap({ capacity: 16 << 20, mode, stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 600, selfFailAtInstall: 1, faultHoldMappedMs: 300 } });
+    const heap = await openHeap({ capacity: 16 << 20, mode, unbuiltReads: 'from-space', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 600, selfFailAtInstall: 1, faultHoldMappedMs: 300 } });
     const g = buildGraph(heap);
     await heap.collect();
     expect(heap.cyclePhase).toBe('compacting');
@@ -233,7 +234,7 @@ describe.each(MODES)('reads of unbuilt pages (%s)', (mode) => {
     // unbuilt when the read looks; the read then sleeps 1.5 s, in which the compactor installs
     // every page and recycles (move) or releases (copy) from-space behind it: 24 MiB of live
     // arrays after the target put its sources 8 MiB and more behind the walk.
-    const heap = await openHeap({ capacity: 64 << 20, mode, stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 100, readHoldMs: 1500 } });
+    const heap = await openHeap({ capacity: 64 << 20, mode, unbuiltReads: 'from-space', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 100, readHoldMs: 1500 } });
     const T = heap.defineType({ name: 'Target', refs: 1, bytes: 8 });
     const keep = [heap.root(heap.allocBytes(8192))];
     heap.allocBytes(3000);
@@ -262,7 +263,7 @@ describe.each(MODES)('reads of unbuilt pages (%s)', (mode) => {
   }, 60_000);
 
   itMode(mode, 'racing the compactor: every read right while it builds, installs and recycles; verified after', async () => {
-    const heap = await openHeap({ capacity: 32 << 20, mode, stallMs: 10_000 });
+    const heap = await openHeap({ capacity: 32 << 20, mode, unbuiltReads: 'from-space', stallMs: 10_000 });
     const g = buildGraph(heap);
     for (let round = 0; round < 3; round++) {
       for (let i = 0; i < 2000; i++) heap.allocBytes(300 + (i % 5) * 200);
