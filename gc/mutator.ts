@@ -141,8 +141,7 @@ export class MutatorHeap {
           this.#faults.begin(this.#inject);
           this.#reads?.begin();
         }
-        this.#compacting = on;
-        this.#reading = on && this.#reads !== null;
+        this.#setCompacting(on);
       },
       barrierLog: this.#log,
       selfService: this.#faults,
@@ -175,8 +174,7 @@ export class MutatorHeap {
       check: () => this.#check(),
       checkOpen: () => this.#checkOpen(),
       setChecks: (compacting: boolean, barrier: boolean) => {
-        this.#compacting = compacting;
-        this.#reading = compacting && this.#reads !== null;
+        this.#setCompacting(compacting);
         this.#barrier = barrier;
         this.#blackStart = 0;
       },
@@ -189,6 +187,12 @@ export class MutatorHeap {
     const others: number[] = [];
     for (const h of liveHeaps) if (h !== this) others.push(h.#tags.tag);
     return this.#tags.error(ref, others);
+  }
+
+  /** The accessors' page checks on or off; #reading follows (it is #compacting with #reads). */
+  #setCompacting(on: boolean): void {
+    this.#compacting = on;
+    this.#reading = on && this.#reads !== null;
   }
 
   /** Word index of a reference, checked; during compaction its header's page is installed first. */

@@ -32,7 +32,7 @@
 import { clearBit, nextSet, setBit } from './bits.js';
 import { planTop } from './build.js';
 import { forward } from './forward.js';
-import { Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, TYPE_ROW, rawOffset } from './layout.js';
+import { Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, TYPE_ROW, rawOffset, refCount } from './layout.js';
 import { markedHeaderWords } from './mark.js';
 import { NONE } from './plan.js';
 import { Ctl, Hist, PageKind, PagePhase, SEG_FIELDS, Seg, now, sleepSync, type Shared } from './shared.js';
@@ -258,11 +258,7 @@ export class UnbuiltReads {
   /** Reference slots of the object whose header is at word x of u32 (layout.ts refCount), checked in from-space. */
   #refs(u32: Uint32Array, x: number, fromSpace: boolean): number {
     if (fromSpace && markedHeaderWords(u32, this.#types, this.#sh.starts, this.#sh.live, x) === 0) return 0;
-    const row = u32[x * 2] * TYPE_ROW;
-    const kind = this.#types[row];
-    if (kind === Kind.FIXED) return this.#types[row + 1];
-    if (kind === Kind.REF_ARRAY) return u32[x * 2 + 1];
-    return 0;
+    return refCount(u32, this.#types, x);
   }
 
   /**
