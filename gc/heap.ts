@@ -28,7 +28,7 @@ import { debugState, progressOf, type Progress } from './heap-types.js';
 import type { MutatorInternals } from './cycle-state.js';
 import { MutatorHeap } from './mutator.js';
 import { Pin, Root } from './roots.js';
-import { warmUpAccessors, warmUpFlip } from './warmup.js';
+import { rehearsePause, warmUpAccessors, warmUpFlip } from './warmup.js';
 
 export type { Ref };
 export { Root, Pin };
@@ -113,6 +113,7 @@ export class Heap extends MutatorHeap {
       }
       warmUpAccessors(heap, heap.#in, heap.#sh, heap.#reads);
       if (heap.marking === Marking.CONCURRENT) warmUpFlip(largeObjectWords(opts));
+      if (mode !== Mode.STW) await rehearsePause((o) => Heap.create(o), log);
     } catch (e) {
       await heap.close();
       throw internal(e, 'creating the heap'); // ours keep their code; anything else is a bug
