@@ -92,8 +92,8 @@ export interface SplayRep {
     /** Pages built by an accessor (self-service) and by the fault server. */
     pagesBuiltBySelf: number;
     pagesBuiltByFaults: number;
-    /** The mutator's stall per touched unbuilt page, µs: self and handler samples merged, and each count. */
-    stallUs: Quantiles & { self: number; handler: number };
+    /** The mutator's stall per touched unbuilt page, µs: self, handler and from-space read samples merged (unbuiltReads), and each count. */
+    stallUs: Quantiles & { self: number; handler: number; reads: number };
     /** Self-service left to the kernel path (another builder held the page) or failed. */
     selfLeft: number;
     selfFailed: number;
@@ -265,7 +265,7 @@ async function runVariant(variant: Variant, rep: number, v: Values, knobs: KnobV
     const hist = h.history;
     const sum = (f: (c: (typeof hist)[number]) => number): number => hist.reduce((a, c) => a + f(c), 0);
     const q = quantiles(collects);
-    const stalls = bucketQuantiles(mergeBuckets(hist.flatMap((c) => [c.stalls.self.buckets, c.stalls.handler.buckets])));
+    const stalls = bucketQuantiles(mergeBuckets(hist.flatMap((c) => [c.stalls.self.buckets, c.stalls.handler.buckets, c.stalls.reads.buckets])));
     heapStats = {
       capacityMiB: v.heap as number,
       cycles: hist.length,
@@ -278,7 +278,7 @@ async function runVariant(variant: Variant, rep: number, v: Values, knobs: KnobV
       pagesCopied: sum((c) => c.pages.copied),
       pagesBuiltBySelf: sum((c) => c.pages.builtBySelf),
       pagesBuiltByFaults: sum((c) => c.pages.builtByFaults),
-      stallUs: { ...stalls, self: sum((c) => c.stalls.self.count), handler: sum((c) => c.stalls.handler.count) },
+      stallUs: { ...stalls, self: sum((c) => c.stalls.self.count), handler: sum((c) => c.stalls.handler.count), reads: sum((c) => c.stalls.reads.count) },
       selfLeft: sum((c) => c.stalls.selfLeft),
       selfFailed: sum((c) => c.stalls.selfFailed),
       liveMiB: hist.length ? hist[hist.length - 1].liveBytes / 2 ** 20 : h.usedBytes / 2 ** 20,
@@ -464,7 +464,7 @@ export async function main(v: Values): Promise<void> {
       const cr = r.collectionRunsMs.length ? median(r.collectionRunsMs).toFixed(1) : '-';
       process.stderr.write(
         `  rep ${rep}/${reps} ${variant.padEnd(12)}: ${r.runsPerS.toFixed(0)} runs/s, latency p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} max ${r.latencyMs.max.toFixed(1)} ms, ` +
-          `RMS ${r.rmsMs.toFixed(2)} ms${r.heap ? `, ${r.heap.cycles} cycles, collect() max ${r.heap.collectMs.max.toFixed(1)} ms, collection run p50 ${cr} ms, stall/page p50 ${r.heap.stallUs.p50.toFixed(0)} us (${r.heap.stallUs.count} pages, ${r.heap.pagesBuiltBySelf} self-built, ${r.heap.faults} kernel faults)` : ''}, V8 GCs ${r.v8gc.count}${r.keysOk ? '' : ', CHECK FAILED'}\n`,
+          `RMS ${r.rmsMs.toFixed(2)} ms${r.heap ? `, ${r.heap.cycles} cycles, collect() max ${r.heap.collectMs.max.toFixed(1)} ms, collection run p50 ${cr} ms, stall/page p50 ${r.heap.stallUs.p50.toFixed(0)} us (${r.heap.stallUs.count} pages, ${r.heap.pagesBuiltBySelf} self-built, ${r.heap.stallUs.reads} read from from-space, ${r.heap.faults} kernel faults)` : ''}, V8 GCs ${r.v8gc.count}${r.keysOk ? '' : ', CHECK FAILED'}\n`,
       );
     }
   const summary = summarize(all);

@@ -224,7 +224,7 @@ describe('fault paths side by side', () => {
         expect(x.nextRunsMs).toHaveLength(x.collectionRunsMs.length);
         for (const ms of x.collectionRunsMs) expect(ms).toBeGreaterThan(0);
         const s = x.heap.stallUs;
-        expect(s.count, x.variant).toBe(s.self + s.handler);
+        expect(s.count, x.variant).toBe(s.self + s.handler + s.reads);
       }
       expect(self.heap.cycles).toBeGreaterThan(0);
       expect(self.heap.pagesBuiltBySelf).toBeGreaterThan(0);
@@ -252,6 +252,21 @@ describe('fault paths side by side', () => {
       const html = fs.readFileSync(path.join(cwd, 'bench', 'results', 'splay-latest.html'), 'utf8');
       expect(html).toContain('issue 11: self / handler');
       expect(html).toContain('move (handler)');
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  }, undefined, 150_000);
+
+  itKernel('splay with --unbuilt-reads from-space counts the reads among the touches of unbuilt pages', () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
+    try {
+      const r = movegc(['splay', '--reps', '1', '--seconds', '1', '--trigger', '0.6', '--variants', 'move', '--unbuilt-reads', 'from-space'], cwd, 120_000);
+      expect(r.status, r.stderr.slice(-2000)).toBe(0);
+      const res = JSON.parse(fs.readFileSync(path.join(cwd, 'bench', 'results', 'splay-latest.json'), 'utf8'));
+      const s = res.reps[0].heap.stallUs;
+      expect(s.reads, 'reads served from from-space').toBeGreaterThan(0);
+      expect(s.count).toBe(s.self + s.handler + s.reads);
+      expect(r.stdout + r.stderr).toMatch(/[1-9]\d* read from from-space/);
     } finally {
       fs.rmSync(cwd, { recursive: true, force: true });
     }
