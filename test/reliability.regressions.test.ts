@@ -9,6 +9,7 @@
  *    written, so the heap no longer parsed (gc/pause.ts);
  *  - a page the program dropped (MADV_DONTNEED) mid-cycle hung the mutator (gc/fault.ts).
  */
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Heap, type ModeName, type Root } from '../dist/gc/index.js';
 import { buildGraph, captureLogger, checksum } from './fixtures/graph.mjs';
@@ -217,6 +218,58 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
     h.inject({});
     const ended = await Promise.race([h.idle().then(() => true), new Promise<false>((res) => setTimeout(() => res(false), 5000))]);
     if (!ended) return void expect.fail('the cycle did not end in 5 s (its heap is left open: close() would hang too)');
+    heaps.push(h);
+    expectList(h, root, 2000);
+    expectOk(h);
+  }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
+
+  itKernel(`[${mode}] a fault raised inside the next flip is served after it, by no thread fenced to the last cycle`, async () => {
+    // Builders.#inCycle's CLOSING_CYCLE term. Inside the flip's gap (PHASE published, CYCLE not
+    // yet bumped) the words read "the last cycle compacts". A thread reading the heap by its
+    // address faults there, and the fault server, fenced to the last cycle, would claim and
+    // build the new plan's page; held past CYCLE's bump (faultHoldBuiltMs), it could no longer
+    // install it, and the page stayed PROCESSED under a live owner: the cycle never ended.
+    // register-first: the reader's loads must never meet the heap remapped and not yet armed.
+    const h = await Heap.create({ capacity: 16 << 20, mode, stallMs: 5000, faultPath: 'handler', marking: 'concurrent', pauseOrder: 'register-first' });
+    const { root } = buildList(h);
+    await h.gc(); // the fault server's last cycle is over
+    cutBelow(h, root, 2000);
+    // A page in the middle of the live data: the next cycle slides other nodes onto it.
+    let probe = root.get()!;
+    while (h.getU32(probe, 0) !== 3000) probe = h.getRef(probe, 0)!;
+    const word = ((h.addressOf(probe) - h.address) >>> 2) + 2;
+    const sync = new Int32Array(new SharedArrayBuffer(8));
+    const reader = new Worker(
+      `const { workerData: d, parentPort } = require('node:worker_threads');
+      import(d.distUrl).then(({ viewOf }) => {
+        const heap = new Uint32Array(viewOf(d.heapAddress, d.capacity));
+        parentPort.postMessage('ready');
+        let v = 0;
+        while (Atomics.load(d.sync, 0) === 0) v ^= heap[d.word]; // faults once the flip arms the heap
+        parentPort.postMessage(v);
+      });`,
+      { eval: true, workerData: { distUrl: new URL('../dist/gc/memory.js', import.meta.url).href, heapAddress: h.address, capacity: h.capacity, word, sync } },
+    );
+    await new Promise<void>((resolve) => reader.once('message', () => resolve()));
+    let ended = false;
+    try {
+      h.inject({ flipGapMs: 300, faultHoldBuiltMs: 600 });
+      h.requestCollection();
+      for (let i = 0; i < 200_000 && h.cyclePhase !== 'compacting'; i++) {
+        h.safepoint();
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(h.cyclePhase).toBe('compacting');
+      h.inject({});
+      ended = await Promise.race([h.idle().then(() => true), new Promise<false>((res) => setTimeout(() => res(false), 8000))]);
+      // Not ended: the reader waits in a fault nobody serves, and so would its termination.
+      if (!ended) return void expect.fail('the cycle did not end in 8 s (its heap and the reader are left as they are: close() would hang too)');
+      expect(h.history.at(-1)!.faults, 'the reader faulted').toBeGreaterThan(0);
+    } finally {
+      Atomics.store(sync, 0, 1);
+      if (ended) await reader.terminate();
+      else reader.unref();
+    }
     heaps.push(h);
     expectList(h, root, 2000);
     expectOk(h);
