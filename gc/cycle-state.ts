@@ -90,6 +90,8 @@ export interface CycleContext {
   mut: MutatorState;
   inject: () => Readonly<InjectOptions>;
   verify: () => { ok: boolean; errors: string[] };
+  /** One line per cycle on stderr (MOVEGC_TRACE, trace.ts); never for the warm-up's own heap. */
+  trace: boolean;
 }
 
 /** What MutatorHeap is built from (Heap's constructor). */

@@ -47,7 +47,7 @@ import { Owner, now, sleepSync } from './shared.js';
 import { emptyStats, recordMarking, recordPlan, type CycleStats, type PauseKind } from './stats.js';
 import { keepAlive } from './threads.js';
 import { Role as HbRole } from './heartbeat.js';
-import { rounded, roundMs, traceFromEnv } from './trace.js';
+import { rounded, roundMs } from './trace.js';
 
 export class CycleDriver {
   readonly #c: CycleContext;
@@ -69,11 +69,12 @@ export class CycleDriver {
   /** The end of a cycle failed on the event loop (verify: true): for the mutator's next cycle call. */
   #endError: unknown = null;
   /** MOVEGC_TRACE: one line per cycle on stderr (trace.ts). */
-  readonly #trace = traceFromEnv();
+  readonly #trace: boolean;
   readonly #marker: MarkerLink;
 
   constructor(c: CycleContext) {
     this.#c = c;
+    this.#trace = c.trace;
     this.concurrentMarking = c.mode !== Mode.STW && c.opts.marking === Marking.CONCURRENT;
     this.#alignWords = largeObjectWords(c.opts);
     this.#marker = new MarkerLink(c.sh, c.threads, c.log);

@@ -28,6 +28,7 @@ import { debugState, progressOf, type Progress } from './heap-types.js';
 import type { MutatorInternals } from './cycle-state.js';
 import { MutatorHeap } from './mutator.js';
 import { Pin, Root } from './roots.js';
+import { traceFromEnv } from './trace.js';
 import { rehearsePause, warmUpAccessors, warmUpFlip } from './warmup.js';
 
 export type { Ref };
@@ -58,7 +59,7 @@ export class Heap extends MutatorHeap {
   readonly #reads: UnbuiltReads | null;
   #closing: Promise<void> | null = null;
 
-  private constructor(opts: ResolvedOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger, mem: HeapMemory) {
+  private constructor(opts: ResolvedOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger, mem: HeapMemory, trace: boolean) {
     const sh = mem.sh;
     const from = new Uint32Array(mem.from.view(0, opts.capacity + sh.d.fromExtraPages * PAGE_SIZE));
     const builders = new Builders(sh, from, new Installer(sh, mem.uffd, (msg, data) => log.warn({ ...data, thread: 'mutator' }, msg)), 'mutator');
@@ -80,7 +81,7 @@ export class Heap extends MutatorHeap {
     this.capabilities = caps;
     this.faultPath = opts.faultPath;
     this.#collector = new Collector(
-      { sh, opts, mode, builders, uffd: mem.uffd, log, mut: this.#in, inject: this.#in.inject, verify: () => this.verify() },
+      { sh, opts, mode, builders, uffd: mem.uffd, log, mut: this.#in, inject: this.#in.inject, verify: () => this.verify(), trace },
       this.marking,
     );
     this.#in.setCycleActive(() => this.#collector.active);
@@ -91,6 +92,11 @@ export class Heap extends MutatorHeap {
    * falls back (and logs why) if the kernel lacks what it needs.
    */
   static async create(options: HeapOptions): Promise<Heap> {
+    return Heap.#open(options, traceFromEnv());
+  }
+
+  /** create(), with or without MOVEGC_TRACE's lines (none for the warm-up's own heap, warmup.ts). */
+  static async #open(options: HeapOptions, trace: boolean): Promise<Heap> {
     const opts = resolveOptions(options); // read once, validated, frozen: see options.ts
     const log = opts.logger ?? silentLogger();
     const caps = probe({ hide: [...opts.hide] });
@@ -99,7 +105,7 @@ export class Heap extends MutatorHeap {
     const mem = HeapMemory.open(opts, caps, mode);
     let heap: Heap;
     try {
-      heap = new Heap(opts, caps, mode, fallbacks, log, mem);
+      heap = new Heap(opts, caps, mode, fallbacks, log, mem, trace);
     } catch (e) {
       mem.close();
       throw e;
@@ -113,7 +119,7 @@ export class Heap extends MutatorHeap {
       }
       warmUpAccessors(heap, heap.#in, heap.#sh, heap.#reads);
       if (heap.marking === Marking.CONCURRENT) warmUpFlip(largeObjectWords(opts));
-      if (mode !== Mode.STW) await rehearsePause((o) => Heap.create(o), log);
+      if (mode !== Mode.STW) await rehearsePause((o) => Heap.#open(o, false), log);
     } catch (e) {
       await heap.close();
       throw internal(e, 'creating the heap'); // ours keep their code; anything else is a bug

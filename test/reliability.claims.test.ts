@@ -95,6 +95,15 @@ describe('heap options', () => {
     expect(lines[1]).toMatch(/^gc 2 stw: /);
     expect(envChild(arg, { MOVEGC_TRACE: undefined }).stderr).not.toMatch(/^gc \d+ /m);
   }, 120_000);
+
+  // The first move heap of a process rehearses two collections on a stw heap of its own
+  // (warmup.ts rehearsePause): they are not the program's, and trace nothing.
+  itKernel("MOVEGC_TRACE=1 traces the program's cycles, not the warm-up's", () => {
+    const on = envChild({ heaps: [{ mode: 'move' }], gcs: 2 }, { MOVEGC_TRACE: '1' });
+    expect(on.heaps).toEqual(['move:concurrent']);
+    const lines = on.stderr.split('\n').filter((l) => /^gc \d+ /.test(l));
+    expect(lines.map((l) => l.slice(0, l.indexOf(':')))).toEqual(['gc 1 move', 'gc 2 move']);
+  }, ['uffd', 'move'], 120_000);
 });
 
 describe('huge pages', () => {
