@@ -42,7 +42,7 @@ export function endCycle(c: CycleContext, a: ActiveCycle): CycleStats {
 }
 
 /** After the cycle is recorded: dead threads replaced, its log lines (and trace line), verification if asked. */
-export function reportCycle(c: CycleContext, st: CycleStats, trace: boolean): void {
+export function reportCycle(c: CycleContext, st: CycleStats): void {
   // Whichever way the cycle ended (a safepoint, the event loop): no dead thread into the next one.
   void c.threads.replaceDead();
   c.log.info(
@@ -50,7 +50,7 @@ export function reportCycle(c: CycleContext, st: CycleStats, trace: boolean): vo
     'cycle done',
   );
   if (st.ebusy > 0) c.log.warn({ cycle: st.cycle, ebusy: st.ebusy, copied: st.ebusyCopies }, 'pages refused by MOVE were copied');
-  if (trace) process.stderr.write(`${formatTrace(st, c.opts.capacity)}\n`);
+  if (c.trace) process.stderr.write(`${formatTrace(st, c.opts.capacity)}\n`);
   if (st.malformedObjects > 0) {
     // Built anyway, so the cycle ended (build.ts malformedWords); the heap stays usable, and
     // the next walk that meets such an object (marking, verify, census) reports it too.

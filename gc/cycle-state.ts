@@ -111,6 +111,8 @@ export interface MutatorParts {
 
 /** What the phase driver (MutatorState) and Heap use of MutatorHeap, and no caller may. */
 export interface MutatorInternals extends MutatorState {
+  /** The accessors' read path of unbuilt pages (unbuilt-reads.ts), or null: for the warm-up. */
+  readonly reads: UnbuiltReads | null;
   readonly typeList: HeapType[];
   readonly types: TypeTable;
   inject(): Readonly<InjectOptions>;

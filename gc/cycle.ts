@@ -68,13 +68,10 @@ export class CycleDriver {
   #requested = false;
   /** The end of a cycle failed on the event loop (verify: true): for the mutator's next cycle call. */
   #endError: unknown = null;
-  /** MOVEGC_TRACE: one line per cycle on stderr (trace.ts). */
-  readonly #trace: boolean;
   readonly #marker: MarkerLink;
 
   constructor(c: CycleContext) {
     this.#c = c;
-    this.#trace = c.trace;
     this.concurrentMarking = c.mode !== Mode.STW && c.opts.marking === Marking.CONCURRENT;
     this.#alignWords = largeObjectWords(c.opts);
     this.#marker = new MarkerLink(c.sh, c.threads, c.log);
@@ -531,7 +528,7 @@ export class CycleDriver {
       this.#history.shift();
       this.#byCycle.delete(this.#byCycle.keys().next().value!); // the oldest, by the number it was recorded under
     }
-    reportCycle(this.#c, st, this.#trace);
+    reportCycle(this.#c, st);
   }
 
   // ------------------------------------------------------------------ records

@@ -55,8 +55,6 @@ export class Heap extends MutatorHeap {
   readonly #collector: Collector;
   /** The mutator's idle-time builds (idleCompact). */
   readonly #idle: IdleCompaction;
-  /** The read path of unbuilt pages (unbuilt-reads.ts), for the warm-up; the accessors hold their own. */
-  readonly #reads: UnbuiltReads | null;
   #closing: Promise<void> | null = null;
 
   private constructor(opts: ResolvedOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger, mem: HeapMemory, trace: boolean) {
@@ -70,7 +68,6 @@ export class Heap extends MutatorHeap {
     let exposed: MutatorInternals | undefined;
     super({ opts, log, sh, types: mem.types, view, u32, address: mem.heap.address, faults, reads }, (i) => (exposed = i));
     this.#in = exposed!;
-    this.#reads = reads;
     this.#idle = new IdleCompaction(sh, builders, u32, faults);
     this.#mem = mem;
     this.#sh = sh;
@@ -117,7 +114,7 @@ export class Heap extends MutatorHeap {
       } finally {
         mem.threadsStarted(); // they have reserved their ranges (or failed to)
       }
-      warmUpAccessors(heap, heap.#in, heap.#sh, heap.#reads);
+      warmUpAccessors(heap, heap.#in, heap.#sh);
       if (heap.marking === Marking.CONCURRENT) warmUpFlip(largeObjectWords(opts));
       if (mode !== Mode.STW) await rehearsePause((o) => Heap.#open(o, false), log);
     } catch (e) {

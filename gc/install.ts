@@ -408,6 +408,7 @@ export class Installer {
    */
   #copyOne(q: number, buf: number, why: string): boolean {
     const sh = this.#sh;
+    let ours = true;
     try {
       sh.count(Ctl.COPY_CALLS);
       sh.record(Hist.BATCH_PAGES, 1);
@@ -422,11 +423,10 @@ export class Installer {
       if (code === 'ENOENT' && this.#gone(q)) return false;
       if (code !== 'EEXIST') throw e;
       sh.count(Ctl.EEXIST);
-      markMapped(sh, q);
-      return false;
+      ours = false;
     }
     markMapped(sh, q);
-    return true;
+    return ours;
   }
 
   #copyRun(q: number, buf: number, n: number): void {

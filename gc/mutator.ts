@@ -145,6 +145,7 @@ export class MutatorHeap {
       },
       barrierLog: this.#log,
       selfService: this.#faults,
+      reads: this.#reads,
       holes: this.#holes,
       lose: (e: MoveGcError) => {
         this.#lost = e;

@@ -20,7 +20,6 @@ import type { HeapOptions } from './options.js';
 import type { Logger } from './log.js';
 import type { MutatorHeap } from './mutator.js';
 import { mark } from './mark.js';
-import type { UnbuiltReads } from './unbuilt-reads.js';
 import { extendOverAllocations, plan } from './plan.js';
 import { PagePhase, Shared, now } from './shared.js';
 
@@ -40,7 +39,7 @@ let accessorsWarmed = false;
  * back: their page reads as unbuilt, and SelfService.fault() returns at once (no cycle has
  * begun: every page counts as present). Feedback is per function, so once per process.
  */
-export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shared, reads: UnbuiltReads | null): void {
+export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shared): void {
   if (accessorsWarmed) return;
   accessorsWarmed = true;
   const top = i.top;
@@ -72,7 +71,7 @@ export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shar
     };
     // With reads served from from-space, the same calls take that path (unbuilt-reads.ts):
     // the tables say the two objects are unbuilt and in place for the length of it.
-    if (reads) reads.rehearse([top, pad, bw], i.top, accesses);
+    if (i.reads) i.reads.rehearse([top, pad, bw], i.top, accesses);
     else accesses();
   } finally {
     i.setChecks(false, false);
