@@ -20,7 +20,8 @@
  *  7. end: every page installed; unregister, release from-space, record (cycle-end.ts).
  * With `marking: 'pause'` (and in `stw` mode) 1-5 run as one pause on the mutator's thread.
  *
- * What the driver is given and keeps per cycle: cycle-state.ts. The waits on the marker (2, 4):
+ * What the driver is given and keeps per cycle: cycle-state.ts. The plan the flip installs (5):
+ * flip-plan.ts. The waits on the marker (2, 4):
  * marker-link.ts; on the compaction (6): compaction-end.ts.
  *
  * Pauses run only inside calls the mutator makes: collect() (awaiting each concurrent phase)
@@ -36,13 +37,13 @@ import { CyclePhase, type ActiveCycle, type CycleContext, type CyclePhaseName } 
 import { Clk, Ctl, MarkJob, Phase, armCompaction, resetMarking } from './control.js';
 import { ErrorCode, MoveGcError } from './errors.js';
 import { mapHeadroom } from './map-count.js';
-import { Tracer, blacken, clearMarks, mark } from './mark.js';
+import { Tracer, clearMarks } from './mark.js';
+import { blackenAllocated, planForFlip } from './flip-plan.js';
 import { MarkerLink } from './marker-link.js';
 import { Mode } from './modes.js';
 import { Marking, largeObjectWords } from './options.js';
 import { compactionPause, pauseError, unprotectHeap } from './pause.js';
-import { extendOverAllocations, forwardObjectStarts, liveEndOf, plan as planHeap, type Plan } from './plan.js';
-import { WORD } from './layout.js';
+import { liveEndOf, type Plan } from './plan.js';
 import { Owner, now, sleepSync } from './shared.js';
 import { emptyStats, recordMarking, recordPlan, type CycleStats, type PauseKind } from './stats.js';
 import { keepAlive } from './threads.js';
@@ -320,7 +321,7 @@ export class CycleDriver {
     recordMarking(a.stats, sh, t, mut.barrierLog.entries);
     // Everything allocated since marking began is live and slides as a block (ART's black
     // allocations): its words are live, its starts are the allocator's.
-    this.#blacken(a.blackStart, mut.top);
+    blackenAllocated(this.#c, a, a.blackStart, mut.top);
     a.planTop = mut.top;
     mut.retag();
     a.phase = CyclePhase.PLANNING;
@@ -328,17 +329,6 @@ export class CycleDriver {
     a.pinsAdded = mut.pinsAdded;
     a.request = this.#marker.hand({ job: MarkJob.PLAN, topWord: a.planTop, pins: mut.pinWords(), denseThreshold: this.#c.opts.denseThreshold, alignWords: this.#alignWords, next: mut.epochStarts ^ 1, nextExtent: mut.nextStartsExtent }, this.#c.inject().markHandGapMs);
     this.#pause(a, 'remark', t0);
-  }
-
-  /** Black allocation (mark.ts blacken), counted in the cycle's marking statistics. */
-  #blacken(from: number, to: number): void {
-    const { sh, mut } = this.#c;
-    this.#countBlack(blacken(sh.starts, sh.live, sh.objects[mut.epochStarts], mut.allocGaps ?? [], from, to));
-  }
-
-  #countBlack(black: { objects: number; words: number }): void {
-    this.#active!.stats.mark.blackObjects += black.objects;
-    this.#active!.stats.mark.blackBytes += black.words * WORD;
   }
 
   /** Ends a cycle that failed before anything moved: the heap stays as it was. */
@@ -373,42 +363,7 @@ export class CycleDriver {
     const st = a.stats;
     let p: Plan;
     try {
-      if (!this.concurrentMarking) {
-        const m = mark(mut.u32, sh.types, mut.typeCount, sh.starts, sh.live, mut.top, mut.rootWords(), sh.objects[mut.epochStarts]);
-        st.mark.objects = m.objects;
-        st.mark.words = m.words;
-        a.planTop = mut.top;
-        st.markMs = now() - t0;
-      }
-      const tp = now();
-      const reply = this.concurrentMarking && this.#marker.done(a.request) ? this.#marker.reply(a.request) : null;
-      const top = mut.top;
-      if (reply?.ok && reply.plan && mut.pinsAdded === a.pinsAdded) {
-        p = reply.plan;
-        st.planMs = sh.clk[Clk.PLAN_END] - sh.clk[Clk.PLAN_START];
-        st.plan.concurrentMs = st.planMs;
-        st.plan.cpuMs = sh.clk[Clk.PLAN_CPU];
-        // What the mutator allocated since the marking pause slides as one block at the end.
-        if (top > a.planTop) {
-          const align = this.#alignWords > 0 ? { heap: mut.u32, types: sh.types, words: this.#alignWords } : null;
-          this.#countBlack(extendOverAllocations(sh, p, sh.objects[mut.epochStarts], sh.objects[mut.epochStarts ^ 1], mut.allocGaps ?? [], a.planTop, top, align));
-        }
-      } else {
-        // Marking in the pause; or a pin added since the plan (its span is unknown to it, and it
-        // may lie in what was allocated since, which extendPlan would slide), or the marker
-        // failed or died while planning: plan here, over everything up to the top.
-        if (this.concurrentMarking) st.plan.inPause = true;
-        if (top > a.planTop) this.#blacken(a.planTop, top);
-        a.planTop = top;
-        p = planHeap(mut.u32, sh.types, sh, { topWord: top, pinned: mut.pinWords(), denseThreshold: opts.denseThreshold, alignWords: this.#alignWords });
-        const next = sh.objects[mut.epochStarts ^ 1];
-        // A marker's plan (unused: a pin since, or it failed or was lost) may have written next
-        // layout starts anywhere below the top; left above the old extent, they would be object
-        // starts in free space, which the next cycle's black allocation takes for its own.
-        next.fill(0, 0, this.concurrentMarking ? Math.max(mut.nextStartsExtent, (top >>> 5) + 1) : mut.nextStartsExtent);
-        forwardObjectStarts(sh, sh.starts, next, 0, p.oldTopAligned);
-        st.planMs = now() - tp;
-      }
+      p = planForFlip(this.#c, a, this.concurrentMarking ? this.#marker : null, this.#alignWords);
     } catch (e) {
       this.#abort(a, e);
       throw e;
