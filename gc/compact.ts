@@ -31,14 +31,13 @@
  * ART walks in reverse for the same effect; walking forward keeps the mutator's likely
  * next pages (the low ones, where the old data lands) ready first.
  */
-import fs from 'node:fs';
 import { Builders, MAX_BATCH, PMD_SCRATCH, SELF_SPAN_SLOTS, Scratch, releaseFrom, releaseFromSpace, sampleRss } from './builders.js';
 import { claim, markProcessed, phaseOf } from './claim.js';
 import { Install } from './install.js';
 import { PAGE_WORDS, PMD_PAGES } from './layout.js';
 import { native, PAGE_SIZE } from './native.js';
 import { NONE } from './plan.js';
-import { Clk, Ctl, Owner, PageKind, PagePhase, SEG_FIELDS, Seg, now } from './shared.js';
+import { Clk, Ctl, Owner, PageKind, PagePhase, SEG_FIELDS, Seg, now, schedstat } from './shared.js';
 import { Role } from './heartbeat.js';
 
 /** WHOLE pages per call at most (none waits: a run is installed as soon as it is claimed): a PMD's worth (2 MiB). */
@@ -69,16 +68,6 @@ export interface CompactorHooks {
   onDelay(ms: number): void;
   onDie(): never;
   onFork(): void;
-}
-
-/** This thread's [ns on a CPU, ns runnable waiting for a CPU] so far, or zeros (see CompactorSplit). */
-export function schedstat(): [number, number] {
-  try {
-    const f = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ');
-    return [Number(f[0]), Number(f[1])];
-  } catch {
-    return [0, 0];
-  }
 }
 
 /**

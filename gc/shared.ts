@@ -3,6 +3,7 @@
  * so that every thread sees the same plan and the same per-page states. Built once per heap
  * (sized to its capacity) and reused by every cycle, so cycles allocate nothing.
  */
+import fs from 'node:fs';
 import { LOG_CAPACITY } from './barrier.js';
 import { PAGE_WORDS } from './layout.js';
 import { native } from './native.js';
@@ -170,6 +171,16 @@ export function releaseForkedChild(sh: Shared): void {
 /** Absolute milliseconds, comparable across threads (each thread has its own timeOrigin). */
 export function now(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/** This thread's [ns on a CPU, ns runnable waiting for a CPU] so far, or zeros (see CompactorSplit). */
+export function schedstat(): [number, number] {
+  try {
+    const f = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ');
+    return [Number(f[0]), Number(f[1])];
+  } catch {
+    return [0, 0];
+  }
 }
 
 /** Blocks this thread for ms (fault injection: a stalled collector thread, a held window). */
