@@ -368,6 +368,7 @@ export class CycleDriver {
       this.#abort(a, e);
       throw e;
     }
+    const tpe = now();
     a.liveEnd = liveEndOf(sh, p, mut.u32, sh.objects[mut.epochStarts ^ 1], mut.top);
     recordPlan(st, p, mut.top, a.liveEnd);
     this.#c.log.debug({ phase: 'plan', cycle: st.cycle, ms: roundMs(st.planMs), pages: p.pagesTotal, identityPages: p.identityPages, pinnedSpans: p.pinnedSpans.length }, 'plan');
@@ -375,7 +376,9 @@ export class CycleDriver {
     // Counted here, in the pause, whoever planned: the program may use its mappings up between
     // a marker's plan and the safepoint that flips, and a pause that ran out part-way could
     // not be undone (an audit lost a heap that way, with pins). See map-count.ts.
+    const tm = now();
     const headroom = mapHeadroom();
+    const mapCountMs = now() - tm;
     st.plan.mapHeadroom = headroom;
     armCompaction(sh.ctl, sh.clk, this.#c.inject(), p.segments.length, p.pagesTotal);
     sh.hist.fill(0);
@@ -384,7 +387,7 @@ export class CycleDriver {
     const tf = now();
     try {
       const pause = compactionPause(mut.u32, this.#c.builders.from, sh, p, mut.roots, mut.rootCount, this.#c.uffd, opts.pauseOrder, headroom, { failAtCall: this.#c.inject().pauseFailAtCall, failUndo: this.#c.inject().pauseFailUndo === 1 });
-      st.pause = { totalMs: 0, ...pause };
+      st.pause = { totalMs: 0, ...pause, planMs: tpe - t0 - (this.concurrentMarking ? 0 : st.markMs), mapCountMs };
     } catch (e) {
       // The pause took back what it had done (pause.ts, PauseUndo): the cycle ends with its
       // error and the heap as it was. If the undo failed too, the heap is lost: it refuses

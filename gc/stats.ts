@@ -36,8 +36,14 @@ export interface CycleStats {
   gapBytes: number;
   markMs: number;
   planMs: number;
-  /** The compaction pause (mark and plan excluded), and its parts. */
-  pause: { totalMs: number; rootsMs: number; pinnedMs: number; registerMs: number; remapMs: number };
+  /**
+   * The compaction pause's flip (pause.ts: roots, pins, register, remap; and the retag) and its
+   * parts. What else the compaction pause holds (pauses[] has it whole): planMs, the plan's
+   * work inside it (the marker's plan extended over what was allocated since the marking
+   * pause; or the whole plan when made there, plan.inPause; a mark in the pause excluded),
+   * and mapCountMs, the count of the process's mappings against vm.max_map_count (map-count.ts).
+   */
+  pause: { totalMs: number; rootsMs: number; pinnedMs: number; registerMs: number; remapMs: number; planMs: number; mapCountMs: number };
   /** Compaction-thread completion time: pause end to the compactor's last install. */
   compactionMs: number;
   compactorBusyMs: number;
@@ -221,7 +227,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     gapBytes: 0,
     markMs: 0,
     planMs: 0,
-    pause: { totalMs: 0, rootsMs: 0, pinnedMs: 0, registerMs: 0, remapMs: 0 },
+    pause: { totalMs: 0, rootsMs: 0, pinnedMs: 0, registerMs: 0, remapMs: 0, planMs: 0, mapCountMs: 0 },
     compactionMs: 0,
     compactorBusyMs: 0,
     concurrentMs: 0,

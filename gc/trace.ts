@@ -47,7 +47,7 @@ export function formatTrace(s: CycleStats, capacityBytes?: number): string {
   const mark = s.marking === 'concurrent' ? `mark ${ms(s.mark.concurrentMs)} ms concurrent (cpu ${ms(s.mark.cpuMs)} ms), plan ${ms(s.planMs)} ms${s.plan.inPause ? ' in the pause' : ' concurrent'}` : `mark ${ms(s.markMs)} ms, plan ${ms(s.planMs)} ms`;
   parts.push(
     `gc ${s.cycle} ${s.mode}: ${stops ? `stops ${stops} ms; ` : ''}${mark}, flip ${ms(p.totalMs)} ms ` +
-      `(roots ${ms(p.rootsMs)}, pins ${ms(p.pinnedMs)}, register ${ms(p.registerMs)}, remap ${ms(p.remapMs)}), ` +
+      `(roots ${ms(p.rootsMs)}, pins ${ms(p.pinnedMs)}, register ${ms(p.registerMs)}, remap ${ms(p.remapMs)}; before it: plan ${ms(p.planMs)}, map count ${ms(p.mapCountMs)}), ` +
       (s.mode === 'stw' ? `compaction ${ms(s.compactionMs)} ms in the pause` : `compaction ${ms(s.compactionMs)} ms (busy ${ms(s.compactorBusyMs)} ms)`),
   );
   parts.push(`heap ${size(s.usedBeforeBytes)}->${size(s.usedAfterBytes)} (live ${size(s.liveBytes)})${capacityBytes ? ` / ${size(capacityBytes)}` : ''}`);

@@ -20,7 +20,7 @@ function stats(over: Partial<CycleStats> = {}): CycleStats {
     reclaimedBytes: 0,
     markMs: 12.929931640625,
     planMs: 1.23456,
-    pause: { totalMs: 0.29131, rootsMs: 0.01234, pinnedMs: 0, registerMs: 0.05111, remapMs: 0.20111 },
+    pause: { totalMs: 0.29131, rootsMs: 0.01234, pinnedMs: 0, registerMs: 0.05111, remapMs: 0.20111, planMs: 0.04321, mapCountMs: 0.23456 },
     compactionMs: 1028.4321,
     compactorBusyMs: 905.04,
     concurrentMs: 1040,
@@ -52,7 +52,7 @@ function stats(over: Partial<CycleStats> = {}): CycleStats {
 describe('formatTrace', () => {
   it('prints every figure of the cycle on one line, times to three significant digits', () => {
     expect(formatTrace(stats(), 1024 * 2 ** 20)).toBe(
-      'gc 3 move: stops mark-compaction 14.5 ms; mark 12.9 ms, plan 1.23 ms, flip 0.291 ms (roots 0.012, pins 0, register 0.051, remap 0.201), compaction 1028 ms (busy 905 ms); ' +
+      'gc 3 move: stops mark-compaction 14.5 ms; mark 12.9 ms, plan 1.23 ms, flip 0.291 ms (roots 0.012, pins 0, register 0.051, remap 0.201; before it: plan 0.043, map count 0.235), compaction 1028 ms (busy 905 ms); ' +
         'heap 921M->461M (live 460M) / 1024M; pages 57344 moved, 12 copied, 2 EBUSY; faults 1234 p50 36 us p99 1995 us',
     );
   });
@@ -111,9 +111,14 @@ describe('formatTrace on a real cycle', () => {
       await heap.collect();
       const st = (await heap.idle())!;
       const line = formatTrace(st, heap.capacity);
-      expect(line).toMatch(/^gc 1 move: stops initial [\d.]+ \+ remark [\d.]+ \+ compaction [\d.]+ ms; mark [\d.]+ ms concurrent \(cpu [\d.]+ ms\), plan [\d.]+ ms concurrent, flip [\d.]+ ms \(roots [\d.]+, pins [\d.]+, register [\d.]+, remap [\d.]+\), compaction [\d.]+ ms \(busy [\d.]+ ms\); heap [\d.]+[KM]->[\d.]+[KM] \(live [\d.]+[KM]\) \/ 4M; /);
+      expect(line).toMatch(/^gc 1 move: stops initial [\d.]+ \+ remark [\d.]+ \+ compaction [\d.]+ ms; mark [\d.]+ ms concurrent \(cpu [\d.]+ ms\), plan [\d.]+ ms concurrent, flip [\d.]+ ms \(roots [\d.]+, pins [\d.]+, register [\d.]+, remap [\d.]+; before it: plan [\d.]+, map count [\d.]+\), compaction [\d.]+ ms \(busy [\d.]+ ms\); heap [\d.]+[KM]->[\d.]+[KM] \(live [\d.]+[KM]\) \/ 4M; /);
       expect(line).toContain(`pages ${st.pages.moved} moved, ${st.pages.copied} copied, ${st.ebusy} EBUSY`);
       expect(st.pages.moved + st.pages.copied).toBeGreaterThan(0);
+      // The compaction pause as the mutator saw it holds the flip and the work before it.
+      const pause = st.pauses.find((x) => x.kind === 'compaction')!.ms;
+      expect(st.pause.mapCountMs).toBeGreaterThan(0); // /proc/self/maps read in the pause
+      expect(st.pause.planMs).toBeGreaterThan(0);
+      expect(st.pause.totalMs + st.pause.planMs + st.pause.mapCountMs).toBeLessThanOrEqual(pause);
     } finally {
       await heap.close();
     }
