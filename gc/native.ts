@@ -70,6 +70,8 @@ export interface NativeBinding {
   prot: { NONE: number; READ: number; WRITE: number };
   /** mincore: bit 0 of out[i] says page i of the range is present; returns how many are. */
   residency(address: number, length: number, out: Uint8Array): number;
+  /** Newlines in the file at `path`, read to its end; -1 if it cannot be opened or read. */
+  countLines(path: string): number;
   advice: { DONTNEED: number; DONTFORK: number; DOFORK: number; WIPEONFORK: number; HUGEPAGE: number; NOHUGEPAGE: number; POPULATE_WRITE: number };
   uffd: {
     open(how: 0 | 1 | 2): number;

@@ -1,8 +1,11 @@
 // Memory: private anonymous mappings, ArrayBuffer views over them (from any thread),
 // madvise, mremap(MREMAP_DONTUNMAP) and munmap. Addresses cross into JS as safe integers.
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cstring>
 #include <memory>
@@ -148,6 +151,24 @@ Napi::Value Residency(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), count);
 }
 
+// countLines(path): newlines in a file read to its end, or -1 if it cannot be opened or read.
+// For /proc/self/maps (map-count.ts): the compaction pause counts the process's mappings, and
+// this spares it a string of the whole file (0.2-0.6 ms at 300 mappings, most of it the
+// kernel's own formatting).
+Napi::Value CountLines(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "path must be a string");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Napi::Number::New(info.Env(), -1);
+  static thread_local char buf[1 << 16];
+  double lines = 0;
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) lines += static_cast<double>(std::count(buf, buf + n, '\n'));
+  close(fd);
+  return Napi::Number::New(info.Env(), n < 0 ? -1 : lines);
+}
+
 }  // namespace
 
 void InitMemory(Napi::Env env, Napi::Object exports) {
@@ -161,6 +182,7 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("munlock", Fn<Munlock>(env, "munlock"));
   exports.Set("mlock", Fn<Mlock>(env, "mlock"));
   exports.Set("residency", Fn<Residency>(env, "residency"));
+  exports.Set("countLines", Fn<CountLines>(env, "countLines"));
   exports.Set("mprotect", Fn<Mprotect>(env, "mprotect"));
   Napi::Object prot = Napi::Object::New(env);
   prot.Set("NONE", PROT_NONE);

@@ -171,6 +171,26 @@ describe('mappings', () => {
   });
 });
 
+describe('countLines (the pause counts /proc/self/maps with it: map-count.ts)', () => {
+  it('counts the newlines of a file read to its end, past one read buffer; -1 where it cannot be read; a typed error for a non-string', () => {
+    const dir = fs.mkdtempSync('/tmp/movegc-lines-');
+    try {
+      const f = `${dir}/lines`;
+      fs.writeFileSync(f, 'x\n'.repeat(50_000) + 'no newline at the end'); // 100 KB: more than one 64 KiB read
+      expect(native.countLines(f)).toBe(50_000);
+      fs.writeFileSync(f, '');
+      expect(native.countLines(f)).toBe(0);
+      expect(native.countLines(`${dir}/none`)).toBe(-1);
+      expect(native.countLines(dir)).toBe(-1); // a directory opens, and its read fails (EISDIR)
+    } finally {
+      fs.rmSync(dir, { recursive: true });
+    }
+    const maps = fs.readFileSync('/proc/self/maps', 'latin1').split('\n').length - 1;
+    expect(Math.abs(native.countLines('/proc/self/maps') - maps)).toBeLessThan(8); // (mappings may come and go between the two reads)
+    for (const bad of [5, null, undefined, { toString: () => '/proc/self/maps' }]) expect(thrown(() => native.countLines(bad as never)).code).toBe('ERR_INVALID_ARG_TYPE');
+  });
+});
+
 describe("the addon's record of the mappings it made (native/owned.cc)", () => {
   // A Worker that ends without close() has the addon unmap what it still owns: a range given
   // back in part must keep exactly its other parts, on either side (found by a mutation audit:
