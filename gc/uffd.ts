@@ -9,6 +9,7 @@
 import { ErrorCode, MoveGcError, fromNative, shown } from './errors.js';
 import { native } from './native.js';
 import { checkFlags, checkInt, checkRange, readList, readOptions } from './validate.js';
+import { typedArrayKind } from './values.js';
 
 const C = native.uffd.constants;
 
@@ -328,7 +329,7 @@ export class Userfaultfd {
    */
   readFaults(out: Float64Array, timeoutMs = 0): number {
     this.#check();
-    if (!(out instanceof Float64Array)) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'out must be a Float64Array');
+    if (typedArrayKind(out) !== 'Float64Array') throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'out must be a Float64Array');
     checkInt('timeoutMs', timeoutMs, 0, 60_000);
     try {
       return native.uffd.readFaults(this.fd, timeoutMs, out);

@@ -21,18 +21,25 @@ const taTag = intrinsic(Symbol.toStringTag);
 const taAt = (typedArrayProto as { at: (this: unknown, i: number) => unknown }).at;
 
 /**
+ * The kind of typed array `x` really is ('Float64Array', ...), or undefined: read from its
+ * internal slot by the built-in getter, so no caller code runs (instanceof would run a
+ * Proxy's getPrototypeOf trap, and a lie there escaped untyped).
+ */
+export function typedArrayKind(x: unknown): string | undefined {
+  try {
+    return Reflect.apply(taTag, x, []) as string | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A plain Uint8Array over exactly the bytes a Uint8Array argument holds, read through the
  * built-in getters (they read the internal slots: a lying `length`, a subclass or a Proxy
  * cannot change them).
  */
 export function ownBytes(data: unknown): Uint8Array {
-  let tag: unknown;
-  try {
-    tag = Reflect.apply(taTag, data, []);
-  } catch {
-    tag = undefined;
-  }
-  if (tag !== 'Uint8Array') throw invalidArg('data must be a Uint8Array');
+  if (typedArrayKind(data) !== 'Uint8Array') throw invalidArg('data must be a Uint8Array');
   try {
     // A view over a detached buffer, or a fixed-length view over a resizable buffer shrunk
     // below it (out of bounds), reads as offset 0 and length 0 through the getters: an empty

@@ -113,6 +113,10 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
 
 void ReleaseChild(int pid, int fd) {
   close(fd);
+  // The pipe's end makes it exit; SIGKILL too, so that a child someone stopped (SIGSTOP),
+  // which would never read that end, cannot hold the wait below forever. The pid is still
+  // ours (not reaped yet), so the signal cannot reach another process.
+  kill(pid, SIGKILL);
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }

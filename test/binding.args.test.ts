@@ -134,8 +134,17 @@ describe('typed layer', () => {
     for (const v of WRONG_TYPES.filter((x) => x !== undefined))
       expectCode(() => u.readFaults(new Float64Array(1), v as Any), 'ERR_INVALID_ARG_TYPE');
     for (const v of OUT_OF_RANGE) expectCode(() => u.readFaults(new Float64Array(1), v as Any), 'ERR_OUT_OF_RANGE');
-    for (const out of [[], new Float32Array(4), new Uint8Array(8), null, {}])
+    // A Proxy whose traps throw (an audit: instanceof ran its getPrototypeOf trap, and the
+    // trap's own error escaped without a code), one posing as a Float64Array, and a plain
+    // object that claims to be one.
+    const trap = () => {
+      throw new Error('trap');
+    };
+    const liars = [new Proxy(new Float64Array(4), { getPrototypeOf: trap, get: trap }), new Proxy(new Float64Array(4), {}), Object.setPrototypeOf({ length: 4 }, Float64Array.prototype)];
+    for (const out of [[], new Float32Array(4), new Uint8Array(8), null, {}, ...liars])
       expectCode(() => u.readFaults(out as Any, 0), 'ERR_INVALID_ARG_TYPE');
+    class Sub extends Float64Array {}
+    expect(u.readFaults(new Sub(4), 0)).toBe(0); // a real one, subclassed: nothing pending
     expectCode(() => u.readFaults(new Float64Array(1), 60_001), 'ERR_OUT_OF_RANGE');
     expectCode(() => u.readEvents(0, 0), 'ERR_OUT_OF_RANGE');
     expectCode(() => u.readEvents(0, 4097), 'ERR_OUT_OF_RANGE');

@@ -9,6 +9,7 @@ import { afterEach, describe, expect } from 'vitest';
 import { ForkedChild, IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd } from '../dist/gc/index.js';
 import { itKernel } from './kernel.js';
 import { thrown } from './helpers/thrown.js';
+import { fixtureResult } from './helpers/child.js';
 
 const PS = PAGE_SIZE;
 const patternByte = (tag: number, page: number, i: number): number => (tag * 131 + page * 17 + i * 7 + 1) & 0xff;
@@ -155,6 +156,15 @@ describe('pages shared with a forked child', () => {
     expect(mismatch(d, 0, 2, 11)).toBe(-1);
     expect(src.residentPages()).toBe(0);
     child.release();
+  });
+});
+
+describe('releasing a forked child', () => {
+  // Found by an API audit: release() closed the child's pipe and waited for it, and a stopped
+  // child never reads the pipe's end. Run in a child process: a hang must not take the runner.
+  itKernel('a child someone stopped (SIGSTOP) is released at once, and reaped', async () => {
+    const out = await fixtureResult('stopped-child.mjs', [], 30_000);
+    expect(out).toMatchObject({ alive: false });
   });
 });
 
