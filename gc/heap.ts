@@ -26,7 +26,7 @@ import type { Ref } from './refs.js';
 import { census, type Census } from './census.js';
 import { debugState, progressOf, type Progress } from './heap-types.js';
 import type { MutatorInternals } from './cycle-state.js';
-import { MutatorHeap } from './mutator.js';
+import { HEAP_MAKE, MutatorHeap } from './mutator.js';
 import { Pin, Root } from './roots.js';
 import { traceFromEnv } from './trace.js';
 import { rehearsePause, warmUpAccessors, warmUpFlip } from './warmup.js';
@@ -57,7 +57,8 @@ export class Heap extends MutatorHeap {
   readonly #idle: IdleCompaction;
   #closing: Promise<void> | null = null;
 
-  private constructor(opts: ResolvedOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger, mem: HeapMemory, trace: boolean) {
+  private constructor(make: symbol, opts: ResolvedOptions, caps: Capabilities, mode: ModeName, fallbacks: string[], log: Logger, mem: HeapMemory, trace: boolean) {
+    if (make !== HEAP_MAKE) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'a heap is made by Heap.create()');
     const sh = mem.sh;
     const from = new Uint32Array(mem.from.view(0, opts.capacity + sh.d.fromExtraPages * PAGE_SIZE));
     const builders = new Builders(sh, from, new Installer(sh, mem.uffd, (msg, data) => log.warn({ ...data, thread: 'mutator' }, msg)), 'mutator');
@@ -66,7 +67,7 @@ export class Heap extends MutatorHeap {
     const faults = new SelfService(sh, builders, u32, opts.faultPath, opts.stallMs, log);
     const reads = opts.faultPath === FaultPath.SELF && opts.unbuiltReads === UnbuiltReadPolicy.FROM_SPACE ? new UnbuiltReads(sh, u32, from, mem.types.rows, faults) : null;
     let exposed: MutatorInternals | undefined;
-    super({ opts, log, sh, types: mem.types, view, u32, address: mem.heap.address, faults, reads }, (i) => (exposed = i));
+    super(make, { opts, log, sh, types: mem.types, view, u32, address: mem.heap.address, faults, reads }, (i) => (exposed = i));
     this.#in = exposed!;
     this.#idle = new IdleCompaction(sh, builders, u32, faults);
     this.#mem = mem;
@@ -102,7 +103,7 @@ export class Heap extends MutatorHeap {
     const mem = HeapMemory.open(opts, caps, mode);
     let heap: Heap;
     try {
-      heap = new Heap(opts, caps, mode, fallbacks, log, mem, trace);
+      heap = new Heap(HEAP_MAKE, opts, caps, mode, fallbacks, log, mem, trace);
     } catch (e) {
       mem.close();
       throw e;

@@ -29,6 +29,13 @@ import {
   BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, PMD_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, headerWords, rawOffset, refCount, writeFiller,
 } from './layout.js';
 
+/**
+ * Passed by Heap.create to the constructors, which are private to TypeScript only: called from
+ * JavaScript without it (new Heap(), or its base class), they refuse with a typed error rather
+ * than fail half way with a TypeError. Not exported from the package.
+ */
+export const HEAP_MAKE = Symbol('Heap');
+
 /** Heaps not closed: a reference of one handed to another is named as such (#refError). */
 const liveHeaps = new Set<MutatorHeap>();
 
@@ -90,7 +97,8 @@ export class MutatorHeap {
   /** What this heap's Roots and Pins call back into (roots.ts RootOwner): reachable from them only. */
   readonly #owner: RootOwner;
 
-  protected constructor(p: MutatorParts, expose: (internals: MutatorInternals) => void) {
+  protected constructor(make: symbol, p: MutatorParts, expose: (internals: MutatorInternals) => void) {
+    if (make !== HEAP_MAKE) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'a heap is made by Heap.create()');
     this.capacity = p.opts.capacity;
     this.log = p.log;
     this.#address = p.address;

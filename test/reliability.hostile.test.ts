@@ -414,6 +414,20 @@ describe('Heap entry points', () => {
     unchanged();
   });
 
+  // An API audit: `new Heap()` (its constructor is private to TypeScript only) failed inside
+  // with a TypeError; so did its base class, reachable as Heap's prototype.
+  it('a Heap is made by Heap.create() only: new Heap(), its base class and a subclass are refused with a typed error', () => {
+    const Base = Object.getPrototypeOf(Heap) as Any;
+    class Sub extends (Heap as Any) {
+      constructor() {
+        super(Symbol('Heap'), {});
+      }
+    }
+    for (const make of [() => new (Heap as Any)(), () => new (Heap as Any)(Symbol('Heap'), {}), () => Reflect.construct(Heap as Any, []), () => new Base(), () => new Base(Symbol('Heap'), {}), () => new Sub()])
+      expectThrow(make, ErrorCode.INVALID_ARG_TYPE);
+    unchanged();
+  });
+
   it('the root table and pin counts are reachable through a Root or Pin only: the heap exposes no callback a caller could aim at another\'s slot', () => {
     const r = heap.root(node());
     const p = heap.pin(node());
