@@ -97,6 +97,19 @@ export function einval(message: string, syscall?: string): MoveGcError {
 export function invalidArg(message: string): MoveGcError {
   return new MoveGcError(ErrorCode.INVALID_ARG_TYPE, message);
 }
+/**
+ * fn's result; anything it throws that is not a MoveGcError (a caller's argument that lied: a
+ * Proxy's trap, a getter, a value of the wrong shape) comes out as ERR_INVALID_ARG_TYPE,
+ * saying `what` was expected, with the original as its cause. For the package's pure helpers.
+ */
+export function asArgument<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (isMoveGcError(e)) throw e;
+    throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `${what} (${messageOf(e)})`, { cause: e });
+  }
+}
 export function outOfRange(message: string): MoveGcError {
   return new MoveGcError(ErrorCode.OUT_OF_RANGE, message);
 }

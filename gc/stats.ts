@@ -1,5 +1,7 @@
 /** Per-cycle statistics for researchers: every figure ART records, and the ones it lacks. */
 import { Clk, Ctl } from './control.js';
+import { asArgument, invalidArg, outOfRange, shown } from './errors.js';
+import { typedArrayKind } from './values.js';
 import { WORD } from './layout.js';
 import type { Plan } from './plan.js';
 import { HIST_BUCKETS, Hist, bucketValue, type Shared } from './shared.js';
@@ -275,6 +277,9 @@ export interface CompactorSplit {
 }
 
 export function summarize(hist: Int32Array, offset: number): LatencySummary {
+  if (typedArrayKind(hist) !== 'Int32Array') throw invalidArg('summarize(hist, offset): hist must be an Int32Array');
+  if (!Number.isInteger(offset) || offset < 0 || offset + HIST_BUCKETS > (hist as Int32Array).length)
+    throw outOfRange(`summarize(hist, offset): offset must be an integer with ${HIST_BUCKETS} buckets from it inside hist, got ${shown(offset)}`);
   let count = 0;
   const buckets: Array<[number, number]> = [];
   for (let b = 0; b < HIST_BUCKETS; b++) {
@@ -296,8 +301,14 @@ export function summarize(hist: Int32Array, offset: number): LatencySummary {
 
 /** Median of a list (benchmarks quote medians: these machines are noisy). */
 export function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
+  const s = asArgument('median(xs): an array of numbers', () => {
+    if (!Array.isArray(xs)) throw new TypeError(`got ${shown(xs)}`);
+    const c = Array.from(xs);
+    if (c.some((x) => typeof x !== 'number')) throw new TypeError('an element is not a number');
+    return c;
+  });
+  if (s.length === 0) return NaN;
+  s.sort((a, b) => a - b);
   const m = s.length >>> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }

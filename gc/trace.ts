@@ -11,6 +11,7 @@
  * or KiB (K); the heap's capacity is shown when given. Enabled by MOVEGC_TRACE=1; the heap
  * prints the line on stderr at each cycle's end.
  */
+import { asArgument } from './errors.js';
 import type { CycleStats } from './stats.js';
 
 /** A duration in ms, to three significant digits (0 stays 0). */
@@ -23,10 +24,14 @@ export function roundMs(ms: number): number {
 
 /** Every non-integer number of a log record rounded (roundMs), nested objects too: for pino lines. */
 export function rounded<T>(data: T): T {
+  return asArgument('rounded(data): a log record (plain objects, arrays and numbers)', () => roundedIn(data));
+}
+
+function roundedIn<T>(data: T): T {
   if (typeof data === 'number') return (Number.isInteger(data) ? data : roundMs(data)) as T;
-  if (Array.isArray(data)) return data.map(rounded) as T;
+  if (Array.isArray(data)) return data.map(roundedIn) as T;
   if (data !== null && typeof data === 'object' && Object.getPrototypeOf(data) === Object.prototype)
-    return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, rounded(v)])) as T;
+    return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, roundedIn(v)])) as T;
   return data;
 }
 
@@ -40,6 +45,10 @@ function size(bytes: number): string {
 
 /** The cycle's trace line (no newline). Pure: the same stats give the same line. */
 export function formatTrace(s: CycleStats, capacityBytes?: number): string {
+  return asArgument("formatTrace(stats): a cycle's statistics (CycleStats, as collect() returns them)", () => formatTraceOf(s, capacityBytes));
+}
+
+function formatTraceOf(s: CycleStats, capacityBytes?: number): string {
   const p = s.pause;
   const parts: string[] = [];
   // Every stop of the mutator, in order (initial, remark, compaction; one for pause marking).

@@ -4,7 +4,8 @@
  * and rounded(), which keeps log records free of values like 12.929931640625.
  */
 import { describe, expect, it } from 'vitest';
-import { Heap, formatTrace, rounded, roundMs, traceFromEnv, type CycleStats } from '../dist/gc/index.js';
+import { Heap, formatTrace, median, rounded, roundMs, summarize, traceFromEnv, type CycleStats } from '../dist/gc/index.js';
+import { thrown } from './helpers/thrown.js';
 import { itKernel } from './kernel.js';
 
 const lat = (p50: number, p99: number, count: number): CycleStats['faultUs'] => ({ count, p50, p90: p99, p99, max: p99, buckets: [] });
@@ -84,6 +85,30 @@ describe('formatTrace', () => {
     expect(rounded({ phase: 'mark', ms: 12.929931640625, objects: 1234567, nested: { remapMs: 0.20111, list: [1.23456] } })).toEqual({
       phase: 'mark', ms: 12.9, objects: 1234567, nested: { remapMs: 0.201, list: [1.23] },
     });
+  });
+});
+
+describe("the package's pure helpers refuse what is not their input with a typed error (an API audit: TypeErrors and a Proxy's own errors escaped)", () => {
+  const trap = () => {
+    throw new Error('trap');
+  };
+  const hostile = new Proxy({}, { get: trap, ownKeys: trap, getPrototypeOf: trap, has: trap });
+  it('formatTrace, rounded, median, summarize', () => {
+    for (const bad of [null, undefined, {}, 5, 'x', hostile, new Proxy([], { get: trap })]) {
+      expect(thrown(() => formatTrace(bad as never)).code).toBe('ERR_INVALID_ARG_TYPE');
+      expect(thrown(() => median(bad as never)).code).toBe('ERR_INVALID_ARG_TYPE');
+      expect(thrown(() => summarize(bad as never, 0)).code).toBe('ERR_INVALID_ARG_TYPE');
+    }
+    expect(thrown(() => rounded(hostile)).code).toBe('ERR_INVALID_ARG_TYPE');
+    expect(thrown(() => rounded({ a: [1.5, hostile] })).code).toBe('ERR_INVALID_ARG_TYPE');
+    expect(thrown(() => median([1, '2'] as never)).code).toBe('ERR_INVALID_ARG_TYPE');
+    for (const off of [-1, 0.5, NaN, 1e9, '0']) expect(thrown(() => summarize(new Int32Array(4096), off as never)).code).toMatch(/^ERR_(OUT_OF_RANGE|INVALID_ARG_TYPE)$/);
+    // Their inputs still work, and the error keeps what went wrong as its cause.
+    expect(median([3, 1, 2])).toBe(2);
+    expect(Number.isNaN(median([]))).toBe(true);
+    expect(summarize(new Int32Array(4096), 0).count).toBe(0);
+    expect(rounded({ a: 1.23456, b: [2.34567] })).toEqual({ a: 1.23, b: [2.35] });
+    expect((thrown(() => rounded(hostile)) as Error & { cause?: Error }).cause?.message).toBe('trap');
   });
 });
 
