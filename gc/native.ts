@@ -108,7 +108,7 @@ export interface NativeBinding {
   /** A minimal io_uring (native/uring.cc): rings mapped, one registered buffer, READ_FIXED. */
   uring: {
     setup(address: number, length: number): number;
-    readFixed(ring: number, fd: number, offset: number, length: number, address: number): number;
+    readFixed(ring: number, fd: number, offset: number, length: number, address: number, timeoutMs: number): number;
     close(ring: number): void;
   };
   /** Restricted environments for tests (native/sandbox.cc); irreversible: child processes only. */

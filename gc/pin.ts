@@ -12,6 +12,10 @@ export interface IoUringPinOptions {
   io?: boolean;
 }
 
+/** IoUringPin.readFixed's bound on one read (ms), by default and at most. */
+export const READ_TIMEOUT_MS = 30_000;
+export const MAX_READ_TIMEOUT_MS = 3_600_000;
+
 /** A range pinned with IORING_REGISTER_BUFFERS; release() unregisters and closes the ring. */
 export class IoUringPin {
   readonly address: number;
@@ -42,19 +46,22 @@ export class IoUringPin {
   /**
    * Reads `length` bytes of file `fd` at `offset` into the registered range at `bufferOffset`
    * with IORING_OP_READ_FIXED; blocks until the completion and returns the bytes read.
-   * The kernel writes into the pinned physical pages, wherever they are mapped now.
+   * The kernel writes into the pinned physical pages, wherever they are mapped now. Bounded:
+   * a read with no completion within `timeoutMs` (a pipe nobody writes to) is cancelled by the
+   * kernel (a linked IORING_OP_LINK_TIMEOUT) and throws ETIME.
    */
-  readFixed(fd: number, offset: number, length: number, bufferOffset = 0): number {
+  readFixed(fd: number, offset: number, length: number, bufferOffset = 0, timeoutMs = READ_TIMEOUT_MS): number {
     if (!this.io) throw new MoveGcError(ErrorCode.UNSUPPORTED, 'readFixed needs a pin made with { io: true }');
     if (this.#ring < 0) throw new MoveGcError(ErrorCode.CLOSED, 'io_uring pin released');
     checkInt('fd', fd, 0, 0x7fffffff);
     checkInt('offset', offset);
     checkInt('length', length, 1, 0x7fffffff);
     checkInt('bufferOffset', bufferOffset, 0, this.length);
+    checkInt('timeoutMs', timeoutMs, 1, MAX_READ_TIMEOUT_MS);
     if (bufferOffset + length > this.length)
       throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `read of ${length} bytes at buffer offset ${bufferOffset} overruns the ${this.length}-byte registered range`);
     try {
-      return native.uring.readFixed(this.#ring, fd, offset, length, this.address + bufferOffset);
+      return native.uring.readFixed(this.#ring, fd, offset, length, this.address + bufferOffset, timeoutMs);
     } catch (e) {
       throw fromNative(e, 'io_uring read');
     }

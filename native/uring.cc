@@ -1,7 +1,9 @@
 // A minimal io_uring for fixed-buffer reads into a registered (pinned) range, so examples and
 // tests can do real I/O through a pin: io_uring_setup + mmap of the SQ/CQ rings and the SQE
 // array, IORING_REGISTER_BUFFERS of one range, IORING_OP_READ_FIXED, and io_uring_enter with
-// IORING_ENTER_GETEVENTS. Raw syscalls, no liburing. One request in flight at a time, blocking.
+// IORING_ENTER_GETEVENTS. Raw syscalls, no liburing. One request in flight at a time, blocking,
+// bounded: each read is linked to an IORING_OP_LINK_TIMEOUT, which cancels it when it is due (a
+// pipe nobody writes to, a descriptor that never completes a read), so no call waits forever.
 #include <errno.h>
 #include <linux/io_uring.h>
 #include <sys/mman.h>
@@ -96,6 +98,7 @@ Napi::Value ReadFixed(const Napi::CallbackInfo& info) {
   uint64_t off = ArgAddr(info, 2, "offset");
   uint64_t len = ArgAddr(info, 3, "length");
   uint64_t addr = ArgAddr(info, 4, "address");
+  uint64_t timeoutMs = ArgAddr(info, 5, "timeoutMs");
   std::lock_guard<std::mutex> g(mu);
   auto it = rings.find(ring);
   if (it == rings.end()) ThrowArg(env, "ERR_INVALID_ARG_VALUE", "not a ring made by uring.setup");
@@ -103,43 +106,66 @@ Napi::Value ReadFixed(const Napi::CallbackInfo& info) {
   if (len == 0 || len > 0x7fffffff || addr < r.addr || addr + len > r.addr + r.len)
     ThrowArg(env, "ERR_OUT_OF_RANGE", "read range outside the registered buffer");
 
+  constexpr uint64_t kRead = 0x6d6f7665, kTimeout = 0x74696d65;
   auto* sqTail = At<std::atomic<uint32_t>>(r.sq, r.p.sq_off.tail);
   uint32_t sqMask = *At<uint32_t>(r.sq, r.p.sq_off.ring_mask);
   uint32_t tail = sqTail->load(std::memory_order_relaxed);
-  uint32_t idx = tail & sqMask;
-  io_uring_sqe* sqe = &r.sqes[idx];
-  *sqe = {};
-  sqe->opcode = IORING_OP_READ_FIXED;
-  sqe->fd = fd;
-  sqe->off = off;
-  sqe->addr = addr;
-  sqe->len = static_cast<uint32_t>(len);
-  sqe->buf_index = 0;
-  sqe->user_data = 0x6d6f7665;
-  At<uint32_t>(r.sq, r.p.sq_off.array)[idx] = idx;
-  sqTail->store(tail + 1, std::memory_order_release);
+  // The read, linked to its timeout (the kernel reads the timespec as it takes the SQE).
+  __kernel_timespec ts = {static_cast<long long>(timeoutMs / 1000), static_cast<long long>((timeoutMs % 1000) * 1000000)};
+  for (uint32_t k = 0; k < 2; k++) {
+    uint32_t idx = (tail + k) & sqMask;
+    io_uring_sqe* sqe = &r.sqes[idx];
+    *sqe = {};
+    if (k == 0) {
+      sqe->opcode = IORING_OP_READ_FIXED;
+      sqe->flags = IOSQE_IO_LINK;
+      sqe->fd = fd;
+      sqe->off = off;
+      sqe->addr = addr;
+      sqe->len = static_cast<uint32_t>(len);
+      sqe->buf_index = 0;
+      sqe->user_data = kRead;
+    } else {
+      sqe->opcode = IORING_OP_LINK_TIMEOUT;
+      sqe->fd = -1;
+      sqe->addr = reinterpret_cast<uint64_t>(&ts);
+      sqe->len = 1;
+      sqe->user_data = kTimeout;
+    }
+    At<uint32_t>(r.sq, r.p.sq_off.array)[idx] = idx;
+  }
+  sqTail->store(tail + 2, std::memory_order_release);
 
   auto* cqHead = At<std::atomic<uint32_t>>(r.cq, r.p.cq_off.head);
   auto* cqTail = At<std::atomic<uint32_t>>(r.cq, r.p.cq_off.tail);
   uint32_t cqMask = *At<uint32_t>(r.cq, r.p.cq_off.ring_mask);
-  unsigned toSubmit = 1;
-  for (;;) {
+  // Both completions are reaped before returning, so the ring is empty for the next call: the
+  // read's (bytes, or -ECANCELED when the timeout fired) and the timeout's (-ETIME if it fired,
+  // -ECANCELED or -ENOENT if the read finished first).
+  unsigned toSubmit = 2;
+  int readRes = 0, seen = 0;
+  bool timedOut = false;
+  while (seen < 2) {
     uint32_t head = cqHead->load(std::memory_order_relaxed);
     if (head != cqTail->load(std::memory_order_acquire)) {
       io_uring_cqe* cqe = At<io_uring_cqe>(r.cq, r.p.cq_off.cqes) + (head & cqMask);
-      int res = cqe->res;
+      if (cqe->user_data == kRead) readRes = cqe->res;
+      else if (cqe->user_data == kTimeout) timedOut = cqe->res == -ETIME;
       cqHead->store(head + 1, std::memory_order_release);
-      if (res < 0) ThrowErrno(env, "IORING_OP_READ_FIXED", -res);
-      return Napi::Number::New(env, res);
+      seen++;
+      continue;
     }
     long n = syscall(__NR_io_uring_enter, ring, toSubmit, 1, IORING_ENTER_GETEVENTS, nullptr, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       ThrowErrno(env, "io_uring_enter", errno);
     }
-    if (toSubmit && n == 0) ThrowErrno(env, "io_uring_enter", EIO, "the SQE was not consumed");
+    if (toSubmit && n < 2) ThrowErrno(env, "io_uring_enter", EIO, "the SQEs were not consumed");
     toSubmit = 0;
   }
+  if (readRes == -ECANCELED && timedOut) ThrowErrno(env, "IORING_OP_READ_FIXED", ETIME, "no completion before the read's timeout: cancelled");
+  if (readRes < 0) ThrowErrno(env, "IORING_OP_READ_FIXED", -readRes);
+  return Napi::Number::New(env, readRes);
 }
 
 // Unmaps the rings, then unregisters the buffer (releasing the pin) and closes the fd. 0 or an errno

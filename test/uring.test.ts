@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Heap, IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd } from '../dist/gc/index.js';
 import { itKernel } from './kernel.js';
 import { thrown } from './helpers/thrown.js';
+import { fixtureResult } from './helpers/child.js';
 
 const PS = PAGE_SIZE;
 const FILE_BYTES = 256 * 1024;
@@ -80,6 +81,19 @@ describe('IoUringPin.readFixed', () => {
     expect(pin.released).toBe(true);
     expect(uffd.moveOnce(dst.address, src.address, PS)).toBe(PS);
     expect(Buffer.compare(Buffer.from(new Uint8Array(dst.view())), content.subarray(0, PS))).toBe(0);
+  });
+
+  // An API audit: a read from a pipe nobody writes to, or from the ring's own descriptor,
+  // blocked the calling thread forever. Each read is linked to a timeout now. In a child
+  // process: a regression would block this one in the native call.
+  it('a read that never completes is cancelled at its timeout (ETIME), and the ring reads again afterwards', async () => {
+    const out = await fixtureResult('uring-timeout.mjs', [file], 30_000);
+    expect(out).toEqual({ error: { code: 'ETIME', syscall: 'IORING_OP_READ_FIXED' }, fileBytes: PS, fileSame: true, fifoBytes: 5 });
+    const m = Mapping.anonymous(PS, { advise: ['NOHUGEPAGE'] });
+    cleanups.push(() => m.close());
+    const pin = IoUringPin.pin(m.address, PS, { io: true });
+    cleanups.push(() => pin.release());
+    for (const t of [0, -1, 1.5, 3_600_001, 'x', null]) expect(thrown(() => pin.readFixed(fd, 0, 16, 0, t as never)).code).toMatch(/^ERR_(OUT_OF_RANGE|INVALID_ARG_TYPE)$/);
   });
 
   it('misuse fails with codes before or from the kernel', () => {
