@@ -1,7 +1,7 @@
 /**
- * The mutator's values at the heap's edge: what a raw setter cannot store as given, and the
- * bytes a Uint8Array argument really holds (read through the built-in getters, so a lying
- * object cannot change them).
+ * Values at the package's edge: what a raw setter cannot store as given, the kind of typed
+ * array an argument really is, and the bytes a Uint8Array argument really holds (both read
+ * through the built-in getters, so a lying object cannot change them).
  */
 import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
 
