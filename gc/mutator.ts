@@ -23,7 +23,7 @@ import { hugeObjectWords, largeObjectWords, resolveInject, type InjectOptions } 
 import { RefTags, type Ref } from './refs.js';
 import { HeapType, TypeRegistry, type TypeSpec } from './heap-types.js';
 import { badValue, ownBytes } from './values.js';
-import { Pin, Root, RootTable, makePin, makeRoot, type RootOwner } from './roots.js';
+import { Pin, Root, RootTable, makePin, makeRoot, rootOwnerOf, type RootOwner } from './roots.js';
 import { Holes } from './holes.js';
 import {
   BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, PMD_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, headerWords, rawOffset, refCount, writeFiller,
@@ -121,7 +121,12 @@ export class MutatorHeap {
     this.#reads = p.reads;
     this.#tags.retag();
     armMarking(this.#sh.ctl, this.#inject);
-    this.#owner = this.#rootOwner();
+    this.#owner = rootOwnerOf(this.#roots, {
+      check: () => this.#check(),
+      encode: (w) => this.#tags.base + w,
+      word: (ref) => this.#wOrNull(ref),
+      address: this.#address,
+    });
     expose(this.#internals());
   }
 
@@ -496,32 +501,6 @@ export class MutatorHeap {
     const w = this.#w(ref);
     this.#roots.pin(w);
     return makePin(this.#owner, w);
-  }
-  #rootOwner(): RootOwner {
-    const roots = this.#roots;
-    return {
-      get: (slot) => {
-        this.#check();
-        const w = roots.words[slot];
-        return w === 0 ? null : this.#tags.base + w;
-      },
-      set: (slot, ref) => {
-        this.#check();
-        roots.words[slot] = this.#wOrNull(ref);
-      },
-      release: (slot) => {
-        if (!this.#closed) roots.release(slot);
-      },
-      encode: (w) => {
-        this.#check();
-        return this.#tags.base + w;
-      },
-      pinAddress: (w) => {
-        this.#check();
-        return this.address + w * 8;
-      },
-      unpin: (w) => roots.unpin(w),
-    };
   }
 
   /** Bytes allocated (the allocation top). */

@@ -20,6 +20,41 @@ export interface RootOwner {
   unpin(w: number): void;
 }
 
+/** The heap's side of its roots and pins, as rootOwnerOf needs it (MutatorHeap). */
+export interface RootHeap {
+  /** Throws if the heap refuses calls (closed, or lost). */
+  check(): void;
+  /** A word index as this epoch's Ref; and a Ref (or null) as a checked word index (0: null). */
+  encode(w: number): Ref;
+  word(ref: Ref | null): number;
+  readonly address: number;
+}
+
+/** The RootOwner of a heap's root table: reads, writes and pin addresses check the heap first; a release or unpin after close is harmless, and allowed. */
+export function rootOwnerOf(roots: RootTable, heap: RootHeap): RootOwner {
+  return {
+    get: (slot) => {
+      heap.check();
+      const w = roots.words[slot];
+      return w === 0 ? null : heap.encode(w);
+    },
+    set: (slot, ref) => {
+      heap.check();
+      roots.words[slot] = heap.word(ref);
+    },
+    release: (slot) => roots.release(slot),
+    encode: (w) => {
+      heap.check();
+      return heap.encode(w);
+    },
+    pinAddress: (w) => {
+      heap.check();
+      return heap.address + w * 8;
+    },
+    unpin: (w) => roots.unpin(w),
+  };
+}
+
 /**
  * Roots and pins are made by the heap only (heap.root, heap.pin): the class is exported for
  * instanceof, but one built on a slot or word of a caller's choosing would release another's
