@@ -15,6 +15,7 @@
  */
 import fs from 'node:fs';
 import { MoveGcError } from './errors.js';
+import { native } from './native.js';
 
 /** The two limits checked, each with its field in Limits and in inUse(). */
 const LIMITS = [['addressSpace', 'RLIMIT_AS'], ['data', 'RLIMIT_DATA']] as const;
@@ -62,14 +63,14 @@ export function inUse(): { addressSpace: number; data: number } {
   return { addressSpace: kB('VmSize'), data: kB('VmData') };
 }
 
-/**
- * Room promised to collector threads that have not started yet: heaps being created in this
- * thread at once (Promise.all of two creates). VmSize does not show a Worker until it has
- * reserved its range, so each create's check would count the other's threads as free room,
- * and both went ahead (an audit saw V8 abort the process). Creates in other Workers are not
- * counted (module state is per thread).
+/*
+ * Room promised to collector threads that have not started yet: heaps being created at once
+ * (Promise.all of two creates, or creates in two Workers). VmSize does not show a Worker until
+ * it has reserved its range, so each create's check would count the other's threads as free
+ * room, and both went ahead (audits saw V8 abort the process, in one thread and then across
+ * two Workers). The promises are kept in the addon (native.promise), which every isolate of
+ * the process shares, and the check and the promise are one step there.
  */
-const promised = { addressSpace: 0, data: 0 };
 
 /**
  * Throws ENOMEM unless `mapBytes` of mappings (`overMap` more while the last is made: it is
@@ -86,24 +87,22 @@ export function checkAddressSpace(mapBytes: number, overMap: number, workers: nu
     addressSpace: mapBytes + Math.max(overMap, threads.addressSpace),
     data: mapBytes + Math.max(overMap, capacity * TABLES_PER_BYTE + threads.data),
   };
+  const [ok, promisedAs, promisedData] = native.promise(need.addressSpace, need.data, limits.addressSpace - used.addressSpace, limits.data - used.data, threads.addressSpace, threads.data);
+  const promised = { addressSpace: promisedAs, data: promisedData };
   for (const [k, rlimit] of LIMITS) {
+    if (ok) break;
     const what = k === 'data' ? 'cannot commit its heap' : 'cannot reserve its range';
     const total = used[k] + promised[k];
-    if (total + need[k] <= limits[k]) continue;
+    if (promised[k] + need[k] <= limits[k] - used[k]) continue; // the addon's test, term for term
     throw new MoveGcError(
       'ENOMEM',
       `the ${k === 'data' ? 'data' : 'address-space'} limit (${rlimit} ${MiB(limits[k])}, ${MiB(total)} in use${promised[k] > 0 ? `, ${MiB(promised[k])} of it promised to heaps being created` : ''}) leaves no room for this heap: ${MiB(mapBytes)} of mappings and ${workers} collector threads need ${MiB(need[k])}; a Worker that ${what} aborts the process`,
       { errno: 12 },
     );
   }
-  promised.addressSpace += threads.addressSpace;
-  promised.data += threads.data;
   let kept = true;
   return () => {
-    if (kept) {
-      promised.addressSpace -= threads.addressSpace;
-      promised.data -= threads.data;
-    }
+    if (kept) native.unpromise(threads.addressSpace, threads.data);
     kept = false;
   };
 }

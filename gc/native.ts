@@ -72,6 +72,9 @@ export interface NativeBinding {
   residency(address: number, length: number, out: Uint8Array): number;
   /** Newlines in the file at `path`, read to its end; -1 if it cannot be opened or read. */
   countLines(path: string): number;
+  /** Room under the address-space and data limits promised to collector threads not started yet, process-wide (address-space.ts). */
+  promise(needAs: number, needData: number, roomAs: number, roomData: number, threadsAs: number, threadsData: number): [number, number, number];
+  unpromise(threadsAs: number, threadsData: number): void;
   advice: { DONTNEED: number; DONTFORK: number; DOFORK: number; WIPEONFORK: number; HUGEPAGE: number; NOHUGEPAGE: number; POPULATE_WRITE: number };
   uffd: {
     open(how: 0 | 1 | 2): number;

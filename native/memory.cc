@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <mutex>
 
 #include <cstring>
 #include <memory>
@@ -169,6 +171,45 @@ Napi::Value CountLines(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n < 0 ? -1 : lines);
 }
 
+// Room under RLIMIT_AS and RLIMIT_DATA promised to collector threads not started yet, for the
+// whole process: heaps created in several Workers at once each count the others' threads
+// (address-space.ts). Module state in JavaScript is per isolate; the addon's is per process.
+std::mutex promiseMu;
+double promisedAs = 0, promisedData = 0;
+
+// promise(needAs, needData, roomAs, roomData, threadsAs, threadsData) -> [ok, promisedAs,
+// promisedData]: if what is already promised plus this need fits the room under each limit
+// (Infinity: no limit), the threads' share is promised (ok 1); the totals are those seen.
+Napi::Value Promise(const Napi::CallbackInfo& info) {
+  double a[6];
+  for (int i = 0; i < 6; i++) {
+    if (info.Length() <= static_cast<size_t>(i) || !info[i].IsNumber()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "promise takes six numbers");
+    a[i] = info[i].As<Napi::Number>().DoubleValue();
+    if (std::isnan(a[i]) || (i >= 4 && (a[i] < 0 || !std::isfinite(a[i])))) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "promise: a number out of range");
+  }
+  std::lock_guard<std::mutex> g(promiseMu);
+  const double seenAs = promisedAs, seenData = promisedData;
+  const bool ok = seenAs + a[0] <= a[2] && seenData + a[1] <= a[3];
+  if (ok) {
+    promisedAs += a[4];
+    promisedData += a[5];
+  }
+  Napi::Array out = Napi::Array::New(info.Env(), 3);
+  out.Set(0u, Napi::Number::New(info.Env(), ok ? 1 : 0));
+  out.Set(1u, Napi::Number::New(info.Env(), seenAs));
+  out.Set(2u, Napi::Number::New(info.Env(), seenData));
+  return out;
+}
+
+// unpromise(threadsAs, threadsData): gives a promise back (its threads started, or failed to).
+Napi::Value Unpromise(const Napi::CallbackInfo& info) {
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "unpromise takes two numbers");
+  std::lock_guard<std::mutex> g(promiseMu);
+  promisedAs = std::max(0.0, promisedAs - info[0].As<Napi::Number>().DoubleValue());
+  promisedData = std::max(0.0, promisedData - info[1].As<Napi::Number>().DoubleValue());
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitMemory(Napi::Env env, Napi::Object exports) {
@@ -183,6 +224,8 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mlock", Fn<Mlock>(env, "mlock"));
   exports.Set("residency", Fn<Residency>(env, "residency"));
   exports.Set("countLines", Fn<CountLines>(env, "countLines"));
+  exports.Set("promise", Fn<Promise>(env, "promise"));
+  exports.Set("unpromise", Fn<Unpromise>(env, "unpromise"));
   exports.Set("mprotect", Fn<Mprotect>(env, "mprotect"));
   Napi::Object prot = Napi::Object::New(env);
   prot.Set("NONE", PROT_NONE);
