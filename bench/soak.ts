@@ -34,7 +34,7 @@
  */
 import fs from 'node:fs';
 import type { Values } from '../cli/args.js';
-import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type HeapType, type InjectOptions, type ModeName, type Pin, type Ref, type Root } from '../gc/index.js';
+import { Heap, IoUringPin, PAGE_SIZE, isMoveGcError, type CycleStats, type HeapType, type InjectOptions, type ModeName, type Pin, type Ref, type Root } from '../gc/index.js';
 import { heapOptionsOf, knobLabel, knobValuesOf, type KnobValues } from './knobs.js';
 import { heapVmas } from './procfs.js';
 import { rng } from './workload.js';
@@ -464,6 +464,9 @@ export async function main(v: Values): Promise<void> {
   try {
     r = await soak(args, log);
   } catch (e) {
+    // The heap refused the options (stallMs out of range, largeObjectBytes over the heap, a
+    // kernel errno): the CLI says so in one line with its code, as every command does.
+    if (isMoveGcError(e)) throw e;
     log(`failed: ${(e as Error).stack ?? String(e)}`);
     process.exitCode = 2;
     return;

@@ -129,7 +129,7 @@ export const COMMANDS: Record<string, Command> = {
         faults: { type: 'number', min: 0, max: 1, default: 0.15, metavar: 'P', help: 'probability that a cycle gets an injected fault' },
         check: { type: 'int', min: 1, default: 25, help: 'full model comparison and heap.verify() every N cycles of a heap' },
         seed: { type: 'int', min: 0, default: 1, help: 'PRNG seed' },
-        'stall-ms': { type: 'int', min: 1, default: 50, help: 'heap option stallMs: a collector thread silent this long is taken over (injected stalls scale with it)' },
+        'stall-ms': { type: 'int', min: 1, max: 600_000, default: 50, help: 'heap option stallMs: a collector thread silent this long is taken over (injected stalls scale with it)' },
         json: { type: 'boolean', help: 'the summary as one JSON line on stdout (progress on stderr)' },
         ...knobOptions(false),
       },

@@ -293,6 +293,18 @@ export function resolveInject(input: unknown): Readonly<InjectOptions> {
   return Object.freeze(out);
 }
 
+/**
+ * A default from the environment: unset or empty keeps `dflt`; a value not among `allowed` is
+ * refused, as a bad MOVEGC_LOG is (an audit: a misspelled MOVEGC_FAULT_PATH ran the default
+ * path, and a test run meant for the handler path tested the other one).
+ */
+function envDefault<T extends string>(name: string, allowed: readonly T[], dflt: T): T {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  if (!(allowed as readonly string[]).includes(v)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `${name} must be one of ${allowed.join(', ')} (or unset), got '${v.slice(0, 40)}'`);
+  return v as T;
+}
+
 export function resolveOptions(input: unknown): ResolvedOptions {
   const s = snapshot(input, HEAP_KEYS, 'heap option');
   const cap = s.capacity;
@@ -301,10 +313,10 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `capacity must be a positive multiple of 2 MiB up to ${MAX_CAPACITY} bytes, got ${cap}`);
   const mode = oneOf<ModeName>('mode', s.mode, MODES, Mode.MOVE);
   // MOVEGC_MARKING=pause changes the default (e.g. to run a test suite with marking in the pause).
-  const envMarking = process.env.MOVEGC_MARKING === Marking.PAUSE ? Marking.PAUSE : Marking.CONCURRENT;
+  const envMarking = envDefault('MOVEGC_MARKING', [Marking.CONCURRENT, Marking.PAUSE], Marking.CONCURRENT);
   const marking = oneOf<MarkingName>('marking', s.marking, [Marking.CONCURRENT, Marking.PAUSE], envMarking);
-  const envPath = process.env.MOVEGC_FAULT_PATH === FaultPath.HANDLER ? FaultPath.HANDLER : FaultPath.SELF;
-  const envReads = process.env.MOVEGC_UNBUILT_READS === UnbuiltReadPolicy.FROM_SPACE ? UnbuiltReadPolicy.FROM_SPACE : UnbuiltReadPolicy.BUILD;
+  const envPath = envDefault('MOVEGC_FAULT_PATH', [FaultPath.SELF, FaultPath.HANDLER], FaultPath.SELF);
+  const envReads = envDefault('MOVEGC_UNBUILT_READS', [UnbuiltReadPolicy.BUILD, UnbuiltReadPolicy.FROM_SPACE], UnbuiltReadPolicy.BUILD);
   const { stallMs, denseThreshold, largeObjectBytes, hide, logger } = s;
   if (stallMs !== undefined) {
     if (typeof stallMs !== 'number') throw invalidArg(`stallMs must be a number, got ${typeof stallMs}`);

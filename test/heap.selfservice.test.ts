@@ -68,17 +68,24 @@ describe('the faultPath option', () => {
       const out = [];
       for (const o of [{}, { faultPath: 'self' }]) { const h = await Heap.create({ capacity: 2 << 20, mode: 'stw', ...o }); out.push(h.faultPath); await h.close(); }
       console.log(JSON.stringify(out));`;
-    const run = (env: string | undefined): string[] => {
+    const child = (env: string | undefined) => {
       const e = { ...process.env };
       if (env === undefined) delete e.MOVEGC_FAULT_PATH;
       else e.MOVEGC_FAULT_PATH = env;
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: e, timeout: 30_000 });
+      return spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: e, timeout: 30_000 });
+    };
+    const run = (env: string | undefined): string[] => {
+      const r = child(env);
       expect(r.status, r.stderr).toBe(0);
       return JSON.parse(r.stdout.trim().split('\n').pop()!);
     };
     expect(run('handler')).toEqual(['handler', 'self']);
     expect(run(undefined)).toEqual(['self', 'self']);
-    expect(run('bogus')).toEqual(['self', 'self']); // only 'handler' changes it
+    expect(run('')).toEqual(['self', 'self']);
+    // A value it does not know is refused with a typed error (a typo ran the default unnoticed).
+    const bad = child('handlr');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/MOVEGC_FAULT_PATH must be one of self, handler \(or unset\), got 'handlr'/);
   });
 });
 

@@ -67,7 +67,11 @@ describe('the unbuiltReads option', () => {
     try {
       expect(run('from-space')).toEqual(['from-space', 'build']);
       expect(run(undefined)).toEqual(['build', 'build']);
-      expect(run('bogus')).toEqual(['build', 'build']); // only 'from-space' changes it
+      // A value it does not know is refused (a typo would run the default unnoticed).
+      const e = { ...process.env, MOVEGC_UNBUILT_READS: 'fromspace' };
+      const bad = spawnSync(process.execPath, [file], { encoding: 'utf8', env: e, timeout: 60_000 });
+      expect(bad.status).not.toBe(0);
+      expect(bad.stderr).toMatch(/MOVEGC_UNBUILT_READS must be one of build, from-space \(or unset\), got 'fromspace'/);
     } finally {
       fs.rmSync(path.dirname(file), { recursive: true, force: true });
     }

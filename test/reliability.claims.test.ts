@@ -81,7 +81,10 @@ describe('heap options', () => {
     const heaps = [{ mode: 'move' }, { mode: 'move', marking: 'concurrent' }, { mode: 'move', marking: 'pause' }];
     expect(envChild({ heaps }, { MOVEGC_MARKING: 'pause' }).heaps).toEqual(['move:pause', 'move:concurrent', 'move:pause']);
     expect(envChild({ heaps }, { MOVEGC_MARKING: undefined }).heaps).toEqual(['move:concurrent', 'move:concurrent', 'move:pause']);
-    expect(envChild({ heaps }, { MOVEGC_MARKING: 'bogus' }).heaps).toEqual(['move:concurrent', 'move:concurrent', 'move:pause']);
+    // A value it does not know is refused (a typo would run the default unnoticed).
+    const r = spawnSync(process.execPath, [ENV_CHILD, JSON.stringify({ heaps })], { encoding: 'utf8', env: { ...process.env, MOVEGC_MARKING: 'pasue' }, timeout: 60_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/MOVEGC_MARKING must be one of concurrent, pause \(or unset\), got 'pasue'/);
   }, ['uffd', 'move'], 120_000);
 
   /** Claim (MOVEGC_TRACE): MOVEGC_TRACE=1 prints one line per cycle on stderr (child process). */
