@@ -39,6 +39,7 @@ function topHelp(): string {
  * Anything else is a UsageError naming the path and the reason.
  */
 function checkOutput(given: string, kind: 'dir' | 'file'): void {
+  if (given.trim() === '') throw new UsageError(`--out needs a path, got '${given}'`);
   const target = path.resolve(process.cwd(), given);
   const dir = kind === 'dir' ? target : path.dirname(target);
   const fail = (why: string): never => {
@@ -89,10 +90,14 @@ export async function run(argv: string[]): Promise<number> {
       return 2;
     }
     if (first === '--help' || first === '-h' || first === 'help') {
+      // `movegc help bench` is `movegc bench --help` (and `help example art`, the example's).
+      if (first === 'help' && rest.length > 0) return run([...rest, '--help']);
+      if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}' after ${first}`);
       console.log(topHelp());
       return 0;
     }
     if (first === '--version' || first === '-v') {
+      if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}' after ${first}`);
       console.log(version());
       return 0;
     }

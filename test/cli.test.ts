@@ -106,6 +106,12 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     [['sweep', '--large-object-bytes', '65536,0.5'], /--large-object-bytes values must be integers/],
     [['example', 'pinned-io', '--file', '/nonexistent-movegc'], /--file \/nonexistent-movegc: ENOENT/],
     [['example', 'pinned-io', '--file', 'package.json'], /--file package.json has \d+ bytes; at least 131072 are needed/],
+    // A second audit: accepted before, and run (or ignored).
+    [['soak', '--stall-ms', '700000'], /--stall-ms must be in \[1, 600000\], got 700000/],
+    [['bench', '--out', ''], /--out needs a path, got ''/],
+    [['splay', '--out', ' '], /--out needs a path, got ' '/],
+    [['--version', 'extra'], /unexpected argument 'extra' after --version/],
+    [['--help', 'extra'], /unexpected argument 'extra' after --help/],
   ];
   it.each(cases)('%j', (args, msg) => {
     const r = movegc(args);
@@ -130,6 +136,17 @@ describe('errors from the heap: one line with the code, exit 1, no stack', () =>
     expect(r.stderr).toMatch(/\[ERR_HEAP_FULL\]/);
     expect(r.stderr).toMatch(/run failed \(exit 1; its error is above\)/);
     expect(r.stderr).not.toMatch(STACK);
+  });
+  it('soak with a heap option the heap refuses (it printed a stack)', () => {
+    const r = movegc(['soak', '--cycles', '1', '--heap', '2', '--modes', 'stw', '--large-object-bytes', '4194304']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^movegc soak: largeObjectBytes must be an integer in \[0, capacity\] .*\[ERR_OUT_OF_RANGE\]$/m);
+    expect(r.stderr).not.toMatch(STACK);
+  });
+  it('help COMMAND prints the command\'s help', () => {
+    const r = movegc(['help', 'bench']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(movegc(['bench', '--help']).stdout);
   });
   it('a workload larger than --heap', () => {
     const r = movegc(['example', 'gcbench', '--heap', '2', '--scale', '0.001']);
