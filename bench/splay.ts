@@ -25,13 +25,13 @@
  * heap.history, the mutator's stall per touched unbuilt page (self and handler samples
  * merged: the population both paths share), pages built by self-service, kernel faults.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, Heap, MoveGcError } from '../gc/index.js';
 import { UsageError, type Values } from '../cli/args.js';
+import { spawnTied } from '../cli/child.js';
 import { HEAP_VARIANTS, KNOBS, heapOptionsOf, heapVariant, knobValuesOf, variantTitle, type KnobValues } from './knobs.js';
 import { startProvenance, provenanceLine, type Provenance } from './provenance.js';
 import { bucketQuantiles, median, mergeBuckets, quantiles, type Quantiles } from './stats.js';
@@ -325,7 +325,7 @@ async function runVariant(variant: Variant, rep: number, v: Values, knobs: KnobV
 function child(variant: Variant, rep: number, argv: string[]): Promise<SplayRep> {
   const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/movegc.js');
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [cli, 'splay', ...argv, '--variant', variant], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MOVEGC_SPLAY_REP: String(rep) } });
+    const c = spawnTied(process.execPath, [cli, 'splay', ...argv, '--variant', variant], { env: { ...process.env, MOVEGC_SPLAY_REP: String(rep) } });
     let out = '';
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));
     c.on('error', reject);

@@ -3,13 +3,13 @@
  * aligned text table, and running one child process per mode (so that every mode starts from
  * the same cold JIT and process state, and a mode's leftovers cannot slow the next one).
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cliLogger, type Logger, type ModeName } from '../gc/index.js';
 import type { Values } from '../cli/args.js';
 import { COMMANDS } from '../cli/commands.js';
+import { spawnTied } from '../cli/child.js';
 import { startProvenance } from '../bench/provenance.js';
 
 /** The examples' progress logger: the library's CLI logger (readable lines on stderr). */
@@ -70,7 +70,7 @@ export async function runModes<T>(name: string, runs: ReadonlyArray<ModeName | C
     const { mode, extra = [] } = typeof run === 'string' ? { mode: run } : run;
     const own = extra.filter((x) => x.startsWith('--')).map((x) => x.slice(2));
     const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [cli, 'example', name, '--mode', mode, '--json', ...extra, ...childArgs(name, args, own)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawnTied(process.execPath, [cli, 'example', name, '--mode', mode, '--json', ...extra, ...childArgs(name, args, own)]);
       let buf = '';
       child.stdout.on('data', (d: Buffer) => (buf += d.toString()));
       child.on('error', reject);

@@ -3,7 +3,7 @@
  * the command and every subcommand, usage errors with a usage line and no stack, output
  * under the current directory, and the provenance every results file carries.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -154,6 +154,45 @@ describe('errors from the heap: one line with the code, exit 1, no stack', () =>
     expect(r.stderr).toMatch(/^movegc example gcbench: heap full: .* \[ERR_HEAP_FULL\]$/m);
     expect(r.stderr).not.toMatch(STACK);
   });
+});
+
+describe('child runs die with their parent', () => {
+  // A second audit: SIGTERM to `example art --compare` left the column's child running on, an
+  // orphan, until its --seconds were up (cli/child.ts passes the signal on).
+  it('SIGTERM to a --compare run ends the column it is running, then the run, by the same signal', async () => {
+    const parent = spawn(process.execPath, [CLI, 'example', 'art', '--compare', '--modes', 'stw,stw', '--seconds', '30', '--heap', '16'], { cwd: root, stdio: ['ignore', 'ignore', 'ignore'] });
+    const childOf = (pid: number): number | null => {
+      for (const d of fs.readdirSync('/proc')) {
+        if (!/^\d+$/.test(d)) continue;
+        try {
+          const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+          if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) return Number(d); // field 4: ppid
+        } catch {
+          // exited meanwhile
+        }
+      }
+      return null;
+    };
+    let child: number | null = null;
+    for (let i = 0; i < 200 && child === null; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      child = childOf(parent.pid!);
+    }
+    expect(child, 'the column started').not.toBeNull();
+    const ended = new Promise<NodeJS.Signals | null>((r) => parent.once('exit', (_code, sig) => r(sig)));
+    parent.kill('SIGTERM');
+    expect(await ended).toBe('SIGTERM');
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 100 && alive(child!); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive(child!), 'the column is gone').toBe(false);
+  }, 30_000);
 });
 
 describe('results', () => {
