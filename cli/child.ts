@@ -12,15 +12,28 @@ const ENDING = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** spawn() with stdin ignored, stdout piped and stderr inherited, tied to this process's life. */
 export function spawnTied(cmd: string, args: string[], options: Omit<SpawnOptions, 'stdio'> = {}): ChildProcessByStdio<null, Readable, null> {
-  const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'inherit'] });
+  // Listening before the child exists: a signal between its fork and our listening would end
+  // this process alone.
+  let child: ChildProcessByStdio<null, Readable, null> | null = null;
   let ending: NodeJS.Signals | null = null;
   const pass = (sig: NodeJS.Signals): void => {
     ending = sig;
-    child.kill(sig);
+    child?.kill(sig);
+  };
+  const stop = (): void => {
+    for (const s of ENDING) process.off(s, pass);
   };
   for (const s of ENDING) process.on(s, pass);
+  try {
+    child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'inherit'] });
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  if (ending) child.kill(ending);
+  child.once('error', stop); // it never ran
   child.once('exit', () => {
-    for (const s of ENDING) process.off(s, pass);
+    stop();
     // With no listener left, the signal's default action ends this process as it would have.
     if (ending) process.kill(process.pid, ending);
   });
