@@ -299,14 +299,14 @@ describe('a collector thread terminated inside native code', () => {
     // The heap terminates a stalled compactor; if it is inside a failing native call right
     // then (a MOVE refused with EEXIST), the error can no longer be thrown into JavaScript.
     // Found by the long soak: the whole process died ("terminate called after throwing an
-    // instance of 'Napi::Error'"). Run in a child process, 100 times.
+    // instance of 'Napi::Error'"). Run in a child process, 70 times.
     const fixture = fileURLToPath(new URL('./fixtures/terminate-native.mjs', import.meta.url));
-    // 100 Worker starts: ~10 s idle, 26 s at load 6 on 2 cores.
-    const r = spawnSync(process.execPath, [fixture, '100'], { encoding: 'utf8', timeout: 80_000 });
+    // 70 Worker starts: ~8 s here (CI time: 100 took 12 s).
+    const r = spawnSync(process.execPath, [fixture, '70'], { encoding: 'utf8', timeout: 80_000 });
     expect(r.stderr).not.toContain('terminate called');
     expect(r.signal).toBeNull();
     expect(r.status).toBe(0);
-    expect(r.stdout.trim()).toBe('survived 100');
+    expect(r.stdout.trim()).toBe('survived 70');
   }, 90_000);
 });
 
