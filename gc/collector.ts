@@ -100,7 +100,8 @@ export class Collector {
     } catch (e) {
       throw internal(e, 'idle');
     }
-    return this.history[this.history.length - 1];
+    const last = this.history[this.history.length - 1];
+    return last === undefined ? undefined : structuredClone(last); // a copy: see Heap.history
   }
 
   /** Waits for the end of cycle `cycle` (not of one a racing call started); its statistics, if it finished. */
@@ -111,7 +112,8 @@ export class Collector {
     } catch (e) {
       throw internal(e, 'gc');
     }
-    return this.#cycles.recordOf(cycle);
+    const st = this.#cycles.recordOf(cycle);
+    return st === undefined ? undefined : structuredClone(st); // a copy: see Heap.history
   }
 
   /** Heap.close, first: the active cycle finished (a failure logged: closing goes on); one only requested is dropped. */

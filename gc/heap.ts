@@ -137,9 +137,11 @@ export class Heap extends MutatorHeap {
   }
   /** Statistics of every finished cycle (most recent last, up to 1000). */
   get history(): readonly CycleStats[] {
-    // A copy: the heap appends to its own (and drops the oldest); one the caller froze or
-    // cleared made every later cycle's end throw, or lost the record gc() looks its cycle up in.
-    return this.#collector.history.slice();
+    // A copy, records too: the heap appends to its own list (and drops the oldest), and reads
+    // its records (progress(), gc()'s lookup). A list the caller froze or cleared made every
+    // later cycle's end throw; a record the caller edited changed what progress(), gc() and
+    // idle() said after (an audit: a renumbered record became progress().cycle).
+    return this.#collector.history.map((st) => structuredClone(st));
   }
 
   /**

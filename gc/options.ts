@@ -280,7 +280,7 @@ function bool(key: string, v: unknown, dflt: boolean): boolean {
 }
 
 /** Injections that sleep the mutator's own thread inside a heap call: bounded, as a pause is. */
-const MUTATOR_SLEEPS = { markHandGapMs: true, flipGapMs: true } as const;
+const MUTATOR_SLEEPS = { markHandGapMs: true, flipGapMs: true, readHoldMs: true } as const;
 const MUTATOR_SLEEP_MAX_MS = 10_000;
 
 export function resolveInject(input: unknown): Readonly<InjectOptions> {

@@ -7,9 +7,10 @@
  * never returned while thousands of cycles ran). A cycle requestCollection() began after the
  * call, not yet flipped, is now driven to its flip in place of a new one.
  *
- * gc() returns its own cycle's record even when the caller edited an earlier one: gc() and
- * idle() hand out the heap's own records, and gc() looked its cycle up by their `cycle` field,
- * so a record the caller renumbered was returned again as a later cycle's statistics.
+ * gc() returns its own cycle's record even when the caller edited an earlier one: gc() looked
+ * its cycle up by the records' `cycle` field, and handed out the heap's own records, so a
+ * record the caller renumbered was returned again as a later cycle's statistics. Records are
+ * handed out as copies now (history, gc, idle), so an edit changes nothing the heap says.
  */
 import { describe, expect, it } from 'vitest';
 import { Heap } from '../dist/gc/index.js';
@@ -62,10 +63,19 @@ it('a record the caller renumbered is not returned for a later cycle', async () 
     const first = await h.gc();
     const n = first.cycle;
     (first as { cycle: number }).cycle = n + 1;
+    // The heap hands out copies (a third audit: the caller's edits to a record gc() or idle()
+    // returned, or to one in history, were the heap's, and progress() read them back).
+    expect(h.history.at(-1)!.cycle).toBe(n);
+    expect(h.progress().cycle).toBe(n);
+    (h.history.at(-1) as { cycle: number }).cycle = 777;
+    (h.history.at(-1)!.pauses as unknown[]).push({ kind: 'x', startMs: 0, ms: 1e9 });
+    expect((await h.idle())!.cycle).toBe(n);
+    expect(h.history.at(-1)!.pauses.some((p) => p.kind === ('x' as never))).toBe(false);
     const second = await h.gc();
     expect(second).not.toBe(first);
     expect(second.cycle).toBe(n + 1);
-    expect(h.history.at(-1)).toBe(second);
+    expect(h.history.at(-1)).toEqual(second);
+    expect(h.history.at(-1)).not.toBe(second);
   } finally {
     await h.close();
   }

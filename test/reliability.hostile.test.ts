@@ -60,6 +60,8 @@ describe('Heap.create options', () => {
       ...[-1, 1.5, NaN, Infinity, 2 ** 31].map((v): [unknown, string] => [{ capacity: cap, inject: { eagainEvery: v } }, ErrorCode.OUT_OF_RANGE]),
       // Sleeps of the mutator's own thread inside a heap call are bounded (10 s).
       [{ capacity: cap, inject: { flipGapMs: 10_001 } }, ErrorCode.OUT_OF_RANGE], [{ capacity: cap, inject: { markHandGapMs: 2 ** 31 - 1 } }, ErrorCode.OUT_OF_RANGE],
+      // readHoldMs sleeps inside a read accessor (unbuilt-reads.ts): a third audit held one 24 days.
+      [{ capacity: cap, inject: { readHoldMs: 10_001 } }, ErrorCode.OUT_OF_RANGE], [{ capacity: cap, inject: { readHoldMs: 2 ** 31 - 1 } }, ErrorCode.OUT_OF_RANGE],
       [{ capacity: cap, faultInstall: 'fast' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, faultInstall: 1 }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, builder: 'fast' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, builder: 1 }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, logger: {} }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, logger: 'console' }, ErrorCode.INVALID_ARG_TYPE],
