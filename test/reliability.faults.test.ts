@@ -13,7 +13,6 @@
  *  - a compactor killed mid-cycle (dieAtPage): taken over and replaced
  */
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Heap, IoUringPin, PAGE_SIZE, type CycleStats, type HeapOptions, type InjectOptions } from '../dist/gc/index.js';
@@ -21,6 +20,7 @@ import { buildGraph, captureLogger, checksum, walk } from './fixtures/graph.mjs'
 import { Ctl } from '../dist/gc/control.js';
 import { WARNINGS_PER_CYCLE } from '../dist/gc/install.js';
 import { itKernel } from './kernel.js';
+import { childPids } from './helpers/procfs.js';
 
 const NODES = 40_000;
 const T_OUT = 30_000;
@@ -107,15 +107,6 @@ async function logged(messages: string[], text: string): Promise<boolean> {
   return messages.some((m) => m.includes(text));
 }
 
-function children(): number[] {
-  const out: number[] = [];
-  for (const t of fs.readdirSync('/proc/self/task')) {
-    const c = fs.readFileSync(`/proc/self/task/${t}/children`, 'utf8').trim();
-    if (c) out.push(...c.split(/\s+/).map(Number));
-  }
-  return out;
-}
-
 describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () => {
   itKernel('io_uring-pinned heap pages are copied instead of moved, contents intact', async () => {
     // Only the compactor MOVEs recycled buffers (other builders use scratch pages and COPY):
@@ -142,7 +133,7 @@ describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () =
     // No takeover (stallMs 5 s): every refusal is then the compactor's (the fault server
     // installs its own builds by COPY), which the warning count below relies on.
     const s = await setup({ dontFork: false, stallMs: 5000 });
-    const before = children().length;
+    const before = childPids().length;
     // The walk waits for the compactor to pass the fork (on a loaded machine the walk's faults
     // built the pages first, the compactor never reached page 20, and nothing forked: the
     // fresh-clone suite failed here twice).
@@ -152,7 +143,7 @@ describe('real pins and shared pages: MOVE says EBUSY, the page is copied', () =
     expect(st.ebusyCopies).toBe(st.ebusy);
     expect(st.pages.copied).toBeGreaterThan(0);
     allInstalled(st);
-    expect(children().length, 'the forked child was reaped at the end of the cycle').toBe(before);
+    expect(childPids().length, 'the forked child was reaped at the end of the cycle').toBe(before);
     // One warning per refused page, up to WARNINGS_PER_CYCLE per thread, then one saying so.
     // The pending run at the fork is ~19 pages, all refused in the compactor: past its cap.
     // (The check was `if (st.ebusy > 3 * WARNINGS_PER_CYCLE)`: never true here, so a cap that
@@ -315,14 +306,14 @@ describe('faults combined', () => {
     const s = await setup({ dontFork: false });
     const used = Math.floor(s.heap.usedBytes / PAGE_SIZE);
     pins.push(IoUringPin.pin(s.heap.address + Math.floor(used * 0.1) * PAGE_SIZE, 2 * PAGE_SIZE));
-    const before = children().length;
+    const before = childPids().length;
     // The walk waits for the compactor to pass the fork, as in the fork tests above (a fresh-clone
     // suite failed here once: ebusy 0, the walk's self-service had built the pages first).
     const st = await faultyCycle(s, { eagainEvery: 3, forkAtPage: 10, delayAtPage: 30, delayMs: 1500 }, 15);
     allInstalled(st);
     expect(st.ebusy).toBeGreaterThan(0);
     expect(st.eagain).toBeGreaterThan(0);
-    expect(children().length, 'no forked child left behind').toBe(before);
+    expect(childPids().length, 'no forked child left behind').toBe(before);
     while (pins.length) pins.pop()!.release();
     await cleanCycle(s);
   }, undefined, T_OUT);

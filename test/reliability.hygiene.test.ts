@@ -20,6 +20,7 @@ import { describe, expect } from 'vitest';
 import { Heap, type ModeName } from '../dist/gc/index.js';
 import { native } from '../dist/gc/native.js';
 import { caps, CI, itKernel } from './kernel.js';
+import { childPids } from './helpers/procfs.js';
 
 // 32 by default (each lifecycle starts three Workers, about 0.2 s each here; 120 took 20 s of
 // a CI run near its 15 minutes), the stalled (i = 13) and forked (i = 7) ones included: a leak of one descriptor, thread, child or heap mapping in
@@ -50,11 +51,7 @@ function heapMappings(): string[] {
   }
   return out;
 }
-function children(): number {
-  let n = 0;
-  for (const t of fs.readdirSync('/proc/self/task')) n += fs.readFileSync(`/proc/self/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).length;
-  return n;
-}
+const children = (): number => childPids().length;
 async function settle(cond: () => boolean, ms = 3000): Promise<void> {
   for (let t = 0; t < ms && !cond(); t += 20) await new Promise((r) => setTimeout(r, 20));
 }

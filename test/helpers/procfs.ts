@@ -63,3 +63,24 @@ export function presentRuns(address: number, length: number): Array<[number, num
     }
   return runs;
 }
+
+/** The child processes of process `pid` (of any of its threads), from /proc/PID/task/TID/children; a thread that exits meanwhile has none. */
+export function childPids(pid: number | 'self' = 'self'): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out; // the process is gone
+  }
+  for (const t of tasks) {
+    let c = '';
+    try {
+      c = fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (c) out.push(...c.split(/\s+/).map(Number));
+  }
+  return out;
+}
