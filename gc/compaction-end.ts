@@ -74,19 +74,28 @@ export function installerInside(sh: Shared): typeof Role.COMPACTOR | typeof Role
 /**
  * Whether the cycle can end now, never waiting: every page installed, the compactor out of the
  * cycle, no fault still being timed ('settled'). 'busy': the compactor's 'done' brings the
- * caller back. 'fault-in-flight': look again shortly.
+ * caller back. 'again': look again shortly (a fault still being timed, or a stalled installer
+ * being replaced).
  */
-export function compactionSettled(sh: Shared, threads: CollectorThreads, b: Builders, log: Logger): 'settled' | 'busy' | 'fault-in-flight' {
+export function compactionSettled(sh: Shared, threads: CollectorThreads, b: Builders, log: Logger): 'settled' | 'busy' | 'again' {
   if (!b.allMapped()) return 'busy';
-  const inside = installerInside(sh);
-  if (inside === Role.COMPACTOR) return 'busy'; // its 'done' brings us back
-  if (inside === Role.FAULT) {
-    // Between a build and its install: it leaves in microseconds, or, stalled there, is
-    // replaced (terminated, it installs nothing more). Looked at again shortly.
-    if (threads.isStale(Role.FAULT)) void threads.replace(Role.FAULT).catch((e) => log.error({ err: e }, 'replacing the fault server failed'));
-    return 'fault-in-flight';
+  let inside = installerInside(sh);
+  // Terminated and exited, it installs nothing more: cleaned up here, as its Worker's 'exit'
+  // comes through the event loop, which a frame loop that never yields never reaches.
+  if (inside !== null && threads.reapLeft(inside)) inside = installerInside(sh);
+  if (inside !== null) {
+    // Still in the cycle: the compactor finishing its walk (its 'done' brings us back), or the
+    // fault server between a build and its install (it leaves in microseconds). Either,
+    // stalled there past stallMs, is replaced as the awaited end does: a loop that only calls
+    // safepoint() would otherwise never see the cycle end behind a stalled compactor (an
+    // audit: 3560 safepoints over 4 s).
+    if (threads.isStale(inside)) {
+      void threads.replace(inside).catch((e) => log.error({ err: e, role: inside }, 'replacing a stalled collector thread failed'));
+      return 'again';
+    }
+    return inside === Role.COMPACTOR ? 'busy' : 'again';
   }
-  if (Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT) > 0 && !threads.isStale(Role.FAULT)) return 'fault-in-flight';
+  if (Atomics.load(sh.ctl, Ctl.FAULTS_IN_FLIGHT) > 0 && !threads.isStale(Role.FAULT)) return 'again';
   return 'settled';
 }
 

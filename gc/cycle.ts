@@ -452,7 +452,7 @@ export class CycleDriver {
   /** The end of the cycle from the event loop (the compactor said it is done). */
   #tryFinalize(): void {
     try {
-      if (this.#finalizeIfDone() === 'fault-in-flight') setTimeout(() => this.#tryFinalize(), 1).unref(); // a fault is still being timed
+      if (this.#finalizeIfDone() === 'again') setTimeout(() => this.#tryFinalize(), 1).unref(); // a fault still being timed, or a stalled installer being replaced
     } catch (e) {
       this.#c.log.error({ err: e }, 'cycle finalization failed');
       this.#endError = e;
@@ -464,7 +464,7 @@ export class CycleDriver {
    * compactor out of the cycle, no fault still being timed. Never waits (a safepoint's and
    * the event loop's way to the end of a cycle; #finishCompaction is the waiting one).
    */
-  #finalizeIfDone(): 'done' | 'busy' | 'fault-in-flight' {
+  #finalizeIfDone(): 'done' | 'busy' | 'again' {
     const { sh, threads, builders, log } = this.#c;
     const due = this.#active?.phase === CyclePhase.COMPACTING ? compactionSettled(sh, threads, builders, log) : 'busy';
     if (due !== 'settled') return due;

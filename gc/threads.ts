@@ -124,6 +124,17 @@ export class CollectorThreads {
     return tid !== undefined && tid > 0 && fs.existsSync('/proc/self/task') && !fs.existsSync(`/proc/self/task/${tid}`);
   }
 
+  /**
+   * Cleans up what the thread of `role` under termination left in shared memory once it has
+   * exited (hasLeft), without the event loop; true if it has. Its replacement cleans up
+   * again when the event loop gets to it (harmless: its successor does not exist yet).
+   */
+  reapLeft(role: RoleName): boolean {
+    if (!this.hasLeft(role)) return false;
+    ROLES[role].afterTerminate(this.#sh);
+    return true;
+  }
+
   /** Records a death found through shared memory before the Worker's 'error' event arrived. */
   reportDead(role: RoleName, data: Record<string, unknown>): void {
     this.#dead.add(role);

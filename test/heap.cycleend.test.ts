@@ -94,6 +94,73 @@ describe.each(TEST_MODES)('the end of a cycle (%s)', (mode: ModeName) => {
   });
 });
 
+describe('a loop of safepoints behind a stalled compactor', () => {
+  // Starts a cycle and leaves the compactor time to fall asleep inside it: one that came late
+  // to a cycle whose pages the loop had installed would back out, not stall (a mutant of the
+  // fix passed once so).
+  async function compactorAsleep(h: Heap): Promise<void> {
+    h.requestCollection();
+    const t0 = performance.now();
+    while (h.cyclePhase !== 'compacting' && performance.now() - t0 < 10_000) {
+      h.safepoint();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await new Promise((r) => setTimeout(r, 100)); // under stallMs: the marker has not stood in yet
+    expect(h.progress().pagesMapped, 'the compactor asleep, nothing installed').toBe(0);
+  }
+
+  // A third audit: with every page installed (the accessors and idleCompact built them) and the
+  // compactor asleep inside the cycle past stallMs, 3560 safepoints over 4 s never ended it,
+  // so requestCollection() started nothing; only an awaited end (idle) took over. The
+  // non-waiting end now replaces a stalled installer as the awaited one does.
+  for (const mode of ['move', 'copy'] as const) {
+    itMode(mode, `${mode}: the cycle ends in a safepoint once the stalled compactor is replaced`, async () => {
+      const h = await openHeap({ capacity: 4 << 20, mode, stallMs: 200 });
+      const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+      const root = h.root(list(h, T, 2000));
+      h.inject({ delayAtPage: 1, delayMs: 100_000 }); // asleep before its first page, inside the cycle
+      await compactorAsleep(h);
+      const t0 = performance.now();
+      while (h.cycleActive && performance.now() - t0 < 20_000) {
+        h.safepoint();
+        h.idleCompact(performance.now() + 1);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      expect(h.cycleActive, 'the cycle ended in a safepoint (a hang bound: 20 s)').toBe(false);
+      expect(h.history.at(-1)!.pages.total).toBeGreaterThan(0);
+      let n = 0;
+      for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(n++);
+      expect(n).toBe(2000);
+      expect(h.verify().ok).toBe(true);
+      expect(h.requestCollection()).toBe(true); // the next cycle can begin
+    });
+
+    // The same loop never yielding: the stalled compactor's replacement cannot get past its
+    // termination (that takes the event loop), so the safepoints see its thread gone
+    // (CollectorThreads.reapLeft) and end the cycle themselves.
+    itMode(mode, `${mode}: a loop that never yields ends the cycle once the stalled compactor's thread is gone`, async () => {
+      const h = await openHeap({ capacity: 4 << 20, mode, stallMs: 200 });
+      const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+      const root = h.root(list(h, T, 2000));
+      h.inject({ delayAtPage: 1, delayMs: 100_000 });
+      await compactorAsleep(h);
+      const t0 = performance.now();
+      while (h.cycleActive && performance.now() - t0 < 10_000) {
+        h.safepoint();
+        h.idleCompact(performance.now() + 1);
+      }
+      const ms = performance.now() - t0;
+      expect(h.cycleActive, `the cycle ended in a safepoint (a hang bound: 10 s; ${Math.round(ms)} ms)`).toBe(false);
+      let n = 0;
+      for (let x = root.get(); x !== null; x = h.getRef(x, 0)) expect(h.getU32(x, 0)).toBe(n++);
+      expect(n).toBe(2000);
+      expect(h.verify().ok).toBe(true);
+      await h.collect(); // the replacement compactor (spawned on the event loop) compacts the next cycle
+      expect(h.verify().ok).toBe(true);
+    });
+  }
+});
+
 describe('the end of a cycle awaited while safepoints run the next one', () => {
   // A waiting end (idle, collect's finish, close) is inside awaitCompaction's last awaits (here
   // the replacement of a compactor that died) while the frame loop's safepoints end that cycle
