@@ -24,6 +24,7 @@ import { IdleCompaction } from './idle.js';
 import { FaultPath, Marking, UnbuiltReadPolicy, largeObjectWords, resolveOptions, type HeapOptions, type FaultPathName, type MarkingName, type ResolvedOptions } from './options.js';
 import type { Ref } from './refs.js';
 import { census, type Census } from './census.js';
+import { deepFreeze } from './values.js';
 import { debugState, progressOf, type Progress } from './heap-types.js';
 import type { MutatorInternals } from './cycle-state.js';
 import { HEAP_MAKE, MutatorHeap } from './mutator.js';
@@ -75,8 +76,9 @@ export class Heap extends MutatorHeap {
     this.requestedMode = opts.mode;
     this.mode = mode;
     this.marking = mode === Mode.STW ? Marking.PAUSE : opts.marking;
-    this.fallbacks = fallbacks;
-    this.capabilities = caps;
+    this.fallbacks = deepFreeze([...fallbacks]);
+    this.capabilities = deepFreeze(caps); // probe()'s copy: the heap's own from here
+
     this.faultPath = opts.faultPath;
     this.#collector = new Collector(
       { sh, opts, mode, builders, uffd: mem.uffd, log, mut: this.#in, inject: this.#in.inject, verify: () => this.verify(), trace },

@@ -50,3 +50,16 @@ export function ownBytes(data: unknown): Uint8Array {
     throw invalidArg('data is a Uint8Array over a detached buffer, or out of its resized buffer\'s bounds');
   }
 }
+
+/**
+ * Freezes a plain data tree (objects and arrays of values) in place and returns it: records a
+ * heap hands out once and never reads again (Heap.capabilities, fallbacks), so that an edit
+ * fails loudly in strict code instead of making the heap say something it did not see.
+ */
+export function deepFreeze<T>(x: T): T {
+  if (typeof x === 'object' && x !== null && !Object.isFrozen(x)) {
+    Object.freeze(x);
+    for (const v of Object.values(x)) deepFreeze(v);
+  }
+  return x;
+}

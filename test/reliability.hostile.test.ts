@@ -339,6 +339,17 @@ describe('Heap entry points', () => {
     unchanged();
   });
 
+  it('what the heap saw at creation (capabilities, fallbacks) cannot be edited to say otherwise', () => {
+    // Plain records handed out once: an edit used to succeed silently, so heap.capabilities
+    // could say MOVE was missing on a heap running in move mode.
+    expect(() => ((heap.capabilities.move as { ok: boolean }).ok = !heap.capabilities.move.ok)).toThrow(TypeError);
+    expect(() => (heap.capabilities.features as string[]).push('FORGED')).toThrow(TypeError);
+    expect(() => (heap.fallbacks as string[]).push('forged')).toThrow(TypeError);
+    expect(heap.capabilities.features).not.toContain('FORGED');
+    expect(heap.fallbacks).not.toContain('forged');
+    unchanged();
+  });
+
   it('lying objects where a message would name the value: no primitive form, throwing traps, detached views', () => {
     const n = node();
     const bytes = heap.allocBytes(16);
