@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <unordered_map>
+#include <utility>
 
 #include <cstring>
 #include <memory>
@@ -174,8 +176,30 @@ Napi::Value CountLines(const Napi::CallbackInfo& info) {
 // Room under RLIMIT_AS and RLIMIT_DATA promised to collector threads not started yet, for the
 // whole process: heaps created in several Workers at once each count the others' threads
 // (address-space.ts). Module state in JavaScript is per isolate; the addon's is per process.
+// Each environment's share is kept too: a Worker terminated between its promise and its
+// unpromise (mid Heap.create) gives its share back in its teardown, or the room would stay
+// promised to threads that never come. Never freed: Workers may tear down after exit starts.
 std::mutex promiseMu;
 double promisedAs = 0, promisedData = 0;
+auto* const promisedBy = new std::unordered_map<napi_env, std::pair<double, double>>();
+
+void GiveBack(napi_env env, double as, double data) {
+  auto it = promisedBy->find(env);
+  if (it == promisedBy->end()) return;
+  as = std::min(as, it->second.first);
+  data = std::min(data, it->second.second);
+  it->second.first -= as;
+  it->second.second -= data;
+  promisedAs = std::max(0.0, promisedAs - as);
+  promisedData = std::max(0.0, promisedData - data);
+}
+
+void PromiseTeardown(void* arg) {
+  const napi_env env = static_cast<napi_env>(arg);
+  std::lock_guard<std::mutex> g(promiseMu);
+  GiveBack(env, INFINITY, INFINITY);
+  promisedBy->erase(env);
+}
 
 // promise(needAs, needData, roomAs, roomData, threadsAs, threadsData) -> [ok, promisedAs,
 // promisedData]: if what is already promised plus this need fits the room under each limit
@@ -193,6 +217,9 @@ Napi::Value Promise(const Napi::CallbackInfo& info) {
   if (ok) {
     promisedAs += a[4];
     promisedData += a[5];
+    auto& mine = (*promisedBy)[static_cast<napi_env>(info.Env())];
+    mine.first += a[4];
+    mine.second += a[5];
   }
   Napi::Array out = Napi::Array::New(info.Env(), 3);
   out.Set(0u, Napi::Number::New(info.Env(), ok ? 1 : 0));
@@ -204,9 +231,10 @@ Napi::Value Promise(const Napi::CallbackInfo& info) {
 // unpromise(threadsAs, threadsData): gives a promise back (its threads started, or failed to).
 Napi::Value Unpromise(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "unpromise takes two numbers");
+  const double as = info[0].As<Napi::Number>().DoubleValue(), data = info[1].As<Napi::Number>().DoubleValue();
+  if (std::isnan(as) || std::isnan(data) || as < 0 || data < 0) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "unpromise: a number out of range");
   std::lock_guard<std::mutex> g(promiseMu);
-  promisedAs = std::max(0.0, promisedAs - info[0].As<Napi::Number>().DoubleValue());
-  promisedData = std::max(0.0, promisedData - info[1].As<Napi::Number>().DoubleValue());
+  GiveBack(info.Env(), as, data);  // only what this environment promised
   return info.Env().Undefined();
 }
 
@@ -224,6 +252,11 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mlock", Fn<Mlock>(env, "mlock"));
   exports.Set("residency", Fn<Residency>(env, "residency"));
   exports.Set("countLines", Fn<CountLines>(env, "countLines"));
+  {
+    std::lock_guard<std::mutex> g(promiseMu);
+    (*promisedBy)[static_cast<napi_env>(env)];  // known from the start: GiveBack finds it
+  }
+  napi_add_env_cleanup_hook(env, PromiseTeardown, static_cast<napi_env>(env));
   exports.Set("promise", Fn<Promise>(env, "promise"));
   exports.Set("unpromise", Fn<Unpromise>(env, "unpromise"));
   exports.Set("mprotect", Fn<Mprotect>(env, "mprotect"));

@@ -418,6 +418,20 @@ describe('process lifetime', () => {
     expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual(['error ENOMEM', 'ok move']);
   });
 
+  it('a Worker terminated mid-create gives back the room its collector threads were promised', async () => {
+    if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
+    // Noticed in the stop that made the promises process-wide: a create cut off between its
+    // promise and its unpromise left the room promised for the life of the process. Each
+    // environment's share now goes back in its teardown (native/memory.cc).
+    const r = await spawnAsync(process.execPath, [path.join(here, 'fixtures/terminated-create.mjs')], 60_000);
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { seen: number; after: number; heap: string; afterClose: number };
+    expect(out.seen, 'the Worker was terminated inside the window').toBeGreaterThan(0);
+    expect(out.after).toBe(0);
+    expect(out.heap).toBe('move');
+    expect(out.afterClose).toBe(0);
+  });
+
   it('a create that fails part way (EMFILE for the userfaultfd) says so and releases the mappings it made', () => {
     if (!(caps.move.ok || CI)) return void console.log('skipped: no userfaultfd MOVE here');
     const res = spawnSync(process.execPath, [path.join(here, 'fixtures/emfile-create.mjs'), 'move'], { encoding: 'utf8', timeout: 30_000 });
