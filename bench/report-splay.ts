@@ -13,16 +13,16 @@ import { TARGETS, type SplayResults } from './splay.js';
 export function splaySection(res: SplayResults, note: string): string {
   const vs = Object.values(res.summary);
   const title = (s: (typeof vs)[number]): string => (s.variant === 'v8' ? 'v8 (plain JS objects)' : variantTitle(s.mode, s.faultPath));
-  const head = ['median over reps', ...vs.map((s) => `<span style="color:${COLORS[s.variant]};font-weight:bold">${esc(title(s))}</span>${s.fallbacks.length ? ' (fallback)' : ''}`)];
+  const head = ['median over reps', ...vs.map((s) => `<span style="color:${COLORS[s.variant] ?? '#000'};font-weight:bold">${esc(title(s))}</span>${s.fallbacks.length ? ' (fallback)' : ''}`)];
   const heapOnly = (x: string, s: (typeof vs)[number]): string => (s.variant === 'v8' ? '-' : x);
   const rows: Array<[string, (s: (typeof vs)[number]) => string]> = [
     ['<b>throughput (runs/s)</b>', (s) => `<b>${num(s.runsPerS, 0)}</b>`],
     ['µs per run', (s) => num(s.usPerRun, 0)],
-    ['Octane Splay score', (s) => String(s.splayScore)],
+    ['Octane Splay score', (s) => esc(s.splayScore)],
     ['latency p50 / p99 (ms)', (s) => `${num(s.latencyP50Ms, 2)} / ${num(s.latencyP99Ms, 2)}`],
     ['<b>latency max (ms)</b>', (s) => `<b>${num(s.latencyMaxMs, 1)}</b>`],
     ['RMS latency (ms)', (s) => num(s.rmsMs, 2)],
-    ['<b>Octane SplayLatency score</b>', (s) => `<b>${s.latencyScore}</b>`],
+    ['<b>Octane SplayLatency score</b>', (s) => `<b>${esc(s.latencyScore)}</b>`],
     ['movegc cycles', (s) => heapOnly(num(s.cycles, 0), s)],
     ['collect() p50 / max (ms)', (s) => heapOnly(`${num(s.collectP50Ms, 1)} / ${num(s.collectMaxMs, 1)}`, s)],
     ['<b>collection run p50</b> / max (ms): collect() removed', (s) => heapOnly(`<b>${num(s.collectionRunP50Ms, 1)}</b> / ${num(s.collectionRunMaxMs, 1)}`, s)],
@@ -39,7 +39,7 @@ export function splaySection(res: SplayResults, note: string): string {
   const met = (x: number | null, t: number): string => (x === null ? '–' : `${num(x, 3)} ${x <= t ? '(met)' : '<span class="bad">(not met)</span>'}`);
   const ys = res.yardsticks ?? [];
   const yard = ys.length
-    ? tableHtml(['issue 11: self / handler', ...ys.map((y) => y.mode)], [
+    ? tableHtml(['issue 11: self / handler', ...ys.map((y) => esc(y.mode))], [
         [`stall per touched unbuilt page, p50 (target ≤ ${num(TARGETS.stallP50Ratio, 3)})`, ...ys.map((y) => met(y.stallP50Ratio, TARGETS.stallP50Ratio))],
         [`collection run, p50 (target ≤ ${num(TARGETS.collectionRunRatio, 3)} in move mode)`, ...ys.map((y) => met(y.collectionRunRatio, TARGETS.collectionRunRatio))],
       ], 'ratios')
@@ -48,13 +48,13 @@ export function splaySection(res: SplayResults, note: string): string {
     stripPlot('Longest latency sample per rep', 'ms', vs.map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).map((r) => r.latencyMs.max) })), 720, 240) +
     stripPlot('Collection runs, collect() removed (every collection of every rep)', 'ms', vs.filter((s) => s.variant !== 'v8').map((s) => ({ label: s.variant, color: COLORS[s.variant], values: res.reps.filter((r) => r.variant === s.variant).flatMap((r) => r.collectionRunsMs) })), 720, 240);
   const p = res.params;
-  return `<p class="note">${note} ${p.reps} reps per variant, interleaved, each in a fresh process: setup (8000 inserts) then ${p.seconds} s of Octane runs
-(80 inserts and 80 removes each). Heap ${p.heapMiB} MiB, collect() when use passes ${p.trigger} of it. A latency sample is the time between two samples
+  return `<p class="note">${note} ${esc(p.reps)} reps per variant, interleaved, each in a fresh process: setup (8000 inserts) then ${esc(p.seconds)} s of Octane runs
+(80 inserts and 80 removes each). Heap ${esc(p.heapMiB)} MiB, collect() when use passes ${esc(p.trigger)} of it. A latency sample is the time between two samples
 (every 20 inserts during setup, then one per run): it includes collect() calls and faults. Scores as Octane 2.0 computes them (higher is better):
 Splay = 100 × 81491 / µs per run, SplayLatency = 100 × 2739514 / (RMS ms × 10⁴).
 The collection run is the run during which <code>collect()</code> returned (the same insert in every variant: the keys are seeded), less collect()'s own time:
 the concurrent compaction starts there. A stall per touched unbuilt page is timed on the mutator's thread (log buckets: lower bounds), self-service and
-kernel-fault samples merged; <i>self</i> variants build such pages in the accessor, <i>handler</i> variants leave them to the fault-server thread.${res.provenance.busy ? ` <span class="warn">Busy machine: load ${esc(res.provenance.load.start[0])} to ${esc(res.provenance.load.end?.[0])} on ${res.provenance.cores} cores.</span>` : ''}</p>
+kernel-fault samples merged; <i>self</i> variants build such pages in the accessor, <i>handler</i> variants leave them to the fault-server thread.${res.provenance.busy ? ` <span class="warn">Busy machine: load ${esc(res.provenance.load.start[0])} to ${esc(res.provenance.load.end?.[0])} on ${esc(res.provenance.cores)} cores.</span>` : ''}</p>
 ${table}${yard}<div class="row">${strips}</div><div id="splay-lat" class="chart"></div>`;
 }
 

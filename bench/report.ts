@@ -72,7 +72,7 @@ function modeTable(ms: ModeSummary[]): string {
     ['build (s)', (s) => num(s.buildMs / 1000, 1)],
   ];
   const cell = (k: string, f: (s: ModeSummary) => string, s: ModeSummary): string => (s.mode === 'stw' && CONCURRENT_ONLY.has(k) ? '-' : f(s));
-  return tableHtml(['median over reps', ...ms.map((s) => `<span class="m-${s.mode}">${s.mode}</span>${s.fallbacks.length ? ' (fallback)' : ''}`)], rows.map(([k, f]) => [k, ...ms.map((s) => cell(k, f, s))]), 'modes');
+  return tableHtml(['median over reps', ...ms.map((s) => `<span class="m-${esc(s.mode)}">${esc(s.mode)}</span>${s.fallbacks.length ? ' (fallback)' : ''}`)], rows.map(([k, f]) => [k, ...ms.map((s) => cell(k, f, s))]), 'modes');
 }
 
 function rawTable(ms: ModeSummary[]): string {
@@ -81,7 +81,7 @@ function rawTable(ms: ModeSummary[]): string {
     s.raw.map((r) => {
       const c = (x: string): string => (s.mode === 'stw' ? '-' : x);
       return [
-        s.mode, String(r.rep), num(r.compactionMs), num(r.pauseMs, 2), num(r.collectMs), num(r.markMs), num(r.throughputMBps / 1000, 2), c(String(r.mutatorFaults)),
+        esc(s.mode), String(r.rep), num(r.compactionMs), num(r.pauseMs, 2), num(r.collectMs), num(r.markMs), num(r.throughputMBps / 1000, 2), c(String(r.mutatorFaults)),
         c(num(r.faultMutatorUs.p50)), c(num(r.faultMutatorUs.p99)), c(num(r.faultHandlerUs.p50)), String(r.pagesMoved), String(r.pagesCopied), num(r.rssPeakBytes / r.rssBeforeBytes, 3), num(r.buildMs / 1000),
       ];
     }),
@@ -97,7 +97,7 @@ function faultPercentiles(res: Results): string {
     .filter((k) => k !== 'stw')
     .map((k) => {
       const q = c.distributions[k]!.faultMutatorPooled;
-      return [`<span class="m-${k}">${k}</span> mutator side`, String(q.count), num(q.p50), num(q.p90), num(q.p99), num(q.max, 0)];
+      return [`<span class="m-${esc(k)}">${esc(k)}</span> mutator side`, String(q.count), num(q.p50), num(q.p90), num(q.p99), num(q.max, 0)];
     });
   if (res.floor) {
     const f = res.floor.faultRoundTripUs;
@@ -118,7 +118,7 @@ export function provenanceTable(p: Provenance | undefined): string {
       ['git commit', p.gitCommit ? `<code>${esc(p.gitCommit.slice(0, 12))}</code>${p.gitDirty ? ' (with uncommitted changes)' : ''}` : 'n/a (not a git checkout)'],
       ['command', `<code>${esc(p.command)}</code>`],
       ['load average 1/5/15 min: start', load(p.load.start)],
-      ['load average 1/5/15 min: end', load(p.load.end) + (p.busy ? ` <span class="bad">busy: more load than ${p.cores} cores</span>` : '')],
+      ['load average 1/5/15 min: end', load(p.load.end) + (p.busy ? ` <span class="bad">busy: more load than ${esc(p.cores)} cores</span>` : '')],
       ['THP', esc(p.thp)],
       ['heap options', `<code>${esc(JSON.stringify(p.heapOptions))}</code>`],
     ],
@@ -201,20 +201,20 @@ export function renderHtml(res: Results): string {
     const modes = [...new Set(res.sweep.points.flatMap((p) => Object.keys(p.msPerLiveMiB)))] as ModeName[];
     sweepNote = res.sweep.fromEarlierRun ? `<p class="warn">This sweep is from an earlier run: ${esc(res.sweep.fromEarlierRun)}. Run <code>movegc sweep</code> to refresh it.</p>` : '';
     sweepTable = tableHtml(
-      ['heap', ...modes.flatMap((k) => [`${k} ms/live MiB`, `${k} compaction ms`, `${k} pause ms`, `${k} collect() ms`])],
+      ['heap', ...modes.flatMap((k) => [`${esc(k)} ms/live MiB`, `${esc(k)} compaction ms`, `${esc(k)} pause ms`, `${esc(k)} collect() ms`])],
       res.sweep.points.map((p) => [
-        `${p.heapMiB} MiB${p.label ? ` (${esc(p.label)})` : ''}`,
+        `${esc(p.heapMiB)} MiB${p.label ? ` (${esc(p.label)})` : ''}`,
         ...(p.skipped ? modes.flatMap(() => ['skipped', '', '', '']) : modes.flatMap((k) => [num(p.msPerLiveMiB[k], 3), num(p.compactionMs[k]), num(p.pauseMs[k], 2), num(p.collectMs[k])])),
       ]),
       'sweep',
     );
     const skipped = res.sweep.points.filter((p) => p.skipped);
-    if (skipped.length) sweepTable += `<p class="note">Skipped: ${skipped.map((p) => `${p.heapMiB} MiB${p.label ? ` ${esc(p.label)}` : ''} (${esc(p.skipped)})`).join('; ')}</p>`;
+    if (skipped.length) sweepTable += `<p class="note">Skipped: ${skipped.map((p) => `${esc(p.heapMiB)} MiB${p.label ? ` ${esc(p.label)}` : ''} (${esc(p.skipped)})`).join('; ')}</p>`;
     const ps = res.sweep.pauseSmallVsLarge as Record<string, { pause64MiBMs: number | null; pause1GiBMs: number | null; ratio: number | null; roots: number }> | null;
     if (ps)
       sweepTable += tableHtml(
         ['pause with the same roots', '64 MiB (ms)', '1 GiB (ms)', '1 GiB / 64 MiB', 'goal: < 5 ms at 1 GiB and ≤ 1.5x'],
-        Object.entries(ps).map(([k, v]) => [k, num(v.pause64MiBMs, 3), num(v.pause1GiBMs, 3), num(v.ratio, 2), v.pause1GiBMs !== null && v.ratio !== null ? (v.pause1GiBMs < 5 && v.ratio <= 1.5 ? '<span class="ok">met</span>' : '<span class="bad">missed</span>') : '–']),
+        Object.entries(ps).map(([k, v]) => [esc(k), num(v.pause64MiBMs, 3), num(v.pause1GiBMs, 3), num(v.ratio, 2), v.pause1GiBMs !== null && v.ratio !== null ? (v.pause1GiBMs < 5 && v.ratio <= 1.5 ? '<span class="ok">met</span>' : '<span class="bad">missed</span>') : '–']),
         'sweep',
       );
   }
@@ -241,7 +241,7 @@ thead th { background: #f0f0f0; text-align: center; } tbody th { text-align: lef
 <body><div id="main">
 <h1>movegc benchmark: move vs copy vs stop-the-world</h1>
 <p class="note">${esc(res.startedAt)} – ${esc(res.finishedAt)} (${num(res.elapsedS, 0)} s). Command: <code>${esc(res.command)}</code></p>
-${res.provenance?.busy ? `<p class="warn">The machine was busy during this run (load ${esc(res.provenance.load.start[0])} at the start, ${esc(res.provenance.load.end?.[0])} at the end, on ${res.provenance.cores} cores): absolute times are inflated and noisy; read the ratios.</p>` : ''}
+${res.provenance?.busy ? `<p class="warn">The machine was busy during this run (load ${esc(res.provenance.load.start[0])} at the start, ${esc(res.provenance.load.end?.[0])} at the end, on ${esc(res.provenance.cores)} cores): absolute times are inflated and noisy; read the ratios.</p>` : ''}
 <div class="row">${provenanceTable(res.provenance)}${machine}${params}</div>
 <h2>Results: medians over ${res.params.reps} interleaved reps</h2>
 ${ms.length ? modeTable(ms) : '<p>no comparison in this run</p>'}

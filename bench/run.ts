@@ -280,25 +280,12 @@ export async function main(v: Values): Promise<void> {
     mainCmp = await runComparison(args, args.heapMiB, args.knobs[0], floor, t0, '');
     // Show the latest sweep, if any, labelled as coming from an earlier run.
     const prev = path.join(args.out, 'sweep-latest.json');
-    if (fs.existsSync(prev)) {
-      try {
-        const p = JSON.parse(fs.readFileSync(prev, 'utf8')) as Results;
-        if (p.sweep) sweep = { ...p.sweep, fromEarlierRun: `${p.startedAt} (${path.basename(prev)})` };
-      } catch {
-        /* unreadable: ignore */
-      }
-    }
+    const p = readEarlier<Pick<Results, 'sweep' | 'startedAt'>>(prev, (r) => (r.sweep ? { sweep: r.sweep, startedAt: r.startedAt } : null));
+    if (p?.sweep) sweep = { ...p.sweep, fromEarlierRun: `${p.startedAt} (${path.basename(prev)})` };
   }
-  let splay: Results['splay'] = null;
   const splayFile = path.join(args.out, 'splay-latest.json');
-  if (fs.existsSync(splayFile)) {
-    try {
-      const p = JSON.parse(fs.readFileSync(splayFile, 'utf8')) as SplayResults;
-      if (p.schema === SPLAY_SCHEMA) splay = { ...p, fromFile: path.basename(splayFile) }; // an older shape is not rendered
-    } catch {
-      /* unreadable: ignore */
-    }
-  }
+  const sp = readEarlier<SplayResults>(splayFile, (r) => (r.schema === SPLAY_SCHEMA ? r : null)); // an older shape is not rendered
+  const splay: Results['splay'] = sp ? { ...sp, fromFile: path.basename(splayFile) } : null;
 
   const finishedAt = new Date();
   const { out: _o, ...params } = args;
@@ -328,7 +315,18 @@ export async function main(v: Values): Promise<void> {
   fs.mkdirSync(args.out, { recursive: true });
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
   const json = JSON.stringify(res, null, 1);
-  const html = renderHtml(res);
+  let html: string;
+  try {
+    html = renderHtml(res);
+  } catch (e) {
+    // Only an earlier run's results can break the report (this run's are its own): shown
+    // without them, rather than losing this run.
+    if (!res.splay && !res.sweep?.fromEarlierRun) throw e;
+    console.warn(`movegc bench: the report left out an earlier run's results it could not render (${(e as Error).message})`);
+    res.splay = null;
+    if (res.sweep?.fromEarlierRun) res.sweep = null;
+    html = renderHtml(res);
+  }
   const files: string[] = [];
   const write = (name: string, data: string): void => {
     const p = path.join(args.out, name);
@@ -347,6 +345,41 @@ export async function main(v: Values): Promise<void> {
   stopWatchdog();
   console.log(textSummary(res));
   console.log(`\nwrote ${files.map((f) => path.relative(process.cwd(), f)).join(', ')} (${res.elapsedS.toFixed(0)} s)`);
+}
+
+/**
+ * An earlier run's results file in --out (the latest sweep or Splay run), shown beside this
+ * run's: what `pick` takes of it (null if nothing), or null with a warning unless it parses
+ * and what is picked is plain data, with no string or key holding markup characters (the
+ * report would carry them into its HTML). A part that passes and still cannot be rendered is
+ * left out of the report then (see renderHtml's call).
+ */
+function readEarlier<T>(file: string, pick: (r: T) => T | null): T | null {
+  if (!fs.existsSync(file)) return null;
+  try {
+    const r = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new Error('not an object');
+    const part = pick(r as T);
+    const bad = markup(part);
+    if (bad !== null) throw new Error(`markup in ${bad}`);
+    return part;
+  } catch (e) {
+    console.warn(`movegc bench: ${file} left out of the report: ${(e as Error).message}`);
+    return null;
+  }
+}
+
+/** The path of the first string or key in x holding <, > or &, or null. */
+function markup(x: unknown, at = '$'): string | null {
+  const has = (s: string): boolean => /[<>&]/.test(s);
+  if (typeof x === 'string') return has(x) ? at : null;
+  if (typeof x !== 'object' || x === null) return null;
+  for (const [k, v] of Object.entries(x)) {
+    if (has(k)) return `${at} (a key)`;
+    const bad = markup(v, `${at}.${k}`);
+    if (bad !== null) return bad;
+  }
+  return null;
 }
 
 // `node dist/bench/run.js ARGS` is `movegc bench ARGS`.

@@ -242,6 +242,43 @@ describe('results', () => {
     }
   }, undefined, 150_000);
 
+  it('an earlier run\'s results in --out that are malformed or carry markup are left out of the report, not this run', async () => {
+    // An audit: a splay-latest.json or sweep-latest.json of the wrong shape crashed bench after
+    // all its measuring (a stack, nothing written), and their strings reached latest.html unescaped.
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
+    const inject = '<img src=x onerror=alert(1)>';
+    const cases: Array<[string, string, unknown]> = [
+      ['a Splay file of the right schema and the wrong shape', 'splay-latest.json', { schema: 'movegc-splay/2' }],
+      ['a sweep with no points', 'sweep-latest.json', { startedAt: 'then', sweep: { points: null } }],
+      ['a sweep carrying markup in a mode name', 'sweep-latest.json', { startedAt: 'then', sweep: { points: [{ heapMiB: 64, msPerLiveMiB: { [inject]: 1 }, compactionMs: {}, pauseMs: {}, collectMs: {} }], pauseSmallVsLarge: null } }],
+    ];
+    try {
+      for (const [what, name, content] of cases) {
+        const out = path.join(cwd, 'out');
+        fs.rmSync(out, { recursive: true, force: true });
+        fs.mkdirSync(out);
+        fs.writeFileSync(path.join(out, name), JSON.stringify(content));
+        const r = movegc(['bench', '--heap', '4', '--reps', '1', '--modes', 'stw', '--no-floor', '--out', out], cwd, 60_000);
+        expect(r.status, `${what}: ${r.stderr.slice(-1500)}`).toBe(0);
+        expect(r.stderr, what).not.toMatch(STACK);
+        expect(r.stderr, what).toMatch(/left out/);
+        const res = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8'));
+        expect(res.main.modes.stw.raw).toHaveLength(1);
+        expect(fs.readFileSync(path.join(out, 'latest.html'), 'utf8'), what).not.toContain('<img');
+      }
+      // The report escapes such strings itself too (a sweep handed to it directly).
+      const res = JSON.parse(fs.readFileSync(path.join(cwd, 'out', 'latest.json'), 'utf8'));
+      res.sweep = { ...(cases[2][2] as { sweep: object }).sweep, pauseSmallVsLarge: { [inject]: { pause64MiBMs: 1, pause1GiBMs: 1, ratio: 1, roots: 1 } } };
+      res.sweep.points[0].label = inject;
+      const { renderHtml } = await import('../dist/bench/report.js');
+      const html = renderHtml(res);
+      expect(html).toContain('&lt;img');
+      expect(html).not.toContain('<img');
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  }, 150_000);
+
   it('an example\'s --out file carries provenance', () => {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
     try {
