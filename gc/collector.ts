@@ -24,6 +24,8 @@ export class Collector {
     this.#c = c;
     this.#threads = new CollectorThreads(c.sh, c.opts.stallMs, c.log, collectorRoles(c.mode, marking), c.opts.collectorPolicy);
     this.#cycles = new CycleDriver({ ...c, threads: this.#threads });
+    // The mutator's accessors fault into the kernel only while a fault server will serve it (selfservice.ts).
+    c.mut.selfService.serverUp = () => this.#threads.serving(Role.FAULT);
   }
 
   /** The threads, then the watchdog over the userfaultfd (when there is one). */

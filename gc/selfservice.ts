@@ -64,6 +64,11 @@ export class SelfService {
   /** Move mode with hugePages: a page whose 2 MiB span nobody has begun is built with the span (#pmdSpan). */
   readonly #pmd: boolean;
   #epoch = 0;
+  /**
+   * Whether a fault server will serve a kernel fault now (set by the collector: threads.ts
+   * serving). If not, a page the accessors meet is built here, on either path (#serveHere).
+   */
+  serverUp: () => boolean = () => true;
   /** Keeps the handler path's touch from being optimised away. */
   #sink = 0;
   readonly #hook: BuildHook = (stage) => {
@@ -251,7 +256,30 @@ export class SelfService {
         this.#failed(q, e, 'self-service failed: the fault server serves the page');
       }
     }
+    if (!this.serverUp()) return this.#serveHere(q, t0);
     this.#sink ^= this.#heap[q * PAGE_WORDS * 2]; // the kernel path: fault here, timed
     sh.record(Hist.HANDLER_STALL_US, (now() - t0) * 1000);
+  }
+
+  /**
+   * No fault server to serve a kernel fault (stalled, dead, or being replaced): a fault here
+   * would block this thread, and with it the event loop its successor is spawned from, until
+   * the watchdog aborts the process (an audit: stallMs 1 on the handler path, 1 run in 8).
+   * This thread builds the page instead, on either path, waiting only for a live builder that
+   * holds it (resolve takes it from one that has stalled).
+   */
+  #serveHere(q: number, t0: number): void {
+    const sh = this.#sh;
+    const before = this.#work();
+    try {
+      while (!this.#resolve(q) && !this.#help(q, now()));
+    } catch (e) {
+      this.#failed(q, e, 'a build with no fault server to fall back on failed');
+      throw e; // the access fails rather than waits for ever
+    }
+    if (this.#work() !== before) {
+      sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
+      sh.count(Ctl.SELF_RESOLVED);
+    }
   }
 }

@@ -114,6 +114,14 @@ export class CollectorThreads {
   }
 
   /**
+   * A thread of `role` is there to do its work now: not stale (nor dead). One being replaced
+   * was stale or dead to be replaced, and stays so until its successor beats.
+   */
+  serving(role: RoleName): boolean {
+    return this.has(role) && !this.isStale(role);
+  }
+
+  /**
    * The thread of `role` under termination (replace) has exited, seen in /proc: its successor
    * does not exist yet. The Worker's 'exit' comes through the event loop, which a frame loop
    * that never yields never reaches; the kernel drops an exited thread's task at once.
