@@ -26,14 +26,22 @@ function rootedList(h: Heap, n: number): void {
   }
 }
 
-describe('collect() beside a logger that requests a collection whenever one is done', () => {
+// A fourth audit: the same hook calling collect() or gc() (not requestCollection) began its
+// cycle inside the end the program's call was awaiting, each time, and the program's gc()
+// never returned (1000 cycles in 5 s in move and copy). collect() calls are queued in order now.
+const HOOKS = {
+  requestCollection: (h: Heap) => void h.requestCollection(),
+  collect: (h: Heap) => void h.collect().catch(() => {}),
+  gc: (h: Heap) => void h.gc().catch(() => {}),
+};
+describe.each(Object.keys(HOOKS) as Array<keyof typeof HOOKS>)('collect() beside a logger that calls %s() whenever a cycle is done', (call) => {
   for (const mode of ['move', 'copy', 'stw'] as const) {
     it(`${mode}: gc() returns, each time`, async () => {
       let heap: Heap | undefined;
       const logger = {
         debug() {},
         info(_o: unknown, msg: string) {
-          if (msg === 'cycle done' && heap && !heap.closed) heap.requestCollection();
+          if (msg === 'cycle done' && heap && !heap.closed) HOOKS[call](heap);
         },
         warn() {},
         error() {},
