@@ -372,7 +372,10 @@ export function threadStartError(role: RoleName, e: unknown): MoveGcError {
   if (isMoveGcError(e)) return e;
   const msg = messageOf(e);
   const code = (e as { code?: unknown })?.code;
-  const errno = [msg, code].find((c): c is string => typeof c === 'string' && /^E[A-Z0-9]+$/.test(c) && typeof os.constants.errno[c as keyof typeof os.constants.errno] === 'number');
+  // Node names the errno as the code, the message, or the end of ERR_WORKER_INIT_FAILED's
+  // message ('Worker initialization failure: EMFILE', descriptors out as the thread starts).
+  const tail = /:\s*(E[A-Z0-9]+)\s*$/.exec(msg)?.[1];
+  const errno = [msg, code, tail].find((c): c is string => typeof c === 'string' && /^E[A-Z0-9]+$/.test(c) && typeof os.constants.errno[c as keyof typeof os.constants.errno] === 'number');
   if (!errno) return fromNative(e, `starting the collector's ${role} thread`);
   const hint = errno === 'EAGAIN' ? ' [the process or user is at its thread limit: RLIMIT_NPROC, a pids cgroup, or no memory for a stack]' : '';
   // The thread's creation says EAGAIN; anything else came from the thread once it ran (EMFILE

@@ -110,6 +110,11 @@ describe('a thread that fails to start: its error names what failed', () => {
     const eagain = threadStartError('marker', Object.assign(new Error('EAGAIN'), { code: 'EAGAIN' }));
     expect(eagain).toMatchObject({ code: 'EAGAIN', errno: 11, syscall: 'pthread_create' });
     expect(threadStartError('fault', Object.assign(new Error('ENOMEM'), { code: 'ENOMEM' })).syscall).toBeUndefined();
+    // An audit: descriptors out as the Worker starts came as ERR_WORKER_INIT_FAILED, the errno
+    // only at the end of its message.
+    const init = threadStartError('fault', Object.assign(new Error('Worker initialization failure: EMFILE'), { code: 'ERR_WORKER_INIT_FAILED' }));
+    expect(init).toMatchObject({ code: 'EMFILE', errno: 24 });
+    expect(threadStartError('fault', Object.assign(new Error('Worker initialization failure: EBOGUS'), { code: 'ERR_WORKER_INIT_FAILED' })).code).toBe('ERR_WORKER_INIT_FAILED');
   });
 });
 
