@@ -11,7 +11,7 @@ import { Builders } from './builders.js';
 import { Collector } from './collector.js';
 import { Installer } from './install.js';
 import { HeapMemory } from './heap-memory.js';
-import { PAGE_SIZE } from './native.js';
+import { PAGE_SIZE, native } from './native.js';
 import { probe, type Capabilities } from './probe.js';
 import { chooseMode, Mode, type ModeName } from './modes.js';
 import { silentLogger, type Logger } from './log.js';
@@ -21,7 +21,7 @@ import type { Shared } from './shared.js';
 import { SelfService } from './selfservice.js';
 import { UnbuiltReads } from './unbuilt-reads.js';
 import { IdleCompaction } from './idle.js';
-import { FaultPath, Marking, UnbuiltReadPolicy, largeObjectWords, resolveOptions, type HeapOptions, type FaultPathName, type MarkingName, type ResolvedOptions } from './options.js';
+import { CollectorPolicy, FaultPath, Marking, UnbuiltReadPolicy, largeObjectWords, resolveOptions, type HeapOptions, type FaultPathName, type MarkingName, type ResolvedOptions } from './options.js';
 import type { Ref } from './refs.js';
 import { census, type Census } from './census.js';
 import { deepFreeze } from './values.js';
@@ -97,11 +97,21 @@ export class Heap extends MutatorHeap {
 
   /** create(), with or without MOVEGC_TRACE's lines (none for the warm-up's own heap, warmup.ts). */
   static async #open(options: HeapOptions, trace: boolean): Promise<Heap> {
-    const opts = resolveOptions(options); // read once, validated, frozen: see options.ts
+    let opts = resolveOptions(options); // read once, validated, frozen: see options.ts
     const log = opts.logger ?? silentLogger();
     const caps = probe({ hide: [...opts.hide] });
     const { mode, fallbacks } = chooseMode(opts.mode, caps, { allowUnfixedMove: opts.allowUnfixedMove });
     for (const f of fallbacks) log.warn({ requested: opts.mode, mode }, `mode fallback: ${f}`);
+    // 'idle' only where an idle thread can be made normal again: one starved on a busy machine
+    // is made normal to be replaced or to exit (threads.ts), which an unprivileged process
+    // cannot do (an audit: collections starved past 20 s as nobody, with busy loops beside).
+    const unidle = opts.collectorPolicy === CollectorPolicy.IDLE && mode !== Mode.STW ? native.idleUndoable() : '';
+    if (unidle !== '') {
+      const f = `collectorPolicy idle -> normal: this process cannot make an idle thread normal again (${unidle}: leaving SCHED_IDLE takes CAP_SYS_NICE or RLIMIT_NICE 20)`;
+      log.warn({ requested: CollectorPolicy.IDLE }, f);
+      fallbacks.push(f);
+      opts = Object.freeze({ ...opts, collectorPolicy: CollectorPolicy.NORMAL });
+    }
     const mem = HeapMemory.open(opts, caps, mode);
     let heap: Heap;
     try {

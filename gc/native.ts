@@ -137,6 +137,10 @@ export interface NativeBinding {
   threadId(): number;
   /** The calling thread's name (prctl PR_SET_NAME; 1-15 bytes), as top -H and ps -L show it. */
   setThreadName(name: string): void;
+  /** Whether thread `tid` of this process still exists (tgkill signal 0; no procfs needed). */
+  threadAlive(tid: number): boolean;
+  /** '' if a thread made SCHED_IDLE can be made normal again here, else the errno name that refused (tried on a thread of its own). */
+  idleUndoable(): string;
   PageBuilder: new (tables: NativePageBuilderTables) => NativePageBuilder;
 }
 

@@ -49,7 +49,7 @@ import { liveWords, markedHeaderWords } from './mark.js';
 import { HEADROOM_UNKNOWN, checkPauseMappings } from './map-count.js';
 import { checkPauseLimits } from './address-space.js';
 import { remapDontUnmap } from './memory.js';
-import { native } from './native.js';
+import { PAGE_SIZE, native } from './native.js';
 import { Ctl, now, type Shared } from './shared.js';
 import { liveObjectAt, type Plan } from './plan.js';
 import { PauseOrder, type PauseOrderName } from './options.js';
@@ -151,7 +151,13 @@ export function remapRange(from: number, length: number, to: number, moved: Arra
     if ((e as MoveGcError).code !== 'EFAULT') throw e;
   }
   const end = from + length;
-  for (const line of fs.readFileSync('/proc/self/maps', 'utf8').split('\n')) {
+  let maps: string;
+  try {
+    maps = fs.readFileSync('/proc/self/maps', 'utf8');
+  } catch {
+    return remapHalves(from, length, to, moved); // no procfs (an audit: every later pause refused, ENOENT)
+  }
+  for (const line of maps.split('\n')) {
     const dash = line.indexOf('-');
     if (dash < 0) continue;
     const a = Math.max(parseInt(line.slice(0, dash), 16), from);
@@ -161,6 +167,24 @@ export function remapRange(from: number, length: number, to: number, moved: Arra
       moved.push([a, b - a, to + (a - from)]);
     }
   }
+}
+
+/**
+ * remapRange without procfs: the range halved (at page boundaries) until each part lies in one
+ * VMA, which the EFAULT says before anything moves. A few more calls, and splits at the halves
+ * besides the VMAs' own boundaries.
+ */
+function remapHalves(from: number, length: number, to: number, moved: Array<[number, number, number]>): void {
+  try {
+    remapDontUnmap(from, length, to);
+    moved.push([from, length, to]);
+    return;
+  } catch (e) {
+    if ((e as MoveGcError).code !== 'EFAULT' || length <= PAGE_SIZE) throw e;
+  }
+  const half = Math.floor(length / PAGE_SIZE / 2) * PAGE_SIZE;
+  remapHalves(from, half, to, moved);
+  remapHalves(from + half, length - half, to + half, moved);
 }
 
 /**

@@ -122,14 +122,14 @@ export class CollectorThreads {
   }
 
   /**
-   * The thread of `role` under termination (replace) has exited, seen in /proc: its successor
-   * does not exist yet. The Worker's 'exit' comes through the event loop, which a frame loop
-   * that never yields never reaches; the kernel drops an exited thread's task at once.
+   * The thread of `role` under termination (replace) has exited: its successor does not exist
+   * yet. The Worker's 'exit' comes through the event loop, which a frame loop that never
+   * yields never reaches; the kernel drops an exited thread at once (tgkill then says ESRCH,
+   * with or without procfs).
    */
   hasLeft(role: RoleName): boolean {
     const tid = this.#leaving.get(role);
-    // Without procfs nothing can be seen: not gone (the event loop will say so).
-    return tid !== undefined && tid > 0 && fs.existsSync('/proc/self/task') && !fs.existsSync(`/proc/self/task/${tid}`);
+    return tid !== undefined && tid > 0 && !native.threadAlive(tid);
   }
 
   /**
@@ -163,7 +163,7 @@ export class CollectorThreads {
     const init: WorkerInit = { role, shared: this.#sh.d, stallMs: this.#stallMs, policy: this.#policyOf(role), port };
     let w: Worker;
     try {
-      w = new Worker(new URL('./collector-worker.js', import.meta.url), { workerData: init, transferList: port ? [port] : [] });
+      w = new Worker(new URL('./collector-worker.js', import.meta.url), { workerData: init, transferList: port ? [port] : [], execArgv: workerExecArgv() });
     } catch (e) {
       port?.close();
       return Promise.reject(threadStartError(role, e));
@@ -326,6 +326,21 @@ export class CollectorThreads {
     this.#log.warn({ role, tid, state: threadState(tid) }, 'a stalled collector thread does not exit: its work waits for it');
     await done;
   }
+}
+
+/**
+ * The process's node options for a collector thread, less --input-type: a Worker inherits
+ * them, and one started from a file refuses that option (ERR_INPUT_TYPE_NOT_ALLOWED), so a
+ * program run as `node --input-type=module -e ...` could create no heap.
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--input-type') i++; // and its value
+    else if (!argv[i].startsWith('--input-type=')) out.push(argv[i]);
+  }
+  return out;
 }
 
 /** How long close() waits for a thread to exit, and then for its termination. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <thread>
 
 #include "addon.h"
 #include "errors.h"
@@ -58,12 +59,37 @@ Napi::Value SetThreadName(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// threadAlive(tid): whether thread `tid` of this process still exists (tgkill's signal 0:
+// ESRCH once it has exited). What /proc/self/task says, without procfs.
+Napi::Value ThreadAlive(const Napi::CallbackInfo& info) {
+  const int64_t t = ArgInt(info, 0, "tid");
+  if (t < 1 || t > 0x7fffffff) ThrowArg(info.Env(), "ERR_OUT_OF_RANGE", "tid must be a thread id");
+  const bool gone = tgkill(getpid(), static_cast<pid_t>(t), 0) != 0 && errno == ESRCH;
+  return Napi::Boolean::New(info.Env(), !gone);
+}
+
+// idleUndoable(): '' if a thread of this process that made itself SCHED_IDLE can be made
+// normal again, else the errno name that refused it. Tried on a thread of its own, which
+// exits at once: leaving SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE headroom (sched(7)).
+Napi::Value IdleUndoable(const Napi::CallbackInfo& info) {
+  int err = 0;
+  std::thread t([&err] {
+    struct sched_param p = {};
+    if (sched_setscheduler(0, SCHED_IDLE, &p) != 0) err = errno;
+    else if (sched_setscheduler(0, SCHED_OTHER, &p) != 0) err = errno;
+  });
+  t.join();
+  return Napi::String::New(info.Env(), err == 0 ? "" : ErrnoName(err));
+}
+
 }  // namespace
 
 void InitSched(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreadPolicy", Fn<SetThreadPolicy>(env, "setThreadPolicy"));
   exports.Set("threadId", Fn<ThreadId>(env, "threadId"));
   exports.Set("setThreadName", Fn<SetThreadName>(env, "setThreadName"));
+  exports.Set("threadAlive", Fn<ThreadAlive>(env, "threadAlive"));
+  exports.Set("idleUndoable", Fn<IdleUndoable>(env, "idleUndoable"));
 }
 
 }  // namespace movegc

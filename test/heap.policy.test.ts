@@ -147,3 +147,33 @@ describe('collector threads\' scheduling class', () => {
     expect(out.ok).toBe(true);
   }, 90_000);
 });
+
+describe("'idle' where an idle thread cannot be made normal again", () => {
+  // A kernel-edge audit: unprivileged, the stalled idle threads could not be made normal
+  // (EPERM: leaving SCHED_IDLE takes CAP_SYS_NICE or RLIMIT_NICE 20) and collections beside
+  // busy loops starved past 20 s. Such a process now runs its threads 'normal', and says so.
+  const name = "falls back to 'normal', said in heap.fallbacks; with the capability, stays 'idle'";
+  const setpriv = spawnSync('setpriv', ['--bounding-set=-sys_nice', 'true']).status === 0;
+  const script = `import { Heap } from ${JSON.stringify(new URL('../dist/gc/index.js', import.meta.url).href)};
+    const h = await Heap.create({ capacity: 8 << 20, mode: 'move', collectorPolicy: 'idle' });
+    await h.gc();
+    console.log(JSON.stringify({ mode: h.mode, fallbacks: h.fallbacks, ok: h.verify().ok }));
+    await h.close();`;
+  if (!setpriv && !CI) {
+    console.warn(`[movegc] skipping "${name}": setpriv cannot drop CAP_SYS_NICE here (not root, or no setpriv)`);
+    it.skip(name, () => {});
+  } else itMode('move', name, () => {
+    if (!setpriv) throw new Error('CI=true requires setpriv and root, to drop CAP_SYS_NICE from a child');
+    const run = (argv: string[]): { mode: string; fallbacks: string[]; ok: boolean } => {
+      const r = spawnSync(argv[0], [...argv.slice(1), process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr.slice(-1500)).toBe(0);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!);
+    };
+    const without = run(['setpriv', '--bounding-set=-sys_nice', 'prlimit', '--nice=0']);
+    expect(without.mode).toBe('move');
+    expect(without.fallbacks).toEqual([expect.stringMatching(/^collectorPolicy idle -> normal: .*\(EPERM: /)]);
+    expect(without.ok).toBe(true);
+    const withIt = run(['env']);
+    expect(withIt.fallbacks).toEqual([]);
+  }, 90_000);
+});

@@ -245,6 +245,31 @@ describe('no procfs (a mount namespace with an empty /proc)', () => {
   });
 });
 
+describe('no procfs: the edges procfs answered', () => {
+  const blocked = (): string | undefined => {
+    const r = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none /proc && test ! -e /proc/self'], { encoding: 'utf8' });
+    return r.status === 0 ? undefined : `unshare -m with a tmpfs over /proc refused (${r.error?.message ?? r.stderr.trim()}): needs root or CAP_SYS_ADMIN`;
+  };
+  // A kernel-edge audit: register-first pauses over a mapping a pin had split refused every
+  // cycle after the first (ENOENT reading /proc/self/maps), and a loop that never yields never
+  // ended a cycle behind a stalled compactor (its exit was looked for in /proc/self/task).
+  for (const mode of ['move', 'copy']) {
+    itKernel(`${mode}: register-first pauses across split mappings, and a never-yielding loop behind a stalled compactor`, () => {
+      const why = blocked();
+      if (why) return void console.warn(`[movegc] skipping: ${why}`);
+      const fixture = path.join(here, 'fixtures', 'noprocfs-edges.mjs');
+      const r = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none /proc && exec "$0" "$1" "$2"', process.execPath, fixture, JSON.stringify({ mode })], { encoding: 'utf8', timeout: 60_000 });
+      const line = r.stdout.trim().split('\n').pop() ?? '';
+      expect(r.status, `${line}\n${r.stderr}`.slice(-2000)).toBe(0);
+      const res = JSON.parse(line) as { procfs: boolean; cycles: string[]; verify: boolean; loopEnded: boolean; loopMs: number };
+      expect(res.procfs).toBe(false);
+      expect(res.cycles).toEqual(['ok', 'ok', 'ok']);
+      expect(res.loopEnded, `the loop ran ${res.loopMs} ms`).toBe(true);
+      expect(res.verify).toBe(true);
+    }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 90_000);
+  }
+});
+
 describe('capabilities hidden (in process)', () => {
   async function run(hide: Array<'uffd' | 'move'>) {
     const { logger, messages } = await captureLogger('warn');
