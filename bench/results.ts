@@ -73,13 +73,13 @@ export interface ModeSummary extends FromReps {
   msPerLiveMiB: number;
   /** Accesses that stalled on an unbuilt page (kernel fault or self-service), see RepResult. */
   mutatorFaults: number;
-  /** Mutator side (the stalled access as the mutator sees it), us. */
-  faultP50Us: number;
-  faultP99Us: number;
-  faultMaxUs: number;
-  /** Handler side (fault server: read to install), us. */
-  handlerFaultP50Us: number;
-  handlerFaultP99Us: number;
+  /** Mutator side (the stalled access as the mutator sees it), us; null with no samples in any rep. */
+  faultP50Us: number | null;
+  faultP99Us: number | null;
+  faultMaxUs: number | null;
+  /** Handler side (fault server: read to install), us; null with no samples in any rep. */
+  handlerFaultP50Us: number | null;
+  handlerFaultP99Us: number | null;
   pagesTotal: number;
   /** Installed unbuilt (WHOLE pages of large objects kept on pages, move mode). */
   pagesWhole: number;
@@ -186,7 +186,7 @@ function strip(r: RepResult): RawRep {
 
 function summarizeMode(mode: ModeName, reps: RepResult[]): ModeSummary {
   const m = (f: (r: RepResult) => number): number => median(reps.map(f));
-  const mq = (f: (r: RepResult) => Quantiles, k: 'p50' | 'p99' | 'max'): number => medianOfSampled(reps.map(f), k);
+  const mq = (f: (r: RepResult) => Quantiles, k: 'p50' | 'p99' | 'max'): number | null => medianOfSampled(reps.map(f), k);
   const allVerified = reps.every((r) => r.verify === undefined) ? null : reps.every((r) => r.verify?.ok === true);
   return {
     mode,
@@ -328,7 +328,7 @@ export function compare(workload: Workload, heapOptions: KnobValues, horizonMs: 
     const rep = [...reps].sort((a, b) => Math.abs(a.compactionMs - med) - Math.abs(b.compactionMs - med))[0];
     timelines[mode] = { ...downsampleTimeline(rep.timeline), rep: rep.rep };
   }
-  const ratio = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined || !(b > 0) || !Number.isFinite(a) ? null : a / b);
+  const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (a == null || b == null || !(b > 0) || !Number.isFinite(a) ? null : a / b);
   const mv = modes.move;
   const cp = modes.copy;
   const sw = modes.stw;

@@ -129,12 +129,12 @@ export function logSpace(lo: number, hi: number, count: number): number[] {
 
 /**
  * The median of quantile `k` over the reps that have samples: a rep with none is no latency of
- * 0 us (it was counted as one, so a p50 median of reps with 0, 0 and 500 faults read 0). 0 if
- * no rep has any.
+ * 0 us (it was counted as one, so a p50 median of reps with 0, 0 and 500 faults read 0). Null
+ * if no rep has any.
  */
-export function medianOfSampled(qs: readonly Quantiles[], k: 'p50' | 'p90' | 'p99' | 'max' | 'mean'): number {
+export function medianOfSampled(qs: readonly Quantiles[], k: 'p50' | 'p90' | 'p99' | 'max' | 'mean'): number | null {
   const xs = qs.filter((q) => q.count > 0).map((q) => q[k]);
-  return xs.length ? median(xs) : 0;
+  return xs.length ? median(xs) : null; // no samples: no figure (0 µs made ratios of 0 and goals met)
 }
 
 /**
