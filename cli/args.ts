@@ -75,6 +75,28 @@ export function closest(word: string, known: string[]): string | undefined {
   return bd <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
 }
 
+/**
+ * A number written in decimal (an exponent allowed): Number() also takes hex, binary, blanks
+ * around it, and a literal too small for a double as 0 (an audit: --heap 0x10 ran 16 MiB,
+ * --touch-us 1e-400 ran 0), which a command line should say it did not mean.
+ */
+function decimal(flag: string, s: string): number {
+  const n = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s) ? Number(s) : NaN;
+  if (n === 0 && /[1-9]/.test(s.split(/e/i)[0])) throw new UsageError(`--${flag}: ${s} is too small to be told from 0`);
+  if (Number.isNaN(n)) throw new UsageError(`--${flag} must be a decimal number, got '${s}'`);
+  return n;
+}
+
+/** The values of a list, each once (an audit: --modes stw,stw ran stw twice under one name, its reps pooled). */
+function once<T>(flag: string, xs: T[]): T[] {
+  const seen = new Set<T>();
+  for (const x of xs) {
+    if (seen.has(x)) throw new UsageError(`--${flag}: '${x}' is given twice`);
+    seen.add(x);
+  }
+  return xs;
+}
+
 function convert(flag: string, o: OptSpec, raw: string | boolean): unknown {
   if (o.type === 'boolean') return raw;
   const s = String(raw);
@@ -89,14 +111,14 @@ function convert(flag: string, o: OptSpec, raw: string | boolean): unknown {
       if (o.choices && !o.choices.includes(s)) throw new UsageError(`--${flag} must be one of ${o.choices.join(', ')}, got '${s}'`);
       return s;
     case 'number':
-      return bounded(s.trim() === '' ? NaN : Number(s));
+      return bounded(decimal(flag, s));
     case 'int': {
-      const n = bounded(s.trim() === '' ? NaN : Number(s));
+      const n = bounded(decimal(flag, s));
       if (!Number.isInteger(n)) throw new UsageError(`--${flag} must be an integer, got ${s}`);
       return n;
     }
     case 'list': {
-      const xs = s.split(',').map((x) => x.trim()).filter(Boolean);
+      const xs = once(flag, s.split(',').map((x) => x.trim()).filter(Boolean));
       if (xs.length === 0) throw new UsageError(`--${flag} needs at least one value`);
       for (const x of xs) if (o.choices && !o.choices.includes(x)) throw new UsageError(`--${flag}: unknown value '${x}' (expected ${o.choices.join(', ')})`);
       return xs;
@@ -104,7 +126,7 @@ function convert(flag: string, o: OptSpec, raw: string | boolean): unknown {
     case 'numbers': {
       const xs = s.split(',').map((x) => x.trim()).filter(Boolean);
       if (xs.length === 0) throw new UsageError(`--${flag} needs at least one number`);
-      return xs.map((x) => bounded(Number(x)));
+      return once(flag, xs.map((x) => bounded(decimal(flag, x))));
     }
   }
 }
@@ -126,7 +148,7 @@ export function parse(spec: CommandSpec, argv: string[]): Values {
       throw new UsageError(`unknown option ${flag}${near ? ` (did you mean --${near}?)` : ''}`, spec.name);
     }
     if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      const flag = /'(--?[\w-]+)/.exec(err.message)?.[1] ?? 'an option';
+      const flag = /(--[\w-]+)/.exec(err.message)?.[1] ?? /'(-[\w-]+)/.exec(err.message)?.[1] ?? 'an option'; // the long form: '-h, --help'
       const why = /argument missing/.test(err.message)
         ? `${flag} needs a value`
         : /ambiguous/.test(err.message)

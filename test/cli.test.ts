@@ -77,7 +77,7 @@ describe('modules run as programs are their commands', () => {
 describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
   const cases: Array<[string[], RegExp]> = [
     [['bench', '--heapp', '64'], /movegc bench: unknown option --heapp \(did you mean --heap\?\)/],
-    [['bench', '--heap', 'abc'], /--heap must be a number, got 'abc'/],
+    [['bench', '--heap', 'abc'], /--heap must be a decimal number, got 'abc'/],
     [['bench', '--heap', '63'], /--heap must be an even number of MiB/],
     [['bench', '--pause-order', 'sideways'], /--pause-order must be one of remap-first, register-first/],
     [['sweep', '--fault-install', 'copy,teleport'], /--fault-install: unknown value 'teleport'/],
@@ -112,6 +112,15 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     [['splay', '--out', ' '], /--out needs a path, got ' '/],
     [['--version', 'extra'], /unexpected argument 'extra' after --version/],
     [['--help', 'extra'], /unexpected argument 'extra' after --help/],
+    // A fourth audit: lists with a value twice ran it twice under one name (its reps pooled,
+    // soak's statistics overwritten), and numbers Number() reads but nobody means.
+    [['bench', '--modes', 'stw,stw'], /--modes: 'stw' is given twice/],
+    [['soak', '--modes', 'move,copy,move'], /--modes: 'move' is given twice/],
+    [['sweep', '--heaps', '64,64'], /--heaps: '64' is given twice/],
+    [['bench', '--heap', '0x10'], /--heap must be a decimal number, got '0x10'/],
+    [['bench', '--heap', ' 64'], /--heap must be a decimal number, got ' 64'/],
+    [['bench', '--touch-us', '1e-400'], /--touch-us: 1e-400 is too small to be told from 0/],
+    [['bench', '--help=1'], /--help takes no value/],
   ];
   it.each(cases)('%j', (args, msg) => {
     const r = movegc(args);
