@@ -337,9 +337,14 @@ function child(variant: Variant, rep: number, argv: string[]): Promise<SplayRep>
   });
 }
 
-/** The argv handed on to the children: every option but --variants, --reps, --out. */
+/**
+ * The argv handed on to the children: every option but --variants and --reps. A child writes
+ * nothing, but its --out is checked (and made) before it runs: the parent's, already checked,
+ * not the default under the current directory (an audit: an empty ./bench/results left behind,
+ * and a run from a read-only directory failed though its --out was writable).
+ */
 function childArgv(v: Values): string[] {
-  const out: string[] = ['--seconds', String(v.seconds), '--heap', String(v.heap), '--trigger', String(v.trigger), '--seed', String(v.seed)];
+  const out: string[] = ['--seconds', String(v.seconds), '--heap', String(v.heap), '--trigger', String(v.trigger), '--seed', String(v.seed), '--out', String(v.out)];
   for (const k of KNOBS) out.push(`--${k.flag}`, String(v[k.option]));
   return out;
 }

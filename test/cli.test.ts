@@ -288,6 +288,20 @@ describe('results', () => {
     }
   }, 150_000);
 
+  it('splay writes only under --out: its children leave nothing in the current directory', () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-out-'));
+    try {
+      const r = movegc(['splay', '--variants', 'v8', '--reps', '1', '--seconds', '0.1', '--out', out], cwd, 60_000);
+      expect(r.status, r.stderr.slice(-1500)).toBe(0);
+      expect(fs.existsSync(path.join(out, 'splay-latest.json'))).toBe(true);
+      expect(fs.readdirSync(cwd)).toEqual([]); // an audit: each child made ./bench/results
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('an example\'s --out file carries provenance', () => {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
     try {
