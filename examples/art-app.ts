@@ -300,8 +300,8 @@ function summary(rs: ArtResult[]): string {
 }
 
 export async function main(args: Args): Promise<void> {
-  // A --compare child (--json) leaves provenance to its parent.
-  const prov = args.json ? null : exampleProvenance({ capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode], faultPath: args.faultPath, hugePages: args.hugePages === 'on', idleCompact: args.idleCompact === 'on' });
+  // Provenance only for a file to write (--out, which a --compare child is never handed).
+  const prov = typeof args.out !== 'string' ? null : exampleProvenance({ capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode], faultPath: args.faultPath, hugePages: args.hugePages === 'on', idleCompact: args.idleCompact === 'on' });
   const faultPath = args.faultPath as FaultPathName;
   if (args.compare) {
     // One column per variant: its mode, its fault path, and the seconds every column runs.
@@ -310,8 +310,11 @@ export async function main(args: Args): Promise<void> {
       return { mode: h.mode, extra: ['--fault-path', h.faultPath, '--seconds', String(seconds(args))] };
     });
     const rs = await runModes<ArtResult>('art', runs, args);
-    console.log('\n' + table(rs) + '\n');
-    console.log(summary(rs));
+    if (args.json) emitResult(rs); // one RESULT line, as --json says (an audit: the table, and no --out)
+    else {
+      console.log('\n' + table(rs) + '\n');
+      console.log(summary(rs));
+    }
     writeOut(args, 'art-app', rs, prov);
     const report = benchReportLine();
     if (report) console.log(report);
@@ -322,8 +325,8 @@ export async function main(args: Args): Promise<void> {
   else {
     console.log('\n' + table([r]) + '\n');
     console.log(summary([r]));
-    writeOut(args, 'art-app', [r], prov);
   }
+  writeOut(args, 'art-app', [r], prov);
 }
 
 // `node dist/examples/art-app.js ARGS` is `movegc example art ARGS`.

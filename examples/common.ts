@@ -112,7 +112,7 @@ export function writeOut(args: Args, name: string, results: unknown, prov: Retur
   const file = path.resolve(process.cwd(), args.out);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify({ schema: 'movegc-example/1', example: name, provenance: prov.end(), at: new Date().toISOString(), results }, null, 1));
-  console.log(`Results written to ${path.relative(process.cwd(), file)}`);
+  (args.json ? console.error : console.log)(`Results written to ${path.relative(process.cwd(), file)}`); // stdout's one line is RESULT's
 }
 
 /** Where the benchmark writes its report by default (under the current directory), and a line pointing at it. */

@@ -247,13 +247,16 @@ function summary(rs: BenchResult[]): string {
 }
 
 export async function main(args: Args): Promise<void> {
-  // A --compare child (--json) leaves provenance to its parent.
-  const prov = args.json ? null : exampleProvenance({ capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode] });
+  // Provenance only for a file to write (--out, which a --compare child is never handed).
+  const prov = typeof args.out !== 'string' ? null : exampleProvenance({ capacityMiB: args.heap, modes: args.compare ? args.modes : [args.mode] });
   if (args.compare) {
     const modes = compareModes(args);
     const rs = await runModes<BenchResult>('gcbench', modes, args);
-    console.log('\n' + table(rs) + '\n');
-    console.log(summary(rs));
+    if (args.json) emitResult(rs); // one RESULT line, as --json says (an audit: the table, and no --out)
+    else {
+      console.log('\n' + table(rs) + '\n');
+      console.log(summary(rs));
+    }
     writeOut(args, 'gcbench', rs, prov);
     if (!rs.every((r) => r.longLivedOk && r.arrayOk && r.verifyOk)) process.exitCode = 1;
     return;
@@ -263,8 +266,8 @@ export async function main(args: Args): Promise<void> {
   else {
     console.log('\n' + table([r]) + '\n');
     console.log(summary([r]));
-    writeOut(args, 'gcbench', [r], prov);
   }
+  writeOut(args, 'gcbench', [r], prov);
   if (!(r.longLivedOk && r.arrayOk && r.verifyOk)) process.exitCode = 1;
 }
 

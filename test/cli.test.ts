@@ -169,7 +169,7 @@ describe('child runs die with their parent', () => {
   // A second audit: SIGTERM to `example art --compare` left the column's child running on, an
   // orphan, until its --seconds were up (cli/child.ts passes the signal on).
   it('SIGTERM to a --compare run ends the column it is running, then the run, by the same signal', async () => {
-    const parent = spawn(process.execPath, [CLI, 'example', 'art', '--compare', '--modes', 'stw,stw', '--seconds', '30', '--heap', '16'], { cwd: root, stdio: ['ignore', 'ignore', 'ignore'] });
+    const parent = spawn(process.execPath, [CLI, 'example', 'art', '--compare', '--modes', 'stw,copy', '--seconds', '30', '--heap', '16'], { cwd: root, stdio: ['ignore', 'ignore', 'ignore'] });
     const childOf = (pid: number): number | null => {
       for (const d of fs.readdirSync('/proc')) {
         if (!/^\d+$/.test(d)) continue;
@@ -301,6 +301,27 @@ describe('results', () => {
       fs.rmSync(out, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('an example with --json prints one RESULT line and still writes --out, alone and with --compare', () => {
+    // An audit: --json made the example skip --out (and --compare --json printed its table, no RESULT line).
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
+    try {
+      const small = ['--heap', '16', '--stretch', '8', '--long-lived', '6', '--max-depth', '6'];
+      for (const [args, n] of [[['--mode', 'stw'], 1], [['--compare', '--modes', 'stw,move'], 2]] as const) {
+        const r = movegc(['example', 'gcbench', ...args, ...small, '--json', '--out', 'r/gc.json'], cwd, 120_000);
+        expect(r.status, r.stderr.slice(-2000)).toBe(0);
+        const lines = r.stdout.trim().split('\n');
+        expect(lines, r.stdout).toHaveLength(1);
+        expect(lines[0]).toMatch(/^RESULT /);
+        const out = JSON.parse(fs.readFileSync(path.join(cwd, 'r', 'gc.json'), 'utf8'));
+        expect(out.provenance.package.name).toBe('movegc');
+        expect(out.results).toHaveLength(n);
+        fs.rmSync(path.join(cwd, 'r'), { recursive: true });
+      }
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  }, 150_000);
 
   it('an example\'s --out file carries provenance', () => {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
