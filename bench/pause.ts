@@ -10,6 +10,7 @@ import { Heap, median, type ModeName } from '../gc/index.js';
 import type { Values } from '../cli/args.js';
 import { heapOptionsOf, knobValuesOf, type KnobValues } from './knobs.js';
 import { provenanceLine, startProvenance } from './provenance.js';
+import { invocation } from '../cli/invocation.js';
 
 async function pauseAt(mode: ModeName, mib: number, cycles: number, nroots: number, knobs: KnobValues): Promise<number[]> {
   const heap = await Heap.create({ ...heapOptionsOf(knobs), capacity: mib * 2 ** 20, mode });
@@ -41,7 +42,7 @@ export async function main(v: Values): Promise<void> {
   const cycles = v.cycles as number;
   const nroots = v.roots as number;
   const knobs: KnobValues = knobValuesOf(v);
-  const prov = startProvenance(['movegc', ...process.argv.slice(2)].join(' '), { capacityMiB: sizes, modes, ...knobs });
+  const prov = startProvenance(invocation(), { capacityMiB: sizes, modes, ...knobs });
   console.log(`pause (ms, median of ${cycles} cycles, ${nroots} roots)`);
   for (const mode of modes) {
     const med = new Map<number, number>();

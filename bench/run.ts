@@ -27,6 +27,7 @@ import { renderHtml } from './report.js';
 import { SCHEMA as SPLAY_SCHEMA, type SplayResults } from './splay.js';
 import { runWhenMain } from '../cli/main.js';
 import { compare, goalsOf, type Comparison, type ModeSummary, type Results, type SweepPoint } from './results.js';
+import { invocation } from '../cli/invocation.js';
 
 const MiB = 2 ** 20;
 
@@ -197,7 +198,7 @@ export async function main(v: Values): Promise<void> {
   if (args.sweep && args.sweepMiB.length === 0) throw new UsageError('--heaps needs at least one size');
   const t0 = performance.now();
   const startedAt = new Date();
-  const command = ['movegc', ...process.argv.slice(2)].join(' ');
+  const command = invocation();
   const prov = startProvenance(command, heapOptionsRecord(args));
   const caps = probe();
   const cpus = os.cpus();

@@ -38,6 +38,7 @@ import { bucketQuantiles, median, mergeBuckets, quantiles, type Quantiles } from
 import { HeapSplayTree, JsSplayTree, SETUP_SAMPLE_EVERY, SPLAY_TREE_MODIFICATIONS, SPLAY_TREE_SIZE, type SplayTreeOps } from './splay-tree.js';
 import { rng } from './workload.js';
 import { renderSplayHtml } from './report-splay.js';
+import { invocation } from '../cli/invocation.js';
 
 export const VARIANTS = [...HEAP_VARIANTS, 'v8'] as const;
 export type Variant = (typeof VARIANTS)[number];
@@ -458,7 +459,7 @@ export async function main(v: Values): Promise<void> {
   }
   const variants = v.variants as Variant[];
   const reps = v.reps as number;
-  const prov = startProvenance(['movegc', ...process.argv.slice(2)].join(' '), { capacityMiB: v.heap, trigger: v.trigger, ...knobs });
+  const prov = startProvenance(invocation(), { capacityMiB: v.heap, trigger: v.trigger, ...knobs });
   const startedAt = new Date();
   process.stderr.write(`movegc splay: ${variants.join(', ')} x ${reps} reps, ${v.seconds} s of runs each, heap ${v.heap} MiB, load ${prov.record.load.start[0]}\n`);
   const all: SplayRep[] = [];

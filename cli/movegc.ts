@@ -11,6 +11,7 @@ import { closest, help, parse, usageLine, UsageError } from './args.js';
 import { COMMANDS, EXAMPLES, type Command } from './commands.js';
 import { runWhenMain } from './main.js';
 import { MoveGcError } from '../gc/errors.js';
+import { setInvocation } from './invocation.js';
 
 function version(): string {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -83,6 +84,7 @@ function checkOutput(given: string, kind: 'dir' | 'file'): void {
 /** Runs the command line; resolves to the exit status. */
 export async function run(argv: string[]): Promise<number> {
   let name = '';
+  setInvocation(argv);
   try {
     const [first, ...rest] = argv;
     if (first === undefined) {

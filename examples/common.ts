@@ -11,6 +11,7 @@ import type { Values } from '../cli/args.js';
 import { COMMANDS } from '../cli/commands.js';
 import { spawnTied } from '../cli/child.js';
 import { startProvenance } from '../bench/provenance.js';
+import { invocation } from '../cli/invocation.js';
 
 /** The examples' progress logger: the library's CLI logger (readable lines on stderr). */
 export function exampleLogger(name: string): Logger {
@@ -103,7 +104,7 @@ export function emitResult(r: unknown): void {
 
 /** Starts the provenance record of an example run (see bench/provenance.ts). */
 export function exampleProvenance(heapOptions: Record<string, unknown>): ReturnType<typeof startProvenance> {
-  return startProvenance(['movegc', ...process.argv.slice(2)].join(' '), heapOptions);
+  return startProvenance(invocation(), heapOptions);
 }
 
 /** --out FILE: the results as JSON (with provenance), for later comparison. */

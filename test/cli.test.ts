@@ -332,6 +332,15 @@ describe('results', () => {
       expect(out.provenance.package.name).toBe('movegc');
       expect(out.provenance.heapOptions).toEqual({ capacityMiB: 16, modes: ['stw'] });
       expect(out.results[0].longLivedOk).toBe(true);
+      expect(out.provenance.command).toBe('movegc example gcbench --mode stw --heap 16 --stretch 8 --long-lived 6 --max-depth 6 --out r/gc.json');
+      // Run as a module, with an --out that needs quoting: recorded as a command that runs again
+      // (an audit: the command's name was missing, and 'a b' was not quoted).
+      const d = spawnSync(process.execPath, [path.join(root, 'dist', 'examples', 'gcbench.js'), '--mode', 'stw', '--heap', '16', '--stretch', '8', '--long-lived', '6', '--max-depth', '6', '--out', "r b/it's.json"], { cwd, encoding: 'utf8', timeout: 120_000 });
+      expect(d.status, d.stderr.slice(-2000)).toBe(0);
+      const cmd = JSON.parse(fs.readFileSync(path.join(cwd, 'r b', "it's.json"), 'utf8')).provenance.command as string;
+      expect(cmd).toBe(`movegc example gcbench --mode stw --heap 16 --stretch 8 --long-lived 6 --max-depth 6 --out 'r b/it'\\''s.json'`);
+      const again = spawnSync('sh', ['-c', cmd.replace(/^movegc /, `"${process.execPath}" "${CLI}" `)], { cwd, encoding: 'utf8', timeout: 120_000 });
+      expect(again.status, again.stderr.slice(-2000)).toBe(0);
     } finally {
       fs.rmSync(cwd, { recursive: true, force: true });
     }
