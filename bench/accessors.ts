@@ -61,7 +61,7 @@ const heaps: Array<[string, H, number[]]> = [];
 const cur = await Heap.create({ capacity: 64 << 20, mode: 'move' });
 heaps.push(['this build', cur, setup(cur)]);
 if (values.baseline) {
-  const mod = (await importBaseline(values.baseline)) as { Heap: typeof Heap };
+  const mod = (await importBaseline(values.baseline, 'npm run bench:accessors --')) as { Heap: typeof Heap };
   const b = await mod.Heap.create({ capacity: 64 << 20, mode: 'move' });
   heaps.push(['baseline', b, setup(b)]);
 }

@@ -55,7 +55,7 @@ if (marking.cyclePhase !== 'marking') throw new Error(`expected the heap to be m
 let base: (HeapLike & { close(): Promise<void> }) | null = null;
 let baseObjs: number[] = [];
 if (values.baseline) {
-  const mod = (await importBaseline(values.baseline)) as { Heap: { create(o: unknown): Promise<HeapLike> } };
+  const mod = (await importBaseline(values.baseline, 'npm run bench:barrier --')) as { Heap: { create(o: unknown): Promise<HeapLike> } };
   base = await mod.Heap.create({ capacity: 64 << 20, mode: 'move' });
   baseObjs = setup(base);
 }

@@ -197,14 +197,27 @@ export function microBenchArgs(name: string, summary: string, opsHelp: string): 
     options: {
       ops: { type: 'int', min: 1, default: 2_000_000, help: opsHelp },
       reps: { type: 'int', min: 1, max: 1000, default: 7, help: 'interleaved reps' },
-      baseline: { type: 'string', metavar: 'PATH', help: "another build's gc/index.js, run side by side", check: (p: string) => (fs.existsSync(path.resolve(p)) ? undefined : `${p}: no such file`) },
+      baseline: { type: 'string', metavar: 'PATH', help: "another build's gc/index.js, run side by side", check: (p: string) => (!fs.existsSync(path.resolve(p)) ? `${p}: no such file` : fs.statSync(path.resolve(p)).isDirectory() ? `${p} is a directory (another build's dist/gc/index.js is expected)` : undefined) },
     },
   }) as { ops: number; reps: number; baseline?: string };
 }
 
-/** Loads a --baseline build: a path from the current directory (import() alone resolves it from this file). */
-export function importBaseline(p: string): Promise<unknown> {
-  return import(pathToFileURL(path.resolve(p)).href);
+/**
+ * Loads a --baseline build: a path from the current directory (import() alone resolves it from
+ * this file). One that does not load as a module exporting Heap is said in one line, exit 2
+ * (an audit: a directory or a text file ended in a stack).
+ */
+export async function importBaseline(p: string, run: string): Promise<unknown> {
+  let why: string;
+  try {
+    const mod = (await import(pathToFileURL(path.resolve(p)).href)) as { Heap?: unknown };
+    if (typeof mod.Heap === 'function') return mod;
+    why = 'it exports no Heap';
+  } catch (e) {
+    why = String((e as Error)?.message ?? e).split('\n')[0];
+  }
+  process.stderr.write(`${run}: --baseline ${p}: not a movegc build's gc/index.js (${why})\n`);
+  process.exit(2);
 }
 
 /**

@@ -67,6 +67,17 @@ describe('modules run as programs are their commands', () => {
     expect(bad.stderr).not.toMatch(STACK);
   });
 
+  it.each(['barrier', 'accessors'])('node dist/bench/%s.js --baseline: a directory or a file that is no movegc build is one line, exit 2', (name) => {
+    // An audit: both ended in a stack (ERR_UNSUPPORTED_DIR_IMPORT, a SyntaxError).
+    const file = path.join(root, 'dist', 'bench', `${name}.js`);
+    for (const [p, msg] of [['test', /--baseline test is a directory/], ['package.json', /--baseline package.json: not a movegc build's gc\/index.js/]] as const) {
+      const r = spawnSync(process.execPath, [file, '--baseline', p, '--ops', '1', '--reps', '1'], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(msg);
+      expect(r.stderr).not.toMatch(STACK);
+    }
+  });
+
   it('a usage error through bench/run.js exits 2 with the reason', () => {
     const r = spawnSync(process.execPath, [path.join(root, 'dist', 'bench', 'run.js'), '--heapp', '64'], { encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(2);
