@@ -38,7 +38,7 @@ export function tableHtml(head: string[], rows: string[][], cls = ''): string {
 }
 
 /** Rows that only concurrent modes have: stw shows "-" there (nothing to measure), not 0. */
-const CONCURRENT_ONLY = new Set(['mutator faults', 'faults read by the fault server', 'fault p50 / p99, mutator side (µs)', 'fault max, mutator side (µs)',
+const CONCURRENT_ONLY = new Set(['stalled accesses (self-service or fault)', 'faults read by the fault server', 'fault p50 / p99, mutator side (µs)', 'fault max, mutator side (µs)',
   'fault p50 / p99, handler side (µs)', 'pages built by the fault server', 'MOVE calls / COPY calls', 'batch p50 (pages per call)', 'EBUSY fallbacks', 'compactor busy (ms)', 'idle() wall (ms): finalization']);
 
 function modeTable(ms: ModeSummary[]): string {
