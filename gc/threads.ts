@@ -329,18 +329,14 @@ export class CollectorThreads {
 }
 
 /**
- * The process's node options for a collector thread, less --input-type: a Worker inherits
- * them, and one started from a file refuses that option (ERR_INPUT_TYPE_NOT_ALLOWED), so a
- * program run as `node --input-type=module -e ...` could create no heap.
+ * The node options for a collector thread: inherited (undefined), unless the process was
+ * started with --input-type, which a Worker started from a file refuses
+ * (ERR_INPUT_TYPE_NOT_ALLOWED), so a program run as `node --input-type=module -e ...` could
+ * create no heap; then none. Not the process's list less that one: a Worker given a list
+ * refuses the process-wide V8 flags in it (--expose-gc), which it accepts inherited.
  */
-function workerExecArgv(): string[] {
-  const out: string[] = [];
-  const argv = process.execArgv;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--input-type') i++; // and its value
-    else if (!argv[i].startsWith('--input-type=')) out.push(argv[i]);
-  }
-  return out;
+function workerExecArgv(): string[] | undefined {
+  return process.execArgv.some((a) => a === '--input-type' || a.startsWith('--input-type=')) ? [] : undefined;
 }
 
 /** How long close() waits for a thread to exit, and then for its termination. */
