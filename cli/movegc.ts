@@ -70,7 +70,8 @@ function checkOutput(given: string, kind: 'dir' | 'file'): void {
   if (kind === 'file' && fs.existsSync(target) && fs.statSync(target).isDirectory()) fail(`${target} is a directory (a file name is expected)`);
   // Directory permissions do not say whether the file itself can be written (a read-only
   // file, a root under /proc): open what will be written, for appending, and leave no trace.
-  for (const f of kind === 'file' ? [target] : [path.join(target, 'latest.json'), path.join(target, `.movegc-write-test-${process.pid}`)]) {
+  // (latest.html too: a directory in its way failed only after the run, an audit found.)
+  for (const f of kind === 'file' ? [target] : [path.join(target, 'latest.json'), path.join(target, 'latest.html'), path.join(target, `.movegc-write-test-${process.pid}`)]) {
     const existed = fs.existsSync(f);
     try {
       fs.closeSync(fs.openSync(f, 'a'));
@@ -93,6 +94,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (first === '--help' || first === '-h' || first === 'help') {
       // `movegc help bench` is `movegc bench --help` (and `help example art`, the example's).
+      if (first === 'help' && rest.length === 1 && ['help', '--help', '-h'].includes(rest[0])) rest.length = 0; // `movegc help help`
       if (first === 'help' && rest.length > 0) return run([...rest, '--help']);
       if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}' after ${first}`);
       console.log(topHelp());

@@ -163,6 +163,21 @@ describe('errors from the heap: one line with the code, exit 1, no stack', () =>
     expect(r.stderr).toMatch(/^movegc soak: largeObjectBytes must be an integer in \[0, capacity\] .*\[ERR_OUT_OF_RANGE\]$/m);
     expect(r.stderr).not.toMatch(STACK);
   });
+  it('an --out whose latest.html is a directory is refused before the run, and help help is the top help', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-out-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'latest.html'));
+      const r = movegc(['bench', '--quick', '--out', dir]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/latest.html cannot be written \(EISDIR\)/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const h = movegc(['help', 'help']);
+    expect(h.status).toBe(0);
+    expect(h.stdout).toMatch(/^movegc \d/);
+  });
+
   it('help COMMAND prints the command\'s help', () => {
     const r = movegc(['help', 'bench']);
     expect(r.status).toBe(0);
