@@ -30,7 +30,8 @@ function check(h: Heap, head: Ref): void {
   expect(x).toBeNull();
 }
 
-describe.each(TEST_MODES)('a heap of MAX_CAPACITY (%s)', (mode: ModeName) => {
+// Move and stw: copy's accessors and slide are move's (kept short for CI: 4.5 s a mode).
+describe.each(TEST_MODES.filter((m) => m !== 'copy'))('a heap of MAX_CAPACITY (%s)', (mode: ModeName) => {
   itMode(mode, 'objects past the 4 GiB line: every accessor kind, then a collection slides them below it', async () => {
     expect(MAX_CAPACITY).toBe(16 * GiB - 2 ** 21);
     const h = await openHeap({ capacity: MAX_CAPACITY, mode });

@@ -23,7 +23,7 @@ closeHeapsAfterEach();
 // good (the fault server alive, the watchdog silent): fail the file then, don't hang the run.
 const guard = hangGuard(30);
 
-const SEEDS = process.env.GC_SEED ? [Number(process.env.GC_SEED)] : Array.from({ length: 12 }, (_, i) => 1000 + i * 7919);
+const SEEDS = process.env.GC_SEED ? [Number(process.env.GC_SEED)] : Array.from({ length: 10 }, (_, i) => 1000 + i * 7919);
 const MODES_RUN = process.env.GC_MODE ? TEST_MODES.filter((m) => m === process.env.GC_MODE) : TEST_MODES;
 /** stw never compacts concurrently: its fault path is moot, one run. */
 const RUNS = MODES_RUN.flatMap((m): Array<[ModeName, FaultPathName]> => (m === 'stw' ? [[m, 'self']] : [[m, 'self'], [m, 'handler']])).filter(

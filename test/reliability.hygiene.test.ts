@@ -1,5 +1,5 @@
 /**
- * Hygiene: 32 (by default) create / collect / close lifecycles of small heaps (4 MiB, mode move), some
+ * Hygiene: 16 (by default) create / collect / close lifecycles of small heaps (4 MiB, mode move), some
  * closed with a cycle still active, some with a stalled compactor or a forked child at close,
  * leave nothing behind: file descriptors (/proc/self/fd), mappings (/proc/self/maps and
  * smaps), threads (/proc/self/task, after a short settle for Worker threads), child processes.
@@ -22,11 +22,11 @@ import { native } from '../dist/gc/native.js';
 import { caps, CI, itKernel } from './kernel.js';
 import { childPids } from './helpers/procfs.js';
 
-// 32 by default (each lifecycle starts three Workers, about 0.2 s each here; 120 took 20 s of
+// 16 by default (each lifecycle starts three Workers, about 0.2 s each here; 120 took 20 s of
 // a CI run near its 15 minutes), the stalled (i = 13) and forked (i = 7) ones included: a leak of one descriptor, thread, child or heap mapping in
 // any lifecycle fails the exact counts below, and the addon's own mappings are counted exactly
 // too (ownedCount). MOVEGC_HYGIENE_LIFECYCLES=1000 for the long run.
-const LIFECYCLES = Number(process.env.MOVEGC_HYGIENE_LIFECYCLES ?? 32);
+const LIFECYCLES = Number(process.env.MOVEGC_HYGIENE_LIFECYCLES ?? 16);
 const MODE: ModeName = caps.move.ok || CI ? 'move' : 'copy';
 
 function fds(): number {

@@ -38,7 +38,8 @@ afterEach(async () => {
 // self-service its accessors build what they touch, so the same injection is survived (a test
 // below), and so it is where a marker thread exists to stand in (concurrent marking, below).
 describe('both collector threads dead while the mutator is blocked in a fault', () => {
-  for (const mode of ['move', 'copy'] as const) {
+  // Move only: the watchdog is the same in copy, and each run waits out its 5 s floor (CI time).
+  for (const mode of ['move'] as const) {
     itKernel(`[${mode}] with no marker to stand in, the process dies with a fatal error naming the cause, in bounded time, instead of hanging`, () => {
       // The compactor dies before its first page; the fault server dies on reading the walk's
       // first fault (and wakes it, so it is pending again, unread). stallMs 100: the fatal
