@@ -309,6 +309,8 @@ describe('results', () => {
       const html = renderHtml(res);
       expect(html).toContain('&lt;img');
       expect(html).not.toContain('<img');
+      // stw has no stalled accesses to count: '-' as in the terminal, not 0 (an audit).
+      expect(html).toContain('<th>stalled accesses (self-service or fault)</th><td>-</td>');
     } finally {
       fs.rmSync(cwd, { recursive: true, force: true });
     }
