@@ -19,6 +19,9 @@ export class Collector {
   readonly #cycles: CycleDriver;
   /** The last resort for a fault nobody can serve (watchdog.ts). */
   #watchdog: Watchdog | null = null;
+  /** A collect() call in progress; those made meanwhile, in order (collect). */
+  #collecting = false;
+  readonly #waiting: Array<() => void> = [];
 
   constructor(c: Omit<CycleContext, 'threads'>, marking: MarkingName) {
     this.#c = c;
@@ -71,10 +74,6 @@ export class Collector {
       else this.#collecting = false;
     }
   }
-
-  /** A collect() call in progress; those made meanwhile, in order. */
-  #collecting = false;
-  readonly #waiting: Array<() => void> = [];
 
   async #collectNow(checkOpen: () => void): Promise<CycleStats> {
     // With no cycle active the new one starts before this call first yields. Otherwise wait:

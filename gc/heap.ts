@@ -76,9 +76,8 @@ export class Heap extends MutatorHeap {
     this.requestedMode = opts.mode;
     this.mode = mode;
     this.marking = mode === Mode.STW ? Marking.PAUSE : opts.marking;
-    this.fallbacks = deepFreeze([...fallbacks]);
+    this.fallbacks = deepFreeze(fallbacks); // chooseMode's own list
     this.capabilities = deepFreeze(caps); // probe()'s copy: the heap's own from here
-
     this.faultPath = opts.faultPath;
     this.#collector = new Collector(
       { sh, opts, mode, builders, uffd: mem.uffd, log, mut: this.#in, inject: this.#in.inject, verify: () => this.verify(), trace },

@@ -245,10 +245,7 @@ export class SelfService {
         sh.clk[Clk.SELF_BUILD] += this.#b.buildMs - b0;
         sh.clk[Clk.SELF_INSTALL] += this.#b.installMs - i0;
         if (resolved || this.#help(q, t0)) {
-          if (this.#work() !== before) {
-            sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
-            sh.count(Ctl.SELF_RESOLVED);
-          }
+          this.#resolvedHere(before, t0);
           return;
         }
         sh.count(Ctl.SELF_LEFT); // another live builder still has it: its install wakes our fault
@@ -269,7 +266,6 @@ export class SelfService {
    * holds it (resolve takes it from one that has stalled).
    */
   #serveHere(q: number, t0: number): void {
-    const sh = this.#sh;
     const before = this.#work();
     try {
       while (!this.#resolve(q) && !this.#help(q, now()));
@@ -277,9 +273,13 @@ export class SelfService {
       this.#failed(q, e, 'a build with no fault server to fall back on failed');
       throw e; // the access fails rather than waits for ever
     }
-    if (this.#work() !== before) {
-      sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
-      sh.count(Ctl.SELF_RESOLVED);
-    }
+    this.#resolvedHere(before, t0);
+  }
+
+  /** A page resolved on this thread since t0: its stall counted as self-service, if this thread's work moved (#work). */
+  #resolvedHere(before: number, t0: number): void {
+    if (this.#work() === before) return;
+    this.#sh.record(Hist.SELF_STALL_US, (now() - t0) * 1000);
+    this.#sh.count(Ctl.SELF_RESOLVED);
   }
 }

@@ -252,10 +252,6 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mlock", Fn<Mlock>(env, "mlock"));
   exports.Set("residency", Fn<Residency>(env, "residency"));
   exports.Set("countLines", Fn<CountLines>(env, "countLines"));
-  {
-    std::lock_guard<std::mutex> g(promiseMu);
-    (*promisedBy)[static_cast<napi_env>(env)];  // known from the start: GiveBack finds it
-  }
   napi_add_env_cleanup_hook(env, PromiseTeardown, static_cast<napi_env>(env));
   exports.Set("promise", Fn<Promise>(env, "promise"));
   exports.Set("unpromise", Fn<Unpromise>(env, "unpromise"));

@@ -224,6 +224,13 @@ describe('no procfs (a mount namespace with an empty /proc)', () => {
     const r = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none /proc && test ! -e /proc/self'], { encoding: 'utf8' });
     return r.status === 0 ? undefined : `unshare -m with a tmpfs over /proc refused (${r.error?.message ?? r.stderr.trim()}): needs root or CAP_SYS_ADMIN`;
   };
+  /** Runs `fixture` with `arg` where /proc is an empty tmpfs; its last stdout line, parsed, once it exited 0. */
+  const withoutProcfs = (fixture: string, arg: unknown): unknown => {
+    const r = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none /proc && exec "$0" "$1" "$2"', process.execPath, fixture, JSON.stringify(arg)], { encoding: 'utf8', timeout: 60_000 });
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    expect(r.status, `${line}\n${r.stderr}`.slice(-2000)).toBe(0);
+    return JSON.parse(line);
+  };
 
   itKernel('move and copy run: the collector threads adopt the userfaultfd without /proc/self/fd to name it', () => {
     // An audit found both refused: Userfaultfd.adopt read the descriptor's kind from
@@ -232,10 +239,7 @@ describe('no procfs (a mount namespace with an empty /proc)', () => {
     const why = blocked();
     if (why) return void console.warn(`[movegc] skipping: ${why}`);
     for (const mode of ['move', 'copy']) {
-      const r = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none /proc && exec "$0" "$1" "$2"', process.execPath, FIXTURE, JSON.stringify({ mode, cycles: 2 })], { encoding: 'utf8', timeout: 60_000 });
-      const line = r.stdout.trim().split('\n').pop() ?? '';
-      expect(r.status, `${line}\n${r.stderr}`.slice(-2000)).toBe(0);
-      const res = JSON.parse(line) as ChildResult;
+      const res = withoutProcfs(FIXTURE, { mode, cycles: 2 }) as ChildResult;
       expect(res.error).toBeUndefined();
       expect(res.mode).toBe(mode);
       expect(res.fallbacks).toEqual([]);
@@ -243,13 +247,7 @@ describe('no procfs (a mount namespace with an empty /proc)', () => {
       expect(res.cycles.reduce((n, c) => n + c.pages.builtByCompactor, 0)).toBeGreaterThan(0); // the compactor's thread adopted it
     }
   });
-});
 
-describe('no procfs: the edges procfs answered', () => {
-  const blocked = (): string | undefined => {
-    const r = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none /proc && test ! -e /proc/self'], { encoding: 'utf8' });
-    return r.status === 0 ? undefined : `unshare -m with a tmpfs over /proc refused (${r.error?.message ?? r.stderr.trim()}): needs root or CAP_SYS_ADMIN`;
-  };
   // A kernel-edge audit: register-first pauses over a mapping a pin had split refused every
   // cycle after the first (ENOENT reading /proc/self/maps), and a loop that never yields never
   // ended a cycle behind a stalled compactor (its exit was looked for in /proc/self/task).
@@ -257,11 +255,7 @@ describe('no procfs: the edges procfs answered', () => {
     itKernel(`${mode}: register-first pauses across split mappings, and a never-yielding loop behind a stalled compactor`, () => {
       const why = blocked();
       if (why) return void console.warn(`[movegc] skipping: ${why}`);
-      const fixture = path.join(here, 'fixtures', 'noprocfs-edges.mjs');
-      const r = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none /proc && exec "$0" "$1" "$2"', process.execPath, fixture, JSON.stringify({ mode })], { encoding: 'utf8', timeout: 60_000 });
-      const line = r.stdout.trim().split('\n').pop() ?? '';
-      expect(r.status, `${line}\n${r.stderr}`.slice(-2000)).toBe(0);
-      const res = JSON.parse(line) as { procfs: boolean; cycles: string[]; verify: boolean; loopEnded: boolean; loopMs: number };
+      const res = withoutProcfs(path.join(here, 'fixtures', 'noprocfs-edges.mjs'), { mode }) as { procfs: boolean; cycles: string[]; verify: boolean; loopEnded: boolean; loopMs: number };
       expect(res.procfs).toBe(false);
       expect(res.cycles).toEqual(['ok', 'ok', 'ok']);
       expect(res.loopEnded, `the loop ran ${res.loopMs} ms`).toBe(true);
