@@ -4,7 +4,8 @@
  *  - UFFDIO_MOVE per page at 1, 16, 32, 34, 64 (the collector's largest run) and 512 pages per
  *    call (32 and 34 straddle x86's single-page TLB flush ceiling, 33 by default: up to it the
  *    kernel invalidates the moved range page by page, above it it flushes the whole TLB),
- *    UFFDIO_COPY per page at 1, 64 and 512 pages per call, memcpy per page (the method of bench/binding.ts and kernel-floor.c:
+ *    UFFDIO_COPY per page at 1, 64 and 512 pages per call (and at 1 and 64 from one reused
+ *    scratch buffer, as the collector installs), memcpy per page (the method of bench/binding.ts and kernel-floor.c:
  *    fresh userfaultfd and MADV_NOHUGEPAGE mappings per pass, every source page written first,
  *    DONTWAKE, consecutive batches; median of `reps` passes); MOVE and COPY at 1 and 64 pages
  *    per call again while a sibling thread spins on the other CPU (TLB shootdowns), and what
@@ -32,6 +33,14 @@ export interface Floor {
   /** ns per page, medians over reps. */
   movePerPageNs: { '1': number; '16': number; '32': number; '34': number; '64': number; '512': number };
   copyPerPageNs: { '1': number; '64': number; '512': number };
+  /**
+   * UFFDIO_COPY from one private buffer of the call's size, reused by every call: how the
+   * compactor and the fault server install (they build into scratch pages). copyPerPageNs
+   * copies from a fresh source as large as the destination, which on a guest whose page tables
+   * the host shadows costs the kernel a trap on its first read of each source page (seen on the
+   * PVM guest: 5.5 us a page against 0.6-0.9 from a reused buffer).
+   */
+  copyFromScratchPerPageNs: { '1': number; '64': number };
   /**
    * The same while another thread of this process spins on the other CPU (as the mutator or
    * a collector thread does during a concurrent cycle): MOVE must then shoot down that CPU's
@@ -148,6 +157,25 @@ function measureBatch(pages: number, batch: number, withCopy: boolean, sib?: Sib
       if (readInstalled) copiedRead = firstRead(new Uint8Array(dst.view()));
     }
     return { move: moveNs / pages, copy, moveLossUs, copyLossUs, movedRead, copiedRead };
+  } finally {
+    src.close();
+    dst.close();
+    u.close();
+  }
+}
+
+function measureCopyFromScratch(pages: number, batch: number): number {
+  const len = pages * PS;
+  const bytes = batch * PS;
+  const u = Userfaultfd.open();
+  const src = map(bytes);
+  const dst = map(len);
+  try {
+    u.register(dst.address, len);
+    touch(new Uint8Array(src.view()));
+    const t = hr();
+    for (let off = 0; off < len; off += bytes) u.copy(dst.address + off, src.address, bytes, { dontWake: true });
+    return (hr() - t) / pages;
   } finally {
     src.close();
     dst.close();
@@ -277,7 +305,7 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
   const reps = opts.reps ?? 3;
   measureBatch(2048, 1, true); // warm-up: JIT the call paths
   measureBatch(2048, 512, true);
-  const m1: number[] = [], m16: number[] = [], m32: number[] = [], m34: number[] = [], m64: number[] = [], m512: number[] = [], c1: number[] = [], c64: number[] = [], c512: number[] = [], mc: number[] = [];
+  const m1: number[] = [], m16: number[] = [], m32: number[] = [], m34: number[] = [], m64: number[] = [], m512: number[] = [], c1: number[] = [], c64: number[] = [], c512: number[] = [], s1: number[] = [], s64: number[] = [], mc: number[] = [];
   const frW: number[] = [], frR: number[] = [], frM: number[] = [], frC: number[] = [], frP: number[] = [], mP: number[] = [], hP: number[] = [];
   for (let r = 0; r < reps; r++) {
     const a = measureBatch(pages, 1, true);
@@ -294,6 +322,8 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
     c512.push(b.copy!);
     frM.push(b.movedRead!);
     frC.push(b.copiedRead!);
+    s1.push(measureCopyFromScratch(pages, 1));
+    s64.push(measureCopyFromScratch(pages, 64));
     mc.push(measureMemcpy(pages));
     const p = measurePmd(pages);
     mP.push(p.move);
@@ -340,6 +370,7 @@ export async function measureFloor(opts: { pages?: number; reps?: number; faults
     reps,
     movePerPageNs: { '1': median(m1), '16': median(m16), '32': median(m32), '34': median(m34), '64': median(m64), '512': median(m512) },
     copyPerPageNs: { '1': median(c1), '64': median(c64), '512': median(c512) },
+    copyFromScratchPerPageNs: { '1': median(s1), '64': median(s64) },
     busySibling: {
       movePerPageNs: { '1': median(bm1), '64': median(bm64) },
       copyPerPageNs: { '1': median(bc1), '64': median(bc64) },

@@ -160,6 +160,7 @@ export function renderHtml(res: Results): string {
           ['UFFDIO_COPY, 1 page per call', `${num(fl.copyPerPageNs['1'], 0)} ns/page`],
           ['UFFDIO_COPY, 64 pages per call', `${num(fl.copyPerPageNs['64'], 0)} ns/page`],
           ['UFFDIO_COPY, 512 pages per call', `${num(fl.copyPerPageNs['512'], 0)} ns/page (${num(4096 / fl.copyPerPageNs['512'], 1)} GB/s)`],
+          ['UFFDIO_COPY from one reused buffer (as the collector installs), 1 / 64 pages per call', fl.copyFromScratchPerPageNs ? `${num(fl.copyFromScratchPerPageNs['1'], 0)} / ${num(fl.copyFromScratchPerPageNs['64'], 0)} ns/page` : '-'],
           ['memcpy (Uint8Array.set)', `${num(fl.memcpyPerPageNs, 0)} ns/page`],
           ['first read of a page after mremap moved it (of a page just written)', fl.firstReadPerPageNs ? `${num(fl.firstReadPerPageNs.remapped, 0)} (${num(fl.firstReadPerPageNs.written, 0)}) ns/page` : '-'],
           ['first read of a page just installed by UFFDIO_MOVE / UFFDIO_COPY', fl.firstReadPerPageNs?.installed ? `${num(fl.firstReadPerPageNs.installed.move, 0)} / ${num(fl.firstReadPerPageNs.installed.copy, 0)} ns/page` : '-'],

@@ -13,6 +13,7 @@ describe('kernel floor', () => {
     const costs = [
       ...Object.values(fl.movePerPageNs),
       ...Object.values(fl.copyPerPageNs),
+      ...Object.values(fl.copyFromScratchPerPageNs),
       fl.memcpyPerPageNs,
       fl.firstReadPerPageNs.written,
       fl.firstReadPerPageNs.remapped,
@@ -27,7 +28,7 @@ describe('kernel floor', () => {
       fl.faultRoundTripUs.p50,
       fl.busySibling.faultRoundTripUs.p50,
     ];
-    expect(costs.length).toBe(26);
+    expect(costs.length).toBe(28);
     expect(fl.pmd.hugeSource).toBeGreaterThanOrEqual(0);
     expect(fl.pmd.hugeSource).toBeLessThanOrEqual(1);
     for (const c of costs) {
