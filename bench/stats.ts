@@ -1,11 +1,9 @@
 /** Small statistics for the benchmark: medians, quantiles, CDFs and minimum mutator utilization. */
+import { median as medianOf } from '../gc/stats.js';
 
+/** The median of the finite values (a figure a rep could not measure is NaN): gc/stats.ts median. */
 export function median(xs: readonly number[]): number {
-  const v = xs.filter((x) => Number.isFinite(x));
-  if (v.length === 0) return NaN;
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >>> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return medianOf(xs.filter((x) => Number.isFinite(x)));
 }
 
 export interface Quantiles {

@@ -3,9 +3,16 @@
  * is not a 0 us latency in the median over reps, and no MMU window lies past the shortest rep.
  */
 import { describe, expect, it } from 'vitest';
-import { medianOfSampled, mmuWindows, quantiles } from '../dist/bench/stats.js';
+import { median, medianOfSampled, mmuWindows, quantiles } from '../dist/bench/stats.js';
 
 describe('bench statistics', () => {
+  it('the median over reps leaves out figures a rep could not measure (NaN, Infinity)', () => {
+    expect(median([3, NaN, 1, 2])).toBe(2);
+    expect(median([4, 1, Infinity, 3, 2])).toBe(2.5);
+    expect(median([NaN])).toBeNaN();
+    expect(median([])).toBeNaN();
+  });
+
   it('the median of a quantile over reps leaves out reps without samples', () => {
     const reps = [quantiles([]), quantiles([]), quantiles(Array(500).fill(60))];
     expect(medianOfSampled(reps, 'p50')).toBe(60);
