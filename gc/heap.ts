@@ -204,7 +204,10 @@ export class Heap extends MutatorHeap {
     return this.#idle.run(deadline, () => this.#in.rootWords());
   }
 
-  /** Waits for the active (or requested) cycle to end; returns the last cycle's statistics. */
+  /**
+   * Waits for the active (or requested) cycle to end; returns the last cycle's statistics. A
+   * requested cycle's pauses not yet run run here: Refs held across it are then stale.
+   */
   async idle(): Promise<CycleStats | undefined> {
     this.#in.check();
     return this.#collector.idle();

@@ -532,7 +532,7 @@ export class MutatorHeap {
     if (this.#closing) throw new MoveGcError(ErrorCode.CLOSED, 'heap is closing');
   }
 
-  /** True once close() was called, or once the heap was lost (a failed compaction pause that could not be undone: close() it). */
+  /** True once close() has finished (from its start collect() and the like refuse, ERR_CLOSED), or once the heap was lost (a failed compaction pause that could not be undone: close() it). */
   get closed(): boolean {
     return this.#closed;
   }

@@ -249,7 +249,7 @@ function snapshot(input: unknown, known: readonly string[], what: string): Recor
   const out: Record<string, unknown> = Object.create(null);
   try {
     for (const k of Object.keys(input)) {
-      if (!known.includes(k)) throw invalidArg(`unknown ${what} key ${JSON.stringify(k)} (expected one of ${known.join(', ')})`);
+      if (!known.includes(k)) throw new MoveGcError(ErrorCode.UNKNOWN_OPTION, `unknown ${what} key ${JSON.stringify(k)} (expected one of ${known.join(', ')})`);
       out[k] = (input as Record<string, unknown>)[k];
     }
   } catch (e) {

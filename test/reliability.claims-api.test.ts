@@ -181,6 +181,29 @@ describe('reference epochs', () => {
   });
 
   /**
+   * Claim (README, the pause contract: "A requested cycle whose pauses have not run yet runs
+   * them here", idle()): a Ref held across idle() after requestCollection() is stale; one held
+   * across idle() of a cycle already past its compaction pause is not.
+   */
+  for (const mode of ['move', 'copy'] as const)
+    itMode(mode, 'idle() runs a requested cycle\'s pauses (a Ref held across it goes stale), and no pause once they ran', async () => {
+      const heap = await openHeap({ capacity: 8 * MiB, mode });
+      const T = defineTestTypes(heap);
+      garbage(heap, 4000);
+      const keep = heap.root(heap.alloc(T.node));
+      let held = keep.get()!;
+      expect(heap.requestCollection()).toBe(true);
+      const st = await heap.idle();
+      expect(st?.pauses.map((p) => p.kind)).toContain('compaction');
+      expect(thrown(() => heap.typeOf(held)).code).toBe(ErrorCode.STALE_REFERENCE);
+      garbage(heap, 4000);
+      await heap.collect(); // up to and through the compaction pause
+      held = keep.get()!;
+      await heap.idle();
+      expect(heap.typeOf(held)).toBe(T.node);
+    });
+
+  /**
    * Claim (gc/refs.ts release(): "The heap is closed: its tags may be drawn again"): a closed
    * heap holds no tag; the thread's sequence, come around onto it, draws it for a new heap.
    */

@@ -55,7 +55,7 @@ describe('Heap.create options', () => {
       [{ capacity: cap, hugePages: 'yes' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, hugePages: 1 }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, collectorPolicy: 'low' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, collectorPolicy: 19 }, ErrorCode.INVALID_ARG_TYPE],
       [{ capacity: cap, hide: 'move' }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, hide: ['bogus'] }, ErrorCode.INVALID_ARG_TYPE],
-      [{ capacity: cap, inject: 5 }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, inject: { bogus: 1 } }, ErrorCode.INVALID_ARG_TYPE],
+      [{ capacity: cap, inject: 5 }, ErrorCode.INVALID_ARG_TYPE], [{ capacity: cap, inject: { bogus: 1 } }, ErrorCode.UNKNOWN_OPTION],
       [{ capacity: cap, inject: { dieAtPage: '3' } }, ErrorCode.INVALID_ARG_TYPE],
       ...[-1, 1.5, NaN, Infinity, 2 ** 31].map((v): [unknown, string] => [{ capacity: cap, inject: { eagainEvery: v } }, ErrorCode.OUT_OF_RANGE]),
       // Sleeps of the mutator's own thread inside a heap call are bounded (10 s).
