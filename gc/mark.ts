@@ -39,6 +39,15 @@ export class Tracer {
    */
   #stack = new Uint32Array(1 << 16);
   #sp = 0;
+  /**
+   * An object whose slots a bounded drain left part-scanned, and its next slot (0: none). A
+   * reference array can hold 2^31 slots: scanned whole, one step took longer than stallMs,
+   * and the marker was replaced as stalled every cycle (an audit: 2^25 slots in one array).
+   * Safe to resume later under the insertion barrier: a reference stored meanwhile into a slot
+   * already scanned is logged unless its object is marked.
+   */
+  #partW = 0;
+  #partI = 0;
   objects = 0;
   words = 0;
 
@@ -88,20 +97,40 @@ export class Tracer {
     for (let i = 0; i < k; i++) this.visit(this.heap[slot + i]);
   }
 
-  /** Scans up to `budget` grey objects; true when the stack is empty. */
+  /**
+   * Scans grey objects until `budget` units of work are done (an object costs one, and one
+   * per slot scanned), stopping inside a long object if need be; true when nothing grey is
+   * left.
+   */
   drain(budget = Infinity): boolean {
     const { heap, types, starts } = this;
-    for (let n = 0; n < budget; n++) {
-      if (this.#sp === 0) return true;
-      const w = this.#stack[--this.#sp];
+    let n = 0;
+    for (;;) {
+      let w: number;
+      let from = 0;
+      if (this.#partW !== 0) {
+        w = this.#partW;
+        from = this.#partI;
+        this.#partW = 0;
+      } else {
+        if (this.#sp === 0) return true;
+        w = this.#stack[--this.#sp];
+      }
       const k = refCount(heap, types, w);
       const slot = w * 2 + 2;
-      for (let i = 0; i < k; i++) {
+      const end = Math.min(k, from + Math.max(1, budget - n - 1));
+      for (let i = from; i < end; i++) {
         const r = heap[slot + i];
         if (r !== 0 && !testBit(starts, r)) this.visit(r);
       }
+      n += 1 + end - from;
+      if (end < k) {
+        this.#partW = w;
+        this.#partI = end;
+        return false;
+      }
+      if (n >= budget) return this.#sp === 0;
     }
-    return this.#sp === 0;
   }
 }
 
