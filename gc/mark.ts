@@ -105,32 +105,49 @@ export class Tracer {
   drain(budget = Infinity): boolean {
     const { heap, types, starts } = this;
     let n = 0;
-    for (;;) {
-      let w: number;
-      let from = 0;
-      if (this.#partW !== 0) {
-        w = this.#partW;
-        from = this.#partI;
-        this.#partW = 0;
-      } else {
-        if (this.#sp === 0) return true;
-        w = this.#stack[--this.#sp];
-      }
+    if (this.#partW !== 0) {
+      const w = this.#partW;
+      this.#partW = 0;
+      n = this.#scan(w, this.#partI, budget);
+      if (this.#partW !== 0) return false;
+    }
+    while (n < budget) {
+      if (this.#sp === 0) return true;
+      const w = this.#stack[--this.#sp];
       const k = refCount(heap, types, w);
+      if (k >= budget - n) {
+        n += this.#scan(w, 0, budget - n);
+        if (this.#partW !== 0) return false;
+        continue;
+      }
       const slot = w * 2 + 2;
-      const end = Math.min(k, from + Math.max(1, budget - n - 1));
-      for (let i = from; i < end; i++) {
+      for (let i = 0; i < k; i++) {
         const r = heap[slot + i];
         if (r !== 0 && !testBit(starts, r)) this.visit(r);
       }
-      n += 1 + end - from;
-      if (end < k) {
-        this.#partW = w;
-        this.#partI = end;
-        return false;
-      }
-      if (n >= budget) return this.#sp === 0;
+      n += 1 + k;
     }
+    return this.#sp === 0;
+  }
+
+  /**
+   * Scans w's slots from `from`, at most `budget - 1` of them (at least one); leaves w as
+   * #partW if some remain. Returns the work done.
+   */
+  #scan(w: number, from: number, budget: number): number {
+    const { heap, starts } = this;
+    const k = refCount(heap, this.types, w);
+    const end = Math.min(k, from + Math.max(1, budget - 1));
+    const slot = w * 2 + 2;
+    for (let i = from; i < end; i++) {
+      const r = heap[slot + i];
+      if (r !== 0 && !testBit(starts, r)) this.visit(r);
+    }
+    if (end < k) {
+      this.#partW = w;
+      this.#partI = end;
+    }
+    return 1 + end - from;
   }
 }
 
