@@ -27,11 +27,9 @@
  * to-space page below q is installed, every from-space page below q's first source page has
  * been read for the last time (installed, not built: until then a page may be rebuilt from its
  * sources, install.ts). Those pages become the buffers for the next builds, and their
- * physical pages move into the heap: compaction needs no new memory (RSS stays flat).
- * Except behind a long object that is built page by page (a reference array, or any large
- * object in copy mode): its header holds the limit (the builders read it for every page of
- * the object) until all its pages are in, so from-space is neither reused nor released
- * meanwhile: one 256 MiB reference array took peak RSS from 350 to 650 MiB (an audit).
+ * physical pages move into the heap: compaction needs no new memory (RSS stays flat). A
+ * long object built page by page (a reference array) keeps only its header's page back (the
+ * builders read it for every page of the object), not its consumed pages (consumedLimit).
  * ART walks in reverse for the same effect; walking forward keeps the mutator's likely
  * next pages (the low ones, where the old data lands) ready first.
  */
@@ -40,6 +38,7 @@ import { claim, markProcessed, phaseOf } from './claim.js';
 import { Install } from './install.js';
 import { PAGE_WORDS, PMD_PAGES } from './layout.js';
 import { native, PAGE_SIZE } from './native.js';
+import { forward } from './forward.js';
 import { NONE } from './plan.js';
 import { Clk, Ctl, Owner, PageKind, PagePhase, SEG_FIELDS, Seg, now, schedstat } from './shared.js';
 import { Role } from './heartbeat.js';
@@ -64,8 +63,6 @@ export const POOL_KEEP_PAGES = 2048;
  */
 export const RELEASE_CHUNK_PAGES = 2048;
 const RSS_SAMPLE_PAGES = 1024;
-/** Move mode: passes over the scratch pages a cycle moves before it copies from them (see runScratch). */
-export const SCRATCH_PASSES_MOVED = 4;
 
 /** Test/research hooks that act on the compactor; see inject.ts for the options. */
 export interface CompactorHooks {
@@ -106,31 +103,19 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   let runB = 0;
   let runN = 0;
   let scratchNext = 0;
-  let scratchPasses = 0; // times every scratch page has been handed out this cycle
   // Move mode: runs shorter than this go in by COPY from scratch pages (options.moveMinRun:
   // MOVE's TLB flush costs per page up to x86's ceiling of 33, on a virtual machine a trap each).
   const minMoveRun = recycle ? Atomics.load(sh.ctl, Ctl.MOVE_MIN_RUN) : 0;
   let runCopy = false; // the pending run is one of those
-  // Move mode: the pending run is built into scratch pages (no recycled buffer was free: a
-  // dense stretch, or a large object whose header holds the recycling limit at its start), and
-  // the cycle keeps coming back to them. It goes in by COPY as well: a MOVE takes the scratch
-  // pages with it, and the next build there faults in a fresh page for each, which cost ~30 us
-  // a page here (a 128 MiB reference array: 1133 ms of builds in move mode, 22 ms in copy
-  // mode). The first passes move: the cycle's end released the scratch pages, so the first
-  // pass faults them in either way, and most cycles take one or two before recycled buffers
-  // come free (so a quiet heap of ordinary objects still moves every page).
-  let runScratch = false;
   let runLimit = MAX_BATCH; // the pending run's longest length
   const flush = (): void => {
     if (runN > 0) {
       const t = now();
       if (runCopy) b.installer.installShortRun(runQ, runB, runN);
-      else if (runScratch) b.installer.installScratchRun(runQ, runB, runN);
       else b.installer.install(runQ, runB, runN);
       installMs += now() - t;
     }
     runCopy = false;
-    runScratch = false;
     runLimit = MAX_BATCH;
     runN = 0;
     // scratchNext is NOT reset here: scratch pages are handed out in order and only reused
@@ -159,6 +144,10 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   // order; the recycler steps over them (a buffer there would be a fresh page).
   const holes: number[] = [];
   let hi = 0;
+  // The header page of a long object the limit has passed into (-1: none): every build of the
+  // object's pages reads its header, so that page is neither reused nor released (the
+  // recycler steps over it; the cycle's end releases it with the rest of from-space).
+  let keep = -1;
   const consumedLimit = (): number => {
     for (;;) {
       while (ri < ranges.length && low >= ranges[ri][1]) if (++ri < ranges.length) low = ranges[ri][0];
@@ -167,8 +156,25 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       low++;
     }
     const first = sh.pageFirst[low];
-    // Sources of `low` and every page above it start at its first object (monotone).
-    return first === NONE ? low : Math.floor(first / PAGE_WORDS);
+    if (first === NONE) return low;
+    // Sources of `low` and every page above it start at its first object (monotone), except
+    // that of a long object straddling into `low` only its header and its words from low's
+    // first on are still read: the limit passes into it (an audit: one 256 MiB reference
+    // array, held at its header, doubled peak RSS).
+    const firstPage = Math.floor(first / PAGE_WORDS);
+    const dest = forward(sh.chunkNew, sh.live, first);
+    const lowStart = low * PAGE_WORDS;
+    if (dest >= lowStart) return firstPage;
+    const srcPage = Math.floor((first + lowStart - dest) / PAGE_WORDS);
+    if (srcPage <= firstPage + 1) return firstPage;
+    keep = firstPage;
+    return srcPage;
+  };
+  // Releases [from, to), the kept header page excepted.
+  const releaseAround = (from: number, to: number): void => {
+    if (keep < from || keep >= to) return release(from, to);
+    if (keep > from) release(from, keep);
+    if (keep + 1 < to) release(keep + 1, to);
   };
   // Contiguous buffers for the next step: sets bufAt and returns how many (>= 1) there are.
   // Recycled from-space pages lie below every source of the pages not yet installed, so a whole
@@ -179,6 +185,10 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     for (;;) {
       while (si < segs.length && reuse >= segs[si][1]) if (++si < segs.length) reuse = segs[si][0];
       while (hi < holes.length && holes[hi + 1] <= reuse) hi += 2;
+      if (reuse === keep) {
+        reuse++;
+        continue;
+      }
       if (hi >= holes.length || holes[hi] > reuse) return;
       reuse = holes[hi + 1];
     }
@@ -190,7 +200,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     advance();
     if (si < segs.length && limit !== Infinity && limit - reuse > POOL_KEEP_PAGES + RELEASE_CHUNK_PAGES) {
       const upTo = Math.min(limit - POOL_KEEP_PAGES, segs[si][1]);
-      release(reuse, upTo);
+      releaseAround(reuse, upTo);
       reuse = upTo;
       advance();
     }
@@ -202,12 +212,12 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       if (si < segs.length && reuse < limit) {
         bufAt = reuse;
         bufRecycled = true;
-        return Math.min(limit, segs[si][1], hi < holes.length ? holes[hi] : Infinity) - reuse;
+        return Math.min(limit, segs[si][1], hi < holes.length ? holes[hi] : Infinity, keep > reuse ? keep : Infinity) - reuse;
       }
     } else {
       const limit = Math.min(consumedLimit(), segs.length ? segs[segs.length - 1][1] : 0);
       if (limit - released >= RELEASE_CHUNK_PAGES) {
-        release(released, limit);
+        releaseAround(released, limit);
         released = limit;
       }
     }
@@ -217,7 +227,6 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     if (scratchNext === MAX_BATCH) {
       flush(); // every scratch page handed out so far is now installed: reuse them
       scratchNext = 0;
-      scratchPasses++;
     }
     bufAt = scratch0 + scratchNext;
     bufRecycled = false;
@@ -417,7 +426,6 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       if (runN > 0 && (bufAt !== runB + runN || runN >= runLimit)) flush();
       if (runN === 0) {
         runCopy = short;
-        runScratch = recycle && !short && !bufRecycled && scratchPasses >= SCRATCH_PASSES_MOVED;
         runLimit = short ? MAX_BATCH : limit;
       }
       const cap = Math.min(avail, end - q, stepCap(built, runLimit - runN));

@@ -81,7 +81,7 @@ export interface CycleStats {
     copied: number;
     /** Move mode: pages of the compactor's runs shorter than moveMinRun, installed by COPY from its private pages (most are in copied). */
     shortRunCopied: number;
-    /** Move mode: pages of the compactor's other runs built into its scratch pages (no consumed from-space page was free below their sources), and the part of a 2 MiB span claimed before another thread's page stopped it (pmdBuilt), installed by COPY. */
+    /** Move mode with hugePages: the part of a 2 MiB span claimed before another thread's page stopped it (pmdBuilt), installed by COPY from the scratch pages it was built in. */
     scratchCopied: number;
     builtByCompactor: number;
     builtByFaults: number;
