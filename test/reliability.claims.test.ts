@@ -188,8 +188,10 @@ describe('statistics', () => {
   /**
    * Claim (CycleStats.rss): cycle statistics carry RSS before / peak / after. In copy mode a
    * page is built and COPY'd into a fresh page while its from-space source is released only
-   * later (in chunks, once no page below reads it): a 32 MiB live array, slid down by the
-   * garbage before it, needs about 32 MiB more while it is compacted. The peak shows it.
+   * later, in chunks of RELEASE_CHUNK_PAGES (8 MiB) once no page reads it (a long object's
+   * included: only its header's page is kept, compact.ts consumedLimit): a 32 MiB live array,
+   * slid down by the garbage before it, needs a chunk or more of fresh pages at a time (12 MiB
+   * seen; before recycling passed into long objects, the whole 32). The peak shows it.
    */
   itMode('copy', 'rss: peak above before when compaction needs fresh pages; after and peak consistent', async () => {
     const heap = await openHeap({ capacity: 128 * MiB, mode: 'copy' });
@@ -204,8 +206,9 @@ describe('statistics', () => {
     expect(st.rss.afterBytes).toBeGreaterThan(0);
     expect(st.rss.peakBytes).toBeGreaterThanOrEqual(st.rss.beforeBytes);
     expect(st.rss.peakBytes).toBeGreaterThanOrEqual(st.rss.afterBytes);
-    // Half the array is margin enough for the rest of the process moving meanwhile.
-    expect(st.rss.peakBytes - st.rss.beforeBytes, JSON.stringify(st.rss)).toBeGreaterThanOrEqual(16 * MiB);
+    // Half a chunk: RSS is sampled every 1024 pages built.
+    expect(st.rss.peakBytes - st.rss.beforeBytes, JSON.stringify(st.rss)).toBeGreaterThanOrEqual(4 * MiB);
+    expect(st.rss.peakBytes - st.rss.beforeBytes, 'from-space released during the walk').toBeLessThan(24 * MiB);
     expect(heap.getU8(keep.get()!, 32 * MiB - 1)).toBe(7);
   }, 60_000);
 
