@@ -206,7 +206,7 @@ export class Heap extends MutatorHeap {
 
   /**
    * Waits for the active (or requested) cycle to end; returns the last cycle's statistics. A
-   * requested cycle's pauses not yet run run here: Refs held across it are then stale.
+   * requested cycle's pending pauses run here: Refs held across it are then stale.
    */
   async idle(): Promise<CycleStats | undefined> {
     this.#in.check();
