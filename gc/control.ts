@@ -164,7 +164,7 @@ const ctl = layout({
     /** Install calls refused because their run crossed from one VMA of the heap into the next, then retried in pieces (install.ts). */
     'SPLIT_RUNS',
     'ENOENT',
-    /** Pages whose destination the program unmapped mid-cycle: nothing installed there (install.ts #gone). */
+    /** Pages whose destination the program unmapped or mapped over mid-cycle: nothing installed there (install.ts #gone). */
     'PAGES_GONE',
     /** Pages built into fresh scratch because no recycled from-space page was free. */
     'FRESH_BUFFERS',

@@ -217,7 +217,7 @@ export class Installer {
           at += z;
           continue;
         }
-        if (code === 'ENOENT' && this.#gone(at + z)) {
+        if (code === 'ENOENT' && this.#gone(at + z, true)) {
           mapped += z;
           at += z + 1;
           continue;
@@ -304,7 +304,7 @@ export class Installer {
           // No page at the source: moved in by a thread that took it over (the destination
           // has it), or a WHOLE page's from-space page never written (it has none: zeros).
           sh.count(Ctl.ENOENT);
-          if (!this.#gone(q + i)) {
+          if (!this.#gone(q + i, false)) {
             this.#fillHoles(q + i, 1);
             markMapped(sh, q + i);
           }
@@ -383,21 +383,30 @@ export class Installer {
   }
 
   /**
-   * After a page's own ENOENT: true if its destination is no longer mapped at all (mincore:
-   * ENOMEM), which only the program can have done mid-cycle (munmap, or mremap away, of part
-   * of its heap). Nothing can go there: counted (PAGES_GONE) and marked installed, so that no
-   * thread dies on it and the cycle ends; the program's own access there faults, as any
-   * access to memory it unmapped. Anything else (false) is an error, as before.
+   * After a page's own ENOENT: true if its destination is no longer the heap's, which only the
+   * program can have done mid-cycle: no longer mapped at all (mincore: ENOMEM; munmap, or
+   * mremap away, of part of its heap), or (`replaced`: the caller's ENOENT was a one-page COPY
+   * or ZEROPAGE, which the kernel gives only for a destination no userfaultfd registration
+   * covers) mapped anew by the program (mmap MAP_FIXED, or mremap, over it). Nothing can go
+   * there: counted (PAGES_GONE) and marked installed, so that no thread dies on it and the
+   * cycle ends; the program's access there meets its own mapping, or faults. Anything else
+   * (false) is an error, as before. (A MOVE's ENOENT is about its source: not `replaced`.)
    */
-  #gone(q: number): boolean {
+  #gone(q: number, replaced: boolean): boolean {
+    let unmapped = false;
     try {
       native.residency(this.#heap + q * PAGE_SIZE, PAGE_SIZE, this.#onePage);
-      return false;
     } catch (e) {
-      if ((e as { code?: unknown }).code !== 'ENOMEM') return false;
+      unmapped = (e as { code?: unknown }).code === 'ENOMEM';
     }
+    if (!unmapped && !replaced) return false;
     this.#sh.count(Ctl.PAGES_GONE);
-    this.#pageWarning('a heap page is no longer mapped (the program unmapped it mid-cycle): nothing installed there', { page: q });
+    this.#pageWarning(
+      unmapped
+        ? 'a heap page is no longer mapped (the program unmapped it mid-cycle): nothing installed there'
+        : 'a heap page is no longer registered (the program mapped over it mid-cycle): nothing installed there',
+      { page: q },
+    );
     markMapped(this.#sh, q);
     return true;
   }
@@ -420,7 +429,7 @@ export class Installer {
       }
     } catch (e) {
       const code = (e as MoveGcError).code;
-      if (code === 'ENOENT' && this.#gone(q)) return false;
+      if (code === 'ENOENT' && this.#gone(q, true)) return false;
       if (code !== 'EEXIST') throw e;
       sh.count(Ctl.EEXIST);
       ours = false;
@@ -444,7 +453,7 @@ export class Installer {
       // pinned spans need not merge again, and a later segment may span them): go on in
       // halves, which find the boundary in log2(n) calls. A page's own ENOENT throws.
       const code = (e as MoveGcError).code;
-      if (code === 'ENOENT' && n === 1 && this.#gone(q)) return;
+      if (code === 'ENOENT' && n === 1 && this.#gone(q, true)) return;
       if (code !== 'EEXIST' && !(code === 'ENOENT' && n > 1)) throw e;
       const done = ((e as MoveGcError).bytesDone ?? 0) / PAGE_SIZE;
       sh.count(Ctl.PAGES_COPIED, done);

@@ -97,7 +97,7 @@ export interface CycleStats {
      * the length of the ranges: in move mode most of them were already moved away (no page behind).
      */
     released: number;
-    /** Pages whose destination the program unmapped mid-cycle: nothing was installed there. */
+    /** Pages whose destination the program unmapped or mapped over mid-cycle: nothing was installed there. */
     gone: number;
   };
   moveCalls: number;

@@ -425,19 +425,25 @@ describe("a program's mprotect() of part of its heap between collections", () =>
   }
 });
 
-describe('a program that unmaps part of its heap while the cycle compacts', () => {
-  // Found by a kernel-edge audit: every thread that met a page it could not install there
+describe('a program that unmaps part of its heap, or maps over it, while the cycle compacts', () => {
+  // Found by kernel-edge audits: every thread that met a page it could not install there
   // (ENOENT) died, idle() rejected, and the next touch of any unbuilt page waited for a fault
   // server that was gone (the watchdog aborted the process). Now such a page is counted
-  // (pages.gone; install.ts #gone asks mincore) and the cycle ends. In a child: an abort must
+  // (pages.gone; install.ts #gone: mincore says unmapped, or a one-page COPY's ENOENT says no
+  // registration covers it) and the cycle ends. The next collection refuses with a typed
+  // error: the heap cannot be made read-write whole (unmapped), or marking meets the zeros
+  // the program's mapping holds where objects were (mapped over). In a child: an abort must
   // not take the runner down.
-  for (const [mode, faultPath] of [['move', 'self'], ['move', 'handler'], ['copy', 'self'], ['copy', 'handler']] as const) {
-    itKernel(`${mode}, ${faultPath} path: the cycle ends, the 16 pages counted gone, every object elsewhere intact`, async () => {
-      const res = await fixtureResult('unmap-mid-cycle.mjs', [mode, faultPath], 30_000);
-      expect(res).toMatchObject({ phase: 'compacting', idle: 'ok', gone: 16, active: false, n: 20_000 });
-      expect(res.lost).toBeGreaterThan(0);
-      expect(res.ok + res.lost).toBe(20_000);
-    }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 60_000);
+  for (const how of ['unmap', 'remap'] as const) {
+    for (const [mode, faultPath] of [['move', 'self'], ['move', 'handler'], ['copy', 'self'], ['copy', 'handler']] as const) {
+      itKernel(`${how}, ${mode}, ${faultPath} path: the cycle ends, the 16 pages counted gone, every object elsewhere intact`, async () => {
+        const res = await fixtureResult('unmap-mid-cycle.mjs', [mode, faultPath, how], 30_000);
+        expect(res).toMatchObject({ phase: 'compacting', idle: 'ok', gone: 16, active: false, n: 20_000 });
+        expect(res.lost).toBeGreaterThan(0);
+        expect(res.ok + res.lost).toBe(20_000);
+        expect(res.next).toBe(how === 'unmap' ? 'ENOMEM' : 'ERR_HEAP_CORRUPT');
+      }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 60_000);
+    }
   }
 });
 
