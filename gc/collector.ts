@@ -58,15 +58,16 @@ export class Collector {
    * was awaiting, before that call's continuation ran, every time, and the waiting call never
    * got a cycle of its own (an audit: 1000 cycles in 5 s, the program's gc() still waiting).
    * Queued now, it runs after the call already waiting. The first call starts its cycle
-   * before it first yields, as before.
+   * before it first yields, as before. A queued call that finds the heap closed (or lost)
+   * refuses inside the try, so the call queued after it is still woken (an audit: checked
+   * before it, the third and later calls never settled).
    */
   async collect(checkOpen: () => void): Promise<CycleStats> {
-    if (this.#collecting) {
-      await new Promise<void>((r) => this.#waiting.push(r));
-      checkOpen();
-    }
+    const queued = this.#collecting;
+    if (queued) await new Promise<void>((r) => this.#waiting.push(r));
     this.#collecting = true;
     try {
+      if (queued) checkOpen();
       return await this.#collectNow(checkOpen);
     } finally {
       const next = this.#waiting.shift();

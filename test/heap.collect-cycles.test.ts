@@ -64,6 +64,41 @@ describe.each(Object.keys(HOOKS) as Array<keyof typeof HOOKS>)('collect() beside
   }
 });
 
+// A fifth audit: with three or more collect() calls queued, close() (or the heap lost: a pause
+// whose undo fails) settled the first two and left the rest pending for ever: a queued call
+// refused before it woke the next one.
+describe('collect() calls queued when the heap closes, or is lost', () => {
+  const settle = (ps: Array<Promise<unknown>>): Promise<string[]> =>
+    Promise.race([
+      Promise.all(ps.map((p) => p.then(() => 'ok', (e: { code?: string }) => String(e.code)))),
+      new Promise<string[]>((res) => setTimeout(() => res(['PENDING after 5 s']), 5000).unref()),
+    ]);
+  for (const mode of ['move', 'copy', 'stw'] as const) {
+    it(`${mode}: close() settles every queued call (ERR_CLOSED after the first)`, async () => {
+      const h = await Heap.create({ capacity: 8 << 20, mode });
+      rootedList(h, 2000);
+      const ps = [0, 1, 2, 3, 4].map(() => h.collect());
+      const closing = h.close();
+      const got = await settle(ps);
+      await closing;
+      expect(got).toEqual(['ok', 'ERR_CLOSED', 'ERR_CLOSED', 'ERR_CLOSED', 'ERR_CLOSED']);
+    }, 30_000);
+  }
+  for (const mode of ['move', 'copy'] as const) {
+    it(`${mode}: a lost heap settles every queued call with its error`, async () => {
+      const h = await Heap.create({ capacity: 8 << 20, mode, inject: { pauseFailAtCall: 1, pauseFailUndo: 1 } });
+      try {
+        rootedList(h, 2000);
+        const got = await settle([0, 1, 2, 3].map(() => h.collect()));
+        expect(got).toHaveLength(4);
+        expect(got.every((c) => c === 'ERR_HEAP_CORRUPT'), got.join()).toBe(true);
+      } finally {
+        await h.close();
+      }
+    }, 30_000);
+  }
+});
+
 it('a record the caller renumbered is not returned for a later cycle', async () => {
   const h = await Heap.create({ capacity: 4 << 20 });
   try {
