@@ -153,7 +153,7 @@ export interface RepResult {
   timeline: Timeline;
   /** Mutator stall intervals [start, end] in ms since collect(): for the MMU. */
   stalls: Array<[number, number]>;
-  /** The same without mark and plan (collect() counts only from the compaction pause's start). */
+  /** The same from the compaction pause's start on (stops while marking left out; stw and marking 'pause' keep mark and plan, inside the pause). */
   stallsCompaction: Array<[number, number]>;
   faultSamplesUs: number[];
 }
@@ -262,8 +262,8 @@ export async function runRep(o: RepOptions): Promise<RepResult> {
     gcObserver.observe({ entryTypes: ['gc'] });
     const ms = (t: number): number => (t - t0) / 1e6;
     tl.tMs.push(0);
-    tl.pagesMapped.push(ctl.read()[CTL.PAGES_MAPPED]);
-    tl.faults.push(ctl.read()[CTL.FAULTS]);
+    tl.pagesMapped.push(0); // (the control words still count the last cycle's: mutator-loop.ts sample)
+    tl.faults.push(0);
     tl.rssMiB.push(statm.rssBytes() / 2 ** 20);
     // The cycle is driven the way a frame loop drives it (see Heap.safepoint): requested, then
     // every pause runs inside a safepoint() call the mutator makes between touches. Each

@@ -95,20 +95,25 @@ export class RepMutator {
       tl.collectEndMs = this.ms(b);
       tl.pauseStartMs = this.ms(a);
       tl.pagesTotal = this.#ctl.read()[CTL.PAGES_TOTAL];
-      // Pages installed as the pause ends (stw: all of them, built inside the pause).
+      // As the pause starts: none of the cycle's pages installed, RSS as last sampled (the
+      // pause runs inside the call: nothing reads it there); then a real sample as it ends
+      // (stw: every page built inside the pause). A figures audit: this point carried the
+      // RSS of the cycle's start, a dip that never happened.
       tl.tMs.push(tl.pauseStartMs);
       tl.pagesMapped.push(0);
       tl.faults.push(0);
-      tl.rssMiB.push(tl.rssMiB[0]);
+      tl.rssMiB.push(tl.rssMiB.at(-1)!);
+      this.sample(b);
     }
   }
 
+  /** A timeline point; the page and fault counters are the cycle's own only from its flip on (before it, the last cycle's: 0 here). */
   sample(t: number): void {
     const tl = this.#tl;
     const c = this.#ctl.read();
     tl.tMs.push(this.ms(t));
-    tl.pagesMapped.push(c[CTL.PAGES_MAPPED]);
-    tl.faults.push(c[CTL.FAULTS]);
+    tl.pagesMapped.push(this.flipped ? c[CTL.PAGES_MAPPED] : 0);
+    tl.faults.push(this.flipped ? c[CTL.FAULTS] : 0);
     tl.rssMiB.push(this.#statm.rssBytes() / 2 ** 20);
   }
 

@@ -73,7 +73,7 @@ if (R.main) {
   const m = R.main.mmu;
   const cs = [...modes.map(k => m.curves[k]), ...modes.map(k => m.compaction[k])];
   chart('mmu', 'Per cycle (median over reps)', [m.windowsMs, ...cs],
-    [...modes.map(k => line(k + ': every stall', COL[k])), ...modes.map(k => line(k + ': without mark and plan', COL[k], { dash: [6, 4] }))],
+    [...modes.map(k => line(k + ': every stall', COL[k])), ...modes.map(k => line(k + ': from the compaction pause on', COL[k], { dash: [6, 4] }))],
     { width: W(0.5), xLabel: 'window (ms)', scales: { x: fitted(m.windowsMs, ...cs), y: { range: [0, 1] } }, axes: [{ label: 'window (ms, log)' }, { label: 'MMU' }] });
   const wr = m.wholeRun;
   if (wr) chart('mmu-run', 'Whole run (every rep of a mode back to back)', [wr.windowsMs, ...modes.map(k => wr.curves[k])], modes.map(k => line(k + ': every stall', COL[k])),

@@ -82,7 +82,7 @@ function rawTable(ms: ModeSummary[]): string {
       const c = (x: string): string => (s.mode === 'stw' ? '-' : x);
       return [
         esc(s.mode), String(r.rep), num(r.compactionMs), num(r.pauseMs, 2), num(r.collectMs), num(r.markMs), num(r.throughputMBps / 1000, 2), c(String(r.mutatorFaults)),
-        c(num(r.faultMutatorUs.p50)), c(num(r.faultMutatorUs.p99)), c(num(r.faultHandlerUs.p50)), String(r.pagesMoved), String(r.pagesCopied), num(r.rssPeakBytes / r.rssBeforeBytes, 3), num(r.buildMs / 1000),
+        c(r.mutatorFaults ? num(r.faultMutatorUs.p50) : '-'), c(r.mutatorFaults ? num(r.faultMutatorUs.p99) : '-'), c(r.faultHandlerUs.count ? num(r.faultHandlerUs.p50) : '-'), String(r.pagesMoved), String(r.pagesCopied), num(r.rssPeakBytes / r.rssBeforeBytes, 3), num(r.buildMs / 1000),
       ];
     }),
   );
@@ -250,12 +250,13 @@ ${ms.length ? modeTable(ms) : '<p>no comparison in this run</p>'}
 Mutator side = the duration of a mutator load that faulted on a not-yet-installed page (fault to wake, as the application sees it);
 handler side = the fault server's read-to-install time (CycleStats.faultUs, log buckets: lower bounds). The mutator touches random live
 objects (paced: one every few µs, sleeping between; busy: back to back, a worst case that takes a core from the collector on a 2-core machine),
-so most of its loads early in the cycle fault. collect() also marks and plans on the mutator's thread.</p>
+so most of its loads early in the cycle fault. Marking and planning run on the marker's thread (concurrent marking, the default in move and copy) or inside the pause (stw, and marking 'pause').</p>
 <div class="row">${ratios}${floor}</div>
 <h2>Minimum mutator utilization</h2>
-<p class="note">The least fraction of any time window of a given length that the mutator had to itself. Stalls: the whole collect() call
-(mark and plan run on the mutator's thread too), every faulting load, and the final idle() call. Left: per cycle, over one rep's mutator run
-(collect() to the end of idle()), median over reps; dashed: without mark and plan, i.e. what the compaction design itself costs the mutator.
+<p class="note">The least fraction of any time window of a given length that the mutator had to itself. Stalls: every pause, every other
+safepoint() call over 50 µs, every load that met an unbuilt page, and the final idle() call. Concurrent marking and planning are not stalls (the
+marker's thread runs them); in stw and with marking 'pause' they are inside the pause. Left: per cycle, over one rep's mutator run (the request to
+the end of idle()), median over reps; dashed: from the compaction pause on (the initial and remark pauses left out), what compaction itself costs the mutator.
 Right: every rep of a mode back to back, as one run: the worst window anywhere, up to the whole run.</p>
 <div class="row"><div id="mmu" class="chart"></div><div id="mmu-run" class="chart"></div></div>
 <h2>Pauses</h2>

@@ -120,7 +120,7 @@ export interface Comparison {
   horizonMs: number;
   modes: Partial<Record<ModeName, ModeSummary>>;
   ratios: Record<string, number | null>;
-  /** curves: every stall (collect() whole); compaction: mark and plan left out. */
+  /** curves: every stall; compaction: the stalls from the compaction pause on. */
   mmu: {
     windowsMs: number[];
     curves: Partial<Record<ModeName, Array<number | null>>>;

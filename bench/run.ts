@@ -117,7 +117,7 @@ async function runComparison(args: Args, heapMiB: number, knobs: KnobValues, flo
       process.stderr.write(
         `[${el.padStart(6)} s] ${label}rep ${rep}/${args.reps} ${mode.padEnd(4)}${fb} ${heapMiB} MiB: build ${(r.buildMs / 1000).toFixed(1)} s, ` +
           `collect ${fmtMs(r.collectMs)} ms (pause ${fmtMs(r.pauseMs)}), compaction ${fmtMs(r.compactionMs)} ms, ` +
-          `${(r.throughputMBps / 1000).toFixed(2)} GB/s, stalled accesses ${r.mutatorFaults} (p50 ${r.faultMutatorUs.p50.toFixed(0)} us), ` +
+          `${(r.throughputMBps / 1000).toFixed(2)} GB/s, stalled accesses ${r.mutatorFaults}${r.mutatorFaults ? ` (p50 ${r.faultMutatorUs.p50.toFixed(0)} us)` : ''}, ` +
           `rss x${(r.rssPeakBytes / r.rssBeforeBytes).toFixed(3)}, stw max ${fmtMs(r.stwMaxMs)} ms (${r.stwMaxKind})${r.runtimeThreadsCpuMs === null ? '' : `, V8 threads ${fmtMs(r.runtimeThreadsCpuMs)} ms CPU`}${r.touchErrors ? `, ${r.touchErrors} BAD READS (first: ${r.firstError})` : ''}${r.stoppedEarly ? `, ${r.stoppedEarly}` : ''}${r.verify && !r.verify.ok ? ', VERIFY FAILED' : ''}\n`,
       );
     }
@@ -140,7 +140,7 @@ export function textSummary(res: Results): string {
     const ms = Object.values(c.modes) as ModeSummary[];
     out.push(
       table([
-        ['mode', 'live MiB', 'compact ms', 'GB/s', 'pause ms', 'stw max ms', 'stw total ms', 'mmu 10ms', 'collect ms', 'mark ms', 'stalls', 'mut p50 us', 'mut p99 us', 'hdl p50 us', 'hdl p99 us', 'moved', 'copied', 'whole', 'ebusy', 'MOVE calls', 'RSS before MiB', 'peak MiB', 'peak/before'],
+        ['mode', 'live MiB', 'compact ms', 'GB/s', 'pause ms', 'stw max ms (max of reps)', 'stw total ms', 'mmu 10ms', 'collect ms', 'mark ms', 'stalls', 'mut p50 us', 'mut p99 us', 'hdl p50 us', 'hdl p99 us', 'moved', 'copied', 'whole', 'ebusy', 'MOVE calls', 'RSS before MiB', 'peak MiB', 'peak/before'],
         ...ms.map((s) => {
           // stw has no faults, fault server or MOVE calls: "-", not 0.
           const cc = (x: number | null, d = 1): string => (s.mode === 'stw' ? '-' : f(x, d));

@@ -1,5 +1,6 @@
 /** Small statistics for the benchmark: medians, quantiles, CDFs and minimum mutator utilization. */
 import { median as medianOf } from '../gc/stats.js';
+import { bucketOf, bucketValue } from '../gc/shared.js';
 
 /** The median of the finite values (a figure a rep could not measure is NaN): gc/stats.ts median. */
 export function median(xs: readonly number[]): number {
@@ -36,12 +37,17 @@ export function cdf(xs: readonly number[], points = 300): Array<[number, number]
   return out;
 }
 
-/** CDF points of a bucketed histogram ([lower bound, count] pairs, as CycleStats carries). */
+/**
+ * CDF points of a bucketed histogram ([lower bound, count] pairs, as CycleStats carries):
+ * [upper bound, fraction of samples below it] per bucket, exact at each bound. (At the lower
+ * bound, the fraction counted the bucket's own samples, which lie above it: a figures audit
+ * found the exceedance plot one bucket too fast.)
+ */
 export function cdfOfBuckets(buckets: ReadonlyArray<readonly [number, number]>): Array<[number, number]> {
   let total = 0;
   for (const [, n] of buckets) total += n;
   let seen = 0;
-  return [...buckets].sort((a, b) => a[0] - b[0]).map(([v, n]) => [v, (seen += n) / total] as [number, number]);
+  return [...buckets].sort((a, b) => a[0] - b[0]).map(([v, n]) => [bucketValue(bucketOf(v) + 1), (seen += n) / total] as [number, number]);
 }
 
 /** Merges bucketed histograms. */

@@ -134,6 +134,9 @@ export function releaseFromSpace(sh: Shared): void {
   releaseFrom(sh.d.fromAddress, sh.d.capacity + sh.d.fromExtraPages * PAGE_SIZE);
 }
 
+/** Pages built between two RSS samples (the statistics' peak; one statm read each). */
+export const RSS_SAMPLE_PAGES = 1024;
+
 export function sampleRss(sh: Shared): void {
   const rss = readRss(sh);
   if (rss > sh.clk[Clk.RSS_PEAK]) sh.clk[Clk.RSS_PEAK] = rss;

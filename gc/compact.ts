@@ -33,7 +33,7 @@
  * ART walks in reverse for the same effect; walking forward keeps the mutator's likely
  * next pages (the low ones, where the old data lands) ready first.
  */
-import { Builders, MAX_BATCH, PMD_SCRATCH, SELF_SPAN_SLOTS, Scratch, releaseFrom, releaseFromSpace, sampleRss } from './builders.js';
+import { Builders, MAX_BATCH, PMD_SCRATCH, RSS_SAMPLE_PAGES, SELF_SPAN_SLOTS, Scratch, releaseFrom, releaseFromSpace, sampleRss } from './builders.js';
 import { claim, markProcessed, phaseOf } from './claim.js';
 import { Install } from './install.js';
 import { PAGE_WORDS, PMD_PAGES } from './layout.js';
@@ -62,7 +62,6 @@ export const POOL_KEEP_PAGES = 2048;
  * against 76-87 in copy) for an RSS peak 0.5-1% higher.
  */
 export const RELEASE_CHUNK_PAGES = 2048;
-const RSS_SAMPLE_PAGES = 1024;
 
 /** Test/research hooks that act on the compactor; see inject.ts for the options. */
 export interface CompactorHooks {
@@ -481,6 +480,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   if (recycle) sh.count(Ctl.FRESH_BUFFERS, Atomics.load(sh.ctl, Ctl.COMPACTOR_BUILDS) - builds0);
   buildMs += b.buildMs - b0;
   installMs += b.installMs - i0;
+  const walked = now(); // the compaction's end: its last install (what follows is the release)
   sampleRss(sh);
   // Every page installed (usually: the compactor walks them all, and is last): nobody reads
   // from-space again this cycle, so it is given back here, off the mutator's thread.
@@ -501,6 +501,6 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const sched1 = schedstat();
   sh.clk[Clk.COMPACTOR_CPU] = (sched1[0] - sched0[0]) / 1e6;
   sh.clk[Clk.COMPACTOR_QUEUED] = (sched1[1] - sched0[1]) / 1e6;
-  sh.clk[Clk.COMPACT_END] = t1;
+  sh.clk[Clk.COMPACT_END] = walked;
   sh.hb.idle(Role.COMPACTOR); // done: holds no claim, never stale
 }

@@ -30,7 +30,7 @@
  */
 import { nextSet } from './bits.js';
 import { drainLog } from './barrier.js';
-import { readRss } from './builders.js';
+import { RSS_SAMPLE_PAGES, readRss, sampleRss } from './builders.js';
 import { awaitCompaction, compactionSettled } from './compaction-end.js';
 import { endCycle, reportCycle } from './cycle-end.js';
 import { CyclePhase, type ActiveCycle, type CycleContext, type CyclePhaseName } from './cycle-state.js';
@@ -412,7 +412,14 @@ export class CycleDriver {
       // Stop-the-world: the same page builder, writing straight into the emptied heap.
       const b = this.#c.builders;
       const t = now();
-      for (const [first, end] of b.pageRanges()) for (let q = first; q < end; q++) b.buildOne(q, Owner.MUTATOR, 0, mut.u32);
+      let built = 0;
+      for (const [first, end] of b.pageRanges()) {
+        for (let q = first; q < end; q++) {
+          b.buildOne(q, Owner.MUTATOR, 0, mut.u32);
+          if (++built % RSS_SAMPLE_PAGES === 0) sampleRss(sh); // the peak is here: from-space goes back at the end
+        }
+      }
+      sampleRss(sh);
       sh.clk[Clk.COMPACT_START] = t;
       sh.clk[Clk.COMPACT_END] = now();
       sh.clk[Clk.COMPACTOR_BUSY] = now() - t;

@@ -3,7 +3,8 @@
  * is not a 0 us latency in the median over reps, and no MMU window lies past the shortest rep.
  */
 import { describe, expect, it } from 'vitest';
-import { median, medianOfSampled, mmuWindows, quantiles } from '../dist/bench/stats.js';
+import { cdfOfBuckets, median, medianOfSampled, mmuWindows, quantiles } from '../dist/bench/stats.js';
+import { bucketOf, bucketValue } from '../dist/gc/shared.js';
 
 describe('bench statistics', () => {
   it('the median over reps leaves out figures a rep could not measure (NaN, Infinity)', () => {
@@ -21,6 +22,14 @@ describe('bench statistics', () => {
     expect(medianOfSampled([quantiles([]), quantiles([])], 'p50')).toBeNull();
     expect(medianOfSampled([], 'max')).toBeNull();
     expect(medianOfSampled([quantiles([10]), quantiles([20]), quantiles([30])], 'p50')).toBe(20);
+  });
+
+  it("a bucketed histogram's CDF is exact at each bucket's upper bound", () => {
+    // Samples of 10.5 and 20.5 us, bucketed as the collector does ([lower bound, count]).
+    const buckets = [10.5, 20.5].map((x) => [bucketValue(bucketOf(x)), 1] as [number, number]);
+    expect(buckets).toEqual([[10, 1], [20, 1]]);
+    // Both lie above 10 (an audit: [10, 0.5] plotted half of them slower than 10 us).
+    expect(cdfOfBuckets(buckets)).toEqual([[11, 0.5], [21, 1]]);
   });
 
   it('MMU windows stay within the shortest rep', () => {
