@@ -135,9 +135,9 @@ function convert(flag: string, o: OptSpec, raw: string | boolean): unknown {
 export function parse(spec: CommandSpec, argv: string[]): Values {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
   for (const [k, o] of Object.entries(spec.options)) options[k] = { type: o.type === 'boolean' ? 'boolean' : 'string' };
-  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[]; tokens: Array<{ kind: string; name?: string }> };
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true }) as typeof parsed;
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true, tokens: true }) as typeof parsed;
   } catch (e) {
     const err = e as { code?: string; message: string };
     const known = Object.keys(options);
@@ -159,6 +159,14 @@ export function parse(spec: CommandSpec, argv: string[]): Values {
     throw new UsageError(err.message, spec.name);
   }
   if (parsed.positionals.length) throw new UsageError(`unexpected argument '${parsed.positionals[0]}'`, spec.name);
+  // A flag given twice: parseArgs keeps the last one, silently (an audit: --heap 16 --heap 64
+  // ran 64; --modes move --modes stw ran stw alone). Refused, as --modes stw,stw is.
+  const seen = new Set<string>();
+  for (const t of parsed.tokens) {
+    if (t.kind !== 'option' || !t.name || t.name === 'help') continue;
+    if (seen.has(t.name)) throw new UsageError(`--${t.name} is given twice`, spec.name);
+    seen.add(t.name);
+  }
   const out: Values = { help: parsed.values.help === true };
   for (const [k, o] of Object.entries(spec.options)) {
     const raw = parsed.values[k];

@@ -122,7 +122,7 @@ export const COMMANDS: Record<string, Command> = {
       summary: 'thousands of cycles with a concurrent mutator checked against a model, with injected faults',
       options: {
         cycles: { type: 'int', min: 0, default: 2000, help: 'stop after N cycles in all (0: no limit)' },
-        seconds: { type: 'number', min: 0, default: 0, help: 'stop after S seconds (0: no limit); whichever comes first' },
+        seconds: { type: 'number', min: 0, default: 0, help: 'stop after S seconds of cycles, counted once the heaps are filled (0: no limit; at least one cycle runs); whichever comes first' },
         heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 32, metavar: 'MiB', check: even, help: 'capacity of each heap' },
         modes: { type: 'list', choices: MODES, default: MODES, help: 'heaps run side by side, one cycle each in turn' },
         ops: { type: 'int', min: 0, default: 400, help: 'mutator operations during each cycle' },

@@ -241,7 +241,7 @@ export function table(rs: ArtResult[]): string {
     ['GC pauses total ms', ...col((r) => ms(r.gcPauseTotalMs))],
     ['GC pause max ms', ...col((r) => ms(r.gcPauseMaxMs))],
     ['mark+plan ms (concurrent except stw)', ...col((r) => ms(r.markPlanMs))],
-    ['  of which compaction pause ms', ...col((r) => ms(r.compactionPauseMs))],
+    ['compaction pauses ms (stw: the whole collection)', ...col((r) => ms(r.compactionPauseMs))],
     ['concurrent compaction ms', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactionMs)))],
     ['  compactor busy ms', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactorBusyMs)))],
     ['stall/page p50 / p99 us', ...col((r) => (r.stalls ? `${r.stallP50Us} / ${r.stallP99Us}` : '-'))],
@@ -252,7 +252,7 @@ export function table(rs: ArtResult[]): string {
     ['  fault service p50 / p99 us', ...col((r) => (r.faults ? `${r.faultP50Us} / ${r.faultP99Us}` : '-'))],
     ['pages moved / copied', ...col((r) => `${r.pagesMoved} / ${r.pagesCopied}`)],
     ['reclaimed MiB', ...col((r) => mib(r.reclaimedBytes))],
-    ['live MiB (last cycle)', ...col((r) => mib(r.liveBytes))],
+    ['live MiB (last cycle)', ...col((r) => (r.cycles ? mib(r.liveBytes) : '-'))],
     ...(rs.some((r) => r.heapFullFrames > 0) ? [['frames cut by ERR_HEAP_FULL', ...col((r) => r.heapFullFrames)] as [string, ...number[]]] : []),
     ['heap verifies', ...col((r) => (r.verifyOk ? 'yes' : 'NO'))],
   ];
@@ -291,7 +291,7 @@ function summary(rs: ArtResult[]): string {
   const conc = mv ?? cp;
   if (stw && conc)
     lines.push(
-      `stw compacts inside the pause (${ms(stw.gcPauseTotalMs)} ms of pauses over ${stw.cycles} cycles); ${conc.mode} pauses ${ms(conc.compactionPauseMs)} ms and compacts while frames render. ` +
+      `stw compacts inside the pause (${ms(stw.gcPauseTotalMs)} ms of pauses over ${stw.cycles} cycles); ${conc.mode} pauses ${ms(conc.gcPauseTotalMs)} ms in all over ${conc.cycles} cycles (compaction pauses ${ms(conc.compactionPauseMs)}) and compacts while frames render. ` +
         `Marking and planning: ${rs.map((r) => `${title(r)} ${ms(r.markPlanMs)} ms ${r.mode === 'stw' ? 'in its pauses' : 'concurrent (marker thread)'}`).join(', ')}.`,
     );
   if (os.loadavg()[0] > os.cpus().length) lines.push(`(load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs: other work competed for the CPUs; repeat before comparing small differences)`);
@@ -317,7 +317,7 @@ export async function main(args: Args): Promise<void> {
     }
     writeOut(args, 'art-app', rs, prov);
     const report = benchReportLine();
-    if (report) console.log(report);
+    if (report) (args.json ? console.error : console.log)(report); // with --json, RESULT is stdout's only line
     return;
   }
   const r = await runOne(args, modeArg(args), faultPath);

@@ -222,8 +222,8 @@ function table(rs: BenchResult[]): string {
     ['collect() pause total ms', ...col((r) => ms(r.pauseTotalMs))],
     ['collect() pause max ms', ...col((r) => ms(r.pauseMaxMs))],
     ['  of which mark+plan ms', ...col((r) => ms(r.markPlanMs))],
-    ['compaction ms (pause end to last install)', ...col((r) => ms(r.compactionMs))],
-    ['  compactor busy ms', ...col((r) => ms(r.compactorBusyMs))],
+    ['compaction ms (pause end to last install)', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactionMs)))], // stw compacts inside its pause
+    ['  compactor busy ms', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactorBusyMs)))],
     ['pages moved / copied', ...col((r) => `${r.pagesMoved} / ${r.pagesCopied}`)],
     ['mutator faults', ...col((r) => r.faults)],
     ['reclaimed MiB', ...col((r) => mib(r.reclaimedBytes))],

@@ -19,7 +19,9 @@ const CLI_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'
 export function cliLogger(name: string): Logger {
   const level = process.env.MOVEGC_LOG ?? 'info';
   if (!CLI_LEVELS.includes(level)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `MOVEGC_LOG must be one of ${CLI_LEVELS.join(', ')}, got '${level}'`);
-  if (process.env.MOVEGC_LOG_FORMAT === 'json') return pino({ name, level, base: undefined }, destination(2));
+  const format = process.env.MOVEGC_LOG_FORMAT ?? 'pretty';
+  if (format !== 'json' && format !== 'pretty') throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `MOVEGC_LOG_FORMAT must be json or pretty, got '${format}'`);
+  if (format === 'json') return pino({ name, level, base: undefined }, destination(2));
   // Loaded here, not at the top: it costs every collector Worker ~35 ms to load, and only the CLIs use it.
   const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
   return pino({ name, level, base: undefined }, pretty({ destination: 2, sync: true, singleLine: true, colorize: process.stderr.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));

@@ -132,6 +132,9 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     [['bench', '--heap', ' 64'], /--heap must be a decimal number, got ' 64'/],
     [['bench', '--touch-us', '1e-400'], /--touch-us: 1e-400 is too small to be told from 0/],
     [['bench', '--help=1'], /--help takes no value/],
+    // A CLI audit: the last of a repeated flag won, silently (--modes move --modes stw ran stw alone).
+    [['example', 'gcbench', '--heap', '16', '--heap', '64'], /--heap is given twice/],
+    [['example', 'gcbench', '--compare', '--modes', 'move', '--modes', 'stw'], /--modes is given twice/],
   ];
   it.each(cases)('%j', (args, msg) => {
     const r = movegc(args);
@@ -150,6 +153,13 @@ describe('errors from the heap: one line with the code, exit 1, no stack', () =>
     expect(r.stderr).toMatch(/MOVEGC_LOG must be one of trace, debug, info, warn, error, fatal, silent, got 'loud'/);
     expect(r.stderr).not.toMatch(STACK);
   });
+  it('a bad MOVEGC_LOG_FORMAT (any but json or pretty gave pretty output, silently)', () => {
+    const r = spawnSync(process.execPath, [CLI, 'example', 'art', '--seconds', '0.2'], { cwd: root, encoding: 'utf8', env: { ...process.env, MOVEGC_LOG_FORMAT: 'xml' } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/MOVEGC_LOG_FORMAT must be json or pretty, got 'xml'/);
+    expect(r.stderr).not.toMatch(STACK);
+  });
+
   it('a --compare column that fails: its own line, then one line from the parent', () => {
     const r = movegc(['example', 'art', '--compare', '--modes', 'stw', '--heap', '2', '--seconds', '0.2'], root, 60_000);
     expect(r.status).toBe(1);
@@ -351,6 +361,15 @@ describe('results', () => {
     }
   }, 150_000);
 
+  it('art --compare --json prints its RESULT line alone on stdout (the report pointer went there too)', () => {
+    const r = movegc(['example', 'art', '--compare', '--modes', 'stw', '--heap', '8', '--nodes', '2000', '--visit', '50', '--seconds', '0.3', '--json'], root, 60_000);
+    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines, r.stdout).toHaveLength(1);
+    expect(lines[0]).toMatch(/^RESULT /);
+    expect(r.stderr).toMatch(/Benchmark report|run the benchmark/);
+  }, 60_000);
+
   it('an example\'s --out file carries provenance', () => {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
     try {
@@ -473,6 +492,13 @@ describe('fault paths side by side', () => {
       fs.rmSync(cwd, { recursive: true, force: true });
     }
   }, undefined, 150_000);
+
+  itKernel('pinned-io in copy mode succeeds and says why nothing was refused (it exited 1 on every run)', () => {
+    const r = movegc(['example', 'pinned-io', '--mode', 'copy'], root, 120_000);
+    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    expect(r.stdout).toMatch(/copy mode installs every page by copying it, so the kernel had no MOVE to refuse/);
+    expect(r.stdout).not.toMatch(/refused to MOVE its 0 pinned pages/);
+  }, ['uffd'], 150_000);
 
   itKernel('pinned-io runs: with heap.pin every read lands in the heap object; without it the kernel refuses MOVE', () => {
     // It failed on every run (its buffer, a 64 KiB large object, had its header and not its

@@ -69,3 +69,16 @@ itKernel('soak with heap options (huge pages, large objects, idle collectors, ha
   expect(res.resources.after.fds).toBe(res.resources.before.fds);
   expect(res.resources.after.threads).toBe(res.resources.before.threads);
 }, undefined, 120_000);
+
+// A CLI audit: --seconds counted heap creation and the fill, so a short soak ran no cycle at
+// all and passed (0 cycles in 3.9 s, exit 0). Now the seconds start once the heaps are filled,
+// and at least one cycle runs.
+itKernel('soak: a run shorter than its setup still runs and checks a cycle', () => {
+  const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli', 'movegc.js'), 'soak', '--seconds', '0.01', '--heap', '16', '--modes', 'move', '--json'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  const res = result(r);
+  expect(r.status, r.stderr.slice(-2000)).toBe(0);
+  expect(res.cycles).toBeGreaterThanOrEqual(1);
+}, undefined, 90_000);
