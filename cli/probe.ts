@@ -21,6 +21,11 @@ export async function main(v: Values): Promise<void> {
     ['write-protect', yes(caps.writeProtect)],
     ['mremap(MREMAP_DONTUNMAP)', yes(caps.mremapDontUnmap)],
     ['features', caps.features.join(' ') || '-'],
+    ...(caps.featuresRefused.length ? [['  refused to this process', caps.featuresRefused.join(' ')] as [string, string]] : []),
+    // The questions the UFFDIO_MOVE review left to "how an user app knows what the kernel supports".
+    ['MOVE across processes', caps.crossMm.ok ? 'yes' : `no (${caps.crossMm.reason})`],
+    ['pinned pages refused by MOVE', caps.pinsRefused.ok ? 'yes (EBUSY; the page moves once unpinned)' : `not shown (${caps.pinsRefused.reason}${caps.pinsRefused.detail ? `: ${caps.pinsRefused.detail}` : ''})`],
+    ['UFFDIO_MOVE fixes (ART gate)', caps.moveFixes.ok ? 'yes' : `no (${caps.moveFixes.reason})`],
     ['THP', caps.thp],
     ['a move heap runs as', choice.mode + (choice.fallbacks.length ? ` (${choice.fallbacks.join('; ')})` : '')],
   ];

@@ -35,7 +35,10 @@ export interface ModeChoiceOptions {
 
 /** The capabilities chooseMode reads. */
 const CAPS_READ = ['mremapDontUnmap', 'uffd', 'move', 'copy', 'moveFixes', 'pinsRefused'] as const;
-type CapsRead = Pick<Capabilities, (typeof CAPS_READ)[number]>;
+type CapsRead = Pick<Capabilities, (typeof CAPS_READ)[number]> & {
+  /** caps.uffd.ways, where given (a caller's own capabilities may have none). */
+  ways: Array<{ ok: boolean; reason?: string }>;
+};
 
 /**
  * The capabilities chooseMode reads, read once into plain objects: each must be an object
@@ -55,6 +58,18 @@ function readCaps(caps: unknown): CapsRead {
       const str = (v: unknown): string | undefined => (v === undefined || typeof v === 'string' ? v : shown(v));
       out[k] = { ok, reason: str(reason), detail: str(detail), kernel: str(kernel) };
     }
+    const ways = ((caps as Record<string, unknown>).uffd as Record<string, unknown>).ways;
+    out.ways = [];
+    if (ways !== undefined) {
+      if (typeof ways !== 'object' || ways === null) throw invalidArg(`caps.uffd.ways must be an object, got ${shown(ways)}`);
+      for (const w of ['syscall', 'userModeOnly', 'device']) {
+        const c = (ways as Record<string, unknown>)[w];
+        if (c === undefined) continue;
+        if (typeof c !== 'object' || c === null || typeof (c as { ok?: unknown }).ok !== 'boolean') throw invalidArg(`caps.uffd.ways.${w} must be a capability object, got ${shown(c)}`);
+        const reason = (c as { reason?: unknown }).reason;
+        (out.ways as unknown[]).push({ ok: (c as { ok: boolean }).ok, reason: typeof reason === 'string' ? reason : undefined });
+      }
+    }
   } catch (e) {
     if (isMoveGcError(e)) throw e;
     throw invalidArg('caps could not be read (a getter or Proxy trap threw)');
@@ -73,8 +88,10 @@ export function chooseMode(requested: ModeName, capabilities: Capabilities, opts
     throw new MoveGcError(ErrorCode.UNSUPPORTED, `mremap(MREMAP_DONTUNMAP) unavailable (${caps.mremapDontUnmap.reason}): Linux >= 5.13 is required for every mode`);
   // Out of descriptors or memory while probing: the kernel may have everything; say so rather
   // than fall back for the heap's whole life.
+  // Every way of opening one too: a way refused for lack of descriptors would otherwise leave
+  // the heap on a lesser one (user mode only) for its life (a probe audit).
   if (requested !== Mode.STW)
-    for (const c of [caps.uffd, caps.move, caps.copy])
+    for (const c of [caps.uffd, caps.move, caps.copy, ...caps.ways])
       if (!c.ok && c.reason !== undefined && RESOURCE_ERRNOS.includes(c.reason))
         throw new MoveGcError(c.reason, `the capability probe ran out of resources (${c.reason}): the process is out of descriptors or memory, which says nothing of the kernel; free some and create the heap again`, { errno: os.constants.errno[c.reason as keyof typeof os.constants.errno], syscall: 'probe' });
   const fallbacks: string[] = [];
@@ -83,7 +100,11 @@ export function chooseMode(requested: ModeName, capabilities: Capabilities, opts
     fallbacks.push(`move -> copy: UFFDIO_MOVE unavailable (${caps.move.reason})`);
     mode = Mode.COPY;
   } else if (mode === Mode.MOVE && !caps.moveFixes.ok && !allowUnfixedMove) {
-    fallbacks.push(`move -> copy: kernel ${caps.moveFixes.kernel} lacks the UFFDIO_MOVE fixes (${caps.moveFixes.reason}${caps.moveFixes.detail ? `: ${caps.moveFixes.detail}` : ''}); allowUnfixedMove insists on move`);
+    fallbacks.push(
+      caps.moveFixes.reason === 'HIDDEN'
+        ? 'move -> copy: the UFFDIO_MOVE fixes were hidden (hide: moveFixes); allowUnfixedMove insists on move'
+        : `move -> copy: kernel ${caps.moveFixes.kernel} lacks the UFFDIO_MOVE fixes (${caps.moveFixes.reason}${caps.moveFixes.detail ? `: ${caps.moveFixes.detail}` : ''}); allowUnfixedMove insists on move`,
+    );
     mode = Mode.COPY;
   } else if (mode === Mode.MOVE && caps.pinsRefused.reason === 'MOVED_PINNED') {
     // I/O into a pinned buffer page would land in whatever heap page MOVE put it at.

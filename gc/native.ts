@@ -23,11 +23,13 @@ export interface RawProbe {
   openHow: 'syscall' | 'userModeOnly' | 'device' | null;
   api: RawProbeResult;
   features?: number;
+  /** Of `features`, the bits a handshake asking for each alone was refused (EPERM: EVENT_FORK without CAP_SYS_PTRACE). */
+  featuresRefused?: number;
   register: RawProbeResult;
   ioctls?: number;
   registerWp: RawProbeResult;
   testMove: RawProbeResult;
-  /** Made once per process (a child process; an io_uring pin). */
+  /** Made once per process (a child process; an io_uring pin), unless the process was out of descriptors or memory. */
   crossMm: RawProbeResult;
   pinsRefused: RawProbeResult;
   mremapDontUnmap: RawProbeResult;

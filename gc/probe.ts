@@ -70,7 +70,10 @@ export interface Capabilities {
   pageSize: number;
   /** Whether and how a userfaultfd can be opened: the first of these that works is used. */
   uffd: Capability & { how: OpenHowName | null; ways: Record<OpenHowName, Capability> };
+  /** The features this process can turn on: those the kernel reports, less `featuresRefused`. */
   features: FeatureName[];
+  /** Features the kernel reports that a handshake asking for them alone refused (EVENT_FORK needs CAP_SYS_PTRACE unless vm.unprivileged_userfaultfd). */
+  featuresRefused: FeatureName[];
   ioctls: IoctlName[];
   /** MOVE: feature reported, ioctl offered on anonymous memory, and a real test move worked. */
   move: Capability;
@@ -110,10 +113,11 @@ let raw: RawProbe | undefined;
 export const RESOURCE_ERRNOS: readonly string[] = ['EMFILE', 'ENFILE', 'ENOMEM'];
 
 /**
- * Probes once per thread (cached; crossMm and pinsRefused once per process); `hide` masks
- * capabilities without re-probing. A probe that ran out of descriptors or memory is not
- * cached: its "no" is the process's state, not the kernel's (a resource-edge audit found one
- * EMFILE turning every later heap of the process into stw).
+ * Probes once per thread (cached; crossMm and pinsRefused once per process, except a "no" the
+ * process's own state gave: native/probe.cc); `hide` masks capabilities without re-probing. A
+ * probe that ran out of descriptors or memory is not cached: its "no" is the process's state,
+ * not the kernel's (a resource-edge audit found one EMFILE turning every later heap of the
+ * process into stw).
  */
 export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capabilities {
   const o = readOptions('probe options', opts, ['hide', 'refresh']);
@@ -126,7 +130,8 @@ export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capa
     raw = RESOURCE_ERRNOS.some((e) => said.includes(`"${e}"`)) ? undefined : r;
   }
   const no = (reason: string): Capability => ({ ok: false, reason });
-  const features = r.features !== undefined ? featureNames(r.features) : [];
+  const refused = r.featuresRefused !== undefined ? featureNames(r.featuresRefused) : [];
+  const features = r.features !== undefined ? featureNames(r.features).filter((f) => !refused.includes(f)) : [];
   const ioctls = r.ioctls !== undefined ? ioctlNames(r.ioctls) : [];
   const uffdOk = r.openHow !== null && r.api.ok && !hide.has('uffd');
   const uffd = {
@@ -143,6 +148,9 @@ export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capa
   if (hide.has('move')) move = no('HIDDEN');
   else if (!uffdOk) move = no(uffd.reason ?? 'ENOUFFD');
   else if (!features.includes('MOVE')) move = no('NO_FEATURE');
+  // A refused registration is the reason, not the ioctl bit it could not report (an audit:
+  // NO_IOCTL under a seccomp filter that refused the registration with EPERM).
+  else if (!r.register.ok) move = no(r.register.reason ?? 'EINVAL');
   else if (!ioctls.includes('MOVE')) move = no('NO_IOCTL');
   else move = r.testMove.ok ? { ok: true } : no(r.testMove.reason ?? 'EINVAL');
   const afterMove = (c: { ok: boolean; reason?: string; detail?: string }): Capability =>
@@ -152,6 +160,7 @@ export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capa
     pageSize: r.pageSize,
     uffd,
     features: hide.has('move') ? features.filter((f) => f !== 'MOVE') : features,
+    featuresRefused: refused,
     ioctls: hide.has('move') ? ioctls.filter((i) => i !== 'MOVE') : ioctls,
     move,
     copy: ioctlCap('COPY'),

@@ -2,7 +2,8 @@
 // on this kernel, by trying it. Every "no" carries the errno name that said no.
 // Headers decide nothing here: a feature is present if the kernel reports it and a real
 // test operation on scratch memory succeeds. The costlier findings (a child process, an
-// io_uring pin) are made once per process and kept.
+// io_uring pin) are made once per process and kept, unless the process ran out of something
+// (descriptors, locked memory): that says nothing of the kernel, and the next probe tries again.
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -188,9 +189,14 @@ Finding ProbePins(int how, long ps) {
   if (!s.ready()) return s.error;
   struct io_uring_params params = {};
   int ring = static_cast<int>(syscall(__NR_io_uring_setup, 1, &params));
-  if (ring < 0)
-    return Fail("NO_IO_URING", std::string("io_uring_setup: ") + ErrnoName(errno) + " (kernel.io_uring_disabled=" +
-                                  ReadSysctl("/proc/sys/kernel/io_uring_disabled") + "): pins cannot be tested here");
+  if (ring < 0) {
+    // No io_uring (EPERM: kernel.io_uring_disabled, seccomp; ENOSYS: not built in) is the
+    // kernel's answer; anything else (ENOMEM: RLIMIT_MEMLOCK, EMFILE) is this process's state.
+    int e = errno;
+    return Fail(e == EPERM || e == ENOSYS ? "NO_IO_URING" : ErrnoName(e),
+                std::string("io_uring_setup: ") + ErrnoName(e) + " (kernel.io_uring_disabled=" + ReadSysctl("/proc/sys/kernel/io_uring_disabled") +
+                    "): pins cannot be tested here");
+  }
   struct iovec iov = {s.src.p, static_cast<size_t>(ps)};
   if (syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS, &iov, 1) < 0) {
     int e = errno;
@@ -207,8 +213,34 @@ Finding ProbePins(int how, long ps) {
   return {true, "", ""};
 }
 
-std::once_flag once;
+std::mutex kept_mu;
 Finding cross_mm, pins_refused;
+bool cross_mm_kept = false, pins_refused_kept = false;
+
+// A "no" because the process ran out of descriptors or memory: not kept (a probe-edge audit:
+// one EMFILE or RLIMIT_MEMLOCK of 0 stood for the whole process, refresh or not).
+bool ProcessState(const Finding& f) {
+  return !f.ok && (f.reason == "EMFILE" || f.reason == "ENFILE" || f.reason == "ENOMEM" || f.reason == "EAGAIN");
+}
+
+// The handshake above asks for nothing, so the kernel lists every feature it has, including
+// ones this process may not turn on (EVENT_FORK needs CAP_SYS_PTRACE without
+// vm.unprivileged_userfaultfd: an audit found it listed to a process refused it). Each bit is
+// asked for alone, on a descriptor of its own (a handshake is once per descriptor); the bits
+// refused come back. A descriptor that cannot be opened proves nothing: its bit is kept.
+uint64_t RefusedFeatures(int how, uint64_t features) {
+  uint64_t refused = 0;
+  for (int b = 0; b < 64; b++) {
+    uint64_t bit = uint64_t{1} << b;
+    if (!(features & bit)) continue;
+    int fd = OpenUffd(how);
+    if (fd < 0) continue;
+    struct uffdio_api api = {UFFD_API, bit, 0};
+    if (ioctl(fd, UFFDIO_API, &api) && errno != EMFILE && errno != ENOMEM) refused |= bit;
+    close(fd);
+  }
+  return refused;
+}
 
 std::string ReadThp() {
   std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
@@ -245,11 +277,16 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   if (how >= 0) {
     int fd = OpenUffd(how);
     struct uffdio_api api = {UFFD_API, 0, 0};
-    if (ioctl(fd, UFFDIO_API, &api)) {
+    if (fd < 0) {
+      // Opened a moment ago; now out of descriptors (another thread took the last): say so,
+      // not EBADF from an ioctl on -EMFILE (an audit saw that, and the heap ran as stw).
+      out.Set("api", Errno(env, -fd));
+    } else if (ioctl(fd, UFFDIO_API, &api)) {
       out.Set("api", Errno(env, errno));
     } else {
       out.Set("api", Result(env, true, nullptr));
       out.Set("features", Napi::Number::New(env, static_cast<double>(api.features)));
+      out.Set("featuresRefused", Napi::Number::New(env, static_cast<double>(RefusedFeatures(how, api.features))));
       Scratch s(ps);
       struct uffdio_register reg = {};
       reg.range = {reinterpret_cast<uint64_t>(s.p), static_cast<uint64_t>(ps)};
@@ -266,12 +303,19 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
       wreg.mode = UFFDIO_REGISTER_MODE_WP;
       out.Set("registerWp", ioctl(fd, UFFDIO_REGISTER, &wreg) ? Errno(env, errno) : Result(env, true, nullptr));
     }
-    close(fd);
+    if (fd >= 0) close(fd);
     out.Set("testMove", ProbeMove(env, how, ps));
-    std::call_once(once, [how, ps] {
-      cross_mm = ProbeCrossMm(how, ps);
-      pins_refused = ProbePins(how, ps);
-    });
+    {
+      std::lock_guard<std::mutex> g(kept_mu);
+      if (!cross_mm_kept) {
+        cross_mm = ProbeCrossMm(how, ps);
+        cross_mm_kept = !ProcessState(cross_mm);
+      }
+      if (!pins_refused_kept) {
+        pins_refused = ProbePins(how, ps);
+        pins_refused_kept = !ProcessState(pins_refused);
+      }
+    }
     out.Set("crossMm", cross_mm.ToJs(env));
     out.Set("pinsRefused", pins_refused.ToJs(env));
   } else {

@@ -124,6 +124,34 @@ describe('what the kernel supports beyond MOVE (crossMm, pinsRefused, moveFixes)
     expect(c.moveFixes).toEqual({ ok: true, kernel: os.release() });
   });
 
+  itKernel('with one descriptor free: crossMm and pinsRefused say EMFILE, and are not kept for the process\'s life', () => {
+    // A probe audit: both were made once per process and kept, EMFILE and NO_IO_URING (for
+    // io_uring's own EMFILE) included, refresh or not.
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL('./fixtures/probe-one-fd.mjs', import.meta.url))], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      starved: { uffd: true, crossMm: 'EMFILE', pinsRefused: 'EMFILE' },
+      after: { uffd: true, crossMm: 'EINVAL', pinsRefused: 'ok' },
+    });
+  });
+
+  itKernel('UFFDIO_REGISTER refused (seccomp, EPERM): MOVE and what rests on it say EPERM, as COPY does, not NO_IOCTL', () => {
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL('./fixtures/probe-register-denied.mjs', import.meta.url))], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ move: 'EPERM', copy: 'EPERM', pinsRefused: 'EPERM', crossMm: 'EPERM' });
+  });
+
+  itKernel('features a process cannot turn on are listed apart: EVENT_FORK without CAP_SYS_PTRACE', () => {
+    // A probe audit: the handshake asking for nothing lists every feature the kernel has, and
+    // EVENT_FORK was reported to a process refused it (EPERM). Root with the capability dropped.
+    if (process.getuid?.() === 0) expect(probe({ refresh: true }).featuresRefused).toEqual([]); // root holds CAP_SYS_PTRACE
+    const code = "const { probe } = await import(process.argv[1]); const c = probe(); console.log(JSON.stringify({ refused: c.featuresRefused, fork: c.features.includes('EVENT_FORK') }));";
+    const r = spawnSync('setpriv', ['--bounding-set=-sys_ptrace', '--inh-caps=-sys_ptrace', process.execPath, '--input-type=module', '-e', code, new URL('../dist/gc/index.js', import.meta.url).href], { encoding: 'utf8', timeout: 30_000 });
+    if (r.error && !CI) return void console.warn(`[movegc] skipping: setpriv not runnable here (${r.error.message})`);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ refused: ['EVENT_FORK'], fork: false });
+  });
+
   itKernel('crossMm agrees with a MOVE tried by another child process holding our userfaultfd', () => {
     const u = Userfaultfd.open({ features: ['MOVE'] });
     const dst = Mapping.anonymous(PAGE_SIZE);
@@ -244,6 +272,7 @@ describe('chooseMode over synthetic capabilities', () => {
     pinsRefused: ok,
     moveFixes: { ok: true, kernel: '6.18.0' },
     thp: 'madvise',
+    featuresRefused: [],
     ...over,
   });
   const unfixed = { ...moveFixesIn('6.12.19'), kernel: '6.12.19' };
@@ -271,6 +300,17 @@ describe('chooseMode over synthetic capabilities', () => {
     const choice = chooseMode('move', noUffd, { allowUnfixedMove: true });
     expect(choice.mode).toBe('stw');
     expect(choice.fallbacks).toEqual(['move -> copy: UFFDIO_MOVE unavailable (EPERM)', 'copy -> stw: userfaultfd unavailable (EPERM)']);
+  });
+
+  it('a way of opening a userfaultfd refused for lack of descriptors: that errno, not a lesser way for the heap\'s life', () => {
+    // A probe audit: with the plain syscall out of descriptors the probe took user mode only.
+    const c = caps({ uffd: { ok: true, how: 'userModeOnly', ways: { syscall: { ok: false, reason: 'EMFILE' }, userModeOnly: ok, device: ok } } });
+    const e = thrown(() => chooseMode('move', c));
+    expect(e.code, e.message).toBe('EMFILE');
+    expect(chooseMode('stw', c)).toEqual({ mode: 'stw', fallbacks: [] });
+    // Capabilities of the caller's own with no ways at all are read as before.
+    const { ways: _w, ...noWays } = caps().uffd;
+    expect(chooseMode('move', caps({ uffd: noWays as never }))).toEqual({ mode: 'move', fallbacks: [] });
   });
 
   it('a kernel that moved a pinned page: move -> copy; pins merely untested (no io_uring): move', () => {
