@@ -33,6 +33,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { Values } from '../cli/args.js';
 import { HUGE_PAGE_SIZE, Mapping, PAGE_SIZE, Userfaultfd, probe, type MoveOptions } from '../gc/index.js';
 
@@ -153,10 +154,15 @@ function buildFloor(bin: string): string | undefined {
   if (!fs.existsSync(FLOOR_SOURCE)) return `${FLOOR_SOURCE} not found (set MOVEGC_KERNEL_FLOOR to kernel-floor.c)`;
   if (!haveCc()) return 'no C compiler (cc)';
   try {
+    fs.accessSync(path.dirname(path.resolve(bin)), fs.constants.W_OK); // said plainly, not as the linker's error (a CLI audit)
+  } catch (e) {
+    return `--floor ${bin}: cannot write there (${(e as { code?: string }).code ?? String(e)})`;
+  }
+  try {
     execFileSync('cc', ['-O2', '-pthread', FLOOR_SOURCE, '-o', bin], { stdio: ['ignore', 'ignore', 'pipe'] });
     return undefined;
   } catch (e) {
-    return `cc failed: ${String((e as { stderr?: Buffer }).stderr ?? e)}`;
+    return `cc failed: ${String((e as { stderr?: Buffer }).stderr ?? e).trim().split('\n')[0]}`;
   }
 }
 
