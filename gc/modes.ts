@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import { ErrorCode, MoveGcError, invalidArg, isMoveGcError, shown } from './errors.js';
-import { RESOURCE_ERRNOS, type Capabilities } from './probe.js';
+import { RESOURCE_ERRNOS, type Capabilities, type Capability } from './probe.js';
 import { readOptions } from './validate.js';
 
 export const Mode = {
@@ -37,7 +37,7 @@ export interface ModeChoiceOptions {
 const CAPS_READ = ['mremapDontUnmap', 'uffd', 'move', 'copy', 'moveFixes', 'pinsRefused'] as const;
 type CapsRead = Pick<Capabilities, (typeof CAPS_READ)[number]> & {
   /** caps.uffd.ways, where given (a caller's own capabilities may have none). */
-  ways: Array<{ ok: boolean; reason?: string }>;
+  ways: Capability[];
 };
 
 /**
@@ -49,27 +49,25 @@ type CapsRead = Pick<Capabilities, (typeof CAPS_READ)[number]> & {
 function readCaps(caps: unknown): CapsRead {
   if (typeof caps !== 'object' || caps === null) throw invalidArg(`caps must be probe()'s capabilities, got ${shown(caps)}`);
   const out: Record<string, unknown> = {};
+  const str = (v: unknown): string | undefined => (v === undefined || typeof v === 'string' ? v : shown(v));
+  const cap = (name: string, c: unknown): Capability & { kernel?: string } => {
+    if (typeof c !== 'object' || c === null) throw invalidArg(`caps.${name} must be a capability object, got ${shown(c)}`);
+    const { ok, reason, detail, kernel } = c as Record<string, unknown>;
+    if (typeof ok !== 'boolean') throw invalidArg(`caps.${name}.ok must be a boolean, got ${shown(ok)}`);
+    return { ok, reason: str(reason), detail: str(detail), kernel: str(kernel) };
+  };
   try {
-    for (const k of CAPS_READ) {
-      const c = (caps as Record<string, unknown>)[k];
-      if (typeof c !== 'object' || c === null) throw invalidArg(`caps.${k} must be a capability object, got ${shown(c)}`);
-      const { ok, reason, detail, kernel } = c as Record<string, unknown>;
-      if (typeof ok !== 'boolean') throw invalidArg(`caps.${k}.ok must be a boolean, got ${shown(ok)}`);
-      const str = (v: unknown): string | undefined => (v === undefined || typeof v === 'string' ? v : shown(v));
-      out[k] = { ok, reason: str(reason), detail: str(detail), kernel: str(kernel) };
-    }
+    for (const k of CAPS_READ) out[k] = cap(k, (caps as Record<string, unknown>)[k]);
     const ways = ((caps as Record<string, unknown>).uffd as Record<string, unknown>).ways;
-    out.ways = [];
+    const read: Capability[] = [];
     if (ways !== undefined) {
       if (typeof ways !== 'object' || ways === null) throw invalidArg(`caps.uffd.ways must be an object, got ${shown(ways)}`);
       for (const w of ['syscall', 'userModeOnly', 'device']) {
-        const c = (ways as Record<string, unknown>)[w];
-        if (c === undefined) continue;
-        if (typeof c !== 'object' || c === null || typeof (c as { ok?: unknown }).ok !== 'boolean') throw invalidArg(`caps.uffd.ways.${w} must be a capability object, got ${shown(c)}`);
-        const reason = (c as { reason?: unknown }).reason;
-        (out.ways as unknown[]).push({ ok: (c as { ok: boolean }).ok, reason: typeof reason === 'string' ? reason : undefined });
+        const c = (ways as Record<string, unknown>)[w]; // read once: a getter may answer differently twice
+        if (c !== undefined) read.push(cap(`uffd.ways.${w}`, c));
       }
     }
+    out.ways = read;
   } catch (e) {
     if (isMoveGcError(e)) throw e;
     throw invalidArg('caps could not be read (a getter or Proxy trap threw)');

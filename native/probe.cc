@@ -217,10 +217,21 @@ std::mutex kept_mu;
 Finding cross_mm, pins_refused;
 bool cross_mm_kept = false, pins_refused_kept = false;
 
-// A "no" because the process ran out of descriptors or memory: not kept (a probe-edge audit:
-// one EMFILE or RLIMIT_MEMLOCK of 0 stood for the whole process, refresh or not).
+// Errnos that say the process ran out of descriptors or memory, not what the kernel offers.
+constexpr int kProcessStateErrnos[] = {EMFILE, ENFILE, ENOMEM, EAGAIN};
+bool ProcessStateErrno(int e) {
+  for (int x : kProcessStateErrnos)
+    if (e == x) return true;
+  return false;
+}
+
+// A "no" the process's state gave: not kept (a probe-edge audit: one EMFILE or RLIMIT_MEMLOCK
+// of 0 stood for the whole process, refresh or not).
 bool ProcessState(const Finding& f) {
-  return !f.ok && (f.reason == "EMFILE" || f.reason == "ENFILE" || f.reason == "ENOMEM" || f.reason == "EAGAIN");
+  if (f.ok) return false;
+  for (int x : kProcessStateErrnos)
+    if (f.reason == ErrnoName(x)) return true;
+  return false;
 }
 
 // The handshake above asks for nothing, so the kernel lists every feature it has, including
@@ -236,7 +247,7 @@ uint64_t RefusedFeatures(int how, uint64_t features) {
     int fd = OpenUffd(how);
     if (fd < 0) continue;
     struct uffdio_api api = {UFFD_API, bit, 0};
-    if (ioctl(fd, UFFDIO_API, &api) && errno != EMFILE && errno != ENOMEM) refused |= bit;
+    if (ioctl(fd, UFFDIO_API, &api) && !ProcessStateErrno(errno)) refused |= bit;
     close(fd);
   }
   return refused;
