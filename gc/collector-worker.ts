@@ -9,7 +9,7 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { runMarker } from './marker.js';
-import type { RoleName } from './threads.js';
+import { ROLES, type RoleName } from './threads.js';
 import type { CollectorPolicyName } from './options.js';
 import { Builders } from './builders.js';
 import { compactCycle } from './compact.js';
@@ -52,63 +52,65 @@ if (init.policy !== 'normal') native.setThreadPolicy(init.policy);
 if (Atomics.load(sh.ctl, Ctl.INJECT_START_EXIT) !== 0) process.exit(0);
 port.postMessage({ type: 'ready', tid: native.threadId() });
 
-if (init.role === 'fault') {
-  serveFaults(b, uffd, init.stallMs, {
-    onDie: (): never => {
-      throw new Error('injected: fault server killed mid-serve');
-    },
-    onDelay: (ms: number) => sleepSync(ms),
-  });
-} else if (init.role === 'marker') {
-  const heap = new Uint32Array(viewOf(sh.d.heapAddress, sh.d.capacity));
-  runMarker(b, heap, init.port!, {
-    onDelay: (ms: number) => sleepSync(ms),
-    onDie: (): never => {
-      throw new Error('injected: marker killed mid-marking');
-    },
-    onStandIn: () => warn('the compactor and the fault server are both gone: the marker installs what is left of the cycle', { cycle: Atomics.load(sh.ctl, Ctl.CYCLE) }),
-  }, init.stallMs);
-} else {
-  const hooks = {
-    onDelay: (ms: number) => sleepSync(ms),
-    onDie: (): never => {
-      throw new Error('injected: compactor killed mid-cycle');
-    },
-    onFork: () => {
-      // Published in shared memory by the call itself: if this thread is terminated (stalled,
-      // even while it forks), the heap reaps the child.
-      native.pin.forkHold(sh.ctl, Ctl.FORK_PID, Ctl.FORK_FD);
-    },
-  };
-  let seen = 0;
-  while (!Atomics.load(sh.ctl, Ctl.STOP)) {
-    Atomics.wait(sh.ctl, Ctl.CYCLE, seen, 200);
-    const c = Atomics.load(sh.ctl, Ctl.CYCLE);
-    if (c === seen) continue;
-    seen = c;
-    if (Atomics.load(sh.ctl, Ctl.PHASE) !== Phase.COMPACTING) continue;
-    Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, c);
-    if (Atomics.load(sh.ctl, Ctl.CLOSING_CYCLE) === c || Atomics.load(sh.ctl, Ctl.CYCLE) !== c) {
-      // Every page was installed without us and the heap is finishing the cycle: walking it
-      // now could overlap the next cycle's plan with this one's recycling state. Or cycle c
-      // ended before we said we were in, and others began (descheduled between the two
-      // loads above): a cycle with no page overwrites CLOSING_CYCLE with its own number, and
-      // a walk that started on its empty plan would release from-space under the next one.
-      Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
-      continue;
+// A thread that dies of an exception says so in its heartbeat at once: its Worker's 'error'
+// event waits for the heap thread's event loop (heartbeat.ts DEAD).
+try {
+  if (init.role === 'fault') {
+    serveFaults(b, uffd, init.stallMs, {
+      onDie: (): never => {
+        throw new Error('injected: fault server killed mid-serve');
+      },
+      onDelay: (ms: number) => sleepSync(ms),
+    });
+  } else if (init.role === 'marker') {
+    const heap = new Uint32Array(viewOf(sh.d.heapAddress, sh.d.capacity));
+    runMarker(b, heap, init.port!, {
+      onDelay: (ms: number) => sleepSync(ms),
+      onDie: (): never => {
+        throw new Error('injected: marker killed mid-marking');
+      },
+      onStandIn: () => warn('the compactor and the fault server are both gone: the marker installs what is left of the cycle', { cycle: Atomics.load(sh.ctl, Ctl.CYCLE) }),
+    }, init.stallMs);
+  } else {
+    const hooks = {
+      onDelay: (ms: number) => sleepSync(ms),
+      onDie: (): never => {
+        throw new Error('injected: compactor killed mid-cycle');
+      },
+      onFork: () => {
+        // Published in shared memory by the call itself: if this thread is terminated (stalled,
+        // even while it forks), the heap reaps the child.
+        native.pin.forkHold(sh.ctl, Ctl.FORK_PID, Ctl.FORK_FD);
+      },
+    };
+    let seen = 0;
+    while (!Atomics.load(sh.ctl, Ctl.STOP)) {
+      Atomics.wait(sh.ctl, Ctl.CYCLE, seen, 200);
+      const c = Atomics.load(sh.ctl, Ctl.CYCLE);
+      if (c === seen) continue;
+      seen = c;
+      if (Atomics.load(sh.ctl, Ctl.PHASE) !== Phase.COMPACTING) continue;
+      Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, c);
+      if (Atomics.load(sh.ctl, Ctl.CLOSING_CYCLE) === c || Atomics.load(sh.ctl, Ctl.CYCLE) !== c) {
+        // Every page was installed without us and the heap is finishing the cycle: walking it
+        // now could overlap the next cycle's plan with this one's recycling state. Or cycle c
+        // ended before we said we were in, and others began (descheduled between the two
+        // loads above): a cycle with no page overwrites CLOSING_CYCLE with its own number, and
+        // a walk that started on its empty plan would release from-space under the next one.
+        Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
+        continue;
+      }
+      try {
+        compactCycle(b, hooks);
+        Atomics.store(sh.ctl, Ctl.COMPACTOR_DONE, c);
+      } finally {
+        Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
+        releaseForkedChild(sh);
+      }
+      port.postMessage({ type: 'done', cycle: c });
     }
-    try {
-      compactCycle(b, hooks);
-      Atomics.store(sh.ctl, Ctl.COMPACTOR_DONE, c);
-    } catch (e) {
-      // This thread is about to die: say so in shared memory, which the heap reads at once
-      // (the Worker's 'error' event waits for the heap thread's event loop).
-      Atomics.store(sh.ctl, Ctl.COMPACTOR_FAILED, c);
-      throw e;
-    } finally {
-      Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
-      releaseForkedChild(sh);
-    }
-    port.postMessage({ type: 'done', cycle: c });
   }
+} catch (e) {
+  sh.hb.died(ROLES[init.role].heartbeat);
+  throw e;
 }

@@ -109,8 +109,6 @@ const ctl = layout({
     /** A child forked by the forkAtPage injection, held until the cycle ends: pid (0: none) and pipe fd. */
     'FORK_PID',
     'FORK_FD',
-    /** The cycle in which the compactor threw (its Worker is dying), 0 if none. */
-    'COMPACTOR_FAILED',
     /**
      * Faults the fault server has read but not yet served and timed. The cycle's statistics
      * wait for it to drain (a fault served after the cycle's end would be lost from them).

@@ -429,7 +429,7 @@ export class CycleDriver {
       return;
     }
     this.#pause(a, this.concurrentMarking ? 'compaction' : 'mark-compaction', t0);
-    sh.hb.beat(HbRole.COMPACTOR);
+    sh.hb.beatUnlessDead(HbRole.COMPACTOR); // its job starts now; a compactor that died stays so
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.COMPACTING);
     // Until CYCLE is bumped below, the words read "the last cycle compacts": Builders.inCycle.
     const gap = this.#c.inject().flipGapMs ?? 0;

@@ -11,7 +11,12 @@
  * stamps the other sees as not yet come. Such a beat is fresh (age 0): read modulo 2^31 it
  * was 24 days old, a stall at any stallMs (found by reading the code, not seen in a run).
  * IDLE (-1, never a beat value) marks a thread that holds no claim in the current cycle (the
- * compactor once it has walked it): never stale, and no help to a blocked fault.
+ * compactor once it has walked it): never stale, and no help to a blocked fault. DEAD (-2)
+ * is written by a thread as it dies of an exception (collector-worker.ts): stale at once, to
+ * every reader, the native watchdog included, until its successor beats. Without it a dead
+ * thread passed for a live one for stallMs, or until its Worker's exit event reached an event
+ * loop that a frame loop which never yields never turns (a mutator on the handler path then
+ * faulted into the kernel with nobody to read the fault).
  *
  * The native watchdog (native/watchdog.cc) reads the same words from its own thread, and
  * writes two of its own after them (WatchdogWord): when it last looked, and when it last found
@@ -41,6 +46,7 @@ export const stillMs = (stallMs: number): number => Math.max(1, Math.ceil(stallM
 export const FAULT_SERVING_ROLES: readonly RoleId[] = [Role.COMPACTOR, Role.FAULT];
 
 export const IDLE = -1;
+export const DEAD = -2;
 const MASK = 0x7fffffff;
 /** Differences above this, modulo 2^31, are stamps ahead of the reader's clock (see the top). */
 const AHEAD = MASK >>> 1;
@@ -97,10 +103,27 @@ export class Heartbeats {
     Atomics.store(this.words, role, IDLE);
   }
 
-  /** Milliseconds since the stamp in word `i` (a role's beat, a watchdog word), or -1 while it is idle; 0 for a stamp ahead of this thread's clock. */
+  /** Said by a thread of `role` as it dies (see DEAD). */
+  died(role: RoleId): void {
+    Atomics.store(this.words, role, DEAD);
+  }
+
+  /** The thread of `role` said it died, and no successor has beaten since. */
+  isDead(role: RoleId): boolean {
+    return Atomics.load(this.words, role) === DEAD;
+  }
+
+  /** A beat on behalf of the thread of `role` (a new job handed to it), unless it died: that stays said. */
+  beatUnlessDead(role: RoleId): void {
+    const v = Atomics.load(this.words, role);
+    if (v !== DEAD) Atomics.compareExchange(this.words, role, v, this.#stamp()); // lost to the thread's own beat: as good
+  }
+
+  /** Milliseconds since the stamp in word `i` (a role's beat, a watchdog word), or -1 while it is idle, Infinity once it died; 0 for a stamp ahead of this thread's clock. */
   ageMs(i: number): number {
     const v = Atomics.load(this.words, i);
     if (v === IDLE) return -1;
+    if (v === DEAD) return Infinity;
     const d = (this.#stamp() - v) & MASK;
     return d > AHEAD ? 0 : d;
   }
@@ -114,7 +137,9 @@ export class Heartbeats {
    * stop of any length (below 40 the watchdog's 10 ms floor on its period narrows that margin).
    */
   isStale(role: RoleId, stallMs: number): boolean {
-    if (this.ageMs(role) <= stallMs) return false;
+    const age = this.ageMs(role);
+    if (age <= stallMs) return false;
+    if (age === Infinity) return true; // it died: no stop of the process explains that
     const look = this.ageMs(WatchdogWord.LOOK);
     if (look < 0) return true; // no watchdog: age alone
     if (look > watchdogPeriodMs(stallMs) + stillMs(stallMs)) return false;

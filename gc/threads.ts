@@ -51,7 +51,6 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     background: true,
     afterTerminate: (sh) => {
       Atomics.store(sh.ctl, Ctl.COMPACTOR_IN, 0);
-      Atomics.store(sh.ctl, Ctl.COMPACTOR_FAILED, 0); // its failure is not its successor's (replaceDead)
       releaseForkedChild(sh); // a terminated thread runs no finally: reap its child here
     },
   },
@@ -230,14 +229,15 @@ export class CollectorThreads {
   /**
    * Replaces the compaction threads found dead, at the end of every cycle (whichever way it
    * ends: awaited, a safepoint, the event loop; only the first awaits this), so that the next
-   * cycle never starts without them. A compactor that threw this cycle counts as dead: its
+   * cycle never starts without them. A thread whose heartbeat says it died counts as dead: its
    * Worker's 'error' event may not have arrived yet. The marker's replacement is MarkerLink's,
    * bound to its jobs. Never rejects.
    */
   replaceDead(): Promise<void> {
     const cycle = Atomics.load(this.#sh.ctl, Ctl.CYCLE);
-    if (this.has(Role.COMPACTOR) && !this.isDead(Role.COMPACTOR) && Atomics.load(this.#sh.ctl, Ctl.COMPACTOR_FAILED) === cycle) this.reportDead(Role.COMPACTOR, { cycle });
-    const dead = [Role.FAULT, Role.COMPACTOR].filter((r) => !this.closed && this.has(r) && this.isDead(r));
+    const roles = [Role.FAULT, Role.COMPACTOR].filter((r) => this.has(r));
+    for (const r of roles) if (!this.isDead(r) && this.#sh.hb.isDead(ROLES[r].heartbeat)) this.reportDead(r, { cycle });
+    const dead = roles.filter((r) => !this.closed && this.isDead(r));
     return Promise.all(dead.map((r) => this.replace(r).catch((e) => this.#log.error({ role: r, err: e }, 'replacing a dead collector thread failed')))).then(() => {});
   }
 

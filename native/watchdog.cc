@@ -6,7 +6,7 @@
 //   every periodMs: is a page-fault message pending, unread, on the userfaultfd (poll
 //   POLLIN, timeout 0: nothing is consumed)? Is any fault-serving role's heartbeat (an
 //   Int32 word in the heap's heartbeat table, ms since the heap's epoch modulo 2^31, -1
-//   idle) younger than staleMs? If a fault stays unread with no such heartbeat for longer
+//   idle, -2 dead: said by the thread as it died) younger than staleMs? If a fault stays unread with no such heartbeat for longer
 //   than fatalMs, it writes a fatal message naming the cause to stderr and aborts.
 //
 // It also publishes its own clock for the heap's stall decisions (gc/heartbeat.ts): the stamp
@@ -44,6 +44,7 @@ namespace movegc {
 namespace {
 
 constexpr int32_t kIdle = -1;
+constexpr int32_t kDead = -2;  // gc/heartbeat.ts DEAD
 constexpr int64_t kMask = 0x7fffffff;
 
 double MonotonicMs() {
@@ -127,6 +128,7 @@ void WriteAll(const std::string& s) {
   for (size_t i = 0; i < w.roles.size(); i++) {
     int32_t b = __atomic_load_n(&w.beats[w.roles[i].slot], __ATOMIC_SEQ_CST);
     if (b == kIdle) snprintf(buf, sizeof buf, "%s%s: idle, out of the cycle", i ? "; " : "", w.roles[i].name.c_str());
+    else if (b == kDead) snprintf(buf, sizeof buf, "%s%s: died", i ? "; " : "", w.roles[i].name.c_str());
     else snprintf(buf, sizeof buf, "%s%s: last heartbeat %lld ms ago", i ? "; " : "", w.roles[i].name.c_str(), static_cast<long long>(Age(w, b, now)));
     m += buf;
   }
@@ -169,7 +171,7 @@ void Run(Watchdog* w) {
     bool served = false;
     for (const Role& role : w->roles) {
       int32_t b = __atomic_load_n(&w->beats[role.slot], __ATOMIC_SEQ_CST);
-      if (b != kIdle && Age(*w, b, now) <= w->stale_ms) served = true;
+      if (b != kIdle && b != kDead && Age(*w, b, now) <= w->stale_ms) served = true;
     }
     if (!blocked || served) {
       since = -1;

@@ -15,7 +15,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Heap } from '../dist/gc/index.js';
 import { native } from '../dist/gc/native.js';
-import { Heartbeats, IDLE, Role, monotonicMs } from '../dist/gc/heartbeat.js';
+import { DEAD, Heartbeats, IDLE, Role, WatchdogWord, monotonicMs } from '../dist/gc/heartbeat.js';
 import { FATAL_FLOOR_MS, watchdogThresholds } from '../dist/gc/watchdog.js';
 import { itKernel } from './kernel.js';
 import { fixture, runChild } from './helpers/child.js';
@@ -34,6 +34,9 @@ afterEach(async () => {
   while (heaps.length) await heaps.pop()!.close();
 });
 
+// A compactor that dies says so (heartbeat.ts DEAD), and the fault server takes over at once:
+// it could build every page before the walk met one. Where a test needs the walk to meet
+// unbuilt pages with the compactor dead, the takeover starts 300 ms late (faultTakeoverDelayMs).
 // The mutator blocks in a kernel fault only on the handler path (faultPath 'handler'); with
 // self-service its accessors build what they touch, so the same injection is survived (a test
 // below), and so it is where a marker thread exists to stand in (concurrent marking, below).
@@ -44,7 +47,7 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
       // The compactor dies before its first page; the fault server dies on reading the walk's
       // first fault (and wakes it, so it is pending again, unread). stallMs 100: the fatal
       // error comes after FATAL_FLOOR_MS of silence. Marking in the pause: no marker thread.
-      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, marking: 'pause', faultPath: 'handler', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1 } }, 40_000);
+      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, marking: 'pause', faultPath: 'handler', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1, faultTakeoverDelayMs: 300 } }, 40_000);
       const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
       expect(r.error, ctx).toBeUndefined(); // not killed by the spawn timeout: no hang
       expect(lines.length, ctx).toBe(1); // the heap's address; the walk never returned
@@ -54,7 +57,7 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
       expect(r.stderr, ctx).toContain(`heap at 0x${heapAddr}`);
       expect(r.stderr, ctx).toMatch(/blocked on an unread page fault at 0x[0-9a-f]+ \(heap page \d+\)/);
       expect(r.stderr, ctx).toContain('both collector threads are dead or stalled');
-      expect(r.stderr, ctx).toMatch(/compactor: last heartbeat \d+ ms ago; fault server: last heartbeat \d+ ms ago/);
+      expect(r.stderr, ctx).toContain('compactor: died; fault server: died'); // each said so as it died (heartbeat.ts DEAD)
       expect(ms, ctx).toBeGreaterThanOrEqual(FATAL_FLOOR_MS);
       expect(ms, ctx).toBeLessThan(30_000);
     }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 45_000);
@@ -65,7 +68,7 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
       // The same two deaths, with the default concurrent marking: once both threads have been
       // silent for stallMs, the marker (idle while the cycle compacts) builds and installs the
       // cycle's pages in order, each install waking the blocked walk (standin.ts).
-      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, marking: 'concurrent', faultPath: 'handler', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1 } }, 40_000);
+      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, marking: 'concurrent', faultPath: 'handler', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1, faultTakeoverDelayMs: 300 } }, 40_000);
       const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
       expect(r.status, ctx).toBe(0);
       expect(r.stderr, ctx).not.toContain('FATAL');
@@ -104,8 +107,26 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
     expect(end.faults, ctx).toBeGreaterThanOrEqual(1);
   }, undefined, 45_000);
 
+  for (const mode of ['move', 'copy'] as const) {
+    itKernel(`[${mode}] a fault server that dies says so in its heartbeat: a walk that never yields serves its pages itself at once, not through the kernel for stallMs`, () => {
+      // The last stop's note: a dead fault server counted as serving until its heartbeat was
+      // stallMs old or its Worker's exit reached the event loop, which a walk that never
+      // yields never turns. Here another thread's read kills it, stallMs is 5 s and the
+      // compactor sleeps 300 ms: had the death gone unseen, each unbuilt page the walk met
+      // would have gone to the kernel, unread, until the compactor came to it.
+      const { r, ms, lines } = runChild('dead-fault-server-reader.mjs', mode, 40_000);
+      const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+      expect(r.status, ctx).toBe(0);
+      expect(r.stderr, ctx).not.toContain('FATAL');
+      const end = lines[0] as { walked: number; faults: number; pages: { total: number; builtByFaults: number; builtBySelf: number } };
+      expect(end, ctx).toMatchObject({ walked: 20000, same: true, verify: true, faults: 1 }); // the reader's, which it died on
+      expect(end.pages.builtByFaults, ctx).toBe(0);
+      expect(end.pages.builtBySelf, ctx).toBeGreaterThan(end.pages.total / 2); // the handler path's stand-in for a dead server: the mutator
+    }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 45_000);
+  }
+
   itKernel("both killed, faultPath 'self': the mutator builds what it walks, the rest is built without the dead compactor; no fault, no fatal error", () => {
-    const { r, ms, lines } = runChild('watchdog-child.mjs', { faultPath: 'self', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1 } }, 40_000);
+    const { r, ms, lines } = runChild('watchdog-child.mjs', { faultPath: 'self', stallMs: 100, inject: { dieAtPage: 1, faultDieAtFault: 1, faultTakeoverDelayMs: 300 } }, 40_000);
     const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
     expect(r.status, ctx).toBe(0);
     expect(r.stderr, ctx).not.toContain('FATAL');
@@ -224,6 +245,29 @@ describe('heartbeats: tear-free Int32 words per role', () => {
       hb.idle(role);
       expect(hb.isStale(role, 0)).toBe(false);
     }
+  });
+
+  it('a thread that died says so: stale at once to every reader, even just after a stop of the process; a beat for it on its behalf keeps that, its successor\'s clears it', () => {
+    const { sab, epoch } = Heartbeats.allocate();
+    const hb = new Heartbeats(sab, epoch);
+    hb.beat(Role.FAULT);
+    expect(hb.isStale(Role.FAULT, 5000)).toBe(false);
+    hb.died(Role.FAULT);
+    expect(Atomics.load(hb.words, Role.FAULT)).toBe(DEAD);
+    expect(hb.isDead(Role.FAULT)).toBe(true);
+    expect(hb.ageMs(Role.FAULT)).toBe(Infinity);
+    expect(hb.isStale(Role.FAULT, 5000)).toBe(true);
+    // A watchdog that just saw the process stand still excuses old beats, not a death.
+    hb.beat(WatchdogWord.LOOK as never);
+    hb.beat(WatchdogWord.RESUMED as never);
+    expect(hb.isStale(Role.FAULT, 5000)).toBe(true);
+    hb.beatUnlessDead(Role.FAULT); // the heap, handing it a job (cycle.ts at the flip)
+    expect(hb.isDead(Role.FAULT)).toBe(true);
+    hb.beat(Role.FAULT); // its successor, ready
+    expect(hb.isDead(Role.FAULT)).toBe(false);
+    expect(hb.isStale(Role.FAULT, 5000)).toBe(false);
+    hb.beatUnlessDead(Role.COMPACTOR); // an idle role: beaten
+    expect(hb.ageMs(Role.COMPACTOR)).toBeLessThan(50);
   });
 
   it('ages stay right across the 2^31 ms wrap of a heap that lives for weeks', async () => {
