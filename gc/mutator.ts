@@ -382,10 +382,31 @@ export class MutatorHeap {
   // getRef while compacting with reads from from-space (unbuilt-reads.ts): out of line, so
   // that getRef stays as small as it was for V8 to inline into its callers.
   #unbuiltRef(obj: Ref, i: number): Ref | null {
-    const v = this.#reads!.ref(this.#word(obj), i);
+    const w = this.#word(obj);
+    const ps = this.#pageState;
+    // Header and slot on installed pages (the slot's word: (w * 2 + 2 + i) / 2): the usual
+    // path at once. Checked here, not in ref(), so that reads of built pages, most of them,
+    // pay two loads (Octane Splay with reads from from-space: 0.7x build's runs/s without).
+    const built = typeof i === 'number' && ps[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED && ps[(w + 1 + (i >>> 1)) >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED;
+    const v = built ? BUILD : this.#reads!.ref(w, i);
     if (v !== BUILD) return v === 0 ? null : this.#tags.base + v;
     const r = this.#u32[this.#slot(obj, i)];
     return r === 0 ? null : this.#tags.base + r;
+  }
+
+  // The raw reads while compacting with reads from from-space, out of line as #unbuiltRef: a
+  // header on an installed page takes the usual path at once.
+  #unbuiltU8(obj: Ref, offset: number): number {
+    const w = this.#word(obj);
+    return this.#pageState[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED ? BUILD : this.#reads!.u8(w, offset);
+  }
+  #unbuiltU32(obj: Ref, offset: number): number {
+    const w = this.#word(obj);
+    return this.#pageState[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED ? BUILD : this.#reads!.u32(w, offset);
+  }
+  #unbuiltF64(obj: Ref, offset: number): boolean {
+    const w = this.#word(obj);
+    return this.#pageState[w >>> PAGE_SHIFT_WORDS] !== PagePhase.MAPPED && this.#reads!.f64(w, offset);
   }
 
   setRef(obj: Ref, i: number, value: Ref | null): void {
@@ -422,7 +443,7 @@ export class MutatorHeap {
 
   getU8(obj: Ref, offset: number): number {
     if (this.#reading) {
-      const v = this.#reads!.u8(this.#word(obj), offset);
+      const v = this.#unbuiltU8(obj, offset);
       if (v !== BUILD) return v;
     }
     return this.#bytes.getUint8(this.#raw(obj, offset, 1));
@@ -434,7 +455,7 @@ export class MutatorHeap {
   }
   getU32(obj: Ref, offset: number): number {
     if (this.#reading) {
-      const v = this.#reads!.u32(this.#word(obj), offset);
+      const v = this.#unbuiltU32(obj, offset);
       if (v !== BUILD) return v;
     }
     const b = this.#raw(obj, offset, 4);
@@ -448,7 +469,7 @@ export class MutatorHeap {
     this.#u32[b / 4] = v;
   }
   getF64(obj: Ref, offset: number): number {
-    if (this.#reading && this.#reads!.f64(this.#word(obj), offset)) return this.#reads!.value;
+    if (this.#reading && this.#unbuiltF64(obj, offset)) return this.#reads!.value;
     const b = this.#raw(obj, offset, 8);
     if (b & 7) throw new MoveGcError(ErrorCode.FIELD_RANGE, `f64 at byte ${offset} is not 8-byte aligned`);
     return this.#f64[b / 8];

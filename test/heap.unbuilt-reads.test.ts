@@ -21,7 +21,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, Heap, MoveGcError, type HeapType, type Ref } from '../dist/gc/index.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
-import { rejected } from './helpers/thrown.js';
+import { rejected, thrown } from './helpers/thrown.js';
 
 closeHeapsAfterEach();
 
@@ -185,6 +185,31 @@ describe.each(MODES)('reads of unbuilt pages (%s)', (mode) => {
       readAll(heap, g); // and after the cycle, from to-space
       await heap.close();
     }
+  }, 60_000);
+
+  itMode(mode, 'hostile slots and offsets (Symbol, BigInt, string, negative, fractional, past 2^32) on installed and unbuilt pages: typed errors, the heap intact', async () => {
+    // The read accessors look at the header's and the slot's page before the from-space path
+    // (mutator.ts #unbuiltRef): with a slot that is no number, that look must not throw first.
+    const heap = await openHeap({ capacity: 16 << 20, mode, unbuiltReads: 'from-space', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 300 } });
+    const g = buildGraph(heap);
+    await heap.collect();
+    const far = g.nodes[N - 1].get()!;
+    heap.setU32(far, 4, 7); // a write builds its page: reads there take the usual path
+    const codes = new Set<string>();
+    for (const n of [g.nodes[0].get()!, far]) {
+      for (const bad of [Symbol('slot'), 10n, '1', -1, 1.5, 2 ** 32, { valueOf: () => 0 }, null]) {
+        for (const read of [() => heap.getRef(n, bad as never), () => heap.getU32(n, bad as never), () => heap.getF64(n, bad as never), () => heap.getU8(n, bad as never)]) {
+          const e = thrown(read);
+          expect(e, `${String(read)} with ${typeof bad}`).toBeInstanceOf(MoveGcError);
+          codes.add(e.code);
+        }
+      }
+    }
+    expect([...codes].sort()).toEqual([ErrorCode.FIELD_RANGE, ErrorCode.INVALID_ARG_TYPE].sort());
+    readAll(heap, g);
+    await heap.idle();
+    expect(heap.verify().ok).toBe(true);
+    readAll(heap, g);
   }, 60_000);
 
   itMode(mode, 'a write builds its page; reads of it and of its neighbours see the write', async () => {
