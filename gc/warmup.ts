@@ -70,8 +70,19 @@ export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shar
       }
     };
     // With reads served from from-space, the same calls take that path (unbuilt-reads.ts):
-    // the tables say the two objects are unbuilt and in place for the length of it.
-    if (i.reads) i.reads.rehearse([top, pad, bw], i.top, accesses);
+    // the tables say the two objects are unbuilt and in place for the length of it. And again
+    // with their pages installed, which the read accessors send the usual way first thing
+    // (mutator.ts #unbuiltRef): a branch with no feedback deoptimized its callers.
+    const installed = (): void => {
+      for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.MAPPED;
+      accesses();
+      for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.UNPROCESSED;
+    };
+    if (i.reads)
+      i.reads.rehearse([top, pad, bw], i.top, () => {
+        accesses();
+        installed();
+      });
     else accesses();
   } finally {
     i.setChecks(false, false);
