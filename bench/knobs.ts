@@ -60,7 +60,7 @@ export const KNOBS: readonly Knob[] = [
     help: 'a page the mutator touches during compaction: built by the accessor itself, or left to the kernel fault and the fault server thread',
   },
   {
-    flag: 'unbuilt-reads', option: 'unbuiltReads', default: 'build', choices: ['build', 'from-space'] satisfies UnbuiltReadsName[],
+    flag: 'unbuilt-reads', option: 'unbuiltReads', default: 'from-space', choices: ['build', 'from-space'] satisfies UnbuiltReadsName[],
     help: "with --fault-path self: a read of a page not yet built builds the page as any access does, or is served from from-space (the page left to the compactor)",
   },
   {

@@ -196,9 +196,9 @@ export interface HeapOptions {
   faultPath?: FaultPathName;
   /**
    * With faultPath 'self': a read (getRef, getU8/U32/F64, readBytes of at most two pages) of a
-   * page not yet built builds the page as any other access does ('build', default), or is
-   * served from from-space, the page left to the compactor ('from-space'); see
-   * unbuilt-reads.ts for when each pays. MOVEGC_UNBUILT_READS=from-space changes the default.
+   * page not yet built is served from from-space, the page left to the compactor
+   * ('from-space', default), or builds the page as any other access does ('build'); see
+   * unbuilt-reads.ts for when each pays. MOVEGC_UNBUILT_READS=build changes the default.
    */
   unbuiltReads?: UnbuiltReadsName;
   /** MADV_DONTFORK on the heap's mappings (default true): a child then shares no heap page. */
@@ -316,7 +316,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   const envMarking = envDefault('MOVEGC_MARKING', [Marking.CONCURRENT, Marking.PAUSE], Marking.CONCURRENT);
   const marking = oneOf<MarkingName>('marking', s.marking, [Marking.CONCURRENT, Marking.PAUSE], envMarking);
   const envPath = envDefault('MOVEGC_FAULT_PATH', [FaultPath.SELF, FaultPath.HANDLER], FaultPath.SELF);
-  const envReads = envDefault('MOVEGC_UNBUILT_READS', [UnbuiltReadPolicy.BUILD, UnbuiltReadPolicy.FROM_SPACE], UnbuiltReadPolicy.BUILD);
+  const envReads = envDefault('MOVEGC_UNBUILT_READS', [UnbuiltReadPolicy.BUILD, UnbuiltReadPolicy.FROM_SPACE], UnbuiltReadPolicy.FROM_SPACE);
   const { stallMs, denseThreshold, largeObjectBytes, hide, logger } = s;
   if (stallMs !== undefined) {
     if (typeof stallMs !== 'number') throw invalidArg(`stallMs must be a number, got ${typeof stallMs}`);
