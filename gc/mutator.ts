@@ -394,19 +394,12 @@ export class MutatorHeap {
     return r === 0 ? null : this.#tags.base + r;
   }
 
-  // The raw reads while compacting with reads from from-space, out of line as #unbuiltRef: a
-  // header on an installed page takes the usual path at once.
-  #unbuiltU8(obj: Ref, offset: number): number {
+  // The raw reads while compacting with reads from from-space, out of line as #unbuiltRef:
+  // obj's word if its header's page is not installed (from-space may serve the read), else -1
+  // (a header on an installed page takes the usual path at once).
+  #unbuiltAt(obj: Ref): number {
     const w = this.#word(obj);
-    return this.#pageState[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED ? BUILD : this.#reads!.u8(w, offset);
-  }
-  #unbuiltU32(obj: Ref, offset: number): number {
-    const w = this.#word(obj);
-    return this.#pageState[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED ? BUILD : this.#reads!.u32(w, offset);
-  }
-  #unbuiltF64(obj: Ref, offset: number): boolean {
-    const w = this.#word(obj);
-    return this.#pageState[w >>> PAGE_SHIFT_WORDS] !== PagePhase.MAPPED && this.#reads!.f64(w, offset);
+    return this.#pageState[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED ? -1 : w;
   }
 
   setRef(obj: Ref, i: number, value: Ref | null): void {
@@ -443,7 +436,8 @@ export class MutatorHeap {
 
   getU8(obj: Ref, offset: number): number {
     if (this.#reading) {
-      const v = this.#unbuiltU8(obj, offset);
+      const w = this.#unbuiltAt(obj);
+      const v = w < 0 ? BUILD : this.#reads!.u8(w, offset);
       if (v !== BUILD) return v;
     }
     return this.#bytes.getUint8(this.#raw(obj, offset, 1));
@@ -455,7 +449,8 @@ export class MutatorHeap {
   }
   getU32(obj: Ref, offset: number): number {
     if (this.#reading) {
-      const v = this.#unbuiltU32(obj, offset);
+      const w = this.#unbuiltAt(obj);
+      const v = w < 0 ? BUILD : this.#reads!.u32(w, offset);
       if (v !== BUILD) return v;
     }
     const b = this.#raw(obj, offset, 4);
@@ -469,7 +464,10 @@ export class MutatorHeap {
     this.#u32[b / 4] = v;
   }
   getF64(obj: Ref, offset: number): number {
-    if (this.#reading && this.#unbuiltF64(obj, offset)) return this.#reads!.value;
+    if (this.#reading) {
+      const w = this.#unbuiltAt(obj);
+      if (w >= 0 && this.#reads!.f64(w, offset)) return this.#reads!.value;
+    }
     const b = this.#raw(obj, offset, 8);
     if (b & 7) throw new MoveGcError(ErrorCode.FIELD_RANGE, `f64 at byte ${offset} is not 8-byte aligned`);
     return this.#f64[b / 8];

@@ -54,9 +54,12 @@ export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shar
   const last = (i.top - 1) >>> PAGE_SHIFT_WORDS;
   // The write barrier's path too (the first marking): every store shades nothing, as
   // everything is at or above the black-allocation boundary 0.
+  const pages = (phase: number): void => {
+    for (let p = q; p <= last; p++) sh.pageState[p] = phase;
+  };
   i.setChecks(true, true);
   try {
-    for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.UNPROCESSED;
+    pages(PagePhase.UNPROCESSED);
     const accesses = (): void => {
       for (let n = 0; n < 300; n++) {
         heap.setRef(a, 0, b);
@@ -73,20 +76,17 @@ export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shar
     // the tables say the two objects are unbuilt and in place for the length of it. And again
     // with their pages installed, which the read accessors send the usual way first thing
     // (mutator.ts #unbuiltRef): a branch with no feedback deoptimized its callers.
-    const installed = (): void => {
-      for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.MAPPED;
-      accesses();
-      for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.UNPROCESSED;
-    };
     if (i.reads)
       i.reads.rehearse([top, pad, bw], i.top, () => {
         accesses();
-        installed();
+        pages(PagePhase.MAPPED);
+        accesses();
+        pages(PagePhase.UNPROCESSED);
       });
     else accesses();
   } finally {
     i.setChecks(false, false);
-    for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.MAPPED;
+    pages(PagePhase.MAPPED);
     // Take the two objects back: the words they used, their start bits, the top.
     const objects = sh.objects[i.epochStarts];
     i.u32.fill(0, top * 2, i.top * 2);
