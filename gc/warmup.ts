@@ -54,12 +54,9 @@ export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shar
   const last = (i.top - 1) >>> PAGE_SHIFT_WORDS;
   // The write barrier's path too (the first marking): every store shades nothing, as
   // everything is at or above the black-allocation boundary 0.
-  const pages = (phase: number): void => {
-    for (let p = q; p <= last; p++) sh.pageState[p] = phase;
-  };
   i.setChecks(true, true);
   try {
-    pages(PagePhase.UNPROCESSED);
+    for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.UNPROCESSED;
     const accesses = (): void => {
       for (let n = 0; n < 300; n++) {
         heap.setRef(a, 0, b);
@@ -73,20 +70,12 @@ export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shar
       }
     };
     // With reads served from from-space, the same calls take that path (unbuilt-reads.ts):
-    // the tables say the two objects are unbuilt and in place for the length of it. And again
-    // with their pages installed, which the read accessors send the usual way first thing
-    // (mutator.ts #unbuiltRef): a branch with no feedback deoptimized its callers.
-    if (i.reads)
-      i.reads.rehearse([top, pad, bw], i.top, () => {
-        accesses();
-        pages(PagePhase.MAPPED);
-        accesses();
-        pages(PagePhase.UNPROCESSED);
-      });
+    // the tables say the two objects are unbuilt and in place for the length of it.
+    if (i.reads) i.reads.rehearse([top, pad, bw], i.top, accesses);
     else accesses();
   } finally {
     i.setChecks(false, false);
-    pages(PagePhase.MAPPED);
+    for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.MAPPED;
     // Take the two objects back: the words they used, their start bits, the top.
     const objects = sh.objects[i.epochStarts];
     i.u32.fill(0, top * 2, i.top * 2);
