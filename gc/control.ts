@@ -62,6 +62,8 @@ const ctl = layout({
     'INJECT_FAULT_DIE_AT_FAULT',
     /** The fault server sleeps this long once per cycle, as it starts taking over the compactor's pages. */
     'INJECT_FAULT_TAKEOVER_DELAY_MS',
+    /** The fault server takes no gone compactor's page over before its Nth fault of the cycle. */
+    'INJECT_FAULT_TAKEOVER_AT_FAULT',
     /** The fault server holds one built page of the cycle this long, before or inside its install. */
     'INJECT_FAULT_HOLD_BUILT_MS',
     'INJECT_FAULT_HOLD_INSTALL_MS',
@@ -296,6 +298,7 @@ export function armCompaction(ctlWords: Int32Array, clocks: Float64Array, inj: R
   c[Ctl.INJECT_FORK_AT_PAGE] = inj.forkAtPage ?? 0;
   c[Ctl.INJECT_FAULT_DIE_AT_FAULT] = inj.faultDieAtFault ?? 0;
   c[Ctl.INJECT_FAULT_TAKEOVER_DELAY_MS] = inj.faultTakeoverDelayMs ?? 0;
+  c[Ctl.INJECT_FAULT_TAKEOVER_AT_FAULT] = inj.faultTakeoverAtFault ?? 0;
   c[Ctl.INJECT_FAULT_HOLD_BUILT_MS] = inj.faultHoldBuiltMs ?? 0;
   c[Ctl.INJECT_FAULT_HOLD_INSTALL_MS] = inj.faultHoldInstallMs ?? 0;
   c[Ctl.INJECT_FAULT_HOLD_MAPPED_MS] = inj.faultHoldMappedMs ?? 0;

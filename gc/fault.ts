@@ -111,7 +111,7 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
     const active = Atomics.load(sh.ctl, Ctl.PHASE) === Phase.COMPACTING;
     // Builds only for the cycle compacting now (see Builders.fence); -1: for none.
     b.fence = active ? Atomics.load(sh.ctl, Ctl.CYCLE) : -1;
-    const takeover = active && b.compactorGone(stallMs) && !b.allMapped();
+    const takeover = active && b.compactorGone(stallMs) && !b.allMapped() && Atomics.load(sh.ctl, Ctl.FAULTS) >= Atomics.load(sh.ctl, Ctl.INJECT_FAULT_TAKEOVER_AT_FAULT);
     // A fault waiting on another builder's install: look again soon, not after a full poll
     // timeout (its install wakes the mutator; this only times it and guards against stalls).
     if (pending.size > 0 && !takeover) Atomics.wait(sh.ctl, Ctl.PAGES_MAPPED, Atomics.load(sh.ctl, Ctl.PAGES_MAPPED), PENDING_RECHECK_MS);

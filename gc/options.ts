@@ -91,6 +91,13 @@ export interface InjectOptions {
   /** The fault server sleeps this long, once per cycle, as it starts taking over from a gone compactor. */
   faultTakeoverDelayMs?: number;
   /**
+   * The fault server takes none of a gone compactor's pages over before it has read this many
+   * faults of the cycle: with faultDieAtFault at or below it, never. A rendezvous, not a
+   * timing window: the mutator's fault meets a dead compactor and a live fault server however
+   * late it comes (watchdog tests; a 200 ms takeover delay missed it on a loaded machine).
+   */
+  faultTakeoverAtFault?: number;
+  /**
    * The fault server, once per cycle, holds a page it built for a fault this long without
    * beating (a thread descheduled there), before it enters the page's install (Built) or inside
    * it (Install); it stops holding as soon as a later cycle compacts.
@@ -238,7 +245,7 @@ export interface ResolvedOptions {
 }
 
 const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'moveMinRun', 'builder', 'faultPath', 'unbuiltReads', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'faultHoldMappedMs', 'faultHoldTimedMs', 'markHoldBuiltMs', 'readHoldMs', 'wholeHoldMappedMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall', 'startExit'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultTakeoverAtFault', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'faultHoldMappedMs', 'faultHoldTimedMs', 'markHoldBuiltMs', 'readHoldMs', 'wholeHoldMappedMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall', 'startExit'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in

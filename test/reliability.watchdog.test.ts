@@ -35,10 +35,11 @@ afterEach(async () => {
 });
 
 // A compactor that dies says so (heartbeat.ts DEAD), and the fault server takes over at once:
-// it could build every page before the walk met one. Where a test needs the walk to meet
-// unbuilt pages with the compactor dead, the takeover starts late (faultTakeoverDelayMs):
-// 200 ms where the walk must fault into a fault server still counted as serving (stallMs 300;
-// 50 ms against stallMs 100 was too short for the walk on a busy machine, 1 run in 5).
+// it could build every page before the walk met one. Where a test needs the walk to fault into
+// a live fault server with the compactor dead, the server takes nothing over before the fault
+// it dies on (faultTakeoverAtFault). A takeover 200 ms late (faultTakeoverDelayMs) was a timing
+// window: CI's loaded machine walked later than that once, and the server had built 60 pages.
+// Those tests now walk 400 ms late on purpose (walkLateMs).
 // The mutator blocks in a kernel fault only on the handler path (faultPath 'handler'); with
 // self-service its accessors build what they touch, so the same injection is survived (a test
 // below), and so it is where a marker thread exists to stand in (concurrent marking, below).
@@ -49,7 +50,7 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
       // The compactor dies before its first page; the fault server dies on reading the walk's
       // first fault (and wakes it, so it is pending again, unread). stallMs 300: the fatal
       // error comes after 20 x stallMs (6 s) of silence. Marking in the pause: no marker thread.
-      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, marking: 'pause', faultPath: 'handler', stallMs: 300, inject: { dieAtPage: 1, faultDieAtFault: 1, faultTakeoverDelayMs: 200 } }, 40_000);
+      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, marking: 'pause', faultPath: 'handler', stallMs: 300, walkLateMs: 400, inject: { dieAtPage: 1, faultDieAtFault: 1, faultTakeoverAtFault: 1 } }, 40_000);
       const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
       expect(r.error, ctx).toBeUndefined(); // not killed by the spawn timeout: no hang
       expect(lines.length, ctx).toBe(1); // the heap's address; the walk never returned
@@ -70,7 +71,7 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
       // The same two deaths, with the default concurrent marking: once both threads have been
       // silent for stallMs, the marker (idle while the cycle compacts) builds and installs the
       // cycle's pages in order, each install waking the blocked walk (standin.ts).
-      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, marking: 'concurrent', faultPath: 'handler', stallMs: 300, inject: { dieAtPage: 1, faultDieAtFault: 1, faultTakeoverDelayMs: 200 } }, 40_000);
+      const { r, ms, lines } = runChild('watchdog-child.mjs', { mode, marking: 'concurrent', faultPath: 'handler', stallMs: 300, walkLateMs: 400, inject: { dieAtPage: 1, faultDieAtFault: 1, faultTakeoverAtFault: 1 } }, 40_000);
       const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
       expect(r.status, ctx).toBe(0);
       expect(r.stderr, ctx).not.toContain('FATAL');
