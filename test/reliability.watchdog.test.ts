@@ -115,7 +115,7 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
       // The last stop's note: a dead fault server counted as serving until its heartbeat was
       // stallMs old or its Worker's exit reached the event loop, which a walk that never
       // yields never turns. Here another thread's read kills it, stallMs is 5 s and the
-      // compactor sleeps 300 ms: had the death gone unseen, each unbuilt page the walk met
+      // compactor sleeps 1 s: had the death gone unseen, each unbuilt page the walk met
       // would have gone to the kernel, unread, until the compactor came to it.
       const { r, ms, lines } = runChild('dead-fault-server-reader.mjs', mode, 40_000);
       const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
