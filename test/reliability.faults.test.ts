@@ -196,7 +196,7 @@ describe.each(['move', 'copy'] as const)('collector thread faults (%s)', (mode) 
 
   itKernel(`[${mode}] a compactor stalled longer than stallMs is taken over and replaced`, async () => {
     const s = await setup({ mode });
-    const st = await faultyCycle(s, { delayAtPage: 3, delayMs: 3000 });
+    const st = await faultyCycle(s, { delayAtPage: 3, delayMs: 3000 }, 2); // the walk after the compactor's 2 builds, as below
     expect(st.pages.builtByCompactor).toBeLessThanOrEqual(2);
     expect(st.pages.builtByFaults + st.pages.builtByMutator).toBeGreaterThanOrEqual(st.pages.total - 2);
     allInstalled(st);
@@ -205,8 +205,11 @@ describe.each(['move', 'copy'] as const)('collector thread faults (%s)', (mode) 
   }, need, T_OUT);
 
   itKernel(`[${mode}] a compactor stalled with built pages in its unflushed batch: they are installed by the stand-in`, async () => {
+    // The walk waits for the compactor's 39 builds (as the tests here that need the compactor
+    // at its injected page do): CI's machine once let the walk and the fault server build every
+    // page before the compactor reached its stall (no takeover, nothing tested).
     const s = await setup({ mode });
-    const st = await faultyCycle(s, { delayAtPage: 40, delayMs: 2000 });
+    const st = await faultyCycle(s, { delayAtPage: 40, delayMs: 2000 }, 39);
     allInstalled(st);
     expect(st.takeovers).toBeGreaterThan(0);
     await cleanCycle(s);
@@ -216,7 +219,7 @@ describe.each(['move', 'copy'] as const)('collector thread faults (%s)', (mode) 
     // Handler path: a self-servicing walk can build the compactor's next pages before it gets
     // there, and a compactor that builds fewer than 2 never reaches its injected stall.
     const s = await setup({ mode, stallMs: 2000, faultPath: 'handler' });
-    const st = await faultyCycle(s, { delayAtPage: 3, delayMs: 50 });
+    const st = await faultyCycle(s, { delayAtPage: 3, delayMs: 50 }, 2);
     allInstalled(st);
     expect(st.takeovers).toBe(0);
     // The stall is the compactor's waiting time, outside its busy time, after 2 pages built.
@@ -247,25 +250,28 @@ describe.each(['move', 'copy'] as const)('collector thread faults (%s)', (mode) 
       // (No object kept on a page: a page that is all gap before one holds nothing to walk.)
       // The walk's reads build (unbuiltReads 'build'): this is about the accessors building every page.
       const s = await setup({ mode, stallMs: 10_000, faultPath, unbuiltReads: 'build', largeObjectBytes: 0 });
+      const t0 = Date.now();
       const st = await faultyCycle(s, { delayAtPage: 1, delayMs: 1000 });
+      // Failed once in a quiet run of this file, not since in 9: the whole picture if it does again.
+      const ctx = JSON.stringify({ ms: Date.now() - t0, pages: st.pages, faults: st.faults, takeovers: st.takeovers, stalls: st.stalls, messages: s.messages });
       allInstalled(st);
-      expect(st.pages.builtByCompactor).toBe(0);
-      expect(st.takeovers).toBe(0);
+      expect(st.pages.builtByCompactor, ctx).toBe(0);
+      expect(st.takeovers, ctx).toBe(0);
       if (faultPath === 'handler') {
-        expect(st.pages.builtByFaults).toBe(st.pages.total);
-        expect(st.stalls.handler.count).toBe(st.pages.total);
+        expect(st.pages.builtByFaults, ctx).toBe(st.pages.total);
+        expect(st.stalls.handler.count, ctx).toBe(st.pages.total);
       } else {
         // Every page built by the walk's accessors themselves: no kernel fault at all.
-        expect(st.pages.builtBySelf).toBe(st.pages.total);
-        expect(st.stalls.self.count).toBe(st.pages.total);
-        expect(st.faults).toBe(0);
+        expect(st.pages.builtBySelf, ctx).toBe(st.pages.total);
+        expect(st.stalls.self.count, ctx).toBe(st.pages.total);
+        expect(st.faults, ctx).toBe(0);
       }
     }, need, T_OUT);
 
   for (const at of [1, 3, 150]) {
     itKernel(`[${mode}] a compactor killed at page ${at} of the cycle: the cycle completes, the compactor is replaced`, async () => {
       const s = await setup({ mode });
-      const st = await faultyCycle(s, { dieAtPage: at });
+      const st = await faultyCycle(s, { dieAtPage: at }, at - 1);
       expect(st.pages.builtByCompactor).toBeLessThanOrEqual(at - 1);
       allInstalled(st);
       // The very next cycle already has a compactor (not only once the event loop has turned).
