@@ -221,7 +221,7 @@ export class ControlBlock {
     c[CTL.FAULTS] = p.faults;
     // An access stalled if it faulted or met an unbuilt page (self-service builds it inline,
     // or reads it from from-space: a short stop, timed all the same).
-    c[CTL.STALLS] = p.faults + p.unbuiltTouches + p.unbuiltReads;
+    c[CTL.STALLS] = p.faults + p.unbuiltTouches + p.unbuiltReads + p.unbuiltWrites;
     return c;
   }
 }

@@ -64,6 +64,10 @@ export const KNOBS: readonly Knob[] = [
     help: "with --fault-path self: a read of a page not yet built builds the page as any access does, or is served from from-space (the page left to the compactor)",
   },
   {
+    flag: 'unbuilt-writes', option: 'unbuiltWrites', default: 'from-space', choices: ['build', 'from-space'] satisfies UnbuiltReadsName[],
+    help: 'with --unbuilt-reads from-space: a store of one field to a page nobody has claimed builds the page first, or is made in from-space (the page left to the compactor)',
+  },
+  {
     flag: 'marking', option: 'marking', default: 'concurrent', choices: ['concurrent', 'pause'] satisfies MarkingName[],
     help: 'marking and planning in a marker thread while the mutator runs, or in the pause (stw always marks in its pause)',
   },

@@ -93,7 +93,7 @@ export interface SplayRep {
     /** Pages built by an accessor (self-service) and by the fault server. */
     pagesBuiltBySelf: number;
     pagesBuiltByFaults: number;
-    /** The mutator's stall per touched unbuilt page, µs: self, handler and from-space read samples merged (unbuiltReads), and each count. */
+    /** The mutator's stall per touched unbuilt page, µs: self, handler and from-space read and write samples merged (unbuiltReads, unbuiltWrites), and each count. */
     stallUs: Quantiles & { self: number; handler: number; reads: number };
     /** Self-service left to the kernel path (another builder held the page) or failed. */
     selfLeft: number;
@@ -470,7 +470,7 @@ export async function main(v: Values): Promise<void> {
       const cr = r.collectionRunsMs.length ? median(r.collectionRunsMs).toFixed(1) : '-';
       process.stderr.write(
         `  rep ${rep}/${reps} ${variant.padEnd(12)}: ${r.runsPerS.toFixed(0)} runs/s, latency p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} max ${r.latencyMs.max.toFixed(1)} ms, ` +
-          `RMS ${r.rmsMs.toFixed(2)} ms${r.heap ? `, ${r.heap.cycles} cycles, collect() max ${r.heap.cycles ? r.heap.collectMs.max.toFixed(1) : '-'} ms, collection run p50 ${cr} ms, stall/page p50 ${r.heap.stallUs.count ? r.heap.stallUs.p50.toFixed(0) : '-'} us (${r.heap.stallUs.count} pages, ${r.heap.pagesBuiltBySelf} self-built, ${r.heap.stallUs.reads} read from from-space, ${r.heap.faults} kernel faults)` : ''}, V8 GCs ${r.v8gc.count}${r.keysOk ? '' : ', CHECK FAILED'}\n`,
+          `RMS ${r.rmsMs.toFixed(2)} ms${r.heap ? `, ${r.heap.cycles} cycles, collect() max ${r.heap.cycles ? r.heap.collectMs.max.toFixed(1) : '-'} ms, collection run p50 ${cr} ms, stall/page p50 ${r.heap.stallUs.count ? r.heap.stallUs.p50.toFixed(0) : '-'} us (${r.heap.stallUs.count} pages, ${r.heap.pagesBuiltBySelf} self-built, ${r.heap.stallUs.reads} read or written in from-space, ${r.heap.faults} kernel faults)` : ''}, V8 GCs ${r.v8gc.count}${r.keysOk ? '' : ', CHECK FAILED'}\n`,
       );
     }
   const summary = summarize(all);

@@ -4,7 +4,7 @@
  * and fallbacks stay in TypeScript. Each thread makes its own (the addon is per thread).
  */
 import { STRIDE_WORDS, type RunBuilder } from './build.js';
-import { CHUNK_WORDS, IN_PLACE } from './forward.js';
+import { CHUNK_WORDS, FORWARDED, IN_PLACE } from './forward.js';
 import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, TYPE_ROW } from './layout.js';
 import { native, type NativePageBuilder as Raw } from './native.js';
 import { NONE } from './plan.js';
@@ -17,6 +17,7 @@ export const BUILD_LAYOUT = {
   heapStartWord: HEAP_START_WORD,
   none: NONE,
   inPlace: IN_PLACE,
+  forwarded: FORWARDED,
   strideWords: STRIDE_WORDS,
   segFields: SEG_FIELDS,
   typeRow: TYPE_ROW,

@@ -14,7 +14,7 @@
  */
 import { nextClear, nextSet, testBit } from './bits.js';
 import { ErrorCode, MoveGcError } from './errors.js';
-import { CHUNK_WORDS, IN_PLACE, forward } from './forward.js';
+import { CHUNK_WORDS, FORWARDED, IN_PLACE, forward } from './forward.js';
 import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, refCount } from './layout.js';
 import { endsMarked, markedHeaderWords, markedWords } from './mark.js';
 import { NONE } from './plan.js';
@@ -69,10 +69,13 @@ export function malformedWords(sh: Shared, t: MalformedTally, o: number, limit: 
  * not refuse it, above its limit it cannot tell a black object's reference from garbage), and
  * one to a word marking did not mark, written after marking (forwarded, it would name
  * whichever live object slid there, silently). Every object a slot can name through the API
- * is marked: traced, shaded by the barrier, or allocated black.
+ * is marked: traced, shaded by the barrier, or allocated black. A value tagged FORWARDED
+ * (above any object) with a word of the heap under the tag is a to-space word the mutator
+ * stored since the flip (unbuilt-writes.ts): untagged, as it is.
  */
 export function forwardSlot(sh: Shared, t: MalformedTally, v: number, o: number, top: number): number {
   if (v < top && testBit(sh.live, v)) return forward(sh.chunkNew, sh.live, v);
+  if (v >= FORWARDED && v - FORWARDED < sh.live.length * 32) return v - FORWARDED; // stored by the mutator since the flip: a to-space word
   noteMalformed(t, o);
   return v;
 }

@@ -27,9 +27,9 @@ export function claim(sh: Shared, q: number, owner: OwnerId): boolean {
   return Atomics.compareExchange(sh.pageState, q, PagePhase.UNPROCESSED, state(owner, PagePhase.PROCESSING)) === PagePhase.UNPROCESSED;
 }
 
-/** Gives a claim back (the build failed before anything was installed). */
-export function unclaim(sh: Shared, q: number, owner: OwnerId): void {
-  Atomics.compareExchange(sh.pageState, q, state(owner, PagePhase.PROCESSING), PagePhase.UNPROCESSED);
+/** Gives a claim back (the build failed before anything was installed). False if reclaimed meanwhile. */
+export function unclaim(sh: Shared, q: number, owner: OwnerId): boolean {
+  return Atomics.compareExchange(sh.pageState, q, state(owner, PagePhase.PROCESSING), PagePhase.UNPROCESSED) === state(owner, PagePhase.PROCESSING);
 }
 
 /** PROCESSING -> PROCESSED, with the buffer the built page waits in. False if reclaimed meanwhile. */

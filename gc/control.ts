@@ -75,6 +75,8 @@ const ctl = layout({
     'INJECT_MARK_HOLD_BUILT_MS',
     /** The mutator's first from-space read of a cycle sleeps this long between its look at the page and its read. */
     'INJECT_READ_HOLD_MS',
+    /** The mutator's first from-space write of a cycle sleeps this long between its look at the page and its write. */
+    'INJECT_WRITE_HOLD_MS',
     /** The compactor holds its first WHOLE run of a cycle this long between its MOVE and its state words' MAPPED. */
     'INJECT_WHOLE_HOLD_MAPPED_MS',
     'INJECT_MARK_DELAY_AT',
@@ -196,6 +198,8 @@ const ctl = layout({
     'UNBUILT_TOUCHES',
     /** Accessor reads of unbuilt pages served from from-space, the page left unbuilt (unbuilt-reads.ts). */
     'UNBUILT_READS',
+    /** Accessor writes into unbuilt pages made in from-space, the page left unbuilt (unbuilt-reads.ts). */
+    'UNBUILT_WRITES',
     /** Pages the mutator built in time it gave the cycle (Heap.idleCompact, idle.ts): no access waited for them. */
     'IDLE_PAGES',
     /** Pages the compactor itself built (WHOLE pages included: it installs them unbuilt). */
@@ -305,6 +309,7 @@ export function armCompaction(ctlWords: Int32Array, clocks: Float64Array, inj: R
   c[Ctl.INJECT_FAULT_HOLD_TIMED_MS] = inj.faultHoldTimedMs ?? 0;
   c[Ctl.INJECT_MARK_HOLD_BUILT_MS] = inj.markHoldBuiltMs ?? 0;
   c[Ctl.INJECT_READ_HOLD_MS] = inj.readHoldMs ?? 0;
+  c[Ctl.INJECT_WRITE_HOLD_MS] = inj.writeHoldMs ?? 0;
   c[Ctl.INJECT_WHOLE_HOLD_MAPPED_MS] = inj.wholeHoldMappedMs ?? 0;
   c[Ctl.SEGMENTS] = segments;
   c[Ctl.PAGES_TOTAL] = pagesTotal;

@@ -21,6 +21,7 @@ import type { CycleStats } from './stats.js';
 import type { CollectorThreads } from './threads.js';
 import type { Userfaultfd } from './uffd.js';
 import type { UnbuiltReads } from './unbuilt-reads.js';
+import type { UnbuiltWrites } from './unbuilt-writes.js';
 
 /** What the driver needs of the mutator's side of the heap (implemented by MutatorHeap, mutator.ts). */
 export interface MutatorState {
@@ -107,6 +108,8 @@ export interface MutatorParts {
   faults: SelfService;
   /** The read path of unbuilt pages (options.unbuiltReads 'from-space' with faultPath 'self'), or null. */
   reads: UnbuiltReads | null;
+  /** The accessors' write path of unbuilt pages (options.unbuiltWrites 'from-space' with reads from from-space), or null. */
+  writes: UnbuiltWrites | null;
 }
 
 /** What the phase driver (MutatorState) and Heap use of MutatorHeap, and no caller may. */

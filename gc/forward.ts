@@ -8,6 +8,12 @@ import { popcount32 } from './bits.js';
 export const CHUNK_WORDS = 64;
 /** chunkNew value for chunks that do not move (pinned spans, the dense prefix). */
 export const IN_PLACE = 0xffffffff;
+/**
+ * Set in a from-space reference slot the mutator wrote during compaction (unbuilt-reads.ts,
+ * writes): the value below it is already a to-space word, which builders copy as it is. Free
+ * because references are word indexes under 2^31 (heaps up to 16 GiB).
+ */
+export const FORWARDED = 0x80000000;
 
 /** New word index of the live object starting at word `w`. */
 export function forward(chunkNew: Uint32Array, live: Uint32Array, w: number): number {

@@ -28,6 +28,8 @@ export interface Progress {
   unbuiltTouches: number;
   /** Of the accessors' reads, those served from from-space with the page left unbuilt (unbuilt-reads.ts). */
   unbuiltReads: number;
+  /** Of the accessors' field stores, those made in from-space with the page left unbuilt (unbuilt-writes.ts). */
+  unbuiltWrites: number;
 }
 
 /** A type defined by Heap.defineType (or a built-in array type): its id indexes the type table. */
@@ -109,6 +111,7 @@ export function progressOf(sh: Shared, cycle: number, phase: string, barrierEntr
     markerIdle: phase === 'marking' && Atomics.load(c, Ctl.MARK_IDLE) === 1,
     unbuiltTouches: Atomics.load(c, Ctl.UNBUILT_TOUCHES),
     unbuiltReads: Atomics.load(c, Ctl.UNBUILT_READS),
+    unbuiltWrites: Atomics.load(c, Ctl.UNBUILT_WRITES),
   };
 }
 

@@ -20,6 +20,7 @@ import { verifyHeap, type VerifyResult } from './verify.js';
 import type { Shared } from './shared.js';
 import { SelfService } from './selfservice.js';
 import { UnbuiltReads } from './unbuilt-reads.js';
+import { UnbuiltWrites } from './unbuilt-writes.js';
 import { IdleCompaction } from './idle.js';
 import { CollectorPolicy, FaultPath, Marking, UnbuiltReadPolicy, largeObjectWords, resolveOptions, type HeapOptions, type FaultPathName, type MarkingName, type ResolvedOptions } from './options.js';
 import type { Ref } from './refs.js';
@@ -67,8 +68,9 @@ export class Heap extends MutatorHeap {
     const u32 = new Uint32Array(view);
     const faults = new SelfService(sh, builders, u32, opts.faultPath, opts.stallMs, log);
     const reads = opts.faultPath === FaultPath.SELF && opts.unbuiltReads === UnbuiltReadPolicy.FROM_SPACE ? new UnbuiltReads(sh, u32, from, mem.types.rows, faults) : null;
+    const writes = reads && opts.unbuiltWrites === UnbuiltReadPolicy.FROM_SPACE ? new UnbuiltWrites(sh, reads, faults, from) : null;
     let exposed: MutatorInternals | undefined;
-    super(make, { opts, log, sh, types: mem.types, view, u32, address: mem.heap.address, faults, reads }, (i) => (exposed = i));
+    super(make, { opts, log, sh, types: mem.types, view, u32, address: mem.heap.address, faults, reads, writes }, (i) => (exposed = i));
     this.#in = exposed!;
     this.#idle = new IdleCompaction(sh, builders, u32, faults);
     this.#mem = mem;

@@ -19,6 +19,7 @@ import type { Logger } from './log.js';
 import { Ctl, PagePhase, armMarking, type Shared } from './shared.js';
 import type { SelfService } from './selfservice.js';
 import { BUILD, type UnbuiltReads } from './unbuilt-reads.js';
+import type { UnbuiltWrites } from './unbuilt-writes.js';
 import { hugeObjectWords, largeObjectWords, resolveInject, type InjectOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { HeapType, TypeRegistry, type TypeSpec } from './heap-types.js';
@@ -92,6 +93,9 @@ export class MutatorHeap {
   readonly #faults: SelfService;
   /** Reads of unbuilt pages from from-space while compacting (unbuilt-reads.ts), or null: every access builds. */
   readonly #reads: UnbuiltReads | null;
+  readonly #writes: UnbuiltWrites | null;
+  /** Compacting, with #writes: the field stores try from-space first. */
+  #writing = false;
   /** Compacting, with #reads: the read accessors try from-space first (one load and a branch otherwise). */
   #reading = false;
   /** What this heap's Roots and Pins call back into (roots.ts RootOwner): reachable from them only. */
@@ -119,6 +123,7 @@ export class MutatorHeap {
     this.#pageState = this.#sh.pageState;
     this.#faults = p.faults;
     this.#reads = p.reads;
+    this.#writes = p.writes;
     this.#tags.retag();
     armMarking(this.#sh.ctl, this.#inject);
     this.#owner = rootOwnerOf(this.#roots, {
@@ -153,6 +158,7 @@ export class MutatorHeap {
         if (on) {
           this.#faults.begin(this.#inject);
           this.#reads?.begin();
+          this.#writes?.begin();
         }
         this.#setCompacting(on);
       },
@@ -207,6 +213,7 @@ export class MutatorHeap {
   #setCompacting(on: boolean): void {
     this.#compacting = on;
     this.#reading = on && this.#reads !== null;
+    this.#writing = on && this.#writes !== null;
   }
 
   /** Word index of a reference, checked; during compaction its header's page is installed first. */
@@ -232,8 +239,13 @@ export class MutatorHeap {
     for (let q = lo >>> PAGE_SHIFT_WORDS, last = (end - 1) >>> PAGE_SHIFT_WORDS; q <= last; q++) if (this.#pageState[q] !== PagePhase.MAPPED) this.#faults.fault(q);
   }
 
+  /**
+   * A stored reference's word (0: null), checked, wherever its page is: storing it reads
+   * nothing of the object, so its page is not built for it (a store's value is the mutator's
+   * most common reference to a page nobody has touched yet).
+   */
   #wOrNull(ref: unknown): number {
-    return ref === null ? 0 : this.#w(ref);
+    return ref === null ? 0 : this.#word(ref);
   }
 
   /** The write barrier's slow path: log a stored reference the marker may not have seen. */
@@ -403,10 +415,32 @@ export class MutatorHeap {
   }
 
   setRef(obj: Ref, i: number, value: Ref | null): void {
+    if (this.#writing) return this.#unbuiltSetRef(obj, i, value);
     const s = this.#slot(obj, i);
     const v = this.#wOrNull(value);
     this.#u32[s] = v;
     if (this.#barrier) this.#shade(v); // concurrent marking only: one load and a branch otherwise
+  }
+
+  // setRef while compacting with writes to from-space (unbuilt-writes.ts), out of line as
+  // #unbuiltRef: a slot on a page nobody has claimed is stored where the object still is.
+  #unbuiltSetRef(obj: Ref, i: number, value: Ref | null): void {
+    const w = this.#word(obj);
+    const v = this.#wOrNull(value);
+    const ps = this.#pageState;
+    const built = typeof i === 'number' && ps[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED && ps[(w + 1 + (i >>> 1)) >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED;
+    if (built || !this.#writes!.ref(w, i, v)) this.#u32[this.#slot(obj, i)] = v;
+    if (this.#barrier) this.#shade(v);
+  }
+
+  // The raw stores while compacting with writes to from-space: true if stored there. The
+  // value is checked first, by the caller.
+  #unbuiltStore(obj: Ref, offset: number, size: number, v: number): boolean {
+    if (typeof offset !== 'number') return false; // the usual path says what is wrong
+    const w = this.#word(obj);
+    if (this.#pageState[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED && this.#pageState[(w + 1 + Math.floor(offset / 8)) >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED) return false;
+    const x = this.#writes!;
+    return size === 1 ? x.u8(w, offset, v) : size === 4 ? x.u32(w, offset, v) : x.f64(w, offset, v);
   }
 
   /** Byte index in the heap of raw byte `offset` of obj, checked for `size` bytes. */
@@ -443,6 +477,7 @@ export class MutatorHeap {
     return this.#bytes.getUint8(this.#raw(obj, offset, 1));
   }
   setU8(obj: Ref, offset: number, v: number): void {
+    if (this.#writing && typeof v === 'number' && Number.isInteger(v) && v >= -0x80 && v <= 0xff && this.#unbuiltStore(obj, offset, 1, v)) return;
     const b = this.#raw(obj, offset, 1);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80 || v > 0xff) throw badValue('u8', v);
     this.#bytes.setUint8(b, v);
@@ -458,6 +493,7 @@ export class MutatorHeap {
     return this.#u32[b / 4]; // not b >>> 2: byte indices pass 2^32 in heaps over 4 GiB
   }
   setU32(obj: Ref, offset: number, v: number): void {
+    if (this.#writing && typeof v === 'number' && Number.isInteger(v) && v >= -0x80000000 && v <= 0xffffffff && this.#unbuiltStore(obj, offset, 4, v)) return;
     const b = this.#raw(obj, offset, 4);
     if (b & 3) throw new MoveGcError(ErrorCode.FIELD_RANGE, `u32 at byte ${offset} is not 4-byte aligned`);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80000000 || v > 0xffffffff) throw badValue('u32', v);
@@ -473,6 +509,7 @@ export class MutatorHeap {
     return this.#f64[b / 8];
   }
   setF64(obj: Ref, offset: number, v: number): void {
+    if (this.#writing && typeof v === 'number' && this.#unbuiltStore(obj, offset, 8, v)) return;
     const b = this.#raw(obj, offset, 8);
     if (b & 7) throw new MoveGcError(ErrorCode.FIELD_RANGE, `f64 at byte ${offset} is not 8-byte aligned`);
     if (typeof v !== 'number') throw badValue('f64', v);

@@ -122,6 +122,8 @@ export interface InjectOptions {
    * long between its look at the page's state and its read (a thread descheduled there).
    */
   readHoldMs?: number;
+  /** The same for the mutator's first write of a cycle made in from-space: between its look at the page and its write. */
+  writeHoldMs?: number;
   /** The compactor, once per cycle, holds its first WHOLE run this long between its MOVE and its pages' MAPPED. */
   wholeHoldMappedMs?: number;
   /** Stall the marker for markDelayMs after tracing this many objects (concurrent marking). */
@@ -208,6 +210,13 @@ export interface HeapOptions {
    * unbuilt-reads.ts for when each pays. MOVEGC_UNBUILT_READS=build changes the default.
    */
   unbuiltReads?: UnbuiltReadsName;
+  /**
+   * With unbuiltReads 'from-space': a write of one field (setRef, setU8/U32/F64) to a page
+   * nobody has claimed is made in from-space, the page left to the compactor ('from-space',
+   * default), or builds the page first ('build'); see unbuilt-reads.ts.
+   * MOVEGC_UNBUILT_WRITES=build changes the default.
+   */
+  unbuiltWrites?: UnbuiltReadsName;
   /** MADV_DONTFORK on the heap's mappings (default true): a child then shares no heap page. */
   dontFork?: boolean;
   /** Run the verifier after every cycle and throw ERR_VERIFY_FAILED if it fails. */
@@ -236,6 +245,7 @@ export interface ResolvedOptions {
   readonly builder: BuilderName;
   readonly faultPath: FaultPathName;
   readonly unbuiltReads: UnbuiltReadsName;
+  readonly unbuiltWrites: UnbuiltReadsName;
   readonly dontFork: boolean;
   readonly verify: boolean;
   readonly hide: readonly Hideable[];
@@ -244,8 +254,8 @@ export interface ResolvedOptions {
   readonly logger: Logger | undefined;
 }
 
-const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'moveMinRun', 'builder', 'faultPath', 'unbuiltReads', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultTakeoverAtFault', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'faultHoldMappedMs', 'faultHoldTimedMs', 'markHoldBuiltMs', 'readHoldMs', 'wholeHoldMappedMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall', 'startExit'] as const;
+const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'moveMinRun', 'builder', 'faultPath', 'unbuiltReads', 'unbuiltWrites', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultTakeoverAtFault', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'faultHoldMappedMs', 'faultHoldTimedMs', 'markHoldBuiltMs', 'readHoldMs', 'writeHoldMs', 'wholeHoldMappedMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall', 'startExit'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in
@@ -287,7 +297,7 @@ function bool(key: string, v: unknown, dflt: boolean): boolean {
 }
 
 /** Injections that sleep the mutator's own thread inside a heap call: bounded, as a pause is. */
-const MUTATOR_SLEEPS = { markHandGapMs: true, flipGapMs: true, readHoldMs: true } as const;
+const MUTATOR_SLEEPS = { markHandGapMs: true, flipGapMs: true, readHoldMs: true, writeHoldMs: true } as const;
 const MUTATOR_SLEEP_MAX_MS = 10_000;
 
 export function resolveInject(input: unknown): Readonly<InjectOptions> {
@@ -324,6 +334,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   const marking = oneOf<MarkingName>('marking', s.marking, [Marking.CONCURRENT, Marking.PAUSE], envMarking);
   const envPath = envDefault('MOVEGC_FAULT_PATH', [FaultPath.SELF, FaultPath.HANDLER], FaultPath.SELF);
   const envReads = envDefault('MOVEGC_UNBUILT_READS', [UnbuiltReadPolicy.BUILD, UnbuiltReadPolicy.FROM_SPACE], UnbuiltReadPolicy.FROM_SPACE);
+  const envWrites = envDefault('MOVEGC_UNBUILT_WRITES', [UnbuiltReadPolicy.BUILD, UnbuiltReadPolicy.FROM_SPACE], UnbuiltReadPolicy.FROM_SPACE);
   const { stallMs, denseThreshold, largeObjectBytes, hide, logger } = s;
   if (stallMs !== undefined) {
     if (typeof stallMs !== 'number') throw invalidArg(`stallMs must be a number, got ${typeof stallMs}`);
@@ -359,6 +370,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     builder: oneOf<BuilderName>('builder', s.builder, ['native', 'js'], 'native'),
     faultPath: oneOf<FaultPathName>('faultPath', s.faultPath, [FaultPath.SELF, FaultPath.HANDLER], envPath),
     unbuiltReads: oneOf<UnbuiltReadsName>('unbuiltReads', s.unbuiltReads, [UnbuiltReadPolicy.FROM_SPACE, UnbuiltReadPolicy.BUILD], envReads),
+    unbuiltWrites: oneOf<UnbuiltReadsName>('unbuiltWrites', s.unbuiltWrites, [UnbuiltReadPolicy.FROM_SPACE, UnbuiltReadPolicy.BUILD], envWrites),
     dontFork: bool('dontFork', s.dontFork, true),
     verify: bool('verify', s.verify, false),
     hide: Object.freeze(hidden),

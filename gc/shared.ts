@@ -41,7 +41,8 @@ export const HIST_BUCKETS = 512;
 /**
  * FAULT_US: the fault server's read-to-install time. SELF_STALL_US / HANDLER_STALL_US: the
  * mutator's own stall per touched unbuilt page, on each fault path (selfservice.ts).
- * UNBUILT_READ_US: an accessor's read of an unbuilt page served from from-space (unbuilt-reads.ts).
+ * UNBUILT_READ_US: an accessor's read of an unbuilt page served from from-space (unbuilt-reads.ts),
+ * or its write made there (unbuilt-writes.ts).
  */
 export const Hist = { FAULT_US: 0, BATCH_PAGES: 1, SELF_STALL_US: 2, HANDLER_STALL_US: 3, UNBUILT_READ_US: 4 } as const;
 const HISTS = Object.keys(Hist).length;

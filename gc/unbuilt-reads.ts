@@ -3,8 +3,10 @@
  * cycle compacts (options.unbuiltReads 'from-space', with faultPath 'self').
  *
  * A to-space page is a pure function of its from-space sources and the plan's tables (its
- * builder decides nothing), and nobody writes an object on a page that is not built: a
- * mutator write builds the page first (selfservice.ts). So a read of a word on an unclaimed
+ * builder decides nothing), and nobody writes an object on a page that is not built except
+ * in those sources: a mutator write builds the page first (selfservice.ts), or is made in
+ * from-space with the page claimed (unbuilt-writes.ts: a reference tagged, untagged here).
+ * So a read of a word on an unclaimed
  * page can take the word from where it still is, and forward it if it is a reference, as the
  * builder would: the same value, without building the page (13-50 us on this machine: a page
  * of references forwards 1024 slots) and without installing it (a MOVE or COPY call). The
@@ -31,7 +33,7 @@
  */
 import { clearBit, nextSet, setBit } from './bits.js';
 import { planTop } from './build.js';
-import { forward } from './forward.js';
+import { FORWARDED, forward } from './forward.js';
 import { Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, TYPE_ROW, rawOffset, refCount } from './layout.js';
 import { markedHeaderWords } from './mark.js';
 import { NONE } from './plan.js';
@@ -106,6 +108,7 @@ export class UnbuiltReads {
   u8(w: number, offset: number): number {
     const f = this.#rawAt(w, offset, 1);
     if (f === BUILD) return BUILD;
+    this.#hold();
     const v = this.#fromBytes.getUint8(f);
     return this.#stillUnbuilt() ? v : BUILD;
   }
@@ -115,6 +118,7 @@ export class UnbuiltReads {
     if (typeof offset !== 'number' || (offset & 3) !== 0) return BUILD;
     const f = this.#rawAt(w, offset, 4);
     if (f === BUILD) return BUILD;
+    this.#hold();
     const v = this.#fromBytes.getUint32(f, true);
     return this.#stillUnbuilt() ? v : BUILD;
   }
@@ -124,6 +128,7 @@ export class UnbuiltReads {
     if (typeof offset !== 'number' || (offset & 7) !== 0) return false;
     const f = this.#rawAt(w, offset, 8);
     if (f === BUILD) return false;
+    this.#hold();
     this.#value[0] = this.#fromF64[f / 8];
     return this.#stillUnbuilt();
   }
@@ -133,11 +138,15 @@ export class UnbuiltReads {
     if (length === 0) return null;
     const f = this.#rawAt(w, offset, length);
     if (f === BUILD) return null;
+    this.#hold();
     const v = new Uint8Array(this.#fromBytes.buffer, this.#fromBytes.byteOffset + f, length).slice();
     return this.#stillUnbuilt() ? v : null;
   }
 
   /** Page q, as this path sees it: 1 installed, 0 readable from from-space, -1 neither (a WHOLE page claimed: the build path). */
+  page(q: number): number {
+    return this.#page(q);
+  }
   #page(q: number): number {
     const s = Atomics.load(this.#state, q);
     if (s === PagePhase.MAPPED || this.#faults.seen(q)) return 1;
@@ -189,6 +198,7 @@ export class UnbuiltReads {
     // Still unclaimed: nothing rewrote, moved or released those sources meanwhile.
     if ((h === 0 && this.#page(qh) !== 0) || (p === 0 && this.#page(qs) !== 0)) return BUILD;
     if (p === 1 || v === 0) return this.#done(t0, v);
+    if (v >= FORWARDED && v - FORWARDED < this.#sh.live.length * 32) return this.#done(t0, v - FORWARDED); // the mutator's own store since the flip (unbuilt-writes.ts)
     if (v >= this.#tops[TOP]) return BUILD; // the builder keeps it as it is, and counts it
     return this.#done(t0, forward(this.#sh.chunkNew, this.#sh.live, v));
   }
@@ -244,8 +254,28 @@ export class UnbuiltReads {
     this.#p0 = q0;
     this.#p1 = q1;
     this.#ph = h === 0 ? qh : q0;
-    this.#hold();
     return o * 8 + start + offset;
+  }
+
+  /**
+   * For a write of `size` bytes (at most a word, aligned: one page) at raw byte `offset` of the
+   * object at to-space word w (unbuilt-writes.ts): its from-space byte index, or BUILD; `dataPage`
+   * is then the to-space page the bytes land on. Its pages must still be unbuilt after the
+   * header was read (headerStill) for the index to stand.
+   */
+  locate(w: number, offset: number, size: number): number {
+    return this.#rawAt(w, offset, size);
+  }
+  get dataPage(): number {
+    return this.#p0;
+  }
+  headerStill(): boolean {
+    return this.#page(this.#ph) === 0 || this.#ph === this.#p0;
+  }
+
+  /** Reference slots of the object at to-space word w, its header read where it is (h: page(w's page)), or 0. */
+  refsOf(w: number, o: number, h: number): number {
+    return h === 1 ? this.#refs(this.#heap, w, false) : this.#refs(this.#from, o, true);
   }
 
   /** After a read at #rawAt's index: true if its pages are still not installed (the value stands), counted. */

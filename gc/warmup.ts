@@ -71,8 +71,13 @@ export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shar
     };
     // With reads served from from-space, the same calls take that path (unbuilt-reads.ts):
     // the tables say the two objects are unbuilt and in place for the length of it.
+    // Then each accessor's way back to the usual path when from-space cannot serve it, and its
+    // look at an installed page (a length() built it, say): with writes served from from-space
+    // too, those first ran in the first compaction, and deoptimized their callers.
     if (i.reads) i.reads.rehearse([top, pad, bw], i.top, accesses);
-    else accesses();
+    accesses();
+    for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.MAPPED;
+    accesses();
   } finally {
     i.setChecks(false, false);
     for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.MAPPED;

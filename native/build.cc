@@ -33,6 +33,7 @@ constexpr int64_t CHUNK_WORDS = 64;
 constexpr int64_t HEAP_START_WORD = 1;
 constexpr uint32_t NONE = 0xffffffffu;
 constexpr uint32_t IN_PLACE = 0xffffffffu;
+constexpr uint32_t FORWARDED = 0x80000000u;  // forward.ts: a to-space word the mutator stored in from-space
 constexpr int64_t STRIDE_WORDS = 32;  // build.ts: runs this long are copied in one block
 constexpr int SEG_FIELDS = 8;
 constexpr int TYPE_ROW = 4;
@@ -93,6 +94,10 @@ class Kernel {
   int64_t npending_ = 0;
   // Slot `at` of object o holds reference v (not null): forwarded at the page's end (Flush).
   inline void Slot(uint32_t* at, uint32_t v, int64_t o) {
+    if (v >= FORWARDED && static_cast<size_t>(v - FORWARDED) < live.n * 32) {  // build.ts forwardSlot: stored since the flip, a to-space word
+      *at = v - FORWARDED;
+      return;
+    }
     const uint32_t c = v >> 6;
     if (static_cast<int64_t>(v) < top_) {
       if (c >= chunkNew.n) Fail("reference outside the heap", v);
@@ -394,6 +399,7 @@ class NativePageBuilder : public Napi::ObjectWrap<NativePageBuilder> {
         {num(layout, "heapStartWord"), HEAP_START_WORD, "heapStartWord"},
         {num(layout, "none"), NONE, "none"},
         {num(layout, "inPlace"), IN_PLACE, "inPlace"},
+        {num(layout, "forwarded"), FORWARDED, "forwarded"},
         {num(layout, "strideWords"), STRIDE_WORDS, "strideWords"},
         {num(layout, "segFields"), SEG_FIELDS, "segFields"},
         {num(layout, "typeRow"), TYPE_ROW, "typeRow"},

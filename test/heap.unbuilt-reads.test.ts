@@ -8,7 +8,8 @@
  *  - what is read: every reference slot and raw field of a graph whose pages are all unbuilt
  *    (the compactor sleeps before its first page): the right values, no page built, no kernel
  *    fault, every read counted; with 'build' the same reads build their pages (the control).
- *  - writes: a write builds its page, and reads of it and of its neighbours see it.
+ *  - writes that build (unbuiltWrites 'build'): a write builds its page, and reads of it and
+ *    of its neighbours see it (writes made in from-space: heap.unbuilt-writes).
  *  - the state word lagging the kernel: a write whose page the fault server installed but has
  *    not yet marked MAPPED (faultHoldMappedMs) is seen by the read after it (SelfService.seen).
  *  - racing the compactor: reads of every object, over and over, while it builds, installs,
@@ -190,7 +191,7 @@ describe.each(MODES)('reads of unbuilt pages (%s)', (mode) => {
   itMode(mode, 'hostile slots and offsets (Symbol, BigInt, string, negative, fractional, past 2^32) on installed and unbuilt pages: typed errors, the heap intact', async () => {
     // The read accessors look at the header's and the slot's page before the from-space path
     // (mutator.ts #unbuiltRef): with a slot that is no number, that look must not throw first.
-    const heap = await openHeap({ capacity: 16 << 20, mode, unbuiltReads: 'from-space', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 300 } });
+    const heap = await openHeap({ capacity: 16 << 20, mode, unbuiltReads: 'from-space', unbuiltWrites: 'build', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 300 } });
     const g = buildGraph(heap);
     await heap.collect();
     const far = g.nodes[N - 1].get()!;
@@ -212,8 +213,8 @@ describe.each(MODES)('reads of unbuilt pages (%s)', (mode) => {
     readAll(heap, g);
   }, 60_000);
 
-  itMode(mode, 'a write builds its page; reads of it and of its neighbours see the write', async () => {
-    const heap = await openHeap({ capacity: 16 << 20, mode, unbuiltReads: 'from-space', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 300 } });
+  itMode(mode, 'a write builds its page (unbuiltWrites build); reads of it and of its neighbours see the write', async () => {
+    const heap = await openHeap({ capacity: 16 << 20, mode, unbuiltReads: 'from-space', unbuiltWrites: 'build', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 300 } });
     const g = buildGraph(heap);
     await heap.collect();
     expect(heap.cyclePhase).toBe('compacting');
@@ -241,7 +242,7 @@ describe.each(MODES)('reads of unbuilt pages (%s)', (mode) => {
     // self-service, so its write goes through the kernel; the fault server installs the page
     // and holds 300 ms before marking it MAPPED. The write lands meanwhile, and the read must
     // take it from to-space, not the old word from from-space.
-    const heap = await openHeap({ capacity: 16 << 20, mode, unbuiltReads: 'from-space', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 600, selfFailAtInstall: 1, faultHoldMappedMs: 300 } });
+    const heap = await openHeap({ capacity: 16 << 20, mode, unbuiltReads: 'from-space', unbuiltWrites: 'build', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 600, selfFailAtInstall: 1, faultHoldMappedMs: 300 } });
     const g = buildGraph(heap);
     await heap.collect();
     expect(heap.cyclePhase).toBe('compacting');

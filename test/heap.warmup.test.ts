@@ -24,7 +24,7 @@ const index = fileURLToPath(new URL('../dist/gc/index.js', import.meta.url));
 const TURBOFANNED = 1 << 6;
 
 /** A child: `walk` (a frame's worth of accessor calls) compiled by TurboFan before the first compaction, run again during it. */
-function child(mode: ModeName, unbuiltReads: 'build' | 'from-space' = 'build'): { before: number; after: number; met: number } {
+function child(mode: ModeName, unbuiltReads: 'build' | 'from-space' = 'build', body = 's += h.getU32(x, 0) + h.length(x); h.setU32(x, 4, k);'): { before: number; after: number; met: number; writes: number } {
   const src = `
     const { Heap } = await import(${JSON.stringify(index)});
     // The compactor waits 300 ms before its first page: the accessors meet every page unbuilt.
@@ -35,7 +35,7 @@ function child(mode: ModeName, unbuiltReads: 'build' | 'from-space' = 'build'): 
     const r = h.root(head);
     function walk(k) {
       let s = 0;
-      for (let x = r.get(); x !== null; x = h.getRef(x, 0)) { s += h.getU32(x, 0) + h.length(x); h.setU32(x, 4, k); }
+      for (let x = r.get(); x !== null; x = h.getRef(x, 0)) { ${body} }
       return s;
     }
     %PrepareFunctionForOptimization(walk);
@@ -48,7 +48,7 @@ function child(mode: ModeName, unbuiltReads: 'build' | 'from-space' = 'build'): 
     walk(3);
     const after = %GetOptimizationStatus(walk);
     const st = await h.idle();
-    console.log('RESULT ' + JSON.stringify({ before, after, met: st.pages.builtBySelf + st.faults + st.stalls.unbuiltReads }));
+    console.log('RESULT ' + JSON.stringify({ before, after, met: st.pages.builtBySelf + st.faults + st.stalls.unbuiltReads + st.stalls.unbuiltWrites, writes: st.stalls.unbuiltWrites }));
     await h.close();`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-warmup-'));
   const file = path.join(dir, 'child.mjs');
@@ -86,6 +86,13 @@ describe.each(['move', 'copy'] as const)('the accessors on the first compaction 
   itMode(mode, 'the same with reads served from from-space (unbuiltReads)', () => {
     const r = child(mode, 'from-space');
     expect(r.met, 'the accessors met unbuilt pages').toBeGreaterThan(10);
+    expect(r.before & TURBOFANNED, JSON.stringify(r)).toBe(TURBOFANNED);
+    expect(r.after, 'deoptimized by the first compaction').toBe(r.before);
+  });
+  // And the stores made in from-space (UnbuiltWrites), with no length() to build the page first.
+  itMode(mode, 'the same with stores made in from-space too (unbuiltWrites)', () => {
+    const r = child(mode, 'from-space', 's += h.getU32(x, 0); h.setF64(x, 0, h.getF64(x, 0)); h.setU32(x, 4, k); h.setU8(x, 5, k); h.setRef(x, 0, h.getRef(x, 0));');
+    expect(r.writes, JSON.stringify(r)).toBeGreaterThan(10);
     expect(r.before & TURBOFANNED, JSON.stringify(r)).toBe(TURBOFANNED);
     expect(r.after, 'deoptimized by the first compaction').toBe(r.before);
   });
