@@ -30,25 +30,27 @@ describe('heap options: the README\'s defaults', () => {
    * Claim (README, "Every option of Heap.create", the default column): capacity alone gives
    * mode move, stallMs 200, denseThreshold 0.95, largeObjectBytes 65536, hugePages false,
    * collectorPolicy normal, pauseOrder remap-first, faultInstall copy, moveMinRun 34, builder native,
-   * unbuiltReads from-space, dontFork true, verify false, hide [], allowUnfixedMove false, no injection, no logger.
+   * unbuiltReads from-space, unbuiltWrites from-space, dontFork true, verify false, hide [], allowUnfixedMove false, no injection, no logger.
    */
   it('resolveOptions({ capacity }) fills in every default the README table names', () => {
-    const saved = { m: process.env.MOVEGC_MARKING, f: process.env.MOVEGC_FAULT_PATH, r: process.env.MOVEGC_UNBUILT_READS };
+    const saved = { m: process.env.MOVEGC_MARKING, f: process.env.MOVEGC_FAULT_PATH, r: process.env.MOVEGC_UNBUILT_READS, w: process.env.MOVEGC_UNBUILT_WRITES };
     delete process.env.MOVEGC_MARKING;
     delete process.env.MOVEGC_FAULT_PATH;
     delete process.env.MOVEGC_UNBUILT_READS;
+    delete process.env.MOVEGC_UNBUILT_WRITES;
     try {
       const o = resolveOptions({ capacity: 2 * MiB });
       expect({ ...o }).toEqual({
         capacity: 2 * MiB, mode: 'move', marking: 'concurrent', faultPath: 'self', stallMs: 200, denseThreshold: 0.95,
         largeObjectBytes: 65536, hugePages: false, collectorPolicy: 'normal', pauseOrder: 'remap-first', faultInstall: 'copy',
-        moveMinRun: 34, builder: 'native', unbuiltReads: 'from-space', dontFork: true, verify: false, hide: [], allowUnfixedMove: false, inject: {}, logger: undefined,
+        moveMinRun: 34, builder: 'native', unbuiltReads: 'from-space', unbuiltWrites: 'from-space', dontFork: true, verify: false, hide: [], allowUnfixedMove: false, inject: {}, logger: undefined,
       });
       expect(Object.isFrozen(o)).toBe(true);
     } finally {
       if (saved.m !== undefined) process.env.MOVEGC_MARKING = saved.m;
       if (saved.f !== undefined) process.env.MOVEGC_FAULT_PATH = saved.f;
       if (saved.r !== undefined) process.env.MOVEGC_UNBUILT_READS = saved.r;
+      if (saved.w !== undefined) process.env.MOVEGC_UNBUILT_WRITES = saved.w;
     }
   });
   /**
