@@ -58,8 +58,8 @@ export interface ArtResult {
   faultP50Us: number;
   faultP99Us: number;
   /**
-   * The frames' stall per touched unbuilt page (µs, CycleStats.stalls: self-service and kernel
-   * fault samples merged, log-bucket lower bounds): p50, p99, pages, their sum (ms, so a lower
+   * The frames' stall per touched unbuilt page (µs, CycleStats.stalls: self-service, kernel
+   * fault and from-space read and store samples merged, log-bucket lower bounds): p50, p99, pages, their sum (ms, so a lower
    * bound), and the pages the accessors built themselves.
    */
   stallP50Us: number;
@@ -181,7 +181,7 @@ async function runOne(args: Args, mode: ModeName, faultPath: FaultPathName): Pro
     for (const [v, n] of faultMerged) if ((seen += n) >= Math.ceil(p * count)) return v;
     return 0;
   };
-  const stallBuckets = mergeBuckets(cycles.flatMap((c) => [c.stalls.self.buckets, c.stalls.handler.buckets]));
+  const stallBuckets = mergeBuckets(cycles.flatMap((c) => [c.stalls.self.buckets, c.stalls.handler.buckets, c.stalls.reads.buckets]));
   const stalls = bucketQuantiles(stallBuckets);
   const r: ArtResult = {
     mode: heap.mode,
