@@ -198,6 +198,22 @@ function garbage(n: number, seed: number): Uint32Array {
   return u;
 }
 
+/**
+ * A dense random heap (a dense prefix one seed in three), every page of its plan, and a build of
+ * them all one page per call into garbage (`buildAll`), the native builder's first (`clean`).
+ */
+function denseCase(rng: Rng, seed: number): { t: TestHeap; sh: Shared; from: Uint32Array; pages: number[]; buildAll: (b: RunBuilder) => Uint32Array; clean: Uint32Array } {
+  const t = randomHeap(rng, { capacityPages: 24, fill: 0.9, rootP: 0.3, densePrefix: seed % 3 === 0 ? 200 : 0, denseThreshold: seed % 3 === 0 ? 0.5 : 2, pins: 0, largeP: 0.05, firstLarge: true });
+  const pages: number[] = [];
+  for (const sg of t.plan.segments) for (let q = sg.firstPage; q < sg.endPage; q++) pages.push(q);
+  const buildAll = (b: RunBuilder): Uint32Array => {
+    const out = garbage(pages.length * PAGE_U32, seed);
+    pages.forEach((q, i) => b.buildRun(q, 1, out, i * PAGE_U32));
+    return out;
+  };
+  return { t, sh: t.sh, from: t.from, pages, buildAll, clean: buildAll(new NativePageBuilder(t.sh, t.from)) };
+}
+
 function firstDiff(a: Uint32Array, b: Uint32Array): string {
   for (let i = 0; i < a.length; i++)
     if (a[i] !== b[i]) return `u32 ${i} (page ${Math.floor(i / PAGE_U32)}, word ${(i % PAGE_U32) >> 1}${i & 1 ? ' hi' : ''}): js ${a[i]} native ${b[i]}`;
@@ -490,16 +506,7 @@ describe('page builders: js and native write the same bytes', () => {
     let deadCases = 0;
     for (let seed = 1; seed <= 48; seed++) {
       const rng = new Rng(seed * 7919);
-      const t = randomHeap(rng, { capacityPages: 24, fill: 0.9, rootP: 0.3, densePrefix: seed % 3 === 0 ? 200 : 0, denseThreshold: seed % 3 === 0 ? 0.5 : 2, pins: 0, largeP: 0.05, firstLarge: true });
-      const { sh, from } = t;
-      const pages: number[] = [];
-      for (const sg of t.plan.segments) for (let q = sg.firstPage; q < sg.endPage; q++) pages.push(q);
-      const buildAll = (b: RunBuilder): Uint32Array => {
-        const out = garbage(pages.length * PAGE_U32, seed);
-        pages.forEach((q, i) => b.buildRun(q, 1, out, i * PAGE_U32));
-        return out;
-      };
-      const clean = buildAll(new NativePageBuilder(sh, from));
+      const { t, sh, from, pages, buildAll, clean } = denseCase(rng, seed);
       const [name, corrupt, slot] = cases[seed % cases.length];
       const live: number[] = [];
       const resized = name.startsWith('a valid header');
@@ -554,16 +561,7 @@ describe('page builders: js and native write the same bytes', () => {
     let tagged = 0;
     for (let seed = 1; seed <= 24; seed++) {
       const rng = new Rng(seed * 104723);
-      const t = randomHeap(rng, { capacityPages: 24, fill: 0.9, rootP: 0.3, densePrefix: seed % 3 === 0 ? 200 : 0, denseThreshold: seed % 3 === 0 ? 0.5 : 2, pins: 0, largeP: 0.05, firstLarge: true });
-      const { sh, from } = t;
-      const pages: number[] = [];
-      for (const sg of t.plan.segments) for (let q = sg.firstPage; q < sg.endPage; q++) pages.push(q);
-      const buildAll = (b: RunBuilder): Uint32Array => {
-        const out = garbage(pages.length * PAGE_U32, seed);
-        pages.forEach((q, i) => b.buildRun(q, 1, out, i * PAGE_U32));
-        return out;
-      };
-      const clean = buildAll(new NativePageBuilder(sh, from));
+      const { t, sh, from, pages, buildAll, clean } = denseCase(rng, seed);
       const words = t.heap.length / 2;
       const slots = new Map<number, number>(); // to-space u32 index -> the word stored
       for (let o = 1; o < t.top; o++) {

@@ -15,12 +15,10 @@
  *  - racing the compactor: reads of every object, over and over, while it builds, installs,
  *    recycles and releases from-space: every value right, the heap verified after.
  */
-import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, Heap, MoveGcError, type HeapType, type Ref } from '../dist/gc/index.js';
+import { withEnvProbe } from './helpers/env-probe.js';
+import { targetAheadOfArrays } from './helpers/held.js';
 import { checkStats, closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
 import { rejected, thrown } from './helpers/thrown.js';
 
@@ -29,53 +27,42 @@ closeHeapsAfterEach();
 const DIST_URL = new URL('../dist/gc/index.js', import.meta.url).href;
 const MODES = ['move', 'copy'] as const;
 
-describe('the unbuiltReads option', () => {
+/** The two options' probes: what a heap was given shows in whether its accesses build (2 cycles in a child). */
+const OPTIONS = [
+  { option: 'unbuiltReads', env: 'MOVEGC_UNBUILT_READS', access: 'h.getRef(a.get(), i)' },
+  { option: 'unbuiltWrites', env: 'MOVEGC_UNBUILT_WRITES', access: 'h.setU32(h.getRef(a.get(), i), 0, i)' },
+] as const;
+
+describe.each(OPTIONS)('the $option option', ({ option, env, access }) => {
   it('is validated like the other options', async () => {
     for (const bad of ['fromspace', 'BUILD', '', 1, true, null, {}]) {
-      const e = await rejected(() => Heap.create({ capacity: 2 << 20, mode: 'stw', unbuiltReads: bad as never }));
+      const e = await rejected(() => Heap.create({ capacity: 2 << 20, mode: 'stw', [option]: bad as never }));
       expect(e, String(bad)).toBeInstanceOf(MoveGcError);
       expect(e.code, String(bad)).toBe(ErrorCode.INVALID_ARG_TYPE);
-      expect(e.message).toContain('unbuiltReads');
+      expect(e.message).toContain(option);
     }
   });
 
-  it('defaults to from-space; MOVEGC_UNBUILT_READS=build changes the default, not an explicit choice (child process)', () => {
-    // What a heap was given shows in whether reads build: a 2-cycle probe in the child.
+  it(`defaults to from-space; ${env}=build changes the default, not an explicit choice (child process)`, () => {
     const script = `const { Heap } = await import(${JSON.stringify(DIST_URL)});
       const out = [];
-      for (const o of [{}, { unbuiltReads: 'from-space' }]) {
+      for (const o of [{}, { ${option}: 'from-space' }]) {
         const h = await Heap.create({ capacity: 8 << 20, mode: 'copy', stallMs: 10000, inject: { delayAtPage: 1, delayMs: 200 }, ...o });
         const a = h.root(h.allocRefArray(2000));
         for (let i = 0; i < 2000; i++) { h.allocBytes(200); h.setRef(a.get(), i, h.allocBytes(16)); }
         await h.collect();
-        for (let i = 0; i < 2000; i += 97) h.getRef(a.get(), i);
+        for (let i = 0; i < 2000; i += 97) ${access};
         const st = await h.idle();
-        out.push(st.stalls.unbuiltReads > 0 ? 'from-space' : 'build');
+        out.push(st.stalls.${option} > 0 ? 'from-space' : 'build');
         await h.close();
       }
       console.log(JSON.stringify(out));`;
-    // A file, not --input-type=module -e: the heap's Workers inherit the parent's execArgv.
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-reads-')), 'probe.mjs');
-    fs.writeFileSync(file, script);
-    const run = (env: string | undefined): string[] => {
-      const e = { ...process.env };
-      if (env === undefined) delete e.MOVEGC_UNBUILT_READS;
-      else e.MOVEGC_UNBUILT_READS = env;
-      const r = spawnSync(process.execPath, [file], { encoding: 'utf8', env: e, timeout: 60_000 });
-      expect(r.status, r.stderr).toBe(0);
-      return JSON.parse(r.stdout.trim().split('\n').pop()!);
-    };
-    try {
-      expect(run('build')).toEqual(['build', 'from-space']);
-      expect(run(undefined)).toEqual(['from-space', 'from-space']);
+    withEnvProbe(env, script, (p) => {
+      expect(p.run('build')).toEqual(['build', 'from-space']);
+      expect(p.run(undefined)).toEqual(['from-space', 'from-space']);
       // A value it does not know is refused (a typo would run the default unnoticed).
-      const e = { ...process.env, MOVEGC_UNBUILT_READS: 'fromspace' };
-      const bad = spawnSync(process.execPath, [file], { encoding: 'utf8', env: e, timeout: 60_000 });
-      expect(bad.status).not.toBe(0);
-      expect(bad.stderr).toMatch(/MOVEGC_UNBUILT_READS must be one of build, from-space \(or unset\), got 'fromspace'/);
-    } finally {
-      fs.rmSync(path.dirname(file), { recursive: true, force: true });
-    }
+      expect(p.refused('fromspace')).toMatch(new RegExp(`${env} must be one of build, from-space \\(or unset\\), got 'fromspace'`));
+    });
   }, 120_000);
 });
 
@@ -265,18 +252,10 @@ describe.each(MODES)('reads of unbuilt pages (%s)', (mode) => {
     // every page and recycles (move) or releases (copy) from-space behind it: 24 MiB of live
     // arrays after the target put its sources 8 MiB and more behind the walk.
     const heap = await openHeap({ capacity: 64 << 20, mode, unbuiltReads: 'from-space', stallMs: 10_000, inject: { delayAtPage: 1, delayMs: 100, readHoldMs: 1500 } });
-    const T = heap.defineType({ name: 'Target', refs: 1, bytes: 8 });
-    const keep = [heap.root(heap.allocBytes(8192))];
-    heap.allocBytes(3000);
-    const target = heap.root(heap.alloc(T));
-    heap.setU32(target.get()!, 0, 0xc0ffee);
-    heap.setRef(target.get()!, 0, keep[0].get());
-    for (let i = 0; i < 3000; i++) {
-      heap.allocBytes(2000);
-      keep.push(heap.root(heap.allocBytes(8000)));
-    }
-    await heap.collect();
-    expect(heap.cyclePhase).toBe('compacting');
+    const { target, keep } = await targetAheadOfArrays(heap, 3000, (t, k0) => {
+      heap.setU32(t, 0, 0xc0ffee);
+      heap.setRef(t, 0, k0);
+    });
     const total = heap.progress().pagesTotal;
     const t0 = performance.now();
     expect(heap.getU32(target.get()!, 0)).toBe(0xc0ffee);

@@ -2,7 +2,7 @@
  * Writes of one field to unbuilt pages made in from-space (gc/unbuilt-writes.ts,
  * options.unbuiltWrites), against the real collector in move and copy mode:
  *
- *  - the option: validated, its default, MOVEGC_UNBUILT_WRITES;
+ *  - the option (validated, its default, MOVEGC_UNBUILT_WRITES): heap.unbuilt-reads, with unbuiltReads;
  *  - every kind of store (a reference, null, a reference to an object allocated since the
  *    flip, u8, u32, f64) to pages the compactor has not reached: no page built for them,
  *    every value read back from from-space at once, from to-space after the cycle, with each
@@ -11,65 +11,15 @@
  *    every other page: the page waits for it, and carries it;
  *  - hostile slots, offsets and values on unbuilt pages: typed errors, nothing written.
  */
-import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, Heap, MoveGcError, type HeapType, type Ref } from '../dist/gc/index.js';
 import { closeHeapsAfterEach, itMode, openHeap } from './helpers/heap.js';
+import { targetAheadOfArrays } from './helpers/held.js';
 import { rejected, thrown } from './helpers/thrown.js';
 
 closeHeapsAfterEach();
 
-const DIST_URL = new URL('../dist/gc/index.js', import.meta.url).href;
 const MODES = ['move', 'copy'] as const;
-
-describe('the unbuiltWrites option', () => {
-  it('is validated like the other options', async () => {
-    for (const bad of ['fromspace', 'BUILD', '', 1, true, null, {}]) {
-      const e = await rejected(() => Heap.create({ capacity: 2 << 20, mode: 'stw', unbuiltWrites: bad as never }));
-      expect(e, String(bad)).toBeInstanceOf(MoveGcError);
-      expect(e.code, String(bad)).toBe(ErrorCode.INVALID_ARG_TYPE);
-      expect(e.message).toContain('unbuiltWrites');
-    }
-  });
-
-  it('defaults to from-space; MOVEGC_UNBUILT_WRITES=build changes the default, not an explicit choice (child process)', () => {
-    const script = `const { Heap } = await import(${JSON.stringify(DIST_URL)});
-      const out = [];
-      for (const o of [{}, { unbuiltWrites: 'from-space' }]) {
-        const h = await Heap.create({ capacity: 8 << 20, mode: 'copy', stallMs: 10000, inject: { delayAtPage: 1, delayMs: 200 }, ...o });
-        const a = h.root(h.allocRefArray(2000));
-        for (let i = 0; i < 2000; i++) { h.allocBytes(200); h.setRef(a.get(), i, h.allocBytes(16)); }
-        await h.collect();
-        for (let i = 0; i < 2000; i += 97) h.setU32(h.getRef(a.get(), i), 0, i);
-        const st = await h.idle();
-        out.push(st.stalls.unbuiltWrites > 0 ? 'from-space' : 'build');
-        await h.close();
-      }
-      console.log(JSON.stringify(out));`;
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-writes-')), 'probe.mjs');
-    fs.writeFileSync(file, script);
-    const run = (env: string | undefined): string[] => {
-      const e = { ...process.env };
-      if (env === undefined) delete e.MOVEGC_UNBUILT_WRITES;
-      else e.MOVEGC_UNBUILT_WRITES = env;
-      const r = spawnSync(process.execPath, [file], { encoding: 'utf8', env: e, timeout: 60_000 });
-      expect(r.status, r.stderr).toBe(0);
-      return JSON.parse(r.stdout.trim().split('\n').pop()!);
-    };
-    try {
-      expect(run('build')).toEqual(['build', 'from-space']);
-      expect(run(undefined)).toEqual(['from-space', 'from-space']);
-      const bad = spawnSync(process.execPath, [file], { encoding: 'utf8', env: { ...process.env, MOVEGC_UNBUILT_WRITES: 'fromspace' }, timeout: 60_000 });
-      expect(bad.status).not.toBe(0);
-      expect(bad.stderr).toMatch(/MOVEGC_UNBUILT_WRITES must be one of build, from-space \(or unset\), got 'fromspace'/);
-    } finally {
-      fs.rmSync(path.dirname(file), { recursive: true, force: true });
-    }
-  }, 120_000);
-});
 
 interface Graph {
   T: HeapType;
@@ -159,17 +109,7 @@ describe.each(MODES.flatMap((m) => (['native', 'js'] as const).map((b) => [m, b]
 describe.each(MODES)('a store held inside its claim (%s)', (mode) => {
   itMode(mode, 'a store held 1.5 s between its claim and its write (writeHoldMs) while the compactor walks every other page: the page carries the store', async () => {
     const heap = await openHeap({ capacity: 32 << 20, mode, stallMs: 10_000, verify: true, inject: { delayAtPage: 1, delayMs: 100, writeHoldMs: 1500 } });
-    const T = heap.defineType({ name: 'Target', refs: 1, bytes: 8 });
-    const keep = [heap.root(heap.allocBytes(8192))];
-    heap.allocBytes(3000);
-    const target = heap.root(heap.alloc(T));
-    heap.setU32(target.get()!, 0, 1);
-    for (let i = 0; i < 1500; i++) {
-      heap.allocBytes(2000);
-      keep.push(heap.root(heap.allocBytes(8000)));
-    }
-    await heap.collect();
-    expect(heap.cyclePhase).toBe('compacting');
+    const { target, keep } = await targetAheadOfArrays(heap, 1500, (t) => heap.setU32(t, 0, 1));
     const total = heap.progress().pagesTotal;
     const t0 = performance.now();
     heap.setU32(target.get()!, 0, 0xc0ffee);
