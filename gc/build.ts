@@ -14,7 +14,7 @@
  */
 import { nextClear, nextSet, testBit } from './bits.js';
 import { ErrorCode, MoveGcError } from './errors.js';
-import { CHUNK_WORDS, FORWARDED, IN_PLACE, forward } from './forward.js';
+import { CHUNK_WORDS, IN_PLACE, forward, storedWord } from './forward.js';
 import { FILLER_TYPE, HEAP_START_WORD, Kind, PAGE_WORDS, refCount } from './layout.js';
 import { endsMarked, markedHeaderWords, markedWords } from './mark.js';
 import { NONE } from './plan.js';
@@ -75,7 +75,8 @@ export function malformedWords(sh: Shared, t: MalformedTally, o: number, limit: 
  */
 export function forwardSlot(sh: Shared, t: MalformedTally, v: number, o: number, top: number): number {
   if (v < top && testBit(sh.live, v)) return forward(sh.chunkNew, sh.live, v);
-  if (v >= FORWARDED && v - FORWARDED < sh.live.length * 32) return v - FORWARDED; // stored by the mutator since the flip: a to-space word
+  const stored = storedWord(sh.live, v); // stored by the mutator since the flip: a to-space word
+  if (stored >= 0) return stored;
   noteMalformed(t, o);
   return v;
 }

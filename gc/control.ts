@@ -75,7 +75,7 @@ const ctl = layout({
     'INJECT_MARK_HOLD_BUILT_MS',
     /** The mutator's first from-space read of a cycle sleeps this long between its look at the page and its read. */
     'INJECT_READ_HOLD_MS',
-    /** The mutator's first from-space write of a cycle sleeps this long between its look at the page and its write. */
+    /** The mutator's first from-space write of a cycle sleeps this long between its claim of the page and its write. */
     'INJECT_WRITE_HOLD_MS',
     /** The compactor holds its first WHOLE run of a cycle this long between its MOVE and its state words' MAPPED. */
     'INJECT_WHOLE_HOLD_MAPPED_MS',
@@ -198,7 +198,7 @@ const ctl = layout({
     'UNBUILT_TOUCHES',
     /** Accessor reads of unbuilt pages served from from-space, the page left unbuilt (unbuilt-reads.ts). */
     'UNBUILT_READS',
-    /** Accessor writes into unbuilt pages made in from-space, the page left unbuilt (unbuilt-reads.ts). */
+    /** Accessor writes into unbuilt pages made in from-space, the page left unbuilt (unbuilt-writes.ts). */
     'UNBUILT_WRITES',
     /** Pages the mutator built in time it gave the cycle (Heap.idleCompact, idle.ts): no access waited for them. */
     'IDLE_PAGES',

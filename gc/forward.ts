@@ -9,11 +9,19 @@ export const CHUNK_WORDS = 64;
 /** chunkNew value for chunks that do not move (pinned spans, the dense prefix). */
 export const IN_PLACE = 0xffffffff;
 /**
- * Set in a from-space reference slot the mutator wrote during compaction (unbuilt-reads.ts,
- * writes): the value below it is already a to-space word, which builders copy as it is. Free
- * because references are word indexes under 2^31 (heaps up to 16 GiB).
+ * Set in a from-space reference slot the mutator wrote during compaction (unbuilt-writes.ts):
+ * the value below it is already a to-space word, which builders copy as it is. Free because
+ * references are word indexes under 2^31 (heaps up to 16 GiB).
  */
 export const FORWARDED = 0x80000000;
+
+/**
+ * The to-space word under a FORWARDED tag in slot value v, or -1 (untagged, or a word past
+ * the heap: garbage, which the builders count as malformed). native/build.cc Slot does the same.
+ */
+export function storedWord(live: Uint32Array, v: number): number {
+  return v >= FORWARDED && v - FORWARDED < live.length * 32 ? v - FORWARDED : -1;
+}
 
 /** New word index of the live object starting at word `w`. */
 export function forward(chunkNew: Uint32Array, live: Uint32Array, w: number): number {

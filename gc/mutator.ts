@@ -23,7 +23,7 @@ import type { UnbuiltWrites } from './unbuilt-writes.js';
 import { hugeObjectWords, largeObjectWords, resolveInject, type InjectOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { HeapType, TypeRegistry, type TypeSpec } from './heap-types.js';
-import { badValue, ownBytes } from './values.js';
+import { badValue, fitsU32, fitsU8, ownBytes } from './values.js';
 import { Pin, Root, RootTable, makePin, makeRoot, rootOwnerOf, type RootOwner } from './roots.js';
 import { Holes } from './holes.js';
 import {
@@ -395,12 +395,10 @@ export class MutatorHeap {
   // that getRef stays as small as it was for V8 to inline into its callers.
   #unbuiltRef(obj: Ref, i: number): Ref | null {
     const w = this.#word(obj);
-    const ps = this.#pageState;
-    // Header and slot on installed pages (the slot's word: (w * 2 + 2 + i) / 2): the usual
-    // path at once. Checked here, not in ref(), so that reads of built pages, most of them,
-    // pay two loads (Octane Splay with reads from from-space: 0.7x build's runs/s without).
-    const built = typeof i === 'number' && ps[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED && ps[(w + 1 + (i >>> 1)) >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED;
-    const v = built ? BUILD : this.#reads!.ref(w, i);
+    // Header and slot on installed pages: the usual path at once. Checked here, not in ref(),
+    // so that reads of built pages, most of them, pay two loads (Octane Splay with reads from
+    // from-space: 0.7x build's runs/s without).
+    const v = this.#slotMapped(w, i) ? BUILD : this.#reads!.ref(w, i);
     if (v !== BUILD) return v === 0 ? null : this.#tags.base + v;
     const r = this.#u32[this.#slot(obj, i)];
     return r === 0 ? null : this.#tags.base + r;
@@ -422,14 +420,18 @@ export class MutatorHeap {
     if (this.#barrier) this.#shade(v); // concurrent marking only: one load and a branch otherwise
   }
 
+  /** The header's page and reference slot i's (its word: (w * 2 + 2 + i) / 2) both installed. */
+  #slotMapped(w: number, i: number): boolean {
+    const ps = this.#pageState;
+    return typeof i === 'number' && ps[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED && ps[(w + 1 + (i >>> 1)) >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED;
+  }
+
   // setRef while compacting with writes to from-space (unbuilt-writes.ts), out of line as
   // #unbuiltRef: a slot on a page nobody has claimed is stored where the object still is.
   #unbuiltSetRef(obj: Ref, i: number, value: Ref | null): void {
     const w = this.#word(obj);
     const v = this.#wOrNull(value);
-    const ps = this.#pageState;
-    const built = typeof i === 'number' && ps[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED && ps[(w + 1 + (i >>> 1)) >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED;
-    if (built || !this.#writes!.ref(w, i, v)) this.#u32[this.#slot(obj, i)] = v;
+    if (this.#slotMapped(w, i) || !this.#writes!.ref(w, i, v)) this.#u32[this.#slot(obj, i)] = v;
     if (this.#barrier) this.#shade(v);
   }
 
@@ -477,9 +479,9 @@ export class MutatorHeap {
     return this.#bytes.getUint8(this.#raw(obj, offset, 1));
   }
   setU8(obj: Ref, offset: number, v: number): void {
-    if (this.#writing && typeof v === 'number' && Number.isInteger(v) && v >= -0x80 && v <= 0xff && this.#unbuiltStore(obj, offset, 1, v)) return;
+    if (this.#writing && fitsU8(v) && this.#unbuiltStore(obj, offset, 1, v)) return;
     const b = this.#raw(obj, offset, 1);
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80 || v > 0xff) throw badValue('u8', v);
+    if (!fitsU8(v)) throw badValue('u8', v);
     this.#bytes.setUint8(b, v);
   }
   getU32(obj: Ref, offset: number): number {
@@ -493,10 +495,10 @@ export class MutatorHeap {
     return this.#u32[b / 4]; // not b >>> 2: byte indices pass 2^32 in heaps over 4 GiB
   }
   setU32(obj: Ref, offset: number, v: number): void {
-    if (this.#writing && typeof v === 'number' && Number.isInteger(v) && v >= -0x80000000 && v <= 0xffffffff && this.#unbuiltStore(obj, offset, 4, v)) return;
+    if (this.#writing && fitsU32(v) && this.#unbuiltStore(obj, offset, 4, v)) return;
     const b = this.#raw(obj, offset, 4);
     if (b & 3) throw new MoveGcError(ErrorCode.FIELD_RANGE, `u32 at byte ${offset} is not 4-byte aligned`);
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80000000 || v > 0xffffffff) throw badValue('u32', v);
+    if (!fitsU32(v)) throw badValue('u32', v);
     this.#u32[b / 4] = v;
   }
   getF64(obj: Ref, offset: number): number {

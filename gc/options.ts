@@ -122,7 +122,7 @@ export interface InjectOptions {
    * long between its look at the page's state and its read (a thread descheduled there).
    */
   readHoldMs?: number;
-  /** The same for the mutator's first write of a cycle made in from-space: between its look at the page and its write. */
+  /** The same for the mutator's first write of a cycle made in from-space (unbuilt-writes.ts): between its claim of the page and its write. */
   writeHoldMs?: number;
   /** The compactor, once per cycle, holds its first WHOLE run this long between its MOVE and its pages' MAPPED. */
   wholeHoldMappedMs?: number;
@@ -213,7 +213,7 @@ export interface HeapOptions {
   /**
    * With unbuiltReads 'from-space': a write of one field (setRef, setU8/U32/F64) to a page
    * nobody has claimed is made in from-space, the page left to the compactor ('from-space',
-   * default), or builds the page first ('build'); see unbuilt-reads.ts.
+   * default), or builds the page first ('build'); see unbuilt-writes.ts.
    * MOVEGC_UNBUILT_WRITES=build changes the default.
    */
   unbuiltWrites?: UnbuiltReadsName;

@@ -33,7 +33,7 @@
  */
 import { clearBit, nextSet, setBit } from './bits.js';
 import { planTop } from './build.js';
-import { FORWARDED, forward } from './forward.js';
+import { forward, storedWord } from './forward.js';
 import { Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, TYPE_ROW, rawOffset, refCount } from './layout.js';
 import { markedHeaderWords } from './mark.js';
 import { NONE } from './plan.js';
@@ -198,7 +198,8 @@ export class UnbuiltReads {
     // Still unclaimed: nothing rewrote, moved or released those sources meanwhile.
     if ((h === 0 && this.#page(qh) !== 0) || (p === 0 && this.#page(qs) !== 0)) return BUILD;
     if (p === 1 || v === 0) return this.#done(t0, v);
-    if (v >= FORWARDED && v - FORWARDED < this.#sh.live.length * 32) return this.#done(t0, v - FORWARDED); // the mutator's own store since the flip (unbuilt-writes.ts)
+    const stored = storedWord(this.#sh.live, v); // the mutator's own store since the flip (unbuilt-writes.ts)
+    if (stored >= 0) return this.#done(t0, stored);
     if (v >= this.#tops[TOP]) return BUILD; // the builder keeps it as it is, and counts it
     return this.#done(t0, forward(this.#sh.chunkNew, this.#sh.live, v));
   }

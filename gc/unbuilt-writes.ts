@@ -67,31 +67,38 @@ export class UnbuiltWrites {
     // The header where it is. Read from from-space it stands while its page is not installed
     // (on the slot's page: the claim below proves that).
     if (i >= this.#reads.refsOf(w, o, h) || (h === 0 && qh !== q && this.#reads.page(qh) !== 0)) return false;
-    const at = o * 2 + 2 + i;
-    return this.#store(q, () => void (this.#from[at] = v === 0 ? 0 : v + FORWARDED));
+    if (!this.#claim(q)) return false;
+    this.#from[o * 2 + 2 + i] = v === 0 ? 0 : v + FORWARDED;
+    return this.#release(q);
   }
 
   /** setU8 / setU32 / setF64 of the object at to-space word w (the value checked): true if done here. */
   u8(w: number, offset: number, v: number): boolean {
     const f = this.#locate(w, offset, 1);
-    return f !== BUILD && this.#store(this.#reads.dataPage, () => this.#fromBytes.setUint8(f, v));
+    if (f === BUILD) return false;
+    this.#fromBytes.setUint8(f, v);
+    return this.#release(this.#reads.dataPage);
   }
   u32(w: number, offset: number, v: number): boolean {
     if (typeof offset !== 'number' || (offset & 3) !== 0) return false;
     const f = this.#locate(w, offset, 4);
-    return f !== BUILD && this.#store(this.#reads.dataPage, () => this.#fromBytes.setUint32(f, v, true));
+    if (f === BUILD) return false;
+    this.#fromBytes.setUint32(f, v, true);
+    return this.#release(this.#reads.dataPage);
   }
   f64(w: number, offset: number, v: number): boolean {
     if (typeof offset !== 'number' || (offset & 7) !== 0) return false;
     const f = this.#locate(w, offset, 8);
-    return f !== BUILD && this.#store(this.#reads.dataPage, () => this.#fromBytes.setFloat64(f, v, true));
+    if (f === BUILD) return false;
+    this.#fromBytes.setFloat64(f, v, true);
+    return this.#release(this.#reads.dataPage);
   }
 
-  /** From-space byte index of a raw field on one unclaimed page, its header still readable; or BUILD. */
+  /** From-space byte index of a raw field on one unclaimed page, its header still readable, the page now claimed; or BUILD. */
   #locate(w: number, offset: number, size: number): number {
     this.#t0 = now();
     const f = this.#reads.locate(w, offset, size);
-    if (f === BUILD || !this.#open(this.#reads.dataPage) || !this.#reads.headerStill()) return BUILD;
+    if (f === BUILD || !this.#open(this.#reads.dataPage) || !this.#reads.headerStill() || !this.#claim(this.#reads.dataPage)) return BUILD;
     return f;
   }
 
@@ -100,12 +107,16 @@ export class UnbuiltWrites {
     return Atomics.load(this.#state, q) === PagePhase.UNPROCESSED && this.#sh.pageKind[q] !== PageKind.WHOLE && !this.#faults.seen(q);
   }
 
-  /** The store, page q claimed around it; false (the usual path) if the claim was not ours to the end. */
-  #store(q: number, write: () => void): boolean {
-    const sh = this.#sh;
-    if (!claim(sh, q, Owner.MUTATOR)) return false;
+  /** Claims page q for a store (then the injected hold, if any): false if another thread has it. */
+  #claim(q: number): boolean {
+    if (!claim(this.#sh, q, Owner.MUTATOR)) return false;
     this.#hold();
-    write();
+    return true;
+  }
+
+  /** Gives page q back after its store: false (the usual path) if the claim was not ours to the end. */
+  #release(q: number): boolean {
+    const sh = this.#sh;
     if (!unclaim(sh, q, Owner.MUTATOR)) return false;
     sh.count(Ctl.UNBUILT_WRITES);
     sh.record(Hist.UNBUILT_READ_US, (now() - this.#t0) * 1000);

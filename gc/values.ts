@@ -5,6 +5,10 @@
  */
 import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
 
+/** Values setU8 / setU32 store as given (negative ones wrap); any other is refused (badValue). */
+export const fitsU8 = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= -0x80 && v <= 0xff;
+export const fitsU32 = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= -0x80000000 && v <= 0xffffffff;
+
 /** A value a raw setter cannot store as given (typed arrays would coerce it silently). */
 export function badValue(kind: string, v: unknown): MoveGcError {
   if (typeof v !== 'number') return invalidArg(`${kind} value must be a number, got ${typeof v}`);

@@ -94,7 +94,7 @@ class Kernel {
   int64_t npending_ = 0;
   // Slot `at` of object o holds reference v (not null): forwarded at the page's end (Flush).
   inline void Slot(uint32_t* at, uint32_t v, int64_t o) {
-    if (v >= FORWARDED && static_cast<size_t>(v - FORWARDED) < live.n * 32) {  // build.ts forwardSlot: stored since the flip, a to-space word
+    if (v >= FORWARDED && static_cast<size_t>(v - FORWARDED) < live.n * 32) {  // forward.ts storedWord: stored since the flip, a to-space word
       *at = v - FORWARDED;
       return;
     }
