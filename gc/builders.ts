@@ -391,9 +391,15 @@ export class Builders {
     }
   }
 
-  /** The compactor has walked the whole cycle (or is stale): other threads must finish what is left. */
+  /**
+   * The compactor has walked the whole cycle (or is stale): other threads must finish what is
+   * left. Cycle 0 is none: inside a heap's first flip (PHASE published, CYCLE not yet bumped)
+   * COMPACTOR_DONE's initial 0 would otherwise read as a walk finished, and a fault server with
+   * no fence yet took the new plan's pages over from a live compactor.
+   */
   compactorGone(stallMs: number): boolean {
-    return Atomics.load(this.sh.ctl, Ctl.COMPACTOR_DONE) === Atomics.load(this.sh.ctl, Ctl.CYCLE) || this.isStale(Owner.COMPACTOR, stallMs);
+    const c = Atomics.load(this.sh.ctl, Ctl.CYCLE);
+    return (c !== 0 && Atomics.load(this.sh.ctl, Ctl.COMPACTOR_DONE) === c) || this.isStale(Owner.COMPACTOR, stallMs);
   }
 
   /** A builder thread is stale when its heartbeat is older than stallMs (stalled or dead). */

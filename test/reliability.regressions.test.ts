@@ -223,6 +223,24 @@ describe.each(['move', 'copy'] as const)('a collector thread descheduled across 
     expectOk(h);
   }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
 
+  itKernel(`[${mode}] a fault server that looks inside a heap's first flip takes none of its pages over`, async () => {
+    // Found by a fresh-clone CI run (heap.unbuilt-reads saw pages installed while its compactor
+    // slept): in the first flip's gap (PHASE published, CYCLE still 0) the words read "cycle 0
+    // compacts and its compactor is done" (COMPACTOR_DONE 0), and a fault server with no fence
+    // yet took the new plan's pages over from a compactor that was alive. No fault is raised
+    // here, and the compactor sleeps 300 ms before its first page: nobody else may build one.
+    const h = await Heap.create({ capacity: 16 << 20, mode, stallMs: 5000, faultPath: 'handler', marking: 'concurrent', inject: { flipGapMs: 300, delayAtPage: 1, delayMs: 300 } });
+    heaps.push(h);
+    const { root } = buildList(h);
+    cutBelow(h, root, 2000);
+    const st = (await h.gc())!;
+    expect(st.cycle).toBe(1);
+    expect(st.faults, JSON.stringify(st.pages)).toBe(0);
+    expect(st.pages.builtByFaults, JSON.stringify(st.pages)).toBe(0);
+    expectList(h, root, 2000);
+    expectOk(h);
+  }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 30_000);
+
   itKernel(`[${mode}] a fault raised inside the next flip is served after it, by no thread fenced to the last cycle`, async () => {
     // Builders.#inCycle's CLOSING_CYCLE term. Inside the flip's gap (PHASE published, CYCLE not
     // yet bumped) the words read "the last cycle compacts". A thread reading the heap by its
