@@ -33,3 +33,22 @@ export function forward(chunkNew: Uint32Array, live: Uint32Array, w: number): nu
   if (off < 32) return off === 0 ? base : base + popcount32(live[i] & ((1 << off) - 1));
   return base + popcount32(live[i]) + (off === 32 ? 0 : popcount32(live[i + 1] & ((1 << (off - 32)) - 1)));
 }
+
+/**
+ * The first word x in [lo, hi) with forward(x) >= t, or hi: forward's inverse, by bisection.
+ * forward is non-decreasing over every word of from-space in address order, dead words
+ * included (a dead word forwards as the next live word of its chunk would; chunks that do not
+ * move forward to themselves, above every object that slides below them; a large object's
+ * alignment gap only raises its chunk's base), since objects keep their order. So the object
+ * landing at to-space word t, if any, is the first live word from x (unbuilt-reads.ts
+ * sourceOf checks it): O(log(hi - lo)) forwards, where a walk over the object starts of a
+ * page of small objects takes one forward and one bitmap scan per object.
+ */
+export function firstForwardedTo(chunkNew: Uint32Array, live: Uint32Array, lo: number, hi: number, t: number): number {
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (forward(chunkNew, live, mid) < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

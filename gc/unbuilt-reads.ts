@@ -27,13 +27,15 @@
  * installed whatever its state word says: the kernel has it (the state word can lag the
  * install), and the mutator may have written it since: a read must see that write.
  *
- * Where an object lives in from-space: its page's first object (plan.ts pageFirst) and the
- * marked object starts after it, each forwarded until one lands on the word asked for
- * (forward.ts: two popcounts each). A page holds at most 512 object starts; usually a few.
+ * Where an object lives in from-space: between its page's first object and the next page's
+ * (plan.ts pageFirst), found by bisecting forward (forward.ts firstForwardedTo: about 11
+ * forwards of two popcounts each), then checked to be a marked object start landing at the
+ * word asked for. It walked the object starts from the page's first before: a page of Octane
+ * Splay's small objects holds about 100, and the walk was most of a read's 1-2 us.
  */
-import { clearBit, nextSet, setBit } from './bits.js';
+import { clearBit, nextSet, setBit, testBit } from './bits.js';
 import { planTop } from './build.js';
-import { forward, storedWord } from './forward.js';
+import { firstForwardedTo, forward, storedWord } from './forward.js';
 import { Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, TYPE_ROW, rawOffset, refCount } from './layout.js';
 import { markedHeaderWords } from './mark.js';
 import { NONE } from './plan.js';
@@ -44,6 +46,27 @@ import type { SelfService } from './selfservice.js';
 export const BUILD = -1;
 const TOP = 0;
 const NEW_TOP = 1;
+
+/**
+ * From-space word of the live object compaction moves to to-space word w, or BUILD: `top` is
+ * the plan's top (no object lies at or above it), `newTop` where to-space's live data ends
+ * (objects at or above it were allocated since the flip: in to-space only).
+ */
+export function sourceWord(sh: Shared, top: number, newTop: number, w: number): number {
+  const { chunkNew, live, starts, pageFirst } = sh;
+  if (w >= newTop) return BUILD;
+  const q = w >>> PAGE_SHIFT_WORDS;
+  const first = pageFirst[q];
+  if (first === NONE) return BUILD;
+  // Objects keep their order: the one landing at w starts at or after the page's first
+  // object and at or before the next page's first (which it may be). A page at or past
+  // newTop holds no object of this plan: its pageFirst is an earlier plan's.
+  const next = q + 1 < pageFirst.length && (q + 1) * PAGE_WORDS < newTop ? pageFirst[q + 1] : NONE;
+  const limit = next === NONE ? top : Math.min(next + 1, top);
+  const o = nextSet(live, firstForwardedTo(chunkNew, live, first, limit, w), limit);
+  // Only a marked object start that lands exactly at w is one (else the build path decides).
+  return o < limit && testBit(starts, o) && forward(chunkNew, live, o) === w ? o : BUILD;
+}
 
 export class UnbuiltReads {
   readonly #sh: Shared;
@@ -155,24 +178,7 @@ export class UnbuiltReads {
 
   /** From-space word of the live object compaction moves to to-space word w, or BUILD. */
   sourceOf(w: number): number {
-    const { chunkNew, live, starts, pageFirst } = this.#sh;
-    if (w >= this.#tops[NEW_TOP]) return BUILD; // allocated since the flip: in to-space only
-    const q = w >>> PAGE_SHIFT_WORDS;
-    let o = pageFirst[q];
-    if (o === NONE) return BUILD;
-    // Objects keep their order: the one landing at w starts at or before the next page's
-    // first (which it may be), so the walk never scans the bitmap past it.
-    const next = q + 1 < pageFirst.length ? pageFirst[q + 1] : NONE;
-    const top = this.#tops[TOP];
-    const limit = next === NONE ? top : Math.min(next + 1, top);
-    for (let n = 0; n <= 1024; n++) {
-      const t = forward(chunkNew, live, o);
-      if (t === w) return o;
-      if (t > w) return BUILD;
-      o = nextSet(starts, o + 1, limit);
-      if (o >= limit) return BUILD;
-    }
-    return BUILD;
+    return sourceWord(this.#sh, this.#tops[TOP], this.#tops[NEW_TOP], w);
   }
 
   /**
@@ -214,7 +220,7 @@ export class UnbuiltReads {
     const h = this.#page(qh);
     if (h < 0) return BUILD;
     this.#t0 = now();
-    // The object's from-space word only where a word is read there: the walk (sourceOf) is
+    // The object's from-space word only where a word is read there: the lookup (sourceOf) is
     // most of this path's cost, and an installed header with installed data needs none (done
     // for every raw read of a built page, it made Octane Splay 0.6x as fast: 23% of the
     // mutator's CPU in this function, --cpu-prof).

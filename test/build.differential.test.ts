@@ -12,15 +12,17 @@
  * whole collections through the kernel with each builder and compares the heaps.
  */
 import { describe, expect, it } from 'vitest';
-import { PageBuilder, type RunBuilder } from '../dist/gc/build.js';
+import { PageBuilder, planTop, type RunBuilder } from '../dist/gc/build.js';
 import { BUILD_LAYOUT, NativePageBuilder } from '../dist/gc/build-native.js';
 import { native } from '../dist/gc/native.js';
 import { Kind, PAGE_WORDS, TypeTable, BYTE_ARRAY_TYPE, REF_ARRAY_TYPE, FIRST_USER_TYPE, arrayWords, sizeWords, refCount } from '../dist/gc/layout.js';
 import { mark } from '../dist/gc/mark.js';
 import { forward } from '../dist/gc/forward.js';
-import { plan, type Plan } from '../dist/gc/plan.js';
+import { NONE, plan, type Plan } from '../dist/gc/plan.js';
+import { nextSet } from '../dist/gc/bits.js';
+import { BUILD, sourceWord } from '../dist/gc/unbuilt-reads.js';
 import { fixPinnedSpans } from '../dist/gc/pause.js';
-import { Ctl, PageKind, Shared } from '../dist/gc/shared.js';
+import { Ctl, PageKind, SEG_FIELDS, Seg, Shared } from '../dist/gc/shared.js';
 import { MoveGcError } from '../dist/gc/index.js';
 import { checkStats, closeHeapsAfterEach, openHeap } from './helpers/heap.js';
 import { buildGraph, defineTestTypes, snapshot, firstDifference } from './helpers/graph.js';
@@ -671,6 +673,63 @@ describe('page builders: js and native write the same bytes', () => {
       checked++;
     }
     expect(checked).toBe(22);
+  });
+});
+
+/** The from-space lookup as it was before bisection (unbuilt-reads.ts): the page's object starts walked, each forwarded. */
+function walkedSource(sh: Shared, top: number, newTop: number, w: number): number {
+  if (w >= newTop) return BUILD;
+  const q = w >>> 9;
+  let o = sh.pageFirst[q];
+  if (o === NONE) return BUILD;
+  const next = q + 1 < sh.pageFirst.length ? sh.pageFirst[q + 1] : NONE;
+  const limit = next === NONE ? top : Math.min(next + 1, top);
+  for (let n = 0; n <= 1024; n++) {
+    const t = forward(sh.chunkNew, sh.live, o);
+    if (t === w) return o;
+    if (t > w) return BUILD;
+    o = nextSet(sh.starts, o + 1, limit);
+    if (o >= limit) return BUILD;
+  }
+  return BUILD;
+}
+
+describe('the read path finds an object in from-space (unbuilt-reads.ts sourceWord)', () => {
+  it('on random heaps: every object the page walk finds, and only objects that land on the word asked for', () => {
+    let found = 0;
+    let asked = 0;
+    SEEDS.forEach((seed, i) => {
+      const rng = new Rng(seed);
+      const shape = shapeFor(rng, i);
+      const { sh, top: heapTop } = randomHeap(rng, shape);
+      const top = planTop(sh);
+      const segs = sh.ctl[Ctl.SEGMENTS];
+      const newTop = segs > 0 ? sh.segments[(segs - 1) * SEG_FIELDS + Seg.NEW_END] : 0;
+      // Every live object's new word, and words around it (interior, dead, past the top).
+      const words: number[] = [];
+      for (let o = nextSet(sh.starts, 1, heapTop); o < heapTop; o = nextSet(sh.starts, o + 1, heapTop)) {
+        const t = forward(sh.chunkNew, sh.live, o);
+        words.push(t, t + 1, Math.max(0, t - 1), o);
+      }
+      for (let k = 0; k < 200; k++) words.push(rng.int(0, sh.pageFirst.length * 512 - 1));
+      for (const w of words) {
+        asked++;
+        const want = walkedSource(sh, top, newTop, w);
+        const got = sourceWord(sh, top, newTop, w);
+        const ctx = `seed ${seed} word ${w} ${JSON.stringify(shape)}`;
+        if (want !== BUILD) {
+          expect(got, ctx).toBe(want);
+          found++;
+        } else if (got !== BUILD) {
+          // Found where the walk gave up: it must be the object that lands at w.
+          expect(bit(sh.starts, got) && bit(sh.live, got) && forward(sh.chunkNew, sh.live, got) === w, ctx).toBe(true);
+        }
+      }
+    });
+    if (!process.env.GC_SEED) {
+      expect(found).toBeGreaterThan(10000);
+      expect(asked - found).toBeGreaterThan(10000);
+    }
   });
 });
 
