@@ -18,6 +18,7 @@ import type { ActiveCycle, CycleContext } from './cycle-state.js';
 /** Ends compacting cycle `a` (already no longer the driver's active one); returns its statistics, complete. */
 export function endCycle(c: CycleContext, a: ActiveCycle): CycleStats {
   const { sh, uffd, mut } = c;
+  const checksOffEarly = !mut.compacting;
   mut.setCompacting(false);
   Atomics.store(sh.ctl, Ctl.PHASE, Phase.IDLE);
   const end = now();
@@ -37,6 +38,7 @@ export function endCycle(c: CycleContext, a: ActiveCycle): CycleStats {
   }
   st.usedAfterBytes = mut.top * 8;
   recordCompaction(st, sh, c.mode === Mode.STW, a.pauseEnd, end);
+  st.stalls.checksOffEarly = checksOffEarly && c.mode !== Mode.STW;
   st.rss.afterBytes = readRss(sh);
   return st;
 }

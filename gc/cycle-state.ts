@@ -41,6 +41,8 @@ export interface MutatorState {
   setBarrier(on: boolean, blackStart: number): void;
   /** Compaction under way: the accessors check page states (selfservice.ts). */
   setCompacting(on: boolean): void;
+  /** Whether they still do: they stop once the mutator sees every page installed (mutator.ts #settle). */
+  readonly compacting: boolean;
   /** The mutator's page builds (the accessors', and the awaited end's: compaction-end.ts). */
   readonly selfService: SelfService;
   readonly barrierLog: BarrierLog;
@@ -131,6 +133,6 @@ export interface MutatorInternals extends MutatorState {
   check(): void;
   /** For calls that start work: throws once close() was called, even before it completes. */
   checkOpen(): void;
-  /** The accessors' checks on or off, and nothing else (warmup.ts: warmUpAccessors). */
-  setChecks(compacting: boolean, barrier: boolean): void;
+  /** The accessors' checks on or off, and nothing else; settleEvery: see mutator.ts #settle (warmup.ts: warmUpAccessors). */
+  setChecks(compacting: boolean, barrier: boolean, settleEvery?: number): void;
 }

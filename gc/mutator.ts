@@ -40,6 +40,9 @@ export const HEAP_MAKE = Symbol('Heap');
 /** Heaps not closed: a reference of one handed to another is named as such (#refError). */
 const liveHeaps = new Set<MutatorHeap>();
 
+/** Accesses to installed pages between two looks at whether every page is (#settle). */
+const SETTLE_EVERY = 1024;
+
 export class MutatorHeap {
   readonly capacity: number;
   readonly log: Logger;
@@ -83,6 +86,9 @@ export class MutatorHeap {
    * hands a page not yet installed to the fault path (selfservice.ts). Off: one load and a branch.
    */
   #compacting = false;
+  /** Accesses to installed pages while compacting until the next #settle (the warm-up runs it every time). */
+  #settleIn = SETTLE_EVERY;
+  #settleEvery = SETTLE_EVERY;
   readonly #pageState: Int32Array;
   /** Objects at least this long start on a page (options.largeObjectBytes; 0: never). */
   readonly #alignWords: number;
@@ -154,6 +160,7 @@ export class MutatorHeap {
         this.#barrier = on;
         this.#blackStart = blackStart;
       },
+      get compacting() { return heap.#compacting; },
       setCompacting: (on: boolean) => {
         if (on) {
           this.#faults.begin(this.#inject);
@@ -193,7 +200,8 @@ export class MutatorHeap {
       },
       check: () => this.#check(),
       checkOpen: () => this.#checkOpen(),
-      setChecks: (compacting: boolean, barrier: boolean) => {
+      setChecks: (compacting: boolean, barrier: boolean, settleEvery = SETTLE_EVERY) => {
+        this.#settleIn = this.#settleEvery = settleEvery;
         this.#setCompacting(compacting);
         this.#barrier = barrier;
         this.#blackStart = 0;
@@ -219,8 +227,24 @@ export class MutatorHeap {
   /** Word index of a reference, checked; during compaction its header's page is installed first. */
   #w(ref: unknown): number {
     const w = this.#word(ref);
-    if (this.#compacting && this.#pageState[w >>> PAGE_SHIFT_WORDS] !== PagePhase.MAPPED) this.#faults.fault(w >>> PAGE_SHIFT_WORDS);
+    if (this.#compacting) {
+      if (this.#pageState[w >>> PAGE_SHIFT_WORDS] !== PagePhase.MAPPED) this.#faults.fault(w >>> PAGE_SHIFT_WORDS);
+      else if (--this.#settleIn === 0) this.#settle();
+    }
     return w;
+  }
+
+  /**
+   * Every page installed: the accessors' checks go off now, not at the cycle's end, which
+   * comes from the event loop, a safepoint or the next collect(). A loop that never yields
+   * between collections (Octane Splay's) paid them up to its next collect(): getRef and
+   * setRef took their from-space detours to installed pages, and found the object twice.
+   * Looked at once every SETTLE_EVERY accesses to installed pages (two loads).
+   */
+  #settle(): void {
+    this.#settleIn = this.#settleEvery;
+    const ctl = this.#sh.ctl;
+    if (Atomics.load(ctl, Ctl.PAGES_MAPPED) >= Atomics.load(ctl, Ctl.PAGES_TOTAL)) this.#setCompacting(false);
   }
 
   /** Word index of a reference, checked, wherever its page is. */

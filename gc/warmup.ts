@@ -21,7 +21,7 @@ import type { Logger } from './log.js';
 import type { MutatorHeap } from './mutator.js';
 import { mark } from './mark.js';
 import { extendOverAllocations, plan } from './plan.js';
-import { PagePhase, Shared, now } from './shared.js';
+import { Ctl, PagePhase, Shared, now } from './shared.js';
 
 /** Rounds over the small heap (more measured no better in the first pause). */
 const ROUNDS = 3;
@@ -54,7 +54,13 @@ export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shar
   const last = (i.top - 1) >>> PAGE_SHIFT_WORDS;
   // The write barrier's path too (the first marking): every store shades nothing, as
   // everything is at or above the black-allocation boundary 0.
-  i.setChecks(true, true);
+  // And the look at whether every page is installed (mutator.ts #settle), at every access to
+  // an installed page: it finds one page still to come until the last access below.
+  const ctl = sh.ctl;
+  const [total, mapped] = [Atomics.load(ctl, Ctl.PAGES_TOTAL), Atomics.load(ctl, Ctl.PAGES_MAPPED)];
+  Atomics.store(ctl, Ctl.PAGES_TOTAL, 1);
+  Atomics.store(ctl, Ctl.PAGES_MAPPED, 0);
+  i.setChecks(true, true, 1);
   try {
     for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.UNPROCESSED;
     const accesses = (): void => {
@@ -78,7 +84,11 @@ export function warmUpAccessors(heap: MutatorHeap, i: MutatorInternals, sh: Shar
     accesses();
     for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.MAPPED;
     accesses();
+    Atomics.store(ctl, Ctl.PAGES_MAPPED, 1);
+    heap.length(a); // every page installed: the checks go off here
   } finally {
+    Atomics.store(ctl, Ctl.PAGES_TOTAL, total);
+    Atomics.store(ctl, Ctl.PAGES_MAPPED, mapped);
     i.setChecks(false, false);
     for (let p = q; p <= last; p++) sh.pageState[p] = PagePhase.MAPPED;
     // Take the two objects back: the words they used, their start bits, the top.

@@ -15,6 +15,9 @@
  *  - regressions: two raw-address readers faulting on one page another builder holds (both
  *    faults served and timed, none left in flight); objects allocated during compaction above
  *    every earlier top (not the cycle's pages: the fault path leaves them alone).
+ *  - the accessors' checks go off once every page is installed, in a loop that never yields
+ *    (the cycle itself ends later, at the next await): stats.stalls.checksOffEarly; and on
+ *    again in the next cycle.
  *  - a self-service build that fails (injected) at its claim, or after it built the page and
  *    before its install: the page reaches the heap through the other builders with nothing
  *    lost, and the next cycle is clean. In a child process: a page stranded by the failure
@@ -555,4 +558,44 @@ describe('no fault server to serve a kernel fault', () => {
       expect(lines[0].selfBuilt as number, ctx).toBeGreaterThan(0);
     }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 60_000);
   }
+});
+
+describe.each(MODES.flatMap((m) => PATHS.map((p) => [m, p] as const)))('the accessors\' page checks (%s, %s)', (mode, faultPath) => {
+  itMode(mode, 'go off once every page is installed, in a loop that never yields; on again in the next cycle', async () => {
+    // The compactor sleeps after its first page, so that the first reads meet unbuilt pages.
+    const heap = await openHeap({ capacity: 8 << 20, mode, faultPath, inject: { delayAtPage: 1, delayMs: 150 } });
+    const N = 3000;
+    const a = heap.root(heap.allocRefArray(N));
+    for (let i = 0; i < N; i++) {
+      heap.allocBytes(200);
+      const b = heap.allocBytes(16);
+      heap.setU32(b, 0, i);
+      heap.setRef(a.get()!, i, b);
+    }
+    const read = (i: number): number => heap.getU32(heap.getRef(a.get()!, i % N)!, 0);
+    for (const cycle of [1, 2]) {
+      await heap.collect();
+      expect(heap.cyclePhase).toBe('compacting');
+      // No await from here: nothing but the accessors can see that every page is in.
+      const deadline = performance.now() + 20_000;
+      let i = 0;
+      for (let p = heap.progress(); p.pagesMapped < p.pagesTotal; p = heap.progress()) {
+        expect(read(i), `cycle ${cycle}`).toBe(i++ % N);
+        if (performance.now() > deadline) throw new Error(`cycle ${cycle}: compaction did not end in 20 s`);
+      }
+      for (let k = 0; k < 4096; k++) expect(read(k)).toBe(k % N);
+      expect(heap.cyclePhase, 'nothing ended the cycle: no safepoint, no event loop').toBe('compacting');
+      const st = (await heap.idle())!;
+      checkStats(st, mode, { faulted: true });
+      expect(st.stalls.checksOffEarly, `cycle ${cycle}`).toBe(true);
+      // The reads before every page was in went through the fault path (the checks were on).
+      expect(faultPath === 'self' ? st.stalls.unbuiltReads : st.stalls.unbuiltTouches, `cycle ${cycle}`).toBeGreaterThan(0);
+    }
+    // The control: a cycle the event loop ends, with no access in between.
+    await heap.collect();
+    const st = (await heap.idle())!;
+    expect(st.stalls.checksOffEarly).toBe(false);
+    for (let k = 0; k < N; k++) expect(read(k)).toBe(k);
+    expect(heap.verify().ok).toBe(true);
+  }, 60_000);
 });
