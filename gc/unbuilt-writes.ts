@@ -24,7 +24,7 @@
 import { claim, unclaim } from './claim.js';
 import { FORWARDED } from './forward.js';
 import { PAGE_SHIFT_WORDS } from './layout.js';
-import { Ctl, Hist, Owner, PageKind, PagePhase, now, sleepSync, type Shared } from './shared.js';
+import { Ctl, Hist, Owner, PageKind, PagePhase, SampledClock, sleepSync, type Shared } from './shared.js';
 import type { SelfService } from './selfservice.js';
 import { BUILD, type UnbuiltReads } from './unbuilt-reads.js';
 
@@ -38,6 +38,7 @@ export class UnbuiltWrites {
   /** inject.writeHoldMs was served this cycle (cleared by begin()). */
   #held = false;
   #t0 = 0;
+  readonly #clock = new SampledClock();
 
   constructor(sh: Shared, reads: UnbuiltReads, faults: SelfService, from: Uint32Array) {
     this.#sh = sh;
@@ -51,6 +52,7 @@ export class UnbuiltWrites {
   /** At the compaction pause. */
   begin(): void {
     this.#held = false;
+    this.#clock.reset();
   }
 
   /** setRef of slot i of the object at to-space word w to to-space word v (0: null): true if done here. */
@@ -61,7 +63,7 @@ export class UnbuiltWrites {
     const qh = w >>> PAGE_SHIFT_WORDS;
     const h = qh === q ? 0 : this.#reads.page(qh);
     if (h < 0) return false;
-    this.#t0 = now();
+    this.#t0 = this.#clock.start();
     const o = this.#reads.sourceOf(w);
     if (o === BUILD) return false;
     // The header where it is. Read from from-space it stands while its page is not installed
@@ -96,7 +98,7 @@ export class UnbuiltWrites {
 
   /** From-space byte index of a raw field on one unclaimed page, its header still readable, the page now claimed; or BUILD. */
   #locate(w: number, offset: number, size: number): number {
-    this.#t0 = now();
+    this.#t0 = this.#clock.start();
     const f = this.#reads.locate(w, offset, size);
     if (f === BUILD || !this.#open(this.#reads.dataPage) || !this.#reads.headerStill() || !this.#claim(this.#reads.dataPage)) return BUILD;
     return f;
@@ -119,7 +121,7 @@ export class UnbuiltWrites {
     const sh = this.#sh;
     if (!unclaim(sh, q, Owner.MUTATOR)) return false;
     sh.count(Ctl.UNBUILT_WRITES);
-    sh.record(Hist.UNBUILT_READ_US, (now() - this.#t0) * 1000);
+    this.#clock.done(sh, Hist.UNBUILT_READ_US, this.#t0);
     return true;
   }
 
