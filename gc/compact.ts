@@ -239,6 +239,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     hooks.onDelay(wholeHold);
     wholeHold = 0;
   };
+  // inject.stepHoldMs: the cycle's first step of built pages held between its claims and its build.
+  let stepHold = Atomics.load(sh.ctl, Ctl.INJECT_STEP_HOLD_MS);
   let delayAt = Atomics.load(sh.ctl, Ctl.INJECT_DELAY_AT_PAGE);
   const dieAt = Atomics.load(sh.ctl, Ctl.INJECT_DIE_AT_PAGE);
   const forkAt = Atomics.load(sh.ctl, Ctl.INJECT_FORK_AT_PAGE);
@@ -436,6 +438,10 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
         q++;
         continue;
       }
+      if (stepHold > 0) {
+        hooks.onDelay(stepHold);
+        stepHold = 0;
+      }
       const t = now();
       builder.buildRun(q, n, b.from, bufAt * PAGE_WORDS * 2);
       b.commitMalformed(); // inside COMPACTOR_IN: the cycle's end waits for this walk
@@ -449,13 +455,21 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       }
       counted(n, true);
       let mine = 0;
+      // A run broken inside the step keeps the step's install: its pages after the break are
+      // in the same buffers (a short step's scratch pages are copied, never moved away).
+      const [stepCopy, stepLimit] = [runCopy, runLimit];
+      const breakRun = (): void => {
+        flush();
+        runCopy = stepCopy;
+        runLimit = stepLimit;
+      };
       for (let i = 0; i < n; i++) {
         if (!markProcessed(sh, q + i, Owner.COMPACTOR, bufAt + i)) {
-          flush(); // taken over while we stalled: the run breaks here
+          breakRun(); // taken from us (stalled, or by the mutator mid-step): the run breaks here
           continue;
         }
         mine++;
-        if (runN > 0 && (q + i !== runQ + runN || bufAt + i !== runB + runN)) flush();
+        if (runN > 0 && (q + i !== runQ + runN || bufAt + i !== runB + runN)) breakRun();
         if (runN === 0) {
           runQ = q + i;
           runB = bufAt + i;

@@ -79,6 +79,8 @@ const ctl = layout({
     'INJECT_WRITE_HOLD_MS',
     /** The compactor holds its first WHOLE run of a cycle this long between its MOVE and its state words' MAPPED. */
     'INJECT_WHOLE_HOLD_MAPPED_MS',
+    /** The compactor holds its first step of a cycle this long between its claims and its build. */
+    'INJECT_STEP_HOLD_MS',
     'INJECT_MARK_DELAY_AT',
     'INJECT_MARK_DELAY_MS',
     'INJECT_MARK_DIE_AT',
@@ -194,6 +196,8 @@ const ctl = layout({
     'SELF_FAILED',
     /** Of SELF_RESOLVED: pages another builder had built, installed by the mutator from its buffer. */
     'SELF_HELPED',
+    /** Pages the mutator took from the compactor mid-step and built itself (selfservice.ts #help). */
+    'SELF_STOLEN',
     /** Unbuilt pages the accessors met, on either fault path (each a stall of the mutator). */
     'UNBUILT_TOUCHES',
     /** Accessor reads of unbuilt pages served from from-space, the page left unbuilt (unbuilt-reads.ts). */
@@ -311,6 +315,7 @@ export function armCompaction(ctlWords: Int32Array, clocks: Float64Array, inj: R
   c[Ctl.INJECT_READ_HOLD_MS] = inj.readHoldMs ?? 0;
   c[Ctl.INJECT_WRITE_HOLD_MS] = inj.writeHoldMs ?? 0;
   c[Ctl.INJECT_WHOLE_HOLD_MAPPED_MS] = inj.wholeHoldMappedMs ?? 0;
+  c[Ctl.INJECT_STEP_HOLD_MS] = inj.stepHoldMs ?? 0;
   c[Ctl.SEGMENTS] = segments;
   c[Ctl.PAGES_TOTAL] = pagesTotal;
   c[Ctl.PAGES_MAPPED] = 0;

@@ -126,6 +126,8 @@ export interface InjectOptions {
   writeHoldMs?: number;
   /** The compactor, once per cycle, holds its first WHOLE run this long between its MOVE and its pages' MAPPED. */
   wholeHoldMappedMs?: number;
+  /** The compactor, once per cycle, holds its first step of built pages this long between its claims and its build. */
+  stepHoldMs?: number;
   /** Stall the marker for markDelayMs after tracing this many objects (concurrent marking). */
   markDelayAtObject?: number;
   markDelayMs?: number;
@@ -255,7 +257,7 @@ export interface ResolvedOptions {
 }
 
 const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'moveMinRun', 'builder', 'faultPath', 'unbuiltReads', 'unbuiltWrites', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
-const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultTakeoverAtFault', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'faultHoldMappedMs', 'faultHoldTimedMs', 'markHoldBuiltMs', 'readHoldMs', 'writeHoldMs', 'wholeHoldMappedMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall', 'startExit'] as const;
+const INJECT_KEYS = ['eagainEvery', 'delayAtPage', 'delayMs', 'dieAtPage', 'forkAtPage', 'faultDieAtFault', 'faultTakeoverDelayMs', 'faultTakeoverAtFault', 'faultHoldBuiltMs', 'faultHoldInstallMs', 'faultHoldMappedMs', 'faultHoldTimedMs', 'markHoldBuiltMs', 'readHoldMs', 'writeHoldMs', 'wholeHoldMappedMs', 'stepHoldMs', 'markDelayAtObject', 'markDelayMs', 'markDieAtObject', 'markLogDelayMs', 'markHandGapMs', 'flipGapMs', 'pauseFailAtCall', 'pauseFailUndo', 'selfFailAtBuild', 'selfFailAtInstall', 'startExit'] as const;
 
 /**
  * Reads every own enumerable key of `input` once into a plain object, refusing keys not in

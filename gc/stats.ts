@@ -139,6 +139,8 @@ export interface CycleStats {
     selfLeft: number;
     selfFailed: number;
     selfHelped: number;
+    /** Pages the mutator took from the compactor mid-step (claimed, not yet built) and built itself, rather than wait for the step. */
+    selfStolen: number;
     unbuiltTouches: number;
     /**
      * Accessor reads of unbuilt pages served from from-space (options.unbuiltReads), each a
@@ -259,7 +261,7 @@ export function emptyStats(cycle: number, mode: ModeName, marking: 'concurrent' 
     faults: 0,
     faultUs: empty,
     faultPath,
-    stalls: { self: empty, handler: empty, selfLeft: 0, selfFailed: 0, selfHelped: 0, unbuiltTouches: 0, unbuiltReads: 0, unbuiltWrites: 0, checksOffEarly: false, reads: empty, selfBuildMs: 0, selfInstallMs: 0 },
+    stalls: { self: empty, handler: empty, selfLeft: 0, selfFailed: 0, selfHelped: 0, selfStolen: 0, unbuiltTouches: 0, unbuiltReads: 0, unbuiltWrites: 0, checksOffEarly: false, reads: empty, selfBuildMs: 0, selfInstallMs: 0 },
     idle: { pages: 0, ms: 0 },
     rss: { beforeBytes: 0, peakBytes: 0, afterBytes: 0 },
     fromSpaceReleasedBy: 'mutator',
@@ -358,7 +360,7 @@ export function readCompactionCounters(st: CycleStats, sh: Shared, stw: boolean)
   st.faults = c[Ctl.FAULTS];
   st.faultUs = summarize(sh.hist, Hist.FAULT_US * HIST_BUCKETS);
   st.pages.builtBySelf = c[Ctl.SELF_RESOLVED];
-  st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED], selfHelped: c[Ctl.SELF_HELPED], unbuiltTouches: c[Ctl.UNBUILT_TOUCHES], unbuiltReads: c[Ctl.UNBUILT_READS], unbuiltWrites: c[Ctl.UNBUILT_WRITES], checksOffEarly: false, reads: summarize(sh.hist, Hist.UNBUILT_READ_US * HIST_BUCKETS), selfBuildMs: sh.clk[Clk.SELF_BUILD], selfInstallMs: sh.clk[Clk.SELF_INSTALL] };
+  st.stalls = { self: summarize(sh.hist, Hist.SELF_STALL_US * HIST_BUCKETS), handler: summarize(sh.hist, Hist.HANDLER_STALL_US * HIST_BUCKETS), selfLeft: c[Ctl.SELF_LEFT], selfFailed: c[Ctl.SELF_FAILED], selfHelped: c[Ctl.SELF_HELPED], selfStolen: c[Ctl.SELF_STOLEN], unbuiltTouches: c[Ctl.UNBUILT_TOUCHES], unbuiltReads: c[Ctl.UNBUILT_READS], unbuiltWrites: c[Ctl.UNBUILT_WRITES], checksOffEarly: false, reads: summarize(sh.hist, Hist.UNBUILT_READ_US * HIST_BUCKETS), selfBuildMs: sh.clk[Clk.SELF_BUILD], selfInstallMs: sh.clk[Clk.SELF_INSTALL] };
   st.idle = { pages: c[Ctl.IDLE_PAGES], ms: sh.clk[Clk.IDLE_WORK] };
   st.batchPages = summarize(sh.hist, Hist.BATCH_PAGES * HIST_BUCKETS);
 }
