@@ -36,6 +36,22 @@ export interface MapOptions {
   shared?: boolean;
 }
 
+/**
+ * V8 compiles typed-array accesses without a check for a detached buffer until an ArrayBuffer
+ * of the isolate is first detached (its ArrayBuffer-detaching protector), then deoptimizes
+ * every function compiled so, at once. close() detaches the views it handed out, so the first
+ * close in a process (the warm-up's rehearsal heap, inside the first Heap.create) threw away
+ * what the warm-up had optimized (--trace-deopt: about 30 functions, forward and the accessors'
+ * paths among them), and the first cycles ran unoptimized: the art demo's flip extended its
+ * plan in 5.8 ms instead of 0.1. A throwaway buffer detached as this module loads has V8 emit
+ * the checks from the start.
+ */
+function armDetachChecks(): void {
+  const ab = new ArrayBuffer(8);
+  structuredClone(ab, { transfer: [ab] });
+}
+armDetachChecks();
+
 /** Only this module makes Mappings (a constructor called from JavaScript with any address would read outside any mapping). */
 const MAKE = Symbol('Mapping');
 
