@@ -100,7 +100,8 @@ export class Tracer {
   /**
    * Scans grey objects until `budget` units of work are done (an object costs one, and one
    * per slot scanned), stopping inside a long object if need be; true when nothing grey is
-   * left.
+   * left, false when the budget ran out first (a stack the last object emptied says true at
+   * the next call).
    */
   drain(budget = Infinity): boolean {
     const { heap, types, starts } = this;
@@ -130,7 +131,11 @@ export class Tracer {
       }
       n += 1 + k;
     }
-    return this.#sp === 0;
+    // Not `this.#sp === 0`: a bounded drain of the first cycles always emptied the stack inside
+    // the loop, so this load had no type feedback, and the marker's TurboFan code of drain was
+    // thrown away each time a budget first ran out (--trace-deopt: "insufficient type feedback
+    // for generic keyed access", again and again in the marker thread).
+    return false;
   }
 
   /**

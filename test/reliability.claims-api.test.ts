@@ -494,6 +494,27 @@ describe('the verifier and the top given back', () => {
   });
 
   /**
+   * Claim (gc/mark.ts Tracer.drain: "false when the budget ran out first (a stack the last
+   * object emptied says true at the next call)"): the marker's loop drains again on false.
+   */
+  itMode('stw', 'a bounded drain whose budget runs out as its stack empties says false, and the next call true', async () => {
+    const heap = await openHeap({ capacity: 4 * MiB, mode: 'stw' });
+    const Node = heap.defineType({ name: 'Node', refs: 0, bytes: 8 });
+    const xs = [heap.alloc(Node), heap.alloc(Node), heap.alloc(Node)];
+    const u32 = new Uint32Array(viewOf(heap.address, heap.capacity));
+    const types = new TypeTable(TypeTable.allocate());
+    types.define(Node.id, 0, 8);
+    const starts = new Uint32Array(heap.capacity / 8 / 32);
+    const live = new Uint32Array(heap.capacity / 8 / 32);
+    const t = new Tracer(u32, types.rows, Node.id + 1, starts, live, heap.usedBytes / 8);
+    for (const x of xs) t.visit((heap.addressOf(x) - heap.address) / 8);
+    expect(t.drain(3), 'three objects of no slots: the budget of 3 is spent').toBe(false);
+    expect(t.objects).toBe(3);
+    expect(t.drain(3)).toBe(true);
+    expect(t.drain(Infinity)).toBe(true);
+  });
+
+  /**
    * Claim (gc/holes.ts giveBackTail: "the top goes back to where live data ends ...; what lay
    * above it, fillers only, is zeroed (allocation hands out zeroed memory)"): after a
    * collection of a heap whose garbage was all 0xff, objects allocated where the top went back
