@@ -6,7 +6,7 @@
  * moving_pages_status_ protocol: claim.ts). The compactor's own walk is compact.ts.
  */
 import fs from 'node:fs';
-import { claim, markProcessed, ownerOf, phaseOf, reclaim, unclaim, bufferOf } from './claim.js';
+import { allMapped, claim, markProcessed, ownerOf, phaseOf, reclaim, unclaim, bufferOf } from './claim.js';
 import { Builder, PageBuilder, commitMalformed, type RunBuilder } from './build.js';
 import { NativePageBuilder } from './build-native.js';
 import type { Installer } from './install.js';
@@ -423,6 +423,6 @@ export class Builders {
   }
 
   allMapped(): boolean {
-    return Atomics.load(this.sh.ctl, Ctl.PAGES_MAPPED) >= Atomics.load(this.sh.ctl, Ctl.PAGES_TOTAL);
+    return allMapped(this.sh);
   }
 }

@@ -37,6 +37,11 @@ export function markProcessed(sh: Shared, q: number, owner: OwnerId, buf: number
   return Atomics.compareExchange(sh.pageState, q, state(owner, PagePhase.PROCESSING), state(owner, PagePhase.PROCESSED, buf)) === state(owner, PagePhase.PROCESSING);
 }
 
+/** Every page of the cycle is installed (PAGES_MAPPED counts each page once, after its install). */
+export function allMapped(sh: Shared): boolean {
+  return Atomics.load(sh.ctl, Ctl.PAGES_MAPPED) >= Atomics.load(sh.ctl, Ctl.PAGES_TOTAL);
+}
+
 /**
  * Any phase -> MAPPED, once the kernel has the page (installed by us, or EEXIST: by someone
  * else). Counts each page once and wakes whoever waits for the cycle to end.

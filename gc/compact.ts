@@ -120,6 +120,15 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     // scratchNext is NOT reset here: scratch pages are handed out in order and only reused
     // after every one of them has been installed (see buffers()).
   };
+  // A run broken inside a step keeps the step's install: its pages after the break are in the
+  // same buffers (a short step's scratch pages are copied, never moved away).
+  let stepCopy = false;
+  let stepLimit = MAX_BATCH;
+  const breakRun = (): void => {
+    flush();
+    runCopy = stepCopy;
+    runLimit = stepLimit;
+  };
   const release = (fromPage: number, toPage: number): void => {
     const t = now();
     releaseFrom(sh.d.fromAddress + fromPage * PAGE_SIZE, (toPage - fromPage) * PAGE_SIZE);
@@ -455,14 +464,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
       }
       counted(n, true);
       let mine = 0;
-      // A run broken inside the step keeps the step's install: its pages after the break are
-      // in the same buffers (a short step's scratch pages are copied, never moved away).
-      const [stepCopy, stepLimit] = [runCopy, runLimit];
-      const breakRun = (): void => {
-        flush();
-        runCopy = stepCopy;
-        runLimit = stepLimit;
-      };
+      stepCopy = runCopy;
+      stepLimit = runLimit;
       for (let i = 0; i < n; i++) {
         if (!markProcessed(sh, q + i, Owner.COMPACTOR, bufAt + i)) {
           breakRun(); // taken from us (stalled, or by the mutator mid-step): the run breaks here

@@ -16,6 +16,7 @@ import { MoveGcError, ErrorCode, invalidArg, shown } from './errors.js';
 import { BarrierLog } from './barrier.js';
 import type { MutatorInternals, MutatorParts } from './cycle-state.js';
 import type { Logger } from './log.js';
+import { allMapped } from './claim.js';
 import { Ctl, PagePhase, armMarking, type Shared } from './shared.js';
 import type { SelfService } from './selfservice.js';
 import { BUILD, type UnbuiltReads } from './unbuilt-reads.js';
@@ -243,8 +244,7 @@ export class MutatorHeap {
    */
   #settle(): void {
     this.#settleIn = this.#settleEvery;
-    const ctl = this.#sh.ctl;
-    if (Atomics.load(ctl, Ctl.PAGES_MAPPED) >= Atomics.load(ctl, Ctl.PAGES_TOTAL)) this.#setCompacting(false);
+    if (allMapped(this.#sh)) this.#setCompacting(false);
   }
 
   /** Word index of a reference, checked, wherever its page is. */
@@ -461,12 +461,11 @@ export class MutatorHeap {
 
   // The raw stores while compacting with writes to from-space: true if stored there. The
   // value is checked first, by the caller.
-  #unbuiltStore(obj: Ref, offset: number, size: number, v: number): boolean {
+  #unbuiltStore(obj: Ref, offset: number, size: 1 | 4 | 8, v: number): boolean {
     if (typeof offset !== 'number') return false; // the usual path says what is wrong
     const w = this.#word(obj);
     if (this.#pageState[w >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED && this.#pageState[(w + 1 + Math.floor(offset / 8)) >>> PAGE_SHIFT_WORDS] === PagePhase.MAPPED) return false;
-    const x = this.#writes!;
-    return size === 1 ? x.u8(w, offset, v) : size === 4 ? x.u32(w, offset, v) : x.f64(w, offset, v);
+    return this.#writes!.raw(w, offset, size, v);
   }
 
   /** Byte index in the heap of raw byte `offset` of obj, checked for `size` bytes. */

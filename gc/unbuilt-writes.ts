@@ -74,25 +74,17 @@ export class UnbuiltWrites {
     return this.#release(q);
   }
 
-  /** setU8 / setU32 / setF64 of the object at to-space word w (the value checked): true if done here. */
-  u8(w: number, offset: number, v: number): boolean {
-    const f = this.#locate(w, offset, 1);
+  /**
+   * setU8 / setU32 / setF64 (size 1, 4, 8) of the object at to-space word w (the value
+   * checked): true if done here. A misaligned offset takes the usual path, which says so.
+   */
+  raw(w: number, offset: number, size: 1 | 4 | 8, v: number): boolean {
+    if (typeof offset !== 'number' || (offset & (size - 1)) !== 0) return false;
+    const f = this.#locate(w, offset, size);
     if (f === BUILD) return false;
-    this.#fromBytes.setUint8(f, v);
-    return this.#release(this.#reads.dataPage);
-  }
-  u32(w: number, offset: number, v: number): boolean {
-    if (typeof offset !== 'number' || (offset & 3) !== 0) return false;
-    const f = this.#locate(w, offset, 4);
-    if (f === BUILD) return false;
-    this.#fromBytes.setUint32(f, v, true);
-    return this.#release(this.#reads.dataPage);
-  }
-  f64(w: number, offset: number, v: number): boolean {
-    if (typeof offset !== 'number' || (offset & 7) !== 0) return false;
-    const f = this.#locate(w, offset, 8);
-    if (f === BUILD) return false;
-    this.#fromBytes.setFloat64(f, v, true);
+    if (size === 1) this.#fromBytes.setUint8(f, v);
+    else if (size === 4) this.#fromBytes.setUint32(f, v, true);
+    else this.#fromBytes.setFloat64(f, v, true);
     return this.#release(this.#reads.dataPage);
   }
 
