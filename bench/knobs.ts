@@ -48,8 +48,8 @@ export const KNOBS: readonly Knob[] = [
     help: 'back the heap with transparent huge pages; in move mode pages are built 2 MiB at a time into a huge page and moved in as one PMD, and objects of 2 MiB and more keep a 2 MiB boundary so their full spans move unbuilt',
   },
   {
-    flag: 'collector-policy', option: 'collectorPolicy', default: 'normal', choices: ['normal', 'idle'] satisfies CollectorPolicyName[],
-    help: 'scheduling class of the compactor and the marker: normal, or idle (SCHED_IDLE: any other thread takes their CPU at once)',
+    flag: 'collector-policy', option: 'collectorPolicy', default: 'batch', choices: ['batch', 'normal', 'idle'] satisfies CollectorPolicyName[],
+    help: 'scheduling class of the compactor and the marker: batch (SCHED_BATCH: woken, they never preempt the mutator), normal, or idle (SCHED_IDLE: any other thread takes their CPU at once)',
   },
   {
     flag: 'builder', option: 'builder', default: 'native', choices: ['native', 'js'],

@@ -134,15 +134,15 @@ export interface NativeBinding {
   };
   probe(): RawProbe;
   /** Scheduling class (native/sched.cc) of the calling thread, or of thread `tid` of this process (ESRCH if it is not one). */
-  setThreadPolicy(policy: 'normal' | 'idle', tid?: number): void;
+  setThreadPolicy(policy: 'normal' | 'idle' | 'batch', tid?: number): void;
   /** The calling thread's id (gettid). */
   threadId(): number;
   /** The calling thread's name (prctl PR_SET_NAME; 1-15 bytes), as top -H and ps -L show it. */
   setThreadName(name: string): void;
   /** Whether thread `tid` of this process still exists (tgkill signal 0; no procfs needed). */
   threadAlive(tid: number): boolean;
-  /** '' if a thread made SCHED_IDLE can be made normal again here, else the errno name that refused (tried on a thread of its own). */
-  idleUndoable(): string;
+  /** '' if a thread can put itself in `policy` and back in the normal class here, else the errno name that refused (tried on a thread of its own). */
+  policyUndoable(policy: 'idle' | 'batch'): string;
   PageBuilder: new (tables: NativePageBuilderTables) => NativePageBuilder;
 }
 

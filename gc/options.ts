@@ -60,12 +60,14 @@ export const Marking = { CONCURRENT: 'concurrent', PAUSE: 'pause' } as const;
 export type MarkingName = (typeof Marking)[keyof typeof Marking];
 
 /**
- * Scheduling class of the compactor and the marker (threads.ts): 'normal', or 'idle'
- * (SCHED_IDLE: the kernel gives any other thread their CPU at once, so the mutator never waits
- * a time slice behind them; they run on what is left). The fault server stays normal: a
- * thread blocked in a fault waits for it.
+ * Scheduling class of the compactor and the marker (threads.ts): 'batch' (SCHED_BATCH, the
+ * default: a collector thread the mutator wakes never preempts it, so the flip's wake-up of the
+ * compactor does not take the mutator's CPU in the middle of its pause; they share the CPUs
+ * fairly otherwise), 'normal' (SCHED_OTHER: a woken thread with less CPU used preempts the
+ * running one), or 'idle' (SCHED_IDLE: the kernel gives any other thread their CPU at once; they
+ * run on what is left). The fault server stays normal: a thread blocked in a fault waits for it.
  */
-export const CollectorPolicy = { NORMAL: 'normal', IDLE: 'idle' } as const;
+export const CollectorPolicy = { NORMAL: 'normal', IDLE: 'idle', BATCH: 'batch' } as const;
 export type CollectorPolicyName = (typeof CollectorPolicy)[keyof typeof CollectorPolicy];
 
 /** Who builds a page the mutator touches during compaction (selfservice.ts). */
@@ -183,8 +185,9 @@ export interface HeapOptions {
   /** A collector thread silent this long (ms) is considered stalled or dead and taken over. */
   stallMs?: number;
   /**
-   * The compactor's and the marker's scheduling class: 'normal' (default) or 'idle'
-   * (SCHED_IDLE: they yield their CPU to any other thread at once); see CollectorPolicy.
+   * The compactor's and the marker's scheduling class: 'batch' (default: SCHED_BATCH, never
+   * preempting the mutator that wakes them), 'normal' or 'idle' (SCHED_IDLE: they yield their
+   * CPU to any other thread at once); see CollectorPolicy.
    */
   collectorPolicy?: CollectorPolicyName;
   /** Pause order: 'remap-first' (default, O(1) in heap size) or 'register-first' (ART's); see pause.ts. */
@@ -365,7 +368,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     largeObjectBytes: (largeObjectBytes as number | undefined) ?? LARGE_OBJECT_BYTES,
     hugePages: bool('hugePages', s.hugePages, false),
     stallMs: (stallMs as number | undefined) ?? 200,
-    collectorPolicy: oneOf<CollectorPolicyName>('collectorPolicy', s.collectorPolicy, [CollectorPolicy.NORMAL, CollectorPolicy.IDLE], CollectorPolicy.NORMAL),
+    collectorPolicy: oneOf<CollectorPolicyName>('collectorPolicy', s.collectorPolicy, [CollectorPolicy.NORMAL, CollectorPolicy.IDLE, CollectorPolicy.BATCH], CollectorPolicy.BATCH),
     pauseOrder: oneOf<PauseOrderName>('pauseOrder', s.pauseOrder, [PauseOrder.REMAP_FIRST, PauseOrder.REGISTER_FIRST], PauseOrder.REMAP_FIRST),
     faultInstall: oneOf<FaultInstallName>('faultInstall', s.faultInstall, [FaultInstallPolicy.COPY, FaultInstallPolicy.MOVE], FaultInstallPolicy.COPY),
     moveMinRun: intIn('moveMinRun', s.moveMinRun, 1, MAX_MOVE_MIN_RUN, DEFAULT_MOVE_MIN_RUN),

@@ -274,9 +274,9 @@ export class CollectorThreads {
     return ROLES[role].background ? this.#policy : CollectorPolicy.NORMAL;
   }
 
-  /** Puts a thread that runs idle back in the normal class (see #replace and close). */
+  /** Puts a thread that runs idle back in the normal class (see #replace and close; a batch thread gets its share of CPU). */
   #makeNormal(role: RoleName, w: Worker): void {
-    if (this.#policyOf(role) === CollectorPolicy.NORMAL) return;
+    if (this.#policyOf(role) !== CollectorPolicy.IDLE) return;
     const tid = this.#tids.get(w);
     if (!tid) return; // never ready: still in its normal class
     try {

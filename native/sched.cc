@@ -1,8 +1,8 @@
 // Scheduling class of the calling thread (sched_setscheduler with pid 0 = this thread).
-// The collector's threads can run as SCHED_IDLE: the scheduler then treats a CPU running only
-// them as idle, places any waking thread there and lets it preempt at once, so the mutator
-// never queues behind a collector thread for a time slice. Which threads ask for it is
-// decided in TypeScript (gc/threads.ts); this only makes the call.
+// The collector's threads can run as SCHED_BATCH (woken, they never preempt the running
+// thread: the mutator that woke them keeps its CPU) or SCHED_IDLE (the scheduler treats a CPU
+// running only them as idle, places any waking thread there and lets it preempt at once).
+// Which threads ask for it is decided in TypeScript (gc/threads.ts); this only makes the call.
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -21,16 +21,17 @@ namespace {
 int PolicyOf(const std::string& name) {
   if (name == "normal") return SCHED_OTHER;
   if (name == "idle") return SCHED_IDLE;
+  if (name == "batch") return SCHED_BATCH;
   return -1;
 }
 
-// setThreadPolicy('normal' | 'idle'[, tid]): for the calling thread, or for thread `tid` of
+// setThreadPolicy('normal' | 'idle' | 'batch'[, tid]): for the calling thread, or for thread `tid` of
 // this process (a stalled SCHED_IDLE thread made normal so that it can run to its termination).
 Napi::Value SetThreadPolicy(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsString()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "policy must be 'normal' or 'idle'");
+  if (info.Length() < 1 || !info[0].IsString()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "policy must be 'normal', 'idle' or 'batch'");
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   const int policy = PolicyOf(name);
-  if (policy < 0) ThrowArg(info.Env(), "ERR_INVALID_ARG_VALUE", "policy must be 'normal' or 'idle', got '" + name + "'");
+  if (policy < 0) ThrowArg(info.Env(), "ERR_INVALID_ARG_VALUE", "policy must be 'normal', 'idle' or 'batch', got '" + name + "'");
   pid_t tid = 0;
   if (info.Length() > 1 && !info[1].IsUndefined()) {
     const int64_t t = ArgInt(info, 1, "tid");
@@ -68,14 +69,18 @@ Napi::Value ThreadAlive(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), !gone);
 }
 
-// idleUndoable(): '' if a thread of this process that made itself SCHED_IDLE can be made
-// normal again, else the errno name that refused it. Tried on a thread of its own, which
-// exits at once: leaving SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE headroom (sched(7)).
-Napi::Value IdleUndoable(const Napi::CallbackInfo& info) {
+// policyUndoable(policy): '' if a thread of this process can put itself in `policy` ('idle' or
+// 'batch') and back in the normal class, else the errno name that refused. Tried on a thread
+// of its own, which exits at once: leaving SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE
+// headroom (sched(7)), and a seccomp filter may refuse sched_setscheduler altogether.
+Napi::Value PolicyUndoable(const Napi::CallbackInfo& info) {
+  const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  const int policy = PolicyOf(name);
+  if (policy < 0 || policy == SCHED_OTHER) ThrowArg(info.Env(), "ERR_INVALID_ARG_VALUE", "policy must be 'idle' or 'batch', got '" + name + "'");
   int err = 0;
-  std::thread t([&err] {
+  std::thread t([&err, policy] {
     struct sched_param p = {};
-    if (sched_setscheduler(0, SCHED_IDLE, &p) != 0) err = errno;
+    if (sched_setscheduler(0, policy, &p) != 0) err = errno;
     else if (sched_setscheduler(0, SCHED_OTHER, &p) != 0) err = errno;
   });
   t.join();
@@ -89,7 +94,7 @@ void InitSched(Napi::Env env, Napi::Object exports) {
   exports.Set("threadId", Fn<ThreadId>(env, "threadId"));
   exports.Set("setThreadName", Fn<SetThreadName>(env, "setThreadName"));
   exports.Set("threadAlive", Fn<ThreadAlive>(env, "threadAlive"));
-  exports.Set("idleUndoable", Fn<IdleUndoable>(env, "idleUndoable"));
+  exports.Set("policyUndoable", Fn<PolicyUndoable>(env, "policyUndoable"));
 }
 
 }  // namespace movegc

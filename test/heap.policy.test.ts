@@ -1,8 +1,8 @@
 /**
  * The collector threads' scheduling class (options.collectorPolicy, gc/threads.ts): with
- * 'idle', the compactor and the marker run as SCHED_IDLE and the fault server stays normal
- * (a thread blocked in a fault waits for it). Read back from the kernel: the policy field of
- * /proc/self/task/<tid>/stat.
+ * 'batch' (the default) or 'idle', the compactor and the marker run as SCHED_BATCH or
+ * SCHED_IDLE and the fault server stays normal (a thread blocked in a fault waits for it).
+ * Read back from the kernel: the policy field of /proc/self/task/<tid>/stat.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,6 +15,8 @@ import { CI } from './kernel.js';
 
 closeHeapsAfterEach();
 
+const SCHED_OTHER = 0;
+const SCHED_BATCH = 3;
 const SCHED_IDLE = 5;
 
 /** Threads of this process whose scheduling policy is SCHED_IDLE. */
@@ -52,9 +54,31 @@ async function settle(want: number): Promise<number> {
 }
 
 describe('collector threads\' scheduling class', () => {
-  itMode('move', "'idle': the compactor and the marker run as SCHED_IDLE, the fault server does not; 'normal' (default): none", async () => {
+  itMode('move', "'batch' (default): the compactor and the marker run as SCHED_BATCH, the fault server does not; 'normal': none", async () => {
+    expect(threadNames()).toEqual([]); // the file's first heaps
+    const d = await openHeap({ capacity: 8 << 20, mode: 'move', marking: 'concurrent' });
+    const byPolicy = (p: number): string[] => threadNames().filter(([, q]) => q === p).map(([name]) => name);
+    expect(byPolicy(SCHED_BATCH)).toEqual(['movegc-compact', 'movegc-marker']);
+    expect(byPolicy(SCHED_OTHER)).toEqual(['movegc-fault', 'movegc-watchdog']);
+    const root = d.root(d.allocRefArray(100));
+    for (let i = 0; i < 100; i++) {
+      d.allocBytes(3000); // garbage
+      d.setRef(root.get()!, i, d.allocBytes(5000));
+    }
+    const st = await d.gc();
+    checkStats(st, 'move');
+    expect(st.pages.builtByCompactor).toBeGreaterThan(0);
+    expect(d.verify().ok).toBe(true);
+    await d.close();
+    expect(threadNames()).toEqual([]);
+    const n = await openHeap({ capacity: 8 << 20, mode: 'move', collectorPolicy: 'normal' });
+    expect(threadNames().filter(([, p]) => p !== SCHED_OTHER)).toEqual([]);
+    await n.close();
+  });
+
+  itMode('move', "'idle': the compactor and the marker run as SCHED_IDLE, the fault server does not", async () => {
     const base = idleThreads();
-    const n = await openHeap({ capacity: 8 << 20, mode: 'move' });
+    const n = await openHeap({ capacity: 8 << 20, mode: 'move', collectorPolicy: 'normal' });
     expect(idleThreads() - base).toBe(0);
     const h = await openHeap({ capacity: 8 << 20, mode: 'move', collectorPolicy: 'idle' });
     expect(h.marking).toBe('concurrent');
@@ -175,5 +199,9 @@ describe("'idle' where an idle thread cannot be made normal again", () => {
     expect(without.ok).toBe(true);
     const withIt = run(['env']);
     expect(withIt.fallbacks).toEqual([]);
+    // 'batch' (the default) needs no privilege: entering and leaving SCHED_BATCH is free.
+    const batch = spawnSync('setpriv', ['--bounding-set=-sys_nice', 'prlimit', '--nice=0', process.execPath, '--input-type=module', '-e', script.replace("collectorPolicy: 'idle'", "collectorPolicy: 'batch'")], { encoding: 'utf8', timeout: 60_000 });
+    expect(batch.status, batch.stderr.slice(-1500)).toBe(0);
+    expect(JSON.parse(batch.stdout.trim().split('\n').pop()!).fallbacks).toEqual([]);
   }, 90_000);
 });

@@ -29,7 +29,7 @@ describe('heap options: the README\'s defaults', () => {
   /**
    * Claim (README, "Every option of Heap.create", the default column): capacity alone gives
    * mode move, stallMs 200, denseThreshold 0.95, largeObjectBytes 65536, hugePages false,
-   * collectorPolicy normal, pauseOrder remap-first, faultInstall copy, moveMinRun 34, builder native,
+   * collectorPolicy batch, pauseOrder remap-first, faultInstall copy, moveMinRun 34, builder native,
    * unbuiltReads from-space, unbuiltWrites from-space, dontFork true, verify false, hide [], allowUnfixedMove false, no injection, no logger.
    */
   it('resolveOptions({ capacity }) fills in every default the README table names', () => {
@@ -42,7 +42,7 @@ describe('heap options: the README\'s defaults', () => {
       const o = resolveOptions({ capacity: 2 * MiB });
       expect({ ...o }).toEqual({
         capacity: 2 * MiB, mode: 'move', marking: 'concurrent', faultPath: 'self', stallMs: 200, denseThreshold: 0.95,
-        largeObjectBytes: 65536, hugePages: false, collectorPolicy: 'normal', pauseOrder: 'remap-first', faultInstall: 'copy',
+        largeObjectBytes: 65536, hugePages: false, collectorPolicy: 'batch', pauseOrder: 'remap-first', faultInstall: 'copy',
         moveMinRun: 34, builder: 'native', unbuiltReads: 'from-space', unbuiltWrites: 'from-space', dontFork: true, verify: false, hide: [], allowUnfixedMove: false, inject: {}, logger: undefined,
       });
       expect(Object.isFrozen(o)).toBe(true);
