@@ -103,16 +103,14 @@ export class Heap extends MutatorHeap {
     const caps = probe({ hide: [...opts.hide] });
     const { mode, fallbacks } = chooseMode(opts.mode, caps, { allowUnfixedMove: opts.allowUnfixedMove });
     for (const f of fallbacks) log.warn({ requested: opts.mode, mode }, `mode fallback: ${f}`);
-    // A class other than normal only where a thread can enter it and leave it again: one
-    // starved on a busy machine is made normal to be replaced or to exit (threads.ts), which an
-    // unprivileged process cannot do from SCHED_IDLE (an audit: collections starved past 20 s as
-    // nobody, with busy loops beside); a seccomp filter may refuse any change.
-    const policy = opts.collectorPolicy;
-    const refused = policy !== CollectorPolicy.NORMAL && mode !== Mode.STW ? native.policyUndoable(policy) : '';
-    if (refused !== '') {
-      const why = policy === CollectorPolicy.IDLE ? 'leaving SCHED_IDLE takes CAP_SYS_NICE or RLIMIT_NICE 20' : 'sched_setscheduler refused';
-      const f = `collectorPolicy ${policy} -> normal: this process cannot make ${policy === CollectorPolicy.IDLE ? 'an idle' : 'a batch'} thread normal again (${refused}: ${why})`;
-      log.warn({ requested: policy }, f);
+    // 'idle' only where an idle thread can be made normal again: one starved on a busy machine
+    // is made normal to be replaced or to exit (threads.ts), which an unprivileged process
+    // cannot do (an audit: collections starved past 20 s as nobody, with busy loops beside).
+    // 'batch' needs no such check: any thread may enter and leave SCHED_BATCH (sched(7)).
+    const unidle = opts.collectorPolicy === CollectorPolicy.IDLE && mode !== Mode.STW ? native.idleUndoable() : '';
+    if (unidle !== '') {
+      const f = `collectorPolicy idle -> normal: this process cannot make an idle thread normal again (${unidle}: leaving SCHED_IDLE takes CAP_SYS_NICE or RLIMIT_NICE 20)`;
+      log.warn({ requested: CollectorPolicy.IDLE }, f);
       fallbacks.push(f);
       opts = Object.freeze({ ...opts, collectorPolicy: CollectorPolicy.NORMAL });
     }

@@ -141,8 +141,8 @@ export interface NativeBinding {
   setThreadName(name: string): void;
   /** Whether thread `tid` of this process still exists (tgkill signal 0; no procfs needed). */
   threadAlive(tid: number): boolean;
-  /** '' if a thread can put itself in `policy` and back in the normal class here, else the errno name that refused (tried on a thread of its own). */
-  policyUndoable(policy: 'idle' | 'batch'): string;
+  /** '' if a thread made SCHED_IDLE can be made normal again here, else the errno name that refused (tried on a thread of its own). */
+  idleUndoable(): string;
   PageBuilder: new (tables: NativePageBuilderTables) => NativePageBuilder;
 }
 

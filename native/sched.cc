@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "addon.h"
@@ -69,21 +70,22 @@ Napi::Value ThreadAlive(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), !gone);
 }
 
-// policyUndoable(policy): '' if a thread of this process can put itself in `policy` ('idle' or
-// 'batch') and back in the normal class, else the errno name that refused. Tried on a thread
-// of its own, which exits at once: leaving SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE
-// headroom (sched(7)), and a seccomp filter may refuse sched_setscheduler altogether.
-Napi::Value PolicyUndoable(const Napi::CallbackInfo& info) {
-  const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  const int policy = PolicyOf(name);
-  if (policy < 0 || policy == SCHED_OTHER) ThrowArg(info.Env(), "ERR_INVALID_ARG_VALUE", "policy must be 'idle' or 'batch', got '" + name + "'");
+// idleUndoable(): '' if a thread of this process that made itself SCHED_IDLE can be made
+// normal again, else the errno name that refused it. Tried on a thread of its own, which
+// exits at once: leaving SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE headroom (sched(7)).
+// That thread may itself be refused (RLIMIT_NPROC): its errno, not an abort.
+Napi::Value IdleUndoable(const Napi::CallbackInfo& info) {
   int err = 0;
-  std::thread t([&err, policy] {
-    struct sched_param p = {};
-    if (sched_setscheduler(0, policy, &p) != 0) err = errno;
-    else if (sched_setscheduler(0, SCHED_OTHER, &p) != 0) err = errno;
-  });
-  t.join();
+  try {
+    std::thread t([&err] {
+      struct sched_param p = {};
+      if (sched_setscheduler(0, SCHED_IDLE, &p) != 0) err = errno;
+      else if (sched_setscheduler(0, SCHED_OTHER, &p) != 0) err = errno;
+    });
+    t.join();
+  } catch (const std::system_error& e) {
+    err = e.code().value();
+  }
   return Napi::String::New(info.Env(), err == 0 ? "" : ErrnoName(err));
 }
 
@@ -94,7 +96,7 @@ void InitSched(Napi::Env env, Napi::Object exports) {
   exports.Set("threadId", Fn<ThreadId>(env, "threadId"));
   exports.Set("setThreadName", Fn<SetThreadName>(env, "setThreadName"));
   exports.Set("threadAlive", Fn<ThreadAlive>(env, "threadAlive"));
-  exports.Set("policyUndoable", Fn<PolicyUndoable>(env, "policyUndoable"));
+  exports.Set("idleUndoable", Fn<IdleUndoable>(env, "idleUndoable"));
 }
 
 }  // namespace movegc

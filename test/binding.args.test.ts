@@ -281,8 +281,10 @@ describe('alike on both paths', () => {
 describe('raw addon', () => {
   it('setThreadPolicy: a policy name or a typed error (the class it sets is read back in heap.policy)', () => {
     for (const v of [5, undefined, null, {}, true]) expectCode(() => native.setThreadPolicy(v as Any), 'ERR_INVALID_ARG_TYPE', false);
-    for (const v of ['', 'fifo', 'batch', 'IDLE', 'idle ']) expectCode(() => native.setThreadPolicy(v as Any), 'ERR_INVALID_ARG_VALUE', false);
+    for (const v of ['', 'fifo', 'BATCH', 'IDLE', 'idle ', 'batch ']) expectCode(() => native.setThreadPolicy(v as Any), 'ERR_INVALID_ARG_VALUE', false);
     expect(native.setThreadPolicy('normal')).toBeUndefined(); // what this thread already is
+    expect(native.setThreadPolicy('batch')).toBeUndefined(); // entered and left without privilege
+    expect(native.setThreadPolicy('normal')).toBeUndefined();
   });
 
   it('setThreadPolicy of another thread: a thread id of this process, or a typed error (ESRCH for any other)', () => {

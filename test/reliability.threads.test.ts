@@ -66,11 +66,11 @@ describe('the thread limit (RLIMIT_NPROC)', () => {
   if (why) console.warn(`[movegc] skipping the thread-limit test: ${why}`);
 
   /** One sweep of the limit: the threads refused in turn, until the heap starts. */
-  const sweep = (): string[] => {
+  const sweep = (policy: string): string[] => {
     const refused: string[] = [];
     let created = false;
     for (let n = 6; n <= 40 && !created; n++) {
-      const r = asNobody([`--nproc=${n}`, process.execPath, fixture, 'move']);
+      const r = asNobody([`--nproc=${n}`, process.execPath, fixture, 'move', policy]);
       const line = r.stdout.trim().split('\n').pop() ?? '';
       if (!line.startsWith('{')) continue; // the limit stopped node itself before the heap
       const out = JSON.parse(line) as { outcome: string; mode?: string; typed?: boolean; code?: string; syscall?: string; message?: string; before: unknown; after: unknown };
@@ -87,14 +87,19 @@ describe('the thread limit (RLIMIT_NPROC)', () => {
     return refused;
   };
 
-  it.skipIf(why !== undefined)('each refused thread is a MoveGcError EAGAIN naming it, and create releases everything', () => {
-    // The limit counts every process of the user: another one of nobody's starting a thread
-    // mid-sweep could skip a step, so a sweep that missed one is run again (twice at most).
-    const all = ['fault', 'compactor', 'marker', 'watchdog'];
-    let refused = sweep();
-    for (let i = 0; i < 2 && refused.join() !== all.join(); i++) refused = sweep();
-    expect(refused).toEqual(all);
-  }, 240_000);
+  // 'idle' first tries SCHED_IDLE on a short-lived thread of its own (heap.ts), which the limit
+  // refuses at the same step as the fault server: an uncaught std::system_error aborted the
+  // process there, and the sweep missed 'fault'.
+  for (const policy of ['batch', 'idle']) {
+    it.skipIf(why !== undefined)(`each refused thread is a MoveGcError EAGAIN naming it, and create releases everything (collectorPolicy ${policy})`, () => {
+      // The limit counts every process of the user: another one of nobody's starting a thread
+      // mid-sweep could skip a step, so a sweep that missed one is run again (twice at most).
+      const all = ['fault', 'compactor', 'marker', 'watchdog'];
+      let refused = sweep(policy);
+      for (let i = 0; i < 2 && refused.join() !== all.join(); i++) refused = sweep(policy);
+      expect(refused).toEqual(all);
+    }, 240_000);
+  }
 });
 
 /**
