@@ -26,8 +26,9 @@ int PolicyOf(const std::string& name) {
   return -1;
 }
 
-// setThreadPolicy('normal' | 'idle' | 'batch'[, tid]): for the calling thread, or for thread `tid` of
-// this process (a stalled SCHED_IDLE thread made normal so that it can run to its termination).
+// setThreadPolicy('normal' | 'idle' | 'batch'[, tid]): for the calling thread, or for thread
+// `tid` of this process (a stalled SCHED_IDLE thread made normal so that it can run to its
+// termination).
 Napi::Value SetThreadPolicy(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) ThrowArg(info.Env(), "ERR_INVALID_ARG_TYPE", "policy must be 'normal', 'idle' or 'batch'");
   const std::string name = info[0].As<Napi::String>().Utf8Value();
