@@ -24,7 +24,7 @@ import type { UnbuiltWrites } from './unbuilt-writes.js';
 import { hugeObjectWords, largeObjectWords, resolveInject, type InjectOptions } from './options.js';
 import { RefTags, type Ref } from './refs.js';
 import { HeapType, TypeRegistry, type TypeSpec } from './heap-types.js';
-import { badValue, fitsU32, fitsU8, ownBytes } from './values.js';
+import { badValue, copyBytes, fitsU32, fitsU8, ownByteLength } from './values.js';
 import { Pin, Root, RootTable, makePin, makeRoot, rootOwnerOf, type RootOwner } from './roots.js';
 import { Holes } from './holes.js';
 import {
@@ -552,12 +552,12 @@ export class MutatorHeap {
     return b + length <= this.#u8.length ? this.#u8.slice(b, b + length) : new Uint8Array(this.#buffer, b, length).slice();
   }
   writeBytes(obj: Ref, offset: number, data: Uint8Array): void {
-    // Check exactly what is copied: the view's own bytes, read through the built-in getters
-    // (a subclass or Proxy can lie through `length`), copied from a fresh plain view.
-    const src = ownBytes(data);
-    const b = this.#raw(obj, offset, src.length);
-    if (b + src.length <= this.#u8.length) this.#u8.set(src, b);
-    else new Uint8Array(this.#buffer, b, src.length).set(src);
+    // Check exactly what is copied: the view's own bytes, read through the built-ins (a
+    // subclass or Proxy can lie through `length`; values.ts).
+    const n = ownByteLength(data);
+    const b = this.#raw(obj, offset, n);
+    if (b + n <= this.#u8.length) copyBytes(this.#u8, b, data);
+    else copyBytes(new Uint8Array(this.#buffer, b, n), 0, data);
   }
 
   /** The heap's virtual address. */
