@@ -1,7 +1,8 @@
 /**
  * Values at the package's edge: what a raw setter cannot store as given, the kind of typed
- * array an argument really is, and the bytes a Uint8Array argument really holds (both read
- * through the built-in getters, so a lying object cannot change them).
+ * array an argument really is, and the bytes a Uint8Array argument really holds (its kind and
+ * length read through the built-in getters, its bytes copied by the built-in set, so a lying
+ * object cannot change them).
  */
 import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
 
