@@ -378,6 +378,11 @@ export class MutatorHeap {
 
   /** Elements of an array (references or bytes); raw byte count for declared types. */
   length(obj: Ref): number {
+    if (this.#reading) {
+      const w = this.#unbuiltAt(obj);
+      const v = w < 0 ? BUILD : this.#reads!.length(w);
+      if (v !== BUILD) return v;
+    }
     const w = this.#w(obj);
     const t = this.#u32[w * 2];
     const k = this.#types.kind(t);

@@ -209,7 +209,7 @@ export interface HeapOptions {
    */
   faultPath?: FaultPathName;
   /**
-   * With faultPath 'self': a read (getRef, getU8/U32/F64, readBytes of at most two pages) of a
+   * With faultPath 'self': a read (getRef, getU8/U32/F64, length, readBytes of at most two pages) of a
    * page not yet built is served from from-space, the page left to the compactor
    * ('from-space', default), or builds the page as any other access does ('build'); see
    * unbuilt-reads.ts for when each pays. MOVEGC_UNBUILT_READS=build changes the default.
