@@ -200,6 +200,7 @@ export const COMMANDS: Record<string, Command> = {
         'idle-compact': { type: 'string', choices: ['on', 'off'], default: 'off', help: "between frames, the time left before the next one goes to the compacting cycle (heap.idleCompact): pages the tree's root reaches first are built before a frame touches them" },
         'huge-pages': { type: 'string', choices: ['off', 'on'], default: 'off', help: 'the heap backed by transparent huge pages (hugePages): in move mode pages are then built 2 MiB at a time and moved in as one PMD' },
         seed: { type: 'int', min: 0, default: 42, help: 'PRNG seed' },
+        reps: { type: 'int', min: 1, max: 100, default: 1, help: "--compare: rounds of every column, interleaved, each in a fresh process; the table shows each column's median round (by frames over budget), the summary every round" },
       },
     },
     load: () => import('../examples/art-app.js'),

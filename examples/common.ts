@@ -84,11 +84,11 @@ export async function runModes<T>(name: string, runs: ReadonlyArray<ModeName | C
   return results;
 }
 
-/** The options a --compare run hands on to its per-mode children (all but mode, modes, compare, json, out, and `skip`). */
+/** The options a --compare run hands on to its per-mode children (all but mode, modes, compare, json, out, reps, and `skip`). */
 export function childArgs(name: string, args: Args, skip: readonly string[] = []): string[] {
   const out: string[] = [];
   for (const [flag, o] of Object.entries(COMMANDS[`example ${name}`].spec.options)) {
-    if (['compare', 'json', 'modes', 'mode', 'out', ...skip].includes(flag)) continue;
+    if (['compare', 'json', 'modes', 'mode', 'out', 'reps', ...skip].includes(flag)) continue;
     const v = args[flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
     if (v === undefined || v === null || v === false) continue;
     if (o.type === 'boolean') out.push(`--${flag}`);

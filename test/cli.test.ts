@@ -104,6 +104,7 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     [['example', 'art', '--fault-path', 'kernel'], /--fault-path must be one of self, handler/],
     [['example', 'art', '--modes', 'move,stw-handler'], /--modes: unknown value 'stw-handler'/],
     [['example', 'art', '--safepoint', 'middle'], /--safepoint must be one of end, start/],
+    [['example', 'art', '--reps', '0'], /--reps must be in \[1, 100\]/],
     // --out, checked before the run: a file in the way, a path no one can create (under /proc
     // Node's recursive mkdir never returned), a directory where a file is expected.
     [['bench', '--out', 'package.json'], /--out package.json: .*package.json is not a directory/],
@@ -488,6 +489,28 @@ describe('fault paths side by side', () => {
       expect(r.stdout).toMatch(/^stall\/page p50 \/ p99 us\s+\d+ \/ \d+\s+\d+ \/ \d+$/m);
       expect(r.stdout).toMatch(new RegExp(`^  touched unbuilt pages / self-built / left\\s+${self.stalls} / ${self.pagesBuiltBySelf} / ${self.selfLeft}\\s+${handler.stalls} / 0 / 0$`, 'm'));
       expect(r.stdout).toMatch(/move, self vs handler \(issue 11\): stall per touched unbuilt page p50 \d+ vs \d+ us/);
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  }, undefined, 150_000);
+
+  itKernel('art --compare --reps 2 runs every column twice, interleaved: the median round in the table, each round in the summary and the --out file', () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
+    try {
+      const r = movegc(['example', 'art', '--compare', '--modes', 'move,move-handler', '--reps', '2', '--seconds', '0.5', '--heap', '16', '--nodes', '20000', '--visit', '500', '--every', '12', '--safepoint', 'start', '--out', 'r/art.json'], cwd, 120_000);
+      expect(r.status, r.stderr.slice(-2000)).toBe(0);
+      const out = JSON.parse(fs.readFileSync(path.join(cwd, 'r', 'art.json'), 'utf8'));
+      expect(out.results.rounds).toHaveLength(2);
+      for (const round of out.results.rounds) expect(round.map((x: { faultPath: string }) => x.faultPath)).toEqual(['self', 'handler']);
+      // The median of two is the lower (frames over budget, then p99): one of the rounds' own runs.
+      const [self, handler] = out.results.median;
+      const selfRuns: Array<{ overBudget: number; p99: number }> = out.results.rounds.map((x: unknown[]) => x[0]);
+      const lower = [...selfRuns].sort((a, b) => a.overBudget - b.overBudget || a.p99 - b.p99)[0];
+      expect(self).toEqual(lower);
+      expect(handler.faultPath).toBe('handler');
+      const pairs = out.results.rounds.map((x: Array<{ overBudget: number }>) => `${x[0].overBudget}/${x[1].overBudget}`).join(', ');
+      expect(r.stdout).toContain('move, self vs handler (issue 11, median rounds of 2)');
+      expect(r.stdout).toContain(`by round, self / handler: frames over budget ${pairs} (self fewer in`);
     } finally {
       fs.rmSync(cwd, { recursive: true, force: true });
     }
