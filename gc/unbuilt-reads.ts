@@ -46,7 +46,7 @@ import type { SelfService } from './selfservice.js';
 export const BUILD = -1;
 const TOP = 0;
 const NEW_TOP = 1;
-/** sourceOf's cache: 1024 objects, 8 KiB. */
+/** sourceOf's cache: 1024 objects, 12 KiB. */
 const SOURCE_CACHE_BITS = 10;
 const SOURCE_CACHE = 1 << SOURCE_CACHE_BITS;
 
@@ -194,11 +194,25 @@ export class UnbuiltReads {
     const o = sourceWord(this.#sh, this.#tops[TOP], this.#tops[NEW_TOP], w);
     this.#cachedFor[i] = w + 1;
     this.#cachedAt[i] = o;
+    this.#cachedWords[i] = -1;
     return o;
   }
-  /** sourceOf's cache, direct-mapped: the to-space word + 1 (0: empty), its answer. */
+  /** sourceOf's cache, direct-mapped: the to-space word + 1 (0: empty), its answer, its header's words (-1: not looked at). */
   readonly #cachedFor = new Uint32Array(SOURCE_CACHE);
   readonly #cachedAt = new Int32Array(SOURCE_CACHE);
+  readonly #cachedWords = new Int32Array(SOURCE_CACHE);
+
+  /**
+   * markedHeaderWords of o = sourceOf(w) in from-space, while w's header page is unbuilt (so
+   * its sources are intact): kept with o, as nothing rewrites a header (a store in from-space
+   * writes fields only, unbuilt-writes.ts).
+   */
+  #headerWords(w: number, o: number): number {
+    const i = (w ^ (w >>> SOURCE_CACHE_BITS)) & (SOURCE_CACHE - 1);
+    if (this.#cachedFor[i] !== w + 1 || this.#cachedAt[i] !== o) return markedHeaderWords(this.#from, this.#types, this.#sh.starts, this.#sh.live, o);
+    const n = this.#cachedWords[i];
+    return n >= 0 ? n : (this.#cachedWords[i] = markedHeaderWords(this.#from, this.#types, this.#sh.starts, this.#sh.live, o));
+  }
 
   /**
    * length()'s value for the object at to-space word w, or BUILD: the header is read where it
@@ -209,7 +223,7 @@ export class UnbuiltReads {
     if (this.#page(qh) !== 0) return BUILD;
     const t0 = this.#clock.start();
     const o = this.sourceOf(w);
-    if (o === BUILD || markedHeaderWords(this.#from, this.#types, this.#sh.starts, this.#sh.live, o) === 0) return BUILD;
+    if (o === BUILD || this.#headerWords(w, o) === 0) return BUILD;
     const row = this.#from[o * 2] * TYPE_ROW;
     const kind = this.#types[row];
     this.#hold();
@@ -234,7 +248,7 @@ export class UnbuiltReads {
     const t0 = this.#clock.start();
     const o = this.sourceOf(w);
     if (o === BUILD) return BUILD;
-    const n = h === 1 ? this.#refs(this.#heap, w, false) : this.#refs(this.#from, o, true);
+    const n = this.refsOf(w, o, h);
     if (i >= n) return BUILD;
     this.#hold();
     const v = p === 1 ? this.#heap[s] : this.#from[o * 2 + 2 + i];
@@ -264,7 +278,7 @@ export class UnbuiltReads {
     let o = -1;
     if (h === 0) {
       o = this.sourceOf(w);
-      if (o === BUILD || markedHeaderWords(this.#from, this.#types, this.#sh.starts, this.#sh.live, o) === 0) return BUILD;
+      if (o === BUILD || this.#headerWords(w, o) === 0) return BUILD;
     }
     // The raw area, from the header where it is (layout.ts; mutator.ts #raw).
     const hdr = h === 1 ? this.#heap : this.#from;
@@ -319,7 +333,8 @@ export class UnbuiltReads {
 
   /** Reference slots of the object at to-space word w, its header read where it is (h: page(w's page)), or 0. */
   refsOf(w: number, o: number, h: number): number {
-    return h === 1 ? this.#refs(this.#heap, w, false) : this.#refs(this.#from, o, true);
+    if (h === 1) return refCount(this.#heap, this.#types, w);
+    return this.#headerWords(w, o) === 0 ? 0 : refCount(this.#from, this.#types, o);
   }
 
   /** After a read at #rawAt's index: true if its pages are still not installed (the value stands), counted. */
@@ -329,11 +344,6 @@ export class UnbuiltReads {
     return ok;
   }
 
-  /** Reference slots of the object whose header is at word x of u32 (layout.ts refCount), checked in from-space. */
-  #refs(u32: Uint32Array, x: number, fromSpace: boolean): number {
-    if (fromSpace && markedHeaderWords(u32, this.#types, this.#sh.starts, this.#sh.live, x) === 0) return 0;
-    return refCount(u32, this.#types, x);
-  }
 
   /**
    * Runs `run` with the tables set so that the objects starting at `objects` (ascending, ending
