@@ -223,7 +223,9 @@ describe('self-service', () => {
    * descheduled (well under stallMs: no takeover), is installed by the mutator itself.
    */
   itKernel('a page built by a descheduled compactor and not yet installed is installed by the accessor that meets it', async () => {
-    const heap = await openHeap({ capacity: 16 * MiB, mode: 'move', faultPath: 'self', stallMs: 30_000 });
+    // Reads that build (from from-space, the default, the walk reads those pages where their
+    // sources are and installs none).
+    const heap = await openHeap({ capacity: 16 * MiB, mode: 'move', faultPath: 'self', unbuiltReads: 'build', stallMs: 30_000 });
     const NODES = 30_000;
     const { root, type } = buildGraph(heap, { nodes: NODES, garbage: 0.6, seed: 11 });
     const sum = checksum(heap, root.get());
