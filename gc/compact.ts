@@ -84,8 +84,19 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const recycle = install === Install.MOVE;
   const huge = Atomics.load(sh.ctl, Ctl.HUGE_PAGES) !== 0;
   const builder = b.builder;
-  const ranges = [...b.pageRanges()];
-  const segs = ranges.map((_, i) => [sh.segments[i * SEG_FIELDS + Seg.START] / PAGE_WORDS, sh.segments[i * SEG_FIELDS + Seg.END] / PAGE_WORDS]);
+  // Per segment, flat: pages [first, end) to build, from-space pages [start, end) it consumes.
+  // Typed arrays, not arrays of pairs: the interpreter and compactCycle's optimized code made
+  // those with different maps, so each cycle's optimized code deoptimized on them ('wrong
+  // map') and was compiled again, about 100 ms of V8's compiler threads each time.
+  const nSegs = Atomics.load(sh.ctl, Ctl.SEGMENTS);
+  const ranges = new Int32Array(nSegs * 2); // page indexes
+  const segs = new Float64Array(nSegs * 2);
+  for (let i = 0; i < nSegs; i++) {
+    ranges[2 * i] = sh.segments[i * SEG_FIELDS + Seg.FIRST_PAGE];
+    ranges[2 * i + 1] = sh.segments[i * SEG_FIELDS + Seg.END_PAGE];
+    segs[2 * i] = sh.segments[i * SEG_FIELDS + Seg.START] / PAGE_WORDS;
+    segs[2 * i + 1] = sh.segments[i * SEG_FIELDS + Seg.END] / PAGE_WORDS;
+  }
   const scratch0 = b.scratchPage(Scratch.COMPACTOR);
   const sched0 = schedstat();
   const t0 = now();
@@ -144,9 +155,9 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   // made runs as short as the slide: 1M live items over 6 pages of garbage, 1172 MOVE calls
   // against 92 and 2.5x the compaction time; this way 93 calls and 64 fresh pages.)
   let ri = 0; // range index of `low`
-  let low = ranges.length ? ranges[0][0] : 0;
+  let low = nSegs ? ranges[0] : 0;
   let si = 0; // segment index of `reuse`
-  let reuse = segs.length ? segs[0][0] : 0;
+  let reuse = nSegs ? segs[0] : 0;
   let released = reuse; // copy mode: from-space released below this
   // Move mode: from-space page runs [start, end) that WHOLE installs moved away, in address
   // order; the recycler steps over them (a buffer there would be a fresh page).
@@ -158,8 +169,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   let keep = -1;
   const consumedLimit = (): number => {
     for (;;) {
-      while (ri < ranges.length && low >= ranges[ri][1]) if (++ri < ranges.length) low = ranges[ri][0];
-      if (ri >= ranges.length) return Infinity;
+      while (ri < nSegs && low >= ranges[2 * ri + 1]) if (++ri < nSegs) low = ranges[2 * ri];
+      if (ri >= nSegs) return Infinity;
       if (phaseOf(Atomics.load(sh.pageState, low)) < PagePhase.MAPPED) break;
       low++;
     }
@@ -191,7 +202,7 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   let bufRecycled = false;
   const advance = (): void => {
     for (;;) {
-      while (si < segs.length && reuse >= segs[si][1]) if (++si < segs.length) reuse = segs[si][0];
+      while (si < nSegs && reuse >= segs[2 * si + 1]) if (++si < nSegs) reuse = segs[2 * si];
       while (hi < holes.length && holes[hi + 1] <= reuse) hi += 2;
       if (reuse === keep) {
         reuse++;
@@ -206,8 +217,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const releaseSurplus = (): number => {
     const limit = consumedLimit();
     advance();
-    if (si < segs.length && limit !== Infinity && limit - reuse > POOL_KEEP_PAGES + RELEASE_CHUNK_PAGES) {
-      const upTo = Math.min(limit - POOL_KEEP_PAGES, segs[si][1]);
+    if (si < nSegs && limit !== Infinity && limit - reuse > POOL_KEEP_PAGES + RELEASE_CHUNK_PAGES) {
+      const upTo = Math.min(limit - POOL_KEEP_PAGES, segs[2 * si + 1]);
       releaseAround(reuse, upTo);
       reuse = upTo;
       advance();
@@ -217,13 +228,13 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   const buffers = (): number => {
     if (recycle) {
       const limit = releaseSurplus();
-      if (si < segs.length && reuse < limit) {
+      if (si < nSegs && reuse < limit) {
         bufAt = reuse;
         bufRecycled = true;
-        return Math.min(limit, segs[si][1], hi < holes.length ? holes[hi] : Infinity, keep > reuse ? keep : Infinity) - reuse;
+        return Math.min(limit, segs[2 * si + 1], hi < holes.length ? holes[hi] : Infinity, keep > reuse ? keep : Infinity) - reuse;
       }
     } else {
-      const limit = Math.min(consumedLimit(), segs.length ? segs[segs.length - 1][1] : 0);
+      const limit = Math.min(consumedLimit(), nSegs ? segs[2 * nSegs - 1] : 0);
       if (limit - released >= RELEASE_CHUNK_PAGES) {
         releaseAround(released, limit);
         released = limit;
@@ -384,8 +395,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
     }
     return n;
   };
-  for (const [first, end] of ranges) {
-    for (let q = first; q < end; ) {
+  for (let r = 0; r < nSegs; r++) {
+    for (let q = ranges[2 * r], end = ranges[2 * r + 1]; q < end; ) {
       sh.hb.beat(Role.COMPACTOR);
       if (Atomics.load(sh.ctl, Ctl.STOP)) return;
       if (built === delayAt - 1 && delayAt > 0) {
@@ -490,8 +501,8 @@ export function compactCycle(b: Builders, hooks: CompactorHooks): void {
   // install count in the split too.
   const [b0, i0] = [b.buildMs, b.installMs];
   const builds0 = Atomics.load(sh.ctl, Ctl.COMPACTOR_BUILDS);
-  for (const [first, end] of ranges)
-    for (let q = first; q < end; q++)
+  for (let r = 0; r < nSegs; r++)
+    for (let q = ranges[2 * r], end = ranges[2 * r + 1]; q < end; q++)
       if (Atomics.load(sh.pageState, q) === PagePhase.UNPROCESSED) b.buildOne(q, Owner.COMPACTOR, scratch0);
   // Built into a scratch page: fresh buffers, as every build counts in one kind of buffer.
   if (recycle) sh.count(Ctl.FRESH_BUFFERS, Atomics.load(sh.ctl, Ctl.COMPACTOR_BUILDS) - builds0);
