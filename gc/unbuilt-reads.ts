@@ -49,6 +49,8 @@ const NEW_TOP = 1;
 /** sourceOf's cache: 1024 objects, 12 KiB. */
 const SOURCE_CACHE_BITS = 10;
 const SOURCE_CACHE = 1 << SOURCE_CACHE_BITS;
+/** Where to-space word w is kept in sourceOf's cache. */
+const cacheSlot = (w: number): number => (w ^ (w >>> SOURCE_CACHE_BITS)) & (SOURCE_CACHE - 1);
 
 /**
  * From-space word of the live object compaction moves to to-space word w, or BUILD: `top` is
@@ -189,7 +191,7 @@ export class UnbuiltReads {
    * read asked again (about 11 forwards each).
    */
   sourceOf(w: number): number {
-    const i = (w ^ (w >>> SOURCE_CACHE_BITS)) & (SOURCE_CACHE - 1);
+    const i = cacheSlot(w);
     if (this.#cachedFor[i] === w + 1) return this.#cachedAt[i];
     const o = sourceWord(this.#sh, this.#tops[TOP], this.#tops[NEW_TOP], w);
     this.#cachedFor[i] = w + 1;
@@ -208,7 +210,7 @@ export class UnbuiltReads {
    * writes fields only, unbuilt-writes.ts).
    */
   #headerWords(w: number, o: number): number {
-    const i = (w ^ (w >>> SOURCE_CACHE_BITS)) & (SOURCE_CACHE - 1);
+    const i = cacheSlot(w);
     if (this.#cachedFor[i] !== w + 1 || this.#cachedAt[i] !== o) return markedHeaderWords(this.#from, this.#types, this.#sh.starts, this.#sh.live, o);
     const n = this.#cachedWords[i];
     return n >= 0 ? n : (this.#cachedWords[i] = markedHeaderWords(this.#from, this.#types, this.#sh.starts, this.#sh.live, o));
