@@ -1,6 +1,6 @@
 /**
- * The heap as the mutator's calls reach it: references, bump allocation (black while marking,
- * page-aligned for large objects, into holes between cycles), field access, roots and pins.
+ * The heap as the mutator's calls reach it: references, allocation (allocate.ts: black while
+ * marking, page-aligned for large objects, into holes between cycles), field access, roots and pins.
  * Every access checks its reference: the epoch tag (refs.ts), and that it names an object's
  * first word (the allocator keeps an object-start bitmap), so an interior or forged number is
  * refused before it reaches the heap. Two checks are for the collector, each one load and a
@@ -26,9 +26,9 @@ import { RefTags, type Ref } from './refs.js';
 import { HeapType, TypeRegistry, type TypeSpec } from './heap-types.js';
 import { badValue, copyBytes, fitsU32, fitsU8, ownByteLength } from './values.js';
 import { Pin, Root, RootTable, makePin, makeRoot, rootOwnerOf, type RootOwner } from './roots.js';
-import { Holes } from './holes.js';
+import { BumpAllocator } from './allocate.js';
 import {
-  BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, PAGE_WORDS, PMD_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, headerWords, rawOffset, refCount, writeFiller,
+  BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, headerWords, rawOffset, refCount,
 } from './layout.js';
 
 /**
@@ -64,15 +64,13 @@ export class MutatorHeap {
   readonly #typeList: HeapType[];
   readonly #tags = new RefTags();
   readonly #roots = new RootTable();
-  /** Gaps below pinned objects, allocated into when the top is full (holes.ts). */
-  readonly #holes = new Holes();
+  /** Bump allocation, its top and the holes below pinned objects (allocate.ts). */
+  readonly #alloc: BumpAllocator;
   #closing = false;
   #closed = false;
   /** Why the heap refuses every call though close() was not called (CycleDriver: mut.lose). */
   #lost: MoveGcError | null = null;
-  #top = HEAP_START_WORD;
   #inject: Readonly<InjectOptions>;
-  #cycleActive: () => boolean = () => false;
   /** Which of sh.objects holds this epoch's object starts (the other is the plan's next). */
   #epochStarts = 0;
   #objects: Uint32Array;
@@ -91,12 +89,6 @@ export class MutatorHeap {
   #settleIn = SETTLE_EVERY;
   #settleEvery = SETTLE_EVERY;
   readonly #pageState: Int32Array;
-  /** Objects at least this long start on a page (options.largeObjectBytes; 0: never). */
-  readonly #alignWords: number;
-  /** Objects at least this long start on a 2 MiB boundary (options.hugePages; 0: never). */
-  readonly #hugeWords: number;
-  /** The filler gaps put before them while a cycle runs ([start, end) pairs): not live (#blacken). */
-  #allocGaps: number[] | null = null;
   readonly #faults: SelfService;
   /** Reads of unbuilt pages from from-space while compacting (unbuilt-reads.ts), or null: every access builds. */
   readonly #reads: UnbuiltReads | null;
@@ -114,8 +106,6 @@ export class MutatorHeap {
     this.log = p.log;
     this.#address = p.address;
     this.#inject = p.opts.inject;
-    this.#alignWords = largeObjectWords(p.opts);
-    this.#hugeWords = hugeObjectWords(p.opts);
     this.#u32 = p.u32;
     this.#types = p.types;
     this.#typeReg = new TypeRegistry(this.#types);
@@ -126,6 +116,7 @@ export class MutatorHeap {
     this.#f64 = new Float64Array(p.view);
     this.#sh = p.sh;
     this.#objects = this.#sh.objects[0];
+    this.#alloc = new BumpAllocator(this.#u32, this.#objects, this.capacity, largeObjectWords(p.opts), hugeObjectWords(p.opts));
     this.#log = new BarrierLog(this.#sh.logRing, this.#sh.ctl);
     this.#pageState = this.#sh.pageState;
     this.#faults = p.faults;
@@ -148,8 +139,8 @@ export class MutatorHeap {
     const heap = this;
     return {
       u32: this.#u32,
-      get top() { return heap.#top; },
-      set top(v: number) { heap.#top = v; },
+      get top() { return heap.#alloc.top; },
+      set top(v: number) { heap.#alloc.top = v; },
       get typeCount() { return heap.#typeList.length; },
       get roots() { return heap.#roots.words; },
       get rootCount() { return heap.#roots.count; },
@@ -173,7 +164,7 @@ export class MutatorHeap {
       barrierLog: this.#log,
       selfService: this.#faults,
       reads: this.#reads,
-      holes: this.#holes,
+      holes: this.#alloc.holes,
       lose: (e: MoveGcError) => {
         this.#lost = e;
         this.#closed = true; // every call refuses from here; close() still releases everything
@@ -182,16 +173,16 @@ export class MutatorHeap {
       get epochStarts() { return heap.#epochStarts; },
       set epochStarts(v: number) {
         heap.#epochStarts = v;
-        heap.#objects = heap.#sh.objects[v];
+        heap.#objects = heap.#alloc.objects = heap.#sh.objects[v];
       },
-      get allocGaps() { return heap.#allocGaps; },
-      set allocGaps(v: number[] | null) { heap.#allocGaps = v; },
+      get allocGaps() { return heap.#alloc.gaps; },
+      set allocGaps(v: number[] | null) { heap.#alloc.gaps = v; },
       get nextStartsExtent() { return heap.#nextStartsExtent; },
       set nextStartsExtent(v: number) { heap.#nextStartsExtent = v; },
       typeList: this.#typeList,
       types: this.#types,
       inject: () => this.#inject,
-      setCycleActive: (f: () => boolean) => void (this.#cycleActive = f),
+      setCycleActive: (f: () => boolean) => void (this.#alloc.cycleActive = f),
       register: () => void liveHeaps.add(this),
       closing: () => void (this.#closing = true),
       retire: () => {
@@ -253,7 +244,7 @@ export class MutatorHeap {
     if (typeof ref !== 'number') throw this.#refError(ref); // before any arithmetic: a BigInt or Symbol throws a TypeError
     const w = ref >>> 0;
     if (ref - w !== this.#tags.base) throw this.#refError(ref);
-    if (w < HEAP_START_WORD || w >= this.#top) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is outside the heap's objects`);
+    if (w < HEAP_START_WORD || w >= this.#alloc.top) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is outside the heap's objects`);
     if ((this.#objects[w >>> 5] & (1 << (w & 31))) === 0) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is not the start of an object (an interior or forged reference)`);
     return w;
   }
@@ -294,42 +285,7 @@ export class MutatorHeap {
   }
 
   #bump(words: number, typeId: number, length: number): Ref {
-    let w = this.#top;
-    // A large object starts on a page (a huge one on 2 MiB), behind a filler, so that
-    // compaction can shift its full pages whole (plan.ts, step 6).
-    const align = this.#hugeWords > 0 && words >= this.#hugeWords ? PMD_WORDS : PAGE_WORDS;
-    const large = words >= this.#alignWords && this.#alignWords > 0;
-    const gap = large ? -w & (align - 1) : 0;
-    if (w + gap + words > this.capacity / 8) return this.#bumpHole(words, typeId, length, large ? align : 1, gap);
-    if (gap > 0) {
-      writeFiller(this.#u32, w, gap);
-      this.#allocGaps?.push(w, w + gap);
-      w += gap;
-    }
-    this.#top = w + words;
-    return this.#place(w, typeId, length);
-  }
-
-  /** An object's header at w, its bit in the allocation-start bitmap (see #w), its reference. */
-  #place(w: number, typeId: number, length: number): Ref {
-    this.#objects[w >>> 5] |= 1 << (w & 31);
-    this.#u32[w * 2] = typeId;
-    this.#u32[w * 2 + 1] = length;
-    return this.#tags.base + w;
-  }
-
-  /** The top is full: the gaps compaction left below pinned objects, between cycles (holes.ts). */
-  #bumpHole(words: number, typeId: number, length: number, align: number, gap: number): Ref {
-    const w = this.#cycleActive() ? -1 : this.#holes.take(this.#u32, words, align);
-    if (w < 0) {
-      const holes = this.#cycleActive() ? 0 : this.#holes.words * 8;
-      throw new MoveGcError(
-        ErrorCode.HEAP_FULL,
-        `heap full: ${words * 8} bytes requested${gap > 0 ? ` and ${gap * 8} more to start it on a page boundary` : ''}, ${this.capacity - this.#top * 8} free of ${this.capacity}` +
-          `${holes > 0 ? ` (and ${holes} in gaps below pinned objects, none large enough)` : ''}; collect() to reclaim`,
-      );
-    }
-    return this.#place(w, typeId, length);
+    return this.#tags.base + this.#alloc.allocate(words, typeId, length);
   }
 
   /** Allocates an object of a declared type; its slots are null and its bytes zero. */
@@ -591,7 +547,7 @@ export class MutatorHeap {
 
   /** Bytes allocated (the allocation top). */
   get usedBytes(): number {
-    return this.#top * 8;
+    return this.#alloc.top * 8;
   }
   /** Changes fault injection for the next cycles (see InjectOptions). */
   inject(opts: InjectOptions): void {
