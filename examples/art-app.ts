@@ -246,7 +246,7 @@ export function table(rs: ArtResult[]): string {
     ['  compactor busy ms', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.compactorBusyMs)))],
     ['stall/page p50 / p99 us', ...col((r) => (r.stalls ? `${r.stallP50Us} / ${r.stallP99Us}` : '-'))],
     ['  touched unbuilt pages / self-built / left', ...col((r) => (r.mode === 'stw' ? '-' : `${r.stalls} / ${r.pagesBuiltBySelf} / ${r.selfLeft}`))],
-    ['  stalls total ms (at least)', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.stallTotalMs)))],
+    ['  stalls total ms (reads: 1 in 8 timed)', ...col((r) => (r.mode === 'stw' ? '-' : ms(r.stallTotalMs)))],
     ['pages built between frames / ms', ...col((r) => (r.mode === 'stw' ? '-' : r.idleCompact ? `${r.idlePages} / ${ms(r.idleMs)}` : 'off'))],
     ['kernel faults', ...col((r) => r.faults)],
     ['  fault service p50 / p99 us', ...col((r) => (r.faults ? `${r.faultP50Us} / ${r.faultP99Us}` : '-'))],
