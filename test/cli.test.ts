@@ -479,8 +479,12 @@ describe('fault paths side by side', () => {
       expect([self.safepoint, handler.safepoint]).toEqual(['start', 'start']); // handed on to each column
       expect([self.frames, handler.frames]).toEqual([60, 60]);
       expect(self.cycles).toBeGreaterThan(0);
-      expect(self.pagesBuiltBySelf).toBeGreaterThan(0);
+      // The self path met unbuilt pages and served them on the mutator's thread (in from-space,
+      // or by building them: how many it built depends on races with the compactor, and was 0
+      // in one CI run); the kernel saw only what it left to it.
+      expect(self.stalls).toBeGreaterThan(0);
       expect(self.stalls).toBeGreaterThanOrEqual(self.pagesBuiltBySelf + self.selfLeft);
+      expect(self.faults).toBeLessThanOrEqual(self.selfLeft);
       expect([handler.pagesBuiltBySelf, handler.selfLeft]).toEqual([0, 0]);
       expect(handler.stalls).toBeGreaterThan(0);
       expect(handler.faults).toBeGreaterThan(0);
