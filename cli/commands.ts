@@ -199,6 +199,12 @@ export const COMMANDS: Record<string, Command> = {
         safepoint: { type: 'string', choices: ['end', 'start'], default: 'end', help: "where each frame calls heap.safepoint(): after its work (a pause then leaves the rest of the frame's budget to what runs concurrently after it) or before it" },
         'idle-compact': { type: 'string', choices: ['on', 'off'], default: 'off', help: "between frames, the time left before the next one goes to the compacting cycle (heap.idleCompact): pages the tree's root reaches first are built before a frame touches them" },
         'huge-pages': { type: 'string', choices: ['off', 'on'], default: 'off', help: 'the heap backed by transparent huge pages (hugePages): in move mode pages are then built 2 MiB at a time and moved in as one PMD' },
+        'unbuilt-reads': {
+          type: 'string',
+          choices: ['build', 'from-space'],
+          default: 'build',
+          help: "with --fault-path self, a read of a page not yet built: builds it, as ART's mutator does (the default here: each frame reads the same few hundred pages again), or is served in from-space (the library's default, for programs that touch many pages a few times each, as Octane Splay does)",
+        },
         seed: { type: 'int', min: 0, default: 42, help: 'PRNG seed' },
         reps: { type: 'int', min: 1, max: 100, default: 1, help: "--compare: rounds of every column, interleaved, each in a fresh process; the table shows each column's median round (by frames over budget), the summary every round" },
       },

@@ -22,7 +22,7 @@ import { SelfService } from './selfservice.js';
 import { UnbuiltReads } from './unbuilt-reads.js';
 import { UnbuiltWrites } from './unbuilt-writes.js';
 import { IdleCompaction } from './idle.js';
-import { CollectorPolicy, FaultPath, Marking, UnbuiltReadPolicy, largeObjectWords, resolveOptions, type HeapOptions, type FaultPathName, type MarkingName, type ResolvedOptions } from './options.js';
+import { CollectorPolicy, FaultPath, Marking, UnbuiltReadPolicy, largeObjectWords, resolveOptions, type HeapOptions, type FaultPathName, type UnbuiltReadsName, type MarkingName, type ResolvedOptions } from './options.js';
 import type { Ref } from './refs.js';
 import { census, type Census } from './census.js';
 import { deepFreeze } from './values.js';
@@ -45,6 +45,8 @@ export class Heap extends MutatorHeap {
   readonly marking: MarkingName;
   /** Who builds a page the mutator touches during compaction: 'self' or 'handler' (selfservice.ts). */
   readonly faultPath: FaultPathName;
+  /** With faultPath 'self': a read of an unbuilt page builds it, or is served in from-space (unbuilt-reads.ts). */
+  readonly unbuiltReads: UnbuiltReadsName;
   /** Why the heap runs in a lesser mode than requested (empty if it does not). */
   readonly fallbacks: readonly string[];
   readonly capabilities: Capabilities;
@@ -81,6 +83,7 @@ export class Heap extends MutatorHeap {
     this.fallbacks = deepFreeze(fallbacks); // chooseMode's own list
     this.capabilities = deepFreeze(caps); // probe()'s copy: the heap's own from here
     this.faultPath = opts.faultPath;
+    this.unbuiltReads = opts.unbuiltReads;
     this.#collector = new Collector(
       { sh, opts, mode, builders, uffd: mem.uffd, log, mut: this.#in, inject: this.#in.inject, verify: () => this.verify(), trace },
       this.marking,

@@ -6,7 +6,7 @@ export { Userfaultfd, Feature, Ioctl, OpenHow, featureNames, ioctlNames, type Fe
 export { IoUringPin, ForkedChild } from './pin.js';
 export { probe, parseKernelRelease, moveFixesIn, HIDEABLE, type Capabilities, type Capability, type Hideable, type KernelVersion } from './probe.js';
 export { Heap, HeapType, Root, Pin, type Ref, type TypeSpec, type Progress, type Census } from './heap.js';
-export { MAX_CAPACITY, Marking, FaultInstallPolicy, FaultPath, CollectorPolicy, type CollectorPolicyName, type HeapOptions, type InjectOptions, type MarkingName, type FaultInstallName, type FaultPathName } from './options.js';
+export { MAX_CAPACITY, Marking, FaultInstallPolicy, FaultPath, UnbuiltReadPolicy, CollectorPolicy, type CollectorPolicyName, type HeapOptions, type InjectOptions, type MarkingName, type FaultInstallName, type FaultPathName, type UnbuiltReadsName } from './options.js';
 export { Mode, MODES, chooseMode, type ModeName, type ModeChoice, type ModeChoiceOptions } from './modes.js';
 export { median, summarize, type CycleStats, type LatencySummary } from './stats.js';
 export { type VerifyResult } from './verify.js';

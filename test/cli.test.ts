@@ -477,6 +477,8 @@ describe('fault paths side by side', () => {
       const [self, handler] = out.results;
       expect([self.mode, self.faultPath, handler.mode, handler.faultPath]).toEqual(['move', 'self', 'move', 'handler']);
       expect([self.safepoint, handler.safepoint]).toEqual(['start', 'start']); // handed on to each column
+      expect([self.unbuiltReads, handler.unbuiltReads]).toEqual(['build', null]); // the demo's default (art-app.ts says why)
+      expect(r.stdout).toMatch(/^reads of unbuilt pages \(self path\)\s+build\s+-$/m);
       expect([self.frames, handler.frames]).toEqual([60, 60]);
       expect(self.cycles).toBeGreaterThan(0);
       // The self path met unbuilt pages and served them on the mutator's thread (in from-space,
@@ -501,11 +503,13 @@ describe('fault paths side by side', () => {
   itKernel('art --compare --reps 2 runs every column twice, interleaved: the median round in the table, each round in the summary and the --out file', () => {
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'movegc-cli-'));
     try {
-      const r = movegc(['example', 'art', '--compare', '--modes', 'move,move-handler', '--reps', '2', '--seconds', '0.5', '--heap', '16', '--nodes', '20000', '--visit', '500', '--every', '12', '--safepoint', 'start', '--out', 'r/art.json'], cwd, 120_000);
+      const r = movegc(['example', 'art', '--compare', '--modes', 'move,move-handler', '--reps', '2', '--seconds', '0.5', '--heap', '16', '--nodes', '20000', '--visit', '500', '--every', '12', '--safepoint', 'start', '--unbuilt-reads', 'from-space', '--out', 'r/art.json'], cwd, 120_000);
       expect(r.status, r.stderr.slice(-2000)).toBe(0);
       const out = JSON.parse(fs.readFileSync(path.join(cwd, 'r', 'art.json'), 'utf8'));
       expect(out.results.rounds).toHaveLength(2);
       for (const round of out.results.rounds) expect(round.map((x: { faultPath: string }) => x.faultPath)).toEqual(['self', 'handler']);
+      // --unbuilt-reads is handed on to every child: each self column read from from-space.
+      for (const round of out.results.rounds) expect(round.map((x: { unbuiltReads: string | null }) => x.unbuiltReads)).toEqual(['from-space', null]);
       // The median of two is the lower (frames over budget, then p99): one of the rounds' own runs.
       const [self, handler] = out.results.median;
       const selfRuns: Array<{ overBudget: number; p99: number }> = out.results.rounds.map((x: unknown[]) => x[0]);

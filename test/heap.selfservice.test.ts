@@ -68,6 +68,9 @@ describe('the faultPath option', () => {
       expect(heap.faultPath).toBe(faultPath);
       expect((await heap.gc()).faultPath).toBe(faultPath);
     }
+    // The read policy too (the art demo reports it per column).
+    expect(d.unbuiltReads).toBe(process.env.MOVEGC_UNBUILT_READS === 'build' ? 'build' : 'from-space');
+    for (const unbuiltReads of ['build', 'from-space'] as const) expect((await openHeap({ capacity: 2 << 20, mode: 'stw', unbuiltReads })).unbuiltReads).toBe(unbuiltReads);
   });
 
   it('MOVEGC_FAULT_PATH=handler changes the default, not an explicit choice (child process)', () => {
