@@ -73,7 +73,6 @@ export class MutatorHeap {
   #inject: Readonly<InjectOptions>;
   /** Which of sh.objects holds this epoch's object starts (the other is the plan's next). */
   #epochStarts = 0;
-  #objects: Uint32Array;
   /** Words of the next-epoch bitmap that may hold stale bits from its last use. */
   #nextStartsExtent = 0;
   /** The write barrier (concurrent marking): on, its black boundary, its log. */
@@ -115,8 +114,7 @@ export class MutatorHeap {
     this.#u8 = new Uint8Array(p.view, 0, Math.min(p.view.byteLength, 2 ** 32));
     this.#f64 = new Float64Array(p.view);
     this.#sh = p.sh;
-    this.#objects = this.#sh.objects[0];
-    this.#alloc = new BumpAllocator(this.#u32, this.#objects, this.capacity, largeObjectWords(p.opts), hugeObjectWords(p.opts));
+    this.#alloc = new BumpAllocator(this.#u32, this.#sh.objects[0], this.capacity, largeObjectWords(p.opts), hugeObjectWords(p.opts));
     this.#log = new BarrierLog(this.#sh.logRing, this.#sh.ctl);
     this.#pageState = this.#sh.pageState;
     this.#faults = p.faults;
@@ -173,7 +171,7 @@ export class MutatorHeap {
       get epochStarts() { return heap.#epochStarts; },
       set epochStarts(v: number) {
         heap.#epochStarts = v;
-        heap.#objects = heap.#alloc.objects = heap.#sh.objects[v];
+        heap.#alloc.objects = heap.#sh.objects[v];
       },
       get allocGaps() { return heap.#alloc.gaps; },
       set allocGaps(v: number[] | null) { heap.#alloc.gaps = v; },
@@ -245,7 +243,7 @@ export class MutatorHeap {
     const w = ref >>> 0;
     if (ref - w !== this.#tags.base) throw this.#refError(ref);
     if (w < HEAP_START_WORD || w >= this.#alloc.top) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is outside the heap's objects`);
-    if ((this.#objects[w >>> 5] & (1 << (w & 31))) === 0) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is not the start of an object (an interior or forged reference)`);
+    if ((this.#alloc.objects[w >>> 5] & (1 << (w & 31))) === 0) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is not the start of an object (an interior or forged reference)`);
     return w;
   }
 

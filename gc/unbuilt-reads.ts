@@ -211,9 +211,11 @@ export class UnbuiltReads {
    */
   #headerWords(w: number, o: number): number {
     const i = cacheSlot(w);
-    if (this.#cachedFor[i] !== w + 1 || this.#cachedAt[i] !== o) return markedHeaderWords(this.#from, this.#types, this.#sh.starts, this.#sh.live, o);
-    const n = this.#cachedWords[i];
-    return n >= 0 ? n : (this.#cachedWords[i] = markedHeaderWords(this.#from, this.#types, this.#sh.starts, this.#sh.live, o));
+    const kept = this.#cachedFor[i] === w + 1 && this.#cachedAt[i] === o;
+    if (kept && this.#cachedWords[i] >= 0) return this.#cachedWords[i];
+    const n = markedHeaderWords(this.#from, this.#types, this.#sh.starts, this.#sh.live, o);
+    if (kept) this.#cachedWords[i] = n;
+    return n;
   }
 
   /**
@@ -345,7 +347,6 @@ export class UnbuiltReads {
     if (ok) this.#done(this.#t0, 0);
     return ok;
   }
-
 
   /**
    * Runs `run` with the tables set so that the objects starting at `objects` (ascending, ending
