@@ -39,6 +39,8 @@ export interface MutatorState {
   retag(): void;
   /** The barrier: on with its black boundary, or off. */
   setBarrier(on: boolean, blackStart: number): void;
+  /** From the marking pause to the flip: references to unmarked objects below `w` are refused (0: none). */
+  setUnmarkedBelow(w: number): void;
   /** Compaction under way: the accessors check page states (selfservice.ts). */
   setCompacting(on: boolean): void;
   /** Whether they still do: they stop once the mutator sees every page installed (mutator.ts #settle). */

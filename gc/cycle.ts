@@ -324,6 +324,7 @@ export class CycleDriver {
     blackenAllocated(this.#c, a, a.blackStart, mut.top);
     a.planTop = mut.top;
     mut.retag();
+    mut.setUnmarkedBelow(a.planTop); // until the flip: what marking left unmarked is garbage
     a.phase = CyclePhase.PLANNING;
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.REMARKED);
     a.pinsAdded = mut.pinsAdded;
@@ -342,6 +343,7 @@ export class CycleDriver {
     // objects and the page builder read garbage headers).
     mut.nextStartsExtent = Math.max(mut.nextStartsExtent, (mut.top >>> 5) + 1);
     mut.setBarrier(false, 0);
+    mut.setUnmarkedBelow(0);
     mut.allocGaps = null;
     Atomics.store(sh.ctl, Ctl.PHASE, Phase.IDLE);
     if (this.#active === a) this.#active = null;
@@ -398,6 +400,7 @@ export class CycleDriver {
       throw err;
     }
     mut.retag();
+    mut.setUnmarkedBelow(0); // the new epoch's bitmap holds live objects only
     mut.nextStartsExtent = (mut.top >>> 5) + 1; // the retiring bitmap's bits all lie below the old top
     mut.epochStarts ^= 1;
     mut.top = p.allocTop;

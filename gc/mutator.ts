@@ -78,6 +78,13 @@ export class MutatorHeap {
   /** The write barrier (concurrent marking): on, its black boundary, its log. */
   #barrier = false;
   #blackStart = 0;
+  /**
+   * Between the marking pause and the flip: objects below this word that marking left
+   * unmarked are garbage, though their start bits stay in this epoch's bitmap until the flip.
+   * A reference to one can only be forged (every Ref handed out before the pause is stale), and
+   * a root, pin or slot made of it would survive into a heap that no longer has its object.
+   */
+  #unmarkedBelow = 0;
   readonly #log: BarrierLog;
   /**
    * Compaction is under way: every accessor looks up the state word of the page it touches and
@@ -150,6 +157,7 @@ export class MutatorHeap {
         this.#barrier = on;
         this.#blackStart = blackStart;
       },
+      setUnmarkedBelow: (w: number) => void (this.#unmarkedBelow = w),
       get compacting() { return heap.#compacting; },
       setCompacting: (on: boolean) => {
         if (on) {
@@ -244,6 +252,7 @@ export class MutatorHeap {
     if (ref - w !== this.#tags.base) throw this.#refError(ref);
     if (w < HEAP_START_WORD || w >= this.#alloc.top) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is outside the heap's objects`);
     if ((this.#alloc.objects[w >>> 5] & (1 << (w & 31))) === 0) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is not the start of an object (an interior or forged reference)`);
+    if (w < this.#unmarkedBelow && (this.#sh.starts[w >>> 5] & (1 << (w & 31))) === 0) throw new MoveGcError(ErrorCode.INVALID_REFERENCE, `reference ${ref} is to an object the marking pause found unreachable (a forged reference)`);
     return w;
   }
 
