@@ -313,8 +313,15 @@ export function summarize(hist: Int32Array, offset: number): LatencySummary {
 export function median(xs: number[]): number {
   const s = asArgument('median(xs): an array of numbers', () => {
     if (!Array.isArray(xs)) throw new TypeError(`got ${shown(xs)}`);
-    const c = Array.from(xs);
-    if (c.some((x) => typeof x !== 'number')) throw new TypeError('an element is not a number');
+    // By index, each element read once and checked as it is read: never the array's own
+    // iterator (a caller's could run for ever), and a hole stops the copy at once.
+    const n = xs.length;
+    const c: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const x: unknown = xs[i];
+      if (typeof x !== 'number') throw new TypeError(`element ${i} is ${shown(x)}, not a number`);
+      c.push(x);
+    }
     return c;
   });
   if (s.length === 0) return NaN;

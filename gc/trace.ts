@@ -11,7 +11,7 @@
  * or KiB (K); the heap's capacity is shown when given. Enabled by MOVEGC_TRACE=1; the heap
  * prints the line on stderr at each cycle's end.
  */
-import { asArgument } from './errors.js';
+import { asArgument, outOfRange, shown } from './errors.js';
 import type { CycleStats } from './stats.js';
 
 /** A duration in ms, to three significant digits (0 stays 0). */
@@ -22,16 +22,31 @@ export function roundMs(ms: number): number {
   return Number(ms.toFixed(digits));
 }
 
+/**
+ * Array elements a log record may hold in all (rounded) or stops a trace may list
+ * (formatTrace): an array's length is the caller's to lie about, and a sparse one of 2^32 - 1
+ * took a minute to walk.
+ */
+export const MAX_RECORD_ITEMS = 1 << 20;
+
 /** Every non-integer number of a log record rounded (roundMs), nested objects too: for pino lines. */
 export function rounded<T>(data: T): T {
-  return asArgument('rounded(data): a log record (plain objects, arrays and numbers)', () => roundedIn(data));
+  const budget = { left: MAX_RECORD_ITEMS };
+  return asArgument('rounded(data): a log record (plain objects, arrays and numbers)', () => roundedIn(data, budget));
 }
 
-function roundedIn<T>(data: T): T {
+function roundedIn<T>(data: T, budget: { left: number }): T {
   if (typeof data === 'number') return (Number.isInteger(data) ? data : roundMs(data)) as T;
-  if (Array.isArray(data)) return data.map(roundedIn) as T;
+  if (Array.isArray(data)) {
+    const n = data.length;
+    if (!(n <= budget.left)) throw outOfRange(`rounded(data): a log record of more than ${MAX_RECORD_ITEMS} array elements`);
+    budget.left -= n;
+    const out = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = roundedIn(data[i], budget);
+    return out as T;
+  }
   if (data !== null && typeof data === 'object' && Object.getPrototypeOf(data) === Object.prototype)
-    return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, roundedIn(v)])) as T;
+    return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, roundedIn(v, budget)])) as T;
   return data;
 }
 
@@ -52,7 +67,9 @@ function formatTraceOf(s: CycleStats, capacityBytes?: number): string {
   const p = s.pause;
   const parts: string[] = [];
   // Every stop of the mutator, in order (initial, remark, compaction; one for pause marking).
-  const stops = (s.pauses ?? []).map((x) => `${x.kind} ${ms(x.ms)}`).join(' + ');
+  const pauses = s.pauses ?? [];
+  if (!(pauses.length <= MAX_RECORD_ITEMS)) throw outOfRange(`formatTrace(stats): more than ${MAX_RECORD_ITEMS} pauses`);
+  const stops = pauses.map((x) => `${x.kind} ${ms(x.ms)}`).join(' + ');
   const mark = s.marking === 'concurrent' ? `mark ${ms(s.mark.concurrentMs)} ms concurrent (cpu ${ms(s.mark.cpuMs)} ms), plan ${ms(s.planMs)} ms${s.plan.inPause ? ' in the pause' : ' concurrent'}` : `mark ${ms(s.markMs)} ms, plan ${ms(s.planMs)} ms`;
   parts.push(
     `gc ${s.cycle} ${s.mode}: ${stops ? `stops ${stops} ms; ` : ''}${mark}, flip ${ms(p.totalMs)} ms ` +
@@ -70,5 +87,10 @@ function formatTraceOf(s: CycleStats, capacityBytes?: number): string {
 
 /** Whether MOVEGC_TRACE asks for trace lines (1, true, yes, on; anything else is off). */
 export function traceFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
-  return /^(1|true|yes|on)$/i.test((env.MOVEGC_TRACE ?? '').trim());
+  return asArgument('traceFromEnv(env): an environment (an object of strings)', () => {
+    if (env === null || typeof env !== 'object') throw new TypeError(`got ${shown(env)}`);
+    const v: unknown = env.MOVEGC_TRACE;
+    if (v !== undefined && typeof v !== 'string') throw new TypeError(`MOVEGC_TRACE is ${shown(v)}`);
+    return /^(1|true|yes|on)$/i.test((v ?? '').trim());
+  });
 }

@@ -6,7 +6,7 @@
  * The descriptor is a plain fd, so a Worker can serve faults on the same userfaultfd via
  * {@link Userfaultfd.adopt} (a non-owning handle).
  */
-import { ErrorCode, MoveGcError, fromNative, shown } from './errors.js';
+import { ErrorCode, MoveGcError, fromNative, outOfRange, shown } from './errors.js';
 import { native } from './native.js';
 import { checkFlags, checkInt, checkRange, readList, readOptions } from './validate.js';
 import { typedArrayKind } from './values.js';
@@ -54,11 +54,19 @@ export const Ioctl = {
 } as const;
 export type IoctlName = keyof typeof Ioctl;
 
+/** A 64-bit mask the kernel reported, as a number (bit 63, _UFFDIO_API's, survives the rounding). */
+function maskOf(what: string, bits: unknown): number {
+  if (typeof bits !== 'number') throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, `${what}: a bit mask (a number), got ${shown(bits)}`);
+  if (!Number.isInteger(bits) || bits < 0 || bits >= 2 ** 64) throw outOfRange(`${what}: a bit mask (an integer in [0, 2^64)), got ${bits}`);
+  return bits;
+}
 export function featureNames(bits: number): FeatureName[] {
-  return (Object.keys(Feature) as FeatureName[]).filter((k) => (bits & Feature[k]) !== 0);
+  const m = maskOf('featureNames(bits)', bits);
+  return (Object.keys(Feature) as FeatureName[]).filter((k) => Math.floor(m / Feature[k]) % 2 === 1);
 }
 export function ioctlNames(bits: number): IoctlName[] {
-  return (Object.keys(Ioctl) as IoctlName[]).filter((k) => Math.floor(bits / 2 ** Ioctl[k]) % 2 === 1);
+  const m = maskOf('ioctlNames(bits)', bits);
+  return (Object.keys(Ioctl) as IoctlName[]).filter((k) => Math.floor(m / 2 ** Ioctl[k]) % 2 === 1);
 }
 
 export interface MoveOptions {

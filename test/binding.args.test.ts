@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd, madvise, probe, remapDontUnmap, viewOf,
+  Feature, IoUringPin, Ioctl, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd, featureNames, ioctlNames, madvise, probe, remapDontUnmap, viewOf,
 } from '../dist/gc/index.js';
 import { native } from '../dist/gc/native.js';
 import { itKernel } from './kernel.js';
@@ -163,6 +163,19 @@ describe('typed layer', () => {
     expect(m.residentPages(0, PS)).toBe(1);
     expect(new Uint8Array(m.view(0, PS))[0]).toBe(1);
   }, ['uffd']);
+});
+
+describe('the kernel masks named (featureNames, ioctlNames)', () => {
+  it('name the bits (bit 63, that of _UFFDIO_API, too); anything but a mask is a typed error (an audit: TypeErrors escaped)', () => {
+    expect(featureNames(Feature.MOVE | Feature.EVENT_FORK)).toEqual(['EVENT_FORK', 'MOVE']);
+    expect(featureNames(0)).toEqual([]);
+    expect(ioctlNames(2 ** Ioctl.MOVE + 2 ** Ioctl.COPY + 2 ** Ioctl.WAKE)).toEqual(['WAKE', 'COPY', 'MOVE']);
+    expect(ioctlNames(2 ** Ioctl.API)).toEqual(['API']);
+    for (const f of [featureNames, ioctlNames]) {
+      for (const bad of [Symbol('x'), 1n, '8', null, undefined, {}, { valueOf: () => 8 }, { valueOf() { throw new Error('trap'); } }]) expectCode(() => f(bad as never), 'ERR_INVALID_ARG_TYPE');
+      for (const bad of [-1, 0.5, NaN, Infinity, 2 ** 64]) expectCode(() => f(bad), 'ERR_OUT_OF_RANGE');
+    }
+  });
 });
 
 describe('alike on both paths', () => {

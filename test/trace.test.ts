@@ -110,6 +110,22 @@ describe("the package's pure helpers refuse what is not their input with a typed
     expect(rounded({ a: 1.23456, b: [2.34567] })).toEqual({ a: 1.23, b: [2.35] });
     expect((thrown(() => rounded(hostile)) as Error & { cause?: Error }).cause?.message).toBe('trap');
   });
+
+  it('arrays whose length or iterator lies: a typed error at once, not minutes of walking holes (an audit)', () => {
+    const huge = Object.assign([], { length: 2 ** 32 - 1 });
+    const endless = Object.assign([1], {
+      *[Symbol.iterator]() {
+        for (;;) yield 1;
+      },
+    });
+    expect(thrown(() => rounded(huge)).code).toBe('ERR_OUT_OF_RANGE');
+    expect(thrown(() => rounded({ a: [huge] })).code).toBe('ERR_OUT_OF_RANGE');
+    expect(thrown(() => formatTrace(stats({ pauses: huge as never }))).code).toBe('ERR_OUT_OF_RANGE');
+    expect(thrown(() => median(huge)).code).toBe('ERR_INVALID_ARG_TYPE');
+    expect(median(endless)).toBe(1); // its one element, by index: the iterator is never run
+    const big = new Array(1000).fill(1.23456);
+    expect(rounded({ big })).toEqual({ big: new Array(1000).fill(1.23) });
+  });
 });
 
 describe('traceFromEnv', () => {
@@ -117,6 +133,10 @@ describe('traceFromEnv', () => {
     for (const v of ['1', 'true', 'yes', 'on', ' TRUE ']) expect(traceFromEnv({ MOVEGC_TRACE: v })).toBe(true);
     for (const v of ['0', '', 'no', 'off', 'false']) expect(traceFromEnv({ MOVEGC_TRACE: v })).toBe(false);
     expect(traceFromEnv({})).toBe(false);
+  });
+  it('an environment that is not one: a typed error', () => {
+    for (const bad of [null, 5, 'x', { MOVEGC_TRACE: 5 }, { MOVEGC_TRACE: Symbol('x') }, { get MOVEGC_TRACE() { throw new Error('trap'); } }])
+      expect(thrown(() => traceFromEnv(bad as never)).code).toBe('ERR_INVALID_ARG_TYPE');
   });
 });
 
