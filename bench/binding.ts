@@ -35,6 +35,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Values } from '../cli/args.js';
+import { runTied } from '../cli/child.js';
 import { HUGE_PAGE_SIZE, Mapping, PAGE_SIZE, Userfaultfd, probe, type MoveOptions } from '../gc/index.js';
 
 const PS = PAGE_SIZE;
@@ -150,7 +151,7 @@ function haveCc(): boolean {
   }
 }
 
-function buildFloor(bin: string): string | undefined {
+async function buildFloor(bin: string): Promise<string | undefined> {
   if (!fs.existsSync(FLOOR_SOURCE)) return `${FLOOR_SOURCE} not found (set MOVEGC_KERNEL_FLOOR to kernel-floor.c)`;
   if (!haveCc()) return 'no C compiler (cc)';
   try {
@@ -159,15 +160,15 @@ function buildFloor(bin: string): string | undefined {
     return `--floor ${bin}: cannot write there (${(e as { code?: string }).code ?? String(e)})`;
   }
   try {
-    execFileSync('cc', ['-O2', '-pthread', FLOOR_SOURCE, '-o', bin], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await runTied('cc', ['-O2', '-pthread', FLOOR_SOURCE, '-o', bin], 120_000); // its messages go to stderr
     return undefined;
   } catch (e) {
-    return `cc failed: ${String((e as { stderr?: Buffer }).stderr ?? e).trim().split('\n')[0]}`;
+    return `cc failed: ${(e as Error).message}`;
   }
 }
 
-function runFloor(bin: string, pages: number): FloorRun {
-  const out = execFileSync(bin, [String(pages)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
+async function runFloor(bin: string, pages: number): Promise<FloorRun> {
+  const out = await runTied(bin, [String(pages)], 300_000);
   const r: FloorRun = { move: {}, copy: {} };
   for (const line of out.split('\n')) {
     let m = /^batch\s+(\d+) pages: MOVE\s+([\d.]+) ns\/page\s+COPY\s+([\d.]+) ns\/page/.exec(line);
@@ -203,7 +204,7 @@ export async function main(v: Values): Promise<void> {
   }
 
   // Build the C floor first, before this process maps anything of its own.
-  let floorNote: string | undefined = args.floor ? buildFloor(args.floorBin) : 'disabled (--no-floor)';
+  let floorNote: string | undefined = args.floor ? await buildFloor(args.floorBin) : 'disabled (--no-floor)';
   const useFloor = floorNote === undefined;
 
   const rows: Row[] = [
@@ -225,7 +226,7 @@ export async function main(v: Values): Promise<void> {
   for (let rep = 0; rep < args.reps; rep++) {
     if (useFloor) {
       try {
-        const f = runFloor(args.floorBin, args.pages);
+        const f = await runFloor(args.floorBin, args.pages);
         row('move1').floor.push(f.move[1]!);
         row('move16').floor.push(f.move[16]!);
         row('move512').floor.push(f.move[512]!);

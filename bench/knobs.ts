@@ -15,6 +15,8 @@ export interface Knob {
   option: keyof HeapOptions;
   /** The value the bench passes when the flag is not given (the heap's own default). */
   default: string | number;
+  /** The environment variable that changes the heap's default (gc/options.ts envDefault): the bench's too. */
+  env?: string;
   choices?: readonly string[];
   min?: number;
   max?: number;
@@ -56,19 +58,19 @@ export const KNOBS: readonly Knob[] = [
     help: 'page builder: compiled (native/build.cc) or the TypeScript reference (gc/build.ts)',
   },
   {
-    flag: 'fault-path', option: 'faultPath', default: 'self', choices: ['self', 'handler'] satisfies FaultPathName[],
+    flag: 'fault-path', env: 'MOVEGC_FAULT_PATH', option: 'faultPath', default: 'self', choices: ['self', 'handler'] satisfies FaultPathName[],
     help: 'a page the mutator touches during compaction: built by the accessor itself, or left to the kernel fault and the fault server thread',
   },
   {
-    flag: 'unbuilt-reads', option: 'unbuiltReads', default: 'from-space', choices: ['build', 'from-space'] satisfies UnbuiltReadsName[],
+    flag: 'unbuilt-reads', env: 'MOVEGC_UNBUILT_READS', option: 'unbuiltReads', default: 'from-space', choices: ['build', 'from-space'] satisfies UnbuiltReadsName[],
     help: "with --fault-path self: a read of a page not yet built builds the page as any access does, or is served from from-space (the page left to the compactor)",
   },
   {
-    flag: 'unbuilt-writes', option: 'unbuiltWrites', default: 'from-space', choices: ['build', 'from-space'] satisfies UnbuiltReadsName[],
+    flag: 'unbuilt-writes', env: 'MOVEGC_UNBUILT_WRITES', option: 'unbuiltWrites', default: 'from-space', choices: ['build', 'from-space'] satisfies UnbuiltReadsName[],
     help: 'with --unbuilt-reads from-space: a store of one field to a page nobody has claimed builds the page first, or is made in from-space (the page left to the compactor)',
   },
   {
-    flag: 'marking', option: 'marking', default: 'concurrent', choices: ['concurrent', 'pause'] satisfies MarkingName[],
+    flag: 'marking', env: 'MOVEGC_MARKING', option: 'marking', default: 'concurrent', choices: ['concurrent', 'pause'] satisfies MarkingName[],
     help: 'marking and planning in a marker thread while the mutator runs, or in the pause (stw always marks in its pause)',
   },
 ];
@@ -76,8 +78,19 @@ export const KNOBS: readonly Knob[] = [
 /** Knob values by HeapOptions field, e.g. { pauseOrder: 'remap-first', ... }. */
 export type KnobValues = Partial<Record<keyof HeapOptions, string | number>>;
 
+/**
+ * What the bench passes when the knob's flag is not given: its environment variable's value if
+ * set and one of its choices (as the heap would take it; a bad one is the heap's to refuse, at
+ * creation), else the heap's default. Passing the default explicitly made the variable a no-op
+ * in the benches (an audit).
+ */
+export function knobDefault(k: Knob): string | number {
+  const e = k.env === undefined ? undefined : process.env[k.env];
+  return e !== undefined && k.choices?.includes(e) ? e : k.default;
+}
+
 export function knobDefaults(): KnobValues {
-  return Object.fromEntries(KNOBS.map((k) => [k.option, k.default]));
+  return Object.fromEntries(KNOBS.map((k) => [k.option, knobDefault(k)]));
 }
 
 /** The knob values a command was given (its parsed flags, by HeapOptions field). */

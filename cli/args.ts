@@ -203,7 +203,7 @@ export function microBenchArgs(name: string, summary: string, opsHelp: string): 
     run: `npm run bench:${name} --`,
     summary,
     options: {
-      ops: { type: 'int', min: 1, default: 2_000_000, help: opsHelp },
+      ops: { type: 'int', min: 1, max: 1_000_000_000, default: 2_000_000, help: opsHelp },
       reps: { type: 'int', min: 1, max: 1000, default: 7, help: 'interleaved reps' },
       baseline: { type: 'string', metavar: 'PATH', help: "another build's gc/index.js, run side by side", check: (p: string) => (!fs.existsSync(path.resolve(p)) ? `${p}: no such file` : fs.statSync(path.resolve(p)).isDirectory() ? `${p} is a directory (another build's dist/gc/index.js is expected)` : undefined) },
     },

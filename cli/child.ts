@@ -39,3 +39,21 @@ export function spawnTied(cmd: string, args: string[], options: Omit<SpawnOption
   });
   return child;
 }
+
+/**
+ * Runs a program to its end, tied to this process's life as spawnTied ties it: resolves to its
+ * stdout, rejects naming its exit status or signal. (execFileSync left kernel-floor running
+ * for seconds after a SIGINT or SIGTERM of `movegc binding` had ended it: an audit.)
+ */
+export function runTied(cmd: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawnTied(cmd, args, { timeout: timeoutMs });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
+      else reject(new Error(`${cmd} ${signal ? `was ended by ${signal}` : `exited with status ${code}`}`));
+    });
+  });
+}

@@ -3,7 +3,7 @@
  * module that runs it, loaded only when the command runs (so --help works without the addon).
  */
 import fs from 'node:fs';
-import { HEAP_VARIANTS, KNOBS, MUTATORS } from '../bench/knobs.js';
+import { HEAP_VARIANTS, KNOBS, MUTATORS, knobDefault } from '../bench/knobs.js';
 import { PATTERNS, SIZE_MIXES } from '../bench/workload.js';
 import type { CommandSpec, OptSpec, Values } from './args.js';
 
@@ -12,11 +12,15 @@ const SPLAY_VARIANTS = [...HEAP_VARIANTS, 'v8'] as const;
 const FAULT_PATHS = ['self', 'handler'] as const;
 /** gc/options.ts MAX_CAPACITY in MiB (not imported: --help must work without the addon). */
 const MAX_HEAP_MIB = 16382;
+/** The workloads' PRNG takes a 32-bit seed (bench/workload.ts rng): a larger one aliased a smaller one (an audit). */
+const MAX_SEED = 2 ** 32 - 1;
 const even = (v: number): string | undefined => (v % 2 === 0 ? undefined : `must be an even number of MiB, got ${v}`);
 const allEven = (vs: number[]): string | undefined => vs.map(even).find(Boolean);
 
 export interface Command {
   spec: CommandSpec;
+  /** Files the command writes in its --out directory besides latest.json and latest.html (checked before the run). */
+  outFiles?: string[];
   load: () => Promise<{ main: (v: Values) => Promise<void> }>;
 }
 
@@ -29,7 +33,7 @@ function knobOptions(list: boolean): Record<string, OptSpec> {
     KNOBS.map((k): [string, OptSpec] => [
       k.flag,
       k.choices
-        ? { type: list ? 'list' : 'string', choices: k.choices, default: k.default, help: k.help + (list ? ' (a list: each is run)' : '') }
+        ? { type: list ? 'list' : 'string', choices: k.choices, default: knobDefault(k), help: k.help + (k.env ? ` ($${k.env} sets the default)` : '') + (list ? ' (a list: each is run)' : '') }
         : {
             type: list ? 'numbers' : k.integer ? 'int' : 'number',
             min: k.min,
@@ -90,6 +94,7 @@ export const COMMANDS: Record<string, Command> = {
     load: () => import('../bench/run.js'),
   },
   sweep: {
+    outFiles: ['sweep-latest.json', 'sweep-latest.html'],
     spec: {
       name: 'sweep',
       summary: 'the bench over heap sizes (and over lists of heap options): cost per live MiB and pause per heap size',
@@ -128,7 +133,7 @@ export const COMMANDS: Record<string, Command> = {
         ops: { type: 'int', min: 0, default: 400, help: 'mutator operations during each cycle' },
         faults: { type: 'number', min: 0, max: 1, default: 0.15, metavar: 'P', help: 'probability that a cycle gets an injected fault' },
         check: { type: 'int', min: 1, default: 25, help: 'full model comparison and heap.verify() every N cycles of a heap' },
-        seed: { type: 'int', min: 0, default: 1, help: 'PRNG seed' },
+        seed: { type: 'int', min: 0, max: MAX_SEED, default: 1, help: 'PRNG seed' },
         'stall-ms': { type: 'int', min: 1, max: 600_000, default: 50, help: 'heap option stallMs: a collector thread silent this long is taken over (injected stalls scale with it)' },
         json: { type: 'boolean', help: 'the summary as one JSON line on stdout (progress on stderr)' },
         ...knobOptions(false),
@@ -162,6 +167,7 @@ export const COMMANDS: Record<string, Command> = {
     load: () => import('./probe.js'),
   },
   splay: {
+    outFiles: ['splay-latest.json', 'splay-latest.html'],
     spec: {
       name: 'splay',
       summary: "Octane's Splay and SplayLatency on the movegc heap in each mode, and on plain JavaScript objects (V8's collector)",
@@ -171,7 +177,7 @@ export const COMMANDS: Record<string, Command> = {
         seconds: { type: 'number', min: 0.1, max: 3600, default: 3, help: 'benchmark runs (80 insert/remove pairs each) for this long after setup' },
         heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 64, metavar: 'MiB', check: even, help: 'movegc heap capacity (the tree holds about 33 MiB)' },
         trigger: { type: 'number', min: 0.1, max: 1, default: 0.9, help: 'collect when heap use passes this fraction of the capacity' },
-        seed: { type: 'int', min: 0, default: 49734321, help: 'key generator seed (the same keys in every variant)' },
+        seed: { type: 'int', min: 0, max: MAX_SEED, default: 49734321, help: 'key generator seed (the same keys in every variant)' },
         out: { type: 'string', default: 'bench/results', metavar: 'DIR', help: 'results directory, relative to the current directory' },
         variant: { type: 'string', choices: SPLAY_VARIANTS, help: 'run one variant in this process and print one RESULT line (what the parent runs)' },
         ...knobOptions(false),
@@ -205,7 +211,7 @@ export const COMMANDS: Record<string, Command> = {
           default: 'build',
           help: "with --fault-path self, a read of a page not yet built: builds it, as ART's mutator does (the default here: each frame reads the same few hundred pages again), or is served in from-space (the library's default, for programs that touch many pages a few times each, as Octane Splay does)",
         },
-        seed: { type: 'int', min: 0, default: 42, help: 'PRNG seed' },
+        seed: { type: 'int', min: 0, max: MAX_SEED, default: 42, help: 'PRNG seed' },
         reps: { type: 'int', min: 1, max: 100, default: 1, help: "--compare: rounds of every column, interleaved, each in a fresh process; the table shows each column's median round (by frames over budget), the summary every round" },
       },
     },

@@ -11,6 +11,7 @@ import { closest, help, parse, usageLine, UsageError } from './args.js';
 import { COMMANDS, EXAMPLES, type Command } from './commands.js';
 import { runWhenMain } from './main.js';
 import { MoveGcError } from '../gc/errors.js';
+import { cliLogEnv } from '../gc/log.js';
 import { setInvocation } from './invocation.js';
 
 function version(): string {
@@ -39,7 +40,7 @@ function topHelp(): string {
  * the way fails at once), or a file whose directory is made now and that is not a directory.
  * Anything else is a UsageError naming the path and the reason.
  */
-function checkOutput(given: string, kind: 'dir' | 'file'): void {
+function checkOutput(given: string, kind: 'dir' | 'file', outFiles: readonly string[] = []): void {
   if (given.trim() === '') throw new UsageError(`--out needs a path, got '${given}'`);
   const target = path.resolve(process.cwd(), given);
   const dir = kind === 'dir' ? target : path.dirname(target);
@@ -68,10 +69,13 @@ function checkOutput(given: string, kind: 'dir' | 'file'): void {
     fail(`${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   if (kind === 'file' && fs.existsSync(target) && fs.statSync(target).isDirectory()) fail(`${target} is a directory (a file name is expected)`);
+  // Root may open files under /proc and /sys for appending, and then the write fails after the run.
+  if (/^\/(proc|sys)(\/|$)/.test(fs.realpathSync(dir))) fail(`${dir} is a kernel file system, not a place for results`);
   // Directory permissions do not say whether the file itself can be written (a read-only
   // file, a root under /proc): open what will be written, for appending, and leave no trace.
   // (latest.html too: a directory in its way failed only after the run, an audit found.)
-  for (const f of kind === 'file' ? [target] : [path.join(target, 'latest.json'), path.join(target, 'latest.html'), path.join(target, `.movegc-write-test-${process.pid}`)]) {
+  // (and a sweep's or Splay's own latest files: the same, an audit found.)
+  for (const f of kind === 'file' ? [target] : ['latest.json', 'latest.html', ...outFiles, `.movegc-write-test-${process.pid}`].map((n) => path.join(target, n))) {
     const existed = fs.existsSync(f);
     try {
       fs.closeSync(fs.openSync(f, 'a'));
@@ -82,10 +86,25 @@ function checkOutput(given: string, kind: 'dir' | 'file'): void {
   }
 }
 
+/**
+ * A reader that closed our stdout early (`movegc bench | head -1`): the rest of the output has
+ * nowhere to go, so the run ends quietly (an unhandled EPIPE printed a stack: an audit).
+ */
+let stdoutGuarded = false;
+function guardStdout(): void {
+  if (stdoutGuarded) return;
+  stdoutGuarded = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
+
 /** Runs the command line; resolves to the exit status. */
 export async function run(argv: string[]): Promise<number> {
   let name = '';
   setInvocation(argv);
+  guardStdout();
   try {
     const [first, ...rest] = argv;
     if (first === undefined) {
@@ -130,10 +149,11 @@ export async function run(argv: string[]): Promise<number> {
       console.log(help(cmd.spec));
       return 0;
     }
+    cliLogEnv(); // a bad MOVEGC_LOG or MOVEGC_LOG_FORMAT is refused by every command, before its run
     // Where the results go is checked before the run, not after it (a run of minutes lost to
     // a mistyped path; and Node's recursive mkdir never returns under /proc).
     const out = cmd.spec.options.out;
-    if (out && typeof values.out === 'string') checkOutput(values.out, out.metavar === 'DIR' ? 'dir' : 'file');
+    if (out && typeof values.out === 'string') checkOutput(values.out, out.metavar === 'DIR' ? 'dir' : 'file', cmd.outFiles);
     const mod = await cmd.load();
     await mod.main(values);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -16,11 +16,17 @@ export function silentLogger(): Logger {
 
 const CLI_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
-export function cliLogger(name: string): Logger {
+/** The command-line tools' MOVEGC_LOG and MOVEGC_LOG_FORMAT, checked: a bad value throws ERR_OUT_OF_RANGE. */
+export function cliLogEnv(): { level: string; format: 'json' | 'pretty' } {
   const level = process.env.MOVEGC_LOG ?? 'info';
-  if (!CLI_LEVELS.includes(level)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `MOVEGC_LOG must be one of ${CLI_LEVELS.join(', ')}, got '${level}'`);
+  if (!CLI_LEVELS.includes(level)) throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `MOVEGC_LOG must be one of ${CLI_LEVELS.join(', ')}, got '${level.slice(0, 40)}'`);
   const format = process.env.MOVEGC_LOG_FORMAT ?? 'pretty';
-  if (format !== 'json' && format !== 'pretty') throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `MOVEGC_LOG_FORMAT must be json or pretty, got '${format}'`);
+  if (format !== 'json' && format !== 'pretty') throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `MOVEGC_LOG_FORMAT must be json or pretty, got '${format.slice(0, 40)}'`);
+  return { level, format };
+}
+
+export function cliLogger(name: string): Logger {
+  const { level, format } = cliLogEnv();
   if (format === 'json') return pino({ name, level, base: undefined }, destination(2));
   // Loaded here, not at the top: it costs every collector Worker ~35 ms to load, and only the CLIs use it.
   const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
