@@ -16,10 +16,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { probe, type ModeName } from '../gc/index.js';
+import { resolveOptions } from '../gc/options.js';
 import { UsageError, type Values } from '../cli/args.js';
 import { runRep, stopWatchdog, type RepResult } from './cycle.js';
 import { measureFloor, type Floor } from './floor.js';
-import { KNOBS, knobGrid, knobLabel, type KnobValues, type MutatorKind } from './knobs.js';
+import { KNOBS, heapOptionsOf, knobGrid, knobLabel, type KnobValues, type MutatorKind } from './knobs.js';
 import { startProvenance, provenanceLine } from './provenance.js';
 import { cdf } from './stats.js';
 import { SIZE_MIX_DOC, MAX_PINS, type Pattern, type SizeMix, type Workload } from './workload.js';
@@ -196,6 +197,10 @@ function heapOptionsRecord(args: Args): Record<string, unknown> {
 export async function main(v: Values): Promise<void> {
   const args = toArgs(v);
   if (args.sweep && args.sweepMiB.length === 0) throw new UsageError('--heaps needs at least one size');
+  // Every heap the run will make, checked before the first: an option one size refuses
+  // (largeObjectBytes over a small heap) ended a sweep after its first points, losing them.
+  for (const mib of args.sweep ? args.sweepMiB : [args.heapMiB])
+    for (const k of args.knobs) for (const mode of args.modes) resolveOptions({ ...heapOptionsOf(k), capacity: mib * 2 ** 20, mode });
   const t0 = performance.now();
   const startedAt = new Date();
   const command = invocation();

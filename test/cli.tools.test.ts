@@ -32,10 +32,26 @@ describe('values past what a run can take: a usage error before the run', () => 
       [CLI, 'soak', '--seed', String(2 ** 32)], // aliased seed 0
       [CLI, 'splay', '--seed', '1e300'],
       [CLI, 'example', 'art', '--seed', String(2 ** 32 + 1)],
+      [CLI, 'example', 'art', '--visit', '1e15'], // failed after building the tree, naming an internal parameter
+      [CLI, 'binding', '--pages', String(2 ** 40)],
     ]) {
       const r = run(args);
       expect(r.status, `${args.slice(1).join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr).not.toMatch(STACK);
+    }
+  });
+});
+
+describe('a sweep whose options one of its heap sizes refuses', () => {
+  it('fails before its first point (it ran the sizes before, then lost them)', () => {
+    const cwd = tmp();
+    try {
+      const r = run([CLI, 'sweep', '--heaps', '16,4', '--large-object-bytes', String(8 << 20), '--reps', '1', '--no-floor', '--modes', 'stw', '--out', 'o'], { cwd, timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/largeObjectBytes must be an integer in \[0, capacity\].*\[ERR_OUT_OF_RANGE\]/);
+      expect(r.stderr).not.toMatch(/rep 1\//); // no point ran (progress goes to stderr)
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
     }
   });
 });
