@@ -24,6 +24,10 @@ export interface OptSpec {
   metavar?: string;
   /** Checked after parsing: a message if the value is wrong. */
   check?: (v: never) => string | undefined;
+  /** A flag it applies only with: given without it, a usage error (it was silently ignored). */
+  needs?: string;
+  /** Flags it cannot be given with. */
+  conflicts?: readonly string[];
 }
 
 export interface CommandSpec {
@@ -180,6 +184,14 @@ export function parse(spec: CommandSpec, argv: string[]): Values {
       throw e;
     }
     out[camel(k)] = v;
+  }
+  // An option that does nothing without another, or that another overrides (an audit: art
+  // --modes copy without --compare ran move; splay --variant v8 --variants move ran v8).
+  for (const [k, o] of Object.entries(spec.options)) {
+    if (!seen.has(k)) continue;
+    if (o.needs && !seen.has(o.needs)) throw new UsageError(`--${k} applies only with --${o.needs}`, spec.name);
+    const other = o.conflicts?.find((c) => seen.has(c));
+    if (other) throw new UsageError(`--${k} cannot be given with --${other}`, spec.name);
   }
   return out;
 }

@@ -67,9 +67,9 @@ const workloadOptions: Record<string, OptSpec> = {
 };
 
 const exampleCommon = (heap: number): Record<string, OptSpec> => ({
-  mode: { type: 'string', choices: MODES, default: 'move', help: 'the heap\'s mode' },
+  mode: { type: 'string', choices: MODES, default: 'move', conflicts: ['compare'], help: 'the heap\'s mode' },
   compare: { type: 'boolean', help: 'run every mode of --modes, each in its own child process, side by side' },
-  modes: { type: 'list', choices: MODES, default: MODES, help: 'modes for --compare' },
+  modes: { type: 'list', choices: MODES, default: MODES, needs: 'compare', help: 'modes for --compare' },
   heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: heap, metavar: 'MiB', check: even, help: 'heap capacity' },
   out: { type: 'string', metavar: 'FILE', help: 'write the results (with provenance) as JSON to FILE' },
   json: { type: 'boolean', help: 'print one RESULT line of JSON on stdout (what --compare reads from its children)' },
@@ -179,7 +179,7 @@ export const COMMANDS: Record<string, Command> = {
         trigger: { type: 'number', min: 0.1, max: 1, default: 0.9, help: 'collect when heap use passes this fraction of the capacity' },
         seed: { type: 'int', min: 0, max: MAX_SEED, default: 49734321, help: 'key generator seed (the same keys in every variant)' },
         out: { type: 'string', default: 'bench/results', metavar: 'DIR', help: 'results directory, relative to the current directory' },
-        variant: { type: 'string', choices: SPLAY_VARIANTS, help: 'run one variant in this process and print one RESULT line (what the parent runs)' },
+        variant: { type: 'string', choices: SPLAY_VARIANTS, conflicts: ['variants', 'reps'], help: 'run one variant in this process and print one RESULT line (what the parent runs)' },
         ...knobOptions(false),
       },
       notes:
@@ -195,7 +195,7 @@ export const COMMANDS: Record<string, Command> = {
       summary: "an ART-style app's 60 fps frames while the heap compacts (npm start runs it with --compare)",
       options: {
         ...exampleCommon(32),
-        modes: { type: 'list', choices: HEAP_VARIANTS, default: ['move', 'move-handler', 'copy', 'stw'], help: 'columns for --compare: modes, and move-handler/copy-handler for the kernel fault path' },
+        modes: { type: 'list', choices: HEAP_VARIANTS, default: ['move', 'move-handler', 'copy', 'stw'], needs: 'compare', help: 'columns for --compare: modes, and move-handler/copy-handler for the kernel fault path' },
         'fault-path': { type: 'string', choices: FAULT_PATHS, default: 'self', help: 'a page the frames touch during compaction: built by the accessor (self) or left to the kernel fault and the fault server (handler); --compare: for move and copy' },
         seconds: { type: 'number', min: 0.1, max: 3600, default: null, help: 'seconds of frames (default 10; 6.5 per column with --compare)' },
         nodes: { type: 'int', min: 1, max: 10_000_000, default: 60000, help: 'views in the UI tree' },
@@ -212,7 +212,7 @@ export const COMMANDS: Record<string, Command> = {
           help: "with --fault-path self, a read of a page not yet built: builds it, as ART's mutator does (the default here: each frame reads the same few hundred pages again), or is served in from-space (the library's default, for programs that touch many pages a few times each, as Octane Splay does)",
         },
         seed: { type: 'int', min: 0, max: MAX_SEED, default: 42, help: 'PRNG seed' },
-        reps: { type: 'int', min: 1, max: 100, default: 1, help: "--compare: rounds of every column, interleaved, each in a fresh process; the table shows each column's median round (by frames over budget), the summary every round" },
+        reps: { type: 'int', min: 1, max: 100, default: 1, needs: 'compare', help: "--compare: rounds of every column, interleaved, each in a fresh process; the table shows each column's median round (by frames over budget), the summary every round" },
       },
     },
     load: () => import('../examples/art-app.js'),

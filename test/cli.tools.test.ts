@@ -42,6 +42,24 @@ describe('values past what a run can take: a usage error before the run', () => 
   });
 });
 
+describe('options that do nothing without another, or that another overrides: a usage error', () => {
+  it('art --modes or --reps without --compare, --mode with --compare, splay --variant with --variants or --reps', () => {
+    for (const [args, what] of [
+      [['example', 'art', '--modes', 'copy'], /--modes applies only with --compare/], // ran move
+      [['example', 'art', '--reps', '5'], /--reps applies only with --compare/], // ran one round
+      [['example', 'gcbench', '--mode', 'stw', '--modes', 'move'], /--modes applies only with --compare/], // ran stw
+      [['example', 'gcbench', '--mode', 'stw', '--compare'], /--mode cannot be given with --compare/],
+      [['splay', '--variant', 'v8', '--reps', '7'], /--variant cannot be given with --reps/], // ran one v8 rep
+      [['splay', '--variant', 'v8', '--variants', 'move'], /--variant cannot be given with --variants/],
+    ] as Array<[string[], RegExp]>) {
+      const r = run([CLI, ...args], { timeout: 30_000 });
+      expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(what);
+      expect(r.stderr).not.toMatch(STACK);
+    }
+  });
+});
+
 describe('a sweep whose options one of its heap sizes refuses', () => {
   it('fails before its first point (it ran the sizes before, then lost them)', () => {
     const cwd = tmp();
