@@ -109,9 +109,10 @@ export function chooseMode(requested: ModeName, capabilities: Capabilities, opts
     fallbacks.push('move -> copy: this kernel moved a page pinned by io_uring instead of refusing it (EBUSY)');
     mode = Mode.COPY;
   }
-  if (mode === Mode.COPY && !(caps.uffd.ok && caps.copy.ok)) {
+  // Move mode installs with COPY too (a page built for a fault, short runs, a page MOVE refused).
+  if (mode !== Mode.STW && !(caps.uffd.ok && caps.copy.ok)) {
     const reason = caps.uffd.ok ? caps.copy.reason : caps.uffd.reason;
-    fallbacks.push(`copy -> stw: userfaultfd ${caps.uffd.ok ? 'COPY' : ''} unavailable (${reason})`.replace('  ', ' '));
+    fallbacks.push(`${mode} -> stw: userfaultfd ${caps.uffd.ok ? 'COPY' : ''} unavailable (${reason})`.replace('  ', ' '));
     mode = Mode.STW;
   }
   return { mode, fallbacks };

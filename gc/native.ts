@@ -29,6 +29,7 @@ export interface RawProbe {
   ioctls?: number;
   registerWp: RawProbeResult;
   testMove: RawProbeResult;
+  testCopy: RawProbeResult;
   /** Made once per process (a child process; an io_uring pin), unless the process was out of descriptors or memory. */
   crossMm: RawProbeResult;
   pinsRefused: RawProbeResult;
@@ -122,6 +123,7 @@ export interface NativeBinding {
     denyUserfaultfd(errno: number): void;
     /** seccomp filter (all threads): ioctl(UFFDIO_REGISTER) fails with `errno`. */
     denyUffdRegister(errno: number): void;
+    denyUffdCopy(errno: number): void;
   };
   /** The heap's last resort when no collector thread can serve a fault (native/watchdog.cc). */
   watchdog: {

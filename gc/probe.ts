@@ -163,7 +163,8 @@ export function probe(opts: { hide?: Hideable[]; refresh?: boolean } = {}): Capa
     featuresRefused: refused,
     ioctls: hide.has('move') ? ioctls.filter((i) => i !== 'MOVE') : ioctls,
     move,
-    copy: ioctlCap('COPY'),
+    // The ioctl bit, then a real COPY (a filter may refuse what the registration offers).
+    copy: ((c) => (c.ok && !r.testCopy.ok ? no(r.testCopy.reason ?? 'EINVAL') : c))(ioctlCap('COPY')),
     zeropage: ioctlCap('ZEROPAGE'),
     writeProtect: !uffdOk ? no(uffd.reason ?? 'ENOUFFD') : r.registerWp.ok ? { ok: true } : no(r.registerWp.reason ?? 'EINVAL'),
     mremapDontUnmap: { ...r.mremapDontUnmap },

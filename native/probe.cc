@@ -83,6 +83,34 @@ Napi::Object ProbeMove(Napi::Env env, int how, long ps) {
   return res;
 }
 
+// A real COPY of one scratch page into a registered one: the destination must get the data.
+// (A kernel or filter that refuses COPY while offering its ioctl bit left a heap that chose
+// copy or move stuck in its first compaction: an audit, under seccomp.)
+Napi::Object ProbeCopy(Napi::Env env, int how, long ps) {
+  int fd = OpenUffd(how);
+  if (fd < 0) return Errno(env, -fd);
+  Scratch src(ps), dst(ps);
+  Napi::Object res = Result(env, true, nullptr);
+  struct uffdio_api api = {UFFD_API, 0, 0};
+  struct uffdio_register reg = {};
+  reg.range = {reinterpret_cast<uint64_t>(dst.p), static_cast<uint64_t>(ps)};
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  if (src.p == MAP_FAILED || dst.p == MAP_FAILED) {
+    res = Errno(env, ENOMEM);
+  } else if (ioctl(fd, UFFDIO_API, &api)) {
+    res = Errno(env, errno);
+  } else if (ioctl(fd, UFFDIO_REGISTER, &reg)) {
+    res = Errno(env, errno);
+  } else {
+    memset(src.p, 0x5a, ps);
+    struct uffdio_copy cp = {reinterpret_cast<uint64_t>(dst.p), reinterpret_cast<uint64_t>(src.p), static_cast<uint64_t>(ps), 0, 0};
+    if (ioctl(fd, UFFDIO_COPY, &cp)) res = Errno(env, errno);
+    else if (static_cast<unsigned char>(dst.p[ps - 1]) != 0x5a) res = Result(env, false, "CONTENT_MISMATCH");
+  }
+  close(fd);
+  return res;
+}
+
 // A finding kept for the life of the process (these spawn a child or pin memory: run once).
 struct Finding {
   bool ok = false;
@@ -316,6 +344,7 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
     }
     if (fd >= 0) close(fd);
     out.Set("testMove", ProbeMove(env, how, ps));
+    out.Set("testCopy", ProbeCopy(env, how, ps));
     {
       std::lock_guard<std::mutex> g(kept_mu);
       if (!cross_mm_kept) {
@@ -335,6 +364,7 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
     out.Set("register", none);
     out.Set("registerWp", none);
     out.Set("testMove", none);
+    out.Set("testCopy", none);
     out.Set("crossMm", none);
     out.Set("pinsRefused", none);
   }

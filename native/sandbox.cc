@@ -83,15 +83,14 @@ Napi::Value DenyUserfaultfd(const Napi::CallbackInfo& info) {
 #endif
 }
 
-// denyUffdRegister(errno): a filter under which ioctl(UFFDIO_REGISTER) fails with `errno`
-// (everything else, the userfaultfd itself included, is allowed): makes the compaction pause
-// fail at its registration step, which tells the pause's two orders apart (see
-// test/reliability.mutations.test.ts). Same shape as above.
-Napi::Value DenyUffdRegister(const Napi::CallbackInfo& info) {
+// A filter under which one ioctl command fails with `errno` (everything else, the
+// userfaultfd itself included, is allowed). Same shape as above.
+void DenyIoctl(const Napi::CallbackInfo& info, uint32_t cmd) {
   Napi::Env env = info.Env();
   int64_t err = ArgInt(info, 0, "errno");
   if (err < 1 || err > 4095) ThrowArg(env, "ERR_OUT_OF_RANGE", "errno must be in [1, 4095], got " + std::to_string(err));
 #ifndef MOVEGC_AUDIT_ARCH
+  (void)cmd;
   ThrowErrno(env, "seccomp", ENOTSUP, "no seccomp filter for this architecture");
 #else
   const uint32_t deny = SECCOMP_RET_ERRNO | (static_cast<uint32_t>(err) & SECCOMP_RET_DATA);
@@ -101,13 +100,25 @@ Napi::Value DenyUffdRegister(const Napi::CallbackInfo& info) {
       /* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
       /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 3),  // not ioctl -> 7
       /* 4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args) + sizeof(uint64_t) * 1),
-      /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(UFFDIO_REGISTER), 0, 1),  // other cmd -> 7
+      /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, cmd, 0, 1),  // other cmd -> 7
       /* 6 */ BPF_STMT(BPF_RET | BPF_K, deny),
       /* 7 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
   InstallFilter(env, filter, sizeof(filter) / sizeof(filter[0]));
-  return env.Undefined();
 #endif
+}
+
+// denyUffdRegister(errno): ioctl(UFFDIO_REGISTER) fails: makes the compaction pause fail at its
+// registration step, which tells the pause's two orders apart (test/reliability.mutations.test.ts).
+Napi::Value DenyUffdRegister(const Napi::CallbackInfo& info) {
+  DenyIoctl(info, static_cast<uint32_t>(UFFDIO_REGISTER));
+  return info.Env().Undefined();
+}
+
+// denyUffdCopy(errno): ioctl(UFFDIO_COPY) fails, its ioctl bit still offered at registration.
+Napi::Value DenyUffdCopy(const Napi::CallbackInfo& info) {
+  DenyIoctl(info, static_cast<uint32_t>(UFFDIO_COPY));
+  return info.Env().Undefined();
 }
 
 }  // namespace
@@ -116,6 +127,7 @@ void InitSandbox(Napi::Env env, Napi::Object exports) {
   Napi::Object s = Napi::Object::New(env);
   s.Set("denyUserfaultfd", Fn<DenyUserfaultfd>(env, "denyUserfaultfd"));
   s.Set("denyUffdRegister", Fn<DenyUffdRegister>(env, "denyUffdRegister"));
+  s.Set("denyUffdCopy", Fn<DenyUffdCopy>(env, "denyUffdCopy"));
   exports.Set("sandbox", s);
 }
 

@@ -141,6 +141,13 @@ describe('what the kernel supports beyond MOVE (crossMm, pinsRefused, moveFixes)
     expect(JSON.parse(r.stdout)).toEqual({ move: 'EPERM', copy: 'EPERM', pinsRefused: 'EPERM', crossMm: 'EPERM' });
   });
 
+  itKernel('UFFDIO_COPY refused (seccomp, EPERM) though its ioctl is offered: the probe tries one, and a heap asked for move or copy runs stw and collects', () => {
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL('./fixtures/probe-copy-denied.mjs', import.meta.url))], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const heap = (m: string) => ({ ran: 'stw', fallbacks: [`${m} -> stw: userfaultfd COPY unavailable (EPERM)`], verified: true, kept: 3334 });
+    expect(JSON.parse(r.stdout)).toEqual({ copy: 'EPERM', move: 'ok', ioctlOffered: true, heaps: { move: heap('move'), copy: heap('copy') } });
+  });
+
   itKernel('features a process cannot turn on are listed apart: EVENT_FORK without CAP_SYS_PTRACE', () => {
     // A probe audit: the handshake asking for nothing lists every feature the kernel has, and
     // EVENT_FORK was reported to a process refused it (EPERM). Root with the capability dropped.
