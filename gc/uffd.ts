@@ -6,7 +6,7 @@
  * The descriptor is a plain fd, so a Worker can serve faults on the same userfaultfd via
  * {@link Userfaultfd.adopt} (a non-owning handle).
  */
-import { ErrorCode, MoveGcError, fromNative, outOfRange, shown } from './errors.js';
+import { ErrorCode, MoveGcError, einval, fromNative, outOfRange, shown } from './errors.js';
 import { native } from './native.js';
 import { checkFlags, checkInt, checkRange, readList, readOptions } from './validate.js';
 import { typedArrayKind } from './values.js';
@@ -267,6 +267,10 @@ export class Userfaultfd {
     this.#check();
     checkRange('UFFDIO_COPY destination', dst, length);
     checkRange('UFFDIO_COPY source', src, length);
+    // The kernel reads the source as this thread: a source inside the destination (registered,
+    // its pages missing) faults on a page only this call could fill, and the call never returned
+    // (an audit; then a SIGTERM left the thread spinning in the kernel).
+    if (src < dst + length && dst < src + length) throw einval(`UFFDIO_COPY: the source [0x${src.toString(16)}, +${length}) overlaps the destination [0x${dst.toString(16)}, +${length})`, 'UFFDIO_COPY');
     opts = this.#opts('UFFDIO_COPY', opts, WAKE_KEYS);
     const mode = opts.dontWake ? C.COPY_MODE_DONTWAKE : 0;
     return untilDone(length, (done) => native.uffd.copy(this.fd, dst + done, src + done, length - done, mode));

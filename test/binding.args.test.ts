@@ -5,7 +5,7 @@
  * caller either). Values that are well-formed but absurd reach the kernel and come back as
  * its errno.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -162,6 +162,25 @@ describe('typed layer', () => {
     // None of it moved anything.
     expect(m.residentPages(0, PS)).toBe(1);
     expect(new Uint8Array(m.view(0, PS))[0]).toBe(1);
+  }, ['uffd']);
+});
+
+describe('UFFDIO_COPY whose source lies in its own registered, missing destination', () => {
+  itKernel('is refused with EINVAL at once (the call waited for ever on a fault only it could serve)', () => {
+    // In a child: before the check, the call never returned, and a SIGTERM left it spinning.
+    const code = `
+      const { Userfaultfd, Mapping, PAGE_SIZE: P } = await import(process.argv[1]);
+      const u = Userfaultfd.open(), m = Mapping.anonymous(4 * P);
+      u.register(m.address, m.length);
+      const codes = [];
+      for (const [d, s, n] of [[m.address, m.address + P, 2 * P], [m.address, m.address, P], [m.address + P, m.address, 2 * P]]) {
+        try { u.copy(d, s, n); codes.push('none'); } catch (e) { codes.push(e.code); }
+      }
+      console.log(JSON.stringify(codes));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code, new URL('../dist/gc/index.js', import.meta.url).href], { encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
+    expect(r.signal, 'the copy hung').toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(['EINVAL', 'EINVAL', 'EINVAL']);
   }, ['uffd']);
 });
 
