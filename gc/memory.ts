@@ -190,14 +190,20 @@ export function remapDontUnmap(from: number, length: number, to: number): void {
 }
 
 /**
- * An ArrayBuffer over memory some other thread mapped (for Workers). Never unmaps. The
- * caller keeps [address, +length) mapped while the view is in use: a Mapping's close() can
+ * An ArrayBuffer over memory some other thread mapped (for Workers). Never unmaps. The range
+ * must be mapped now (else ENOMEM: a view of an unmapped range was a SIGSEGV at its first read,
+ * an audit), and the caller keeps it mapped while the view is in use: a Mapping's close() can
  * detach only the views its own thread made, and a read after the unmap is a SIGSEGV (as with
  * any raw address). Not transferable (copied by postMessage and structuredClone).
  */
 export function viewOf(address: number, length: number): ArrayBuffer {
   checkInt('address', address, 1);
   checkInt('length', length, 1, MAX_VIEW_BYTES);
+  try {
+    native.mapped(address, length);
+  } catch (e) {
+    throw fromNative(e, 'viewOf');
+  }
   return viewAt(address, length);
 }
 

@@ -73,6 +73,7 @@ export interface NativeBinding {
   prot: { NONE: number; READ: number; WRITE: number };
   /** mincore: bit 0 of out[i] says page i of the range is present; returns how many are. */
   residency(address: number, length: number, out: Uint8Array): number;
+  mapped(address: number, length: number): void;
   /** Newlines in the file at `path`, read to its end; -1 if it cannot be opened or read. */
   countLines(path: string): number;
   /** Room under the address-space and data limits promised to collector threads not started yet, process-wide (address-space.ts). */

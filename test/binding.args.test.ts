@@ -87,6 +87,13 @@ describe('typed layer', () => {
       expectCode(() => IoUringPin.pin(m.address, v as Any), 'ERR_OUT_OF_RANGE');
     }
     expectCode(() => viewOf(0, PS), 'ERR_OUT_OF_RANGE');
+    // A range not mapped now: ENOMEM, not a view whose first read is a SIGSEGV (an audit).
+    const gone = Mapping.anonymous(2 * PS);
+    const goneAt = gone.address;
+    gone.close();
+    expectCode(() => viewOf(PS, PS), 'ENOMEM');
+    expectCode(() => viewOf(goneAt, PS), 'ENOMEM');
+    expect(viewOf(m.address + 100, 50).byteLength).toBe(50); // inside it, unaligned: fine
     expectCode(() => madvise(m.address, PS, 'BOGUS' as Any), 'ERR_INVALID_ARG_TYPE');
     expectCode(() => IoUringPin.pin(m.address + 1, PS), 'EINVAL');
     expectCode(() => remapDontUnmap(m.address, 0, m.address + PS), 'EINVAL');
