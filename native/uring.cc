@@ -31,6 +31,8 @@ struct Ring {
   size_t sqesLen = 0;
   io_uring_params p = {};
   uint64_t addr = 0, len = 0;
+  // A readFixed is waiting on this ring (the table's lock is not held while it waits).
+  bool reading = false;
 };
 
 // Rings by fd. The addon is loaded once per thread (context-aware), the table is process-wide.
@@ -99,12 +101,29 @@ Napi::Value ReadFixed(const Napi::CallbackInfo& info) {
   uint64_t len = ArgAddr(info, 3, "length");
   uint64_t addr = ArgAddr(info, 4, "address");
   uint64_t timeoutMs = ArgAddr(info, 5, "timeoutMs");
-  std::lock_guard<std::mutex> g(mu);
-  auto it = rings.find(ring);
-  if (it == rings.end()) ThrowArg(env, "ERR_INVALID_ARG_VALUE", "not a ring made by uring.setup");
-  Ring& r = it->second;
-  if (len == 0 || len > 0x7fffffff || addr < r.addr || addr + len > r.addr + r.len)
-    ThrowArg(env, "ERR_OUT_OF_RANGE", "read range outside the registered buffer");
+  // The table's lock is held to take the ring, not across the wait: a read waiting up to its
+  // timeout (an hour at most) held every other thread's setup, read and release (an audit: a
+  // Worker's read on an idle FIFO stalled the main thread's pin for 10 s). The ring is marked
+  // busy meanwhile, so nothing releases (unmaps) it under the read.
+  Ring r;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    auto it = rings.find(ring);
+    if (it == rings.end()) ThrowArg(env, "ERR_INVALID_ARG_VALUE", "not a ring made by uring.setup");
+    if (len == 0 || len > 0x7fffffff || addr < it->second.addr || addr + len > it->second.addr + it->second.len)
+      ThrowArg(env, "ERR_OUT_OF_RANGE", "read range outside the registered buffer");
+    if (it->second.reading) ThrowErrno(env, "IORING_OP_READ_FIXED", EBUSY, "another read is in flight on this ring");
+    it->second.reading = true;
+    r = it->second;
+  }
+  struct Done {
+    int ring;
+    ~Done() {
+      std::lock_guard<std::mutex> g(mu);
+      auto it = rings.find(ring);
+      if (it != rings.end()) it->second.reading = false;
+    }
+  } done{ring};
 
   constexpr uint64_t kRead = 0x6d6f7665, kTimeout = 0x74696d65;
   auto* sqTail = At<std::atomic<uint32_t>>(r.sq, r.p.sq_off.tail);
@@ -169,13 +188,15 @@ Napi::Value ReadFixed(const Napi::CallbackInfo& info) {
 }
 
 // Unmaps the rings, then unregisters the buffer (releasing the pin) and closes the fd. 0 or an errno
-// from the unregistration (the ring is closed either way); -1 for a ring not open.
+// from the unregistration (the ring is closed either way); -1 for a ring not open; -2 (nothing
+// done) while a read waits on it.
 int Release(int ring) {
   Ring r;
   {
     std::lock_guard<std::mutex> g(mu);
     auto it = rings.find(ring);
     if (it == rings.end()) return -1;
+    if (it->second.reading) return -2;  // a read waits on it (another thread's): not unmapped under it
     r = it->second;
     rings.erase(it);
   }
@@ -187,6 +208,7 @@ int Release(int ring) {
 // close(ring): Release; a ring already closed is ignored.
 Napi::Value Close(const Napi::CallbackInfo& info) {
   int err = Release(ArgFd(info, 0));
+  if (err == -2) ThrowErrno(info.Env(), "io_uring close", EBUSY, "a read is in flight on this ring");
   if (err > 0) ThrowErrno(info.Env(), "io_uring_register(IORING_UNREGISTER_BUFFERS)", err);
   return info.Env().Undefined();
 }

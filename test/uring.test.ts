@@ -96,6 +96,11 @@ describe('IoUringPin.readFixed', () => {
     for (const t of [0, -1, 1.5, 3_600_001, 'x', null]) expect(thrown(() => pin.readFixed(fd, 0, 16, 0, t as never)).code).toMatch(/^ERR_(OUT_OF_RANGE|INVALID_ARG_TYPE)$/);
   });
 
+  it("one thread's read waiting on its ring does not hold another thread's pins and reads", async () => {
+    const out = await fixtureResult('uring-two-threads.mjs', [], 30_000);
+    expect(out).toEqual({ mainPinned: true, worker: { bytes: 5 } });
+  });
+
   it('misuse fails with codes before or from the kernel', () => {
     const m = Mapping.anonymous(2 * PS, { advise: ['NOHUGEPAGE'] });
     cleanups.push(() => m.close());
