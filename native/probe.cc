@@ -56,42 +56,16 @@ Napi::Object ProbeMremap(Napi::Env env, long ps) {
   return Result(env, ok, "CONTENT_MISMATCH");
 }
 
-// A real MOVE of one scratch page: the destination must get the data, the source zeros.
-Napi::Object ProbeMove(Napi::Env env, int how, long ps) {
+// A real MOVE (`move`) or COPY of one scratch page into a registered one: the destination must
+// get the data, and after a MOVE the source must be empty. The kernel, or a filter in front of
+// it, may refuse what the registration offers (COPY refused with its ioctl bit offered left a
+// heap in copy or move mode stuck in its first compaction: an audit, under seccomp).
+Napi::Object ProbeInstall(Napi::Env env, int how, long ps, bool move) {
   int fd = OpenUffd(how);
   if (fd < 0) return Errno(env, -fd);
   Scratch src(ps), dst(ps);
   Napi::Object res = Result(env, true, nullptr);
-  struct uffdio_api api = {UFFD_API, UFFD_FEATURE_MOVE, 0};
-  struct uffdio_register reg = {};
-  reg.range = {reinterpret_cast<uint64_t>(dst.p), static_cast<uint64_t>(ps)};
-  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-  struct uffdio_move mv = {};
-  if (src.p == MAP_FAILED || dst.p == MAP_FAILED) {
-    res = Errno(env, ENOMEM);
-  } else if (ioctl(fd, UFFDIO_API, &api)) {
-    res = Errno(env, errno);
-  } else if (ioctl(fd, UFFDIO_REGISTER, &reg)) {
-    res = Errno(env, errno);
-  } else {
-    memset(src.p, 0x5a, ps);
-    mv = {reinterpret_cast<uint64_t>(dst.p), reinterpret_cast<uint64_t>(src.p), static_cast<uint64_t>(ps), 0, 0};
-    if (ioctl(fd, UFFDIO_MOVE, &mv)) res = Errno(env, errno);
-    else if (static_cast<unsigned char>(dst.p[ps - 1]) != 0x5a || src.p[0] != 0) res = Result(env, false, "CONTENT_MISMATCH");
-  }
-  close(fd);
-  return res;
-}
-
-// A real COPY of one scratch page into a registered one: the destination must get the data.
-// (A kernel or filter that refuses COPY while offering its ioctl bit left a heap that chose
-// copy or move stuck in its first compaction: an audit, under seccomp.)
-Napi::Object ProbeCopy(Napi::Env env, int how, long ps) {
-  int fd = OpenUffd(how);
-  if (fd < 0) return Errno(env, -fd);
-  Scratch src(ps), dst(ps);
-  Napi::Object res = Result(env, true, nullptr);
-  struct uffdio_api api = {UFFD_API, 0, 0};
+  struct uffdio_api api = {UFFD_API, move ? static_cast<uint64_t>(UFFD_FEATURE_MOVE) : 0, 0};
   struct uffdio_register reg = {};
   reg.range = {reinterpret_cast<uint64_t>(dst.p), static_cast<uint64_t>(ps)};
   reg.mode = UFFDIO_REGISTER_MODE_MISSING;
@@ -103,9 +77,11 @@ Napi::Object ProbeCopy(Napi::Env env, int how, long ps) {
     res = Errno(env, errno);
   } else {
     memset(src.p, 0x5a, ps);
-    struct uffdio_copy cp = {reinterpret_cast<uint64_t>(dst.p), reinterpret_cast<uint64_t>(src.p), static_cast<uint64_t>(ps), 0, 0};
-    if (ioctl(fd, UFFDIO_COPY, &cp)) res = Errno(env, errno);
-    else if (static_cast<unsigned char>(dst.p[ps - 1]) != 0x5a) res = Result(env, false, "CONTENT_MISMATCH");
+    const uint64_t d = reinterpret_cast<uint64_t>(dst.p), s = reinterpret_cast<uint64_t>(src.p), n = static_cast<uint64_t>(ps);
+    struct uffdio_move mv = {d, s, n, 0, 0};
+    struct uffdio_copy cp = {d, s, n, 0, 0};
+    if (move ? ioctl(fd, UFFDIO_MOVE, &mv) : ioctl(fd, UFFDIO_COPY, &cp)) res = Errno(env, errno);
+    else if (static_cast<unsigned char>(dst.p[ps - 1]) != 0x5a || (move && src.p[0] != 0)) res = Result(env, false, "CONTENT_MISMATCH");
   }
   close(fd);
   return res;
@@ -343,8 +319,8 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
       out.Set("registerWp", ioctl(fd, UFFDIO_REGISTER, &wreg) ? Errno(env, errno) : Result(env, true, nullptr));
     }
     if (fd >= 0) close(fd);
-    out.Set("testMove", ProbeMove(env, how, ps));
-    out.Set("testCopy", ProbeCopy(env, how, ps));
+    out.Set("testMove", ProbeInstall(env, how, ps, true));
+    out.Set("testCopy", ProbeInstall(env, how, ps, false));
     {
       std::lock_guard<std::mutex> g(kept_mu);
       if (!cross_mm_kept) {
