@@ -29,8 +29,9 @@ function walk(h: Heap, head: number | null): number {
   for (let r = head; r !== null; r = h.getRef(r, 0)) expect(h.getU32(r, 0)).toBe(NODES - 1 - n++);
   return n;
 }
-/** Starts a cycle and returns while it marks: every live object unmarked yet. */
+/** Starts a cycle and returns while it marks, its marker held at its first object (until inject({})): live objects unmarked yet. */
 async function untilMarking(h: Heap): Promise<void> {
+  h.inject({ markDelayAtObject: 1, markDelayMs: 300 });
   h.requestCollection();
   while (h.cyclePhase === 'idle') {
     h.safepoint();
@@ -77,6 +78,7 @@ describe.each(['move', 'copy'] as const)('a reference forged to an object markin
         // The next cycle's marking clears the mark bits: no live object may read as garbage then.
         await untilMarking(h);
         expect(walk(h, list.get())).toBe(NODES);
+        h.inject({});
         await h.idle();
       } finally {
         await h.close();
@@ -94,6 +96,7 @@ describe.each(['move', 'copy'] as const)('a reference forged to an object markin
       expect(walk(h, list.get())).toBe(NODES);
       await untilMarking(h);
       expect(walk(h, list.get())).toBe(NODES);
+      h.inject({});
       await h.idle();
       expect(h.verify().errors).toEqual([]);
     } finally {
