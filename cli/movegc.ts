@@ -69,8 +69,14 @@ function checkOutput(given: string, kind: 'dir' | 'file', outFiles: readonly str
     fail(`${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   if (kind === 'file' && fs.existsSync(target) && fs.statSync(target).isDirectory()) fail(`${target} is a directory (a file name is expected)`);
-  // Root may open files under /proc and /sys for appending, and then the write fails after the run.
-  if (/^\/(proc|sys)(\/|$)/.test(fs.realpathSync(dir))) fail(`${dir} is a kernel file system, not a place for results`);
+  // Root may open files under /proc and /sys for appending, and then the write fails after the
+  // run. What a /dev/fd name stands for is judged, not /proc/self/fd itself: a file it names
+  // by its own path, and a pipe (bash's >(...)), which has none, is fine (a review).
+  const st = kind === 'file' && fs.existsSync(target) ? fs.statSync(target) : null;
+  if (!st || st.isFile()) {
+    const real = fs.realpathSync(st ? target : dir);
+    if (/^\/(proc|sys)(\/|$)/.test(real)) fail(`${real} is on a kernel file system, not a place for results`);
+  }
   // Directory permissions do not say whether the file itself can be written (a read-only
   // file, a root under /proc): open what will be written, for appending, and leave no trace.
   // (latest.html too: a directory in its way failed only after the run, an audit found.)

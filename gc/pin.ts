@@ -79,7 +79,11 @@ export class IoUringPin {
       if (this.io) native.uring.close(ring);
       else native.pin.unpin(ring);
     } catch (e) {
-      throw fromNative(e, 'io_uring unpin');
+      const err = fromNative(e, 'io_uring unpin');
+      // Refused while another thread's read waits on the ring: nothing was released, and a
+      // later release() must still do it (a review: the pin read as released and leaked).
+      if (err.code === 'EBUSY') this.#ring = ring;
+      throw err;
     }
   }
 }

@@ -33,6 +33,8 @@ struct Ring {
   uint64_t addr = 0, len = 0;
   // A readFixed is waiting on this ring (the table's lock is not held while it waits).
   bool reading = false;
+  // Its environment was torn down meanwhile: the read's end closes it (ReleaseRing).
+  bool closeAfterRead = false;
 };
 
 // Rings by fd. The addon is loaded once per thread (context-aware), the table is process-wide.
@@ -119,9 +121,18 @@ Napi::Value ReadFixed(const Napi::CallbackInfo& info) {
   struct Done {
     int ring;
     ~Done() {
-      std::lock_guard<std::mutex> g(mu);
-      auto it = rings.find(ring);
-      if (it != rings.end()) it->second.reading = false;
+      Ring orphan;
+      {
+        std::lock_guard<std::mutex> g(mu);
+        auto it = rings.find(ring);
+        if (it == rings.end()) return;
+        it->second.reading = false;
+        if (!it->second.closeAfterRead) return;
+        orphan = it->second;
+        rings.erase(it);
+      }
+      Unmap(orphan);
+      CloseRing(ring);
     }
   } done{ring};
 
@@ -215,7 +226,14 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void ReleaseRing(int fd) { Release(fd); }
+// At its environment's teardown (owned.cc): a ring another thread is reading is closed by
+// that read's end, not left open for the process's life.
+void ReleaseRing(int fd) {
+  if (Release(fd) != -2) return;
+  std::lock_guard<std::mutex> g(mu);
+  auto it = rings.find(fd);
+  if (it != rings.end()) it->second.closeAfterRead = true;
+}
 
 void InitUring(Napi::Env env, Napi::Object exports) {
   Napi::Object u = Napi::Object::New(env);

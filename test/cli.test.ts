@@ -112,7 +112,7 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     [['splay', '--out', '/proc/movegc-nope'], /--out \/proc\/movegc-nope: cannot create \/proc\/movegc-nope/],
     [['example', 'gcbench', '--out', 'test'], /--out test: .*test is a directory \(a file name is expected\)/],
     // Found by a front-door audit: these ran to the end, then died with a stack (or guessed wrong).
-    [['example', 'art', '--out', '/proc/movegc-nope.json'], /--out \/proc\/movegc-nope.json: \/proc is a kernel file system/],
+    [['example', 'art', '--out', '/proc/movegc-nope.json'], /--out \/proc\/movegc-nope.json: \/proc is on a kernel file system/],
     [['bench', '--heep', '32'], /unknown option --heep \(did you mean --heap\?\)/],
     [['bench', '--large-object-bytes', '1.5'], /--large-object-bytes must be an integer, got 1.5/],
     [['sweep', '--large-object-bytes', '65536,0.5'], /--large-object-bytes values must be integers/],

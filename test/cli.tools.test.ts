@@ -97,6 +97,17 @@ describe('result files in the way: refused before the run', () => {
   });
 });
 
+describe('--out through /dev/fd (a pipe, as bash >(...) gives)', () => {
+  itKernel('is taken: what the name stands for is judged, not /proc/self/fd (refused for a while, a review)', () => {
+    // Through a shell's pipe: Node's own stdio pipes are sockets, which /dev/fd cannot reopen.
+    const cmd = `"${process.execPath}" "${CLI}" example gcbench --heap 32 --scale 0.01 --stretch 10 --long-lived 8 --max-depth 8 --out /dev/fd/1 | cat`;
+    const r0 = spawnSync('/bin/bash', ['-o', 'pipefail', '-c', cmd], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    const r = { status: r0.status, stdout: r0.stdout, stderr: r0.stderr };
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/"provenance"/); // the results, written to the pipe that is stdout
+  }, ['uffd']);
+});
+
 describe('environment variables', () => {
   it('a bad MOVEGC_LOG or MOVEGC_LOG_FORMAT is refused by every command, not only the examples', () => {
     for (const [cmd, env] of [

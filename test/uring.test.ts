@@ -101,6 +101,11 @@ describe('IoUringPin.readFixed', () => {
     expect(out).toEqual({ mainPinned: true, worker: { bytes: 5 } });
   });
 
+  it('a ring closed while another thread reads it: the pin stays releasable, and a torn-down owner\'s ring closes when the read ends', async () => {
+    const out = await fixtureResult('uring-close-busy.mjs', [], 30_000);
+    expect(out).toEqual({ midRead: 'EBUSY', releasedMidRead: false, readEnded: 'ETIME', releasedAfter: true, ringClosedAfter: true, mainRead: 'ETIME', ownerGoneRingClosed: true, owned: 0 });
+  });
+
   it('misuse fails with codes before or from the kernel', () => {
     const m = Mapping.anonymous(2 * PS, { advise: ['NOHUGEPAGE'] });
     cleanups.push(() => m.close());
