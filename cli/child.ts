@@ -20,10 +20,15 @@ export function spawnTied(cmd: string, args: string[], options: Omit<SpawnOption
     ending = sig;
     child?.kill(sig);
   };
+  // process.exit() (an EPIPE on stdout, a failed run) ends this process without a signal: the
+  // child is ended with it rather than left to run out (a review).
+  const orphaned = (): void => void child?.kill('SIGTERM');
   const stop = (): void => {
     for (const s of ENDING) process.off(s, pass);
+    process.off('exit', orphaned);
   };
   for (const s of ENDING) process.on(s, pass);
+  process.on('exit', orphaned);
   try {
     child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'inherit'] });
   } catch (e) {

@@ -168,6 +168,32 @@ function pidsOf(exe: string): number[] {
   return out;
 }
 
+describe('process.exit() in a parent with a tied child (the EPIPE guard exits so)', () => {
+  it('ends the child with it', async () => {
+    // stderr not piped: the child inherits it, and spawnSync would wait for the child to close it.
+    const r = spawnSync(process.execPath, [path.join(root, 'test', 'fixtures', 'tied-exit.mjs')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 20_000 });
+    expect(r.status).toBe(0);
+    const pid = Number(r.stdout.trim());
+    expect(pid).toBeGreaterThan(0);
+    // Ended (gone, or a zombie its new parent has not reaped yet), not sleeping out its 30 s.
+    const state = (): string => {
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      } catch {
+        return 'gone';
+      }
+    };
+    try {
+      const t0 = Date.now();
+      while (!['gone', 'Z', 'X'].includes(state()) && Date.now() - t0 < 3000) await new Promise((res) => setTimeout(res, 20));
+      expect(['gone', 'Z', 'X']).toContain(state());
+    } finally {
+      if (!['gone', 'Z', 'X'].includes(state())) process.kill(pid, 'SIGKILL');
+    }
+  });
+});
+
 describe('a signal to movegc binding while kernel-floor runs', () => {
   itKernel('ends kernel-floor too (it ran on for seconds as an orphan)', async () => {
     const dir = tmp();
