@@ -52,6 +52,14 @@ void Unmap(Ring& r) {
   if (r.sq != MAP_FAILED) munmap(r.sq, r.sqLen);
 }
 
+// Unmaps a ring taken out of the table, then unregisters the buffer (releasing the pin) and
+// closes the fd: 0 or an errno from the unregistration (the ring is closed either way).
+int CloseTaken(int ring, Ring& r) {
+  Disown(Owned::RING, static_cast<uint64_t>(ring));
+  Unmap(r);
+  return CloseRing(ring);
+}
+
 // setup(address, length) -> ring fd: rings mapped, [address, address+length) registered as buffer 0.
 Napi::Value Setup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -131,8 +139,7 @@ Napi::Value ReadFixed(const Napi::CallbackInfo& info) {
         orphan = it->second;
         rings.erase(it);
       }
-      Unmap(orphan);
-      CloseRing(ring);
+      CloseTaken(ring, orphan);
     }
   } done{ring};
 
@@ -198,22 +205,23 @@ Napi::Value ReadFixed(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, readRes);
 }
 
-// Unmaps the rings, then unregisters the buffer (releasing the pin) and closes the fd. 0 or an errno
-// from the unregistration (the ring is closed either way); -1 for a ring not open; -2 (nothing
-// done) while a read waits on it.
-int Release(int ring) {
+// Takes the ring out of the table and closes it (CloseTaken); -1 for a ring not open; -2
+// (nothing done) while a read waits on it, and with `later` that read's end closes it: marked
+// under the same lock as the check, so the read cannot end in between.
+int Release(int ring, bool later = false) {
   Ring r;
   {
     std::lock_guard<std::mutex> g(mu);
     auto it = rings.find(ring);
     if (it == rings.end()) return -1;
-    if (it->second.reading) return -2;  // a read waits on it (another thread's): not unmapped under it
+    if (it->second.reading) {  // a read waits on it (another thread's): not unmapped under it
+      if (later) it->second.closeAfterRead = true;
+      return -2;
+    }
     r = it->second;
     rings.erase(it);
   }
-  Disown(Owned::RING, static_cast<uint64_t>(ring));
-  Unmap(r);
-  return CloseRing(ring);
+  return CloseTaken(ring, r);
 }
 
 // close(ring): Release; a ring already closed is ignored.
@@ -228,12 +236,7 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 
 // At its environment's teardown (owned.cc): a ring another thread is reading is closed by
 // that read's end, not left open for the process's life.
-void ReleaseRing(int fd) {
-  if (Release(fd) != -2) return;
-  std::lock_guard<std::mutex> g(mu);
-  auto it = rings.find(fd);
-  if (it != rings.end()) it->second.closeAfterRead = true;
-}
+void ReleaseRing(int fd) { Release(fd, true); }
 
 void InitUring(Napi::Env env, Napi::Object exports) {
   Napi::Object u = Napi::Object::New(env);
