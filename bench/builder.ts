@@ -21,7 +21,7 @@
  * by the collector.
  */
 import os from 'node:os';
-import { scriptArgs } from '../cli/args.js';
+import { evenMiB, scriptArgs } from '../cli/args.js';
 import { PageBuilder, type RunBuilder } from '../gc/build.js';
 import { NativePageBuilder } from '../gc/build-native.js';
 import { BYTE_ARRAY_TYPE, FIRST_USER_TYPE, PAGE_WORDS, REF_ARRAY_TYPE, TypeTable, arrayWords, Kind } from '../gc/layout.js';
@@ -37,7 +37,7 @@ const values = scriptArgs({
   summary: 'the page builders alone, TypeScript and compiled, on one heap (ns per page, byte-identical output)',
   options: {
     // At most 8 GiB: the heap is laid out in one Uint32Array, which 16 GiB overflows (an audit).
-    heap: { type: 'int', min: 2, max: 8192, default: 256, metavar: 'MiB', check: (v: number) => (v % 2 === 0 ? undefined : `must be an even number of MiB, got ${v}`), help: 'heap size' },
+    heap: { type: 'int', min: 2, max: 8192, default: 256, metavar: 'MiB', check: evenMiB, help: 'heap size' },
     sizes: { type: 'string', choices: ['small', 'mixed', 'large', 'huge'], default: 'mixed', help: 'object sizes' },
     live: { type: 'number', min: 0.01, max: 1, default: 0.5, help: 'live fraction' },
     reps: { type: 'int', min: 1, max: 1000, default: 5, help: 'interleaved reps' },

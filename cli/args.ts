@@ -41,6 +41,9 @@ export interface CommandSpec {
   run?: string;
 }
 
+/** An OptSpec check for heap sizes in MiB: heaps come in 2 MiB units. */
+export const evenMiB = (v: number): string | undefined => (v % 2 === 0 ? undefined : `must be an even number of MiB, got ${v}`);
+
 /** A mistake on the command line: printed with a usage line, never with a stack. */
 export class UsageError extends Error {
   constructor(

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { HEAP_VARIANTS, KNOBS, MUTATORS, knobDefault } from '../bench/knobs.js';
 import { PATTERNS, SIZE_MIXES } from '../bench/workload.js';
-import type { CommandSpec, OptSpec, Values } from './args.js';
+import { evenMiB, type CommandSpec, type OptSpec, type Values } from './args.js';
 
 const MODES = ['move', 'copy', 'stw'] as const;
 const SPLAY_VARIANTS = [...HEAP_VARIANTS, 'v8'] as const;
@@ -14,8 +14,7 @@ const FAULT_PATHS = ['self', 'handler'] as const;
 const MAX_HEAP_MIB = 16382;
 /** The workloads' PRNG takes a 32-bit seed (bench/workload.ts rng): a larger one aliased a smaller one (an audit). */
 const MAX_SEED = 2 ** 32 - 1;
-const even = (v: number): string | undefined => (v % 2 === 0 ? undefined : `must be an even number of MiB, got ${v}`);
-const allEven = (vs: number[]): string | undefined => vs.map(even).find(Boolean);
+const allEven = (vs: number[]): string | undefined => vs.map(evenMiB).find(Boolean);
 
 export interface Command {
   spec: CommandSpec;
@@ -70,7 +69,7 @@ const exampleCommon = (heap: number): Record<string, OptSpec> => ({
   mode: { type: 'string', choices: MODES, default: 'move', conflicts: ['compare'], help: 'the heap\'s mode' },
   compare: { type: 'boolean', help: 'run every mode of --modes, each in its own child process, side by side' },
   modes: { type: 'list', choices: MODES, default: MODES, needs: 'compare', help: 'modes for --compare' },
-  heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: heap, metavar: 'MiB', check: even, help: 'heap capacity' },
+  heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: heap, metavar: 'MiB', check: evenMiB, help: 'heap capacity' },
   out: { type: 'string', metavar: 'FILE', help: 'write the results (with provenance) as JSON to FILE' },
   json: { type: 'boolean', help: 'print one RESULT line of JSON on stdout (what --compare reads from its children)' },
 });
@@ -81,7 +80,7 @@ export const COMMANDS: Record<string, Command> = {
       name: 'bench',
       summary: 'the same fragmented heap compacted in each mode side by side, with a concurrent mutator; writes JSON and an HTML report',
       options: {
-        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: null, metavar: 'MiB', check: even, help: 'heap capacity (default 1024; 256 with --quick)' },
+        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: null, metavar: 'MiB', check: evenMiB, help: 'heap capacity (default 1024; 256 with --quick)' },
         quick: { type: 'boolean', help: '256 MiB heap, 3 reps, shorter floor: the whole run in under a minute' },
         ...workloadOptions,
         ...knobOptions(false),
@@ -128,7 +127,7 @@ export const COMMANDS: Record<string, Command> = {
       options: {
         cycles: { type: 'int', min: 0, default: 2000, help: 'stop after N cycles in all (0: no limit)' },
         seconds: { type: 'number', min: 0, default: 0, help: 'stop after S seconds of cycles, counted once the heaps are filled (0: no limit; at least one cycle runs); whichever comes first' },
-        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 32, metavar: 'MiB', check: even, help: 'capacity of each heap' },
+        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 32, metavar: 'MiB', check: evenMiB, help: 'capacity of each heap' },
         modes: { type: 'list', choices: MODES, default: MODES, help: 'heaps run side by side, one cycle each in turn' },
         ops: { type: 'int', min: 0, default: 400, help: 'mutator operations during each cycle' },
         faults: { type: 'number', min: 0, max: 1, default: 0.15, metavar: 'P', help: 'probability that a cycle gets an injected fault' },
@@ -175,7 +174,7 @@ export const COMMANDS: Record<string, Command> = {
         variants: { type: 'list', choices: SPLAY_VARIANTS, default: SPLAY_VARIANTS, help: 'heap modes (move/copy: with --fault-path; move-handler/copy-handler: the kernel fault path), and v8 for plain objects' },
         reps: { type: 'int', min: 1, max: 100, default: 3, help: 'repetitions per variant, interleaved, each in a fresh process' },
         seconds: { type: 'number', min: 0.1, max: 3600, default: 3, help: 'benchmark runs (80 insert/remove pairs each) for this long after setup' },
-        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 64, metavar: 'MiB', check: even, help: 'movegc heap capacity (the tree holds about 33 MiB)' },
+        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 64, metavar: 'MiB', check: evenMiB, help: 'movegc heap capacity (the tree holds about 33 MiB)' },
         trigger: { type: 'number', min: 0.1, max: 1, default: 0.9, help: 'collect when heap use passes this fraction of the capacity' },
         seed: { type: 'int', min: 0, max: MAX_SEED, default: 49734321, help: 'key generator seed (the same keys in every variant)' },
         out: { type: 'string', default: 'bench/results', metavar: 'DIR', help: 'results directory, relative to the current directory' },
@@ -238,7 +237,7 @@ export const COMMANDS: Record<string, Command> = {
       summary: 'io_uring READ_FIXED into a heap object during compaction, with and without heap.pin',
       options: {
         mode: { type: 'string', choices: ['move', 'copy'], default: 'move', help: "the heap's mode" },
-        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 32, metavar: 'MiB', check: even, help: 'heap capacity' },
+        heap: { type: 'int', min: 2, max: MAX_HEAP_MIB, default: 32, metavar: 'MiB', check: evenMiB, help: 'heap capacity' },
         out: exampleCommon(32).out,
         file: {
           type: 'string',

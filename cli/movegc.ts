@@ -68,11 +68,11 @@ function checkOutput(given: string, kind: 'dir' | 'file', outFiles: readonly str
   } catch (e) {
     fail(`${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  if (kind === 'file' && fs.existsSync(target) && fs.statSync(target).isDirectory()) fail(`${target} is a directory (a file name is expected)`);
+  const st = kind === 'file' && fs.existsSync(target) ? fs.statSync(target) : null;
+  if (st?.isDirectory()) fail(`${target} is a directory (a file name is expected)`);
   // Root may open files under /proc and /sys for appending, and then the write fails after the
   // run. What a /dev/fd name stands for is judged, not /proc/self/fd itself: a file it names
   // by its own path, and a pipe (bash's >(...)), which has none, is fine (a review).
-  const st = kind === 'file' && fs.existsSync(target) ? fs.statSync(target) : null;
   if (!st || st.isFile()) {
     const real = fs.realpathSync(st ? target : dir);
     if (/^\/(proc|sys)(\/|$)/.test(real)) fail(`${real} is on a kernel file system, not a place for results`);
