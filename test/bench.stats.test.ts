@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { cdfOfBuckets, median, medianOfSampled, mmuWindows, quantiles } from '../dist/bench/stats.js';
 import { bucketOf, bucketValue } from '../dist/gc/shared.js';
+import { floorBound } from '../dist/bench/results.js';
 
 describe('bench statistics', () => {
   it('the median over reps leaves out figures a rep could not measure (NaN, Infinity)', () => {
@@ -39,5 +40,24 @@ describe('bench statistics', () => {
       expect(Math.max(...w), `horizon ${h}`).toBeLessThanOrEqual(Math.max(0.1, h));
       for (let i = 1; i < w.length; i++) expect(w[i]).toBeGreaterThanOrEqual(w[i - 1]);
     }
+  });
+});
+
+describe('the floor bound of move/copy (bench/results.ts floorBound)', () => {
+  const copy = { compactorBuildMs: 70, compactorReleaseMs: 20, compactorBusyMs: 140, pagesMoved: 0, pagesCopied: 30000 };
+  it("move's builds and releases as measured, its installs at the floor's cost a page, over copy's busy time", () => {
+    const move = { compactorBuildMs: 60, compactorReleaseMs: 10, compactorBusyMs: 110, pagesMoved: 20000, pagesCopied: 1000 };
+    // 60 + 10 + (20000 x 500 ns + 1000 x 2000 ns) = 82 ms, over 140.
+    expect(floorBound(move, copy, 500, 2000)).toBeCloseTo(82 / 140, 12);
+    // Move's own bookkeeping and measured installs do not count: the same busy time, any split.
+    expect(floorBound({ ...move, compactorBusyMs: 1e6 }, copy, 500, 2000)).toBeCloseTo(82 / 140, 12);
+    expect(floorBound(move, { ...copy, compactorBusyMs: 70 }, 500, 2000)).toBeCloseTo(82 / 70, 12);
+  });
+  it('no bound without both modes, a copy time, or a floor', () => {
+    const move = { ...copy, pagesMoved: 1, pagesCopied: 0 };
+    expect(floorBound(undefined, copy, 500, 2000)).toBeNull();
+    expect(floorBound(move, undefined, 500, 2000)).toBeNull();
+    expect(floorBound(move, { ...copy, compactorBusyMs: 0 }, 500, 2000)).toBeNull();
+    expect(floorBound(move, copy, NaN, 2000)).toBeNull();
   });
 });

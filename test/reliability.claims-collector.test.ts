@@ -307,6 +307,7 @@ describe('movegc bench: ratios and goals', () => {
       expect(ratios.moveOverStwCompaction).toBeCloseTo(q(modes.move.compactionMs, modes.stw.compactionMs), 9);
       expect(ratios.copyOverStwCompaction).toBeCloseTo(q(modes.copy.compactionMs, modes.stw.compactionMs), 9);
       expect(ratios.moveOverCopyPause).toBeCloseTo(q(modes.move.pauseMs, modes.copy.pauseMs), 9);
+      expect(ratios.moveOverCopyBusy).toBeCloseTo(q(modes.move.compactorBusyMs, modes.copy.compactorBusyMs), 9);
       expect(ratios.movePeakOverBefore).toBe(modes.move.rssPeakOverBefore);
       expect(ratios.copyPeakOverBefore).toBe(modes.copy.rssPeakOverBefore);
       expect(ratios.stwPeakOverBefore).toBe(modes.stw.rssPeakOverBefore);
@@ -314,11 +315,14 @@ describe('movegc bench: ratios and goals', () => {
       expect(ratios.copyThroughputGBps).toBeCloseTo(modes.copy.throughputMBps / 1000, 9);
       // No floor measured (--no-floor): no ratio to it.
       expect(ratios.moveFaultP50OverFloor).toBeNull();
+      expect(ratios.moveOverCopyBoundIdle).toBeNull();
+      expect(ratios.moveOverCopyBoundBusy).toBeNull();
       const goal = (id: string) => res.goals.find((g: { id: string }) => g.id === id);
       expect(goal('moveVsCopy').value).toBe(ratios.moveOverCopyCompaction);
       expect(goal('moveRss').value).toBe(ratios.movePeakOverBefore);
       expect(goal('throughput').value).toBe(ratios.moveThroughputGBps);
       expect(goal('faultVsFloor')).toMatchObject({ value: null, met: null });
+      expect(goal('moveVsCopyBound')).toMatchObject({ value: null, met: null });
       for (const g of res.goals as Array<{ id: string; value: number | null; target: string; met: boolean | null }>) {
         if (g.value === null) continue;
         const [, op, n] = /^(<=|>=|<) ([\d.]+)$/.exec(g.target)!;
