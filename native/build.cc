@@ -1,6 +1,8 @@
 // The page builder compiled: a line-by-line twin of gc/build.ts (PageBuilder), which stays
-// the readable reference, with one departure: reference slots are forwarded at the end of
-// each page rather than as they are met (Slot, Flush), which writes the same words. It reads the
+// the readable reference, with two departures that write the same words in the end: reference
+// slots are forwarded at the end of each page rather than as they are met (Slot, Flush), and
+// small objects are copied in fixed 64-byte blocks that may run past their end into words
+// written again later (CopyObject, bits.h). It reads the
 // same shared tables (live-words and object-start bitmaps, chunkNew, pageFirst, pageKind,
 // segments, types) and from-space, and writes only the destination pages. It decides
 // nothing: claims, buffers and installs stay in TypeScript; one call builds a run of
@@ -260,6 +262,10 @@ class Kernel {
     // to-space word t lives at page[(t - qw) * 2]
     auto at = [&](int64_t t) { return page + (t - qw) * 2; };
     npending_ = 0;  // (a page that failed mid-walk left its own)
+    // Every word below this is written again after an object is copied (by the next object,
+    // a gap, or the segment's free tail): CopyObject may copy past an object's end up to it.
+    const int64_t newEnd = static_cast<int64_t>(seg[s + NEW_END]);
+    const int64_t writable = newEnd > qw && newEnd < qEnd ? newEnd : qEnd;
     int64_t filled = qw;
     int64_t o = pageFirst.p[q];
     if (static_cast<uint32_t>(o) != NONE) {
@@ -295,7 +301,7 @@ class Kernel {
         const uint32_t* sp = src_.p + si;
         // Every branch of build.ts writes the same words: the object's part on this page,
         // its reference slots forwarded (null stays null).
-        if (a >= copiedTo) CopyWords(d, sp, n);
+        if (a >= copiedTo) CopyObject(d, sp, n, (writable - a) * 2, static_cast<int64_t>(src_.n) - si);
         const int64_t r0 = t * 2 + 2 - a * 2;
         const int64_t r1 = r0 + nref;
         const int64_t k1 = r1 < n ? r1 : n;
@@ -320,7 +326,6 @@ class Kernel {
       if (t >= qEnd && filled < qEnd) Gap(at(filled), filled, qEnd, t);
     }
     // The segment's free tail starts on this page: a filler keeps the heap parseable.
-    const int64_t newEnd = static_cast<int64_t>(seg[s + NEW_END]);
     if (newEnd >= qw && newEnd < qEnd) {
       if (newEnd > filled) memset(at(filled), 0, (newEnd - filled) * 8);
       const int64_t fillerEnd = static_cast<int64_t>(seg[s + FILLER_END]);
