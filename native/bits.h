@@ -68,7 +68,9 @@ inline void CopyWords(uint32_t* d, const uint32_t* s, int64_t n) {
 // rest of the object's space is written again later: build.cc Slide) and `avail` read from s.
 // Small objects go in one or two fixed 64-byte copies, past their end where there is room: a
 // loop as long as the object mispredicted its exit once an object (sizes vary), a third of the
-// build's time for small objects.
+// build's time for small objects. The read past the end stays in from-space; a page there that
+// a WHOLE install moved away (out of order, by a thread other than the compactor) reads as
+// zeros, as the copied words past the end are never kept.
 inline void CopyObject(uint32_t* d, const uint32_t* s, int64_t n, int64_t room, int64_t avail) {
   const int64_t lim = room < avail ? room : avail;
   if (n <= 16 && lim >= 16) {
