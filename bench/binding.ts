@@ -37,6 +37,7 @@ import path from 'node:path';
 import type { Values } from '../cli/args.js';
 import { runTied } from '../cli/child.js';
 import { HUGE_PAGE_SIZE, Mapping, PAGE_SIZE, Userfaultfd, probe, type MoveOptions } from '../gc/index.js';
+import { runWhenMain } from '../cli/main.js';
 
 const PS = PAGE_SIZE;
 /** The team's kernel-floor tool (not part of the package): MOVEGC_KERNEL_FLOOR names it elsewhere. */
@@ -309,3 +310,5 @@ export async function main(v: Values): Promise<void> {
     console.log(text);
   }
 }
+
+runWhenMain(import.meta.url, ['binding']);

@@ -11,6 +11,7 @@ import type { Values } from '../cli/args.js';
 import { heapOptionsOf, knobValuesOf, type KnobValues } from './knobs.js';
 import { provenanceLine, startProvenance } from './provenance.js';
 import { invocation } from '../cli/invocation.js';
+import { runWhenMain } from '../cli/main.js';
 
 async function pauseAt(mode: ModeName, mib: number, cycles: number, nroots: number, knobs: KnobValues): Promise<number[]> {
   const heap = await Heap.create({ ...heapOptionsOf(knobs), capacity: mib * 2 ** 20, mode });
@@ -57,3 +58,5 @@ export async function main(v: Values): Promise<void> {
   }
   console.log(provenanceLine(prov.end()));
 }
+
+runWhenMain(import.meta.url, ['pause']);

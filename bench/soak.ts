@@ -38,6 +38,7 @@ import { Heap, IoUringPin, PAGE_SIZE, isMoveGcError, type CycleStats, type HeapT
 import { heapOptionsOf, knobLabel, knobValuesOf, type KnobValues } from './knobs.js';
 import { heapVmas } from './procfs.js';
 import { rng } from './workload.js';
+import { runWhenMain } from '../cli/main.js';
 
 interface Args {
   cycles: number;
@@ -489,3 +490,5 @@ export async function main(v: Values): Promise<void> {
   if (args.json) process.stdout.write(JSON.stringify(r) + '\n');
   process.exitCode = r.verifyFailures + r.mismatches > 0 ? 1 : 0;
 }
+
+runWhenMain(import.meta.url, ['soak']);

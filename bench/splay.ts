@@ -39,6 +39,7 @@ import { HeapSplayTree, JsSplayTree, SETUP_SAMPLE_EVERY, SPLAY_TREE_MODIFICATION
 import { rng } from './workload.js';
 import { renderSplayHtml } from './report-splay.js';
 import { invocation } from '../cli/invocation.js';
+import { runWhenMain } from '../cli/main.js';
 
 export const VARIANTS = [...HEAP_VARIANTS, 'v8'] as const;
 export type Variant = (typeof VARIANTS)[number];
@@ -498,3 +499,5 @@ export async function main(v: Values): Promise<void> {
   console.log(`\nwrote ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
   if (!all.every((r) => r.keysOk)) process.exitCode = 1;
 }
+
+runWhenMain(import.meta.url, ['splay']);

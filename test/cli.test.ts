@@ -46,6 +46,11 @@ describe('modules run as programs are their commands', () => {
     ['examples/art-app.js', 'example art'],
     ['examples/gcbench.js', 'example gcbench'],
     ['examples/pinned-io.js', 'example pinned-io'],
+    // (These four did nothing at all run directly.)
+    ['bench/pause.js', 'pause'],
+    ['bench/binding.js', 'binding'],
+    ['bench/soak.js', 'soak'],
+    ['bench/splay.js', 'splay'],
   ];
   it.each(direct)('node dist/%s --help is movegc %s --help', (file, c) => {
     const r = spawnSync(process.execPath, [path.join(root, 'dist', file), '--help'], { encoding: 'utf8', timeout: 30_000 });
