@@ -64,6 +64,25 @@ describe.each(Object.keys(HOOKS) as Array<keyof typeof HOOKS>)('collect() beside
   }
 });
 
+// README: collect() calls made while one runs "wait their turn, in call order". Found by a
+// mutation audit: the queue taken last-in first-out (cycles 1, 4, 3, 2) failed no test.
+describe('collect() calls made together', () => {
+  for (const mode of ['move', 'copy', 'stw'] as const) {
+    it(`${mode}: each gets its own cycle, in call order`, async () => {
+      const heap = await Heap.create({ capacity: 8 << 20, mode });
+      try {
+        rootedList(heap, 2000);
+        const sts = await Promise.all([0, 1, 2, 3].map(() => heap.collect()));
+        const first = sts[0].cycle;
+        expect(sts.map((s) => s.cycle)).toEqual([first, first + 1, first + 2, first + 3]);
+        expect(heap.verify().ok).toBe(true);
+      } finally {
+        await heap.close();
+      }
+    }, 30_000);
+  }
+});
+
 // A fifth audit: with three or more collect() calls queued, close() (or the heap lost: a pause
 // whose undo fails) settled the first two and left the rest pending for ever: a queued call
 // refused before it woke the next one.

@@ -269,3 +269,24 @@ describe('a cycle whose end fails on the event loop (verify: true)', () => {
     }
   }
 });
+
+// The cycle's last install wakes whoever waits for its end (claim.ts markMapped and
+// markMappedRun notify PAGES_MAPPED): idle() returns when the compactor is done, not when its
+// wait times out (stallMs / 4: 2.5 s here). Found by a mutation audit: without the notify,
+// idle() after collect() took 50 ms instead of 1 at the default stallMs, and no test saw it.
+describe('the last install wakes the end', () => {
+  for (const mode of ['move', 'copy'] as const)
+    itMode(mode, `${mode}: idle() returns when the compactor is done, not at its wait's timeout`, async () => {
+      const h = await openHeap({ capacity: 16 << 20, mode, stallMs: 10_000 });
+      const T = h.defineType({ name: 'Node', refs: 1, bytes: 8 });
+      h.root(list(h, T, 5_000));
+      h.inject({ delayAtPage: 1, delayMs: 300 }); // idle() is waiting when the compactor goes on
+      await h.collect();
+      expect(h.cyclePhase).toBe('compacting');
+      const t = performance.now();
+      await h.idle();
+      const ms = performance.now() - t;
+      expect(ms, 'idle() woke at the timeout of its wait (2.5 s), not at the last install').toBeLessThan(2000);
+      expect(h.verify().ok).toBe(true);
+    });
+});
