@@ -6,7 +6,7 @@ import os from 'node:os';
  */
 
 /** Codes for misuse that never reached the kernel. */
-export const ErrorCode = {
+export const ErrorCode = Object.freeze({
   INVALID_ARG_TYPE: 'ERR_INVALID_ARG_TYPE',
   /** An options object with a key the call does not know (a typo would otherwise be ignored). */
   UNKNOWN_OPTION: 'ERR_UNKNOWN_OPTION',
@@ -34,7 +34,7 @@ export const ErrorCode = {
   INJECTED: 'ERR_INJECTED',
   /** The native addon is not built or does not load (see native.ts for the hint). */
   ADDON_UNAVAILABLE: 'ERR_ADDON_UNAVAILABLE',
-} as const;
+} as const);
 
 export class MoveGcError extends Error {
   readonly code: string;

@@ -14,7 +14,7 @@ import { HeapMemory } from './heap-memory.js';
 import { PAGE_SIZE, native } from './native.js';
 import { probe, type Capabilities } from './probe.js';
 import { chooseMode, Mode, type ModeName } from './modes.js';
-import { silentLogger, type Logger } from './log.js';
+import { containedLogger, silentLogger, type Logger } from './log.js';
 import type { CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
 import type { Shared } from './shared.js';
@@ -89,6 +89,9 @@ export class Heap extends MutatorHeap {
       this.marking,
     );
     this.#in.setCycleActive(() => this.#collector.active);
+    // Its fields are readonly in TypeScript only; the collector's own logger among them (a
+    // hostile-caller audit: heap.log replaced from JavaScript hung the heap in a pause).
+    Object.freeze(this);
   }
 
   /**
@@ -102,7 +105,7 @@ export class Heap extends MutatorHeap {
   /** create(), with or without MOVEGC_TRACE's lines (none for the warm-up's own heap, warmup.ts). */
   static async #open(options: HeapOptions, trace: boolean): Promise<Heap> {
     let opts = resolveOptions(options); // read once, validated, frozen: see options.ts
-    const log = opts.logger ?? silentLogger();
+    const log = opts.logger ?? containedLogger(silentLogger());
     const caps = probe({ hide: [...opts.hide] });
     const { mode, fallbacks } = chooseMode(opts.mode, caps, { allowUnfixedMove: opts.allowUnfixedMove });
     for (const f of fallbacks) log.warn({ requested: opts.mode, mode }, `mode fallback: ${f}`);

@@ -74,5 +74,6 @@ export function containedLogger(logger: object): Logger {
       if (queue.push([f as (...a: unknown[]) => unknown, args]) === 1) queueMicrotask(flush);
     };
   }
-  return out as unknown as Logger;
+  // Frozen: it is the heap's own (heap.log), and the collector calls it inside its pauses.
+  return Object.freeze(out) as unknown as Logger;
 }

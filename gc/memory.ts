@@ -17,14 +17,14 @@ export const HUGE_PAGE_SIZE = 2 * 1024 * 1024;
  */
 export const MAX_VIEW_BYTES = 2 ** 34;
 
-export const Advice = {
+export const Advice = Object.freeze({
   DONTNEED: native.advice.DONTNEED,
   DONTFORK: native.advice.DONTFORK,
   DOFORK: native.advice.DOFORK,
   WIPEONFORK: native.advice.WIPEONFORK,
   HUGEPAGE: native.advice.HUGEPAGE,
   NOHUGEPAGE: native.advice.NOHUGEPAGE,
-} as const;
+} as const);
 export type AdviceName = keyof typeof Advice;
 
 export interface MapOptions {
@@ -84,6 +84,7 @@ export class Mapping {
     if (make !== MAKE) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'a Mapping is made by Mapping.anonymous()');
     this.address = address;
     this.length = length;
+    Object.freeze(this); // (readonly in TypeScript only: an address set from JavaScript unmapped another mapping)
   }
 
   static anonymous(length: number, opts: MapOptions = {}): Mapping {

@@ -8,16 +8,16 @@ import { ErrorCode, MoveGcError, invalidArg, isMoveGcError, shown } from './erro
 import { RESOURCE_ERRNOS, type Capabilities, type Capability } from './probe.js';
 import { readOptions } from './validate.js';
 
-export const Mode = {
+export const Mode = Object.freeze({
   /** Concurrent; pages installed with UFFDIO_MOVE (zero-copy). The default. */
   MOVE: 'move',
   /** Concurrent; pages installed with UFFDIO_COPY: the ART-before-MOVE baseline. */
   COPY: 'copy',
   /** Stop-the-world sliding compaction; no userfaultfd. */
   STW: 'stw',
-} as const;
+} as const);
 export type ModeName = (typeof Mode)[keyof typeof Mode];
-export const MODES: readonly ModeName[] = [Mode.MOVE, Mode.COPY, Mode.STW];
+export const MODES: readonly ModeName[] = Object.freeze([Mode.MOVE, Mode.COPY, Mode.STW]);
 
 export interface ModeChoice {
   mode: ModeName;

@@ -44,19 +44,19 @@ export const largeObjectWords = (opts: ResolvedOptions): number => Math.ceil(opt
 export const hugeObjectWords = (opts: ResolvedOptions): number => (opts.hugePages && opts.largeObjectBytes > 0 ? PMD_WORDS : 0);
 export const mapAlignment = (capacity: number): number => (capacity >= PUD_ALIGN ? PUD_ALIGN : HEAP_ALIGN);
 
-export const PauseOrder = {
+export const PauseOrder = Object.freeze({
   /** mremap, then register: page tables move in bulk (O(heap / 2 MiB)). The default. */
   REMAP_FIRST: 'remap-first',
   /** ART's order: register, then mremap (O(pages) on kernels that forbid bulk moves of registered VMAs). */
   REGISTER_FIRST: 'register-first',
-} as const;
+} as const);
 export type PauseOrderName = (typeof PauseOrder)[keyof typeof PauseOrder];
 
-export const FaultInstallPolicy = { COPY: 'copy', MOVE: 'move' } as const;
+export const FaultInstallPolicy = Object.freeze({ COPY: 'copy', MOVE: 'move' } as const);
 export type FaultInstallName = (typeof FaultInstallPolicy)[keyof typeof FaultInstallPolicy];
 
 /** Where marking runs: in a collector thread while the mutator runs, or in the mutator's pause. */
-export const Marking = { CONCURRENT: 'concurrent', PAUSE: 'pause' } as const;
+export const Marking = Object.freeze({ CONCURRENT: 'concurrent', PAUSE: 'pause' } as const);
 export type MarkingName = (typeof Marking)[keyof typeof Marking];
 
 /**
@@ -67,15 +67,15 @@ export type MarkingName = (typeof Marking)[keyof typeof Marking];
  * running one), or 'idle' (SCHED_IDLE: the kernel gives any other thread their CPU at once; they
  * run on what is left). The fault server stays normal: a thread blocked in a fault waits for it.
  */
-export const CollectorPolicy = { NORMAL: 'normal', IDLE: 'idle', BATCH: 'batch' } as const;
+export const CollectorPolicy = Object.freeze({ NORMAL: 'normal', IDLE: 'idle', BATCH: 'batch' } as const);
 export type CollectorPolicyName = (typeof CollectorPolicy)[keyof typeof CollectorPolicy];
 
 /** Who builds a page the mutator touches during compaction (selfservice.ts). */
-export const FaultPath = { SELF: 'self', HANDLER: 'handler' } as const;
+export const FaultPath = Object.freeze({ SELF: 'self', HANDLER: 'handler' } as const);
 export type FaultPathName = (typeof FaultPath)[keyof typeof FaultPath];
 
 /** How an accessor reads a page not yet built, with faultPath 'self' (unbuilt-reads.ts). */
-export const UnbuiltReadPolicy = { FROM_SPACE: 'from-space', BUILD: 'build' } as const;
+export const UnbuiltReadPolicy = Object.freeze({ FROM_SPACE: 'from-space', BUILD: 'build' } as const);
 export type UnbuiltReadsName = (typeof UnbuiltReadPolicy)[keyof typeof UnbuiltReadPolicy];
 
 export interface InjectOptions {

@@ -16,6 +16,11 @@ export interface IoUringPinOptions {
 export const READ_TIMEOUT_MS = 30_000;
 export const MAX_READ_TIMEOUT_MS = 3_600_000;
 
+// Constructors are private in TypeScript only: these tokens keep JavaScript callers from
+// making a pin or child around a descriptor of their choosing (release() would close it).
+const MAKE_PIN = Symbol('IoUringPin');
+const MAKE_CHILD = Symbol('ForkedChild');
+
 /** A range pinned with IORING_REGISTER_BUFFERS; release() unregisters and closes the ring. */
 export class IoUringPin {
   readonly address: number;
@@ -24,11 +29,13 @@ export class IoUringPin {
   readonly io: boolean;
   #ring: number;
 
-  private constructor(address: number, length: number, ring: number, io = false) {
+  private constructor(make: symbol, address: number, length: number, ring: number, io: boolean) {
+    if (make !== MAKE_PIN) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'an IoUringPin is made by IoUringPin.pin()');
     this.address = address;
     this.length = length;
     this.#ring = ring;
     this.io = io;
+    Object.freeze(this);
   }
 
   static pin(address: number, length: number, opts: IoUringPinOptions = {}): IoUringPin {
@@ -36,8 +43,8 @@ export class IoUringPin {
     const o = readOptions('IoUringPin.pin options', opts, ['io']);
     checkFlags('IoUringPin.pin options', o, ['io']);
     try {
-      if (o.io === true) return new IoUringPin(address, length, native.uring.setup(address, length), true);
-      return new IoUringPin(address, length, native.pin.pinRange(address, length));
+      if (o.io === true) return new IoUringPin(MAKE_PIN, address, length, native.uring.setup(address, length), true);
+      return new IoUringPin(MAKE_PIN, address, length, native.pin.pinRange(address, length), false);
     } catch (e) {
       throw fromNative(e, 'io_uring pin');
     }
@@ -93,15 +100,17 @@ export class ForkedChild {
   readonly pid: number;
   #fd: number;
 
-  private constructor(pid: number, fd: number) {
+  private constructor(make: symbol, pid: number, fd: number) {
+    if (make !== MAKE_CHILD) throw new MoveGcError(ErrorCode.INVALID_ARG_TYPE, 'a ForkedChild is made by ForkedChild.spawn()');
     this.pid = pid;
     this.#fd = fd;
+    Object.freeze(this);
   }
 
   static spawn(): ForkedChild {
     try {
       const { pid, fd } = native.pin.forkHold();
-      return new ForkedChild(pid, fd);
+      return new ForkedChild(MAKE_CHILD, pid, fd);
     } catch (e) {
       throw fromNative(e, 'fork');
     }

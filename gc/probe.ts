@@ -97,7 +97,7 @@ export interface Capabilities {
 
 /** What a caller may hide, to exercise fallbacks on a kernel that has everything. */
 export type Hideable = 'uffd' | 'move' | 'moveFixes';
-export const HIDEABLE: readonly Hideable[] = ['uffd', 'move', 'moveFixes'];
+export const HIDEABLE: readonly Hideable[] = Object.freeze(['uffd', 'move', 'moveFixes']);
 
 /** A list of capabilities to hide (HeapOptions.hide, probe's hide): read once, each one known. */
 export function readHidden(what: string, v: unknown, max?: number): Hideable[] {

@@ -14,11 +14,11 @@ import { typedArrayKind } from './values.js';
 const C = native.uffd.constants;
 
 /** How to obtain the descriptor; see the probe for which work here. */
-export const OpenHow = { syscall: 0, userModeOnly: 1, device: 2 } as const;
+export const OpenHow = Object.freeze({ syscall: 0, userModeOnly: 1, device: 2 } as const);
 export type OpenHowName = keyof typeof OpenHow;
 
 /** API feature bits (UFFD_FEATURE_*), by name. */
-export const Feature = {
+export const Feature = Object.freeze({
   PAGEFAULT_FLAG_WP: 1 << 0,
   EVENT_FORK: 1 << 1,
   EVENT_REMAP: 1 << 2,
@@ -36,11 +36,11 @@ export const Feature = {
   POISON: 1 << 14,
   WP_ASYNC: 1 << 15,
   MOVE: 1 << 16,
-} as const;
+} as const);
 export type FeatureName = keyof typeof Feature;
 
 /** Ioctls a registration offers (bit = _UFFDIO_* number). */
-export const Ioctl = {
+export const Ioctl = Object.freeze({
   REGISTER: 0,
   UNREGISTER: 1,
   API: 0x3f,
@@ -51,7 +51,7 @@ export const Ioctl = {
   WRITEPROTECT: 6,
   CONTINUE: 7,
   POISON: 8,
-} as const;
+} as const);
 export type IoctlName = keyof typeof Ioctl;
 
 /** A 64-bit mask the kernel reported, as a number (bit 63, _UFFDIO_API's, survives the rounding). */
@@ -143,6 +143,7 @@ export class Userfaultfd {
     this.fd = fd;
     this.features = features;
     this.#owned = owned;
+    Object.freeze(this); // (readonly in TypeScript only: an fd set from JavaScript closed another descriptor)
   }
 
   /** Opens a userfaultfd and performs the API handshake requesting `features`. */

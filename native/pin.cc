@@ -43,7 +43,8 @@ Napi::Value PinRange(const Napi::CallbackInfo& info) {
 
 Napi::Value Unpin(const Napi::CallbackInfo& info) {
   int ring = ArgFd(info, 0);
-  Disown(Owned::PIN, static_cast<uint64_t>(ring));
+  // Only a ring pinRange made and nobody has released: any other descriptor is not ours to close.
+  if (!Disown(Owned::PIN, static_cast<uint64_t>(ring))) ThrowErrno(info.Env(), "io_uring unpin (not a pinned ring of this process)", EBADF);
   int err = CloseRing(ring);
   if (err > 0) ThrowErrno(info.Env(), "io_uring_register(IORING_UNREGISTER_BUFFERS)", err);
   return info.Env().Undefined();
