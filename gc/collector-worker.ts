@@ -15,7 +15,7 @@ import { Builders } from './builders.js';
 import { compactCycle } from './compact.js';
 import { serveFaults } from './fault.js';
 import { Installer } from './install.js';
-import { viewOf } from './memory.js';
+import { mappedView } from './memory.js';
 import { native, PAGE_SIZE } from './native.js';
 import { Ctl, Phase, Shared, releaseForkedChild, sleepSync, type SharedDescriptor } from './shared.js';
 import { Userfaultfd } from './uffd.js';
@@ -38,7 +38,7 @@ const sh = new Shared(init.shared);
 const port = parentPort!;
 const warn = (msg: string, data: Record<string, unknown>): void => port.postMessage({ type: 'warn', role: init.role, msg, data });
 const uffd = Userfaultfd.adopt(sh.d.uffdFd, sh.d.uffdFeatures);
-const from = new Uint32Array(viewOf(sh.d.fromAddress, sh.d.capacity + sh.d.fromExtraPages * PAGE_SIZE));
+const from = new Uint32Array(mappedView(sh.d.fromAddress, sh.d.capacity + sh.d.fromExtraPages * PAGE_SIZE));
 const b = new Builders(sh, from, new Installer(sh, uffd, warn), init.role);
 
 // Set before the first job, for the thread's whole life (its replacement sets it again). The
@@ -63,7 +63,7 @@ try {
       onDelay: (ms: number) => sleepSync(ms),
     });
   } else if (init.role === 'marker') {
-    const heap = new Uint32Array(viewOf(sh.d.heapAddress, sh.d.capacity));
+    const heap = new Uint32Array(mappedView(sh.d.heapAddress, sh.d.capacity));
     runMarker(b, heap, init.port!, {
       onDelay: (ms: number) => sleepSync(ms),
       onDie: (): never => {

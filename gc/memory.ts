@@ -4,6 +4,8 @@
  * Workers get their own view with {@link viewOf} (an ArrayBuffer cannot cross threads
  * over foreign memory, but the address can).
  */
+import fs from 'node:fs';
+import os from 'node:os';
 import { markAsUntransferable } from 'node:worker_threads';
 import { ErrorCode, MoveGcError, einval, fromNative, shown } from './errors.js';
 import { native, PAGE_SIZE } from './native.js';
@@ -198,6 +200,26 @@ export function remapDontUnmap(from: number, length: number, to: number): void {
  * any raw address). Not transferable (copied by postMessage and structuredClone).
  */
 export function viewOf(address: number, length: number): ArrayBuffer {
+  checkMapped(address, length);
+  // Mapped is not enough: a PROT_NONE mapping (V8 reserves many) gave a view whose first read
+  // was a SIGSEGV (a hostile-caller audit); a read-only one, at the first write. (Looked at
+  // before the view is made: detaching one would cost the isolate its typed-array fast paths.)
+  if (!readWrite(address, length))
+    throw new MoveGcError('EACCES', `viewOf: [0x${address.toString(16)}, +${length}) is not all readable and writable (/proc/self/maps)`, { errno: os.constants.errno.EACCES });
+  return viewAt(address, length);
+}
+
+/**
+ * viewOf without the look at protections, for the collector's Workers: the program may have
+ * mprotect()ed its heap when one starts (a cycle's pause takes the protection off before any
+ * collector thread reads it, pause.ts unprotectHeap).
+ */
+export function mappedView(address: number, length: number): ArrayBuffer {
+  checkMapped(address, length);
+  return viewAt(address, length);
+}
+
+function checkMapped(address: number, length: number): void {
   checkInt('address', address, 1);
   checkInt('length', length, 1, MAX_VIEW_BYTES);
   try {
@@ -205,7 +227,33 @@ export function viewOf(address: number, length: number): ArrayBuffer {
   } catch (e) {
     throw fromNative(e, 'viewOf');
   }
-  return viewAt(address, length);
+}
+
+/** Whether [address, address + length) lies in mappings that all allow reads and writes (true where procfs cannot tell). */
+function readWrite(address: number, length: number): boolean {
+  let maps: string;
+  try {
+    maps = fs.readFileSync('/proc/self/maps', 'latin1');
+  } catch {
+    return true; // no procfs (a mount namespace without it): the mapping check stands alone
+  }
+  const end = address + length;
+  let at = address;
+  for (let i = 0; i < maps.length; ) {
+    const nl = maps.indexOf('\n', i);
+    const line = maps.slice(i, nl < 0 ? maps.length : nl);
+    i = nl < 0 ? maps.length : nl + 1;
+    const dash = line.indexOf('-');
+    const sp = line.indexOf(' ');
+    if (dash < 0 || sp < dash) continue;
+    const lo = parseInt(line.slice(0, dash), 16);
+    const hi = parseInt(line.slice(dash + 1, sp), 16);
+    if (hi <= at) continue;
+    if (lo > at || line[sp + 1] !== 'r' || line[sp + 2] !== 'w') return false; // a hole, or a protection
+    at = hi;
+    if (at >= end) return true;
+  }
+  return false;
 }
 
 export function madvise(address: number, length: number, advice: AdviceName): void {

@@ -310,12 +310,17 @@ export function summarize(hist: Int32Array, offset: number): LatencySummary {
 }
 
 /** Median of a list (benchmarks quote medians: these machines are noisy). */
+/** The most numbers median() takes (2^24: 128 MiB of doubles). */
+export const MAX_MEDIAN_ITEMS = 1 << 24;
+
 export function median(xs: number[]): number {
   const s = asArgument('median(xs): an array of numbers', () => {
     if (!Array.isArray(xs)) throw new TypeError(`got ${shown(xs)}`);
     // By index, each element read once and checked as it is read: never the array's own
     // iterator (a caller's could run for ever), and a hole stops the copy at once.
     const n = xs.length;
+    // A Proxy claiming 2^32 - 1 elements ended the process (V8's invalid size error).
+    if (!(n <= MAX_MEDIAN_ITEMS)) throw outOfRange(`median(xs): more than ${MAX_MEDIAN_ITEMS} numbers (${shown(n)})`);
     const c: number[] = [];
     for (let i = 0; i < n; i++) {
       const x: unknown = xs[i];

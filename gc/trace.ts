@@ -11,11 +11,12 @@
  * or KiB (K); the heap's capacity is shown when given. Enabled by MOVEGC_TRACE=1; the heap
  * prints the line on stderr at each cycle's end.
  */
-import { asArgument, outOfRange, shown } from './errors.js';
+import { asArgument, invalidArg, outOfRange, shown } from './errors.js';
 import type { CycleStats } from './stats.js';
 
 /** A duration in ms, to three significant digits (0 stays 0). */
 export function roundMs(ms: number): number {
+  if (typeof ms !== 'number') throw invalidArg(`roundMs(ms): a number, got ${shown(ms)}`);
   if (!Number.isFinite(ms) || ms === 0) return ms;
   const a = Math.abs(ms);
   const digits = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3;

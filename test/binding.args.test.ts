@@ -94,6 +94,20 @@ describe('typed layer', () => {
     expectCode(() => viewOf(PS, PS), 'ENOMEM');
     expectCode(() => viewOf(goneAt, PS), 'ENOMEM');
     expect(viewOf(m.address + 100, 50).byteLength).toBe(50); // inside it, unaligned: fine
+    // Mapped, but not readable and writable: EACCES, not a SIGSEGV at the first read (PROT_NONE:
+    // V8 reserves many such mappings) or the first write (read-only). A hostile-caller audit.
+    const prot = Mapping.anonymous(3 * PS);
+    try {
+      native.mprotect(prot.address, PS, native.prot.NONE);
+      native.mprotect(prot.address + PS, PS, native.prot.READ);
+      expectCode(() => viewOf(prot.address, PS), 'EACCES');
+      expectCode(() => viewOf(prot.address + PS, PS), 'EACCES');
+      expectCode(() => viewOf(prot.address + PS, 2 * PS), 'EACCES'); // read-only, then read-write
+      expect(viewOf(prot.address + 2 * PS, PS).byteLength).toBe(PS);
+    } finally {
+      native.mprotect(prot.address, 2 * PS, native.prot.READ | native.prot.WRITE);
+      prot.close();
+    }
     expectCode(() => madvise(m.address, PS, 'BOGUS' as Any), 'ERR_INVALID_ARG_TYPE');
     expectCode(() => IoUringPin.pin(m.address + 1, PS), 'EINVAL');
     expectCode(() => remapDontUnmap(m.address, 0, m.address + PS), 'EINVAL');
