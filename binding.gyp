@@ -15,7 +15,8 @@
         "native/watchdog.cc",
         "native/build.cc",
         "native/sched.cc",
-        "native/owned.cc"
+        "native/owned.cc",
+        "native/registered.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],

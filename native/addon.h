@@ -37,6 +37,13 @@ std::string FdLink(int fd);
 // answers, else by a call only that kind accepts and that changes nothing (owned.cc).
 bool FdIsA(int fd, const char* kind);
 
+// The ranges registered with a userfaultfd through the binding (registered.cc): noted at
+// register, cut at unregister and munmap (fd -1: whichever), forgotten with their descriptor.
+void NoteRegistered(int fd, uint64_t start, uint64_t len);
+void NoteUnregistered(int fd, uint64_t start, uint64_t len);
+void ForgetRegistrations(int fd);
+bool OverlapsRegistered(uint64_t start, uint64_t len);
+
 // Opens a userfaultfd: 0 syscall, 1 syscall + UFFD_USER_MODE_ONLY, 2 /dev/userfaultfd. fd or -errno.
 int OpenUffd(int how);
 // Reading faults and events (uffd_events.cc): registered on the `uffd` object.

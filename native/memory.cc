@@ -105,6 +105,7 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
   uint64_t len = ArgAddr(info, 1, "length");
   if (munmap(reinterpret_cast<void*>(addr), len)) ThrowErrno(info.Env(), "munmap", errno);
   DisownRange(addr, len);
+  NoteUnregistered(-1, addr, len);  // the kernel drops the registrations of what it unmaps
   return info.Env().Undefined();
 }
 

@@ -49,6 +49,7 @@ void Release(Owned kind, uint64_t key, uint64_t len) {
       break;
     case Owned::UFFD:
       DropStashedEvents(fd);
+      ForgetRegistrations(fd);
       if (FdIsA(fd, "userfaultfd")) close(fd);
       break;
     case Owned::RING:

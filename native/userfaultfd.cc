@@ -60,6 +60,7 @@ Napi::Value Register(const Napi::CallbackInfo& info) {
   reg.range.len = ArgAddr(info, 2, "length");
   reg.mode = ArgAddr(info, 3, "mode");
   if (ioctl(fd, UFFDIO_REGISTER, &reg)) ThrowErrno(info.Env(), "UFFDIO_REGISTER", errno);
+  NoteRegistered(fd, reg.range.start, reg.range.len);
   return Napi::Number::New(info.Env(), static_cast<double>(reg.ioctls));
 }
 
@@ -67,6 +68,7 @@ Napi::Value Unregister(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   struct uffdio_range range = {ArgAddr(info, 1, "address"), ArgAddr(info, 2, "length")};
   if (ioctl(fd, UFFDIO_UNREGISTER, &range)) ThrowErrno(info.Env(), "UFFDIO_UNREGISTER", errno);
+  NoteUnregistered(fd, range.start, range.len);
   return info.Env().Undefined();
 }
 
@@ -93,6 +95,8 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   c.src = ArgAddr(info, 2, "src");
   c.len = ArgAddr(info, 3, "length");
   c.mode = ArgAddr(info, 4, "mode");
+  if (c.len > 0 && OverlapsRegistered(c.src, c.len))
+    ThrowErrno(info.Env(), "UFFDIO_COPY", EINVAL, "the source lies in a range registered with a userfaultfd: a missing page there would fault inside the call, which could then never return");
   if (ioctl(fd, UFFDIO_COPY, &c) == 0) return Napi::Number::New(info.Env(), static_cast<double>(c.len));
   int err = errno;
   if (err == EAGAIN && c.copy > 0) return Napi::Number::New(info.Env(), static_cast<double>(c.copy));
@@ -173,6 +177,7 @@ Napi::Value Describe(const Napi::CallbackInfo& info) {
 Napi::Value Close(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   DropStashedEvents(fd);
+  ForgetRegistrations(fd);
   Disown(Owned::UFFD, static_cast<uint64_t>(fd));
   if (close(fd)) ThrowErrno(info.Env(), "close", errno);
   return info.Env().Undefined();

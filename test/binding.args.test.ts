@@ -203,6 +203,31 @@ describe('UFFDIO_COPY whose source lies in its own registered, missing destinati
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual(['EINVAL', 'EINVAL', 'EINVAL']);
   }, ['uffd']);
+
+  // A hostile-caller audit: a source in another registered range (of this or another
+  // userfaultfd), its pages missing, hung the same way; the native binding now knows what it
+  // registered (registered.cc). Unregistered, or unmapped and mapped again, the range is a
+  // source like any.
+  itKernel('a source in any range registered through the binding: EINVAL at once; once unregistered, copied', () => {
+    const code = `
+      const { Userfaultfd, Mapping, PAGE_SIZE: P } = await import(process.argv[1]);
+      const u = Userfaultfd.open(), v = Userfaultfd.open();
+      const m = Mapping.anonymous(4 * P), other = Mapping.anonymous(2 * P);
+      u.register(m.address, m.length);
+      v.register(other.address, other.length);
+      const codes = [];
+      const tryCopy = (d, s, n) => { try { u.copy(d, s, n); codes.push('copied'); } catch (e) { codes.push(e.code); } };
+      tryCopy(m.address, m.address + 2 * P, P); // its own registration, apart from the destination
+      tryCopy(m.address, other.address + P, P); // another userfaultfd's
+      v.unregister(other.address, P); // the first page only: the second is still registered
+      tryCopy(m.address, other.address, 2 * P);
+      tryCopy(m.address, other.address, P);
+      console.log(JSON.stringify(codes));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code, new URL('../dist/gc/index.js', import.meta.url).href], { encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
+    expect(r.signal, 'the copy hung').toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(['EINVAL', 'EINVAL', 'EINVAL', 'copied']);
+  }, ['uffd']);
 });
 
 describe('the kernel masks named (featureNames, ioctlNames)', () => {
