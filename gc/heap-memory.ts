@@ -29,6 +29,21 @@ function openStatm(): number {
   }
 }
 
+/**
+ * Closes the heap's statm descriptor if it still is one: the program may have closed it, and
+ * its number then be another file of the program's (which close() would have closed).
+ */
+function closeStatm(fd: number): void {
+  if (fd < 0) return;
+  let link: string;
+  try {
+    link = fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return; // not open any more
+  }
+  if (link === `/proc/${process.pid}/statm`) fs.closeSync(fd);
+}
+
 export class HeapMemory {
   private constructor(
     readonly heap: Mapping,
@@ -90,12 +105,26 @@ export class HeapMemory {
     }
   }
 
-  /** Closes the userfaultfd, then unmaps both mappings (detaching every view they handed out). */
+  /**
+   * Closes the userfaultfd, then unmaps both mappings (detaching every view they handed out).
+   * Every step is taken even if one fails, and the first failure is thrown after them all (a
+   * lifecycle audit: the statm descriptor closed behind the heap's back made close() throw
+   * EBADF before the userfaultfd and both mappings, which then stayed for the process's life).
+   */
   close(): void {
-    this.threadsStarted();
-    if (this.sh.d.statmFd >= 0) fs.closeSync(this.sh.d.statmFd);
-    this.uffd?.close();
-    this.heap.close();
-    this.from.close();
+    let failed: unknown = null;
+    const step = (f: () => void): void => {
+      try {
+        f();
+      } catch (e) {
+        failed ??= e;
+      }
+    };
+    step(this.threadsStarted);
+    step(() => closeStatm(this.sh.d.statmFd));
+    step(() => this.uffd?.close());
+    step(() => this.heap.close());
+    step(() => this.from.close());
+    if (failed !== null) throw failed;
   }
 }

@@ -129,3 +129,46 @@ describe('the exported tables', () => {
     expect(e?.code).toBe(ErrorCode.INVALID_ARG_TYPE);
   });
 });
+
+// A lifecycle audit: the heap's /proc/self/statm descriptor closed behind its back made close()
+// throw EBADF before it closed the userfaultfd and unmapped both mappings (kept for the
+// process's life, close() not retryable); with that number reused by a file of the program's,
+// close() closed the program's file. Every step of close() is taken now, and only a
+// descriptor that still is the heap's statm is closed.
+describe("close() when the program closed one of the heap's descriptors", () => {
+  const statmFds = (): number[] =>
+    fs.readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`).endsWith('/statm');
+      } catch {
+        return false;
+      }
+    }).map(Number);
+  const userfaultfds = (): number =>
+    fs.readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`).includes('userfaultfd');
+      } catch {
+        return false;
+      }
+    }).length;
+  for (const reuse of [false, true])
+    itMode('move', `its statm descriptor closed${reuse ? ', its number reused by a file of the program' : ''}: close() releases the rest and leaves the program's file open`, async () => {
+      const before = { statm: statmFds(), uffds: userfaultfds(), owned: native.ownedCount() };
+      const h = await Heap.create({ capacity: 8 << 20, mode: 'move' });
+      const mine = statmFds().filter((fd) => !before.statm.includes(fd));
+      expect(mine.length).toBe(1);
+      fs.closeSync(mine[0]);
+      const file = reuse ? fs.openSync('/dev/null', 'r') : -1;
+      try {
+        if (reuse) expect(file).toBe(mine[0]);
+        await h.close();
+        expect(h.closed).toBe(true);
+        expect(userfaultfds()).toBe(before.uffds);
+        expect(native.ownedCount()).toBe(before.owned); // the mappings and the userfaultfd
+        if (reuse) expect(fs.fstatSync(file).isCharacterDevice()).toBe(true);
+      } finally {
+        if (file >= 0) fs.closeSync(file);
+      }
+    });
+});
