@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { itKernel } from './kernel.js';
+import { COMMANDS as SPECS } from '../dist/cli/commands.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(root, 'dist', 'cli', 'movegc.js');
@@ -140,7 +141,8 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     [['bench', '--help=1'], /--help takes no value/],
     // A CLI audit: the last of a repeated flag won, silently (--modes move --modes stw ran stw alone).
     [['example', 'gcbench', '--heap', '16', '--heap', '64'], /--heap is given twice/],
-    [['example', 'gcbench', '--compare', '--modes', 'move', '--modes', 'stw'], /--modes is given twice/],
+    [['example', 'gcbench', '--compare', '--modes', 'move', '--modes', 'stw'], /--modes is given twice/],    // A bounds audit: a fraction of the capacity past 1.
+    [['bench', '--fill', '1.5'], /--fill must be in \[0.05, 0.99\], got 1.5/],
   ];
   it.each(cases)('%j', (args, msg) => {
     const r = movegc(args);
@@ -149,6 +151,45 @@ describe('usage errors: the reason and a usage line, exit 2, no stack', () => {
     expect(r.stderr).toMatch(/^usage: movegc /m);
     expect(r.stderr).not.toMatch(STACK);
     expect(r.stdout).toBe('');
+  });
+});
+
+describe('numeric options: every bound in the option table is enforced by the command', () => {
+  const NUMERIC = ['number', 'int', 'numbers'];
+  it('every numeric option has a lower bound, and an upper one but for these (counts and sizes where any value means something)', () => {
+    const unbounded: string[] = [];
+    for (const [c, cmd] of Object.entries(SPECS))
+      for (const [k, o] of Object.entries(cmd.spec.options)) {
+        if (!NUMERIC.includes(o.type)) continue;
+        expect(o.min, `${c} --${k}`).toBeTypeOf('number');
+        if (o.max === undefined) unbounded.push(`${c} --${k}`);
+      }
+    const knobs = (c: string): string[] => [`${c} --dense-threshold`, `${c} --large-object-bytes`];
+    expect(unbounded.sort()).toEqual(
+      [...['bench', 'sweep', 'pause', 'soak', 'splay'].flatMap(knobs), 'soak --cycles', 'soak --seconds', 'soak --ops', 'soak --check', 'example art --every'].sort(),
+    );
+  });
+
+  // Per command: each bound crossed just past it (--flag=VALUE, so a negative value is a value):
+  // exit 2, the reason naming the flag and its bounds, the usage line, nothing else.
+  it.each(Object.keys(SPECS))('%s: a value past each bound is refused in one line', (c) => {
+    let tried = 0;
+    for (const [k, o] of Object.entries(SPECS[c].spec.options)) {
+      const step = (b: number): number => (o.type === 'number' ? Math.max(0.001, Math.abs(b) * 0.01) : 1);
+      const past = [o.max === undefined ? undefined : o.max + step(o.max), o.min === undefined ? undefined : o.min - step(o.min)];
+      for (const v of past) {
+        if (v === undefined) continue;
+        tried++;
+        const r = movegc([...c.split(' '), `--${k}=${v}`]);
+        const lines = r.stderr.trimEnd().split('\n');
+        expect(r.status, `${c} --${k}=${v}: ${r.stderr}`).toBe(2);
+        expect(lines[0]).toBe(`movegc ${c}: --${k} must be in [${o.min ?? '-inf'}, ${o.max ?? 'inf'}], got ${v}`);
+        expect(lines.slice(1).join('\n')).toMatch(/^usage: movegc .*$/);
+        expect(r.stderr).not.toMatch(STACK);
+        expect(r.stdout).toBe('');
+      }
+    }
+    if (c !== 'probe') expect(tried, c).toBeGreaterThan(0);
   });
 });
 

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Heap, formatTrace, median, rounded, roundMs, summarize, traceFromEnv, type CycleStats } from '../dist/gc/index.js';
 import { thrown } from './helpers/thrown.js';
 import { itKernel } from './kernel.js';
+import { captureLogger } from './helpers/heap.js';
 
 const lat = (p50: number, p99: number, count: number): CycleStats['faultUs'] => ({ count, p50, p90: p99, p99, max: p99, buckets: [] });
 
@@ -77,6 +78,14 @@ describe('formatTrace', () => {
     expect(line).not.toContain('\n');
   });
 
+  it("with mutator stalls on the self-service path: the stalls part, after the faults", () => {
+    const stalls = { self: lat(48, 900, 17), handler: lat(0, 0, 0) } as CycleStats['stalls'];
+    const line = formatTrace(stats({ faultPath: 'self', stalls }));
+    expect(line).toMatch(/; faults 1234 p50 36 us p99 1995 us; mutator stalls \(self\): self 17 p50 48 us, kernel 0 p50 0 us$/);
+    // Without stalls, no such part.
+    expect(formatTrace(stats({ faultPath: 'self', stalls: { ...stalls, self: lat(0, 0, 0) } }))).not.toContain('mutator stalls');
+  });
+
   it('roundMs and rounded() round log values, integers untouched', () => {
     expect(roundMs(12.929931640625)).toBe(12.9);
     expect(roundMs(0.000123456)).toBe(0);
@@ -121,7 +130,13 @@ describe("the package's pure helpers refuse what is not their input with a typed
     expect(thrown(() => rounded(huge)).code).toBe('ERR_OUT_OF_RANGE');
     expect(thrown(() => rounded({ a: [huge] })).code).toBe('ERR_OUT_OF_RANGE');
     expect(thrown(() => formatTrace(stats({ pauses: huge as never }))).code).toBe('ERR_OUT_OF_RANGE');
-    expect(thrown(() => median(huge)).code).toBe('ERR_INVALID_ARG_TYPE');
+    expect(thrown(() => median(huge)).code).toBe('ERR_OUT_OF_RANGE');
+    // A Proxy of an array (Array.isArray says yes) claiming 2^32 - 1 numbers: median() copied
+    // them until V8 ended the process ("invalid size error", a hostile-caller audit).
+    const claims = new Proxy([], { get: (t, k) => (k === 'length' ? 2 ** 32 - 1 : 1) }) as number[];
+    expect(thrown(() => median(claims)).code).toBe('ERR_OUT_OF_RANGE');
+    // roundMs() of anything but a number: a typed error, not the value handed back.
+    for (const bad of ['12.3456', null, {}, Symbol('s'), 1n]) expect(thrown(() => roundMs(bad as never)).code).toBe('ERR_INVALID_ARG_TYPE');
     expect(median(endless)).toBe(1); // its one element, by index: the iterator is never run
     const big = new Array(1000).fill(1.23456);
     expect(rounded({ big })).toEqual({ big: new Array(1000).fill(1.23) });
@@ -164,6 +179,43 @@ describe('formatTrace on a real cycle', () => {
       expect(st.pause.mapCountMs).toBeGreaterThan(0); // /proc/self/maps read in the pause
       expect(st.pause.planMs).toBeGreaterThan(0);
       expect(st.pause.totalMs + st.pause.planMs + st.pause.mapCountMs).toBeLessThanOrEqual(pause);
+    } finally {
+      await heap.close();
+    }
+  });
+});
+
+describe("the heap's log records", () => {
+  itKernel("the 'compaction pause' record of a move cycle holds rounded figures only (rounded(), like the trace)", async () => {
+    const { logger, records } = captureLogger('info');
+    const heap = await Heap.create({ capacity: 4 * 2 ** 20, mode: 'move', logger });
+    try {
+      const T = heap.defineType({ name: 'T', refs: 1, bytes: 8 });
+      const keep = heap.root(null);
+      for (let i = 0; i < 20000; i++) {
+        const o = heap.alloc(T);
+        if (i % 2) {
+          heap.setRef(o, 0, keep.get());
+          keep.set(o);
+        }
+      }
+      await heap.collect();
+      await heap.idle();
+      await new Promise((r) => setImmediate(r)); // the contained logger writes from a microtask
+      const rec = records.find((r) => r.msg === 'compaction pause');
+      expect(rec, JSON.stringify(records.map((r) => r.msg))).toBeDefined();
+      const figures = ['totalMs', 'rootsMs', 'pinnedMs', 'registerMs', 'remapMs', 'planMs', 'mapCountMs'];
+      for (const k of figures) expect(typeof rec![k], k).toBe('number');
+      // Every number in it, as rounded() would give it (an unrounded flip time read 0.29131...).
+      const numbers: Array<[string, number]> = [];
+      const walk = (x: unknown, at: string): void => {
+        if (typeof x === 'number') numbers.push([at, x]);
+        else if (x !== null && typeof x === 'object') for (const [k, v] of Object.entries(x)) walk(v, `${at}.${k}`);
+      };
+      walk(rec, 'record');
+      for (const [at, x] of numbers) expect(x, at).toBe(roundMs(x)); // (integers: themselves)
+      // Not vacuous: the flip's figures are fractions of a ms, not all rounded to integers.
+      expect(figures.some((k) => !Number.isInteger(rec![k]))).toBe(true);
     } finally {
       await heap.close();
     }
