@@ -17,7 +17,7 @@ import { Builders, Scratch, injectedHold } from './builders.js';
 import { phaseOf } from './claim.js';
 import { PAGE_SIZE } from './native.js';
 import { Ctl, Hist, Owner, PagePhase, Phase, now, type Shared } from './shared.js';
-import { Role } from './heartbeat.js';
+import { Role, WatchdogWord } from './heartbeat.js';
 import type { Userfaultfd } from './uffd.js';
 
 /** poll(2) timeout: how often the server checks its peers while no fault arrives. */
@@ -43,6 +43,7 @@ export function serveFaults(b: Builders, uffd: Userfaultfd, stallMs: number, hoo
     // install); with nobody left, the native watchdog sees it (watchdog.ts). Waking a range
     // with no waiter is harmless.
     Atomics.store(b.sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0);
+    Atomics.store(b.sh.hb.words, WatchdogWord.HELD_FAULT, 0); // (they will be pending again)
     try {
       uffd.wake(b.sh.d.heapAddress, b.sh.d.capacity);
     } catch {
@@ -62,6 +63,7 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
   // threads reading through views, the kernel), and each fault is timed and counted off once.
   const pending = new Map<number, number[]>();
   b.installWord = Ctl.FAULT_INSTALL_IN; // the cycle's end waits for our installs
+  const held = sh.hb.words;
   let cycle = -1;
   let cursorRange = 0;
   let cursor = -1;
@@ -124,10 +126,19 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
       if (Atomics.add(sh.ctl, Ctl.FAULTS, 1) + 1 === dieAt) hooks.onDie();
       const q = Math.floor((out[i] - heap) / PAGE_SIZE);
       const waiting = pending.get(q);
-      if (waiting) waiting.push(t0); // served with the fault already waiting on q, just below
-      else if (!serve(q, [t0])) pending.set(q, [t0]);
+      if (waiting) {
+        waiting.push(t0); // served with the fault already waiting on q, just below
+        continue;
+      }
+      // Read, so no longer pending on the userfaultfd: told to the watchdog while it is ours.
+      Atomics.store(held, WatchdogWord.HELD_FAULT, q + 1);
+      if (!serve(q, [t0])) pending.set(q, [t0]);
     }
-    for (const [q, t0s] of pending) if (serve(q, t0s)) pending.delete(q);
+    for (const [q, t0s] of pending) {
+      Atomics.store(held, WatchdogWord.HELD_FAULT, q + 1);
+      if (serve(q, t0s)) pending.delete(q);
+    }
+    Atomics.store(held, WatchdogWord.HELD_FAULT, pending.size > 0 ? pending.keys().next().value! + 1 : 0);
     // The phase read before the poll may be stale: a cycle can begin while we wait in poll,
     // and its first faults must stay pending (not be dropped untimed) until their pages are in.
     if (Atomics.load(sh.ctl, Ctl.PHASE) !== Phase.COMPACTING) {
@@ -135,6 +146,7 @@ function serveLoop(b: Builders, uffd: Userfaultfd, stallMs: number, hooks: Fault
       for (const t0s of pending.values()) k += t0s.length;
       if (k) Atomics.sub(sh.ctl, Ctl.FAULTS_IN_FLIGHT, k);
       pending.clear();
+      Atomics.store(held, WatchdogWord.HELD_FAULT, 0);
       continue;
     }
     if (!active) continue;

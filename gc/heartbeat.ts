@@ -31,9 +31,14 @@ export type RoleId = (typeof Role)[keyof typeof Role];
 export const ROLE_NAMES: Record<RoleId, string> = { 0: 'compactor', 1: 'fault server', 2: 'marker' };
 /** Words for the roles' beats (room for one more role). */
 export const ROLE_SLOTS = 4;
-/** The native watchdog's words, after the roles': stamps on the same clock as the beats (IDLE: no watchdog). */
-export const WatchdogWord = { LOOK: ROLE_SLOTS, RESUMED: ROLE_SLOTS + 1 } as const;
-const TABLE_WORDS = ROLE_SLOTS + 2;
+/**
+ * The native watchdog's words, after the roles'. LOOK and RESUMED: its stamps, on the same
+ * clock as the beats (IDLE: no watchdog). HELD_FAULT: written by the fault server, 1 + the
+ * heap page of a fault it has read and not served yet (0: none): a fault read is no longer
+ * pending on the userfaultfd, and the watchdog would not see its thread blocked otherwise.
+ */
+export const WatchdogWord = { LOOK: ROLE_SLOTS, RESUMED: ROLE_SLOTS + 1, HELD_FAULT: ROLE_SLOTS + 2 } as const;
+const TABLE_WORDS = ROLE_SLOTS + 3;
 
 /**
  * How often the watchdog looks, for a heap's stallMs: a quarter of a stall, so that a stop of

@@ -128,7 +128,7 @@ export interface NativeBinding {
   };
   /** The heap's last resort when no collector thread can serve a fault (native/watchdog.cc). */
   watchdog: {
-    start(fd: number, heartbeats: Int32Array, epochMs: number, slots: number[], names: string[], heapAddress: number, capacity: number, periodMs: number, staleMs: number, fatalMs: number, lookSlot?: number, resumedSlot?: number, stillMs?: number): number;
+    start(fd: number, heartbeats: Int32Array, epochMs: number, slots: number[], names: string[], heapAddress: number, capacity: number, periodMs: number, staleMs: number, fatalMs: number, lookSlot?: number, resumedSlot?: number, stillMs?: number, heldSlot?: number): number;
     stop(id: number): void;
     /** Watchdogs running in this thread's environment. */
     running(): number;

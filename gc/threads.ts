@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Ctl } from './control.js';
-import { Role as Hb, type RoleId } from './heartbeat.js';
+import { Role as Hb, WatchdogWord, type RoleId } from './heartbeat.js';
 import type { Logger } from './log.js';
 import { CollectorPolicy, Marking, type CollectorPolicyName, type MarkingName } from './options.js';
 import { Mode, type ModeName } from './modes.js';
@@ -60,6 +60,14 @@ export const ROLES: Readonly<Record<RoleName, RoleSpec>> = {
     afterTerminate: (sh) => {
       Atomics.store(sh.ctl, Ctl.FAULTS_IN_FLIGHT, 0); // its faults die with it
       Atomics.store(sh.ctl, Ctl.FAULT_INSTALL_IN, 0); // and so does an install it was about to make
+      // Faults it had read are woken, as a dying server wakes its own (fault.ts): their threads
+      // fault again, pending for whoever serves next, and seen by the watchdog meanwhile.
+      Atomics.store(sh.hb.words, WatchdogWord.HELD_FAULT, 0);
+      try {
+        if (sh.d.uffdFd >= 0) native.uffd.wake(sh.d.uffdFd, sh.d.heapAddress, sh.d.capacity);
+      } catch {
+        // the descriptor is closing: nobody is left to wake
+      }
     },
   },
   marker: { heartbeat: Hb.MARKER, background: true, afterTerminate: () => {} },

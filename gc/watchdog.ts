@@ -3,7 +3,8 @@
  * collector threads are dead or stalled, the thread blocked in the kernel waits forever and
  * cannot save itself, and serving it a zero page would corrupt the heap. A native thread per
  * heap (native/watchdog.cc), which runs no JavaScript, turns that silent hang into a fatal
- * error naming the cause: an unread fault with no fault-serving heartbeat for fatalMs. It also
+ * error naming the cause: an unread fault (or one the fault server read and holds, its page
+ * still missing) with no fault-serving heartbeat for fatalMs. It also
  * publishes its looks, which tell the heap's stall decisions a stopped process (heartbeat.ts).
  *
  * The decision's thresholds live here. They are generous: aborting is for a thread that
@@ -51,7 +52,7 @@ export class Watchdog {
     const t = watchdogThresholds(stallMs);
     const slots = marker ? [...FAULT_SERVING_ROLES, Role.MARKER] : [...FAULT_SERVING_ROLES];
     try {
-      return new Watchdog(native.watchdog.start(uffdFd, sh.hb.words, sh.hb.epoch, slots, slots.map((r) => ROLE_NAMES[r]), sh.d.heapAddress, sh.d.capacity, t.periodMs, t.staleMs, t.fatalMs, WatchdogWord.LOOK, WatchdogWord.RESUMED, t.stillMs));
+      return new Watchdog(native.watchdog.start(uffdFd, sh.hb.words, sh.hb.epoch, slots, slots.map((r) => ROLE_NAMES[r]), sh.d.heapAddress, sh.d.capacity, t.periodMs, t.staleMs, t.fatalMs, WatchdogWord.LOOK, WatchdogWord.RESUMED, t.stillMs, WatchdogWord.HELD_FAULT));
     } catch (e) {
       throw fromNative(e, 'starting the watchdog thread'); // pthread_create: EAGAIN at the thread limit
     }

@@ -7,7 +7,9 @@
 //   POLLIN, timeout 0: nothing is consumed)? Is any fault-serving role's heartbeat (an
 //   Int32 word in the heap's heartbeat table, ms since the heap's epoch modulo 2^31, -1
 //   idle, -2 dead: said by the thread as it died) younger than staleMs? If a fault stays unread with no such heartbeat for longer
-//   than fatalMs, it writes a fatal message naming the cause to stderr and aborts.
+//   than fatalMs, it writes a fatal message naming the cause to stderr and aborts. A fault the
+//   fault server has read is no longer pending: it names the page in a word of the table while
+//   it holds it (heldSlot), and that page still missing (mincore) counts as a blocked thread too.
 //
 // It also publishes its own clock for the heap's stall decisions (gc/heartbeat.ts): the stamp
 // of each look, and of the last look that came later than periodMs + stillMs (the process, or
@@ -21,6 +23,7 @@
 // (a heap never closed), and keeps no event loop alive.
 #include <errno.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -69,6 +72,7 @@ struct Watchdog {
   uint64_t heap = 0, capacity = 0;
   int64_t period_ms = 0, stale_ms = 0, fatal_ms = 0;
   int look_slot = -1, resumed_slot = -1;  // -1: not published
+  int held_slot = -1;  // 1 + the page of a fault the fault server read and holds (gc/fault.ts); -1: none kept
   int64_t still_ms = 0;
   std::mutex mu;
   std::condition_variable cv;
@@ -106,7 +110,18 @@ void WriteAll(const std::string& s) {
   }
 }
 
-[[noreturn]] void Fatal(const Watchdog& w, double blocked_ms, double now) {
+// The page of a fault the fault server read and has not served, if that page is still not
+// in (mincore): its thread still waits, though no message is pending any more. -1: none.
+int64_t HeldPage(const Watchdog& w) {
+  if (w.held_slot < 0) return -1;
+  const int32_t h = __atomic_load_n(&w.beats[w.held_slot], __ATOMIC_SEQ_CST);
+  if (h <= 0 || static_cast<uint64_t>(h - 1) * 4096 >= w.capacity) return -1;
+  unsigned char in = 0;
+  if (mincore(reinterpret_cast<void*>(w.heap + static_cast<uint64_t>(h - 1) * 4096), 4096, &in) != 0 || (in & 1)) return -1;
+  return h - 1;
+}
+
+[[noreturn]] void Fatal(const Watchdog& w, double blocked_ms, double now, int64_t held) {
   char buf[512];
   std::string m = "movegc watchdog: FATAL: ";
   snprintf(buf, sizeof buf, "heap at 0x%llx (%llu bytes, userfaultfd %d): ", static_cast<unsigned long long>(w.heap),
@@ -119,6 +134,9 @@ void WriteAll(const std::string& s) {
     uint64_t a = msg.arg.pagefault.address;
     snprintf(buf, sizeof buf, "an unread page fault at 0x%llx (heap page %lld)", static_cast<unsigned long long>(a),
              a >= w.heap && a < w.heap + w.capacity ? static_cast<long long>((a - w.heap) / 4096) : -1LL);
+    pending = buf;
+  } else if (held >= 0) {
+    snprintf(buf, sizeof buf, "a page fault the fault server read and never served (heap page %lld)", static_cast<long long>(held));
     pending = buf;
   }
   snprintf(buf, sizeof buf, "a thread is blocked on %s, and for %.0f ms no collector thread has been alive to serve it: ",
@@ -168,6 +186,8 @@ void Run(Watchdog* w) {
       continue;
     }
     bool blocked = r > 0 && (p.revents & POLLIN);
+    const int64_t held = blocked ? -1 : HeldPage(*w);
+    blocked = blocked || held >= 0;
     bool served = false;
     for (const Role& role : w->roles) {
       int32_t b = __atomic_load_n(&w->beats[role.slot], __ATOMIC_SEQ_CST);
@@ -178,7 +198,7 @@ void Run(Watchdog* w) {
       continue;
     }
     if (since < 0) since = now;
-    if (now - since > w->fatal_ms) Fatal(*w, now - since, now);
+    if (now - since > w->fatal_ms) Fatal(*w, now - since, now, held);
   }
   Publish(*w, w->look_slot, kIdle);  // no more looks: stalls are judged by age alone again
 }
@@ -206,7 +226,7 @@ void CleanupHook(void* arg) {
 }
 
 // start(fd, beats: Int32Array, epochMs, slots: number[], names: string[], heapAddress,
-//       capacity, periodMs, staleMs, fatalMs[, lookSlot, resumedSlot, stillMs]) -> id
+//       capacity, periodMs, staleMs, fatalMs[, lookSlot, resumedSlot, stillMs[, heldSlot]]) -> id
 Napi::Value Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0);
@@ -242,6 +262,12 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     bool apart = w->look_slot != w->resumed_slot;
     for (const Role& r : w->roles) apart = apart && r.slot != w->look_slot && r.slot != w->resumed_slot;
     if (!apart) ThrowArg(env, "ERR_OUT_OF_RANGE", "lookSlot and resumedSlot must be two words apart from the roles' slots");
+  }
+  if (info.Length() > 13 && !info[13].IsUndefined()) {
+    w->held_slot = static_cast<int>(ArgIntIn(info, 13, "heldSlot", 0, static_cast<int64_t>(beats.ElementLength()) - 1));
+    bool apart = w->held_slot != w->look_slot && w->held_slot != w->resumed_slot;
+    for (const Role& r : w->roles) apart = apart && r.slot != w->held_slot;
+    if (!apart) ThrowArg(env, "ERR_OUT_OF_RANGE", "heldSlot must be a word apart from the others");
   }
   w->env = env;
   w->fd = fd;

@@ -66,6 +66,24 @@ describe('both collector threads dead while the mutator is blocked in a fault', 
     }, mode === 'move' ? ['uffd', 'move'] : ['uffd'], 45_000);
   }
 
+  // A lifecycle audit: the fault server stalled after READING the walk's fault (and the
+  // compactor stalled too, marking in the pause: nobody to stand in). The fault was no longer
+  // pending on the userfaultfd, so the watchdog, which looked only for unread faults, stayed
+  // silent, and the mutator waited for as long as the stall lasted. The fault server now names
+  // the page of a fault it holds (WatchdogWord.HELD_FAULT), and that page still missing counts.
+  itKernel('[move] the fault server stalled holding a fault it read, the compactor stalled: the fatal error names the held page', () => {
+    const { r, ms, lines } = runChild('watchdog-child.mjs', { mode: 'move', marking: 'pause', faultPath: 'handler', stallMs: 300, inject: { faultHoldBuiltMs: 600_000, delayAtPage: 1, delayMs: 600_000 } }, 40_000);
+    const ctx = `status ${r.status} signal ${r.signal} after ${ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+    expect(r.error, ctx).toBeUndefined(); // not killed by the spawn timeout: no hang
+    expect(lines.length, ctx).toBe(1); // the walk never returned
+    expect(r.signal, ctx).toBe('SIGABRT');
+    expect(r.stderr, ctx).toMatch(/blocked on a page fault the fault server read and never served \(heap page \d+\)/);
+    expect(r.stderr, ctx).toContain('both collector threads are dead or stalled');
+    expect(r.stderr, ctx).toMatch(/compactor: last heartbeat \d+ ms ago; fault server: last heartbeat \d+ ms ago/);
+    expect(ms, ctx).toBeGreaterThanOrEqual(FATAL_FLOOR_MS);
+    expect(ms, ctx).toBeLessThan(30_000);
+  }, ['uffd', 'move'], 45_000);
+
   for (const mode of ['move', 'copy'] as const) {
     itKernel(`[${mode}] marking concurrently, the marker stands in: it installs what is left, the walk returns; no fatal error`, () => {
       // The same two deaths, with the default concurrent marking: once both threads have been
