@@ -4,6 +4,7 @@
  * Apart from the driver because it is one step with resources of its own; the driver keeps
  * only which cycle is active and its history. Whether the end is due: compaction-end.ts.
  */
+import { WatchdogWord } from './heartbeat.js';
 import { readRss, releaseFromSpace } from './builders.js';
 import { Ctl, Phase } from './control.js';
 import { ErrorCode, MoveGcError, fromNative } from './errors.js';
@@ -21,6 +22,11 @@ export function endCycle(c: CycleContext, a: ActiveCycle): CycleStats {
   const checksOffEarly = !mut.compacting;
   mut.setCompacting(false);
   Atomics.store(sh.ctl, Ctl.PHASE, Phase.IDLE);
+  // Every page is in: no thread waits on a fault of this cycle. A fault server stalled while it
+  // held one (not terminated: the cycle ends without it) would otherwise leave the page named
+  // for the watchdog, and that page missing again later (the next cycle, above its new end)
+  // would read as a thread blocked on it (a review: a healthy process aborted).
+  Atomics.store(sh.hb.words, WatchdogWord.HELD_FAULT, 0);
   const end = now();
   const base = sh.d.heapAddress;
   if (uffd) for (const s of a.plan!.segments) if (s.endPage > s.firstPage) uffd.unregister(base + s.firstPage * PAGE_SIZE, (s.endPage - s.firstPage) * PAGE_SIZE);

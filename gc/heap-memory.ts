@@ -21,27 +21,38 @@ import type { Capabilities } from './probe.js';
 import { Ctl, Shared } from './shared.js';
 import { Userfaultfd } from './uffd.js';
 
-function openStatm(): number {
+
+/**
+ * The heap's statm descriptor and which file it is (device and inode at its open): the program
+ * may close it, and its number then be another file of the program's, which close() must not
+ * close. (By inode, not by its /proc link: in a PID namespace whose /proc is the parent's, the
+ * link names a pid other than process.pid, a review found.)
+ */
+interface Statm {
+  fd: number;
+  dev: number;
+  ino: number;
+}
+
+function openStatm(): Statm {
   try {
-    return fs.openSync('/proc/self/statm', 'r');
+    const fd = fs.openSync('/proc/self/statm', 'r');
+    const st = fs.fstatSync(fd);
+    return { fd, dev: st.dev, ino: st.ino };
   } catch {
-    return -1; // RSS statistics read 0
+    return { fd: -1, dev: 0, ino: 0 }; // RSS statistics read 0
   }
 }
 
-/**
- * Closes the heap's statm descriptor if it still is one: the program may have closed it, and
- * its number then be another file of the program's (which close() would have closed).
- */
-function closeStatm(fd: number): void {
-  if (fd < 0) return;
-  let link: string;
+function closeStatm(s: Statm): void {
+  if (s.fd < 0) return;
+  let st: fs.Stats;
   try {
-    link = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    st = fs.fstatSync(s.fd);
   } catch {
     return; // not open any more
   }
-  if (link === `/proc/${process.pid}/statm`) fs.closeSync(fd);
+  if (st.dev === s.dev && st.ino === s.ino) fs.closeSync(s.fd);
 }
 
 export class HeapMemory {
@@ -53,6 +64,7 @@ export class HeapMemory {
     readonly sh: Shared,
     /** Gives back the address space promised to this heap's collector threads (address-space.ts): once they have started, or failed to. */
     readonly threadsStarted: () => void,
+    private readonly statm: Statm,
   ) {}
 
   static open(opts: ResolvedOptions, caps: Capabilities, mode: ModeName): HeapMemory {
@@ -77,7 +89,8 @@ export class HeapMemory {
       const uffd = mode !== Mode.STW ? Userfaultfd.open({ how: caps.uffd.how ?? 'syscall', features: mode === Mode.MOVE ? ['MOVE'] : [] }) : null;
       if (uffd) opened.push(uffd);
       // For RSS statistics (builders.ts readRss): opened now, so that a cycle needs no new descriptor.
-      const statmFd = openStatm();
+      const statm = openStatm();
+      const statmFd = statm.fd;
       if (statmFd >= 0) opened.push({ close: () => fs.closeSync(statmFd) });
       const typesSab = TypeTable.allocate();
       const sh = Shared.allocate({
@@ -98,7 +111,7 @@ export class HeapMemory {
       Atomics.store(c, Ctl.HUGE_PAGES, opts.hugePages ? 1 : 0);
       Atomics.store(c, Ctl.PMD_SPANS, spans ? 1 : 0);
       Atomics.store(c, Ctl.INJECT_START_EXIT, opts.inject.startExit ?? 0);
-      return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh, threadsStarted);
+      return new HeapMemory(heap, from, uffd, new TypeTable(typesSab), sh, threadsStarted, statm);
     } catch (e) {
       for (const r of opened.reverse()) r.close();
       throw e;
@@ -121,7 +134,7 @@ export class HeapMemory {
       }
     };
     step(this.threadsStarted);
-    step(() => closeStatm(this.sh.d.statmFd));
+    step(() => closeStatm(this.statm));
     step(() => this.uffd?.close());
     step(() => this.heap.close());
     step(() => this.from.close());
