@@ -9,7 +9,7 @@
  */
 import { Scratch, type Builders } from './builders.js';
 import { Ctl } from './control.js';
-import type { Logger } from './log.js';
+import type { HeapLogger as Logger } from './log.js';
 import { Owner, now, type Shared } from './shared.js';
 import type { SelfService } from './selfservice.js';
 import { Role, type CollectorThreads } from './threads.js';

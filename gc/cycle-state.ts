@@ -11,7 +11,7 @@ import type { MoveGcError } from './errors.js';
 import type { HeapType } from './heap-types.js';
 import type { Holes } from './holes.js';
 import type { TypeTable } from './layout.js';
-import type { Logger } from './log.js';
+import type { HeapLogger as Logger } from './log.js';
 import type { ModeName } from './modes.js';
 import type { InjectOptions, ResolvedOptions } from './options.js';
 import type { Plan } from './plan.js';

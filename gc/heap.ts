@@ -14,7 +14,7 @@ import { HeapMemory } from './heap-memory.js';
 import { PAGE_SIZE, native } from './native.js';
 import { probe, type Capabilities } from './probe.js';
 import { chooseMode, Mode, type ModeName } from './modes.js';
-import { containedLogger, silentLogger, type Logger } from './log.js';
+import { containedLogger, silentLogger, type HeapLogger as Logger } from './log.js';
 import type { CycleStats } from './stats.js';
 import { verifyHeap, type VerifyResult } from './verify.js';
 import type { Shared } from './shared.js';

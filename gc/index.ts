@@ -10,6 +10,6 @@ export { MAX_CAPACITY, Marking, FaultInstallPolicy, FaultPath, UnbuiltReadPolicy
 export { Mode, MODES, chooseMode, type ModeName, type ModeChoice, type ModeChoiceOptions } from './modes.js';
 export { median, summarize, type CycleStats, type LatencySummary } from './stats.js';
 export { type VerifyResult } from './verify.js';
-export { cliLogger, silentLogger, type Logger } from './log.js';
+export { cliLogger, silentLogger, type HeapLogger, type Logger } from './log.js';
 export { PauseOrder, type PauseOrderName } from './pause.js';
 export { formatTrace, traceFromEnv, roundMs, rounded } from './trace.js';

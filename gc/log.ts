@@ -9,6 +9,8 @@ import type PinoPretty from 'pino-pretty';
 import { ErrorCode, MoveGcError, invalidArg } from './errors.js';
 
 export type { Logger };
+/** What the heap logs through (heap.log, the collector's): the four levels it uses, no more. */
+export type HeapLogger = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
 
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
@@ -48,7 +50,7 @@ const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
  * Each method is read once, here (a getter or Proxy is asked once, and must give a function:
  * else ERR_INVALID_ARG_TYPE).
  */
-export function containedLogger(logger: object): Logger {
+export function containedLogger(logger: object): HeapLogger {
   const out: Record<string, unknown> = {};
   const queue: Array<[(...a: unknown[]) => unknown, unknown[]]> = [];
   const flush = (): void => {
@@ -75,5 +77,5 @@ export function containedLogger(logger: object): Logger {
     };
   }
   // Frozen: it is the heap's own (heap.log), and the collector calls it inside its pauses.
-  return Object.freeze(out) as unknown as Logger;
+  return Object.freeze(out) as unknown as HeapLogger;
 }

@@ -12,7 +12,7 @@
  */
 import { receiveMessageOnPort } from 'node:worker_threads';
 import { Ctl } from './control.js';
-import type { Logger } from './log.js';
+import type { HeapLogger as Logger } from './log.js';
 import type { MarkerJob, MarkerMessage, MarkerReply } from './marker.js';
 import { now, sleepSync, type Shared } from './shared.js';
 import { Role, type CollectorThreads } from './threads.js';

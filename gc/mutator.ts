@@ -15,7 +15,7 @@
 import { MoveGcError, ErrorCode, invalidArg, shown } from './errors.js';
 import { BarrierLog } from './barrier.js';
 import type { MutatorInternals, MutatorParts } from './cycle-state.js';
-import type { Logger } from './log.js';
+import type { HeapLogger as Logger } from './log.js';
 import { allMapped } from './claim.js';
 import { Ctl, PagePhase, armMarking, type Shared } from './shared.js';
 import type { SelfService } from './selfservice.js';

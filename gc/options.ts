@@ -6,7 +6,7 @@
  */
 import { HEAP_ALIGN, PMD_WORDS, WORD } from './layout.js';
 import { ErrorCode, MoveGcError, invalidArg, isMoveGcError } from './errors.js';
-import { containedLogger, type Logger } from './log.js';
+import { containedLogger, type HeapLogger, type Logger } from './log.js';
 import type { BuilderName } from './build.js';
 import { MODES, Mode, type ModeName } from './modes.js';
 import { readHidden, type Hideable } from './probe.js';
@@ -256,7 +256,7 @@ export interface ResolvedOptions {
   readonly hide: readonly Hideable[];
   readonly allowUnfixedMove: boolean;
   readonly inject: Readonly<InjectOptions>;
-  readonly logger: Logger | undefined;
+  readonly logger: HeapLogger | undefined;
 }
 
 const HEAP_KEYS = ['capacity', 'mode', 'marking', 'denseThreshold', 'largeObjectBytes', 'hugePages', 'stallMs', 'collectorPolicy', 'pauseOrder', 'faultInstall', 'moveMinRun', 'builder', 'faultPath', 'unbuiltReads', 'unbuiltWrites', 'dontFork', 'verify', 'hide', 'allowUnfixedMove', 'inject', 'logger'] as const;
@@ -355,7 +355,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
       throw new MoveGcError(ErrorCode.OUT_OF_RANGE, `largeObjectBytes must be an integer in [0, capacity] (0: never), got ${largeObjectBytes}`);
   }
   const hidden = readHidden('hide', hide);
-  let log: Logger | undefined;
+  let log: HeapLogger | undefined;
   if (logger !== undefined) {
     if (typeof logger !== 'object' || logger === null) throw invalidArg('logger must be a pino-style logger object');
     log = containedLogger(logger);

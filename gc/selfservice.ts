@@ -30,7 +30,7 @@ import { PMD_SCRATCH, SELF_SPAN_SLOTS, Scratch, type BuildHook, type Builders } 
 import { bufferOf, phaseOf, ownerOf, reclaim } from './claim.js';
 import { ErrorCode, MoveGcError } from './errors.js';
 import { PAGE_WORDS, PMD_PAGES } from './layout.js';
-import type { Logger } from './log.js';
+import type { HeapLogger as Logger } from './log.js';
 import { FaultPath, type FaultPathName, type InjectOptions } from './options.js';
 import { Clk, Ctl, Hist, Owner, PageKind, PagePhase, now, type Shared } from './shared.js';
 

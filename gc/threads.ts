@@ -19,7 +19,7 @@ import os from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Ctl } from './control.js';
 import { Role as Hb, WatchdogWord, type RoleId } from './heartbeat.js';
-import type { Logger } from './log.js';
+import type { HeapLogger as Logger } from './log.js';
 import { CollectorPolicy, Marking, type CollectorPolicyName, type MarkingName } from './options.js';
 import { Mode, type ModeName } from './modes.js';
 import { releaseForkedChild, type Shared } from './shared.js';

@@ -17,7 +17,7 @@ import { BYTE_ARRAY_TYPE, HEAP_START_WORD, Kind, PAGE_SHIFT_WORDS, TypeTable, ar
 import type { MutatorInternals } from './cycle-state.js';
 import type { Heap } from './heap.js';
 import type { HeapOptions } from './options.js';
-import type { Logger } from './log.js';
+import type { HeapLogger as Logger } from './log.js';
 import type { MutatorHeap } from './mutator.js';
 import { mark } from './mark.js';
 import { extendOverAllocations, plan } from './plan.js';
