@@ -395,6 +395,9 @@ describe('raw addon', () => {
   itKernel('checks its own arguments: typed TypeErrors, never a crash', () => {
     const fd = native.uffd.open(0);
     cleanups.push(() => native.uffd.close(fd));
+    // Its alignment check, under Mapping.anonymous's (a mutation audit: nothing reached it).
+    expectCode(() => native.mapAnonymous(PS, 1024), 'ERR_OUT_OF_RANGE', false);
+    expectCode(() => native.mapAnonymous(PS, 3 * PS), 'ERR_OUT_OF_RANGE', false);
     const raw: Array<(b: unknown) => unknown> = [
       (b) => native.mapAnonymous(b as Any, PS),
       (b) => native.mapAnonymous(PS, b as Any),

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Heap, IoUringPin, Mapping, MoveGcError, PAGE_SIZE, Userfaultfd } from '../dist/gc/index.js';
+import { native } from '../dist/gc/native.js';
 import { itKernel } from './kernel.js';
 import { thrown } from './helpers/thrown.js';
 import { fixtureResult } from './helpers/child.js';
@@ -117,6 +118,15 @@ describe('IoUringPin.readFixed', () => {
     const pin = IoUringPin.pin(m.address + PS, PS, { io: true });
     expect(thrown(() => pin.readFixed(fd, 0, 16, PS - 8)).code).toBe('ERR_OUT_OF_RANGE');
     expect(thrown(() => pin.readFixed(fd, 0, 0)).code).toBe('ERR_OUT_OF_RANGE');
+    // The binding's own range check, under the typed layer's (which refuses such a read first):
+    // a read past or before the ring's buffer (a mutation audit: nothing reached it).
+    const ring = native.uring.setup(m.address + PS, PS);
+    try {
+      expect(thrown(() => native.uring.readFixed(ring, fd, 0, 16, m.address + 2 * PS - 8, 1000)).code).toBe('ERR_OUT_OF_RANGE');
+      expect(thrown(() => native.uring.readFixed(ring, fd, 0, 16, m.address, 1000)).code).toBe('ERR_OUT_OF_RANGE');
+    } finally {
+      native.uring.close(ring);
+    }
     const bad = thrown(() => pin.readFixed(0x7ffffff0, 0, 16));
     expect(bad.code).toBe('EBADF');
     expect(bad.syscall).toBe('IORING_OP_READ_FIXED');
