@@ -229,31 +229,46 @@ function checkMapped(address: number, length: number): void {
   }
 }
 
-/** Whether [address, address + length) lies in mappings that all allow reads and writes (true where procfs cannot tell). */
-function readWrite(address: number, length: number): boolean {
+/** A mapping of this process (/proc/self/maps): [start, end) and its permissions, e.g. 'rw-p'. */
+export interface Vma {
+  start: number;
+  end: number;
+  perms: string;
+}
+
+/** The mappings that overlap [address, address + length), in address order; null without procfs. */
+export function vmasOver(address: number, length: number): Vma[] | null {
   let maps: string;
   try {
     maps = fs.readFileSync('/proc/self/maps', 'latin1');
   } catch {
-    return true; // no procfs (a mount namespace without it): the mapping check stands alone
+    return null; // no procfs (a mount namespace without it)
   }
   const end = address + length;
-  let at = address;
-  for (let i = 0; i < maps.length; ) {
-    const nl = maps.indexOf('\n', i);
-    const line = maps.slice(i, nl < 0 ? maps.length : nl);
-    i = nl < 0 ? maps.length : nl + 1;
+  const out: Vma[] = [];
+  for (const line of maps.split('\n')) {
     const dash = line.indexOf('-');
     const sp = line.indexOf(' ');
     if (dash < 0 || sp < dash) continue;
-    const lo = parseInt(line.slice(0, dash), 16);
-    const hi = parseInt(line.slice(dash + 1, sp), 16);
-    if (hi <= at) continue;
-    if (lo > at || line[sp + 1] !== 'r' || line[sp + 2] !== 'w') return false; // a hole, or a protection
-    at = hi;
-    if (at >= end) return true;
+    const start = parseInt(line.slice(0, dash), 16);
+    const stop = parseInt(line.slice(dash + 1, sp), 16);
+    if (stop <= address) continue;
+    if (start >= end) break;
+    out.push({ start, end: stop, perms: line.slice(sp + 1, sp + 5) });
   }
-  return false;
+  return out;
+}
+
+/** Whether [address, address + length) lies in mappings that all allow reads and writes (true where procfs cannot tell). */
+function readWrite(address: number, length: number): boolean {
+  const vmas = vmasOver(address, length);
+  if (vmas === null) return true; // the mapping check stands alone
+  let at = address;
+  for (const v of vmas) {
+    if (v.start > at || v.perms[0] !== 'r' || v.perms[1] !== 'w') return false; // a hole, or a protection
+    at = v.end;
+  }
+  return at >= address + length;
 }
 
 export function madvise(address: number, length: number, advice: AdviceName): void {

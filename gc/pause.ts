@@ -39,7 +39,6 @@
  *     written here: that page is not built by anyone.
  * Before all of it the heap is made read-write again (unprotectHeap).
  */
-import fs from 'node:fs';
 import { nextClear, nextSet } from './bits.js';
 import { ErrorCode, MoveGcError, fromNative, messageOf } from './errors.js';
 import { forward } from './forward.js';
@@ -48,7 +47,7 @@ import { FILLER_TYPE, HEAP_START_WORD, PAGE_WORDS, refCount } from './layout.js'
 import { liveWords, markedHeaderWords } from './mark.js';
 import { HEADROOM_UNKNOWN, checkPauseMappings } from './map-count.js';
 import { checkPauseLimits } from './address-space.js';
-import { remapDontUnmap } from './memory.js';
+import { remapDontUnmap, vmasOver } from './memory.js';
 import { PAGE_SIZE, native } from './native.js';
 import { Ctl, now, type Shared } from './shared.js';
 import { liveObjectAt, type Plan } from './plan.js';
@@ -150,22 +149,13 @@ export function remapRange(from: number, length: number, to: number, moved: Arra
   } catch (e) {
     if ((e as MoveGcError).code !== 'EFAULT') throw e;
   }
-  const end = from + length;
-  let maps: string;
-  try {
-    maps = fs.readFileSync('/proc/self/maps', 'utf8');
-  } catch {
-    return remapHalves(from, length, to, moved); // no procfs (an audit: every later pause refused, ENOENT)
-  }
-  for (const line of maps.split('\n')) {
-    const dash = line.indexOf('-');
-    if (dash < 0) continue;
-    const a = Math.max(parseInt(line.slice(0, dash), 16), from);
-    const b = Math.min(parseInt(line.slice(dash + 1, line.indexOf(' ')), 16), end);
-    if (a < b) {
-      remapDontUnmap(a, b - a, to + (a - from));
-      moved.push([a, b - a, to + (a - from)]);
-    }
+  const vmas = vmasOver(from, length);
+  if (vmas === null) return remapHalves(from, length, to, moved); // no procfs (an audit: every later pause refused, ENOENT)
+  for (const v of vmas) {
+    const a = Math.max(v.start, from);
+    const b = Math.min(v.end, from + length);
+    remapDontUnmap(a, b - a, to + (a - from));
+    moved.push([a, b - a, to + (a - from)]);
   }
 }
 
