@@ -21,7 +21,6 @@ import type { Capabilities } from './probe.js';
 import { Ctl, Shared } from './shared.js';
 import { Userfaultfd } from './uffd.js';
 
-
 /**
  * The heap's statm descriptor and which file it is (device and inode at its open): the program
  * may close it, and its number then be another file of the program's, which close() must not

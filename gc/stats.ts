@@ -309,10 +309,10 @@ export function summarize(hist: Int32Array, offset: number): LatencySummary {
   return { count, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99), max: buckets.length ? buckets[buckets.length - 1][0] : 0, buckets };
 }
 
-/** Median of a list (benchmarks quote medians: these machines are noisy). */
 /** The most numbers median() takes (2^24: 128 MiB of doubles). */
 export const MAX_MEDIAN_ITEMS = 1 << 24;
 
+/** Median of a list (benchmarks quote medians: these machines are noisy). */
 export function median(xs: number[]): number {
   const s = asArgument('median(xs): an array of numbers', () => {
     if (!Array.isArray(xs)) throw new TypeError(`got ${shown(xs)}`);

@@ -259,15 +259,17 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
     w->look_slot = static_cast<int>(ArgIntIn(info, 10, "lookSlot", 0, n));
     w->resumed_slot = static_cast<int>(ArgIntIn(info, 11, "resumedSlot", 0, n));
     w->still_ms = ArgIntIn(info, 12, "stillMs", 1, INT32_MAX);
-    bool apart = w->look_slot != w->resumed_slot;
-    for (const Role& r : w->roles) apart = apart && r.slot != w->look_slot && r.slot != w->resumed_slot;
-    if (!apart) ThrowArg(env, "ERR_OUT_OF_RANGE", "lookSlot and resumedSlot must be two words apart from the roles' slots");
   }
-  if (info.Length() > 13 && !info[13].IsUndefined()) {
+  if (info.Length() > 13 && !info[13].IsUndefined())
     w->held_slot = static_cast<int>(ArgIntIn(info, 13, "heldSlot", 0, static_cast<int64_t>(beats.ElementLength()) - 1));
-    bool apart = w->held_slot != w->look_slot && w->held_slot != w->resumed_slot;
-    for (const Role& r : w->roles) apart = apart && r.slot != w->held_slot;
-    if (!apart) ThrowArg(env, "ERR_OUT_OF_RANGE", "heldSlot must be a word apart from the others");
+  // The watchdog's own words (those given) apart from each other and from the roles' slots.
+  const int own[] = {w->look_slot, w->resumed_slot, w->held_slot};
+  for (size_t i = 0; i < 3; i++) {
+    if (own[i] < 0) continue;
+    bool apart = true;
+    for (size_t j = 0; j < i; j++) apart = apart && own[j] != own[i];
+    for (const Role& r : w->roles) apart = apart && r.slot != own[i];
+    if (!apart) ThrowArg(env, "ERR_OUT_OF_RANGE", "lookSlot, resumedSlot and heldSlot must be words apart from each other and from the roles' slots");
   }
   w->env = env;
   w->fd = fd;

@@ -194,12 +194,12 @@ describe('argument conversion: integers that do not fit the C type', () => {
     }
   }, ['uffd']);
 
-  itKernel("watchdog.start: the look and resumed words must lie in the table, apart from each other and from the roles' slots", () => {
+  itKernel("watchdog.start: the look, resumed and held words must lie in the table, apart from each other and from the roles' slots", () => {
     const fd = native.uffd.open(0);
     const beats = new Int32Array(new SharedArrayBuffer(16)); // 4 words
-    const start = (look: number, resumed: number, still = 5): string | undefined => {
+    const start = (look: number, resumed: number, still = 5, held?: number): string | undefined => {
       try {
-        native.watchdog.stop(native.watchdog.start(fd, beats, 0, [0], ['x'], 0, 0, 10, 10, 100_000, look, resumed, still));
+        native.watchdog.stop(native.watchdog.start(fd, beats, 0, [0], ['x'], 0, 0, 10, 10, 100_000, look, resumed, still, held));
       } catch (e) {
         return (e as { code?: string }).code;
       }
@@ -208,6 +208,9 @@ describe('argument conversion: integers that do not fit the C type', () => {
     try {
       expect([start(2, 3), start(4, 3), start(2, -1), start(0, 3), start(2, 0), start(2, 2), start(2, 3, 0), start(2.5, 3)])
         .toEqual([undefined, ...Array(7).fill('ERR_OUT_OF_RANGE')]);
+      // The held-fault word (gc/fault.ts): in the table, and apart from every other word.
+      expect([start(2, 3, 5, 1), start(2, 3, 5, 2), start(2, 3, 5, 3), start(2, 3, 5, 0), start(2, 3, 5, 4), start(2, 3, 5, -1)])
+        .toEqual([undefined, ...Array(5).fill('ERR_OUT_OF_RANGE')]);
     } finally {
       native.uffd.close(fd);
     }
